@@ -1,0 +1,229 @@
+//! Every vector-Jacobian rule against central finite differences, computed in
+//! f64 on the reference interpreter. One proptest per primitive: the graph is
+//! `loss = sum(op(params) * w)` with random shapes, values and weights `w`.
+
+use std::collections::HashMap;
+
+use graphc_autodiff::grad;
+use graphc_interp::{evaluate, Value};
+use graphc_ir::{BinaryOp, CompareOp, Graph, IrError, NodeId, ReduceOp, TensorType, UnaryOp};
+use proptest::prelude::*;
+
+type Build = dyn Fn(&mut Graph, &[NodeId]) -> Result<NodeId, IrError>;
+
+/// Checks d loss / d param for every element of every parameter.
+fn check_gradients(params: &[(Vec<usize>, Vec<f64>)], weights_seed: u64, build: &Build) -> Result<(), TestCaseError> {
+    let mut g = Graph::new();
+    let ids: Vec<NodeId> = params
+        .iter()
+        .enumerate()
+        .map(|(i, (shape, _))| g.param(&format!("p{i}"), shape))
+        .collect();
+    let y = build(&mut g, &ids).expect("well-typed test graph");
+    let y_shape = g.shape(y).to_vec();
+    let n: usize = y_shape.iter().product();
+    // Deterministic pseudo-random weights in [-1, 1], so every output element matters differently.
+    let weights: Vec<f32> = (0..n)
+        .map(|i| {
+            let h = (weights_seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            ((h >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    let w = g.constant(weights, &y_shape).expect("weights fit");
+    let weighted = g.binary(BinaryOp::Mul, y, w).expect("same shape");
+    let loss = g.sum_all(weighted).expect("sum");
+    let grads = grad(&mut g, loss, &ids).expect("differentiable");
+    g.add_output("loss", loss);
+    for &d in &grads {
+        g.add_output("grad", d);
+    }
+    g.verify().expect("autodiff leaves a verifiable graph");
+    let order = g.topo_order().expect("acyclic");
+
+    let mut values: HashMap<String, Vec<f64>> = params
+        .iter()
+        .enumerate()
+        .map(|(i, (_, v))| (format!("p{i}"), v.clone()))
+        .collect();
+    let run = |values: &HashMap<String, Vec<f64>>| -> Vec<Vec<f64>> {
+        let all = evaluate::<f64>(&g, &order, &[], values).expect("runs");
+        g.outputs().iter().map(|o| all[o.node.index()].as_f().clone()).collect()
+    };
+    let analytic = run(&values);
+    let eps = 1e-6;
+    for (i, (_, v)) in params.iter().enumerate() {
+        for j in 0..v.len() {
+            let name = format!("p{i}");
+            values.get_mut(&name).unwrap()[j] = v[j] + eps;
+            let plus = run(&values)[0][0];
+            values.get_mut(&name).unwrap()[j] = v[j] - eps;
+            let minus = run(&values)[0][0];
+            values.get_mut(&name).unwrap()[j] = v[j];
+            let numeric = (plus - minus) / (2.0 * eps);
+            let symbolic = analytic[1 + i][j];
+            prop_assert!(
+                (numeric - symbolic).abs() <= 1e-6 * (1.0 + numeric.abs()),
+                "param {i} element {j}: finite difference {numeric}, autodiff {symbolic}"
+            );
+        }
+    }
+    Ok(())
+}
+
+fn shape(rank: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Vec<usize>> {
+    prop::collection::vec(1usize..4, rank)
+}
+
+fn values_in(shape: Vec<usize>, lo: f64, hi: f64) -> impl Strategy<Value = (Vec<usize>, Vec<f64>)> {
+    let n: usize = shape.iter().product();
+    prop::collection::vec(lo..hi, n).prop_map(move |v| (shape.clone(), v))
+}
+
+fn tensor(lo: f64, hi: f64) -> impl Strategy<Value = (Vec<usize>, Vec<f64>)> {
+    shape(0..=3).prop_flat_map(move |s| values_in(s, lo, hi))
+}
+
+fn pair(lo: f64, hi: f64) -> impl Strategy<Value = ((Vec<usize>, Vec<f64>), (Vec<usize>, Vec<f64>))> {
+    shape(0..=3).prop_flat_map(move |s| (values_in(s.clone(), lo, hi), values_in(s, lo, hi)))
+}
+
+fn far_apart(a: &[f64], b: &[f64]) -> bool {
+    a.iter().zip(b).all(|(p, q)| (p - q).abs() > 1e-3)
+}
+
+fn unary_case(u: UnaryOp, lo: f64, hi: f64) -> impl Strategy<Value = ((Vec<usize>, Vec<f64>), u64, UnaryOp)> {
+    (tensor(lo, hi), any::<u64>(), Just(u))
+}
+
+const CASES: u32 = 48;
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(CASES))]
+
+    #[test]
+    fn unary_rules_match_finite_differences(
+        (x, seed, u) in prop_oneof![
+            unary_case(UnaryOp::Neg, -3.0, 3.0),
+            unary_case(UnaryOp::Exp, -3.0, 3.0),
+            unary_case(UnaryOp::Log, 0.1, 5.0),
+            unary_case(UnaryOp::Log1p, -0.9, 5.0),
+            unary_case(UnaryOp::Sqrt, 0.1, 5.0),
+            unary_case(UnaryOp::Abs, -3.0, 3.0),
+            unary_case(UnaryOp::Tanh, -3.0, 3.0),
+            unary_case(UnaryOp::Sigmoid, -6.0, 6.0),
+        ]
+    ) {
+        prop_assume!(u != UnaryOp::Abs || x.1.iter().all(|v| v.abs() > 1e-3));
+        check_gradients(&[x], seed, &move |g, p| g.unary(u, p[0]))?;
+    }
+
+    #[test]
+    fn add_sub_mul_rules_match_finite_differences((a, b) in pair(-3.0, 3.0), seed: u64, which in 0usize..3) {
+        let op = [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul][which];
+        check_gradients(&[a, b], seed, &move |g, p| g.binary(op, p[0], p[1]))?;
+    }
+
+    #[test]
+    fn div_rule_matches_finite_differences((a, b) in pair(0.5, 3.0), seed: u64, negate: bool) {
+        check_gradients(&[a, b], seed, &move |g, p| {
+            let d = if negate { g.unary(UnaryOp::Neg, p[1])? } else { p[1] };
+            g.binary(BinaryOp::Div, p[0], d)
+        })?;
+    }
+
+    #[test]
+    fn max_min_rules_match_finite_differences((a, b) in pair(-3.0, 3.0), seed: u64, max: bool) {
+        prop_assume!(far_apart(&a.1, &b.1));
+        let op = if max { BinaryOp::Max } else { BinaryOp::Min };
+        check_gradients(&[a, b], seed, &move |g, p| g.binary(op, p[0], p[1]))?;
+    }
+
+    #[test]
+    fn compare_and_select_rules_match_finite_differences((a, b) in pair(-3.0, 3.0), seed: u64, which in 0usize..6) {
+        prop_assume!(far_apart(&a.1, &b.1));
+        let c = [CompareOp::Lt, CompareOp::Le, CompareOp::Gt, CompareOp::Ge, CompareOp::Eq, CompareOp::Ne][which];
+        check_gradients(&[a, b], seed, &move |g, p| {
+            let mask = g.compare(c, p[0], p[1])?;
+            let ab = g.binary(BinaryOp::Mul, p[0], p[1])?;
+            g.select(mask, ab, p[1])
+        })?;
+    }
+
+    #[test]
+    fn reduce_sum_rule_matches_finite_differences(x in tensor(-3.0, 3.0), seed: u64, axes_bits in 0u32..8) {
+        let axes: Vec<usize> = (0..x.0.len()).filter(|a| axes_bits & (1 << a) != 0).collect();
+        check_gradients(&[x], seed, &move |g, p| g.reduce(ReduceOp::Sum, p[0], &axes))?;
+    }
+
+    #[test]
+    fn reduce_max_rule_matches_finite_differences(x in tensor(-3.0, 3.0), seed: u64, axes_bits in 0u32..8) {
+        let mut sorted = x.1.clone();
+        sorted.sort_by(f64::total_cmp);
+        prop_assume!(sorted.windows(2).all(|w| w[1] - w[0] > 1e-3));
+        let axes: Vec<usize> = (0..x.0.len()).filter(|a| axes_bits & (1 << a) != 0).collect();
+        check_gradients(&[x], seed, &move |g, p| g.reduce(ReduceOp::Max, p[0], &axes))?;
+    }
+
+    #[test]
+    fn broadcast_rule_matches_finite_differences(
+        (x, target) in shape(1..=3).prop_flat_map(|to| {
+            let from: Vec<_> = to.iter().map(|&d| Just(d).boxed().prop_union(Just(1).boxed())).collect();
+            (from.prop_flat_map(|s| values_in(s, -3.0, 3.0)), Just(to))
+        }),
+        seed: u64,
+    ) {
+        let to: Vec<usize> = x.0.iter().zip(&target).map(|(&f, &t)| if f == 1 { t } else { f }).collect();
+        check_gradients(&[x], seed, &move |g, p| g.broadcast(p[0], &to))?;
+    }
+
+    #[test]
+    fn reshape_rule_matches_finite_differences(x in tensor(-3.0, 3.0), seed: u64) {
+        let flat = vec![x.1.len()];
+        check_gradients(&[x], seed, &move |g, p| g.reshape(p[0], &flat))?;
+    }
+
+    #[test]
+    fn transpose_rule_matches_finite_differences(
+        (x, perm) in shape(1..=3).prop_flat_map(|s| {
+            let rank = s.len();
+            (values_in(s, -3.0, 3.0), Just((0..rank).collect::<Vec<_>>()).prop_shuffle())
+        }),
+        seed: u64,
+    ) {
+        check_gradients(&[x], seed, &move |g, p| g.transpose(p[0], &perm))?;
+    }
+
+    #[test]
+    fn matmul_rule_matches_finite_differences(
+        (m, k, n) in (1usize..4, 1usize..4, 1usize..4),
+        ta: bool,
+        tb: bool,
+        values in prop::collection::vec(-2.0f64..2.0, 18),
+        seed: u64,
+    ) {
+        let a_shape = if ta { vec![k, m] } else { vec![m, k] };
+        let b_shape = if tb { vec![n, k] } else { vec![k, n] };
+        let a = (a_shape, values[..m * k].to_vec());
+        let b = (b_shape, values[9..9 + k * n].to_vec());
+        check_gradients(&[a, b], seed, &move |g, p| g.matmul(p[0], p[1], ta, tb))?;
+    }
+}
+
+/// `loss = sum(one_hot(y) * x)`: the gradient wrt `x` is the one-hot matrix
+/// itself, out-of-range indices give zero rows, and the i64 indices get none.
+#[test]
+fn one_hot_gradient_is_the_one_hot_matrix() {
+    let mut g = Graph::new();
+    let y = g.input("y", TensorType::i64(&[3]));
+    let x = g.param("x", &[3, 4]);
+    let hot = g.one_hot(y, 4).unwrap();
+    let picked = g.binary(BinaryOp::Mul, hot, x).unwrap();
+    let loss = g.sum_all(picked).unwrap();
+    let grads = grad(&mut g, loss, &[x]).unwrap();
+    g.add_output("dx", grads[0]);
+    let order = g.topo_order().unwrap();
+    let params = HashMap::from([("x".to_string(), vec![0.5f64; 12])]);
+    let values = evaluate::<f64>(&g, &order, &[Value::I(vec![2, -100, 0])], &params).unwrap();
+    let expected = [0., 0., 1., 0., 0., 0., 0., 0., 1., 0., 0., 0.];
+    assert_eq!(values[grads[0].index()].as_f().as_slice(), &expected);
+}

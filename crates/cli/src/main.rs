@@ -1,0 +1,134 @@
+//! The `graphc` command: `train`, `check`, `graph`. Each subcommand is a thin
+//! shell over the `graphc` library; errors print one line and exit non-zero.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context, Result};
+use clap::{Parser, Subcommand};
+use graphc::stages::{ir, nn, opt};
+use graphc::{BackendKind, RunOptions};
+
+#[derive(Parser)]
+#[command(name = "graphc", version, about = "A declarative training compiler: YAML spec in, trained model out.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train the model a spec describes; writes metrics.jsonl and model.safetensors.
+    Train {
+        /// The spec file.
+        spec: PathBuf,
+        /// Output directory (default: runs/<spec file stem>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Executor: interp.
+        #[arg(long, default_value = "interp")]
+        backend: String,
+        /// No progress output.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Check a spec and print a model summary: layers, output shapes, parameter counts.
+    Check {
+        /// The spec file.
+        spec: PathBuf,
+    },
+    /// Print the optimized training-step graph as text (or Graphviz DOT).
+    Graph {
+        /// The spec file.
+        spec: PathBuf,
+        /// Print Graphviz DOT instead of text.
+        #[arg(long)]
+        dot: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train {
+            spec,
+            out,
+            backend,
+            quiet,
+        } => {
+            let kind = BackendKind::from_name(&backend).ok_or_else(|| {
+                anyhow!("unknown backend {backend:?}; valid: {}", BackendKind::NAMES.join(", "))
+            })?;
+            let out_dir = out.unwrap_or_else(|| default_out_dir(&spec));
+            let summary = graphc::train(
+                &spec,
+                RunOptions {
+                    out_dir: out_dir.clone(),
+                    backend: kind.backend(),
+                    quiet,
+                },
+            )?;
+            println!("{summary}; wrote {}", out_dir.display());
+            Ok(())
+        }
+        Command::Check { spec } => check(&spec),
+        Command::Graph { spec, dot } => {
+            let spec = graphc::parse_spec(&spec)?;
+            let layout = nn::natural_layout(&spec)?;
+            let mut step = nn::build_step(&spec, spec.data.batch_size, layout)?;
+            opt::optimize(&mut step.graph).context("optimizing the step graph")?;
+            print!("{}", if dot { step.graph.to_dot() } else { step.graph.to_text() });
+            Ok(())
+        }
+    }
+}
+
+/// `runs/<spec file stem>`.
+fn default_out_dir(spec: &Path) -> PathBuf {
+    let stem = spec.file_stem().map(|s| s.to_string_lossy().into_owned());
+    PathBuf::from("runs").join(stem.unwrap_or_else(|| "run".into()))
+}
+
+fn check(path: &Path) -> Result<()> {
+    let spec = graphc::parse_spec(path)?;
+    let mut graph = ir::Graph::new();
+    let mut shape = vec![spec.data.batch_size];
+    shape.extend_from_slice(&spec.model.input);
+    let x = graph.input("x", ir::TensorType::f32(&shape));
+    let model = nn::build_model(&mut graph, &spec.model, x)?;
+    let layout = nn::natural_layout(&spec)?;
+    nn::build_step(&spec, spec.data.batch_size, layout)?;
+    println!("{:<12} {:<12} {:<16} {:>10}", "layer", "type", "output shape", "params");
+    println!("{:<12} {:<12} {:<16} {:>10}", "input", "", format!("{:?}", spec.model.input), "");
+    let mut total = 0usize;
+    for (index, (layer, &out)) in spec.model.layers.iter().zip(&model.layer_outputs).enumerate() {
+        let prefix = layer.name.clone().unwrap_or_else(|| index.to_string());
+        let count: usize = model
+            .params
+            .iter()
+            .filter(|p| p.name.rsplit_once('.').map(|(l, _)| l) == Some(prefix.as_str()))
+            .map(|p| p.shape.iter().product::<usize>())
+            .sum();
+        total += count;
+        let out_shape = &graph.shape(out)[1..];
+        println!(
+            "{:<12} {:<12} {:<16} {:>10}",
+            prefix,
+            nn::layer_type(layer),
+            format!("{out_shape:?}"),
+            count
+        );
+    }
+    println!("total parameters: {total}");
+    println!("spec OK: {}", path.display());
+    Ok(())
+}

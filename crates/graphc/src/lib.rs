@@ -1,0 +1,72 @@
+//! graphc as a library: compile a training spec (YAML text, a file, or a typed
+//! `Spec`) for a backend and step it batch by batch, reading the loss and the
+//! parameters by name.
+//!
+//! ```no_run
+//! let spec = graphc::parse_spec(std::path::Path::new("specs/iris.yaml"))?;
+//! let mut trainer = graphc::compile(&spec, graphc::BackendKind::Interp)?;
+//! let loss = trainer.step(&[5.1, 3.5, 1.4, 0.2], &graphc::BatchTargets::Classes(vec![0]))?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::path::Path;
+
+pub use graphc_interp::Interp;
+pub use graphc_ir::{Backend, Executable, Graph};
+pub use graphc_nn::TargetLayout;
+pub use graphc_spec::{parse_str, Spec, SpecError};
+pub use graphc_train::{
+    train, BatchTargets, Dataset, Evaluation, NamedTensor, RunOptions, Summary, TrainError,
+    Trainer,
+};
+
+/// The crates behind the facade, for programs that need one stage alone.
+pub mod stages {
+    pub use graphc_autodiff as autodiff;
+    pub use graphc_interp as interp;
+    pub use graphc_ir as ir;
+    pub use graphc_nn as nn;
+    pub use graphc_opt as opt;
+    pub use graphc_spec as spec;
+    pub use graphc_train as train;
+}
+
+/// The executors a step can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackendKind {
+    /// The reference interpreter.
+    Interp,
+}
+
+impl BackendKind {
+    /// The backend by its command-line name (`interp`).
+    pub fn from_name(name: &str) -> Option<BackendKind> {
+        match name {
+            "interp" => Some(BackendKind::Interp),
+            _ => None,
+        }
+    }
+
+    /// Names accepted by [`BackendKind::from_name`].
+    pub const NAMES: &'static [&'static str] = &["interp"];
+
+    /// A fresh backend of this kind.
+    pub fn backend(self) -> Box<dyn Backend> {
+        match self {
+            BackendKind::Interp => Box::new(Interp),
+        }
+    }
+}
+
+/// Reads and validates a spec file.
+pub fn parse_spec(path: &Path) -> Result<Spec, SpecError> {
+    graphc_spec::parse_file(path)
+}
+
+/// Compiles `spec` for `backend` with PyTorch's default init from `spec.seed`;
+/// targets are class indices for cross entropy, else floats shaped like the
+/// model output.
+pub fn compile(spec: &Spec, backend: BackendKind) -> Result<Trainer, TrainError> {
+    let layout = graphc_nn::natural_layout(spec)?;
+    Trainer::new(spec.clone(), backend.backend(), layout)
+}

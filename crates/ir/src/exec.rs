@@ -1,0 +1,33 @@
+//! The interface between a compiled step and whoever runs it: the interpreter
+//! and the JIT implement it alike, so tests run both on one graph and compare.
+
+use crate::{Graph, IrError};
+
+/// One argument of a run, in `Graph::arguments()` order; a `Hyper` is a one-element `F32`.
+#[derive(Debug, Clone, Copy)]
+pub enum Arg<'a> {
+    /// f32 data, row-major.
+    F32(&'a [f32]),
+    /// i64 data (class indices), row-major.
+    I64(&'a [i64]),
+}
+
+/// Something that turns a verified graph into an [`Executable`].
+pub trait Backend {
+    /// Short name for messages and benchmarks (`interp`, `jit`).
+    fn name(&self) -> &'static str;
+    /// Prepares `graph` for repeated execution. Persistent buffers start at zero.
+    fn compile(&self, graph: &Graph) -> Result<Box<dyn Executable>, IrError>;
+}
+
+/// A compiled graph with its own persistent buffers (parameters and state).
+pub trait Executable: Send {
+    /// Runs the graph once: computes outputs, then applies every assign.
+    fn run(&mut self, args: &[Arg<'_>]) -> Result<(), IrError>;
+    /// The value of output `index` from the last run (row-major f32).
+    fn output(&self, index: usize) -> &[f32];
+    /// The current value of the persistent buffer named `name`.
+    fn read(&self, name: &str) -> Option<&[f32]>;
+    /// Overwrites the persistent buffer named `name`.
+    fn write(&mut self, name: &str, data: &[f32]) -> Result<(), IrError>;
+}

@@ -1,0 +1,21 @@
+//! graphc's intermediate representation: a typed DAG of primitive ops on
+//! `petgraph`, with shape inference, verification, printing, and the
+//! `Backend`/`Executable` interface every executor implements.
+//!
+//! Architecture invariant: this crate knows nothing of YAML, layers, losses or
+//! any concrete backend.
+
+mod error;
+mod exec;
+mod graph;
+mod infer;
+mod op;
+mod print;
+mod types;
+mod verify;
+
+pub use error::IrError;
+pub use exec::{Arg, Backend, Executable};
+pub use graph::{Assign, Graph, Node, NodeId, Output};
+pub use op::{BinaryOp, CompareOp, Op, ReduceOp, UnaryOp};
+pub use types::{DType, TensorType};

@@ -1,0 +1,207 @@
+//! The closed set of primitive ops. Every concern (type inference, autodiff,
+//! interpretation, lowering) is one exhaustive `match` on [`Op`] in its own
+//! module, so adding an op is a compile error until each handles it.
+
+use std::fmt;
+
+/// Elementwise functions of one f32 operand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnaryOp {
+    /// `-x`
+    Neg,
+    /// `e^x`
+    Exp,
+    /// natural logarithm
+    Log,
+    /// `ln(1 + x)`, accurate for small `x`
+    Log1p,
+    /// `sqrt(x)`
+    Sqrt,
+    /// `|x|`
+    Abs,
+    /// `tanh(x)`
+    Tanh,
+    /// `1 / (1 + e^-x)`
+    Sigmoid,
+}
+
+/// Elementwise functions of two f32 operands of equal shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BinaryOp {
+    /// `a + b`
+    Add,
+    /// `a - b`
+    Sub,
+    /// `a * b`
+    Mul,
+    /// `a / b`
+    Div,
+    /// `max(a, b)`
+    Max,
+    /// `min(a, b)`
+    Min,
+}
+
+/// Elementwise comparisons; the result is an f32 mask of 1.0 (true) and 0.0 (false).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CompareOp {
+    /// `a < b`
+    Lt,
+    /// `a <= b`
+    Le,
+    /// `a > b`
+    Gt,
+    /// `a >= b`
+    Ge,
+    /// `a == b`
+    Eq,
+    /// `a != b`
+    Ne,
+}
+
+/// Reductions over axes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReduceOp {
+    /// Sum of the elements.
+    Sum,
+    /// Largest element.
+    Max,
+}
+
+/// One primitive operation. Leaves (`Input`, `Param`, `State`, `Hyper`,
+/// `Fill`, `Constant`) take their type from the node; all other ops infer it
+/// from their operands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Op {
+    /// Per-step data (features, targets), bound by position at each run.
+    Input(String),
+    /// A trainable parameter, persistent across steps.
+    Param(String),
+    /// An optimizer buffer, persistent across steps.
+    State(String),
+    /// A runtime f32 scalar (learning rate, step count), bound at each run.
+    Hyper(String),
+    /// Every element equal to one value.
+    Fill(f32),
+    /// A literal tensor, row-major.
+    Constant(Vec<f32>),
+    /// Elementwise function of one operand.
+    Unary(UnaryOp),
+    /// Elementwise function of two equally shaped operands.
+    Binary(BinaryOp),
+    /// Elementwise comparison of two equally shaped operands, as a 0/1 mask.
+    Compare(CompareOp),
+    /// `select(mask, a, b)`: `a` where `mask != 0`, else `b`; all three equally shaped.
+    Select,
+    /// Reduction over `axes`, which are kept with size 1.
+    Reduce {
+        /// Sum or max.
+        op: ReduceOp,
+        /// Sorted, distinct axes to reduce.
+        axes: Vec<usize>,
+    },
+    /// Repeats size-1 axes up to `shape` (same rank as the operand).
+    Broadcast(Vec<usize>),
+    /// Same elements, row-major, another shape of equal size.
+    Reshape(Vec<usize>),
+    /// Permutes axes: output axis `i` is operand axis `perm[i]`.
+    Transpose(Vec<usize>),
+    /// 2-D matrix product `op(a) · op(b)`, where `op` transposes when asked.
+    MatMul {
+        /// Use `aᵀ` instead of `a`.
+        transpose_lhs: bool,
+        /// Use `bᵀ` instead of `b`.
+        transpose_rhs: bool,
+    },
+    /// i64 class indices `[..]` to an f32 one-hot `[.., classes]`; an index
+    /// outside `[0, classes)` gives a row of zeros.
+    OneHot(usize),
+}
+
+impl Op {
+    /// Number of operands the op takes.
+    pub fn arity(&self) -> usize {
+        match self {
+            Op::Input(_)
+            | Op::Param(_)
+            | Op::State(_)
+            | Op::Hyper(_)
+            | Op::Fill(_)
+            | Op::Constant(_) => 0,
+            Op::Unary(_)
+            | Op::Reduce { .. }
+            | Op::Broadcast(_)
+            | Op::Reshape(_)
+            | Op::Transpose(_)
+            | Op::OneHot(_) => 1,
+            Op::Binary(_) | Op::Compare(_) | Op::MatMul { .. } => 2,
+            Op::Select => 3,
+        }
+    }
+
+    /// True for ops without operands.
+    pub fn is_leaf(&self) -> bool {
+        self.arity() == 0
+    }
+
+    /// True for leaves whose value lives across steps (parameters and optimizer state).
+    pub fn is_persistent(&self) -> bool {
+        matches!(self, Op::Param(_) | Op::State(_))
+    }
+
+    /// The name of a named leaf.
+    pub fn leaf_name(&self) -> Option<&str> {
+        match self {
+            Op::Input(n) | Op::Param(n) | Op::State(n) | Op::Hyper(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// A short lowercase name for printing and messages.
+    pub fn mnemonic(&self) -> String {
+        match self {
+            Op::Input(_) => "input".into(),
+            Op::Param(_) => "param".into(),
+            Op::State(_) => "state".into(),
+            Op::Hyper(_) => "hyper".into(),
+            Op::Fill(_) => "fill".into(),
+            Op::Constant(_) => "constant".into(),
+            Op::Unary(u) => format!("{u:?}").to_lowercase(),
+            Op::Binary(b) => format!("{b:?}").to_lowercase(),
+            Op::Compare(c) => format!("{c:?}").to_lowercase(),
+            Op::Select => "select".into(),
+            Op::Reduce { op, .. } => format!("reduce_{op:?}").to_lowercase(),
+            Op::Broadcast(_) => "broadcast".into(),
+            Op::Reshape(_) => "reshape".into(),
+            Op::Transpose(_) => "transpose".into(),
+            Op::MatMul { .. } => "matmul".into(),
+            Op::OneHot(_) => "one_hot".into(),
+        }
+    }
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.mnemonic())?;
+        match self {
+            Op::Input(n) | Op::Param(n) | Op::State(n) | Op::Hyper(n) => write!(f, " {n:?}"),
+            Op::Fill(v) => write!(f, " {v}"),
+            Op::Constant(d) if d.len() <= 8 => write!(f, " {d:?}"),
+            Op::Constant(d) => write!(f, " [{} values]", d.len()),
+            Op::Reduce { axes, .. } => write!(f, " axes={axes:?}"),
+            Op::Broadcast(s) | Op::Reshape(s) => write!(f, " {s:?}"),
+            Op::Transpose(p) => write!(f, " perm={p:?}"),
+            Op::MatMul {
+                transpose_lhs,
+                transpose_rhs,
+            } => write!(
+                f,
+                "{}{}",
+                if *transpose_lhs { " lhsT" } else { "" },
+                if *transpose_rhs { " rhsT" } else { "" }
+            ),
+            Op::OneHot(c) => write!(f, " classes={c}"),
+            Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select => Ok(()),
+        }
+    }
+}

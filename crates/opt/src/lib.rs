@@ -1,0 +1,32 @@
+//! Passes over the IR that make a step cheaper without changing what it
+//! computes: common-subexpression elimination, algebraic identities, and dead
+//! code elimination. Debug builds verify the graph after every pass.
+//!
+//! Architecture invariant: passes rewrite IR only; they emit no code.
+
+mod cse;
+mod dce;
+mod simplify;
+
+use graphc_ir::{Graph, IrError};
+
+pub use cse::eliminate_common_subexpressions;
+pub use dce::eliminate_dead_code;
+pub use simplify::simplify;
+
+/// Runs the standard pipeline; the result computes the same outputs and assigns.
+pub fn optimize(graph: &mut Graph) -> Result<(), IrError> {
+    let passes: [fn(&mut Graph) -> Result<(), IrError>; 4] = [
+        eliminate_common_subexpressions,
+        simplify,
+        eliminate_common_subexpressions,
+        eliminate_dead_code,
+    ];
+    for pass in passes {
+        pass(graph)?;
+        if cfg!(debug_assertions) {
+            graph.verify()?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! graphc-spec: parses and validates a YAML training spec into the typed [`Spec`].
+//!
+//! Every error is a [`SpecError`] naming the file, line and column, the key path, what is
+//! wrong and what is valid there. Keys, types and defaults follow PyTorch (see SPEC.md).
+
+mod ctx;
+mod error;
+mod keys;
+mod layer;
+mod locate;
+mod loss;
+mod node;
+mod optim;
+mod suggest;
+mod top;
+mod types;
+
+use std::path::Path;
+
+use serde::de::DeserializeSeed;
+
+pub use error::SpecError;
+pub use types::*;
+
+/// Parses and validates spec text; `origin` names the file in error messages only.
+pub fn parse_str(text: &str, origin: &Path) -> Result<Spec, SpecError> {
+    // serde_yaml hands visitors the events before a syntax error, so check the YAML first:
+    // malformed YAML is reported as such, not as a problem in the part before it.
+    if let Err(e) = serde_yaml::from_str::<serde::de::IgnoredAny>(text) {
+        return Err(yaml_error(&e, origin));
+    }
+    let ctx = ctx::Ctx::default();
+    let root = top::SpecNode {
+        ctx: &ctx,
+        path: ctx::Path::default(),
+    };
+    let result = node::Seed(root).deserialize(serde_yaml::Deserializer::from_str(text));
+    result.map_err(|e| {
+        let position = e.location().map(|l| (l.line(), l.column()));
+        match ctx.take() {
+            Some(failure) => {
+                let relocated = failure
+                    .at_key
+                    .as_ref()
+                    .and_then(|p| locate::locate_key(text, p));
+                SpecError::new(origin, relocated.or(position), &failure.message)
+            }
+            None => yaml_error(&e, origin),
+        }
+    })
+}
+
+/// serde_yaml's own error (malformed YAML, limits) with its ` at line L column C` moved
+/// into the position.
+fn yaml_error(e: &serde_yaml::Error, origin: &Path) -> SpecError {
+    let position = e.location().map(|l| (l.line(), l.column()));
+    let mut message = e.to_string();
+    if let Some((line, col)) = position {
+        let at = format!(" at line {line} column {col}");
+        if let Some(i) = message.find(&at) {
+            message.replace_range(i..i + at.len(), "");
+        }
+    }
+    SpecError::new(origin, position, &message)
+}
+
+/// Reads and parses a spec file; a missing or unreadable file is a [`SpecError`] naming it.
+pub fn parse_file(path: &Path) -> Result<Spec, SpecError> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse_str(&text, path),
+        Err(e) => Err(SpecError::new(
+            path,
+            None,
+            &format!("cannot read the spec file: {e}"),
+        )),
+    }
+}

@@ -1,0 +1,1112 @@
+//! Training data: loading a CSV file into dense feature and target arrays, standardization, and per-epoch shuffling and batching.
+//!
+//! Line numbers in error messages count as a spreadsheet numbers rows: the header is line 1 and
+//! data row `i` (0-based) is line `i + 2` (see [`csv_line`]); blank lines, which the CSV reader
+//! skips, are not counted, and a quoted cell spanning several physical lines is one row.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::ops::Range;
+use std::path::Path;
+
+use rand::{RngCore, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+
+/// How the target columns are read, decided by the loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// One column of class indices (whole numbers) or of text labels, as `cross_entropy` and `nll` need.
+    ClassIndex,
+    /// One or more columns of finite floats, as regression and binary losses need.
+    Float,
+}
+
+/// A loaded data set: one row of features and one of targets per sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// Feature values, row-major `len() × num_features()`.
+    pub features: Vec<f32>,
+    /// The feature columns' names, in the order their values appear in a row.
+    pub feature_names: Vec<String>,
+    /// The target values.
+    pub targets: Targets,
+}
+
+/// The target values of a data set.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Targets {
+    /// One class index per sample; `names` when the column held text labels (index `i` is `names[i]`).
+    Classes {
+        /// The class index of each sample.
+        indices: Vec<i64>,
+        /// The text labels in index order (sorted by byte order), when the column held text.
+        names: Option<Vec<String>>,
+    },
+    /// `width` float values per sample, row-major.
+    Floats {
+        /// The target values, row-major `len() × width`.
+        values: Vec<f32>,
+        /// The number of target columns.
+        width: usize,
+    },
+}
+
+/// The targets of one batch, refilled in place by [`Dataset::gather`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchTargets {
+    /// One class index per sample.
+    Classes(Vec<i64>),
+    /// `width` floats per sample, row-major.
+    Floats(Vec<f32>),
+}
+
+/// Per-feature z-score statistics (`x' = (x - mean) / std`), fitted on the training set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Standardizer {
+    /// The mean of each feature.
+    pub mean: Vec<f32>,
+    /// The population standard deviation (ddof 0) of each feature; 1.0 for a constant feature.
+    pub std: Vec<f32>,
+}
+
+/// The CSV line number of data row `row` (0-based): the header is line 1, the first data row line 2.
+pub fn csv_line(row: usize) -> u64 {
+    (row as u64).saturating_add(2)
+}
+
+impl Dataset {
+    /// The number of samples.
+    pub fn len(&self) -> usize {
+        match &self.targets {
+            Targets::Classes { indices, .. } => indices.len(),
+            Targets::Floats { values, width } => values.len().checked_div(*width).unwrap_or(0),
+        }
+    }
+
+    /// Whether the data set has no samples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The number of features per sample.
+    pub fn num_features(&self) -> usize {
+        self.feature_names.len()
+    }
+
+    /// Copies the given rows' features (row-major) and targets into the output buffers.
+    ///
+    /// Both buffers are cleared and refilled, so once they have grown to a batch's size no
+    /// further allocation happens; `targets_out` is switched to this data set's kind of targets
+    /// if it holds the other kind. Panics if a row index is out of range (a caller bug).
+    pub fn gather(
+        &self,
+        rows: &[usize],
+        features_out: &mut Vec<f32>,
+        targets_out: &mut BatchTargets,
+    ) {
+        let f = self.num_features();
+        features_out.clear();
+        for &r in rows {
+            features_out.extend_from_slice(&self.features[r * f..(r + 1) * f]);
+        }
+        match &self.targets {
+            Targets::Classes { indices, .. } => {
+                let mut out = match std::mem::replace(targets_out, BatchTargets::Floats(Vec::new()))
+                {
+                    BatchTargets::Classes(v) => v,
+                    BatchTargets::Floats(_) => Vec::with_capacity(rows.len()),
+                };
+                out.clear();
+                out.extend(rows.iter().map(|&r| indices[r]));
+                *targets_out = BatchTargets::Classes(out);
+            }
+            Targets::Floats { values, width } => {
+                let w = *width;
+                let mut out =
+                    match std::mem::replace(targets_out, BatchTargets::Classes(Vec::new())) {
+                        BatchTargets::Floats(v) => v,
+                        BatchTargets::Classes(_) => Vec::with_capacity(rows.len() * w),
+                    };
+                out.clear();
+                for &r in rows {
+                    out.extend_from_slice(&values[r * w..(r + 1) * w]);
+                }
+                *targets_out = BatchTargets::Floats(out);
+            }
+        }
+    }
+}
+
+/// Loads a CSV file with a header row into a [`Dataset`].
+///
+/// `target` names the target columns; the features are `features` in that order when given,
+/// otherwise every other column in file order. Cells are trimmed of surrounding whitespace and
+/// may be quoted. Features (and `Float` targets) must be finite `f32` numbers. A `ClassIndex`
+/// target is a single column: when every cell is a whole number (`2`, `2.0`, `-100`) those are
+/// the indices (range checks are the caller's); otherwise the cells are text labels, numbered
+/// `0..` in sorted (byte) order and returned in `names`.
+pub fn load_csv(
+    path: &Path,
+    target: &[String],
+    features: Option<&[String]>,
+    kind: TargetKind,
+) -> Result<Dataset, TrainError> {
+    let file = File::open(path).map_err(|e| {
+        TrainError::io(
+            "open data file",
+            path,
+            &e,
+            "check that the file exists and the path is right",
+        )
+    })?;
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(file);
+    let header = reader
+        .headers()
+        .map_err(|e| read_error(path, None, e))?
+        .clone();
+    let columns: Vec<String> = header.iter().map(str::to_owned).collect();
+    let (target_cols, feature_cols) = select_columns(path, &columns, target, features, kind)?;
+
+    let ncols = columns.len();
+    let mut feature_values: Vec<f32> = Vec::new();
+    let mut float_targets: Vec<f32> = Vec::new();
+    let mut labels = LabelInterner::default();
+    let mut record = csv::StringRecord::new();
+    let mut row: usize = 0;
+    loop {
+        let line = csv_line(row);
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(read_error(path, Some(line), e)),
+        }
+        if record.len() != ncols {
+            return Err(TrainError::CsvRow {
+                path: path.to_path_buf(),
+                line,
+                message: format!(
+                    "expected {ncols} fields as in the header, found {}; fix the row (quote cells that contain commas)",
+                    record.len()
+                ),
+            });
+        }
+        for &c in &feature_cols {
+            let value = parse_number(&record[c], "feature")
+                .map_err(|message| cell_error(path, line, &columns[c], message))?;
+            feature_values.push(value);
+        }
+        match kind {
+            TargetKind::Float => {
+                for &c in &target_cols {
+                    let value = parse_number(&record[c], "target")
+                        .map_err(|message| cell_error(path, line, &columns[c], message))?;
+                    float_targets.push(value);
+                }
+            }
+            TargetKind::ClassIndex => {
+                // `select_columns` guarantees exactly one target column for class indices.
+                for &c in &target_cols {
+                    labels
+                        .push(&record[c], line)
+                        .map_err(|message| cell_error(path, line, &columns[c], message))?;
+                }
+            }
+        }
+        row += 1;
+    }
+    if row == 0 {
+        return Err(TrainError::Csv {
+            path: path.to_path_buf(),
+            message: "the file has a header but no data rows; add at least one row of data".into(),
+        });
+    }
+
+    let targets = match kind {
+        TargetKind::Float => Targets::Floats {
+            values: float_targets,
+            width: target_cols.len(),
+        },
+        TargetKind::ClassIndex => {
+            let column = target_cols
+                .first()
+                .map(|&c| columns[c].as_str())
+                .unwrap_or("");
+            labels.finish(path, column)?
+        }
+    };
+    Ok(Dataset {
+        features: feature_values,
+        feature_names: feature_cols.iter().map(|&c| columns[c].clone()).collect(),
+        targets,
+    })
+}
+
+/// Resolves the target and feature column names to header indices, checking them.
+fn select_columns(
+    path: &Path,
+    columns: &[String],
+    target: &[String],
+    features: Option<&[String]>,
+    kind: TargetKind,
+) -> Result<(Vec<usize>, Vec<usize>), TrainError> {
+    let csv_error = |message: String| TrainError::Csv {
+        path: path.to_path_buf(),
+        message,
+    };
+    if columns.is_empty() || (columns.len() == 1 && columns[0].is_empty()) {
+        return Err(csv_error(
+            "the file is empty; it needs a header row naming the columns, then one row per sample"
+                .into(),
+        ));
+    }
+    let mut index: HashMap<&str, usize> = HashMap::with_capacity(columns.len());
+    for (i, name) in columns.iter().enumerate() {
+        if let Some(first) = index.insert(name.as_str(), i) {
+            return Err(csv_error(format!(
+                "the header names column `{name}` twice (columns {} and {}); rename one of them",
+                first + 1,
+                i + 1
+            )));
+        }
+    }
+    let available = columns
+        .iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let lookup = |name: &String, role: &str| {
+        index.get(name.as_str()).copied().ok_or_else(|| {
+            csv_error(format!(
+                "no column named `{name}` (a {role} in the spec); the columns are {available}; fix the name (names are case-sensitive)"
+            ))
+        })
+    };
+
+    if target.is_empty() {
+        return Err(csv_error(
+            "no target column given; name the target column(s) under `target:`".into(),
+        ));
+    }
+    let mut target_cols = Vec::with_capacity(target.len());
+    for name in target {
+        let c = lookup(name, "target")?;
+        if target_cols.contains(&c) {
+            return Err(csv_error(format!(
+                "target column `{name}` is listed twice; list each column once"
+            )));
+        }
+        target_cols.push(c);
+    }
+    if kind == TargetKind::ClassIndex && target_cols.len() != 1 {
+        return Err(csv_error(format!(
+            "this loss needs one class-index target column, but {} are given ({}); give a single column of class indices or labels",
+            target.len(),
+            target.join(", ")
+        )));
+    }
+
+    let feature_cols = match features {
+        Some(names) => {
+            if names.is_empty() {
+                return Err(csv_error(
+                    "the feature list is empty; list at least one feature column, or leave `features` out to use every non-target column".into(),
+                ));
+            }
+            let mut cols = Vec::with_capacity(names.len());
+            for name in names {
+                let c = lookup(name, "feature")?;
+                if target_cols.contains(&c) {
+                    return Err(csv_error(format!(
+                        "column `{name}` is both a target and a feature; remove it from one of the lists"
+                    )));
+                }
+                if cols.contains(&c) {
+                    return Err(csv_error(format!(
+                        "feature column `{name}` is listed twice; list each column once"
+                    )));
+                }
+                cols.push(c);
+            }
+            cols
+        }
+        None => {
+            let cols: Vec<usize> = (0..columns.len())
+                .filter(|c| !target_cols.contains(c))
+                .collect();
+            if let Some(&c) = cols.iter().find(|&&c| columns[c].is_empty()) {
+                return Err(csv_error(format!(
+                    "column {} has no name in the header, so it would be used as a feature; name it, or list the feature columns under `features:`",
+                    c + 1
+                )));
+            }
+            if cols.is_empty() {
+                return Err(csv_error(
+                    "there are no feature columns: every column is a target; add feature columns to the file".into(),
+                ));
+            }
+            cols
+        }
+    };
+    Ok((target_cols, feature_cols))
+}
+
+/// Parses a feature or float-target cell as a finite `f32`, or says what is wrong with it.
+fn parse_number(cell: &str, role: &str) -> Result<f32, String> {
+    if cell.is_empty() {
+        return Err(format!(
+            "the cell is empty; every {role} needs a number (fill it in or remove the row)"
+        ));
+    }
+    match cell.parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) => {
+            if cell.parse::<f64>().is_ok_and(f64::is_finite) {
+                Err(format!(
+                    "`{cell}` is too large for a 32-bit float (largest is about 3.4e38); rescale the column"
+                ))
+            } else {
+                Err(format!(
+                    "`{cell}` is not a finite number; NaN and infinity are not allowed in {role}s (fill in a real value or remove the row)"
+                ))
+            }
+        }
+        Err(_) => Err(format!(
+            "`{cell}` is not a number; {role} cells must be numbers (fix the cell or remove the row)"
+        )),
+    }
+}
+
+/// Builds a [`TrainError::CsvCell`].
+fn cell_error(path: &Path, line: u64, column: &str, message: String) -> TrainError {
+    TrainError::CsvCell {
+        path: path.to_path_buf(),
+        line,
+        column: column.to_owned(),
+        message,
+    }
+}
+
+/// Turns an error of the CSV reader into a [`TrainError`] (the line is `None` for the header).
+fn read_error(path: &Path, line: Option<u64>, err: csv::Error) -> TrainError {
+    let line = line.unwrap_or(1);
+    match err.into_kind() {
+        csv::ErrorKind::Io(e) => TrainError::io(
+            "read data file",
+            path,
+            &e,
+            "check that the file is readable",
+        ),
+        csv::ErrorKind::Utf8 { err, .. } => TrainError::CsvRow {
+            path: path.to_path_buf(),
+            line,
+            message: format!(
+                "field {} is not valid UTF-8 text; save the file as UTF-8",
+                err.field() + 1
+            ),
+        },
+        other => TrainError::CsvRow {
+            path: path.to_path_buf(),
+            line,
+            message: format!("cannot read the row ({other:?}); fix the row"),
+        },
+    }
+}
+
+/// What a class-column cell holds.
+enum ClassCell {
+    /// A whole number.
+    Whole(i64),
+    /// A number that is not whole (or NaN, infinite, or out of `i64` range).
+    NotWhole,
+    /// Text that is not a number.
+    Text,
+}
+
+/// Classifies a class-column cell.
+fn classify(cell: &str) -> ClassCell {
+    if let Ok(v) = cell.parse::<i64>() {
+        return ClassCell::Whole(v);
+    }
+    match cell.parse::<f64>() {
+        // 2^63 bounds: every whole f64 in [-2^63, 2^63) converts to i64 exactly.
+        Ok(v)
+            if v.fract() == 0.0
+                && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&v) =>
+        {
+            ClassCell::Whole(v as i64)
+        }
+        Ok(_) => ClassCell::NotWhole,
+        Err(_) => ClassCell::Text,
+    }
+}
+
+/// Collects a class column while streaming: each distinct cell text gets an id, each row the id of its text.
+#[derive(Default)]
+struct LabelInterner {
+    /// The id of each distinct cell text.
+    ids: HashMap<String, i64>,
+    /// Each distinct text, by id, with the line it first appeared on.
+    texts: Vec<(String, u64)>,
+    /// Each row's text id; remapped in place to the final class index by `finish`.
+    rows: Vec<i64>,
+}
+
+impl LabelInterner {
+    /// Records one row's cell.
+    fn push(&mut self, cell: &str, line: u64) -> Result<(), String> {
+        if cell.is_empty() {
+            return Err(
+                "the cell is empty; every row needs a class (a whole number or a text label)"
+                    .into(),
+            );
+        }
+        let id = match self.ids.get(cell) {
+            Some(&id) => id,
+            None => {
+                let id = self.texts.len() as i64;
+                self.ids.insert(cell.to_owned(), id);
+                self.texts.push((cell.to_owned(), line));
+                id
+            }
+        };
+        self.rows.push(id);
+        Ok(())
+    }
+
+    /// Decides between whole numbers and text labels and produces the targets.
+    fn finish(self, path: &Path, column: &str) -> Result<Targets, TrainError> {
+        let LabelInterner {
+            texts, mut rows, ..
+        } = self;
+        let kinds: Vec<ClassCell> = texts.iter().map(|(t, _)| classify(t)).collect();
+        if kinds.iter().any(|k| matches!(k, ClassCell::Text)) {
+            let mut order: Vec<usize> = (0..texts.len()).collect();
+            order.sort_by(|&a, &b| texts[a].0.cmp(&texts[b].0));
+            let mut rank = vec![0i64; texts.len()];
+            for (r, &id) in order.iter().enumerate() {
+                rank[id] = r as i64;
+            }
+            for v in &mut rows {
+                *v = rank[*v as usize];
+            }
+            let names = order.iter().map(|&id| texts[id].0.clone()).collect();
+            return Ok(Targets::Classes {
+                indices: rows,
+                names: Some(names),
+            });
+        }
+        let first_bad = kinds
+            .iter()
+            .zip(&texts)
+            .filter(|(k, _)| matches!(k, ClassCell::NotWhole))
+            .map(|(_, t)| t)
+            .min_by_key(|(_, line)| *line);
+        if let Some((text, line)) = first_bad {
+            return Err(cell_error(
+                path,
+                *line,
+                column,
+                format!(
+                    "`{text}` is not a whole number; class-index targets must be whole numbers (0, 1, 2, ...) in every row, or text labels"
+                ),
+            ));
+        }
+        let values: Vec<i64> = kinds
+            .iter()
+            .map(|k| match k {
+                ClassCell::Whole(v) => *v,
+                ClassCell::NotWhole | ClassCell::Text => 0,
+            })
+            .collect();
+        for v in &mut rows {
+            *v = values[*v as usize];
+        }
+        Ok(Targets::Classes {
+            indices: rows,
+            names: None,
+        })
+    }
+}
+
+impl Standardizer {
+    /// Fits per-feature mean and population std (ddof 0, as sklearn's `StandardScaler`), in f64.
+    ///
+    /// A constant feature (zero variance up to rounding, by sklearn's test) gets std 1.0, so it
+    /// maps to 0. An empty data set gives mean 0 and std 1.
+    pub fn fit(data: &Dataset) -> Standardizer {
+        let f = data.num_features();
+        let n = data.len();
+        if f == 0 || n == 0 {
+            return Standardizer {
+                mean: vec![0.0; f],
+                std: vec![1.0; f],
+            };
+        }
+        let rows = || data.features.chunks_exact(f).take(n);
+        let mut sum = vec![0f64; f];
+        for row in rows() {
+            for (s, &x) in sum.iter_mut().zip(row) {
+                *s += f64::from(x);
+            }
+        }
+        let nf = n as f64;
+        let mean: Vec<f64> = sum.iter().map(|s| s / nf).collect();
+        let mut sq = vec![0f64; f];
+        for row in rows() {
+            for ((s, &x), m) in sq.iter_mut().zip(row).zip(&mean) {
+                let d = f64::from(x) - m;
+                *s += d * d;
+            }
+        }
+        let eps = f64::EPSILON;
+        let std = sq
+            .iter()
+            .zip(&mean)
+            .map(|(s, m)| {
+                let var = s / nf;
+                // sklearn's `_is_constant_feature`: variance within rounding error of zero.
+                let bound = nf * eps * var + (nf * m * eps).powi(2);
+                let sd = var.sqrt() as f32;
+                if var <= bound || !sd.is_normal() {
+                    1.0
+                } else {
+                    sd
+                }
+            })
+            .collect();
+        Standardizer {
+            mean: mean.iter().map(|&m| m as f32).collect(),
+            std,
+        }
+    }
+
+    /// Replaces every feature `x` by `(x - mean) / std`, computed in f64.
+    ///
+    /// The data set must have as many features as the standardizer was fitted on; extra
+    /// features (a caller bug) are left unchanged.
+    pub fn apply(&self, data: &mut Dataset) {
+        let f = data.num_features();
+        debug_assert_eq!(
+            f,
+            self.mean.len(),
+            "standardizer fitted on a different feature count"
+        );
+        if f == 0 {
+            return;
+        }
+        for row in data.features.chunks_exact_mut(f) {
+            for ((x, &m), &s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
+                *x = ((f64::from(*x) - f64::from(m)) / f64::from(s)) as f32;
+            }
+        }
+    }
+}
+
+/// Mixed into the shuffle seed so the shuffle's stream differs from other uses of `seed`.
+const SHUFFLE_DOMAIN: u64 = 0x5348_5546_464C_4531; // "SHUFFLE1"
+
+/// The order in which epoch `epoch` visits the `n` samples.
+///
+/// The identity when `shuffle` is false; otherwise a Fisher–Yates permutation drawn from a
+/// `ChaCha8Rng` keyed by `seed` (mixed with a constant) on stream `epoch`, with unbiased bounded
+/// integers by Lemire's method on `next_u64`. It depends on `(seed, epoch)` only, so any epoch's
+/// order can be recomputed on resume, and on no `rand` sampling algorithm that could change.
+pub fn epoch_order(n: usize, shuffle: bool, seed: u64, epoch: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    if shuffle && n > 1 {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ SHUFFLE_DOMAIN);
+        rng.set_stream(epoch);
+        for i in (1..n).rev() {
+            let j = below(&mut rng, i as u64 + 1) as usize;
+            order.swap(i, j);
+        }
+    }
+    order
+}
+
+/// A uniform integer in `0..bound` (`bound > 0`), by Lemire's multiply-and-reject method.
+fn below(rng: &mut impl RngCore, bound: u64) -> u64 {
+    let mut m = u128::from(rng.next_u64()) * u128::from(bound);
+    if (m as u64) < bound {
+        let threshold = bound.wrapping_neg() % bound;
+        while (m as u64) < threshold {
+            m = u128::from(rng.next_u64()) * u128::from(bound);
+        }
+    }
+    (m >> 64) as u64
+}
+
+/// The batches of an epoch as ranges of positions in its order (see [`epoch_order`]).
+///
+/// Batches hold `batch_size` samples; the last holds the remainder, or is left out when
+/// `drop_last`. A `batch_size` of 0 yields no batches (the spec rejects it).
+pub fn batch_ranges(
+    n: usize,
+    batch_size: usize,
+    drop_last: bool,
+) -> impl ExactSizeIterator<Item = Range<usize>> + Clone {
+    let count = match (batch_size, drop_last) {
+        (0, _) => 0,
+        (b, true) => n / b,
+        (b, false) => n.div_ceil(b),
+    };
+    (0..count).map(move |i| i * batch_size..((i + 1) * batch_size).min(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn write_csv(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("data.csv");
+        let mut f = File::create(&path).expect("create");
+        f.write_all(text.as_bytes()).expect("write");
+        (dir, path)
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn load(
+        text: &str,
+        target: &[&str],
+        features: Option<&[&str]>,
+        kind: TargetKind,
+    ) -> Result<Dataset, TrainError> {
+        let (_dir, path) = write_csv(text);
+        let features = features.map(names);
+        load_csv(&path, &names(target), features.as_deref(), kind)
+    }
+
+    fn load_err(
+        text: &str,
+        target: &[&str],
+        features: Option<&[&str]>,
+        kind: TargetKind,
+    ) -> String {
+        match load(text, target, features, kind) {
+            Ok(d) => panic!("expected an error, got {d:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    const IRIS: &str = "sepal_length,sepal_width,petal_length,petal_width,species
+5.1,3.5,1.4,0.2,setosa
+7.0,3.2,4.7,1.4,versicolor
+6.3,3.3,6.0,2.5,virginica
+4.9,3.0,1.4,0.2,setosa
+";
+
+    #[test]
+    fn text_class_column_maps_labels_in_sorted_order() {
+        let d = load(IRIS, &["species"], None, TargetKind::ClassIndex).unwrap();
+        assert_eq!(d.len(), 4);
+        assert_eq!(d.num_features(), 4);
+        assert_eq!(
+            d.feature_names,
+            names(&["sepal_length", "sepal_width", "petal_length", "petal_width"])
+        );
+        assert_eq!(&d.features[..4], &[5.1, 3.5, 1.4, 0.2]);
+        assert_eq!(&d.features[12..], &[4.9, 3.0, 1.4, 0.2]);
+        assert_eq!(
+            d.targets,
+            Targets::Classes {
+                indices: vec![0, 1, 2, 0],
+                names: Some(names(&["setosa", "versicolor", "virginica"])),
+            }
+        );
+    }
+
+    #[test]
+    fn text_labels_sort_by_bytes_and_mixed_numeric_cells_become_labels() {
+        let d = load(
+            "x,y\n1,b\n2,10\n3,B\n4,2\n5,b\n",
+            &["y"],
+            None,
+            TargetKind::ClassIndex,
+        )
+        .unwrap();
+        assert_eq!(
+            d.targets,
+            Targets::Classes {
+                indices: vec![3, 0, 2, 1, 3],
+                names: Some(names(&["10", "2", "B", "b"])),
+            }
+        );
+    }
+
+    #[test]
+    fn integer_class_column_keeps_values_including_negative_ignore_index() {
+        let d = load(
+            "a,label\n0.5,2\n1.5,-100\n2.5,0\n3.5,2.0\n4.5,1e0\n",
+            &["label"],
+            None,
+            TargetKind::ClassIndex,
+        )
+        .unwrap();
+        assert_eq!(
+            d.targets,
+            Targets::Classes {
+                indices: vec![2, -100, 0, 2, 1],
+                names: None,
+            }
+        );
+    }
+
+    #[test]
+    fn non_whole_number_in_class_column_is_an_error_naming_line_and_column() {
+        let msg = load_err(
+            "a,label\n0,1\n1,2\n2,1.5\n3,1.5\n",
+            &["label"],
+            None,
+            TargetKind::ClassIndex,
+        );
+        assert!(msg.contains("line 4"), "{msg}");
+        assert!(msg.contains("`label`"), "{msg}");
+        assert!(msg.contains("1.5"), "{msg}");
+        assert!(msg.contains("whole number"), "{msg}");
+    }
+
+    #[test]
+    fn empty_class_cell_is_an_error() {
+        let msg = load_err(
+            "a,label\n0,1\n1,\n",
+            &["label"],
+            None,
+            TargetKind::ClassIndex,
+        );
+        assert!(
+            msg.contains("line 3") && msg.contains("`label`") && msg.contains("empty"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn float_targets_with_two_columns_are_row_major() {
+        let d = load(
+            "x,y1,z,y2\n1,10,2,20\n3,30,4,40\n",
+            &["y1", "y2"],
+            None,
+            TargetKind::Float,
+        )
+        .unwrap();
+        assert_eq!(d.feature_names, names(&["x", "z"]));
+        assert_eq!(d.features, vec![1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(
+            d.targets,
+            Targets::Floats {
+                values: vec![10.0, 20.0, 30.0, 40.0],
+                width: 2,
+            }
+        );
+        assert_eq!(d.len(), 2);
+    }
+
+    #[test]
+    fn non_numeric_float_target_is_an_error() {
+        let msg = load_err("x,y\n1,2\n3,abc\n", &["y"], None, TargetKind::Float);
+        assert!(
+            msg.contains("line 3") && msg.contains("`y`") && msg.contains("abc"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn features_list_selects_and_reorders_columns() {
+        let d = load(
+            IRIS,
+            &["species"],
+            Some(&["petal_width", "sepal_length"]),
+            TargetKind::ClassIndex,
+        )
+        .unwrap();
+        assert_eq!(d.feature_names, names(&["petal_width", "sepal_length"]));
+        assert_eq!(d.features, vec![0.2, 5.1, 1.4, 7.0, 2.5, 6.3, 0.2, 4.9]);
+    }
+
+    #[test]
+    fn unknown_target_column_lists_available_columns() {
+        let msg = load_err(IRIS, &["specis"], None, TargetKind::ClassIndex);
+        assert!(msg.contains("`specis`"), "{msg}");
+        assert!(
+            msg.contains("`sepal_length`, `sepal_width`, `petal_length`, `petal_width`, `species`"),
+            "{msg}"
+        );
+        assert!(msg.contains("data.csv"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_feature_column_lists_available_columns() {
+        let msg = load_err(IRIS, &["species"], Some(&["petal"]), TargetKind::ClassIndex);
+        assert!(
+            msg.contains("`petal`") && msg.contains("`petal_width`"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn column_both_target_and_feature_is_an_error() {
+        let msg = load_err(
+            IRIS,
+            &["species"],
+            Some(&["species"]),
+            TargetKind::ClassIndex,
+        );
+        assert!(msg.contains("both a target and a feature"), "{msg}");
+    }
+
+    #[test]
+    fn non_numeric_feature_is_an_error_naming_line_column_and_cell() {
+        let msg = load_err(
+            "a,b,y\n1,2,0\n3,4,1\n5,six,0\n",
+            &["y"],
+            None,
+            TargetKind::ClassIndex,
+        );
+        assert!(msg.contains("line 4"), "{msg}");
+        assert!(msg.contains("column `b`"), "{msg}");
+        assert!(msg.contains("`six`"), "{msg}");
+        assert!(!msg.contains('\n'), "{msg}");
+    }
+
+    #[test]
+    fn nan_and_infinite_features_are_errors_naming_line_and_column() {
+        for cell in ["NaN", "nan", "inf", "-Infinity"] {
+            let msg = load_err(
+                &format!("a,b,y\n1,2,0\n3,{cell},1\n"),
+                &["y"],
+                None,
+                TargetKind::ClassIndex,
+            );
+            assert!(
+                msg.contains("line 3") && msg.contains("column `b`") && msg.contains("finite"),
+                "{msg}"
+            );
+        }
+        let msg = load_err("a,y\n1e39,0\n", &["y"], None, TargetKind::ClassIndex);
+        assert!(
+            msg.contains("line 2") && msg.contains("`a`") && msg.contains("too large"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn empty_feature_cell_is_an_error() {
+        let msg = load_err("a,b,y\n1,,0\n", &["y"], None, TargetKind::ClassIndex);
+        assert!(
+            msg.contains("line 2") && msg.contains("column `b`") && msg.contains("empty"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn ragged_row_is_an_error_with_expected_and_actual_counts() {
+        let msg = load_err("a,b,y\n1,2,0\n3,4\n", &["y"], None, TargetKind::ClassIndex);
+        assert!(
+            msg.contains("line 3") && msg.contains("expected 3") && msg.contains("found 2"),
+            "{msg}"
+        );
+        let msg = load_err("a,b,y\n1,2,0,9\n", &["y"], None, TargetKind::ClassIndex);
+        assert!(
+            msg.contains("line 2") && msg.contains("expected 3") && msg.contains("found 4"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn header_only_file_is_an_error() {
+        let msg = load_err("a,b,y\n", &["y"], None, TargetKind::ClassIndex);
+        assert!(msg.contains("no data rows"), "{msg}");
+    }
+
+    #[test]
+    fn empty_file_is_an_error() {
+        let msg = load_err("", &["y"], None, TargetKind::ClassIndex);
+        assert!(msg.contains("empty"), "{msg}");
+    }
+
+    #[test]
+    fn missing_file_is_an_error_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nope.csv");
+        let err = load_csv(&path, &names(&["y"]), None, TargetKind::Float).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("nope.csv") && msg.contains("cannot open"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn several_class_index_targets_are_an_error() {
+        let msg = load_err("a,b,c\n1,2,3\n", &["b", "c"], None, TargetKind::ClassIndex);
+        assert!(
+            msg.contains("one class-index target column") && msg.contains("b, c"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn duplicate_header_names_are_an_error() {
+        let msg = load_err("a,a,y\n1,2,3\n", &["y"], None, TargetKind::Float);
+        assert!(msg.contains("`a` twice"), "{msg}");
+    }
+
+    #[test]
+    fn unnamed_column_used_as_feature_is_an_error() {
+        let msg = load_err(",a,y\n0,1,2\n", &["y"], None, TargetKind::Float);
+        assert!(msg.contains("column 1 has no name"), "{msg}");
+        // Listing the features explicitly leaves the unnamed column out.
+        let d = load(",a,y\n0,1,2\n", &["y"], Some(&["a"]), TargetKind::Float).unwrap();
+        assert_eq!(d.features, vec![1.0]);
+    }
+
+    #[test]
+    fn quoted_fields_and_surrounding_whitespace_are_accepted() {
+        // As in RFC 4180 (and Python's csv), a quote opens a quoted cell only right after the
+        // delimiter; whitespace inside and around cells is trimmed.
+        let text = "\"x 1\",\"x2\" ,label\n\" 1.5 \",  2 ,\"Iris, setosa\"\n3,\"4\",\"Iris \"\"virginica\"\"\"  \n";
+        let d = load(text, &["label"], None, TargetKind::ClassIndex).unwrap();
+        assert_eq!(d.feature_names, names(&["x 1", "x2"]));
+        assert_eq!(d.features, vec![1.5, 2.0, 3.0, 4.0]);
+        assert_eq!(
+            d.targets,
+            Targets::Classes {
+                // Byte order: '"' (0x22) sorts before ',' (0x2c).
+                indices: vec![1, 0],
+                names: Some(names(&["Iris \"virginica\"", "Iris, setosa"])),
+            }
+        );
+    }
+
+    #[test]
+    fn line_numbers_count_rows_not_physical_lines() {
+        // A quoted cell spanning two physical lines is one row; the bad row is data row 3 = line 4.
+        let msg = load_err(
+            "a,y\n1,\"two\nlines\"\n2,b\nx,c\n",
+            &["y"],
+            None,
+            TargetKind::ClassIndex,
+        );
+        assert!(msg.contains("line 4") && msg.contains("`x`"), "{msg}");
+    }
+
+    #[test]
+    fn epoch_order_is_identity_without_shuffle() {
+        assert_eq!(epoch_order(5, false, 7, 3), vec![0, 1, 2, 3, 4]);
+        assert_eq!(epoch_order(0, true, 7, 3), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn epoch_order_is_a_deterministic_permutation_per_seed_and_epoch() {
+        let a = epoch_order(100, true, 42, 3);
+        assert_eq!(a, epoch_order(100, true, 42, 3));
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..100).collect::<Vec<_>>());
+        assert_ne!(a, (0..100).collect::<Vec<_>>());
+        assert_ne!(a, epoch_order(100, true, 42, 4), "differs across epochs");
+        assert_ne!(a, epoch_order(100, true, 43, 3), "differs across seeds");
+    }
+
+    #[test]
+    fn epoch_order_is_roughly_uniform() {
+        let mut counts = HashMap::new();
+        for epoch in 0..6000 {
+            *counts
+                .entry(epoch_order(3, true, 1, epoch))
+                .or_insert(0usize) += 1;
+        }
+        assert_eq!(counts.len(), 6);
+        for (order, &c) in &counts {
+            assert!(
+                (800..1200).contains(&c),
+                "{order:?} drawn {c} times of 6000"
+            );
+        }
+    }
+
+    #[test]
+    fn batch_ranges_keep_a_partial_last_batch_unless_drop_last() {
+        let all: Vec<_> = batch_ranges(10, 4, false).collect();
+        assert_eq!(all, vec![0..4, 4..8, 8..10]);
+        let dropped: Vec<_> = batch_ranges(10, 4, true).collect();
+        assert_eq!(dropped, vec![0..4, 4..8]);
+        assert_eq!(batch_ranges(8, 4, false).len(), 2);
+        assert_eq!(batch_ranges(8, 4, true).len(), 2);
+        assert_eq!(batch_ranges(3, 4, true).len(), 0);
+        assert_eq!(batch_ranges(3, 4, false).collect::<Vec<_>>(), vec![0..3]);
+        assert_eq!(batch_ranges(0, 4, false).len(), 0);
+        assert_eq!(batch_ranges(5, 0, false).len(), 0);
+    }
+
+    #[test]
+    fn gather_copies_rows_and_reuses_buffers() {
+        let d = load(
+            IRIS,
+            &["species"],
+            Some(&["sepal_length", "petal_width"]),
+            TargetKind::ClassIndex,
+        )
+        .unwrap();
+        let mut feats = Vec::new();
+        let mut targets = BatchTargets::Floats(Vec::new());
+        d.gather(&[3, 1], &mut feats, &mut targets);
+        assert_eq!(feats, vec![4.9, 0.2, 7.0, 1.4]);
+        assert_eq!(targets, BatchTargets::Classes(vec![0, 1]));
+        let cap = feats.capacity();
+        let ptr = feats.as_ptr();
+        d.gather(&[2], &mut feats, &mut targets);
+        assert_eq!(feats, vec![6.3, 2.5]);
+        assert_eq!(targets, BatchTargets::Classes(vec![2]));
+        assert_eq!((feats.capacity(), feats.as_ptr()), (cap, ptr));
+
+        let f = load(
+            "x,y1,y2\n1,10,20\n2,30,40\n",
+            &["y1", "y2"],
+            None,
+            TargetKind::Float,
+        )
+        .unwrap();
+        f.gather(&[1, 0], &mut feats, &mut targets);
+        assert_eq!(feats, vec![2.0, 1.0]);
+        assert_eq!(targets, BatchTargets::Floats(vec![30.0, 40.0, 10.0, 20.0]));
+    }
+
+    #[test]
+    fn standardizer_uses_population_std_and_maps_constant_columns_to_zero() {
+        let mut d = load(
+            "a,b,c,y\n1,5,1000.1,0\n2,5,1000.1,0\n3,5,1000.1,0\n6,5,1000.1,0\n",
+            &["y"],
+            None,
+            TargetKind::Float,
+        )
+        .unwrap();
+        let s = Standardizer::fit(&d);
+        assert_eq!(s.mean[0], 3.0);
+        // population variance of 1,2,3,6: (4+1+0+9)/4 = 3.5
+        assert!((s.std[0] - 3.5f32.sqrt()).abs() < 1e-6, "{:?}", s.std);
+        assert_eq!(s.std[1], 1.0);
+        assert_eq!(s.std[2], 1.0);
+        s.apply(&mut d);
+        let sd = 3.5f64.sqrt();
+        let expected_a = [-2.0 / sd, -1.0 / sd, 0.0, 3.0 / sd];
+        for (i, e) in expected_a.iter().enumerate() {
+            assert!((f64::from(d.features[i * 3]) - e).abs() < 1e-6);
+            assert_eq!(d.features[i * 3 + 1], 0.0);
+            assert_eq!(d.features[i * 3 + 2], 0.0);
+        }
+        let refit = Standardizer::fit(&d);
+        assert!(refit.mean.iter().all(|m| m.abs() < 1e-6));
+    }
+}

@@ -1,0 +1,443 @@
+//! Reading and writing safetensors files in PyTorch `state_dict` layout, and atomic file writes.
+//!
+//! Tensors are named and shaped as PyTorch's `state_dict` names them (`0.weight`, `[out, in]`);
+//! this module only moves named f32 tensors in and out of files, it does not check names.
+
+use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
+use std::ffi::OsString;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use safetensors::{Dtype, SafeTensors};
+
+use crate::error::TrainError;
+
+/// One named tensor of f32 values, row-major (C order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedTensor {
+    /// The `state_dict` name, e.g. `0.weight`.
+    pub name: String,
+    /// The shape; `[]` for a scalar.
+    pub shape: Vec<usize>,
+    /// The values, `shape.iter().product()` of them.
+    pub data: Vec<f32>,
+}
+
+/// Reads every tensor of a safetensors file as f32, sorted by name.
+///
+/// F32 tensors are read as is; F64, F16 and BF16 tensors are converted to f32 (F64 rounds to
+/// nearest, so values beyond f32's range become infinite; F16 and BF16 convert exactly). Any
+/// other dtype is an error naming the tensor and its dtype. The file's metadata is ignored.
+pub fn read_safetensors(path: &Path) -> Result<Vec<NamedTensor>, TrainError> {
+    let bytes = fs::read(path).map_err(|e| {
+        TrainError::io(
+            "read safetensors file",
+            path,
+            &e,
+            "check that the file exists and the path is right",
+        )
+    })?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| TrainError::Safetensors {
+        path: path.to_path_buf(),
+        message: format!(
+            "not a valid safetensors file ({e}); save it with `safetensors.torch.save_file`"
+        ),
+    })?;
+    let mut tensors = Vec::with_capacity(st.len());
+    for (name, view) in st.iter() {
+        let data = to_f32(view.dtype(), view.data()).ok_or_else(|| TrainError::Safetensors {
+            path: path.to_path_buf(),
+            message: format!(
+                "tensor `{name}` has dtype {:?}, which cannot be loaded; convert it to float32 (e.g. `tensor.float()`) before saving",
+                view.dtype()
+            ),
+        })?;
+        tensors.push(NamedTensor {
+            name: name.to_owned(),
+            shape: view.shape().to_vec(),
+            data,
+        });
+    }
+    tensors.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(tensors)
+}
+
+/// Converts little-endian tensor bytes of a float dtype to f32; `None` for other dtypes.
+fn to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
+    let out = match dtype {
+        Dtype::F32 => bytes
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
+        Dtype::F64 => bytes
+            .chunks_exact(8)
+            .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+            .collect(),
+        Dtype::F16 => bytes
+            .chunks_exact(2)
+            .map(|c| f16_to_f32(u16::from_le_bytes([c[0], c[1]])))
+            .collect(),
+        Dtype::BF16 => bytes
+            .chunks_exact(2)
+            .map(|c| f32::from_bits(u32::from(u16::from_le_bytes([c[0], c[1]])) << 16))
+            .collect(),
+        _ => return None,
+    };
+    Some(out)
+}
+
+/// Converts IEEE 754 half-precision bits to f32 exactly (subnormals, infinities and NaN included).
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = u32::from(h >> 15) << 31;
+    let exp = u32::from((h >> 10) & 0x1f);
+    let mant = u32::from(h & 0x3ff);
+    let bits = match (exp, mant) {
+        (0, 0) => sign,
+        (0, _) => {
+            // Subnormal: value = mant * 2^-24, exact in f32.
+            let v = mant as f32 * f32::from_bits(0x3380_0000); // 2^-24
+            return if sign != 0 { -v } else { v };
+        }
+        (0x1f, 0) => sign | 0x7f80_0000,
+        (0x1f, _) => sign | 0x7fc0_0000 | (mant << 13),
+        _ => sign | ((exp + 127 - 15) << 23) | (mant << 13),
+    };
+    f32::from_bits(bits)
+}
+
+/// Writes the tensors to a safetensors file as little-endian F32, atomically (see [`write_atomic`]).
+///
+/// Names are written as given; the header carries `{"format": "pt"}` metadata as
+/// `safetensors.torch.save_file` does. A tensor whose data length does not match its shape, or
+/// a name used twice, is an error and nothing is written.
+pub fn write_safetensors(path: &Path, tensors: &[NamedTensor]) -> Result<(), TrainError> {
+    let bad = |message: String| TrainError::Safetensors {
+        path: path.to_path_buf(),
+        message,
+    };
+    let mut seen = HashSet::with_capacity(tensors.len());
+    for t in tensors {
+        if !seen.insert(t.name.as_str()) {
+            return Err(bad(format!(
+                "tensor name `{}` is used twice; every tensor needs its own name",
+                t.name
+            )));
+        }
+        let expected = t
+            .shape
+            .iter()
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d));
+        if expected != Some(t.data.len()) {
+            return Err(bad(format!(
+                "tensor `{}` has shape {:?} but {} values; this is a bug in the caller",
+                t.name,
+                t.shape,
+                t.data.len()
+            )));
+        }
+    }
+    let views = tensors.iter().map(|t| (t.name.as_str(), F32View(t)));
+    let metadata = HashMap::from([("format".to_owned(), "pt".to_owned())]);
+    let bytes = safetensors::serialize(views, Some(metadata))
+        .map_err(|e| bad(format!("cannot serialize the tensors: {e}")))?;
+    write_atomic(path, &bytes)
+}
+
+/// Distinguishes temporary files of concurrent writes within one process.
+static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes `bytes` to `path` atomically: readers see the old file or the new one, never a part.
+///
+/// The bytes go to a temporary file `.<name>.tmp-<pid>-<n>` in the same directory, which is
+/// fsynced and renamed over `path` (then the directory is fsynced, where the platform allows).
+/// On any error the temporary file is removed and `path` is left as it was.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let Some(file_name) = path.file_name() else {
+        return Err(TrainError::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            detail: "the path does not name a file".into(),
+            hint: "give a file path, not a directory",
+        });
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let mut temp_name = OsString::from(".");
+    temp_name.push(file_name);
+    temp_name.push(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let temp = dir.join(temp_name);
+
+    let result = (|| {
+        let mut file = File::create(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        fs::rename(&temp, path)
+    })();
+    if let Err(e) = result {
+        // The temp file may not exist (e.g. the directory is missing); nothing else to clean.
+        let _ = fs::remove_file(&temp);
+        return Err(TrainError::io(
+            "write",
+            path,
+            &e,
+            "check that the directory exists and is writable",
+        ));
+    }
+    sync_dir(&dir);
+    Ok(())
+}
+
+/// Flushes a directory entry change (the rename) to disk; best effort, where supported.
+fn sync_dir(dir: &Path) {
+    if cfg!(unix) {
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+}
+
+/// A [`NamedTensor`] as the safetensors crate's view: F32, little-endian bytes made on demand.
+struct F32View<'a>(&'a NamedTensor);
+
+impl safetensors::View for F32View<'_> {
+    fn dtype(&self) -> Dtype {
+        Dtype::F32
+    }
+
+    fn shape(&self) -> &[usize] {
+        &self.0.shape
+    }
+
+    fn data(&self) -> Cow<'_, [u8]> {
+        Cow::Owned(self.0.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+    }
+
+    fn data_len(&self) -> usize {
+        self.0.data.len() * 4
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use safetensors::tensor::TensorView;
+
+    fn tensor(name: &str, shape: &[usize], data: &[f32]) -> NamedTensor {
+        NamedTensor {
+            name: name.into(),
+            shape: shape.to_vec(),
+            data: data.to_vec(),
+        }
+    }
+
+    fn dir_entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn round_trip_preserves_names_shapes_and_values_sorted_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.safetensors");
+        let tensors = vec![
+            tensor("2.weight", &[1, 3], &[0.5, -1.25, f32::MIN_POSITIVE]),
+            tensor("0.weight", &[3, 2], &[1.0, 2.0, 3.0, 4.0, 5.0, 6.0]),
+            tensor("0.bias", &[3], &[0.1, 0.2, 0.3]),
+            tensor("scalar", &[], &[7.0]),
+        ];
+        write_safetensors(&path, &tensors).unwrap();
+        let back = read_safetensors(&path).unwrap();
+        let mut expected = tensors.clone();
+        expected.sort_by(|a, b| a.name.cmp(&b.name));
+        assert_eq!(back, expected);
+        assert_eq!(
+            dir_entries(dir.path()),
+            vec!["model.safetensors"],
+            "no temp file left"
+        );
+
+        // PyTorch-compatible: parsable by the safetensors crate with `format: pt` metadata.
+        let bytes = fs::read(&path).unwrap();
+        let (_, meta) = SafeTensors::read_metadata(&bytes).unwrap();
+        assert_eq!(
+            meta.metadata()
+                .as_ref()
+                .and_then(|m| m.get("format"))
+                .map(String::as_str),
+            Some("pt")
+        );
+    }
+
+    #[test]
+    fn writing_replaces_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.safetensors");
+        write_safetensors(&path, &[tensor("a", &[2], &[1.0, 2.0])]).unwrap();
+        write_safetensors(&path, &[tensor("b", &[1], &[3.0])]).unwrap();
+        assert_eq!(
+            read_safetensors(&path).unwrap(),
+            vec![tensor("b", &[1], &[3.0])]
+        );
+        assert_eq!(dir_entries(dir.path()), vec!["model.safetensors"]);
+    }
+
+    #[test]
+    fn f64_f16_and_bf16_tensors_are_converted_to_f32() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mixed.safetensors");
+        let f64_vals = [1.5f64, -0.1, 1e300];
+        let f64_bytes: Vec<u8> = f64_vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        // f16: 1.0, -2.0, 65504 (max), 2^-24 (smallest subnormal), +inf, -0.0
+        let f16_bits: [u16; 6] = [0x3c00, 0xc000, 0x7bff, 0x0001, 0x7c00, 0x8000];
+        let f16_bytes: Vec<u8> = f16_bits.iter().flat_map(|v| v.to_le_bytes()).collect();
+        // bf16: 1.0, -3.0
+        let bf16_bits: [u16; 2] = [0x3f80, 0xc040];
+        let bf16_bytes: Vec<u8> = bf16_bits.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let views = vec![
+            (
+                "d",
+                TensorView::new(Dtype::F64, vec![3], &f64_bytes).unwrap(),
+            ),
+            (
+                "h",
+                TensorView::new(Dtype::F16, vec![2, 3], &f16_bytes).unwrap(),
+            ),
+            (
+                "b",
+                TensorView::new(Dtype::BF16, vec![2], &bf16_bytes).unwrap(),
+            ),
+        ];
+        safetensors::tensor::serialize_to_file(views, None, &path).unwrap();
+        let back = read_safetensors(&path).unwrap();
+        assert_eq!(back.len(), 3);
+        assert_eq!(back[0], tensor("b", &[2], &[1.0, -3.0]));
+        assert_eq!(back[1].name, "d");
+        assert_eq!(back[1].data[..2], [1.5f32, -0.1f32]);
+        assert_eq!(back[1].data[2], f32::INFINITY);
+        assert_eq!(back[2].name, "h");
+        assert_eq!(back[2].shape, vec![2, 3]);
+        assert_eq!(
+            back[2].data[..5],
+            [1.0, -2.0, 65504.0, 2f32.powi(-24), f32::INFINITY]
+        );
+        assert_eq!(back[2].data[5].to_bits(), (-0.0f32).to_bits());
+    }
+
+    #[test]
+    fn f16_conversion_handles_nan_and_subnormals() {
+        assert!(f16_to_f32(0x7e00).is_nan());
+        assert_eq!(f16_to_f32(0x03ff), 1023.0 * 2f32.powi(-24));
+        assert_eq!(f16_to_f32(0x8001), -(2f32.powi(-24)));
+        assert_eq!(f16_to_f32(0x0400), 2f32.powi(-14));
+        assert_eq!(f16_to_f32(0x3555), 0.333_251_95);
+    }
+
+    #[test]
+    fn unsupported_dtype_is_an_error_naming_tensor_and_dtype() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ints.safetensors");
+        let bytes: Vec<u8> = [1i64, 2].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let views = vec![(
+            "steps",
+            TensorView::new(Dtype::I64, vec![2], &bytes).unwrap(),
+        )];
+        safetensors::tensor::serialize_to_file(views, None, &path).unwrap();
+        let msg = read_safetensors(&path).unwrap_err().to_string();
+        assert!(
+            msg.contains("`steps`") && msg.contains("I64") && msg.contains("ints.safetensors"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn invalid_file_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("garbage.safetensors");
+        fs::write(&path, b"this is not a safetensors file").unwrap();
+        let msg = read_safetensors(&path).unwrap_err().to_string();
+        assert!(
+            msg.contains("garbage.safetensors") && msg.contains("not a valid safetensors"),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'), "{msg}");
+    }
+
+    #[test]
+    fn missing_file_is_an_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let msg = read_safetensors(&dir.path().join("init.safetensors"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("init.safetensors") && msg.contains("cannot read"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn write_to_missing_directory_fails_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing").join("model.safetensors");
+        let msg = write_safetensors(&path, &[tensor("a", &[1], &[1.0])])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("model.safetensors") && msg.contains("cannot write"),
+            "{msg}"
+        );
+        assert!(dir_entries(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn failed_rename_removes_the_temp_file_and_keeps_the_target() {
+        // Renaming a file over a non-empty directory fails: the write errors, the temp file goes.
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("out.json");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("keep"), b"x").unwrap();
+        assert!(write_atomic(&target, b"{}").is_err());
+        assert_eq!(dir_entries(dir.path()), vec!["out.json"]);
+        assert_eq!(dir_entries(&target), vec!["keep"]);
+    }
+
+    #[test]
+    fn write_atomic_writes_the_bytes_and_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        write_atomic(&path, b"{\"step\": 1}").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"{\"step\": 1}");
+        assert_eq!(dir_entries(dir.path()), vec!["state.json"]);
+    }
+
+    #[test]
+    fn shape_mismatch_and_duplicate_names_are_errors_and_write_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.safetensors");
+        let msg = write_safetensors(&path, &[tensor("w", &[2, 2], &[1.0])])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("`w`") && msg.contains("[2, 2]"), "{msg}");
+        let msg = write_safetensors(
+            &path,
+            &[tensor("w", &[1], &[1.0]), tensor("w", &[1], &[2.0])],
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(msg.contains("`w`") && msg.contains("twice"), "{msg}");
+        assert!(dir_entries(dir.path()).is_empty());
+    }
+}
