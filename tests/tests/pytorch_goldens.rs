@@ -15,7 +15,10 @@ fn cases() -> Vec<PathBuf> {
         .filter(|p| p.join("expected.json").exists())
         .collect();
     cases.sort();
-    assert!(cases.len() >= 8, "expected the skeleton's golden cases in {root:?}");
+    assert!(
+        cases.len() >= 8,
+        "expected the skeleton's golden cases in {root:?}"
+    );
     cases
 }
 
@@ -25,7 +28,8 @@ fn close(actual: f64, expected: f64, relative: f64, absolute: f64) -> bool {
 
 fn check_case(case: &Path, backend: BackendKind) {
     let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(case.join("expected.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(case.join("expected.json")).unwrap())
+            .unwrap();
     let out = tempfile::tempdir().unwrap();
     graphc::train(
         &case.join("spec.yaml"),
@@ -49,7 +53,12 @@ fn check_case(case: &Path, backend: BackendKind) {
         .iter()
         .map(|v| v.as_f64().unwrap())
         .collect();
-    assert_eq!(losses.len(), want.len(), "{}: number of steps", case.display());
+    assert_eq!(
+        losses.len(),
+        want.len(),
+        "{}: number of steps",
+        case.display()
+    );
     for (step, (a, e)) in losses.iter().zip(&want).enumerate() {
         assert!(
             close(*a, *e, 2e-5, 1e-7),
@@ -59,12 +68,23 @@ fn check_case(case: &Path, backend: BackendKind) {
         );
     }
 
-    let params = graphc::stages::train::read_safetensors(&out.path().join("model.safetensors")).unwrap();
+    let params =
+        graphc::stages::train::read_safetensors(&out.path().join("model.safetensors")).unwrap();
     let finals = expected["final"].as_object().unwrap();
-    assert_eq!(params.len(), finals.len(), "{}: parameter count", case.display());
+    assert_eq!(
+        params.len(),
+        finals.len(),
+        "{}: parameter count",
+        case.display()
+    );
     for p in params {
         let e = &finals[&p.name];
-        let shape: Vec<usize> = e["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+        let shape: Vec<usize> = e["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
         assert_eq!(p.shape, shape, "{}: shape of {}", case.display(), p.name);
         for (i, (a, e)) in p.data.iter().zip(e["data"].as_array().unwrap()).enumerate() {
             let e = e.as_f64().unwrap();

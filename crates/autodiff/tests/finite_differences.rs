@@ -9,10 +9,17 @@ use graphc_interp::{evaluate, Value};
 use graphc_ir::{BinaryOp, CompareOp, Graph, IrError, NodeId, ReduceOp, TensorType, UnaryOp};
 use proptest::prelude::*;
 
+/// A tensor for a test: shape and row-major values.
+type Tensor = (Vec<usize>, Vec<f64>);
+
 type Build = dyn Fn(&mut Graph, &[NodeId]) -> Result<NodeId, IrError>;
 
 /// Checks d loss / d param for every element of every parameter.
-fn check_gradients(params: &[(Vec<usize>, Vec<f64>)], weights_seed: u64, build: &Build) -> Result<(), TestCaseError> {
+fn check_gradients(
+    params: &[(Vec<usize>, Vec<f64>)],
+    weights_seed: u64,
+    build: &Build,
+) -> Result<(), TestCaseError> {
     let mut g = Graph::new();
     let ids: Vec<NodeId> = params
         .iter()
@@ -25,7 +32,8 @@ fn check_gradients(params: &[(Vec<usize>, Vec<f64>)], weights_seed: u64, build: 
     // Deterministic pseudo-random weights in [-1, 1], so every output element matters differently.
     let weights: Vec<f32> = (0..n)
         .map(|i| {
-            let h = (weights_seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            let h = (weights_seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                .wrapping_mul(0xBF58_476D_1CE4_E5B9);
             ((h >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect();
@@ -47,7 +55,10 @@ fn check_gradients(params: &[(Vec<usize>, Vec<f64>)], weights_seed: u64, build: 
         .collect();
     let run = |values: &HashMap<String, Vec<f64>>| -> Vec<Vec<f64>> {
         let all = evaluate::<f64>(&g, &order, &[], values).expect("runs");
-        g.outputs().iter().map(|o| all[o.node.index()].as_f().clone()).collect()
+        g.outputs()
+            .iter()
+            .map(|o| all[o.node.index()].as_f().clone())
+            .collect()
     };
     let analytic = run(&values);
     let eps = 1e-6;
@@ -74,16 +85,16 @@ fn shape(rank: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = Vec<usi
     prop::collection::vec(1usize..4, rank)
 }
 
-fn values_in(shape: Vec<usize>, lo: f64, hi: f64) -> impl Strategy<Value = (Vec<usize>, Vec<f64>)> {
+fn values_in(shape: Vec<usize>, lo: f64, hi: f64) -> impl Strategy<Value = Tensor> {
     let n: usize = shape.iter().product();
     prop::collection::vec(lo..hi, n).prop_map(move |v| (shape.clone(), v))
 }
 
-fn tensor(lo: f64, hi: f64) -> impl Strategy<Value = (Vec<usize>, Vec<f64>)> {
+fn tensor(lo: f64, hi: f64) -> impl Strategy<Value = Tensor> {
     shape(0..=3).prop_flat_map(move |s| values_in(s, lo, hi))
 }
 
-fn pair(lo: f64, hi: f64) -> impl Strategy<Value = ((Vec<usize>, Vec<f64>), (Vec<usize>, Vec<f64>))> {
+fn pair(lo: f64, hi: f64) -> impl Strategy<Value = (Tensor, Tensor)> {
     shape(0..=3).prop_flat_map(move |s| (values_in(s.clone(), lo, hi), values_in(s, lo, hi)))
 }
 
@@ -91,7 +102,7 @@ fn far_apart(a: &[f64], b: &[f64]) -> bool {
     a.iter().zip(b).all(|(p, q)| (p - q).abs() > 1e-3)
 }
 
-fn unary_case(u: UnaryOp, lo: f64, hi: f64) -> impl Strategy<Value = ((Vec<usize>, Vec<f64>), u64, UnaryOp)> {
+fn unary_case(u: UnaryOp, lo: f64, hi: f64) -> impl Strategy<Value = (Tensor, u64, UnaryOp)> {
     (tensor(lo, hi), any::<u64>(), Just(u))
 }
 

@@ -10,7 +10,11 @@ use graphc::stages::{ir, nn, opt};
 use graphc::{BackendKind, RunOptions};
 
 #[derive(Parser)]
-#[command(name = "graphc", version, about = "A declarative training compiler: YAML spec in, trained model out.")]
+#[command(
+    name = "graphc",
+    version,
+    about = "A declarative training compiler: YAML spec in, trained model out."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -66,7 +70,10 @@ fn run(cli: Cli) -> Result<()> {
             quiet,
         } => {
             let kind = BackendKind::from_name(&backend).ok_or_else(|| {
-                anyhow!("unknown backend {backend:?}; valid: {}", BackendKind::NAMES.join(", "))
+                anyhow!(
+                    "unknown backend {backend:?}; valid: {}",
+                    BackendKind::NAMES.join(", ")
+                )
             })?;
             let out_dir = out.unwrap_or_else(|| default_out_dir(&spec));
             let summary = graphc::train(
@@ -86,7 +93,14 @@ fn run(cli: Cli) -> Result<()> {
             let layout = nn::natural_layout(&spec)?;
             let mut step = nn::build_step(&spec, spec.data.batch_size, layout)?;
             opt::optimize(&mut step.graph).context("optimizing the step graph")?;
-            print!("{}", if dot { step.graph.to_dot() } else { step.graph.to_text() });
+            print!(
+                "{}",
+                if dot {
+                    step.graph.to_dot()
+                } else {
+                    step.graph.to_text()
+                }
+            );
             Ok(())
         }
     }
@@ -107,10 +121,25 @@ fn check(path: &Path) -> Result<()> {
     let model = nn::build_model(&mut graph, &spec.model, x)?;
     let layout = nn::natural_layout(&spec)?;
     nn::build_step(&spec, spec.data.batch_size, layout)?;
-    println!("{:<12} {:<12} {:<16} {:>10}", "layer", "type", "output shape", "params");
-    println!("{:<12} {:<12} {:<16} {:>10}", "input", "", format!("{:?}", spec.model.input), "");
+    println!(
+        "{:<12} {:<12} {:<16} {:>10}",
+        "layer", "type", "output shape", "params"
+    );
+    println!(
+        "{:<12} {:<12} {:<16} {:>10}",
+        "input",
+        "",
+        format!("{:?}", spec.model.input),
+        ""
+    );
     let mut total = 0usize;
-    for (index, (layer, &out)) in spec.model.layers.iter().zip(&model.layer_outputs).enumerate() {
+    for (index, (layer, &out)) in spec
+        .model
+        .layers
+        .iter()
+        .zip(&model.layer_outputs)
+        .enumerate()
+    {
         let prefix = layer.name.clone().unwrap_or_else(|| index.to_string());
         let count: usize = model
             .params

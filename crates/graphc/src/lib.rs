@@ -16,8 +16,7 @@ pub use graphc_ir::{Backend, Executable, Graph};
 pub use graphc_nn::TargetLayout;
 pub use graphc_spec::{parse_str, Spec, SpecError};
 pub use graphc_train::{
-    train, BatchTargets, Dataset, Evaluation, NamedTensor, RunOptions, Summary, TrainError,
-    Trainer,
+    train, BatchTargets, Dataset, Evaluation, NamedTensor, RunOptions, Summary, TrainError, Trainer,
 };
 
 /// The crates behind the facade, for programs that need one stage alone.

@@ -82,7 +82,11 @@ pub fn evaluate<T: Scalar>(
             Op::Compare(c) => Value::F(zip(x(0), x(1), |p, q| mask(compare(*c, p, q)))),
             Op::Select => {
                 let (m, a, b) = (x(0), x(1), x(2));
-                Value::F((0..m.len()).map(|i| if m[i] != T::zero() { a[i] } else { b[i] }).collect())
+                Value::F(
+                    (0..m.len())
+                        .map(|i| if m[i] != T::zero() { a[i] } else { b[i] })
+                        .collect(),
+                )
             }
             Op::Reduce { op, axes } => Value::F(reduce(*op, x(0), ty(0), axes, &node.ty)),
             Op::Broadcast(_) => Value::F(broadcast(x(0), ty(0), &node.ty)),
@@ -91,7 +95,14 @@ pub fn evaluate<T: Scalar>(
             Op::MatMul {
                 transpose_lhs,
                 transpose_rhs,
-            } => Value::F(matmul(x(0), ty(0), *transpose_lhs, x(1), ty(1), *transpose_rhs)),
+            } => Value::F(matmul(
+                x(0),
+                ty(0),
+                *transpose_lhs,
+                x(1),
+                ty(1),
+                *transpose_rhs,
+            )),
             Op::OneHot(classes) => match &values[operands[0].index()] {
                 Value::I(indices) => Value::F(one_hot(indices, *classes)),
                 Value::F(_) => return Err(IrError::Argument("one_hot of floats".into())),
@@ -102,7 +113,11 @@ pub fn evaluate<T: Scalar>(
     Ok(values)
 }
 
-fn check_argument<T: Scalar>(graph: &Graph, id: NodeId, arg: &Value<T>) -> Result<Value<T>, IrError> {
+fn check_argument<T: Scalar>(
+    graph: &Graph,
+    id: NodeId,
+    arg: &Value<T>,
+) -> Result<Value<T>, IrError> {
     let node = graph.node(id);
     let name = node.op.leaf_name().unwrap_or_default();
     let (len, dtype) = match arg {
@@ -145,7 +160,13 @@ fn unary<T: Scalar>(u: UnaryOp, a: T) -> T {
 
 fn binary<T: Scalar>(b: BinaryOp, p: T, q: T) -> T {
     // max and min propagate NaN, as torch.maximum and torch.minimum do.
-    let nan_or = |v: T| if p.is_nan() || q.is_nan() { T::nan() } else { v };
+    let nan_or = |v: T| {
+        if p.is_nan() || q.is_nan() {
+            T::nan()
+        } else {
+            v
+        }
+    };
     match b {
         BinaryOp::Add => p + q,
         BinaryOp::Sub => p - q,
@@ -191,7 +212,13 @@ fn collapse(i: usize, from: &[usize], to_strides: &[usize], to: &[usize]) -> usi
     j
 }
 
-fn reduce<T: Scalar>(op: ReduceOp, x: &[T], from: &TensorType, _axes: &[usize], to: &TensorType) -> Vec<T> {
+fn reduce<T: Scalar>(
+    op: ReduceOp,
+    x: &[T],
+    from: &TensorType,
+    _axes: &[usize],
+    to: &TensorType,
+) -> Vec<T> {
     let init = match op {
         ReduceOp::Sum => T::zero(),
         ReduceOp::Max => T::neg_infinity(),
@@ -234,10 +261,29 @@ fn transpose<T: Scalar>(x: &[T], from: &TensorType, perm: &[usize]) -> Vec<T> {
 
 /// `op(a) · op(b)`, where `op` transposes when asked; an i-k-j loop over
 /// row-major copies of the operands.
-fn matmul<T: Scalar>(a: &[T], at: &TensorType, ta: bool, b: &[T], bt: &TensorType, tb: bool) -> Vec<T> {
-    let a = if ta { transpose(a, at, &[1, 0]) } else { a.to_vec() };
-    let b = if tb { transpose(b, bt, &[1, 0]) } else { b.to_vec() };
-    let (m, k) = if ta { (at.shape[1], at.shape[0]) } else { (at.shape[0], at.shape[1]) };
+fn matmul<T: Scalar>(
+    a: &[T],
+    at: &TensorType,
+    ta: bool,
+    b: &[T],
+    bt: &TensorType,
+    tb: bool,
+) -> Vec<T> {
+    let a = if ta {
+        transpose(a, at, &[1, 0])
+    } else {
+        a.to_vec()
+    };
+    let b = if tb {
+        transpose(b, bt, &[1, 0])
+    } else {
+        b.to_vec()
+    };
+    let (m, k) = if ta {
+        (at.shape[1], at.shape[0])
+    } else {
+        (at.shape[0], at.shape[1])
+    };
     let n = if tb { bt.shape[0] } else { bt.shape[1] };
     let mut out = vec![T::zero(); m * n];
     for i in 0..m {

@@ -104,7 +104,9 @@ impl Executable for Program {
                 buffer.len(),
                 data.len()
             ))),
-            None => Err(IrError::Argument(format!("no parameter or state named {name:?}"))),
+            None => Err(IrError::Argument(format!(
+                "no parameter or state named {name:?}"
+            ))),
         }
     }
 }

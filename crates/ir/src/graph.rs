@@ -397,12 +397,13 @@ impl Graph {
 
     /// Removes a node that nothing uses (no users, outputs or assigns, not an argument).
     pub fn remove_unused(&mut self, id: NodeId) -> Result<(), IrError> {
-        let used = self.g.edges_directed(id.0, Direction::Outgoing).next().is_some()
+        let used = self
+            .g
+            .edges_directed(id.0, Direction::Outgoing)
+            .next()
+            .is_some()
             || self.outputs.iter().any(|o| o.node == id)
-            || self
-                .assigns
-                .iter()
-                .any(|a| a.value == id || a.target == id)
+            || self.assigns.iter().any(|a| a.value == id || a.target == id)
             || self.arguments.contains(&id);
         if used {
             return Err(IrError::Invalid {

@@ -57,7 +57,10 @@ impl Op {
                 all_f32()?;
                 let t = operands[0];
                 let fits = t.rank() == shape.len()
-                    && t.shape.iter().zip(shape).all(|(&from, &to)| from == to || from == 1);
+                    && t.shape
+                        .iter()
+                        .zip(shape)
+                        .all(|(&from, &to)| from == to || from == 1);
                 if !fits {
                     return Err(IrError::ty(
                         &name,
@@ -69,7 +72,10 @@ impl Op {
             Op::Reshape(shape) => {
                 let t = operands[0];
                 if shape.iter().product::<usize>() != t.numel() {
-                    return Err(IrError::ty(&name, format!("cannot reshape {t} to {shape:?}")));
+                    return Err(IrError::ty(
+                        &name,
+                        format!("cannot reshape {t} to {shape:?}"),
+                    ));
                 }
                 Ok(TensorType {
                     shape: shape.clone(),
@@ -100,7 +106,10 @@ impl Op {
                 all_f32()?;
                 let (a, b) = (operands[0], operands[1]);
                 if a.rank() != 2 || b.rank() != 2 {
-                    return Err(IrError::ty(&name, format!("expects matrices, got {a} and {b}")));
+                    return Err(IrError::ty(
+                        &name,
+                        format!("expects matrices, got {a} and {b}"),
+                    ));
                 }
                 let (m, ka) = if *transpose_lhs {
                     (a.shape[1], a.shape[0])

@@ -32,7 +32,8 @@ impl Graph {
 
     /// The graph in Graphviz DOT: leaves as boxes, outputs and assigns as extra edges.
     pub fn to_dot(&self) -> String {
-        let mut out = String::from("digraph graphc {\n  rankdir=TB;\n  node [fontname=\"monospace\"];\n");
+        let mut out =
+            String::from("digraph graphc {\n  rankdir=TB;\n  node [fontname=\"monospace\"];\n");
         for id in self.node_ids() {
             let node = self.node(id);
             let shape = match node.op {

@@ -43,7 +43,10 @@ impl Graph {
         }
         for o in self.outputs() {
             if !self.contains(o.node) {
-                return Err(invalid(o.node, format!("output {:?} is not a node", o.name)));
+                return Err(invalid(
+                    o.node,
+                    format!("output {:?} is not a node", o.name),
+                ));
             }
         }
         let mut written = HashSet::new();
@@ -53,7 +56,10 @@ impl Graph {
             }
             let (t, v) = (self.node(a.target), self.node(a.value));
             if !t.op.is_persistent() || t.ty != v.ty {
-                return Err(invalid(a.target, format!("cannot assign {} to {}", v.ty, t.op)));
+                return Err(invalid(
+                    a.target,
+                    format!("cannot assign {} to {}", v.ty, t.op),
+                ));
             }
             if !written.insert(a.target) {
                 return Err(invalid(a.target, "assigned twice"));

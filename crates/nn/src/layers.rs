@@ -72,7 +72,9 @@ pub fn build_model(graph: &mut Graph, model: &ModelSpec, x: NodeId) -> Result<Mo
             LayerKind::Linear { out, bias } => {
                 let (out, input) = (*out, *shape.last().unwrap_or(&0));
                 if shape.len() < 2 || input == 0 {
-                    return Err(err(format!("expects features on the last axis, got {shape:?}")));
+                    return Err(err(format!(
+                        "expects features on the last axis, got {shape:?}"
+                    )));
                 }
                 input
                     .checked_mul(out)
@@ -109,7 +111,9 @@ pub fn build_model(graph: &mut Graph, model: &ModelSpec, x: NodeId) -> Result<Mo
             LayerKind::Tanh => graph.unary(UnaryOp::Tanh, h)?,
             LayerKind::Softmax { dim } | LayerKind::LogSoftmax { dim } => {
                 let axis = resolve_dim(*dim, shape.len()).ok_or_else(|| {
-                    err(format!("dim {dim} is out of range for a tensor of shape {shape:?}"))
+                    err(format!(
+                        "dim {dim} is out of range for a tensor of shape {shape:?}"
+                    ))
                 })?;
                 let log_p = log_softmax(graph, h, axis)?;
                 match layer.kind {
@@ -146,7 +150,11 @@ pub(crate) fn relu(graph: &mut Graph, x: NodeId) -> Result<NodeId, graphc_ir::Ir
 }
 
 /// `log_softmax(x, axis) = (x - max) - log(sum(exp(x - max)))`, stable for any logits.
-pub(crate) fn log_softmax(graph: &mut Graph, x: NodeId, axis: usize) -> Result<NodeId, graphc_ir::IrError> {
+pub(crate) fn log_softmax(
+    graph: &mut Graph,
+    x: NodeId,
+    axis: usize,
+) -> Result<NodeId, graphc_ir::IrError> {
     let shape = graph.shape(x).to_vec();
     let max = graph.reduce(ReduceOp::Max, x, &[axis])?;
     let max = graph.broadcast_to(max, &shape)?;

@@ -48,7 +48,10 @@ pub fn build_loss(
     layout: TargetLayout,
 ) -> Result<NodeId, NnError> {
     let name = loss_name(loss);
-    let err = |message: String| NnError::Loss { loss: name, message };
+    let err = |message: String| NnError::Loss {
+        loss: name,
+        message,
+    };
     let out_shape = graph.shape(output).to_vec();
     if out_shape.len() != 2 {
         return Err(err(format!(
@@ -80,7 +83,11 @@ pub fn build_loss(
         Some(v) if !allowed.contains(&v.len()) => Err(err(format!(
             "{what} has {} values, expected {}",
             v.len(),
-            allowed.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" or ")
+            allowed
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(" or ")
         ))),
         _ => Ok(()),
     };
@@ -152,7 +159,12 @@ pub fn build_loss(
 }
 
 /// `values` (one per column, or a single one) as a constant `[rows, width]` tensor.
-fn broadcast_row(graph: &mut Graph, values: &[f32], rows: usize, width: usize) -> Result<NodeId, NnError> {
+fn broadcast_row(
+    graph: &mut Graph,
+    values: &[f32],
+    rows: usize,
+    width: usize,
+) -> Result<NodeId, NnError> {
     let row: Vec<f32> = if values.len() == 1 {
         vec![values[0]; width]
     } else {

@@ -62,7 +62,10 @@ pub fn group_settings(spec: &OptimizerSpec, group: usize) -> &OptimizerKind {
 pub fn state_names(kind: &OptimizerKind, param: &ParamInfo) -> Vec<(String, Vec<usize>)> {
     match kind {
         OptimizerKind::Sgd(s) if s.momentum != 0.0 => {
-            vec![(format!("{}.momentum_buffer", param.name), param.shape.clone())]
+            vec![(
+                format!("{}.momentum_buffer", param.name),
+                param.shape.clone(),
+            )]
         }
         OptimizerKind::Sgd(_) => Vec::new(),
     }

@@ -65,11 +65,16 @@ pub fn build_step(spec: &Spec, batch: usize, layout: TargetLayout) -> Result<Ste
     }
     let step_count = graph.hyper("step");
     step.hypers.push(Hyper::Step);
-    let lrs: Vec<_> = lrs
-        .into_iter()
-        .map(|l| l.unwrap_or(step_count))
-        .collect();
-    build_update(graph, &spec.optimizer, &step.params, &grads, &groups, &lrs, step_count)?;
+    let lrs: Vec<_> = lrs.into_iter().map(|l| l.unwrap_or(step_count)).collect();
+    build_update(
+        graph,
+        &spec.optimizer,
+        &step.params,
+        &grads,
+        &groups,
+        &lrs,
+        step_count,
+    )?;
     step.state = step
         .params
         .iter()

@@ -14,9 +14,12 @@ pub use cse::eliminate_common_subexpressions;
 pub use dce::eliminate_dead_code;
 pub use simplify::simplify;
 
+/// A pass rewrites a graph in place.
+type Pass = fn(&mut Graph) -> Result<(), IrError>;
+
 /// Runs the standard pipeline; the result computes the same outputs and assigns.
 pub fn optimize(graph: &mut Graph) -> Result<(), IrError> {
-    let passes: [fn(&mut Graph) -> Result<(), IrError>; 4] = [
+    let passes: [Pass; 4] = [
         eliminate_common_subexpressions,
         simplify,
         eliminate_common_subexpressions,

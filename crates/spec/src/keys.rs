@@ -30,11 +30,12 @@ impl KeyTable {
 
     /// The canonical name of `key`, if valid here.
     fn canonical(&self, key: &str) -> Option<&'static str> {
-        self.valid
-            .iter()
-            .copied()
-            .find(|v| *v == key)
-            .or_else(|| self.aliases.iter().find(|(a, _)| *a == key).map(|(_, c)| *c))
+        self.valid.iter().copied().find(|v| *v == key).or_else(|| {
+            self.aliases
+                .iter()
+                .find(|(a, _)| *a == key)
+                .map(|(_, c)| *c)
+        })
     }
 
     /// `type, name, out (or out_features), bias`.

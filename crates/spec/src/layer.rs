@@ -97,7 +97,12 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
                 }
                 "out" => {
                     let expected = "a positive integer (output features)";
-                    out = Some(map.next_value_seed(scalar(ctx, path, expected, to_positive_usize))?);
+                    out = Some(map.next_value_seed(scalar(
+                        ctx,
+                        path,
+                        expected,
+                        to_positive_usize,
+                    ))?);
                 }
                 "bias" => bias = map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?,
                 "dim" => dim = map.next_value_seed(scalar(ctx, path, "an integer", to_i64))?,

@@ -3,6 +3,8 @@
 //! Every error is a [`SpecError`] naming the file, line and column, the key path, what is
 //! wrong and what is valid there. Keys, types and defaults follow PyTorch (see SPEC.md).
 
+#![warn(missing_docs)]
+
 mod ctx;
 mod error;
 mod keys;
@@ -24,6 +26,8 @@ pub use types::*;
 
 /// Parses and validates spec text; `origin` names the file in error messages only.
 pub fn parse_str(text: &str, origin: &Path) -> Result<Spec, SpecError> {
+    // serde_yaml 0.9 reads a leading UTF-8 byte-order mark as a second document.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // serde_yaml hands visitors the events before a syntax error, so check the YAML first:
     // malformed YAML is reported as such, not as a problem in the part before it.
     if let Err(e) = serde_yaml::from_str::<serde::de::IgnoredAny>(text) {

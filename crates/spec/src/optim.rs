@@ -97,10 +97,12 @@ impl SgdGiven {
                     Some(map.next_value_seed(scalar(ctx, path, expected, to_nonneg_f32))?);
             }
             "nesterov" => {
-                self.nesterov = Some(map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?);
+                self.nesterov =
+                    Some(map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?);
             }
             "maximize" => {
-                self.maximize = Some(map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?);
+                self.maximize =
+                    Some(map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?);
             }
             _ => return Ok(false),
         }
@@ -273,10 +275,7 @@ impl<'de> Node<'de> for GroupNode<'_> {
         &self.path
     }
     fn expected(&self) -> String {
-        format!(
-            "a param group mapping with keys {}",
-            GROUP_KEYS.listing()
-        )
+        format!("a param group mapping with keys {}", GROUP_KEYS.listing())
     }
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<GroupGiven, A::Error> {
         let ctx = self.ctx;

@@ -161,7 +161,9 @@ impl<'de> Node<'de> for DataNode<'_> {
                     batch_size =
                         map.next_value_seed(scalar(ctx, path, expected, to_positive_usize))?;
                 }
-                "shuffle" => shuffle = map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?,
+                "shuffle" => {
+                    shuffle = map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?
+                }
                 "drop_last" => {
                     drop_last = map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?
                 }

@@ -74,7 +74,12 @@ pub struct LayerSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub enum LayerKind {
     /// `nn.Linear(in, out, bias)`; `in` is inferred from the previous layer.
-    Linear { out: usize, bias: bool },
+    Linear {
+        /// Output features (`out_features`).
+        out: usize,
+        /// Whether the layer adds a learned bias.
+        bias: bool,
+    },
     /// `nn.ReLU`.
     Relu,
     /// `nn.Sigmoid`.
@@ -82,9 +87,15 @@ pub enum LayerKind {
     /// `nn.Tanh`.
     Tanh,
     /// `nn.Softmax(dim)`; `dim` counts sample axes (batch excluded), -1 by default.
-    Softmax { dim: i64 },
+    Softmax {
+        /// The axis normalised over.
+        dim: i64,
+    },
     /// `nn.LogSoftmax(dim)`.
-    LogSoftmax { dim: i64 },
+    LogSoftmax {
+        /// The axis normalised over.
+        dim: i64,
+    },
 }
 
 /// `model.init`.
@@ -111,18 +122,28 @@ pub enum Reduction {
 #[derive(Debug, Clone, PartialEq)]
 pub enum LossSpec {
     /// `nn.MSELoss`.
-    Mse { reduction: Reduction },
+    Mse {
+        /// How per-sample losses are combined.
+        reduction: Reduction,
+    },
     /// `nn.CrossEntropyLoss`.
     CrossEntropy {
+        /// Per-class weights.
         weight: Option<Vec<f32>>,
+        /// Target class index that contributes nothing.
         ignore_index: i64,
+        /// How per-sample losses are combined.
         reduction: Reduction,
+        /// Label smoothing amount in `[0, 1]`.
         label_smoothing: f32,
     },
     /// `nn.BCEWithLogitsLoss`.
     BceWithLogits {
+        /// Per-element rescaling weights.
         weight: Option<Vec<f32>>,
+        /// Weights of positive examples, one per class.
         pos_weight: Option<Vec<f32>>,
+        /// How per-sample losses are combined.
         reduction: Reduction,
     },
 }
@@ -146,11 +167,17 @@ pub enum OptimizerKind {
 /// `torch.optim.SGD`'s hyperparameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SgdSpec {
+    /// Learning rate (>= 0).
     pub lr: f32,
+    /// Momentum factor (>= 0).
     pub momentum: f32,
+    /// Dampening for momentum.
     pub dampening: f32,
+    /// L2 penalty (>= 0).
     pub weight_decay: f32,
+    /// Nesterov momentum (needs momentum > 0 and dampening == 0).
     pub nesterov: bool,
+    /// Maximize the objective instead of minimizing it.
     pub maximize: bool,
 }
 

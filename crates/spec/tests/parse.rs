@@ -91,7 +91,10 @@ fn spec_md_example_without_scheduler_parses_to_expected_value() {
             layers: vec![
                 LayerSpec {
                     name: None,
-                    kind: LayerKind::Linear { out: 16, bias: true },
+                    kind: LayerKind::Linear {
+                        out: 16,
+                        bias: true
+                    },
                 },
                 LayerSpec {
                     name: None,
@@ -148,7 +151,10 @@ fn omitted_keys_take_pytorch_defaults() {
     assert_eq!(spec.data.valid, None);
     assert_eq!(spec.data.train.features, None);
     assert_eq!(spec.model.init, InitSpec::Default);
-    assert_eq!(spec.model.layers[0].kind, LayerKind::Linear { out: 1, bias: true });
+    assert_eq!(
+        spec.model.layers[0].kind,
+        LayerKind::Linear { out: 1, bias: true }
+    );
     assert_eq!(
         spec.loss,
         LossSpec::Mse {
@@ -243,7 +249,10 @@ train: {epochs: 1, steps: 10}
     assert_eq!(
         kinds,
         [
-            &LayerKind::Linear { out: 8, bias: false },
+            &LayerKind::Linear {
+                out: 8,
+                bias: false
+            },
             &LayerKind::Relu,
             &LayerKind::Sigmoid,
             &LayerKind::Tanh,
@@ -265,9 +274,15 @@ train: {epochs: 1, steps: 10}
 #[test]
 fn type_may_come_after_the_other_keys() {
     let text = MINIMAL
-        .replace("{type: linear, out: 1}", "{out: 16, bias: false, type: linear}")
+        .replace(
+            "{type: linear, out: 1}",
+            "{out: 16, bias: false, type: linear}",
+        )
         .replace("{type: mse}", "{reduction: sum, type: mse}")
-        .replace("{type: sgd}", "{lr: 0.2, param_groups: [{params: [a]}], type: sgd}");
+        .replace(
+            "{type: sgd}",
+            "{lr: 0.2, param_groups: [{params: [a]}], type: sgd}",
+        );
     let spec = parse(&text);
     assert_eq!(
         spec.model.layers[0].kind,
@@ -343,12 +358,18 @@ train: {epochs: 2}
     assert_eq!(spec.data.valid, None);
     assert_eq!(spec.data.train.features, None);
     assert_eq!(spec.model.init, InitSpec::Default);
-    assert!(matches!(spec.loss, LossSpec::CrossEntropy { weight: None, .. }));
+    assert!(matches!(
+        spec.loss,
+        LossSpec::CrossEntropy { weight: None, .. }
+    ));
 }
 
 #[test]
 fn numbers_accept_yaml_integer_and_float_forms() {
-    let text = MINIMAL.replace("{type: sgd}", "{type: sgd, lr: 1e-3, momentum: 1, dampening: .5}");
+    let text = MINIMAL.replace(
+        "{type: sgd}",
+        "{type: sgd, lr: 1e-3, momentum: 1, dampening: .5}",
+    );
     let spec = parse(&text);
     let s = sgd(&spec.optimizer.kind);
     assert_eq!((s.lr, s.momentum, s.dampening), (1e-3, 1.0, 0.5));

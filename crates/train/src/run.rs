@@ -112,8 +112,8 @@ pub fn load_data(spec: &Spec, base_dir: &Path) -> Result<SpecData, TrainError> {
         }
     }
     let per_sample: usize = spec.model.input.iter().product();
-    for (data, source) in std::iter::once((&train, &spec.data.train))
-        .chain(valid.iter().zip(spec.data.valid.iter()))
+    for (data, source) in
+        std::iter::once((&train, &spec.data.train)).chain(valid.iter().zip(spec.data.valid.iter()))
     {
         if data.num_features() != per_sample {
             return Err(TrainError::Data(format!(
@@ -138,7 +138,12 @@ pub fn load_data(spec: &Spec, base_dir: &Path) -> Result<SpecData, TrainError> {
 
 /// Builds a trainer for the spec with its initial weights (default init, or
 /// `init.from` relative to `base_dir`), and checks the data's class indices.
-pub fn prepare(spec: &Spec, base_dir: &Path, data: &SpecData, backend: Box<dyn Backend>) -> Result<Trainer, TrainError> {
+pub fn prepare(
+    spec: &Spec,
+    base_dir: &Path,
+    data: &SpecData,
+    backend: Box<dyn Backend>,
+) -> Result<Trainer, TrainError> {
     let mut trainer = Trainer::new(spec.clone(), backend, data.layout)?;
     if let InitSpec::From(path) = &spec.model.init {
         trainer.load_init(&base_dir.join(path))?;
@@ -164,13 +169,25 @@ pub fn train(spec_path: &Path, options: RunOptions) -> Result<Summary, TrainErro
     let mut trainer = prepare(&spec, base_dir, &data, options.backend)?;
 
     std::fs::create_dir_all(&options.out_dir).map_err(|e| {
-        TrainError::io("create output directory", &options.out_dir, &e, "choose a writable --out directory")
+        TrainError::io(
+            "create output directory",
+            &options.out_dir,
+            &e,
+            "choose a writable --out directory",
+        )
     })?;
     let metrics_path = options.out_dir.join("metrics.jsonl");
-    let file = File::create(&metrics_path)
-        .map_err(|e| TrainError::io("create", &metrics_path, &e, "choose a writable --out directory"))?;
+    let file = File::create(&metrics_path).map_err(|e| {
+        TrainError::io(
+            "create",
+            &metrics_path,
+            &e,
+            "choose a writable --out directory",
+        )
+    })?;
     let mut metrics = BufWriter::new(file);
-    let write_err = |e: std::io::Error| TrainError::io("write", &metrics_path, &e, "check free disk space");
+    let write_err =
+        |e: std::io::Error| TrainError::io("write", &metrics_path, &e, "check free disk space");
 
     let defaults_group = spec.optimizer.param_groups.len();
     let n = data.train.len();
@@ -189,7 +206,8 @@ pub fn train(spec_path: &Path, options: RunOptions) -> Result<Summary, TrainErro
             if trainer.step_count() >= max_steps {
                 break;
             }
-            data.train.gather(&order[range], &mut features, &mut targets);
+            data.train
+                .gather(&order[range], &mut features, &mut targets);
             let lr = trainer.lr(defaults_group).unwrap_or(f32::NAN);
             let loss = trainer.step(&features, &targets)?;
             let step = trainer.step_count();
@@ -219,10 +237,7 @@ pub fn train(spec_path: &Path, options: RunOptions) -> Result<Summary, TrainErro
                 spec.data.batch_size
             )));
         }
-        let mut progress = format!(
-            "epoch {epoch}: loss {:.4}",
-            epoch_loss / epoch_steps as f64
-        );
+        let mut progress = format!("epoch {epoch}: loss {:.4}", epoch_loss / epoch_steps as f64);
         if let Some(valid) = &data.valid {
             let e = trainer.evaluate(valid)?;
             progress += &format!(", valid loss {:.4}", e.loss);
@@ -242,7 +257,10 @@ pub fn train(spec_path: &Path, options: RunOptions) -> Result<Summary, TrainErro
         }
     }
     metrics.flush().map_err(write_err)?;
-    write_safetensors(&options.out_dir.join("model.safetensors"), &trainer.params())?;
+    write_safetensors(
+        &options.out_dir.join("model.safetensors"),
+        &trainer.params(),
+    )?;
     let train_eval = trainer.evaluate(&data.train)?;
     Ok(Summary {
         steps: trainer.step_count(),

@@ -52,7 +52,11 @@ const EVAL_CHUNK: usize = 4096;
 impl Trainer {
     /// Compiles the training step of `spec` for its batch size on `backend`,
     /// with parameters from PyTorch's default init drawn from `spec.seed`.
-    pub fn new(spec: Spec, backend: Box<dyn Backend>, layout: TargetLayout) -> Result<Trainer, TrainError> {
+    pub fn new(
+        spec: Spec,
+        backend: Box<dyn Backend>,
+        layout: TargetLayout,
+    ) -> Result<Trainer, TrainError> {
         let groups = spec.optimizer.param_groups.len() + 1;
         let lrs = (0..groups).map(|g| initial_lr(&spec, g)).collect();
         let mut trainer = Trainer {
@@ -194,7 +198,11 @@ impl Trainer {
 
     /// Checks that every class index is in `[0, classes)` or is `ignore_index`;
     /// `line_of(row)` names the row in messages.
-    pub fn check_targets(&self, indices: &[i64], describe_row: &dyn Fn(usize) -> String) -> Result<(), TrainError> {
+    pub fn check_targets(
+        &self,
+        indices: &[i64],
+        describe_row: &dyn Fn(usize) -> String,
+    ) -> Result<(), TrainError> {
         let LossSpec::CrossEntropy { ignore_index, .. } = &self.spec.loss else {
             return Ok(());
         };
@@ -254,7 +262,7 @@ impl Trainer {
 
     fn batch_of(&self, features: &[f32]) -> Result<usize, TrainError> {
         let per_sample: usize = self.spec.model.input.iter().product();
-        if per_sample == 0 || features.len() % per_sample != 0 || features.is_empty() {
+        if per_sample == 0 || !features.len().is_multiple_of(per_sample) || features.is_empty() {
             return Err(TrainError::Data(format!(
                 "a batch of {} feature values is not a whole number of samples of {per_sample}",
                 features.len()
@@ -322,7 +330,8 @@ impl Trainer {
             let result = compiled.exe.run(&args);
             result.map_err(|e| self.backend_error(e))?;
             let compiled = &self.evals[index];
-            loss_sum += f64::from(compiled.exe.output(compiled.step.loss_output)[0]) * rows.len() as f64;
+            loss_sum +=
+                f64::from(compiled.exe.output(compiled.step.loss_output)[0]) * rows.len() as f64;
             let output = compiled.exe.output(compiled.step.model_output);
             let width = output.len() / rows.len();
             match (&self.spec.loss, &targets) {
@@ -330,7 +339,9 @@ impl Trainer {
                     for (row, &t) in y.iter().enumerate() {
                         if t != *ignore_index {
                             counted += 1;
-                            correct += usize::from(argmax(&output[row * width..(row + 1) * width]) as i64 == t);
+                            correct += usize::from(
+                                argmax(&output[row * width..(row + 1) * width]) as i64 == t,
+                            );
                         }
                     }
                 }
@@ -379,6 +390,12 @@ fn argmax(values: &[f32]) -> usize {
     values
         .iter()
         .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| if v > bv { (i, v) } else { (bi, bv) })
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
+            if v > bv {
+                (i, v)
+            } else {
+                (bi, bv)
+            }
+        })
         .0
 }

@@ -1,0 +1,208 @@
+//! End-to-end tests of the `graphc` binary: the default spec trains, and bad
+//! input ends with one clear line on stderr and a non-zero exit, never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn graphc(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_graphc"))
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("graphc runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Writes `files` into a fresh directory and returns it.
+fn scratch(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+/// Asserts a failed run: non-zero exit, one `error:` line, no panic, mentioning each of `needles`.
+fn assert_clear_failure(o: &Output, needles: &[&str]) {
+    let err = stderr(o);
+    assert!(!o.status.success(), "expected failure, got success: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
+    assert!(err.starts_with("error: "), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "message should mention {n:?}: {err}");
+    }
+}
+
+const GOOD_SPEC: &str = "
+data: {train: {csv: data.csv, target: y}, batch_size: 2}
+model: {input: [2], layers: [{type: linear, out: 1}]}
+loss: {type: mse}
+optimizer: {type: sgd, lr: 0.1}
+train: {epochs: 2}
+";
+
+#[test]
+fn train_iris_reaches_95_percent_and_writes_spec_files() {
+    let out = tempfile::tempdir().unwrap();
+    let o = graphc(&[
+        "train",
+        "specs/iris.yaml",
+        "--out",
+        out.path().to_str().unwrap(),
+        "--quiet",
+        "--backend",
+        "interp",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = String::from_utf8_lossy(&o.stdout);
+    let accuracy: f64 = summary
+        .split("train accuracy ")
+        .nth(1)
+        .and_then(|s| s.split('%').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no accuracy in {summary}"));
+    assert!(accuracy >= 95.0, "{summary}");
+    assert_eq!(summary.lines().count(), 1, "one summary line: {summary}");
+
+    let metrics = std::fs::read_to_string(out.path().join("metrics.jsonl")).unwrap();
+    let first_line = metrics.lines().next().unwrap();
+    assert!(
+        first_line.starts_with(r#"{"step":1,"epoch":1,"loss":"#),
+        "SPEC.md's key order: {first_line}"
+    );
+    let first: serde_json::Value = serde_json::from_str(first_line).unwrap();
+    assert_eq!(first["lr"], 0.1);
+    assert_eq!(
+        metrics.lines().count(),
+        30 * 10,
+        "150 rows / 16 = 10 steps per epoch"
+    );
+
+    let params =
+        graphc::stages::train::read_safetensors(&out.path().join("model.safetensors")).unwrap();
+    let names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["0.bias", "0.weight", "2.bias", "2.weight"]);
+    assert_eq!(params[1].shape, [16, 4], "PyTorch layout [out, in]");
+}
+
+#[test]
+fn check_prints_layers_shapes_and_parameter_count() {
+    let o = graphc(&["check", "specs/iris.yaml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("linear") && text.contains("[16]") && text.contains("[3]"),
+        "{text}"
+    );
+    assert!(text.contains("total parameters: 131"), "{text}");
+}
+
+#[test]
+fn graph_prints_text_and_dot() {
+    let o = graphc(&["graph", "specs/iris.yaml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("matmul") && text.contains("assign"), "{text}");
+    let o = graphc(&["graph", "specs/iris.yaml", "--dot"]);
+    assert!(String::from_utf8_lossy(&o.stdout).starts_with("digraph"));
+}
+
+#[test]
+fn malformed_yaml_is_one_clear_error() {
+    let dir = scratch(&[("spec.yaml", "data: {train: [unclosed\nmodel: 3\n")]);
+    let o = graphc(&["train", dir.path().join("spec.yaml").to_str().unwrap()]);
+    assert_clear_failure(&o, &["spec.yaml"]);
+}
+
+#[test]
+fn unknown_key_names_key_and_position() {
+    let spec = GOOD_SPEC.replace("batch_size: 2", "batch_size: 2, shufle: true");
+    let dir = scratch(&[("spec.yaml", &spec), ("data.csv", "a,b,y\n1,2,3\n")]);
+    let o = graphc(&["train", dir.path().join("spec.yaml").to_str().unwrap()]);
+    assert_clear_failure(&o, &["spec.yaml:2:", "shufle", "shuffle"]);
+}
+
+#[test]
+fn missing_csv_names_the_file() {
+    let dir = scratch(&[("spec.yaml", GOOD_SPEC)]);
+    let out = dir.path().join("out");
+    let o = graphc(&[
+        "train",
+        dir.path().join("spec.yaml").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_clear_failure(&o, &["data.csv"]);
+    assert!(!out.exists(), "no output for a run that never started");
+}
+
+#[test]
+fn non_numeric_cell_names_line_and_column() {
+    let dir = scratch(&[
+        ("spec.yaml", GOOD_SPEC),
+        ("data.csv", "a,b,y\n1,2,3\n4,five,6\n"),
+    ]);
+    let o = graphc(&["train", dir.path().join("spec.yaml").to_str().unwrap()]);
+    assert_clear_failure(&o, &["line 3", "`b`", "five"]);
+}
+
+#[test]
+fn class_index_out_of_range_names_the_line() {
+    let spec = "
+data: {train: {csv: data.csv, target: y}, batch_size: 2}
+model: {input: [2], layers: [{type: linear, out: 3}]}
+loss: {type: cross_entropy}
+optimizer: {type: sgd, lr: 0.1}
+train: {epochs: 1}
+";
+    let dir = scratch(&[("spec.yaml", spec), ("data.csv", "a,b,y\n1,2,0\n4,5,3\n")]);
+    let o = graphc(&["train", dir.path().join("spec.yaml").to_str().unwrap()]);
+    assert_clear_failure(&o, &["line 3", "class index 3"]);
+}
+
+#[test]
+fn feature_count_mismatch_names_input_and_columns() {
+    let spec = GOOD_SPEC.replace("input: [2]", "input: [3]");
+    let dir = scratch(&[("spec.yaml", &spec), ("data.csv", "a,b,y\n1,2,3\n")]);
+    let o = graphc(&["train", dir.path().join("spec.yaml").to_str().unwrap()]);
+    assert_clear_failure(&o, &["model.input", "a, b"]);
+}
+
+#[test]
+fn divergence_is_reported_with_its_step() {
+    let spec = GOOD_SPEC.replace("lr: 0.1", "lr: 1.0e30");
+    let dir = scratch(&[
+        ("spec.yaml", &spec),
+        ("data.csv", "a,b,y\n1,2,3\n4,5,6\n7,8,9\n10,11,12\n"),
+    ]);
+    let out = dir.path().join("out");
+    let o = graphc(&[
+        "train",
+        dir.path().join("spec.yaml").to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_clear_failure(&o, &["diverged at step", "lr"]);
+    assert!(
+        !out.join("model.safetensors").exists(),
+        "no model from a diverged run"
+    );
+}
+
+#[test]
+fn unknown_backend_lists_valid_ones() {
+    let o = graphc(&["train", "specs/iris.yaml", "--backend", "gpu"]);
+    assert_clear_failure(&o, &["gpu", "interp"]);
+}
