@@ -86,7 +86,7 @@ pub enum LayerKind {
     Sigmoid,
     /// `nn.Tanh`.
     Tanh,
-    /// `nn.Softmax(dim)`; `dim` counts sample axes (batch excluded), -1 by default.
+    /// `nn.Softmax(dim)`; `dim` indexes the batched tensor as in PyTorch (negative from the end), -1 by default.
     Softmax {
         /// The axis normalised over.
         dim: i64,
