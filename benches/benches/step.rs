@@ -15,7 +15,7 @@ fn iris_step(c: &mut Criterion) {
     let rows: Vec<usize> = (0..spec.data.batch_size).collect();
     let (mut x, mut y) = (Vec::new(), BatchTargets::Floats(Vec::new()));
     data.train.gather(&rows, &mut x, &mut y);
-    for kind in [BackendKind::Interp] {
+    for &kind in BackendKind::ALL {
         let mut trainer = prepare(&spec, base, &data, kind.backend()).expect("compiles");
         c.bench_function(&format!("iris_step/{kind:?}"), |b| {
             b.iter(|| trainer.step(&x, &y).expect("steps"))

@@ -46,6 +46,9 @@ impl BackendKind {
         }
     }
 
+    /// Every backend, for benchmarks and cross-backend tests.
+    pub const ALL: &'static [BackendKind] = &[BackendKind::Interp];
+
     /// Names accepted by [`BackendKind::from_name`].
     pub const NAMES: &'static [&'static str] = &["interp"];
 
