@@ -14,7 +14,7 @@ mod step;
 pub use error::NnError;
 pub use init::default_init;
 pub use layers::{build_model, layer_type, ModelGraph, ParamInfo};
-pub use loss::{build_loss, TargetLayout};
+pub use loss::{build_loss, task_of, TargetLayout, Task};
 pub use optim::group_settings;
 pub use optim::{build_update, group_of, state_names};
 pub use step::{build_eval, build_step, initial_lr, natural_layout, Hyper, StepGraph};

@@ -19,6 +19,37 @@ pub enum TargetLayout {
     },
 }
 
+/// What a loss expects of its targets and how predictions are scored; the
+/// one place the trainer learns what kind of problem a loss solves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// One class per sample: class indices (or one probability column per
+    /// class); scored by argmax accuracy. `ignore_index` samples count nowhere.
+    MultiClass {
+        /// The class index that marks a sample to ignore, if the loss has one.
+        ignore_index: Option<i64>,
+    },
+    /// An independent yes/no per output; scored by thresholding (logits at 0,
+    /// probabilities at 0.5) against targets at 0.5.
+    Binary {
+        /// Whether the model output is a logit rather than a probability.
+        from_logits: bool,
+    },
+    /// Real-valued targets; scored by root mean squared error.
+    Regression,
+}
+
+/// The task a loss solves.
+pub fn task_of(loss: &LossSpec) -> Task {
+    match loss {
+        LossSpec::CrossEntropy { ignore_index, .. } => Task::MultiClass {
+            ignore_index: Some(*ignore_index),
+        },
+        LossSpec::BceWithLogits { .. } => Task::Binary { from_logits: true },
+        LossSpec::Mse { .. } => Task::Regression,
+    }
+}
+
 /// The spec's name of a loss, for messages.
 pub(crate) fn loss_name(loss: &LossSpec) -> &'static str {
     match loss {

@@ -118,7 +118,7 @@ fn build_forward(spec: &Spec, batch: usize, layout: TargetLayout) -> Result<Step
 /// The target layout a spec implies without looking at data: class indices
 /// for cross entropy, otherwise floats shaped like the model output.
 pub fn natural_layout(spec: &Spec) -> Result<TargetLayout, NnError> {
-    if matches!(spec.loss, graphc_spec::LossSpec::CrossEntropy { .. }) {
+    if matches!(crate::task_of(&spec.loss), crate::Task::MultiClass { .. }) {
         return Ok(TargetLayout::Classes);
     }
     let mut graph = Graph::new();

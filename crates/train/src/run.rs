@@ -8,7 +8,8 @@ use std::time::Instant;
 
 use graphc_ir::Backend;
 use graphc_nn::TargetLayout;
-use graphc_spec::{InitSpec, LossSpec, SourceSpec, Spec};
+use graphc_nn::Task;
+use graphc_spec::{InitSpec, SourceSpec, Spec};
 
 use crate::{
     batch_ranges, csv_line, epoch_order, load_csv, write_safetensors, BatchTargets, Dataset,
@@ -90,8 +91,8 @@ pub struct SpecData {
 /// Loads the spec's data (paths relative to `base_dir`), standardizes it when
 /// asked, and checks that it fits the model's input.
 pub fn load_data(spec: &Spec, base_dir: &Path) -> Result<SpecData, TrainError> {
-    let kind = |source: &SourceSpec| match &spec.loss {
-        LossSpec::CrossEntropy { .. } if source.target.len() == 1 => TargetKind::ClassIndex,
+    let kind = |source: &SourceSpec| match graphc_nn::task_of(&spec.loss) {
+        Task::MultiClass { .. } if source.target.len() == 1 => TargetKind::ClassIndex,
         _ => TargetKind::Float,
     };
     let load = |source: &SourceSpec| {

@@ -11,7 +11,8 @@ use graphc_ir::{Arg, Backend, Executable, IrError};
 use graphc_nn::{
     build_eval, build_step, default_init, initial_lr, Hyper, ParamInfo, StepGraph, TargetLayout,
 };
-use graphc_spec::{LossSpec, Spec};
+use graphc_nn::{task_of, Task};
+use graphc_spec::Spec;
 
 use crate::{read_safetensors, BatchTargets, Dataset, NamedTensor, TrainError};
 
@@ -203,14 +204,19 @@ impl Trainer {
         indices: &[i64],
         describe_row: &dyn Fn(usize) -> String,
     ) -> Result<(), TrainError> {
-        let LossSpec::CrossEntropy { ignore_index, .. } = &self.spec.loss else {
+        let Task::MultiClass { ignore_index } = task_of(&self.spec.loss) else {
             return Ok(());
         };
+        let ignored = |c: i64| ignore_index == Some(c);
         let classes = self.classes();
         for (row, &c) in indices.iter().enumerate() {
-            if c != *ignore_index && !(0..classes as i64).contains(&c) {
+            if !ignored(c) && !(0..classes as i64).contains(&c) {
+                let note = match ignore_index {
+                    Some(i) => format!(", and is not ignore_index ({i})"),
+                    None => String::new(),
+                };
                 return Err(TrainError::Data(format!(
-                    "{}: class index {c} is outside [0, {classes}) for a model with {classes} outputs, and is not ignore_index ({ignore_index})",
+                    "{}: class index {c} is outside [0, {classes}) for a model with {classes} outputs{note}",
                     describe_row(row)
                 )));
             }
@@ -334,10 +340,11 @@ impl Trainer {
                 f64::from(compiled.exe.output(compiled.step.loss_output)[0]) * rows.len() as f64;
             let output = compiled.exe.output(compiled.step.model_output);
             let width = output.len() / rows.len();
-            match (&self.spec.loss, &targets) {
-                (LossSpec::CrossEntropy { ignore_index, .. }, BatchTargets::Classes(y)) => {
+            let task = task_of(&self.spec.loss);
+            match (task, &targets) {
+                (Task::MultiClass { ignore_index }, BatchTargets::Classes(y)) => {
                     for (row, &t) in y.iter().enumerate() {
-                        if t != *ignore_index {
+                        if ignore_index != Some(t) {
                             counted += 1;
                             correct += usize::from(
                                 argmax(&output[row * width..(row + 1) * width]) as i64 == t,
@@ -345,20 +352,21 @@ impl Trainer {
                         }
                     }
                 }
-                (LossSpec::CrossEntropy { .. }, BatchTargets::Floats(y)) => {
+                (Task::MultiClass { .. }, BatchTargets::Floats(y)) => {
                     for row in 0..rows.len() {
                         let r = row * width..(row + 1) * width;
                         counted += 1;
                         correct += usize::from(argmax(&output[r.clone()]) == argmax(&y[r]));
                     }
                 }
-                (LossSpec::BceWithLogits { .. }, BatchTargets::Floats(y)) => {
-                    for (&logit, &t) in output.iter().zip(y) {
+                (Task::Binary { from_logits }, BatchTargets::Floats(y)) => {
+                    let threshold = if from_logits { 0.0 } else { 0.5 };
+                    for (&o, &t) in output.iter().zip(y) {
                         counted += 1;
-                        correct += usize::from((logit > 0.0) == (t >= 0.5));
+                        correct += usize::from((o > threshold) == (t >= 0.5));
                     }
                 }
-                (_, BatchTargets::Floats(y)) => {
+                (Task::Regression, BatchTargets::Floats(y)) => {
                     for (&o, &t) in output.iter().zip(y) {
                         counted += 1;
                         squared += f64::from(o - t).powi(2);
@@ -368,7 +376,7 @@ impl Trainer {
             }
             start += rows.len();
         }
-        let classification = !matches!(self.spec.loss, LossSpec::Mse { .. });
+        let classification = task_of(&self.spec.loss) != Task::Regression;
         let ratio = |a: f64, b: usize| if b == 0 { f64::NAN } else { a / b as f64 };
         Ok(Evaluation {
             loss: ratio(loss_sum, n) as f32,
