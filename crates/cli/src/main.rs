@@ -1,6 +1,8 @@
 //! The `graphc` command: `train`, `check`, `graph`. Each subcommand is a thin
 //! shell over the `graphc` library; errors print one line and exit non-zero.
 
+mod bench;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -41,6 +43,17 @@ enum Command {
         /// The spec file.
         spec: PathBuf,
     },
+    /// Time training steps on the spec's first batch; prints one JSON line.
+    Bench {
+        /// The spec file.
+        spec: PathBuf,
+        /// Executor: interp.
+        #[arg(long, default_value = "interp")]
+        backend: String,
+        /// Steps to time after the first.
+        #[arg(long, default_value_t = 100)]
+        steps: u64,
+    },
     /// Print the optimized training-step graph as text (or Graphviz DOT).
     Graph {
         /// The spec file.
@@ -69,12 +82,7 @@ fn run(cli: Cli) -> Result<()> {
             backend,
             quiet,
         } => {
-            let kind = BackendKind::from_name(&backend).ok_or_else(|| {
-                anyhow!(
-                    "unknown backend {backend:?}; valid: {}",
-                    BackendKind::NAMES.join(", ")
-                )
-            })?;
+            let kind = backend_kind(&backend)?;
             let out_dir = out.unwrap_or_else(|| default_out_dir(&spec));
             let summary = graphc::train(
                 &spec,
@@ -88,6 +96,11 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Check { spec } => check(&spec),
+        Command::Bench {
+            spec,
+            backend,
+            steps,
+        } => bench::bench(&spec, backend_kind(&backend)?, steps),
         Command::Graph { spec, dot } => {
             let spec = graphc::parse_spec(&spec)?;
             let layout = nn::natural_layout(&spec)?;
@@ -104,6 +117,16 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// The backend named on the command line.
+fn backend_kind(name: &str) -> Result<BackendKind> {
+    BackendKind::from_name(name).ok_or_else(|| {
+        anyhow!(
+            "unknown backend {name:?}; valid: {}",
+            BackendKind::NAMES.join(", ")
+        )
+    })
 }
 
 /// `runs/<spec file stem>`.

@@ -206,3 +206,29 @@ fn unknown_backend_lists_valid_ones() {
     let o = graphc(&["train", "specs/iris.yaml", "--backend", "gpu"]);
     assert_clear_failure(&o, &["gpu", "interp"]);
 }
+
+#[test]
+fn bench_prints_one_json_line_with_rate_and_compile_time() {
+    let o = graphc(&[
+        "bench",
+        "specs/iris.yaml",
+        "--steps",
+        "20",
+        "--backend",
+        "interp",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(line["backend"], "interp");
+    assert_eq!(line["steps"], 20);
+    assert!(line["steps_per_s"].as_f64().unwrap() > 0.0);
+    assert!(line["compile_ms"].as_f64().unwrap() > 0.0);
+    let rate = line["steps_per_s"].as_f64().unwrap();
+    let step_us = line["step_us"].as_f64().unwrap();
+    assert!(
+        (rate * step_us / 1e6 - 1.0).abs() < 1e-6,
+        "steps_per_s and step_us agree"
+    );
+}

@@ -46,6 +46,13 @@ impl BackendKind {
         }
     }
 
+    /// The command-line name of the backend.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Interp => "interp",
+        }
+    }
+
     /// Every backend, for benchmarks and cross-backend tests.
     pub const ALL: &'static [BackendKind] = &[BackendKind::Interp];
 
