@@ -10,7 +10,7 @@ mod vjp;
 
 use std::collections::HashMap;
 
-use graphc_ir::{BinaryOp, DType, Graph, IrError, NodeId};
+use graphc_ir::{BinaryOp, DType, Graph, IrError, NodeId, Op, UnaryOp};
 use thiserror::Error;
 
 pub use vjp::vjp;
@@ -88,6 +88,10 @@ fn between(graph: &Graph, order: &[NodeId], wrt: &[NodeId], loss: NodeId) -> Vec
         from_wrt[w.index()] = true;
     }
     for &n in order {
+        // nothing past a stop_gradient depends on `wrt` as far as gradients go
+        if matches!(graph.node(n).op, Op::Unary(UnaryOp::StopGradient)) {
+            continue;
+        }
         if graph.operands(n).iter().any(|o| from_wrt[o.index()]) {
             from_wrt[n.index()] = true;
         }

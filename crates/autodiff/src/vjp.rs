@@ -67,6 +67,8 @@ pub fn vjp(
                     let d = graph.binary(Mul, y, one_minus)?;
                     graph.binary(Mul, g, d)?
                 }
+                // stop_gradient passes values only: no gradient
+                UnaryOp::StopGradient => return Ok(out),
             });
         }
         Op::Binary(b) => {

@@ -238,3 +238,29 @@ fn one_hot_gradient_is_the_one_hot_matrix() {
     let expected = [0., 0., 1., 0., 0., 0., 0., 0., 1., 0., 0., 0.];
     assert_eq!(values[grads[0].index()].as_f().as_slice(), &expected);
 }
+
+/// `stop_gradient` is the identity forward and has no gradient, so
+/// `loss = sum(sg(x)·x + (x - sg(x))·c)` has the value `sum(x²)` and the
+/// gradient `sg(x) + c = x + c` (the custom-gradient pattern losses use).
+#[test]
+fn stop_gradient_passes_values_and_blocks_gradients() {
+    let mut g = Graph::new();
+    let x = g.param("x", &[4]);
+    let c = g.constant(vec![0.5, -2.0, 3.0, 1e12], &[4]).unwrap();
+    let sg = g.unary(UnaryOp::StopGradient, x).unwrap();
+    let squares = g.binary(BinaryOp::Mul, sg, x).unwrap();
+    let zero = g.binary(BinaryOp::Sub, x, sg).unwrap();
+    let surrogate = g.binary(BinaryOp::Mul, zero, c).unwrap();
+    let total = g.binary(BinaryOp::Add, squares, surrogate).unwrap();
+    let loss = g.sum_all(total).unwrap();
+    let grads = grad(&mut g, loss, &[x]).unwrap();
+    g.verify().unwrap();
+    let order = g.topo_order().unwrap();
+    let xs = vec![1.0f64, -2.0, 0.0, 4.0];
+    let params = HashMap::from([("x".to_string(), xs.clone())]);
+    let values = evaluate::<f64>(&g, &order, &[], &params).unwrap();
+    assert_eq!(values[loss.index()].as_f().as_slice(), &[21.0]);
+    let cs = [0.5, -2.0, 3.0, f64::from(1e12f32)];
+    let want: Vec<f64> = xs.iter().zip(cs).map(|(x, c)| x + c).collect();
+    assert_eq!(values[grads[0].index()].as_f(), &want);
+}

@@ -155,25 +155,32 @@ fn unary<T: Scalar>(u: UnaryOp, a: T) -> T {
         UnaryOp::Abs => a.abs(),
         UnaryOp::Tanh => a.tanh(),
         UnaryOp::Sigmoid => T::one() / (T::one() + (-a).exp()),
+        UnaryOp::StopGradient => a,
     }
 }
 
 fn binary<T: Scalar>(b: BinaryOp, p: T, q: T) -> T {
-    // max and min propagate NaN, as torch.maximum and torch.minimum do.
-    let nan_or = |v: T| {
+    // max and min propagate NaN, as torch.maximum and torch.minimum do, and
+    // order the zeros as IEEE 754's maximum/minimum: max(+0, -0) = +0.
+    let pick = |p_wins: bool| {
         if p.is_nan() || q.is_nan() {
             T::nan()
+        } else if p_wins {
+            p
         } else {
-            v
+            q
         }
     };
+    let zeros_tie = p == q && p.is_zero();
     match b {
         BinaryOp::Add => p + q,
         BinaryOp::Sub => p - q,
         BinaryOp::Mul => p * q,
         BinaryOp::Div => p / q,
-        BinaryOp::Max => nan_or(p.max(q)),
-        BinaryOp::Min => nan_or(p.min(q)),
+        BinaryOp::Max if zeros_tie => pick(p.is_sign_positive()),
+        BinaryOp::Min if zeros_tie => pick(p.is_sign_negative()),
+        BinaryOp::Max => pick(p > q),
+        BinaryOp::Min => pick(p < q),
     }
 }
 

@@ -23,6 +23,9 @@ pub enum UnaryOp {
     Tanh,
     /// `1 / (1 + e^-x)`
     Sigmoid,
+    /// `x` itself, with no gradient (JAX's `stop_gradient`): lets a composite
+    /// attach PyTorch's own backward formula as `v(sg x) + (x - sg x) · sg(dv)`.
+    StopGradient,
 }
 
 /// Elementwise functions of two f32 operands of equal shape.

@@ -1,47 +1,218 @@
-//! `loss:`: a `type:`-tagged mapping (`mse`, `cross_entropy`, `bce_with_logits`).
+//! `loss:`: a `type:`-tagged mapping, one type per `torch.nn` loss class, with PyTorch's
+//! keyword arguments and defaults, and the class name as an alias (`CrossEntropyLoss`).
 
-use serde::de::{IgnoredAny, MapAccess};
+use std::path::Path as FilePath;
 
-use crate::ctx::{Ctx, Path};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess};
+
+use crate::ctx::{Ctx, Path, Seg};
+use crate::error::SpecError;
 use crate::keys::{KeyTable, Keys, TypeNode, TypeTable};
-use crate::node::{list, scalar, to_f32, to_i64, Node, Problem, Raw, Seed};
+use crate::node::{list, scalar, to_bool, to_f32, to_i64, to_nonneg_f32, Node, Problem, Raw, Seed};
 use crate::suggest::did_you_mean;
 use crate::types::{LossSpec, Reduction};
 
+/// The loss types, in the order of [`Kind`].
 static LOSS_TYPES: TypeTable = TypeTable {
     what: "loss",
     names: &[
-        ("mse", "MSELoss"),
         ("cross_entropy", "CrossEntropyLoss"),
+        ("nll", "NLLLoss"),
+        ("bce", "BCELoss"),
         ("bce_with_logits", "BCEWithLogitsLoss"),
+        ("mse", "MSELoss"),
+        ("l1", "L1Loss"),
+        ("smooth_l1", "SmoothL1Loss"),
+        ("huber", "HuberLoss"),
+        ("kl_div", "KLDivLoss"),
+        ("poisson_nll", "PoissonNLLLoss"),
+        ("soft_margin", "SoftMarginLoss"),
+        ("multilabel_soft_margin", "MultiLabelSoftMarginLoss"),
+        ("multi_margin", "MultiMarginLoss"),
     ],
 };
 
-static UNION_KEYS: KeyTable = KeyTable::plain(&[
+/// A loss type: an index into `LOSS_TYPES.names`, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    CrossEntropy,
+    Nll,
+    Bce,
+    BceWithLogits,
+    Mse,
+    L1,
+    SmoothL1,
+    Huber,
+    KlDiv,
+    PoissonNll,
+    SoftMargin,
+    MultiLabelSoftMargin,
+    MultiMargin,
+}
+
+impl Kind {
+    /// Every kind, in `LOSS_TYPES` order.
+    const ALL: [Kind; 13] = [
+        Kind::CrossEntropy,
+        Kind::Nll,
+        Kind::Bce,
+        Kind::BceWithLogits,
+        Kind::Mse,
+        Kind::L1,
+        Kind::SmoothL1,
+        Kind::Huber,
+        Kind::KlDiv,
+        Kind::PoissonNll,
+        Kind::SoftMargin,
+        Kind::MultiLabelSoftMargin,
+        Kind::MultiMargin,
+    ];
+
+    /// The keys valid for this loss type.
+    fn keys(self) -> &'static KeyTable {
+        match self {
+            Kind::Mse | Kind::L1 | Kind::SoftMargin => &REDUCTION_ONLY_KEYS,
+            Kind::CrossEntropy => &CROSS_ENTROPY_KEYS,
+            Kind::Nll => &NLL_KEYS,
+            Kind::Bce | Kind::MultiLabelSoftMargin => &WEIGHTED_KEYS,
+            Kind::BceWithLogits => &BCE_WITH_LOGITS_KEYS,
+            Kind::SmoothL1 => &SMOOTH_L1_KEYS,
+            Kind::Huber => &HUBER_KEYS,
+            Kind::KlDiv => &KL_DIV_KEYS,
+            Kind::PoissonNll => &POISSON_NLL_KEYS,
+            Kind::MultiMargin => &MULTI_MARGIN_KEYS,
+        }
+    }
+}
+
+/// PyTorch's deprecated keyword arguments, recognised to point at `reduction`.
+const DEPRECATED: &[(&str, &str)] = &[
+    (
+        "size_average",
+        "`size_average` is PyTorch's deprecated form of `reduction` and is not supported; use reduction: mean, sum or none",
+    ),
+    (
+        "reduce",
+        "`reduce` is PyTorch's deprecated form of `reduction` and is not supported; use reduction: mean, sum or none",
+    ),
+];
+
+/// A key table with the deprecated keys recognised.
+const fn table(valid: &'static [&'static str]) -> KeyTable {
+    KeyTable {
+        valid,
+        aliases: &[],
+        unsupported: DEPRECATED,
+    }
+}
+
+static UNION_KEYS: KeyTable = table(&[
     "type",
     "weight",
     "pos_weight",
     "ignore_index",
     "reduction",
     "label_smoothing",
+    "beta",
+    "delta",
+    "log_target",
+    "log_input",
+    "full",
+    "eps",
+    "p",
+    "margin",
 ]);
-static MSE_KEYS: KeyTable = KeyTable::plain(&["type", "reduction"]);
-static CROSS_ENTROPY_KEYS: KeyTable = KeyTable::plain(&[
+static REDUCTION_ONLY_KEYS: KeyTable = table(&["type", "reduction"]);
+static CROSS_ENTROPY_KEYS: KeyTable = table(&[
     "type",
     "weight",
     "ignore_index",
     "reduction",
     "label_smoothing",
 ]);
-static BCE_KEYS: KeyTable = KeyTable::plain(&["type", "weight", "pos_weight", "reduction"]);
+static NLL_KEYS: KeyTable = table(&["type", "weight", "ignore_index", "reduction"]);
+static WEIGHTED_KEYS: KeyTable = table(&["type", "weight", "reduction"]);
+static BCE_WITH_LOGITS_KEYS: KeyTable = table(&["type", "weight", "pos_weight", "reduction"]);
+static SMOOTH_L1_KEYS: KeyTable = table(&["type", "beta", "reduction"]);
+static HUBER_KEYS: KeyTable = table(&["type", "delta", "reduction"]);
+static KL_DIV_KEYS: KeyTable = table(&["type", "log_target", "reduction"]);
+static POISSON_NLL_KEYS: KeyTable = table(&["type", "log_input", "full", "eps", "reduction"]);
+static MULTI_MARGIN_KEYS: KeyTable = table(&["type", "p", "margin", "weight", "reduction"]);
 
-/// The key table of loss type `index` (an index into `LOSS_TYPES.names`).
-fn keys_of(index: usize) -> &'static KeyTable {
-    match index {
-        0 => &MSE_KEYS,
-        1 => &CROSS_ENTROPY_KEYS,
-        _ => &BCE_KEYS,
+/// Every value a loss mapping can hold, at PyTorch's defaults until read.
+struct Values {
+    weight: Option<Vec<f32>>,
+    pos_weight: Option<Vec<f32>>,
+    ignore_index: i64,
+    reduction: Reduction,
+    /// How `reduction:` was spelled, to point at it when `batchmean` does not fit the type.
+    reduction_key: Option<String>,
+    label_smoothing: f32,
+    beta: f32,
+    delta: f32,
+    log_target: bool,
+    log_input: bool,
+    full: bool,
+    eps: f32,
+    p: u32,
+    margin: f32,
+}
+
+impl Default for Values {
+    fn default() -> Self {
+        Values {
+            weight: None,
+            pos_weight: None,
+            ignore_index: -100,
+            reduction: Reduction::Mean,
+            reduction_key: None,
+            label_smoothing: 0.0,
+            beta: 1.0,
+            delta: 1.0,
+            log_target: false,
+            log_input: true,
+            full: false,
+            eps: 1e-8,
+            p: 1,
+            margin: 1.0,
+        }
     }
+}
+
+/// Parses a loss mapping on its own, checked and reported as the `loss:` of a spec would be
+/// (`loss.weight[1]: invalid type ...`), positioned in `text`.
+pub(crate) fn parse_loss_str(text: &str, origin: &FilePath) -> Result<LossSpec, SpecError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Err(e) = serde_yaml::from_str::<IgnoredAny>(text) {
+        return Err(crate::yaml_error(&e, origin));
+    }
+    let ctx = Ctx::default();
+    let node = LossNode {
+        ctx: &ctx,
+        path: Path::default().key("loss"),
+    };
+    let result = Seed(node).deserialize(serde_yaml::Deserializer::from_str(text));
+    result.map_err(|e| {
+        let position = e.location().map(|l| (l.line(), l.column()));
+        match ctx.take() {
+            Some(failure) => {
+                // Paths start at `loss`, which the text itself does not contain.
+                let relocated = failure.at_key.as_ref().and_then(|p| {
+                    let inner = p
+                        .segs()
+                        .iter()
+                        .skip(1)
+                        .fold(Path::default(), |q, seg| match seg {
+                            Seg::Key(k) => q.key(k),
+                            Seg::Index(i) => q.index(*i),
+                        });
+                    crate::locate::locate_key(text, &inner)
+                });
+                SpecError::new(origin, relocated.or(position), &failure.message)
+            }
+            None => crate::yaml_error(&e, origin),
+        }
+    })
 }
 
 /// `loss:`.
@@ -70,8 +241,7 @@ impl<'de> Node<'de> for LossNode<'_> {
         let ctx = self.ctx;
         let mut keys = Keys::tagged(ctx, &self.path, &UNION_KEYS);
         let mut kind = None;
-        let (mut weight, mut pos_weight) = (None, None);
-        let (mut ignore_index, mut reduction, mut label_smoothing) = (-100, Reduction::Mean, 0.0);
+        let mut v = Values::default();
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
             match k.name() {
@@ -82,8 +252,8 @@ impl<'de> Node<'de> for LossNode<'_> {
                         table: &LOSS_TYPES,
                         location: String::new(),
                     };
-                    let t = map.next_value_seed(Seed(node))?;
-                    keys.set_type(keys_of(t), LOSS_TYPES.names[t].0)?;
+                    let t = Kind::ALL[map.next_value_seed(Seed(node))?];
+                    keys.set_type(t.keys(), type_name(t))?;
                     kind = Some(t);
                 }
                 "weight" | "pos_weight" => {
@@ -94,19 +264,22 @@ impl<'de> Node<'de> for LossNode<'_> {
                         "a number",
                         to_f32,
                     );
-                    let v = map.next_value_seed(seed.nullable().seed())?;
+                    let read = map.next_value_seed(seed.nullable().seed())?;
                     if k.name() == "weight" {
-                        weight = v;
+                        v.weight = read;
                     } else {
-                        pos_weight = v;
+                        v.pos_weight = read;
                     }
                 }
                 "ignore_index" => {
-                    ignore_index = map.next_value_seed(scalar(ctx, path, "an integer", to_i64))?
+                    v.ignore_index = map.next_value_seed(scalar(ctx, path, "an integer", to_i64))?
                 }
                 "reduction" => {
-                    let expected = "one of none, sum, mean";
-                    reduction = map.next_value_seed(scalar(ctx, path, expected, to_reduction))?;
+                    let names = reduction_names(kind);
+                    let expected = format!("one of {}", names.1.join(", "));
+                    let conv = |raw: &Raw| to_reduction(raw, names);
+                    v.reduction = map.next_value_seed(scalar(ctx, path, &expected, conv))?;
+                    v.reduction_key = Some(k.written.clone());
                 }
                 "label_smoothing" => {
                     let expected = "a number in [0, 1]";
@@ -114,7 +287,42 @@ impl<'de> Node<'de> for LossNode<'_> {
                         x if (0.0..=1.0).contains(&x) => Ok(x),
                         _ => Err(Problem::Value),
                     };
-                    label_smoothing = map.next_value_seed(scalar(ctx, path, expected, conv))?;
+                    v.label_smoothing = map.next_value_seed(scalar(ctx, path, expected, conv))?;
+                }
+                "beta" => {
+                    let expected = "a number >= 0 (0 makes smooth_l1 the l1 loss)";
+                    v.beta = map.next_value_seed(scalar(ctx, path, expected, to_nonneg_f32))?;
+                }
+                "delta" => {
+                    let conv = |raw: &Raw| match to_f32(raw)? {
+                        x if x > 0.0 => Ok(x),
+                        _ => Err(Problem::Value),
+                    };
+                    v.delta = map.next_value_seed(scalar(ctx, path, "a number > 0", conv))?;
+                }
+                "log_target" | "log_input" | "full" => {
+                    let b = map.next_value_seed(scalar(ctx, path, "true or false", to_bool))?;
+                    match k.name() {
+                        "log_target" => v.log_target = b,
+                        "log_input" => v.log_input = b,
+                        _ => v.full = b,
+                    }
+                }
+                "eps" => {
+                    v.eps =
+                        map.next_value_seed(scalar(ctx, path, "a number >= 0", to_nonneg_f32))?;
+                }
+                "p" => {
+                    let conv = |raw: &Raw| match to_i64(raw)? {
+                        1 => Ok(1),
+                        2 => Ok(2),
+                        _ => Err(Problem::Value),
+                    };
+                    let expected = "1 or 2 (PyTorch supports only these)";
+                    v.p = map.next_value_seed(scalar(ctx, path, expected, conv))?;
+                }
+                "margin" => {
+                    v.margin = map.next_value_seed(scalar(ctx, path, "a number", to_f32))?;
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -124,36 +332,116 @@ impl<'de> Node<'de> for LossNode<'_> {
         let Some(t) = kind else {
             return Err(LOSS_TYPES.missing(&keys));
         };
-        Ok(match t {
-            0 => LossSpec::Mse { reduction },
-            1 => LossSpec::CrossEntropy {
-                weight,
-                ignore_index,
-                reduction,
-                label_smoothing,
-            },
-            _ => LossSpec::BceWithLogits {
-                weight,
-                pos_weight,
-                reduction,
-            },
-        })
+        if v.reduction == Reduction::BatchMean && t != Kind::KlDiv {
+            let written = v.reduction_key.as_deref().unwrap_or("reduction");
+            let message = format!(
+                "{}: batchmean is only valid for kl_div; expected one of none, sum, mean",
+                self.path.key(written)
+            );
+            return Err(keys.fail_at_key(written, message));
+        }
+        Ok(build(t, v))
     }
 }
 
-/// `none` / `sum` / `mean`.
-fn to_reduction(raw: &Raw) -> Result<Reduction, Problem> {
+/// The snake_case name of a loss type.
+fn type_name(kind: Kind) -> &'static str {
+    let index = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+    LOSS_TYPES.names[index].0
+}
+
+/// The typed loss from the values read.
+fn build(kind: Kind, v: Values) -> LossSpec {
+    let reduction = v.reduction;
+    match kind {
+        Kind::Mse => LossSpec::Mse { reduction },
+        Kind::L1 => LossSpec::L1 { reduction },
+        Kind::SmoothL1 => LossSpec::SmoothL1 {
+            beta: v.beta,
+            reduction,
+        },
+        Kind::Huber => LossSpec::Huber {
+            delta: v.delta,
+            reduction,
+        },
+        Kind::CrossEntropy => LossSpec::CrossEntropy {
+            weight: v.weight,
+            ignore_index: v.ignore_index,
+            reduction,
+            label_smoothing: v.label_smoothing,
+        },
+        Kind::Nll => LossSpec::Nll {
+            weight: v.weight,
+            ignore_index: v.ignore_index,
+            reduction,
+        },
+        Kind::Bce => LossSpec::Bce {
+            weight: v.weight,
+            reduction,
+        },
+        Kind::BceWithLogits => LossSpec::BceWithLogits {
+            weight: v.weight,
+            pos_weight: v.pos_weight,
+            reduction,
+        },
+        Kind::KlDiv => LossSpec::KlDiv {
+            log_target: v.log_target,
+            reduction,
+        },
+        Kind::PoissonNll => LossSpec::PoissonNll {
+            log_input: v.log_input,
+            full: v.full,
+            eps: v.eps,
+            reduction,
+        },
+        Kind::SoftMargin => LossSpec::SoftMargin { reduction },
+        Kind::MultiLabelSoftMargin => LossSpec::MultiLabelSoftMargin {
+            weight: v.weight,
+            reduction,
+        },
+        Kind::MultiMargin => LossSpec::MultiMargin {
+            p: v.p,
+            margin: v.margin,
+            weight: v.weight,
+            reduction,
+        },
+    }
+}
+
+/// The reductions a loss type takes, and those its messages list: `batchmean` is for `kl_div`
+/// only, and is accepted while the type is still unknown (then checked once it is read).
+fn reduction_names(kind: Option<Kind>) -> (&'static [&'static str], &'static [&'static str]) {
+    const ALL: &[&str] = &["none", "sum", "mean", "batchmean"];
+    match kind {
+        Some(Kind::KlDiv) => (ALL, ALL),
+        None => (ALL, &ALL[..3]),
+        Some(_) => (&ALL[..3], &ALL[..3]),
+    }
+}
+
+/// `none` / `sum` / `mean` / `batchmean`, if in `accepted`.
+fn to_reduction(raw: &Raw, (accepted, listed): (&[&str], &[&str])) -> Result<Reduction, Problem> {
     let Raw::Str(s) = raw else {
         return Err(Problem::Type);
     };
-    match s.as_str() {
-        "none" => Ok(Reduction::None),
-        "sum" => Ok(Reduction::Sum),
-        "mean" => Ok(Reduction::Mean),
-        _ => Err(Problem::Msg(format!(
-            "invalid value: {}, expected one of none, sum, mean{}",
+    let reduction = match s.as_str() {
+        "none" => Some(Reduction::None),
+        "sum" => Some(Reduction::Sum),
+        "mean" => Some(Reduction::Mean),
+        "batchmean" => Some(Reduction::BatchMean),
+        _ => None,
+    };
+    match reduction {
+        Some(r) if accepted.contains(&s.as_str()) => Ok(r),
+        Some(_) => Err(Problem::Msg(format!(
+            "batchmean is only valid for kl_div; expected one of {}",
+            listed.join(", ")
+        ))),
+        None => Err(Problem::Msg(format!(
+            "invalid value: {}, expected one of {}{}",
             raw.describe(),
-            did_you_mean(s, &["none", "sum", "mean"])
+            listed.join(", "),
+            did_you_mean(s, accepted)
         ))),
     }
 }
