@@ -1,19 +1,239 @@
-//! `optimizer:`: a `type:`-tagged mapping (`sgd`) with its `param_groups`, merged and checked
-//! as `torch.optim` does.
+//! `optimizer:`: a `type:`-tagged mapping (`sgd`, `adam`, ... or PyTorch's class names) with
+//! its `param_groups`, merged and checked as the `torch.optim` constructors do, and the
+//! `param_group`-style accessors of [`OptimizerKind`].
 
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess};
 
-use crate::ctx::{Ctx, Path};
+use crate::ctx::{shown, Ctx, Path};
 use crate::keys::{KeyTable, Keys, TypeNode, TypeTable};
-use crate::node::{list, scalar, to_bool, to_f32, to_nonempty_string, to_nonneg_f32, Node, Seed};
-use crate::types::{OptimizerKind, OptimizerSpec, ParamGroupSpec, SgdSpec};
+use crate::node::{
+    list, scalar, to_bool, to_nonempty_string, Node, Problem, Raw, ScalarNode, Seed,
+};
+use crate::suggest::suggest;
+use crate::types::{
+    AdadeltaSpec, AdagradSpec, AdamSpec, AdamaxSpec, HyperValue, NAdamSpec, OptimizerKind,
+    OptimizerSpec, ParamGroupSpec, RAdamSpec, RmsPropSpec, SgdSpec,
+};
 
 static OPTIMIZER_TYPES: TypeTable = TypeTable {
     what: "optimizer",
-    names: &[("sgd", "SGD")],
+    names: &[
+        ("sgd", "SGD"),
+        ("adam", "Adam"),
+        ("adamw", "AdamW"),
+        ("rmsprop", "RMSprop"),
+        ("adagrad", "Adagrad"),
+        ("adadelta", "Adadelta"),
+        ("adamax", "Adamax"),
+        ("nadam", "NAdam"),
+        ("radam", "RAdam"),
+    ],
 };
 
-static SGD_KEYS: KeyTable = KeyTable::plain(&[
+/// PyTorch keyword arguments that pick one of PyTorch's implementations of the same update.
+static IMPLEMENTATION_SWITCHES: &[(&str, &str)] = &[
+    (
+        "foreach",
+        "`foreach` picks one of PyTorch's implementations of the same update; graphc compiles \
+         its own, so remove it",
+    ),
+    (
+        "fused",
+        "`fused` picks one of PyTorch's implementations of the same update; graphc compiles \
+         its own, so remove it",
+    ),
+    (
+        "capturable",
+        "`capturable` is about CUDA graphs in PyTorch; graphc's update is always compiled, so \
+         remove it",
+    ),
+    (
+        "differentiable",
+        "`differentiable` (autograd through the optimizer step) is not supported; remove it",
+    ),
+];
+
+/// A key table of the optimizer mapping or of a group, with the implementation switches.
+macro_rules! table {
+    ($($key:literal),* $(,)?) => {
+        KeyTable {
+            valid: &[$($key),*],
+            aliases: &[],
+            unsupported: IMPLEMENTATION_SWITCHES,
+        }
+    };
+}
+
+/// Keys of `optimizer:` per type, in `OPTIMIZER_TYPES` order; hyperparameters in PyTorch's
+/// signature order.
+static OPTIMIZER_KEYS: [KeyTable; 9] = [
+    table!(
+        "type",
+        "lr",
+        "momentum",
+        "dampening",
+        "weight_decay",
+        "nesterov",
+        "maximize",
+        "param_groups"
+    ),
+    table!(
+        "type",
+        "lr",
+        "betas",
+        "eps",
+        "weight_decay",
+        "amsgrad",
+        "maximize",
+        "decoupled_weight_decay",
+        "param_groups"
+    ),
+    table!(
+        "type",
+        "lr",
+        "betas",
+        "eps",
+        "weight_decay",
+        "amsgrad",
+        "maximize",
+        "param_groups"
+    ),
+    table!(
+        "type",
+        "lr",
+        "alpha",
+        "eps",
+        "weight_decay",
+        "momentum",
+        "centered",
+        "maximize",
+        "param_groups"
+    ),
+    table!(
+        "type",
+        "lr",
+        "lr_decay",
+        "weight_decay",
+        "initial_accumulator_value",
+        "eps",
+        "maximize",
+        "param_groups"
+    ),
+    table!(
+        "type",
+        "lr",
+        "rho",
+        "eps",
+        "weight_decay",
+        "maximize",
+        "param_groups"
+    ),
+    table!(
+        "type",
+        "lr",
+        "betas",
+        "eps",
+        "weight_decay",
+        "maximize",
+        "param_groups"
+    ),
+    table!(
+        "type",
+        "lr",
+        "betas",
+        "eps",
+        "weight_decay",
+        "momentum_decay",
+        "decoupled_weight_decay",
+        "maximize",
+        "param_groups"
+    ),
+    table!(
+        "type",
+        "lr",
+        "betas",
+        "eps",
+        "weight_decay",
+        "decoupled_weight_decay",
+        "maximize",
+        "param_groups"
+    ),
+];
+
+/// Keys of one param group per type: `params` plus the type's hyperparameters.
+static GROUP_KEYS: [KeyTable; 9] = [
+    table!(
+        "params",
+        "lr",
+        "momentum",
+        "dampening",
+        "weight_decay",
+        "nesterov",
+        "maximize"
+    ),
+    table!(
+        "params",
+        "lr",
+        "betas",
+        "eps",
+        "weight_decay",
+        "amsgrad",
+        "maximize",
+        "decoupled_weight_decay"
+    ),
+    table!(
+        "params",
+        "lr",
+        "betas",
+        "eps",
+        "weight_decay",
+        "amsgrad",
+        "maximize"
+    ),
+    table!(
+        "params",
+        "lr",
+        "alpha",
+        "eps",
+        "weight_decay",
+        "momentum",
+        "centered",
+        "maximize"
+    ),
+    table!(
+        "params",
+        "lr",
+        "lr_decay",
+        "weight_decay",
+        "initial_accumulator_value",
+        "eps",
+        "maximize"
+    ),
+    table!("params", "lr", "rho", "eps", "weight_decay", "maximize"),
+    table!("params", "lr", "betas", "eps", "weight_decay", "maximize"),
+    table!(
+        "params",
+        "lr",
+        "betas",
+        "eps",
+        "weight_decay",
+        "momentum_decay",
+        "decoupled_weight_decay",
+        "maximize"
+    ),
+    table!(
+        "params",
+        "lr",
+        "betas",
+        "eps",
+        "weight_decay",
+        "decoupled_weight_decay",
+        "maximize"
+    ),
+];
+
+/// Every optimizer's keys, for the keys read before `type:`.
+static UNION_KEYS: KeyTable = table!(
     "type",
     "lr",
     "momentum",
@@ -21,12 +241,21 @@ static SGD_KEYS: KeyTable = KeyTable::plain(&[
     "weight_decay",
     "nesterov",
     "maximize",
+    "betas",
+    "eps",
+    "amsgrad",
+    "decoupled_weight_decay",
+    "alpha",
+    "centered",
+    "lr_decay",
+    "initial_accumulator_value",
+    "rho",
+    "momentum_decay",
     "param_groups",
-]);
-/// Every optimizer's keys (only SGD for now).
-static UNION_KEYS: &KeyTable = &SGD_KEYS;
-/// Keys of one param group: `params` plus the hyperparameters.
-static GROUP_KEYS: KeyTable = KeyTable::plain(&[
+);
+
+/// Every optimizer's group keys, for groups read before `type:` (checked again once it is known).
+static UNION_GROUP_KEYS: KeyTable = table!(
     "params",
     "lr",
     "momentum",
@@ -34,40 +263,99 @@ static GROUP_KEYS: KeyTable = KeyTable::plain(&[
     "weight_decay",
     "nesterov",
     "maximize",
-]);
+    "betas",
+    "eps",
+    "amsgrad",
+    "decoupled_weight_decay",
+    "alpha",
+    "centered",
+    "lr_decay",
+    "initial_accumulator_value",
+    "rho",
+    "momentum_decay",
+);
 
-/// `torch.optim.SGD`'s defaults (PyTorch 2.x: `lr=1e-3`).
-const SGD_DEFAULTS: SgdSpec = SgdSpec {
-    lr: 1e-3,
-    momentum: 0.0,
-    dampening: 0.0,
-    weight_decay: 0.0,
-    nesterov: false,
-    maximize: false,
-};
-
-/// SGD hyperparameters given in one mapping (the optimizer or a group).
-#[derive(Debug, Clone, Copy, Default)]
-struct SgdGiven {
-    lr: Option<f32>,
-    momentum: Option<f32>,
-    dampening: Option<f32>,
-    weight_decay: Option<f32>,
-    nesterov: Option<bool>,
-    maximize: Option<bool>,
+/// A finite number, as `f64` (integers accepted).
+fn to_f64(raw: &Raw) -> Result<f64, Problem> {
+    let x = match raw {
+        Raw::Int(n) => *n as f64,
+        Raw::Float(x) => *x,
+        Raw::BigInt(_) => f64::INFINITY,
+        _ => return Err(Problem::Type),
+    };
+    if x.is_finite() {
+        Ok(x)
+    } else {
+        Err(Problem::Msg(format!(
+            "invalid value: {}, expected a finite number",
+            raw.describe()
+        )))
+    }
 }
 
-impl SgdGiven {
-    /// `base` with the given values applied.
-    fn over(&self, base: &SgdSpec) -> SgdSpec {
-        SgdSpec {
-            lr: self.lr.unwrap_or(base.lr),
-            momentum: self.momentum.unwrap_or(base.momentum),
-            dampening: self.dampening.unwrap_or(base.dampening),
-            weight_decay: self.weight_decay.unwrap_or(base.weight_decay),
-            nesterov: self.nesterov.unwrap_or(base.nesterov),
-            maximize: self.maximize.unwrap_or(base.maximize),
+/// A finite number `>= 0`.
+fn to_nonneg_f64(raw: &Raw) -> Result<f64, Problem> {
+    match to_f64(raw)? {
+        x if x >= 0.0 => Ok(x),
+        _ => Err(Problem::Value),
+    }
+}
+
+/// A number in `[0, 1)` (a beta).
+fn to_beta(raw: &Raw) -> Result<f64, Problem> {
+    match to_f64(raw)? {
+        x if (0.0..1.0).contains(&x) => Ok(x),
+        _ => Err(Problem::Value),
+    }
+}
+
+/// A number in `[0, 1]` (Adadelta's rho).
+fn to_unit(raw: &Raw) -> Result<f64, Problem> {
+    match to_f64(raw)? {
+        x if (0.0..=1.0).contains(&x) => Ok(x),
+        _ => Err(Problem::Value),
+    }
+}
+
+/// Hyperparameters given in one mapping (the optimizer or a group), any optimizer's.
+#[derive(Debug, Clone, Default)]
+struct Given {
+    lr: Option<f64>,
+    momentum: Option<f64>,
+    dampening: Option<f64>,
+    weight_decay: Option<f64>,
+    nesterov: Option<bool>,
+    maximize: Option<bool>,
+    betas: Option<(f64, f64)>,
+    eps: Option<f64>,
+    amsgrad: Option<bool>,
+    decoupled_weight_decay: Option<bool>,
+    alpha: Option<f64>,
+    centered: Option<bool>,
+    lr_decay: Option<f64>,
+    initial_accumulator_value: Option<f64>,
+    rho: Option<f64>,
+    momentum_decay: Option<f64>,
+    /// `(canonical, as written)` of every key read, in order.
+    keys: Vec<(&'static str, String)>,
+}
+
+/// `self.field` if given, else `base.field`.
+macro_rules! over {
+    ($self:ident, $base:ident: $($f:ident),*) => {
+        Given {
+            $($f: $self.$f.or($base.$f),)*
+            keys: $self.keys.clone(),
         }
+    };
+}
+
+impl Given {
+    /// `base` with this mapping's values on top (the keys are this mapping's).
+    fn over(&self, base: &Given) -> Given {
+        over!(self, base: lr, momentum, dampening, weight_decay, nesterov, maximize, betas, eps,
+            amsgrad, decoupled_weight_decay, alpha, centered, lr_decay,
+            initial_accumulator_value, rho, momentum_decay)
     }
 
     /// Reads the value of hyperparameter `name` (returns false for other keys).
@@ -76,63 +364,223 @@ impl SgdGiven {
         map: &mut A,
         ctx: &Ctx,
         path: Path,
-        name: &str,
+        name: &'static str,
+        written: &str,
     ) -> Result<bool, A::Error> {
+        let num =
+            |map: &mut A, path: Path, expected: &str, conv: fn(&Raw) -> Result<f64, Problem>| {
+                map.next_value_seed(scalar(ctx, path, expected, conv))
+            };
+        let flag =
+            |map: &mut A, path: Path| map.next_value_seed(scalar(ctx, path, "a boolean", to_bool));
         match name {
-            "lr" => {
-                let expected = "a learning rate >= 0";
-                self.lr = Some(map.next_value_seed(scalar(ctx, path, expected, to_nonneg_f32))?);
-            }
-            "momentum" => {
-                let expected = "a momentum >= 0";
-                self.momentum =
-                    Some(map.next_value_seed(scalar(ctx, path, expected, to_nonneg_f32))?);
-            }
-            "dampening" => {
-                self.dampening = Some(map.next_value_seed(scalar(ctx, path, "a number", to_f32))?);
-            }
+            "lr" => self.lr = Some(num(map, path, "a learning rate >= 0", to_nonneg_f64)?),
+            "momentum" => self.momentum = Some(num(map, path, "a momentum >= 0", to_nonneg_f64)?),
+            "dampening" => self.dampening = Some(num(map, path, "a number", to_f64)?),
             "weight_decay" => {
-                let expected = "a weight_decay >= 0";
-                self.weight_decay =
-                    Some(map.next_value_seed(scalar(ctx, path, expected, to_nonneg_f32))?);
+                self.weight_decay = Some(num(map, path, "a weight_decay >= 0", to_nonneg_f64)?)
             }
-            "nesterov" => {
-                self.nesterov =
-                    Some(map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?);
+            "eps" => self.eps = Some(num(map, path, "an eps >= 0", to_nonneg_f64)?),
+            "alpha" => self.alpha = Some(num(map, path, "an alpha >= 0", to_nonneg_f64)?),
+            "lr_decay" => self.lr_decay = Some(num(map, path, "an lr_decay >= 0", to_nonneg_f64)?),
+            "initial_accumulator_value" => {
+                let expected = "an initial_accumulator_value >= 0";
+                self.initial_accumulator_value = Some(num(map, path, expected, to_nonneg_f64)?)
             }
-            "maximize" => {
-                self.maximize =
-                    Some(map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?);
+            "rho" => self.rho = Some(num(map, path, "a rho in [0, 1]", to_unit)?),
+            "momentum_decay" => {
+                let expected = "a momentum_decay >= 0";
+                self.momentum_decay = Some(num(map, path, expected, to_nonneg_f64)?)
             }
+            "betas" => self.betas = Some(map.next_value_seed(Seed(BetasNode { ctx, path }))?),
+            "nesterov" => self.nesterov = Some(flag(map, path)?),
+            "maximize" => self.maximize = Some(flag(map, path)?),
+            "amsgrad" => self.amsgrad = Some(flag(map, path)?),
+            "centered" => self.centered = Some(flag(map, path)?),
+            "decoupled_weight_decay" => self.decoupled_weight_decay = Some(flag(map, path)?),
             _ => return Ok(false),
         }
+        self.keys.push((name, written.to_owned()));
         Ok(true)
     }
 
-    /// PyTorch's nesterov check on the merged values `s`; the key of this mapping to blame.
-    fn nesterov_offender(&self, s: &SgdSpec) -> Option<&'static str> {
+    /// The hyperparameters of optimizer type `t` (an `OPTIMIZER_TYPES` index): the given
+    /// values over PyTorch's defaults.
+    fn build(&self, t: usize) -> OptimizerKind {
+        let lr = |default| self.lr.unwrap_or(default);
+        let betas = self.betas.unwrap_or((0.9, 0.999));
+        let eps = |default| self.eps.unwrap_or(default);
+        let wd = |default| self.weight_decay.unwrap_or(default);
+        let maximize = self.maximize.unwrap_or(false);
+        let decoupled = self.decoupled_weight_decay.unwrap_or(false);
+        let adam = |wd_default, decoupled| AdamSpec {
+            lr: lr(1e-3),
+            betas,
+            eps: eps(1e-8),
+            weight_decay: wd(wd_default),
+            amsgrad: self.amsgrad.unwrap_or(false),
+            maximize,
+            decoupled_weight_decay: decoupled,
+        };
+        match OPTIMIZER_TYPES.names[t].0 {
+            "adam" => OptimizerKind::Adam(adam(0.0, decoupled)),
+            "adamw" => OptimizerKind::AdamW(adam(1e-2, true)),
+            "rmsprop" => OptimizerKind::RmsProp(RmsPropSpec {
+                lr: lr(1e-2),
+                alpha: self.alpha.unwrap_or(0.99),
+                eps: eps(1e-8),
+                weight_decay: wd(0.0),
+                momentum: self.momentum.unwrap_or(0.0),
+                centered: self.centered.unwrap_or(false),
+                maximize,
+            }),
+            "adagrad" => OptimizerKind::Adagrad(AdagradSpec {
+                lr: lr(1e-2),
+                lr_decay: self.lr_decay.unwrap_or(0.0),
+                weight_decay: wd(0.0),
+                initial_accumulator_value: self.initial_accumulator_value.unwrap_or(0.0),
+                eps: eps(1e-10),
+                maximize,
+            }),
+            "adadelta" => OptimizerKind::Adadelta(AdadeltaSpec {
+                lr: lr(1.0),
+                rho: self.rho.unwrap_or(0.9),
+                eps: eps(1e-6),
+                weight_decay: wd(0.0),
+                maximize,
+            }),
+            "adamax" => OptimizerKind::Adamax(AdamaxSpec {
+                lr: lr(2e-3),
+                betas,
+                eps: eps(1e-8),
+                weight_decay: wd(0.0),
+                maximize,
+            }),
+            "nadam" => OptimizerKind::NAdam(NAdamSpec {
+                lr: lr(2e-3),
+                betas,
+                eps: eps(1e-8),
+                weight_decay: wd(0.0),
+                momentum_decay: self.momentum_decay.unwrap_or(4e-3),
+                decoupled_weight_decay: decoupled,
+                maximize,
+            }),
+            "radam" => OptimizerKind::RAdam(RAdamSpec {
+                lr: lr(1e-3),
+                betas,
+                eps: eps(1e-8),
+                weight_decay: wd(0.0),
+                decoupled_weight_decay: decoupled,
+                maximize,
+            }),
+            // "sgd"; PyTorch 2.x: `lr=1e-3`.
+            _ => OptimizerKind::Sgd(SgdSpec {
+                lr: lr(1e-3),
+                momentum: self.momentum.unwrap_or(0.0),
+                dampening: self.dampening.unwrap_or(0.0),
+                weight_decay: wd(0.0),
+                nesterov: self.nesterov.unwrap_or(false),
+                maximize,
+            }),
+        }
+    }
+
+    /// Whether this mapping wrote key `name`.
+    fn has(&self, name: &str) -> bool {
+        self.keys.iter().any(|(k, _)| *k == name)
+    }
+
+    /// How this mapping wrote key `name` (for positions), if it did.
+    fn written(&self, name: &str) -> Option<&str> {
+        self.keys
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, w)| w.as_str())
+    }
+
+    /// PyTorch's SGD nesterov check on the merged values `s`; the key of this mapping to blame
+    /// (as written), or `None` when the merged values are fine. `fallback` is blamed when the
+    /// problem comes only from inherited values.
+    fn nesterov_offender<'s>(&'s self, s: &SgdSpec, fallback: &'s str) -> Option<&'s str> {
         if !s.nesterov || (s.momentum > 0.0 && s.dampening == 0.0) {
             return None;
         }
-        Some(if self.nesterov.is_some() {
+        let key = if self.has("nesterov") {
             "nesterov"
-        } else if self.momentum.is_some() && s.momentum <= 0.0 {
+        } else if self.has("momentum") && s.momentum <= 0.0 {
             "momentum"
-        } else if self.dampening.is_some() && s.dampening != 0.0 {
+        } else if self.has("dampening") && s.dampening != 0.0 {
             "dampening"
         } else {
-            "params"
-        })
+            return Some(fallback);
+        };
+        self.written(key)
+    }
+
+    /// The optimizer-wide checks PyTorch makes on combinations of values (only SGD's
+    /// nesterov rule; single values are checked as they are read). `mapping` is the path of
+    /// the mapping, `fallback` its key to blame for problems that come only from inherited values.
+    fn check<E: de::Error>(
+        &self,
+        ctx: &Ctx,
+        kind: &OptimizerKind,
+        mapping: &Path,
+        fallback: &str,
+    ) -> Result<(), E> {
+        if let OptimizerKind::Sgd(s) = kind {
+            if let Some(key) = self.nesterov_offender(s, fallback) {
+                let key_path = mapping.key(key);
+                let msg = format!(
+                    "{key_path}: nesterov momentum requires momentum > 0 and dampening == 0 \
+                     (here momentum = {:?}, dampening = {:?})",
+                    s.momentum, s.dampening
+                );
+                return Err(ctx.fail_at_key(key_path, msg));
+            }
+        }
+        Ok(())
     }
 }
 
-/// The nesterov error message, at key `key_path`.
-fn nesterov_message(key_path: &Path, s: &SgdSpec) -> String {
-    format!(
-        "{key_path}: nesterov momentum requires momentum > 0 and dampening == 0 \
-         (here momentum = {:?}, dampening = {:?})",
-        s.momentum, s.dampening
-    )
+/// `betas`: two numbers in `[0, 1)`.
+struct BetasNode<'a> {
+    ctx: &'a Ctx,
+    path: Path,
+}
+
+impl<'de> Node<'de> for BetasNode<'_> {
+    type Out = (f64, f64);
+    fn ctx(&self) -> &Ctx {
+        self.ctx
+    }
+    fn path(&self) -> &Path {
+        &self.path
+    }
+    fn expected(&self) -> String {
+        "a list of two betas in [0, 1), such as [0.9, 0.999]".into()
+    }
+    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(f64, f64), A::Error> {
+        let mut out = Vec::new();
+        loop {
+            let elem = ScalarNode {
+                ctx: self.ctx,
+                path: self.path.index(out.len()),
+                expected: "a beta in [0, 1)".to_owned(),
+                conv: to_beta,
+            };
+            match seq.next_element_seed(Seed(elem))? {
+                Some(v) => out.push(v),
+                None => break,
+            }
+        }
+        match out[..] {
+            [b1, b2] => Ok((b1, b2)),
+            _ => {
+                let msg = format!("has {} values; expected {}", out.len(), self.expected());
+                Err(self.fail(&Raw::Seq, Problem::Msg(msg)))
+            }
+        }
+    }
 }
 
 /// `optimizer:`.
@@ -159,9 +607,9 @@ impl<'de> Node<'de> for OptimizerNode<'_> {
     }
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<OptimizerSpec, A::Error> {
         let ctx = self.ctx;
-        let mut keys = Keys::tagged(ctx, &self.path, UNION_KEYS);
+        let mut keys = Keys::tagged(ctx, &self.path, &UNION_KEYS);
         let mut kind = None;
-        let mut given = SgdGiven::default();
+        let mut given = Given::default();
         let mut groups = Vec::new();
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
@@ -174,31 +622,31 @@ impl<'de> Node<'de> for OptimizerNode<'_> {
                         location: String::new(),
                     };
                     let t = map.next_value_seed(Seed(node))?;
-                    keys.set_type(&SGD_KEYS, OPTIMIZER_TYPES.names[t].0)?;
+                    keys.set_type(&OPTIMIZER_KEYS[t], OPTIMIZER_TYPES.names[t].0)?;
                     kind = Some(t);
                 }
-                "param_groups" => groups = map.next_value_seed(Seed(GroupsNode { ctx, path }))?,
+                "param_groups" => {
+                    let node = GroupsNode { ctx, path, kind };
+                    groups = map.next_value_seed(Seed(node))?;
+                }
                 name => {
-                    if !given.read(&mut map, ctx, path, name)? {
+                    if !given.read(&mut map, ctx, path, name, &k.written)? {
                         map.next_value::<IgnoredAny>()?;
                     }
                 }
             }
         }
-        if kind.is_none() {
+        let Some(t) = kind else {
             return Err(OPTIMIZER_TYPES.missing(&keys));
-        }
-        let base = given.over(&SGD_DEFAULTS);
-        if let Some(key) = given.nesterov_offender(&base) {
-            let msg = nesterov_message(&self.path.key(key), &base);
-            return Err(keys.fail_at_key(key, msg));
-        }
+        };
+        let base = given.build(t);
+        given.check(ctx, &base, &self.path, "type")?;
         let param_groups = groups
             .into_iter()
-            .map(|g| g.merge(ctx, &base))
+            .map(|g| g.merge(ctx, t, &given))
             .collect::<Result<Vec<_>, A::Error>>()?;
         Ok(OptimizerSpec {
-            kind: OptimizerKind::Sgd(base),
+            kind: base,
             param_groups,
         })
     }
@@ -208,29 +656,49 @@ impl<'de> Node<'de> for OptimizerNode<'_> {
 struct GroupGiven {
     path: Path,
     params: Vec<String>,
-    given: SgdGiven,
+    given: Given,
 }
 
 impl GroupGiven {
     /// The group with the optimizer's values under its own, checked like the optimizer's.
-    fn merge<E: de::Error>(self, ctx: &Ctx, base: &SgdSpec) -> Result<ParamGroupSpec, E> {
-        let merged = self.given.over(base);
-        if let Some(key) = self.given.nesterov_offender(&merged) {
-            let key_path = self.path.key(key);
-            let msg = nesterov_message(&key_path, &merged);
-            return Err(ctx.fail_at_key(key_path, msg));
+    fn merge<E: de::Error>(self, ctx: &Ctx, t: usize, top: &Given) -> Result<ParamGroupSpec, E> {
+        let table = &GROUP_KEYS[t];
+        for (name, written) in &self.given.keys {
+            if !table.valid.contains(name) {
+                let msg = unknown_group_key(written, &self.path, table, t);
+                return Err(ctx.fail_at_key(self.path.key(written), msg));
+            }
         }
+        let kind = self.given.over(top).build(t);
+        self.given.check(ctx, &kind, &self.path, "params")?;
         Ok(ParamGroupSpec {
             params: self.params,
-            kind: OptimizerKind::Sgd(merged),
+            kind,
         })
     }
+}
+
+/// The unknown-key message for a group key that the optimizer type (known only after the
+/// group was read) does not take.
+fn unknown_group_key(key: &str, path: &Path, table: &KeyTable, t: usize) -> String {
+    let dym = match suggest(key, table.valid) {
+        Some(s) => format!("; did you mean `{s}`?"),
+        None => ";".to_owned(),
+    };
+    format!(
+        "unknown key `{}` in {path} ({} param group){dym} valid keys: {}",
+        shown(key),
+        OPTIMIZER_TYPES.names[t].0,
+        table.listing()
+    )
 }
 
 /// `optimizer.param_groups`: a list of groups (may be empty).
 struct GroupsNode<'a> {
     ctx: &'a Ctx,
     path: Path,
+    /// The optimizer type when already read.
+    kind: Option<usize>,
 }
 
 impl<'de> Node<'de> for GroupsNode<'_> {
@@ -250,6 +718,7 @@ impl<'de> Node<'de> for GroupsNode<'_> {
             let node = GroupNode {
                 ctx: self.ctx,
                 path: self.path.index(groups.len()),
+                kind: self.kind,
             };
             match seq.next_element_seed(Seed(node))? {
                 Some(g) => groups.push(g),
@@ -264,6 +733,7 @@ impl<'de> Node<'de> for GroupsNode<'_> {
 struct GroupNode<'a> {
     ctx: &'a Ctx,
     path: Path,
+    kind: Option<usize>,
 }
 
 impl<'de> Node<'de> for GroupNode<'_> {
@@ -275,13 +745,15 @@ impl<'de> Node<'de> for GroupNode<'_> {
         &self.path
     }
     fn expected(&self) -> String {
-        format!("a param group mapping with keys {}", GROUP_KEYS.listing())
+        let table = self.kind.map_or(&UNION_GROUP_KEYS, |t| &GROUP_KEYS[t]);
+        format!("a param group mapping with keys {}", table.listing())
     }
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<GroupGiven, A::Error> {
         let ctx = self.ctx;
-        let mut keys = Keys::new(ctx, &self.path, &GROUP_KEYS, self.path.to_string());
+        let table = self.kind.map_or(&UNION_GROUP_KEYS, |t| &GROUP_KEYS[t]);
+        let mut keys = Keys::new(ctx, &self.path, table, self.path.to_string());
         let mut params = None;
-        let mut given = SgdGiven::default();
+        let mut given = Given::default();
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
             match k.name() {
@@ -296,7 +768,7 @@ impl<'de> Node<'de> for GroupNode<'_> {
                     params = map.next_value_seed(seed.seed())?;
                 }
                 name => {
-                    if !given.read(&mut map, ctx, path, name)? {
+                    if !given.read(&mut map, ctx, path, name, &k.written)? {
                         map.next_value::<IgnoredAny>()?;
                     }
                 }
@@ -307,5 +779,192 @@ impl<'de> Node<'de> for GroupNode<'_> {
             path: self.path,
             given,
         })
+    }
+}
+
+impl OptimizerKind {
+    /// The snake_case `type:` name (`sgd`, `adamw`).
+    pub fn type_name(&self) -> &'static str {
+        OPTIMIZER_TYPES.names[self.type_index()].0
+    }
+
+    /// PyTorch's class name (`SGD`, `AdamW`).
+    pub fn class_name(&self) -> &'static str {
+        OPTIMIZER_TYPES.names[self.type_index()].1
+    }
+
+    fn type_index(&self) -> usize {
+        match self {
+            OptimizerKind::Sgd(_) => 0,
+            OptimizerKind::Adam(_) => 1,
+            OptimizerKind::AdamW(_) => 2,
+            OptimizerKind::RmsProp(_) => 3,
+            OptimizerKind::Adagrad(_) => 4,
+            OptimizerKind::Adadelta(_) => 5,
+            OptimizerKind::Adamax(_) => 6,
+            OptimizerKind::NAdam(_) => 7,
+            OptimizerKind::RAdam(_) => 8,
+        }
+    }
+
+    /// The learning rate (`param_group["lr"]`).
+    pub fn lr(&self) -> f64 {
+        match self {
+            OptimizerKind::Sgd(s) => s.lr,
+            OptimizerKind::Adam(s) | OptimizerKind::AdamW(s) => s.lr,
+            OptimizerKind::RmsProp(s) => s.lr,
+            OptimizerKind::Adagrad(s) => s.lr,
+            OptimizerKind::Adadelta(s) => s.lr,
+            OptimizerKind::Adamax(s) => s.lr,
+            OptimizerKind::NAdam(s) => s.lr,
+            OptimizerKind::RAdam(s) => s.lr,
+        }
+    }
+
+    /// Sets the learning rate, as a scheduler does.
+    pub fn set_lr(&mut self, lr: f64) {
+        match self {
+            OptimizerKind::Sgd(s) => s.lr = lr,
+            OptimizerKind::Adam(s) | OptimizerKind::AdamW(s) => s.lr = lr,
+            OptimizerKind::RmsProp(s) => s.lr = lr,
+            OptimizerKind::Adagrad(s) => s.lr = lr,
+            OptimizerKind::Adadelta(s) => s.lr = lr,
+            OptimizerKind::Adamax(s) => s.lr = lr,
+            OptimizerKind::NAdam(s) => s.lr = lr,
+            OptimizerKind::RAdam(s) => s.lr = lr,
+        }
+    }
+
+    /// `param_group["momentum"]` of the optimizers that have one (SGD, RMSprop).
+    pub fn momentum(&self) -> Option<f64> {
+        match self {
+            OptimizerKind::Sgd(s) => Some(s.momentum),
+            OptimizerKind::RmsProp(s) => Some(s.momentum),
+            _ => None,
+        }
+    }
+
+    /// Sets `momentum` (what OneCycleLR cycles for SGD and RMSprop); false when there is none.
+    pub fn set_momentum(&mut self, momentum: f64) -> bool {
+        match self {
+            OptimizerKind::Sgd(s) => s.momentum = momentum,
+            OptimizerKind::RmsProp(s) => s.momentum = momentum,
+            _ => return false,
+        }
+        true
+    }
+
+    /// `param_group["betas"]` of the Adam family.
+    pub fn betas(&self) -> Option<(f64, f64)> {
+        match self {
+            OptimizerKind::Adam(s) | OptimizerKind::AdamW(s) => Some(s.betas),
+            OptimizerKind::Adamax(s) => Some(s.betas),
+            OptimizerKind::NAdam(s) => Some(s.betas),
+            OptimizerKind::RAdam(s) => Some(s.betas),
+            _ => None,
+        }
+    }
+
+    /// Sets `betas` (OneCycleLR cycles the first); false when the optimizer has none.
+    pub fn set_betas(&mut self, betas: (f64, f64)) -> bool {
+        match self {
+            OptimizerKind::Adam(s) | OptimizerKind::AdamW(s) => s.betas = betas,
+            OptimizerKind::Adamax(s) => s.betas = betas,
+            OptimizerKind::NAdam(s) => s.betas = betas,
+            OptimizerKind::RAdam(s) => s.betas = betas,
+            _ => return false,
+        }
+        true
+    }
+
+    /// Whether the objective is maximized.
+    pub fn maximize(&self) -> bool {
+        match self {
+            OptimizerKind::Sgd(s) => s.maximize,
+            OptimizerKind::Adam(s) | OptimizerKind::AdamW(s) => s.maximize,
+            OptimizerKind::RmsProp(s) => s.maximize,
+            OptimizerKind::Adagrad(s) => s.maximize,
+            OptimizerKind::Adadelta(s) => s.maximize,
+            OptimizerKind::Adamax(s) => s.maximize,
+            OptimizerKind::NAdam(s) => s.maximize,
+            OptimizerKind::RAdam(s) => s.maximize,
+        }
+    }
+
+    /// The hyperparameters as PyTorch's `param_group` dict lists them (its implementation
+    /// switches such as `foreach` left out), in PyTorch's order.
+    pub fn hyperparameters(&self) -> Vec<(&'static str, HyperValue)> {
+        use HyperValue::{Bool, Float, Pair};
+        let pair = |b: (f64, f64)| Pair(b.0, b.1);
+        match self {
+            OptimizerKind::Sgd(s) => vec![
+                ("lr", Float(s.lr)),
+                ("momentum", Float(s.momentum)),
+                ("dampening", Float(s.dampening)),
+                ("weight_decay", Float(s.weight_decay)),
+                ("nesterov", Bool(s.nesterov)),
+                ("maximize", Bool(s.maximize)),
+            ],
+            OptimizerKind::Adam(s) | OptimizerKind::AdamW(s) => vec![
+                ("lr", Float(s.lr)),
+                ("betas", pair(s.betas)),
+                ("eps", Float(s.eps)),
+                ("weight_decay", Float(s.weight_decay)),
+                ("amsgrad", Bool(s.amsgrad)),
+                ("maximize", Bool(s.maximize)),
+                ("decoupled_weight_decay", Bool(s.decoupled_weight_decay)),
+            ],
+            OptimizerKind::RmsProp(s) => vec![
+                ("lr", Float(s.lr)),
+                ("momentum", Float(s.momentum)),
+                ("alpha", Float(s.alpha)),
+                ("eps", Float(s.eps)),
+                ("centered", Bool(s.centered)),
+                ("weight_decay", Float(s.weight_decay)),
+                ("maximize", Bool(s.maximize)),
+            ],
+            OptimizerKind::Adagrad(s) => vec![
+                ("lr", Float(s.lr)),
+                ("lr_decay", Float(s.lr_decay)),
+                ("eps", Float(s.eps)),
+                ("weight_decay", Float(s.weight_decay)),
+                (
+                    "initial_accumulator_value",
+                    Float(s.initial_accumulator_value),
+                ),
+                ("maximize", Bool(s.maximize)),
+            ],
+            OptimizerKind::Adadelta(s) => vec![
+                ("lr", Float(s.lr)),
+                ("rho", Float(s.rho)),
+                ("eps", Float(s.eps)),
+                ("weight_decay", Float(s.weight_decay)),
+                ("maximize", Bool(s.maximize)),
+            ],
+            OptimizerKind::Adamax(s) => vec![
+                ("lr", Float(s.lr)),
+                ("betas", pair(s.betas)),
+                ("eps", Float(s.eps)),
+                ("weight_decay", Float(s.weight_decay)),
+                ("maximize", Bool(s.maximize)),
+            ],
+            OptimizerKind::NAdam(s) => vec![
+                ("lr", Float(s.lr)),
+                ("betas", pair(s.betas)),
+                ("eps", Float(s.eps)),
+                ("weight_decay", Float(s.weight_decay)),
+                ("momentum_decay", Float(s.momentum_decay)),
+                ("decoupled_weight_decay", Bool(s.decoupled_weight_decay)),
+                ("maximize", Bool(s.maximize)),
+            ],
+            OptimizerKind::RAdam(s) => vec![
+                ("lr", Float(s.lr)),
+                ("betas", pair(s.betas)),
+                ("eps", Float(s.eps)),
+                ("weight_decay", Float(s.weight_decay)),
+                ("maximize", Bool(s.maximize)),
+                ("decoupled_weight_decay", Bool(s.decoupled_weight_decay)),
+            ],
+        }
     }
 }
