@@ -1,0 +1,480 @@
+//! `DIR/checkpoint/`: what `graphc train SPEC --resume DIR/checkpoint` needs to continue as
+//! if never stopped, written atomically.
+//!
+//! | file | content |
+//! |---|---|
+//! | `model.safetensors` | the parameters (`state_dict` names and layouts) |
+//! | `optimizer.safetensors` | the optimizer state, named `PARAM.KEY` (`0.weight.exp_avg`) |
+//! | `accumulated.safetensors` | gradient sums of a pending accumulation (only when there is one) |
+//! | `state.json` | the optimizer's `defaults` and `param_groups` (current hyperparameters and parameter names), the step count, the scheduler state, the loop position (epoch, batch) and what the batch order derives from (seed, shuffle) |
+//!
+//! The files go to a temporary sibling directory first (each fsynced, `state.json` last), which
+//! then replaces the old checkpoint by two renames; a crash between the renames leaves a
+//! complete checkpoint under a hidden name, which [`resolve`] puts back. So a crash never
+//! leaves a half-written checkpoint.
+//!
+//! The shuffled order of epoch `e` is `epoch_order(samples, shuffle, seed, e)`, a function of
+//! the seed and the epoch only, so the position in the epoch is all the RNG state there is.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use graphc_nn::sched::{SchedulerKeys, SchedulerState};
+use graphc_spec::{HyperValue, OptimizerKind};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use crate::trainer::{GroupState, OptimizerState, TrainerState};
+use crate::{read_safetensors, write_atomic, write_safetensors, TrainError};
+
+/// The checkpoint directory's name inside a run's output directory.
+pub const CHECKPOINT_DIR: &str = "checkpoint";
+
+/// What `state.json`'s `format` says.
+const FORMAT: &str = "graphc-checkpoint";
+/// The layout version of `state.json`.
+const VERSION: u64 = 1;
+
+/// Where a run stands, besides the trainer's state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Progress {
+    /// Epochs finished.
+    pub epoch: u64,
+    /// Batches of the next epoch already trained on.
+    pub batch: u64,
+    /// Sum of those batches' losses (the epoch's mean loss needs it).
+    pub epoch_loss_sum: f64,
+    /// Sum of the losses of the batches in the pending accumulation.
+    pub pending_loss_sum: f64,
+    /// The loss of the last update, if there was one.
+    pub last_loss: Option<f32>,
+    /// The length of `metrics.jsonl` at the checkpoint; a resumed run cuts it back to this.
+    pub metrics_bytes: u64,
+}
+
+/// What the batches are made from; a resumed run must have the same, or its batch position
+/// would mean other batches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BatchOrder {
+    /// `seed`, from which every epoch's shuffle is drawn.
+    pub seed: u64,
+    /// `data.shuffle`.
+    pub shuffle: bool,
+    /// Training samples.
+    pub samples: usize,
+    /// `data.batch_size`.
+    pub batch_size: usize,
+    /// `data.drop_last`.
+    pub drop_last: bool,
+    /// `train.accumulate`.
+    pub accumulate: usize,
+}
+
+impl BatchOrder {
+    /// The first field in which `self` (the checkpoint's) and `spec` differ, as a message.
+    pub fn difference(&self, spec: &BatchOrder) -> Option<String> {
+        let fields = [
+            ("seed", self.seed.to_string(), spec.seed.to_string()),
+            (
+                "data.shuffle",
+                self.shuffle.to_string(),
+                spec.shuffle.to_string(),
+            ),
+            (
+                "the number of training samples",
+                self.samples.to_string(),
+                spec.samples.to_string(),
+            ),
+            (
+                "data.batch_size",
+                self.batch_size.to_string(),
+                spec.batch_size.to_string(),
+            ),
+            (
+                "data.drop_last",
+                self.drop_last.to_string(),
+                spec.drop_last.to_string(),
+            ),
+            (
+                "train.accumulate",
+                self.accumulate.to_string(),
+                spec.accumulate.to_string(),
+            ),
+        ];
+        fields
+            .into_iter()
+            .find(|(_, a, b)| a != b)
+            .map(|(name, a, b)| {
+                format!(
+                    "{name} is {a} in the checkpoint and {b} in the spec; the batches would differ"
+                )
+            })
+    }
+}
+
+/// A checkpoint as read back, before it is checked against a spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    /// The trainer's state.
+    pub state: TrainerState,
+    /// The loop position.
+    pub progress: Progress,
+    /// What the batches are made from.
+    pub order: BatchOrder,
+}
+
+fn bad(dir: &Path, message: String) -> TrainError {
+    TrainError::Checkpoint {
+        what: format!("checkpoint `{}`", dir.display()),
+        message,
+    }
+}
+
+fn io(dir: &Path, action: &'static str, e: &std::io::Error) -> TrainError {
+    TrainError::io(
+        action,
+        dir,
+        e,
+        "check that the output directory is writable",
+    )
+}
+
+/// A hyperparameter as JSON, as PyTorch's `param_group` holds it (`betas` as a pair).
+fn hyper_json(v: &HyperValue) -> Value {
+    match v {
+        HyperValue::Float(x) => json!(x),
+        HyperValue::Bool(b) => json!(b),
+        HyperValue::Pair(a, b) => json!([a, b]),
+    }
+}
+
+/// A param group dict: hyperparameters, scheduler keys, then `params`.
+fn group_json(hypers: &OptimizerKind, keys: &SchedulerKeys, params: Option<&[String]>) -> Value {
+    let mut map = Map::new();
+    for (name, v) in hypers.hyperparameters() {
+        map.insert(name.to_owned(), hyper_json(&v));
+    }
+    if let Ok(Value::Object(extra)) = serde_json::to_value(keys) {
+        map.extend(extra);
+    }
+    if let Some(params) = params {
+        map.insert("params".into(), json!(params));
+    }
+    Value::Object(map)
+}
+
+/// Writes the checkpoint to `dir` atomically (see the module header).
+pub fn write(
+    dir: &Path,
+    state: &TrainerState,
+    progress: &Progress,
+    order: &BatchOrder,
+) -> Result<(), TrainError> {
+    let (parent, name) = split(dir)?;
+    fs::create_dir_all(&parent).map_err(|e| io(&parent, "create directory", &e))?;
+    let temp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
+    if temp.exists() {
+        fs::remove_dir_all(&temp).map_err(|e| io(&temp, "remove", &e))?;
+    }
+    fs::create_dir_all(&temp).map_err(|e| io(&temp, "create directory", &e))?;
+
+    write_safetensors(&temp.join("model.safetensors"), &state.params)?;
+    let opt = &state.optimizer;
+    write_safetensors(&temp.join("optimizer.safetensors"), &opt.state)?;
+    if opt.pending_batches > 0 {
+        write_safetensors(&temp.join("accumulated.safetensors"), &opt.accumulated)?;
+    }
+    let groups: Vec<Value> = opt
+        .param_groups
+        .iter()
+        .map(|g| group_json(&g.hypers, &g.keys, Some(&g.params)))
+        .collect();
+    let scheduler = match &state.scheduler {
+        Some(s) => serde_json::to_value(s).map_err(|e| bad(dir, e.to_string()))?,
+        None => Value::Null,
+    };
+    let json = json!({
+        "format": FORMAT,
+        "version": VERSION,
+        "optimizer": {
+            "type": opt.defaults.type_name(),
+            "class": opt.defaults.class_name(),
+            "defaults": group_json(&opt.defaults, &SchedulerKeys::default(), None),
+            "param_groups": groups,
+            "step": opt.step,
+            "pending_batches": opt.pending_batches,
+        },
+        "scheduler": scheduler,
+        "progress": progress,
+        "batch_order": order,
+    });
+    let mut text = serde_json::to_string_pretty(&json).map_err(|e| bad(dir, e.to_string()))?;
+    text.push('\n');
+    write_atomic(&temp.join("state.json"), text.as_bytes())?;
+    sync_dir(&temp);
+
+    if dir.exists() {
+        let old = parent.join(format!(".{name}.old-{}", std::process::id()));
+        if old.exists() {
+            fs::remove_dir_all(&old).map_err(|e| io(&old, "remove", &e))?;
+        }
+        fs::rename(dir, &old).map_err(|e| io(dir, "rename", &e))?;
+        fs::rename(&temp, dir).map_err(|e| io(dir, "rename", &e))?;
+        sync_dir(&parent);
+        fs::remove_dir_all(&old).map_err(|e| io(&old, "remove", &e))?;
+    } else {
+        fs::rename(&temp, dir).map_err(|e| io(dir, "rename", &e))?;
+    }
+    sync_dir(&parent);
+    remove_leftovers(&parent, &name);
+    Ok(())
+}
+
+/// `(parent directory, file name)` of a checkpoint directory path.
+fn split(dir: &Path) -> Result<(PathBuf, String), TrainError> {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| bad(dir, "the path does not name a directory".into()))?;
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok((parent, name))
+}
+
+/// Temporary and replaced checkpoints left by crashed writers (never the live one).
+fn leftovers(parent: &Path, name: &str) -> Vec<(PathBuf, bool)> {
+    let (temp, old) = (format!(".{name}.tmp-"), format!(".{name}.old-"));
+    let Ok(entries) = fs::read_dir(parent) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let file = e.file_name().to_string_lossy().into_owned();
+            if file.starts_with(&temp) {
+                Some((e.path(), true))
+            } else if file.starts_with(&old) {
+                Some((e.path(), false))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn remove_leftovers(parent: &Path, name: &str) {
+    for (path, _) in leftovers(parent, name) {
+        let _ = fs::remove_dir_all(path);
+    }
+}
+
+/// Flushes directory entries (renames) to disk; best effort, where supported.
+fn sync_dir(dir: &Path) {
+    if cfg!(unix) {
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+}
+
+/// The checkpoint at `dir`, completing a replacement a crash interrupted: when `dir` has no
+/// `state.json` but a complete new (or the previous) checkpoint waits under its hidden
+/// name, that one is moved to `dir`.
+pub fn resolve(dir: &Path) -> Result<PathBuf, TrainError> {
+    if dir.join("state.json").is_file() {
+        return Ok(dir.to_path_buf());
+    }
+    let (parent, name) = split(dir)?;
+    let mut complete: Vec<(PathBuf, bool)> = leftovers(&parent, &name)
+        .into_iter()
+        .filter(|(p, _)| p.join("state.json").is_file())
+        .collect();
+    // A complete new checkpoint is newer than the one it was replacing.
+    complete.sort_by_key(|(_, is_new)| !is_new);
+    if let Some((found, _)) = complete.into_iter().next() {
+        if !dir.exists() {
+            fs::rename(&found, dir).map_err(|e| io(dir, "rename", &e))?;
+            return Ok(dir.to_path_buf());
+        }
+    }
+    Err(bad(
+        dir,
+        "there is no checkpoint here (no state.json); give the `checkpoint` directory a \
+         previous `graphc train` wrote into its output directory"
+            .into(),
+    ))
+}
+
+/// Reads the checkpoint at `dir` (after [`resolve`]) for a spec whose optimizer settings are
+/// `defaults` and whose groups that hold parameters have the settings `groups`, in order:
+/// hyperparameters a scheduler may change (`lr`, `momentum`, `betas`) are taken from the
+/// checkpoint, every other one must be equal.
+pub fn read(
+    dir: &Path,
+    defaults: &OptimizerKind,
+    groups: &[OptimizerKind],
+) -> Result<Checkpoint, TrainError> {
+    let dir = resolve(dir)?;
+    let dir = dir.as_path();
+    let text = fs::read_to_string(dir.join("state.json"))
+        .map_err(|e| io(&dir.join("state.json"), "read", &e))?;
+    let json: Value = serde_json::from_str(&text)
+        .map_err(|e| bad(dir, format!("state.json is not valid JSON: {e}")))?;
+    if json["format"] != FORMAT {
+        return Err(bad(dir, "state.json is not a graphc checkpoint".into()));
+    }
+    if json["version"] != VERSION {
+        return Err(bad(
+            dir,
+            format!(
+                "state.json has version {}, this graphc reads version {VERSION}",
+                json["version"]
+            ),
+        ));
+    }
+    let field = |v: &Value, what: &str| -> Result<Value, TrainError> {
+        match v {
+            Value::Null => Err(bad(dir, format!("state.json has no {what}"))),
+            v => Ok(v.clone()),
+        }
+    };
+    fn parse<T: serde::de::DeserializeOwned>(
+        dir: &Path,
+        v: Value,
+        what: &str,
+    ) -> Result<T, TrainError> {
+        serde_json::from_value(v).map_err(|e| bad(dir, format!("state.json {what}: {e}")))
+    }
+    let progress: Progress = parse(dir, field(&json["progress"], "progress")?, "progress")?;
+    let order: BatchOrder = parse(
+        dir,
+        field(&json["batch_order"], "batch_order")?,
+        "batch_order",
+    )?;
+    let scheduler: Option<SchedulerState> = match &json["scheduler"] {
+        Value::Null => None,
+        v => Some(parse(dir, v.clone(), "scheduler")?),
+    };
+
+    let opt = &json["optimizer"];
+    let type_name = opt["type"].as_str().unwrap_or("?");
+    if type_name != defaults.type_name() {
+        return Err(bad(
+            dir,
+            format!(
+                "it was written by the {type_name} optimizer, the spec's optimizer is {}",
+                defaults.type_name()
+            ),
+        ));
+    }
+    let saved_groups = opt["param_groups"]
+        .as_array()
+        .ok_or_else(|| bad(dir, "state.json has no optimizer.param_groups".into()))?;
+    if saved_groups.len() != groups.len() {
+        return Err(bad(
+            dir,
+            format!(
+                "it has {} param groups, the spec makes {}",
+                saved_groups.len(),
+                groups.len()
+            ),
+        ));
+    }
+    let mut param_groups = Vec::with_capacity(groups.len());
+    for (i, (saved, base)) in saved_groups.iter().zip(groups).enumerate() {
+        param_groups.push(
+            group_from_json(saved, base).map_err(|m| bad(dir, format!("param group {i}: {m}")))?,
+        );
+    }
+    let defaults = defaults.clone();
+    let step = opt["step"]
+        .as_u64()
+        .ok_or_else(|| bad(dir, "state.json has no optimizer.step".into()))?;
+    let pending_batches = opt["pending_batches"].as_u64().unwrap_or(0) as usize;
+    let accumulated = if pending_batches > 0 {
+        read_safetensors(&dir.join("accumulated.safetensors"))?
+    } else {
+        Vec::new()
+    };
+    Ok(Checkpoint {
+        state: TrainerState {
+            params: read_safetensors(&dir.join("model.safetensors"))?,
+            optimizer: OptimizerState {
+                defaults,
+                param_groups,
+                state: read_safetensors(&dir.join("optimizer.safetensors"))?,
+                step,
+                pending_batches,
+                accumulated,
+            },
+            scheduler,
+        },
+        progress,
+        order,
+    })
+}
+
+/// One saved param group onto the spec's settings `base`.
+fn group_from_json(saved: &Value, base: &OptimizerKind) -> Result<GroupState, String> {
+    let map = saved.as_object().ok_or("not a mapping")?;
+    let mut hypers = base.clone();
+    for (name, ours) in base.hyperparameters() {
+        let Some(v) = map.get(name) else {
+            return Err(format!("{name} is missing"));
+        };
+        let theirs = match (&ours, v) {
+            (HyperValue::Float(_), v) => v.as_f64().map(HyperValue::Float),
+            (HyperValue::Bool(_), v) => v.as_bool().map(HyperValue::Bool),
+            (HyperValue::Pair(..), Value::Array(a)) if a.len() == 2 => a[0]
+                .as_f64()
+                .zip(a[1].as_f64())
+                .map(|(x, y)| HyperValue::Pair(x, y)),
+            _ => None,
+        }
+        .ok_or_else(|| format!("{name} has an unreadable value {v}"))?;
+        match (name, theirs) {
+            ("lr", HyperValue::Float(lr)) => hypers.set_lr(lr),
+            ("momentum", HyperValue::Float(m)) => {
+                hypers.set_momentum(m);
+            }
+            ("betas", HyperValue::Pair(b1, b2)) => {
+                if let HyperValue::Pair(_, ours2) = ours {
+                    if ours2 != b2 {
+                        return Err(format!(
+                            "betas[1] is {b2:?} in the checkpoint, {ours2:?} in the spec"
+                        ));
+                    }
+                }
+                hypers.set_betas((b1, b2));
+            }
+            (_, theirs) if theirs != ours => {
+                return Err(format!(
+                    "{name} is {} in the checkpoint, {} in the spec",
+                    hyper_json(&theirs),
+                    hyper_json(&ours)
+                ))
+            }
+            _ => {}
+        }
+    }
+    let keys: SchedulerKeys =
+        serde_json::from_value(saved.clone()).map_err(|e| format!("scheduler keys: {e}"))?;
+    let params = map
+        .get("params")
+        .and_then(Value::as_array)
+        .ok_or("params is missing")?
+        .iter()
+        .map(|p| {
+            p.as_str()
+                .map(str::to_owned)
+                .ok_or("params holds a non-name")
+        })
+        .collect::<Result<Vec<String>, _>>()?;
+    Ok(GroupState {
+        params,
+        hypers,
+        keys,
+    })
+}

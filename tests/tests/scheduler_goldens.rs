@@ -1,0 +1,206 @@
+//! Learning-rate schedulers against PyTorch (goldens made by `tools/goldens/schedulers.py`):
+//! the lr (and cycled momentum) sequences of every scheduler and option combination, per
+//! param group, bit for bit; and whole training runs with a scheduler — per-step losses, the
+//! lr every update used (`metrics.jsonl`), validation losses and final weights — on every
+//! backend.
+
+use std::path::{Path, PathBuf};
+
+use graphc::stages::nn::sched::{ParamGroup, Scheduler};
+use graphc::{BackendKind, RunOptions};
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("goldens/schedulers")
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .expect("a list")
+        .iter()
+        .map(|x| x.as_f64().expect("a number"))
+        .collect()
+}
+
+fn close(actual: f64, expected: f64, relative: f64, absolute: f64) -> bool {
+    (actual - expected).abs() <= absolute + relative * expected.abs()
+}
+
+/// PyTorch's `lr_scheduler` computes in Python floats with the platform's libm, as graphc
+/// does, so the sequences agree bit for bit (recursive and closed forms would not).
+#[test]
+fn every_scheduler_gives_pytorchs_lr_sequence_per_group_bit_for_bit() {
+    let text = std::fs::read_to_string(root().join("lr_sequences.json")).expect("committed");
+    let cases: Value = serde_json::from_str(&text).expect("JSON");
+    let cases = cases["cases"].as_array().expect("cases");
+    assert!(cases.len() >= 25, "{} cases", cases.len());
+    for case in cases {
+        let name = case["name"].as_str().expect("name");
+        let spec = graphc::parse_str(case["spec"].as_str().expect("spec"), Path::new(name))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut groups: Vec<ParamGroup> = spec
+            .optimizer
+            .param_groups
+            .iter()
+            .map(|g| ParamGroup::new(g.kind.clone()))
+            .chain(std::iter::once(ParamGroup::new(
+                spec.optimizer.kind.clone(),
+            )))
+            .collect();
+        let mut scheduler =
+            Scheduler::new(spec.scheduler.as_ref().expect("scheduler"), &mut groups)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let lrs = case["lr"].as_array().expect("lr");
+        assert_eq!(
+            lrs.len() as u64,
+            case["steps"].as_u64().unwrap() + 1,
+            "{name}"
+        );
+        for (k, expected) in lrs.iter().enumerate() {
+            if k > 0 {
+                let metric = case["metrics"]
+                    .as_array()
+                    .map(|m| m[k - 1].as_f64().unwrap());
+                scheduler
+                    .step(&mut groups, metric)
+                    .unwrap_or_else(|e| panic!("{name} step {k}: {e}"));
+            }
+            let actual: Vec<f64> = groups.iter().map(ParamGroup::lr).collect();
+            let expected = floats(expected);
+            assert_eq!(
+                actual.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                expected.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+                "{name}: lr after {k} steps: {actual:?} vs PyTorch {expected:?}"
+            );
+            assert_eq!(scheduler.last_lr(), &actual[..], "{name}: get_last_lr");
+            if let Some(momenta) = case["momentum"].as_array() {
+                let actual: Vec<f64> = groups.iter().map(|g| g.momentum().unwrap()).collect();
+                assert_eq!(
+                    actual,
+                    floats(&momenta[k]),
+                    "{name}: momentum after {k} steps"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn one_cycle_lr_stepped_past_total_steps_is_an_error_like_pytorchs() {
+    let spec = graphc::parse_str(
+        "data: {train: {csv: x.csv, target: y}}\nmodel: {input: [1], layers: [{type: linear, out: 1}]}\n\
+         loss: {type: mse}\noptimizer: {type: sgd, lr: 0.1, momentum: 0.9}\n\
+         scheduler: {type: one_cycle_lr, max_lr: 1.0, total_steps: 3}\ntrain: {steps: 9}\n",
+        Path::new("x.yaml"),
+    )
+    .unwrap();
+    let mut groups = vec![ParamGroup::new(spec.optimizer.kind.clone())];
+    let mut s = Scheduler::new(spec.scheduler.as_ref().unwrap(), &mut groups).unwrap();
+    for _ in 0..3 {
+        s.step(&mut groups, None).unwrap();
+    }
+    let e = s.step(&mut groups, None).unwrap_err().to_string();
+    assert!(
+        e.contains("stepped 4 times but its total_steps is 3"),
+        "{e}"
+    );
+}
+
+fn training_cases() -> Vec<PathBuf> {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(root())
+        .expect("golden cases are committed")
+        .map(|e| e.expect("readable").path())
+        .filter(|p| p.join("expected.json").exists())
+        .collect();
+    cases.sort();
+    assert!(cases.len() >= 7, "expected the scheduler training cases");
+    cases
+}
+
+fn check_run(case: &Path, backend: BackendKind) {
+    let what = format!("{} on {}", case.display(), backend.name());
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(case.join("expected.json")).unwrap())
+            .unwrap();
+    let out = tempfile::tempdir().unwrap();
+    graphc::train(
+        &case.join("spec.yaml"),
+        RunOptions {
+            out_dir: out.path().to_path_buf(),
+            backend: backend.backend(),
+            quiet: true,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let lines: Vec<Value> = std::fs::read_to_string(out.path().join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let steps: Vec<&Value> = lines.iter().filter(|l| l.get("step").is_some()).collect();
+    let losses = floats(&expected["losses"]);
+    let lrs = expected["lrs"].as_array().unwrap();
+    assert_eq!(steps.len(), losses.len(), "{what}: number of updates");
+    for (k, line) in steps.iter().enumerate() {
+        let loss = line["loss"].as_f64().unwrap();
+        assert!(
+            close(loss, losses[k], 2e-5, 1e-7),
+            "{what}: step {} loss {loss} vs PyTorch {}",
+            k + 1,
+            losses[k]
+        );
+        let want = floats(&lrs[k]);
+        let got = match line.get("lrs") {
+            Some(all) => floats(all),
+            None => vec![line["lr"].as_f64().unwrap()],
+        };
+        assert_eq!(got.len(), want.len(), "{what}: groups at step {}", k + 1);
+        for (g, (a, e)) in got.iter().zip(&want).enumerate() {
+            assert!(
+                close(*a, *e, 1e-12, 0.0),
+                "{what}: step {} group {g} lr {a} vs PyTorch {e}",
+                k + 1
+            );
+        }
+    }
+    let valid: Vec<f64> = lines
+        .iter()
+        .filter_map(|l| l.get("valid_loss").and_then(Value::as_f64))
+        .collect();
+    let want_valid = floats(&expected["valid_losses"]);
+    assert_eq!(valid.len(), want_valid.len(), "{what}: validation epochs");
+    for (e, (a, w)) in valid.iter().zip(&want_valid).enumerate() {
+        assert!(
+            close(*a, *w, 2e-5, 1e-7),
+            "{what}: epoch {} valid loss {a} vs {w}",
+            e + 1
+        );
+    }
+    let params =
+        graphc::stages::train::read_safetensors(&out.path().join("model.safetensors")).unwrap();
+    let finals = expected["final"].as_object().unwrap();
+    assert_eq!(params.len(), finals.len(), "{what}: parameters");
+    for p in params {
+        for (i, (a, e)) in p
+            .data
+            .iter()
+            .zip(floats(&finals[&p.name]["data"]))
+            .enumerate()
+        {
+            assert!(
+                close(f64::from(*a), e, 1e-4, 1e-6),
+                "{what}: {}[{i}] = {a} vs PyTorch {e}",
+                p.name
+            );
+        }
+    }
+}
+
+#[test]
+fn training_with_a_scheduler_matches_pytorch_on_every_backend() {
+    for &backend in BackendKind::ALL {
+        for case in training_cases() {
+            check_run(&case, backend);
+        }
+    }
+}
