@@ -73,7 +73,7 @@ fn unknown_data_key_suggests_the_nearest_valid_key() {
         4,
         3,
         "unknown key `batchsize` in data; did you mean `batch_size`? valid keys: train, valid, \
-         batch_size, shuffle, drop_last, standardize",
+         split, batch_size, shuffle, drop_last, standardize",
     );
 }
 
@@ -84,7 +84,8 @@ fn unknown_key_without_a_near_match_has_no_suggestion() {
         &e,
         18,
         3,
-        "unknown key `patience` in train; valid keys: epochs, steps",
+        "unknown key `patience` in train; valid keys: epochs, steps, accumulate, \
+         clip_grad_norm, clip_grad_value, checkpoint_every",
     );
 }
 
@@ -98,8 +99,11 @@ fn unknown_loss_type_suggests_and_lists_types_and_class_names() {
         &e,
         12,
         9,
-        "unknown loss type `cross_entropyy`; did you mean `cross_entropy`? valid: mse, \
-         cross_entropy, bce_with_logits (or MSELoss, CrossEntropyLoss, BCEWithLogitsLoss)",
+        "unknown loss type `cross_entropyy`; did you mean `cross_entropy`? valid: \
+         cross_entropy, nll, bce, bce_with_logits, mse, l1, smooth_l1, huber, kl_div, \
+         poisson_nll, soft_margin, multilabel_soft_margin, multi_margin (or CrossEntropyLoss, \
+         NLLLoss, BCELoss, BCEWithLogitsLoss, MSELoss, L1Loss, SmoothL1Loss, HuberLoss, \
+         KLDivLoss, PoissonNLLLoss, SoftMarginLoss, MultiLabelSoftMarginLoss, MultiMarginLoss)",
     );
 }
 
@@ -113,12 +117,14 @@ fn unknown_layer_and_optimizer_types_name_the_valid_types() {
         "unknown layer type `Relu` in model.layers[1]; did you mean `relu`? valid: linear, relu, \
          sigmoid, tanh, softmax, log_softmax (or Linear, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax)",
     );
-    let e = err(&base_with("  type: sgd", "  type: adam"));
+    let e = err(&base_with("  type: sgd", "  type: adan"));
     assert_err(
         &e,
         14,
         9,
-        "unknown optimizer type `adam`; valid: sgd (or SGD)",
+        "unknown optimizer type `adan`; did you mean `adam`? valid: sgd, adam, adamw, rmsprop, \
+         adagrad, adadelta, adamax, nadam, radam (or SGD, Adam, AdamW, RMSprop, Adagrad, \
+         Adadelta, Adamax, NAdam, RAdam)",
     );
 }
 
@@ -221,17 +227,17 @@ fn key_before_type_that_the_type_does_not_allow_is_reported_at_that_key() {
 }
 
 #[test]
-fn scheduler_is_rejected_as_not_supported_at_its_key() {
+fn unknown_scheduler_type_suggests_and_lists_the_types() {
     let e = err(&base_with(
         "\ntrain:",
-        "\nscheduler: {type: step_lr, step_size: 30, gamma: 0.1}\ntrain:",
+        "\nscheduler: {type: step_rl, step_size: 30}\ntrain:",
     ));
-    assert_err(
-        &e,
-        16,
-        1,
-        "`scheduler` is not supported yet (the learning rate stays constant); remove it; valid \
-         keys in the top-level mapping: seed, data, model, loss, optimizer, train",
+    assert_eq!((e.line(), e.column()), (Some(16), Some(19)), "{e}");
+    assert!(
+        e.message().starts_with(
+            "unknown scheduler type `step_rl`; did you mean `step_lr`? valid: step_lr,"
+        ),
+        "{e}"
     );
 }
 
@@ -513,7 +519,8 @@ fn empty_or_non_mapping_document_is_rejected() {
     let e = err("");
     assert_eq!(
         e.message(),
-        "the spec is empty; expected a mapping with keys seed, data, model, loss, optimizer, train"
+        "the spec is empty; expected a mapping with keys seed, data, model, loss, optimizer, \
+         scheduler, train"
     );
     let e = err("- 1\n");
     assert_err(
@@ -521,7 +528,7 @@ fn empty_or_non_mapping_document_is_rejected() {
         1,
         1,
         "invalid type: a list, expected a mapping with keys seed, data, model, loss, optimizer, \
-         train",
+         scheduler, train",
     );
 }
 

@@ -57,7 +57,9 @@ fn parse(text: &str) -> Spec {
 }
 
 fn sgd(kind: &OptimizerKind) -> &SgdSpec {
-    let OptimizerKind::Sgd(s) = kind;
+    let OptimizerKind::Sgd(s) = kind else {
+        panic!("expected sgd, got {kind:?}");
+    };
     s
 }
 
@@ -68,13 +70,13 @@ fn spec_md_example_without_scheduler_parses_to_expected_value() {
     assert_eq!(
         spec.data,
         DataSpec {
-            train: SourceSpec {
-                csv: PathBuf::from("data/iris.csv"),
+            train: SourceSpec::Csv {
+                path: PathBuf::from("data/iris.csv"),
                 target: vec!["species".into()],
                 features: None,
             },
-            valid: Some(SourceSpec {
-                csv: PathBuf::from("data/iris_valid.csv"),
+            valid: Some(SourceSpec::Csv {
+                path: PathBuf::from("data/iris_valid.csv"),
                 target: vec!["species".into()],
                 features: None,
             }),
@@ -82,6 +84,7 @@ fn spec_md_example_without_scheduler_parses_to_expected_value() {
             shuffle: true,
             drop_last: false,
             standardize: false,
+            split: None,
         }
     );
     assert_eq!(
@@ -138,6 +141,10 @@ fn spec_md_example_without_scheduler_parses_to_expected_value() {
         TrainSpec {
             epochs: Some(20),
             steps: None,
+            accumulate: 1,
+            clip_grad_norm: None,
+            clip_grad_value: None,
+            checkpoint_every: None,
         }
     );
 }
@@ -149,7 +156,10 @@ fn omitted_keys_take_pytorch_defaults() {
     assert_eq!(spec.data.batch_size, 1);
     assert!(!spec.data.shuffle && !spec.data.drop_last && !spec.data.standardize);
     assert_eq!(spec.data.valid, None);
-    assert_eq!(spec.data.train.features, None);
+    assert!(matches!(
+        &spec.data.train,
+        SourceSpec::Csv { features: None, .. }
+    ));
     assert_eq!(spec.model.init, InitSpec::Default);
     assert_eq!(
         spec.model.layers[0].kind,
@@ -178,6 +188,10 @@ fn omitted_keys_take_pytorch_defaults() {
         TrainSpec {
             epochs: None,
             steps: Some(5),
+            accumulate: 1,
+            clip_grad_norm: None,
+            clip_grad_value: None,
+            checkpoint_every: None,
         }
     );
 }
@@ -243,8 +257,14 @@ optimizer: {type: SGD, lr: 0.5}
 train: {epochs: 1, steps: 10}
 ";
     let spec = parse(text);
-    assert_eq!(spec.data.train.target, vec!["a", "b"]);
-    assert_eq!(spec.data.train.features, Some(vec!["x".into(), "y".into()]));
+    assert_eq!(
+        spec.data.train,
+        SourceSpec::Csv {
+            path: PathBuf::from("t.csv"),
+            target: vec!["a".into(), "b".into()],
+            features: Some(vec!["x".into(), "y".into()]),
+        }
+    );
     let kinds: Vec<&LayerKind> = spec.model.layers.iter().map(|l| &l.kind).collect();
     assert_eq!(
         kinds,
@@ -356,7 +376,10 @@ train: {epochs: 2}
 ";
     let spec = parse(text);
     assert_eq!(spec.data.valid, None);
-    assert_eq!(spec.data.train.features, None);
+    assert!(matches!(
+        &spec.data.train,
+        SourceSpec::Csv { features: None, .. }
+    ));
     assert_eq!(spec.model.init, InitSpec::Default);
     assert!(matches!(
         spec.loss,

@@ -1,143 +1,19 @@
-//! Training data: loading a CSV file into dense feature and target arrays, standardization, and per-epoch shuffling and batching.
+//! CSV sources: a header row, quoted fields, numeric features, and class targets given as whole
+//! numbers or as text labels (numbered in sorted order).
 //!
 //! Line numbers in error messages count as a spreadsheet numbers rows: the header is line 1 and
 //! data row `i` (0-based) is line `i + 2` (see [`csv_line`]); blank lines, which the CSV reader
 //! skips, are not counted, and a quoted cell spanning several physical lines is one row.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::ops::Range;
 use std::path::Path;
 
-use rand::{RngCore, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
-
+use super::{open_data_file, quoted, shown, Dataset, Origin, RowUnit, TargetKind, Targets};
 use crate::error::TrainError;
-
-/// How the target columns are read, decided by the loss.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TargetKind {
-    /// One column of class indices (whole numbers) or of text labels, as `cross_entropy` and `nll` need.
-    ClassIndex,
-    /// One or more columns of finite floats, as regression and binary losses need.
-    Float,
-}
-
-/// A loaded data set: one row of features and one of targets per sample.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Dataset {
-    /// Feature values, row-major `len() × num_features()`.
-    pub features: Vec<f32>,
-    /// The feature columns' names, in the order their values appear in a row.
-    pub feature_names: Vec<String>,
-    /// The target values.
-    pub targets: Targets,
-}
-
-/// The target values of a data set.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Targets {
-    /// One class index per sample; `names` when the column held text labels (index `i` is `names[i]`).
-    Classes {
-        /// The class index of each sample.
-        indices: Vec<i64>,
-        /// The text labels in index order (sorted by byte order), when the column held text.
-        names: Option<Vec<String>>,
-    },
-    /// `width` float values per sample, row-major.
-    Floats {
-        /// The target values, row-major `len() × width`.
-        values: Vec<f32>,
-        /// The number of target columns.
-        width: usize,
-    },
-}
-
-/// The targets of one batch, refilled in place by [`Dataset::gather`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum BatchTargets {
-    /// One class index per sample.
-    Classes(Vec<i64>),
-    /// `width` floats per sample, row-major.
-    Floats(Vec<f32>),
-}
-
-/// Per-feature z-score statistics (`x' = (x - mean) / std`), fitted on the training set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Standardizer {
-    /// The mean of each feature.
-    pub mean: Vec<f32>,
-    /// The population standard deviation (ddof 0) of each feature; 1.0 for a constant feature.
-    pub std: Vec<f32>,
-}
 
 /// The CSV line number of data row `row` (0-based): the header is line 1, the first data row line 2.
 pub fn csv_line(row: usize) -> u64 {
     (row as u64).saturating_add(2)
-}
-
-impl Dataset {
-    /// The number of samples.
-    pub fn len(&self) -> usize {
-        match &self.targets {
-            Targets::Classes { indices, .. } => indices.len(),
-            Targets::Floats { values, width } => values.len().checked_div(*width).unwrap_or(0),
-        }
-    }
-
-    /// Whether the data set has no samples.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The number of features per sample.
-    pub fn num_features(&self) -> usize {
-        self.feature_names.len()
-    }
-
-    /// Copies the given rows' features (row-major) and targets into the output buffers.
-    ///
-    /// Both buffers are cleared and refilled, so once they have grown to a batch's size no
-    /// further allocation happens; `targets_out` is switched to this data set's kind of targets
-    /// if it holds the other kind. Panics if a row index is out of range (a caller bug).
-    pub fn gather(
-        &self,
-        rows: &[usize],
-        features_out: &mut Vec<f32>,
-        targets_out: &mut BatchTargets,
-    ) {
-        let f = self.num_features();
-        features_out.clear();
-        for &r in rows {
-            features_out.extend_from_slice(&self.features[r * f..(r + 1) * f]);
-        }
-        match &self.targets {
-            Targets::Classes { indices, .. } => {
-                let mut out = match std::mem::replace(targets_out, BatchTargets::Floats(Vec::new()))
-                {
-                    BatchTargets::Classes(v) => v,
-                    BatchTargets::Floats(_) => Vec::with_capacity(rows.len()),
-                };
-                out.clear();
-                out.extend(rows.iter().map(|&r| indices[r]));
-                *targets_out = BatchTargets::Classes(out);
-            }
-            Targets::Floats { values, width } => {
-                let w = *width;
-                let mut out =
-                    match std::mem::replace(targets_out, BatchTargets::Classes(Vec::new())) {
-                        BatchTargets::Floats(v) => v,
-                        BatchTargets::Classes(_) => Vec::with_capacity(rows.len() * w),
-                    };
-                out.clear();
-                for &r in rows {
-                    out.extend_from_slice(&values[r * w..(r + 1) * w]);
-                }
-                *targets_out = BatchTargets::Floats(out);
-            }
-        }
-    }
 }
 
 /// Loads a CSV file with a header row into a [`Dataset`].
@@ -154,18 +30,11 @@ pub fn load_csv(
     features: Option<&[String]>,
     kind: TargetKind,
 ) -> Result<Dataset, TrainError> {
-    let file = File::open(path).map_err(|e| {
-        TrainError::io(
-            "open data file",
-            path,
-            &e,
-            "check that the file exists and the path is right",
-        )
-    })?;
-    let mut reader = csv::ReaderBuilder::new()
+    let file = open_data_file(path)?;
+    let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
-        .trim(csv::Trim::All)
+        .trim(::csv::Trim::All)
         .from_reader(file);
     let header = reader
         .headers()
@@ -178,7 +47,7 @@ pub fn load_csv(
     let mut feature_values: Vec<f32> = Vec::new();
     let mut float_targets: Vec<f32> = Vec::new();
     let mut labels = LabelInterner::default();
-    let mut record = csv::StringRecord::new();
+    let mut record = ::csv::StringRecord::new();
     let mut row: usize = 0;
     loop {
         let line = csv_line(row);
@@ -245,6 +114,7 @@ pub fn load_csv(
         features: feature_values,
         feature_names: feature_cols.iter().map(|&c| columns[c].clone()).collect(),
         targets,
+        origin: Origin::single(quoted(path), RowUnit::CsvLine),
     })
 }
 
@@ -270,7 +140,8 @@ fn select_columns(
     for (i, name) in columns.iter().enumerate() {
         if let Some(first) = index.insert(name.as_str(), i) {
             return Err(csv_error(format!(
-                "the header names column `{name}` twice (columns {} and {}); rename one of them",
+                "the header names column `{}` twice (columns {} and {}); rename one of them",
+                shown(name),
                 first + 1,
                 i + 1
             )));
@@ -278,13 +149,14 @@ fn select_columns(
     }
     let available = columns
         .iter()
-        .map(|c| format!("`{c}`"))
+        .map(|c| format!("`{}`", shown(c)))
         .collect::<Vec<_>>()
         .join(", ");
     let lookup = |name: &String, role: &str| {
         index.get(name.as_str()).copied().ok_or_else(|| {
             csv_error(format!(
-                "no column named `{name}` (a {role} in the spec); the columns are {available}; fix the name (names are case-sensitive)"
+                "no column named `{}` (a {role} in the spec); the columns are {available}; fix the name (names are case-sensitive)",
+                shown(name)
             ))
         })
     };
@@ -299,7 +171,8 @@ fn select_columns(
         let c = lookup(name, "target")?;
         if target_cols.contains(&c) {
             return Err(csv_error(format!(
-                "target column `{name}` is listed twice; list each column once"
+                "target column `{}` is listed twice; list each column once",
+                shown(name)
             )));
         }
         target_cols.push(c);
@@ -308,7 +181,7 @@ fn select_columns(
         return Err(csv_error(format!(
             "this loss needs one class-index target column, but {} are given ({}); give a single column of class indices or labels",
             target.len(),
-            target.join(", ")
+            super::listing(target)
         )));
     }
 
@@ -324,12 +197,14 @@ fn select_columns(
                 let c = lookup(name, "feature")?;
                 if target_cols.contains(&c) {
                     return Err(csv_error(format!(
-                        "column `{name}` is both a target and a feature; remove it from one of the lists"
+                        "column `{}` is both a target and a feature; remove it from one of the lists",
+                        shown(name)
                     )));
                 }
                 if cols.contains(&c) {
                     return Err(csv_error(format!(
-                        "feature column `{name}` is listed twice; list each column once"
+                        "feature column `{}` is listed twice; list each column once",
+                        shown(name)
                     )));
                 }
                 cols.push(c);
@@ -369,16 +244,19 @@ fn parse_number(cell: &str, role: &str) -> Result<f32, String> {
         Ok(_) => {
             if cell.parse::<f64>().is_ok_and(f64::is_finite) {
                 Err(format!(
-                    "`{cell}` is too large for a 32-bit float (largest is about 3.4e38); rescale the column"
+                    "`{}` is too large for a 32-bit float (largest is about 3.4e38); rescale the column",
+                    shown(cell)
                 ))
             } else {
                 Err(format!(
-                    "`{cell}` is not a finite number; NaN and infinity are not allowed in {role}s (fill in a real value or remove the row)"
+                    "`{}` is not a finite number; NaN and infinity are not allowed in {role}s (fill in a real value or remove the row)",
+                    shown(cell)
                 ))
             }
         }
         Err(_) => Err(format!(
-            "`{cell}` is not a number; {role} cells must be numbers (fix the cell or remove the row)"
+            "`{}` is not a number; {role} cells must be numbers (fix the cell or remove the row)",
+            shown(cell)
         )),
     }
 }
@@ -388,22 +266,22 @@ fn cell_error(path: &Path, line: u64, column: &str, message: String) -> TrainErr
     TrainError::CsvCell {
         path: path.to_path_buf(),
         line,
-        column: column.to_owned(),
+        column: shown(column),
         message,
     }
 }
 
 /// Turns an error of the CSV reader into a [`TrainError`] (the line is `None` for the header).
-fn read_error(path: &Path, line: Option<u64>, err: csv::Error) -> TrainError {
+fn read_error(path: &Path, line: Option<u64>, err: ::csv::Error) -> TrainError {
     let line = line.unwrap_or(1);
     match err.into_kind() {
-        csv::ErrorKind::Io(e) => TrainError::io(
+        ::csv::ErrorKind::Io(e) => TrainError::io(
             "read data file",
             path,
             &e,
             "check that the file is readable",
         ),
-        csv::ErrorKind::Utf8 { err, .. } => TrainError::CsvRow {
+        ::csv::ErrorKind::Utf8 { err, .. } => TrainError::CsvRow {
             path: path.to_path_buf(),
             line,
             message: format!(
@@ -514,7 +392,8 @@ impl LabelInterner {
                 *line,
                 column,
                 format!(
-                    "`{text}` is not a whole number; class-index targets must be whole numbers (0, 1, 2, ...) in every row, or text labels"
+                    "`{}` is not a whole number; class-index targets must be whole numbers (0, 1, 2, ...) in every row, or text labels",
+                    shown(text)
                 ),
             ));
         }
@@ -535,134 +414,11 @@ impl LabelInterner {
     }
 }
 
-impl Standardizer {
-    /// Fits per-feature mean and population std (ddof 0, as sklearn's `StandardScaler`), in f64.
-    ///
-    /// A constant feature (zero variance up to rounding, by sklearn's test) gets std 1.0, so it
-    /// maps to 0. An empty data set gives mean 0 and std 1.
-    pub fn fit(data: &Dataset) -> Standardizer {
-        let f = data.num_features();
-        let n = data.len();
-        if f == 0 || n == 0 {
-            return Standardizer {
-                mean: vec![0.0; f],
-                std: vec![1.0; f],
-            };
-        }
-        let rows = || data.features.chunks_exact(f).take(n);
-        let mut sum = vec![0f64; f];
-        for row in rows() {
-            for (s, &x) in sum.iter_mut().zip(row) {
-                *s += f64::from(x);
-            }
-        }
-        let nf = n as f64;
-        let mean: Vec<f64> = sum.iter().map(|s| s / nf).collect();
-        let mut sq = vec![0f64; f];
-        for row in rows() {
-            for ((s, &x), m) in sq.iter_mut().zip(row).zip(&mean) {
-                let d = f64::from(x) - m;
-                *s += d * d;
-            }
-        }
-        let eps = f64::EPSILON;
-        let std = sq
-            .iter()
-            .zip(&mean)
-            .map(|(s, m)| {
-                let var = s / nf;
-                // sklearn's `_is_constant_feature`: variance within rounding error of zero.
-                let bound = nf * eps * var + (nf * m * eps).powi(2);
-                let sd = var.sqrt() as f32;
-                if var <= bound || !sd.is_normal() {
-                    1.0
-                } else {
-                    sd
-                }
-            })
-            .collect();
-        Standardizer {
-            mean: mean.iter().map(|&m| m as f32).collect(),
-            std,
-        }
-    }
-
-    /// Replaces every feature `x` by `(x - mean) / std`, computed in f64.
-    ///
-    /// The data set must have as many features as the standardizer was fitted on; extra
-    /// features (a caller bug) are left unchanged.
-    pub fn apply(&self, data: &mut Dataset) {
-        let f = data.num_features();
-        debug_assert_eq!(
-            f,
-            self.mean.len(),
-            "standardizer fitted on a different feature count"
-        );
-        if f == 0 {
-            return;
-        }
-        for row in data.features.chunks_exact_mut(f) {
-            for ((x, &m), &s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
-                *x = ((f64::from(*x) - f64::from(m)) / f64::from(s)) as f32;
-            }
-        }
-    }
-}
-
-/// Mixed into the shuffle seed so the shuffle's stream differs from other uses of `seed`.
-const SHUFFLE_DOMAIN: u64 = 0x5348_5546_464C_4531; // "SHUFFLE1"
-
-/// The order in which epoch `epoch` visits the `n` samples.
-///
-/// The identity when `shuffle` is false; otherwise a Fisher–Yates permutation drawn from a
-/// `ChaCha8Rng` keyed by `seed` (mixed with a constant) on stream `epoch`, with unbiased bounded
-/// integers by Lemire's method on `next_u64`. It depends on `(seed, epoch)` only, so any epoch's
-/// order can be recomputed on resume, and on no `rand` sampling algorithm that could change.
-pub fn epoch_order(n: usize, shuffle: bool, seed: u64, epoch: u64) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..n).collect();
-    if shuffle && n > 1 {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ SHUFFLE_DOMAIN);
-        rng.set_stream(epoch);
-        for i in (1..n).rev() {
-            let j = below(&mut rng, i as u64 + 1) as usize;
-            order.swap(i, j);
-        }
-    }
-    order
-}
-
-/// A uniform integer in `0..bound` (`bound > 0`), by Lemire's multiply-and-reject method.
-fn below(rng: &mut impl RngCore, bound: u64) -> u64 {
-    let mut m = u128::from(rng.next_u64()) * u128::from(bound);
-    if (m as u64) < bound {
-        let threshold = bound.wrapping_neg() % bound;
-        while (m as u64) < threshold {
-            m = u128::from(rng.next_u64()) * u128::from(bound);
-        }
-    }
-    (m >> 64) as u64
-}
-
-/// The batches of an epoch as ranges of positions in its order (see [`epoch_order`]).
-///
-/// Batches hold `batch_size` samples; the last holds the remainder, or is left out when
-/// `drop_last`. A `batch_size` of 0 yields no batches (the spec rejects it).
-pub fn batch_ranges(
-    n: usize,
-    batch_size: usize,
-    drop_last: bool,
-) -> impl ExactSizeIterator<Item = Range<usize>> + Clone {
-    let count = match (batch_size, drop_last) {
-        (0, _) => 0,
-        (b, true) => n / b,
-        (b, false) => n.div_ceil(b),
-    };
-    (0..count).map(move |i| i * batch_size..((i + 1) * batch_size).min(n))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::BatchTargets;
+    use std::fs::File;
     use std::io::Write;
 
     fn write_csv(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
@@ -1002,55 +758,6 @@ mod tests {
     }
 
     #[test]
-    fn epoch_order_is_identity_without_shuffle() {
-        assert_eq!(epoch_order(5, false, 7, 3), vec![0, 1, 2, 3, 4]);
-        assert_eq!(epoch_order(0, true, 7, 3), Vec::<usize>::new());
-    }
-
-    #[test]
-    fn epoch_order_is_a_deterministic_permutation_per_seed_and_epoch() {
-        let a = epoch_order(100, true, 42, 3);
-        assert_eq!(a, epoch_order(100, true, 42, 3));
-        let mut sorted = a.clone();
-        sorted.sort_unstable();
-        assert_eq!(sorted, (0..100).collect::<Vec<_>>());
-        assert_ne!(a, (0..100).collect::<Vec<_>>());
-        assert_ne!(a, epoch_order(100, true, 42, 4), "differs across epochs");
-        assert_ne!(a, epoch_order(100, true, 43, 3), "differs across seeds");
-    }
-
-    #[test]
-    fn epoch_order_is_roughly_uniform() {
-        let mut counts = HashMap::new();
-        for epoch in 0..6000 {
-            *counts
-                .entry(epoch_order(3, true, 1, epoch))
-                .or_insert(0usize) += 1;
-        }
-        assert_eq!(counts.len(), 6);
-        for (order, &c) in &counts {
-            assert!(
-                (800..1200).contains(&c),
-                "{order:?} drawn {c} times of 6000"
-            );
-        }
-    }
-
-    #[test]
-    fn batch_ranges_keep_a_partial_last_batch_unless_drop_last() {
-        let all: Vec<_> = batch_ranges(10, 4, false).collect();
-        assert_eq!(all, vec![0..4, 4..8, 8..10]);
-        let dropped: Vec<_> = batch_ranges(10, 4, true).collect();
-        assert_eq!(dropped, vec![0..4, 4..8]);
-        assert_eq!(batch_ranges(8, 4, false).len(), 2);
-        assert_eq!(batch_ranges(8, 4, true).len(), 2);
-        assert_eq!(batch_ranges(3, 4, true).len(), 0);
-        assert_eq!(batch_ranges(3, 4, false).collect::<Vec<_>>(), vec![0..3]);
-        assert_eq!(batch_ranges(0, 4, false).len(), 0);
-        assert_eq!(batch_ranges(5, 0, false).len(), 0);
-    }
-
-    #[test]
     fn gather_copies_rows_and_reuses_buffers() {
         let d = load(
             IRIS,
@@ -1084,29 +791,9 @@ mod tests {
     }
 
     #[test]
-    fn standardizer_uses_population_std_and_maps_constant_columns_to_zero() {
-        let mut d = load(
-            "a,b,c,y\n1,5,1000.1,0\n2,5,1000.1,0\n3,5,1000.1,0\n6,5,1000.1,0\n",
-            &["y"],
-            None,
-            TargetKind::Float,
-        )
-        .unwrap();
-        let s = Standardizer::fit(&d);
-        assert_eq!(s.mean[0], 3.0);
-        // population variance of 1,2,3,6: (4+1+0+9)/4 = 3.5
-        assert!((s.std[0] - 3.5f32.sqrt()).abs() < 1e-6, "{:?}", s.std);
-        assert_eq!(s.std[1], 1.0);
-        assert_eq!(s.std[2], 1.0);
-        s.apply(&mut d);
-        let sd = 3.5f64.sqrt();
-        let expected_a = [-2.0 / sd, -1.0 / sd, 0.0, 3.0 / sd];
-        for (i, e) in expected_a.iter().enumerate() {
-            assert!((f64::from(d.features[i * 3]) - e).abs() < 1e-6);
-            assert_eq!(d.features[i * 3 + 1], 0.0);
-            assert_eq!(d.features[i * 3 + 2], 0.0);
-        }
-        let refit = Standardizer::fit(&d);
-        assert!(refit.mean.iter().all(|m| m.abs() < 1e-6));
+    fn rows_are_located_by_csv_line() {
+        let d = load(IRIS, &["species"], None, TargetKind::ClassIndex).unwrap();
+        let loc = d.row_location(2);
+        assert!(loc.ends_with("data.csv` line 4"), "{loc}");
     }
 }

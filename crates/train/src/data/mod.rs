@@ -1,0 +1,446 @@
+//! Training data: the [`Dataset`] type, loading a spec's sources into it (CSV, NumPy, IDX,
+//! synthetic), holding out a validation split, standardization, and per-epoch shuffling and
+//! batching.
+//!
+//! Every loader keeps memory proportional to the data: features are stored once, as `f32`,
+//! row-major; class targets as one `i64` per sample. Errors name the file and, where there is
+//! one, the row (CSV line, array row, IDX item) and column.
+
+mod batch;
+mod csv;
+mod idx;
+mod npy;
+mod split;
+mod standardize;
+mod synthetic;
+
+use std::path::Path;
+
+use graphc_spec::{DataSpec, SourceSpec};
+
+use crate::error::TrainError;
+use crate::weights::write_atomic;
+
+pub use batch::{batch_ranges, epoch_order};
+pub use csv::{csv_line, load_csv};
+pub use idx::load_idx;
+pub use npy::{load_npy, load_npz};
+pub use split::split_dataset;
+pub use standardize::Standardizer;
+pub use synthetic::generate;
+
+/// How the target columns are read, decided by the loss.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TargetKind {
+    /// One column of class indices (whole numbers) or of text labels, as `cross_entropy` and `nll` need.
+    ClassIndex,
+    /// One or more columns of finite floats, as regression and binary losses need.
+    Float,
+}
+
+/// A loaded data set: one row of features and one of targets per sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dataset {
+    /// Feature values, row-major `len() × num_features()`.
+    pub features: Vec<f32>,
+    /// The feature columns' names, in the order their values appear in a row.
+    pub feature_names: Vec<String>,
+    /// The target values.
+    pub targets: Targets,
+    /// Where the rows came from, for messages that point at one.
+    pub origin: Origin,
+}
+
+/// Where a data set's rows came from: names for messages and the numbering of rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Origin {
+    /// The features' source as shown in messages, e.g. "`data/x.npy`" or "synthetic blobs".
+    pub features: String,
+    /// The targets' source as shown in messages (the same as `features` for one-file sources).
+    pub targets: String,
+    /// How rows are numbered in the targets' source.
+    pub unit: RowUnit,
+    /// The source row of each row when the set is part of a source (after `split`); `None`
+    /// when row `i` is source row `i`.
+    pub rows: Option<Vec<usize>>,
+}
+
+/// How a source numbers its rows in messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowUnit {
+    /// CSV line numbers: the header is line 1, data row `i` line `i + 2` (see [`csv_line`]).
+    CsvLine,
+    /// Array rows, 0-based as NumPy indexes them (`y[i]`).
+    Row,
+    /// IDX items, 0-based.
+    Item,
+    /// Generated samples, 0-based.
+    Sample,
+}
+
+/// The target values of a data set.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Targets {
+    /// One class index per sample; `names` when the column held text labels (index `i` is `names[i]`).
+    Classes {
+        /// The class index of each sample.
+        indices: Vec<i64>,
+        /// The text labels in index order (sorted by byte order), when the column held text.
+        names: Option<Vec<String>>,
+    },
+    /// `width` float values per sample, row-major.
+    Floats {
+        /// The target values, row-major `len() × width`.
+        values: Vec<f32>,
+        /// The number of target columns.
+        width: usize,
+    },
+}
+
+/// The targets of one batch, refilled in place by [`Dataset::gather`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum BatchTargets {
+    /// One class index per sample.
+    Classes(Vec<i64>),
+    /// `width` floats per sample, row-major.
+    Floats(Vec<f32>),
+}
+
+impl Origin {
+    /// An origin whose features and targets come from the same place, numbered by `unit`.
+    pub fn single(name: String, unit: RowUnit) -> Origin {
+        Origin {
+            features: name.clone(),
+            targets: name,
+            unit,
+            rows: None,
+        }
+    }
+
+    /// Where row `row` of the data set is, e.g. "`iris.csv` line 7" or "`y.npy` row 5".
+    pub fn row_location(&self, row: usize) -> String {
+        let source_row = match &self.rows {
+            Some(rows) => rows.get(row).copied().unwrap_or(row),
+            None => row,
+        };
+        let name = &self.targets;
+        match self.unit {
+            RowUnit::CsvLine => format!("{name} line {}", csv_line(source_row)),
+            RowUnit::Row => format!("{name} row {source_row}"),
+            RowUnit::Item => format!("{name} item {source_row}"),
+            RowUnit::Sample => format!("{name} sample {source_row}"),
+        }
+    }
+}
+
+impl Dataset {
+    /// The number of samples.
+    pub fn len(&self) -> usize {
+        match &self.targets {
+            Targets::Classes { indices, .. } => indices.len(),
+            Targets::Floats { values, width } => values.len().checked_div(*width).unwrap_or(0),
+        }
+    }
+
+    /// Whether the data set has no samples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The number of features per sample.
+    pub fn num_features(&self) -> usize {
+        self.feature_names.len()
+    }
+
+    /// The class names in index order, when the targets were text labels.
+    pub fn class_names(&self) -> Option<&[String]> {
+        match &self.targets {
+            Targets::Classes {
+                names: Some(names), ..
+            } => Some(names),
+            _ => None,
+        }
+    }
+
+    /// Where row `row` came from, for messages: see [`Origin::row_location`].
+    pub fn row_location(&self, row: usize) -> String {
+        self.origin.row_location(row)
+    }
+
+    /// Copies the given rows' features (row-major) and targets into the output buffers.
+    ///
+    /// Both buffers are cleared and refilled, so once they have grown to a batch's size no
+    /// further allocation happens; `targets_out` is switched to this data set's kind of targets
+    /// if it holds the other kind. Panics if a row index is out of range (a caller bug).
+    pub fn gather(
+        &self,
+        rows: &[usize],
+        features_out: &mut Vec<f32>,
+        targets_out: &mut BatchTargets,
+    ) {
+        let f = self.num_features();
+        features_out.clear();
+        for &r in rows {
+            features_out.extend_from_slice(&self.features[r * f..(r + 1) * f]);
+        }
+        match &self.targets {
+            Targets::Classes { indices, .. } => {
+                let mut out = match std::mem::replace(targets_out, BatchTargets::Floats(Vec::new()))
+                {
+                    BatchTargets::Classes(v) => v,
+                    BatchTargets::Floats(_) => Vec::with_capacity(rows.len()),
+                };
+                out.clear();
+                out.extend(rows.iter().map(|&r| indices[r]));
+                *targets_out = BatchTargets::Classes(out);
+            }
+            Targets::Floats { values, width } => {
+                let w = *width;
+                let mut out =
+                    match std::mem::replace(targets_out, BatchTargets::Classes(Vec::new())) {
+                        BatchTargets::Floats(v) => v,
+                        BatchTargets::Classes(_) => Vec::with_capacity(rows.len() * w),
+                    };
+                out.clear();
+                for &r in rows {
+                    out.extend_from_slice(&values[r * w..(r + 1) * w]);
+                }
+                *targets_out = BatchTargets::Floats(out);
+            }
+        }
+    }
+}
+
+/// Which of a spec's sources is being loaded: a synthetic set draws different samples for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceRole {
+    /// `data.train`.
+    Train,
+    /// `data.valid`.
+    Valid,
+}
+
+/// Loads one source of the spec as the training set (paths relative to `base_dir`).
+///
+/// `kind` is what the loss wants from a single target column; a source with several target
+/// columns (a CSV `target` list, an array of shape `(samples, k)`) is read as floats whatever
+/// `kind` says. `seed` is the spec's seed (used by synthetic sources).
+pub fn load_source(
+    source: &SourceSpec,
+    base_dir: &Path,
+    kind: TargetKind,
+    seed: u64,
+) -> Result<Dataset, TrainError> {
+    load_source_as(source, base_dir, kind, seed, SourceRole::Train)
+}
+
+/// Loads one source of the spec in the given role: see [`load_source`].
+///
+/// A synthetic validation set shares the training set's distribution (the same blob centres,
+/// the same linear weights) but draws its own samples.
+pub fn load_source_as(
+    source: &SourceSpec,
+    base_dir: &Path,
+    kind: TargetKind,
+    seed: u64,
+    role: SourceRole,
+) -> Result<Dataset, TrainError> {
+    match source {
+        SourceSpec::Csv {
+            path,
+            target,
+            features,
+        } => {
+            let kind = if target.len() > 1 {
+                TargetKind::Float
+            } else {
+                kind
+            };
+            load_csv(&base_dir.join(path), target, features.as_deref(), kind)
+        }
+        SourceSpec::Npy { features, target } => {
+            load_npy(&base_dir.join(features), &base_dir.join(target), kind)
+        }
+        SourceSpec::Npz {
+            path,
+            features,
+            target,
+        } => load_npz(&base_dir.join(path), features, target, kind),
+        SourceSpec::Idx { images, labels } => {
+            load_idx(&base_dir.join(images), &base_dir.join(labels), kind)
+        }
+        SourceSpec::Synthetic(spec) => generate(spec, seed, role, kind),
+    }
+}
+
+/// Loads a spec's training and validation sets, before standardization.
+///
+/// The validation set is `data.valid` when given, or the `data.split` fraction of the training
+/// data held out by `seed` (see [`split_dataset`]), or none. A validation set with text labels
+/// is numbered with the training set's classes, so the same label gets the same index in both.
+pub fn load_sets(
+    data: &DataSpec,
+    base_dir: &Path,
+    kind: TargetKind,
+    seed: u64,
+) -> Result<(Dataset, Option<Dataset>), TrainError> {
+    let train = load_source_as(&data.train, base_dir, kind, seed, SourceRole::Train)?;
+    if let Some(fraction) = data.split {
+        let (train, valid) = split_dataset(train, fraction, seed)?;
+        return Ok((train, Some(valid)));
+    }
+    let valid = match &data.valid {
+        Some(source) => {
+            let mut valid = load_source_as(source, base_dir, kind, seed, SourceRole::Valid)?;
+            align_classes(&train, &mut valid)?;
+            Some(valid)
+        }
+        None => None,
+    };
+    Ok((train, valid))
+}
+
+/// Renumbers `valid`'s text labels with `train`'s class names (each file's labels are numbered
+/// in its own sorted order when loaded, so a class missing from one file would shift the rest).
+pub fn align_classes(train: &Dataset, valid: &mut Dataset) -> Result<(), TrainError> {
+    let (train_names, valid_names) = (train.class_names(), valid.class_names());
+    let (train_names, valid_names) = match (train_names, valid_names) {
+        (None, None) => return Ok(()),
+        (Some(t), Some(v)) => (t, v.to_vec()),
+        (Some(_), None) | (None, Some(_)) => {
+            let (text, numbers) = if train_names.is_some() {
+                (&train.origin.targets, &valid.origin.targets)
+            } else {
+                (&valid.origin.targets, &train.origin.targets)
+            };
+            return Err(TrainError::Data(format!(
+                "{text} has text class labels but {numbers} has class indices; use the same kind of labels in the training and validation data"
+            )));
+        }
+    };
+    if train_names == valid_names.as_slice() {
+        return Ok(());
+    }
+    let mut map = Vec::with_capacity(valid_names.len());
+    for name in &valid_names {
+        match train_names.binary_search(name) {
+            Ok(i) => map.push(i as i64),
+            Err(_) => map.push(-1),
+        }
+    }
+    let Targets::Classes { indices, names } = &mut valid.targets else {
+        return Ok(());
+    };
+    for (row, index) in indices.iter_mut().enumerate() {
+        let mapped = usize::try_from(*index)
+            .ok()
+            .and_then(|i| map.get(i).copied())
+            .unwrap_or(-1);
+        if mapped < 0 {
+            let label = usize::try_from(*index)
+                .ok()
+                .and_then(|i| valid_names.get(i))
+                .map_or("?", String::as_str);
+            return Err(TrainError::Data(format!(
+                "{}: class `{}` does not appear in the training data {} (its classes are {}); remove the row or add the class to the training data",
+                valid.origin.row_location(row),
+                shown(label),
+                train.origin.targets,
+                listing(train_names)
+            )));
+        }
+        *index = mapped;
+    }
+    *names = Some(train_names.to_vec());
+    Ok(())
+}
+
+/// Writes `names` (class names in index order) as a JSON list to `path`, atomically: the
+/// `DIR/labels.json` that `predict` uses to print class names.
+pub fn write_labels_json(path: &Path, names: &[String]) -> Result<(), TrainError> {
+    let mut text = serde_json::to_string(names).map_err(|e| TrainError::Io {
+        action: "write",
+        path: path.to_path_buf(),
+        detail: e.to_string(),
+        hint: "report this as a bug",
+    })?;
+    text.push('\n');
+    write_atomic(path, text.as_bytes())
+}
+
+/// Reads a `labels.json` written by [`write_labels_json`].
+pub fn read_labels_json(path: &Path) -> Result<Vec<String>, TrainError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        TrainError::io(
+            "read",
+            path,
+            &e,
+            "check that the run directory holds labels.json",
+        )
+    })?;
+    serde_json::from_str(&text).map_err(|e| {
+        file_error(
+            path,
+            format!("not a JSON list of class names ({e}); write it as [\"name\", ...]"),
+        )
+    })
+}
+
+/// An error about a data file as a whole or a part of it: "`PATH`: MESSAGE".
+pub(crate) fn file_error(path: &Path, message: String) -> TrainError {
+    TrainError::Data(format!("`{}`: {message}", path.display()))
+}
+
+/// A path as data-set origins show it: "`PATH`".
+pub(crate) fn quoted(path: &Path) -> String {
+    format!("`{}`", shown(&path.display().to_string()))
+}
+
+/// Text from a data file or the spec as shown inside a one-line message: control characters
+/// escaped (a quoted CSV cell may hold a line break) and cut after 60 characters.
+pub(crate) fn shown(text: &str) -> String {
+    const MAX: usize = 60;
+    let mut out: String = text
+        .chars()
+        .take(MAX)
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_debug().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect();
+    if text.chars().nth(MAX).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// A list of names for a message: each shown, at most 20, then how many more.
+pub(crate) fn listing(names: &[String]) -> String {
+    const MAX: usize = 20;
+    let mut parts: Vec<String> = names.iter().take(MAX).map(|n| shown(n)).collect();
+    if names.len() > MAX {
+        parts.push(format!("… ({} more)", names.len() - MAX));
+    }
+    parts.join(", ")
+}
+
+/// Opens a data file, with the same message for a missing file whatever the format.
+pub(crate) fn open_data_file(path: &Path) -> Result<std::fs::File, TrainError> {
+    std::fs::File::open(path).map_err(|e| {
+        TrainError::io(
+            "open data file",
+            path,
+            &e,
+            "check that the file exists and the path is right",
+        )
+    })
+}
+
+/// Feature names `{prefix}[0]`, `{prefix}[1]`, … for sources without column names.
+pub(crate) fn indexed_names(prefix: &str, count: usize) -> Vec<String> {
+    (0..count).map(|j| format!("{prefix}[{j}]")).collect()
+}

@@ -1,0 +1,673 @@
+//! NumPy sources: a features and a target array, from two `.npy` files or one `.npz` archive.
+//!
+//! Arrays are decoded by the `npyz` crate, `.npz` archives opened by the `zip` crate. Before a
+//! header reaches `npyz` it is checked here (with `py_literal`, the parser `npyz` uses): at most
+//! 10,000 bytes as NumPy's own `np.load` allows, shallow nesting, a plain numeric dtype, and a
+//! shape whose size neither overflows nor exceeds the bytes that follow. `npyz` multiplies the
+//! shape without an overflow check and parses nesting recursively, so an unchecked header could
+//! panic or exhaust the stack.
+//!
+//! Features: shape `(samples,)` (one feature) or `(samples, d1, ...)`, flattened per sample in
+//! C order (a Fortran-order array is transposed). Target: `(samples,)` or `(samples, width)`.
+//! Dtypes: bool, int8–int64, uint8–uint64, float32, float64, either byte order.
+
+use std::fs::File;
+use std::io::{self, BufReader, Cursor, Read};
+use std::path::Path;
+
+use npyz::NpyFile;
+use py_literal::Value;
+
+use super::{
+    file_error, indexed_names, open_data_file, quoted, Dataset, Origin, RowUnit, TargetKind,
+    Targets,
+};
+use crate::error::TrainError;
+
+/// NumPy's `np.load` refuses longer headers by default (`max_header_size=10000`).
+const MAX_HEADER_LEN: usize = 10_000;
+/// Deepest bracket nesting accepted in a header; NumPy writes depth 2 for plain dtypes.
+const MAX_HEADER_DEPTH: usize = 16;
+/// The message for data that ends early.
+const TRUNCATED: &str =
+    "the data ends before the shape in its header says; the file is truncated, save it again";
+/// Most elements reserved before the data is read: a header cannot make us allocate more than
+/// the bytes that really arrive.
+const MAX_RESERVE: usize = 1 << 24;
+
+/// Loads `{npy: {features: PATH, target: PATH}}`.
+pub fn load_npy(features: &Path, target: &Path, kind: TargetKind) -> Result<Dataset, TrainError> {
+    let x_name = quoted(features);
+    let y_name = quoted(target);
+    let x_stem = features
+        .file_stem()
+        .map_or_else(|| "x".into(), |s| s.to_string_lossy().into_owned());
+    let x = read_npy_file(features, &x_name, Want::Features)?;
+    let y = read_npy_file(target, &y_name, Want::Target(kind))?;
+    assemble(x, y, &x_name, &y_name, &x_stem)
+}
+
+/// Loads `{npz: PATH, features: NAME, target: NAME}`: arrays `NAME.npy` of the archive.
+pub fn load_npz(
+    path: &Path,
+    features: &str,
+    target: &str,
+    kind: TargetKind,
+) -> Result<Dataset, TrainError> {
+    let file = open_data_file(path)?;
+    let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| {
+        file_error(
+            path,
+            format!("not a readable .npz (zip) archive ({e}); save it with np.savez"),
+        )
+    })?;
+    let x_name = format!("{} array `{features}`", quoted(path));
+    let y_name = format!("{} array `{target}`", quoted(path));
+    let x = read_npz_member(&mut archive, path, features, &x_name, Want::Features)?;
+    let y = read_npz_member(&mut archive, path, target, &y_name, Want::Target(kind))?;
+    assemble(x, y, &x_name, &y_name, features)
+}
+
+/// Reads one array of an archive, or says which arrays it has.
+fn read_npz_member(
+    archive: &mut zip::ZipArchive<BufReader<File>>,
+    path: &Path,
+    name: &str,
+    shown: &str,
+    want: Want,
+) -> Result<Array, TrainError> {
+    let member = format!("{name}.npy");
+    let index = archive.index_for_name(&member).ok_or_else(|| {
+        let mut names: Vec<String> = archive
+            .file_names()
+            .filter_map(|n| {
+                let n = n.ok()?;
+                n.strip_suffix(".npy").map(|n| format!("`{n}`"))
+            })
+            .collect();
+        names.sort();
+        let have = if names.is_empty() {
+            "no arrays".to_owned()
+        } else {
+            format!("the arrays {}", names.join(", "))
+        };
+        file_error(
+            path,
+            format!("no array named `{name}`; the archive has {have}; fix the name in the spec"),
+        )
+    })?;
+    let entry = archive
+        .by_index(index)
+        .map_err(|e| file_error(path, format!("cannot read array `{name}` ({e})")))?;
+    let size = entry.size();
+    read_array(entry, size, shown, want)
+}
+
+/// Reads an `.npy` file.
+fn read_npy_file(path: &Path, shown: &str, want: Want) -> Result<Array, TrainError> {
+    let file = open_data_file(path)?;
+    let len = file.metadata().map(|m| m.len()).map_err(|e| {
+        TrainError::io(
+            "read data file",
+            path,
+            &e,
+            "check that the file is readable",
+        )
+    })?;
+    read_array(BufReader::with_capacity(1 << 16, file), len, shown, want)
+}
+
+/// What an array is read for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// Features: any numeric dtype, as `f32`.
+    Features,
+    /// The target, read as the loss wants when it is one value per sample.
+    Target(TargetKind),
+}
+
+/// A decoded array, C order.
+struct Array {
+    shape: Vec<usize>,
+    values: Values,
+}
+
+/// An array's values.
+enum Values {
+    /// Features and float targets.
+    F32(Vec<f32>),
+    /// Class indices.
+    I64(Vec<i64>),
+}
+
+/// A plain numeric element type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Elem {
+    Bool,
+    Int(u8),
+    Uint(u8),
+    Float(u8),
+}
+
+impl Elem {
+    /// Bytes per element.
+    fn size(self) -> u64 {
+        match self {
+            Elem::Bool => 1,
+            Elem::Int(s) | Elem::Uint(s) | Elem::Float(s) => u64::from(s),
+        }
+    }
+}
+
+/// A header, checked.
+struct Header {
+    shape: Vec<usize>,
+    elem: Elem,
+    fortran: bool,
+    /// The bytes read so far (magic to end of header), replayed to `npyz`.
+    bytes: Vec<u8>,
+}
+
+/// Reads one array from `reader`, which holds `total` bytes (file or archive member size).
+fn read_array(
+    mut reader: impl Read,
+    total: u64,
+    shown: &str,
+    want: Want,
+) -> Result<Array, TrainError> {
+    let err = |message: String| TrainError::Data(format!("{shown}: {message}"));
+    let header = read_header(&mut reader).map_err(err)?;
+    let count = header.shape.iter().product::<usize>();
+    let available = total.saturating_sub(header.bytes.len() as u64);
+    let needed = (count as u64).saturating_mul(header.elem.size());
+    if needed > available {
+        return Err(err(format!(
+            "the header promises shape {} ({needed} bytes of data) but only {available} bytes follow; the file is truncated, save it again",
+            shape_text(&header.shape)
+        )));
+    }
+    let shape = header.shape.clone();
+    let fortran = header.fortran;
+    let elem = header.elem;
+    let npy = NpyFile::new(Cursor::new(header.bytes).chain(reader))
+        .map_err(|e| err(format!("not a valid .npy array ({e})")))?;
+    let class_column = matches!(want, Want::Target(TargetKind::ClassIndex))
+        && (shape.len() == 1 || (shape.len() == 2 && shape[1] == 1));
+    let read_err = |e: io::Error| match e.kind() {
+        io::ErrorKind::UnexpectedEof => err(TRUNCATED.into()),
+        _ => err(format!("cannot read the data ({e})")),
+    };
+    let values = if class_column {
+        let v = read_i64(npy, elem, count, shown, &shape).map_err(|e| match e {
+            ReadFailure::Io(e) => read_err(e),
+            ReadFailure::Data(e) => e,
+        })?;
+        Values::I64(v)
+    } else {
+        Values::F32(read_f32(npy, elem, count).map_err(read_err)?)
+    };
+    let values = if fortran && shape.len() > 1 {
+        match values {
+            Values::F32(v) => Values::F32(fortran_to_c(&v, &shape)),
+            Values::I64(v) => Values::I64(fortran_to_c(&v, &shape)),
+        }
+    } else {
+        values
+    };
+    Ok(Array { shape, values })
+}
+
+/// Reads and checks the magic, version and header dict.
+fn read_header(reader: &mut impl Read) -> Result<Header, String> {
+    let mut bytes = vec![0u8; 8];
+    reader.read_exact(&mut bytes).map_err(|_| {
+        "not a NumPy .npy array: the file is shorter than the 8-byte preamble; save it with np.save"
+            .to_owned()
+    })?;
+    if &bytes[..6] != b"\x93NUMPY" {
+        return Err(format!(
+            "not a NumPy .npy array: it starts with {} instead of \\x93NUMPY; save it with np.save",
+            hex_prefix(&bytes)
+        ));
+    }
+    let len_bytes = match (bytes[6], bytes[7]) {
+        (1, 0) => 2,
+        (2, 0) | (3, 0) => 4,
+        (major, minor) => {
+            return Err(format!(
+                "unsupported .npy format version {major}.{minor} (1.0, 2.0 and 3.0 are); save it again with np.save"
+            ))
+        }
+    };
+    let mut len_buf = vec![0u8; len_bytes];
+    reader
+        .read_exact(&mut len_buf)
+        .map_err(|_| "the file ends inside its header; it is truncated".to_owned())?;
+    let header_len = len_buf
+        .iter()
+        .rev()
+        .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+    bytes.extend_from_slice(&len_buf);
+    if header_len > MAX_HEADER_LEN {
+        return Err(format!(
+            "the header is {header_len} bytes, more than the {MAX_HEADER_LEN} NumPy itself reads; save the array again with np.save"
+        ));
+    }
+    let start = bytes.len();
+    bytes.resize(start + header_len, 0);
+    reader
+        .read_exact(&mut bytes[start..])
+        .map_err(|_| "the file ends inside its header; it is truncated".to_owned())?;
+    let text = std::str::from_utf8(&bytes[start..])
+        .map_err(|_| "the header is not text; the file is damaged".to_owned())?;
+    let mut depth = 0usize;
+    for c in text.chars() {
+        match c {
+            '(' | '[' | '{' => {
+                depth += 1;
+                if depth > MAX_HEADER_DEPTH {
+                    return Err("the header nests too deeply to be a NumPy array header".into());
+                }
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    let value: Value = text
+        .trim_end()
+        .parse()
+        .map_err(|_| "the header is not a Python dict literal; the file is damaged".to_owned())?;
+    let Value::Dict(entries) = value else {
+        return Err("the header is not a Python dict; the file is damaged".into());
+    };
+    let get = |key: &str| {
+        entries
+            .iter()
+            .find(|(k, _)| matches!(k, Value::String(s) if s == key))
+            .map(|(_, v)| v)
+            .ok_or_else(|| format!("the header has no `{key}`; the file is damaged"))
+    };
+    let descr = match get("descr")? {
+        Value::String(s) => s.clone(),
+        other => {
+            return Err(format!(
+                "dtype {other} is a structured (record) dtype, which is not supported; save a plain numeric array, e.g. x.astype(np.float32)"
+            ))
+        }
+    };
+    let elem = parse_descr(&descr)?;
+    let fortran = match get("fortran_order")? {
+        Value::Boolean(b) => *b,
+        _ => return Err("the header's `fortran_order` is not True or False".into()),
+    };
+    let dims = match get("shape")? {
+        Value::Tuple(v) | Value::List(v) => v,
+        _ => return Err("the header's `shape` is not a tuple".into()),
+    };
+    let mut shape = Vec::with_capacity(dims.len());
+    for d in dims {
+        let Value::Integer(i) = d else {
+            return Err("the header's `shape` holds something other than integers".into());
+        };
+        let d = u64::try_from(i)
+            .ok()
+            .and_then(|d| usize::try_from(d).ok())
+            .ok_or_else(|| format!("the header's shape has dimension {i}, which is not a size"))?;
+        shape.push(d);
+    }
+    let too_big = || {
+        format!(
+            "the shape {} is too large to hold in memory",
+            shape_text(&shape)
+        )
+    };
+    let count = shape
+        .iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(too_big)?;
+    if count.checked_mul(elem.size() as usize).is_none() {
+        return Err(too_big());
+    }
+    Ok(Header {
+        shape,
+        elem,
+        fortran,
+        bytes,
+    })
+}
+
+/// The element type of a plain dtype string such as `<f4`, `|u1`, `>i8`, `|b1`.
+fn parse_descr(descr: &str) -> Result<Elem, String> {
+    let unsupported = |what: &str| {
+        format!(
+            "dtype `{descr}` ({what}) is not supported; save the array as float32, float64, an integer type or bool, e.g. x.astype(np.float32)"
+        )
+    };
+    let mut chars = descr.chars();
+    let (Some(order), Some(code)) = (chars.next(), chars.next()) else {
+        return Err(unsupported("not a dtype"));
+    };
+    if !matches!(order, '<' | '>' | '|' | '=') {
+        return Err(unsupported("not a dtype"));
+    }
+    let size: Option<u8> = chars.as_str().parse().ok();
+    let elem = match (code, size) {
+        ('b', Some(1)) => Elem::Bool,
+        ('i', Some(s @ (1 | 2 | 4 | 8))) => Elem::Int(s),
+        ('u', Some(s @ (1 | 2 | 4 | 8))) => Elem::Uint(s),
+        ('f', Some(s @ (4 | 8))) => Elem::Float(s),
+        ('f', _) => return Err(unsupported("a float size other than 32 or 64 bits")),
+        ('U' | 'S' | 'a', _) => return Err(unsupported("text")),
+        ('O', _) => return Err(unsupported("Python objects")),
+        ('c', _) => return Err(unsupported("complex numbers")),
+        ('m' | 'M', _) => return Err(unsupported("dates or times")),
+        _ => return Err(unsupported("not a numeric dtype")),
+    };
+    // npyz reads little- and big-endian, and `|`/`=` (native) as written on this machine.
+    Ok(elem)
+}
+
+/// Why reading class indices failed.
+enum ReadFailure {
+    /// The bytes could not be read.
+    Io(io::Error),
+    /// A value is not a class index.
+    Data(TrainError),
+}
+
+/// Reads every element as `f32` (bool as 0/1; float64 beyond f32's range becomes infinite
+/// and is reported by the finiteness check).
+fn read_f32<R: Read>(npy: NpyFile<R>, elem: Elem, count: usize) -> io::Result<Vec<f32>> {
+    let mut out = Vec::with_capacity(count.min(MAX_RESERVE));
+    macro_rules! each {
+        ($t:ty, $conv:expr) => {{
+            let reader = npy
+                .data::<$t>()
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+            for v in reader {
+                out.push($conv(v?));
+            }
+        }};
+    }
+    match elem {
+        Elem::Bool => each!(bool, |v: bool| f32::from(u8::from(v))),
+        Elem::Int(1) => each!(i8, f32::from),
+        Elem::Int(2) => each!(i16, f32::from),
+        Elem::Int(4) => each!(i32, |v: i32| v as f32),
+        Elem::Int(_) => each!(i64, |v: i64| v as f32),
+        Elem::Uint(1) => each!(u8, f32::from),
+        Elem::Uint(2) => each!(u16, f32::from),
+        Elem::Uint(4) => each!(u32, |v: u32| v as f32),
+        Elem::Uint(_) => each!(u64, |v: u64| v as f32),
+        Elem::Float(4) => each!(f32, |v: f32| v),
+        Elem::Float(_) => each!(f64, |v: f64| v as f32),
+    }
+    Ok(out)
+}
+
+/// Reads a class-index column: integers as they are, floats only when whole.
+fn read_i64<R: Read>(
+    npy: NpyFile<R>,
+    elem: Elem,
+    count: usize,
+    shown: &str,
+    shape: &[usize],
+) -> Result<Vec<i64>, ReadFailure> {
+    let mut out: Vec<i64> = Vec::with_capacity(count.min(MAX_RESERVE));
+    let bad = |row: usize, value: String| {
+        ReadFailure::Data(TrainError::Data(format!(
+            "{shown} row {row}: {value} is not a class index; class targets must be whole numbers (0, 1, 2, ...), shape {} here",
+            shape_text(shape)
+        )))
+    };
+    macro_rules! each {
+        ($t:ty, $conv:expr) => {{
+            let reader = npy.data::<$t>().map_err(|e| {
+                ReadFailure::Io(io::Error::new(io::ErrorKind::InvalidData, e.to_string()))
+            })?;
+            for v in reader {
+                let v = v.map_err(ReadFailure::Io)?;
+                let row = out.len();
+                out.push($conv(v).ok_or_else(|| bad(row, format!("{v}")))?);
+            }
+        }};
+    }
+    match elem {
+        Elem::Bool => each!(bool, |v: bool| Some(i64::from(v))),
+        Elem::Int(1) => each!(i8, |v: i8| Some(i64::from(v))),
+        Elem::Int(2) => each!(i16, |v: i16| Some(i64::from(v))),
+        Elem::Int(4) => each!(i32, |v: i32| Some(i64::from(v))),
+        Elem::Int(_) => each!(i64, Some),
+        Elem::Uint(1) => each!(u8, |v: u8| Some(i64::from(v))),
+        Elem::Uint(2) => each!(u16, |v: u16| Some(i64::from(v))),
+        Elem::Uint(4) => each!(u32, |v: u32| Some(i64::from(v))),
+        Elem::Uint(_) => each!(u64, |v: u64| i64::try_from(v).ok()),
+        Elem::Float(4) => each!(f32, |v: f32| whole(f64::from(v))),
+        Elem::Float(_) => each!(f64, whole),
+    }
+    Ok(out)
+}
+
+/// `v` as an `i64` when it is a whole number in range.
+fn whole(v: f64) -> Option<i64> {
+    // 2^63 bounds: every whole f64 in [-2^63, 2^63) converts to i64 exactly.
+    (v.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&v))
+        .then_some(v as i64)
+}
+
+/// The C-order copy of an array stored in Fortran order (first index fastest).
+fn fortran_to_c<T: Copy>(data: &[T], shape: &[usize]) -> Vec<T> {
+    let mut out = Vec::with_capacity(data.len());
+    if data.is_empty() {
+        return out;
+    }
+    // Fortran strides: the first axis has stride 1.
+    let mut strides = Vec::with_capacity(shape.len());
+    let mut s = 1usize;
+    for &d in shape {
+        strides.push(s);
+        s *= d;
+    }
+    let mut index = vec![0usize; shape.len()];
+    let mut offset = 0usize;
+    for _ in 0..data.len() {
+        out.push(data[offset]);
+        // Advance the C-order multi-index (last axis fastest), keeping `offset` in step.
+        for axis in (0..shape.len()).rev() {
+            index[axis] += 1;
+            offset += strides[axis];
+            if index[axis] < shape[axis] {
+                break;
+            }
+            offset -= strides[axis] * shape[axis];
+            index[axis] = 0;
+        }
+    }
+    out
+}
+
+/// Builds the data set from the two arrays, checking their shapes and values.
+fn assemble(
+    x: Array,
+    y: Array,
+    x_name: &str,
+    y_name: &str,
+    feature_prefix: &str,
+) -> Result<Dataset, TrainError> {
+    let Values::F32(features) = x.values else {
+        return Err(TrainError::Data(format!(
+            "{x_name}: features were read as class indices (a bug)"
+        )));
+    };
+    if x.shape.is_empty() {
+        return Err(TrainError::Data(format!(
+            "{x_name}: the features array is a scalar (shape ()); it needs one row per sample, shape (samples, features)"
+        )));
+    }
+    let n = x.shape[0];
+    if n == 0 {
+        return Err(TrainError::Data(format!(
+            "{x_name}: the array has no samples (shape {}); the data set is empty",
+            shape_text(&x.shape)
+        )));
+    }
+    let width: usize = x.shape[1..].iter().product();
+    if width == 0 {
+        return Err(TrainError::Data(format!(
+            "{x_name}: the array has no features per sample (shape {}); it needs shape (samples, features)",
+            shape_text(&x.shape)
+        )));
+    }
+    if let Some(i) = features.iter().position(|v| !v.is_finite()) {
+        return Err(TrainError::Data(format!(
+            "{}: {} is not a finite number (or too large for float32); NaN and infinity are not allowed in features (fill in a real value or remove the row)",
+            element_location(x_name, &x.shape, i),
+            features[i]
+        )));
+    }
+    if y.shape.is_empty() || y.shape.len() > 2 {
+        return Err(TrainError::Data(format!(
+            "{y_name}: the target array has shape {}; a target is one value per sample, shape (samples,), or one row per sample, shape (samples, width)",
+            shape_text(&y.shape)
+        )));
+    }
+    if y.shape[0] != n {
+        return Err(TrainError::Data(format!(
+            "{x_name} has {n} samples (shape {}) but {y_name} has {} (shape {}); both need one row per sample",
+            shape_text(&x.shape),
+            y.shape[0],
+            shape_text(&y.shape)
+        )));
+    }
+    let y_width = y.shape.get(1).copied().unwrap_or(1);
+    let targets = match y.values {
+        Values::I64(indices) => Targets::Classes {
+            indices,
+            names: None,
+        },
+        Values::F32(values) => {
+            if y_width == 0 {
+                return Err(TrainError::Data(format!(
+                    "{y_name}: the target array has no values per sample (shape {})",
+                    shape_text(&y.shape)
+                )));
+            }
+            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                return Err(TrainError::Data(format!(
+                    "{}: {} is not a finite number (or too large for float32); NaN and infinity are not allowed in targets",
+                    element_location(y_name, &y.shape, i),
+                    values[i]
+                )));
+            }
+            Targets::Floats {
+                values,
+                width: y_width,
+            }
+        }
+    };
+    Ok(Dataset {
+        features,
+        feature_names: indexed_names(feature_prefix, width),
+        targets,
+        origin: Origin {
+            features: x_name.to_owned(),
+            targets: y_name.to_owned(),
+            unit: RowUnit::Row,
+            rows: None,
+        },
+    })
+}
+
+/// Where flat element `i` of a C-order array is: "NAME row R, column C" for 2-D arrays,
+/// "NAME row R" for 1-D, "NAME at [i, j, k]" otherwise.
+fn element_location(name: &str, shape: &[usize], i: usize) -> String {
+    let mut index = vec![0usize; shape.len()];
+    let mut rest = i;
+    for (axis, &d) in shape.iter().enumerate().rev() {
+        if d > 0 {
+            index[axis] = rest % d;
+            rest /= d;
+        }
+    }
+    match index.as_slice() {
+        [r] => format!("{name} row {r}"),
+        [r, c] => format!("{name} row {r}, column {c}"),
+        _ => {
+            let parts: Vec<String> = index.iter().map(usize::to_string).collect();
+            format!("{name} at [{}]", parts.join(", "))
+        }
+    }
+}
+
+/// A shape as NumPy prints it: `(3,)`, `(3, 4)`, `()`.
+fn shape_text(shape: &[usize]) -> String {
+    match shape {
+        [d] => format!("({d},)"),
+        _ => {
+            let parts: Vec<String> = shape.iter().map(usize::to_string).collect();
+            format!("({})", parts.join(", "))
+        }
+    }
+}
+
+/// The first bytes of a file, escaped for a message.
+fn hex_prefix(bytes: &[u8]) -> String {
+    let shown: String = bytes
+        .iter()
+        .take(6)
+        .flat_map(|&b| std::ascii::escape_default(b))
+        .map(char::from)
+        .collect();
+    format!("\"{shown}\"")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fortran_to_c_transposes_two_and_three_axes() {
+        // A 2×3 array [[0,1,2],[3,4,5]] stored column-major is 0,3,1,4,2,5.
+        assert_eq!(
+            fortran_to_c(&[0, 3, 1, 4, 2, 5], &[2, 3]),
+            vec![0, 1, 2, 3, 4, 5]
+        );
+        // 2×2×2: element [i,j,k] = 4i + 2j + k, stored at i + 2j + 4k.
+        let mut f = vec![0; 8];
+        for i in 0..2 {
+            for j in 0..2 {
+                for k in 0..2 {
+                    f[i + 2 * j + 4 * k] = 4 * i + 2 * j + k;
+                }
+            }
+        }
+        assert_eq!(fortran_to_c(&f, &[2, 2, 2]), (0..8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn element_location_names_row_and_column() {
+        assert_eq!(
+            element_location("`x.npy`", &[4, 3], 7),
+            "`x.npy` row 2, column 1"
+        );
+        assert_eq!(element_location("`y.npy`", &[4], 3), "`y.npy` row 3");
+        assert_eq!(
+            element_location("`x.npy`", &[2, 2, 3], 11),
+            "`x.npy` at [1, 1, 2]"
+        );
+    }
+
+    #[test]
+    fn descr_parsing_accepts_numeric_dtypes_and_names_the_rest() {
+        assert_eq!(parse_descr("<f4"), Ok(Elem::Float(4)));
+        assert_eq!(parse_descr(">i8"), Ok(Elem::Int(8)));
+        assert_eq!(parse_descr("|u1"), Ok(Elem::Uint(1)));
+        assert_eq!(parse_descr("|b1"), Ok(Elem::Bool));
+        let e = parse_descr("<U5").unwrap_err();
+        assert!(e.contains("`<U5` (text) is not supported"), "{e}");
+        assert!(parse_descr("<f2").unwrap_err().contains("float size"));
+        assert!(parse_descr("<c8").unwrap_err().contains("complex"));
+        assert!(parse_descr("|O").unwrap_err().contains("Python objects"));
+        assert!(parse_descr("").is_err());
+    }
+}

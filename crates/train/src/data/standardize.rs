@@ -1,0 +1,231 @@
+//! Standardization: per-feature z-scores fitted on the training set, saved with the model as JSON.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{file_error, Dataset};
+use crate::error::TrainError;
+use crate::weights::write_atomic;
+
+/// Per-feature z-score statistics (`x' = (x - mean) / std`), fitted on the training set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Standardizer {
+    /// The mean of each feature.
+    pub mean: Vec<f32>,
+    /// The population standard deviation (ddof 0) of each feature; 1.0 for a constant feature.
+    pub std: Vec<f32>,
+}
+
+impl Standardizer {
+    /// Fits per-feature mean and population std (ddof 0, as sklearn's `StandardScaler`), in f64.
+    ///
+    /// A constant feature (zero variance up to rounding, by sklearn's test) gets std 1.0, so it
+    /// maps to 0. An empty data set gives mean 0 and std 1.
+    pub fn fit(data: &Dataset) -> Standardizer {
+        let f = data.num_features();
+        let n = data.len();
+        if f == 0 || n == 0 {
+            return Standardizer {
+                mean: vec![0.0; f],
+                std: vec![1.0; f],
+            };
+        }
+        let rows = || data.features.chunks_exact(f).take(n);
+        let mut sum = vec![0f64; f];
+        for row in rows() {
+            for (s, &x) in sum.iter_mut().zip(row) {
+                *s += f64::from(x);
+            }
+        }
+        let nf = n as f64;
+        let mean: Vec<f64> = sum.iter().map(|s| s / nf).collect();
+        let mut sq = vec![0f64; f];
+        for row in rows() {
+            for ((s, &x), m) in sq.iter_mut().zip(row).zip(&mean) {
+                let d = f64::from(x) - m;
+                *s += d * d;
+            }
+        }
+        let eps = f64::EPSILON;
+        let std = sq
+            .iter()
+            .zip(&mean)
+            .map(|(s, m)| {
+                let var = s / nf;
+                // sklearn's `_is_constant_feature`: variance within rounding error of zero.
+                let bound = nf * eps * var + (nf * m * eps).powi(2);
+                let sd = var.sqrt() as f32;
+                if var <= bound || !sd.is_normal() {
+                    1.0
+                } else {
+                    sd
+                }
+            })
+            .collect();
+        Standardizer {
+            mean: mean.iter().map(|&m| m as f32).collect(),
+            std,
+        }
+    }
+
+    /// Replaces every feature `x` by `(x - mean) / std`, computed in f64.
+    ///
+    /// The data set must have as many features as the standardizer was fitted on; extra
+    /// features (a caller bug) are left unchanged.
+    pub fn apply(&self, data: &mut Dataset) {
+        let f = data.num_features();
+        debug_assert_eq!(
+            f,
+            self.mean.len(),
+            "standardizer fitted on a different feature count"
+        );
+        if f == 0 {
+            return;
+        }
+        for row in data.features.chunks_exact_mut(f) {
+            for ((x, &m), &s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
+                *x = ((f64::from(*x) - f64::from(m)) / f64::from(s)) as f32;
+            }
+        }
+    }
+
+    /// Like [`Standardizer::apply`], but an error (naming `what`) when the data set's feature
+    /// count differs from the one the statistics were fitted on, as with a standardizer loaded
+    /// from a file and data given at prediction time.
+    pub fn try_apply(&self, data: &mut Dataset, what: &str) -> Result<(), TrainError> {
+        if data.num_features() != self.mean.len() {
+            return Err(TrainError::Data(format!(
+                "{what} has {} features but the standardization statistics are for {}; give data with the training set's feature columns",
+                data.num_features(),
+                self.mean.len()
+            )));
+        }
+        self.apply(data);
+        Ok(())
+    }
+
+    /// Writes the statistics to `path` as JSON `{"mean": [...], "std": [...]}`, atomically.
+    ///
+    /// The numbers are written in the shortest form that reads back as the same `f32`.
+    pub fn save(&self, path: &Path) -> Result<(), TrainError> {
+        let mut text = serde_json::to_string(self).map_err(|e| TrainError::Io {
+            action: "write",
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+            hint: "report this as a bug",
+        })?;
+        text.push('\n');
+        write_atomic(path, text.as_bytes())
+    }
+
+    /// Reads statistics written by [`Standardizer::save`], checking that they can be applied:
+    /// as many means as standard deviations, every mean finite, every std finite and positive.
+    pub fn load(path: &Path) -> Result<Standardizer, TrainError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            TrainError::io(
+                "read",
+                path,
+                &e,
+                "check that the run directory holds the standardization file",
+            )
+        })?;
+        let s: Standardizer = serde_json::from_str(&text).map_err(|e| {
+            file_error(
+                path,
+                format!("not standardization statistics ({e}); expected {{\"mean\": [...], \"std\": [...]}}"),
+            )
+        })?;
+        if s.mean.len() != s.std.len() {
+            return Err(file_error(
+                path,
+                format!(
+                    "{} means but {} standard deviations; the file is damaged, train again to rewrite it",
+                    s.mean.len(),
+                    s.std.len()
+                ),
+            ));
+        }
+        if let Some(j) = s.mean.iter().position(|m| !m.is_finite()) {
+            return Err(file_error(
+                path,
+                format!("mean {j} is not a finite number; the file is damaged, train again to rewrite it"),
+            ));
+        }
+        if let Some(j) = s.std.iter().position(|d| !(d.is_finite() && *d > 0.0)) {
+            return Err(file_error(
+                path,
+                format!(
+                    "std {j} is {}, not a positive finite number; the file is damaged, train again to rewrite it",
+                    s.std[j]
+                ),
+            ));
+        }
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Origin, RowUnit, Targets};
+
+    /// A data set of `rows` (each `features` wide) with a float target of zeros.
+    fn dataset(features: usize, values: Vec<f32>) -> Dataset {
+        let n = values.len() / features;
+        Dataset {
+            features: values,
+            feature_names: (0..features).map(|j| format!("f{j}")).collect(),
+            targets: Targets::Floats {
+                values: vec![0.0; n],
+                width: 1,
+            },
+            origin: Origin::single("test".into(), RowUnit::Row),
+        }
+    }
+
+    #[test]
+    fn standardizer_uses_population_std_and_maps_constant_columns_to_zero() {
+        #[rustfmt::skip]
+        let mut d = dataset(3, vec![
+            1.0, 5.0, 1000.1,
+            2.0, 5.0, 1000.1,
+            3.0, 5.0, 1000.1,
+            6.0, 5.0, 1000.1,
+        ]);
+        let s = Standardizer::fit(&d);
+        assert_eq!(s.mean[0], 3.0);
+        // population variance of 1,2,3,6: (4+1+0+9)/4 = 3.5
+        assert!((s.std[0] - 3.5f32.sqrt()).abs() < 1e-6, "{:?}", s.std);
+        assert_eq!(s.std[1], 1.0);
+        assert_eq!(s.std[2], 1.0);
+        s.apply(&mut d);
+        let sd = 3.5f64.sqrt();
+        let expected_a = [-2.0 / sd, -1.0 / sd, 0.0, 3.0 / sd];
+        for (i, e) in expected_a.iter().enumerate() {
+            assert!((f64::from(d.features[i * 3]) - e).abs() < 1e-6);
+            assert_eq!(d.features[i * 3 + 1], 0.0);
+            assert_eq!(d.features[i * 3 + 2], 0.0);
+        }
+        let refit = Standardizer::fit(&d);
+        assert!(refit.mean.iter().all(|m| m.abs() < 1e-6));
+    }
+
+    #[test]
+    fn try_apply_refuses_a_different_feature_count() {
+        let s = Standardizer {
+            mean: vec![0.0, 1.0],
+            std: vec![1.0, 2.0],
+        };
+        let mut d = dataset(3, vec![1.0, 2.0, 3.0]);
+        let msg = s.try_apply(&mut d, "`new.csv`").unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            "`new.csv` has 3 features but the standardization statistics are for 2; give data with the training set's feature columns"
+        );
+        assert_eq!(d.features, vec![1.0, 2.0, 3.0], "left unchanged");
+        let mut d = dataset(2, vec![4.0, 5.0]);
+        s.try_apply(&mut d, "x").unwrap();
+        assert_eq!(d.features, vec![4.0, 2.0]);
+    }
+}
