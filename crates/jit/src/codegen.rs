@@ -1,0 +1,700 @@
+//! Cranelift code generation: one `JITModule` per executable, one function per
+//! fused [`Cluster`] or one-hot kernel, each `extern "C" fn(f32 base, i64 base,
+//! lo, hi)` where `[lo, hi)` is the range of the outermost loop to run.
+
+use std::sync::OnceLock;
+
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{
+    types, AbiParam, Block, InstBuilder, MemFlagsData, Signature, UserFuncName, Value,
+};
+use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
+use graphc_ir::{BinaryOp, CompareOp, IrError, ReduceOp, UnaryOp};
+
+use crate::kernel::{Cluster, Expr};
+use crate::math;
+use crate::simd::{Mode, Width};
+
+/// Signature of every generated kernel.
+pub(crate) type KernelFn = unsafe extern "C" fn(*mut f32, *const i64, i64, i64);
+
+/// Loads and stores of arena memory: in bounds by construction, maybe unaligned.
+fn mem() -> MemFlagsData {
+    MemFlagsData::new().with_notrap()
+}
+
+fn compile_error(e: impl std::fmt::Display) -> IrError {
+    IrError::Compile(e.to_string())
+}
+
+/// The host ISA, built once per verifier setting.
+fn host_isa(verify: bool) -> Result<OwnedTargetIsa, IrError> {
+    static ISAS: [OnceLock<Result<OwnedTargetIsa, String>>; 2] = [OnceLock::new(), OnceLock::new()];
+    ISAS[usize::from(verify)]
+        .get_or_init(|| {
+            let mut flags = settings::builder();
+            let set = |f: &mut settings::Builder, k: &str, v: &str| {
+                f.set(k, v).map_err(|e| format!("setting {k}={v}: {e}"))
+            };
+            set(&mut flags, "opt_level", "speed")?;
+            set(
+                &mut flags,
+                "enable_verifier",
+                if verify { "true" } else { "false" },
+            )?;
+            set(&mut flags, "use_colocated_libcalls", "false")?;
+            set(&mut flags, "is_pic", "false")?;
+            let isa = cranelift_native::builder().map_err(|e| e.to_string())?;
+            isa.finish(settings::Flags::new(flags))
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(IrError::Compile)
+}
+
+/// Whether the host ISA lowers `fma` to one instruction.
+fn has_fma(isa: &OwnedTargetIsa) -> bool {
+    isa.isa_flags()
+        .iter()
+        .any(|f| f.name == "has_fma" && f.as_bool() == Some(true))
+}
+
+/// Builds the functions of one executable into one module.
+pub(crate) struct Codegen {
+    module: JITModule,
+    ctx: Context,
+    fctx: FunctionBuilderContext,
+    sig: Signature,
+    fma: bool,
+    functions: Vec<FuncId>,
+}
+
+impl Codegen {
+    /// A fresh module for the host; `verify` runs Cranelift's IR verifier.
+    pub(crate) fn new(verify: bool) -> Result<Codegen, IrError> {
+        let isa = host_isa(verify)?;
+        let fma = has_fma(&isa);
+        let module = JITModule::new(JITBuilder::with_isa(isa, default_libcall_names()));
+        let mut sig = module.make_signature();
+        for _ in 0..4 {
+            sig.params.push(AbiParam::new(types::I64));
+        }
+        Ok(Codegen {
+            ctx: module.make_context(),
+            module,
+            fctx: FunctionBuilderContext::new(),
+            sig,
+            fma,
+            functions: Vec::new(),
+        })
+    }
+
+    /// Compiles a fused loop nest; returns its index for [`Codegen::finish`].
+    pub(crate) fn cluster(&mut self, k: &Cluster, split: bool) -> Result<usize, IrError> {
+        let fma = self.fma;
+        self.define(|b, params| ClusterEmitter::new(b, k, fma, params, split).emit())
+    }
+
+    /// Compiles a one-hot kernel: for each of `rows` i64 indices at `indices`
+    /// (in the i64 buffer), writes 1.0 at column `index` of the (pre-zeroed)
+    /// `rows × classes` output at `out`, skipping indices outside `[0, classes)`.
+    pub(crate) fn one_hot(
+        &mut self,
+        rows: usize,
+        classes: usize,
+        indices: usize,
+        out: usize,
+    ) -> Result<usize, IrError> {
+        self.define(|b, p| {
+            let (base, ibase) = (p[0], p[1]);
+            let index_base = b.ins().iadd_imm_s(ibase, (indices * 8) as i64);
+            let out_base = b.ins().iadd_imm_s(base, (out * 4) as i64);
+            let one = b.ins().f32const(1.0f32);
+            counted_loop(
+                b,
+                Bound::Const(0),
+                Bound::Const(rows as i64),
+                1,
+                &mut |b, row| {
+                    let at = b.ins().imul_imm_s(row, 8);
+                    let at = b.ins().iadd(index_base, at);
+                    let class = b.ins().load(types::I64, mem(), at, 0);
+                    let inside = b
+                        .ins()
+                        .icmp_imm_s(IntCC::UnsignedLessThan, class, classes as i64);
+                    let set = b.create_block();
+                    let done = b.create_block();
+                    b.ins().brif(inside, set, &[], done, &[]);
+                    b.switch_to_block(set);
+                    let cell = b.ins().imul_imm_s(row, classes as i64);
+                    let cell = b.ins().iadd(cell, class);
+                    let cell = b.ins().ishl_imm_s(cell, 2);
+                    let cell = b.ins().iadd(out_base, cell);
+                    b.ins().store(mem(), one, cell, 0);
+                    b.ins().jump(done, &[]);
+                    b.switch_to_block(done);
+                },
+            );
+        })
+    }
+
+    fn define(
+        &mut self,
+        body: impl FnOnce(&mut FunctionBuilder, &[Value]),
+    ) -> Result<usize, IrError> {
+        let name = format!("k{}", self.functions.len());
+        let id = self
+            .module
+            .declare_function(&name, Linkage::Local, &self.sig)
+            .map_err(compile_error)?;
+        self.ctx.func.signature = self.sig.clone();
+        self.ctx.func.name = UserFuncName::user(0, id.as_u32());
+        let config = self.module.target_config();
+        {
+            let mut b = FunctionBuilder::new(&mut self.ctx.func, &mut self.fctx);
+            let entry = b.create_block();
+            b.append_block_params_for_function_params(entry);
+            b.switch_to_block(entry);
+            let params = b.block_params(entry).to_vec();
+            body(&mut b, &params);
+            b.ins().return_(&[]);
+            b.seal_all_blocks();
+            b.finalize(config);
+        }
+        self.module
+            .define_function(id, &mut self.ctx)
+            .map_err(|e| compile_error(format!("{e:?}")))?;
+        self.module.clear_context(&mut self.ctx);
+        self.functions.push(id);
+        Ok(self.functions.len() - 1)
+    }
+
+    /// Links every function; returns the module (which owns the code) and
+    /// the entry points in definition order.
+    pub(crate) fn finish(mut self) -> Result<(JITModule, Vec<KernelFn>), IrError> {
+        self.module.finalize_definitions().map_err(compile_error)?;
+        let fns = self
+            .functions
+            .iter()
+            .map(|&id| {
+                let code = self.module.get_finalized_function(id);
+                // SAFETY: every function was defined with `self.sig`, four
+                // pointer-sized integers and no results under the platform's
+                // default calling convention, which is `extern "C"`'s.
+                unsafe { std::mem::transmute::<*const u8, KernelFn>(code) }
+            })
+            .collect();
+        Ok((self.module, fns))
+    }
+}
+
+/// A loop bound known at compile time or only at run time.
+#[derive(Clone, Copy)]
+enum Bound {
+    Const(i64),
+    Dyn(Value),
+}
+
+impl Bound {
+    fn value(self, b: &mut FunctionBuilder) -> Value {
+        match self {
+            Bound::Const(c) => b.ins().iconst(types::I64, c),
+            Bound::Dyn(v) => v,
+        }
+    }
+}
+
+/// Something that holds the function builder, so loop bodies can reach it.
+trait Builds<'f> {
+    /// The builder.
+    fn fb(&mut self) -> &mut FunctionBuilder<'f>;
+}
+
+impl<'f> Builds<'f> for FunctionBuilder<'f> {
+    fn fb(&mut self) -> &mut FunctionBuilder<'f> {
+        self
+    }
+}
+
+/// Runs `body(i)` for `i = lo, lo + step, …` while `i + step <= hi`; returns
+/// the first index not run. Constant bounds with zero or one trip emit no loop.
+fn counted_loop<'f, S: Builds<'f> + ?Sized>(
+    s: &mut S,
+    lo: Bound,
+    hi: Bound,
+    step: i64,
+    body: &mut dyn FnMut(&mut S, Value),
+) -> Bound {
+    if let (Bound::Const(l), Bound::Const(h)) = (lo, hi) {
+        let trips = if h > l { (h - l) / step } else { 0 };
+        if trips == 0 {
+            return lo;
+        }
+        if trips == 1 {
+            let i = s.fb().ins().iconst(types::I64, l);
+            body(s, i);
+            return Bound::Const(l + step);
+        }
+    }
+    let b = s.fb();
+    let var: Variable = b.declare_var(types::I64);
+    let start = lo.value(b);
+    b.def_var(var, start);
+    let header: Block = b.create_block();
+    let body_block = b.create_block();
+    let exit = b.create_block();
+    b.ins().jump(header, &[]);
+    b.switch_to_block(header);
+    let i = b.use_var(var);
+    let next = b.ins().iadd_imm_s(i, step);
+    let end = hi.value(b);
+    let go = b.ins().icmp(IntCC::SignedLessThanOrEqual, next, end);
+    b.ins().brif(go, body_block, &[], exit, &[]);
+    b.switch_to_block(body_block);
+    body(s, i);
+    let b = s.fb();
+    let next = b.ins().iadd_imm_s(i, step);
+    b.def_var(var, next);
+    b.ins().jump(header, &[]);
+    b.switch_to_block(exit);
+    match (lo, hi) {
+        (Bound::Const(l), Bound::Const(h)) => Bound::Const(l + (h - l) / step * step),
+        _ => Bound::Dyn(b.use_var(var)),
+    }
+}
+
+/// Vector bodies per iteration of the main inner loop (then one vector body
+/// at a time, then scalars).
+const UNROLL: i64 = 2;
+
+/// Where in the loop nest a value first becomes fixed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    /// The same for the whole call: computed once at entry.
+    Kernel,
+    /// The same along the innermost loop: computed once per row.
+    Row,
+    /// Changes every element.
+    Element,
+}
+
+/// Register accumulators of one reduction along the innermost loop.
+#[derive(Clone, Copy)]
+struct Accumulator {
+    scalar: Variable,
+    vector: Option<Variable>,
+}
+
+/// Emits one [`Cluster`] as a loop nest.
+struct ClusterEmitter<'a, 'b, 'f> {
+    b: &'a mut FunctionBuilder<'f>,
+    k: &'b Cluster,
+    fma: bool,
+    split: bool,
+    arena: Value,
+    lo: Value,
+    hi: Value,
+    inner: usize,
+    expr_level: Vec<Level>,
+    needs_vector: Vec<bool>,
+    base: Vec<Value>,
+    row: Vec<Value>,
+    index: Vec<Value>,
+    fixed_scalar: Vec<Option<Value>>,
+    fixed_vector: Vec<Option<Value>>,
+    acc: Vec<Option<Accumulator>>,
+}
+
+impl<'a, 'b, 'f> ClusterEmitter<'a, 'b, 'f> {
+    fn new(
+        b: &'a mut FunctionBuilder<'f>,
+        k: &'b Cluster,
+        fma: bool,
+        params: &[Value],
+        split: bool,
+    ) -> Self {
+        let inner = k.dims.len() - 1;
+        let access_level: Vec<Level> = k
+            .accesses
+            .iter()
+            .map(|a| {
+                if a.strides.iter().all(|&s| s == 0) {
+                    Level::Kernel
+                } else if a.strides[inner] == 0 {
+                    Level::Row
+                } else {
+                    Level::Element
+                }
+            })
+            .collect();
+        let mut expr_level = Vec::with_capacity(k.exprs.len());
+        for e in &k.exprs {
+            let level = match *e {
+                Expr::Load(a) => access_level[a],
+                Expr::Const(_) => Level::Kernel,
+                Expr::Unary(_, x) => expr_level[x],
+                Expr::Binary(_, x, y) | Expr::Compare(_, x, y) => expr_level[x].max(expr_level[y]),
+                Expr::Select(c, x, y) => expr_level[c].max(expr_level[x]).max(expr_level[y]),
+            };
+            expr_level.push(level);
+        }
+        let mut needs_vector = vec![false; k.exprs.len()];
+        let mut mark = |e: usize| needs_vector[e] = true;
+        for (i, e) in k.exprs.iter().enumerate() {
+            if expr_level[i] == Level::Element {
+                match *e {
+                    Expr::Load(_) | Expr::Const(_) => {}
+                    Expr::Unary(_, x) => mark(x),
+                    Expr::Binary(_, x, y) | Expr::Compare(_, x, y) => {
+                        mark(x);
+                        mark(y);
+                    }
+                    Expr::Select(c, x, y) => {
+                        mark(c);
+                        mark(x);
+                        mark(y);
+                    }
+                }
+            }
+        }
+        for &(e, _) in &k.stores {
+            mark(e);
+        }
+        for r in &k.reductions {
+            mark(r.value);
+        }
+        ClusterEmitter {
+            b,
+            k,
+            fma,
+            split,
+            arena: params[0],
+            lo: params[2],
+            hi: params[3],
+            inner,
+            expr_level,
+            needs_vector,
+            base: Vec::new(),
+            row: Vec::new(),
+            index: Vec::new(),
+            fixed_scalar: vec![None; k.exprs.len()],
+            fixed_vector: vec![None; k.exprs.len()],
+            acc: vec![None; k.reductions.len()],
+        }
+    }
+
+    fn mode(&self, width: Width) -> Mode {
+        Mode {
+            width,
+            fma: self.fma,
+        }
+    }
+
+    fn emit(mut self) {
+        let k = self.k;
+        self.base = k
+            .accesses
+            .iter()
+            .map(|a| self.b.ins().iadd_imm_s(self.arena, (a.offset * 4) as i64))
+            .collect();
+        self.row = self.base.clone();
+        self.fixed(Level::Kernel);
+        if self.inner == 0 {
+            self.row_body();
+        } else {
+            self.outer(0);
+        }
+    }
+
+    fn outer(&mut self, d: usize) {
+        let (lo, hi) = if d == 0 && self.split {
+            (Bound::Dyn(self.lo), Bound::Dyn(self.hi))
+        } else {
+            (Bound::Const(0), Bound::Const(self.k.dims[d] as i64))
+        };
+        counted_loop(self, lo, hi, 1, &mut |s: &mut Self, i| {
+            s.index.push(i);
+            if d + 1 < s.inner {
+                s.outer(d + 1);
+            } else {
+                s.row_pointers();
+                s.row_body();
+            }
+            s.index.pop();
+        });
+    }
+
+    fn row_pointers(&mut self) {
+        for a in 0..self.k.accesses.len() {
+            let mut p = self.base[a];
+            for (d, &i) in self.index.iter().enumerate() {
+                let stride = self.k.accesses[a].strides[d];
+                if stride != 0 {
+                    let step = self.b.ins().imul_imm_s(i, (stride * 4) as i64);
+                    p = self.b.ins().iadd(p, step);
+                }
+            }
+            self.row[a] = p;
+        }
+    }
+
+    /// Computes the expressions fixed at `level` (as scalars, plus splats where
+    /// the vector body needs them).
+    fn fixed(&mut self, level: Level) {
+        let m = self.mode(Width::Scalar);
+        for e in 0..self.k.exprs.len() {
+            if self.expr_level[e] != level {
+                continue;
+            }
+            let v = match self.k.exprs[e] {
+                Expr::Load(a) => self.b.ins().load(types::F32, mem(), self.row[a], 0),
+                Expr::Const(c) => m.f(self.b, c),
+                op => {
+                    let fixed = &self.fixed_scalar;
+                    emit_op(self.b, m, op, &|x| fixed[x].expect("operand fixed earlier"))
+                }
+            };
+            self.fixed_scalar[e] = Some(v);
+            if self.needs_vector[e] {
+                self.fixed_vector[e] = Some(self.b.ins().splat(types::F32X4, v));
+            }
+        }
+    }
+
+    fn row_body(&mut self) {
+        let k = self.k;
+        self.fixed(Level::Row);
+        for (i, r) in k.reductions.iter().enumerate() {
+            let strides = &self.k.accesses[r.access].strides;
+            if strides[self.inner] != 0 {
+                continue;
+            }
+            let scalar = self.b.declare_var(types::F32);
+            let start = if self.k.needs_init(r) {
+                self.b.ins().load(types::F32, mem(), self.row[r.access], 0)
+            } else {
+                self.b.ins().f32const(identity(r.op))
+            };
+            self.b.def_var(scalar, start);
+            let vector = match r.op {
+                ReduceOp::Sum => None,
+                ReduceOp::Max => {
+                    let v = self.b.declare_var(types::F32X4);
+                    let init = self.mode(Width::Vector).f(self.b, f32::NEG_INFINITY);
+                    self.b.def_var(v, init);
+                    Some(v)
+                }
+            };
+            self.acc[i] = Some(Accumulator { scalar, vector });
+        }
+        let (lo, hi) = if self.inner == 0 && self.split {
+            (Bound::Dyn(self.lo), Bound::Dyn(self.hi))
+        } else {
+            (
+                Bound::Const(0),
+                Bound::Const(self.k.dims[self.inner] as i64),
+            )
+        };
+        let unrolled = counted_loop(self, lo, hi, 4 * UNROLL, &mut |s: &mut Self, j| {
+            for u in 0..UNROLL {
+                let ju = s.b.ins().iadd_imm_s(j, 4 * u);
+                s.element(Width::Vector, ju);
+            }
+        });
+        let after = counted_loop(self, unrolled, hi, 4, &mut |s: &mut Self, j| {
+            s.element(Width::Vector, j)
+        });
+        counted_loop(self, after, hi, 1, &mut |s: &mut Self, j| {
+            s.element(Width::Scalar, j)
+        });
+        let m = self.mode(Width::Scalar);
+        for (i, r) in k.reductions.iter().enumerate() {
+            if let Some(acc) = self.acc[i].take() {
+                let mut total = self.b.use_var(acc.scalar);
+                if let Some(v) = acc.vector {
+                    let v = self.b.use_var(v);
+                    for lane in 0..4u8 {
+                        let x = self.b.ins().extractlane(v, lane);
+                        total = m.max(self.b, total, x);
+                    }
+                }
+                self.b.ins().store(mem(), total, self.row[r.access], 0);
+            }
+        }
+    }
+
+    /// One step of the innermost loop at index `j`: four lanes or one.
+    fn element(&mut self, width: Width, j: Value) {
+        let k = self.k;
+        let m = self.mode(width);
+        let (ty, lanes) = match width {
+            Width::Scalar => (types::F32, 1),
+            Width::Vector => (types::F32X4, 4),
+        };
+        let byte = self.b.ins().ishl_imm_s(j, 2);
+        let mut values: Vec<Option<Value>> = vec![None; self.k.exprs.len()];
+        for e in 0..self.k.exprs.len() {
+            if self.expr_level[e] != Level::Element {
+                continue;
+            }
+            let v = match self.k.exprs[e] {
+                Expr::Load(a) => {
+                    let stride = self.k.accesses[a].strides[self.inner];
+                    if stride == 1 {
+                        let at = self.b.ins().iadd(self.row[a], byte);
+                        self.b.ins().load(ty, mem(), at, 0)
+                    } else {
+                        let offset = self.b.ins().imul_imm_s(j, (stride * 4) as i64);
+                        let at = self.b.ins().iadd(self.row[a], offset);
+                        let first = self.b.ins().load(types::F32, mem(), at, 0);
+                        if lanes == 1 {
+                            first
+                        } else {
+                            let mut v = self.b.ins().scalar_to_vector(types::F32X4, first);
+                            for lane in 1..4u8 {
+                                let step = (stride * 4 * usize::from(lane)) as i64;
+                                let at = self.b.ins().iadd_imm_s(at, step);
+                                let x = self.b.ins().load(types::F32, mem(), at, 0);
+                                v = self.b.ins().insertlane(v, x, lane);
+                            }
+                            v
+                        }
+                    }
+                }
+                Expr::Const(_) => unreachable!("constants are fixed at kernel level"),
+                op => {
+                    let (fs, fv) = (&self.fixed_scalar, &self.fixed_vector);
+                    let get = |x: usize| {
+                        values[x].unwrap_or_else(|| match width {
+                            Width::Scalar => fs[x].expect("fixed operand"),
+                            Width::Vector => fv[x].expect("fixed operand splat"),
+                        })
+                    };
+                    emit_op(self.b, m, op, &get)
+                }
+            };
+            values[e] = Some(v);
+        }
+        let get = |s: &Self, x: usize| {
+            values[x].unwrap_or_else(|| match width {
+                Width::Scalar => s.fixed_scalar[x].expect("fixed value"),
+                Width::Vector => s.fixed_vector[x].expect("fixed splat"),
+            })
+        };
+        for &(e, a) in &self.k.stores {
+            let v = get(self, e);
+            let at = self.b.ins().iadd(self.row[a], byte);
+            self.b.ins().store(mem(), v, at, 0);
+        }
+        for (i, r) in k.reductions.iter().enumerate() {
+            let v = get(self, r.value);
+            match self.acc[i] {
+                Some(acc) => match (r.op, width, acc.vector) {
+                    (ReduceOp::Max, Width::Vector, Some(vector)) => {
+                        let a = self.b.use_var(vector);
+                        let a = m.max(self.b, a, v);
+                        self.b.def_var(vector, a);
+                    }
+                    (ReduceOp::Max, _, _) => {
+                        let a = self.b.use_var(acc.scalar);
+                        let a = m.max(self.b, a, v);
+                        self.b.def_var(acc.scalar, a);
+                    }
+                    (ReduceOp::Sum, Width::Scalar, _) => {
+                        let a = self.b.use_var(acc.scalar);
+                        let a = self.b.ins().fadd(a, v);
+                        self.b.def_var(acc.scalar, a);
+                    }
+                    (ReduceOp::Sum, Width::Vector, _) => {
+                        // Lane by lane, so the sum runs in the interpreter's order.
+                        let mut a = self.b.use_var(acc.scalar);
+                        for lane in 0..4u8 {
+                            let x = self.b.ins().extractlane(v, lane);
+                            a = self.b.ins().fadd(a, x);
+                        }
+                        self.b.def_var(acc.scalar, a);
+                    }
+                },
+                None => {
+                    let at = self.b.ins().iadd(self.row[r.access], byte);
+                    let old = self.b.ins().load(ty, mem(), at, 0);
+                    let new = match r.op {
+                        ReduceOp::Sum => self.b.ins().fadd(old, v),
+                        ReduceOp::Max => m.max(self.b, old, v),
+                    };
+                    self.b.ins().store(mem(), new, at, 0);
+                }
+            }
+        }
+    }
+}
+
+impl<'f> Builds<'f> for ClusterEmitter<'_, '_, 'f> {
+    fn fb(&mut self) -> &mut FunctionBuilder<'f> {
+        self.b
+    }
+}
+
+/// The identity of a reduction.
+fn identity(op: ReduceOp) -> f32 {
+    match op {
+        ReduceOp::Sum => 0.0,
+        ReduceOp::Max => f32::NEG_INFINITY,
+    }
+}
+
+/// One elementwise operation on already emitted operands.
+fn emit_op(b: &mut FunctionBuilder, m: Mode, op: Expr, get: &dyn Fn(usize) -> Value) -> Value {
+    match op {
+        Expr::Load(_) | Expr::Const(_) => unreachable!("leaves are emitted by the caller"),
+        Expr::Unary(u, x) => {
+            let x = get(x);
+            match u {
+                UnaryOp::Neg => b.ins().fneg(x),
+                UnaryOp::Abs => b.ins().fabs(x),
+                UnaryOp::Sqrt => b.ins().sqrt(x),
+                UnaryOp::Exp => math::exp(b, m, x),
+                UnaryOp::Log => math::log(b, m, x),
+                UnaryOp::Log1p => math::log1p(b, m, x),
+                UnaryOp::Tanh => math::tanh(b, m, x),
+                UnaryOp::Sigmoid => math::sigmoid(b, m, x),
+                UnaryOp::StopGradient => x,
+            }
+        }
+        Expr::Binary(op, x, y) => {
+            let (x, y) = (get(x), get(y));
+            match op {
+                BinaryOp::Add => b.ins().fadd(x, y),
+                BinaryOp::Sub => b.ins().fsub(x, y),
+                BinaryOp::Mul => b.ins().fmul(x, y),
+                BinaryOp::Div => b.ins().fdiv(x, y),
+                BinaryOp::Max => m.max(b, x, y),
+                BinaryOp::Min => m.min(b, x, y),
+            }
+        }
+        Expr::Compare(op, x, y) => {
+            let (x, y) = (get(x), get(y));
+            let cc = match op {
+                CompareOp::Lt => FloatCC::LessThan,
+                CompareOp::Le => FloatCC::LessThanOrEqual,
+                CompareOp::Gt => FloatCC::GreaterThan,
+                CompareOp::Ge => FloatCC::GreaterThanOrEqual,
+                CompareOp::Eq => FloatCC::Equal,
+                CompareOp::Ne => FloatCC::NotEqual,
+            };
+            let mask = m.cmp(b, cc, x, y);
+            m.mask_to_one(b, mask)
+        }
+        Expr::Select(c, x, y) => {
+            let (c, x, y) = (get(c), get(x), get(y));
+            let zero = m.f(b, 0.0);
+            let mask = m.cmp(b, FloatCC::NotEqual, c, zero);
+            m.select(b, mask, x, y)
+        }
+    }
+}

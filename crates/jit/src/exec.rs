@@ -1,0 +1,253 @@
+//! The compiled step: owns the generated code, the arena and the plan, checks
+//! arguments, and runs the plan's steps in order.
+
+use cranelift_jit::JITModule;
+use graphc_ir::{Arg, DType, Executable, IrError};
+use rayon::prelude::*;
+
+use crate::arena::Arena;
+use crate::codegen::KernelFn;
+use crate::gemm::GemmCall;
+
+/// One precomputed action of a step.
+pub(crate) enum Step {
+    /// Calls a generated kernel over outer indices `0..hi`, in `chunks` parallel pieces.
+    Kernel {
+        /// Entry point.
+        f: KernelFn,
+        /// Extent of the outermost loop.
+        hi: i64,
+        /// Pieces run on the rayon pool (1 = call directly).
+        chunks: usize,
+    },
+    /// A matrix product.
+    Gemm(GemmCall),
+    /// Sets `len` floats at `offset` to `value`.
+    Fill {
+        /// First float.
+        offset: usize,
+        /// Count.
+        len: usize,
+        /// Value written.
+        value: f32,
+    },
+    /// Copies `len` floats from `src` to `dst` (non-overlapping).
+    Copy {
+        /// Source offset.
+        src: usize,
+        /// Destination offset.
+        dst: usize,
+        /// Count.
+        len: usize,
+    },
+}
+
+/// Where one argument goes.
+#[derive(Debug, Clone)]
+pub(crate) struct ArgSlot {
+    /// Leaf name, for messages.
+    pub name: String,
+    /// Expected element type.
+    pub dtype: DType,
+    /// Expected element count.
+    pub len: usize,
+    /// Offset in the arena (f32) or the index buffer (i64).
+    pub offset: usize,
+}
+
+/// Owns a module's code memory and frees it on drop.
+pub(crate) struct Code(Option<JITModule>);
+
+impl Code {
+    /// Takes ownership of `module`'s code.
+    pub(crate) fn new(module: JITModule) -> Code {
+        Code(Some(module))
+    }
+}
+
+impl Drop for Code {
+    fn drop(&mut self) {
+        if let Some(module) = self.0.take() {
+            // SAFETY: `Code` lives in the executable next to the only copies of
+            // the function pointers; both go away together, so no generated
+            // function runs or is called after this.
+            unsafe { module.free_memory() };
+        }
+    }
+}
+
+/// Arena base pointer shared by the pieces of a split kernel.
+#[derive(Clone, Copy)]
+struct Shared(*mut f32, *const i64);
+
+// SAFETY: a split kernel's pieces write disjoint ranges of outer indices and
+// otherwise only read, so sharing the base pointers between threads is race-free.
+unsafe impl Send for Shared {}
+// SAFETY: as above.
+unsafe impl Sync for Shared {}
+
+/// A graph compiled by the JIT, with its persistent buffers.
+pub struct JitExecutable {
+    pub(crate) _code: Code,
+    pub(crate) arena: Arena,
+    pub(crate) ints: Vec<i64>,
+    pub(crate) args: Vec<ArgSlot>,
+    pub(crate) steps: Vec<Step>,
+    pub(crate) end: Vec<Step>,
+    pub(crate) outputs: Vec<(usize, usize)>,
+    pub(crate) persistent: Vec<(String, usize, usize)>,
+    pub(crate) stats: crate::Stats,
+}
+
+impl JitExecutable {
+    /// What the compiler produced for this graph.
+    pub fn stats(&self) -> crate::Stats {
+        self.stats
+    }
+
+    /// Checks every argument against the graph's before anything runs.
+    fn check(&self, args: &[Arg<'_>]) -> Result<(), IrError> {
+        if args.len() != self.args.len() {
+            return Err(IrError::Argument(format!(
+                "the graph takes {} arguments, got {}",
+                self.args.len(),
+                args.len()
+            )));
+        }
+        for (slot, arg) in self.args.iter().zip(args) {
+            let (dtype, len) = match arg {
+                Arg::F32(d) => (DType::F32, d.len()),
+                Arg::I64(d) => (DType::I64, d.len()),
+            };
+            if dtype != slot.dtype || len != slot.len {
+                return Err(IrError::Argument(format!(
+                    "{:?} takes {} {} values, got {len} {dtype} values",
+                    slot.name, slot.len, slot.dtype
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn execute(&mut self, step_index: usize, end: bool) {
+        let step = if end {
+            &self.end[step_index]
+        } else {
+            &self.steps[step_index]
+        };
+        match *step {
+            Step::Kernel { f, hi, chunks } => {
+                let shared = Shared(self.arena.as_mut_ptr(), self.ints.as_ptr());
+                if chunks <= 1 {
+                    // SAFETY: the kernel was generated for this arena's layout and
+                    // index buffer; every access it makes is inside them.
+                    unsafe { f(shared.0, shared.1, 0, hi) };
+                } else {
+                    let chunks = chunks as i64;
+                    (0..chunks).into_par_iter().for_each(|c| {
+                        let s = shared;
+                        // SAFETY: as above; pieces cover disjoint outer ranges of a
+                        // kernel without reductions, so their writes never overlap.
+                        unsafe { f(s.0, s.1, hi * c / chunks, hi * (c + 1) / chunks) };
+                    });
+                }
+            }
+            Step::Gemm(call) => {
+                let base = self.arena.as_mut_ptr();
+                // SAFETY: the plan placed both operands and a separate result slot
+                // inside the arena at these offsets and strides.
+                unsafe { call.run(base) };
+            }
+            Step::Fill { offset, len, value } => {
+                self.arena.as_mut_slice()[offset..offset + len].fill(value);
+            }
+            Step::Copy { src, dst, len } => {
+                self.arena.as_mut_slice().copy_within(src..src + len, dst);
+            }
+        }
+    }
+}
+
+impl JitExecutable {
+    /// Runs the step `reps` times and returns, per plan step, a label and the
+    /// mean seconds it took (for benchmarks and tuning).
+    pub fn profile(
+        &mut self,
+        args: &[Arg<'_>],
+        reps: usize,
+    ) -> Result<Vec<(String, f64)>, IrError> {
+        self.run(args)?;
+        let mut times = vec![0.0f64; self.steps.len()];
+        for _ in 0..reps {
+            for (i, t) in times.iter_mut().enumerate() {
+                let start = std::time::Instant::now();
+                self.execute(i, false);
+                *t += start.elapsed().as_secs_f64();
+            }
+        }
+        Ok(self
+            .steps
+            .iter()
+            .zip(times)
+            .map(|(s, t)| {
+                let label = match s {
+                    Step::Kernel { hi, chunks, .. } => format!("kernel outer={hi} chunks={chunks}"),
+                    Step::Gemm(c) => format!(
+                        "gemm {}x{}x{} lhs_rs={} rhs_rs={} parallel={}",
+                        c.m, c.n, c.k, c.lhs_rs, c.rhs_rs, c.parallel
+                    ),
+                    Step::Fill { len, .. } => format!("fill {len}"),
+                    Step::Copy { len, .. } => format!("copy {len}"),
+                };
+                (label, t / reps.max(1) as f64)
+            })
+            .collect())
+    }
+}
+
+impl Executable for JitExecutable {
+    fn run(&mut self, args: &[Arg<'_>]) -> Result<(), IrError> {
+        self.check(args)?;
+        for (slot, arg) in self.args.iter().zip(args) {
+            match arg {
+                Arg::F32(d) => {
+                    self.arena.as_mut_slice()[slot.offset..slot.offset + d.len()].copy_from_slice(d)
+                }
+                Arg::I64(d) => self.ints[slot.offset..slot.offset + d.len()].copy_from_slice(d),
+            }
+        }
+        for i in 0..self.steps.len() {
+            self.execute(i, false);
+        }
+        for i in 0..self.end.len() {
+            self.execute(i, true);
+        }
+        Ok(())
+    }
+
+    fn output(&self, index: usize) -> &[f32] {
+        let (offset, len) = self.outputs[index];
+        &self.arena.as_slice()[offset..offset + len]
+    }
+
+    fn read(&self, name: &str) -> Option<&[f32]> {
+        let (_, offset, len) = self.persistent.iter().find(|(n, _, _)| n == name)?;
+        Some(&self.arena.as_slice()[*offset..*offset + *len])
+    }
+
+    fn write(&mut self, name: &str, data: &[f32]) -> Result<(), IrError> {
+        let Some(&(_, offset, len)) = self.persistent.iter().find(|(n, _, _)| n == name) else {
+            return Err(IrError::Argument(format!(
+                "no parameter or state named {name:?}"
+            )));
+        };
+        if data.len() != len {
+            return Err(IrError::Argument(format!(
+                "{name} holds {len} values, got {}",
+                data.len()
+            )));
+        }
+        self.arena.as_mut_slice()[offset..offset + len].copy_from_slice(data);
+        Ok(())
+    }
+}

@@ -1,0 +1,147 @@
+//! Kernel descriptions: what one generated function or library call does, as
+//! plain data with resolved arena offsets. The lowering fills them in; code
+//! generation and the runtime read them, and never look at the graph.
+
+use graphc_ir::{BinaryOp, CompareOp, ReduceOp, UnaryOp};
+
+/// A strided view of arena memory over a kernel's loop nest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Access {
+    /// First element, in floats from the arena base.
+    pub offset: usize,
+    /// Step in floats per loop dimension (0 repeats the element).
+    pub strides: Vec<usize>,
+}
+
+/// One value of a fused elementwise computation; operands index earlier entries.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Expr {
+    /// Reads an [`Access`] of the kernel.
+    Load(usize),
+    /// A literal.
+    Const(f32),
+    /// An elementwise function.
+    Unary(UnaryOp, usize),
+    /// An elementwise function of two values.
+    Binary(BinaryOp, usize, usize),
+    /// A comparison giving 1.0 or 0.0.
+    Compare(CompareOp, usize, usize),
+    /// `a` where `mask != 0`, else `b`: (mask, a, b).
+    Select(usize, usize, usize),
+}
+
+/// A reduction output fed by an expression inside the loop nest.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Reduction {
+    /// Sum or max.
+    pub op: ReduceOp,
+    /// The expression reduced.
+    pub value: usize,
+    /// Where the result accumulates (stride 0 along reduced dimensions).
+    pub access: usize,
+}
+
+/// A fused loop nest: loads, elementwise expressions, stores and reductions
+/// over one iteration domain.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Cluster {
+    /// Loop extents, outermost first, after dropping unit dimensions and
+    /// merging dimensions every access walks contiguously (never empty).
+    pub dims: Vec<usize>,
+    /// Every memory access, loads and stores alike.
+    pub accesses: Vec<Access>,
+    /// The computation, in dependency order.
+    pub exprs: Vec<Expr>,
+    /// Plain stores: (expression, access).
+    pub stores: Vec<(usize, usize)>,
+    /// Reductions; their outputs must hold the identity before the call
+    /// when [`Cluster::needs_init`] says so.
+    pub reductions: Vec<Reduction>,
+}
+
+impl Cluster {
+    /// Whether a reduction accumulates in memory across rows (so its output
+    /// must be pre-filled with the identity) rather than in a register.
+    pub(crate) fn needs_init(&self, r: &Reduction) -> bool {
+        let s = &self.accesses[r.access].strides;
+        let inner = s.len() - 1;
+        s[inner] != 0 || s[..inner].contains(&0)
+    }
+}
+
+/// Row-major strides of `shape`.
+pub(crate) fn row_major(shape: &[usize]) -> Vec<usize> {
+    let mut s = vec![1; shape.len()];
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        s[i] = s[i + 1] * shape[i + 1];
+    }
+    s
+}
+
+/// Row-major strides of `from` read over the domain `to` (same rank): axes
+/// where `from` has size 1 and `to` does not repeat the element (stride 0).
+pub(crate) fn broadcast_strides(from: &[usize], to: &[usize]) -> Vec<usize> {
+    row_major(from)
+        .into_iter()
+        .zip(from.iter().zip(to))
+        .map(|(s, (&f, &t))| if f == 1 && t != 1 { 0 } else { s })
+        .collect()
+}
+
+/// Drops unit dimensions of `dims` and merges each adjacent pair that every
+/// stride list walks as one (outer stride = inner stride × inner extent), so a
+/// contiguous tensor becomes a single loop. Returns the new extents and strides.
+pub(crate) fn coalesce(dims: &[usize], strides: &[Vec<usize>]) -> (Vec<usize>, Vec<Vec<usize>>) {
+    let keep: Vec<usize> = (0..dims.len()).filter(|&d| dims[d] != 1).collect();
+    let mut out_dims: Vec<usize> = Vec::new();
+    let mut out_strides: Vec<Vec<usize>> = vec![Vec::new(); strides.len()];
+    for &d in &keep {
+        let mergeable = !out_dims.is_empty()
+            && strides.iter().zip(&out_strides).all(|(s, o)| {
+                let last = *o.last().unwrap_or(&0);
+                last == s[d] * dims[d]
+            });
+        if mergeable {
+            let n = out_dims.len() - 1;
+            out_dims[n] *= dims[d];
+            for (s, o) in strides.iter().zip(out_strides.iter_mut()) {
+                o[n] = s[d];
+            }
+        } else {
+            out_dims.push(dims[d]);
+            for (s, o) in strides.iter().zip(out_strides.iter_mut()) {
+                o.push(s[d]);
+            }
+        }
+    }
+    if out_dims.is_empty() {
+        out_dims.push(1);
+        for o in &mut out_strides {
+            o.push(0);
+        }
+    }
+    (out_dims, out_strides)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn coalesce_merges_contiguous_and_keeps_broadcast_split() {
+        let dims = [4, 1, 3];
+        let contiguous = row_major(&dims);
+        let row = broadcast_strides(&[1, 1, 3], &dims);
+        let (d, s) = coalesce(&dims, std::slice::from_ref(&contiguous));
+        assert_eq!((d, s), (vec![12], vec![vec![1]]));
+        let (d, s) = coalesce(&dims, &[contiguous, row]);
+        assert_eq!(d, vec![4, 3]);
+        assert_eq!(s, vec![vec![3, 1], vec![0, 1]]);
+    }
+
+    #[test]
+    fn coalesce_of_a_scalar_domain_is_one_iteration() {
+        let (d, s) = coalesce(&[1, 1], &[vec![0, 0]]);
+        assert_eq!((d, s), (vec![1], vec![vec![0]]));
+    }
+}

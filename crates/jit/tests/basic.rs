@@ -1,0 +1,356 @@
+//! Hand-written graphs covering each lowering path, compared with the interpreter.
+
+mod common;
+
+use common::{compare, values, Data};
+use graphc_ir::{BinaryOp, CompareOp, Graph, ReduceOp, TensorType, UnaryOp};
+
+#[test]
+fn elementwise_chain_with_row_and_column_broadcasts_matches_interpreter() {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32(&[5, 7]));
+    let row = g.input("row", TensorType::f32(&[1, 7]));
+    let col = g.input("col", TensorType::f32(&[5, 1]));
+    let r = g.broadcast(row, &[5, 7]).unwrap();
+    let c = g.broadcast(col, &[5, 7]).unwrap();
+    let a = g.binary(BinaryOp::Mul, x, r).unwrap();
+    let b = g.binary(BinaryOp::Sub, a, c).unwrap();
+    let e = g.unary(UnaryOp::Tanh, b).unwrap();
+    let m = g.binary(BinaryOp::Max, e, x).unwrap();
+    g.add_output("m", m);
+    g.add_output("b", b);
+    let args = [
+        Data::F(values(1, 35, -2.0, 2.0)),
+        Data::F(values(2, 7, -2.0, 2.0)),
+        Data::F(values(3, 5, -2.0, 2.0)),
+    ];
+    compare(&g, &[], &args, 1, 1e-5, 1e-6).unwrap();
+}
+
+#[test]
+fn reductions_over_every_axis_set_match_interpreter() {
+    for axes in [
+        vec![0],
+        vec![1],
+        vec![2],
+        vec![0, 1],
+        vec![0, 2],
+        vec![1, 2],
+        vec![0, 1, 2],
+    ] {
+        for op in [ReduceOp::Sum, ReduceOp::Max] {
+            let mut g = Graph::new();
+            let x = g.input("x", TensorType::f32(&[3, 5, 6]));
+            let e = g.unary(UnaryOp::Exp, x).unwrap();
+            let r = g.reduce(op, e, &axes).unwrap();
+            let s = g.reduce(op, x, &axes).unwrap();
+            g.add_output("r", r);
+            g.add_output("s", s);
+            let args = [Data::F(values(4, 90, -3.0, 3.0))];
+            compare(&g, &[], &args, 1, 1e-5, 1e-6)
+                .unwrap_or_else(|e| panic!("{op:?} {axes:?}: {e}"));
+        }
+    }
+}
+
+#[test]
+fn matmul_with_every_transpose_combination_matches_interpreter() {
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        let (m, k, n) = (5, 7, 3);
+        let a_shape = if ta { [k, m] } else { [m, k] };
+        let b_shape = if tb { [n, k] } else { [k, n] };
+        let mut g = Graph::new();
+        let a = g.input("a", TensorType::f32(&a_shape));
+        let b = g.input("b", TensorType::f32(&b_shape));
+        let c = g.matmul(a, b, ta, tb).unwrap();
+        g.add_output("c", c);
+        let args = [
+            Data::F(values(5, m * k, -1.0, 1.0)),
+            Data::F(values(6, k * n, -1.0, 1.0)),
+        ];
+        compare(&g, &[], &args, 1, 1e-5, 1e-5).unwrap_or_else(|e| panic!("{ta} {tb}: {e}"));
+    }
+}
+
+#[test]
+fn one_hot_ignores_indices_out_of_range() {
+    let mut g = Graph::new();
+    let y = g.input("y", TensorType::i64(&[6]));
+    let h = g.one_hot(y, 4).unwrap();
+    g.add_output("h", h);
+    compare(
+        &g,
+        &[],
+        &[Data::I(vec![0, 3, -1, 4, i64::MAX, i64::MIN])],
+        1,
+        0.0,
+        0.0,
+    )
+    .unwrap();
+}
+
+#[test]
+fn transpose_compare_and_select_match_interpreter() {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32(&[4, 6, 5]));
+    let t = g.transpose(x, &[2, 0, 1]).unwrap();
+    let z = g.fill(0.0, &[5, 4, 6]);
+    let gt = g.compare(CompareOp::Gt, t, z).unwrap();
+    let s = g.select(gt, t, z).unwrap();
+    let n = g.unary(UnaryOp::Neg, s).unwrap();
+    g.add_output("n", n);
+    g.add_output("mask", gt);
+    compare(&g, &[], &[Data::F(values(7, 120, -1.0, 1.0))], 1, 0.0, 0.0).unwrap();
+}
+
+#[test]
+fn momentum_update_in_place_over_three_runs_matches_interpreter() {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32(&[3, 9]));
+    let lr = g.hyper("lr");
+    let w = g.param("w", &[3, 9]);
+    let v = g.state("v", &[3, 9]);
+    let mu = g.fill(0.9, &[3, 9]);
+    let lr = g.broadcast_to(lr, &[3, 9]).unwrap();
+    let grad = g.binary(BinaryOp::Mul, x, w).unwrap();
+    let mv = g.binary(BinaryOp::Mul, v, mu).unwrap();
+    let v2 = g.binary(BinaryOp::Add, mv, grad).unwrap();
+    let step = g.binary(BinaryOp::Mul, lr, v2).unwrap();
+    let w2 = g.binary(BinaryOp::Sub, w, step).unwrap();
+    let loss = g.sum_all(grad).unwrap();
+    g.add_output("loss", loss);
+    g.add_assign(v, v2).unwrap();
+    g.add_assign(w, w2).unwrap();
+    let init = vec![("w".to_string(), values(8, 27, -1.0, 1.0))];
+    let args = [Data::F(values(9, 27, -1.0, 1.0)), Data::F(vec![0.1])];
+    compare(&g, &init, &args, 3, 1e-6, 1e-7).unwrap();
+    let exe = graphc_jit::compile_with(&g, &graphc_jit::Options { verify: true }).unwrap();
+    assert_eq!(exe.stats().in_place_assigns, 2);
+}
+
+#[test]
+fn swapping_assigns_read_old_values() {
+    let mut g = Graph::new();
+    let a = g.param("a", &[5]);
+    let b = g.param("b", &[5]);
+    let s = g.binary(BinaryOp::Add, a, b).unwrap();
+    g.add_output("a_old", a);
+    g.add_output("sum", s);
+    g.add_assign(a, b).unwrap();
+    g.add_assign(b, a).unwrap();
+    let init = vec![
+        ("a".to_string(), values(10, 5, -1.0, 1.0)),
+        ("b".to_string(), values(11, 5, -1.0, 1.0)),
+    ];
+    compare(&g, &init, &[], 3, 0.0, 0.0).unwrap();
+}
+
+#[test]
+fn wrong_arguments_are_rejected_before_running() {
+    use graphc_ir::{Arg, Backend, IrError};
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32(&[4]));
+    let y = g.input("y", TensorType::i64(&[2]));
+    let h = g.one_hot(y, 3).unwrap();
+    let s = g.sum_all(h).unwrap();
+    let t = g.sum_all(x).unwrap();
+    let u = g.binary(BinaryOp::Add, s, t).unwrap();
+    g.add_output("u", u);
+    let mut exe = graphc_jit::Jit.compile(&g).unwrap();
+    let bad: [&[Arg<'_>]; 4] = [
+        &[Arg::F32(&[1.0; 4])],
+        &[Arg::F32(&[1.0; 3]), Arg::I64(&[0, 1])],
+        &[Arg::I64(&[0; 4]), Arg::I64(&[0, 1])],
+        &[Arg::F32(&[1.0; 4]), Arg::F32(&[0.0, 1.0])],
+    ];
+    for args in bad {
+        assert!(matches!(exe.run(args), Err(IrError::Argument(_))));
+    }
+    exe.run(&[Arg::F32(&[1.0; 4]), Arg::I64(&[0, 1])]).unwrap();
+    assert_eq!(exe.output(0), &[6.0]);
+}
+
+#[test]
+fn uniform_and_view_operands_of_a_matmul_are_materialised() {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32(&[4, 6]));
+    let ones = g.fill(1.0, &[6, 3]);
+    let row = g.input("row", TensorType::f32(&[1, 6]));
+    let rows = g.broadcast(row, &[5, 6]).unwrap();
+    let a = g.matmul(x, ones, false, false).unwrap();
+    let b = g.matmul(rows, x, false, true).unwrap();
+    g.add_output("a", a);
+    g.add_output("b", b);
+    let args = [
+        Data::F(values(12, 24, -1.0, 1.0)),
+        Data::F(values(13, 6, -1.0, 1.0)),
+    ];
+    compare(&g, &[], &args, 1, 1e-5, 1e-6).unwrap();
+}
+
+#[test]
+fn leaves_aliases_and_constants_can_be_outputs() {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32(&[2, 3]));
+    let h = g.hyper("h");
+    let p = g.param("p", &[6]);
+    let f = g.fill(2.5, &[3]);
+    let c = g
+        .constant(vec![1.0, -2.0, 3.0, -4.0, 5.0, -6.0], &[3, 2])
+        .unwrap();
+    let r = g.reshape(x, &[6]).unwrap();
+    let ct = g.transpose(c, &[1, 0]).unwrap();
+    let s = g.binary(BinaryOp::Mul, ct, x).unwrap();
+    g.add_output("x", x);
+    g.add_output("h", h);
+    g.add_output("p", p);
+    g.add_output("f", f);
+    g.add_output("c", c);
+    g.add_output("r", r);
+    g.add_output("s", s);
+    g.add_assign(p, r).unwrap();
+    let init = vec![("p".to_string(), values(14, 6, -1.0, 1.0))];
+    let args = [Data::F(values(15, 6, -1.0, 1.0)), Data::F(vec![3.0])];
+    compare(&g, &init, &args, 2, 0.0, 0.0).unwrap();
+}
+
+#[test]
+fn scalar_graphs_run() {
+    let mut g = Graph::new();
+    let a = g.hyper("a");
+    let b = g.hyper("b");
+    let q = g.binary(BinaryOp::Div, a, b).unwrap();
+    let e = g.unary(UnaryOp::Exp, q).unwrap();
+    let m = g.reduce(ReduceOp::Max, e, &[]).unwrap();
+    g.add_output("m", m);
+    compare(
+        &g,
+        &[],
+        &[Data::F(vec![1.5]), Data::F(vec![-0.5])],
+        1,
+        1e-6,
+        0.0,
+    )
+    .unwrap();
+}
+
+#[test]
+fn empty_tensors_reduce_to_identities_and_empty_products_to_zero() {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32(&[0, 3]));
+    let y = g.input("y", TensorType::f32(&[0, 2]));
+    let s = g.reduce(ReduceOp::Sum, x, &[0]).unwrap();
+    let m = g.reduce(ReduceOp::Max, x, &[0]).unwrap();
+    let p = g.matmul(x, y, true, false).unwrap();
+    let e = g.unary(UnaryOp::Exp, x).unwrap();
+    g.add_output("s", s);
+    g.add_output("m", m);
+    g.add_output("p", p);
+    g.add_output("e", e);
+    compare(&g, &[], &[Data::F(vec![]), Data::F(vec![])], 1, 0.0, 0.0).unwrap();
+}
+
+#[test]
+fn one_hot_of_reshaped_indices_fuses_with_a_loss() {
+    let mut g = Graph::new();
+    let y = g.input("y", TensorType::i64(&[2, 3]));
+    let logits = g.input("logits", TensorType::f32(&[6, 5]));
+    let flat = g.reshape(y, &[6]).unwrap();
+    let h = g.one_hot(flat, 5).unwrap();
+    let e = g.unary(UnaryOp::Exp, logits).unwrap();
+    let z = g.reduce(ReduceOp::Sum, e, &[1]).unwrap();
+    let lz = g.unary(UnaryOp::Log, z).unwrap();
+    let lz = g.broadcast(lz, &[6, 5]).unwrap();
+    let lp = g.binary(BinaryOp::Sub, logits, lz).unwrap();
+    let picked = g.binary(BinaryOp::Mul, h, lp).unwrap();
+    let loss = g.sum_all(picked).unwrap();
+    g.add_output("loss", loss);
+    let args = [
+        Data::I(vec![0, 4, 2, 7, 1, 3]),
+        Data::F(values(16, 30, -3.0, 3.0)),
+    ];
+    compare(&g, &[], &args, 1, 1e-5, 1e-6).unwrap();
+}
+
+#[test]
+fn max_and_min_propagate_nan_and_order_signed_zeros() {
+    use graphc_ir::{Arg, Executable};
+    let mut g = Graph::new();
+    let a = g.input("a", TensorType::f32(&[7]));
+    let b = g.input("b", TensorType::f32(&[7]));
+    let mx = g.binary(BinaryOp::Max, a, b).unwrap();
+    let mn = g.binary(BinaryOp::Min, a, b).unwrap();
+    g.add_output("max", mx);
+    g.add_output("min", mn);
+    let mut exe = graphc_jit::compile_with(&g, &graphc_jit::Options { verify: true }).unwrap();
+    let nan = f32::NAN;
+    let xs = [0.0, -0.0, nan, 1.0, nan, -2.0, 3.0];
+    let ys = [-0.0, 0.0, 1.0, nan, nan, 5.0, -4.0];
+    exe.run(&[Arg::F32(&xs), Arg::F32(&ys)]).unwrap();
+    let bits = |v: &[f32]| {
+        v.iter()
+            .map(|x| if x.is_nan() { u32::MAX } else { x.to_bits() })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        bits(exe.output(0)),
+        bits(&[0.0, 0.0, nan, nan, nan, 5.0, 3.0])
+    );
+    assert_eq!(
+        bits(exe.output(1)),
+        bits(&[-0.0, -0.0, nan, nan, nan, -2.0, -4.0])
+    );
+}
+
+#[test]
+fn an_elementwise_chain_with_broadcasts_is_one_kernel() {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32(&[8, 5]));
+    let bias = g.param("bias", &[5]);
+    let b = g.broadcast_to(bias, &[8, 5]).unwrap();
+    let y = g.binary(BinaryOp::Add, x, b).unwrap();
+    let z = g.fill(0.0, &[8, 5]);
+    let m = g.compare(CompareOp::Gt, y, z).unwrap();
+    let r = g.select(m, y, z).unwrap();
+    let t = g.unary(UnaryOp::Tanh, r).unwrap();
+    let s = g.reduce(ReduceOp::Sum, t, &[1]).unwrap();
+    g.add_output("t", t);
+    g.add_output("s", s);
+    let exe = graphc_jit::compile_with(&g, &graphc_jit::Options { verify: true }).unwrap();
+    assert_eq!(exe.stats().functions, 1, "{:?}", exe.stats());
+    let init = vec![("bias".to_string(), values(17, 5, -1.0, 1.0))];
+    compare(
+        &g,
+        &init,
+        &[Data::F(values(18, 40, -2.0, 2.0))],
+        1,
+        1e-5,
+        1e-6,
+    )
+    .unwrap();
+}
+
+#[test]
+fn softmax_splits_where_a_reduction_feeds_back() {
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32(&[6, 9]));
+    let m = g.reduce(ReduceOp::Max, x, &[1]).unwrap();
+    let mb = g.broadcast(m, &[6, 9]).unwrap();
+    let d = g.binary(BinaryOp::Sub, x, mb).unwrap();
+    let e = g.unary(UnaryOp::Exp, d).unwrap();
+    let s = g.reduce(ReduceOp::Sum, e, &[1]).unwrap();
+    let sb = g.broadcast(s, &[6, 9]).unwrap();
+    let p = g.binary(BinaryOp::Div, e, sb).unwrap();
+    g.add_output("p", p);
+    let exe = graphc_jit::compile_with(&g, &graphc_jit::Options { verify: true }).unwrap();
+    assert_eq!(exe.stats().functions, 3, "{:?}", exe.stats());
+    compare(
+        &g,
+        &[],
+        &[Data::F(values(19, 54, -5.0, 5.0))],
+        1,
+        1e-5,
+        1e-7,
+    )
+    .unwrap();
+}

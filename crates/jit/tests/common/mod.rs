@@ -1,0 +1,118 @@
+//! Shared test helpers: run one graph on the interpreter and the JIT with the
+//! same persistent values and arguments, and compare everything observable.
+#![allow(dead_code)]
+
+use graphc_interp::Interp;
+use graphc_ir::{Arg, Backend, Executable, Graph};
+use graphc_jit::{compile_with, Options};
+
+/// Owned argument data.
+#[derive(Debug, Clone)]
+pub enum Data {
+    /// f32 values.
+    F(Vec<f32>),
+    /// i64 values.
+    I(Vec<i64>),
+}
+
+impl Data {
+    /// Borrowed as an argument.
+    pub fn arg(&self) -> Arg<'_> {
+        match self {
+            Data::F(v) => Arg::F32(v),
+            Data::I(v) => Arg::I64(v),
+        }
+    }
+}
+
+/// Whether `a` (JIT) is within `rtol` of `b` (interpreter), relative to the
+/// larger magnitude, with an absolute floor `atol` for results near zero.
+pub fn close(a: f32, b: f32, rtol: f32, atol: f32) -> bool {
+    if a.is_nan() || b.is_nan() {
+        return a.is_nan() && b.is_nan();
+    }
+    if a.is_infinite() || b.is_infinite() {
+        return a == b;
+    }
+    (a - b).abs() <= rtol * a.abs().max(b.abs()) + atol
+}
+
+/// First mismatch between two buffers, as a message.
+pub fn mismatch(what: &str, jit: &[f32], interp: &[f32], rtol: f32, atol: f32) -> Option<String> {
+    if jit.len() != interp.len() {
+        return Some(format!("{what}: length {} vs {}", jit.len(), interp.len()));
+    }
+    jit.iter()
+        .zip(interp)
+        .position(|(&a, &b)| !close(a, b, rtol, atol))
+        .map(|i| format!("{what}[{i}]: jit {} vs interp {}", jit[i], interp[i]))
+}
+
+/// Compiles `graph` on both backends, writes `init` into persistent buffers
+/// of both, runs `runs` steps with `args`, and compares every output and
+/// persistent buffer after each step. Returns the first difference.
+pub fn compare(
+    graph: &Graph,
+    init: &[(String, Vec<f32>)],
+    args: &[Data],
+    runs: usize,
+    rtol: f32,
+    atol: f32,
+) -> Result<(), String> {
+    let mut interp = Interp
+        .compile(graph)
+        .map_err(|e| format!("interp compile: {e}"))?;
+    let mut jit =
+        compile_with(graph, &Options { verify: true }).map_err(|e| format!("jit compile: {e}"))?;
+    for (name, data) in init {
+        interp.write(name, data).map_err(|e| e.to_string())?;
+        jit.write(name, data).map_err(|e| e.to_string())?;
+    }
+    let args: Vec<Arg<'_>> = args.iter().map(Data::arg).collect();
+    for run in 0..runs {
+        interp.run(&args).map_err(|e| format!("interp run: {e}"))?;
+        jit.run(&args).map_err(|e| format!("jit run: {e}"))?;
+        for (i, o) in graph.outputs().iter().enumerate() {
+            if let Some(m) = mismatch(
+                &format!("run {run} output {:?}", o.name),
+                jit.output(i),
+                interp.output(i),
+                rtol,
+                atol,
+            ) {
+                return Err(m);
+            }
+        }
+        for id in graph.persistent() {
+            let name = graph.node(id).op.leaf_name().unwrap_or_default();
+            let (a, b) = (jit.read(name), interp.read(name));
+            match (a, b) {
+                (Some(a), Some(b)) => {
+                    if let Some(m) =
+                        mismatch(&format!("run {run} buffer {name:?}"), a, b, rtol, atol)
+                    {
+                        return Err(m);
+                    }
+                }
+                _ => return Err(format!("buffer {name:?} missing")),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A deterministic pseudo-random f32 in `[lo, hi)` from a counter.
+pub fn noise(seed: u64, i: usize, lo: f32, hi: f32) -> f32 {
+    let mut x = seed ^ (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^= x >> 33;
+    lo + (hi - lo) * ((x >> 40) as f32 / (1u64 << 24) as f32)
+}
+
+/// `n` pseudo-random values in `[lo, hi)`.
+pub fn values(seed: u64, n: usize, lo: f32, hi: f32) -> Vec<f32> {
+    (0..n).map(|i| noise(seed, i, lo, hi)).collect()
+}
