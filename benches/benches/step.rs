@@ -1,27 +1,50 @@
-//! One training step of `specs/iris.yaml` on each backend, from the spec's
-//! first batch: `cargo bench -p graphc-benches`.
+//! One training step of every `specs/bench/*.yaml` workload (and
+//! `specs/iris.yaml`) on each backend, from the spec's first batch:
+//! `cargo bench -p graphc-benches [-- FILTER]`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use graphc::stages::train::{load_data, prepare, BatchTargets};
 use graphc::BackendKind;
 
-fn iris_step(c: &mut Criterion) {
-    let spec_path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs/iris.yaml");
-    let spec = graphc::parse_spec(&spec_path).expect("spec parses");
-    let base = spec_path.parent().expect("spec has a directory");
-    let data = load_data(&spec, base).expect("data loads");
-    let rows: Vec<usize> = (0..spec.data.batch_size).collect();
-    let (mut x, mut y) = (Vec::new(), BatchTargets::Floats(Vec::new()));
-    data.train.gather(&rows, &mut x, &mut y);
-    for &kind in BackendKind::ALL {
-        let mut trainer = prepare(&spec, base, &data, kind.backend()).expect("compiles");
-        c.bench_function(&format!("iris_step/{kind:?}"), |b| {
-            b.iter(|| trainer.step(&x, &y).expect("steps"))
-        });
+fn workloads() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../specs");
+    let mut specs: Vec<PathBuf> = std::fs::read_dir(root.join("bench"))
+        .map(|dir| dir.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    specs.retain(|p| p.extension().is_some_and(|e| e == "yaml"));
+    specs.sort();
+    specs.push(root.join("iris.yaml"));
+    specs
+}
+
+fn training_step(c: &mut Criterion) {
+    for spec_path in workloads() {
+        let name = spec_path
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let spec = graphc::parse_spec(&spec_path).expect("spec parses");
+        let base = spec_path.parent().expect("spec has a directory");
+        let data = load_data(&spec, base).expect("data loads");
+        let rows: Vec<usize> = (0..spec.data.batch_size.min(data.train.len())).collect();
+        let (mut x, mut y) = (Vec::new(), BatchTargets::Floats(Vec::new()));
+        data.train.gather(&rows, &mut x, &mut y);
+        let mut group = c.benchmark_group(&name);
+        if name == "mlp_l" {
+            group.sample_size(10);
+        }
+        for &kind in BackendKind::ALL {
+            let mut trainer = prepare(&spec, base, &data, kind.backend()).expect("compiles");
+            group.bench_function(kind.name(), |b| {
+                b.iter(|| trainer.step(&x, &y).expect("steps"))
+            });
+        }
+        group.finish();
     }
 }
 
-criterion_group!(benches, iris_step);
+criterion_group!(benches, training_step);
 criterion_main!(benches);

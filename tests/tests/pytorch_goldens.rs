@@ -99,8 +99,10 @@ fn check_case(case: &Path, backend: BackendKind) {
 }
 
 #[test]
-fn interpreter_matches_pytorch_losses_and_final_weights() {
-    for case in cases() {
-        check_case(&case, BackendKind::Interp);
+fn every_backend_matches_pytorch_losses_and_final_weights() {
+    for &backend in BackendKind::ALL {
+        for case in cases() {
+            check_case(&case, backend);
+        }
     }
 }

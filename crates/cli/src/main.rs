@@ -2,6 +2,8 @@
 //! shell over the `graphc` library; errors print one line and exit non-zero.
 
 mod bench;
+mod inspect;
+mod loss_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,12 +33,20 @@ enum Command {
         /// Output directory (default: runs/<spec file stem>).
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Executor: interp.
-        #[arg(long, default_value = "interp")]
+        /// Executor: jit (default) or interp.
+        #[arg(long, default_value = "jit")]
         backend: String,
         /// No progress output.
         #[arg(long)]
         quiet: bool,
+        /// Continue from a checkpoint (DIR/checkpoint) as if never stopped; --out defaults to DIR.
+        #[arg(long)]
+        resume: Option<PathBuf>,
+    },
+    /// Print a checkpoint's optimizer state as PyTorch's optimizer.state_dict() shows it.
+    Inspect {
+        /// The checkpoint directory (DIR/checkpoint).
+        checkpoint: PathBuf,
     },
     /// Check a spec and print a model summary: layers, output shapes, parameter counts.
     Check {
@@ -47,8 +57,8 @@ enum Command {
     Bench {
         /// The spec file.
         spec: PathBuf,
-        /// Executor: interp.
-        #[arg(long, default_value = "interp")]
+        /// Executor: jit (default) or interp.
+        #[arg(long, default_value = "jit")]
         backend: String,
         /// Steps to time after the first.
         #[arg(long, default_value_t = 100)]
@@ -62,6 +72,8 @@ enum Command {
         #[arg(long)]
         dot: bool,
     },
+    /// Evaluate a loss on given values (as PyTorch's tutorials do); prints the loss, and with --grad its gradient.
+    Loss(Box<loss_cmd::LossArgs>),
 }
 
 fn main() -> ExitCode {
@@ -76,25 +88,33 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Loss(args) => loss_cmd::run(&args),
         Command::Train {
             spec,
             out,
             backend,
             quiet,
+            resume,
         } => {
             let kind = backend_kind(&backend)?;
-            let out_dir = out.unwrap_or_else(|| default_out_dir(&spec));
-            let summary = graphc::train(
-                &spec,
-                RunOptions {
-                    out_dir: out_dir.clone(),
-                    backend: kind.backend(),
-                    quiet,
-                },
-            )?;
+            let out_dir = out.unwrap_or_else(|| match resume.as_deref().and_then(Path::parent) {
+                Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+                Some(_) => PathBuf::from("."),
+                None => default_out_dir(&spec),
+            });
+            let options = RunOptions {
+                out_dir: out_dir.clone(),
+                backend: kind.backend(),
+                quiet,
+            };
+            let summary = match &resume {
+                Some(checkpoint) => graphc::resume(&spec, options, checkpoint)?,
+                None => graphc::train(&spec, options)?,
+            };
             println!("{summary}; wrote {}", out_dir.display());
             Ok(())
         }
+        Command::Inspect { checkpoint } => inspect::inspect(&checkpoint),
         Command::Check { spec } => check(&spec),
         Command::Bench {
             spec,

@@ -12,11 +12,14 @@
 use std::path::Path;
 
 pub use graphc_interp::Interp;
+pub use graphc_jit::Jit;
 pub use graphc_ir::{Backend, Executable, Graph};
 pub use graphc_nn::TargetLayout;
 pub use graphc_spec::{parse_str, Spec, SpecError};
+pub use graphc_spec::{OptimizerKind, OptimizerSpec, SgdSpec};
 pub use graphc_train::{
-    train, BatchTargets, Dataset, Evaluation, NamedTensor, RunOptions, Summary, TrainError, Trainer,
+    resume, train, BatchTargets, Dataset, Evaluation, NamedTensor, Optimizer, OptimizerState,
+    RunOptions, Summary, TrainError, Trainer, TrainerState,
 };
 
 /// The crates behind the facade, for programs that need one stage alone.
@@ -24,6 +27,7 @@ pub mod stages {
     pub use graphc_autodiff as autodiff;
     pub use graphc_interp as interp;
     pub use graphc_ir as ir;
+    pub use graphc_jit as jit;
     pub use graphc_nn as nn;
     pub use graphc_opt as opt;
     pub use graphc_spec as spec;
@@ -33,6 +37,8 @@ pub mod stages {
 /// The executors a step can run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BackendKind {
+    /// The Cranelift JIT: the whole step as fused native kernels (the default).
+    Jit,
     /// The reference interpreter.
     Interp,
 }
@@ -41,6 +47,7 @@ impl BackendKind {
     /// The backend by its command-line name (`interp`).
     pub fn from_name(name: &str) -> Option<BackendKind> {
         match name {
+            "jit" => Some(BackendKind::Jit),
             "interp" => Some(BackendKind::Interp),
             _ => None,
         }
@@ -49,19 +56,21 @@ impl BackendKind {
     /// The command-line name of the backend.
     pub fn name(self) -> &'static str {
         match self {
+            BackendKind::Jit => "jit",
             BackendKind::Interp => "interp",
         }
     }
 
     /// Every backend, for benchmarks and cross-backend tests.
-    pub const ALL: &'static [BackendKind] = &[BackendKind::Interp];
+    pub const ALL: &'static [BackendKind] = &[BackendKind::Jit, BackendKind::Interp];
 
     /// Names accepted by [`BackendKind::from_name`].
-    pub const NAMES: &'static [&'static str] = &["interp"];
+    pub const NAMES: &'static [&'static str] = &["jit", "interp"];
 
     /// A fresh backend of this kind.
     pub fn backend(self) -> Box<dyn Backend> {
         match self {
+            BackendKind::Jit => Box::new(Jit),
             BackendKind::Interp => Box::new(Interp),
         }
     }

@@ -26,6 +26,9 @@ pub enum NnError {
     /// The optimizer settings do not fit the model.
     #[error("optimizer: {0}")]
     Optimizer(String),
+    /// The scheduler settings do not fit the optimizer, or it was stepped past its end.
+    #[error("scheduler: {0}")]
+    Scheduler(String),
     /// The model description itself is unusable.
     #[error("model: {0}")]
     Model(String),

@@ -4,17 +4,28 @@
 //!
 //! Architecture invariant: this crate builds graphs and never executes them.
 
+mod clip;
 mod error;
 mod init;
 mod layers;
 mod loss;
 mod optim;
+pub mod sched;
 mod step;
 
+pub use clip::{accumulator_name, accumulators};
 pub use error::NnError;
 pub use init::default_init;
 pub use layers::{build_model, layer_type, ModelGraph, ParamInfo};
-pub use loss::{build_loss, task_of, TargetLayout, Task};
-pub use optim::group_settings;
-pub use optim::{build_update, group_of, state_names};
-pub use step::{build_eval, build_step, initial_lr, natural_layout, Hyper, StepGraph};
+pub use loss::{
+    build_loss, build_loss_graph, check_loss_data, task_of, LossGraph, LossTargets, TargetLayout,
+    Task,
+};
+pub use optim::{
+    build_update, build_update_graph, group_of, group_settings, hyper_value, hyper_value_by,
+    initial_groups, state_init, state_names, GroupScalar, Hyper, StateBuffer, UpdateGraph,
+    UpdateParts,
+};
+pub use step::{
+    build_accumulate_step, build_eval, build_step, initial_lr, natural_layout, StepGraph,
+};

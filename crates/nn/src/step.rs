@@ -2,23 +2,12 @@
 //! `graphc-autodiff`), optimizer update — and the evaluation graph.
 
 use graphc_ir::{Graph, TensorType};
-use graphc_spec::{OptimizerKind, Reduction, Spec};
+use graphc_spec::{Reduction, Spec};
 
 use crate::loss::{loss_name, reduction_of};
-use crate::optim::{group_of, group_settings, state_names};
-use crate::{build_loss, build_model, build_update, NnError, ParamInfo, TargetLayout};
-
-/// A runtime scalar the step takes after its inputs `x` and `y`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Hyper {
-    /// The learning rate of a parameter group (numbered as [`crate::group_of`] does).
-    Lr {
-        /// The group.
-        group: usize,
-    },
-    /// The 1-based count of this update, for first-step and bias-correction terms.
-    Step,
-}
+use crate::optim::group_settings;
+use crate::{build_loss, build_model, build_update, Hyper, NnError, ParamInfo, TargetLayout};
+use crate::{clip, sched};
 
 /// A compiled-to-IR training or evaluation step and what its caller needs to drive it.
 #[derive(Debug, Clone)]
@@ -33,6 +22,13 @@ pub struct StepGraph {
     pub groups: Vec<usize>,
     /// Optimizer state buffers: name and shape.
     pub state: Vec<(String, Vec<usize>)>,
+    /// The value every element of each `state` buffer (same order) holds before the first
+    /// step, which the runner must write: PyTorch's state init (Adagrad's
+    /// `initial_accumulator_value`, NAdam's `mu_product` = 1; 0 for the others).
+    pub state_init: Vec<f32>,
+    /// Gradient accumulation buffers (`NAME.grad`, zero between updates) with their shapes:
+    /// empty unless `train.accumulate > 1`.
+    pub accumulators: Vec<(String, Vec<usize>)>,
     /// Index of the `loss` output.
     pub loss_output: usize,
     /// Index of the `output` output (the model's output).
@@ -53,35 +49,48 @@ pub fn build_step(spec: &Spec, batch: usize, layout: TargetLayout) -> Result<Ste
     let loss = graph.outputs()[step.loss_output].node;
     let nodes: Vec<_> = step.params.iter().map(|p| p.node).collect();
     let grads = graphc_autodiff::grad(graph, loss, &nodes)?;
+    let grads = if spec.train.accumulate > 1 {
+        let (sums, buffers) = clip::add_to_accumulators(graph, &step.params, &grads)?;
+        clip::zero_accumulators(graph, &buffers)?;
+        sums
+    } else {
+        grads
+    };
+    let grads = clip::clip(graph, &spec.train, grads)?;
+    step.accumulators = clip::accumulators(&spec.train, &step.params);
 
-    let groups = group_of(&spec.optimizer, &step.params)?;
-    let mut used: Vec<usize> = groups.clone();
-    used.sort_unstable();
-    used.dedup();
-    let mut lrs = vec![None; spec.optimizer.param_groups.len() + 1];
-    for &g in &used {
-        lrs[g] = Some(graph.hyper(&format!("lr.{g}")));
-        step.hypers.push(Hyper::Lr { group: g });
-    }
-    let step_count = graph.hyper("step");
-    step.hypers.push(Hyper::Step);
-    let lrs: Vec<_> = lrs.into_iter().map(|l| l.unwrap_or(step_count)).collect();
-    build_update(
-        graph,
-        &spec.optimizer,
-        &step.params,
-        &grads,
-        &groups,
-        &lrs,
-        step_count,
-    )?;
-    step.state = step
-        .params
+    let optimizer = sched::graph_optimizer(spec);
+    let update = build_update(graph, &optimizer, &step.params, &grads)?;
+    step.hypers.extend(update.hypers);
+    step.state = update
+        .state
         .iter()
-        .zip(&groups)
-        .flat_map(|(p, &g)| state_names(group_settings(&spec.optimizer, g), p))
+        .map(|b| (b.name.clone(), b.shape.clone()))
         .collect();
-    step.groups = groups;
+    step.state_init = update.state.iter().map(|b| b.init).collect();
+    step.groups = update.groups;
+    Ok(step)
+}
+
+/// The accumulating step of `train.accumulate > 1`: forward, loss, backward, and the batch's
+/// gradients added to the accumulation buffers; no update, no hypers. Outputs `loss` and
+/// `output`, like [`build_step`].
+pub fn build_accumulate_step(
+    spec: &Spec,
+    batch: usize,
+    layout: TargetLayout,
+) -> Result<StepGraph, NnError> {
+    if reduction_of(&spec.loss) == Reduction::None {
+        return build_step(spec, batch, layout);
+    }
+    let mut step = build_forward(spec, batch, layout)?;
+    let graph = &mut step.graph;
+    let loss = graph.outputs()[step.loss_output].node;
+    let nodes: Vec<_> = step.params.iter().map(|p| p.node).collect();
+    let grads = graphc_autodiff::grad(graph, loss, &nodes)?;
+    let (sums, buffers) = clip::add_to_accumulators(graph, &step.params, &grads)?;
+    clip::keep_sums(graph, &buffers, &sums)?;
+    step.accumulators = clip::accumulators(&spec.train, &step.params);
     Ok(step)
 }
 
@@ -110,6 +119,8 @@ fn build_forward(spec: &Spec, batch: usize, layout: TargetLayout) -> Result<Step
         params: model.params,
         groups: Vec::new(),
         state: Vec::new(),
+        state_init: Vec::new(),
+        accumulators: Vec::new(),
         loss_output: 0,
         model_output: 1,
     })
@@ -130,9 +141,8 @@ pub fn natural_layout(spec: &Spec) -> Result<TargetLayout, NnError> {
     Ok(TargetLayout::Floats { width })
 }
 
-/// The learning rate a group starts with.
+/// The learning rate a group starts with, rounded to the f32 the step takes (the exact
+/// `f64` value is `group_settings(&spec.optimizer, group).lr()`).
 pub fn initial_lr(spec: &Spec, group: usize) -> f32 {
-    match group_settings(&spec.optimizer, group) {
-        OptimizerKind::Sgd(s) => s.lr,
-    }
+    group_settings(&spec.optimizer, group).lr() as f32
 }

@@ -13,6 +13,7 @@ mod locate;
 mod loss;
 mod node;
 mod optim;
+mod sched;
 mod suggest;
 mod top;
 mod types;
@@ -66,6 +67,12 @@ fn yaml_error(e: &serde_yaml::Error, origin: &Path) -> SpecError {
         }
     }
     SpecError::new(origin, position, &message)
+}
+
+/// Parses and validates a loss mapping on its own (`{type: cross_entropy, weight: [1, 2]}`),
+/// checked as a spec's `loss:` is; `origin` names the text in error messages only.
+pub fn parse_loss_str(text: &str, origin: &Path) -> Result<LossSpec, SpecError> {
+    loss::parse_loss_str(text, origin)
 }
 
 /// Reads and parses a spec file; a missing or unreadable file is a [`SpecError`] naming it.

@@ -5,46 +5,65 @@ use std::path::PathBuf;
 
 use serde::de::{IgnoredAny, MapAccess, SeqAccess};
 
-use crate::ctx::{Ctx, Path};
+use crate::ctx::{shown, Ctx, Path};
 use crate::keys::{KeyTable, Keys};
 use crate::layer::LayerNode;
 use crate::loss::LossNode;
 use crate::node::{
-    list, scalar, to_bool, to_nonempty_string, to_positive_u64, to_positive_usize, to_u64, Node,
-    Problem, Raw, Seed,
+    list, scalar, to_bool, to_f32, to_nonempty_string, to_nonneg_f32, to_positive_u64,
+    to_positive_usize, to_u64, Node, Problem, Raw, Seed,
 };
 use crate::optim::OptimizerNode;
-use crate::types::{DataSpec, InitSpec, LayerSpec, ModelSpec, SourceSpec, Spec, TrainSpec};
-
-static TOP_KEYS: KeyTable = KeyTable {
-    valid: &["seed", "data", "model", "loss", "optimizer", "train"],
-    aliases: &[],
-    unsupported: &[(
-        "scheduler",
-        "`scheduler` is not supported yet (the learning rate stays constant); remove it",
-    )],
+use crate::sched::{SchedulerNode, TrainStepKeys};
+use crate::suggest::did_you_mean;
+use crate::types::{
+    DataSpec, InitSpec, LayerSpec, ModelSpec, SourceSpec, Spec, SyntheticKind, SyntheticSpec,
+    TrainSpec,
 };
 
-static DATA_KEYS: KeyTable = KeyTable {
-    valid: &[
-        "train",
-        "valid",
-        "batch_size",
-        "shuffle",
-        "drop_last",
-        "standardize",
-    ],
-    aliases: &[],
-    unsupported: &[(
-        "split",
-        "`split` is not supported yet; give a separate `valid:` source instead",
-    )],
-};
+static TOP_KEYS: KeyTable = KeyTable::plain(&[
+    "seed",
+    "data",
+    "model",
+    "loss",
+    "optimizer",
+    "scheduler",
+    "train",
+]);
 
-static SOURCE_KEYS: KeyTable = KeyTable::plain(&["csv", "target", "features"]);
+static DATA_KEYS: KeyTable = KeyTable::plain(&[
+    "train",
+    "valid",
+    "split",
+    "batch_size",
+    "shuffle",
+    "drop_last",
+    "standardize",
+]);
+
+static SOURCE_KEYS: KeyTable = KeyTable::plain(&[
+    "csv",
+    "npy",
+    "npz",
+    "idx",
+    "synthetic",
+    "target",
+    "features",
+]);
+static NPY_KEYS: KeyTable = KeyTable::plain(&["features", "target"]);
+static IDX_KEYS: KeyTable = KeyTable::plain(&["images", "labels"]);
+static SYNTHETIC_KEYS: KeyTable =
+    KeyTable::plain(&["kind", "samples", "features", "classes", "noise"]);
 static MODEL_KEYS: KeyTable = KeyTable::plain(&["input", "layers", "init"]);
 static INIT_KEYS: KeyTable = KeyTable::plain(&["from"]);
-static TRAIN_KEYS: KeyTable = KeyTable::plain(&["epochs", "steps"]);
+static TRAIN_KEYS: KeyTable = KeyTable::plain(&[
+    "epochs",
+    "steps",
+    "accumulate",
+    "clip_grad_norm",
+    "clip_grad_value",
+    "checkpoint_every",
+]);
 
 /// The whole document.
 pub(crate) struct SpecNode<'a> {
@@ -79,6 +98,7 @@ impl<'de> Node<'de> for SpecNode<'_> {
         let mut keys = Keys::new(ctx, &self.path, &TOP_KEYS, "the top-level mapping".into());
         let (mut seed, mut data, mut model, mut loss, mut optimizer, mut train) =
             (None, None, None, None, None, None);
+        let mut scheduler = None;
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
             match k.name() {
@@ -97,6 +117,14 @@ impl<'de> Node<'de> for SpecNode<'_> {
                     optimizer = Some(map.next_value_seed(Seed(OptimizerNode { ctx, path }))?)
                 }
                 "train" => train = Some(map.next_value_seed(Seed(TrainNode { ctx, path }))?),
+                "scheduler" => {
+                    let node = SchedulerNode {
+                        ctx,
+                        path,
+                        nested: false,
+                    };
+                    scheduler = map.next_value_seed(Seed(node))?;
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -108,6 +136,7 @@ impl<'de> Node<'de> for SpecNode<'_> {
             model: model.ok_or_else(|| keys.missing("model"))?,
             loss: loss.ok_or_else(|| keys.missing("loss"))?,
             optimizer: optimizer.ok_or_else(|| keys.missing("optimizer"))?,
+            scheduler,
             train: train.ok_or_else(|| keys.missing("train"))?,
         })
     }
@@ -135,6 +164,7 @@ impl<'de> Node<'de> for DataNode<'_> {
         let mut keys = Keys::new(ctx, &self.path, &DATA_KEYS, self.path.to_string());
         let mut train = None;
         let mut valid = None;
+        let mut split: Option<(f32, String)> = None;
         let mut batch_size = 1;
         let (mut shuffle, mut drop_last, mut standardize) = (false, false, false);
         while let Some(k) = keys.next(&mut map)? {
@@ -156,6 +186,15 @@ impl<'de> Node<'de> for DataNode<'_> {
                     };
                     valid = map.next_value_seed(Seed(node))?;
                 }
+                "split" => {
+                    let expected = "a fraction between 0 and 1 (exclusive), e.g. 0.2";
+                    let conv = |raw: &Raw| match to_f32(raw)? {
+                        x if x > 0.0 && x < 1.0 => Ok(x),
+                        _ => Err(Problem::Value),
+                    };
+                    let fraction = map.next_value_seed(scalar(ctx, path, expected, conv))?;
+                    split = Some((fraction, k.written.clone()));
+                }
                 "batch_size" => {
                     let expected = "a positive integer";
                     batch_size =
@@ -175,6 +214,16 @@ impl<'de> Node<'de> for DataNode<'_> {
                 }
             }
         }
+        if let (Some((_, written)), Some(_)) = (&split, &valid) {
+            return Err(keys.fail_at_key(
+                written,
+                format!(
+                    "{}.{written}: `split` and `valid` are both given; give one: `valid` for a \
+                     separate validation set, or `split` to hold out part of `train`",
+                    self.path
+                ),
+            ));
+        }
         Ok(DataSpec {
             train: train.ok_or_else(|| keys.missing("train"))?,
             valid,
@@ -182,11 +231,25 @@ impl<'de> Node<'de> for DataNode<'_> {
             shuffle,
             drop_last,
             standardize,
+            split: split.map(|(fraction, _)| fraction),
         })
     }
 }
 
-/// A data source: `{csv: PATH, target: NAME or [NAMES], features: [NAMES]}`.
+/// The formats a data source can have; a source names exactly one of them as a key.
+const SOURCE_FORMATS: &[&str] = &["csv", "npy", "npz", "idx", "synthetic"];
+
+/// What a source's format key held, before the source's other keys are checked against it.
+enum Format {
+    Csv(PathBuf),
+    Npy { features: PathBuf, target: PathBuf },
+    Npz(PathBuf),
+    Idx { images: PathBuf, labels: PathBuf },
+    Synthetic(SyntheticSpec),
+}
+
+/// A data source: exactly one of `csv`, `npy`, `npz`, `idx`, `synthetic`, with `target` and
+/// `features` where the format has them.
 struct SourceNode<'a> {
     ctx: &'a Ctx,
     path: Path,
@@ -202,7 +265,10 @@ impl<'de> Node<'de> for SourceNode<'_> {
         &self.path
     }
     fn expected(&self) -> String {
-        "a mapping {csv: PATH, target: NAME or [NAMES], features: [NAMES]}".into()
+        "a mapping with one of {csv: PATH, target: NAME or [NAMES], features: [NAMES]}, \
+         {npy: {features: PATH, target: PATH}}, {npz: PATH, features: NAME, target: NAME}, \
+         {idx: {images: PATH, labels: PATH}}, {synthetic: {kind: KIND, ...}}"
+            .into()
     }
     fn scalar(&mut self, raw: &Raw) -> Result<Self::Out, Problem> {
         match raw {
@@ -213,47 +279,192 @@ impl<'de> Node<'de> for SourceNode<'_> {
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
         let ctx = self.ctx;
         let mut keys = Keys::new(ctx, &self.path, &SOURCE_KEYS, self.path.to_string());
-        let (mut csv, mut target, mut features) = (None, None, None);
+        // Each value with the key as written, so that a key that does not fit the format can
+        // be pointed at once the whole mapping is read.
+        let mut format: Option<(Format, String)> = None;
+        let mut target: Option<(Names, String)> = None;
+        let mut features: Option<(Option<Names>, String)> = None;
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
-            match k.name() {
-                "csv" => {
-                    let expected = "a path to a CSV file";
+            let read = match k.name() {
+                "csv" | "npz" => {
+                    let expected = if k.name() == "csv" {
+                        "a path to a CSV file"
+                    } else {
+                        "a path to an .npz file"
+                    };
                     let p = map.next_value_seed(scalar(ctx, path, expected, to_nonempty_string))?;
-                    csv = Some(PathBuf::from(p));
+                    Some(if k.name() == "csv" {
+                        Format::Csv(PathBuf::from(p))
+                    } else {
+                        Format::Npz(PathBuf::from(p))
+                    })
                 }
-                "target" => target = Some(map.next_value_seed(Seed(TargetNode { ctx, path }))?),
-                "features" => {
-                    let seed = list(
+                "npy" => {
+                    let (features, target) = map.next_value_seed(Seed(FilePairNode {
                         ctx,
                         path,
-                        "a non-empty list of column names",
-                        "a column name",
-                        to_nonempty_string,
-                    );
-                    features = map.next_value_seed(seed.nullable().seed())?;
+                        pair: &NPY_PAIR,
+                    }))?;
+                    Some(Format::Npy { features, target })
+                }
+                "idx" => {
+                    let (images, labels) = map.next_value_seed(Seed(FilePairNode {
+                        ctx,
+                        path,
+                        pair: &IDX_PAIR,
+                    }))?;
+                    Some(Format::Idx { images, labels })
+                }
+                "synthetic" => Some(Format::Synthetic(
+                    map.next_value_seed(Seed(SyntheticNode { ctx, path }))?,
+                )),
+                "target" => {
+                    let node = NamesNode {
+                        ctx,
+                        path,
+                        nullable: false,
+                    };
+                    let names = map.next_value_seed(Seed(node))?;
+                    target = names.map(|n| (n, k.written.clone()));
+                    None
+                }
+                "features" => {
+                    let node = NamesNode {
+                        ctx,
+                        path,
+                        nullable: true,
+                    };
+                    features = Some((map.next_value_seed(Seed(node))?, k.written.clone()));
+                    None
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
+                    None
                 }
+            };
+            if let Some(read) = read {
+                if let Some((_, first)) = &format {
+                    return Err(keys.fail_at_key(
+                        &k.written,
+                        format!(
+                            "{} gives both `{first}` and `{}`; a source is exactly one of {}",
+                            self.path,
+                            k.written,
+                            SOURCE_FORMATS.join(", ")
+                        ),
+                    ));
+                }
+                format = Some((read, k.written.clone()));
             }
         }
-        Ok(Some(SourceSpec {
-            csv: csv.ok_or_else(|| keys.missing("csv"))?,
-            target: target.ok_or_else(|| keys.missing("target"))?,
-            features,
-        }))
+        let Some((format, _)) = format else {
+            return Err(keys.fail_here(format!(
+                "{} needs one of the keys {} (where the data comes from), e.g. \
+                 {{csv: data.csv, target: y}}",
+                self.path,
+                SOURCE_FORMATS.join(", ")
+            )));
+        };
+        // `target` and `features` belong to `csv` and `npz` only.
+        let stray = target
+            .as_ref()
+            .map(|(_, w)| w.clone())
+            .or_else(|| features.as_ref().map(|(_, w)| w.clone()));
+        let reject_stray = |name: &str, hint: &str| match &stray {
+            Some(written) => Err(keys.fail_at_key(
+                written,
+                format!(
+                    "`{written}` does not belong in {} with `{name}`; {hint}",
+                    self.path
+                ),
+            )),
+            None => Ok(()),
+        };
+        let source = match format {
+            Format::Csv(path) => {
+                let (target, _) = target.ok_or_else(|| keys.missing("target"))?;
+                SourceSpec::Csv {
+                    path,
+                    target: target.into_vec(),
+                    features: features.and_then(|(f, _)| f).map(Names::into_vec),
+                }
+            }
+            Format::Npz(path) => {
+                let (target, target_key) = target.ok_or_else(|| keys.missing("target"))?;
+                let (features, features_key) = match features {
+                    Some((Some(f), w)) => (f, w),
+                    _ => return Err(keys.missing("features")),
+                };
+                let one = |names: Names, key: &str| match names {
+                    Names::One(n) => Ok(n),
+                    Names::Many(mut v) if v.len() == 1 => Ok(v.remove(0)),
+                    Names::Many(_) => Err(keys.fail_at_key(
+                        key,
+                        format!(
+                            "{}.{key}: with `npz`, `{key}` is the name of one array in the \
+                             archive (the keyword given to np.savez), not a list",
+                            self.path
+                        ),
+                    )),
+                };
+                SourceSpec::Npz {
+                    path,
+                    target: one(target, &target_key)?,
+                    features: one(features, &features_key)?,
+                }
+            }
+            Format::Npy { features, target } => {
+                reject_stray(
+                    "npy",
+                    "give both files inside it: npy: {features: x.npy, target: y.npy}",
+                )?;
+                SourceSpec::Npy { features, target }
+            }
+            Format::Idx { images, labels } => {
+                reject_stray(
+                    "idx",
+                    "the images are the features and the labels the target: \
+                     idx: {images: PATH, labels: PATH}",
+                )?;
+                SourceSpec::Idx { images, labels }
+            }
+            Format::Synthetic(spec) => {
+                reject_stray("synthetic", "a generated data set has no columns to choose")?;
+                SourceSpec::Synthetic(spec)
+            }
+        };
+        Ok(Some(source))
     }
 }
 
-/// `target: NAME` or `target: [NAMES]`.
-struct TargetNode<'a> {
-    ctx: &'a Ctx,
-    path: Path,
+/// `target:` or `features:` — one name, or a non-empty list of names.
+enum Names {
+    /// A single name, as `target: y`.
+    One(String),
+    /// A list, as `features: [a, b]`.
+    Many(Vec<String>),
 }
 
-impl<'de> Node<'de> for TargetNode<'_> {
-    type Out = Vec<String>;
+impl Names {
+    /// The names as a list.
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Names::One(n) => vec![n],
+            Names::Many(v) => v,
+        }
+    }
+}
+
+/// `target: NAME`, `target: [NAMES]`, `features: [NAMES]` (`null` too when `nullable`).
+struct NamesNode<'a> {
+    ctx: &'a Ctx,
+    path: Path,
+    nullable: bool,
+}
+
+impl<'de> Node<'de> for NamesNode<'_> {
+    type Out = Option<Names>;
     fn ctx(&self) -> &Ctx {
         self.ctx
     }
@@ -261,22 +472,231 @@ impl<'de> Node<'de> for TargetNode<'_> {
         &self.path
     }
     fn expected(&self) -> String {
-        "a column name or a non-empty list of column names".into()
+        "a name or a non-empty list of names (CSV columns, or one array of an npz file)".into()
     }
-    fn scalar(&mut self, raw: &Raw) -> Result<Vec<String>, Problem> {
-        to_nonempty_string(raw).map(|s| vec![s])
+    fn scalar(&mut self, raw: &Raw) -> Result<Self::Out, Problem> {
+        match raw {
+            Raw::Null if self.nullable => Ok(None),
+            _ => to_nonempty_string(raw).map(|s| Some(Names::One(s))),
+        }
     }
-    fn seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Vec<String>, A::Error> {
+    fn seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Out, A::Error> {
         let node = list(
             self.ctx,
             self.path.clone(),
             &<Self as Node<'de>>::expected(&self),
-            "a column name",
+            "a name",
             to_nonempty_string,
         )
         .seed()
         .0;
-        Ok(node.seq(seq)?.unwrap_or_default())
+        Ok(node.seq(seq)?.map(Names::Many))
+    }
+}
+
+/// The two keys of a mapping of two files: `npy: {features, target}`, `idx: {images, labels}`.
+struct FilePair {
+    /// The keys, in the order the pair is returned.
+    keys: &'static KeyTable,
+    /// What a value is, e.g. "a path to an .npy file".
+    expected: &'static str,
+}
+
+static NPY_PAIR: FilePair = FilePair {
+    keys: &NPY_KEYS,
+    expected: "a path to an .npy file",
+};
+static IDX_PAIR: FilePair = FilePair {
+    keys: &IDX_KEYS,
+    expected: "a path to an IDX file (gzipped or not)",
+};
+
+/// A mapping of exactly the two keys of `pair`, each a path.
+struct FilePairNode<'a> {
+    ctx: &'a Ctx,
+    path: Path,
+    pair: &'static FilePair,
+}
+
+impl<'de> Node<'de> for FilePairNode<'_> {
+    type Out = (PathBuf, PathBuf);
+    fn ctx(&self) -> &Ctx {
+        self.ctx
+    }
+    fn path(&self) -> &Path {
+        &self.path
+    }
+    fn expected(&self) -> String {
+        let k = self.pair.keys.valid;
+        format!("a mapping {{{}: PATH, {}: PATH}}", k[0], k[1])
+    }
+    fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
+        let ctx = self.ctx;
+        let names = self.pair.keys.valid;
+        let mut keys = Keys::new(ctx, &self.path, self.pair.keys, self.path.to_string());
+        let mut files: [Option<PathBuf>; 2] = [None, None];
+        while let Some(k) = keys.next(&mut map)? {
+            let path = self.path.key(&k.written);
+            match names.iter().position(|n| *n == k.name()) {
+                Some(i) => {
+                    let seed = scalar(ctx, path, self.pair.expected, to_nonempty_string);
+                    files[i] = Some(PathBuf::from(map.next_value_seed(seed)?));
+                }
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let [first, second] = files;
+        Ok((
+            first.ok_or_else(|| keys.missing(names[0]))?,
+            second.ok_or_else(|| keys.missing(names[1]))?,
+        ))
+    }
+}
+
+/// The synthetic generators' names, in the order of [`SYNTHETIC_KINDS`]'s values.
+const SYNTHETIC_NAMES: &[&str] = &["blobs", "moons", "spirals", "linear"];
+/// The synthetic generators.
+const SYNTHETIC_KINDS: &[SyntheticKind] = &[
+    SyntheticKind::Blobs,
+    SyntheticKind::Moons,
+    SyntheticKind::Spirals,
+    SyntheticKind::Linear,
+];
+/// The most values (samples × features) a synthetic set may have: 2^30, 4 GiB of f32.
+const SYNTHETIC_MAX_VALUES: u128 = 1 << 30;
+
+/// `synthetic: {kind, samples, features, classes, noise}`.
+struct SyntheticNode<'a> {
+    ctx: &'a Ctx,
+    path: Path,
+}
+
+impl<'de> Node<'de> for SyntheticNode<'_> {
+    type Out = SyntheticSpec;
+    fn ctx(&self) -> &Ctx {
+        self.ctx
+    }
+    fn path(&self) -> &Path {
+        &self.path
+    }
+    fn expected(&self) -> String {
+        format!(
+            "a mapping with keys {} (kind: {})",
+            SYNTHETIC_KEYS.listing(),
+            SYNTHETIC_NAMES.join(", ")
+        )
+    }
+    fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<SyntheticSpec, A::Error> {
+        let ctx = self.ctx;
+        let mut keys = Keys::new(ctx, &self.path, &SYNTHETIC_KEYS, self.path.to_string());
+        let mut kind = None;
+        let (mut samples, mut features, mut classes, mut noise) = (None, None, None, None);
+        while let Some(k) = keys.next(&mut map)? {
+            let path = self.path.key(&k.written);
+            let written = k.written.clone();
+            match k.name() {
+                "kind" => {
+                    let expected = format!("one of {}", SYNTHETIC_NAMES.join(", "));
+                    let conv = |raw: &Raw| match raw {
+                        Raw::Str(s) => match SYNTHETIC_NAMES.iter().position(|n| n == s) {
+                            Some(i) => Ok(SYNTHETIC_KINDS[i]),
+                            None => Err(Problem::Msg(format!(
+                                "unknown synthetic kind `{}`{}; valid: {}",
+                                shown(s),
+                                did_you_mean(s, SYNTHETIC_NAMES),
+                                SYNTHETIC_NAMES.join(", ")
+                            ))),
+                        },
+                        _ => Err(Problem::Type),
+                    };
+                    kind = Some(map.next_value_seed(scalar(ctx, path, &expected, conv))?);
+                }
+                "samples" | "features" | "classes" => {
+                    let seed = scalar(ctx, path, "a positive integer", to_positive_usize);
+                    let value = Some((map.next_value_seed(seed)?, written));
+                    match k.name() {
+                        "samples" => samples = value,
+                        "features" => features = value,
+                        _ => classes = value,
+                    }
+                }
+                "noise" => {
+                    let expected = "a number >= 0 (the noise's standard deviation)";
+                    noise =
+                        Some(map.next_value_seed(scalar(ctx, path, expected, to_nonneg_f32))?);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        let kind = kind.ok_or_else(|| keys.missing("kind"))?;
+        let name = SYNTHETIC_NAMES[SYNTHETIC_KINDS.iter().position(|k| *k == kind).unwrap_or(0)];
+        let at = |(_, written): &(usize, String), message: String| -> A::Error {
+            keys.fail_at_key(written, format!("{}.{written}: {message}", self.path))
+        };
+        let two_d = matches!(kind, SyntheticKind::Moons | SyntheticKind::Spirals);
+        if let Some(f) = features.as_ref().filter(|f| two_d && f.0 != 2) {
+            return Err(at(
+                f,
+                format!(
+                    "`{name}` is 2-D: features must be 2 (or left out), not {}",
+                    f.0
+                ),
+            ));
+        }
+        match (kind, &classes) {
+            (SyntheticKind::Linear, Some(c)) => {
+                return Err(at(
+                    c,
+                    "`linear` makes a regression target and has no classes; remove `classes`"
+                        .into(),
+                ))
+            }
+            (SyntheticKind::Moons, Some(c)) if c.0 != 2 => {
+                return Err(at(
+                    c,
+                    format!(
+                        "`moons` has 2 classes: classes must be 2 (or left out), not {}",
+                        c.0
+                    ),
+                ))
+            }
+            (SyntheticKind::Blobs | SyntheticKind::Spirals, Some(c)) if c.0 < 2 => {
+                return Err(at(
+                    c,
+                    format!("`{name}` needs at least 2 classes, not {}", c.0),
+                ))
+            }
+            _ => {}
+        }
+        let samples_n = samples.as_ref().map_or(1000, |s| s.0);
+        let features_n = features.as_ref().map_or(2, |f| f.0);
+        if (samples_n as u128) * (features_n as u128) > SYNTHETIC_MAX_VALUES {
+            let message = format!(
+                "{samples_n} samples × {features_n} features is more than 2^30 values \
+                 (4 GiB); make the data set smaller"
+            );
+            return Err(match samples.as_ref().or(features.as_ref()) {
+                Some(key) => at(key, message),
+                None => keys.fail_here(message),
+            });
+        }
+        let (default_classes, default_noise) = match kind {
+            SyntheticKind::Blobs => (3, 1.0),
+            SyntheticKind::Moons => (2, 0.1),
+            SyntheticKind::Spirals => (3, 0.05),
+            SyntheticKind::Linear => (0, 0.1),
+        };
+        Ok(SyntheticSpec {
+            kind,
+            samples: samples_n,
+            features: features_n,
+            classes: classes.map_or(default_classes, |c| c.0),
+            noise: noise.unwrap_or(default_noise),
+        })
     }
 }
 
@@ -434,6 +854,7 @@ impl<'de> Node<'de> for TrainNode<'_> {
         let ctx = self.ctx;
         let mut keys = Keys::new(ctx, &self.path, &TRAIN_KEYS, self.path.to_string());
         let (mut epochs, mut steps) = (None, None);
+        let mut step_keys = TrainStepKeys::default();
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
             let value = match k.name() {
@@ -441,8 +862,10 @@ impl<'de> Node<'de> for TrainNode<'_> {
                     let expected = "a positive integer";
                     Some(map.next_value_seed(scalar(ctx, path, expected, to_positive_u64))?)
                 }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
+                name => {
+                    if !step_keys.read(&mut map, ctx, path, name)? {
+                        map.next_value::<IgnoredAny>()?;
+                    }
                     None
                 }
             };
@@ -458,6 +881,13 @@ impl<'de> Node<'de> for TrainNode<'_> {
                 self.path
             )));
         }
-        Ok(TrainSpec { epochs, steps })
+        Ok(TrainSpec {
+            epochs,
+            steps,
+            accumulate: step_keys.accumulate,
+            clip_grad_norm: step_keys.clip_grad_norm,
+            clip_grad_value: step_keys.clip_grad_value,
+            checkpoint_every: step_keys.checkpoint_every,
+        })
     }
 }

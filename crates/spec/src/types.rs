@@ -18,6 +18,8 @@ pub struct Spec {
     pub loss: LossSpec,
     /// How parameters are updated.
     pub optimizer: OptimizerSpec,
+    /// How the learning rate (and momentum) change during training; `None` keeps them constant.
+    pub scheduler: Option<SchedulerSpec>,
     /// How long to train.
     pub train: TrainSpec,
 }
@@ -37,17 +39,78 @@ pub struct DataSpec {
     pub drop_last: bool,
     /// Z-score features with the training set's statistics.
     pub standardize: bool,
+    /// `split:` the fraction of the training data held out (by `seed`) as the validation set,
+    /// in `(0, 1)`; never given together with `valid`.
+    pub split: Option<f32>,
 }
 
-/// One data source: a CSV file for now.
+/// One data source: exactly one of `csv`, `npy`, `npz`, `idx` or `synthetic`.
+///
+/// Paths are as written in the spec (relative to the spec file).
 #[derive(Debug, Clone, PartialEq)]
-pub struct SourceSpec {
-    /// Path to the CSV file, as written in the spec (relative to the spec file).
-    pub csv: PathBuf,
-    /// Target column name(s).
-    pub target: Vec<String>,
-    /// Feature columns; `None` means every column that is not a target.
-    pub features: Option<Vec<String>>,
+pub enum SourceSpec {
+    /// `{csv: PATH, target: NAME or [NAMES], features: [NAMES]}`: a CSV file with a header row.
+    Csv {
+        /// The CSV file.
+        path: PathBuf,
+        /// Target column name(s).
+        target: Vec<String>,
+        /// Feature columns; `None` means every column that is not a target.
+        features: Option<Vec<String>>,
+    },
+    /// `{npy: {features: PATH, target: PATH}}`: two NumPy `.npy` files, one row per sample each.
+    Npy {
+        /// The features array, shape `(samples, ...)`.
+        features: PathBuf,
+        /// The target array, shape `(samples,)` or `(samples, width)`.
+        target: PathBuf,
+    },
+    /// `{npz: PATH, features: NAME, target: NAME}`: two arrays of one NumPy `.npz` archive.
+    Npz {
+        /// The `.npz` file (as written by `np.savez` or `np.savez_compressed`).
+        path: PathBuf,
+        /// The name of the features array in the archive (the keyword given to `np.savez`).
+        features: String,
+        /// The name of the target array in the archive.
+        target: String,
+    },
+    /// `{idx: {images: PATH, labels: PATH}}`: the IDX format of MNIST, gzipped or not.
+    Idx {
+        /// The items (features) file, e.g. `train-images-idx3-ubyte.gz`.
+        images: PathBuf,
+        /// The labels (targets) file, e.g. `train-labels-idx1-ubyte.gz`.
+        labels: PathBuf,
+    },
+    /// `{synthetic: {kind, samples, features, classes, noise}}`: generated from `seed`.
+    Synthetic(SyntheticSpec),
+}
+
+/// A built-in synthetic data set, generated from the spec's `seed`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyntheticSpec {
+    /// Which generator.
+    pub kind: SyntheticKind,
+    /// Number of samples (> 0).
+    pub samples: usize,
+    /// Features per sample (2 for `moons` and `spirals`).
+    pub features: usize,
+    /// Number of classes (0 for `linear`, which is regression; 2 for `moons`).
+    pub classes: usize,
+    /// Standard deviation of the Gaussian noise (>= 0).
+    pub noise: f32,
+}
+
+/// The synthetic generators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyntheticKind {
+    /// Gaussian clusters around random centres (sklearn's `make_blobs`); class labels.
+    Blobs,
+    /// Two interleaving half circles in 2-D (sklearn's `make_moons`); class labels.
+    Moons,
+    /// Interleaved spiral arms in 2-D, one per class; class labels.
+    Spirals,
+    /// `y = x·w + b + noise` with random `w`, `b`; a float target (regression).
+    Linear,
 }
 
 /// `model:` — a sequential stack of layers.
@@ -110,20 +173,41 @@ pub enum InitSpec {
 /// `reduction=` of every torch.nn loss.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reduction {
-    /// Per-sample losses (inspection only; training needs a scalar).
+    /// Per-sample (or per-element) losses: inspection only, training needs a scalar.
     None,
     /// Sum over samples.
     Sum,
     /// Mean over samples (weighted mean where the loss has class weights).
     Mean,
+    /// `kl_div` only: the sum divided by the batch size (PyTorch's `batchmean`).
+    BatchMean,
 }
 
-/// `loss:`.
+/// `loss:`: one variant per `torch.nn` loss class, with its keyword arguments.
 #[derive(Debug, Clone, PartialEq)]
 pub enum LossSpec {
     /// `nn.MSELoss`.
     Mse {
-        /// How per-sample losses are combined.
+        /// How per-element losses are combined.
+        reduction: Reduction,
+    },
+    /// `nn.L1Loss`.
+    L1 {
+        /// How per-element losses are combined.
+        reduction: Reduction,
+    },
+    /// `nn.SmoothL1Loss`: quadratic below `beta`, linear above.
+    SmoothL1 {
+        /// Where the loss turns linear (>= 0; 0 is `l1`).
+        beta: f32,
+        /// How per-element losses are combined.
+        reduction: Reduction,
+    },
+    /// `nn.HuberLoss`: `delta` × `smooth_l1` with `beta = delta`.
+    Huber {
+        /// Where the loss turns linear (> 0).
+        delta: f32,
+        /// How per-element losses are combined.
         reduction: Reduction,
     },
     /// `nn.CrossEntropyLoss`.
@@ -137,12 +221,69 @@ pub enum LossSpec {
         /// Label smoothing amount in `[0, 1]`.
         label_smoothing: f32,
     },
+    /// `nn.NLLLoss`: the input holds log-probabilities.
+    Nll {
+        /// Per-class weights.
+        weight: Option<Vec<f32>>,
+        /// Target class index that contributes nothing.
+        ignore_index: i64,
+        /// How per-sample losses are combined.
+        reduction: Reduction,
+    },
+    /// `nn.BCELoss`: the input holds probabilities; logs are clamped at -100.
+    Bce {
+        /// Per-element rescaling weights (one, or one per output column).
+        weight: Option<Vec<f32>>,
+        /// How per-element losses are combined.
+        reduction: Reduction,
+    },
     /// `nn.BCEWithLogitsLoss`.
     BceWithLogits {
         /// Per-element rescaling weights.
         weight: Option<Vec<f32>>,
         /// Weights of positive examples, one per class.
         pos_weight: Option<Vec<f32>>,
+        /// How per-sample losses are combined.
+        reduction: Reduction,
+    },
+    /// `nn.KLDivLoss`: the input holds log-probabilities.
+    KlDiv {
+        /// The target holds log-probabilities too.
+        log_target: bool,
+        /// How per-element losses are combined (`batchmean` divides the sum by the batch size).
+        reduction: Reduction,
+    },
+    /// `nn.PoissonNLLLoss`.
+    PoissonNll {
+        /// The input is the log of the rate (`exp(input) - target · input`).
+        log_input: bool,
+        /// Add the Stirling approximation term `t·log t - t + ½·log(2πt)` (for targets > 1).
+        full: bool,
+        /// Added to the rate before its log when `log_input` is false.
+        eps: f32,
+        /// How per-element losses are combined.
+        reduction: Reduction,
+    },
+    /// `nn.SoftMarginLoss`: `log(1 + exp(-y·x))` with targets ±1.
+    SoftMargin {
+        /// How per-element losses are combined.
+        reduction: Reduction,
+    },
+    /// `nn.MultiLabelSoftMarginLoss`: per-sample mean over classes of logistic losses.
+    MultiLabelSoftMargin {
+        /// Per-class weights.
+        weight: Option<Vec<f32>>,
+        /// How per-sample losses are combined.
+        reduction: Reduction,
+    },
+    /// `nn.MultiMarginLoss`: multi-class hinge loss on class indices.
+    MultiMargin {
+        /// The hinge's exponent: 1 or 2.
+        p: u32,
+        /// The margin.
+        margin: f32,
+        /// Per-class weights (scale a sample's loss by its target class's weight).
+        weight: Option<Vec<f32>>,
         /// How per-sample losses are combined.
         reduction: Reduction,
     },
@@ -157,28 +298,178 @@ pub struct OptimizerSpec {
     pub param_groups: Vec<ParamGroupSpec>,
 }
 
-/// The optimizer algorithms.
+/// The optimizer algorithms, `torch.optim`'s classes. Floats are `f64` like PyTorch's Python
+/// floats: derived scalars (`1 - beta`, bias corrections) are computed in `f64` and only then
+/// rounded to the `f32` the update runs in, as PyTorch does.
 #[derive(Debug, Clone, PartialEq)]
 pub enum OptimizerKind {
     /// `torch.optim.SGD`.
     Sgd(SgdSpec),
+    /// `torch.optim.Adam`.
+    Adam(AdamSpec),
+    /// `torch.optim.AdamW`: Adam with `decoupled_weight_decay` always on.
+    AdamW(AdamSpec),
+    /// `torch.optim.RMSprop`.
+    RmsProp(RmsPropSpec),
+    /// `torch.optim.Adagrad`.
+    Adagrad(AdagradSpec),
+    /// `torch.optim.Adadelta`.
+    Adadelta(AdadeltaSpec),
+    /// `torch.optim.Adamax`.
+    Adamax(AdamaxSpec),
+    /// `torch.optim.NAdam`.
+    NAdam(NAdamSpec),
+    /// `torch.optim.RAdam`.
+    RAdam(RAdamSpec),
 }
 
 /// `torch.optim.SGD`'s hyperparameters.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SgdSpec {
     /// Learning rate (>= 0).
-    pub lr: f32,
+    pub lr: f64,
     /// Momentum factor (>= 0).
-    pub momentum: f32,
+    pub momentum: f64,
     /// Dampening for momentum.
-    pub dampening: f32,
+    pub dampening: f64,
     /// L2 penalty (>= 0).
-    pub weight_decay: f32,
+    pub weight_decay: f64,
     /// Nesterov momentum (needs momentum > 0 and dampening == 0).
     pub nesterov: bool,
     /// Maximize the objective instead of minimizing it.
     pub maximize: bool,
+}
+
+/// `torch.optim.Adam`'s and `torch.optim.AdamW`'s hyperparameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdamSpec {
+    /// Learning rate (>= 0).
+    pub lr: f64,
+    /// Decay rates of the first and second moment averages, each in `[0, 1)`.
+    pub betas: (f64, f64),
+    /// Added to the denominator (>= 0).
+    pub eps: f64,
+    /// Weight decay (>= 0): an L2 term in the gradient, or decoupled (AdamW).
+    pub weight_decay: f64,
+    /// Normalise by the running maximum of the second moment (AMSGrad).
+    pub amsgrad: bool,
+    /// Maximize the objective instead of minimizing it.
+    pub maximize: bool,
+    /// Decay the weights directly (`p *= 1 - lr * weight_decay`) instead of through the gradient.
+    pub decoupled_weight_decay: bool,
+}
+
+/// `torch.optim.RMSprop`'s hyperparameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RmsPropSpec {
+    /// Learning rate (>= 0).
+    pub lr: f64,
+    /// Smoothing constant of the squared-gradient average (>= 0).
+    pub alpha: f64,
+    /// Added to the denominator (>= 0).
+    pub eps: f64,
+    /// L2 penalty (>= 0).
+    pub weight_decay: f64,
+    /// Momentum factor (>= 0).
+    pub momentum: f64,
+    /// Normalise by the estimated variance instead of the raw second moment.
+    pub centered: bool,
+    /// Maximize the objective instead of minimizing it.
+    pub maximize: bool,
+}
+
+/// `torch.optim.Adagrad`'s hyperparameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdagradSpec {
+    /// Learning rate (>= 0).
+    pub lr: f64,
+    /// Learning-rate decay per step (>= 0).
+    pub lr_decay: f64,
+    /// L2 penalty (>= 0).
+    pub weight_decay: f64,
+    /// Starting value of the squared-gradient sum (>= 0).
+    pub initial_accumulator_value: f64,
+    /// Added to the denominator (>= 0).
+    pub eps: f64,
+    /// Maximize the objective instead of minimizing it.
+    pub maximize: bool,
+}
+
+/// `torch.optim.Adadelta`'s hyperparameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdadeltaSpec {
+    /// Scale of the delta (>= 0).
+    pub lr: f64,
+    /// Decay rate of the running averages, in `[0, 1]`.
+    pub rho: f64,
+    /// Added inside the square roots (>= 0).
+    pub eps: f64,
+    /// L2 penalty (>= 0).
+    pub weight_decay: f64,
+    /// Maximize the objective instead of minimizing it.
+    pub maximize: bool,
+}
+
+/// `torch.optim.Adamax`'s hyperparameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdamaxSpec {
+    /// Learning rate (>= 0).
+    pub lr: f64,
+    /// Decay rates of the first moment and of the infinity norm, each in `[0, 1)`.
+    pub betas: (f64, f64),
+    /// Added to the infinity norm's candidate (>= 0).
+    pub eps: f64,
+    /// L2 penalty (>= 0).
+    pub weight_decay: f64,
+    /// Maximize the objective instead of minimizing it.
+    pub maximize: bool,
+}
+
+/// `torch.optim.NAdam`'s hyperparameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NAdamSpec {
+    /// Learning rate (>= 0).
+    pub lr: f64,
+    /// Decay rates of the first and second moment averages, each in `[0, 1)`.
+    pub betas: (f64, f64),
+    /// Added to the denominator (>= 0).
+    pub eps: f64,
+    /// Weight decay (>= 0).
+    pub weight_decay: f64,
+    /// Momentum decay `psi` of the momentum schedule (>= 0).
+    pub momentum_decay: f64,
+    /// Decay the weights directly, as AdamW does (NAdamW).
+    pub decoupled_weight_decay: bool,
+    /// Maximize the objective instead of minimizing it.
+    pub maximize: bool,
+}
+
+/// `torch.optim.RAdam`'s hyperparameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RAdamSpec {
+    /// Learning rate (>= 0).
+    pub lr: f64,
+    /// Decay rates of the first and second moment averages, each in `[0, 1)`.
+    pub betas: (f64, f64),
+    /// Added to the denominator (>= 0).
+    pub eps: f64,
+    /// Weight decay (>= 0).
+    pub weight_decay: f64,
+    /// Decay the weights directly, as AdamW does (RAdamW).
+    pub decoupled_weight_decay: bool,
+    /// Maximize the objective instead of minimizing it.
+    pub maximize: bool,
+}
+
+/// One hyperparameter value as PyTorch's `param_group` dict holds it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HyperValue {
+    /// A float (`lr`, `eps`, ...).
+    Float(f64),
+    /// A flag (`nesterov`, `amsgrad`, ...).
+    Bool(bool),
+    /// A pair (`betas`).
+    Pair(f64, f64),
 }
 
 /// One entry of `optimizer.param_groups`: glob patterns and overridden hyperparameters.
@@ -197,4 +488,180 @@ pub struct TrainSpec {
     pub epochs: Option<u64>,
     /// Number of update steps, if bounded by steps; with both, whichever ends first.
     pub steps: Option<u64>,
+    /// Batches whose gradients are summed before one update (>= 1; 1 updates every batch).
+    pub accumulate: usize,
+    /// `torch.nn.utils.clip_grad_norm_` on the (summed) gradients before each update.
+    pub clip_grad_norm: Option<ClipGradNorm>,
+    /// `torch.nn.utils.clip_grad_value_`'s `clip_value` (> 0), applied before norm clipping.
+    pub clip_grad_value: Option<f64>,
+    /// Write `checkpoint/` every this many epochs (it is always written at the end).
+    pub checkpoint_every: Option<u64>,
+}
+
+/// `train.clip_grad_norm`: `clip_grad_norm_(parameters, max_norm, norm_type)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ClipGradNorm {
+    /// Largest total norm the gradients keep (>= 0).
+    pub max_norm: f64,
+    /// The p of the p-norm (> 0), or `f64::INFINITY` for the largest absolute value.
+    pub norm_type: f64,
+}
+
+/// `scheduler:` — a `torch.optim.lr_scheduler` class and when it is stepped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SchedulerSpec {
+    /// The schedule.
+    pub kind: SchedulerKind,
+    /// Stepped after every epoch or after every update.
+    pub interval: Interval,
+}
+
+/// When a scheduler's `step()` is called.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interval {
+    /// After each epoch (after validation), PyTorch's usual loop; the default except for `one_cycle_lr`.
+    Epoch,
+    /// After each update (`optimizer.step()`); the default for `one_cycle_lr`.
+    Step,
+}
+
+/// A scheduler argument that is one value for every param group or a list with one per group.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PerGroup {
+    /// The same value for every group.
+    All(f64),
+    /// One value per param group, in PyTorch's `param_groups` order.
+    Each(Vec<f64>),
+}
+
+/// `ReduceLROnPlateau(mode=)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlateauMode {
+    /// The metric should decrease.
+    Min,
+    /// The metric should increase.
+    Max,
+}
+
+/// `ReduceLROnPlateau(threshold_mode=)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThresholdMode {
+    /// A relative margin: `best * (1 ∓ threshold)`.
+    Rel,
+    /// An absolute margin: `best ∓ threshold`.
+    Abs,
+}
+
+/// `OneCycleLR(anneal_strategy=)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AnnealStrategy {
+    /// Cosine annealing.
+    Cos,
+    /// Linear annealing.
+    Linear,
+}
+
+/// The `torch.optim.lr_scheduler` classes, with PyTorch's arguments (floats are Python floats).
+#[derive(Debug, Clone, PartialEq)]
+pub enum SchedulerKind {
+    /// `StepLR(step_size, gamma=0.1)`.
+    StepLr {
+        /// Period of decay (> 0).
+        step_size: u64,
+        /// Multiplicative factor.
+        gamma: f64,
+    },
+    /// `MultiStepLR(milestones, gamma=0.1)`.
+    MultiStepLr {
+        /// Epoch indices of the decays (a repeated index decays that many times).
+        milestones: Vec<u64>,
+        /// Multiplicative factor.
+        gamma: f64,
+    },
+    /// `ExponentialLR(gamma)`.
+    ExponentialLr {
+        /// Multiplicative factor per step.
+        gamma: f64,
+    },
+    /// `CosineAnnealingLR(T_max, eta_min=0)`.
+    CosineAnnealingLr {
+        /// Half period (> 0).
+        t_max: u64,
+        /// Minimum learning rate.
+        eta_min: f64,
+    },
+    /// `CosineAnnealingWarmRestarts(T_0, T_mult=1, eta_min=0)`.
+    CosineAnnealingWarmRestarts {
+        /// Steps until the first restart (> 0).
+        t_0: u64,
+        /// Growth factor of the period after each restart (>= 1).
+        t_mult: u64,
+        /// Minimum learning rate.
+        eta_min: f64,
+    },
+    /// `LinearLR(start_factor=1/3, end_factor=1.0, total_iters=5)`.
+    LinearLr {
+        /// Factor at step 0, in (0, 1].
+        start_factor: f64,
+        /// Factor from `total_iters` on, in [0, 1].
+        end_factor: f64,
+        /// Steps of the ramp (> 0).
+        total_iters: u64,
+    },
+    /// `ConstantLR(factor=1/3, total_iters=5)`.
+    ConstantLr {
+        /// Factor until `total_iters`, in [0, 1].
+        factor: f64,
+        /// Steps the factor applies.
+        total_iters: u64,
+    },
+    /// `OneCycleLR(max_lr, total_steps | epochs and steps_per_epoch, ...)`.
+    OneCycleLr {
+        /// Peak learning rate per group.
+        max_lr: PerGroup,
+        /// Steps in the cycle: `total_steps`, or `epochs * steps_per_epoch`.
+        total_steps: u64,
+        /// Fraction of the cycle spent increasing the learning rate, in [0, 1].
+        pct_start: f64,
+        /// Cosine or linear annealing.
+        anneal_strategy: AnnealStrategy,
+        /// Cycle momentum (or Adam's beta1) inversely to the learning rate.
+        cycle_momentum: bool,
+        /// Lower momentum bound per group.
+        base_momentum: PerGroup,
+        /// Upper momentum bound per group.
+        max_momentum: PerGroup,
+        /// `initial_lr = max_lr / div_factor`.
+        div_factor: f64,
+        /// `min_lr = initial_lr / final_div_factor`.
+        final_div_factor: f64,
+        /// Three phases (the original paper) instead of fastai's two.
+        three_phase: bool,
+    },
+    /// `ReduceLROnPlateau(mode, factor, patience, threshold, threshold_mode, cooldown, min_lr, eps)`.
+    ReduceLrOnPlateau {
+        /// Whether the metric should decrease or increase.
+        mode: PlateauMode,
+        /// `new_lr = lr * factor` (< 1).
+        factor: f64,
+        /// Epochs without improvement tolerated.
+        patience: u64,
+        /// Margin an improvement must exceed.
+        threshold: f64,
+        /// Relative or absolute margin.
+        threshold_mode: ThresholdMode,
+        /// Epochs to wait after a reduction.
+        cooldown: u64,
+        /// Lower bound of the learning rate per group.
+        min_lr: PerGroup,
+        /// Reductions smaller than this are skipped.
+        eps: f64,
+    },
+    /// `SequentialLR(schedulers, milestones)`: each scheduler in turn, switching at the milestones.
+    SequentialLr {
+        /// The schedulers (not `reduce_lr_on_plateau`, not nested `sequential_lr`).
+        schedulers: Vec<SchedulerKind>,
+        /// Steps at which the next scheduler takes over (one fewer than `schedulers`).
+        milestones: Vec<u64>,
+    },
 }

@@ -94,6 +94,15 @@ pub enum TrainError {
         message: String,
     },
 
+    /// A checkpoint or state dict that cannot be read, or does not fit the spec.
+    #[error("{what}: {message}")]
+    Checkpoint {
+        /// `checkpoint `DIR`` or `state_dict`.
+        what: String,
+        /// What differs or is broken, and how to fix it.
+        message: String,
+    },
+
     /// The loss became NaN or infinite.
     #[error("training diverged at step {step} (epoch {epoch}): the loss is {loss}; {hint}")]
     Diverged {

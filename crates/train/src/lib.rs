@@ -4,17 +4,22 @@
 //! Architecture invariant: this crate drives steps through the `Backend` and
 //! `Executable` traits and never looks inside one.
 
+pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod optimizer;
+pub mod plot;
 pub mod run;
 pub mod trainer;
 pub mod weights;
 
 pub use data::{
-    batch_ranges, csv_line, epoch_order, load_csv, BatchTargets, Dataset, Standardizer, TargetKind,
-    Targets,
+    batch_ranges, csv_line, epoch_order, load_csv, load_sets, load_source, read_labels_json,
+    split_dataset, write_labels_json, BatchTargets, Dataset, Standardizer, TargetKind, Targets,
 };
+pub use plot::{read_metrics, write_loss_plot, PlotRun};
 pub use error::TrainError;
-pub use run::{load_data, prepare, train, RunOptions, SpecData, Summary};
-pub use trainer::{Evaluation, Trainer};
+pub use optimizer::Optimizer;
+pub use run::{load_data, prepare, resume, train, RunOptions, SpecData, Summary};
+pub use trainer::{Evaluation, GroupState, OptimizerState, Trainer, TrainerState};
 pub use weights::{read_safetensors, write_atomic, write_safetensors, NamedTensor};

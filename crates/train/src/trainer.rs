@@ -1,26 +1,47 @@
-//! `Trainer`: a spec compiled for a backend, stepped one batch at a time.
+//! `Trainer`: a spec compiled for a backend, stepped one batch at a time, with PyTorch's
+//! training-loop semantics around the step: gradient accumulation over batches, the
+//! learning-rate scheduler (constructed as PyTorch constructs it, stepped per update or per
+//! epoch), and `state_dict()` / `load_state_dict()` for exact resumption.
 //!
-//! A step graph has static shapes, so each batch size gets its own compiled
-//! step (the full batch, and a last partial batch). The newest parameters and
-//! optimizer state live in whichever executable ran last; switching batch
-//! size copies them over, which happens at most twice per epoch.
+//! A step graph has static shapes, so each batch size gets its own compiled step (the full
+//! batch, and a last partial batch), and with `train.accumulate > 1` each also has an
+//! accumulating variant. Every persistent buffer (parameter, optimizer state, gradient sum)
+//! has one executable holding its newest value; before an executable runs, the buffers it
+//! uses are copied in from their holders, which happens at most a few times per epoch.
 
+use std::collections::HashMap;
 use std::path::Path;
 
 use graphc_ir::{Arg, Backend, Executable, IrError};
+use graphc_nn::sched::{ParamGroup, Scheduler, SchedulerKeys, SchedulerState};
 use graphc_nn::{
-    build_eval, build_step, default_init, initial_lr, Hyper, ParamInfo, StepGraph, TargetLayout,
+    build_accumulate_step, build_eval, build_step, default_init, group_of, hyper_value_by,
+    initial_groups, ParamInfo, StepGraph, TargetLayout,
 };
 use graphc_nn::{task_of, Task};
-use graphc_spec::Spec;
+use graphc_spec::{HyperValue, Interval, OptimizerKind, Spec};
 
 use crate::{read_safetensors, BatchTargets, Dataset, NamedTensor, TrainError};
+
+/// Which program a compiled step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Forward, backward, (accumulated and clipped gradients), update.
+    Update,
+    /// Forward, backward, gradients added to the accumulation buffers.
+    Accumulate,
+    /// Forward and loss only.
+    Eval,
+}
 
 /// One step graph compiled for one batch size.
 struct Compiled {
     batch: usize,
+    kind: Kind,
     step: StepGraph,
     exe: Box<dyn Executable>,
+    /// The persistent buffers the graph has: parameters, optimizer state, gradient sums.
+    buffers: Vec<String>,
 }
 
 /// Loss and quality of the model on a data set.
@@ -34,65 +55,161 @@ pub struct Evaluation {
     pub rmse: Option<f32>,
 }
 
-/// A spec compiled for one backend: steps, parameters, learning rates.
+/// One param group of [`OptimizerState`], PyTorch's `optimizer.state_dict()["param_groups"][i]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupState {
+    /// The names of the group's parameters (PyTorch lists their indices).
+    pub params: Vec<String>,
+    /// The group's hyperparameters now (the learning rate a scheduler has set, ...).
+    pub hypers: OptimizerKind,
+    /// What a scheduler added to the group (`initial_lr`, OneCycleLR's bounds).
+    pub keys: SchedulerKeys,
+}
+
+/// The optimizer part of a [`TrainerState`]: PyTorch's `optimizer.state_dict()`, plus the
+/// gradient sums of a pending accumulation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OptimizerState {
+    /// The top-level settings (PyTorch's `defaults`).
+    pub defaults: OptimizerKind,
+    /// The groups that hold parameters, in PyTorch's order (`param_groups`, then the
+    /// top-level group when some parameter falls in no pattern).
+    pub param_groups: Vec<GroupState>,
+    /// The state buffers, named `PARAM.KEY` (`0.weight.momentum_buffer`).
+    pub state: Vec<NamedTensor>,
+    /// Updates done so far (PyTorch's per-parameter `step`).
+    pub step: u64,
+    /// Batches whose gradients are summed but not yet applied (below `train.accumulate`).
+    pub pending_batches: usize,
+    /// Those sums, named `PARAM.grad`; empty when no batch is pending.
+    pub accumulated: Vec<NamedTensor>,
+}
+
+/// Everything that determines how training continues: the model's parameters, the optimizer
+/// and the scheduler — PyTorch's three `state_dict()`s.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainerState {
+    /// The parameters, in `state_dict` order.
+    pub params: Vec<NamedTensor>,
+    /// The optimizer.
+    pub optimizer: OptimizerState,
+    /// The scheduler, when the spec has one.
+    pub scheduler: Option<SchedulerState>,
+}
+
+/// A spec compiled for one backend: steps, parameters, optimizer hyperparameters, scheduler.
 pub struct Trainer {
     spec: Spec,
     backend: Box<dyn Backend>,
     layout: TargetLayout,
     steps: Vec<Compiled>,
     evals: Vec<Compiled>,
-    /// Index in `steps` of the executable holding the newest parameters and state.
-    holder: usize,
-    lrs: Vec<f32>,
+    /// For each persistent buffer, the index in `steps` of the executable with its newest value.
+    holders: HashMap<String, usize>,
+    /// The executable whose buffers all are their newest values (skips the check per step).
+    synced: Option<usize>,
+    /// Each param group's current hyperparameters, numbered as `group_of` numbers groups
+    /// (`param_groups`, then the top-level settings).
+    groups: Vec<ParamGroup>,
+    /// The groups that hold parameters, in order: PyTorch's `optimizer.param_groups`.
+    live: Vec<usize>,
+    scheduler: Option<Scheduler>,
     step_count: u64,
+    /// Batches accumulated since the last update.
+    pending: usize,
 }
 
 /// Largest batch the evaluator runs at once; larger data sets go in chunks.
 const EVAL_CHUNK: usize = 4096;
 
 impl Trainer {
-    /// Compiles the training step of `spec` for its batch size on `backend`,
-    /// with parameters from PyTorch's default init drawn from `spec.seed`.
+    /// Compiles the training step of `spec` for its batch size on `backend`, with parameters
+    /// from PyTorch's default init drawn from `spec.seed`, the optimizer state at PyTorch's
+    /// initial values, and the scheduler constructed (which sets the first learning rates).
     pub fn new(
         spec: Spec,
         backend: Box<dyn Backend>,
         layout: TargetLayout,
     ) -> Result<Trainer, TrainError> {
-        let groups = spec.optimizer.param_groups.len() + 1;
-        let lrs = (0..groups).map(|g| initial_lr(&spec, g)).collect();
+        let groups = initial_groups(&spec.optimizer)
+            .into_iter()
+            .map(ParamGroup::new)
+            .collect();
         let mut trainer = Trainer {
             spec,
             backend,
             layout,
             steps: Vec::new(),
             evals: Vec::new(),
-            holder: 0,
-            lrs,
+            holders: HashMap::new(),
+            synced: None,
+            groups,
+            live: Vec::new(),
+            scheduler: None,
             step_count: 0,
+            pending: 0,
         };
         let batch = trainer.spec.data.batch_size;
-        let compiled = trainer.compile(batch, true)?;
+        let compiled = trainer.compile(batch, Kind::Update)?;
+        for name in &compiled.buffers {
+            trainer.holders.insert(name.clone(), 0);
+        }
         trainer.steps.push(compiled);
-        let params = trainer.steps[0].step.params.clone();
+        let step = &trainer.steps[0].step;
+        let mut live: Vec<usize> = group_of(&trainer.spec.optimizer, &step.params)?;
+        live.sort_unstable();
+        live.dedup();
+        trainer.live = live;
+
+        let params = step.params.clone();
         let values = default_init(&params, trainer.spec.seed);
         for (p, v) in params.iter().zip(&values) {
             trainer.set_param(&p.name, v)?;
         }
+        // PyTorch's optimizer state init (Adagrad's sum, NAdam's mu_product); buffers start at 0.
+        let step = &trainer.steps[0].step;
+        let fills: Vec<(String, Vec<f32>)> = step
+            .state
+            .iter()
+            .zip(&step.state_init)
+            .filter(|(_, &init)| init != 0.0)
+            .map(|((name, shape), &init)| (name.clone(), vec![init; shape.iter().product()]))
+            .collect();
+        for (name, data) in fills {
+            trainer.set_param(&name, &data)?;
+        }
+        if let Some(spec) = trainer.spec.scheduler.clone() {
+            let scheduler = trainer.with_live_groups(|g| Scheduler::new(&spec, g))?;
+            trainer.scheduler = Some(scheduler);
+        }
         Ok(trainer)
     }
 
-    fn compile(&self, batch: usize, training: bool) -> Result<Compiled, TrainError> {
-        let mut step = if training {
-            build_step(&self.spec, batch, self.layout)?
-        } else {
-            build_eval(&self.spec, batch, self.layout)?
+    fn compile(&self, batch: usize, kind: Kind) -> Result<Compiled, TrainError> {
+        let mut step = match kind {
+            Kind::Update => build_step(&self.spec, batch, self.layout)?,
+            Kind::Accumulate => build_accumulate_step(&self.spec, batch, self.layout)?,
+            Kind::Eval => build_eval(&self.spec, batch, self.layout)?,
         };
         graphc_opt::optimize(&mut step.graph).map_err(|e| self.backend_error(e))?;
         let exe = self
             .backend
             .compile(&step.graph)
             .map_err(|e| self.backend_error(e))?;
-        Ok(Compiled { batch, step, exe })
+        let mut buffers: Vec<String> = step.params.iter().map(|p| p.name.clone()).collect();
+        if kind == Kind::Update {
+            buffers.extend(step.state.iter().map(|(n, _)| n.clone()));
+        }
+        if kind != Kind::Eval {
+            buffers.extend(step.accumulators.iter().map(|(n, _)| n.clone()));
+        }
+        Ok(Compiled {
+            batch,
+            kind,
+            step,
+            exe,
+            buffers,
+        })
     }
 
     fn backend_error(&self, source: IrError) -> TrainError {
@@ -100,6 +217,16 @@ impl Trainer {
             backend: self.backend.name(),
             source,
         }
+    }
+
+    /// Runs `f` on the groups that hold parameters (PyTorch's `param_groups`), in order.
+    fn with_live_groups<R>(&mut self, f: impl FnOnce(&mut [ParamGroup]) -> R) -> R {
+        let mut live: Vec<ParamGroup> = self.live.iter().map(|&g| self.groups[g].clone()).collect();
+        let result = f(&mut live);
+        for (&g, group) in self.live.iter().zip(live) {
+            self.groups[g] = group;
+        }
+        result
     }
 
     /// The spec this trainer was compiled from.
@@ -117,31 +244,63 @@ impl Trainer {
         self.step_count
     }
 
+    /// Batches whose gradients are summed but not yet applied.
+    pub fn pending_batches(&self) -> usize {
+        self.pending
+    }
+
     /// The learning rate in force for parameter group `group` (`param_groups`
-    /// index; `param_groups.len()` is the top-level defaults).
+    /// index; `param_groups.len()` is the top-level defaults), as the step takes it.
     pub fn lr(&self, group: usize) -> Option<f32> {
-        self.lrs.get(group).copied()
+        self.groups.get(group).map(|g| g.lr() as f32)
+    }
+
+    /// The learning rates in force, one per group that holds parameters, in PyTorch's
+    /// `param_groups` order: Python floats, as `scheduler.get_last_lr()` shows them.
+    pub fn lrs(&self) -> Vec<f64> {
+        self.live.iter().map(|&g| self.groups[g].lr()).collect()
+    }
+
+    /// The groups that hold parameters (PyTorch's `param_groups`), by `param_groups` index
+    /// (`param_groups.len()` for the top-level group).
+    pub fn live_groups(&self) -> &[usize] {
+        &self.live
+    }
+
+    /// The current hyperparameters of group `group`, as `param_groups[group]` holds them.
+    pub fn group(&self, group: usize) -> Option<&OptimizerKind> {
+        self.groups.get(group).map(|g| &g.hypers)
     }
 
     /// Sets the learning rate of a group for the next steps; no recompilation.
     pub fn set_lr(&mut self, group: usize, lr: f32) -> Result<(), TrainError> {
-        match self.lrs.get_mut(group) {
+        match self.groups.get_mut(group) {
             Some(slot) => {
-                *slot = lr;
+                slot.hypers.set_lr(f64::from(lr));
                 Ok(())
             }
             None => Err(TrainError::Data(format!("no parameter group {group}"))),
         }
     }
 
-    /// The current value of a parameter or optimizer state buffer.
+    /// The scheduler's state, when the spec has a scheduler.
+    pub fn scheduler_state(&self) -> Option<SchedulerState> {
+        self.scheduler.as_ref().map(Scheduler::state)
+    }
+
+    /// The current value of a parameter, optimizer state or gradient sum buffer.
     pub fn param(&self, name: &str) -> Option<&[f32]> {
-        self.steps[self.holder].exe.read(name)
+        let &holder = self.holders.get(name)?;
+        self.steps[holder].exe.read(name)
     }
 
     /// Overwrites a parameter (or state buffer) by name.
     pub fn set_param(&mut self, name: &str, data: &[f32]) -> Result<(), TrainError> {
-        let holder = self.holder;
+        let Some(&holder) = self.holders.get(name) else {
+            return Err(TrainError::Data(format!(
+                "no parameter or state buffer named `{name}`"
+            )));
+        };
         self.steps[holder]
             .exe
             .write(name, data)
@@ -152,12 +311,16 @@ impl Trainer {
     pub fn params(&self) -> Vec<NamedTensor> {
         self.param_info()
             .iter()
-            .map(|p| NamedTensor {
-                name: p.name.clone(),
-                shape: p.shape.clone(),
-                data: self.param(&p.name).map(<[f32]>::to_vec).unwrap_or_default(),
-            })
+            .map(|p| self.tensor(&p.name, &p.shape))
             .collect()
+    }
+
+    fn tensor(&self, name: &str, shape: &[usize]) -> NamedTensor {
+        NamedTensor {
+            name: name.to_owned(),
+            shape: shape.to_vec(),
+            data: self.param(name).map(<[f32]>::to_vec).unwrap_or_default(),
+        }
     }
 
     /// Loads initial parameters from a safetensors file with `state_dict`
@@ -168,31 +331,39 @@ impl Trainer {
             path: path.to_path_buf(),
             message,
         };
-        let expected = self.param_info().to_vec();
-        for t in &tensors {
+        self.check_params(&tensors).map_err(err)?;
+        for t in tensors {
+            self.set_param(&t.name, &t.data)?;
+        }
+        Ok(())
+    }
+
+    /// Checks that `tensors` are exactly the model's parameters with their shapes.
+    fn check_params(&self, tensors: &[NamedTensor]) -> Result<(), String> {
+        let expected = self.param_info();
+        for t in tensors {
             if !expected.iter().any(|p| p.name == t.name) {
                 let names: Vec<&str> = expected.iter().map(|p| p.name.as_str()).collect();
-                return Err(err(format!(
+                return Err(format!(
                     "tensor `{}` is not a parameter of this model; its parameters are {}",
                     t.name,
                     names.join(", ")
-                )));
+                ));
             }
         }
-        for p in &expected {
+        for p in expected {
             let Some(t) = tensors.iter().find(|t| t.name == p.name) else {
-                return Err(err(format!(
+                return Err(format!(
                     "missing tensor `{}` of shape {:?}",
                     p.name, p.shape
-                )));
+                ));
             };
             if t.shape != p.shape {
-                return Err(err(format!(
+                return Err(format!(
                     "tensor `{}` has shape {:?}, the model needs {:?}",
                     p.name, t.shape, p.shape
-                )));
+                ));
             }
-            self.set_param(&p.name, &t.data)?;
         }
         Ok(())
     }
@@ -231,29 +402,58 @@ impl Trainer {
         s.graph.shape(out).last().copied().unwrap_or(1)
     }
 
-    /// Runs one training step (forward, loss, backward, update) on a batch and
-    /// returns its loss, computed before the update.
+    /// Runs one training step on a batch — forward, loss, backward, then the update once
+    /// `train.accumulate` batches' gradients are summed (every batch by default) — and
+    /// returns the batch's loss, computed before any update. An update steps a scheduler
+    /// with `interval: step`.
     pub fn step(&mut self, features: &[f32], targets: &BatchTargets) -> Result<f32, TrainError> {
+        let update = self.pending + 1 >= self.spec.train.accumulate;
+        self.step_batch(features, targets, update)
+    }
+
+    /// [`Trainer::step`] with the caller deciding whether this batch ends an accumulation:
+    /// `update: true` applies the gradients summed so far plus this batch's even before
+    /// `train.accumulate` batches (the run loop does so at the end of an epoch);
+    /// `update: false` only adds the gradients (ignored with `accumulate: 1`).
+    pub fn step_batch(
+        &mut self,
+        features: &[f32],
+        targets: &BatchTargets,
+        update: bool,
+    ) -> Result<f32, TrainError> {
         let batch = self.batch_of(features)?;
         if let BatchTargets::Classes(indices) = targets {
             self.check_targets(indices, &|row| format!("batch row {row}"))?;
         }
-        let index = match self.steps.iter().position(|c| c.batch == batch) {
+        let kind = if update || self.spec.train.accumulate <= 1 {
+            Kind::Update
+        } else {
+            Kind::Accumulate
+        };
+        let index = match self
+            .steps
+            .iter()
+            .position(|c| c.batch == batch && c.kind == kind)
+        {
             Some(i) => i,
             None => {
-                let compiled = self.compile(batch, true)?;
+                let compiled = self.compile(batch, kind)?;
                 self.steps.push(compiled);
                 self.steps.len() - 1
             }
         };
-        self.move_state_to(index)?;
+        self.sync(index)?;
+        let groups = &self.groups;
         let hypers: Vec<f32> = self.steps[index]
             .step
             .hypers
             .iter()
-            .map(|h| match h {
-                Hyper::Lr { group } => self.lrs[*group],
-                Hyper::Step => (self.step_count + 1) as f32,
+            .map(|h| {
+                hyper_value_by(
+                    *h,
+                    |g| groups.get(g).map(|p| &p.hypers),
+                    self.step_count + 1,
+                )
             })
             .collect();
         let compiled = &mut self.steps[index];
@@ -261,9 +461,36 @@ impl Trainer {
         args.extend(hypers.iter().map(std::slice::from_ref).map(Arg::F32));
         let result = compiled.exe.run(&args);
         result.map_err(|e| self.backend_error(e))?;
-        self.step_count += 1;
         let compiled = &self.steps[index];
-        Ok(compiled.exe.output(compiled.step.loss_output)[0])
+        let loss = compiled.exe.output(compiled.step.loss_output)[0];
+        if kind == Kind::Update {
+            self.step_count += 1;
+            self.pending = 0;
+            if self.scheduler.as_ref().map(Scheduler::interval) == Some(Interval::Step) {
+                self.step_scheduler(None)?;
+            }
+        } else {
+            self.pending += 1;
+        }
+        Ok(loss)
+    }
+
+    /// Tells the scheduler an epoch ended: one with `interval: epoch` steps —
+    /// ReduceLROnPlateau on `metric` (the validation loss, or the epoch's mean training loss).
+    pub fn end_epoch(&mut self, metric: f64) -> Result<(), TrainError> {
+        if self.scheduler.as_ref().map(Scheduler::interval) == Some(Interval::Epoch) {
+            self.step_scheduler(Some(metric))?;
+        }
+        Ok(())
+    }
+
+    fn step_scheduler(&mut self, metric: Option<f64>) -> Result<(), TrainError> {
+        let Some(mut scheduler) = self.scheduler.take() else {
+            return Ok(());
+        };
+        let result = self.with_live_groups(|g| scheduler.step(g, metric));
+        self.scheduler = Some(scheduler);
+        Ok(result?)
     }
 
     fn batch_of(&self, features: &[f32]) -> Result<usize, TrainError> {
@@ -277,31 +504,240 @@ impl Trainer {
         Ok(features.len() / per_sample)
     }
 
-    /// Names of every persistent buffer: parameters, then optimizer state.
-    fn persistent_names(&self) -> Vec<String> {
-        let s = &self.steps[0].step;
-        s.params
-            .iter()
-            .map(|p| p.name.clone())
-            .chain(s.state.iter().map(|(n, _)| n.clone()))
-            .collect()
-    }
-
-    fn move_state_to(&mut self, index: usize) -> Result<(), TrainError> {
-        if index == self.holder {
+    /// Brings the newest value of every buffer executable `index` uses into it.
+    fn sync(&mut self, index: usize) -> Result<(), TrainError> {
+        if self.synced == Some(index) {
             return Ok(());
         }
-        for name in self.persistent_names() {
-            let data = self.steps[self.holder].exe.read(&name).map(<[f32]>::to_vec);
-            if let Some(data) = data {
-                self.steps[index]
-                    .exe
-                    .write(&name, &data)
-                    .map_err(|e| self.backend_error(e))?;
+        for name in self.steps[index].buffers.clone() {
+            if let Some(&holder) = self.holders.get(&name) {
+                if holder != index {
+                    let data = self.steps[holder].exe.read(&name).map(<[f32]>::to_vec);
+                    if let Some(data) = data {
+                        self.steps[index]
+                            .exe
+                            .write(&name, &data)
+                            .map_err(|e| self.backend_error(e))?;
+                    }
+                }
+            }
+            self.holders.insert(name, index);
+        }
+        self.synced = Some(index);
+        Ok(())
+    }
+
+    /// The parameters, optimizer and scheduler as they are now (PyTorch's `model.state_dict()`,
+    /// `optimizer.state_dict()`, `scheduler.state_dict()`).
+    pub fn state_dict(&self) -> TrainerState {
+        let step = &self.steps[0].step;
+        let param_groups = self
+            .live
+            .iter()
+            .map(|&g| GroupState {
+                params: step
+                    .params
+                    .iter()
+                    .zip(&step.groups)
+                    .filter(|(_, &pg)| pg == g)
+                    .map(|(p, _)| p.name.clone())
+                    .collect(),
+                hypers: self.groups[g].hypers.clone(),
+                keys: self.groups[g].keys.clone(),
+            })
+            .collect();
+        let accumulated = if self.pending > 0 {
+            step.accumulators
+                .iter()
+                .map(|(n, s)| self.tensor(n, s))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        TrainerState {
+            params: self.params(),
+            optimizer: OptimizerState {
+                defaults: self.spec.optimizer.kind.clone(),
+                param_groups,
+                state: step.state.iter().map(|(n, s)| self.tensor(n, s)).collect(),
+                step: self.step_count,
+                pending_batches: self.pending,
+                accumulated,
+            },
+            scheduler: self.scheduler_state(),
+        }
+    }
+
+    /// Continues from `state` (from [`Trainer::state_dict`] or a checkpoint): a state that
+    /// does not fit this spec — other parameters or shapes, another optimizer or other
+    /// groups or settings, another scheduler — is an error naming what differs, and changes
+    /// nothing.
+    pub fn load_state_dict(&mut self, state: &TrainerState) -> Result<(), TrainError> {
+        self.load_state(state, "state_dict")
+    }
+
+    /// [`Trainer::load_state_dict`] with `what` naming the state's origin in messages.
+    pub(crate) fn load_state(
+        &mut self,
+        state: &TrainerState,
+        what: &str,
+    ) -> Result<(), TrainError> {
+        let fail = |message: String| TrainError::Checkpoint {
+            what: what.to_owned(),
+            message,
+        };
+        self.check_params(&state.params).map_err(&fail)?;
+        self.check_optimizer(&state.optimizer).map_err(&fail)?;
+        let mut scheduler = self.scheduler.clone();
+        match (&mut scheduler, &state.scheduler) {
+            (None, None) => {}
+            (Some(s), Some(saved)) => s.load_state(saved).map_err(|e| fail(e.to_string()))?,
+            (None, Some(saved)) => {
+                return Err(fail(format!(
+                    "it has a {} scheduler and the spec has none; add the same `scheduler:` to the spec",
+                    saved.type_name
+                )))
+            }
+            (Some(s), None) => {
+                return Err(fail(format!(
+                    "the spec has a {} scheduler and the checkpoint has none; remove `scheduler:` from the spec",
+                    s.state().type_name
+                )))
             }
         }
-        self.holder = index;
+        for t in state.params.iter().chain(&state.optimizer.state) {
+            self.set_param(&t.name, &t.data)?;
+        }
+        let accumulators = self.steps[0].step.accumulators.clone();
+        for (name, shape) in &accumulators {
+            let zeros = vec![0.0; shape.iter().product()];
+            let sum = state.optimizer.accumulated.iter().find(|t| &t.name == name);
+            self.set_param(name, sum.map_or(&zeros[..], |t| &t.data[..]))?;
+        }
+        for (&g, saved) in self.live.iter().zip(&state.optimizer.param_groups) {
+            self.groups[g] = ParamGroup {
+                hypers: saved.hypers.clone(),
+                keys: saved.keys.clone(),
+            };
+        }
+        self.step_count = state.optimizer.step;
+        self.pending = state.optimizer.pending_batches;
+        self.scheduler = scheduler;
         Ok(())
+    }
+
+    /// Checks that a saved optimizer fits this spec's: type, groups, settings, state buffers.
+    fn check_optimizer(&self, saved: &OptimizerState) -> Result<(), String> {
+        let ours = self.spec.optimizer.kind.type_name();
+        let theirs = saved.defaults.type_name();
+        if ours != theirs {
+            return Err(format!(
+                "it was written by the {theirs} optimizer, the spec's optimizer is {ours}"
+            ));
+        }
+        let current = self.state_dict_groups();
+        if current.len() != saved.param_groups.len() {
+            return Err(format!(
+                "it has {} param groups, the spec makes {}",
+                saved.param_groups.len(),
+                current.len()
+            ));
+        }
+        let cycled = self
+            .spec
+            .scheduler
+            .as_ref()
+            .is_some_and(graphc_nn::sched::cycles_momentum);
+        for (i, ((names, g), saved_group)) in current.iter().zip(&saved.param_groups).enumerate() {
+            if *names != saved_group.params {
+                return Err(format!(
+                    "param group {i} holds {} in the checkpoint, {} with the spec",
+                    saved_group.params.join(", "),
+                    names.join(", ")
+                ));
+            }
+            let spec_group = graphc_nn::group_settings(&self.spec.optimizer, *g);
+            let theirs = saved_group.hypers.hyperparameters();
+            for ((key, ours), (_, theirs)) in spec_group.hyperparameters().iter().zip(&theirs) {
+                let differs = match (key, ours, theirs) {
+                    (&"lr", _, _) => false,
+                    (&"momentum", _, _) if cycled => false,
+                    (&"betas", HyperValue::Pair(_, a), HyperValue::Pair(_, b)) if cycled => a != b,
+                    _ => ours != theirs,
+                };
+                if differs {
+                    return Err(format!(
+                        "param group {i}: {key} is {} in the checkpoint, {} in the spec",
+                        show(theirs),
+                        show(ours)
+                    ));
+                }
+            }
+        }
+        let step = &self.steps[0].step;
+        for (name, shape) in &step.state {
+            match saved.state.iter().find(|t| &t.name == name) {
+                None => {
+                    return Err(format!(
+                        "optimizer state `{name}` is missing; the spec's {ours} keeps it"
+                    ))
+                }
+                Some(t) if &t.shape != shape => {
+                    return Err(format!(
+                        "optimizer state `{name}` has shape {:?}, the spec needs {shape:?}",
+                        t.shape
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+        if let Some(t) = saved
+            .state
+            .iter()
+            .find(|t| !step.state.iter().any(|(n, _)| *n == t.name))
+        {
+            return Err(format!(
+                "it holds optimizer state `{}` that the spec's {ours} does not keep",
+                t.name
+            ));
+        }
+        let accumulate = self.spec.train.accumulate;
+        if saved.pending_batches >= accumulate.max(1) {
+            return Err(format!(
+                "{} batches of gradients are pending, but the spec updates every {accumulate} (train.accumulate)",
+                saved.pending_batches
+            ));
+        }
+        for t in &saved.accumulated {
+            match step.accumulators.iter().find(|(n, _)| *n == t.name) {
+                Some((_, shape)) if *shape == t.shape => {}
+                _ => {
+                    return Err(format!(
+                        "it holds a gradient sum `{}` that does not fit the model",
+                        t.name
+                    ))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The parameter names of each group that holds parameters, with its `param_groups` index.
+    fn state_dict_groups(&self) -> Vec<(Vec<String>, usize)> {
+        let step = &self.steps[0].step;
+        self.live
+            .iter()
+            .map(|&g| {
+                let names = step
+                    .params
+                    .iter()
+                    .zip(&step.groups)
+                    .filter(|(_, &pg)| pg == g)
+                    .map(|(p, _)| p.name.clone())
+                    .collect();
+                (names, g)
+            })
+            .collect()
     }
 
     /// Loss and accuracy (classifiers) or RMSE (regressors) of the current
@@ -319,7 +755,7 @@ impl Trainer {
             let index = match self.evals.iter().position(|c| c.batch == rows.len()) {
                 Some(i) => i,
                 None => {
-                    let compiled = self.compile(rows.len(), false)?;
+                    let compiled = self.compile(rows.len(), Kind::Eval)?;
                     self.evals.push(compiled);
                     self.evals.len() - 1
                 }
@@ -406,4 +842,19 @@ fn argmax(values: &[f32]) -> usize {
             }
         })
         .0
+}
+
+/// A hyperparameter value as Python prints it in a param group.
+fn show(v: &HyperValue) -> String {
+    match v {
+        HyperValue::Float(x) => format!("{x:?}"),
+        HyperValue::Bool(b) => {
+            if *b {
+                "True".into()
+            } else {
+                "False".into()
+            }
+        }
+        HyperValue::Pair(a, b) => format!("({a:?}, {b:?})"),
+    }
 }
