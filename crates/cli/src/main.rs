@@ -1,9 +1,13 @@
-//! The `graphc` command: `train`, `check`, `graph`. Each subcommand is a thin
-//! shell over the `graphc` library; errors print one line and exit non-zero.
+//! The `graphc` command: `train`, `eval`, `predict`, `plot`, `check`, `graph`, `bench`,
+//! `inspect`, `loss`. Each subcommand is a thin shell over the `graphc` library; errors print
+//! one line and exit non-zero.
 
 mod bench;
+mod eval;
 mod inspect;
 mod loss_cmd;
+mod plot;
+mod predict;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -26,7 +30,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Train the model a spec describes; writes metrics.jsonl and model.safetensors.
+    /// Train the model a spec describes; writes metrics.jsonl, model.safetensors, loss.svg, checkpoint/.
     Train {
         /// The spec file.
         spec: PathBuf,
@@ -74,6 +78,12 @@ enum Command {
     },
     /// Evaluate a loss on given values (as PyTorch's tutorials do); prints the loss, and with --grad its gradient.
     Loss(Box<loss_cmd::LossArgs>),
+    /// Loss and accuracy (or RMSE) of trained weights on the spec's validation set, training set, or a CSV file.
+    Eval(eval::EvalArgs),
+    /// Predictions of trained weights for the samples of a CSV file, as CSV.
+    Predict(predict::PredictArgs),
+    /// Draw the losses of one or more runs into one SVG.
+    Plot(plot::PlotArgs),
 }
 
 fn main() -> ExitCode {
@@ -89,6 +99,9 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Loss(args) => loss_cmd::run(&args),
+        Command::Eval(args) => eval::run(&args),
+        Command::Predict(args) => predict::run(&args),
+        Command::Plot(args) => plot::run(&args),
         Command::Train {
             spec,
             out,

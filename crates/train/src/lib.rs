@@ -7,8 +7,10 @@
 pub mod checkpoint;
 pub mod data;
 pub mod error;
+pub mod inference;
 pub mod optimizer;
 pub mod plot;
+pub mod progress;
 pub mod run;
 pub mod trainer;
 pub mod weights;
@@ -17,9 +19,13 @@ pub use data::{
     batch_ranges, csv_line, epoch_order, load_csv, load_sets, load_source, read_labels_json,
     split_dataset, write_labels_json, BatchTargets, Dataset, Standardizer, TargetKind, Targets,
 };
-pub use plot::{read_metrics, write_loss_plot, PlotRun};
 pub use error::TrainError;
+pub use inference::{read_features_csv, write_text, EvalData, Labelled, Model};
 pub use optimizer::Optimizer;
-pub use run::{load_data, prepare, resume, train, RunOptions, SpecData, Summary};
-pub use trainer::{Evaluation, GroupState, OptimizerState, Trainer, TrainerState};
+pub use plot::{read_metrics, write_loss_plot, PlotRun};
+pub use run::{
+    check_size, load_data, prepare, resume, train, RunOptions, SpecData, Summary, LABELS_FILE,
+    MODEL_FILE, PLOT_FILE, STANDARDIZE_FILE,
+};
+pub use trainer::{Evaluation, GroupState, OptimizerState, Tally, Trainer, TrainerState};
 pub use weights::{read_safetensors, write_atomic, write_safetensors, NamedTensor};

@@ -1,6 +1,7 @@
-//! `train` and `resume`: the whole run of `graphc train SPEC` — data, loop (gradient
-//! accumulation, scheduler steps), metrics, checkpoints, the final model — with the output
-//! files SPEC.md fixes.
+//! `train` and `resume`: the whole run of `graphc train SPEC` — size and data checks, the
+//! loop (gradient accumulation, scheduler steps, running metrics, progress), checkpoints, the
+//! final model with its class names and standardization statistics, and the loss plot — with
+//! the output files SPEC.md fixes.
 
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
@@ -10,12 +11,15 @@ use std::time::Instant;
 use graphc_ir::Backend;
 use graphc_nn::TargetLayout;
 use graphc_nn::Task;
-use graphc_spec::{InitSpec, OptimizerKind, Spec};
+use graphc_spec::{InitSpec, LayerKind, OptimizerKind, Reduction, Spec};
 
 use crate::checkpoint::{self, BatchOrder, Progress, CHECKPOINT_DIR};
+use crate::progress::{EpochRow, Mode, Reporter};
+use crate::trainer::Tally;
 use crate::{
-    batch_ranges, epoch_order, load_sets, write_safetensors, BatchTargets, Dataset, Evaluation,
-    Standardizer, TargetKind, Targets, TrainError, Trainer,
+    batch_ranges, epoch_order, load_sets, read_metrics, write_labels_json, write_loss_plot,
+    write_safetensors, BatchTargets, Dataset, Evaluation, Standardizer, TargetKind, Targets,
+    TrainError, Trainer,
 };
 
 /// One line of `metrics.jsonl` per update, keys in SPEC.md's order. `loss` is the mean of
@@ -93,6 +97,8 @@ pub struct SpecData {
     pub valid: Option<Dataset>,
     /// How targets reach the loss.
     pub layout: TargetLayout,
+    /// The statistics the features were standardized with (`standardize: true`).
+    pub standardizer: Option<Standardizer>,
 }
 
 /// Loads the spec's data (paths relative to `base_dir`), standardizes it when
@@ -103,25 +109,17 @@ pub fn load_data(spec: &Spec, base_dir: &Path) -> Result<SpecData, TrainError> {
         _ => TargetKind::Float,
     };
     let (mut train, mut valid) = load_sets(&spec.data, base_dir, kind, spec.seed)?;
-    if spec.data.standardize {
+    for data in std::iter::once(&train).chain(valid.iter()) {
+        check_features(spec, data)?;
+    }
+    let standardizer = spec.data.standardize.then(|| {
         let scaler = Standardizer::fit(&train);
         scaler.apply(&mut train);
         if let Some(v) = valid.as_mut() {
             scaler.apply(v);
         }
-    }
-    let per_sample: usize = spec.model.input.iter().product();
-    for data in std::iter::once(&train).chain(valid.iter()) {
-        if data.num_features() != per_sample {
-            return Err(TrainError::Data(format!(
-                "model.input is {:?} ({per_sample} values per sample) but {} has {} feature columns ({}); set model.input or data features to match",
-                spec.model.input,
-                data.origin.features,
-                data.num_features(),
-                data.feature_names.join(", ")
-            )));
-        }
-    }
+        scaler
+    });
     let layout = match &train.targets {
         Targets::Classes { .. } => TargetLayout::Classes,
         Targets::Floats { width, .. } => TargetLayout::Floats { width: *width },
@@ -130,6 +128,128 @@ pub fn load_data(spec: &Spec, base_dir: &Path) -> Result<SpecData, TrainError> {
         train,
         valid,
         layout,
+        standardizer,
+    })
+}
+
+/// Checks that a data set has as many features per sample as `model.input` holds.
+pub fn check_features(spec: &Spec, data: &Dataset) -> Result<(), TrainError> {
+    let per_sample: usize = spec.model.input.iter().product();
+    if data.num_features() == per_sample {
+        return Ok(());
+    }
+    let names = &data.feature_names;
+    let mut listed: Vec<String> = names.iter().take(8).cloned().collect();
+    if names.len() > 8 {
+        listed.push(format!("… ({} more)", names.len() - 8));
+    }
+    Err(TrainError::Data(format!(
+        "model.input is {:?} ({per_sample} values per sample) but {} has {} feature columns ({}); set model.input or data features to match",
+        spec.model.input,
+        data.origin.features,
+        data.num_features(),
+        listed.join(", ")
+    )))
+}
+
+/// Most bytes one training step may need when the machine's memory is unknown.
+const DEFAULT_MEMORY_LIMIT: u128 = 16 << 30;
+
+/// The values (activations) one sample makes in a forward pass: its input and every layer's
+/// output, counted from the spec alone (no graph is built, so absurd sizes cannot allocate).
+pub fn activations_per_sample(spec: &Spec) -> u128 {
+    layer_sizes(spec).iter().map(|l| l.outputs).sum::<u128>()
+        + spec
+            .model
+            .input
+            .iter()
+            .map(|&d| d as u128)
+            .product::<u128>()
+}
+
+/// Per layer: output values per sample and parameters.
+struct LayerSize {
+    outputs: u128,
+    params: u128,
+}
+
+fn layer_sizes(spec: &Spec) -> Vec<LayerSize> {
+    let mut shape: Vec<u128> = spec.model.input.iter().map(|&d| d as u128).collect();
+    spec.model
+        .layers
+        .iter()
+        .map(|layer| {
+            let mut params = 0;
+            if let LayerKind::Linear { out, bias } = &layer.kind {
+                let input = shape.last().copied().unwrap_or(1);
+                let out = *out as u128;
+                params = input.saturating_mul(out) + if *bias { out } else { 0 };
+                match shape.last_mut() {
+                    Some(last) => *last = out,
+                    None => shape.push(out),
+                }
+            }
+            LayerSize {
+                outputs: shape.iter().fold(1u128, |a, &d| a.saturating_mul(d)),
+                params,
+            }
+        })
+        .collect()
+}
+
+/// The machine's physical memory from `/proc/meminfo`, else [`DEFAULT_MEMORY_LIMIT`].
+fn memory_limit() -> u128 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kib: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kib * 1024)
+        })
+        .unwrap_or(DEFAULT_MEMORY_LIMIT)
+}
+
+/// Refuses a spec whose training step cannot fit in memory, before anything is allocated:
+/// 4-byte values for each parameter, its gradient and up to two optimizer buffers, and for a
+/// batch of `data.batch_size` samples each activation and its gradient. The message names
+/// the layer that needs the most.
+pub fn check_size(spec: &Spec) -> Result<(), TrainError> {
+    check_size_within(spec, memory_limit())
+}
+
+/// [`check_size`] against a given limit in bytes.
+pub fn check_size_within(spec: &Spec, limit: u128) -> Result<(), TrainError> {
+    let batch = spec.data.batch_size as u128;
+    let input: u128 = spec.model.input.iter().map(|&d| d as u128).product();
+    let layer_bytes = |l: &LayerSize| {
+        l.params
+            .saturating_mul(16)
+            .saturating_add(batch.saturating_mul(l.outputs).saturating_mul(8))
+    };
+    let sizes = layer_sizes(spec);
+    let total = sizes.iter().map(layer_bytes).fold(
+        batch.saturating_mul(input).saturating_mul(4),
+        u128::saturating_add,
+    );
+    if total <= limit {
+        return Ok(());
+    }
+    let what = match sizes.iter().enumerate().max_by_key(|(_, l)| layer_bytes(l)) {
+        Some((index, _)) => {
+            let layer = &spec.model.layers[index];
+            let kind = match &layer.kind {
+                LayerKind::Linear { out, .. } => format!("linear, out {out}"),
+                _ => graphc_nn::layer_type(layer).to_owned(),
+            };
+            format!("model.layers[{index}] ({kind})")
+        }
+        None => "model.input".to_owned(),
+    };
+    Err(TrainError::TooLarge {
+        what,
+        bytes: total,
+        batch: spec.data.batch_size,
+        limit,
     })
 }
 
@@ -153,8 +273,9 @@ pub fn prepare(
     Ok(trainer)
 }
 
-/// Runs the spec at `spec_path` to its end and writes `metrics.jsonl`, `model.safetensors`
-/// and `checkpoint/` into `options.out_dir`.
+/// Runs the spec at `spec_path` to its end and writes `metrics.jsonl`, `model.safetensors`,
+/// `checkpoint/`, `loss.svg`, and `labels.json` (text class labels) and `standardize.json`
+/// (`standardize: true`) into `options.out_dir`.
 pub fn train(spec_path: &Path, options: RunOptions) -> Result<Summary, TrainError> {
     run(spec_path, options, None)
 }
@@ -179,6 +300,7 @@ fn run(
 ) -> Result<Summary, TrainError> {
     let started = Instant::now();
     let spec = graphc_spec::parse_file(spec_path)?;
+    check_size(&spec)?;
     let base_dir = spec_path.parent().unwrap_or(Path::new("."));
     let data = load_data(&spec, base_dir)?;
     let mut trainer = prepare(&spec, base_dir, &data, options.backend)?;
@@ -210,10 +332,21 @@ fn run(
         if let Some(message) = saved.order.difference(&order) {
             return Err(TrainError::Checkpoint { what, message });
         }
-        trainer.load_state(&saved.state, &what)?;
+        trainer
+            .load_state(&saved.state, &what)
+            .map_err(|e| match e {
+                TrainError::Checkpoint { what, message } if !message.contains("; ") => {
+                    TrainError::Checkpoint {
+                        what,
+                        message: format!("{message}; resume with the spec that wrote the checkpoint, or train without --resume"),
+                    }
+                }
+                other => other,
+            })?;
         progress = saved.progress;
     }
 
+    // The output directory is made and checked before the first step.
     let out = &options.out_dir;
     std::fs::create_dir_all(out).map_err(|e| {
         TrainError::io(
@@ -240,6 +373,26 @@ fn run(
     let mut targets = BatchTargets::Floats(Vec::new());
     let max_steps = spec.train.steps.unwrap_or(u64::MAX);
     let max_epochs = spec.train.epochs.unwrap_or(u64::MAX);
+    let task = trainer.task();
+    let all_ignored_is_nan = match task {
+        Task::MultiClass {
+            ignore_index: Some(i),
+        } if loss_reduction(&spec) == Reduction::Mean => Some(i),
+        _ => None,
+    };
+    let updates_per_epoch = batch_count.div_ceil(accumulate) as u64;
+    let total_steps = match (spec.train.steps, spec.train.epochs) {
+        (Some(s), Some(e)) => Some(s.min(e.saturating_mul(updates_per_epoch))),
+        (Some(s), None) => Some(s),
+        (None, Some(e)) => Some(e.saturating_mul(updates_per_epoch)),
+        (None, None) => None,
+    };
+    let mut reporter = Reporter::new(
+        Mode::detect(options.quiet),
+        total_steps,
+        trainer.step_count(),
+        spec.train.epochs,
+    );
     let mut epoch = progress.epoch;
     // Batches of the pending accumulation (their losses make the update's loss).
     let mut pending = trainer.pending_batches();
@@ -248,29 +401,47 @@ fn run(
         epoch += 1;
         if batch_count == 0 {
             return Err(TrainError::Data(format!(
-                "epoch {epoch} has no batch: {n} samples with batch_size {} and drop_last",
+                "epoch {epoch} has no batch: {n} samples with batch_size {} and drop_last; lower batch_size or set drop_last: false",
                 spec.data.batch_size
             )));
         }
         let visit = epoch_order(n, spec.data.shuffle, spec.seed, epoch - 1);
         let first = progress.batch as usize;
+        // Running accuracy or squared error of this epoch's batches (from this process on).
+        let mut tally = Tally::default();
         for (b, range) in batches.clone().enumerate().skip(first) {
             if trainer.step_count() >= max_steps {
                 break;
             }
-            data.train
-                .gather(&visit[range], &mut features, &mut targets);
+            let rows = &visit[range];
+            data.train.gather(rows, &mut features, &mut targets);
             let update = pending + 1 >= accumulate || b + 1 == batch_count;
+            let step = trainer.step_count() + 1;
+            if let (Some(ignore_index), BatchTargets::Classes(y)) = (all_ignored_is_nan, &targets) {
+                if y.iter().all(|&t| t == ignore_index) {
+                    metrics.flush().map_err(write_err)?;
+                    return Err(TrainError::AllIgnored {
+                        epoch,
+                        batch: b as u64 + 1,
+                        step,
+                        ignore_index,
+                        rows: row_list(&data.train, rows),
+                    });
+                }
+            }
             let lr = trainer.lrs();
             let loss = trainer.step_batch(&features, &targets, update)?;
             if !loss.is_finite() {
                 metrics.flush().map_err(write_err)?;
                 return Err(TrainError::Diverged {
-                    step: trainer.step_count() + u64::from(!update),
+                    step,
                     epoch,
                     loss,
-                    hint: "lower optimizer.lr, or check the data for extreme values (every target of this batch may be ignore_index)",
+                    lr: lr.get(metrics_group).copied().unwrap_or(f64::NAN),
                 });
+            }
+            if let Some(output) = trainer.last_output() {
+                tally.add(task, output, &targets, rows.len());
             }
             progress.batch = b as u64 + 1;
             progress.epoch_loss_sum += f64::from(loss);
@@ -290,18 +461,15 @@ fn run(
                 progress.last_loss = Some(loss);
                 progress.pending_loss_sum = 0.0;
                 pending = 0;
+                reporter.step(trainer.step_count(), epoch, loss);
             }
         }
         let finished = progress.batch as usize == batch_count;
         let mean_loss = progress.epoch_loss_sum / progress.batch.max(1) as f64;
-        let mut line = format!("epoch {epoch}: loss {mean_loss:.4}");
         let mut metric = mean_loss;
+        let mut valid_eval = None;
         if let Some(valid) = &data.valid {
             let e = trainer.evaluate(valid)?;
-            line += &format!(", valid loss {:.4}", e.loss);
-            if let Some(a) = e.accuracy {
-                line += &format!(", valid accuracy {:.1}%", a * 100.0);
-            }
             let valid_line = ValidLine {
                 epoch,
                 valid_loss: e.loss,
@@ -311,10 +479,13 @@ fn run(
             progress.metrics_bytes +=
                 write_json_line(&mut metrics, &valid_line).map_err(write_err)?;
             metric = f64::from(e.loss);
+            valid_eval = Some(e);
         }
-        if !options.quiet {
-            eprintln!("{line}");
-        }
+        reporter.epoch(EpochRow {
+            epoch,
+            train: tally.evaluation(task, mean_loss as f32),
+            valid: valid_eval,
+        });
         if !finished {
             // Stopped by train.steps inside the epoch: the position stays inside it.
             progress.epoch = epoch - 1;
@@ -335,10 +506,15 @@ fn run(
         }
     }
     metrics.flush().map_err(write_err)?;
-    write_safetensors(&out.join("model.safetensors"), &trainer.params())?;
+    drop(metrics);
+    write_model_files(out, &data)?;
+    write_safetensors(&out.join(MODEL_FILE), &trainer.params())?;
     if checkpointed != Some((progress.epoch, progress.batch)) {
         checkpoint::write(&checkpoint_dir, &trainer.state_dict(), &progress, &order)?;
     }
+    let run = read_metrics(out)?;
+    write_loss_plot(&out.join(PLOT_FILE), &[run])?;
+    reporter.finish();
     let train_eval = trainer.evaluate(&data.train)?;
     Ok(Summary {
         steps: trainer.step_count(),
@@ -347,6 +523,59 @@ fn run(
         train: train_eval,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The trained parameters in a run directory.
+pub const MODEL_FILE: &str = "model.safetensors";
+/// The class names of a run whose training targets were text labels, in index order.
+pub const LABELS_FILE: &str = "labels.json";
+/// The standardization statistics of a run with `standardize: true`.
+pub const STANDARDIZE_FILE: &str = "standardize.json";
+/// The loss plot of a run.
+pub const PLOT_FILE: &str = "loss.svg";
+
+/// Writes what `eval` and `predict` need besides the weights: `labels.json` when the training
+/// targets had class names, `standardize.json` when the features were standardized; a stale
+/// one from an earlier run in the same directory is removed.
+fn write_model_files(out: &Path, data: &SpecData) -> Result<(), TrainError> {
+    let labels = out.join(LABELS_FILE);
+    match data.train.class_names() {
+        Some(names) => write_labels_json(&labels, names)?,
+        None => remove_stale(&labels)?,
+    }
+    let stats = out.join(STANDARDIZE_FILE);
+    match &data.standardizer {
+        Some(s) => s.save(&stats)?,
+        None => remove_stale(&stats)?,
+    }
+    Ok(())
+}
+
+/// Removes a file left by an earlier run, if there is one.
+fn remove_stale(path: &Path) -> Result<(), TrainError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(TrainError::io(
+            "remove the stale",
+            path,
+            &e,
+            "remove it by hand or choose another --out directory",
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The rows of a batch for a message: the first three locations and how many there are.
+fn row_list(data: &Dataset, rows: &[usize]) -> String {
+    let mut shown: Vec<String> = rows.iter().take(3).map(|&r| data.row_location(r)).collect();
+    if rows.len() > 3 {
+        shown.push(format!("… ({} rows)", rows.len()));
+    }
+    shown.join(", ")
+}
+
+/// The spec's loss reduction.
+fn loss_reduction(spec: &Spec) -> Reduction {
+    crate::trainer::reduction(&spec.loss)
 }
 
 /// The group whose learning rate `metrics.jsonl`'s `lr` shows, as an index into
@@ -388,4 +617,52 @@ fn write_json_line(out: &mut impl Write, line: &impl serde::Serialize) -> std::i
     text.push(b'\n');
     out.write_all(&text)?;
     Ok(text.len() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(layers: &str, batch: usize) -> Spec {
+        let text = format!(
+            "data: {{train: {{csv: d.csv, target: y}}, batch_size: {batch}}}\n\
+             model: {{input: [4], layers: [{layers}]}}\n\
+             loss: {{type: mse}}\noptimizer: {{type: sgd, lr: 0.1}}\ntrain: {{epochs: 1}}\n"
+        );
+        graphc_spec::parse_str(&text, Path::new("s.yaml")).unwrap()
+    }
+
+    #[test]
+    fn activations_count_the_input_and_every_layer_output_per_sample() {
+        let s = spec(
+            "{type: linear, out: 16}, {type: relu}, {type: linear, out: 3}",
+            8,
+        );
+        assert_eq!(activations_per_sample(&s), 4 + 16 + 16 + 3);
+    }
+
+    #[test]
+    fn size_check_counts_parameters_and_batch_activations_and_names_the_largest_layer() {
+        let s = spec(
+            "{type: linear, out: 16}, {type: relu}, {type: linear, out: 3}",
+            8,
+        );
+        // Parameters 4·16+16 + 16·3+3 = 131 → 16 bytes each; activations (16+16+3)·8 → 8
+        // bytes each and their gradients; the input batch 4·8 → 4 bytes.
+        let bytes = 131 * 16 + 35 * 8 * 8 + 4 * 8 * 4;
+        assert!(check_size_within(&s, bytes).is_ok());
+        let msg = check_size_within(&s, bytes - 1).unwrap_err().to_string();
+        assert!(
+            msg.contains("the largest part is model.layers[0] (linear, out 16)")
+                && msg.contains("a batch of 8"),
+            "{msg}"
+        );
+        let huge = spec("{type: linear, out: 1000000000000}", 1);
+        assert!(
+            check_size_within(&huge, u128::MAX >> 1).is_ok(),
+            "no overflow"
+        );
+        let msg = check_size(&huge).unwrap_err().to_string();
+        assert!(msg.contains("TiB"), "{msg}");
+    }
 }

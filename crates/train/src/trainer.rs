@@ -19,7 +19,7 @@ use graphc_nn::{
     initial_groups, ParamInfo, StepGraph, TargetLayout,
 };
 use graphc_nn::{task_of, Task};
-use graphc_spec::{HyperValue, Interval, OptimizerKind, Spec};
+use graphc_spec::{HyperValue, Interval, LossSpec, OptimizerKind, Reduction, Spec};
 
 use crate::{read_safetensors, BatchTargets, Dataset, NamedTensor, TrainError};
 
@@ -32,6 +32,8 @@ enum Kind {
     Accumulate,
     /// Forward and loss only.
     Eval,
+    /// Forward and the loss with `reduction: none` (one loss per sample or element).
+    PerSample,
 }
 
 /// One step graph compiled for one batch size.
@@ -117,6 +119,8 @@ pub struct Trainer {
     step_count: u64,
     /// Batches accumulated since the last update.
     pending: usize,
+    /// The index in `steps` of the executable that ran the last batch (for its output).
+    last_step: Option<usize>,
 }
 
 /// Largest batch the evaluator runs at once; larger data sets go in chunks.
@@ -148,6 +152,7 @@ impl Trainer {
             scheduler: None,
             step_count: 0,
             pending: 0,
+            last_step: None,
         };
         let batch = trainer.spec.data.batch_size;
         let compiled = trainer.compile(batch, Kind::Update)?;
@@ -190,6 +195,11 @@ impl Trainer {
             Kind::Update => build_step(&self.spec, batch, self.layout)?,
             Kind::Accumulate => build_accumulate_step(&self.spec, batch, self.layout)?,
             Kind::Eval => build_eval(&self.spec, batch, self.layout)?,
+            Kind::PerSample => {
+                let mut spec = self.spec.clone();
+                set_reduction(&mut spec.loss, Reduction::None);
+                build_eval(&spec, batch, self.layout)?
+            }
         };
         graphc_opt::optimize(&mut step.graph).map_err(|e| self.backend_error(e))?;
         let exe = self
@@ -200,7 +210,7 @@ impl Trainer {
         if kind == Kind::Update {
             buffers.extend(step.state.iter().map(|(n, _)| n.clone()));
         }
-        if kind != Kind::Eval {
+        if kind == Kind::Update || kind == Kind::Accumulate {
             buffers.extend(step.accumulators.iter().map(|(n, _)| n.clone()));
         }
         Ok(Compiled {
@@ -387,7 +397,7 @@ impl Trainer {
                     None => String::new(),
                 };
                 return Err(TrainError::Data(format!(
-                    "{}: class index {c} is outside [0, {classes}) for a model with {classes} outputs{note}",
+                    "{}: class index {c} is outside [0, {classes}) for a model with {classes} outputs{note}; fix the label, or give the last layer as many outputs as there are classes",
                     describe_row(row)
                 )));
             }
@@ -461,6 +471,7 @@ impl Trainer {
         args.extend(hypers.iter().map(std::slice::from_ref).map(Arg::F32));
         let result = compiled.exe.run(&args);
         result.map_err(|e| self.backend_error(e))?;
+        self.last_step = Some(index);
         let compiled = &self.steps[index];
         let loss = compiled.exe.output(compiled.step.loss_output)[0];
         if kind == Kind::Update {
@@ -743,19 +754,93 @@ impl Trainer {
     /// Loss and accuracy (classifiers) or RMSE (regressors) of the current
     /// parameters on a whole data set, without updating anything.
     pub fn evaluate(&mut self, data: &Dataset) -> Result<Evaluation, TrainError> {
-        let n = data.len();
+        let task = task_of(&self.spec.loss);
+        let mut tally = Tally::default();
         let mut loss_sum = 0.0f64;
-        let (mut correct, mut counted, mut squared) = (0usize, 0usize, 0.0f64);
+        self.for_each_chunk(data, Kind::Eval, |exe, step, rows, targets| {
+            loss_sum += f64::from(exe.output(step.loss_output)[0]) * rows as f64;
+            tally.add(task, exe.output(step.model_output), targets, rows);
+        })?;
+        let n = data.len();
+        let loss = if n == 0 {
+            f64::NAN
+        } else {
+            loss_sum / n as f64
+        };
+        Ok(tally.evaluation(task, loss as f32))
+    }
+
+    /// The loss of every sample of `data` (PyTorch's loss with `reduction="none"`), in order;
+    /// for a loss with one value per output element (`mse`, `bce`, ...), a sample's loss is
+    /// the sum of its elements with `reduction: sum` in the spec, else their mean.
+    pub fn per_sample_losses(&mut self, data: &Dataset) -> Result<Vec<f32>, TrainError> {
+        let sum = reduction(&self.spec.loss) == Reduction::Sum;
+        let mut losses = Vec::with_capacity(data.len());
+        self.for_each_chunk(data, Kind::PerSample, |exe, step, rows, _| {
+            let values = exe.output(step.loss_output);
+            let width = values.len() / rows.max(1);
+            for sample in values.chunks(width.max(1)).take(rows) {
+                let total: f64 = sample.iter().map(|&v| f64::from(v)).sum();
+                let value = if sum {
+                    total
+                } else {
+                    total / sample.len() as f64
+                };
+                losses.push(value as f32);
+            }
+        })?;
+        Ok(losses)
+    }
+
+    /// The model's outputs for the samples of `data` (its targets are not used), row-major,
+    /// with the number of outputs per sample.
+    pub fn predict(&mut self, data: &Dataset) -> Result<(Vec<f32>, usize), TrainError> {
+        let mut outputs = Vec::new();
+        let mut width = 0;
+        self.for_each_chunk(data, Kind::Eval, |exe, step, rows, _| {
+            let out = exe.output(step.model_output);
+            width = out.len() / rows.max(1);
+            outputs.extend_from_slice(out);
+        })?;
+        Ok((outputs, width))
+    }
+
+    /// The model output of the last batch [`Trainer::step_batch`] ran (before its update),
+    /// row-major; `None` before the first step.
+    pub fn last_output(&self) -> Option<&[f32]> {
+        let compiled = &self.steps[self.last_step?];
+        Some(compiled.exe.output(compiled.step.model_output))
+    }
+
+    /// How the model's outputs are scored: accuracy (classifiers) or RMSE (regressors).
+    pub fn task(&self) -> Task {
+        task_of(&self.spec.loss)
+    }
+
+    /// Runs the forward graph of `kind` (an evaluation kind) on `data` in chunks, with the
+    /// current parameters, calling `f(executable, graph, rows, targets)` after each chunk.
+    fn for_each_chunk(
+        &mut self,
+        data: &Dataset,
+        kind: Kind,
+        mut f: impl FnMut(&dyn Executable, &StepGraph, usize, &BatchTargets),
+    ) -> Result<(), TrainError> {
+        let n = data.len();
+        let chunk = eval_chunk(&self.spec);
         let mut features = Vec::new();
         let mut targets = BatchTargets::Floats(Vec::new());
         let mut start = 0;
         while start < n {
-            let rows: Vec<usize> = (start..n.min(start + EVAL_CHUNK)).collect();
+            let rows: Vec<usize> = (start..n.min(start + chunk)).collect();
             data.gather(&rows, &mut features, &mut targets);
-            let index = match self.evals.iter().position(|c| c.batch == rows.len()) {
+            let index = match self
+                .evals
+                .iter()
+                .position(|c| c.batch == rows.len() && c.kind == kind)
+            {
                 Some(i) => i,
                 None => {
-                    let compiled = self.compile(rows.len(), Kind::Eval)?;
+                    let compiled = self.compile(rows.len(), kind)?;
                     self.evals.push(compiled);
                     self.evals.len() - 1
                 }
@@ -772,54 +857,112 @@ impl Trainer {
             let result = compiled.exe.run(&args);
             result.map_err(|e| self.backend_error(e))?;
             let compiled = &self.evals[index];
-            loss_sum +=
-                f64::from(compiled.exe.output(compiled.step.loss_output)[0]) * rows.len() as f64;
-            let output = compiled.exe.output(compiled.step.model_output);
-            let width = output.len() / rows.len();
-            let task = task_of(&self.spec.loss);
-            match (task, &targets) {
-                (Task::MultiClass { ignore_index }, BatchTargets::Classes(y)) => {
-                    for (row, &t) in y.iter().enumerate() {
-                        if ignore_index != Some(t) {
-                            counted += 1;
-                            correct += usize::from(
-                                argmax(&output[row * width..(row + 1) * width]) as i64 == t,
-                            );
-                        }
-                    }
-                }
-                (Task::MultiClass { .. }, BatchTargets::Floats(y)) => {
-                    for row in 0..rows.len() {
-                        let r = row * width..(row + 1) * width;
-                        counted += 1;
-                        correct += usize::from(argmax(&output[r.clone()]) == argmax(&y[r]));
-                    }
-                }
-                (Task::Binary { from_logits }, BatchTargets::Floats(y)) => {
-                    let threshold = if from_logits { 0.0 } else { 0.5 };
-                    for (&o, &t) in output.iter().zip(y) {
-                        counted += 1;
-                        correct += usize::from((o > threshold) == (t >= 0.5));
-                    }
-                }
-                (Task::Regression, BatchTargets::Floats(y)) => {
-                    for (&o, &t) in output.iter().zip(y) {
-                        counted += 1;
-                        squared += f64::from(o - t).powi(2);
-                    }
-                }
-                (_, BatchTargets::Classes(_)) => {}
-            }
+            f(compiled.exe.as_ref(), &compiled.step, rows.len(), &targets);
             start += rows.len();
         }
-        let classification = task_of(&self.spec.loss) != Task::Regression;
-        let ratio = |a: f64, b: usize| if b == 0 { f64::NAN } else { a / b as f64 };
-        Ok(Evaluation {
-            loss: ratio(loss_sum, n) as f32,
-            accuracy: classification.then(|| ratio(correct as f64, counted) as f32),
-            rmse: (!classification).then(|| ratio(squared, counted).sqrt() as f32),
-        })
+        Ok(())
     }
+}
+
+/// Running accuracy (classifiers) or squared error (regressors) of model outputs against
+/// targets, added up batch by batch; as [`Trainer::evaluate`] scores a data set.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Tally {
+    correct: usize,
+    counted: usize,
+    squared: f64,
+}
+
+impl Tally {
+    /// Adds one batch of `rows` samples: `output` is the model output, row-major.
+    /// `ignore_index` samples are not counted; a class is the argmax (the first on ties, as
+    /// `torch.argmax`); a binary output is true above 0 (logits) or 0.5 (probabilities).
+    pub fn add(&mut self, task: Task, output: &[f32], targets: &BatchTargets, rows: usize) {
+        if rows == 0 || output.is_empty() {
+            return;
+        }
+        let width = output.len() / rows;
+        match (task, targets) {
+            (Task::MultiClass { ignore_index }, BatchTargets::Classes(y)) => {
+                for (&t, out) in y.iter().zip(output.chunks_exact(width.max(1))) {
+                    if ignore_index != Some(t) {
+                        self.counted += 1;
+                        self.correct += usize::from(argmax(out) as i64 == t);
+                    }
+                }
+            }
+            (Task::MultiClass { .. }, BatchTargets::Floats(y)) => {
+                let pairs = output
+                    .chunks_exact(width.max(1))
+                    .zip(y.chunks_exact(width.max(1)));
+                for (out, target) in pairs {
+                    self.counted += 1;
+                    self.correct += usize::from(argmax(out) == argmax(target));
+                }
+            }
+            (Task::Binary { from_logits }, BatchTargets::Floats(y)) => {
+                let threshold = if from_logits { 0.0 } else { 0.5 };
+                for (&o, &t) in output.iter().zip(y) {
+                    self.counted += 1;
+                    self.correct += usize::from((o > threshold) == (t >= 0.5));
+                }
+            }
+            (Task::Regression, BatchTargets::Floats(y)) => {
+                for (&o, &t) in output.iter().zip(y) {
+                    self.counted += 1;
+                    self.squared += f64::from(o - t).powi(2);
+                }
+            }
+            (_, BatchTargets::Classes(_)) => {}
+        }
+    }
+
+    /// The scores so far with `loss`: accuracy for classification tasks, RMSE for
+    /// regression (NaN when nothing was counted).
+    pub fn evaluation(&self, task: Task, loss: f32) -> Evaluation {
+        let classification = task != Task::Regression;
+        let ratio = |a: f64, b: usize| if b == 0 { f64::NAN } else { a / b as f64 };
+        Evaluation {
+            loss,
+            accuracy: classification.then(|| ratio(self.correct as f64, self.counted) as f32),
+            rmse: (!classification).then(|| ratio(self.squared, self.counted).sqrt() as f32),
+        }
+    }
+}
+
+/// A loss's `reduction`.
+pub(crate) fn reduction(loss: &LossSpec) -> Reduction {
+    set_reduction(&mut loss.clone(), Reduction::None)
+}
+
+/// Sets a loss's `reduction`, returning the one it had.
+fn set_reduction(loss: &mut LossSpec, to: Reduction) -> Reduction {
+    match loss {
+        LossSpec::CrossEntropy { reduction, .. }
+        | LossSpec::Nll { reduction, .. }
+        | LossSpec::Bce { reduction, .. }
+        | LossSpec::BceWithLogits { reduction, .. }
+        | LossSpec::Mse { reduction }
+        | LossSpec::L1 { reduction }
+        | LossSpec::SmoothL1 { reduction, .. }
+        | LossSpec::Huber { reduction, .. }
+        | LossSpec::KlDiv { reduction, .. }
+        | LossSpec::PoissonNll { reduction, .. }
+        | LossSpec::SoftMargin { reduction }
+        | LossSpec::MultiLabelSoftMargin { reduction, .. }
+        | LossSpec::MultiMargin { reduction, .. } => std::mem::replace(reduction, to),
+    }
+}
+
+/// Values of activations (and their gradients) one evaluation chunk may hold at most.
+const EVAL_CHUNK_VALUES: u128 = 1 << 26;
+
+/// Samples per evaluation chunk: up to [`EVAL_CHUNK`], fewer for wide models so that a
+/// chunk's activations stay within [`EVAL_CHUNK_VALUES`], and never fewer than one.
+fn eval_chunk(spec: &Spec) -> usize {
+    let per_sample = crate::run::activations_per_sample(spec).max(1);
+    let fit = (EVAL_CHUNK_VALUES / per_sample).max(1);
+    usize::try_from(fit).unwrap_or(EVAL_CHUNK).min(EVAL_CHUNK)
 }
 
 fn targets_arg(targets: &BatchTargets) -> Arg<'_> {
@@ -856,5 +999,72 @@ fn show(v: &HyperValue) -> String {
             }
         }
         HyperValue::Pair(a, b) => format!("({a:?}, {b:?})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tally_counts_argmax_hits_and_skips_ignore_index() {
+        let task = Task::MultiClass {
+            ignore_index: Some(-100),
+        };
+        let mut tally = Tally::default();
+        // Rows: argmax 1 (target 1: hit), argmax 0 (target 2: miss), ignored, tie → first (0).
+        let output = [0.1, 0.9, 0.0, 2.0, 1.0, 0.0, 5.0, 5.0, 5.0, 3.0, 3.0, 1.0];
+        tally.add(
+            task,
+            &output,
+            &BatchTargets::Classes(vec![1, 2, -100, 0]),
+            4,
+        );
+        let e = tally.evaluation(task, 0.5);
+        assert_eq!(e.accuracy, Some(2.0 / 3.0));
+        assert_eq!((e.loss, e.rmse), (0.5, None));
+    }
+
+    #[test]
+    fn tally_thresholds_binary_outputs_and_takes_rmse_of_regressions() {
+        let binary = Task::Binary { from_logits: true };
+        let mut tally = Tally::default();
+        tally.add(
+            binary,
+            &[0.3, -0.2, -1.0, 2.0],
+            &BatchTargets::Floats(vec![1.0, 0.0, 1.0, 0.0]),
+            4,
+        );
+        assert_eq!(tally.evaluation(binary, 0.0).accuracy, Some(0.5));
+        let mut tally = Tally::default();
+        tally.add(
+            Task::Regression,
+            &[1.0, 2.0],
+            &BatchTargets::Floats(vec![0.0, 0.0]),
+            1,
+        );
+        tally.add(
+            Task::Regression,
+            &[3.0, 0.0],
+            &BatchTargets::Floats(vec![3.0, 4.0]),
+            1,
+        );
+        // Squared errors 1, 4, 0, 16 over 4 values.
+        let e = tally.evaluation(Task::Regression, 1.0);
+        assert_eq!(e.rmse, Some(5.25f64.sqrt() as f32));
+        assert_eq!(e.accuracy, None);
+        let empty = Tally::default().evaluation(Task::Regression, 0.0);
+        assert!(empty.rmse.unwrap().is_nan(), "nothing counted");
+    }
+
+    #[test]
+    fn reduction_is_read_and_replaced_for_every_loss() {
+        let mut loss = LossSpec::Huber {
+            delta: 1.0,
+            reduction: Reduction::Sum,
+        };
+        assert_eq!(reduction(&loss), Reduction::Sum);
+        assert_eq!(set_reduction(&mut loss, Reduction::None), Reduction::Sum);
+        assert_eq!(reduction(&loss), Reduction::None);
     }
 }

@@ -148,3 +148,14 @@ fn deeply_nested_npy_header_is_refused_without_recursing() {
     let msg = load_npy(&p, &p, TargetKind::Float).unwrap_err().to_string();
     assert!(msg.contains("nests too deeply"), "{msg}");
 }
+
+/// An empty array whose other dimensions overflow npyz's stride arithmetic
+/// (found by the proptest above) is refused, not a panic.
+#[test]
+fn empty_npy_array_with_huge_other_dimensions_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = npy_header("<f4", false, &[0, 6_148_914_691_236_517_205, 4]);
+    let p = write(dir.path(), "x.npy", &bytes);
+    let msg = load_npy(&p, &p, TargetKind::Float).unwrap_err().to_string();
+    assert!(msg.contains("too large"), "{msg}");
+}

@@ -321,11 +321,13 @@ fn read_header(reader: &mut impl Read) -> Result<Header, String> {
             shape_text(&shape)
         )
     };
-    let count = shape
+    // npyz computes strides from every dimension, so the product of the
+    // non-zero ones must fit too, even when a zero makes the array empty.
+    let bytes_of_nonzero = shape
         .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(too_big)?;
-    if count.checked_mul(elem.size() as usize).is_none() {
+        .filter(|&&d| d != 0)
+        .try_fold(elem.size() as usize, |acc, &d| acc.checked_mul(d));
+    if bytes_of_nonzero.is_none() {
         return Err(too_big());
     }
     Ok(Header {

@@ -1,0 +1,66 @@
+//! `graphc eval SPEC --weights FILE [--data CSV] [--per-sample]`: the loss and accuracy (or
+//! RMSE) of trained weights on the spec's validation set, its training set, or a CSV file;
+//! with `--per-sample`, each sample's loss as CSV.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use graphc::stages::train::{EvalData, Model};
+
+/// The arguments of `graphc eval`.
+#[derive(Args)]
+pub struct EvalArgs {
+    /// The spec file the weights were trained from.
+    pub spec: PathBuf,
+    /// The trained weights: DIR/model.safetensors, or the run directory DIR.
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// A CSV file to evaluate on (default: the spec's validation set, else its training set).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// The target column(s) of --data, when the spec's own data is not CSV.
+    #[arg(long, value_delimiter = ',')]
+    pub target: Option<Vec<String>>,
+    /// Print each sample's loss as CSV (`sample,loss`) on standard output; the summary goes to
+    /// standard error.
+    #[arg(long)]
+    pub per_sample: bool,
+    /// Executor: jit (default) or interp.
+    #[arg(long, default_value = "jit")]
+    pub backend: String,
+}
+
+/// Runs `graphc eval`.
+pub fn run(args: &EvalArgs) -> Result<()> {
+    let kind = crate::backend_kind(&args.backend)?;
+    let model = Model::load(&args.spec, &args.weights)?;
+    let which = match &args.data {
+        Some(path) => EvalData::Csv(path),
+        None => EvalData::Spec,
+    };
+    let set = model.labelled(which, args.target.as_deref())?;
+    let mut trainer = model.compile(&set.data, kind.backend())?;
+    let e = trainer.evaluate(&set.data)?;
+    let mut summary = format!("loss {:.6}", e.loss);
+    if let Some(a) = e.accuracy {
+        summary += &format!(", accuracy {:.2}%", a * 100.0);
+    }
+    if let Some(r) = e.rmse {
+        summary += &format!(", RMSE {r:.6}");
+    }
+    summary += &format!(" on {} ({} samples)", set.name, set.data.len());
+    if args.per_sample {
+        let losses = trainer.per_sample_losses(&set.data)?;
+        let mut text = String::from("sample,loss\n");
+        for (i, l) in losses.iter().enumerate() {
+            text += &format!("{i},{l}\n");
+        }
+        std::io::stdout().lock().write_all(text.as_bytes())?;
+        eprintln!("{summary}");
+    } else {
+        println!("{summary}");
+    }
+    Ok(())
+}

@@ -1,0 +1,46 @@
+//! `graphc predict SPEC --weights FILE --data CSV [--out FILE]`: the trained model's
+//! predictions for the samples of a CSV file, as CSV — class names (from the run's
+//! `labels.json`) or indices for classifiers, values for regressors — written atomically.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+use graphc::stages::train::{write_text, Model};
+
+/// The arguments of `graphc predict`.
+#[derive(Args)]
+pub struct PredictArgs {
+    /// The spec file the weights were trained from.
+    pub spec: PathBuf,
+    /// The trained weights: DIR/model.safetensors, or the run directory DIR.
+    #[arg(long)]
+    pub weights: PathBuf,
+    /// The samples: a CSV file with the spec's feature columns (target columns may be absent).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// Write the predictions to this file (default: standard output).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Executor: jit (default) or interp.
+    #[arg(long, default_value = "jit")]
+    pub backend: String,
+}
+
+/// Runs `graphc predict`.
+pub fn run(args: &PredictArgs) -> Result<()> {
+    let kind = crate::backend_kind(&args.backend)?;
+    let model = Model::load(&args.spec, &args.weights)?;
+    let data = model.unlabelled(&args.data)?;
+    let mut trainer = model.compile(&data, kind.backend())?;
+    let text = model.predictions_csv(&mut trainer, &data)?;
+    match &args.out {
+        Some(path) => {
+            write_text(path, &text)?;
+            eprintln!("wrote {} predictions to {}", data.len(), path.display());
+        }
+        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+    }
+    Ok(())
+}

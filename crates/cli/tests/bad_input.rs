@@ -1,0 +1,455 @@
+//! Bad input through the `graphc` binary, end to end: every case ends with one `error:` line
+//! saying what is wrong, where, and how to fix it, a non-zero exit, no panic, and no output
+//! file left behind (or half-written). Cases already covered by `cli.rs` (malformed YAML,
+//! unknown key, missing CSV, non-numeric cell, class index out of range, divergence) are not
+//! repeated here.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn graphc_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_graphc"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("graphc runs")
+}
+
+/// Writes `files` into a fresh directory and returns it.
+fn scratch(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+/// Asserts a failed run: non-zero exit, one `error:` line, no panic, mentioning each of
+/// `needles`, and returns the message.
+fn assert_clear_failure(o: &Output, needles: &[&str]) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success(), "expected failure, got success: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
+    assert!(err.starts_with("error: "), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "message should mention {n:?}: {err}");
+    }
+    err
+}
+
+/// The files in `dir` (sorted), to check that a failed command left nothing behind.
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+const SPEC: &str = "
+data: {train: {csv: data.csv, target: y}, batch_size: 2}
+model: {input: [2], layers: [{type: linear, out: 3}]}
+loss: {type: cross_entropy}
+optimizer: {type: sgd, lr: 0.1}
+train: {epochs: 2}
+";
+
+const DATA: &str = "a,b,y\n1,2,0\n3,4,1\n5,6,2\n7,8,1\n";
+
+/// Trains `spec` over `data` in a scratch directory with `--out out`; returns the directory
+/// and the run's output.
+fn train(spec: &str, data: &str) -> (tempfile::TempDir, Output) {
+    let dir = scratch(&[("spec.yaml", spec), ("data.csv", data)]);
+    let o = graphc_in(dir.path(), &["train", "spec.yaml", "--out", "out"]);
+    (dir, o)
+}
+
+/// Asserts that a run that failed before training left no output directory.
+fn assert_no_output(dir: &Path) {
+    assert!(
+        !dir.join("out").exists(),
+        "a run that never started leaves no output: {:?}",
+        files_in(&dir.join("out"))
+    );
+}
+
+#[test]
+fn wrong_value_type_names_the_key_position_and_the_expected_type() {
+    let (dir, o) = train(&SPEC.replace("batch_size: 2", "batch_size: two"), DATA);
+    assert_clear_failure(
+        &o,
+        &[
+            "spec.yaml:2:",
+            "data.batch_size",
+            "string \"two\"",
+            "expected a positive integer",
+        ],
+    );
+    assert_no_output(dir.path());
+}
+
+#[test]
+fn missing_spec_file_names_the_path() {
+    let dir = scratch(&[]);
+    let o = graphc_in(dir.path(), &["train", "nowhere.yaml"]);
+    assert_clear_failure(&o, &["nowhere.yaml", "No such file"]);
+}
+
+#[test]
+fn ragged_csv_row_names_the_line_and_both_counts() {
+    let (dir, o) = train(SPEC, "a,b,y\n1,2,0\n3,4\n");
+    assert_clear_failure(
+        &o,
+        &[
+            "data.csv` line 3",
+            "expected 3 fields",
+            "found 2",
+            "fix the row",
+        ],
+    );
+    assert_no_output(dir.path());
+}
+
+#[test]
+fn empty_data_set_says_to_add_rows() {
+    let (dir, o) = train(SPEC, "a,b,y\n");
+    assert_clear_failure(&o, &["data.csv", "no data rows", "add at least one row"]);
+    assert_no_output(dir.path());
+}
+
+#[test]
+fn negative_class_index_that_is_not_ignore_index_names_the_line() {
+    let (dir, o) = train(SPEC, "a,b,y\n1,2,0\n3,4,-1\n");
+    assert_clear_failure(
+        &o,
+        &[
+            "data.csv` line 3",
+            "class index -1 is outside [0, 3)",
+            "not ignore_index (-100)",
+            "fix the label",
+        ],
+    );
+    assert_no_output(dir.path());
+}
+
+#[test]
+fn nan_and_infinite_features_name_line_and_column() {
+    for cell in ["nan", "inf", "-Infinity"] {
+        let (dir, o) = train(SPEC, &format!("a,b,y\n1,2,0\n3,{cell},1\n"));
+        assert_clear_failure(
+            &o,
+            &["data.csv` line 3, column `b`", cell, "not a finite number"],
+        );
+        assert_no_output(dir.path());
+    }
+}
+
+#[test]
+fn loss_that_does_not_fit_the_targets_names_the_loss_and_the_shapes() {
+    let (dir, o) = train(&SPEC.replace("cross_entropy", "mse"), DATA);
+    assert_clear_failure(
+        &o,
+        &[
+            "loss (mse)",
+            "3 values per sample",
+            "1 target columns",
+            "fit the loss",
+        ],
+    );
+    assert_no_output(dir.path());
+}
+
+#[test]
+fn layer_shapes_that_do_not_fit_name_the_layer() {
+    let spec = SPEC.replace(
+        "layers: [{type: linear, out: 3}]",
+        "layers: [{type: linear, out: 3}, {type: softmax, dim: 2}]",
+    );
+    let (dir, o) = train(&spec, DATA);
+    assert_clear_failure(
+        &o,
+        &[
+            "model.layers[1] (softmax",
+            "dim 2 is out of range",
+            "change the layer",
+        ],
+    );
+    assert_no_output(dir.path());
+}
+
+#[test]
+fn batch_size_zero_is_refused_at_its_position() {
+    let (dir, o) = train(&SPEC.replace("batch_size: 2", "batch_size: 0"), DATA);
+    assert_clear_failure(&o, &["spec.yaml:2:", "data.batch_size", "positive integer"]);
+    assert_no_output(dir.path());
+}
+
+#[test]
+fn negative_learning_rate_is_refused_at_its_position() {
+    let (dir, o) = train(&SPEC.replace("lr: 0.1", "lr: -0.1"), DATA);
+    assert_clear_failure(&o, &["spec.yaml:5:", "optimizer.lr", "-0.1", ">= 0"]);
+    assert_no_output(dir.path());
+}
+
+#[test]
+fn divergence_names_the_step_and_suggests_a_ten_times_smaller_lr() {
+    let spec = "
+data: {train: {csv: data.csv, target: y}, batch_size: 2}
+model: {input: [2], layers: [{type: linear, out: 1}]}
+loss: {type: mse}
+optimizer: {type: sgd, lr: 1.0e30}
+train: {epochs: 3}
+";
+    let (dir, o) = train(spec, "a,b,y\n1,2,3\n4,5,6\n7,8,9\n10,11,12\n");
+    let err = assert_clear_failure(
+        &o,
+        &["training diverged at step ", "optimizer.lr 1e30 → try 1e29"],
+    );
+    // Stopped at the first step whose loss is not finite: metrics.jsonl ends just before it.
+    let step: u64 = err
+        .split("at step ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no step in {err}"));
+    let metrics = std::fs::read_to_string(dir.path().join("out/metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count() as u64, step - 1, "{metrics}");
+    assert!(!dir.path().join("out/model.safetensors").exists());
+}
+
+#[test]
+fn batch_of_only_ignored_targets_is_named_instead_of_a_nan_loss() {
+    let (dir, o) = train(SPEC, "a,b,y\n1,2,0\n3,4,1\n5,6,-100\n7,8,-100\n");
+    assert_clear_failure(
+        &o,
+        &[
+            "epoch 1, batch 2 (step 2)",
+            "every target of the batch is ignore_index (-100)",
+            "`data.csv` line 4, `data.csv` line 5",
+            "larger batch_size",
+        ],
+    );
+    let metrics = std::fs::read_to_string(dir.path().join("out/metrics.jsonl")).unwrap();
+    assert_eq!(metrics.lines().count(), 1, "step 1 ran, step 2 did not");
+    assert!(!dir.path().join("out/model.safetensors").exists());
+}
+
+#[test]
+fn batch_of_only_ignored_targets_is_fine_with_a_sum_reduction() {
+    let spec = SPEC.replace(
+        "{type: cross_entropy}",
+        "{type: cross_entropy, reduction: sum}",
+    );
+    let (dir, o) = train(&spec, "a,b,y\n1,2,0\n3,4,1\n5,6,-100\n7,8,-100\n");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let metrics = std::fs::read_to_string(dir.path().join("out/metrics.jsonl")).unwrap();
+    let second: serde_json::Value = serde_json::from_str(metrics.lines().nth(1).unwrap()).unwrap();
+    assert_eq!(second["loss"], 0.0, "PyTorch's sum over no samples is 0");
+}
+
+#[test]
+fn checkpoint_of_another_model_names_the_tensor_and_how_to_fix_it() {
+    let (dir, o) = train(SPEC, DATA);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(
+        dir.path().join("wider.yaml"),
+        SPEC.replace("out: 3", "out: 4"),
+    )
+    .unwrap();
+    let before = std::fs::read(dir.path().join("out/model.safetensors")).unwrap();
+    let o = graphc_in(
+        dir.path(),
+        &["train", "wider.yaml", "--resume", "out/checkpoint"],
+    );
+    assert_clear_failure(
+        &o,
+        &[
+            "checkpoint `out/checkpoint`",
+            "tensor `0.weight` has shape [3, 2], the model needs [4, 2]",
+            "resume with the spec that wrote the checkpoint",
+        ],
+    );
+    let after = std::fs::read(dir.path().join("out/model.safetensors")).unwrap();
+    assert_eq!(before, after, "the run's model is untouched");
+    let o = graphc_in(dir.path(), &["eval", "wider.yaml", "--weights", "out"]);
+    assert_clear_failure(
+        &o,
+        &[
+            "out/model.safetensors`",
+            "[3, 2], the model needs [4, 2]",
+            "graphc check SPEC",
+        ],
+    );
+}
+
+#[test]
+fn output_directory_that_cannot_be_made_is_refused_before_training() {
+    let dir = scratch(&[("spec.yaml", SPEC), ("data.csv", DATA), ("a-file", "")]);
+    let o = graphc_in(dir.path(), &["train", "spec.yaml", "--out", "a-file/run"]);
+    assert_clear_failure(
+        &o,
+        &[
+            "cannot create output directory `a-file/run`",
+            "writable --out",
+        ],
+    );
+    assert_eq!(files_in(dir.path()), ["a-file", "data.csv", "spec.yaml"]);
+}
+
+#[test]
+fn layer_of_a_trillion_units_is_refused_before_allocating() {
+    let (dir, o) = train(&SPEC.replace("out: 3", "out: 1000000000000"), DATA);
+    assert_clear_failure(
+        &o,
+        &[
+            "the training step needs about ",
+            "TiB",
+            "model.layers[0] (linear, out 1000000000000)",
+            "make the layer narrower or the batch_size smaller",
+        ],
+    );
+    assert_no_output(dir.path());
+}
+
+#[test]
+fn wide_layer_times_a_large_batch_is_refused_for_its_activations() {
+    // 2^31 / 8 parameters pass nn's per-weight limit; 4096 × 2^28 activations do not fit.
+    let spec = SPEC
+        .replace("out: 3", "out: 268435456")
+        .replace("batch_size: 2", "batch_size: 4096");
+    let (dir, o) = train(&spec, DATA);
+    assert_clear_failure(
+        &o,
+        &[
+            "TiB",
+            "a batch of 4096",
+            "model.layers[0] (linear, out 268435456)",
+        ],
+    );
+    assert_no_output(dir.path());
+}
+
+#[test]
+fn eval_and_predict_on_bad_data_name_the_file_line_and_column() {
+    let (dir, o) = train(SPEC, DATA);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(dir.path().join("ragged.csv"), "a,b,y\n1,2,0\n3\n").unwrap();
+    std::fs::write(dir.path().join("text.csv"), "a,b\n1,2\n3,x\n").unwrap();
+    std::fs::write(dir.path().join("other.csv"), "a,c\n1,2\n").unwrap();
+    let o = graphc_in(
+        dir.path(),
+        &[
+            "eval",
+            "spec.yaml",
+            "--weights",
+            "out",
+            "--data",
+            "ragged.csv",
+        ],
+    );
+    assert_clear_failure(&o, &["ragged.csv` line 3", "expected 3 fields", "found 1"]);
+    let o = graphc_in(
+        dir.path(),
+        &[
+            "predict",
+            "spec.yaml",
+            "--weights",
+            "out",
+            "--data",
+            "text.csv",
+            "--out",
+            "p.csv",
+        ],
+    );
+    assert_clear_failure(&o, &["text.csv` line 3, column `b`", "`x` is not a number"]);
+    assert!(!dir.path().join("p.csv").exists(), "no predictions file");
+    let o = graphc_in(
+        dir.path(),
+        &[
+            "predict",
+            "spec.yaml",
+            "--weights",
+            "out",
+            "--data",
+            "other.csv",
+        ],
+    );
+    assert_clear_failure(
+        &o,
+        &[
+            "other.csv`",
+            "no column named `b`",
+            "the columns are `a`, `c`",
+        ],
+    );
+    let o = graphc_in(
+        dir.path(),
+        &[
+            "predict",
+            "spec.yaml",
+            "--weights",
+            "missing",
+            "--data",
+            "text.csv",
+        ],
+    );
+    assert_clear_failure(
+        &o,
+        &["missing", "give --weights the model.safetensors of a run"],
+    );
+}
+
+#[test]
+fn eval_of_a_standardized_spec_needs_the_saved_statistics() {
+    let spec = SPEC.replace("batch_size: 2", "batch_size: 2, standardize: true");
+    let (dir, o) = train(&spec, DATA);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::remove_file(dir.path().join("out/standardize.json")).unwrap();
+    let o = graphc_in(dir.path(), &["eval", "spec.yaml", "--weights", "out"]);
+    assert_clear_failure(&o, &["standardize.json", "standardize: true"]);
+}
+
+#[test]
+fn plot_of_a_directory_without_metrics_says_what_it_needs() {
+    let dir = scratch(&[]);
+    let o = graphc_in(dir.path(), &["plot", "nowhere", "--out", "x.svg"]);
+    assert_clear_failure(&o, &["nowhere/metrics.jsonl", "graphc train"]);
+    assert!(files_in(dir.path()).is_empty());
+}
+
+#[test]
+fn absurd_inputs_never_panic_the_binary() {
+    let dir = scratch(&[("data.csv", DATA)]);
+    let cases = [
+        "",
+        "[]",
+        "data: 3",
+        "model: {input: [0], layers: []}",
+        "data: {train: {csv: data.csv, target: y}, batch_size: 99999999999999999999}",
+        "\u{0}\u{1}\u{2}",
+        &SPEC.replace("input: [2]", "input: [18446744073709551615, 2]"),
+        &SPEC.replace("input: [2]", "input: []"),
+        &SPEC.replace("out: 3", "out: 0"),
+        &SPEC.replace("epochs: 2", "epochs: 0"),
+        &SPEC.replace("lr: 0.1", "lr: .nan"),
+        &SPEC.replace("lr: 0.1", "lr: .inf"),
+    ];
+    for (i, text) in cases.iter().enumerate() {
+        let name = format!("case{i}.yaml");
+        std::fs::write(dir.path().join(&name), text).unwrap();
+        let o = graphc_in(dir.path(), &["train", &name, "--out", "out"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!err.contains("panicked"), "{text:?}: {err}");
+        if !o.status.success() {
+            assert_eq!(err.trim_end().lines().count(), 1, "{text:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,481 @@
+//! Trained models put to use, for `graphc eval` and `graphc predict`: a spec with the weights
+//! of a run and the files saved beside them (`labels.json`, `standardize.json`), evaluated on
+//! labelled data or run on new samples, with predictions written as CSV.
+
+use std::path::{Path, PathBuf};
+
+use graphc_ir::Backend;
+use graphc_nn::{TargetLayout, Task};
+use graphc_spec::{SourceSpec, Spec};
+
+use crate::data::{align_classes, open_data_file, quoted, shown, Origin, RowUnit};
+use crate::run::{check_features, check_size, LABELS_FILE, MODEL_FILE, STANDARDIZE_FILE};
+use crate::{
+    csv_line, load_sets, load_source, read_labels_json, write_atomic, Dataset, Standardizer,
+    TargetKind, Targets, TrainError, Trainer,
+};
+
+/// A spec and the weights of a trained model of it, with the class names and
+/// standardization statistics saved beside the weights.
+#[derive(Debug, Clone)]
+pub struct Model {
+    spec: Spec,
+    base_dir: PathBuf,
+    weights: PathBuf,
+    standardizer: Option<Standardizer>,
+    labels: Option<Vec<String>>,
+}
+
+/// Which data a model is evaluated on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvalData<'a> {
+    /// The spec's validation set (`data.valid` or `data.split`), else its training set.
+    Spec,
+    /// A CSV file with the spec's feature and target columns.
+    Csv(&'a Path),
+}
+
+/// A data set a model was evaluated on: which set, and its samples.
+#[derive(Debug, Clone)]
+pub struct Labelled {
+    /// "the validation set", "the training set" or "`FILE`".
+    pub name: String,
+    /// The samples, standardized as the model was trained.
+    pub data: Dataset,
+}
+
+impl Model {
+    /// Reads the spec and locates the weights: `weights` is a safetensors file, or a run
+    /// directory holding `model.safetensors`. `labels.json` and `standardize.json` are read
+    /// from the weights' directory (or, for `DIR/checkpoint/model.safetensors`, from `DIR`).
+    /// A spec with `standardize: true` needs `standardize.json`.
+    pub fn load(spec_path: &Path, weights: &Path) -> Result<Model, TrainError> {
+        let spec = graphc_spec::parse_file(spec_path)?;
+        check_size(&spec)?;
+        let weights = if weights.is_dir() {
+            weights.join(MODEL_FILE)
+        } else {
+            weights.to_path_buf()
+        };
+        if !weights.is_file() {
+            return Err(TrainError::Io {
+                action: "read weights",
+                path: weights,
+                detail: "no such file".into(),
+                hint: "give --weights the model.safetensors of a run (or the run directory)",
+            });
+        }
+        let find = |name: &str| -> Option<PathBuf> {
+            let dir = weights.parent().unwrap_or(Path::new("."));
+            std::iter::once(dir)
+                .chain(dir.parent().filter(|_| dir.ends_with("checkpoint")))
+                .map(|d| d.join(name))
+                .find(|p| p.is_file())
+        };
+        let standardizer = match (spec.data.standardize, find(STANDARDIZE_FILE)) {
+            (false, _) => None,
+            (true, Some(path)) => Some(Standardizer::load(&path)?),
+            (true, None) => {
+                let dir = weights.parent().unwrap_or(Path::new("."));
+                return Err(TrainError::Io {
+                    action: "read",
+                    path: dir.join(STANDARDIZE_FILE),
+                    detail: "no such file".into(),
+                    hint: "the spec has `standardize: true`, so the training set's statistics must lie beside the weights; give the weights of a run directory written by `graphc train`",
+                });
+            }
+        };
+        let labels = match find(LABELS_FILE) {
+            Some(path) => Some(read_labels_json(&path)?),
+            None => None,
+        };
+        Ok(Model {
+            base_dir: spec_path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            spec,
+            weights,
+            standardizer,
+            labels,
+        })
+    }
+
+    /// The spec.
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    /// The weights file.
+    pub fn weights(&self) -> &Path {
+        &self.weights
+    }
+
+    /// The class names from `labels.json`, in index order, when the run wrote one.
+    pub fn class_names(&self) -> Option<&[String]> {
+        self.labels.as_deref()
+    }
+
+    /// How the spec's loss reads targets.
+    fn target_kind(&self) -> TargetKind {
+        match graphc_nn::task_of(&self.spec.loss) {
+            Task::MultiClass { .. } => TargetKind::ClassIndex,
+            _ => TargetKind::Float,
+        }
+    }
+
+    /// The spec's CSV target columns and the feature columns the model was trained on, when
+    /// its training data is a CSV file: its `features` list, else every column of the
+    /// training file's header that is not a target (`None` when that file cannot be read).
+    fn csv_columns(&self) -> Option<(&[String], Option<Vec<String>>)> {
+        let SourceSpec::Csv {
+            path,
+            target,
+            features,
+        } = &self.spec.data.train
+        else {
+            return None;
+        };
+        let features = features.clone().or_else(|| {
+            let file = std::fs::File::open(self.base_dir.join(path)).ok()?;
+            let mut reader = ::csv::ReaderBuilder::new()
+                .trim(::csv::Trim::All)
+                .from_reader(file);
+            let header = reader.headers().ok()?;
+            Some(
+                header
+                    .iter()
+                    .filter(|h| !target.iter().any(|t| t == h))
+                    .map(str::to_owned)
+                    .collect(),
+            )
+        });
+        Some((target, features))
+    }
+
+    /// Loads labelled data to evaluate on, standardized with the saved statistics, its text
+    /// labels numbered as in `labels.json`, and checked against `model.input`. For a CSV file,
+    /// `target` names the target columns (default: the spec's, when its data is CSV).
+    pub fn labelled(
+        &self,
+        which: EvalData<'_>,
+        target: Option<&[String]>,
+    ) -> Result<Labelled, TrainError> {
+        let kind = self.target_kind();
+        let (name, mut data) = match which {
+            EvalData::Spec => {
+                let (train, valid) =
+                    load_sets(&self.spec.data, &self.base_dir, kind, self.spec.seed)?;
+                match valid {
+                    Some(v) => ("the validation set".to_owned(), v),
+                    None => ("the training set".to_owned(), train),
+                }
+            }
+            EvalData::Csv(path) => {
+                let (spec_target, features) = self.csv_columns().unwrap_or((&[], None));
+                let target = target.unwrap_or(spec_target);
+                // Columns that are features in training but targets here stay targets.
+                let features = features.map(|f| {
+                    f.into_iter()
+                        .filter(|name| !target.contains(name))
+                        .collect::<Vec<_>>()
+                });
+                if target.is_empty() {
+                    return Err(TrainError::Csv {
+                        path: path.to_path_buf(),
+                        message: "the spec's training data is not a CSV file, so its target column is unknown; name it with --target".into(),
+                    });
+                }
+                let source = SourceSpec::Csv {
+                    path: path.to_path_buf(),
+                    target: target.to_vec(),
+                    features,
+                };
+                (
+                    quoted(path),
+                    load_source(&source, Path::new(""), kind, self.spec.seed)?,
+                )
+            }
+        };
+        self.align_labels(&mut data)?;
+        check_features(&self.spec, &data)?;
+        if let Some(s) = &self.standardizer {
+            let what = data.origin.features.clone();
+            s.try_apply(&mut data, &what)?;
+        }
+        Ok(Labelled { name, data })
+    }
+
+    /// Numbers text labels as `labels.json` does (a label it lacks is an error).
+    fn align_labels(&self, data: &mut Dataset) -> Result<(), TrainError> {
+        if data.class_names().is_none() {
+            return Ok(());
+        }
+        let Some(labels) = &self.labels else {
+            return Err(TrainError::Data(format!(
+                "{} has text class labels, but there is no {LABELS_FILE} beside the weights `{}` to number them; give the weights of a run directory written by `graphc train` from text labels",
+                data.origin.targets,
+                self.weights.display()
+            )));
+        };
+        let trained = Dataset {
+            features: Vec::new(),
+            feature_names: Vec::new(),
+            targets: Targets::Classes {
+                indices: Vec::new(),
+                names: Some(labels.clone()),
+            },
+            origin: Origin::single(format!("`{LABELS_FILE}`"), RowUnit::Row),
+        };
+        align_classes(&trained, data)
+    }
+
+    /// Loads the samples of a CSV file to predict: the spec's feature columns (its `features`
+    /// list, or every column but its targets, which the file may lack), standardized with the
+    /// saved statistics and checked against `model.input`.
+    pub fn unlabelled(&self, path: &Path) -> Result<Dataset, TrainError> {
+        let (target, features) = self.csv_columns().unwrap_or((&[], None));
+        let mut data = read_features_csv(path, features.as_deref(), target)?;
+        check_features(&self.spec, &data)?;
+        if let Some(s) = &self.standardizer {
+            s.try_apply(&mut data, &quoted(path))?;
+        }
+        let n = data.len();
+        data.targets = match graphc_nn::natural_layout(&self.spec)? {
+            TargetLayout::Classes => Targets::Classes {
+                indices: vec![0; n],
+                names: None,
+            },
+            TargetLayout::Floats { width } => Targets::Floats {
+                values: vec![0.0; n * width],
+                width,
+            },
+        };
+        Ok(data)
+    }
+
+    /// Compiles the model for `data`'s targets on `backend` with the weights loaded (a file
+    /// whose tensors are not this model's is an error naming the tensor), and checks the
+    /// data's class indices against the model's outputs.
+    pub fn compile(
+        &self,
+        data: &Dataset,
+        backend: Box<dyn Backend>,
+    ) -> Result<Trainer, TrainError> {
+        let layout = match &data.targets {
+            Targets::Classes { .. } => TargetLayout::Classes,
+            Targets::Floats { width, .. } => TargetLayout::Floats { width: *width },
+        };
+        let mut trainer = Trainer::new(self.spec.clone(), backend, layout)?;
+        trainer.load_init(&self.weights)?;
+        if let Targets::Classes { indices, .. } = &data.targets {
+            trainer.check_targets(indices, &|row| data.row_location(row))?;
+        }
+        Ok(trainer)
+    }
+
+    /// The predictions for `data` as CSV text: one header line, then one line per sample.
+    /// A classifier gives the class (its name from `labels.json`, else its index), a binary
+    /// model 0 or 1 per output, a regressor its output values. Columns are named after the
+    /// spec's CSV target columns, else `prediction` (`prediction[j]` for several).
+    pub fn predictions_csv(
+        &self,
+        trainer: &mut Trainer,
+        data: &Dataset,
+    ) -> Result<String, TrainError> {
+        let (outputs, width) = trainer.predict(data)?;
+        let task = trainer.task();
+        let targets = match &self.spec.data.train {
+            SourceSpec::Csv { target, .. } => target.clone(),
+            _ => Vec::new(),
+        };
+        let columns = match task {
+            Task::MultiClass { .. } => 1,
+            _ => width,
+        };
+        let names: Vec<String> = if targets.len() == columns {
+            targets
+        } else if columns == 1 {
+            vec!["prediction".into()]
+        } else {
+            (0..columns).map(|j| format!("prediction[{j}]")).collect()
+        };
+        let mut out = String::with_capacity(data.len() * 8 + 32);
+        out += &names
+            .iter()
+            .map(|n| csv_field(n))
+            .collect::<Vec<_>>()
+            .join(",");
+        out.push('\n');
+        for row in outputs.chunks(width.max(1)) {
+            let cells: Vec<String> = match task {
+                Task::MultiClass { .. } => {
+                    let class = argmax(row);
+                    let cell = match &self.labels {
+                        Some(labels) if class < labels.len() => csv_field(&labels[class]),
+                        _ => class.to_string(),
+                    };
+                    vec![cell]
+                }
+                Task::Binary { from_logits } => {
+                    let threshold = if from_logits { 0.0 } else { 0.5 };
+                    row.iter()
+                        .map(|&v| u8::from(v > threshold).to_string())
+                        .collect()
+                }
+                Task::Regression => row.iter().map(|v| v.to_string()).collect(),
+            };
+            out += &cells.join(",");
+            out.push('\n');
+        }
+        Ok(out)
+    }
+}
+
+/// Writes `text` to `path` atomically (readers never see a part of it).
+pub fn write_text(path: &Path, text: &str) -> Result<(), TrainError> {
+    write_atomic(path, text.as_bytes())
+}
+
+/// A CSV field, quoted when it holds a comma, a quote or a line break.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+/// Index of the largest value (the first on ties, as `torch.argmax`).
+fn argmax(values: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, &v) in values.iter().enumerate() {
+        if v > values[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+/// Reads the feature columns of a CSV file with a header row: `features` in that order when
+/// given, else every column not named in `exclude` (the spec's targets, which the file need
+/// not have). Cells must be finite numbers; errors name the line and column as the training
+/// loader does. The targets of the result are zeros, one per sample.
+pub fn read_features_csv(
+    path: &Path,
+    features: Option<&[String]>,
+    exclude: &[String],
+) -> Result<Dataset, TrainError> {
+    let csv_error = |message: String| TrainError::Csv {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = open_data_file(path)?;
+    let mut reader = ::csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(::csv::Trim::All)
+        .from_reader(file);
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| {
+            csv_error(format!(
+                "cannot read the header ({e}); save the file as UTF-8 CSV"
+            ))
+        })?
+        .iter()
+        .map(str::to_owned)
+        .collect();
+    if header.iter().all(String::is_empty) {
+        return Err(csv_error(
+            "the file is empty; it needs a header row naming the columns, then one row per sample"
+                .into(),
+        ));
+    }
+    let columns: Vec<usize> = match features {
+        Some(names) => names
+            .iter()
+            .map(|name| {
+                header.iter().position(|h| h == name).ok_or_else(|| {
+                    csv_error(format!(
+                        "no column named `{}`, a feature the model was trained on; the columns are {}; give the samples with the training data's feature columns",
+                        shown(name),
+                        header.iter().map(|h| format!("`{}`", shown(h))).collect::<Vec<_>>().join(", ")
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?,
+        None => (0..header.len())
+            .filter(|&c| !exclude.contains(&header[c]))
+            .collect(),
+    };
+    let mut values = Vec::new();
+    let mut record = ::csv::StringRecord::new();
+    let mut row = 0usize;
+    loop {
+        let line = csv_line(row);
+        match reader.read_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => {
+                return Err(TrainError::CsvRow {
+                    path: path.to_path_buf(),
+                    line,
+                    message: format!("cannot read the row ({e}); save the file as UTF-8 CSV"),
+                })
+            }
+        }
+        if record.len() != header.len() {
+            return Err(TrainError::CsvRow {
+                path: path.to_path_buf(),
+                line,
+                message: format!(
+                    "expected {} fields as in the header, found {}; fix the row (quote cells that contain commas)",
+                    header.len(),
+                    record.len()
+                ),
+            });
+        }
+        for &c in &columns {
+            let cell = &record[c];
+            let cell_error = |message: String| TrainError::CsvCell {
+                path: path.to_path_buf(),
+                line,
+                column: shown(&header[c]),
+                message,
+            };
+            match cell.parse::<f32>() {
+                Ok(v) if v.is_finite() => values.push(v),
+                Ok(_) => {
+                    return Err(cell_error(format!(
+                        "`{}` is not a finite number; NaN and infinity are not allowed in features (fill in a real value or remove the row)",
+                        shown(cell)
+                    )))
+                }
+                Err(_) if cell.is_empty() => {
+                    return Err(cell_error(
+                        "the cell is empty; every feature needs a number (fill it in or remove the row)".into(),
+                    ))
+                }
+                Err(_) => {
+                    return Err(cell_error(format!(
+                        "`{}` is not a number; feature cells must be numbers (fix the cell or remove the row)",
+                        shown(cell)
+                    )))
+                }
+            }
+        }
+        row += 1;
+    }
+    if row == 0 {
+        return Err(csv_error(
+            "the file has a header but no data rows; add at least one row of data".into(),
+        ));
+    }
+    Ok(Dataset {
+        features: values,
+        feature_names: columns.iter().map(|&c| header[c].clone()).collect(),
+        targets: Targets::Floats {
+            values: vec![0.0; row],
+            width: 1,
+        },
+        origin: Origin::single(quoted(path), RowUnit::CsvLine),
+    })
+}

@@ -1,0 +1,382 @@
+//! What `graphc train` shows while it runs: a progress bar with steps/s and ETA on a terminal,
+//! one plain line per epoch otherwise, nothing when quiet; and the per-epoch summary table at
+//! the end. All of it goes to standard error, so standard output keeps the one summary line.
+
+use std::io::{IsTerminal, Write};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+
+use crate::Evaluation;
+
+/// How progress is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A live bar (steps, steps/s, ETA, epoch and loss), with each epoch's line printed above it.
+    Bar,
+    /// One line per epoch, for logs and pipes.
+    Lines,
+    /// Nothing.
+    Quiet,
+}
+
+impl Mode {
+    /// `Quiet` when asked, a bar when standard error is a terminal, plain lines otherwise.
+    pub fn detect(quiet: bool) -> Mode {
+        if quiet {
+            Mode::Quiet
+        } else if std::io::stderr().is_terminal() {
+            Mode::Bar
+        } else {
+            Mode::Lines
+        }
+    }
+}
+
+/// One epoch's running metrics: the training batches as they were stepped, and the
+/// validation set after the epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EpochRow {
+    /// The 1-based epoch.
+    pub epoch: u64,
+    /// Mean of the epoch's batch losses (PyTorch's usual `running_loss / len(loader)`), with
+    /// accuracy or RMSE of the outputs each batch had before its update.
+    pub train: Evaluation,
+    /// The validation set's loss and accuracy or RMSE after the epoch, when there is one.
+    pub valid: Option<Evaluation>,
+}
+
+/// The progress display of one run.
+pub struct Reporter {
+    mode: Mode,
+    bar: Option<ProgressBar>,
+    epochs: Option<u64>,
+    rows: Vec<EpochRow>,
+    last_message: Instant,
+}
+
+/// How often the bar's loss text is refreshed.
+const MESSAGE_EVERY: Duration = Duration::from_millis(100);
+
+impl Reporter {
+    /// A display for a run of `total_steps` updates (`None` when unknown) of which `done`
+    /// are done (a resumed run), over `epochs` epochs when the spec sets them.
+    pub fn new(mode: Mode, total_steps: Option<u64>, done: u64, epochs: Option<u64>) -> Reporter {
+        let bar = (mode == Mode::Bar).then(|| {
+            let bar = match total_steps {
+                Some(total) => ProgressBar::with_draw_target(
+                    Some(total),
+                    ProgressDrawTarget::stderr_with_hz(10),
+                ),
+                None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10)),
+            };
+            bar.set_style(bar_style(total_steps.is_some()));
+            bar.set_position(done);
+            bar
+        });
+        Reporter {
+            mode,
+            bar,
+            epochs,
+            rows: Vec::new(),
+            last_message: Instant::now() - MESSAGE_EVERY,
+        }
+    }
+
+    /// One update done: `step` updates so far, in `epoch`, with this update's `loss`.
+    pub fn step(&mut self, step: u64, epoch: u64, loss: f32) {
+        let Some(bar) = &self.bar else {
+            return;
+        };
+        bar.set_position(step);
+        if self.last_message.elapsed() >= MESSAGE_EVERY {
+            self.last_message = Instant::now();
+            bar.set_message(format!(
+                "epoch {} · loss {loss:.4}",
+                epoch_of(epoch, self.epochs)
+            ));
+        }
+    }
+
+    /// An epoch ended: its line is printed (above the bar on a terminal) and kept for the table.
+    pub fn epoch(&mut self, row: EpochRow) {
+        let line = epoch_line(&row, self.epochs);
+        match (&self.bar, self.mode) {
+            (Some(bar), _) => bar.println(line),
+            (None, Mode::Lines) => eprintln!("{line}"),
+            _ => {}
+        }
+        self.rows.push(row);
+    }
+
+    /// The epochs reported so far.
+    pub fn rows(&self) -> &[EpochRow] {
+        &self.rows
+    }
+
+    /// The run ended: the bar is removed and the per-epoch table printed (unless quiet).
+    pub fn finish(mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+        if self.mode != Mode::Quiet && !self.rows.is_empty() {
+            let mut err = std::io::stderr().lock();
+            // A closed standard error is not worth failing a finished run for.
+            let _ = err.write_all(table(&self.rows).as_bytes());
+        }
+    }
+}
+
+impl Drop for Reporter {
+    /// A run that stops with an error leaves no half-drawn bar above its message.
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The bar: spinner, epoch and loss, bar, steps done of all, steps/s, ETA.
+fn bar_style(known_length: bool) -> ProgressStyle {
+    let template = if known_length {
+        "{spinner:.green} {msg}  [{wide_bar:.cyan/blue}] {pos}/{len} steps · {rate} · ETA {eta}"
+    } else {
+        "{spinner:.green} {msg}  {pos} steps · {rate} · {elapsed}"
+    };
+    ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "rate",
+            |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{}", rate(state.per_sec()));
+            },
+        )
+        .progress_chars("=> ")
+}
+
+/// Steps per second as the bar shows it: `1234 steps/s`, `12.5 steps/s`.
+pub fn rate(per_sec: f64) -> String {
+    if !per_sec.is_finite() {
+        "- steps/s".into()
+    } else if per_sec >= 100.0 {
+        format!("{per_sec:.0} steps/s")
+    } else {
+        format!("{per_sec:.1} steps/s")
+    }
+}
+
+/// `3/30`, or `3` when the number of epochs is not set.
+fn epoch_of(epoch: u64, epochs: Option<u64>) -> String {
+    match epochs {
+        Some(e) => format!("{epoch}/{e}"),
+        None => epoch.to_string(),
+    }
+}
+
+/// An accuracy (`92.0%`) or RMSE (`RMSE 0.1234`) after a loss, for an epoch line.
+fn quality(e: &Evaluation) -> String {
+    let mut text = format!("loss {:.4}", e.loss);
+    if let Some(a) = e.accuracy {
+        text += &format!(", accuracy {:.1}%", a * 100.0);
+    }
+    if let Some(r) = e.rmse {
+        text += &format!(", RMSE {r:.4}");
+    }
+    text
+}
+
+/// An epoch's line: `epoch 3/30: train loss 0.2345, accuracy 92.0% | valid loss 0.2500,
+/// accuracy 90.0%`.
+pub fn epoch_line(row: &EpochRow, epochs: Option<u64>) -> String {
+    let mut line = format!(
+        "epoch {}: train {}",
+        epoch_of(row.epoch, epochs),
+        quality(&row.train)
+    );
+    if let Some(v) = &row.valid {
+        line += &format!(" | valid {}", quality(v));
+    }
+    line
+}
+
+/// Most rows the table shows; longer runs show evenly spaced epochs and the last one.
+const MAX_TABLE_ROWS: usize = 30;
+
+/// The per-epoch summary table: epoch, train loss, train accuracy or RMSE, and the same for
+/// the validation set when there is one. Runs of more than 30 epochs show every k-th epoch
+/// and the last, with a note saying so.
+pub fn table(rows: &[EpochRow]) -> String {
+    let Some(first) = rows.first() else {
+        return String::new();
+    };
+    let metric = if first.train.rmse.is_some() {
+        "RMSE"
+    } else {
+        "acc"
+    };
+    let valid = rows.iter().any(|r| r.valid.is_some());
+    let mut headers = vec![
+        "epoch".to_owned(),
+        "train loss".to_owned(),
+        format!("train {metric}"),
+    ];
+    if valid {
+        headers.push("valid loss".into());
+        headers.push(format!("valid {metric}"));
+    }
+    let every = rows.len().div_ceil(MAX_TABLE_ROWS).max(1);
+    let shown: Vec<&EpochRow> = rows
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| (i + 1) % every == 0 || i + 1 == rows.len() || *i == 0)
+        .map(|(_, r)| r)
+        .collect();
+    let cells: Vec<Vec<String>> = shown
+        .iter()
+        .map(|r| {
+            let mut cells = vec![r.epoch.to_string(), loss_cell(r.train.loss)];
+            cells.push(metric_cell(&r.train));
+            if valid {
+                match &r.valid {
+                    Some(v) => {
+                        cells.push(loss_cell(v.loss));
+                        cells.push(metric_cell(v));
+                    }
+                    None => cells.extend(["-".to_owned(), "-".to_owned()]),
+                }
+            }
+            cells
+        })
+        .collect();
+    let widths: Vec<usize> = (0..headers.len())
+        .map(|c| {
+            cells
+                .iter()
+                .map(|row| row[c].chars().count())
+                .chain(std::iter::once(headers[c].chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |values: &[String]| -> String {
+        let parts: Vec<String> = values
+            .iter()
+            .zip(&widths)
+            .map(|(v, &w)| format!("{v:>w$}"))
+            .collect();
+        format!("{}\n", parts.join("  "))
+    };
+    let mut out = line(&headers);
+    for row in &cells {
+        out += &line(row);
+    }
+    if every > 1 {
+        out += &format!(
+            "(every {every} epochs of {} shown, and the last)\n",
+            rows.len()
+        );
+    }
+    out
+}
+
+fn loss_cell(loss: f32) -> String {
+    format!("{loss:.4}")
+}
+
+fn metric_cell(e: &Evaluation) -> String {
+    match (e.accuracy, e.rmse) {
+        (Some(a), _) if a.is_finite() => format!("{:.1}%", a * 100.0),
+        (_, Some(r)) if r.is_finite() => format!("{r:.4}"),
+        _ => "-".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eval(loss: f32, accuracy: Option<f32>, rmse: Option<f32>) -> Evaluation {
+        Evaluation {
+            loss,
+            accuracy,
+            rmse,
+        }
+    }
+
+    #[test]
+    fn epoch_line_shows_train_and_valid_loss_with_accuracy() {
+        let row = EpochRow {
+            epoch: 3,
+            train: eval(0.23456, Some(0.92), None),
+            valid: Some(eval(0.25, Some(0.9), None)),
+        };
+        assert_eq!(
+            epoch_line(&row, Some(30)),
+            "epoch 3/30: train loss 0.2346, accuracy 92.0% | valid loss 0.2500, accuracy 90.0%"
+        );
+        let regression = EpochRow {
+            epoch: 7,
+            train: eval(1.5, None, Some(1.25)),
+            valid: None,
+        };
+        assert_eq!(
+            epoch_line(&regression, None),
+            "epoch 7: train loss 1.5000, RMSE 1.2500"
+        );
+    }
+
+    #[test]
+    fn table_aligns_columns_and_dashes_missing_validation() {
+        let rows = [
+            EpochRow {
+                epoch: 1,
+                train: eval(1.0986, Some(0.3333), None),
+                valid: Some(eval(1.05, Some(0.5), None)),
+            },
+            EpochRow {
+                epoch: 10,
+                train: eval(0.05, Some(1.0), None),
+                valid: None,
+            },
+        ];
+        assert_eq!(
+            table(&rows),
+            "epoch  train loss  train acc  valid loss  valid acc\n\
+             \x20   1      1.0986      33.3%      1.0500      50.0%\n\
+             \x20  10      0.0500     100.0%           -          -\n"
+        );
+    }
+
+    #[test]
+    fn long_tables_show_every_kth_epoch_and_the_last() {
+        let rows: Vec<EpochRow> = (1..=95)
+            .map(|e| EpochRow {
+                epoch: e,
+                train: eval(1.0 / e as f32, None, Some(0.5)),
+                valid: None,
+            })
+            .collect();
+        let text = table(&rows);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "epoch  train loss  train RMSE");
+        let epochs: Vec<u64> = lines[1..lines.len() - 1]
+            .iter()
+            .map(|l| l.split_whitespace().next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(epochs.first(), Some(&1));
+        assert_eq!(epochs.last(), Some(&95));
+        assert!(epochs.len() <= MAX_TABLE_ROWS + 2, "{epochs:?}");
+        assert!(epochs.windows(2).all(|w| w[1] - w[0] <= 4), "{epochs:?}");
+        assert_eq!(
+            lines.last(),
+            Some(&"(every 4 epochs of 95 shown, and the last)")
+        );
+    }
+
+    #[test]
+    fn rate_keeps_three_significant_figures_or_whole_steps() {
+        assert_eq!(rate(12345.6), "12346 steps/s");
+        assert_eq!(rate(12.34), "12.3 steps/s");
+        assert_eq!(rate(f64::NAN), "- steps/s");
+    }
+}
