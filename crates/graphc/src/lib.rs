@@ -12,8 +12,8 @@
 use std::path::Path;
 
 pub use graphc_interp::Interp;
-pub use graphc_jit::Jit;
 pub use graphc_ir::{Backend, Executable, Graph};
+pub use graphc_jit::Jit;
 pub use graphc_nn::TargetLayout;
 pub use graphc_spec::{parse_str, Spec, SpecError};
 pub use graphc_spec::{OptimizerKind, OptimizerSpec, SgdSpec};
