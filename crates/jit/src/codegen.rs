@@ -16,7 +16,7 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
 use graphc_ir::{BinaryOp, CompareOp, IrError, ReduceOp, UnaryOp};
 
-use crate::kernel::{Cluster, Expr};
+use crate::kernel::{Cluster, Expr, SplitLoop};
 use crate::math;
 use crate::simd::{Mode, Width};
 
@@ -30,6 +30,14 @@ fn mem() -> MemFlagsData {
 
 fn compile_error(e: impl std::fmt::Display) -> IrError {
     IrError::Compile(e.to_string())
+}
+
+/// Directory named by `GRAPHC_JIT_DUMP`, where every kernel's CLIF and
+/// machine code are written (`k<N>.clif`, `k<N>.s`) for inspection.
+fn dump_dir() -> Option<&'static std::path::Path> {
+    static DIR: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
+    DIR.get_or_init(|| std::env::var_os("GRAPHC_JIT_DUMP").map(std::path::PathBuf::from))
+        .as_deref()
 }
 
 /// The host ISA, built once per verifier setting.
@@ -95,7 +103,7 @@ impl Codegen {
     }
 
     /// Compiles a fused loop nest; returns its index for [`Codegen::finish`].
-    pub(crate) fn cluster(&mut self, k: &Cluster, split: bool) -> Result<usize, IrError> {
+    pub(crate) fn cluster(&mut self, k: &Cluster, split: SplitLoop) -> Result<usize, IrError> {
         let fma = self.fma;
         self.define(|b, params| ClusterEmitter::new(b, k, fma, params, split).emit())
     }
@@ -166,9 +174,22 @@ impl Codegen {
             b.seal_all_blocks();
             b.finalize(config);
         }
+        let dump = dump_dir();
+        let clif = dump.map(|_| self.ctx.func.display().to_string());
+        self.ctx.set_disasm(dump.is_some());
         self.module
             .define_function(id, &mut self.ctx)
             .map_err(|e| compile_error(format!("{e:?}")))?;
+        if let (Some(dir), Some(clif)) = (dump, clif) {
+            let asm = self
+                .ctx
+                .compiled_code()
+                .and_then(|c| c.vcode.clone())
+                .unwrap_or_default();
+            // A debugging aid only: a failed write loses the dump, not the kernel.
+            let _ = std::fs::write(dir.join(format!("{name}.clif")), clif);
+            let _ = std::fs::write(dir.join(format!("{name}.s")), asm);
+        }
         self.module.clear_context(&mut self.ctx);
         self.functions.push(id);
         Ok(self.functions.len() - 1)
@@ -295,7 +316,7 @@ struct ClusterEmitter<'a, 'b, 'f> {
     b: &'a mut FunctionBuilder<'f>,
     k: &'b Cluster,
     fma: bool,
-    split: bool,
+    split: SplitLoop,
     arena: Value,
     lo: Value,
     hi: Value,
@@ -316,7 +337,7 @@ impl<'a, 'b, 'f> ClusterEmitter<'a, 'b, 'f> {
         k: &'b Cluster,
         fma: bool,
         params: &[Value],
-        split: bool,
+        split: SplitLoop,
     ) -> Self {
         let inner = k.dims.len() - 1;
         let access_level: Vec<Level> = k
@@ -412,7 +433,7 @@ impl<'a, 'b, 'f> ClusterEmitter<'a, 'b, 'f> {
     }
 
     fn outer(&mut self, d: usize) {
-        let (lo, hi) = if d == 0 && self.split {
+        let (lo, hi) = if d == 0 && self.split == SplitLoop::Outer {
             (Bound::Dyn(self.lo), Bound::Dyn(self.hi))
         } else {
             (Bound::Const(0), Bound::Const(self.k.dims[d] as i64))
@@ -492,7 +513,9 @@ impl<'a, 'b, 'f> ClusterEmitter<'a, 'b, 'f> {
             };
             self.acc[i] = Some(Accumulator { scalar, vector });
         }
-        let (lo, hi) = if self.inner == 0 && self.split {
+        let (lo, hi) = if self.split == SplitLoop::Inner
+            || (self.inner == 0 && self.split == SplitLoop::Outer)
+        {
             (Bound::Dyn(self.lo), Bound::Dyn(self.hi))
         } else {
             (

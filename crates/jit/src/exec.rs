@@ -1,13 +1,12 @@
 //! The compiled step: owns the generated code, the arena and the plan, checks
 //! arguments, and runs the plan's steps in order.
 
-use cranelift_jit::JITModule;
-use graphc_ir::{Arg, DType, Executable, IrError};
-use rayon::prelude::*;
-
 use crate::arena::Arena;
 use crate::codegen::KernelFn;
-use crate::gemm::GemmCall;
+use crate::gemm::{GemmCall, Split};
+use crate::team;
+use cranelift_jit::JITModule;
+use graphc_ir::{Arg, DType, Executable, IrError};
 
 /// One precomputed action of a step.
 pub(crate) enum Step {
@@ -17,8 +16,10 @@ pub(crate) enum Step {
         f: KernelFn,
         /// Extent of the outermost loop.
         hi: i64,
-        /// Pieces run on the rayon pool (1 = call directly).
+        /// Pieces run on the [`team`] (1 = call directly).
         chunks: usize,
+        /// The pieces are column ranges, not row ranges (cut by [`team::piece`]).
+        inner: bool,
     },
     /// A matrix product.
     Gemm(GemmCall),
@@ -90,6 +91,8 @@ unsafe impl Sync for Shared {}
 pub struct JitExecutable {
     pub(crate) _code: Code,
     pub(crate) arena: Arena,
+    /// Scratch for GEMM operand copies (outside the arena).
+    pub(crate) scratch: Vec<f32>,
     pub(crate) ints: Vec<i64>,
     pub(crate) args: Vec<ArgSlot>,
     pub(crate) steps: Vec<Step>,
@@ -136,27 +139,30 @@ impl JitExecutable {
             &self.steps[step_index]
         };
         match *step {
-            Step::Kernel { f, hi, chunks } => {
+            Step::Kernel { f, hi, chunks, .. } => {
                 let shared = Shared(self.arena.as_mut_ptr(), self.ints.as_ptr());
                 if chunks <= 1 {
                     // SAFETY: the kernel was generated for this arena's layout and
                     // index buffer; every access it makes is inside them.
                     unsafe { f(shared.0, shared.1, 0, hi) };
                 } else {
-                    let chunks = chunks as i64;
-                    (0..chunks).into_par_iter().for_each(|c| {
+                    team::run(chunks, &|c| {
                         let s = shared;
-                        // SAFETY: as above; pieces cover disjoint outer ranges of a
-                        // kernel without reductions, so their writes never overlap.
-                        unsafe { f(s.0, s.1, hi * c / chunks, hi * (c + 1) / chunks) };
+                        let (lo, hi) = team::piece(hi as usize, chunks, c);
+                        // SAFETY: as above; pieces cover disjoint row ranges of a
+                        // kernel without reductions, or disjoint column ranges of one
+                        // whose reductions run down columns, so no two pieces write
+                        // the same element.
+                        unsafe { f(s.0, s.1, lo as i64, hi as i64) };
                     });
                 }
             }
             Step::Gemm(call) => {
                 let base = self.arena.as_mut_ptr();
                 // SAFETY: the plan placed both operands and a separate result slot
-                // inside the arena at these offsets and strides.
-                unsafe { call.run(base) };
+                // inside the arena at these offsets and strides; the scratch
+                // buffer was sized for the largest copy and is not in the arena.
+                unsafe { call.run(base, &mut self.scratch) };
             }
             Step::Fill { offset, len, value } => {
                 self.arena.as_mut_slice()[offset..offset + len].fill(value);
@@ -191,10 +197,27 @@ impl JitExecutable {
             .zip(times)
             .map(|(s, t)| {
                 let label = match s {
-                    Step::Kernel { hi, chunks, .. } => format!("kernel outer={hi} chunks={chunks}"),
+                    Step::Kernel {
+                        hi, chunks, inner, ..
+                    } => format!(
+                        "kernel {}={hi} chunks={chunks}",
+                        if *inner { "columns" } else { "rows" }
+                    ),
                     Step::Gemm(c) => format!(
-                        "gemm {}x{}x{} lhs_rs={} rhs_rs={} parallel={}",
-                        c.m, c.n, c.k, c.lhs_rs, c.rhs_rs, c.parallel
+                        "gemm {}x{}x{} {}{}{} {}",
+                        c.m,
+                        c.n,
+                        c.k,
+                        if c.lhs_rs == 1 { 'T' } else { 'N' },
+                        if c.rhs_rs == 1 { 'T' } else { 'N' },
+                        if c.copy_rhs { " (rhs copied)" } else { "" },
+                        match c.split {
+                            Split::Loop => "plain loops".to_string(),
+                            Split::Dots(p) => format!("dot products, {p} row blocks"),
+                            Split::One => "1 thread".to_string(),
+                            Split::Rows(p) => format!("{p} row blocks"),
+                            Split::Cols(p) => format!("{p} column blocks"),
+                        }
                     ),
                     Step::Fill { len, .. } => format!("fill {len}"),
                     Step::Copy { len, .. } => format!("copy {len}"),
@@ -202,6 +225,61 @@ impl JitExecutable {
                 (label, t / reps.max(1) as f64)
             })
             .collect())
+    }
+}
+
+/// Where a step's time goes, as medians of back-to-back runs (seconds).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepTimes {
+    /// The whole step, as `run` does it (arguments copied in, every plan
+    /// step, end-of-step copies).
+    pub step: f64,
+    /// The step's GEMM calls alone, back to back, with the same threading
+    /// and operand copies.
+    pub gemms: f64,
+    /// The step's generated kernels and fills alone, back to back.
+    pub kernels: f64,
+}
+
+impl JitExecutable {
+    /// Times whole steps, their GEMMs alone and their kernels alone,
+    /// alternating `reps` times after one warm-up step (for benchmarks: the
+    /// rest of a step, `step - gemms - kernels`, is argument and end-of-step
+    /// copying and dispatch).
+    pub fn time_parts(&mut self, args: &[Arg<'_>], reps: usize) -> Result<StepTimes, IrError> {
+        let start = std::time::Instant::now();
+        self.run(args)?;
+        // Time enough steps per sample that the clock's resolution does not matter.
+        let inner = (20e-6 / start.elapsed().as_secs_f64().max(1e-9)).ceil() as usize;
+        let inner = inner.clamp(1, 10_000);
+        let (gemms, kernels): (Vec<usize>, Vec<usize>) =
+            (0..self.steps.len()).partition(|&i| matches!(self.steps[i], Step::Gemm(_)));
+        let mut times = [Vec::new(), Vec::new(), Vec::new()];
+        for _ in 0..reps.max(1) {
+            let start = std::time::Instant::now();
+            for _ in 0..inner {
+                self.run(args)?;
+            }
+            times[0].push(start.elapsed().as_secs_f64() / inner as f64);
+            for (part, steps) in [(1, &gemms), (2, &kernels)] {
+                let start = std::time::Instant::now();
+                for _ in 0..inner {
+                    for &i in steps {
+                        self.execute(i, false);
+                    }
+                }
+                times[part].push(start.elapsed().as_secs_f64() / inner as f64);
+            }
+        }
+        let [step, gemms, kernels] = times.map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        });
+        Ok(StepTimes {
+            step,
+            gemms,
+            kernels,
+        })
     }
 }
 

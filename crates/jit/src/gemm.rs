@@ -1,14 +1,70 @@
-//! Matrix products through the `gemm` crate: transposes are strides, never
-//! copies; big products use the rayon pool, thin ones stay on one thread.
+//! Matrix products: tiny ones as plain loops, thin ones with a transposed
+//! right operand as dot products, the rest through the `gemm` crate with
+//! transposes as strides, except that a large product with a transposed right
+//! operand copies that operand transposed first (the `gemm` crate packs a
+//! transposed right operand slowly: 130–270 GFLOP/s against ~400 without, on
+//! two threads); products worth it are split in column (or row) blocks across
+//! the [`team`].
 
 use gemm::Parallelism;
 
-/// Smallest `m·n·k` worth splitting across threads (`tests/gemm_threads.rs`,
-/// 2 shared cores: up to 16 M multiply-adds, ~70 µs on one thread, rayon was
-/// 5–70 % slower; FACTS.md measures ~1.9× for the 256×2048×2048 products).
-const PARALLEL_MIN_MACS: usize = 1 << 24;
-/// Thinner sides than this run single-threaded (FACTS: threads slow down `n` or `k` ≈ 10).
-const PARALLEL_MIN_SIDE: usize = 16;
+use crate::team::{self, piece};
+
+/// Smallest `m·n·k` worth splitting across threads. On the 2-vCPU VMs this
+/// was tuned on, a block written by one core and read by the other can cost
+/// more than computing it (the hypervisor may place the vCPUs on different
+/// L3 domains): mlp_s's 0.5 M-MAC products split ran the step 8 % faster in
+/// one session and 2× slower in another, so they stay on one thread.
+const PARALLEL_MIN_MACS: usize = 1 << 21;
+/// Products with at least this many multiply-adds are cut into twice as many
+/// blocks as threads, if the blocks keep at least [`BALANCE_MIN_COLS`]
+/// columns (mlp_l's 256×2048×2048 products gained 5–7 %; 2048×1024×256 in
+/// 256-column blocks lost 8 %).
+const BALANCE_MIN_MACS: usize = 1 << 28;
+/// See [`BALANCE_MIN_MACS`].
+const BALANCE_MIN_COLS: usize = 512;
+/// Split by columns when there are at least this many, else by rows (thin
+/// `n = 10` products split by rows ran 1.9× faster, by columns not at all).
+const SPLIT_N_MIN: usize = 128;
+/// Block sizes of a split are multiples of this (the microkernels' widths).
+const BLOCK: usize = 16;
+/// A transposed right operand is copied to a scratch buffer first when the
+/// product has at least this many rows and the operand this many rows and
+/// columns; each column block copies the operand rows it needs, then
+/// multiplies (256×2048×2048 on two threads: 5.6 ms with the copy, 7.5 ms
+/// without; 128×256×784 was faster without, 121 µs against 143).
+const COPY_MIN_M: usize = 256;
+/// See [`COPY_MIN_M`].
+const COPY_MIN_SIDE: usize = 512;
+
+/// Products of at most this many multiply-adds run as plain loops: the
+/// `gemm` crate's dispatch alone cost 0.15–0.35 µs on logreg's 100×1×2 and
+/// 1×2×100 products, a third of the whole step.
+const LOOP_MAX_MACS: usize = 4096;
+
+/// A product whose right operand is transposed (rows of both operands
+/// contiguous along `k`) with at most this many columns runs as dot products
+/// and an inner dimension of at most [`DOTS_MAX_K`] runs as dot products
+/// (the `gemm` crate ran 128×10×256 in 8.7 µs, dot products in 5.9; at
+/// 256×10×2048 the crate was faster again).
+const DOTS_MAX_N: usize = 16;
+/// See [`DOTS_MAX_N`].
+const DOTS_MAX_K: usize = 1024;
+
+/// How a product is spread over threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Split {
+    /// Plain loops on the calling thread.
+    Loop,
+    /// One dot product per result element, rows split over this many pieces.
+    Dots(usize),
+    /// One call on the calling thread.
+    One,
+    /// Row blocks of the result, one per piece.
+    Rows(usize),
+    /// Column blocks of the result, one per piece.
+    Cols(usize),
+}
 
 /// One `dst = lhs · rhs` with resolved arena offsets (in floats) and strides.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,9 +89,22 @@ pub(crate) struct GemmCall {
     pub rhs_cs: isize,
     /// Right operand row stride.
     pub rhs_rs: isize,
-    /// Run on the rayon pool.
-    pub parallel: bool,
+    /// Threading.
+    pub split: Split,
+    /// Copy the (transposed, `n × k` row-major) right operand to scratch as
+    /// `k × n` row-major before the product.
+    pub copy_rhs: bool,
 }
+
+/// Raw pointers shared by the pieces of a split product.
+#[derive(Clone, Copy)]
+struct Ptrs(*mut f32, *mut f32);
+
+// SAFETY: the pieces of a split product write disjoint blocks of the result
+// (or of the scratch copy) and only read everything else.
+unsafe impl Send for Ptrs {}
+// SAFETY: as above.
+unsafe impl Sync for Ptrs {}
 
 impl GemmCall {
     /// `op(a) · op(b)` for row-major `a` (`a_shape`) and `b` (`b_shape`), transposed as asked.
@@ -56,9 +125,31 @@ impl GemmCall {
         } else {
             (s, 1, s as isize)
         };
-        let parallel = m.saturating_mul(n).saturating_mul(k) >= PARALLEL_MIN_MACS
-            && m.min(n).min(k) > PARALLEL_MIN_SIDE
-            && rayon::current_num_threads() > 1;
+        let threads = team::threads();
+        let macs = m.saturating_mul(n).saturating_mul(k);
+        let split = if macs <= LOOP_MAX_MACS {
+            Split::Loop
+        } else if transpose_b && !transpose_a && n <= DOTS_MAX_N && (16..=DOTS_MAX_K).contains(&k) {
+            let pieces = if threads < 2 || macs < PARALLEL_MIN_MACS {
+                1
+            } else {
+                threads.min(m.div_ceil(BLOCK))
+            };
+            Split::Dots(pieces)
+        } else if threads < 2 || macs < PARALLEL_MIN_MACS {
+            Split::One
+        } else if n >= SPLIT_N_MIN {
+            // Large products in more blocks than threads: a thread that finishes
+            // early takes another (pieces of one product ran up to 2× apart).
+            let balance = macs >= BALANCE_MIN_MACS && n >= 2 * threads * BALANCE_MIN_COLS;
+            let pieces = if balance { 2 * threads } else { threads };
+            Split::Cols(pieces.min(n / BLOCK))
+        } else if m >= 2 * BLOCK {
+            Split::Rows(threads.min(m / BLOCK))
+        } else {
+            Split::One
+        };
+        let copy_rhs = transpose_b && m >= COPY_MIN_M && n >= COPY_MIN_SIDE && k >= COPY_MIN_SIDE;
         GemmCall {
             m,
             n,
@@ -70,36 +161,192 @@ impl GemmCall {
             rhs: b,
             rhs_cs,
             rhs_rs,
-            parallel,
+            split,
+            copy_rhs,
         }
     }
 
-    /// Runs the product on the arena at `base`.
+    /// Floats of scratch space the product needs.
+    pub(crate) fn scratch(&self) -> usize {
+        if self.copy_rhs {
+            self.k * self.n
+        } else {
+            0
+        }
+    }
+
+    /// Runs the product on the arena at `base`, with `scratch` holding at
+    /// least [`GemmCall::scratch`] floats.
     ///
     /// # Safety
     /// `base` must point to an arena holding every operand and the result at
-    /// the offsets and strides of `self`, with the result not overlapping either operand.
-    pub(crate) unsafe fn run(&self, base: *mut f32) {
-        let parallelism = if self.parallel {
-            Parallelism::Rayon(0)
-        } else {
-            Parallelism::None
+    /// the offsets and strides of `self`, with the result not overlapping
+    /// either operand, and `scratch` must not overlap the arena.
+    pub(crate) unsafe fn run(&self, base: *mut f32, scratch: &mut [f32]) {
+        let mut call = *self;
+        let mut rhs_base = base;
+        if self.copy_rhs {
+            call.rhs = 0;
+            call.rhs_cs = 1;
+            call.rhs_rs = self.n as isize;
+            rhs_base = scratch.as_mut_ptr();
+        }
+        // The copied operand is n × k row-major: row j of it is column j of
+        // op(b), so the columns c0..c1 of the result need its rows c0..c1.
+        let (n, k, at) = (self.n, self.k, self.rhs);
+        let copy = |p: Ptrs, (c0, c1): (usize, usize)| {
+            if self.copy_rhs {
+                // SAFETY: rows c0..c1 of the n × k operand are inside the arena;
+                // they land in columns c0..c1 of the k × n scratch.
+                unsafe { transpose(p.0.add(at), p.1, n, k, c0, c1) };
+            }
         };
+        let ptrs = Ptrs(base, rhs_base);
+        match self.split {
+            // SAFETY: the caller's guarantee covers the whole product.
+            Split::Loop => unsafe { call.small(base, rhs_base) },
+            Split::Dots(pieces) => team::run(pieces, &|i| {
+                let p = ptrs;
+                // SAFETY: as above; pieces write disjoint row blocks.
+                unsafe { call.dots(p.0, piece(call.m, pieces, i)) }
+            }),
+            Split::One => {
+                copy(ptrs, (0, n));
+                // SAFETY: as above.
+                unsafe { call.block(base, rhs_base, (0, call.m), (0, call.n)) }
+            }
+            Split::Rows(pieces) => {
+                team::run(pieces, &|i| copy(ptrs, piece(n, pieces, i)));
+                team::run(pieces, &|i| {
+                    let p = ptrs;
+                    // SAFETY: as above; pieces write disjoint row blocks.
+                    unsafe { call.block(p.0, p.1, piece(call.m, pieces, i), (0, call.n)) }
+                })
+            }
+            // Each piece copies the operand columns its block needs, then
+            // multiplies while they are in its cache.
+            Split::Cols(pieces) => team::run(pieces, &|i| {
+                let p = ptrs;
+                let cols = piece(call.n, pieces, i);
+                copy(p, cols);
+                // SAFETY: as above; pieces write disjoint column blocks (of the
+                // result and of the scratch copy).
+                unsafe { call.block(p.0, p.1, (0, call.m), cols) }
+            }),
+        }
+    }
+
+    /// The whole product as plain loops. Each result element sums its
+    /// products in `k` order from `0.0`, exactly as the interpreter does,
+    /// when `k < 16`; longer sums run in four interleaved partial sums
+    /// (logreg's 1×2×100 weight gradient: a 100-long chain of dependent adds
+    /// was 0.17 µs of a 0.9 µs step).
+    ///
+    /// # Safety
+    /// As [`GemmCall::run`].
+    unsafe fn small(&self, base: *mut f32, rhs_base: *mut f32) {
+        let (a_step, b_step) = (self.lhs_cs, self.rhs_rs);
+        for i in 0..self.m {
+            for j in 0..self.n {
+                // SAFETY: i < m, j < n and every p < k keep both reads inside the
+                // operands, which the caller guarantees are in the arena.
+                unsafe {
+                    let mut a = base.add(self.lhs).offset(i as isize * self.lhs_rs);
+                    let mut b = rhs_base.add(self.rhs).offset(j as isize * self.rhs_cs);
+                    let mut next = || {
+                        let t = *a * *b;
+                        a = a.wrapping_offset(a_step);
+                        b = b.wrapping_offset(b_step);
+                        t
+                    };
+                    let mut acc = 0.0f32;
+                    let mut p = 0;
+                    if self.k >= 16 {
+                        let mut part = [0.0f32; 4];
+                        while p + 4 <= self.k {
+                            for s in part.iter_mut() {
+                                *s += next();
+                            }
+                            p += 4;
+                        }
+                        acc = (part[0] + part[1]) + (part[2] + part[3]);
+                    }
+                    while p < self.k {
+                        acc += next();
+                        p += 1;
+                    }
+                    *base.add(self.dst + i * self.n + j) = acc;
+                }
+            }
+        }
+    }
+
+    /// Rows `r0..r1` of the result as dot products of contiguous rows of the
+    /// left operand and of the (transposed) right operand, four at a time.
+    ///
+    /// # Safety
+    /// As [`GemmCall::run`]; `lhs_cs` and `rhs_rs` must be 1.
+    unsafe fn dots(&self, base: *mut f32, (r0, r1): (usize, usize)) {
+        for i in r0..r1 {
+            let mut j = 0;
+            while j < self.n {
+                let group = (self.n - j).min(4);
+                // SAFETY: row i of the left operand and rows j..j + group of the
+                // right one hold k contiguous floats inside the arena (the
+                // caller's guarantee); the results land in row i of the result.
+                unsafe {
+                    let a = base.add(self.lhs).offset(i as isize * self.lhs_rs);
+                    let row = |r: usize| {
+                        base.add(self.rhs)
+                            .offset((j + r.min(group - 1)) as isize * self.rhs_cs)
+                            .cast_const()
+                    };
+                    let sums = dot4(a, [row(0), row(1), row(2), row(3)], self.k);
+                    let out = base.add(self.dst + i * self.n + j);
+                    for (r, &v) in sums.iter().take(group).enumerate() {
+                        *out.add(r) = v;
+                    }
+                }
+                j += group;
+            }
+        }
+    }
+
+    /// Rows `r0..r1`, columns `c0..c1` of the result on this thread, with the
+    /// right operand read from `rhs_base` (the arena or the scratch copy).
+    ///
+    /// # Safety
+    /// As [`GemmCall::run`]; the block must be inside the result.
+    unsafe fn block(
+        &self,
+        base: *mut f32,
+        rhs_base: *mut f32,
+        (r0, r1): (usize, usize),
+        (c0, c1): (usize, usize),
+    ) {
+        if r0 >= r1 || c0 >= c1 {
+            return;
+        }
         // SAFETY: the caller guarantees the offsets and strides stay inside the
-        // arena and that `dst` does not overlap the operands.
+        // arena (or the scratch copy) and that `dst` does not overlap the operands.
         unsafe {
             gemm::gemm(
-                self.m,
-                self.n,
+                r1 - r0,
+                c1 - c0,
                 self.k,
-                base.add(self.dst),
+                base.add(self.dst + r0 * self.n + c0),
                 1,
                 self.n as isize,
                 false,
-                base.add(self.lhs).cast_const(),
+                base.add(self.lhs)
+                    .offset(r0 as isize * self.lhs_rs)
+                    .cast_const(),
                 self.lhs_cs,
                 self.lhs_rs,
-                base.add(self.rhs).cast_const(),
+                rhs_base
+                    .add(self.rhs)
+                    .offset(c0 as isize * self.rhs_cs)
+                    .cast_const(),
                 self.rhs_cs,
                 self.rhs_rs,
                 0.0f32,
@@ -107,8 +354,158 @@ impl GemmCall {
                 false,
                 false,
                 false,
-                parallelism,
+                Parallelism::None,
             );
+        }
+    }
+}
+
+/// The four dot products `Σ a[p]·b[r][p]` over `k` contiguous floats, with
+/// AVX-512 when the CPU has it.
+///
+/// # Safety
+/// `a` and every `b[r]` must hold `k` floats.
+unsafe fn dot4(a: *const f32, b: [*const f32; 4], k: usize) -> [f32; 4] {
+    #[cfg(target_arch = "x86_64")]
+    {
+        static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        if *AVX512.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f")) {
+            // SAFETY: the CPU supports AVX-512F; the caller guarantees the lengths.
+            return unsafe { dot4_avx512(a, b, k) };
+        }
+    }
+    let mut sums = [0.0f32; 4];
+    for (s, &b) in sums.iter_mut().zip(&b) {
+        let mut acc = [0.0f32; 8];
+        let mut p = 0;
+        while p + 8 <= k {
+            for (l, x) in acc.iter_mut().enumerate() {
+                // SAFETY: p + l < k.
+                *x += unsafe { *a.add(p + l) * *b.add(p + l) };
+            }
+            p += 8;
+        }
+        *s = acc.iter().sum::<f32>();
+        while p < k {
+            // SAFETY: p < k.
+            *s += unsafe { *a.add(p) * *b.add(p) };
+            p += 1;
+        }
+    }
+    sums
+}
+
+/// [`dot4`] in 512-bit registers.
+///
+/// # Safety
+/// The CPU must support AVX-512F; `a` and every `b[r]` must hold `k` floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn dot4_avx512(a: *const f32, b: [*const f32; 4], k: usize) -> [f32; 4] {
+    use std::arch::x86_64::*;
+    // SAFETY: full loads start below k - 15 and the masked tail stays below k,
+    // inside every operand.
+    unsafe {
+        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut p = 0;
+        while p < k {
+            let mask: __mmask16 = if k - p >= 16 {
+                0xffff
+            } else {
+                ((1u32 << (k - p)) - 1) as u16
+            };
+            let x = _mm512_maskz_loadu_ps(mask, a.add(p));
+            for (s, &row) in acc.iter_mut().zip(&b) {
+                let y = _mm512_maskz_loadu_ps(mask, row.add(p));
+                *s = _mm512_fmadd_ps(x, y, *s);
+            }
+            p += 16;
+        }
+        acc.map(|s| _mm512_reduce_add_ps(s))
+    }
+}
+
+/// Writes rows `r0..r1` of the `rows × cols` row-major `src` as columns of
+/// the `cols × rows` row-major `dst`, in 8 × 8 tiles through registers (16 ×
+/// 16 tiles of power-of-two-strided rows overflow an L1 set: 2048 × 2048 took
+/// 1.8 ms on two threads against 1.05 ms in 8 × 8 tiles).
+///
+/// # Safety
+/// `src` must hold `rows × cols` floats and `dst` `cols × rows`, not overlapping.
+unsafe fn transpose(
+    src: *const f32,
+    dst: *mut f32,
+    rows: usize,
+    cols: usize,
+    r0: usize,
+    r1: usize,
+) {
+    const TILE: usize = 8;
+    let mut rb = r0;
+    while rb < r1 {
+        let re = (rb + TILE).min(r1);
+        let mut cb = 0;
+        while cb < cols {
+            let ce = (cb + TILE).min(cols);
+            if re - rb == TILE && ce - cb == TILE {
+                let mut tile = [[0.0f32; TILE]; TILE];
+                for (r, row) in tile.iter_mut().enumerate() {
+                    for (c, v) in row.iter_mut().enumerate() {
+                        // SAFETY: rb + r < rows and cb + c < cols.
+                        *v = unsafe { *src.add((rb + r) * cols + cb + c) };
+                    }
+                }
+                for c in 0..TILE {
+                    for (r, row) in tile.iter().enumerate() {
+                        // SAFETY: cb + c < cols and rb + r < rows.
+                        unsafe { *dst.add((cb + c) * rows + rb + r) = row[c] };
+                    }
+                }
+            } else {
+                for c in cb..ce {
+                    for r in rb..re {
+                        // SAFETY: r < rows and c < cols, so both indices are in bounds.
+                        unsafe { *dst.add(c * rows + r) = *src.add(r * cols + c) };
+                    }
+                }
+            }
+            cb = ce;
+        }
+        rb = re;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pieces_cover_the_range_in_aligned_blocks() {
+        for (len, pieces) in [(10, 2), (256, 2), (2048, 3), (17, 4)] {
+            let ranges: Vec<_> = (0..pieces).map(|i| piece(len, pieces, i)).collect();
+            assert_eq!(ranges[0].0, 0);
+            assert_eq!(ranges[pieces - 1].1, len);
+            for w in ranges.windows(2) {
+                assert_eq!(w[0].1, w[1].0);
+                assert!(w[0].1 % BLOCK == 0 || w[0].1 == len);
+            }
+        }
+    }
+
+    #[test]
+    fn transpose_writes_every_element_once() {
+        let (rows, cols) = (37, 21);
+        let src: Vec<f32> = (0..rows * cols).map(|i| i as f32).collect();
+        let mut dst = vec![-1.0f32; rows * cols];
+        // SAFETY: both buffers hold rows × cols floats.
+        unsafe {
+            transpose(src.as_ptr(), dst.as_mut_ptr(), rows, cols, 0, 20);
+            transpose(src.as_ptr(), dst.as_mut_ptr(), rows, cols, 20, rows);
+        }
+        for r in 0..rows {
+            for c in 0..cols {
+                assert_eq!(dst[c * rows + r], src[r * cols + c]);
+            }
         }
     }
 }

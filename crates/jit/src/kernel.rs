@@ -69,6 +69,19 @@ impl Cluster {
     }
 }
 
+/// Which loop of a kernel its `[lo, hi)` arguments bound, so that pieces of
+/// the kernel can run on different threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SplitLoop {
+    /// Neither: the kernel runs whole (`lo`, `hi` ignored).
+    None,
+    /// The outermost loop (pieces are row ranges; no reductions).
+    Outer,
+    /// The innermost loop (pieces are column ranges; reductions only over
+    /// outer dimensions, accumulated in memory column by column).
+    Inner,
+}
+
 /// Row-major strides of `shape`.
 pub(crate) fn row_major(shape: &[usize]) -> Vec<usize> {
     let mut s = vec![1; shape.len()];

@@ -8,10 +8,13 @@
 //! give the interpreter's bits; `exp`, `log`, `log1p`, `tanh` and `sigmoid`
 //! are within 4 ulp (module `math`); GEMMs reassociate their sums.
 //!
-//! Pipeline: `plan` classifies and fuses nodes, orders kernels and lays out
-//! the arena; `kernel` holds the resulting kernel descriptions; `codegen`
-//! (with `simd` and `math`) emits one function per kernel into one
-//! `JITModule`; `exec` checks arguments and runs the step.
+//! Pipeline: `plan` classifies and fuses nodes (matrix products with an inner
+//! dimension ≤ 4 become kernel expressions), orders kernels and lays out the
+//! arena; `kernel` holds the resulting kernel descriptions; `codegen` (with
+//! `simd` and `math`) emits one function per kernel into one `JITModule`;
+//! `gemm` runs matrix products (plain loops, dot products or the `gemm`
+//! crate, in blocks); `exec` checks arguments and runs the step, splitting
+//! large kernels and products across the cores through `team`.
 
 mod arena;
 mod codegen;
@@ -21,13 +24,15 @@ mod kernel;
 mod math;
 mod plan;
 mod simd;
+mod team;
 
 use graphc_ir::{Backend, DType, Executable, Graph, IrError};
 
-pub use exec::JitExecutable;
+pub use exec::{JitExecutable, StepTimes};
 
 use crate::codegen::Codegen;
 use crate::exec::{Code, Step};
+use crate::kernel::SplitLoop;
 use crate::plan::Task;
 
 /// The JIT as a [`Backend`] (verifier on in debug builds, off in release).
@@ -94,29 +99,38 @@ pub fn compile_with(graph: &Graph, options: &Options) -> Result<JitExecutable, I
             index: usize,
             hi: i64,
             chunks: usize,
+            inner: bool,
         },
     }
     let mut pending = Vec::new();
     let mut gemms = 0;
+    let mut scratch = 0;
     for task in plan.tasks {
         match task {
             Task::Cluster {
                 kernel,
                 fills,
                 chunks,
+                split,
             } => {
                 for (offset, len, value) in fills {
                     pending.push(Pending::Ready(Step::Fill { offset, len, value }));
                 }
-                let index = cg.cluster(&kernel, chunks > 1)?;
+                let split = if chunks > 1 { split } else { SplitLoop::None };
+                let index = cg.cluster(&kernel, split)?;
                 pending.push(Pending::Kernel {
                     index,
-                    hi: kernel.dims[0] as i64,
+                    hi: match split {
+                        SplitLoop::Inner => kernel.dims[kernel.dims.len() - 1] as i64,
+                        _ => kernel.dims[0] as i64,
+                    },
                     chunks,
+                    inner: split == SplitLoop::Inner,
                 });
             }
             Task::MatMul(call) => {
                 gemms += 1;
+                scratch = scratch.max(call.scratch());
                 pending.push(Pending::Ready(Step::Gemm(call)));
             }
             Task::OneHot {
@@ -130,6 +144,7 @@ pub fn compile_with(graph: &Graph, options: &Options) -> Result<JitExecutable, I
                     index,
                     hi: 0,
                     chunks: 1,
+                    inner: false,
                 });
             }
             Task::Fill(offset, len, value) => {
@@ -144,10 +159,16 @@ pub fn compile_with(graph: &Graph, options: &Options) -> Result<JitExecutable, I
         .into_iter()
         .map(|p| match p {
             Pending::Ready(s) => s,
-            Pending::Kernel { index, hi, chunks } => Step::Kernel {
+            Pending::Kernel {
+                index,
+                hi,
+                chunks,
+                inner,
+            } => Step::Kernel {
                 f: fns[index],
                 hi,
                 chunks,
+                inner,
             },
         })
         .collect();
@@ -158,6 +179,7 @@ pub fn compile_with(graph: &Graph, options: &Options) -> Result<JitExecutable, I
     Ok(JitExecutable {
         _code: Code::new(module),
         arena,
+        scratch: vec![0.0; scratch],
         ints: vec![0; plan.ints_len],
         args: plan.args,
         steps,

@@ -7,15 +7,21 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 
-use graphc_ir::{DType, Graph, IrError, NodeId, Op, ReduceOp, UnaryOp};
+use graphc_ir::{BinaryOp, DType, Graph, IrError, NodeId, Op, ReduceOp, UnaryOp};
 
 use crate::arena::LINE;
 use crate::exec::ArgSlot;
 use crate::gemm::GemmCall;
-use crate::kernel::{broadcast_strides, coalesce, row_major, Access, Cluster, Expr, Reduction};
+use crate::kernel::{
+    broadcast_strides, coalesce, row_major, Access, Cluster, Expr, Reduction, SplitLoop,
+};
 
-/// Elementwise kernels with at least this many elements are split across threads.
-const SPLIT_MIN_ELEMENTS: usize = 1 << 17;
+/// Kernels with at least this many elements are split across threads (mlp_m
+/// ran 551–600 µs a step with this, 620–760 µs splitting its 32 K-element
+/// kernels too: their inputs come from GEMM blocks of both cores).
+const SPLIT_MIN_ELEMENTS: usize = 1 << 16;
+/// A kernel split by columns needs at least this many per piece.
+const SPLIT_MIN_COLUMNS: usize = 64;
 
 /// How a node's value exists at run time.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,8 +65,10 @@ pub(crate) enum Task {
         kernel: Cluster,
         /// Reduction outputs to pre-fill with their identity.
         fills: Vec<(usize, usize, f32)>,
-        /// Pieces to split the outermost loop into (1 = serial).
+        /// Pieces to split the loop `split` into (1 = serial).
         chunks: usize,
+        /// The loop split into pieces.
+        split: SplitLoop,
     },
     /// A matrix product.
     MatMul(GemmCall),
@@ -106,9 +114,17 @@ fn round(len: usize) -> usize {
     len.div_ceil(LINE).max(1) * LINE
 }
 
+/// Whether a cluster member reads its operands from memory at positions of
+/// its own (a view, or a matrix product fused into the cluster) rather than
+/// element by element.
 fn is_view(op: &Op) -> bool {
-    matches!(op, Op::Broadcast(_) | Op::Transpose(_))
+    matches!(op, Op::Broadcast(_) | Op::Transpose(_) | Op::MatMul { .. })
 }
+
+/// Matrix products with an inner dimension of at most this many become
+/// expressions of the cluster that consumes them (linreg's and logreg's
+/// forward products: a `gemm` dispatch cost more than the whole sum).
+const FUSE_MAX_K: usize = 4;
 
 fn internal(message: impl Into<String>) -> IrError {
     IrError::Compile(message.into())
@@ -291,7 +307,23 @@ impl<'g> Lowerer<'g> {
                         _ => Class::Sink(self.new_group(Kind::Cluster, self.shape(x), v)),
                     }
                 }
-                Op::MatMul { .. } => Class::Single(self.new_group(Kind::MatMul, self.shape(v), v)),
+                Op::MatMul { transpose_lhs, .. } => {
+                    let a = operand(self, 0);
+                    let k = self.shape(a)[usize::from(!transpose_lhs)];
+                    let uniform = self.ops[v.index()]
+                        .iter()
+                        .any(|o| matches!(self.class[o.index()], Class::Uniform(_)));
+                    let kind = if k <= FUSE_MAX_K && k > 0 && !uniform {
+                        Kind::Cluster
+                    } else {
+                        Kind::MatMul
+                    };
+                    let g = self.new_group(kind, self.shape(v), v);
+                    match kind {
+                        Kind::Cluster => Class::Value(g),
+                        _ => Class::Single(g),
+                    }
+                }
                 Op::OneHot(_) => Class::Single(self.new_group(Kind::OneHot, self.shape(v), v)),
             };
             self.class[v.index()] = class;
@@ -760,6 +792,39 @@ impl<'g> Lowerer<'g> {
                     let rm = row_major(self.shape(o));
                     Expr::Load(access(slot_of(o), perm.iter().map(|&p| rm[p]).collect()))
                 }
+                &Op::MatMul {
+                    transpose_lhs,
+                    transpose_rhs,
+                } => {
+                    // Σ_p a(i, p)·b(p, j) over the domain [m, n], summed from 0 in
+                    // p order as the interpreter does.
+                    let (a, b) = (ops[0], ops[1]);
+                    let ([p0, q0], [_, s0]) = (
+                        [self.shape(a)[0], self.shape(a)[1]],
+                        [self.shape(b)[0], self.shape(b)[1]],
+                    );
+                    let (k, a_rs, a_cs) = if transpose_lhs {
+                        (p0, 1, q0)
+                    } else {
+                        (q0, q0, 1)
+                    };
+                    let (b_rs, b_cs) = if transpose_rhs { (1, s0) } else { (s0, 1) };
+                    let mut acc = *consts.entry(0.0f32.to_bits()).or_insert_with(|| {
+                        exprs.push(Expr::Const(0.0));
+                        exprs.len() - 1
+                    });
+                    for p in 0..k {
+                        let x = access(slot_of(a) + p * a_cs, vec![a_rs, 0]);
+                        let y = access(slot_of(b) + p * b_rs, vec![0, b_cs]);
+                        exprs.push(Expr::Load(x));
+                        exprs.push(Expr::Load(y));
+                        let n = exprs.len();
+                        exprs.push(Expr::Binary(BinaryOp::Mul, n - 2, n - 1));
+                        exprs.push(Expr::Binary(BinaryOp::Add, acc, n));
+                        acc = exprs.len() - 1;
+                    }
+                    exprs.pop().expect("k > 0 terms")
+                }
                 Op::Unary(op) => Expr::Unary(*op, operand(ops[0], &mut exprs, &mut access)),
                 Op::Binary(op) => {
                     let x = operand(ops[0], &mut exprs, &mut access);
@@ -831,16 +896,30 @@ impl<'g> Lowerer<'g> {
             .filter(|(r, _)| kernel.needs_init(r))
             .map(|(r, &u)| (slot_of(u), self.g.node(u).ty.numel(), identity(r.op)))
             .collect();
-        let chunks =
-            if kernel.reductions.is_empty() && numel >= SPLIT_MIN_ELEMENTS && kernel.dims[0] >= 2 {
-                rayon::current_num_threads().min(kernel.dims[0])
-            } else {
-                1
-            };
+        let threads = crate::team::threads();
+        let inner = kernel.dims.len() - 1;
+        let column_reductions = kernel
+            .reductions
+            .iter()
+            .all(|r| kernel.accesses[r.access].strides[inner] != 0);
+        let (split, chunks) = if threads < 2 || numel < SPLIT_MIN_ELEMENTS {
+            (SplitLoop::None, 1)
+        } else if kernel.reductions.is_empty() && kernel.dims[0] >= 2 {
+            // Row blocks (column blocks to match the GEMM that produced an
+            // operand measured slower on mlp_m: 620 µs a step against 527).
+            (SplitLoop::Outer, threads.min(kernel.dims[0]))
+        } else if inner > 0 && column_reductions && kernel.dims[inner] >= 2 * SPLIT_MIN_COLUMNS {
+            // Column sums (bias gradients): column blocks keep each sum on one thread.
+            let pieces = threads.min(kernel.dims[inner] / SPLIT_MIN_COLUMNS);
+            (SplitLoop::Inner, pieces)
+        } else {
+            (SplitLoop::None, 1)
+        };
         tasks.push(Task::Cluster {
             kernel,
             fills,
             chunks,
+            split,
         });
     }
 }

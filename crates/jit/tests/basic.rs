@@ -354,3 +354,30 @@ fn softmax_splits_where_a_reduction_feeds_back() {
     )
     .unwrap();
 }
+
+#[test]
+fn products_with_a_tiny_inner_dimension_fuse_into_their_consumer_bitwise() {
+    for (k, lhs_t, rhs_t) in [
+        (1, false, false),
+        (2, false, true),
+        (3, true, false),
+        (4, true, true),
+    ] {
+        let (m, n) = (37, 5);
+        let mut g = Graph::new();
+        let a_shape = if lhs_t { [k, m] } else { [m, k] };
+        let b_shape = if rhs_t { [n, k] } else { [k, n] };
+        let a = g.input("a", TensorType::f32(&a_shape));
+        let b = g.param("b", &b_shape);
+        let c = g.matmul(a, b, lhs_t, rhs_t).unwrap();
+        let e = g.unary(UnaryOp::Abs, c).unwrap();
+        g.add_output("c", c);
+        g.add_output("e", e);
+        let exe = graphc_jit::compile_with(&g, &graphc_jit::Options { verify: true }).unwrap();
+        assert_eq!(exe.stats().gemms, 0, "k = {k}: {:?}", exe.stats());
+        let init = [("b".to_string(), values(20, k * n, -2.0, 2.0))];
+        let args = [Data::F(values(21, m * k, -3.0, 3.0))];
+        // Summed from 0 in k order, as the interpreter does: bitwise equal.
+        compare(&g, &init, &args, 1, 0.0, 0.0).unwrap_or_else(|e| panic!("k = {k}: {e}"));
+    }
+}

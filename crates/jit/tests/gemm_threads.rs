@@ -1,19 +1,35 @@
-//! Tuning aid for the GEMM threading threshold: single-threaded vs rayon
-//! timings of the shapes a training step produces.
+//! Tuning aid for the GEMM policy (threads, split axis, operand copy): the
+//! products of the benchmark workloads' training steps, with their
+//! transposes, as the JIT runs them (`JitExecutable::profile` isolates the
+//! product) against one direct single-threaded `gemm` call.
 
 use std::time::Instant;
 
 use gemm::{gemm, Parallelism};
+use graphc_ir::{Arg, Executable, Graph, TensorType};
+use graphc_jit::{compile_with, Options};
 
-fn time(m: usize, n: usize, k: usize, par: Parallelism, reps: usize) -> f64 {
+/// Best of 5 single-threaded `gemm` calls for `op(a) (m×k) · op(b) (k×n)`.
+fn direct(m: usize, n: usize, k: usize, lhs_t: bool, rhs_t: bool, reps: usize) -> f64 {
     let a = vec![0.5f32; m * k];
     let b = vec![0.25f32; k * n];
     let mut c = vec![0.0f32; m * n];
+    let (lhs_cs, lhs_rs) = if lhs_t {
+        (m as isize, 1)
+    } else {
+        (1, k as isize)
+    };
+    let (rhs_cs, rhs_rs) = if rhs_t {
+        (k as isize, 1)
+    } else {
+        (1, n as isize)
+    };
     let mut best = f64::INFINITY;
     for _ in 0..5 {
         let start = Instant::now();
         for _ in 0..reps {
-            // SAFETY: the three buffers hold m×k, k×n and m×n floats, row-major.
+            // SAFETY: a, b and c hold m×k, k×n and m×n floats, read with the
+            // strides of their (transposed) row-major layouts.
             unsafe {
                 gemm(
                     m,
@@ -24,17 +40,17 @@ fn time(m: usize, n: usize, k: usize, par: Parallelism, reps: usize) -> f64 {
                     n as isize,
                     false,
                     a.as_ptr(),
-                    1,
-                    k as isize,
+                    lhs_cs,
+                    lhs_rs,
                     b.as_ptr(),
-                    1,
-                    n as isize,
+                    rhs_cs,
+                    rhs_rs,
                     0.0,
                     1.0,
                     false,
                     false,
                     false,
-                    par,
+                    Parallelism::None,
                 );
             }
         }
@@ -43,31 +59,63 @@ fn time(m: usize, n: usize, k: usize, par: Parallelism, reps: usize) -> f64 {
     best
 }
 
+/// The JIT's time for the same product, and how it ran it.
+fn jit(m: usize, n: usize, k: usize, lhs_t: bool, rhs_t: bool, reps: usize) -> (f64, String) {
+    let mut g = Graph::new();
+    let a_shape = if lhs_t { [k, m] } else { [m, k] };
+    let b_shape = if rhs_t { [n, k] } else { [k, n] };
+    let a = g.input("a", TensorType::f32(&a_shape));
+    let b = g.input("b", TensorType::f32(&b_shape));
+    let c = g.matmul(a, b, lhs_t, rhs_t).unwrap();
+    g.add_output("c", c);
+    let mut exe = compile_with(&g, &Options::default()).unwrap();
+    let (x, y) = (vec![0.5f32; m * k], vec![0.25f32; k * n]);
+    let args = [Arg::F32(&x), Arg::F32(&y)];
+    let mut best = (f64::INFINITY, String::new());
+    for _ in 0..5 {
+        let profile = exe.profile(&args, reps).unwrap();
+        let (label, t) = profile
+            .into_iter()
+            .find(|p| p.0.starts_with("gemm"))
+            .unwrap();
+        if t < best.0 {
+            best = (t, label);
+        }
+    }
+    assert!(exe.output(0).iter().all(|&v| v == 0.125 * k as f32));
+    best
+}
+
 #[test]
 #[ignore = "timing aid; run with --release --ignored --nocapture"]
-fn gemm_single_vs_rayon() {
-    for (m, n, k) in [
-        (16, 16, 4),
-        (64, 64, 64),
-        (64, 256, 784),
-        (256, 784, 64),
-        (128, 128, 128),
-        (64, 128, 256),
-        (256, 256, 256),
-        (32, 512, 512),
-        (256, 10, 2048),
-        (512, 512, 512),
+fn gemm_policy_against_one_thread() {
+    for (m, n, k, lhs_t, rhs_t) in [
+        (64, 128, 64, false, true),
+        (64, 10, 128, false, true),
+        (128, 64, 64, true, false),
+        (128, 256, 784, false, true),
+        (128, 256, 256, false, true),
+        (256, 256, 128, true, false),
+        (128, 256, 256, false, false),
+        (256, 784, 128, true, false),
+        (256, 2048, 1024, false, true),
+        (256, 2048, 2048, false, true),
+        (2048, 2048, 256, true, false),
+        (256, 2048, 2048, false, false),
+        (2048, 1024, 256, true, false),
+        (256, 10, 2048, false, true),
     ] {
         let macs = m * n * k;
-        let reps = (20_000_000 / macs).clamp(1, 10_000);
-        let one = time(m, n, k, Parallelism::None, reps);
-        let many = time(m, n, k, Parallelism::Rayon(0), reps);
+        let reps = (100_000_000 / macs).clamp(2, 5_000);
+        let one = direct(m, n, k, lhs_t, rhs_t, reps);
+        let (t, how) = jit(m, n, k, lhs_t, rhs_t, reps);
         println!(
-            "{m:4}x{n:4}x{k:4} ({macs:>10} MAC): 1 thread {:8.1} µs ({:5.1} GFLOP/s), rayon {:8.1} µs ({:5.1} GFLOP/s)",
+            "{m:5}x{n:5}x{k:5}: 1 thread {:9.1} µs ({:5.1} GFLOP/s); JIT {:9.1} µs ({:5.1} GFLOP/s, {:.2}×) {how}",
             one * 1e6,
             2.0 * macs as f64 / one / 1e9,
-            many * 1e6,
-            2.0 * macs as f64 / many / 1e9
+            t * 1e6,
+            2.0 * macs as f64 / t / 1e9,
+            one / t
         );
     }
 }

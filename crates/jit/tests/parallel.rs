@@ -1,0 +1,101 @@
+//! Work split across threads gives the interpreter's results: GEMMs split in
+//! row or column blocks (with the transposed right operand copied first, or
+//! as dot products),
+//! elementwise kernels split by rows (including in-place updates of
+//! persistent buffers), and kernels with column sums split by columns.
+
+mod common;
+
+use common::{compare, values, Data};
+use graphc_ir::{BinaryOp, CompareOp, Graph, ReduceOp, TensorType, UnaryOp};
+
+/// `op(a) · op(b)` of shapes big enough for the JIT to split (and copy).
+fn matmul_graph(m: usize, n: usize, k: usize, lhs_t: bool, rhs_t: bool) -> Graph {
+    let mut g = Graph::new();
+    let a_shape = if lhs_t { [k, m] } else { [m, k] };
+    let b_shape = if rhs_t { [n, k] } else { [k, n] };
+    let a = g.input("a", TensorType::f32(&a_shape));
+    let b = g.input("b", TensorType::f32(&b_shape));
+    let c = g.matmul(a, b, lhs_t, rhs_t).unwrap();
+    g.add_output("c", c);
+    g
+}
+
+#[test]
+fn split_and_copied_gemms_match_the_interpreter() {
+    for (m, n, k, lhs_t, rhs_t) in [
+        // Column blocks, transposed right operand copied to scratch first.
+        (256, 512, 512, false, true),
+        // Row blocks (thin n).
+        (96, 10, 4096, false, true),
+        // Column blocks with a transposed left operand.
+        (128, 256, 64, true, false),
+        // Uneven blocks: n is no multiple of the block size.
+        (64, 200, 260, false, false),
+        // Thin products with a transposed right operand: dot products, split
+        // in row blocks, with a masked tail (k = 520 is no multiple of 16).
+        (512, 12, 520, false, true),
+        (37, 10, 100, false, true),
+    ] {
+        let g = matmul_graph(m, n, k, lhs_t, rhs_t);
+        let args = [
+            Data::F(values(1, m * k, 0.0, 1.0)),
+            Data::F(values(2, k * n, 0.0, 1.0)),
+        ];
+        // Positive operands: no cancellation, so reassociated sums stay within 1e-5.
+        if let Err(e) = compare(&g, &[], &args, 1, 1e-5, 0.0) {
+            panic!("{m}x{n}x{k} lhs_t={lhs_t} rhs_t={rhs_t}: {e}");
+        }
+    }
+}
+
+#[test]
+fn row_split_kernels_and_in_place_updates_match_the_interpreter() {
+    let shape = [512, 256];
+    let mut g = Graph::new();
+    let p = g.param("p", &shape);
+    let v = g.state("v", &shape);
+    let x = g.input("x", TensorType::f32(&shape));
+    let half = g.fill(0.5, &shape);
+    let decayed = g.binary(BinaryOp::Mul, v, half).unwrap();
+    let v_new = g.binary(BinaryOp::Add, decayed, x).unwrap();
+    let root = g.unary(UnaryOp::Sqrt, v_new).unwrap();
+    let step = g.binary(BinaryOp::Div, x, root).unwrap();
+    let p_new = g.binary(BinaryOp::Sub, p, step).unwrap();
+    let e = g.unary(UnaryOp::Exp, p_new).unwrap();
+    g.add_output("e", e);
+    g.add_assign(v, v_new).unwrap();
+    g.add_assign(p, p_new).unwrap();
+    let n = shape[0] * shape[1];
+    let init = [
+        ("p".to_string(), values(3, n, -1.0, 1.0)),
+        ("v".to_string(), values(4, n, 0.0, 1.0)),
+    ];
+    let args = [Data::F(values(5, n, 0.1, 1.0))];
+    // Exactly rounded ops are bitwise equal; exp is within its 4-ulp bound.
+    compare(&g, &init, &args, 3, 1e-6, 0.0).unwrap();
+}
+
+#[test]
+fn column_split_kernels_with_column_sums_match_the_interpreter() {
+    let shape = [64, 2048];
+    let mut g = Graph::new();
+    let mask = g.input("mask", TensorType::f32(&shape));
+    let dh = g.input("dh", TensorType::f32(&shape));
+    let zero = g.fill(0.0, &shape);
+    let on = g.compare(CompareOp::Gt, mask, zero).unwrap();
+    let masked = g.select(on, dh, zero).unwrap();
+    let sums = g.reduce(ReduceOp::Sum, masked, &[0]).unwrap();
+    let scaled = g.binary(BinaryOp::Mul, masked, dh).unwrap();
+    let maxes = g.reduce(ReduceOp::Max, scaled, &[0]).unwrap();
+    g.add_output("masked", masked);
+    g.add_output("sums", sums);
+    g.add_output("maxes", maxes);
+    let n = shape[0] * shape[1];
+    let args = [
+        Data::F(values(6, n, -1.0, 1.0)),
+        Data::F(values(7, n, -2.0, 2.0)),
+    ];
+    // Column sums run down the rows in the interpreter's order: bitwise equal.
+    compare(&g, &[], &args, 2, 0.0, 0.0).unwrap();
+}
