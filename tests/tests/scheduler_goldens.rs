@@ -7,7 +7,8 @@
 use std::path::{Path, PathBuf};
 
 use graphc::stages::nn::sched::{ParamGroup, Scheduler};
-use graphc::{BackendKind, RunOptions};
+use graphc::BackendKind;
+use graphc_tests::run_golden;
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -118,25 +119,8 @@ fn training_cases() -> Vec<PathBuf> {
 }
 
 fn check_run(case: &Path, backend: BackendKind) {
-    let what = format!("{} on {}", case.display(), backend.name());
-    let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(case.join("expected.json")).unwrap())
-            .unwrap();
-    let out = tempfile::tempdir().unwrap();
-    graphc::train(
-        &case.join("spec.yaml"),
-        RunOptions {
-            out_dir: out.path().to_path_buf(),
-            backend: backend.backend(),
-            quiet: true,
-        },
-    )
-    .unwrap_or_else(|e| panic!("{what}: {e}"));
-    let lines: Vec<Value> = std::fs::read_to_string(out.path().join("metrics.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let run = run_golden(case, backend);
+    let (what, expected, lines) = (&run.what, &run.expected, &run.metrics);
     let steps: Vec<&Value> = lines.iter().filter(|l| l.get("step").is_some()).collect();
     let losses = floats(&expected["losses"]);
     let lrs = expected["lrs"].as_array().unwrap();
@@ -176,24 +160,7 @@ fn check_run(case: &Path, backend: BackendKind) {
             e + 1
         );
     }
-    let params =
-        graphc::stages::train::read_safetensors(&out.path().join("model.safetensors")).unwrap();
-    let finals = expected["final"].as_object().unwrap();
-    assert_eq!(params.len(), finals.len(), "{what}: parameters");
-    for p in params {
-        for (i, (a, e)) in p
-            .data
-            .iter()
-            .zip(floats(&finals[&p.name]["data"]))
-            .enumerate()
-        {
-            assert!(
-                close(f64::from(*a), e, 1e-4, 1e-6),
-                "{what}: {}[{i}] = {a} vs PyTorch {e}",
-                p.name
-            );
-        }
-    }
+    run.assert_final_weights(1e-4, 1e-6);
 }
 
 #[test]
