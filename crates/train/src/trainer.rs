@@ -121,6 +121,8 @@ pub struct Trainer {
     pending: usize,
     /// The index in `steps` of the executable that ran the last batch (for its output).
     last_step: Option<usize>,
+    /// Scratch for the hyper values of one step, reused so a step allocates nothing for them.
+    hyper_values: Vec<f32>,
 }
 
 /// Largest batch the evaluator runs at once; larger data sets go in chunks.
@@ -153,6 +155,7 @@ impl Trainer {
             step_count: 0,
             pending: 0,
             last_step: None,
+            hyper_values: Vec::new(),
         };
         let batch = trainer.spec.data.batch_size;
         let compiled = trainer.compile(batch, Kind::Update)?;
@@ -454,21 +457,24 @@ impl Trainer {
         };
         self.sync(index)?;
         let groups = &self.groups;
-        let hypers: Vec<f32> = self.steps[index]
-            .step
-            .hypers
-            .iter()
-            .map(|h| {
-                hyper_value_by(
-                    *h,
-                    |g| groups.get(g).map(|p| &p.hypers),
-                    self.step_count + 1,
-                )
-            })
-            .collect();
+        let step_number = self.step_count + 1;
+        self.hyper_values.clear();
+        self.hyper_values.extend(
+            self.steps[index]
+                .step
+                .hypers
+                .iter()
+                .map(|h| hyper_value_by(*h, |g| groups.get(g).map(|p| &p.hypers), step_number)),
+        );
         let compiled = &mut self.steps[index];
-        let mut args = vec![Arg::F32(features), targets_arg(targets)];
-        args.extend(hypers.iter().map(std::slice::from_ref).map(Arg::F32));
+        let mut args = Vec::with_capacity(2 + self.hyper_values.len());
+        args.extend([Arg::F32(features), targets_arg(targets)]);
+        args.extend(
+            self.hyper_values
+                .iter()
+                .map(std::slice::from_ref)
+                .map(Arg::F32),
+        );
         let result = compiled.exe.run(&args);
         result.map_err(|e| self.backend_error(e))?;
         self.last_step = Some(index);
