@@ -248,3 +248,22 @@ fn header_with_an_overflowing_shape_is_refused_before_reading() {
         .to_string();
     assert!(msg.contains("too large to hold in memory"), "{msg}");
 }
+
+#[test]
+fn a_long_path_is_named_whole_in_the_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = dir
+        .path()
+        .join("a-directory-name-long-enough-that-a-cut-path-would-lose-the-file");
+    std::fs::create_dir(&deep).unwrap();
+    let (x, y) = (deep.join("x.npy"), deep.join("labels_with_a_half.npy"));
+    std::fs::copy(fixture("x_f32.npy"), &x).unwrap();
+    std::fs::copy(fixture("y_f32_half.npy"), &y).unwrap();
+    let msg = load_npy(&x, &y, TargetKind::ClassIndex)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains(&format!("`{}` row 3: 0.5", y.display())),
+        "{msg}"
+    );
+}

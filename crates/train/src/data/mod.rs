@@ -391,18 +391,30 @@ pub(crate) fn file_error(path: &Path, message: String) -> TrainError {
     TrainError::Data(format!("`{}`: {message}", path.display()))
 }
 
-/// A path as data-set origins show it: "`PATH`".
+/// A path as data-set origins show it: "`PATH`", whole (a cut path would not say which file),
+/// with control characters escaped.
 pub(crate) fn quoted(path: &Path) -> String {
-    format!("`{}`", shown(&path.display().to_string()))
+    format!(
+        "`{}`",
+        escape_controls(&path.display().to_string(), usize::MAX)
+    )
 }
 
 /// Text from a data file or the spec as shown inside a one-line message: control characters
 /// escaped (a quoted CSV cell may hold a line break) and cut after 60 characters.
 pub(crate) fn shown(text: &str) -> String {
     const MAX: usize = 60;
-    let mut out: String = text
-        .chars()
-        .take(MAX)
+    let mut out = escape_controls(text, MAX);
+    if text.chars().nth(MAX).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// The first `max` characters of `text`, control characters escaped.
+fn escape_controls(text: &str, max: usize) -> String {
+    text.chars()
+        .take(max)
         .flat_map(|c| {
             let escaped: Vec<char> = if c.is_control() {
                 c.escape_debug().collect()
@@ -411,11 +423,7 @@ pub(crate) fn shown(text: &str) -> String {
             };
             escaped
         })
-        .collect();
-    if text.chars().nth(MAX).is_some() {
-        out.push('…');
-    }
-    out
+        .collect()
 }
 
 /// A list of names for a message: each shown, at most 20, then how many more.
