@@ -150,6 +150,9 @@ pub(crate) fn relu(graph: &mut Graph, x: NodeId) -> Result<NodeId, graphc_ir::Ir
 }
 
 /// `log_softmax(x, axis) = (x - max) - log(sum(exp(x - max)))`, stable for any logits.
+/// The shift by `max` does not change the value, so its gradient is exactly zero
+/// (the softmax sums to one): it is a stopped constant, and the backward pass is
+/// PyTorch's `g - softmax · sum(g)` with no work spent on the max's rounding residue.
 pub(crate) fn log_softmax(
     graph: &mut Graph,
     x: NodeId,
@@ -157,6 +160,7 @@ pub(crate) fn log_softmax(
 ) -> Result<NodeId, graphc_ir::IrError> {
     let shape = graph.shape(x).to_vec();
     let max = graph.reduce(ReduceOp::Max, x, &[axis])?;
+    let max = graph.unary(UnaryOp::StopGradient, max)?;
     let max = graph.broadcast_to(max, &shape)?;
     let shifted = graph.binary(BinaryOp::Sub, x, max)?;
     let exp = graph.unary(UnaryOp::Exp, shifted)?;

@@ -2,7 +2,7 @@
 //! (`pos_weight`, stable for any logit), each with PyTorch's own backward
 //! formula attached through `stop_gradient`.
 
-use graphc_ir::{BinaryOp, Graph, NodeId, UnaryOp};
+use graphc_ir::{BinaryOp, CompareOp, Graph, NodeId, UnaryOp};
 use graphc_spec::Reduction;
 
 use super::{fill_like, last_axis_constant, reduce_elements, sg, with_gradient};
@@ -61,11 +61,17 @@ pub(super) fn bce_with_logits(
     let shape = graph.shape(x).to_vec();
     let xs = sg(graph, x)?;
     let one = graph.fill(1.0, &shape);
-    let mut log_sigmoid = log_sigmoid(graph, xs)?;
+    let (mut log_sigmoid, exp_neg_abs) = log_sigmoid_parts(graph, xs)?;
     let pos_weight = pos_weight
         .map(|p| last_axis_constant(graph, p, &shape))
         .transpose()?;
-    let sigmoid = graph.unary(UnaryOp::Sigmoid, xs)?;
+    // σ(x) = 1 / (1 + e) for x ≥ 0 and e / (1 + e) below, with e = exp(-|x|)
+    // shared with log σ: one exponential per element instead of two.
+    let zero = graph.fill(0.0, &shape);
+    let non_negative = graph.compare(CompareOp::Ge, xs, zero)?;
+    let numerator = graph.select(non_negative, one, exp_neg_abs)?;
+    let one_plus_e = graph.binary(BinaryOp::Add, one, exp_neg_abs)?;
+    let sigmoid = graph.binary(BinaryOp::Div, numerator, one_plus_e)?;
     let derivative = match pos_weight {
         Some(p) => {
             let p_minus_1 = graph.binary(BinaryOp::Sub, p, one)?;
@@ -94,11 +100,16 @@ pub(super) fn bce_with_logits(
 
 /// `log σ(x) = min(x, 0) - log1p(exp(-|x|))`, PyTorch's stable form.
 pub(super) fn log_sigmoid(graph: &mut Graph, x: NodeId) -> Result<NodeId, NnError> {
+    Ok(log_sigmoid_parts(graph, x)?.0)
+}
+
+/// `log σ(x)` and the `exp(-|x|)` it is made from.
+fn log_sigmoid_parts(graph: &mut Graph, x: NodeId) -> Result<(NodeId, NodeId), NnError> {
     let zero = fill_like(graph, 0.0, x);
     let min0 = graph.binary(BinaryOp::Min, x, zero)?;
     let abs = graph.unary(UnaryOp::Abs, x)?;
     let neg_abs = graph.unary(UnaryOp::Neg, abs)?;
     let exp = graph.unary(UnaryOp::Exp, neg_abs)?;
     let softplus = graph.unary(UnaryOp::Log1p, exp)?;
-    Ok(graph.binary(BinaryOp::Sub, min0, softplus)?)
+    Ok((graph.binary(BinaryOp::Sub, min0, softplus)?, exp))
 }
