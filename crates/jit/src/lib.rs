@@ -172,7 +172,7 @@ pub fn compile_with(graph: &Graph, options: &Options) -> Result<JitExecutable, I
             },
         })
         .collect();
-    let mut arena = arena::Arena::new(plan.arena_len);
+    let mut arena = arena::Arena::new(plan.arena_len)?;
     for (offset, data) in &plan.init {
         arena.as_mut_slice()[*offset..*offset + data.len()].copy_from_slice(data);
     }
