@@ -43,10 +43,11 @@ const COPY_MIN_SIDE: usize = 512;
 const LOOP_MAX_MACS: usize = 4096;
 
 /// A product whose right operand is transposed (rows of both operands
-/// contiguous along `k`) with at most this many columns runs as dot products
-/// and an inner dimension of at most [`DOTS_MAX_K`] runs as dot products
-/// (the `gemm` crate ran 128×10×256 in 8.7 µs, dot products in 5.9; at
-/// 256×10×2048 the crate was faster again).
+/// contiguous along `k`) with at most this many columns and an inner
+/// dimension of at most [`DOTS_MAX_K`] runs as dot products in 2 × 4 blocks
+/// (the `gemm` crate ran 128×10×256 in 8.7 µs, dot products in 5.5 and
+/// mlp_s's 64×10×128 in 1.6 against 2.4; at 256×10×2048 the crate was
+/// faster again: 86 µs against 117).
 const DOTS_MAX_N: usize = 16;
 /// See [`DOTS_MAX_N`].
 const DOTS_MAX_K: usize = 1024;
@@ -282,33 +283,44 @@ impl GemmCall {
     }
 
     /// Rows `r0..r1` of the result as dot products of contiguous rows of the
-    /// left operand and of the (transposed) right operand, four at a time.
+    /// left operand and of the (transposed) right operand, in blocks of two
+    /// left rows by four right rows (each right-operand load feeds two sums).
     ///
     /// # Safety
     /// As [`GemmCall::run`]; `lhs_cs` and `rhs_rs` must be 1.
     unsafe fn dots(&self, base: *mut f32, (r0, r1): (usize, usize)) {
-        for i in r0..r1 {
+        let mut i = r0;
+        while i < r1 {
+            let rows = (r1 - i).min(2);
             let mut j = 0;
             while j < self.n {
                 let group = (self.n - j).min(4);
-                // SAFETY: row i of the left operand and rows j..j + group of the
-                // right one hold k contiguous floats inside the arena (the
-                // caller's guarantee); the results land in row i of the result.
+                // SAFETY: rows i..i + rows of the left operand and rows j..j + group
+                // of the right one hold k contiguous floats inside the arena (the
+                // caller's guarantee); a short block repeats its last row, and only
+                // rows i..i + rows, columns j..j + group of the result are written.
                 unsafe {
-                    let a = base.add(self.lhs).offset(i as isize * self.lhs_rs);
-                    let row = |r: usize| {
+                    let lhs = |r: usize| {
+                        base.add(self.lhs)
+                            .offset((i + r.min(rows - 1)) as isize * self.lhs_rs)
+                            .cast_const()
+                    };
+                    let rhs = |r: usize| {
                         base.add(self.rhs)
                             .offset((j + r.min(group - 1)) as isize * self.rhs_cs)
                             .cast_const()
                     };
-                    let sums = dot4(a, [row(0), row(1), row(2), row(3)], self.k);
-                    let out = base.add(self.dst + i * self.n + j);
-                    for (r, &v) in sums.iter().take(group).enumerate() {
-                        *out.add(r) = v;
+                    let sums = dot2x4([lhs(0), lhs(1)], [rhs(0), rhs(1), rhs(2), rhs(3)], self.k);
+                    for (r, row) in sums.iter().take(rows).enumerate() {
+                        let out = base.add(self.dst + (i + r) * self.n + j);
+                        for (c, &v) in row.iter().take(group).enumerate() {
+                            *out.add(c) = v;
+                        }
                     }
                 }
                 j += group;
             }
+            i += rows;
         }
     }
 
@@ -360,53 +372,53 @@ impl GemmCall {
     }
 }
 
-/// The four dot products `Σ a[p]·b[r][p]` over `k` contiguous floats, with
-/// AVX-512 when the CPU has it.
+/// The eight dot products of `a[0]`, `a[1]` with `b[0..4]`, each of `k` floats.
 ///
 /// # Safety
-/// `a` and every `b[r]` must hold `k` floats.
-unsafe fn dot4(a: *const f32, b: [*const f32; 4], k: usize) -> [f32; 4] {
+/// Every pointer must hold `k` floats.
+unsafe fn dot2x4(a: [*const f32; 2], b: [*const f32; 4], k: usize) -> [[f32; 4]; 2] {
     #[cfg(target_arch = "x86_64")]
     {
         static AVX512: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
         if *AVX512.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f")) {
             // SAFETY: the CPU supports AVX-512F; the caller guarantees the lengths.
-            return unsafe { dot4_avx512(a, b, k) };
+            return unsafe { dot2x4_avx512(a, b, k) };
         }
     }
-    let mut sums = [0.0f32; 4];
-    for (s, &b) in sums.iter_mut().zip(&b) {
-        let mut acc = [0.0f32; 8];
-        let mut p = 0;
-        while p + 8 <= k {
-            for (l, x) in acc.iter_mut().enumerate() {
-                // SAFETY: p + l < k.
-                *x += unsafe { *a.add(p + l) * *b.add(p + l) };
+    a.map(|a| {
+        b.map(|b| {
+            let mut acc = [0.0f32; 8];
+            let mut p = 0;
+            while p + 8 <= k {
+                for (l, x) in acc.iter_mut().enumerate() {
+                    // SAFETY: p + l < k.
+                    *x += unsafe { *a.add(p + l) * *b.add(p + l) };
+                }
+                p += 8;
             }
-            p += 8;
-        }
-        *s = acc.iter().sum::<f32>();
-        while p < k {
-            // SAFETY: p < k.
-            *s += unsafe { *a.add(p) * *b.add(p) };
-            p += 1;
-        }
-    }
-    sums
+            let mut s = acc.iter().sum::<f32>();
+            while p < k {
+                // SAFETY: p < k.
+                s += unsafe { *a.add(p) * *b.add(p) };
+                p += 1;
+            }
+            s
+        })
+    })
 }
 
-/// [`dot4`] in 512-bit registers.
+/// [`dot2x4`] in 512-bit registers: six loads feed eight fused multiply-adds.
 ///
 /// # Safety
-/// The CPU must support AVX-512F; `a` and every `b[r]` must hold `k` floats.
+/// The CPU must support AVX-512F; every pointer must hold `k` floats.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn dot4_avx512(a: *const f32, b: [*const f32; 4], k: usize) -> [f32; 4] {
+unsafe fn dot2x4_avx512(a: [*const f32; 2], b: [*const f32; 4], k: usize) -> [[f32; 4]; 2] {
     use std::arch::x86_64::*;
     // SAFETY: full loads start below k - 15 and the masked tail stays below k,
     // inside every operand.
     unsafe {
-        let mut acc = [_mm512_setzero_ps(); 4];
+        let mut acc = [[_mm512_setzero_ps(); 4]; 2];
         let mut p = 0;
         while p < k {
             let mask: __mmask16 = if k - p >= 16 {
@@ -414,15 +426,44 @@ unsafe fn dot4_avx512(a: *const f32, b: [*const f32; 4], k: usize) -> [f32; 4] {
             } else {
                 ((1u32 << (k - p)) - 1) as u16
             };
-            let x = _mm512_maskz_loadu_ps(mask, a.add(p));
-            for (s, &row) in acc.iter_mut().zip(&b) {
+            let x = a.map(|a| _mm512_maskz_loadu_ps(mask, a.add(p)));
+            for (c, &row) in b.iter().enumerate() {
                 let y = _mm512_maskz_loadu_ps(mask, row.add(p));
-                *s = _mm512_fmadd_ps(x, y, *s);
+                for r in 0..2 {
+                    acc[r][c] = _mm512_fmadd_ps(x[r], y, acc[r][c]);
+                }
             }
             p += 16;
         }
-        acc.map(|s| _mm512_reduce_add_ps(s))
+        acc.map(|row| {
+            let mut sums = [0.0f32; 4];
+            _mm_storeu_ps(sums.as_mut_ptr(), sum_lanes(row));
+            sums
+        })
     }
+}
+
+/// The lane sums of four 512-bit vectors, as one 128-bit vector: pairs are
+/// interleaved and added, then the four 128-bit quarters (15 instructions
+/// where four separate horizontal sums take about 32).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn sum_lanes(v: [std::arch::x86_64::__m512; 4]) -> std::arch::x86_64::__m128 {
+    use std::arch::x86_64::*;
+    // Per 128-bit quarter: (v0[0]+v0[2], v1[0]+v1[2], v0[1]+v0[3], v1[1]+v1[3]).
+    let pair = |a, b| _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+    let (t0, t1) = (pair(v[0], v[1]), pair(v[2], v[3]));
+    // Per quarter: (v0, v1, v2, v3) partial sums.
+    let t = _mm512_add_ps(
+        _mm512_shuffle_ps::<0b01_00_01_00>(t0, t1),
+        _mm512_shuffle_ps::<0b11_10_11_10>(t0, t1),
+    );
+    let low = _mm_add_ps(_mm512_castps512_ps128(t), _mm512_extractf32x4_ps::<1>(t));
+    let high = _mm_add_ps(
+        _mm512_extractf32x4_ps::<2>(t),
+        _mm512_extractf32x4_ps::<3>(t),
+    );
+    _mm_add_ps(low, high)
 }
 
 /// Writes rows `r0..r1` of the `rows × cols` row-major `src` as columns of

@@ -32,10 +32,13 @@ fn split_and_copied_gemms_match_the_interpreter() {
         (128, 256, 64, true, false),
         // Uneven blocks: n is no multiple of the block size.
         (64, 200, 260, false, false),
-        // Thin products with a transposed right operand: dot products, split
-        // in row blocks, with a masked tail (k = 520 is no multiple of 16).
+        // Thin products with a transposed right operand: dot products in blocks
+        // of 2 × 4, split in row blocks, with a masked tail (k = 520 is no
+        // multiple of 16) and short blocks at the edges.
         (512, 12, 520, false, true),
         (37, 10, 100, false, true),
+        // Odd rows, a one-column last group, k a multiple of 16.
+        (41, 5, 48, false, true),
     ] {
         let g = matmul_graph(m, n, k, lhs_t, rhs_t);
         let args = [
