@@ -44,88 +44,30 @@ Deterministic: seeded data, gradients and init; a rerun with the same torch writ
 same bytes. Made with torch 2.15.0+cu132 on CPU, one thread.
 """
 
-import argparse
-import fnmatch
-import json
 import os
-import sys
 
 import numpy as np
 import torch
-from safetensors.torch import save_file
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import skeleton  # noqa: E402  (helpers: write_csv, build_model, build_loss, tensor_json, ...)
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-CLASSES = {
-    "sgd": torch.optim.SGD,
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "rmsprop": torch.optim.RMSprop,
-    "adagrad": torch.optim.Adagrad,
-    "adadelta": torch.optim.Adadelta,
-    "adamax": torch.optim.Adamax,
-    "nadam": torch.optim.NAdam,
-    "radam": torch.optim.RAdam,
-}
-CLASSES.update({cls.__name__: cls for cls in list(CLASSES.values())})
+import common
 
 STEPS = 12
 
 
-# --------------------------------------------------------------------------
-# building torch optimizers from graphc's optimizer section
-
-def torch_kwargs(options):
-    out = {}
-    for k, v in options.items():
-        out[k] = tuple(v) if k == "betas" else v
-    return out
-
-
-def torch_optimizer(named_params, optimizer, param_groups):
-    """named_params: [(name, tensor)]; groups in graphc's order (param_groups, then the rest)."""
-    cls = CLASSES[optimizer["type"]]
-    top = {k: v for k, v in optimizer.items() if k != "type"}
-    groups = []
-    taken = set()
-    for g in param_groups or []:
-        members = [p for name, p in named_params
-                   if name not in taken and any(fnmatch.fnmatchcase(name, pat) for pat in g["params"])]
-        names = [name for name, p in named_params
-                 if name not in taken and any(fnmatch.fnmatchcase(name, pat) for pat in g["params"])]
-        assert members, f"group {g} matches nothing"
-        taken.update(names)
-        groups.append(dict(torch_kwargs({k: v for k, v in g.items() if k != "params"}),
-                           params=members))
-    rest = [p for name, p in named_params if name not in taken]
-    if rest:
-        groups.append({"params": rest})
-    return cls(groups, **torch_kwargs(top), foreach=False)
-
-
 def optimizer_yaml(optimizer, param_groups):
-    items = [f"{k}: {skeleton.yaml_scalar(v)}" for k, v in optimizer.items()]
-    if param_groups:
-        items.append("param_groups: [" + ", ".join(skeleton.yaml_flow(g) for g in param_groups) + "]")
-    return "{" + ", ".join(items) + "}"
+    """graphc's ``optimizer:`` section (with its ``param_groups``) as one YAML flow mapping."""
+    return common.yaml_value(common.with_groups(optimizer, param_groups))
 
 
 # --------------------------------------------------------------------------
 # (a) fixed gradients
-
-def f32_list(t):
-    return [float(v) for v in t.detach().reshape(-1).tolist()]
-
 
 def fixed_case(name, optimizer, param_groups=None, schedule=None, seed=0, grad_scale=1.0):
     rng = np.random.default_rng(seed)
     shapes = [("0.weight", [3, 4]), ("0.bias", [4])]
     params = [(n, torch.tensor(rng.standard_normal(s).astype(np.float32), requires_grad=True))
               for n, s in shapes]
-    init = [f32_list(p) for _, p in params]
+    init = [common.flat(p) for _, p in params]
     grads = []
     for k in range(STEPS):
         step_grads = []
@@ -137,7 +79,7 @@ def fixed_case(name, optimizer, param_groups=None, schedule=None, seed=0, grad_s
                 g[:] = 0.0
             step_grads.append(g)
         grads.append(step_grads)
-    opt = torch_optimizer(params, optimizer, param_groups)
+    opt = common.torch_optimizer(common.group_params(params, param_groups), optimizer, param_groups)
     trajectory = []
     schedule = schedule or [[] for _ in range(STEPS)]
     for k in range(STEPS):
@@ -146,20 +88,19 @@ def fixed_case(name, optimizer, param_groups=None, schedule=None, seed=0, grad_s
         for (_, p), g in zip(params, grads[k]):
             p.grad = torch.from_numpy(g.copy())
         opt.step()
-        trajectory.append([f32_list(p) for _, p in params])
-        for row in trajectory[-1]:
-            if not all(np.isfinite(row)):
-                raise RuntimeError(f"{name}: non-finite parameter")
+        if not all(torch.isfinite(p).all() for _, p in params):
+            raise RuntimeError(f"{name}: non-finite parameter")
+        trajectory.append([common.flat(p) for _, p in params])
     state = {}
     for n, p in params:
         for key, value in opt.state[p].items():
             if key != "step" and value is not None:
-                state[f"{n}.{key}"] = f32_list(value)
+                state[f"{n}.{key}"] = common.flat(value)
     return {
         "name": name,
         "optimizer": optimizer_yaml(optimizer, param_groups),
         "params": [{"name": n, "shape": s, "init": i} for (n, s), i in zip(shapes, init)],
-        "grads": [[[float(v) for v in g.reshape(-1)] for g in step] for step in grads],
+        "grads": [[common.flat(torch.from_numpy(g)) for g in step] for step in grads],
         "schedule": schedule,
         "trajectory": trajectory,
         "state": state,
@@ -253,75 +194,26 @@ def fixed_cases():
 # --------------------------------------------------------------------------
 # (b) training runs
 
-def run_case(out_root, name, *, seed, header, columns, x, y, input_dim, layers, loss, optimizer,
-             batch_size, epochs, param_groups=None):
-    case_dir = os.path.join(out_root, name)
-    os.makedirs(case_dir, exist_ok=True)
-    skeleton.write_csv(os.path.join(case_dir, "data.csv"), header, columns)
-    target = header[input_dim:]
-    target = target[0] if len(target) == 1 else list(target)
-    skeleton.write_spec(os.path.join(case_dir, "spec.yaml"), target=target, batch_size=batch_size,
-                        input_dim=input_dim, layers=layers, loss=loss, optimizer=optimizer,
-                        epochs=epochs, param_groups=param_groups)
-    spec_path = os.path.join(case_dir, "spec.yaml")
-    with open(spec_path) as f:
-        text = f.read().replace("tools/goldens/skeleton.py", "tools/goldens/optimizers.py")
-    with open(spec_path, "w", newline="\n") as f:
-        f.write(text)
-
-    torch.manual_seed(seed)
-    model = skeleton.build_model(input_dim, layers)
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-              os.path.join(case_dir, "init.safetensors"))
-    opt = torch_optimizer(list(model.named_parameters()), optimizer, param_groups)
-    loss_fn = skeleton.build_loss(loss)
-
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    yt = torch.from_numpy(np.ascontiguousarray(y))
-    n = xt.shape[0]
-    losses = []
-    for _epoch in range(epochs):
-        for start in range(0, n, batch_size):
-            xb, yb = xt[start:start + batch_size], yt[start:start + batch_size]
-            opt.zero_grad()
-            l = loss_fn(model(xb), yb)
-            l.backward()
-            opt.step()
-            v = l.item()
-            if not np.isfinite(v):
-                raise RuntimeError(f"{name}: non-finite loss {v}")
-            losses.append(v)
-    expected = {
-        "losses": [float(v) for v in losses],
-        "final": {k: skeleton.tensor_json(v) for k, v in model.state_dict().items()},
-    }
-    with open(os.path.join(case_dir, "expected.json"), "w", newline="\n") as f:
-        f.write(skeleton.format_expected(expected))
-    skeleton.check_files(case_dir, x, y, input_dim, expected)
+def run_case(out_root, name, **case):
+    """One case in ``skeleton.py``'s layout (``common.run_plain_case``), any optimizer."""
+    losses = common.run_plain_case("optimizers.py", out_root, name, **case)
     print(f"{name}: steps={len(losses)} loss {losses[0]:.5f} -> {losses[-1]:.5f}")
 
 
 def training_cases(out):
-    f32 = skeleton.f32
-    mlp = [{"type": "linear", "out": 8}, {"type": "relu"}, {"type": "linear", "out": 3}]
-
-    def classification(name, seed, optimizer, param_groups=None, layers=mlp, rows=48, batch=16,
-                       epochs=3):
-        rng = np.random.default_rng(seed)
-        x = f32(rng.standard_normal((rows, 4)))
-        lab = skeleton.teacher_classes(rng, x, 3)
-        run_case(out, name, seed=seed, header=["f0", "f1", "f2", "f3", "label"],
-                 columns=[x[:, i] for i in range(4)] + [lab], x=x, y=lab, input_dim=4,
-                 layers=layers, loss={"type": "cross_entropy"}, optimizer=optimizer,
+    def classification(name, seed, optimizer, param_groups=None, rows=48, batch=16, epochs=3):
+        x, lab = common.class_data(np.random.default_rng(seed), rows)
+        run_case(out, name, seed=seed, header=common.names("f", 4) + ["label"],
+                 x=x, y=lab, input_dim=4, layers=common.mlp(8, "relu", 3), loss={"type": "cross_entropy"}, optimizer=optimizer,
                  batch_size=batch, epochs=epochs, param_groups=param_groups)
 
     def regression(name, seed, optimizer, param_groups=None, epochs=3):
         rng = np.random.default_rng(seed)
-        x = f32(rng.standard_normal((40, 3)))
-        yv = f32(np.tanh(x.astype(np.float64) @ [1.5, -2.0, 0.5]) + 0.1 * rng.standard_normal(40))
-        run_case(out, name, seed=seed, header=["x0", "x1", "x2", "y"],
-                 columns=[x[:, 0], x[:, 1], x[:, 2], yv], x=x, y=yv.reshape(-1, 1), input_dim=3,
-                 layers=[{"type": "linear", "out": 6}, {"type": "tanh"}, {"type": "linear", "out": 1}],
+        x = common.f32(rng.standard_normal((40, 3)))
+        yv = common.f32(np.tanh(x.astype(np.float64) @ [1.5, -2.0, 0.5])
+                        + 0.1 * rng.standard_normal(40))
+        run_case(out, name, seed=seed, header=common.names("x", 3) + ["y"],
+                 x=x, y=yv.reshape(-1, 1), input_dim=3, layers=common.mlp(6, "tanh", 1),
                  loss={"type": "mse"}, optimizer=optimizer, batch_size=12, epochs=epochs,
                  param_groups=param_groups)
 
@@ -364,22 +256,12 @@ def training_cases(out):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=os.path.join(REPO, "tests", "goldens", "optimizers"))
-    args = ap.parse_args()
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    os.makedirs(args.out, exist_ok=True)
-
+    out = common.setup(__doc__, "optimizers")
     cases = fixed_cases()
-    with open(os.path.join(args.out, "fixed_gradients.json"), "w", newline="\n") as f:
-        f.write('{"cases": [\n')
-        for i, c in enumerate(cases):
-            f.write(" " + json.dumps(c) + (",\n" if i + 1 < len(cases) else "\n"))
-        f.write("]}\n")
+    common.write_cases(os.path.join(out, "fixed_gradients.json"), cases, indent=" ")
     print(f"fixed_gradients.json: {len(cases)} cases x {STEPS} steps")
-    training_cases(args.out)
-    print(f"torch {torch.__version__}, numpy {np.__version__}, wrote {args.out}", file=sys.stderr)
+    training_cases(out)
+    common.done(out)
 
 
 if __name__ == "__main__":
