@@ -33,6 +33,11 @@ impl Path {
         Path(segs)
     }
 
+    /// This path without its first `n` steps.
+    pub(crate) fn skip(&self, n: usize) -> Path {
+        Path(self.0.iter().skip(n).cloned().collect())
+    }
+
     /// The steps, outermost first.
     pub(crate) fn segs(&self) -> &[Seg] {
         &self.0

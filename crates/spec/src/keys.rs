@@ -4,7 +4,7 @@
 use serde::de::{self, MapAccess};
 
 use crate::ctx::{shown, Ctx, Path};
-use crate::node::{Node, Problem, Raw, Seed};
+use crate::node::{ctx_and_path, Node, Problem, Raw, Seed};
 use crate::suggest::{did_you_mean, suggest};
 
 /// The keys valid in one kind of mapping.
@@ -98,8 +98,13 @@ pub(crate) struct Keys<'a> {
 }
 
 impl<'a> Keys<'a> {
-    /// Keys of an untagged mapping; `what` names it in messages ("data", "the top-level mapping").
-    pub(crate) fn new(ctx: &'a Ctx, path: &Path, table: &'static KeyTable, what: String) -> Self {
+    /// Keys of an untagged mapping, named by its path in messages (`data`).
+    pub(crate) fn new(ctx: &'a Ctx, path: &Path, table: &'static KeyTable) -> Self {
+        Keys::named(ctx, path, table, path.to_string())
+    }
+
+    /// Keys of an untagged mapping that `what` names in messages ("the top-level mapping").
+    pub(crate) fn named(ctx: &'a Ctx, path: &Path, table: &'static KeyTable, what: String) -> Self {
         Keys {
             ctx,
             path: path.clone(),
@@ -114,7 +119,7 @@ impl<'a> Keys<'a> {
     /// Keys of a `type:`-tagged mapping: until [`Keys::set_type`], keys are checked against
     /// `union` (every type's keys) and unknown ones are deferred.
     pub(crate) fn tagged(ctx: &'a Ctx, path: &Path, union: &'static KeyTable) -> Self {
-        let mut keys = Keys::new(ctx, path, union, path.to_string());
+        let mut keys = Keys::new(ctx, path, union);
         keys.deferring = true;
         keys
     }
@@ -140,6 +145,27 @@ impl<'a> Keys<'a> {
             self.before_type.push(k.clone());
         }
         Ok(key)
+    }
+
+    /// Reads the value of the `type` key (written `written`): the index of the type in
+    /// `types.names`.
+    pub(crate) fn read_type<'de, A: MapAccess<'de>>(
+        &self,
+        map: &mut A,
+        types: &'static TypeTable,
+        written: &str,
+    ) -> Result<usize, A::Error> {
+        let location = if types.say_where {
+            format!(" in {}", self.path)
+        } else {
+            String::new()
+        };
+        map.next_value_seed(Seed(TypeNode {
+            ctx: self.ctx,
+            path: self.path.key(written),
+            table: types,
+            location,
+        }))
     }
 
     /// Fixes the mapping's type: later keys are checked against `table`, and a key read
@@ -284,11 +310,20 @@ impl KeyNode<'_, '_> {
 pub(crate) struct TypeTable {
     /// "layer", "loss", "optimizer".
     pub(crate) what: &'static str,
+    /// The start of "expected" messages: "a loss mapping such as {type: cross_entropy}".
+    pub(crate) example: &'static str,
+    /// Whether an unknown type's message says where it is (` in model.layers[2]`).
+    pub(crate) say_where: bool,
     /// `(snake_case, PyTorchClass)`.
     pub(crate) names: &'static [(&'static str, &'static str)],
 }
 
 impl TypeTable {
+    /// What a mapping of this section is: `a loss mapping such as …; loss types: …`.
+    pub(crate) fn expected(&self) -> String {
+        format!("{}; {} types: {}", self.example, self.what, self.listing())
+    }
+
     /// `mse, cross_entropy (or MSELoss, CrossEntropyLoss)`.
     pub(crate) fn listing(&self) -> String {
         let snake: Vec<&str> = self.names.iter().map(|n| n.0).collect();
@@ -307,25 +342,19 @@ impl TypeTable {
 }
 
 /// The value of a `type:` key: yields the index into the table's names.
-pub(crate) struct TypeNode<'a> {
-    /// The parse context.
-    pub(crate) ctx: &'a Ctx,
+struct TypeNode<'a> {
+    ctx: &'a Ctx,
     /// The path of the `type` key.
-    pub(crate) path: Path,
+    path: Path,
     /// The vocabulary.
-    pub(crate) table: &'static TypeTable,
+    table: &'static TypeTable,
     /// `" in model.layers[0]"` or empty, for the unknown-type message.
-    pub(crate) location: String,
+    location: String,
 }
 
 impl<'de> Node<'de> for TypeNode<'_> {
     type Out = usize;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
         format!("a {} type name: {}", self.table.what, self.table.listing())
     }

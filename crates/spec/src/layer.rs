@@ -3,12 +3,14 @@
 use serde::de::{IgnoredAny, MapAccess};
 
 use crate::ctx::{shown, Ctx, Path};
-use crate::keys::{KeyTable, Keys, TypeNode, TypeTable};
-use crate::node::{scalar, to_bool, to_i64, to_positive_usize, Node, Problem, Raw, Seed};
+use crate::keys::{KeyTable, Keys, TypeTable};
+use crate::node::{ctx_and_path, scalar, to_bool, to_i64, to_positive_usize, Node, Problem, Raw};
 use crate::types::{LayerKind, LayerSpec};
 
 static LAYER_TYPES: TypeTable = TypeTable {
     what: "layer",
+    example: "a layer mapping such as {type: linear, out: 16}",
+    say_where: true,
     names: &[
         ("linear", "Linear"),
         ("relu", "ReLU"),
@@ -55,17 +57,9 @@ pub(crate) struct LayerNode<'a, 'n> {
 
 impl<'de> Node<'de> for LayerNode<'_, '_> {
     type Out = LayerSpec;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
-        format!(
-            "a layer mapping such as {{type: linear, out: 16}}; layer types: {}",
-            LAYER_TYPES.listing()
-        )
+        LAYER_TYPES.expected()
     }
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<LayerSpec, A::Error> {
         let ctx = self.ctx;
@@ -76,13 +70,7 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
             let path = self.path.key(&k.written);
             match k.name() {
                 "type" => {
-                    let node = TypeNode {
-                        ctx,
-                        path,
-                        table: &LAYER_TYPES,
-                        location: format!(" in {}", self.path),
-                    };
-                    let t = map.next_value_seed(Seed(node))?;
+                    let t = keys.read_type(&mut map, &LAYER_TYPES, &k.written)?;
                     keys.set_type(keys_of(t), LAYER_TYPES.names[t].0)?;
                     kind = Some(t);
                 }

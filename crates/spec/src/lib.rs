@@ -27,6 +27,18 @@ pub use types::*;
 
 /// Parses and validates spec text; `origin` names the file in error messages only.
 pub fn parse_str(text: &str, origin: &Path) -> Result<Spec, SpecError> {
+    let text = checked_yaml(text, origin)?;
+    let ctx = ctx::Ctx::default();
+    let root = top::SpecNode {
+        ctx: &ctx,
+        path: ctx::Path::default(),
+    };
+    let result = node::Seed(root).deserialize(serde_yaml::Deserializer::from_str(text));
+    result.map_err(|e| spec_error(&e, text, origin, &ctx, 0))
+}
+
+/// `text` as serde_yaml is to read it (without a byte-order mark), once it is known to be YAML.
+fn checked_yaml<'t>(text: &'t str, origin: &Path) -> Result<&'t str, SpecError> {
     // serde_yaml 0.9 reads a leading UTF-8 byte-order mark as a second document.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     // serde_yaml hands visitors the events before a syntax error, so check the YAML first:
@@ -34,25 +46,30 @@ pub fn parse_str(text: &str, origin: &Path) -> Result<Spec, SpecError> {
     if let Err(e) = serde_yaml::from_str::<serde::de::IgnoredAny>(text) {
         return Err(yaml_error(&e, origin));
     }
-    let ctx = ctx::Ctx::default();
-    let root = top::SpecNode {
-        ctx: &ctx,
-        path: ctx::Path::default(),
-    };
-    let result = node::Seed(root).deserialize(serde_yaml::Deserializer::from_str(text));
-    result.map_err(|e| {
-        let position = e.location().map(|l| (l.line(), l.column()));
-        match ctx.take() {
-            Some(failure) => {
-                let relocated = failure
-                    .at_key
-                    .as_ref()
-                    .and_then(|p| locate::locate_key(text, p));
-                SpecError::new(origin, relocated.or(position), &failure.message)
-            }
-            None => yaml_error(&e, origin),
+    Ok(text)
+}
+
+/// The error for a failed read of `text`: our message from `ctx` if we raised it, at the key it
+/// names when there is one, else serde_yaml's. Key paths start with `unwritten` steps that the
+/// text itself does not contain.
+fn spec_error(
+    e: &serde_yaml::Error,
+    text: &str,
+    origin: &Path,
+    ctx: &ctx::Ctx,
+    unwritten: usize,
+) -> SpecError {
+    let position = e.location().map(|l| (l.line(), l.column()));
+    match ctx.take() {
+        Some(failure) => {
+            let relocated = failure
+                .at_key
+                .as_ref()
+                .and_then(|p| locate::locate_key(text, &p.skip(unwritten)));
+            SpecError::new(origin, relocated.or(position), &failure.message)
         }
-    })
+        None => yaml_error(e, origin),
+    }
 }
 
 /// serde_yaml's own error (malformed YAML, limits) with its ` at line L column C` moved

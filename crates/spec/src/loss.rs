@@ -5,16 +5,19 @@ use std::path::Path as FilePath;
 
 use serde::de::{DeserializeSeed, IgnoredAny, MapAccess};
 
-use crate::ctx::{Ctx, Path, Seg};
+use crate::ctx::{Ctx, Path};
 use crate::error::SpecError;
-use crate::keys::{KeyTable, Keys, TypeNode, TypeTable};
-use crate::node::{list, scalar, to_bool, to_f32, to_i64, to_nonneg_f32, Node, Problem, Raw, Seed};
+use crate::keys::{KeyTable, Keys, TypeTable};
+use crate::node::{ctx_and_path, list, scalar, to_bool, to_f32, to_i64, to_nonneg_f32};
+use crate::node::{valid_if, Node, Problem, Raw, Seed};
 use crate::suggest::did_you_mean;
 use crate::types::{LossSpec, Reduction};
 
 /// The loss types, in the order of [`Kind`].
 static LOSS_TYPES: TypeTable = TypeTable {
     what: "loss",
+    example: "a loss mapping such as {type: cross_entropy}",
+    say_where: false,
     names: &[
         ("cross_entropy", "CrossEntropyLoss"),
         ("nll", "NLLLoss"),
@@ -182,37 +185,15 @@ impl Default for Values {
 /// Parses a loss mapping on its own, checked and reported as the `loss:` of a spec would be
 /// (`loss.weight[1]: invalid type ...`), positioned in `text`.
 pub(crate) fn parse_loss_str(text: &str, origin: &FilePath) -> Result<LossSpec, SpecError> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    if let Err(e) = serde_yaml::from_str::<IgnoredAny>(text) {
-        return Err(crate::yaml_error(&e, origin));
-    }
+    let text = crate::checked_yaml(text, origin)?;
     let ctx = Ctx::default();
     let node = LossNode {
         ctx: &ctx,
         path: Path::default().key("loss"),
     };
     let result = Seed(node).deserialize(serde_yaml::Deserializer::from_str(text));
-    result.map_err(|e| {
-        let position = e.location().map(|l| (l.line(), l.column()));
-        match ctx.take() {
-            Some(failure) => {
-                // Paths start at `loss`, which the text itself does not contain.
-                let relocated = failure.at_key.as_ref().and_then(|p| {
-                    let inner = p
-                        .segs()
-                        .iter()
-                        .skip(1)
-                        .fold(Path::default(), |q, seg| match seg {
-                            Seg::Key(k) => q.key(k),
-                            Seg::Index(i) => q.index(*i),
-                        });
-                    crate::locate::locate_key(text, &inner)
-                });
-                SpecError::new(origin, relocated.or(position), &failure.message)
-            }
-            None => crate::yaml_error(&e, origin),
-        }
-    })
+    // Paths start at `loss`, which the text itself does not contain.
+    result.map_err(|e| crate::spec_error(&e, text, origin, &ctx, 1))
 }
 
 /// `loss:`.
@@ -225,17 +206,9 @@ pub(crate) struct LossNode<'a> {
 
 impl<'de> Node<'de> for LossNode<'_> {
     type Out = LossSpec;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
-        format!(
-            "a loss mapping such as {{type: cross_entropy}}; loss types: {}",
-            LOSS_TYPES.listing()
-        )
+        LOSS_TYPES.expected()
     }
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<LossSpec, A::Error> {
         let ctx = self.ctx;
@@ -246,13 +219,7 @@ impl<'de> Node<'de> for LossNode<'_> {
             let path = self.path.key(&k.written);
             match k.name() {
                 "type" => {
-                    let node = TypeNode {
-                        ctx,
-                        path,
-                        table: &LOSS_TYPES,
-                        location: String::new(),
-                    };
-                    let t = Kind::ALL[map.next_value_seed(Seed(node))?];
+                    let t = Kind::ALL[keys.read_type(&mut map, &LOSS_TYPES, &k.written)?];
                     keys.set_type(t.keys(), type_name(t))?;
                     kind = Some(t);
                 }
@@ -283,10 +250,7 @@ impl<'de> Node<'de> for LossNode<'_> {
                 }
                 "label_smoothing" => {
                     let expected = "a number in [0, 1]";
-                    let conv = |raw: &Raw| match to_f32(raw)? {
-                        x if (0.0..=1.0).contains(&x) => Ok(x),
-                        _ => Err(Problem::Value),
-                    };
+                    let conv = |raw: &Raw| valid_if(to_f32(raw)?, |x| (0.0..=1.0).contains(&x));
                     v.label_smoothing = map.next_value_seed(scalar(ctx, path, expected, conv))?;
                 }
                 "beta" => {
@@ -294,10 +258,7 @@ impl<'de> Node<'de> for LossNode<'_> {
                     v.beta = map.next_value_seed(scalar(ctx, path, expected, to_nonneg_f32))?;
                 }
                 "delta" => {
-                    let conv = |raw: &Raw| match to_f32(raw)? {
-                        x if x > 0.0 => Ok(x),
-                        _ => Err(Problem::Value),
-                    };
+                    let conv = |raw: &Raw| valid_if(to_f32(raw)?, |x| x > 0.0);
                     v.delta = map.next_value_seed(scalar(ctx, path, "a number > 0", conv))?;
                 }
                 "log_target" | "log_input" | "full" => {

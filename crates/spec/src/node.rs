@@ -75,6 +75,19 @@ pub(crate) enum Problem {
     Bare(String),
 }
 
+/// The `ctx()` and `path()` of a [`Node`] whose struct has `ctx` and `path` fields.
+macro_rules! ctx_and_path {
+    () => {
+        fn ctx(&self) -> &$crate::ctx::Ctx {
+            self.ctx
+        }
+        fn path(&self) -> &$crate::ctx::Path {
+            &self.path
+        }
+    };
+}
+pub(crate) use ctx_and_path;
+
 /// A node of the spec: knows its path, what is expected, and how to read itself.
 pub(crate) trait Node<'de>: Sized {
     /// The value read.
@@ -124,6 +137,26 @@ pub(crate) trait Node<'de>: Sized {
         };
         self.ctx().fail(message)
     }
+    /// `items`, or the error that this list must not be empty.
+    fn non_empty<T, E: de::Error>(&self, items: Vec<T>) -> Result<Vec<T>, E> {
+        if items.is_empty() {
+            let msg = format!("must not be empty; expected {}", self.expected());
+            return Err(self.fail(&Raw::Seq, Problem::Msg(msg)));
+        }
+        Ok(items)
+    }
+}
+
+/// Reads every element of a list, element `i` with the seed `elem(i)`.
+pub(crate) fn read_seq<'de, A: SeqAccess<'de>, S: DeserializeSeed<'de>>(
+    mut seq: A,
+    mut elem: impl FnMut(usize) -> S,
+) -> Result<Vec<S::Value>, A::Error> {
+    let mut out = Vec::new();
+    while let Some(v) = seq.next_element_seed(elem(out.len()))? {
+        out.push(v);
+    }
+    Ok(out)
 }
 
 /// Adapts a [`Node`] to serde's `DeserializeSeed`.
@@ -210,12 +243,7 @@ pub(crate) struct ScalarNode<'a, F> {
 
 impl<'de, T, F: FnMut(&Raw) -> Result<T, Problem>> Node<'de> for ScalarNode<'_, F> {
     type Out = T;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
         self.expected.clone()
     }
@@ -255,14 +283,9 @@ pub(crate) struct ListNode<'a, F> {
     pub(crate) nullable: bool,
 }
 
-impl<'de, T, F: FnMut(&Raw) -> Result<T, Problem>> Node<'de> for ListNode<'_, F> {
+impl<'de, T, F: Fn(&Raw) -> Result<T, Problem> + Copy> Node<'de> for ListNode<'_, F> {
     type Out = Option<Vec<T>>;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
         self.expected.clone()
     }
@@ -272,30 +295,21 @@ impl<'de, T, F: FnMut(&Raw) -> Result<T, Problem>> Node<'de> for ListNode<'_, F>
             _ => Err(Problem::Type),
         }
     }
-    fn seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<Self::Out, A::Error> {
-        let mut out = Vec::new();
-        loop {
-            let elem = ScalarNode {
+    fn seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Out, A::Error> {
+        let out = read_seq(seq, |i| {
+            Seed(ScalarNode {
                 ctx: self.ctx,
-                path: self.path.index(out.len()),
+                path: self.path.index(i),
                 expected: self.elem.clone(),
-                conv: &mut self.conv,
-            };
-            match seq.next_element_seed(Seed(elem))? {
-                Some(v) => out.push(v),
-                None => break,
-            }
-        }
-        if out.is_empty() {
-            let msg = format!("must not be empty; expected {}", self.expected);
-            return Err(self.fail(&Raw::Seq, Problem::Msg(msg)));
-        }
-        Ok(Some(out))
+                conv: self.conv,
+            })
+        })?;
+        self.non_empty(out).map(Some)
     }
 }
 
 /// Reads the value of the current key as a non-empty list of scalars.
-pub(crate) fn list<'a, T, F: FnMut(&Raw) -> Result<T, Problem>>(
+pub(crate) fn list<'a, T, F: Fn(&Raw) -> Result<T, Problem> + Copy>(
     ctx: &'a Ctx,
     path: Path,
     expected: &str,
@@ -329,6 +343,15 @@ impl<'a, F> ListBuilder<'a, F> {
 
 // ---- conversions ---------------------------------------------------------------------------
 
+/// `x` when `ok(x)`, else an invalid value (a range check after a conversion).
+pub(crate) fn valid_if<T: Copy>(x: T, ok: impl FnOnce(T) -> bool) -> Result<T, Problem> {
+    if ok(x) {
+        Ok(x)
+    } else {
+        Err(Problem::Value)
+    }
+}
+
 /// A non-negative integer.
 pub(crate) fn to_u64(raw: &Raw) -> Result<u64, Problem> {
     match raw {
@@ -340,10 +363,7 @@ pub(crate) fn to_u64(raw: &Raw) -> Result<u64, Problem> {
 
 /// A positive integer.
 pub(crate) fn to_positive_u64(raw: &Raw) -> Result<u64, Problem> {
-    match to_u64(raw)? {
-        0 => Err(Problem::Value),
-        n => Ok(n),
-    }
+    valid_if(to_u64(raw)?, |n| n > 0)
 }
 
 /// A positive integer that fits in `usize`.
@@ -380,10 +400,7 @@ pub(crate) fn to_f32(raw: &Raw) -> Result<f32, Problem> {
 
 /// A finite number `>= 0`.
 pub(crate) fn to_nonneg_f32(raw: &Raw) -> Result<f32, Problem> {
-    match to_f32(raw)? {
-        x if x >= 0.0 => Ok(x),
-        _ => Err(Problem::Value),
-    }
+    valid_if(to_f32(raw)?, |x| x >= 0.0)
 }
 
 /// `true` / `false`.

@@ -5,9 +5,10 @@
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess};
 
 use crate::ctx::{shown, Ctx, Path};
-use crate::keys::{KeyTable, Keys, TypeNode, TypeTable};
+use crate::keys::{KeyTable, Keys, TypeTable};
 use crate::node::{
-    list, scalar, to_bool, to_nonempty_string, Node, Problem, Raw, ScalarNode, Seed,
+    ctx_and_path, list, read_seq, scalar, to_bool, to_nonempty_string, valid_if, Node, Problem,
+    Raw, ScalarNode, Seed,
 };
 use crate::suggest::suggest;
 use crate::types::{
@@ -17,6 +18,8 @@ use crate::types::{
 
 static OPTIMIZER_TYPES: TypeTable = TypeTable {
     what: "optimizer",
+    example: "an optimizer mapping such as {type: sgd, lr: 0.1}",
+    say_where: false,
     names: &[
         ("sgd", "SGD"),
         ("adam", "Adam"),
@@ -64,216 +67,61 @@ macro_rules! table {
     };
 }
 
-/// Keys of `optimizer:` per type, in `OPTIMIZER_TYPES` order; hyperparameters in PyTorch's
-/// signature order.
-static OPTIMIZER_KEYS: [KeyTable; 9] = [
-    table!(
-        "type",
-        "lr",
-        "momentum",
-        "dampening",
-        "weight_decay",
-        "nesterov",
-        "maximize",
-        "param_groups"
-    ),
-    table!(
-        "type",
-        "lr",
-        "betas",
-        "eps",
-        "weight_decay",
-        "amsgrad",
-        "maximize",
-        "decoupled_weight_decay",
-        "param_groups"
-    ),
-    table!(
-        "type",
-        "lr",
-        "betas",
-        "eps",
-        "weight_decay",
-        "amsgrad",
-        "maximize",
-        "param_groups"
-    ),
-    table!(
-        "type",
-        "lr",
-        "alpha",
-        "eps",
-        "weight_decay",
-        "momentum",
-        "centered",
-        "maximize",
-        "param_groups"
-    ),
-    table!(
-        "type",
-        "lr",
-        "lr_decay",
-        "weight_decay",
-        "initial_accumulator_value",
-        "eps",
-        "maximize",
-        "param_groups"
-    ),
-    table!(
-        "type",
-        "lr",
-        "rho",
-        "eps",
-        "weight_decay",
-        "maximize",
-        "param_groups"
-    ),
-    table!(
-        "type",
-        "lr",
-        "betas",
-        "eps",
-        "weight_decay",
-        "maximize",
-        "param_groups"
-    ),
-    table!(
-        "type",
-        "lr",
-        "betas",
-        "eps",
-        "weight_decay",
-        "momentum_decay",
-        "decoupled_weight_decay",
-        "maximize",
-        "param_groups"
-    ),
-    table!(
-        "type",
-        "lr",
-        "betas",
-        "eps",
-        "weight_decay",
-        "decoupled_weight_decay",
-        "maximize",
-        "param_groups"
-    ),
-];
+/// The key tables of every optimizer type, from its hyperparameters.
+macro_rules! tables {
+    ($([$($key:literal),*]),* $(,)?) => {
+        /// Keys of `optimizer:` per type: `type`, the hyperparameters, `param_groups`.
+        static OPTIMIZER_KEYS: [KeyTable; 9] = [$(table!("type", $($key,)* "param_groups")),*];
+        /// Keys of one param group per type: `params` plus the hyperparameters.
+        static GROUP_KEYS: [KeyTable; 9] = [$(table!("params", $($key),*)),*];
+    };
+}
 
-/// Keys of one param group per type: `params` plus the type's hyperparameters.
-static GROUP_KEYS: [KeyTable; 9] = [
-    table!(
-        "params",
-        "lr",
-        "momentum",
-        "dampening",
-        "weight_decay",
-        "nesterov",
-        "maximize"
-    ),
-    table!(
-        "params",
-        "lr",
-        "betas",
-        "eps",
-        "weight_decay",
-        "amsgrad",
-        "maximize",
-        "decoupled_weight_decay"
-    ),
-    table!(
-        "params",
-        "lr",
-        "betas",
-        "eps",
-        "weight_decay",
-        "amsgrad",
-        "maximize"
-    ),
-    table!(
-        "params",
-        "lr",
-        "alpha",
-        "eps",
-        "weight_decay",
-        "momentum",
-        "centered",
-        "maximize"
-    ),
-    table!(
-        "params",
-        "lr",
-        "lr_decay",
-        "weight_decay",
-        "initial_accumulator_value",
-        "eps",
-        "maximize"
-    ),
-    table!("params", "lr", "rho", "eps", "weight_decay", "maximize"),
-    table!("params", "lr", "betas", "eps", "weight_decay", "maximize"),
-    table!(
-        "params",
-        "lr",
-        "betas",
-        "eps",
-        "weight_decay",
-        "momentum_decay",
-        "decoupled_weight_decay",
-        "maximize"
-    ),
-    table!(
-        "params",
-        "lr",
-        "betas",
-        "eps",
-        "weight_decay",
-        "decoupled_weight_decay",
-        "maximize"
-    ),
-];
+// The hyperparameters of each type, in `OPTIMIZER_TYPES` order and PyTorch's signature order.
+tables! {
+    ["lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"],
+    ["lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay"],
+    ["lr", "betas", "eps", "weight_decay", "amsgrad", "maximize"],
+    ["lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize"],
+    ["lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize"],
+    ["lr", "rho", "eps", "weight_decay", "maximize"],
+    ["lr", "betas", "eps", "weight_decay", "maximize"],
+    ["lr", "betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay", "maximize"],
+    ["lr", "betas", "eps", "weight_decay", "decoupled_weight_decay", "maximize"],
+}
+
+/// A table with `first`, every optimizer's hyperparameters (in order of first use above),
+/// then `last`: for the keys of a mapping read before `type:`.
+macro_rules! every_hyperparameter {
+    ($first:literal $(, $last:literal)?) => {
+        table!(
+            $first,
+            "lr",
+            "momentum",
+            "dampening",
+            "weight_decay",
+            "nesterov",
+            "maximize",
+            "betas",
+            "eps",
+            "amsgrad",
+            "decoupled_weight_decay",
+            "alpha",
+            "centered",
+            "lr_decay",
+            "initial_accumulator_value",
+            "rho",
+            "momentum_decay"
+            $(, $last)?
+        )
+    };
+}
 
 /// Every optimizer's keys, for the keys read before `type:`.
-static UNION_KEYS: KeyTable = table!(
-    "type",
-    "lr",
-    "momentum",
-    "dampening",
-    "weight_decay",
-    "nesterov",
-    "maximize",
-    "betas",
-    "eps",
-    "amsgrad",
-    "decoupled_weight_decay",
-    "alpha",
-    "centered",
-    "lr_decay",
-    "initial_accumulator_value",
-    "rho",
-    "momentum_decay",
-    "param_groups",
-);
+static UNION_KEYS: KeyTable = every_hyperparameter!("type", "param_groups");
 
 /// Every optimizer's group keys, for groups read before `type:` (checked again once it is known).
-static UNION_GROUP_KEYS: KeyTable = table!(
-    "params",
-    "lr",
-    "momentum",
-    "dampening",
-    "weight_decay",
-    "nesterov",
-    "maximize",
-    "betas",
-    "eps",
-    "amsgrad",
-    "decoupled_weight_decay",
-    "alpha",
-    "centered",
-    "lr_decay",
-    "initial_accumulator_value",
-    "rho",
-    "momentum_decay",
-);
+static UNION_GROUP_KEYS: KeyTable = every_hyperparameter!("params");
 
 /// A finite number, as `f64` (integers accepted).
 fn to_f64(raw: &Raw) -> Result<f64, Problem> {
@@ -295,26 +143,17 @@ fn to_f64(raw: &Raw) -> Result<f64, Problem> {
 
 /// A finite number `>= 0`.
 fn to_nonneg_f64(raw: &Raw) -> Result<f64, Problem> {
-    match to_f64(raw)? {
-        x if x >= 0.0 => Ok(x),
-        _ => Err(Problem::Value),
-    }
+    valid_if(to_f64(raw)?, |x| x >= 0.0)
 }
 
 /// A number in `[0, 1)` (a beta).
 fn to_beta(raw: &Raw) -> Result<f64, Problem> {
-    match to_f64(raw)? {
-        x if (0.0..1.0).contains(&x) => Ok(x),
-        _ => Err(Problem::Value),
-    }
+    valid_if(to_f64(raw)?, |x| (0.0..1.0).contains(&x))
 }
 
 /// A number in `[0, 1]` (Adadelta's rho).
 fn to_unit(raw: &Raw) -> Result<f64, Problem> {
-    match to_f64(raw)? {
-        x if (0.0..=1.0).contains(&x) => Ok(x),
-        _ => Err(Problem::Value),
-    }
+    valid_if(to_f64(raw)?, |x| (0.0..=1.0).contains(&x))
 }
 
 /// Hyperparameters given in one mapping (the optimizer or a group), any optimizer's.
@@ -550,29 +389,19 @@ struct BetasNode<'a> {
 
 impl<'de> Node<'de> for BetasNode<'_> {
     type Out = (f64, f64);
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
         "a list of two betas in [0, 1), such as [0.9, 0.999]".into()
     }
-    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(f64, f64), A::Error> {
-        let mut out = Vec::new();
-        loop {
-            let elem = ScalarNode {
+    fn seq<A: SeqAccess<'de>>(self, seq: A) -> Result<(f64, f64), A::Error> {
+        let out = read_seq(seq, |i| {
+            Seed(ScalarNode {
                 ctx: self.ctx,
-                path: self.path.index(out.len()),
+                path: self.path.index(i),
                 expected: "a beta in [0, 1)".to_owned(),
                 conv: to_beta,
-            };
-            match seq.next_element_seed(Seed(elem))? {
-                Some(v) => out.push(v),
-                None => break,
-            }
-        }
+            })
+        })?;
         match out[..] {
             [b1, b2] => Ok((b1, b2)),
             _ => {
@@ -593,17 +422,9 @@ pub(crate) struct OptimizerNode<'a> {
 
 impl<'de> Node<'de> for OptimizerNode<'_> {
     type Out = OptimizerSpec;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
-        format!(
-            "an optimizer mapping such as {{type: sgd, lr: 0.1}}; optimizer types: {}",
-            OPTIMIZER_TYPES.listing()
-        )
+        OPTIMIZER_TYPES.expected()
     }
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<OptimizerSpec, A::Error> {
         let ctx = self.ctx;
@@ -615,13 +436,7 @@ impl<'de> Node<'de> for OptimizerNode<'_> {
             let path = self.path.key(&k.written);
             match k.name() {
                 "type" => {
-                    let node = TypeNode {
-                        ctx,
-                        path,
-                        table: &OPTIMIZER_TYPES,
-                        location: String::new(),
-                    };
-                    let t = map.next_value_seed(Seed(node))?;
+                    let t = keys.read_type(&mut map, &OPTIMIZER_TYPES, &k.written)?;
                     keys.set_type(&OPTIMIZER_KEYS[t], OPTIMIZER_TYPES.names[t].0)?;
                     kind = Some(t);
                 }
@@ -703,29 +518,18 @@ struct GroupsNode<'a> {
 
 impl<'de> Node<'de> for GroupsNode<'_> {
     type Out = Vec<GroupGiven>;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
         "a list of param groups such as {params: [\"0.*\"], lr: 0.01}".into()
     }
-    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<GroupGiven>, A::Error> {
-        let mut groups = Vec::new();
-        loop {
-            let node = GroupNode {
+    fn seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Vec<GroupGiven>, A::Error> {
+        read_seq(seq, |i| {
+            Seed(GroupNode {
                 ctx: self.ctx,
-                path: self.path.index(groups.len()),
+                path: self.path.index(i),
                 kind: self.kind,
-            };
-            match seq.next_element_seed(Seed(node))? {
-                Some(g) => groups.push(g),
-                None => break,
-            }
-        }
-        Ok(groups)
+            })
+        })
     }
 }
 
@@ -738,12 +542,7 @@ struct GroupNode<'a> {
 
 impl<'de> Node<'de> for GroupNode<'_> {
     type Out = GroupGiven;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
         let table = self.kind.map_or(&UNION_GROUP_KEYS, |t| &GROUP_KEYS[t]);
         format!("a param group mapping with keys {}", table.listing())
@@ -751,7 +550,7 @@ impl<'de> Node<'de> for GroupNode<'_> {
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<GroupGiven, A::Error> {
         let ctx = self.ctx;
         let table = self.kind.map_or(&UNION_GROUP_KEYS, |t| &GROUP_KEYS[t]);
-        let mut keys = Keys::new(ctx, &self.path, table, self.path.to_string());
+        let mut keys = Keys::new(ctx, &self.path, table);
         let mut params = None;
         let mut given = Given::default();
         while let Some(k) = keys.next(&mut map)? {
@@ -896,75 +695,31 @@ impl OptimizerKind {
     pub fn hyperparameters(&self) -> Vec<(&'static str, HyperValue)> {
         use HyperValue::{Bool, Float, Pair};
         let pair = |b: (f64, f64)| Pair(b.0, b.1);
+        // `(name, Make(s.name))` for each `name Make`: the keys are the field names.
+        macro_rules! listed {
+            ($s:ident: $($field:ident $make:ident),*) => {
+                vec![$((stringify!($field), $make($s.$field))),*]
+            };
+        }
         match self {
-            OptimizerKind::Sgd(s) => vec![
-                ("lr", Float(s.lr)),
-                ("momentum", Float(s.momentum)),
-                ("dampening", Float(s.dampening)),
-                ("weight_decay", Float(s.weight_decay)),
-                ("nesterov", Bool(s.nesterov)),
-                ("maximize", Bool(s.maximize)),
-            ],
-            OptimizerKind::Adam(s) | OptimizerKind::AdamW(s) => vec![
-                ("lr", Float(s.lr)),
-                ("betas", pair(s.betas)),
-                ("eps", Float(s.eps)),
-                ("weight_decay", Float(s.weight_decay)),
-                ("amsgrad", Bool(s.amsgrad)),
-                ("maximize", Bool(s.maximize)),
-                ("decoupled_weight_decay", Bool(s.decoupled_weight_decay)),
-            ],
-            OptimizerKind::RmsProp(s) => vec![
-                ("lr", Float(s.lr)),
-                ("momentum", Float(s.momentum)),
-                ("alpha", Float(s.alpha)),
-                ("eps", Float(s.eps)),
-                ("centered", Bool(s.centered)),
-                ("weight_decay", Float(s.weight_decay)),
-                ("maximize", Bool(s.maximize)),
-            ],
-            OptimizerKind::Adagrad(s) => vec![
-                ("lr", Float(s.lr)),
-                ("lr_decay", Float(s.lr_decay)),
-                ("eps", Float(s.eps)),
-                ("weight_decay", Float(s.weight_decay)),
-                (
-                    "initial_accumulator_value",
-                    Float(s.initial_accumulator_value),
-                ),
-                ("maximize", Bool(s.maximize)),
-            ],
-            OptimizerKind::Adadelta(s) => vec![
-                ("lr", Float(s.lr)),
-                ("rho", Float(s.rho)),
-                ("eps", Float(s.eps)),
-                ("weight_decay", Float(s.weight_decay)),
-                ("maximize", Bool(s.maximize)),
-            ],
-            OptimizerKind::Adamax(s) => vec![
-                ("lr", Float(s.lr)),
-                ("betas", pair(s.betas)),
-                ("eps", Float(s.eps)),
-                ("weight_decay", Float(s.weight_decay)),
-                ("maximize", Bool(s.maximize)),
-            ],
-            OptimizerKind::NAdam(s) => vec![
-                ("lr", Float(s.lr)),
-                ("betas", pair(s.betas)),
-                ("eps", Float(s.eps)),
-                ("weight_decay", Float(s.weight_decay)),
-                ("momentum_decay", Float(s.momentum_decay)),
-                ("decoupled_weight_decay", Bool(s.decoupled_weight_decay)),
-                ("maximize", Bool(s.maximize)),
-            ],
-            OptimizerKind::RAdam(s) => vec![
-                ("lr", Float(s.lr)),
-                ("betas", pair(s.betas)),
-                ("eps", Float(s.eps)),
-                ("weight_decay", Float(s.weight_decay)),
-                ("maximize", Bool(s.maximize)),
-                ("decoupled_weight_decay", Bool(s.decoupled_weight_decay)),
-            ],
+            OptimizerKind::Sgd(s) => listed!(s: lr Float, momentum Float, dampening Float,
+                weight_decay Float, nesterov Bool, maximize Bool),
+            OptimizerKind::Adam(s) | OptimizerKind::AdamW(s) => listed!(s: lr Float, betas pair,
+                eps Float, weight_decay Float, amsgrad Bool, maximize Bool,
+                decoupled_weight_decay Bool),
+            OptimizerKind::RmsProp(s) => listed!(s: lr Float, momentum Float, alpha Float,
+                eps Float, centered Bool, weight_decay Float, maximize Bool),
+            OptimizerKind::Adagrad(s) => listed!(s: lr Float, lr_decay Float, eps Float,
+                weight_decay Float, initial_accumulator_value Float, maximize Bool),
+            OptimizerKind::Adadelta(s) => listed!(s: lr Float, rho Float, eps Float,
+                weight_decay Float, maximize Bool),
+            OptimizerKind::Adamax(s) => listed!(s: lr Float, betas pair, eps Float,
+                weight_decay Float, maximize Bool),
+            OptimizerKind::NAdam(s) => listed!(s: lr Float, betas pair, eps Float,
+                weight_decay Float, momentum_decay Float, decoupled_weight_decay Bool,
+                maximize Bool),
+            OptimizerKind::RAdam(s) => listed!(s: lr Float, betas pair, eps Float,
+                weight_decay Float, maximize Bool, decoupled_weight_decay Bool),
         }
     }
 }

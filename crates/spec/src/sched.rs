@@ -5,9 +5,9 @@
 use serde::de::{IgnoredAny, MapAccess, SeqAccess};
 
 use crate::ctx::{Ctx, Path};
-use crate::keys::{KeyTable, Keys, TypeNode, TypeTable};
-use crate::node::{list, scalar, to_bool, to_positive_u64, to_positive_usize, to_u64, Node};
-use crate::node::{Problem, Raw, Seed};
+use crate::keys::{KeyTable, Keys, TypeTable};
+use crate::node::{ctx_and_path, list, read_seq, scalar, to_bool, to_positive_u64};
+use crate::node::{to_positive_usize, to_u64, valid_if, Node, Problem, Raw, Seed};
 use crate::suggest::did_you_mean;
 use crate::types::{
     AnnealStrategy, ClipGradNorm, Interval, PerGroup, PlateauMode, SchedulerKind, SchedulerSpec,
@@ -16,6 +16,8 @@ use crate::types::{
 
 static SCHEDULER_TYPES: TypeTable = TypeTable {
     what: "scheduler",
+    example: "a scheduler mapping such as {type: step_lr, step_size: 30}",
+    say_where: false,
     names: &[
         ("step_lr", "StepLR"),
         ("multi_step_lr", "MultiStepLR"),
@@ -162,26 +164,17 @@ fn to_f64(raw: &Raw) -> Result<f64, Problem> {
 
 /// A finite number `>= 0`.
 fn to_nonneg_f64(raw: &Raw) -> Result<f64, Problem> {
-    match to_f64(raw)? {
-        x if x >= 0.0 => Ok(x),
-        _ => Err(Problem::Value),
-    }
+    valid_if(to_f64(raw)?, |x| x >= 0.0)
 }
 
 /// A finite number `> 0`.
 fn to_positive_f64(raw: &Raw) -> Result<f64, Problem> {
-    match to_f64(raw)? {
-        x if x > 0.0 => Ok(x),
-        _ => Err(Problem::Value),
-    }
+    valid_if(to_f64(raw)?, |x| x > 0.0)
 }
 
 /// A number in `[0, 1]`.
 fn to_unit_f64(raw: &Raw) -> Result<f64, Problem> {
-    match to_f64(raw)? {
-        x if (0.0..=1.0).contains(&x) => Ok(x),
-        _ => Err(Problem::Value),
-    }
+    valid_if(to_f64(raw)?, |x| (0.0..=1.0).contains(&x))
 }
 
 /// One of `words` (a string), with a suggestion when misspelled.
@@ -295,10 +288,7 @@ impl Given {
             "T_0" => self.t_0 = read(map, ctx, path, positive, to_positive_u64)?,
             "T_mult" => self.t_mult = read(map, ctx, path, "an integer >= 1", to_positive_u64)?,
             "start_factor" => {
-                let conv = |raw: &Raw| match to_f64(raw)? {
-                    x if x > 0.0 && x <= 1.0 => Ok(x),
-                    _ => Err(Problem::Value),
-                };
+                let conv = |raw: &Raw| valid_if(to_f64(raw)?, |x| x > 0.0 && x <= 1.0);
                 self.start_factor = read(map, ctx, path, "a number in (0, 1]", conv)?;
             }
             "end_factor" => {
@@ -515,17 +505,9 @@ pub(crate) struct SchedulerNode<'a> {
 
 impl<'de> Node<'de> for SchedulerNode<'_> {
     type Out = Option<SchedulerSpec>;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
-        format!(
-            "a scheduler mapping such as {{type: step_lr, step_size: 30}}; scheduler types: {}",
-            SCHEDULER_TYPES.listing()
-        )
+        SCHEDULER_TYPES.expected()
     }
     fn scalar(&mut self, raw: &Raw) -> Result<Self::Out, Problem> {
         match raw {
@@ -541,13 +523,7 @@ impl<'de> Node<'de> for SchedulerNode<'_> {
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
             if k.name() == "type" {
-                let node = TypeNode {
-                    ctx,
-                    path,
-                    table: &SCHEDULER_TYPES,
-                    location: String::new(),
-                };
-                let t = map.next_value_seed(Seed(node))?;
+                let t = keys.read_type(&mut map, &SCHEDULER_TYPES, &k.written)?;
                 if self.nested && (t == PLATEAU || t == SEQUENTIAL) {
                     let msg = format!(
                         "{}: sequential_lr cannot hold {} (as in PyTorch); give it epoch- or \
@@ -595,35 +571,22 @@ struct SchedulersNode<'a> {
 
 impl<'de> Node<'de> for SchedulersNode<'_> {
     type Out = Vec<SchedulerKind>;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
         "a non-empty list of schedulers such as [{type: linear_lr}, {type: cosine_annealing_lr, T_max: 10}]"
             .into()
     }
-    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<SchedulerKind>, A::Error> {
-        let mut out = Vec::new();
-        loop {
-            let node = SchedulerNode {
+    fn seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Vec<SchedulerKind>, A::Error> {
+        let read = read_seq(seq, |i| {
+            Seed(SchedulerNode {
                 ctx: self.ctx,
-                path: self.path.index(out.len()),
+                path: self.path.index(i),
                 nested: true,
-            };
-            match seq.next_element_seed(Seed(node))? {
-                Some(Some(s)) => out.push(s.kind),
-                Some(None) => return Err(self.fail(&Raw::Null, Problem::Type)),
-                None => break,
-            }
-        }
-        if out.is_empty() {
-            let msg = format!("must not be empty; expected {}", self.expected());
-            return Err(self.fail(&Raw::Seq, Problem::Msg(msg)));
-        }
-        Ok(out)
+            })
+        })?;
+        // A nested scheduler is never `null` (its node rejects it), so every one is `Some`.
+        let out = read.into_iter().flatten().map(|s| s.kind).collect();
+        self.non_empty(out)
     }
 }
 
@@ -635,30 +598,19 @@ struct CountsNode<'a> {
 
 impl<'de> Node<'de> for CountsNode<'_> {
     type Out = Vec<u64>;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
         "a list of non-negative integers (epoch or step indices)".into()
     }
-    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u64>, A::Error> {
-        let mut out = Vec::new();
-        loop {
-            let elem = scalar(
+    fn seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Vec<u64>, A::Error> {
+        read_seq(seq, |i| {
+            scalar(
                 self.ctx,
-                self.path.index(out.len()),
+                self.path.index(i),
                 "a non-negative integer",
                 to_u64,
-            );
-            match seq.next_element_seed(elem)? {
-                Some(v) => out.push(v),
-                None => break,
-            }
-        }
-        Ok(out)
+            )
+        })
     }
 }
 
@@ -670,12 +622,7 @@ struct PerGroupNode<'a> {
 
 impl<'de> Node<'de> for PerGroupNode<'_> {
     type Out = PerGroup;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
         "a number, or a list of numbers with one per param group".into()
     }
@@ -780,12 +727,7 @@ fn to_norm_type(raw: &Raw) -> Result<f64, Problem> {
 
 impl<'de> Node<'de> for ClipNormNode<'_> {
     type Out = Option<ClipGradNorm>;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
         "a max_norm >= 0, or a mapping {max_norm: NUMBER, norm_type: NUMBER or inf}".into()
     }
@@ -802,7 +744,7 @@ impl<'de> Node<'de> for ClipNormNode<'_> {
     }
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
         let ctx = self.ctx;
-        let mut keys = Keys::new(ctx, &self.path, &CLIP_NORM_KEYS, self.path.to_string());
+        let mut keys = Keys::new(ctx, &self.path, &CLIP_NORM_KEYS);
         let (mut max_norm, mut norm_type) = (None, 2.0);
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);

@@ -10,8 +10,8 @@ use crate::keys::{KeyTable, Keys};
 use crate::layer::LayerNode;
 use crate::loss::LossNode;
 use crate::node::{
-    list, scalar, to_bool, to_f32, to_nonempty_string, to_nonneg_f32, to_positive_u64,
-    to_positive_usize, to_u64, Node, Problem, Raw, Seed,
+    ctx_and_path, list, scalar, to_bool, to_f32, to_nonempty_string, to_nonneg_f32,
+    to_positive_u64, to_positive_usize, to_u64, valid_if, Node, Problem, Raw, Seed,
 };
 use crate::optim::OptimizerNode;
 use crate::sched::{SchedulerNode, TrainStepKeys};
@@ -75,12 +75,7 @@ pub(crate) struct SpecNode<'a> {
 
 impl<'de> Node<'de> for SpecNode<'_> {
     type Out = Spec;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
         format!("a mapping with keys {}", TOP_KEYS.listing())
     }
@@ -95,7 +90,7 @@ impl<'de> Node<'de> for SpecNode<'_> {
     }
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<Spec, A::Error> {
         let ctx = self.ctx;
-        let mut keys = Keys::new(ctx, &self.path, &TOP_KEYS, "the top-level mapping".into());
+        let mut keys = Keys::named(ctx, &self.path, &TOP_KEYS, "the top-level mapping".into());
         let (mut seed, mut data, mut model, mut loss, mut optimizer, mut train) =
             (None, None, None, None, None, None);
         let mut scheduler = None;
@@ -150,18 +145,13 @@ struct DataNode<'a> {
 
 impl<'de> Node<'de> for DataNode<'_> {
     type Out = DataSpec;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
         format!("a mapping with keys {}", DATA_KEYS.listing())
     }
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<DataSpec, A::Error> {
         let ctx = self.ctx;
-        let mut keys = Keys::new(ctx, &self.path, &DATA_KEYS, self.path.to_string());
+        let mut keys = Keys::new(ctx, &self.path, &DATA_KEYS);
         let mut train = None;
         let mut valid = None;
         let mut split: Option<(f32, String)> = None;
@@ -188,10 +178,7 @@ impl<'de> Node<'de> for DataNode<'_> {
                 }
                 "split" => {
                     let expected = "a fraction between 0 and 1 (exclusive), e.g. 0.2";
-                    let conv = |raw: &Raw| match to_f32(raw)? {
-                        x if x > 0.0 && x < 1.0 => Ok(x),
-                        _ => Err(Problem::Value),
-                    };
+                    let conv = |raw: &Raw| valid_if(to_f32(raw)?, |x| x > 0.0 && x < 1.0);
                     let fraction = map.next_value_seed(scalar(ctx, path, expected, conv))?;
                     split = Some((fraction, k.written.clone()));
                 }
@@ -258,12 +245,7 @@ struct SourceNode<'a> {
 
 impl<'de> Node<'de> for SourceNode<'_> {
     type Out = Option<SourceSpec>;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
         "a mapping with one of {csv: PATH, target: NAME or [NAMES], features: [NAMES]}, \
          {npy: {features: PATH, target: PATH}}, {npz: PATH, features: NAME, target: NAME}, \
@@ -278,7 +260,7 @@ impl<'de> Node<'de> for SourceNode<'_> {
     }
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
         let ctx = self.ctx;
-        let mut keys = Keys::new(ctx, &self.path, &SOURCE_KEYS, self.path.to_string());
+        let mut keys = Keys::new(ctx, &self.path, &SOURCE_KEYS);
         // Each value with the key as written, so that a key that does not fit the format can
         // be pointed at once the whole mapping is read.
         let mut format: Option<(Format, String)> = None;
@@ -465,12 +447,7 @@ struct NamesNode<'a> {
 
 impl<'de> Node<'de> for NamesNode<'_> {
     type Out = Option<Names>;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
         "a name or a non-empty list of names (CSV columns, or one array of an npz file)".into()
     }
@@ -520,12 +497,7 @@ struct FilePairNode<'a> {
 
 impl<'de> Node<'de> for FilePairNode<'_> {
     type Out = (PathBuf, PathBuf);
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
         let k = self.pair.keys.valid;
         format!("a mapping {{{}: PATH, {}: PATH}}", k[0], k[1])
@@ -533,7 +505,7 @@ impl<'de> Node<'de> for FilePairNode<'_> {
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Out, A::Error> {
         let ctx = self.ctx;
         let names = self.pair.keys.valid;
-        let mut keys = Keys::new(ctx, &self.path, self.pair.keys, self.path.to_string());
+        let mut keys = Keys::new(ctx, &self.path, self.pair.keys);
         let mut files: [Option<PathBuf>; 2] = [None, None];
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
@@ -575,12 +547,7 @@ struct SyntheticNode<'a> {
 
 impl<'de> Node<'de> for SyntheticNode<'_> {
     type Out = SyntheticSpec;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
         format!(
             "a mapping with keys {} (kind: {})",
@@ -590,7 +557,7 @@ impl<'de> Node<'de> for SyntheticNode<'_> {
     }
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<SyntheticSpec, A::Error> {
         let ctx = self.ctx;
-        let mut keys = Keys::new(ctx, &self.path, &SYNTHETIC_KEYS, self.path.to_string());
+        let mut keys = Keys::new(ctx, &self.path, &SYNTHETIC_KEYS);
         let mut kind = None;
         let (mut samples, mut features, mut classes, mut noise) = (None, None, None, None);
         while let Some(k) = keys.next(&mut map)? {
@@ -708,18 +675,13 @@ struct ModelNode<'a> {
 
 impl<'de> Node<'de> for ModelNode<'_> {
     type Out = ModelSpec;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
         format!("a mapping with keys {}", MODEL_KEYS.listing())
     }
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<ModelSpec, A::Error> {
         let ctx = self.ctx;
-        let mut keys = Keys::new(ctx, &self.path, &MODEL_KEYS, self.path.to_string());
+        let mut keys = Keys::new(ctx, &self.path, &MODEL_KEYS);
         let (mut input, mut layers, mut init) = (None, None, InitSpec::Default);
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
@@ -757,12 +719,7 @@ struct LayersNode<'a> {
 
 impl<'de> Node<'de> for LayersNode<'_> {
     type Out = Vec<LayerSpec>;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
         "a non-empty list of layers such as {type: linear, out: 16}".into()
     }
@@ -781,11 +738,7 @@ impl<'de> Node<'de> for LayersNode<'_> {
                 None => break,
             }
         }
-        if layers.is_empty() {
-            let msg = format!("must not be empty; expected {}", self.expected());
-            return Err(self.fail(&Raw::Seq, Problem::Msg(msg)));
-        }
-        Ok(layers)
+        self.non_empty(layers)
     }
 }
 
@@ -797,12 +750,7 @@ struct InitNode<'a> {
 
 impl<'de> Node<'de> for InitNode<'_> {
     type Out = InitSpec;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
         "a mapping {from: PATH} (a safetensors file)".into()
     }
@@ -814,7 +762,7 @@ impl<'de> Node<'de> for InitNode<'_> {
     }
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<InitSpec, A::Error> {
         let ctx = self.ctx;
-        let mut keys = Keys::new(ctx, &self.path, &INIT_KEYS, self.path.to_string());
+        let mut keys = Keys::new(ctx, &self.path, &INIT_KEYS);
         let mut from = None;
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
@@ -841,18 +789,13 @@ struct TrainNode<'a> {
 
 impl<'de> Node<'de> for TrainNode<'_> {
     type Out = TrainSpec;
-    fn ctx(&self) -> &Ctx {
-        self.ctx
-    }
-    fn path(&self) -> &Path {
-        &self.path
-    }
+    ctx_and_path!();
     fn expected(&self) -> String {
         format!("a mapping with keys {}", TRAIN_KEYS.listing())
     }
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<TrainSpec, A::Error> {
         let ctx = self.ctx;
-        let mut keys = Keys::new(ctx, &self.path, &TRAIN_KEYS, self.path.to_string());
+        let mut keys = Keys::new(ctx, &self.path, &TRAIN_KEYS);
         let (mut epochs, mut steps) = (None, None);
         let mut step_keys = TrainStepKeys::default();
         while let Some(k) = keys.next(&mut map)? {
