@@ -8,9 +8,10 @@
 //! give the interpreter's bits; `exp`, `log`, `log1p`, `tanh` and `sigmoid`
 //! are within 4 ulp (module `math`); GEMMs reassociate their sums.
 //!
-//! Pipeline: `plan` classifies and fuses nodes (matrix products with an inner
-//! dimension ≤ 4 become kernel expressions), orders kernels and lays out the
-//! arena; `kernel` holds the resulting kernel descriptions; `codegen` (with
+//! Pipeline: `plan` lowers `graphc_opt`'s fusion groups (matrix products with
+//! an inner dimension ≤ 4 become kernel expressions) and liveness offsets to
+//! tasks over one arena (`arena`: huge pages for large steps); `kernel` holds
+//! the resulting kernel descriptions; `codegen` (with
 //! `simd` and `math`) emits one function per kernel into one `JITModule`;
 //! `gemm` runs matrix products (plain loops, dot products or the `gemm`
 //! crate, in blocks); `exec` checks arguments and runs the step, splitting

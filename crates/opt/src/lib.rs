@@ -1,11 +1,16 @@
 //! Passes over the IR that make a step cheaper without changing what it
 //! computes: common-subexpression elimination, algebraic identities, and dead
-//! code elimination. Debug builds verify the graph after every pass.
+//! code elimination. Debug builds verify the graph after every pass. Also the
+//! backend-independent analyses a backend plans a step with: fusion grouping
+//! and kernel order (`fusion`), and buffer placement by liveness (`liveness`).
 //!
-//! Architecture invariant: passes rewrite IR only; they emit no code.
+//! Architecture invariant: passes rewrite IR only and analyses only read it;
+//! neither emits code.
 
 mod cse;
 mod dce;
+pub mod fusion;
+pub mod liveness;
 mod simplify;
 
 use graphc_ir::{Graph, IrError};
