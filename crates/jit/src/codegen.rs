@@ -290,8 +290,27 @@ fn counted_loop<'f, S: Builds<'f> + ?Sized>(
 }
 
 /// Vector bodies per iteration of the main inner loop (then one vector body
-/// at a time, then scalars).
+/// at a time, then scalars), for kernels whose body is light enough that two
+/// copies fit the 16 vector registers Cranelift allocates from.
 const UNROLL: i64 = 2;
+
+/// Instructions (roughly) above which a kernel's body runs one vector at a
+/// time: unrolled, logreg's loss kernel (exp, log1p, a division) spilled its
+/// running sums to the stack, and its loads from there ran 0.60 or 1.07 µs a
+/// step depending on where the stack fell relative to the arena (4 KiB
+/// aliasing); one copy ran 0.61 µs in every process. mlp_s's light kernels
+/// lose 30 % without unrolling.
+const UNROLL_MAX_COST: usize = 64;
+
+/// Rough instruction count of one expression in the vector body.
+fn cost(e: &Expr) -> usize {
+    match e {
+        Expr::Unary(UnaryOp::Exp | UnaryOp::Sigmoid, _) => 30,
+        Expr::Unary(UnaryOp::Log | UnaryOp::Log1p | UnaryOp::Tanh, _) => 40,
+        Expr::Select(..) | Expr::Compare(..) => 2,
+        _ => 1,
+    }
+}
 
 /// Where in the loop nest a value first becomes fixed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -523,8 +542,13 @@ impl<'a, 'b, 'f> ClusterEmitter<'a, 'b, 'f> {
                 Bound::Const(self.k.dims[self.inner] as i64),
             )
         };
-        let unrolled = counted_loop(self, lo, hi, 4 * UNROLL, &mut |s: &mut Self, j| {
-            for u in 0..UNROLL {
+        let body: usize = (k.exprs.iter().zip(&self.expr_level))
+            .filter(|(_, &level)| level == Level::Element)
+            .map(|(e, _)| cost(e))
+            .sum();
+        let unroll = if body > UNROLL_MAX_COST { 1 } else { UNROLL };
+        let unrolled = counted_loop(self, lo, hi, 4 * unroll, &mut |s: &mut Self, j| {
+            for u in 0..unroll {
                 let ju = s.b.ins().iadd_imm_s(j, 4 * u);
                 s.element(Width::Vector, ju);
             }
