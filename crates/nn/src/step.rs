@@ -4,7 +4,7 @@
 use graphc_ir::{Graph, TensorType};
 use graphc_spec::{Reduction, Spec};
 
-use crate::loss::{loss_name, reduction_of};
+use crate::loss::loss_name;
 use crate::optim::group_settings;
 use crate::{build_loss, build_model, build_update, Hyper, NnError, ParamInfo, TargetLayout};
 use crate::{clip, sched};
@@ -38,7 +38,7 @@ pub struct StepGraph {
 /// The training step for batches of `batch` samples: outputs `loss` (before
 /// the update) and `output`; assigns updated parameters and state.
 pub fn build_step(spec: &Spec, batch: usize, layout: TargetLayout) -> Result<StepGraph, NnError> {
-    if reduction_of(&spec.loss) == Reduction::None {
+    if spec.loss.reduction() == Reduction::None {
         return Err(NnError::Loss {
             loss: loss_name(&spec.loss),
             message: "reduction: none gives per-sample losses; training needs a scalar loss, use mean or sum".into(),
@@ -80,7 +80,7 @@ pub fn build_accumulate_step(
     batch: usize,
     layout: TargetLayout,
 ) -> Result<StepGraph, NnError> {
-    if reduction_of(&spec.loss) == Reduction::None {
+    if spec.loss.reduction() == Reduction::None {
         return build_step(spec, batch, layout);
     }
     let mut step = build_forward(spec, batch, layout)?;

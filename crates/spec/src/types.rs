@@ -289,6 +289,39 @@ pub enum LossSpec {
     },
 }
 
+/// The `reduction` field of whichever loss `$loss` is (by reference, as `$loss` is borrowed).
+macro_rules! reduction_field {
+    ($loss:expr) => {
+        match $loss {
+            LossSpec::CrossEntropy { reduction, .. }
+            | LossSpec::Nll { reduction, .. }
+            | LossSpec::Bce { reduction, .. }
+            | LossSpec::BceWithLogits { reduction, .. }
+            | LossSpec::Mse { reduction }
+            | LossSpec::L1 { reduction }
+            | LossSpec::SmoothL1 { reduction, .. }
+            | LossSpec::Huber { reduction, .. }
+            | LossSpec::KlDiv { reduction, .. }
+            | LossSpec::PoissonNll { reduction, .. }
+            | LossSpec::SoftMargin { reduction }
+            | LossSpec::MultiLabelSoftMargin { reduction, .. }
+            | LossSpec::MultiMargin { reduction, .. } => reduction,
+        }
+    };
+}
+
+impl LossSpec {
+    /// How the loss combines its per-element losses.
+    pub fn reduction(&self) -> Reduction {
+        *reduction_field!(self)
+    }
+
+    /// The loss's `reduction`, to change it (evaluation asks for per-sample losses).
+    pub fn reduction_mut(&mut self) -> &mut Reduction {
+        reduction_field!(self)
+    }
+}
+
 /// `optimizer:` — hyperparameters that apply to every parameter unless a group overrides them.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OptimizerSpec {
@@ -664,4 +697,20 @@ pub enum SchedulerKind {
         /// Steps at which the next scheduler takes over (one fewer than `schedulers`).
         milestones: Vec<u64>,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loss_reduction_is_read_and_replaced() {
+        let mut loss = LossSpec::Huber {
+            delta: 1.0,
+            reduction: Reduction::Sum,
+        };
+        assert_eq!(loss.reduction(), Reduction::Sum);
+        *loss.reduction_mut() = Reduction::None;
+        assert_eq!(loss.reduction(), Reduction::None);
+    }
 }

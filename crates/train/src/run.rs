@@ -377,7 +377,7 @@ fn run(
     let all_ignored_is_nan = match task {
         Task::MultiClass {
             ignore_index: Some(i),
-        } if loss_reduction(&spec) == Reduction::Mean => Some(i),
+        } if spec.loss.reduction() == Reduction::Mean => Some(i),
         _ => None,
     };
     let updates_per_epoch = batch_count.div_ceil(accumulate) as u64;
@@ -571,11 +571,6 @@ fn row_list(data: &Dataset, rows: &[usize]) -> String {
         shown.push(format!("… ({} rows)", rows.len()));
     }
     shown.join(", ")
-}
-
-/// The spec's loss reduction.
-fn loss_reduction(spec: &Spec) -> Reduction {
-    crate::trainer::reduction(&spec.loss)
 }
 
 /// The group whose learning rate `metrics.jsonl`'s `lr` shows, as an index into

@@ -19,7 +19,7 @@ use graphc_nn::{
     initial_groups, ParamInfo, StepGraph, TargetLayout,
 };
 use graphc_nn::{task_of, Task};
-use graphc_spec::{HyperValue, Interval, LossSpec, OptimizerKind, Reduction, Spec};
+use graphc_spec::{HyperValue, Interval, OptimizerKind, Reduction, Spec};
 
 use crate::{read_safetensors, BatchTargets, Dataset, NamedTensor, TrainError};
 
@@ -200,7 +200,7 @@ impl Trainer {
             Kind::Eval => build_eval(&self.spec, batch, self.layout)?,
             Kind::PerSample => {
                 let mut spec = self.spec.clone();
-                set_reduction(&mut spec.loss, Reduction::None);
+                *spec.loss.reduction_mut() = Reduction::None;
                 build_eval(&spec, batch, self.layout)?
             }
         };
@@ -780,7 +780,7 @@ impl Trainer {
     /// for a loss with one value per output element (`mse`, `bce`, ...), a sample's loss is
     /// the sum of its elements with `reduction: sum` in the spec, else their mean.
     pub fn per_sample_losses(&mut self, data: &Dataset) -> Result<Vec<f32>, TrainError> {
-        let sum = reduction(&self.spec.loss) == Reduction::Sum;
+        let sum = self.spec.loss.reduction() == Reduction::Sum;
         let mut losses = Vec::with_capacity(data.len());
         self.for_each_chunk(data, Kind::PerSample, |exe, step, rows, _| {
             let values = exe.output(step.loss_output);
@@ -936,30 +936,6 @@ impl Tally {
     }
 }
 
-/// A loss's `reduction`.
-pub(crate) fn reduction(loss: &LossSpec) -> Reduction {
-    set_reduction(&mut loss.clone(), Reduction::None)
-}
-
-/// Sets a loss's `reduction`, returning the one it had.
-fn set_reduction(loss: &mut LossSpec, to: Reduction) -> Reduction {
-    match loss {
-        LossSpec::CrossEntropy { reduction, .. }
-        | LossSpec::Nll { reduction, .. }
-        | LossSpec::Bce { reduction, .. }
-        | LossSpec::BceWithLogits { reduction, .. }
-        | LossSpec::Mse { reduction }
-        | LossSpec::L1 { reduction }
-        | LossSpec::SmoothL1 { reduction, .. }
-        | LossSpec::Huber { reduction, .. }
-        | LossSpec::KlDiv { reduction, .. }
-        | LossSpec::PoissonNll { reduction, .. }
-        | LossSpec::SoftMargin { reduction }
-        | LossSpec::MultiLabelSoftMargin { reduction, .. }
-        | LossSpec::MultiMargin { reduction, .. } => std::mem::replace(reduction, to),
-    }
-}
-
 /// Values of activations (and their gradients) one evaluation chunk may hold at most.
 const EVAL_CHUNK_VALUES: u128 = 1 << 26;
 
@@ -1061,16 +1037,5 @@ mod tests {
         assert_eq!(e.accuracy, None);
         let empty = Tally::default().evaluation(Task::Regression, 0.0);
         assert!(empty.rmse.unwrap().is_nan(), "nothing counted");
-    }
-
-    #[test]
-    fn reduction_is_read_and_replaced_for_every_loss() {
-        let mut loss = LossSpec::Huber {
-            delta: 1.0,
-            reduction: Reduction::Sum,
-        };
-        assert_eq!(reduction(&loss), Reduction::Sum);
-        assert_eq!(set_reduction(&mut loss, Reduction::None), Reduction::Sum);
-        assert_eq!(reduction(&loss), Reduction::None);
     }
 }

@@ -90,25 +90,6 @@ pub(crate) fn loss_name(loss: &LossSpec) -> &'static str {
     }
 }
 
-/// The loss's reduction.
-pub(crate) fn reduction_of(loss: &LossSpec) -> Reduction {
-    match loss {
-        LossSpec::CrossEntropy { reduction, .. }
-        | LossSpec::Nll { reduction, .. }
-        | LossSpec::Bce { reduction, .. }
-        | LossSpec::BceWithLogits { reduction, .. }
-        | LossSpec::Mse { reduction }
-        | LossSpec::L1 { reduction }
-        | LossSpec::SmoothL1 { reduction, .. }
-        | LossSpec::Huber { reduction, .. }
-        | LossSpec::KlDiv { reduction, .. }
-        | LossSpec::PoissonNll { reduction, .. }
-        | LossSpec::SoftMargin { reduction }
-        | LossSpec::MultiLabelSoftMargin { reduction, .. }
-        | LossSpec::MultiMargin { reduction, .. } => *reduction,
-    }
-}
-
 /// What a loss takes as targets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wants {
@@ -169,7 +150,7 @@ fn loss_on(
     let target_ty = graph.node(target).ty.clone();
     check_shapes(loss, &shape, &target_ty)?;
     check_options(loss, &shape, &target_ty)?;
-    let reduction = reduction_of(loss);
+    let reduction = loss.reduction();
     match loss {
         LossSpec::CrossEntropy {
             weight,
@@ -350,7 +331,7 @@ fn check_options(loss: &LossSpec, input: &[usize], target: &TensorType) -> Resul
         )),
         _ => Ok(()),
     };
-    if reduction_of(loss) == Reduction::BatchMean && !matches!(loss, LossSpec::KlDiv { .. }) {
+    if loss.reduction() == Reduction::BatchMean && !matches!(loss, LossSpec::KlDiv { .. }) {
         return Err(loss_error(
             loss,
             "reduction batchmean is only valid for kl_div".into(),
