@@ -639,6 +639,40 @@ impl ParamUpdate<'_> {
         self.mul(p, factor)
     }
 
+    /// The parameter and gradient an Adam-family update starts from: the parameter decayed
+    /// first (`p.mul_(1 - lr·λ)`) with `decoupled_weight_decay`, else `λ·p` added to the gradient.
+    fn param_and_grad(
+        &mut self,
+        maximize: bool,
+        weight_decay: f64,
+        decoupled: bool,
+    ) -> Result<(NodeId, NodeId), NnError> {
+        let p = self.param();
+        if decoupled {
+            let p = self.decoupled_decay(p, weight_decay)?;
+            Ok((p, self.grad_with_decay(maximize, 0.0)?))
+        } else {
+            Ok((p, self.grad_with_decay(maximize, weight_decay)?))
+        }
+    }
+
+    /// Adam's moments, updated and assigned: `m ← m.lerp(g, 1-β1)`, `v ← β2·v + (1-β2)·g·g`
+    /// (state `exp_avg`, `exp_avg_sq`). Returns the new `(m, v)`.
+    fn adam_moments(&mut self, g: NodeId) -> Result<(NodeId, NodeId), NnError> {
+        let shape = self.shape();
+        let exp_avg = self.state("exp_avg", &shape);
+        let exp_avg_sq = self.state("exp_avg_sq", &shape);
+        let w1 = self.scalar(GroupScalar::OneMinusBeta1);
+        let new_avg = self.lerp(exp_avg, g, w1)?;
+        let beta2 = self.scalar(GroupScalar::Beta2);
+        let w2 = self.scalar(GroupScalar::OneMinusBeta2);
+        let kept = self.mul(exp_avg_sq, beta2)?;
+        let new_avg_sq = self.addcmul(kept, w2, g, g)?;
+        self.assign(exp_avg, new_avg)?;
+        self.assign(exp_avg_sq, new_avg_sq)?;
+        Ok((new_avg, new_avg_sq))
+    }
+
     /// Writes `value` into `target` at the end of the step.
     fn assign(&mut self, target: NodeId, value: NodeId) -> Result<(), NnError> {
         Ok(self.graph.add_assign(target, value)?)

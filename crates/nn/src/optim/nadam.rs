@@ -31,30 +31,14 @@ pub(super) fn mu(kind: &OptimizerKind, t: f64) -> f64 {
 /// `μ_t`, `μ_{t+1}`, the numerators and the betas are runtime hypers computed on the host in
 /// f64; `Π` is the f32 state PyTorch keeps, so the two quotients are taken in f32.
 pub(super) fn update(u: &mut ParamUpdate<'_>, s: &NAdamSpec) -> Result<(), NnError> {
-    let shape = u.shape();
-    let mut p = u.param();
-    let param = p;
-    let g = if s.decoupled_weight_decay {
-        p = u.decoupled_decay(p, s.weight_decay)?;
-        u.grad_with_decay(s.maximize, 0.0)?
-    } else {
-        u.grad_with_decay(s.maximize, s.weight_decay)?
-    };
+    let param = u.param();
+    let (p, g) = u.param_and_grad(s.maximize, s.weight_decay, s.decoupled_weight_decay)?;
     let mu_product = u.state("mu_product", &[]);
     let mu = u.scalar(GroupScalar::NadamMu);
     let new_mu_product = u.mul(mu_product, mu)?;
     u.assign(mu_product, new_mu_product)?;
 
-    let exp_avg = u.state("exp_avg", &shape);
-    let exp_avg_sq = u.state("exp_avg_sq", &shape);
-    let w1 = u.scalar(GroupScalar::OneMinusBeta1);
-    let new_avg = u.lerp(exp_avg, g, w1)?;
-    let beta2 = u.scalar(GroupScalar::Beta2);
-    let w2 = u.scalar(GroupScalar::OneMinusBeta2);
-    let kept = u.mul(exp_avg_sq, beta2)?;
-    let new_avg_sq = u.addcmul(kept, w2, g, g)?;
-    u.assign(exp_avg, new_avg)?;
-    u.assign(exp_avg_sq, new_avg_sq)?;
+    let (new_avg, new_avg_sq) = u.adam_moments(g)?;
 
     let correction = u.scalar(GroupScalar::BiasCorrection2);
     let denom = u.div(new_avg_sq, correction)?;

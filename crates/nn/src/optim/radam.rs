@@ -33,25 +33,9 @@ pub(super) fn rect(beta2: f64, t: f64) -> Option<f64> {
 /// The branch, `r_t`, the bias corrections and the betas are runtime hypers computed on the
 /// host in f64.
 pub(super) fn update(u: &mut ParamUpdate<'_>, s: &RAdamSpec) -> Result<(), NnError> {
-    let shape = u.shape();
-    let mut p = u.param();
-    let param = p;
-    let g = if s.decoupled_weight_decay {
-        p = u.decoupled_decay(p, s.weight_decay)?;
-        u.grad_with_decay(s.maximize, 0.0)?
-    } else {
-        u.grad_with_decay(s.maximize, s.weight_decay)?
-    };
-    let exp_avg = u.state("exp_avg", &shape);
-    let exp_avg_sq = u.state("exp_avg_sq", &shape);
-    let w1 = u.scalar(GroupScalar::OneMinusBeta1);
-    let new_avg = u.lerp(exp_avg, g, w1)?;
-    let beta2 = u.scalar(GroupScalar::Beta2);
-    let w2 = u.scalar(GroupScalar::OneMinusBeta2);
-    let kept = u.mul(exp_avg_sq, beta2)?;
-    let new_avg_sq = u.addcmul(kept, w2, g, g)?;
-    u.assign(exp_avg, new_avg)?;
-    u.assign(exp_avg_sq, new_avg_sq)?;
+    let param = u.param();
+    let (p, g) = u.param_and_grad(s.maximize, s.weight_decay, s.decoupled_weight_decay)?;
+    let (new_avg, new_avg_sq) = u.adam_moments(g)?;
 
     let correction1 = u.scalar(GroupScalar::BiasCorrection1);
     let corrected = u.div(new_avg, correction1)?;
