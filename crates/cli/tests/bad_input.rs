@@ -4,43 +4,12 @@
 //! unknown key, missing CSV, non-numeric cell, class index out of range, divergence) are not
 //! repeated here.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn graphc_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_graphc"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("graphc runs")
-}
-
-/// Writes `files` into a fresh directory and returns it.
-fn scratch(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
-    dir
-}
-
-/// Asserts a failed run: non-zero exit, one `error:` line, no panic, mentioning each of
-/// `needles`, and returns the message.
-fn assert_clear_failure(o: &Output, needles: &[&str]) -> String {
-    let err = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert!(!o.status.success(), "expected failure, got success: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "one line expected: {err}"
-    );
-    assert!(err.starts_with("error: "), "{err}");
-    for n in needles {
-        assert!(err.contains(n), "message should mention {n:?}: {err}");
-    }
-    err
-}
+use common::{assert_clear_failure, graphc_in, scratch};
 
 /// The files in `dir` (sorted), to check that a failed command left nothing behind.
 fn files_in(dir: &Path) -> Vec<String> {

@@ -1,48 +1,19 @@
 //! End-to-end tests of the `graphc` binary: the default spec trains, and bad
 //! input ends with one clear line on stderr and a non-zero exit, never a panic.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
+use std::process::Output;
 
+use common::{assert_clear_failure, graphc_in, repo, scratch};
+
+/// Runs `graphc ARGS` at the repository root.
 fn graphc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_graphc"))
-        .args(args)
-        .current_dir(repo())
-        .output()
-        .expect("graphc runs")
+    graphc_in(&repo(), args)
 }
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-/// Writes `files` into a fresh directory and returns it.
-fn scratch(files: &[(&str, &str)]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, text) in files {
-        std::fs::write(dir.path().join(name), text).unwrap();
-    }
-    dir
-}
-
-/// Asserts a failed run: non-zero exit, one `error:` line, no panic, mentioning each of `needles`.
-fn assert_clear_failure(o: &Output, needles: &[&str]) {
-    let err = stderr(o);
-    assert!(!o.status.success(), "expected failure, got success: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "one line expected: {err}"
-    );
-    assert!(err.starts_with("error: "), "{err}");
-    for n in needles {
-        assert!(err.contains(n), "message should mention {n:?}: {err}");
-    }
 }
 
 const GOOD_SPEC: &str = "

@@ -1,8 +1,11 @@
 //! `graphc loss` end to end: PyTorch's CrossEntropyLoss tutorial numbers,
 //! gradients, every loss's options as flags, and bad input as one clear line.
 
+mod common;
+
 use std::process::{Command, Output};
 
+use common::assert_clear_failure;
 use serde_json::Value;
 
 fn graphc_loss(args: &[&str]) -> Output {
@@ -58,23 +61,6 @@ fn assert_near(actual: &Value, expected: &[f64], tolerance: f64) {
     assert_eq!(actual.len(), expected.len(), "{actual:?} vs {expected:?}");
     for (a, e) in actual.iter().zip(expected) {
         assert!((a - e).abs() <= tolerance, "{actual:?} vs {expected:?}");
-    }
-}
-
-/// Asserts a failed run: non-zero exit, one `error:` line, no panic, mentioning each of `needles`.
-#[track_caller]
-fn assert_clear_failure(o: &Output, needles: &[&str]) {
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "expected failure, got success: {err}");
-    assert!(!err.contains("panicked"), "panic: {err}");
-    assert_eq!(
-        err.trim_end().lines().count(),
-        1,
-        "one line expected: {err}"
-    );
-    assert!(err.starts_with("error: "), "{err}");
-    for n in needles {
-        assert!(err.contains(n), "message should mention {n:?}: {err}");
     }
 }
 

@@ -2,22 +2,13 @@
 //! standard error, the summary on standard output), the files a run leaves (`loss.svg`,
 //! `labels.json`, `standardize.json`), then `eval`, `predict` and `plot` on them.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use common::{graphc_in, repo};
 use serde_json::Value;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn graphc_in(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_graphc"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("graphc runs")
-}
 
 fn ok(o: &Output) -> (String, String) {
     let err = String::from_utf8_lossy(&o.stderr).into_owned();

@@ -1,0 +1,50 @@
+//! Helpers shared by the `graphc` binary's end-to-end tests: running the binary, scratch
+//! directories, and the one-clear-line check every bad-input test makes.
+
+// Each test binary compiles this module and uses only some of it.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The repository root (specs and data live there).
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Runs `graphc ARGS` in `dir`.
+pub fn graphc_in(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_graphc"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("graphc runs")
+}
+
+/// Writes `files` into a fresh directory and returns it.
+pub fn scratch(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+/// Asserts a failed run: non-zero exit, one `error:` line, no panic, mentioning each of
+/// `needles`, and returns the message.
+#[track_caller]
+pub fn assert_clear_failure(o: &Output, needles: &[&str]) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert!(!o.status.success(), "expected failure, got success: {err}");
+    assert!(!err.contains("panicked"), "panic: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
+    assert!(err.starts_with("error: "), "{err}");
+    for n in needles {
+        assert!(err.contains(n), "message should mention {n:?}: {err}");
+    }
+    err
+}
