@@ -364,6 +364,16 @@ impl<'g> Lowerer<'g> {
         let mut stores = Vec::new();
         let mut reductions = Vec::new();
         let mut reduction_nodes = Vec::new();
+        // One load per access: a cluster never stores where it loads, so equal
+        // loads (logreg's features, read by its forward product and its weight
+        // gradient) are one value.
+        let mut loads: HashMap<usize, usize> = HashMap::new();
+        let mut load = |exprs: &mut Vec<Expr>, a: usize| {
+            *loads.entry(a).or_insert_with(|| {
+                exprs.push(Expr::Load(a));
+                exprs.len() - 1
+            })
+        };
         for &u in &group.members {
             let mut operand =
                 |o: NodeId,
@@ -375,10 +385,7 @@ impl<'g> Lowerer<'g> {
                             exprs.len() - 1
                         }),
                         Class::Value(g) if g == gi => expr_of[&o],
-                        _ => {
-                            exprs.push(Expr::Load(access(slot_of(o), row_major(self.shape(o)))));
-                            exprs.len() - 1
-                        }
+                        _ => load(exprs, access(slot_of(o), row_major(self.shape(o)))),
                     }
                 };
             let ops = self.f.operands(u);
@@ -391,6 +398,30 @@ impl<'g> Lowerer<'g> {
                     let o = ops[0];
                     let rm = row_major(self.shape(o));
                     Expr::Load(access(slot_of(o), perm.iter().map(|&p| rm[p]).collect()))
+                }
+                &Op::MatMul { transpose_rhs, .. } if self.f.class(u) == Class::Sink(gi) => {
+                    // A column product aᵀ·b over this cluster's rows (graphc-opt's
+                    // column products): result column j sums a(i)·b(i, j) from 0 in
+                    // row order, as the interpreter does, in a running sum of its own.
+                    let a = operand(ops[0], &mut exprs, &mut access);
+                    let b = ops[1];
+                    let b_cols = self.shape(b)[1];
+                    for j in 0..self.shape(u)[1] {
+                        let (offset, stride) = if transpose_rhs {
+                            (j * b_cols, 1)
+                        } else {
+                            (j, b_cols)
+                        };
+                        let y = load(&mut exprs, access(slot_of(b) + offset, vec![stride, 0]));
+                        exprs.push(Expr::Binary(BinaryOp::Mul, a, y));
+                        reductions.push(Reduction {
+                            op: ReduceOp::Sum,
+                            value: exprs.len() - 1,
+                            access: access(slot_of(u) + j, vec![0, 0]),
+                        });
+                        reduction_nodes.push(u);
+                    }
+                    continue;
                 }
                 &Op::MatMul {
                     transpose_lhs,
@@ -414,13 +445,11 @@ impl<'g> Lowerer<'g> {
                         exprs.len() - 1
                     });
                     for p in 0..k {
-                        let x = access(slot_of(a) + p * a_cs, vec![a_rs, 0]);
-                        let y = access(slot_of(b) + p * b_rs, vec![0, b_cs]);
-                        exprs.push(Expr::Load(x));
-                        exprs.push(Expr::Load(y));
-                        let n = exprs.len();
-                        exprs.push(Expr::Binary(BinaryOp::Mul, n - 2, n - 1));
-                        exprs.push(Expr::Binary(BinaryOp::Add, acc, n));
+                        let x = load(&mut exprs, access(slot_of(a) + p * a_cs, vec![a_rs, 0]));
+                        let y = load(&mut exprs, access(slot_of(b) + p * b_rs, vec![0, b_cs]));
+                        exprs.push(Expr::Binary(BinaryOp::Mul, x, y));
+                        let product = exprs.len() - 1;
+                        exprs.push(Expr::Binary(BinaryOp::Add, acc, product));
                         acc = exprs.len() - 1;
                     }
                     exprs.pop().expect("k > 0 terms")

@@ -381,3 +381,61 @@ fn products_with_a_tiny_inner_dimension_fuse_into_their_consumer_bitwise() {
         compare(&g, &init, &args, 1, 0.0, 0.0).unwrap_or_else(|e| panic!("k = {k}: {e}"));
     }
 }
+
+#[test]
+fn column_products_become_sums_of_the_cluster_that_computes_the_column_bitwise() {
+    // aᵀ·b with `a` one computed column [k, 1] (a single-output model's output
+    // gradient) and at most four result columns: running sums of a's kernel.
+    for (cols, rhs_t) in [(1, false), (2, false), (3, true), (4, true), (5, false)] {
+        let k = 103;
+        let mut g = Graph::new();
+        let x = g.input("x", TensorType::f32(&[k, 1]));
+        // An exactly rounded op, so that the column is the interpreter's bit for bit.
+        let a = g.binary(BinaryOp::Mul, x, x).unwrap();
+        let b_shape = if rhs_t { [cols, k] } else { [k, cols] };
+        let b = g.input("b", TensorType::f32(&b_shape));
+        let c = g.matmul(a, b, true, rhs_t).unwrap();
+        let bias_grad = g.reduce(ReduceOp::Sum, a, &[0]).unwrap();
+        g.add_output("c", c);
+        g.add_output("bias_grad", bias_grad);
+        let exe = graphc_jit::compile_with(&g, &graphc_jit::Options { verify: true }).unwrap();
+        let expected_gemms = usize::from(cols > 4);
+        assert_eq!(
+            exe.stats().gemms,
+            expected_gemms,
+            "{cols} columns: {:?}",
+            exe.stats()
+        );
+        let args = [
+            Data::F(values(30, k, -2.0, 2.0)),
+            Data::F(values(31, k * cols, -3.0, 3.0)),
+        ];
+        // Summed from 0 in row order, as the interpreter does: bitwise equal (the
+        // five-column product runs as a GEMM, which may reassociate).
+        let tol = if cols > 4 { 1e-5 } else { 0.0 };
+        compare(&g, &[], &args, 1, tol, tol).unwrap_or_else(|e| panic!("{cols} columns: {e}"));
+    }
+}
+
+#[test]
+fn a_column_product_whose_right_operand_waits_for_the_column_is_a_separate_call() {
+    // b depends on the kernel computing `a`, so fusing the product into that
+    // kernel would read b before it exists.
+    let k = 64;
+    let mut g = Graph::new();
+    let x = g.input("x", TensorType::f32(&[k, 1]));
+    let a = g.unary(UnaryOp::Exp, x).unwrap();
+    let total = g.reduce(ReduceOp::Sum, a, &[0, 1]).unwrap();
+    let total = g.broadcast_to(total, &[k, 2]).unwrap();
+    let y = g.input("y", TensorType::f32(&[k, 2]));
+    let b = g.binary(BinaryOp::Mul, y, total).unwrap();
+    let c = g.matmul(a, b, true, false).unwrap();
+    g.add_output("c", c);
+    let exe = graphc_jit::compile_with(&g, &graphc_jit::Options { verify: true }).unwrap();
+    assert_eq!(exe.stats().gemms, 1, "{:?}", exe.stats());
+    let args = [
+        Data::F(values(40, k, -1.0, 1.0)),
+        Data::F(values(41, k * 2, -1.0, 1.0)),
+    ];
+    compare(&g, &[], &args, 1, 1e-5, 1e-6).unwrap();
+}

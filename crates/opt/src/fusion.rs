@@ -67,6 +67,20 @@ pub fn is_view(op: &Op) -> bool {
     matches!(op, Op::Broadcast(_) | Op::Transpose(_) | Op::MatMul { .. })
 }
 
+/// A column product `aᵀ·b` taken as reductions of `a`'s cluster has at most
+/// this many result columns (one running sum each).
+pub const COLUMN_PRODUCT_MAX_COLS: usize = 4;
+
+/// Whether operand `i` of a cluster member with this op is read from memory:
+/// views read every operand from memory; a matrix product taken as reductions
+/// (`as_sink`) reads its left column in a register and its right operand from memory.
+fn reads_memory(op: &Op, as_sink: bool, i: usize) -> bool {
+    match op {
+        Op::MatMul { .. } if as_sink => i == 1,
+        op => is_view(op),
+    }
+}
+
 /// The kernels of a graph, their execution order, and who reads which memory.
 #[derive(Debug)]
 pub struct Fusion {
@@ -269,6 +283,11 @@ impl<'g> Builder<'g> {
                     }
                 }
                 Op::MatMul { transpose_lhs, .. } => {
+                    if let Some(g) = self.column_product_cluster(v) {
+                        self.f.groups[g].members.push(v);
+                        self.f.class[v.index()] = Class::Sink(g);
+                        continue;
+                    }
                     let a = operand(self, 0);
                     let k = self.shape(a)[usize::from(!transpose_lhs)];
                     // Clusters take uniform operands as literals, not from memory.
@@ -328,9 +347,40 @@ impl<'g> Builder<'g> {
         Class::Value(target)
     }
 
+    /// The cluster that takes matrix product `v` as reductions, if any: `aᵀ·b` where
+    /// `a` is one column `[k, 1]` computed element by element by a cluster over that
+    /// same domain and the result has at most [`COLUMN_PRODUCT_MAX_COLS`] columns.
+    /// Result column `j` is then a sum over the cluster's rows of `a[i]·b[i, j]`
+    /// (a single-output model's weight gradient, next to its bias gradient), and the
+    /// product needs no call of its own.
+    fn column_product_cluster(&mut self, v: NodeId) -> Option<usize> {
+        let Op::MatMul {
+            transpose_lhs: true,
+            ..
+        } = self.op(v)
+        else {
+            return None;
+        };
+        let (a, b) = (self.f.ops[v.index()][0], self.f.ops[v.index()][1]);
+        let Class::Value(g) = self.f.class[a.index()] else {
+            return None;
+        };
+        let fits = self.shape(a).len() == 2
+            && self.shape(a)[1] == 1
+            && self.shape(v)[1] <= COLUMN_PRODUCT_MAX_COLS
+            && self.f.groups[g].domain == self.shape(a)
+            && !matches!(self.f.class[b.index()], Class::Uniform(_));
+        (fits && !self.cycle_with(&[g], v, true)).then_some(g)
+    }
+
     /// Whether running groups `w` plus node `v` as one kernel would need a
     /// value that itself waits for that kernel.
     fn creates_cycle(&mut self, w: &[usize], v: NodeId) -> bool {
+        self.cycle_with(w, v, false)
+    }
+
+    /// [`Self::creates_cycle`], with `v` joining as a reduction (`sink`) or as a value.
+    fn cycle_with(&mut self, w: &[usize], v: NodeId, sink: bool) -> bool {
         self.stamp += 1;
         let stamp = self.stamp;
         for &g in w {
@@ -344,10 +394,11 @@ impl<'g> Builder<'g> {
             .flat_map(|&g| self.f.groups[g].members.iter().copied())
             .chain([v]);
         for u in members {
-            let view = is_view(self.op(u));
-            for &o in &self.f.ops[u.index()] {
-                let in_register =
-                    !view && matches!(self.f.class[o.index()], Class::Value(_)) && inside(self, o);
+            let as_sink = (u == v && sink) || matches!(self.f.class[u.index()], Class::Sink(_));
+            for (i, &o) in self.f.ops[u.index()].iter().enumerate() {
+                let in_register = !reads_memory(self.op(u), as_sink, i)
+                    && matches!(self.f.class[o.index()], Class::Value(_))
+                    && inside(self, o);
                 if !matches!(self.f.class[o.index()], Class::Uniform(_)) && !in_register {
                     stack.push(o);
                 }
@@ -374,14 +425,16 @@ impl<'g> Builder<'g> {
     /// the node owning the memory); uniform values in clusters are literals.
     fn memory_reads(&self, g: usize, u: NodeId) -> Vec<(NodeId, NodeId)> {
         let cluster = self.f.groups[g].kind == Kind::Cluster;
-        let view = is_view(self.op(u));
+        let as_sink = matches!(self.f.class[u.index()], Class::Sink(_));
         self.f.ops[u.index()]
             .iter()
-            .filter(|&&o| {
+            .enumerate()
+            .filter(|&(i, &o)| {
                 let c = self.f.class[o.index()];
-                !cluster || (!matches!(c, Class::Uniform(_)) && (view || c != Class::Value(g)))
+                let memory = reads_memory(self.op(u), as_sink, i);
+                !cluster || (!matches!(c, Class::Uniform(_)) && (memory || c != Class::Value(g)))
             })
-            .map(|&o| (o, self.f.resolve(o)))
+            .map(|(_, &o)| (o, self.f.resolve(o)))
             .collect()
     }
 
@@ -544,6 +597,24 @@ mod tests {
         assert_eq!(f.groups()[p].kind, Kind::MatMul);
         assert_eq!(f.order(), [a, p, c]);
         assert_eq!(f.readers(y), [(p, m), (c, z)]);
+    }
+
+    #[test]
+    fn a_computed_column_times_a_thin_matrix_becomes_sums_of_its_cluster() {
+        let mut g = Graph::new();
+        let x = g.input("x", TensorType::f32(&[16, 1]));
+        let b = g.input("b", TensorType::f32(&[16, 3]));
+        let a = g.unary(UnaryOp::Exp, x).unwrap();
+        let c = g.matmul(a, b, true, false).unwrap();
+        g.add_output("c", c);
+        let f = Fusion::new(&g, |_| false).unwrap();
+        let Class::Value(k) = f.class(a) else {
+            panic!("exp is not in a cluster: {:?}", f.class(a));
+        };
+        assert_eq!(f.class(c), Class::Sink(k));
+        assert_eq!(f.order(), [k]);
+        assert!(!f.is_read(a), "the column stays in registers");
+        assert_eq!(f.readers(b), [(k, c)]);
     }
 
     #[test]
