@@ -4,7 +4,9 @@
 
 use cranelift_codegen::ir::condcodes::FloatCC;
 use cranelift_codegen::ir::immediates::Ieee32;
-use cranelift_codegen::ir::{types, InstBuilder, MemFlagsData, Type, Value};
+use cranelift_codegen::ir::{
+    types, ConstantData, Endianness, InstBuilder, MemFlagsData, Type, Value,
+};
 use cranelift_frontend::FunctionBuilder;
 
 /// Lane count of an emitted value.
@@ -156,4 +158,36 @@ impl Mode {
             }
         }
     }
+}
+
+/// Lanes `lanes` of two `f32x4` values (0–3 from `x`, 4–7 from `y`). The
+/// patterns used here (`[0, 4, 1, 5]`, `[2, 6, 3, 7]`, `[0, 1, 4, 5]`,
+/// `[2, 3, 6, 7]`) are one x86 unpack instruction each.
+pub(crate) fn shuffle32(b: &mut FunctionBuilder, x: Value, y: Value, lanes: [u8; 4]) -> Value {
+    let mut bytes = [0u8; 16];
+    for (i, &lane) in lanes.iter().enumerate() {
+        for k in 0..4 {
+            bytes[4 * i + k] = 4 * lane + k as u8;
+        }
+    }
+    let mask = b.func.dfg.immediates.push(ConstantData::from(&bytes[..]));
+    let little = MemFlagsData::new().with_endianness(Endianness::Little);
+    let xb = b.ins().bitcast(types::I8X16, little, x);
+    let yb = b.ins().bitcast(types::I8X16, little, y);
+    let r = b.ins().shuffle(xb, yb, mask);
+    b.ins().bitcast(types::F32X4, little, r)
+}
+
+/// The 4 × 4 transpose of `rows`: lane `l` of result `c` is lane `c` of `rows[l]`.
+pub(crate) fn transpose4(b: &mut FunctionBuilder, rows: [Value; 4]) -> [Value; 4] {
+    let low01 = shuffle32(b, rows[0], rows[1], [0, 4, 1, 5]);
+    let low23 = shuffle32(b, rows[2], rows[3], [0, 4, 1, 5]);
+    let high01 = shuffle32(b, rows[0], rows[1], [2, 6, 3, 7]);
+    let high23 = shuffle32(b, rows[2], rows[3], [2, 6, 3, 7]);
+    [
+        shuffle32(b, low01, low23, [0, 1, 4, 5]),
+        shuffle32(b, low01, low23, [2, 3, 6, 7]),
+        shuffle32(b, high01, high23, [0, 1, 4, 5]),
+        shuffle32(b, high01, high23, [2, 3, 6, 7]),
+    ]
 }
