@@ -1,10 +1,12 @@
 //! Per-kernel profile of one JIT training step of a spec:
 //! `cargo run --release -p graphc-benches --example profile -- specs/bench/mlp_m.yaml [REPS]`.
-//! Prints each plan step's mean time, their sum, the whole step, and the
-//! step's GEMMs alone called back to back.
+//! Prints each plan step's mean time, their sum, the whole step, the
+//! step's GEMMs alone called back to back, and the spread of single steps
+//! (a mean well above the median is a thread stalled by another process).
 
 use std::path::PathBuf;
 
+use graphc::stages::ir::Executable;
 use graphc_benches::{arguments, compile_seconds, load, JitStep, Result};
 
 fn main() -> Result<()> {
@@ -46,6 +48,23 @@ fn main() -> Result<()> {
     println!(
         "  {:10.2} µs  the rest: arguments in, end-of-step copies, dispatch",
         (t.step - t.gemms - t.kernels) * 1e6
+    );
+    let mut steps = Vec::with_capacity(reps);
+    for _ in 0..reps.max(1) {
+        let start = std::time::Instant::now();
+        exe.run(&args)?;
+        steps.push(start.elapsed().as_secs_f64() * 1e6);
+    }
+    let mean = steps.iter().sum::<f64>() / steps.len() as f64;
+    steps.sort_by(f64::total_cmp);
+    let at = |q: f64| steps[((steps.len() - 1) as f64 * q).round() as usize];
+    println!(
+        "  single steps: mean {mean:.2} µs, p10 {:.2}, p50 {:.2}, p90 {:.2}, p99 {:.2}, max {:.2}",
+        at(0.1),
+        at(0.5),
+        at(0.9),
+        at(0.99),
+        at(1.0)
     );
     Ok(())
 }
