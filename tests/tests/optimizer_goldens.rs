@@ -9,16 +9,12 @@ use std::path::{Path, PathBuf};
 use graphc::stages::ir::Arg;
 use graphc::stages::nn::{build_update_graph, hyper_value, initial_groups, UpdateGraph};
 use graphc::stages::spec::{OptimizerKind, OptimizerSpec};
-use graphc::{BackendKind, RunOptions};
+use graphc::BackendKind;
+use graphc_tests::{close, golden_cases, run_golden};
 use serde_json::Value;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("goldens/optimizers")
-}
-
-/// `|a - e| <= relative·|e| + absolute`.
-fn close(actual: f64, expected: f64, relative: f64, absolute: f64) -> bool {
-    (actual - expected).abs() <= absolute + relative * expected.abs()
 }
 
 const RELATIVE: f64 = 1e-5;
@@ -164,73 +160,13 @@ fn fixed_gradient_trajectories_and_state_match_pytorch_on_every_backend() {
     }
 }
 
-fn training_cases() -> Vec<PathBuf> {
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(root())
-        .expect("golden cases are committed")
-        .map(|e| e.expect("readable").path())
-        .filter(|p| p.join("expected.json").exists())
-        .collect();
-    cases.sort();
-    assert!(cases.len() >= 15, "a training run per optimizer");
-    cases
-}
-
-fn check_training_case(case: &Path, backend: BackendKind) {
-    let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(case.join("expected.json")).unwrap())
-            .unwrap();
-    let out = tempfile::tempdir().unwrap();
-    graphc::train(
-        &case.join("spec.yaml"),
-        RunOptions {
-            out_dir: out.path().to_path_buf(),
-            backend: backend.backend(),
-            quiet: true,
-        },
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", case.display()));
-    let what = format!("{} ({})", case.display(), backend.name());
-
-    let metrics = std::fs::read_to_string(out.path().join("metrics.jsonl")).unwrap();
-    let losses: Vec<f64> = metrics
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .filter_map(|v| v.get("loss").and_then(Value::as_f64))
-        .collect();
-    let want: Vec<f64> = floats(&expected["losses"])
-        .into_iter()
-        .map(f64::from)
-        .collect();
-    assert_eq!(losses.len(), want.len(), "{what}: number of steps");
-    for (step, (a, e)) in losses.iter().zip(&want).enumerate() {
-        assert!(
-            close(*a, *e, RELATIVE, 1e-7),
-            "{what}: step {} loss {a} vs PyTorch {e}",
-            step + 1
-        );
-    }
-
-    let params =
-        graphc::stages::train::read_safetensors(&out.path().join("model.safetensors")).unwrap();
-    let finals = expected["final"].as_object().unwrap();
-    assert_eq!(params.len(), finals.len(), "{what}: parameter count");
-    for p in params {
-        let e = &finals[&p.name];
-        for (i, (a, e)) in p.data.iter().zip(floats(&e["data"])).enumerate() {
-            assert!(
-                close(f64::from(*a), f64::from(e), RELATIVE, 1e-6),
-                "{what}: final {}[{i}] = {a} vs PyTorch {e}",
-                p.name
-            );
-        }
-    }
-}
-
 #[test]
 fn training_runs_match_pytorch_losses_and_final_weights_on_every_backend() {
     for backend in BackendKind::ALL {
-        for case in training_cases() {
-            check_training_case(&case, *backend);
+        for case in golden_cases("optimizers", 15) {
+            let run = run_golden(&case, *backend);
+            run.assert_step_losses(RELATIVE, 1e-7);
+            run.assert_final_weights(RELATIVE, 1e-6);
         }
     }
 }

@@ -8,23 +8,11 @@ use std::path::{Path, PathBuf};
 
 use graphc::stages::nn::sched::{ParamGroup, Scheduler};
 use graphc::BackendKind;
-use graphc_tests::run_golden;
+use graphc_tests::{close, floats, golden_cases, run_golden};
 use serde_json::Value;
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("goldens/schedulers")
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array()
-        .expect("a list")
-        .iter()
-        .map(|x| x.as_f64().expect("a number"))
-        .collect()
-}
-
-fn close(actual: f64, expected: f64, relative: f64, absolute: f64) -> bool {
-    (actual - expected).abs() <= absolute + relative * expected.abs()
 }
 
 /// PyTorch's `lr_scheduler` computes in Python floats with the platform's libm, as graphc
@@ -107,17 +95,6 @@ fn one_cycle_lr_stepped_past_total_steps_is_an_error_like_pytorchs() {
     );
 }
 
-fn training_cases() -> Vec<PathBuf> {
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(root())
-        .expect("golden cases are committed")
-        .map(|e| e.expect("readable").path())
-        .filter(|p| p.join("expected.json").exists())
-        .collect();
-    cases.sort();
-    assert!(cases.len() >= 7, "expected the scheduler training cases");
-    cases
-}
-
 fn check_run(case: &Path, backend: BackendKind) {
     let run = run_golden(case, backend);
     let (what, expected, lines) = (&run.what, &run.expected, &run.metrics);
@@ -166,7 +143,7 @@ fn check_run(case: &Path, backend: BackendKind) {
 #[test]
 fn training_with_a_scheduler_matches_pytorch_on_every_backend() {
     for &backend in BackendKind::ALL {
-        for case in training_cases() {
+        for case in golden_cases("schedulers", 7) {
             check_run(&case, backend);
         }
     }
