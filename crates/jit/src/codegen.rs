@@ -16,7 +16,7 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
 use graphc_ir::{BinaryOp, CompareOp, IrError, ReduceOp, UnaryOp};
 
-use crate::kernel::{Cluster, Expr, SplitLoop};
+use crate::kernel::{identity, Cluster, Expr, SplitLoop};
 use crate::math;
 use crate::simd::{transpose4, Mode, Width};
 
@@ -759,14 +759,6 @@ impl<'a, 'b, 'f> ClusterEmitter<'a, 'b, 'f> {
 impl<'f> Builds<'f> for ClusterEmitter<'_, '_, 'f> {
     fn fb(&mut self) -> &mut FunctionBuilder<'f> {
         self.b
-    }
-}
-
-/// The identity of a reduction.
-fn identity(op: ReduceOp) -> f32 {
-    match op {
-        ReduceOp::Sum => 0.0,
-        ReduceOp::Max => f32::NEG_INFINITY,
     }
 }
 

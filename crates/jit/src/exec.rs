@@ -32,15 +32,6 @@ pub(crate) enum Step {
         /// Value written.
         value: f32,
     },
-    /// Copies `len` floats from `src` to `dst` (non-overlapping).
-    Copy {
-        /// Source offset.
-        src: usize,
-        /// Destination offset.
-        dst: usize,
-        /// Count.
-        len: usize,
-    },
 }
 
 /// Where one argument goes.
@@ -96,7 +87,8 @@ pub struct JitExecutable {
     pub(crate) ints: Vec<i64>,
     pub(crate) args: Vec<ArgSlot>,
     pub(crate) steps: Vec<Step>,
-    pub(crate) end: Vec<Step>,
+    /// (src, dst, len) copies after the step (non-overlapping).
+    pub(crate) end: Vec<(usize, usize, usize)>,
     pub(crate) outputs: Vec<(usize, usize)>,
     pub(crate) persistent: Vec<(String, usize, usize)>,
     pub(crate) stats: crate::Stats,
@@ -132,13 +124,9 @@ impl JitExecutable {
         Ok(())
     }
 
-    fn execute(&mut self, step_index: usize, end: bool) {
-        let step = if end {
-            &self.end[step_index]
-        } else {
-            &self.steps[step_index]
-        };
-        match *step {
+    /// Runs plan step `step_index`.
+    fn execute(&mut self, step_index: usize) {
+        match self.steps[step_index] {
             Step::Kernel { f, hi, chunks, .. } => {
                 let shared = Shared(self.arena.as_mut_ptr(), self.ints.as_ptr());
                 if chunks <= 1 {
@@ -167,9 +155,6 @@ impl JitExecutable {
             Step::Fill { offset, len, value } => {
                 self.arena.as_mut_slice()[offset..offset + len].fill(value);
             }
-            Step::Copy { src, dst, len } => {
-                self.arena.as_mut_slice().copy_within(src..src + len, dst);
-            }
         }
     }
 }
@@ -187,7 +172,7 @@ impl JitExecutable {
         for _ in 0..reps {
             for (i, t) in times.iter_mut().enumerate() {
                 let start = std::time::Instant::now();
-                self.execute(i, false);
+                self.execute(i);
                 *t += start.elapsed().as_secs_f64();
             }
         }
@@ -220,7 +205,6 @@ impl JitExecutable {
                         }
                     ),
                     Step::Fill { len, .. } => format!("fill {len}"),
-                    Step::Copy { len, .. } => format!("copy {len}"),
                 };
                 (label, t / reps.max(1) as f64)
             })
@@ -265,7 +249,7 @@ impl JitExecutable {
                 let start = std::time::Instant::now();
                 for _ in 0..inner {
                     for &i in steps {
-                        self.execute(i, false);
+                        self.execute(i);
                     }
                 }
                 times[part].push(start.elapsed().as_secs_f64() / inner as f64);
@@ -295,10 +279,11 @@ impl Executable for JitExecutable {
             }
         }
         for i in 0..self.steps.len() {
-            self.execute(i, false);
+            self.execute(i);
         }
-        for i in 0..self.end.len() {
-            self.execute(i, true);
+        let arena = self.arena.as_mut_slice();
+        for &(src, dst, len) in &self.end {
+            arena.copy_within(src..src + len, dst);
         }
         Ok(())
     }

@@ -69,6 +69,14 @@ impl Cluster {
     }
 }
 
+/// The identity of a reduction: what its output holds before any term.
+pub(crate) fn identity(op: ReduceOp) -> f32 {
+    match op {
+        ReduceOp::Sum => 0.0,
+        ReduceOp::Max => f32::NEG_INFINITY,
+    }
+}
+
 /// Which loop of a kernel its `[lo, hi)` arguments bound, so that pieces of
 /// the kernel can run on different threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -117,7 +117,6 @@ pub fn compile_with(graph: &Graph, options: &Options) -> Result<JitExecutable, I
                 for (offset, len, value) in fills {
                     pending.push(Pending::Ready(Step::Fill { offset, len, value }));
                 }
-                let split = if chunks > 1 { split } else { SplitLoop::None };
                 let index = cg.cluster(&kernel, split)?;
                 pending.push(Pending::Kernel {
                     index,
@@ -184,11 +183,7 @@ pub fn compile_with(graph: &Graph, options: &Options) -> Result<JitExecutable, I
         ints: vec![0; plan.ints_len],
         args: plan.args,
         steps,
-        end: plan
-            .end
-            .into_iter()
-            .map(|(src, dst, len)| Step::Copy { src, dst, len })
-            .collect(),
+        end: plan.end,
         outputs: plan.outputs,
         persistent: plan.persistent,
         stats: Stats {

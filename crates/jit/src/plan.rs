@@ -14,7 +14,7 @@ use crate::arena::LINE;
 use crate::exec::ArgSlot;
 use crate::gemm::GemmCall;
 use crate::kernel::{
-    broadcast_strides, coalesce, row_major, Access, Cluster, Expr, Reduction, SplitLoop,
+    broadcast_strides, coalesce, identity, row_major, Access, Cluster, Expr, Reduction, SplitLoop,
 };
 
 /// Kernels with at least this many elements are split across threads (mlp_m
@@ -35,7 +35,7 @@ pub(crate) enum Task {
         fills: Vec<(usize, usize, f32)>,
         /// Pieces to split the loop `split` into (1 = serial).
         chunks: usize,
-        /// The loop split into pieces.
+        /// The loop split into pieces (`None` exactly when `chunks` is 1).
         split: SplitLoop,
     },
     /// A matrix product.
@@ -239,33 +239,28 @@ impl<'g> Lowerer<'g> {
             .collect();
         let mut snapshots = Vec::new();
         let mut copies = Vec::new();
-        let mut snapshot = |src: usize, len: usize, alloc: &mut Allocator| {
+        // Where the end-of-step value of resolved node `b` is read from: its
+        // slot, or a snapshot of it when an assign copy overwrites that slot.
+        let mut end_source = |b: NodeId, len: usize| {
+            let src = slot[b.index()];
+            if !fallback_targets.contains(&b) {
+                return src;
+            }
             let tmp = dynamic_base + alloc.alloc(len);
             snapshots.push((src, tmp, len));
             tmp
         };
         let mut outputs = Vec::new();
         for o in g.outputs() {
-            let b = f.resolve(o.node);
             let len = g.node(o.node).ty.numel();
-            let offset = if fallback_targets.contains(&b) {
-                snapshot(slot[b.index()], len, &mut alloc)
-            } else {
-                slot[b.index()]
-            };
-            outputs.push((offset, len));
+            outputs.push((end_source(f.resolve(o.node), len), len));
         }
         for (a, &done) in g.assigns().iter().zip(&assign_in_place) {
             if done {
                 continue;
             }
-            let b = f.resolve(a.value);
             let len = g.node(a.target).ty.numel();
-            let src = if fallback_targets.contains(&b) {
-                snapshot(slot[b.index()], len, &mut alloc)
-            } else {
-                slot[b.index()]
-            };
+            let src = end_source(f.resolve(a.value), len);
             copies.push((src, slot[a.target.index()], len));
         }
         snapshots.extend(copies);
@@ -374,16 +369,20 @@ impl<'g> Lowerer<'g> {
                 exprs.len() - 1
             })
         };
+        // One expression per constant value (by its bits).
+        let mut constant = |exprs: &mut Vec<Expr>, c: f32| {
+            *consts.entry(c.to_bits()).or_insert_with(|| {
+                exprs.push(Expr::Const(c));
+                exprs.len() - 1
+            })
+        };
         for &u in &group.members {
             let mut operand =
                 |o: NodeId,
                  exprs: &mut Vec<Expr>,
                  access: &mut dyn FnMut(usize, Vec<usize>) -> usize| {
                     match self.f.class(o) {
-                        Class::Uniform(c) => *consts.entry(c.to_bits()).or_insert_with(|| {
-                            exprs.push(Expr::Const(c));
-                            exprs.len() - 1
-                        }),
+                        Class::Uniform(c) => constant(exprs, c),
                         Class::Value(g) if g == gi => expr_of[&o],
                         _ => load(exprs, access(slot_of(o), row_major(self.shape(o)))),
                     }
@@ -440,10 +439,7 @@ impl<'g> Lowerer<'g> {
                         (q0, q0, 1)
                     };
                     let (b_rs, b_cs) = if transpose_rhs { (1, s0) } else { (s0, 1) };
-                    let mut acc = *consts.entry(0.0f32.to_bits()).or_insert_with(|| {
-                        exprs.push(Expr::Const(0.0));
-                        exprs.len() - 1
-                    });
+                    let mut acc = constant(&mut exprs, 0.0);
                     for p in 0..k {
                         let x = load(&mut exprs, access(slot_of(a) + p * a_cs, vec![a_rs, 0]));
                         let y = load(&mut exprs, access(slot_of(b) + p * b_rs, vec![0, b_cs]));
@@ -491,10 +487,6 @@ impl<'g> Lowerer<'g> {
                 stores.push((e, access(slot_of(u), row_major(domain))));
             }
         }
-        let identity = |op: ReduceOp| match op {
-            ReduceOp::Sum => 0.0,
-            ReduceOp::Max => f32::NEG_INFINITY,
-        };
         let numel: usize = domain.iter().product();
         if numel == 0 {
             for (r, &u) in reductions.iter().zip(&reduction_nodes) {

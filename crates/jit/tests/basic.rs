@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{compare, values, Data};
+use common::{compare, matmul_graph, values, Data};
 use graphc_ir::{BinaryOp, CompareOp, Graph, ReduceOp, TensorType, UnaryOp};
 
 #[test]
@@ -57,13 +57,7 @@ fn reductions_over_every_axis_set_match_interpreter() {
 fn matmul_with_every_transpose_combination_matches_interpreter() {
     for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
         let (m, k, n) = (5, 7, 3);
-        let a_shape = if ta { [k, m] } else { [m, k] };
-        let b_shape = if tb { [n, k] } else { [k, n] };
-        let mut g = Graph::new();
-        let a = g.input("a", TensorType::f32(&a_shape));
-        let b = g.input("b", TensorType::f32(&b_shape));
-        let c = g.matmul(a, b, ta, tb).unwrap();
-        g.add_output("c", c);
+        let g = matmul_graph(m, n, k, ta, tb);
         let args = [
             Data::F(values(5, m * k, -1.0, 1.0)),
             Data::F(values(6, k * n, -1.0, 1.0)),

@@ -3,10 +3,13 @@
 //! transposes, as the JIT runs them (`JitExecutable::profile` isolates the
 //! product) against one direct single-threaded `gemm` call.
 
+mod common;
+
 use std::time::Instant;
 
+use common::matmul_graph;
 use gemm::{gemm, Parallelism};
-use graphc_ir::{Arg, Executable, Graph, TensorType};
+use graphc_ir::{Arg, Executable};
 use graphc_jit::{compile_with, Options};
 
 /// Best of 5 single-threaded `gemm` calls for `op(a) (m×k) · op(b) (k×n)`.
@@ -61,13 +64,7 @@ fn direct(m: usize, n: usize, k: usize, lhs_t: bool, rhs_t: bool, reps: usize) -
 
 /// The JIT's time for the same product, and how it ran it.
 fn jit(m: usize, n: usize, k: usize, lhs_t: bool, rhs_t: bool, reps: usize) -> (f64, String) {
-    let mut g = Graph::new();
-    let a_shape = if lhs_t { [k, m] } else { [m, k] };
-    let b_shape = if rhs_t { [n, k] } else { [k, n] };
-    let a = g.input("a", TensorType::f32(&a_shape));
-    let b = g.input("b", TensorType::f32(&b_shape));
-    let c = g.matmul(a, b, lhs_t, rhs_t).unwrap();
-    g.add_output("c", c);
+    let g = matmul_graph(m, n, k, lhs_t, rhs_t);
     let mut exe = compile_with(&g, &Options::default()).unwrap();
     let (x, y) = (vec![0.5f32; m * k], vec![0.25f32; k * n]);
     let args = [Arg::F32(&x), Arg::F32(&y)];

@@ -6,20 +6,8 @@
 
 mod common;
 
-use common::{compare, values, Data};
+use common::{compare, matmul_graph, values, Data};
 use graphc_ir::{BinaryOp, CompareOp, Graph, ReduceOp, TensorType, UnaryOp};
-
-/// `op(a) · op(b)` of shapes big enough for the JIT to split (and copy).
-fn matmul_graph(m: usize, n: usize, k: usize, lhs_t: bool, rhs_t: bool) -> Graph {
-    let mut g = Graph::new();
-    let a_shape = if lhs_t { [k, m] } else { [m, k] };
-    let b_shape = if rhs_t { [n, k] } else { [k, n] };
-    let a = g.input("a", TensorType::f32(&a_shape));
-    let b = g.input("b", TensorType::f32(&b_shape));
-    let c = g.matmul(a, b, lhs_t, rhs_t).unwrap();
-    g.add_output("c", c);
-    g
-}
 
 #[test]
 fn split_and_copied_gemms_match_the_interpreter() {
@@ -40,6 +28,7 @@ fn split_and_copied_gemms_match_the_interpreter() {
         // Odd rows, a one-column last group, k a multiple of 16.
         (41, 5, 48, false, true),
     ] {
+        // Shapes big enough for the JIT to split (and copy).
         let g = matmul_graph(m, n, k, lhs_t, rhs_t);
         let args = [
             Data::F(values(1, m * k, 0.0, 1.0)),

@@ -16,7 +16,7 @@ mod common;
 
 use std::collections::HashMap;
 
-use common::{close, values, Data};
+use common::{mismatch, output_mismatch, values, Data};
 use graphc_interp::{evaluate, Interp, Value};
 use graphc_ir::{
     Arg, Backend, BinaryOp, CompareOp, Executable, Graph, NodeId, ReduceOp, TensorType, UnaryOp,
@@ -361,21 +361,14 @@ fn check(c: &Case) -> Result<(), String> {
         };
         interp.run(&args).map_err(|e| e.to_string())?;
         jit.run(&args).map_err(|e| e.to_string())?;
-        for (i, o) in g.outputs().iter().enumerate() {
-            let (x, y) = (jit.output(i), interp.output(i));
-            if let Some(k) = (0..y.len()).find(|&k| !close(x[k], y[k], rtol, atol)) {
-                return Err(format!(
-                    "run {run}, output {:?}[{k}]: jit {} vs interp {}",
-                    o.name, x[k], y[k]
-                ));
-            }
-        }
-        let (x, y) = (jit.read("p").unwrap(), interp.read("p").unwrap());
-        if let Some(k) = (0..y.len()).find(|&k| !close(x[k], y[k], rtol, atol)) {
-            return Err(format!(
-                "run {run}, param p[{k}]: jit {} vs interp {}",
-                x[k], y[k]
-            ));
+        let output = |name: &str| format!("run {run}, output {name:?}");
+        if let Some(m) =
+            output_mismatch(g, &jit, interp.as_ref(), output, rtol, atol).or_else(|| {
+                let (x, y) = (jit.read("p").unwrap(), interp.read("p").unwrap());
+                mismatch(&format!("run {run}, param p"), x, y, rtol, atol)
+            })
+        {
+            return Err(m);
         }
     }
     Ok(())

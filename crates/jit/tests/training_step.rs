@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::time::Instant;
 
-use common::{mismatch, values};
+use common::{buffer_mismatch, output_mismatch, values};
 use graphc_interp::Interp;
 use graphc_ir::{Arg, Backend, Executable};
 use graphc_jit::{compile_with, Options};
@@ -105,28 +105,13 @@ fn iris_training_steps_match_the_interpreter() {
         let h = hypers(&step, count);
         interp.run(&arguments(&b, &h)).unwrap();
         jit.run(&arguments(&b, &h)).unwrap();
-        for (i, o) in step.graph.outputs().iter().enumerate() {
-            if let Some(m) = mismatch(
-                &format!("step {count} {}", o.name),
-                jit.output(i),
-                interp.output(i),
-                1e-5,
-                1e-6,
-            ) {
-                panic!("{m}");
-            }
-        }
-        for id in step.graph.persistent() {
-            let name = step.graph.node(id).op.leaf_name().unwrap();
-            if let Some(m) = mismatch(
-                name,
-                jit.read(name).unwrap(),
-                interp.read(name).unwrap(),
-                1e-5,
-                1e-6,
-            ) {
-                panic!("step {count}: {m}");
-            }
+        let output = |name: &str| format!("step {count} {name}");
+        let buffer = |name: &str| format!("step {count}: {name}");
+        let g = &step.graph;
+        if let Some(m) = output_mismatch(g, &jit, interp.as_ref(), output, 1e-5, 1e-6)
+            .or_else(|| buffer_mismatch(g, &jit, interp.as_ref(), buffer, 1e-5, 1e-6))
+        {
+            panic!("{m}");
         }
     }
     let stats = jit.stats();
@@ -149,16 +134,9 @@ fn mlp_training_steps_match_the_interpreter() {
         let h = hypers(&step, count);
         interp.run(&arguments(&b, &h)).unwrap();
         jit.run(&arguments(&b, &h)).unwrap();
-        for (i, o) in step.graph.outputs().iter().enumerate() {
-            if let Some(m) = mismatch(
-                &format!("step {count} {}", o.name),
-                jit.output(i),
-                interp.output(i),
-                1e-5,
-                1e-6,
-            ) {
-                panic!("{m}");
-            }
+        let output = |name: &str| format!("step {count} {name}");
+        if let Some(m) = output_mismatch(&step.graph, &jit, interp.as_ref(), output, 1e-5, 1e-6) {
+            panic!("{m}");
         }
     }
 }

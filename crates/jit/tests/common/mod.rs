@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use graphc_interp::Interp;
-use graphc_ir::{Arg, Backend, Executable, Graph};
+use graphc_ir::{Arg, Backend, Executable, Graph, TensorType};
 use graphc_jit::{compile_with, Options};
 
 /// Owned argument data.
@@ -48,6 +48,55 @@ pub fn mismatch(what: &str, jit: &[f32], interp: &[f32], rtol: f32, atol: f32) -
         .map(|i| format!("{what}[{i}]: jit {} vs interp {}", jit[i], interp[i]))
 }
 
+/// The first output of `graph` where `jit` and `interp` differ; `what` names
+/// an output in the message.
+pub fn output_mismatch(
+    graph: &Graph,
+    jit: &dyn Executable,
+    interp: &dyn Executable,
+    what: impl Fn(&str) -> String,
+    rtol: f32,
+    atol: f32,
+) -> Option<String> {
+    graph
+        .outputs()
+        .iter()
+        .enumerate()
+        .find_map(|(i, o)| mismatch(&what(&o.name), jit.output(i), interp.output(i), rtol, atol))
+}
+
+/// The first parameter or state buffer of `graph` where `jit` and `interp`
+/// differ (or that one of them lacks); `what` names a buffer in the message.
+pub fn buffer_mismatch(
+    graph: &Graph,
+    jit: &dyn Executable,
+    interp: &dyn Executable,
+    what: impl Fn(&str) -> String,
+    rtol: f32,
+    atol: f32,
+) -> Option<String> {
+    graph.persistent().into_iter().find_map(|id| {
+        let name = graph.node(id).op.leaf_name().unwrap_or_default();
+        match (jit.read(name), interp.read(name)) {
+            (Some(a), Some(b)) => mismatch(&what(name), a, b, rtol, atol),
+            _ => Some(format!("buffer {name:?} missing")),
+        }
+    })
+}
+
+/// `op(a) · op(b)` for inputs `a` and `b` shaped so that the product is `m × n`
+/// with inner dimension `k`, as output `c`.
+pub fn matmul_graph(m: usize, n: usize, k: usize, lhs_t: bool, rhs_t: bool) -> Graph {
+    let mut g = Graph::new();
+    let a_shape = if lhs_t { [k, m] } else { [m, k] };
+    let b_shape = if rhs_t { [n, k] } else { [k, n] };
+    let a = g.input("a", TensorType::f32(&a_shape));
+    let b = g.input("b", TensorType::f32(&b_shape));
+    let c = g.matmul(a, b, lhs_t, rhs_t).unwrap();
+    g.add_output("c", c);
+    g
+}
+
 /// Compiles `graph` on both backends, writes `init` into persistent buffers
 /// of both, runs `runs` steps with `args`, and compares every output and
 /// persistent buffer after each step. Returns the first difference.
@@ -72,30 +121,12 @@ pub fn compare(
     for run in 0..runs {
         interp.run(&args).map_err(|e| format!("interp run: {e}"))?;
         jit.run(&args).map_err(|e| format!("jit run: {e}"))?;
-        for (i, o) in graph.outputs().iter().enumerate() {
-            if let Some(m) = mismatch(
-                &format!("run {run} output {:?}", o.name),
-                jit.output(i),
-                interp.output(i),
-                rtol,
-                atol,
-            ) {
-                return Err(m);
-            }
-        }
-        for id in graph.persistent() {
-            let name = graph.node(id).op.leaf_name().unwrap_or_default();
-            let (a, b) = (jit.read(name), interp.read(name));
-            match (a, b) {
-                (Some(a), Some(b)) => {
-                    if let Some(m) =
-                        mismatch(&format!("run {run} buffer {name:?}"), a, b, rtol, atol)
-                    {
-                        return Err(m);
-                    }
-                }
-                _ => return Err(format!("buffer {name:?} missing")),
-            }
+        let output = |name: &str| format!("run {run} output {name:?}");
+        let buffer = |name: &str| format!("run {run} buffer {name:?}");
+        if let Some(m) = output_mismatch(graph, &jit, interp.as_ref(), output, rtol, atol)
+            .or_else(|| buffer_mismatch(graph, &jit, interp.as_ref(), buffer, rtol, atol))
+        {
+            return Err(m);
         }
     }
     Ok(())
