@@ -9,10 +9,12 @@ use graphc_nn::{TargetLayout, Task};
 use graphc_spec::{SourceSpec, Spec};
 
 use crate::data::{align_classes, open_data_file, quoted, shown, Origin, RowUnit};
-use crate::run::{check_features, check_size, LABELS_FILE, MODEL_FILE, STANDARDIZE_FILE};
+use crate::run::{
+    check_features, check_size, layout_of, target_kind, LABELS_FILE, MODEL_FILE, STANDARDIZE_FILE,
+};
 use crate::{
     csv_line, load_sets, load_source, read_labels_json, write_atomic, Dataset, Standardizer,
-    TargetKind, Targets, TrainError, Trainer,
+    Targets, TrainError, Trainer,
 };
 
 /// A spec and the weights of a trained model of it, with the class names and
@@ -113,14 +115,6 @@ impl Model {
         self.labels.as_deref()
     }
 
-    /// How the spec's loss reads targets.
-    fn target_kind(&self) -> TargetKind {
-        match graphc_nn::task_of(&self.spec.loss) {
-            Task::MultiClass { .. } => TargetKind::ClassIndex,
-            _ => TargetKind::Float,
-        }
-    }
-
     /// The spec's CSV target columns and the feature columns the model was trained on, when
     /// its training data is a CSV file: its `features` list, else every column of the
     /// training file's header that is not a target (`None` when that file cannot be read).
@@ -158,7 +152,7 @@ impl Model {
         which: EvalData<'_>,
         target: Option<&[String]>,
     ) -> Result<Labelled, TrainError> {
-        let kind = self.target_kind();
+        let kind = target_kind(&self.spec);
         let (name, mut data) = match which {
             EvalData::Spec => {
                 let (train, valid) =
@@ -259,11 +253,7 @@ impl Model {
         data: &Dataset,
         backend: Box<dyn Backend>,
     ) -> Result<Trainer, TrainError> {
-        let layout = match &data.targets {
-            Targets::Classes { .. } => TargetLayout::Classes,
-            Targets::Floats { width, .. } => TargetLayout::Floats { width: *width },
-        };
-        let mut trainer = Trainer::new(self.spec.clone(), backend, layout)?;
+        let mut trainer = Trainer::new(self.spec.clone(), backend, layout_of(&data.targets))?;
         trainer.load_init(&self.weights)?;
         if let Targets::Classes { indices, .. } = &data.targets {
             trainer.check_targets(indices, &|row| data.row_location(row))?;

@@ -104,11 +104,7 @@ pub struct SpecData {
 /// Loads the spec's data (paths relative to `base_dir`), standardizes it when
 /// asked, and checks that it fits the model's input.
 pub fn load_data(spec: &Spec, base_dir: &Path) -> Result<SpecData, TrainError> {
-    let kind = match graphc_nn::task_of(&spec.loss) {
-        Task::MultiClass { .. } => TargetKind::ClassIndex,
-        _ => TargetKind::Float,
-    };
-    let (mut train, mut valid) = load_sets(&spec.data, base_dir, kind, spec.seed)?;
+    let (mut train, mut valid) = load_sets(&spec.data, base_dir, target_kind(spec), spec.seed)?;
     for data in std::iter::once(&train).chain(valid.iter()) {
         check_features(spec, data)?;
     }
@@ -120,16 +116,29 @@ pub fn load_data(spec: &Spec, base_dir: &Path) -> Result<SpecData, TrainError> {
         }
         scaler
     });
-    let layout = match &train.targets {
-        Targets::Classes { .. } => TargetLayout::Classes,
-        Targets::Floats { width, .. } => TargetLayout::Floats { width: *width },
-    };
+    let layout = layout_of(&train.targets);
     Ok(SpecData {
         train,
         valid,
         layout,
         standardizer,
     })
+}
+
+/// How the spec's loss reads a single target column.
+pub(crate) fn target_kind(spec: &Spec) -> TargetKind {
+    match graphc_nn::task_of(&spec.loss) {
+        Task::MultiClass { .. } => TargetKind::ClassIndex,
+        _ => TargetKind::Float,
+    }
+}
+
+/// How targets like `targets` reach the loss.
+pub(crate) fn layout_of(targets: &Targets) -> TargetLayout {
+    match targets {
+        Targets::Classes { .. } => TargetLayout::Classes,
+        Targets::Floats { width, .. } => TargetLayout::Floats { width: *width },
+    }
 }
 
 /// Checks that a data set has as many features per sample as `model.input` holds.
@@ -429,7 +438,11 @@ fn run(
                     });
                 }
             }
-            let lr = trainer.lrs();
+            // The learning rates this batch is stepped with (an update may step the scheduler).
+            let lr = metrics_group
+                .and_then(|g| trainer.group(g))
+                .map_or(f64::NAN, OptimizerKind::lr);
+            let lrs = (update && many_groups).then(|| trainer.lrs());
             let loss = trainer.step_batch(&features, &targets, update)?;
             if !loss.is_finite() {
                 metrics.flush().map_err(write_err)?;
@@ -437,7 +450,7 @@ fn run(
                     step,
                     epoch,
                     loss,
-                    lr: lr.get(metrics_group).copied().unwrap_or(f64::NAN),
+                    lr,
                 });
             }
             if let Some(output) = trainer.last_output() {
@@ -453,8 +466,8 @@ fn run(
                     step: trainer.step_count(),
                     epoch,
                     loss,
-                    lr: lr.get(metrics_group).copied().unwrap_or(f64::NAN),
-                    lrs: many_groups.then_some(lr),
+                    lr,
+                    lrs,
                 };
                 progress.metrics_bytes +=
                     write_json_line(&mut metrics, &line).map_err(write_err)?;
@@ -573,15 +586,17 @@ fn row_list(data: &Dataset, rows: &[usize]) -> String {
     shown.join(", ")
 }
 
-/// The group whose learning rate `metrics.jsonl`'s `lr` shows, as an index into
-/// [`Trainer::lrs`]: the top-level group when it holds parameters, else the first group.
-fn lr_group(trainer: &Trainer, spec: &Spec) -> usize {
+/// The group whose learning rate `metrics.jsonl`'s `lr` shows, by `param_groups` index (see
+/// [`Trainer::group`]): the top-level group when it holds parameters, else the first group
+/// that does; `None` when no group holds parameters.
+fn lr_group(trainer: &Trainer, spec: &Spec) -> Option<usize> {
     let top = spec.optimizer.param_groups.len();
-    trainer
-        .live_groups()
-        .iter()
-        .position(|&g| g == top)
-        .unwrap_or(0)
+    let live = trainer.live_groups();
+    if live.contains(&top) {
+        Some(top)
+    } else {
+        live.first().copied()
+    }
 }
 
 /// Opens `metrics.jsonl`: a new file, or for a resumed run the existing one cut back to

@@ -529,19 +529,26 @@ impl Trainer {
         if self.synced == Some(index) {
             return Ok(());
         }
-        for name in self.steps[index].buffers.clone() {
-            if let Some(&holder) = self.holders.get(&name) {
-                if holder != index {
-                    let data = self.steps[holder].exe.read(&name).map(<[f32]>::to_vec);
-                    if let Some(data) = data {
-                        self.steps[index]
-                            .exe
-                            .write(&name, &data)
-                            .map_err(|e| self.backend_error(e))?;
+        let backend = self.backend.name();
+        for i in 0..self.steps[index].buffers.len() {
+            let holder = self.holders.get(&self.steps[index].buffers[i]).copied();
+            if let Some(holder) = holder.filter(|&h| h != index) {
+                if let Ok([to, from]) = self.steps.get_disjoint_mut([index, holder]) {
+                    let name = &to.buffers[i];
+                    if let Some(data) = from.exe.read(name) {
+                        to.exe
+                            .write(name, data)
+                            .map_err(|source| TrainError::Backend { backend, source })?;
                     }
                 }
             }
-            self.holders.insert(name, index);
+            let name = &self.steps[index].buffers[i];
+            match self.holders.get_mut(name) {
+                Some(holder) => *holder = index,
+                None => {
+                    self.holders.insert(name.clone(), index);
+                }
+            }
         }
         self.synced = Some(index);
         Ok(())
@@ -836,11 +843,16 @@ impl Trainer {
     ) -> Result<(), TrainError> {
         let n = data.len();
         let chunk = eval_chunk(&self.spec);
+        let backend = self.backend.name();
         let mut features = Vec::new();
         let mut targets = BatchTargets::Floats(Vec::new());
+        let mut rows = Vec::with_capacity(chunk.min(n));
+        // The executable that holds the current parameters (they do not change in here).
+        let mut loaded = None;
         let mut start = 0;
         while start < n {
-            let rows: Vec<usize> = (start..n.min(start + chunk)).collect();
+            rows.clear();
+            rows.extend(start..n.min(start + chunk));
             data.gather(&rows, &mut features, &mut targets);
             let index = match self
                 .evals
@@ -854,12 +866,19 @@ impl Trainer {
                     self.evals.len() - 1
                 }
             };
-            for p in self.param_info().to_vec() {
-                let value = self.param(&p.name).map(<[f32]>::to_vec).unwrap_or_default();
-                self.evals[index]
-                    .exe
-                    .write(&p.name, &value)
-                    .map_err(|e| self.backend_error(e))?;
+            if loaded != Some(index) {
+                for p in &self.steps[0].step.params {
+                    let value = self
+                        .holders
+                        .get(&p.name)
+                        .and_then(|&holder| self.steps[holder].exe.read(&p.name))
+                        .unwrap_or_default();
+                    self.evals[index]
+                        .exe
+                        .write(&p.name, value)
+                        .map_err(|source| TrainError::Backend { backend, source })?;
+                }
+                loaded = Some(index);
             }
             let compiled = &mut self.evals[index];
             let args = [Arg::F32(&features), targets_arg(&targets)];

@@ -8,7 +8,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::{open_data_file, quoted, shown, Dataset, Origin, RowUnit, TargetKind, Targets};
+use super::{
+    open_data_file, quoted, read_failed, shown, whole, Dataset, Origin, RowUnit, TargetKind,
+    Targets,
+};
 use crate::error::TrainError;
 
 /// The CSV line number of data row `row` (0-based): the header is line 1, the first data row line 2.
@@ -275,12 +278,7 @@ fn cell_error(path: &Path, line: u64, column: &str, message: String) -> TrainErr
 fn read_error(path: &Path, line: Option<u64>, err: ::csv::Error) -> TrainError {
     let line = line.unwrap_or(1);
     match err.into_kind() {
-        ::csv::ErrorKind::Io(e) => TrainError::io(
-            "read data file",
-            path,
-            &e,
-            "check that the file is readable",
-        ),
+        ::csv::ErrorKind::Io(e) => read_failed(path, &e),
         ::csv::ErrorKind::Utf8 { err, .. } => TrainError::CsvRow {
             path: path.to_path_buf(),
             line,
@@ -313,14 +311,7 @@ fn classify(cell: &str) -> ClassCell {
         return ClassCell::Whole(v);
     }
     match cell.parse::<f64>() {
-        // 2^63 bounds: every whole f64 in [-2^63, 2^63) converts to i64 exactly.
-        Ok(v)
-            if v.fract() == 0.0
-                && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&v) =>
-        {
-            ClassCell::Whole(v as i64)
-        }
-        Ok(_) => ClassCell::NotWhole,
+        Ok(v) => whole(v).map_or(ClassCell::NotWhole, ClassCell::Whole),
         Err(_) => ClassCell::Text,
     }
 }
@@ -456,6 +447,14 @@ mod tests {
         }
     }
 
+    /// Asserts that `msg` contains every one of `parts`.
+    #[track_caller]
+    fn assert_mentions(msg: &str, parts: &[&str]) {
+        for part in parts {
+            assert!(msg.contains(part), "expected {part:?} in: {msg}");
+        }
+    }
+
     const IRIS: &str = "sepal_length,sepal_width,petal_length,petal_width,species
 5.1,3.5,1.4,0.2,setosa
 7.0,3.2,4.7,1.4,versicolor
@@ -527,10 +526,7 @@ mod tests {
             None,
             TargetKind::ClassIndex,
         );
-        assert!(msg.contains("line 4"), "{msg}");
-        assert!(msg.contains("`label`"), "{msg}");
-        assert!(msg.contains("1.5"), "{msg}");
-        assert!(msg.contains("whole number"), "{msg}");
+        assert_mentions(&msg, &["line 4", "`label`", "1.5", "whole number"]);
     }
 
     #[test]
@@ -541,10 +537,7 @@ mod tests {
             None,
             TargetKind::ClassIndex,
         );
-        assert!(
-            msg.contains("line 3") && msg.contains("`label`") && msg.contains("empty"),
-            "{msg}"
-        );
+        assert_mentions(&msg, &["line 3", "`label`", "empty"]);
     }
 
     #[test]
@@ -571,10 +564,7 @@ mod tests {
     #[test]
     fn non_numeric_float_target_is_an_error() {
         let msg = load_err("x,y\n1,2\n3,abc\n", &["y"], None, TargetKind::Float);
-        assert!(
-            msg.contains("line 3") && msg.contains("`y`") && msg.contains("abc"),
-            "{msg}"
-        );
+        assert_mentions(&msg, &["line 3", "`y`", "abc"]);
     }
 
     #[test]
@@ -593,21 +583,20 @@ mod tests {
     #[test]
     fn unknown_target_column_lists_available_columns() {
         let msg = load_err(IRIS, &["specis"], None, TargetKind::ClassIndex);
-        assert!(msg.contains("`specis`"), "{msg}");
-        assert!(
-            msg.contains("`sepal_length`, `sepal_width`, `petal_length`, `petal_width`, `species`"),
-            "{msg}"
+        assert_mentions(
+            &msg,
+            &[
+                "`specis`",
+                "`sepal_length`, `sepal_width`, `petal_length`, `petal_width`, `species`",
+                "data.csv",
+            ],
         );
-        assert!(msg.contains("data.csv"), "{msg}");
     }
 
     #[test]
     fn unknown_feature_column_lists_available_columns() {
         let msg = load_err(IRIS, &["species"], Some(&["petal"]), TargetKind::ClassIndex);
-        assert!(
-            msg.contains("`petal`") && msg.contains("`petal_width`"),
-            "{msg}"
-        );
+        assert_mentions(&msg, &["`petal`", "`petal_width`"]);
     }
 
     #[test]
@@ -618,7 +607,7 @@ mod tests {
             Some(&["species"]),
             TargetKind::ClassIndex,
         );
-        assert!(msg.contains("both a target and a feature"), "{msg}");
+        assert_mentions(&msg, &["both a target and a feature"]);
     }
 
     #[test]
@@ -629,9 +618,7 @@ mod tests {
             None,
             TargetKind::ClassIndex,
         );
-        assert!(msg.contains("line 4"), "{msg}");
-        assert!(msg.contains("column `b`"), "{msg}");
-        assert!(msg.contains("`six`"), "{msg}");
+        assert_mentions(&msg, &["line 4", "column `b`", "`six`"]);
         assert!(!msg.contains('\n'), "{msg}");
     }
 
@@ -644,51 +631,36 @@ mod tests {
                 None,
                 TargetKind::ClassIndex,
             );
-            assert!(
-                msg.contains("line 3") && msg.contains("column `b`") && msg.contains("finite"),
-                "{msg}"
-            );
+            assert_mentions(&msg, &["line 3", "column `b`", "finite"]);
         }
         let msg = load_err("a,y\n1e39,0\n", &["y"], None, TargetKind::ClassIndex);
-        assert!(
-            msg.contains("line 2") && msg.contains("`a`") && msg.contains("too large"),
-            "{msg}"
-        );
+        assert_mentions(&msg, &["line 2", "`a`", "too large"]);
     }
 
     #[test]
     fn empty_feature_cell_is_an_error() {
         let msg = load_err("a,b,y\n1,,0\n", &["y"], None, TargetKind::ClassIndex);
-        assert!(
-            msg.contains("line 2") && msg.contains("column `b`") && msg.contains("empty"),
-            "{msg}"
-        );
+        assert_mentions(&msg, &["line 2", "column `b`", "empty"]);
     }
 
     #[test]
     fn ragged_row_is_an_error_with_expected_and_actual_counts() {
         let msg = load_err("a,b,y\n1,2,0\n3,4\n", &["y"], None, TargetKind::ClassIndex);
-        assert!(
-            msg.contains("line 3") && msg.contains("expected 3") && msg.contains("found 2"),
-            "{msg}"
-        );
+        assert_mentions(&msg, &["line 3", "expected 3", "found 2"]);
         let msg = load_err("a,b,y\n1,2,0,9\n", &["y"], None, TargetKind::ClassIndex);
-        assert!(
-            msg.contains("line 2") && msg.contains("expected 3") && msg.contains("found 4"),
-            "{msg}"
-        );
+        assert_mentions(&msg, &["line 2", "expected 3", "found 4"]);
     }
 
     #[test]
     fn header_only_file_is_an_error() {
         let msg = load_err("a,b,y\n", &["y"], None, TargetKind::ClassIndex);
-        assert!(msg.contains("no data rows"), "{msg}");
+        assert_mentions(&msg, &["no data rows"]);
     }
 
     #[test]
     fn empty_file_is_an_error() {
         let msg = load_err("", &["y"], None, TargetKind::ClassIndex);
-        assert!(msg.contains("empty"), "{msg}");
+        assert_mentions(&msg, &["empty"]);
     }
 
     #[test]
@@ -697,31 +669,25 @@ mod tests {
         let path = dir.path().join("nope.csv");
         let err = load_csv(&path, &names(&["y"]), None, TargetKind::Float).unwrap_err();
         let msg = err.to_string();
-        assert!(
-            msg.contains("nope.csv") && msg.contains("cannot open"),
-            "{msg}"
-        );
+        assert_mentions(&msg, &["nope.csv", "cannot open"]);
     }
 
     #[test]
     fn several_class_index_targets_are_an_error() {
         let msg = load_err("a,b,c\n1,2,3\n", &["b", "c"], None, TargetKind::ClassIndex);
-        assert!(
-            msg.contains("one class-index target column") && msg.contains("b, c"),
-            "{msg}"
-        );
+        assert_mentions(&msg, &["one class-index target column", "b, c"]);
     }
 
     #[test]
     fn duplicate_header_names_are_an_error() {
         let msg = load_err("a,a,y\n1,2,3\n", &["y"], None, TargetKind::Float);
-        assert!(msg.contains("`a` twice"), "{msg}");
+        assert_mentions(&msg, &["`a` twice"]);
     }
 
     #[test]
     fn unnamed_column_used_as_feature_is_an_error() {
         let msg = load_err(",a,y\n0,1,2\n", &["y"], None, TargetKind::Float);
-        assert!(msg.contains("column 1 has no name"), "{msg}");
+        assert_mentions(&msg, &["column 1 has no name"]);
         // Listing the features explicitly leaves the unnamed column out.
         let d = load(",a,y\n0,1,2\n", &["y"], Some(&["a"]), TargetKind::Float).unwrap();
         assert_eq!(d.features, vec![1.0]);
@@ -754,7 +720,7 @@ mod tests {
             None,
             TargetKind::ClassIndex,
         );
-        assert!(msg.contains("line 4") && msg.contains("`x`"), "{msg}");
+        assert_mentions(&msg, &["line 4", "`x`"]);
     }
 
     #[test]

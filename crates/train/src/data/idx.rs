@@ -13,14 +13,10 @@ use std::path::Path;
 use flate2::read::MultiGzDecoder;
 
 use super::{
-    file_error, indexed_names, open_data_file, quoted, Dataset, Origin, RowUnit, TargetKind,
-    Targets,
+    file_error, first_non_finite, indexed_names, open_data_file, quoted, read_failed, Dataset,
+    Origin, RowUnit, TargetKind, Values, MAX_RESERVE,
 };
 use crate::error::TrainError;
-
-/// Most elements reserved before the data is read, so that a header cannot make us allocate
-/// more than the bytes that really arrive.
-const MAX_RESERVE: usize = 1 << 24;
 
 /// Loads `{idx: {images: PATH, labels: PATH}}`: the images are the features, the labels the target.
 pub fn load_idx(images: &Path, labels: &Path, kind: TargetKind) -> Result<Dataset, TrainError> {
@@ -63,40 +59,30 @@ pub fn load_idx(images: &Path, labels: &Path, kind: TargetKind) -> Result<Datase
     let Values::F32(features) = x.values else {
         return Err(file_error(images, "read as labels (a bug)".into()));
     };
-    if let Some(i) = features.iter().position(|v| !v.is_finite()) {
+    if let Some((i, v)) = first_non_finite(&features) {
         return Err(file_error(
             images,
             format!(
-                "item {}, value {}: {} is not a finite number; NaN and infinity are not allowed in features",
+                "item {}, value {}: {v} is not a finite number; NaN and infinity are not allowed in features",
                 i / width,
                 i % width,
-                features[i]
             ),
         ));
     }
-    let targets = match y.values {
-        Values::I64(indices) => Targets::Classes {
-            indices,
-            names: None,
+    let w = y.dims.get(1).copied().unwrap_or(1);
+    let targets = y.values.into_targets(
+        w,
+        || file_error(labels, "a label has no values".into()),
+        |i, v| {
+            file_error(
+                labels,
+                format!(
+                    "item {}: {v} is not a finite number; NaN and infinity are not allowed in targets",
+                    i / w
+                ),
+            )
         },
-        Values::F32(values) => {
-            let w = y.dims.get(1).copied().unwrap_or(1);
-            if w == 0 {
-                return Err(file_error(labels, "a label has no values".into()));
-            }
-            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-                return Err(file_error(
-                    labels,
-                    format!(
-                        "item {}: {} is not a finite number; NaN and infinity are not allowed in targets",
-                        i / w,
-                        values[i]
-                    ),
-                ));
-            }
-            Targets::Floats { values, width: w }
-        }
-    };
+    )?;
     Ok(Dataset {
         features,
         feature_names: indexed_names("pixel", width),
@@ -114,12 +100,6 @@ pub fn load_idx(images: &Path, labels: &Path, kind: TargetKind) -> Result<Datase
 struct IdxArray {
     dims: Vec<usize>,
     values: Values,
-}
-
-/// Values as features/float targets or as class indices.
-enum Values {
-    F32(Vec<f32>),
-    I64(Vec<i64>),
 }
 
 /// The element types of IDX.
@@ -173,26 +153,15 @@ impl Elem {
 /// Reads an IDX file; `class_labels` reads a one-value-per-item file as class indices.
 fn read_idx(path: &Path, class_labels: bool) -> Result<IdxArray, TrainError> {
     let file = open_data_file(path)?;
-    let file_len = file.metadata().map(|m| m.len()).map_err(|e| {
-        TrainError::io(
-            "read data file",
-            path,
-            &e,
-            "check that the file is readable",
-        )
-    })?;
+    let file_len = file
+        .metadata()
+        .map(|m| m.len())
+        .map_err(|e| read_failed(path, &e))?;
     let mut buffered = BufReader::with_capacity(1 << 16, file);
     let gzipped = buffered
         .fill_buf()
         .map(|b| b.starts_with(&[0x1f, 0x8b]))
-        .map_err(|e| {
-            TrainError::io(
-                "read data file",
-                path,
-                &e,
-                "check that the file is readable",
-            )
-        })?;
+        .map_err(|e| read_failed(path, &e))?;
     let err = |message: String| file_error(path, message);
     let io_err = |e: io::Error, what: &str| {
         if gzipped && e.kind() != io::ErrorKind::UnexpectedEof {

@@ -300,6 +300,63 @@ pub fn load_sets(
     Ok((train, valid))
 }
 
+/// Decoded values of an array file (NumPy, IDX): features and float targets as `f32`, class
+/// indices as `i64`.
+pub(crate) enum Values {
+    /// Features and float targets.
+    F32(Vec<f32>),
+    /// Class indices.
+    I64(Vec<i64>),
+}
+
+impl Values {
+    /// The values as targets: class indices as they are, floats `width` per sample. Float
+    /// targets need a `width` above 0 (else `no_width()`) and finite values (else
+    /// `non_finite(i, v)` for the first value `v`, at flat index `i`, that is not).
+    pub(crate) fn into_targets(
+        self,
+        width: usize,
+        no_width: impl FnOnce() -> TrainError,
+        non_finite: impl FnOnce(usize, f32) -> TrainError,
+    ) -> Result<Targets, TrainError> {
+        match self {
+            Values::I64(indices) => Ok(Targets::Classes {
+                indices,
+                names: None,
+            }),
+            Values::F32(values) => {
+                if width == 0 {
+                    return Err(no_width());
+                }
+                if let Some((i, v)) = first_non_finite(&values) {
+                    return Err(non_finite(i, v));
+                }
+                Ok(Targets::Floats { values, width })
+            }
+        }
+    }
+}
+
+/// Most elements reserved before a file's data is read, so that a header cannot make us
+/// allocate more than the bytes that really arrive.
+pub(crate) const MAX_RESERVE: usize = 1 << 24;
+
+/// The first value that is NaN or infinite, with its index.
+pub(crate) fn first_non_finite(values: &[f32]) -> Option<(usize, f32)> {
+    values
+        .iter()
+        .copied()
+        .enumerate()
+        .find(|(_, v)| !v.is_finite())
+}
+
+/// `v` as an `i64` when it is a whole number in range.
+pub(crate) fn whole(v: f64) -> Option<i64> {
+    // 2^63 bounds: every whole f64 in [-2^63, 2^63) converts to i64 exactly.
+    (v.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&v))
+        .then_some(v as i64)
+}
+
 /// Renumbers `valid`'s text labels with `train`'s class names (each file's labels are numbered
 /// in its own sorted order when loaded, so a class missing from one file would shift the rest).
 pub fn align_classes(train: &Dataset, valid: &mut Dataset) -> Result<(), TrainError> {
@@ -358,7 +415,15 @@ pub fn align_classes(train: &Dataset, valid: &mut Dataset) -> Result<(), TrainEr
 /// Writes `names` (class names in index order) as a JSON list to `path`, atomically: the
 /// `DIR/labels.json` that `predict` uses to print class names.
 pub fn write_labels_json(path: &Path, names: &[String]) -> Result<(), TrainError> {
-    let mut text = serde_json::to_string(names).map_err(|e| TrainError::Io {
+    write_json_line(path, names)
+}
+
+/// Writes `value` as one line of JSON to `path`, atomically.
+pub(crate) fn write_json_line(
+    path: &Path,
+    value: &(impl serde::Serialize + ?Sized),
+) -> Result<(), TrainError> {
+    let mut text = serde_json::to_string(value).map_err(|e| TrainError::Io {
         action: "write",
         path: path.to_path_buf(),
         detail: e.to_string(),
@@ -413,17 +478,15 @@ pub(crate) fn shown(text: &str) -> String {
 
 /// The first `max` characters of `text`, control characters escaped.
 fn escape_controls(text: &str, max: usize) -> String {
-    text.chars()
-        .take(max)
-        .flat_map(|c| {
-            let escaped: Vec<char> = if c.is_control() {
-                c.escape_debug().collect()
-            } else {
-                vec![c]
-            };
-            escaped
-        })
-        .collect()
+    let mut out = String::new();
+    for c in text.chars().take(max) {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// A list of names for a message: each shown, at most 20, then how many more.
@@ -446,6 +509,11 @@ pub(crate) fn open_data_file(path: &Path) -> Result<std::fs::File, TrainError> {
             "check that the file exists and the path is right",
         )
     })
+}
+
+/// The error for a data file that is open but cannot be read.
+pub(crate) fn read_failed(path: &Path, e: &std::io::Error) -> TrainError {
+    TrainError::io("read data file", path, e, "check that the file is readable")
 }
 
 /// Feature names `{prefix}[0]`, `{prefix}[1]`, … for sources without column names.

@@ -19,8 +19,8 @@ use npyz::NpyFile;
 use py_literal::Value;
 
 use super::{
-    file_error, indexed_names, open_data_file, quoted, Dataset, Origin, RowUnit, TargetKind,
-    Targets,
+    file_error, first_non_finite, indexed_names, open_data_file, quoted, read_failed, whole,
+    Dataset, Origin, RowUnit, TargetKind, Values, MAX_RESERVE,
 };
 use crate::error::TrainError;
 
@@ -31,9 +31,6 @@ const MAX_HEADER_DEPTH: usize = 16;
 /// The message for data that ends early.
 const TRUNCATED: &str =
     "the data ends before the shape in its header says; the file is truncated, save it again";
-/// Most elements reserved before the data is read: a header cannot make us allocate more than
-/// the bytes that really arrive.
-const MAX_RESERVE: usize = 1 << 24;
 
 /// Loads `{npy: {features: PATH, target: PATH}}`.
 pub fn load_npy(features: &Path, target: &Path, kind: TargetKind) -> Result<Dataset, TrainError> {
@@ -106,14 +103,10 @@ fn read_npz_member(
 /// Reads an `.npy` file.
 fn read_npy_file(path: &Path, shown: &str, want: Want) -> Result<Array, TrainError> {
     let file = open_data_file(path)?;
-    let len = file.metadata().map(|m| m.len()).map_err(|e| {
-        TrainError::io(
-            "read data file",
-            path,
-            &e,
-            "check that the file is readable",
-        )
-    })?;
+    let len = file
+        .metadata()
+        .map(|m| m.len())
+        .map_err(|e| read_failed(path, &e))?;
     read_array(BufReader::with_capacity(1 << 16, file), len, shown, want)
 }
 
@@ -130,14 +123,6 @@ enum Want {
 struct Array {
     shape: Vec<usize>,
     values: Values,
-}
-
-/// An array's values.
-enum Values {
-    /// Features and float targets.
-    F32(Vec<f32>),
-    /// Class indices.
-    I64(Vec<i64>),
 }
 
 /// A plain numeric element type.
@@ -186,10 +171,13 @@ fn read_array(
             shape_text(&header.shape)
         )));
     }
-    let shape = header.shape.clone();
-    let fortran = header.fortran;
-    let elem = header.elem;
-    let npy = NpyFile::new(Cursor::new(header.bytes).chain(reader))
+    let Header {
+        shape,
+        elem,
+        fortran,
+        bytes,
+    } = header;
+    let npy = NpyFile::new(Cursor::new(bytes).chain(reader))
         .map_err(|e| err(format!("not a valid .npy array ({e})")))?;
     let class_column = matches!(want, Want::Target(TargetKind::ClassIndex))
         && (shape.len() == 1 || (shape.len() == 2 && shape[1] == 1));
@@ -450,13 +438,6 @@ fn read_i64<R: Read>(
     Ok(out)
 }
 
-/// `v` as an `i64` when it is a whole number in range.
-fn whole(v: f64) -> Option<i64> {
-    // 2^63 bounds: every whole f64 in [-2^63, 2^63) converts to i64 exactly.
-    (v.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&v))
-        .then_some(v as i64)
-}
-
 /// The C-order copy of an array stored in Fortran order (first index fastest).
 fn fortran_to_c<T: Copy>(data: &[T], shape: &[usize]) -> Vec<T> {
     let mut out = Vec::with_capacity(data.len());
@@ -520,11 +501,10 @@ fn assemble(
             shape_text(&x.shape)
         )));
     }
-    if let Some(i) = features.iter().position(|v| !v.is_finite()) {
+    if let Some((i, v)) = first_non_finite(&features) {
         return Err(TrainError::Data(format!(
-            "{}: {} is not a finite number (or too large for float32); NaN and infinity are not allowed in features (fill in a real value or remove the row)",
+            "{}: {v} is not a finite number (or too large for float32); NaN and infinity are not allowed in features (fill in a real value or remove the row)",
             element_location(x_name, &x.shape, i),
-            features[i]
         )));
     }
     if y.shape.is_empty() || y.shape.len() > 2 {
@@ -542,31 +522,21 @@ fn assemble(
         )));
     }
     let y_width = y.shape.get(1).copied().unwrap_or(1);
-    let targets = match y.values {
-        Values::I64(indices) => Targets::Classes {
-            indices,
-            names: None,
+    let targets = y.values.into_targets(
+        y_width,
+        || {
+            TrainError::Data(format!(
+                "{y_name}: the target array has no values per sample (shape {})",
+                shape_text(&y.shape)
+            ))
         },
-        Values::F32(values) => {
-            if y_width == 0 {
-                return Err(TrainError::Data(format!(
-                    "{y_name}: the target array has no values per sample (shape {})",
-                    shape_text(&y.shape)
-                )));
-            }
-            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
-                return Err(TrainError::Data(format!(
-                    "{}: {} is not a finite number (or too large for float32); NaN and infinity are not allowed in targets",
-                    element_location(y_name, &y.shape, i),
-                    values[i]
-                )));
-            }
-            Targets::Floats {
-                values,
-                width: y_width,
-            }
-        }
-    };
+        |i, v| {
+            TrainError::Data(format!(
+                "{}: {v} is not a finite number (or too large for float32); NaN and infinity are not allowed in targets",
+                element_location(y_name, &y.shape, i),
+            ))
+        },
+    )?;
     Ok(Dataset {
         features,
         feature_names: indexed_names(feature_prefix, width),

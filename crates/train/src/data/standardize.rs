@@ -4,9 +4,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{file_error, Dataset};
+use super::{file_error, write_json_line, Dataset};
 use crate::error::TrainError;
-use crate::weights::write_atomic;
 
 /// Per-feature z-score statistics (`x' = (x - mean) / std`), fitted on the training set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,14 +108,7 @@ impl Standardizer {
     ///
     /// The numbers are written in the shortest form that reads back as the same `f32`.
     pub fn save(&self, path: &Path) -> Result<(), TrainError> {
-        let mut text = serde_json::to_string(self).map_err(|e| TrainError::Io {
-            action: "write",
-            path: path.to_path_buf(),
-            detail: e.to_string(),
-            hint: "report this as a bug",
-        })?;
-        text.push('\n');
-        write_atomic(path, text.as_bytes())
+        write_json_line(path, self)
     }
 
     /// Reads statistics written by [`Standardizer::save`], checking that they can be applied:
