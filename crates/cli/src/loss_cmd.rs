@@ -31,7 +31,7 @@ pub(crate) struct LossArgs {
     /// Also print the gradient with respect to the input (of the summed losses for `none`).
     #[arg(long)]
     grad: bool,
-    /// Executor (default: the JIT when built in, else interp).
+    /// Executor: jit (default) or interp.
     #[arg(long)]
     backend: Option<String>,
     /// `reduction`: none, sum or mean (batchmean for kl_div).
@@ -135,13 +135,8 @@ pub(crate) fn run(args: &LossArgs) -> Result<()> {
     nn::check_loss_data(&loss, &input_data, &input.shape, checked)?;
 
     let backend = match &args.backend {
-        Some(name) => BackendKind::from_name(name).ok_or_else(|| {
-            anyhow!(
-                "unknown backend {name:?}; valid: {}",
-                BackendKind::NAMES.join(", ")
-            )
-        })?,
-        None => BackendKind::from_name("jit").unwrap_or(BackendKind::ALL[0]),
+        Some(name) => crate::backend_kind(name)?,
+        None => BackendKind::Jit,
     };
     opt::optimize(&mut built.graph).context("optimizing the loss graph")?;
     let mut exe = backend

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context, Result};
 use clap::{Parser, Subcommand};
-use graphc::stages::{ir, nn, opt};
+use graphc::stages::{nn, opt};
 use graphc::{BackendKind, RunOptions};
 
 #[derive(Parser)]
@@ -170,13 +170,7 @@ fn default_out_dir(spec: &Path) -> PathBuf {
 
 fn check(path: &Path) -> Result<()> {
     let spec = graphc::parse_spec(path)?;
-    let mut graph = ir::Graph::new();
-    let mut shape = vec![spec.data.batch_size];
-    shape.extend_from_slice(&spec.model.input);
-    let x = graph.input("x", ir::TensorType::f32(&shape));
-    let model = nn::build_model(&mut graph, &spec.model, x)?;
-    let layout = nn::natural_layout(&spec)?;
-    nn::build_step(&spec, spec.data.batch_size, layout)?;
+    let layers = graphc::summarize(&spec)?;
     println!(
         "{:<12} {:<12} {:<16} {:>10}",
         "layer", "type", "output shape", "params"
@@ -188,31 +182,16 @@ fn check(path: &Path) -> Result<()> {
         format!("{:?}", spec.model.input),
         ""
     );
-    let mut total = 0usize;
-    for (index, (layer, &out)) in spec
-        .model
-        .layers
-        .iter()
-        .zip(&model.layer_outputs)
-        .enumerate()
-    {
-        let prefix = layer.name.clone().unwrap_or_else(|| index.to_string());
-        let count: usize = model
-            .params
-            .iter()
-            .filter(|p| p.name.rsplit_once('.').map(|(l, _)| l) == Some(prefix.as_str()))
-            .map(|p| p.shape.iter().product::<usize>())
-            .sum();
-        total += count;
-        let out_shape = &graph.shape(out)[1..];
+    for layer in &layers {
         println!(
             "{:<12} {:<12} {:<16} {:>10}",
-            prefix,
-            nn::layer_type(layer),
-            format!("{out_shape:?}"),
-            count
+            layer.name,
+            layer.kind,
+            format!("{:?}", layer.output_shape),
+            layer.params
         );
     }
+    let total: usize = layers.iter().map(|l| l.params).sum();
     println!("total parameters: {total}");
     println!("spec OK: {}", path.display());
     Ok(())

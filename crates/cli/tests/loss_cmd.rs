@@ -3,17 +3,17 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
-use common::assert_clear_failure;
+use common::{assert_clear_failure, graphc_in};
 use serde_json::Value;
 
+/// Runs `graphc loss ARGS` in the current directory.
 fn graphc_loss(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_graphc"))
-        .arg("loss")
-        .args(args)
-        .output()
-        .expect("graphc runs")
+    let mut all = vec!["loss"];
+    all.extend_from_slice(args);
+    graphc_in(Path::new("."), &all)
 }
 
 /// The tutorial's batch: three samples, two classes.
@@ -46,6 +46,14 @@ fn stdout_json(o: &Output) -> Value {
         "one line expected: {out}"
     );
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"))
+}
+
+/// Runs `graphc loss --type KIND --input INPUT --target TARGET` and asserts it fails with
+/// one clear line mentioning each of `needles`.
+#[track_caller]
+fn assert_loss_fails(kind: &str, input: &str, target: &str, needles: &[&str]) {
+    let o = graphc_loss(&["--type", kind, "--input", input, "--target", target]);
+    assert_clear_failure(&o, needles);
 }
 
 fn floats(v: &Value) -> Vec<f64> {
@@ -331,94 +339,63 @@ fn every_loss_option_is_a_flag() {
 
 #[test]
 fn ragged_input_is_one_clear_error() {
-    let o = graphc_loss(&[
-        "--type",
+    assert_loss_fails(
         "cross_entropy",
-        "--input",
         "[[1,2],[1]]",
-        "--target",
         "[0,1]",
-    ]);
-    assert_clear_failure(&o, &["--input", "ragged", "[1]"]);
+        &["--input", "ragged", "[1]"],
+    );
 }
 
 #[test]
 fn malformed_json_and_non_numbers_are_clear_errors() {
-    let o = graphc_loss(&["--type", "mse", "--input", "[1, 2", "--target", "[1, 2]"]);
-    assert_clear_failure(&o, &["--input", "not valid JSON"]);
-    let o = graphc_loss(&[
-        "--type",
+    assert_loss_fails("mse", "[1, 2", "[1, 2]", &["--input", "not valid JSON"]);
+    assert_loss_fails(
         "mse",
-        "--input",
         "[1, \"a\"]",
-        "--target",
         "[1, 2]",
-    ]);
-    assert_clear_failure(&o, &["--input[1]", "expected a number"]);
-    let o = graphc_loss(&["--type", "mse", "--input", "[]", "--target", "[]"]);
-    assert_clear_failure(&o, &["--input", "empty"]);
+        &["--input[1]", "expected a number"],
+    );
+    assert_loss_fails("mse", "[]", "[]", &["--input", "empty"]);
 }
 
 #[test]
 fn class_index_out_of_range_names_the_row() {
-    let o = graphc_loss(&[
-        "--type",
+    assert_loss_fails(
         "cross_entropy",
-        "--input",
         "[[1,2],[1,3]]",
-        "--target",
         "[0,2]",
-    ]);
-    assert_clear_failure(&o, &["cross_entropy", "row 1", "class index 2", "[0, 2)"]);
-    let o = graphc_loss(&[
-        "--type",
+        &["cross_entropy", "row 1", "class index 2", "[0, 2)"],
+    );
+    assert_loss_fails(
         "multi_margin",
-        "--input",
         "[[1,2],[1,3]]",
-        "--target",
         "[-1,0]",
-    ]);
-    assert_clear_failure(&o, &["multi_margin", "row 0", "class index -1"]);
+        &["multi_margin", "row 0", "class index -1"],
+    );
 }
 
 #[test]
 fn target_shape_that_does_not_fit_the_loss_names_the_loss_and_the_shapes() {
-    let o = graphc_loss(&[
-        "--type",
+    assert_loss_fails(
         "nll",
-        "--input",
         "[[-1,-2],[-3,-1]]",
-        "--target",
         "[[0.5,0.5],[1,0]]",
-    ]);
-    assert_clear_failure(&o, &["nll", "class indices", "[2, 2]"]);
-    let o = graphc_loss(&[
-        "--type",
+        &["nll", "class indices", "[2, 2]"],
+    );
+    assert_loss_fails(
         "cross_entropy",
-        "--input",
         "[[1,2],[1,3]]",
-        "--target",
         "[0,1,1]",
-    ]);
-    assert_clear_failure(&o, &["cross_entropy", "[2, 2]", "[3]"]);
-    let o = graphc_loss(&[
-        "--type",
-        "bce",
-        "--input",
-        "[[0.5],[0.25]]",
-        "--target",
-        "[1, 0]",
-    ]);
-    assert_clear_failure(&o, &["bce", "[2, 1]", "[2]"]);
-    let o = graphc_loss(&[
-        "--type",
+        &["cross_entropy", "[2, 2]", "[3]"],
+    );
+    assert_loss_fails("bce", "[[0.5],[0.25]]", "[1, 0]", &["bce", "[2, 1]", "[2]"]);
+    assert_loss_fails(
         "cross_entropy",
-        "--input",
         "[[1,2],[1,3]]",
-        "--target",
         "[0.5,1]",
-    ]);
-    assert_clear_failure(&o, &["--target[0]", "whole numbers"]);
+        &["--target[0]", "whole numbers"],
+    );
 }
 
 #[test]
@@ -452,28 +429,22 @@ fn options_a_loss_does_not_take_are_named_with_the_valid_ones() {
         "batchmean",
     ]);
     assert_clear_failure(&o, &["batchmean is only valid for kl_div"]);
-    let o = graphc_loss(&[
-        "--type",
+    assert_loss_fails(
         "cross_entropyy",
-        "--input",
         "[[1]]",
-        "--target",
         "[0]",
-    ]);
-    assert_clear_failure(&o, &["did you mean `cross_entropy`"]);
+        &["did you mean `cross_entropy`"],
+    );
 }
 
 #[test]
 fn bce_input_outside_zero_one_is_refused_as_in_pytorch() {
-    let o = graphc_loss(&[
-        "--type",
+    assert_loss_fails(
         "bce",
-        "--input",
         "[0.5, 1.5]",
-        "--target",
         "[1, 0]",
-    ]);
-    assert_clear_failure(&o, &["bce", "between 0 and 1", "element 1"]);
+        &["bce", "between 0 and 1", "element 1"],
+    );
 }
 
 #[test]

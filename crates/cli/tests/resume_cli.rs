@@ -3,17 +3,18 @@
 //! `model.safetensors` and `metrics.jsonl` to a run never stopped; `inspect` shows the
 //! optimizer as PyTorch's `state_dict()` does; a checkpoint that does not fit is one clear line.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use common::{assert_clear_failure, graphc_in};
 use graphc::BackendKind;
 
+/// Runs `graphc ARGS` in the current directory.
 fn graphc(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_graphc"))
-        .args(args)
-        .output()
-        .expect("graphc runs")
+    graphc_in(Path::new("."), args)
 }
 
 fn path(p: &Path) -> &str {
@@ -223,10 +224,7 @@ fn inspect_prints_the_optimizer_like_pytorchs_state_dict() {
 fn inspect_of_a_directory_without_a_checkpoint_is_one_clear_line() {
     let dir = tempfile::tempdir().unwrap();
     let o = graphc(&["inspect", path(dir.path())]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success());
-    assert_eq!(err.trim_end().lines().count(), 1, "{err}");
-    assert!(err.contains("is not a checkpoint (no state.json)"), "{err}");
+    assert_clear_failure(&o, &["is not a checkpoint (no state.json)"]);
 }
 
 #[test]

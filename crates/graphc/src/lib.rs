@@ -46,11 +46,7 @@ pub enum BackendKind {
 impl BackendKind {
     /// The backend by its command-line name (`interp`).
     pub fn from_name(name: &str) -> Option<BackendKind> {
-        match name {
-            "jit" => Some(BackendKind::Jit),
-            "interp" => Some(BackendKind::Interp),
-            _ => None,
-        }
+        BackendKind::ALL.iter().copied().find(|k| k.name() == name)
     }
 
     /// The command-line name of the backend.
@@ -87,4 +83,52 @@ pub fn parse_spec(path: &Path) -> Result<Spec, SpecError> {
 pub fn compile(spec: &Spec, backend: BackendKind) -> Result<Trainer, TrainError> {
     let layout = graphc_nn::natural_layout(spec)?;
     Trainer::new(spec.clone(), backend.backend(), layout)
+}
+
+/// One layer of a model summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerSummary {
+    /// The layer's `name`, or its index in `model.layers`.
+    pub name: String,
+    /// Its `type` (`linear`, `relu`).
+    pub kind: &'static str,
+    /// The shape of its output for one sample (without the batch axis).
+    pub output_shape: Vec<usize>,
+    /// The number of parameters it holds.
+    pub params: usize,
+}
+
+/// Checks that `spec` builds a training step and summarizes its model layer by layer.
+pub fn summarize(spec: &Spec) -> Result<Vec<LayerSummary>, graphc_nn::NnError> {
+    let mut graph = Graph::new();
+    let mut shape = vec![spec.data.batch_size];
+    shape.extend_from_slice(&spec.model.input);
+    let x = graph.input("x", graphc_ir::TensorType::f32(&shape));
+    let model = graphc_nn::build_model(&mut graph, &spec.model, x)?;
+    let layout = graphc_nn::natural_layout(spec)?;
+    graphc_nn::build_step(spec, spec.data.batch_size, layout)?;
+    let summary = spec
+        .model
+        .layers
+        .iter()
+        .zip(&model.layer_outputs)
+        .enumerate()
+        .map(|(index, (layer, &out))| {
+            let name = layer.name.clone().unwrap_or_else(|| index.to_string());
+            // Parameters are named `LAYER.PARAM` (`0.weight`, `fc.bias`).
+            let params = model
+                .params
+                .iter()
+                .filter(|p| p.name.rsplit_once('.').map(|(l, _)| l) == Some(name.as_str()))
+                .map(|p| p.shape.iter().product::<usize>())
+                .sum();
+            LayerSummary {
+                name,
+                kind: graphc_nn::layer_type(layer),
+                output_shape: graph.shape(out)[1..].to_vec(),
+                params,
+            }
+        })
+        .collect();
+    Ok(summary)
 }

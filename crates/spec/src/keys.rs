@@ -28,6 +28,33 @@ impl KeyTable {
         }
     }
 
+    /// The keys of `tables`, each once, in order of first appearance: what a `type:`-tagged
+    /// mapping may hold before its type is read. `N` is their number, checked when compiled.
+    pub(crate) const fn union<const N: usize>(tables: &[&KeyTable]) -> [&'static str; N] {
+        let mut out = [""; N];
+        let mut len = 0;
+        let mut t = 0;
+        while t < tables.len() {
+            let valid = tables[t].valid;
+            let mut k = 0;
+            while k < valid.len() {
+                let mut i = 0;
+                while i < len && !same(out[i], valid[k]) {
+                    i += 1;
+                }
+                if i == len {
+                    assert!(len < N, "more keys than the union's length");
+                    out[len] = valid[k];
+                    len += 1;
+                }
+                k += 1;
+            }
+            t += 1;
+        }
+        assert!(len == N, "fewer keys than the union's length");
+        out
+    }
+
     /// The canonical name of `key`, if valid here.
     fn canonical(&self, key: &str) -> Option<&'static str> {
         self.valid.iter().copied().find(|v| *v == key).or_else(|| {
@@ -67,6 +94,19 @@ impl KeyTable {
         c.extend(self.unsupported.iter().map(|(k, _)| *k));
         c
     }
+}
+
+/// `a == b`, usable in a `const fn`.
+const fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() && a[i] == b[i] {
+        i += 1;
+    }
+    i == a.len()
 }
 
 /// A key as read: its canonical name (`None` when unknown and deferred) and its spelling.

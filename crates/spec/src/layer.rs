@@ -21,18 +21,23 @@ static LAYER_TYPES: TypeTable = TypeTable {
     ],
 };
 
-static UNION_KEYS: KeyTable = KeyTable {
-    valid: &["type", "name", "out", "bias", "dim"],
-    aliases: &[("out_features", "out")],
-    unsupported: &[],
-};
+/// `out_features` is PyTorch's spelling of `out`.
+const OUT_ALIAS: &[(&str, &str)] = &[("out_features", "out")];
+
 static LINEAR_KEYS: KeyTable = KeyTable {
     valid: &["type", "name", "out", "bias"],
-    aliases: &[("out_features", "out")],
+    aliases: OUT_ALIAS,
     unsupported: &[],
 };
 static ACTIVATION_KEYS: KeyTable = KeyTable::plain(&["type", "name"]);
 static SOFTMAX_KEYS: KeyTable = KeyTable::plain(&["type", "name", "dim"]);
+
+/// Every layer type's keys, for the keys read before `type:`.
+static UNION_KEYS: KeyTable = KeyTable {
+    valid: &KeyTable::union::<5>(&[&LINEAR_KEYS, &ACTIVATION_KEYS, &SOFTMAX_KEYS]),
+    aliases: OUT_ALIAS,
+    unsupported: &[],
+};
 
 /// The key table of layer type `index` (an index into `LAYER_TYPES.names`).
 fn keys_of(index: usize) -> &'static KeyTable {

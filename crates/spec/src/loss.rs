@@ -219,8 +219,9 @@ impl<'de> Node<'de> for LossNode<'_> {
             let path = self.path.key(&k.written);
             match k.name() {
                 "type" => {
-                    let t = Kind::ALL[keys.read_type(&mut map, &LOSS_TYPES, &k.written)?];
-                    keys.set_type(t.keys(), type_name(t))?;
+                    let i = keys.read_type(&mut map, &LOSS_TYPES, &k.written)?;
+                    let t = Kind::ALL[i];
+                    keys.set_type(t.keys(), LOSS_TYPES.names[i].0)?;
                     kind = Some(t);
                 }
                 "weight" | "pos_weight" => {
@@ -303,12 +304,6 @@ impl<'de> Node<'de> for LossNode<'_> {
         }
         Ok(build(t, v))
     }
-}
-
-/// The snake_case name of a loss type.
-fn type_name(kind: Kind) -> &'static str {
-    let index = Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-    LOSS_TYPES.names[index].0
 }
 
 /// The typed loss from the values read.

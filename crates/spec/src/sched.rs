@@ -38,45 +38,6 @@ static SCHEDULER_TYPES: TypeTable = TypeTable {
 /// PyTorch spells the cosine arguments with capitals; the lowercase spellings are accepted too.
 const T_ALIASES: &[(&str, &str)] = &[("t_max", "T_max"), ("t_0", "T_0"), ("t_mult", "T_mult")];
 
-static UNION_KEYS: KeyTable = KeyTable {
-    valid: &[
-        "type",
-        "interval",
-        "step_size",
-        "gamma",
-        "milestones",
-        "T_max",
-        "eta_min",
-        "T_0",
-        "T_mult",
-        "start_factor",
-        "end_factor",
-        "total_iters",
-        "factor",
-        "max_lr",
-        "total_steps",
-        "epochs",
-        "steps_per_epoch",
-        "pct_start",
-        "anneal_strategy",
-        "cycle_momentum",
-        "base_momentum",
-        "max_momentum",
-        "div_factor",
-        "final_div_factor",
-        "three_phase",
-        "mode",
-        "patience",
-        "threshold",
-        "threshold_mode",
-        "cooldown",
-        "min_lr",
-        "eps",
-        "schedulers",
-    ],
-    aliases: T_ALIASES,
-    unsupported: &[],
-};
 static STEP_KEYS: KeyTable = KeyTable::plain(&["type", "interval", "step_size", "gamma"]);
 static MULTI_STEP_KEYS: KeyTable = KeyTable::plain(&["type", "interval", "milestones", "gamma"]);
 static EXPONENTIAL_KEYS: KeyTable = KeyTable::plain(&["type", "interval", "gamma"]);
@@ -129,21 +90,26 @@ static PLATEAU_KEYS: KeyTable = KeyTable::plain(&[
 static SEQUENTIAL_KEYS: KeyTable =
     KeyTable::plain(&["type", "interval", "schedulers", "milestones"]);
 
-/// The key table of scheduler type `index` (an index into `SCHEDULER_TYPES.names`).
-fn keys_of(index: usize) -> &'static KeyTable {
-    match index {
-        0 => &STEP_KEYS,
-        1 => &MULTI_STEP_KEYS,
-        2 => &EXPONENTIAL_KEYS,
-        3 => &COSINE_KEYS,
-        4 => &RESTARTS_KEYS,
-        5 => &LINEAR_KEYS,
-        6 => &CONSTANT_KEYS,
-        7 => &ONE_CYCLE_KEYS,
-        8 => &PLATEAU_KEYS,
-        _ => &SEQUENTIAL_KEYS,
-    }
-}
+/// The key tables of the scheduler types, in `SCHEDULER_TYPES.names` order.
+static KEYS_OF: [&KeyTable; 10] = [
+    &STEP_KEYS,
+    &MULTI_STEP_KEYS,
+    &EXPONENTIAL_KEYS,
+    &COSINE_KEYS,
+    &RESTARTS_KEYS,
+    &LINEAR_KEYS,
+    &CONSTANT_KEYS,
+    &ONE_CYCLE_KEYS,
+    &PLATEAU_KEYS,
+    &SEQUENTIAL_KEYS,
+];
+
+/// Every scheduler type's keys, for the keys read before `type:`.
+static UNION_KEYS: KeyTable = KeyTable {
+    valid: &KeyTable::union::<33>(&KEYS_OF),
+    aliases: T_ALIASES,
+    unsupported: &[],
+};
 
 /// Index of `one_cycle_lr` in `SCHEDULER_TYPES.names`, whose interval defaults to `step`.
 const ONE_CYCLE: usize = 7;
@@ -532,7 +498,7 @@ impl<'de> Node<'de> for SchedulerNode<'_> {
                     );
                     return Err(keys.fail_at_key(&k.written, msg));
                 }
-                keys.set_type(keys_of(t), SCHEDULER_TYPES.names[t].0)?;
+                keys.set_type(KEYS_OF[t], SCHEDULER_TYPES.names[t].0)?;
                 kind = Some(t);
             } else {
                 given.read(&mut map, &keys, path, k.name(), &k.written, self.nested)?;
@@ -710,11 +676,6 @@ struct ClipNormNode<'a> {
     path: Path,
 }
 
-/// `max_norm`: a number `>= 0`.
-fn to_max_norm(raw: &Raw) -> Result<f64, Problem> {
-    to_nonneg_f64(raw)
-}
-
 /// `norm_type`: a number `> 0`, or `inf` (the string or YAML's `.inf`).
 fn to_norm_type(raw: &Raw) -> Result<f64, Problem> {
     match raw {
@@ -734,7 +695,7 @@ impl<'de> Node<'de> for ClipNormNode<'_> {
     fn scalar(&mut self, raw: &Raw) -> Result<Self::Out, Problem> {
         match raw {
             Raw::Null => Ok(None),
-            _ => to_max_norm(raw).map(|max_norm| {
+            _ => to_nonneg_f64(raw).map(|max_norm| {
                 Some(ClipGradNorm {
                     max_norm,
                     norm_type: 2.0,
@@ -750,7 +711,7 @@ impl<'de> Node<'de> for ClipNormNode<'_> {
             let path = self.path.key(&k.written);
             match k.name() {
                 "max_norm" => {
-                    max_norm = read(&mut map, ctx, path, "a number >= 0", to_max_norm)?;
+                    max_norm = read(&mut map, ctx, path, "a number >= 0", to_nonneg_f64)?;
                 }
                 "norm_type" => {
                     let expected = "a number > 0, or inf";
