@@ -162,8 +162,6 @@ struct Node {
     extra: Extra,
     children: Vec<Node>,
     is_initial: bool,
-    /// OneCycleLR: cycle `betas[0]` rather than `momentum`.
-    use_beta1: bool,
     phases: Vec<Phase>,
 }
 
@@ -317,7 +315,6 @@ impl Node {
             extra,
             children: Vec::new(),
             is_initial: false,
-            use_beta1: false,
             phases: Vec::new(),
         }
     }
@@ -386,56 +383,7 @@ impl Node {
                 ..
             } => {
                 let mut node = Node::blank(kind, Extra::Plain);
-                let total = *total_steps as f64;
-                let phase = |end_step, start_lr, end_lr, start_momentum, end_momentum| Phase {
-                    end_step,
-                    start_lr,
-                    end_lr,
-                    start_momentum,
-                    end_momentum,
-                };
-                node.phases = if *three_phase {
-                    vec![
-                        phase(
-                            pct_start * total - 1.0,
-                            Key::InitialLr,
-                            Key::MaxLr,
-                            Key::MaxMomentum,
-                            Key::BaseMomentum,
-                        ),
-                        phase(
-                            2.0 * pct_start * total - 2.0,
-                            Key::MaxLr,
-                            Key::InitialLr,
-                            Key::BaseMomentum,
-                            Key::MaxMomentum,
-                        ),
-                        phase(
-                            total - 1.0,
-                            Key::InitialLr,
-                            Key::MinLr,
-                            Key::MaxMomentum,
-                            Key::MaxMomentum,
-                        ),
-                    ]
-                } else {
-                    vec![
-                        phase(
-                            pct_start * total - 1.0,
-                            Key::InitialLr,
-                            Key::MaxLr,
-                            Key::MaxMomentum,
-                            Key::BaseMomentum,
-                        ),
-                        phase(
-                            total - 1.0,
-                            Key::MaxLr,
-                            Key::MinLr,
-                            Key::BaseMomentum,
-                            Key::MaxMomentum,
-                        ),
-                    ]
-                };
+                node.phases = one_cycle_phases(*total_steps, *pct_start, *three_phase);
                 let max_lrs = per_group("one_cycle_lr max_lr", max_lr, n)?;
                 for (g, max_lr) in groups.iter_mut().zip(max_lrs) {
                     let initial = max_lr / div_factor;
@@ -454,11 +402,11 @@ impl Node {
                             first.hypers.type_name()
                         )));
                     }
-                    node.use_beta1 = first.hypers.betas().is_some();
+                    let use_beta1 = cycles_beta1(groups);
                     let maxes = per_group("one_cycle_lr max_momentum", max_momentum, n)?;
                     let bases = per_group("one_cycle_lr base_momentum", base_momentum, n)?;
                     for ((g, m), b) in groups.iter_mut().zip(maxes).zip(bases) {
-                        set_momentum(g, m, node.use_beta1);
+                        set_momentum(g, m, use_beta1);
                         g.keys.max_momentum = Some(m);
                         g.keys.base_momentum = Some(b);
                     }
@@ -688,6 +636,7 @@ impl Node {
                     AnnealStrategy::Linear => (end - start) * pct + start,
                 };
                 let step = e as f64;
+                let use_beta1 = cycles_beta1(groups);
                 let mut lrs = Vec::with_capacity(groups.len());
                 for g in groups.iter_mut() {
                     let mut start_step = 0.0;
@@ -711,7 +660,7 @@ impl Node {
                                     value(phase.end_momentum),
                                     pct,
                                 );
-                                set_momentum(g, m, self.use_beta1);
+                                set_momentum(g, m, use_beta1);
                             }
                             break;
                         }
@@ -864,6 +813,56 @@ impl Node {
         }
         Ok(())
     }
+}
+
+/// OneCycleLR's phases (`_schedule_phases`): warm up to `max_lr`, then anneal to `min_lr`
+/// (with `three_phase`, back to `initial_lr` first).
+fn one_cycle_phases(total_steps: u64, pct_start: f64, three_phase: bool) -> Vec<Phase> {
+    let total = total_steps as f64;
+    let phase = |end_step: f64,
+                 (start_lr, end_lr): (Key, Key),
+                 (start_momentum, end_momentum): (Key, Key)| Phase {
+        end_step,
+        start_lr,
+        end_lr,
+        start_momentum,
+        end_momentum,
+    };
+    let warm_up = phase(
+        pct_start * total - 1.0,
+        (Key::InitialLr, Key::MaxLr),
+        (Key::MaxMomentum, Key::BaseMomentum),
+    );
+    if three_phase {
+        vec![
+            warm_up,
+            phase(
+                2.0 * pct_start * total - 2.0,
+                (Key::MaxLr, Key::InitialLr),
+                (Key::BaseMomentum, Key::MaxMomentum),
+            ),
+            phase(
+                total - 1.0,
+                (Key::InitialLr, Key::MinLr),
+                (Key::MaxMomentum, Key::MaxMomentum),
+            ),
+        ]
+    } else {
+        vec![
+            warm_up,
+            phase(
+                total - 1.0,
+                (Key::MaxLr, Key::MinLr),
+                (Key::BaseMomentum, Key::MaxMomentum),
+            ),
+        ]
+    }
+}
+
+/// Whether OneCycleLR cycles `betas[0]` (the Adam family) rather than `momentum`: decided by
+/// the first group, as PyTorch's constructor does.
+fn cycles_beta1(groups: &[ParamGroup]) -> bool {
+    groups.first().is_some_and(|g| g.hypers.betas().is_some())
 }
 
 /// Sets what OneCycleLR cycles: `momentum`, or `betas[0]`.

@@ -1,7 +1,7 @@
 //! The whole training step as one graph — forward, loss, backward (by
 //! `graphc-autodiff`), optimizer update — and the evaluation graph.
 
-use graphc_ir::{Graph, TensorType};
+use graphc_ir::{Graph, NodeId, TensorType};
 use graphc_spec::{Reduction, Spec};
 
 use crate::loss::loss_name;
@@ -38,17 +38,8 @@ pub struct StepGraph {
 /// The training step for batches of `batch` samples: outputs `loss` (before
 /// the update) and `output`; assigns updated parameters and state.
 pub fn build_step(spec: &Spec, batch: usize, layout: TargetLayout) -> Result<StepGraph, NnError> {
-    if spec.loss.reduction() == Reduction::None {
-        return Err(NnError::Loss {
-            loss: loss_name(&spec.loss),
-            message: "reduction: none gives per-sample losses; training needs a scalar loss, use mean or sum".into(),
-        });
-    }
-    let mut step = build_forward(spec, batch, layout)?;
+    let (mut step, grads) = build_backward(spec, batch, layout)?;
     let graph = &mut step.graph;
-    let loss = graph.outputs()[step.loss_output].node;
-    let nodes: Vec<_> = step.params.iter().map(|p| p.node).collect();
-    let grads = graphc_autodiff::grad(graph, loss, &nodes)?;
     let grads = if spec.train.accumulate > 1 {
         let (sums, buffers) = clip::add_to_accumulators(graph, &step.params, &grads)?;
         clip::zero_accumulators(graph, &buffers)?;
@@ -57,7 +48,6 @@ pub fn build_step(spec: &Spec, batch: usize, layout: TargetLayout) -> Result<Ste
         grads
     };
     let grads = clip::clip(graph, &spec.train, grads)?;
-    step.accumulators = clip::accumulators(&spec.train, &step.params);
 
     let optimizer = sched::graph_optimizer(spec);
     let update = build_update(graph, &optimizer, &step.params, &grads)?;
@@ -80,18 +70,32 @@ pub fn build_accumulate_step(
     batch: usize,
     layout: TargetLayout,
 ) -> Result<StepGraph, NnError> {
+    let (mut step, grads) = build_backward(spec, batch, layout)?;
+    let (sums, buffers) = clip::add_to_accumulators(&mut step.graph, &step.params, &grads)?;
+    clip::keep_sums(&mut step.graph, &buffers, &sums)?;
+    Ok(step)
+}
+
+/// What both training steps start with: forward, loss and the parameters' gradients (in
+/// parameter order), with the accumulation buffers the spec's steps keep. The loss must be
+/// a scalar.
+fn build_backward(
+    spec: &Spec,
+    batch: usize,
+    layout: TargetLayout,
+) -> Result<(StepGraph, Vec<NodeId>), NnError> {
     if spec.loss.reduction() == Reduction::None {
-        return build_step(spec, batch, layout);
+        return Err(NnError::Loss {
+            loss: loss_name(&spec.loss),
+            message: "reduction: none gives per-sample losses; training needs a scalar loss, use mean or sum".into(),
+        });
     }
     let mut step = build_forward(spec, batch, layout)?;
-    let graph = &mut step.graph;
-    let loss = graph.outputs()[step.loss_output].node;
+    let loss = step.graph.outputs()[step.loss_output].node;
     let nodes: Vec<_> = step.params.iter().map(|p| p.node).collect();
-    let grads = graphc_autodiff::grad(graph, loss, &nodes)?;
-    let (sums, buffers) = clip::add_to_accumulators(graph, &step.params, &grads)?;
-    clip::keep_sums(graph, &buffers, &sums)?;
+    let grads = graphc_autodiff::grad(&mut step.graph, loss, &nodes)?;
     step.accumulators = clip::accumulators(&spec.train, &step.params);
-    Ok(step)
+    Ok((step, grads))
 }
 
 /// The evaluation step: forward and loss only, outputs `loss` and `output`,

@@ -5,7 +5,7 @@
 use graphc_ir::{BinaryOp, CompareOp, Graph, NodeId, UnaryOp};
 use graphc_spec::Reduction;
 
-use super::{fill_like, last_axis_constant, reduce_elements, sg, with_gradient};
+use super::{fill_like, last_axis_constant, reduce_elements, sg, weighted, with_gradient};
 use crate::NnError;
 
 /// `nn.BCELoss`: `l = w · ((y - 1) · max(log1p(-x), -100) - y · max(log x, -100))`.
@@ -39,11 +39,8 @@ pub(super) fn bce(
     let denominator = graph.binary(BinaryOp::Max, variance, epsilon)?;
     let x_minus_y = graph.binary(BinaryOp::Sub, xs, y)?;
     let derivative = graph.binary(BinaryOp::Div, x_minus_y, denominator)?;
-    let mut losses = with_gradient(graph, value, x, xs, derivative)?;
-    if let Some(w) = weight {
-        let w = last_axis_constant(graph, w, &shape)?;
-        losses = graph.binary(BinaryOp::Mul, losses, w)?;
-    }
+    let losses = with_gradient(graph, value, x, xs, derivative)?;
+    let losses = weighted(graph, losses, weight)?;
     reduce_elements(graph, losses, reduction)
 }
 
@@ -90,11 +87,8 @@ pub(super) fn bce_with_logits(
     let one_minus_y = graph.binary(BinaryOp::Sub, one, y)?;
     let linear = graph.binary(BinaryOp::Mul, one_minus_y, xs)?;
     let value = graph.binary(BinaryOp::Sub, linear, log_sigmoid)?;
-    let mut losses = with_gradient(graph, value, x, xs, derivative)?;
-    if let Some(w) = weight {
-        let w = last_axis_constant(graph, w, &shape)?;
-        losses = graph.binary(BinaryOp::Mul, losses, w)?;
-    }
+    let losses = with_gradient(graph, value, x, xs, derivative)?;
+    let losses = weighted(graph, losses, weight)?;
     reduce_elements(graph, losses, reduction)
 }
 

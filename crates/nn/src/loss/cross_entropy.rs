@@ -4,7 +4,7 @@
 use graphc_ir::{BinaryOp, DType, Graph, NodeId, ReduceOp, UnaryOp};
 use graphc_spec::Reduction;
 
-use super::{fill_like, last_axis_constant, reduce_samples, scale};
+use super::{fill_like, last_axis_constant, reduce_samples, scale, smoothing_factors, weighted};
 use crate::layers::log_softmax;
 use crate::NnError;
 
@@ -112,9 +112,7 @@ fn class_indices(
     let row_zeros = fill_like(graph, 0.0, all);
     let smooth = graph.select(counted, all, row_zeros)?;
     let smooth = reduce_samples(graph, smooth, options.reduction, Some(total_weight))?;
-    // PyTorch's scalars are doubles: 1 - ε and ε / C are rounded once, to f32.
-    let keep = (1.0 - f64::from(smoothing)) as f32;
-    let spread = (f64::from(smoothing) / classes as f64) as f32;
+    let (keep, spread) = smoothing_factors(smoothing, classes);
     let nll = scale(graph, nll, keep)?;
     let smooth = scale(graph, smooth, spread)?;
     Ok(graph.binary(BinaryOp::Add, nll, smooth)?)
@@ -129,21 +127,17 @@ fn class_probabilities(
     target: NodeId,
     options: &ClassOptions<'_>,
 ) -> Result<NodeId, NnError> {
-    let shape = graph.shape(log_p).to_vec();
+    let classes = graph.shape(log_p)[1];
     let smoothing = options.label_smoothing;
     let mut t = target;
     if smoothing > 0.0 {
-        let keep = (1.0 - f64::from(smoothing)) as f32;
-        let spread = (f64::from(smoothing) / shape[1] as f64) as f32;
+        let (keep, spread) = smoothing_factors(smoothing, classes);
         let kept = scale(graph, t, keep)?;
         let spread = fill_like(graph, spread, t);
         t = graph.binary(BinaryOp::Add, kept, spread)?;
     }
-    let mut terms = graph.binary(BinaryOp::Mul, log_p, t)?;
-    if let Some(w) = options.weight {
-        let w = last_axis_constant(graph, w, &shape)?;
-        terms = graph.binary(BinaryOp::Mul, terms, w)?;
-    }
+    let terms = graph.binary(BinaryOp::Mul, log_p, t)?;
+    let terms = weighted(graph, terms, options.weight)?;
     let summed = row_sum(graph, terms)?;
     let losses = graph.unary(UnaryOp::Neg, summed)?;
     reduce_samples(graph, losses, options.reduction, None)

@@ -6,7 +6,7 @@ use graphc_ir::{BinaryOp, CompareOp, Graph, NodeId, ReduceOp, UnaryOp};
 use graphc_spec::Reduction;
 
 use super::binary::log_sigmoid;
-use super::{fill_like, last_axis_constant, reduce_elements, reduce_samples};
+use super::{fill_like, last_axis_constant, reduce_elements, reduce_samples, weighted};
 use crate::NnError;
 
 /// `nn.SoftMarginLoss`: `log1p(exp(-x · y))`, computed as PyTorch computes it
@@ -42,14 +42,10 @@ pub(super) fn multilabel_soft_margin(
     let positive = graph.binary(BinaryOp::Mul, y, positive)?;
     let negative = graph.binary(BinaryOp::Mul, one_minus_y, negative)?;
     let both = graph.binary(BinaryOp::Add, positive, negative)?;
-    let mut losses = graph.unary(UnaryOp::Neg, both)?;
-    if let Some(w) = weight {
-        let w = last_axis_constant(graph, w, &shape)?;
-        losses = graph.binary(BinaryOp::Mul, losses, w)?;
-    }
+    let losses = graph.unary(UnaryOp::Neg, both)?;
+    let losses = weighted(graph, losses, weight)?;
     let per_sample = graph.reduce(ReduceOp::Sum, losses, &[1])?;
-    let classes = fill_like(graph, shape[1] as f32, per_sample);
-    let per_sample = graph.binary(BinaryOp::Div, per_sample, classes)?;
+    let per_sample = scale_by_inverse(graph, per_sample, shape[1])?;
     reduce_samples(graph, per_sample, reduction, None)
 }
 

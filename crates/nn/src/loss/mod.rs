@@ -528,6 +528,27 @@ fn last_axis_constant(
     Ok(graph.broadcast_to(c, shape)?)
 }
 
+/// `losses` times the per-class `weight` (one value per element of the last axis, or a
+/// single one) when there is one.
+fn weighted(graph: &mut Graph, losses: NodeId, weight: Option<&[f32]>) -> Result<NodeId, NnError> {
+    let Some(w) = weight else {
+        return Ok(losses);
+    };
+    let shape = graph.shape(losses).to_vec();
+    let w = last_axis_constant(graph, w, &shape)?;
+    Ok(graph.binary(BinaryOp::Mul, losses, w)?)
+}
+
+/// Label smoothing ε's factors `(1 - ε, ε / C)` for `C` classes. PyTorch's scalars are
+/// doubles: each is rounded once, to f32.
+fn smoothing_factors(smoothing: f32, classes: usize) -> (f32, f32) {
+    let smoothing = f64::from(smoothing);
+    (
+        (1.0 - smoothing) as f32,
+        (smoothing / classes as f64) as f32,
+    )
+}
+
 /// `losses` (per element) reduced: `none` keeps them, `sum` adds them,
 /// `mean` divides the sum by their count, `batchmean` by the first axis.
 fn reduce_elements(

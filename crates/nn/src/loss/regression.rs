@@ -43,11 +43,9 @@ pub(super) fn smooth_l1(
     if beta == 0.0 {
         return l1(graph, x, y, reduction);
     }
-    let losses = piecewise(graph, x, y, beta, |graph, z, beta_node| {
+    let losses = piecewise(graph, x, y, beta, |graph, z, half_square, beta_node| {
         // quadratic: 0.5 · z · z / β; linear: z - 0.5 · β
-        let half_z = scale(graph, z, 0.5)?;
-        let square = graph.binary(BinaryOp::Mul, half_z, z)?;
-        let quadratic = graph.binary(BinaryOp::Div, square, beta_node)?;
+        let quadratic = graph.binary(BinaryOp::Div, half_square, beta_node)?;
         let half_beta = fill_like(graph, 0.5 * beta, z);
         let linear = graph.binary(BinaryOp::Sub, z, half_beta)?;
         Ok((quadratic, linear))
@@ -64,30 +62,30 @@ pub(super) fn huber(
     delta: f32,
     reduction: Reduction,
 ) -> Result<NodeId, NnError> {
-    let losses = piecewise(graph, x, y, delta, |graph, z, delta_node| {
-        let half_z = scale(graph, z, 0.5)?;
-        let quadratic = graph.binary(BinaryOp::Mul, half_z, z)?;
+    let losses = piecewise(graph, x, y, delta, |graph, z, half_square, delta_node| {
         let half_delta = fill_like(graph, 0.5 * delta, z);
         let excess = graph.binary(BinaryOp::Sub, z, half_delta)?;
         let linear = graph.binary(BinaryOp::Mul, delta_node, excess)?;
-        Ok((quadratic, linear))
+        Ok((half_square, linear))
     })?;
     reduce_elements(graph, losses, reduction)
 }
 
 /// The quadratic branch where `z = |x - y| < threshold`, the linear one
-/// elsewhere; `branches(graph, z, threshold)` builds both.
+/// elsewhere; `branches(graph, z, 0.5 · z · z, threshold)` builds both.
 fn piecewise(
     graph: &mut Graph,
     x: NodeId,
     y: NodeId,
     threshold: f32,
-    branches: impl FnOnce(&mut Graph, NodeId, NodeId) -> Result<(NodeId, NodeId), NnError>,
+    branches: impl FnOnce(&mut Graph, NodeId, NodeId, NodeId) -> Result<(NodeId, NodeId), NnError>,
 ) -> Result<NodeId, NnError> {
     let diff = graph.binary(BinaryOp::Sub, x, y)?;
     let z = graph.unary(UnaryOp::Abs, diff)?;
     let threshold = fill_like(graph, threshold, z);
-    let (quadratic, linear) = branches(graph, z, threshold)?;
+    let half_z = scale(graph, z, 0.5)?;
+    let half_square = graph.binary(BinaryOp::Mul, half_z, z)?;
+    let (quadratic, linear) = branches(graph, z, half_square, threshold)?;
     let inside = graph.compare(CompareOp::Lt, z, threshold)?;
     Ok(graph.select(inside, quadratic, linear)?)
 }

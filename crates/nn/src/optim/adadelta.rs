@@ -23,7 +23,7 @@ pub(super) fn update(u: &mut ParamUpdate<'_>, s: &AdadeltaSpec) -> Result<(), Nn
     let g = u.grad_with_decay(s.maximize, s.weight_decay)?;
     let square_avg = u.state("square_avg", &shape);
     let acc_delta = u.state("acc_delta", &shape);
-    let w = u.constant(1.0 - s.rho);
+    let w = u.constant(1.0 - s.rho, &shape);
     let kept = u.mul_const(square_avg, s.rho)?;
     let new_sq = u.addcmul(kept, w, g, g)?;
     u.assign(square_avg, new_sq)?;

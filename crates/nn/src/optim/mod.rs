@@ -111,14 +111,6 @@ impl GroupScalar {
 }
 
 impl Hyper {
-    /// The param group the hyper belongs to (`None` for the step count).
-    pub fn group(self) -> Option<usize> {
-        match self {
-            Hyper::Lr { group } | Hyper::Group { group, .. } => Some(group),
-            Hyper::Step => None,
-        }
-    }
-
     /// The name of the `Hyper` node: `lr.0`, `step`, `step_size.1`.
     pub fn name(self) -> String {
         match self {
@@ -471,16 +463,15 @@ impl ParamUpdate<'_> {
         Ok(self.graph.broadcast_to(x, &shape)?)
     }
 
-    /// A constant of the parameter's shape: a Python float rounded to f32, as PyTorch's kernels
-    /// take scalars.
-    fn constant(&mut self, value: f64) -> NodeId {
-        let shape = self.shape();
-        self.graph.fill(value as f32, &shape)
+    /// A constant of `shape`: a Python float rounded to f32, as PyTorch's kernels take scalars.
+    fn constant(&mut self, value: f64, shape: &[usize]) -> NodeId {
+        self.graph.fill(value as f32, shape)
     }
 
-    /// A scalar (`[]`) constant.
-    fn scalar_constant(&mut self, value: f64) -> NodeId {
-        self.graph.fill(value as f32, &[])
+    /// [`Self::constant`] shaped like `x` (a `[]` scalar or a parameter-shaped tensor).
+    fn constant_like(&mut self, x: NodeId, value: f64) -> NodeId {
+        let shape = self.graph.shape(x).to_vec();
+        self.constant(value, &shape)
     }
 
     /// The state buffer `NAME.key` of this parameter (shape from [`state_init`]).
@@ -532,31 +523,19 @@ impl ParamUpdate<'_> {
 
     /// `x * value` for a compile-time Python float `value`.
     fn mul_const(&mut self, x: NodeId, value: f64) -> Result<NodeId, NnError> {
-        let c = if self.graph.shape(x).is_empty() {
-            self.scalar_constant(value)
-        } else {
-            self.constant(value)
-        };
+        let c = self.constant_like(x, value);
         self.mul(x, c)
     }
 
     /// `x + value` for a compile-time Python float `value`.
     fn add_const(&mut self, x: NodeId, value: f64) -> Result<NodeId, NnError> {
-        let c = if self.graph.shape(x).is_empty() {
-            self.scalar_constant(value)
-        } else {
-            self.constant(value)
-        };
+        let c = self.constant_like(x, value);
         self.add(x, c)
     }
 
     /// `value - x` for a compile-time Python float `value`.
     fn rsub_const(&mut self, value: f64, x: NodeId) -> Result<NodeId, NnError> {
-        let c = if self.graph.shape(x).is_empty() {
-            self.scalar_constant(value)
-        } else {
-            self.constant(value)
-        };
+        let c = self.constant_like(x, value);
         self.sub(c, x)
     }
 
@@ -611,7 +590,7 @@ impl ParamUpdate<'_> {
         let large = self.mul(diff, rest)?;
         let large = self.sub(end, large)?;
         let abs = self.unary(UnaryOp::Abs, weight)?;
-        let half = self.scalar_constant(0.5);
+        let half = self.constant(0.5, &[]);
         let is_small = self.graph.compare(CompareOp::Lt, abs, half)?;
         let is_small = self.full(is_small)?;
         Ok(self.graph.select(is_small, small, large)?)

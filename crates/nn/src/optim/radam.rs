@@ -44,7 +44,7 @@ pub(super) fn update(u: &mut ParamUpdate<'_>, s: &RAdamSpec) -> Result<(), NnErr
     // `(bias_correction2 ** 0.5) / exp_avg_sq_sqrt` is `reciprocal(x) * c` in PyTorch.
     let root = u.unary(UnaryOp::Sqrt, new_avg_sq)?;
     let root = u.add_const(root, s.eps)?;
-    let one = u.constant(1.0);
+    let one = u.constant_like(root, 1.0);
     let inverse = u.div(one, root)?;
     let correction2 = u.scalar(GroupScalar::BiasCorrection2Sqrt);
     let adaptive = u.mul(inverse, correction2)?;
@@ -52,7 +52,7 @@ pub(super) fn update(u: &mut ParamUpdate<'_>, s: &RAdamSpec) -> Result<(), NnErr
     let rectified = u.mul(plain, adaptive)?;
     let rectified = u.mul(rectified, rect)?;
     let on = u.scalar(GroupScalar::RadamRectified);
-    let half = u.scalar_constant(0.5);
+    let half = u.constant(0.5, &[]);
     let on = u.graph.compare(graphc_ir::CompareOp::Gt, on, half)?;
     let on = u.full(on)?;
     let step = u.graph.select(on, rectified, plain)?;

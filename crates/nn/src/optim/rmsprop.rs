@@ -23,7 +23,7 @@ pub(super) fn update(u: &mut ParamUpdate<'_>, s: &RmsPropSpec) -> Result<(), NnE
     let g = u.grad_with_decay(s.maximize, s.weight_decay)?;
     let square_avg = u.state("square_avg", &shape);
     let kept = u.mul_const(square_avg, s.alpha)?;
-    let w = u.constant(1.0 - s.alpha);
+    let w = u.constant(1.0 - s.alpha, &shape);
     let new_sq = u.addcmul(kept, w, g, g)?;
     u.assign(square_avg, new_sq)?;
     let avg = if s.centered {
@@ -31,7 +31,7 @@ pub(super) fn update(u: &mut ParamUpdate<'_>, s: &RmsPropSpec) -> Result<(), NnE
         let new_grad_avg = u.lerp_const(grad_avg, g, 1.0 - s.alpha)?;
         u.assign(grad_avg, new_grad_avg)?;
         // `square_avg.addcmul(grad_avg, grad_avg, value=-1)`.
-        let minus_one = u.constant(-1.0);
+        let minus_one = u.constant(-1.0, &shape);
         let variance = u.addcmul(new_sq, minus_one, new_grad_avg, new_grad_avg)?;
         u.unary(UnaryOp::Sqrt, variance)?
     } else {

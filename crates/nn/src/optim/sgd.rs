@@ -32,7 +32,7 @@ pub(super) fn update(u: &mut ParamUpdate<'_>, s: &SgdSpec) -> Result<(), NnError
         };
         let accumulated = u.add(kept, added)?;
         let step = u.hyper(Hyper::Step);
-        let one = u.scalar_constant(1.0);
+        let one = u.constant(1.0, &[]);
         let first = u.graph.compare(CompareOp::Eq, step, one)?;
         let first = u.full(first)?;
         let new_buf = u.graph.select(first, g, accumulated)?;
