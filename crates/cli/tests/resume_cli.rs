@@ -80,14 +80,16 @@ fn run_killed_mid_epoch_resumes_from_its_checkpoint_to_identical_files() {
         let name = backend.name();
         let dir = tempfile::tempdir().unwrap();
         write_data(dir.path(), 1200);
-        // Long enough (about 0.6 s) to be killed in the middle: size it from a 2-epoch probe.
+        // Long enough (about 2 s) to be killed in the middle: size it from a 2-epoch probe,
+        // whose time includes process start and compilation (a 0.6 s target left runs on a
+        // fast machine too short to catch between checkpoints).
         let whole = dir.path().join("whole");
         std::fs::write(dir.path().join("spec.yaml"), spec(2)).unwrap();
         let started = Instant::now();
         let o = train(dir.path(), "spec.yaml", &whole, name, None);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let per_epoch = started.elapsed().as_secs_f64() / 2.0;
-        let epochs = ((0.6 / per_epoch).ceil() as u64).clamp(4, 512);
+        let epochs = ((2.0 / per_epoch).ceil() as u64).clamp(8, 2048);
         std::fs::write(dir.path().join("spec.yaml"), spec(epochs)).unwrap();
         let o = train(dir.path(), "spec.yaml", &whole, name, None);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
