@@ -100,34 +100,16 @@ pub struct LayerSummary {
 
 /// Checks that `spec` builds a training step and summarizes its model layer by layer.
 pub fn summarize(spec: &Spec) -> Result<Vec<LayerSummary>, graphc_nn::NnError> {
-    let mut graph = Graph::new();
-    let mut shape = vec![spec.data.batch_size];
-    shape.extend_from_slice(&spec.model.input);
-    let x = graph.input("x", graphc_ir::TensorType::f32(&shape));
-    let model = graphc_nn::build_model(&mut graph, &spec.model, x)?;
+    let layers = graphc_nn::describe_model(&spec.model, spec.data.batch_size)?;
     let layout = graphc_nn::natural_layout(spec)?;
     graphc_nn::build_step(spec, spec.data.batch_size, layout)?;
-    let summary = spec
-        .model
-        .layers
-        .iter()
-        .zip(&model.layer_outputs)
-        .enumerate()
-        .map(|(index, (layer, &out))| {
-            let name = layer.name.clone().unwrap_or_else(|| index.to_string());
-            // Parameters are named `LAYER.PARAM` (`0.weight`, `fc.bias`).
-            let params = model
-                .params
-                .iter()
-                .filter(|p| p.name.rsplit_once('.').map(|(l, _)| l) == Some(name.as_str()))
-                .map(|p| p.shape.iter().product::<usize>())
-                .sum();
-            LayerSummary {
-                name,
-                kind: graphc_nn::layer_type(layer),
-                output_shape: graph.shape(out)[1..].to_vec(),
-                params,
-            }
+    let summary = layers
+        .into_iter()
+        .map(|layer| LayerSummary {
+            params: usize::try_from(layer.param_count()).unwrap_or(usize::MAX),
+            name: layer.prefix,
+            kind: layer.layer_type.name(),
+            output_shape: layer.output,
         })
         .collect();
     Ok(summary)

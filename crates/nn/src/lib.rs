@@ -16,7 +16,9 @@ mod step;
 pub use clip::{accumulator_name, accumulators};
 pub use error::NnError;
 pub use init::default_init;
-pub use layers::{build_model, layer_type, ModelGraph, ParamInfo};
+pub use layers::{
+    build_model, describe_model, saturating_numel, LayerInfo, ModelGraph, ParamInfo, TensorDecl,
+};
 pub use loss::{
     build_loss, build_loss_graph, check_loss_data, task_of, LossGraph, LossTargets, TargetLayout,
     Task,

@@ -167,18 +167,7 @@ struct Node {
 
 /// The snake_case `type:` of a scheduler.
 pub fn scheduler_type(kind: &SchedulerKind) -> &'static str {
-    match kind {
-        SchedulerKind::StepLr { .. } => "step_lr",
-        SchedulerKind::MultiStepLr { .. } => "multi_step_lr",
-        SchedulerKind::ExponentialLr { .. } => "exponential_lr",
-        SchedulerKind::CosineAnnealingLr { .. } => "cosine_annealing_lr",
-        SchedulerKind::CosineAnnealingWarmRestarts { .. } => "cosine_annealing_warm_restarts",
-        SchedulerKind::LinearLr { .. } => "linear_lr",
-        SchedulerKind::ConstantLr { .. } => "constant_lr",
-        SchedulerKind::OneCycleLr { .. } => "one_cycle_lr",
-        SchedulerKind::ReduceLrOnPlateau { .. } => "reduce_lr_on_plateau",
-        SchedulerKind::SequentialLr { .. } => "sequential_lr",
-    }
+    kind.scheduler_type().name()
 }
 
 /// True when the schedule changes momentum (OneCycleLR with `cycle_momentum`), so the

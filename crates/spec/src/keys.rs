@@ -6,6 +6,7 @@ use serde::de::{self, MapAccess};
 use crate::ctx::{shown, Ctx, Path};
 use crate::node::{ctx_and_path, Node, Problem, Raw, Seed};
 use crate::suggest::{did_you_mean, suggest};
+use crate::vocab::Vocabulary;
 
 /// The keys valid in one kind of mapping.
 #[derive(Debug)]
@@ -187,14 +188,13 @@ impl<'a> Keys<'a> {
         Ok(key)
     }
 
-    /// Reads the value of the `type` key (written `written`): the index of the type in
-    /// `types.names`.
-    pub(crate) fn read_type<'de, A: MapAccess<'de>>(
+    /// Reads the value of the `type` key (written `written`): one entry of `types`.
+    pub(crate) fn read_type<'de, A: MapAccess<'de>, T: Vocabulary>(
         &self,
         map: &mut A,
-        types: &'static TypeTable,
+        types: &'static TypeTable<T>,
         written: &str,
-    ) -> Result<usize, A::Error> {
+    ) -> Result<T, A::Error> {
         let location = if types.say_where {
             format!(" in {}", self.path)
         } else {
@@ -345,20 +345,20 @@ impl KeyNode<'_, '_> {
     }
 }
 
-/// The `type:` vocabulary of one section: `(snake_case, PyTorchClass)` pairs.
+/// How messages speak of the `type:` vocabulary `T` of one section.
 #[derive(Debug)]
-pub(crate) struct TypeTable {
+pub(crate) struct TypeTable<T> {
     /// "layer", "loss", "optimizer".
     pub(crate) what: &'static str,
     /// The start of "expected" messages: "a loss mapping such as {type: cross_entropy}".
     pub(crate) example: &'static str,
     /// Whether an unknown type's message says where it is (` in model.layers[2]`).
     pub(crate) say_where: bool,
-    /// `(snake_case, PyTorchClass)`.
-    pub(crate) names: &'static [(&'static str, &'static str)],
+    /// The vocabulary.
+    pub(crate) types: std::marker::PhantomData<fn() -> T>,
 }
 
-impl TypeTable {
+impl<T: Vocabulary> TypeTable<T> {
     /// What a mapping of this section is: `a loss mapping such as …; loss types: …`.
     pub(crate) fn expected(&self) -> String {
         format!("{}; {} types: {}", self.example, self.what, self.listing())
@@ -366,8 +366,8 @@ impl TypeTable {
 
     /// `mse, cross_entropy (or MSELoss, CrossEntropyLoss)`.
     pub(crate) fn listing(&self) -> String {
-        let snake: Vec<&str> = self.names.iter().map(|n| n.0).collect();
-        let class: Vec<&str> = self.names.iter().map(|n| n.1).collect();
+        let snake: Vec<&str> = T::ALL.iter().map(|t| t.name()).collect();
+        let class: Vec<&str> = T::ALL.iter().map(|t| t.torch_name()).collect();
         format!("{} (or {})", snake.join(", "), class.join(", "))
     }
 
@@ -381,32 +381,32 @@ impl TypeTable {
     }
 }
 
-/// The value of a `type:` key: yields the index into the table's names.
-struct TypeNode<'a> {
+/// The value of a `type:` key: yields the entry of the vocabulary it names.
+struct TypeNode<'a, T: 'static> {
     ctx: &'a Ctx,
     /// The path of the `type` key.
     path: Path,
     /// The vocabulary.
-    table: &'static TypeTable,
+    table: &'static TypeTable<T>,
     /// `" in model.layers[0]"` or empty, for the unknown-type message.
     location: String,
 }
 
-impl<'de> Node<'de> for TypeNode<'_> {
-    type Out = usize;
+impl<'de, T: Vocabulary> Node<'de> for TypeNode<'_, T> {
+    type Out = T;
     ctx_and_path!();
     fn expected(&self) -> String {
         format!("a {} type name: {}", self.table.what, self.table.listing())
     }
-    fn scalar(&mut self, raw: &Raw) -> Result<usize, Problem> {
+    fn scalar(&mut self, raw: &Raw) -> Result<T, Problem> {
         let Raw::Str(s) = raw else {
             return Err(Problem::Type);
         };
-        if let Some(i) = self.table.names.iter().position(|(a, b)| a == s || b == s) {
-            return Ok(i);
+        if let Some(t) = T::parse(s) {
+            return Ok(t);
         }
-        let mut candidates: Vec<&str> = self.table.names.iter().map(|n| n.0).collect();
-        candidates.extend(self.table.names.iter().map(|n| n.1));
+        let mut candidates: Vec<&str> = T::ALL.iter().map(|t| t.name()).collect();
+        candidates.extend(T::ALL.iter().map(|t| t.torch_name()));
         let dym = did_you_mean(s, &candidates);
         let sep = if dym.is_empty() { ";" } else { "" };
         Err(Problem::Bare(format!(

@@ -6,19 +6,13 @@ use crate::ctx::{shown, Ctx, Path};
 use crate::keys::{KeyTable, Keys, TypeTable};
 use crate::node::{ctx_and_path, scalar, to_bool, to_i64, to_positive_usize, Node, Problem, Raw};
 use crate::types::{LayerKind, LayerSpec};
+use crate::vocab::{KeyTables, LayerType};
 
-static LAYER_TYPES: TypeTable = TypeTable {
+static LAYER_TYPES: TypeTable<LayerType> = TypeTable {
     what: "layer",
     example: "a layer mapping such as {type: linear, out: 16}",
     say_where: true,
-    names: &[
-        ("linear", "Linear"),
-        ("relu", "ReLU"),
-        ("sigmoid", "Sigmoid"),
-        ("tanh", "Tanh"),
-        ("softmax", "Softmax"),
-        ("log_softmax", "LogSoftmax"),
-    ],
+    types: std::marker::PhantomData,
 };
 
 /// `out_features` is PyTorch's spelling of `out`.
@@ -39,12 +33,27 @@ static UNION_KEYS: KeyTable = KeyTable {
     unsupported: &[],
 };
 
-/// The key table of layer type `index` (an index into `LAYER_TYPES.names`).
-fn keys_of(index: usize) -> &'static KeyTable {
-    match index {
-        0 => &LINEAR_KEYS,
-        4 | 5 => &SOFTMAX_KEYS,
-        _ => &ACTIVATION_KEYS,
+impl KeyTables for LayerType {
+    fn key_table(self) -> &'static KeyTable {
+        match self {
+            LayerType::Linear => &LINEAR_KEYS,
+            LayerType::Softmax | LayerType::LogSoftmax => &SOFTMAX_KEYS,
+            LayerType::Relu | LayerType::Sigmoid | LayerType::Tanh => &ACTIVATION_KEYS,
+        }
+    }
+}
+
+impl LayerKind {
+    /// This layer's entry in the vocabulary.
+    pub fn layer_type(&self) -> LayerType {
+        match self {
+            LayerKind::Linear { .. } => LayerType::Linear,
+            LayerKind::Relu => LayerType::Relu,
+            LayerKind::Sigmoid => LayerType::Sigmoid,
+            LayerKind::Tanh => LayerType::Tanh,
+            LayerKind::Softmax { .. } => LayerType::Softmax,
+            LayerKind::LogSoftmax { .. } => LayerType::LogSoftmax,
+        }
     }
 }
 
@@ -76,7 +85,7 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
             match k.name() {
                 "type" => {
                     let t = keys.read_type(&mut map, &LAYER_TYPES, &k.written)?;
-                    keys.set_type(keys_of(t), LAYER_TYPES.names[t].0)?;
+                    keys.set_type(t.key_table(), t.name())?;
                     kind = Some(t);
                 }
                 "name" => {
@@ -108,15 +117,15 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
             return Err(LAYER_TYPES.missing(&keys));
         };
         let kind = match t {
-            0 => LayerKind::Linear {
+            LayerType::Linear => LayerKind::Linear {
                 out: out.ok_or_else(|| keys.missing("out"))?,
                 bias,
             },
-            1 => LayerKind::Relu,
-            2 => LayerKind::Sigmoid,
-            3 => LayerKind::Tanh,
-            4 => LayerKind::Softmax { dim },
-            _ => LayerKind::LogSoftmax { dim },
+            LayerType::Relu => LayerKind::Relu,
+            LayerType::Sigmoid => LayerKind::Sigmoid,
+            LayerType::Tanh => LayerKind::Tanh,
+            LayerType::Softmax => LayerKind::Softmax { dim },
+            LayerType::LogSoftmax => LayerKind::LogSoftmax { dim },
         };
         Ok(LayerSpec { name, kind })
     }

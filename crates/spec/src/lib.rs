@@ -17,6 +17,7 @@ mod sched;
 mod suggest;
 mod top;
 mod types;
+mod vocab;
 
 use std::path::Path;
 
@@ -24,6 +25,7 @@ use serde::de::DeserializeSeed;
 
 pub use error::SpecError;
 pub use types::*;
+pub use vocab::{LayerType, LossType, OptimizerType, SchedulerType, SourceFormat, Vocabulary};
 
 /// Parses and validates spec text; `origin` names the file in error messages only.
 pub fn parse_str(text: &str, origin: &Path) -> Result<Spec, SpecError> {

@@ -12,78 +12,28 @@ use crate::node::{ctx_and_path, list, scalar, to_bool, to_f32, to_i64, to_nonneg
 use crate::node::{valid_if, Node, Problem, Raw, Seed};
 use crate::suggest::did_you_mean;
 use crate::types::{LossSpec, Reduction};
+use crate::vocab::{KeyTables, LossType};
 
-/// The loss types, in the order of [`Kind`].
-static LOSS_TYPES: TypeTable = TypeTable {
+static LOSS_TYPES: TypeTable<LossType> = TypeTable {
     what: "loss",
     example: "a loss mapping such as {type: cross_entropy}",
     say_where: false,
-    names: &[
-        ("cross_entropy", "CrossEntropyLoss"),
-        ("nll", "NLLLoss"),
-        ("bce", "BCELoss"),
-        ("bce_with_logits", "BCEWithLogitsLoss"),
-        ("mse", "MSELoss"),
-        ("l1", "L1Loss"),
-        ("smooth_l1", "SmoothL1Loss"),
-        ("huber", "HuberLoss"),
-        ("kl_div", "KLDivLoss"),
-        ("poisson_nll", "PoissonNLLLoss"),
-        ("soft_margin", "SoftMarginLoss"),
-        ("multilabel_soft_margin", "MultiLabelSoftMarginLoss"),
-        ("multi_margin", "MultiMarginLoss"),
-    ],
+    types: std::marker::PhantomData,
 };
 
-/// A loss type: an index into `LOSS_TYPES.names`, by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    CrossEntropy,
-    Nll,
-    Bce,
-    BceWithLogits,
-    Mse,
-    L1,
-    SmoothL1,
-    Huber,
-    KlDiv,
-    PoissonNll,
-    SoftMargin,
-    MultiLabelSoftMargin,
-    MultiMargin,
-}
-
-impl Kind {
-    /// Every kind, in `LOSS_TYPES` order.
-    const ALL: [Kind; 13] = [
-        Kind::CrossEntropy,
-        Kind::Nll,
-        Kind::Bce,
-        Kind::BceWithLogits,
-        Kind::Mse,
-        Kind::L1,
-        Kind::SmoothL1,
-        Kind::Huber,
-        Kind::KlDiv,
-        Kind::PoissonNll,
-        Kind::SoftMargin,
-        Kind::MultiLabelSoftMargin,
-        Kind::MultiMargin,
-    ];
-
-    /// The keys valid for this loss type.
-    fn keys(self) -> &'static KeyTable {
+impl KeyTables for LossType {
+    fn key_table(self) -> &'static KeyTable {
         match self {
-            Kind::Mse | Kind::L1 | Kind::SoftMargin => &REDUCTION_ONLY_KEYS,
-            Kind::CrossEntropy => &CROSS_ENTROPY_KEYS,
-            Kind::Nll => &NLL_KEYS,
-            Kind::Bce | Kind::MultiLabelSoftMargin => &WEIGHTED_KEYS,
-            Kind::BceWithLogits => &BCE_WITH_LOGITS_KEYS,
-            Kind::SmoothL1 => &SMOOTH_L1_KEYS,
-            Kind::Huber => &HUBER_KEYS,
-            Kind::KlDiv => &KL_DIV_KEYS,
-            Kind::PoissonNll => &POISSON_NLL_KEYS,
-            Kind::MultiMargin => &MULTI_MARGIN_KEYS,
+            LossType::Mse | LossType::L1 | LossType::SoftMargin => &REDUCTION_ONLY_KEYS,
+            LossType::CrossEntropy => &CROSS_ENTROPY_KEYS,
+            LossType::Nll => &NLL_KEYS,
+            LossType::Bce | LossType::MultiLabelSoftMargin => &WEIGHTED_KEYS,
+            LossType::BceWithLogits => &BCE_WITH_LOGITS_KEYS,
+            LossType::SmoothL1 => &SMOOTH_L1_KEYS,
+            LossType::Huber => &HUBER_KEYS,
+            LossType::KlDiv => &KL_DIV_KEYS,
+            LossType::PoissonNll => &POISSON_NLL_KEYS,
+            LossType::MultiMargin => &MULTI_MARGIN_KEYS,
         }
     }
 }
@@ -219,9 +169,8 @@ impl<'de> Node<'de> for LossNode<'_> {
             let path = self.path.key(&k.written);
             match k.name() {
                 "type" => {
-                    let i = keys.read_type(&mut map, &LOSS_TYPES, &k.written)?;
-                    let t = Kind::ALL[i];
-                    keys.set_type(t.keys(), LOSS_TYPES.names[i].0)?;
+                    let t = keys.read_type(&mut map, &LOSS_TYPES, &k.written)?;
+                    keys.set_type(t.key_table(), t.name())?;
                     kind = Some(t);
                 }
                 "weight" | "pos_weight" => {
@@ -294,7 +243,7 @@ impl<'de> Node<'de> for LossNode<'_> {
         let Some(t) = kind else {
             return Err(LOSS_TYPES.missing(&keys));
         };
-        if v.reduction == Reduction::BatchMean && t != Kind::KlDiv {
+        if v.reduction == Reduction::BatchMean && t != LossType::KlDiv {
             let written = v.reduction_key.as_deref().unwrap_or("reduction");
             let message = format!(
                 "{}: batchmean is only valid for kl_div; expected one of none, sum, mean",
@@ -307,55 +256,55 @@ impl<'de> Node<'de> for LossNode<'_> {
 }
 
 /// The typed loss from the values read.
-fn build(kind: Kind, v: Values) -> LossSpec {
+fn build(kind: LossType, v: Values) -> LossSpec {
     let reduction = v.reduction;
     match kind {
-        Kind::Mse => LossSpec::Mse { reduction },
-        Kind::L1 => LossSpec::L1 { reduction },
-        Kind::SmoothL1 => LossSpec::SmoothL1 {
+        LossType::Mse => LossSpec::Mse { reduction },
+        LossType::L1 => LossSpec::L1 { reduction },
+        LossType::SmoothL1 => LossSpec::SmoothL1 {
             beta: v.beta,
             reduction,
         },
-        Kind::Huber => LossSpec::Huber {
+        LossType::Huber => LossSpec::Huber {
             delta: v.delta,
             reduction,
         },
-        Kind::CrossEntropy => LossSpec::CrossEntropy {
+        LossType::CrossEntropy => LossSpec::CrossEntropy {
             weight: v.weight,
             ignore_index: v.ignore_index,
             reduction,
             label_smoothing: v.label_smoothing,
         },
-        Kind::Nll => LossSpec::Nll {
+        LossType::Nll => LossSpec::Nll {
             weight: v.weight,
             ignore_index: v.ignore_index,
             reduction,
         },
-        Kind::Bce => LossSpec::Bce {
+        LossType::Bce => LossSpec::Bce {
             weight: v.weight,
             reduction,
         },
-        Kind::BceWithLogits => LossSpec::BceWithLogits {
+        LossType::BceWithLogits => LossSpec::BceWithLogits {
             weight: v.weight,
             pos_weight: v.pos_weight,
             reduction,
         },
-        Kind::KlDiv => LossSpec::KlDiv {
+        LossType::KlDiv => LossSpec::KlDiv {
             log_target: v.log_target,
             reduction,
         },
-        Kind::PoissonNll => LossSpec::PoissonNll {
+        LossType::PoissonNll => LossSpec::PoissonNll {
             log_input: v.log_input,
             full: v.full,
             eps: v.eps,
             reduction,
         },
-        Kind::SoftMargin => LossSpec::SoftMargin { reduction },
-        Kind::MultiLabelSoftMargin => LossSpec::MultiLabelSoftMargin {
+        LossType::SoftMargin => LossSpec::SoftMargin { reduction },
+        LossType::MultiLabelSoftMargin => LossSpec::MultiLabelSoftMargin {
             weight: v.weight,
             reduction,
         },
-        Kind::MultiMargin => LossSpec::MultiMargin {
+        LossType::MultiMargin => LossSpec::MultiMargin {
             p: v.p,
             margin: v.margin,
             weight: v.weight,
@@ -366,12 +315,25 @@ fn build(kind: Kind, v: Values) -> LossSpec {
 
 /// The reductions a loss type takes, and those its messages list: `batchmean` is for `kl_div`
 /// only, and is accepted while the type is still unknown (then checked once it is read).
-fn reduction_names(kind: Option<Kind>) -> (&'static [&'static str], &'static [&'static str]) {
+fn reduction_names(kind: Option<LossType>) -> (&'static [&'static str], &'static [&'static str]) {
     const ALL: &[&str] = &["none", "sum", "mean", "batchmean"];
     match kind {
-        Some(Kind::KlDiv) => (ALL, ALL),
+        Some(LossType::KlDiv) => (ALL, ALL),
         None => (ALL, &ALL[..3]),
-        Some(_) => (&ALL[..3], &ALL[..3]),
+        Some(
+            LossType::CrossEntropy
+            | LossType::Nll
+            | LossType::Bce
+            | LossType::BceWithLogits
+            | LossType::Mse
+            | LossType::L1
+            | LossType::SmoothL1
+            | LossType::Huber
+            | LossType::PoissonNll
+            | LossType::SoftMargin
+            | LossType::MultiLabelSoftMargin
+            | LossType::MultiMargin,
+        ) => (&ALL[..3], &ALL[..3]),
     }
 }
 
@@ -399,5 +361,26 @@ fn to_reduction(raw: &Raw, (accepted, listed): (&[&str], &[&str])) -> Result<Red
             listed.join(", "),
             did_you_mean(s, accepted)
         ))),
+    }
+}
+
+impl LossSpec {
+    /// This loss's entry in the vocabulary.
+    pub fn loss_type(&self) -> LossType {
+        match self {
+            LossSpec::CrossEntropy { .. } => LossType::CrossEntropy,
+            LossSpec::Nll { .. } => LossType::Nll,
+            LossSpec::Bce { .. } => LossType::Bce,
+            LossSpec::BceWithLogits { .. } => LossType::BceWithLogits,
+            LossSpec::Mse { .. } => LossType::Mse,
+            LossSpec::L1 { .. } => LossType::L1,
+            LossSpec::SmoothL1 { .. } => LossType::SmoothL1,
+            LossSpec::Huber { .. } => LossType::Huber,
+            LossSpec::KlDiv { .. } => LossType::KlDiv,
+            LossSpec::PoissonNll { .. } => LossType::PoissonNll,
+            LossSpec::SoftMargin { .. } => LossType::SoftMargin,
+            LossSpec::MultiLabelSoftMargin { .. } => LossType::MultiLabelSoftMargin,
+            LossSpec::MultiMargin { .. } => LossType::MultiMargin,
+        }
     }
 }

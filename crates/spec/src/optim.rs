@@ -15,22 +15,13 @@ use crate::types::{
     AdadeltaSpec, AdagradSpec, AdamSpec, AdamaxSpec, HyperValue, NAdamSpec, OptimizerKind,
     OptimizerSpec, ParamGroupSpec, RAdamSpec, RmsPropSpec, SgdSpec,
 };
+use crate::vocab::{KeyTables, OptimizerType};
 
-static OPTIMIZER_TYPES: TypeTable = TypeTable {
+static OPTIMIZER_TYPES: TypeTable<OptimizerType> = TypeTable {
     what: "optimizer",
     example: "an optimizer mapping such as {type: sgd, lr: 0.1}",
     say_where: false,
-    names: &[
-        ("sgd", "SGD"),
-        ("adam", "Adam"),
-        ("adamw", "AdamW"),
-        ("rmsprop", "RMSprop"),
-        ("adagrad", "Adagrad"),
-        ("adadelta", "Adadelta"),
-        ("adamax", "Adamax"),
-        ("nadam", "NAdam"),
-        ("radam", "RAdam"),
-    ],
+    types: std::marker::PhantomData,
 };
 
 /// PyTorch keyword arguments that pick one of PyTorch's implementations of the same update.
@@ -68,26 +59,46 @@ macro_rules! table {
 }
 
 /// The key tables of every optimizer type, from its hyperparameters.
+/// The two key tables of every optimizer type, from its hyperparameters: an exhaustive `match`
+/// on [`OptimizerType`], so a new type does not compile without its row.
 macro_rules! tables {
-    ($([$($key:literal),*]),* $(,)?) => {
-        /// Keys of `optimizer:` per type: `type`, the hyperparameters, `param_groups`.
-        static OPTIMIZER_KEYS: [KeyTable; 9] = [$(table!("type", $($key,)* "param_groups")),*];
-        /// Keys of one param group per type: `params` plus the hyperparameters.
-        static GROUP_KEYS: [KeyTable; 9] = [$(table!("params", $($key),*)),*];
+    ($($t:ident: [$($key:literal),*]),* $(,)?) => {
+        impl KeyTables for OptimizerType {
+            /// Keys of `optimizer:`: `type`, the hyperparameters, `param_groups`.
+            fn key_table(self) -> &'static KeyTable {
+                match self {
+                    $(OptimizerType::$t => {
+                        static KEYS: KeyTable = table!("type", $($key,)* "param_groups");
+                        &KEYS
+                    })*
+                }
+            }
+        }
+
+        /// Keys of one param group of type `t`: `params` plus the hyperparameters.
+        fn group_keys(t: OptimizerType) -> &'static KeyTable {
+            match t {
+                $(OptimizerType::$t => {
+                    static KEYS: KeyTable = table!("params", $($key),*);
+                    &KEYS
+                })*
+            }
+        }
     };
 }
 
-// The hyperparameters of each type, in `OPTIMIZER_TYPES` order and PyTorch's signature order.
+// The hyperparameters of each type, in PyTorch's signature order.
 tables! {
-    ["lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"],
-    ["lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay"],
-    ["lr", "betas", "eps", "weight_decay", "amsgrad", "maximize"],
-    ["lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize"],
-    ["lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize"],
-    ["lr", "rho", "eps", "weight_decay", "maximize"],
-    ["lr", "betas", "eps", "weight_decay", "maximize"],
-    ["lr", "betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay", "maximize"],
-    ["lr", "betas", "eps", "weight_decay", "decoupled_weight_decay", "maximize"],
+    Sgd: ["lr", "momentum", "dampening", "weight_decay", "nesterov", "maximize"],
+    Adam: ["lr", "betas", "eps", "weight_decay", "amsgrad", "maximize", "decoupled_weight_decay"],
+    AdamW: ["lr", "betas", "eps", "weight_decay", "amsgrad", "maximize"],
+    RmsProp: ["lr", "alpha", "eps", "weight_decay", "momentum", "centered", "maximize"],
+    Adagrad: ["lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps", "maximize"],
+    Adadelta: ["lr", "rho", "eps", "weight_decay", "maximize"],
+    Adamax: ["lr", "betas", "eps", "weight_decay", "maximize"],
+    NAdam: ["lr", "betas", "eps", "weight_decay", "momentum_decay", "decoupled_weight_decay",
+        "maximize"],
+    RAdam: ["lr", "betas", "eps", "weight_decay", "decoupled_weight_decay", "maximize"],
 }
 
 /// A table with `first`, every optimizer's hyperparameters (in order of first use above),
@@ -243,9 +254,8 @@ impl Given {
         Ok(true)
     }
 
-    /// The hyperparameters of optimizer type `t` (an `OPTIMIZER_TYPES` index): the given
-    /// values over PyTorch's defaults.
-    fn build(&self, t: usize) -> OptimizerKind {
+    /// The hyperparameters of optimizer type `t`: the given values over PyTorch's defaults.
+    fn build(&self, t: OptimizerType) -> OptimizerKind {
         let lr = |default| self.lr.unwrap_or(default);
         let betas = self.betas.unwrap_or((0.9, 0.999));
         let eps = |default| self.eps.unwrap_or(default);
@@ -261,10 +271,10 @@ impl Given {
             maximize,
             decoupled_weight_decay: decoupled,
         };
-        match OPTIMIZER_TYPES.names[t].0 {
-            "adam" => OptimizerKind::Adam(adam(0.0, decoupled)),
-            "adamw" => OptimizerKind::AdamW(adam(1e-2, true)),
-            "rmsprop" => OptimizerKind::RmsProp(RmsPropSpec {
+        match t {
+            OptimizerType::Adam => OptimizerKind::Adam(adam(0.0, decoupled)),
+            OptimizerType::AdamW => OptimizerKind::AdamW(adam(1e-2, true)),
+            OptimizerType::RmsProp => OptimizerKind::RmsProp(RmsPropSpec {
                 lr: lr(1e-2),
                 alpha: self.alpha.unwrap_or(0.99),
                 eps: eps(1e-8),
@@ -273,7 +283,7 @@ impl Given {
                 centered: self.centered.unwrap_or(false),
                 maximize,
             }),
-            "adagrad" => OptimizerKind::Adagrad(AdagradSpec {
+            OptimizerType::Adagrad => OptimizerKind::Adagrad(AdagradSpec {
                 lr: lr(1e-2),
                 lr_decay: self.lr_decay.unwrap_or(0.0),
                 weight_decay: wd(0.0),
@@ -281,21 +291,21 @@ impl Given {
                 eps: eps(1e-10),
                 maximize,
             }),
-            "adadelta" => OptimizerKind::Adadelta(AdadeltaSpec {
+            OptimizerType::Adadelta => OptimizerKind::Adadelta(AdadeltaSpec {
                 lr: lr(1.0),
                 rho: self.rho.unwrap_or(0.9),
                 eps: eps(1e-6),
                 weight_decay: wd(0.0),
                 maximize,
             }),
-            "adamax" => OptimizerKind::Adamax(AdamaxSpec {
+            OptimizerType::Adamax => OptimizerKind::Adamax(AdamaxSpec {
                 lr: lr(2e-3),
                 betas,
                 eps: eps(1e-8),
                 weight_decay: wd(0.0),
                 maximize,
             }),
-            "nadam" => OptimizerKind::NAdam(NAdamSpec {
+            OptimizerType::NAdam => OptimizerKind::NAdam(NAdamSpec {
                 lr: lr(2e-3),
                 betas,
                 eps: eps(1e-8),
@@ -304,7 +314,7 @@ impl Given {
                 decoupled_weight_decay: decoupled,
                 maximize,
             }),
-            "radam" => OptimizerKind::RAdam(RAdamSpec {
+            OptimizerType::RAdam => OptimizerKind::RAdam(RAdamSpec {
                 lr: lr(1e-3),
                 betas,
                 eps: eps(1e-8),
@@ -312,8 +322,8 @@ impl Given {
                 decoupled_weight_decay: decoupled,
                 maximize,
             }),
-            // "sgd"; PyTorch 2.x: `lr=1e-3`.
-            _ => OptimizerKind::Sgd(SgdSpec {
+            // PyTorch 2.x: `lr=1e-3`.
+            OptimizerType::Sgd => OptimizerKind::Sgd(SgdSpec {
                 lr: lr(1e-3),
                 momentum: self.momentum.unwrap_or(0.0),
                 dampening: self.dampening.unwrap_or(0.0),
@@ -437,7 +447,7 @@ impl<'de> Node<'de> for OptimizerNode<'_> {
             match k.name() {
                 "type" => {
                     let t = keys.read_type(&mut map, &OPTIMIZER_TYPES, &k.written)?;
-                    keys.set_type(&OPTIMIZER_KEYS[t], OPTIMIZER_TYPES.names[t].0)?;
+                    keys.set_type(t.key_table(), t.name())?;
                     kind = Some(t);
                 }
                 "param_groups" => {
@@ -476,8 +486,13 @@ struct GroupGiven {
 
 impl GroupGiven {
     /// The group with the optimizer's values under its own, checked like the optimizer's.
-    fn merge<E: de::Error>(self, ctx: &Ctx, t: usize, top: &Given) -> Result<ParamGroupSpec, E> {
-        let table = &GROUP_KEYS[t];
+    fn merge<E: de::Error>(
+        self,
+        ctx: &Ctx,
+        t: OptimizerType,
+        top: &Given,
+    ) -> Result<ParamGroupSpec, E> {
+        let table = group_keys(t);
         for (name, written) in &self.given.keys {
             if !table.valid.contains(name) {
                 let msg = unknown_group_key(written, &self.path, table, t);
@@ -495,7 +510,7 @@ impl GroupGiven {
 
 /// The unknown-key message for a group key that the optimizer type (known only after the
 /// group was read) does not take.
-fn unknown_group_key(key: &str, path: &Path, table: &KeyTable, t: usize) -> String {
+fn unknown_group_key(key: &str, path: &Path, table: &KeyTable, t: OptimizerType) -> String {
     let dym = match suggest(key, table.valid) {
         Some(s) => format!("; did you mean `{s}`?"),
         None => ";".to_owned(),
@@ -503,7 +518,7 @@ fn unknown_group_key(key: &str, path: &Path, table: &KeyTable, t: usize) -> Stri
     format!(
         "unknown key `{}` in {path} ({} param group){dym} valid keys: {}",
         shown(key),
-        OPTIMIZER_TYPES.names[t].0,
+        t.name(),
         table.listing()
     )
 }
@@ -513,7 +528,7 @@ struct GroupsNode<'a> {
     ctx: &'a Ctx,
     path: Path,
     /// The optimizer type when already read.
-    kind: Option<usize>,
+    kind: Option<OptimizerType>,
 }
 
 impl<'de> Node<'de> for GroupsNode<'_> {
@@ -537,19 +552,19 @@ impl<'de> Node<'de> for GroupsNode<'_> {
 struct GroupNode<'a> {
     ctx: &'a Ctx,
     path: Path,
-    kind: Option<usize>,
+    kind: Option<OptimizerType>,
 }
 
 impl<'de> Node<'de> for GroupNode<'_> {
     type Out = GroupGiven;
     ctx_and_path!();
     fn expected(&self) -> String {
-        let table = self.kind.map_or(&UNION_GROUP_KEYS, |t| &GROUP_KEYS[t]);
+        let table = self.kind.map_or(&UNION_GROUP_KEYS, |t| group_keys(t));
         format!("a param group mapping with keys {}", table.listing())
     }
     fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<GroupGiven, A::Error> {
         let ctx = self.ctx;
-        let table = self.kind.map_or(&UNION_GROUP_KEYS, |t| &GROUP_KEYS[t]);
+        let table = self.kind.map_or(&UNION_GROUP_KEYS, |t| group_keys(t));
         let mut keys = Keys::new(ctx, &self.path, table);
         let mut params = None;
         let mut given = Given::default();
@@ -584,25 +599,26 @@ impl<'de> Node<'de> for GroupNode<'_> {
 impl OptimizerKind {
     /// The snake_case `type:` name (`sgd`, `adamw`).
     pub fn type_name(&self) -> &'static str {
-        OPTIMIZER_TYPES.names[self.type_index()].0
+        self.optimizer_type().name()
     }
 
     /// PyTorch's class name (`SGD`, `AdamW`).
     pub fn class_name(&self) -> &'static str {
-        OPTIMIZER_TYPES.names[self.type_index()].1
+        self.optimizer_type().torch_name()
     }
 
-    fn type_index(&self) -> usize {
+    /// This optimizer's entry in the vocabulary.
+    pub fn optimizer_type(&self) -> OptimizerType {
         match self {
-            OptimizerKind::Sgd(_) => 0,
-            OptimizerKind::Adam(_) => 1,
-            OptimizerKind::AdamW(_) => 2,
-            OptimizerKind::RmsProp(_) => 3,
-            OptimizerKind::Adagrad(_) => 4,
-            OptimizerKind::Adadelta(_) => 5,
-            OptimizerKind::Adamax(_) => 6,
-            OptimizerKind::NAdam(_) => 7,
-            OptimizerKind::RAdam(_) => 8,
+            OptimizerKind::Sgd(_) => OptimizerType::Sgd,
+            OptimizerKind::Adam(_) => OptimizerType::Adam,
+            OptimizerKind::AdamW(_) => OptimizerType::AdamW,
+            OptimizerKind::RmsProp(_) => OptimizerType::RmsProp,
+            OptimizerKind::Adagrad(_) => OptimizerType::Adagrad,
+            OptimizerKind::Adadelta(_) => OptimizerType::Adadelta,
+            OptimizerKind::Adamax(_) => OptimizerType::Adamax,
+            OptimizerKind::NAdam(_) => OptimizerType::NAdam,
+            OptimizerKind::RAdam(_) => OptimizerType::RAdam,
         }
     }
 

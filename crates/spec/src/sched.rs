@@ -13,26 +13,13 @@ use crate::types::{
     AnnealStrategy, ClipGradNorm, Interval, PerGroup, PlateauMode, SchedulerKind, SchedulerSpec,
     ThresholdMode,
 };
+use crate::vocab::{KeyTables, SchedulerType};
 
-static SCHEDULER_TYPES: TypeTable = TypeTable {
+static SCHEDULER_TYPES: TypeTable<SchedulerType> = TypeTable {
     what: "scheduler",
     example: "a scheduler mapping such as {type: step_lr, step_size: 30}",
     say_where: false,
-    names: &[
-        ("step_lr", "StepLR"),
-        ("multi_step_lr", "MultiStepLR"),
-        ("exponential_lr", "ExponentialLR"),
-        ("cosine_annealing_lr", "CosineAnnealingLR"),
-        (
-            "cosine_annealing_warm_restarts",
-            "CosineAnnealingWarmRestarts",
-        ),
-        ("linear_lr", "LinearLR"),
-        ("constant_lr", "ConstantLR"),
-        ("one_cycle_lr", "OneCycleLR"),
-        ("reduce_lr_on_plateau", "ReduceLROnPlateau"),
-        ("sequential_lr", "SequentialLR"),
-    ],
+    types: std::marker::PhantomData,
 };
 
 /// PyTorch spells the cosine arguments with capitals; the lowercase spellings are accepted too.
@@ -90,7 +77,24 @@ static PLATEAU_KEYS: KeyTable = KeyTable::plain(&[
 static SEQUENTIAL_KEYS: KeyTable =
     KeyTable::plain(&["type", "interval", "schedulers", "milestones"]);
 
-/// The key tables of the scheduler types, in `SCHEDULER_TYPES.names` order.
+impl KeyTables for SchedulerType {
+    fn key_table(self) -> &'static KeyTable {
+        match self {
+            SchedulerType::StepLr => &STEP_KEYS,
+            SchedulerType::MultiStepLr => &MULTI_STEP_KEYS,
+            SchedulerType::ExponentialLr => &EXPONENTIAL_KEYS,
+            SchedulerType::CosineAnnealingLr => &COSINE_KEYS,
+            SchedulerType::CosineAnnealingWarmRestarts => &RESTARTS_KEYS,
+            SchedulerType::LinearLr => &LINEAR_KEYS,
+            SchedulerType::ConstantLr => &CONSTANT_KEYS,
+            SchedulerType::OneCycleLr => &ONE_CYCLE_KEYS,
+            SchedulerType::ReduceLrOnPlateau => &PLATEAU_KEYS,
+            SchedulerType::SequentialLr => &SEQUENTIAL_KEYS,
+        }
+    }
+}
+
+/// The key tables in the order their keys first appear in messages (the union below).
 static KEYS_OF: [&KeyTable; 10] = [
     &STEP_KEYS,
     &MULTI_STEP_KEYS,
@@ -110,13 +114,6 @@ static UNION_KEYS: KeyTable = KeyTable {
     aliases: T_ALIASES,
     unsupported: &[],
 };
-
-/// Index of `one_cycle_lr` in `SCHEDULER_TYPES.names`, whose interval defaults to `step`.
-const ONE_CYCLE: usize = 7;
-/// Index of `reduce_lr_on_plateau`.
-const PLATEAU: usize = 8;
-/// Index of `sequential_lr`.
-const SEQUENTIAL: usize = 9;
 
 /// A finite number (Python float), integers accepted.
 fn to_f64(raw: &Raw) -> Result<f64, Problem> {
@@ -143,18 +140,20 @@ fn to_unit_f64(raw: &Raw) -> Result<f64, Problem> {
     valid_if(to_f64(raw)?, |x| (0.0..=1.0).contains(&x))
 }
 
-/// One of `words` (a string), with a suggestion when misspelled.
-fn to_word(raw: &Raw, words: &[&'static str]) -> Result<&'static str, Problem> {
+/// The value of the word `raw` names among `choices` (`(word, value)`), with a suggestion
+/// when misspelled.
+fn to_choice<T: Copy>(raw: &Raw, choices: &[(&'static str, T)]) -> Result<T, Problem> {
     let Raw::Str(s) = raw else {
         return Err(Problem::Type);
     };
-    match words.iter().find(|w| *w == s) {
-        Some(w) => Ok(w),
+    let words: Vec<&str> = choices.iter().map(|(w, _)| *w).collect();
+    match choices.iter().find(|(w, _)| w == s) {
+        Some((_, value)) => Ok(*value),
         None => Err(Problem::Msg(format!(
             "invalid value: {}, expected one of {}{}",
             raw.describe(),
             words.join(", "),
-            did_you_mean(s, words)
+            did_you_mean(s, &words)
         ))),
     }
 }
@@ -235,10 +234,7 @@ impl Given {
                     ));
                 }
                 let conv = |raw: &Raw| {
-                    to_word(raw, &["epoch", "step"]).map(|w| match w {
-                        "step" => Interval::Step,
-                        _ => Interval::Epoch,
-                    })
+                    to_choice(raw, &[("epoch", Interval::Epoch), ("step", Interval::Step)])
                 };
                 let v = map.next_value_seed(scalar(ctx, path, "epoch or step", conv))?;
                 self.interval = Some((v, written.to_owned()));
@@ -281,10 +277,13 @@ impl Given {
             }
             "anneal_strategy" => {
                 let conv = |raw: &Raw| {
-                    to_word(raw, &["cos", "linear"]).map(|w| match w {
-                        "linear" => AnnealStrategy::Linear,
-                        _ => AnnealStrategy::Cos,
-                    })
+                    to_choice(
+                        raw,
+                        &[
+                            ("cos", AnnealStrategy::Cos),
+                            ("linear", AnnealStrategy::Linear),
+                        ],
+                    )
                 };
                 self.anneal_strategy = read(map, ctx, path, "cos or linear", conv)?;
             }
@@ -298,10 +297,7 @@ impl Given {
             }
             "mode" => {
                 let conv = |raw: &Raw| {
-                    to_word(raw, &["min", "max"]).map(|w| match w {
-                        "max" => PlateauMode::Max,
-                        _ => PlateauMode::Min,
-                    })
+                    to_choice(raw, &[("min", PlateauMode::Min), ("max", PlateauMode::Max)])
                 };
                 self.mode = read(map, ctx, path, "min or max", conv)?;
             }
@@ -309,10 +305,10 @@ impl Given {
             "threshold" => self.threshold = read(map, ctx, path, "a number", to_f64)?,
             "threshold_mode" => {
                 let conv = |raw: &Raw| {
-                    to_word(raw, &["rel", "abs"]).map(|w| match w {
-                        "abs" => ThresholdMode::Abs,
-                        _ => ThresholdMode::Rel,
-                    })
+                    to_choice(
+                        raw,
+                        &[("rel", ThresholdMode::Rel), ("abs", ThresholdMode::Abs)],
+                    )
                 };
                 self.threshold_mode = read(map, ctx, path, "rel or abs", conv)?;
             }
@@ -329,32 +325,37 @@ impl Given {
         Ok(())
     }
 
-    /// The scheduler of type `t` (an index into `SCHEDULER_TYPES.names`), with PyTorch's
-    /// defaults for what is not given.
-    fn build<E: serde::de::Error>(self, t: usize, keys: &Keys<'_>) -> Result<SchedulerKind, E> {
+    /// The scheduler of type `t`, with PyTorch's defaults for what is not given.
+    fn build<E: serde::de::Error>(
+        self,
+        t: SchedulerType,
+        keys: &Keys<'_>,
+    ) -> Result<SchedulerKind, E> {
         let need = |v: Option<u64>, key: &str| v.ok_or_else(|| keys.missing::<E>(key));
         Ok(match t {
-            0 => SchedulerKind::StepLr {
+            SchedulerType::StepLr => SchedulerKind::StepLr {
                 step_size: need(self.step_size, "step_size")?,
                 gamma: self.gamma.unwrap_or(0.1),
             },
-            1 => SchedulerKind::MultiStepLr {
+            SchedulerType::MultiStepLr => SchedulerKind::MultiStepLr {
                 milestones: self.milestones.ok_or_else(|| keys.missing("milestones"))?,
                 gamma: self.gamma.unwrap_or(0.1),
             },
-            2 => SchedulerKind::ExponentialLr {
+            SchedulerType::ExponentialLr => SchedulerKind::ExponentialLr {
                 gamma: self.gamma.ok_or_else(|| keys.missing("gamma"))?,
             },
-            3 => SchedulerKind::CosineAnnealingLr {
+            SchedulerType::CosineAnnealingLr => SchedulerKind::CosineAnnealingLr {
                 t_max: need(self.t_max, "T_max")?,
                 eta_min: self.eta_min.unwrap_or(0.0),
             },
-            4 => SchedulerKind::CosineAnnealingWarmRestarts {
-                t_0: need(self.t_0, "T_0")?,
-                t_mult: self.t_mult.unwrap_or(1),
-                eta_min: self.eta_min.unwrap_or(0.0),
-            },
-            5 => SchedulerKind::LinearLr {
+            SchedulerType::CosineAnnealingWarmRestarts => {
+                SchedulerKind::CosineAnnealingWarmRestarts {
+                    t_0: need(self.t_0, "T_0")?,
+                    t_mult: self.t_mult.unwrap_or(1),
+                    eta_min: self.eta_min.unwrap_or(0.0),
+                }
+            }
+            SchedulerType::LinearLr => SchedulerKind::LinearLr {
                 start_factor: self.start_factor.unwrap_or(1.0 / 3.0),
                 end_factor: self.end_factor.unwrap_or(1.0),
                 total_iters: match self.total_iters {
@@ -368,7 +369,7 @@ impl Given {
                     v => v.unwrap_or(5),
                 },
             },
-            6 => SchedulerKind::ConstantLr {
+            SchedulerType::ConstantLr => SchedulerKind::ConstantLr {
                 factor: match self.factor {
                     Some(f) if !(0.0..=1.0).contains(&f) => {
                         let msg = format!(
@@ -381,7 +382,7 @@ impl Given {
                 },
                 total_iters: self.total_iters.unwrap_or(5),
             },
-            ONE_CYCLE => {
+            SchedulerType::OneCycleLr => {
                 let total_steps = match (self.total_steps, self.epochs, self.steps_per_epoch) {
                     (Some(t), _, _) => t,
                     (None, Some(e), Some(s)) => e.checked_mul(s).ok_or_else(|| {
@@ -411,7 +412,7 @@ impl Given {
                     three_phase: self.three_phase.unwrap_or(false),
                 }
             }
-            PLATEAU => SchedulerKind::ReduceLrOnPlateau {
+            SchedulerType::ReduceLrOnPlateau => SchedulerKind::ReduceLrOnPlateau {
                 mode: self.mode.unwrap_or(PlateauMode::Min),
                 factor: match self.factor {
                     Some(f) if f >= 1.0 => {
@@ -430,7 +431,7 @@ impl Given {
                 min_lr: self.min_lr.unwrap_or(PerGroup::All(0.0)),
                 eps: self.eps.unwrap_or(1e-8),
             },
-            _ => {
+            SchedulerType::SequentialLr => {
                 let schedulers = self.schedulers.ok_or_else(|| keys.missing("schedulers"))?;
                 let milestones = self.milestones.ok_or_else(|| keys.missing("milestones"))?;
                 if milestones.len() + 1 != schedulers.len() {
@@ -490,15 +491,21 @@ impl<'de> Node<'de> for SchedulerNode<'_> {
             let path = self.path.key(&k.written);
             if k.name() == "type" {
                 let t = keys.read_type(&mut map, &SCHEDULER_TYPES, &k.written)?;
-                if self.nested && (t == PLATEAU || t == SEQUENTIAL) {
+                if self.nested
+                    && matches!(
+                        t,
+                        SchedulerType::ReduceLrOnPlateau | SchedulerType::SequentialLr
+                    )
+                {
                     let msg = format!(
                         "{}: sequential_lr cannot hold {} (as in PyTorch); give it epoch- or \
                          step-driven schedulers",
-                        self.path, SCHEDULER_TYPES.names[t].0
+                        self.path,
+                        t.name()
                     );
                     return Err(keys.fail_at_key(&k.written, msg));
                 }
-                keys.set_type(KEYS_OF[t], SCHEDULER_TYPES.names[t].0)?;
+                keys.set_type(t.key_table(), t.name())?;
                 kind = Some(t);
             } else {
                 given.read(&mut map, &keys, path, k.name(), &k.written, self.nested)?;
@@ -507,13 +514,14 @@ impl<'de> Node<'de> for SchedulerNode<'_> {
         let Some(t) = kind else {
             return Err(SCHEDULER_TYPES.missing(&keys));
         };
-        let default_interval = if t == ONE_CYCLE {
+        let default_interval = if t == SchedulerType::OneCycleLr {
             Interval::Step
         } else {
             Interval::Epoch
         };
         let interval = given.interval.take();
-        if let (PLATEAU, Some((Interval::Step, written))) = (t, &interval) {
+        if let (SchedulerType::ReduceLrOnPlateau, Some((Interval::Step, written))) = (t, &interval)
+        {
             let msg = format!(
                 "{}: reduce_lr_on_plateau is stepped once per epoch, on the validation loss (or \
                  the training loss without a valid set); remove `interval: step`",
@@ -726,5 +734,25 @@ impl<'de> Node<'de> for ClipNormNode<'_> {
             max_norm: max_norm.ok_or_else(|| keys.missing("max_norm"))?,
             norm_type,
         }))
+    }
+}
+
+impl SchedulerKind {
+    /// This scheduler's entry in the vocabulary.
+    pub fn scheduler_type(&self) -> SchedulerType {
+        match self {
+            SchedulerKind::StepLr { .. } => SchedulerType::StepLr,
+            SchedulerKind::MultiStepLr { .. } => SchedulerType::MultiStepLr,
+            SchedulerKind::ExponentialLr { .. } => SchedulerType::ExponentialLr,
+            SchedulerKind::CosineAnnealingLr { .. } => SchedulerType::CosineAnnealingLr,
+            SchedulerKind::CosineAnnealingWarmRestarts { .. } => {
+                SchedulerType::CosineAnnealingWarmRestarts
+            }
+            SchedulerKind::LinearLr { .. } => SchedulerType::LinearLr,
+            SchedulerKind::ConstantLr { .. } => SchedulerType::ConstantLr,
+            SchedulerKind::OneCycleLr { .. } => SchedulerType::OneCycleLr,
+            SchedulerKind::ReduceLrOnPlateau { .. } => SchedulerType::ReduceLrOnPlateau,
+            SchedulerKind::SequentialLr { .. } => SchedulerType::SequentialLr,
+        }
     }
 }

@@ -20,6 +20,7 @@ use crate::types::{
     DataSpec, InitSpec, LayerSpec, ModelSpec, SourceSpec, Spec, SyntheticKind, SyntheticSpec,
     TrainSpec,
 };
+use crate::vocab::{KeyTables, SourceFormat, Vocabulary};
 
 static TOP_KEYS: KeyTable = KeyTable::plain(&[
     "seed",
@@ -223,8 +224,28 @@ impl<'de> Node<'de> for DataNode<'_> {
     }
 }
 
-/// The formats a data source can have; a source names exactly one of them as a key.
-const SOURCE_FORMATS: &[&str] = &["csv", "npy", "npz", "idx", "synthetic"];
+impl KeyTables for SourceFormat {
+    fn key_table(self) -> &'static KeyTable {
+        static CSV: KeyTable = KeyTable::plain(&["csv", "target", "features"]);
+        static NPY: KeyTable = KeyTable::plain(&["npy"]);
+        static NPZ: KeyTable = KeyTable::plain(&["npz", "features", "target"]);
+        static IDX: KeyTable = KeyTable::plain(&["idx"]);
+        static SYNTHETIC: KeyTable = KeyTable::plain(&["synthetic"]);
+        match self {
+            SourceFormat::Csv => &CSV,
+            SourceFormat::Npy => &NPY,
+            SourceFormat::Npz => &NPZ,
+            SourceFormat::Idx => &IDX,
+            SourceFormat::Synthetic => &SYNTHETIC,
+        }
+    }
+}
+
+/// `csv, npy, npz, idx, synthetic`: the keys of which a source names exactly one.
+fn source_formats() -> String {
+    let names: Vec<&str> = SourceFormat::ALL.iter().map(|f| f.name()).collect();
+    names.join(", ")
+}
 
 /// What a source's format key held, before the source's other keys are checked against it.
 enum Format {
@@ -233,6 +254,19 @@ enum Format {
     Npz(PathBuf),
     Idx { images: PathBuf, labels: PathBuf },
     Synthetic(SyntheticSpec),
+}
+
+impl Format {
+    /// Its entry in the vocabulary.
+    fn format(&self) -> SourceFormat {
+        match self {
+            Format::Csv(_) => SourceFormat::Csv,
+            Format::Npy { .. } => SourceFormat::Npy,
+            Format::Npz(_) => SourceFormat::Npz,
+            Format::Idx { .. } => SourceFormat::Idx,
+            Format::Synthetic(_) => SourceFormat::Synthetic,
+        }
+    }
 }
 
 /// A data source: exactly one of `csv`, `npy`, `npz`, `idx`, `synthetic`, with `target` and
@@ -333,7 +367,7 @@ impl<'de> Node<'de> for SourceNode<'_> {
                             "{} gives both `{first}` and `{}`; a source is exactly one of {}",
                             self.path,
                             k.written,
-                            SOURCE_FORMATS.join(", ")
+                            source_formats()
                         ),
                     ));
                 }
@@ -345,14 +379,19 @@ impl<'de> Node<'de> for SourceNode<'_> {
                 "{} needs one of the keys {} (where the data comes from), e.g. \
                  {{csv: data.csv, target: y}}",
                 self.path,
-                SOURCE_FORMATS.join(", ")
+                source_formats()
             )));
         };
-        // `target` and `features` belong to `csv` and `npz` only.
-        let stray = target
-            .as_ref()
-            .map(|(_, w)| w.clone())
-            .or_else(|| features.as_ref().map(|(_, w)| w.clone()));
+        // `target` and `features` belong only to the formats whose keys list them.
+        let valid = format.format().keys();
+        let stray = [
+            target.as_ref().map(|(_, w)| ("target", w)),
+            features.as_ref().map(|(_, w)| ("features", w)),
+        ]
+        .into_iter()
+        .flatten()
+        .find(|(key, _)| !valid.contains(key))
+        .map(|(_, written)| written.clone());
         let reject_stray = |name: &str, hint: &str| match &stray {
             Some(written) => Err(keys.fail_at_key(
                 written,

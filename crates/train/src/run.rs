@@ -11,6 +11,7 @@ use std::time::Instant;
 use graphc_ir::Backend;
 use graphc_nn::TargetLayout;
 use graphc_nn::Task;
+use graphc_nn::{describe_model, saturating_numel, LayerInfo, TensorDecl};
 use graphc_spec::{InitSpec, LayerKind, OptimizerKind, Reduction, Spec};
 
 use crate::checkpoint::{self, BatchOrder, Progress, CHECKPOINT_DIR};
@@ -165,45 +166,14 @@ pub fn check_features(spec: &Spec, data: &Dataset) -> Result<(), TrainError> {
 const DEFAULT_MEMORY_LIMIT: u128 = 16 << 30;
 
 /// The values (activations) one sample makes in a forward pass: its input and every layer's
-/// output, counted from the spec alone (no graph is built, so absurd sizes cannot allocate).
-pub fn activations_per_sample(spec: &Spec) -> u128 {
-    layer_sizes(spec).iter().map(|l| l.outputs).sum::<u128>()
-        + spec
-            .model
-            .input
-            .iter()
-            .map(|&d| d as u128)
-            .product::<u128>()
-}
-
-/// Per layer: output values per sample and parameters.
-struct LayerSize {
-    outputs: u128,
-    params: u128,
-}
-
-fn layer_sizes(spec: &Spec) -> Vec<LayerSize> {
-    let mut shape: Vec<u128> = spec.model.input.iter().map(|&d| d as u128).collect();
-    spec.model
-        .layers
+/// output, counted from the layers' descriptors (no graph is built, so absurd sizes cannot
+/// allocate).
+pub fn activations_per_sample(spec: &Spec) -> Result<u128, TrainError> {
+    let layers = describe_model(&spec.model, spec.data.batch_size)?;
+    Ok(layers
         .iter()
-        .map(|layer| {
-            let mut params = 0;
-            if let LayerKind::Linear { out, bias } = &layer.kind {
-                let input = shape.last().copied().unwrap_or(1);
-                let out = *out as u128;
-                params = input.saturating_mul(out) + if *bias { out } else { 0 };
-                match shape.last_mut() {
-                    Some(last) => *last = out,
-                    None => shape.push(out),
-                }
-            }
-            LayerSize {
-                outputs: shape.iter().fold(1u128, |a, &d| a.saturating_mul(d)),
-                params,
-            }
-        })
-        .collect()
+        .map(LayerInfo::output_numel)
+        .fold(saturating_numel(&spec.model.input), u128::saturating_add))
 }
 
 /// The machine's physical memory from `/proc/meminfo`, else [`DEFAULT_MEMORY_LIMIT`].
@@ -229,13 +199,19 @@ pub fn check_size(spec: &Spec) -> Result<(), TrainError> {
 /// [`check_size`] against a given limit in bytes.
 pub fn check_size_within(spec: &Spec, limit: u128) -> Result<(), TrainError> {
     let batch = spec.data.batch_size as u128;
-    let input: u128 = spec.model.input.iter().map(|&d| d as u128).product();
-    let layer_bytes = |l: &LayerSize| {
-        l.params
+    let input = saturating_numel(&spec.model.input);
+    let layer_bytes = |l: &LayerInfo| {
+        let values = l
+            .params
+            .iter()
+            .chain(&l.buffers)
+            .map(TensorDecl::numel)
+            .fold(0, u128::saturating_add);
+        values
             .saturating_mul(16)
-            .saturating_add(batch.saturating_mul(l.outputs).saturating_mul(8))
+            .saturating_add(batch.saturating_mul(l.output_numel()).saturating_mul(8))
     };
-    let sizes = layer_sizes(spec);
+    let sizes = describe_model(&spec.model, spec.data.batch_size)?;
     let total = sizes.iter().map(layer_bytes).fold(
         batch.saturating_mul(input).saturating_mul(4),
         u128::saturating_add,
@@ -248,7 +224,11 @@ pub fn check_size_within(spec: &Spec, limit: u128) -> Result<(), TrainError> {
             let layer = &spec.model.layers[index];
             let kind = match &layer.kind {
                 LayerKind::Linear { out, .. } => format!("linear, out {out}"),
-                _ => graphc_nn::layer_type(layer).to_owned(),
+                LayerKind::Relu
+                | LayerKind::Sigmoid
+                | LayerKind::Tanh
+                | LayerKind::Softmax { .. }
+                | LayerKind::LogSoftmax { .. } => layer.kind.layer_type().name().to_owned(),
             };
             format!("model.layers[{index}] ({kind})")
         }
@@ -648,7 +628,7 @@ mod tests {
             "{type: linear, out: 16}, {type: relu}, {type: linear, out: 3}",
             8,
         );
-        assert_eq!(activations_per_sample(&s), 4 + 16 + 16 + 3);
+        assert_eq!(activations_per_sample(&s).unwrap(), 4 + 16 + 16 + 3);
     }
 
     #[test]

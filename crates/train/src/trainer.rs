@@ -964,7 +964,8 @@ const EVAL_CHUNK_VALUES: u128 = 1 << 26;
 /// Samples per evaluation chunk: up to [`EVAL_CHUNK`], fewer for wide models so that a
 /// chunk's activations stay within [`EVAL_CHUNK_VALUES`], and never fewer than one.
 fn eval_chunk(spec: &Spec) -> usize {
-    let per_sample = crate::run::activations_per_sample(spec).max(1);
+    // A built trainer's spec always describes; an error here cannot happen.
+    let per_sample = crate::run::activations_per_sample(spec).map_or(1, |n| n.max(1));
     let fit = (EVAL_CHUNK_VALUES / per_sample).max(1);
     usize::try_from(fit).unwrap_or(EVAL_CHUNK).min(EVAL_CHUNK)
 }

@@ -73,21 +73,7 @@ pub fn task_of(loss: &LossSpec) -> Task {
 
 /// The spec's name of a loss, for messages.
 pub(crate) fn loss_name(loss: &LossSpec) -> &'static str {
-    match loss {
-        LossSpec::CrossEntropy { .. } => "cross_entropy",
-        LossSpec::Nll { .. } => "nll",
-        LossSpec::Bce { .. } => "bce",
-        LossSpec::BceWithLogits { .. } => "bce_with_logits",
-        LossSpec::Mse { .. } => "mse",
-        LossSpec::L1 { .. } => "l1",
-        LossSpec::SmoothL1 { .. } => "smooth_l1",
-        LossSpec::Huber { .. } => "huber",
-        LossSpec::KlDiv { .. } => "kl_div",
-        LossSpec::PoissonNll { .. } => "poisson_nll",
-        LossSpec::SoftMargin { .. } => "soft_margin",
-        LossSpec::MultiLabelSoftMargin { .. } => "multilabel_soft_margin",
-        LossSpec::MultiMargin { .. } => "multi_margin",
-    }
+    loss.loss_type().name()
 }
 
 /// What a loss takes as targets.
