@@ -6,8 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Result};
-use graphc::stages::train::{load_data, prepare, BatchTargets};
-use graphc::stages::{nn, opt};
+use graphc::stages::train::{load_data, prepare, BatchTargets, Session};
 use graphc::BackendKind;
 
 /// One benchmark's result, printed as a JSON line.
@@ -45,9 +44,7 @@ pub fn bench(spec_path: &Path, kind: BackendKind, steps: u64) -> Result<()> {
     data.train.gather(&rows, &mut x, &mut y);
 
     let started = Instant::now();
-    let mut graph = nn::build_step(&spec, spec.data.batch_size, data.layout)?;
-    opt::optimize(&mut graph.graph)?;
-    drop(kind.backend().compile(&graph.graph)?);
+    Session::new(spec.clone(), kind.backend(), data.layout)?.compile_step(spec.data.batch_size)?;
     let compile = started.elapsed();
 
     let started = Instant::now();

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use graphc::stages::ir::{Arg, TensorType};
-use graphc::stages::{nn, opt, spec};
+use graphc::stages::{nn, spec};
 use graphc::BackendKind;
 use serde_json::{Number, Value};
 
@@ -138,11 +138,9 @@ pub(crate) fn run(args: &LossArgs) -> Result<()> {
         Some(name) => crate::backend_kind(name)?,
         None => BackendKind::Jit,
     };
-    opt::optimize(&mut built.graph).context("optimizing the loss graph")?;
-    let mut exe = backend
-        .backend()
-        .compile(&built.graph)
-        .context("compiling the loss")?;
+    let mut exe =
+        graphc::stages::train::compile_graph(backend.backend().as_ref(), &mut built.graph)
+            .context("compiling the loss")?;
     exe.write("input", &input_data)
         .context("setting the input")?;
     let arg = match &target_data {

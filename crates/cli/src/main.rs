@@ -12,9 +12,9 @@ mod predict;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
-use graphc::stages::{nn, opt};
+use graphc::stages::nn;
 use graphc::{BackendKind, RunOptions};
 
 #[derive(Parser)]
@@ -137,8 +137,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Graph { spec, dot } => {
             let spec = graphc::parse_spec(&spec)?;
             let layout = nn::natural_layout(&spec)?;
-            let mut step = nn::build_step(&spec, spec.data.batch_size, layout)?;
-            opt::optimize(&mut step.graph).context("optimizing the step graph")?;
+            let step = graphc::stages::train::optimized_step(&spec, spec.data.batch_size, layout)?;
             print!(
                 "{}",
                 if dot {

@@ -33,6 +33,8 @@ pub struct Program {
     graph: Graph,
     order: Vec<NodeId>,
     persistent: HashMap<String, Vec<f32>>,
+    /// The names of the persistent buffers in slot (`Graph::persistent()`) order.
+    slots: Vec<String>,
     outputs: Vec<Vec<f32>>,
 }
 
@@ -45,7 +47,7 @@ impl Program {
                 return Err(IrError::Compile(format!("output {:?} is not f32", o.name)));
             }
         }
-        let persistent = graph
+        let buffers: Vec<(String, Vec<f32>)> = graph
             .persistent()
             .into_iter()
             .map(|id| {
@@ -54,10 +56,13 @@ impl Program {
                 (name, vec![0.0; node.ty.numel()])
             })
             .collect();
+        let slots = buffers.iter().map(|(name, _)| name.clone()).collect();
+        let persistent = buffers.into_iter().collect();
         Ok(Program {
             graph: graph.clone(),
             order: graph.topo_order()?,
             persistent,
+            slots,
             outputs: vec![Vec::new(); graph.outputs().len()],
         })
     }
@@ -87,6 +92,15 @@ impl Executable for Program {
 
     fn output(&self, index: usize) -> &[f32] {
         &self.outputs[index]
+    }
+
+    fn slot(&self, slot: usize) -> &[f32] {
+        &self.persistent[&self.slots[slot]]
+    }
+
+    fn write_slot(&mut self, slot: usize, data: &[f32]) -> Result<(), IrError> {
+        let name = self.slots[slot].clone();
+        self.write(&name, data)
     }
 
     fn read(&self, name: &str) -> Option<&[f32]> {

@@ -20,12 +20,18 @@ pub trait Backend {
     fn compile(&self, graph: &Graph) -> Result<Box<dyn Executable>, IrError>;
 }
 
-/// A compiled graph with its own persistent buffers (parameters and state).
+/// A compiled graph with its own copy of the persistent buffers (parameters and state), which
+/// a driver binds to its store through the slot methods: slot `i` is the buffer of
+/// `Graph::persistent()[i]`, so names are resolved once, when the executable is bound.
 pub trait Executable: Send {
     /// Runs the graph once: computes outputs, then applies every assign.
     fn run(&mut self, args: &[Arg<'_>]) -> Result<(), IrError>;
     /// The value of output `index` from the last run (row-major f32).
     fn output(&self, index: usize) -> &[f32];
+    /// The current value of persistent buffer `slot` (an index into `Graph::persistent()`).
+    fn slot(&self, slot: usize) -> &[f32];
+    /// Overwrites persistent buffer `slot`; data of another length is an error.
+    fn write_slot(&mut self, slot: usize, data: &[f32]) -> Result<(), IrError>;
     /// The current value of the persistent buffer named `name`.
     fn read(&self, name: &str) -> Option<&[f32]>;
     /// Overwrites the persistent buffer named `name`.

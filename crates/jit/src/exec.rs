@@ -293,6 +293,23 @@ impl Executable for JitExecutable {
         &self.arena.as_slice()[offset..offset + len]
     }
 
+    fn slot(&self, slot: usize) -> &[f32] {
+        let (_, offset, len) = self.persistent[slot];
+        &self.arena.as_slice()[offset..offset + len]
+    }
+
+    fn write_slot(&mut self, slot: usize, data: &[f32]) -> Result<(), IrError> {
+        let (ref name, offset, len) = self.persistent[slot];
+        if data.len() != len {
+            return Err(IrError::Argument(format!(
+                "{name} holds {len} values, got {}",
+                data.len()
+            )));
+        }
+        self.arena.as_mut_slice()[offset..offset + len].copy_from_slice(data);
+        Ok(())
+    }
+
     fn read(&self, name: &str) -> Option<&[f32]> {
         let (_, offset, len) = self.persistent.iter().find(|(n, _, _)| n == name)?;
         Some(&self.arena.as_slice()[*offset..*offset + *len])

@@ -12,6 +12,7 @@ pub mod optimizer;
 pub mod plot;
 pub mod progress;
 pub mod run;
+pub mod session;
 pub mod trainer;
 pub mod weights;
 
@@ -27,5 +28,6 @@ pub use run::{
     check_size, load_data, prepare, resume, train, RunOptions, SpecData, Summary, LABELS_FILE,
     MODEL_FILE, PLOT_FILE, STANDARDIZE_FILE,
 };
+pub use session::{compile_graph, optimized_step, BufferId, Session};
 pub use trainer::{Evaluation, GroupState, OptimizerState, Tally, Trainer, TrainerState};
 pub use weights::{read_safetensors, write_atomic, write_safetensors, NamedTensor};

@@ -41,8 +41,8 @@ impl Optimizer {
             backend: backend.name(),
             source,
         };
-        graphc_opt::optimize(&mut update.graph).map_err(backend_error)?;
-        let mut exe = backend.compile(&update.graph).map_err(backend_error)?;
+        let mut exe = crate::session::compile_graph(backend.as_ref(), &mut update.graph)
+            .map_err(backend_error)?;
         for p in params {
             exe.write(&p.name, &p.data).map_err(backend_error)?;
         }

@@ -5,47 +5,22 @@
 //!
 //! A step graph has static shapes, so each batch size gets its own compiled step (the full
 //! batch, and a last partial batch), and with `train.accumulate > 1` each also has an
-//! accumulating variant. Every persistent buffer (parameter, optimizer state, gradient sum)
-//! has one executable holding its newest value; before an executable runs, the buffers it
-//! uses are copied in from their holders, which happens at most a few times per epoch.
+//! accumulating variant. The [`Session`] compiles them and keeps every persistent buffer
+//! (parameter, optimizer state, gradient sum) in its store, bound to the program that runs.
 
-use std::collections::HashMap;
 use std::path::Path;
 
-use graphc_ir::{Arg, Backend, Executable, IrError};
+use graphc_ir::{Arg, Backend, Executable};
 use graphc_nn::sched::{ParamGroup, Scheduler, SchedulerKeys, SchedulerState};
 use graphc_nn::{
-    build_accumulate_step, build_eval, build_step, default_init, group_of, hyper_value_by,
-    initial_groups, ParamInfo, StepGraph, TargetLayout,
+    default_init, group_of, hyper_value_by, initial_groups, ParamInfo, StepGraph, TargetLayout,
 };
 use graphc_nn::{task_of, Task};
 use graphc_spec::{HyperValue, Interval, OptimizerKind, Reduction, Spec};
 use smallvec::SmallVec;
 
+use crate::session::{Kind, Session};
 use crate::{read_safetensors, BatchTargets, Dataset, NamedTensor, TrainError};
-
-/// Which program a compiled step is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    /// Forward, backward, (accumulated and clipped gradients), update.
-    Update,
-    /// Forward, backward, gradients added to the accumulation buffers.
-    Accumulate,
-    /// Forward and loss only.
-    Eval,
-    /// Forward and the loss with `reduction: none` (one loss per sample or element).
-    PerSample,
-}
-
-/// One step graph compiled for one batch size.
-struct Compiled {
-    batch: usize,
-    kind: Kind,
-    step: StepGraph,
-    exe: Box<dyn Executable>,
-    /// The persistent buffers the graph has: parameters, optimizer state, gradient sums.
-    buffers: Vec<String>,
-}
 
 /// Loss and quality of the model on a data set.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -102,15 +77,10 @@ pub struct TrainerState {
 
 /// A spec compiled for one backend: steps, parameters, optimizer hyperparameters, scheduler.
 pub struct Trainer {
-    spec: Spec,
-    backend: Box<dyn Backend>,
-    layout: TargetLayout,
-    steps: Vec<Compiled>,
-    evals: Vec<Compiled>,
-    /// For each persistent buffer, the index in `steps` of the executable with its newest value.
-    holders: HashMap<String, usize>,
-    /// The executable whose buffers all are their newest values (skips the check per step).
-    synced: Option<usize>,
+    session: Session,
+    /// The update program for the spec's batch size, compiled first: its graph lists the
+    /// model's parameters, optimizer state and gradient sums.
+    main: usize,
     /// Each param group's current hyperparameters, numbered as `group_of` numbers groups
     /// (`param_groups`, then the top-level settings).
     groups: Vec<ParamGroup>,
@@ -120,7 +90,7 @@ pub struct Trainer {
     step_count: u64,
     /// Batches accumulated since the last update.
     pending: usize,
-    /// The index in `steps` of the executable that ran the last batch (for its output).
+    /// The program that ran the last batch (for its output).
     last_step: Option<usize>,
     /// Scratch for the hyper values of one step, reused so a step allocates nothing for them.
     hyper_values: Vec<f32>,
@@ -142,14 +112,12 @@ impl Trainer {
             .into_iter()
             .map(ParamGroup::new)
             .collect();
+        let batch = spec.data.batch_size;
+        let mut session = Session::new(spec, backend, layout)?;
+        let main = session.program(batch, Kind::Update)?;
         let mut trainer = Trainer {
-            spec,
-            backend,
-            layout,
-            steps: Vec::new(),
-            evals: Vec::new(),
-            holders: HashMap::new(),
-            synced: None,
+            session,
+            main,
             groups,
             live: Vec::new(),
             scheduler: None,
@@ -158,25 +126,18 @@ impl Trainer {
             last_step: None,
             hyper_values: Vec::new(),
         };
-        let batch = trainer.spec.data.batch_size;
-        let compiled = trainer.compile(batch, Kind::Update)?;
-        for name in &compiled.buffers {
-            trainer.holders.insert(name.clone(), 0);
-        }
-        trainer.steps.push(compiled);
-        let step = &trainer.steps[0].step;
-        let mut live: Vec<usize> = group_of(&trainer.spec.optimizer, &step.params)?;
+        let params = trainer.main_step().params.clone();
+        let mut live: Vec<usize> = group_of(&trainer.spec().optimizer, &params)?;
         live.sort_unstable();
         live.dedup();
         trainer.live = live;
 
-        let params = step.params.clone();
-        let values = default_init(&params, trainer.spec.seed);
+        let values = default_init(&params, trainer.spec().seed);
         for (p, v) in params.iter().zip(&values) {
             trainer.set_param(&p.name, v)?;
         }
         // PyTorch's optimizer state init (Adagrad's sum, NAdam's mu_product); buffers start at 0.
-        let step = &trainer.steps[0].step;
+        let step = trainer.main_step();
         let fills: Vec<(String, Vec<f32>)> = step
             .state
             .iter()
@@ -187,50 +148,16 @@ impl Trainer {
         for (name, data) in fills {
             trainer.set_param(&name, &data)?;
         }
-        if let Some(spec) = trainer.spec.scheduler.clone() {
+        if let Some(spec) = trainer.spec().scheduler.clone() {
             let scheduler = trainer.with_live_groups(|g| Scheduler::new(&spec, g))?;
             trainer.scheduler = Some(scheduler);
         }
         Ok(trainer)
     }
 
-    fn compile(&self, batch: usize, kind: Kind) -> Result<Compiled, TrainError> {
-        let mut step = match kind {
-            Kind::Update => build_step(&self.spec, batch, self.layout)?,
-            Kind::Accumulate => build_accumulate_step(&self.spec, batch, self.layout)?,
-            Kind::Eval => build_eval(&self.spec, batch, self.layout)?,
-            Kind::PerSample => {
-                let mut spec = self.spec.clone();
-                *spec.loss.reduction_mut() = Reduction::None;
-                build_eval(&spec, batch, self.layout)?
-            }
-        };
-        graphc_opt::optimize(&mut step.graph).map_err(|e| self.backend_error(e))?;
-        let exe = self
-            .backend
-            .compile(&step.graph)
-            .map_err(|e| self.backend_error(e))?;
-        let mut buffers: Vec<String> = step.params.iter().map(|p| p.name.clone()).collect();
-        if kind == Kind::Update {
-            buffers.extend(step.state.iter().map(|(n, _)| n.clone()));
-        }
-        if kind == Kind::Update || kind == Kind::Accumulate {
-            buffers.extend(step.accumulators.iter().map(|(n, _)| n.clone()));
-        }
-        Ok(Compiled {
-            batch,
-            kind,
-            step,
-            exe,
-            buffers,
-        })
-    }
-
-    fn backend_error(&self, source: IrError) -> TrainError {
-        TrainError::Backend {
-            backend: self.backend.name(),
-            source,
-        }
+    /// The graph of the update program for the spec's batch size.
+    fn main_step(&self) -> &StepGraph {
+        &self.session.get(self.main).step
     }
 
     /// Runs `f` on the groups that hold parameters (PyTorch's `param_groups`), in order.
@@ -245,12 +172,12 @@ impl Trainer {
 
     /// The spec this trainer was compiled from.
     pub fn spec(&self) -> &Spec {
-        &self.spec
+        self.session.spec()
     }
 
     /// The model's parameters in `state_dict` order.
     pub fn param_info(&self) -> &[ParamInfo] {
-        &self.steps[0].step.params
+        &self.main_step().params
     }
 
     /// Number of updates done so far.
@@ -304,21 +231,18 @@ impl Trainer {
 
     /// The current value of a parameter, optimizer state or gradient sum buffer.
     pub fn param(&self, name: &str) -> Option<&[f32]> {
-        let &holder = self.holders.get(name)?;
-        self.steps[holder].exe.read(name)
+        let id = self.session.id(name)?;
+        Some(self.session.value(id))
     }
 
     /// Overwrites a parameter (or state buffer) by name.
     pub fn set_param(&mut self, name: &str, data: &[f32]) -> Result<(), TrainError> {
-        let Some(&holder) = self.holders.get(name) else {
+        let Some(id) = self.session.id(name) else {
             return Err(TrainError::Data(format!(
                 "no parameter or state buffer named `{name}`"
             )));
         };
-        self.steps[holder]
-            .exe
-            .write(name, data)
-            .map_err(|e| self.backend_error(e))
+        self.session.set_value(id, data)
     }
 
     /// All parameters with their names and PyTorch shapes.
@@ -389,7 +313,7 @@ impl Trainer {
         indices: &[i64],
         describe_row: &dyn Fn(usize) -> String,
     ) -> Result<(), TrainError> {
-        let Task::MultiClass { ignore_index } = task_of(&self.spec.loss) else {
+        let Task::MultiClass { ignore_index } = task_of(&self.spec().loss) else {
             return Ok(());
         };
         let ignored = |c: i64| ignore_index == Some(c);
@@ -411,7 +335,7 @@ impl Trainer {
 
     /// Number of model outputs per sample (classes, for a classifier).
     pub fn classes(&self) -> usize {
-        let s = &self.steps[0].step;
+        let s = self.main_step();
         let out = s.graph.outputs()[s.model_output].node;
         s.graph.shape(out).last().copied().unwrap_or(1)
     }
@@ -421,7 +345,7 @@ impl Trainer {
     /// returns the batch's loss, computed before any update. An update steps a scheduler
     /// with `interval: step`.
     pub fn step(&mut self, features: &[f32], targets: &BatchTargets) -> Result<f32, TrainError> {
-        let update = self.pending + 1 >= self.spec.train.accumulate;
+        let update = self.pending + 1 >= self.spec().train.accumulate;
         self.step_batch(features, targets, update)
     }
 
@@ -439,35 +363,23 @@ impl Trainer {
         if let BatchTargets::Classes(indices) = targets {
             self.check_targets(indices, &|row| format!("batch row {row}"))?;
         }
-        let kind = if update || self.spec.train.accumulate <= 1 {
+        let kind = if update || self.spec().train.accumulate <= 1 {
             Kind::Update
         } else {
             Kind::Accumulate
         };
-        let index = match self
-            .steps
-            .iter()
-            .position(|c| c.batch == batch && c.kind == kind)
-        {
-            Some(i) => i,
-            None => {
-                let compiled = self.compile(batch, kind)?;
-                self.steps.push(compiled);
-                self.steps.len() - 1
-            }
-        };
-        self.sync(index)?;
+        let index = self.session.program(batch, kind)?;
         let groups = &self.groups;
         let step_number = self.step_count + 1;
         self.hyper_values.clear();
         self.hyper_values.extend(
-            self.steps[index]
+            self.session
+                .get(index)
                 .step
                 .hypers
                 .iter()
                 .map(|h| hyper_value_by(*h, |g| groups.get(g).map(|p| &p.hypers), step_number)),
         );
-        let compiled = &mut self.steps[index];
         // On the stack for up to 16 arguments: allocating them cost logreg 2-3 % a step.
         let mut args: SmallVec<[Arg<'_>; 16]> = SmallVec::new();
         args.extend([Arg::F32(features), targets_arg(targets)]);
@@ -477,11 +389,10 @@ impl Trainer {
                 .map(std::slice::from_ref)
                 .map(Arg::F32),
         );
-        let result = compiled.exe.run(&args);
+        self.session.run(index, &args)?;
         drop(args);
-        result.map_err(|e| self.backend_error(e))?;
         self.last_step = Some(index);
-        let compiled = &self.steps[index];
+        let compiled = self.session.get(index);
         let loss = compiled.exe.output(compiled.step.loss_output)[0];
         if kind == Kind::Update {
             self.step_count += 1;
@@ -514,7 +425,7 @@ impl Trainer {
     }
 
     fn batch_of(&self, features: &[f32]) -> Result<usize, TrainError> {
-        let per_sample: usize = self.spec.model.input.iter().product();
+        let per_sample: usize = self.spec().model.input.iter().product();
         if per_sample == 0 || !features.len().is_multiple_of(per_sample) || features.is_empty() {
             return Err(TrainError::Data(format!(
                 "a batch of {} feature values is not a whole number of samples of {per_sample}",
@@ -524,40 +435,10 @@ impl Trainer {
         Ok(features.len() / per_sample)
     }
 
-    /// Brings the newest value of every buffer executable `index` uses into it.
-    fn sync(&mut self, index: usize) -> Result<(), TrainError> {
-        if self.synced == Some(index) {
-            return Ok(());
-        }
-        let backend = self.backend.name();
-        for i in 0..self.steps[index].buffers.len() {
-            let holder = self.holders.get(&self.steps[index].buffers[i]).copied();
-            if let Some(holder) = holder.filter(|&h| h != index) {
-                if let Ok([to, from]) = self.steps.get_disjoint_mut([index, holder]) {
-                    let name = &to.buffers[i];
-                    if let Some(data) = from.exe.read(name) {
-                        to.exe
-                            .write(name, data)
-                            .map_err(|source| TrainError::Backend { backend, source })?;
-                    }
-                }
-            }
-            let name = &self.steps[index].buffers[i];
-            match self.holders.get_mut(name) {
-                Some(holder) => *holder = index,
-                None => {
-                    self.holders.insert(name.clone(), index);
-                }
-            }
-        }
-        self.synced = Some(index);
-        Ok(())
-    }
-
     /// The parameters, optimizer and scheduler as they are now (PyTorch's `model.state_dict()`,
     /// `optimizer.state_dict()`, `scheduler.state_dict()`).
     pub fn state_dict(&self) -> TrainerState {
-        let step = &self.steps[0].step;
+        let step = self.main_step();
         let param_groups = self
             .live
             .iter()
@@ -584,7 +465,7 @@ impl Trainer {
         TrainerState {
             params: self.params(),
             optimizer: OptimizerState {
-                defaults: self.spec.optimizer.kind.clone(),
+                defaults: self.spec().optimizer.kind.clone(),
                 param_groups,
                 state: step.state.iter().map(|(n, s)| self.tensor(n, s)).collect(),
                 step: self.step_count,
@@ -635,7 +516,7 @@ impl Trainer {
         for t in state.params.iter().chain(&state.optimizer.state) {
             self.set_param(&t.name, &t.data)?;
         }
-        let accumulators = self.steps[0].step.accumulators.clone();
+        let accumulators = self.main_step().accumulators.clone();
         for (name, shape) in &accumulators {
             let zeros = vec![0.0; shape.iter().product()];
             let sum = state.optimizer.accumulated.iter().find(|t| &t.name == name);
@@ -655,7 +536,7 @@ impl Trainer {
 
     /// Checks that a saved optimizer fits this spec's: type, groups, settings, state buffers.
     fn check_optimizer(&self, saved: &OptimizerState) -> Result<(), String> {
-        let ours = self.spec.optimizer.kind.type_name();
+        let ours = self.spec().optimizer.kind.type_name();
         let theirs = saved.defaults.type_name();
         if ours != theirs {
             return Err(format!(
@@ -671,7 +552,7 @@ impl Trainer {
             ));
         }
         let cycled = self
-            .spec
+            .spec()
             .scheduler
             .as_ref()
             .is_some_and(graphc_nn::sched::cycles_momentum);
@@ -683,7 +564,7 @@ impl Trainer {
                     names.join(", ")
                 ));
             }
-            let spec_group = graphc_nn::group_settings(&self.spec.optimizer, *g);
+            let spec_group = graphc_nn::group_settings(&self.spec().optimizer, *g);
             let theirs = saved_group.hypers.hyperparameters();
             for ((key, ours), (_, theirs)) in spec_group.hyperparameters().iter().zip(&theirs) {
                 let differs = match (key, ours, theirs) {
@@ -701,7 +582,7 @@ impl Trainer {
                 }
             }
         }
-        let step = &self.steps[0].step;
+        let step = self.main_step();
         for (name, shape) in &step.state {
             match saved.state.iter().find(|t| &t.name == name) {
                 None => {
@@ -728,7 +609,7 @@ impl Trainer {
                 t.name
             ));
         }
-        let accumulate = self.spec.train.accumulate;
+        let accumulate = self.spec().train.accumulate;
         if saved.pending_batches >= accumulate.max(1) {
             return Err(format!(
                 "{} batches of gradients are pending, but the spec updates every {accumulate} (train.accumulate)",
@@ -751,7 +632,7 @@ impl Trainer {
 
     /// The parameter names of each group that holds parameters, with its `param_groups` index.
     fn state_dict_groups(&self) -> Vec<(Vec<String>, usize)> {
-        let step = &self.steps[0].step;
+        let step = self.main_step();
         self.live
             .iter()
             .map(|&g| {
@@ -770,7 +651,7 @@ impl Trainer {
     /// Loss and accuracy (classifiers) or RMSE (regressors) of the current
     /// parameters on a whole data set, without updating anything.
     pub fn evaluate(&mut self, data: &Dataset) -> Result<Evaluation, TrainError> {
-        let task = task_of(&self.spec.loss);
+        let task = task_of(&self.spec().loss);
         let mut tally = Tally::default();
         let mut loss_sum = 0.0f64;
         self.for_each_chunk(data, Kind::Eval, |exe, step, rows, targets| {
@@ -790,7 +671,7 @@ impl Trainer {
     /// for a loss with one value per output element (`mse`, `bce`, ...), a sample's loss is
     /// the sum of its elements with `reduction: sum` in the spec, else their mean.
     pub fn per_sample_losses(&mut self, data: &Dataset) -> Result<Vec<f32>, TrainError> {
-        let sum = self.spec.loss.reduction() == Reduction::Sum;
+        let sum = self.spec().loss.reduction() == Reduction::Sum;
         let mut losses = Vec::with_capacity(data.len());
         self.for_each_chunk(data, Kind::PerSample, |exe, step, rows, _| {
             let values = exe.output(step.loss_output);
@@ -824,13 +705,13 @@ impl Trainer {
     /// The model output of the last batch [`Trainer::step_batch`] ran (before its update),
     /// row-major; `None` before the first step.
     pub fn last_output(&self) -> Option<&[f32]> {
-        let compiled = &self.steps[self.last_step?];
+        let compiled = self.session.get(self.last_step?);
         Some(compiled.exe.output(compiled.step.model_output))
     }
 
     /// How the model's outputs are scored: accuracy (classifiers) or RMSE (regressors).
     pub fn task(&self) -> Task {
-        task_of(&self.spec.loss)
+        task_of(&self.spec().loss)
     }
 
     /// Runs the forward graph of `kind` (an evaluation kind) on `data` in chunks, with the
@@ -842,49 +723,19 @@ impl Trainer {
         mut f: impl FnMut(&dyn Executable, &StepGraph, usize, &BatchTargets),
     ) -> Result<(), TrainError> {
         let n = data.len();
-        let chunk = eval_chunk(&self.spec);
-        let backend = self.backend.name();
+        let chunk = eval_chunk(self.spec());
         let mut features = Vec::new();
         let mut targets = BatchTargets::Floats(Vec::new());
         let mut rows = Vec::with_capacity(chunk.min(n));
-        // The executable that holds the current parameters (they do not change in here).
-        let mut loaded = None;
         let mut start = 0;
         while start < n {
             rows.clear();
             rows.extend(start..n.min(start + chunk));
             data.gather(&rows, &mut features, &mut targets);
-            let index = match self
-                .evals
-                .iter()
-                .position(|c| c.batch == rows.len() && c.kind == kind)
-            {
-                Some(i) => i,
-                None => {
-                    let compiled = self.compile(rows.len(), kind)?;
-                    self.evals.push(compiled);
-                    self.evals.len() - 1
-                }
-            };
-            if loaded != Some(index) {
-                for p in &self.steps[0].step.params {
-                    let value = self
-                        .holders
-                        .get(&p.name)
-                        .and_then(|&holder| self.steps[holder].exe.read(&p.name))
-                        .unwrap_or_default();
-                    self.evals[index]
-                        .exe
-                        .write(&p.name, value)
-                        .map_err(|source| TrainError::Backend { backend, source })?;
-                }
-                loaded = Some(index);
-            }
-            let compiled = &mut self.evals[index];
-            let args = [Arg::F32(&features), targets_arg(&targets)];
-            let result = compiled.exe.run(&args);
-            result.map_err(|e| self.backend_error(e))?;
-            let compiled = &self.evals[index];
+            let index = self.session.program(rows.len(), kind)?;
+            self.session
+                .run(index, &[Arg::F32(&features), targets_arg(&targets)])?;
+            let compiled = self.session.get(index);
             f(compiled.exe.as_ref(), &compiled.step, rows.len(), &targets);
             start += rows.len();
         }

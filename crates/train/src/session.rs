@@ -1,0 +1,288 @@
+//! The `Session`: the one place where a spec's programs (training step, accumulating step,
+//! evaluation) are built, optimized and compiled, and the store of every persistent buffer —
+//! parameters, optimizer state, gradient sums — outside the executables, by typed id.
+//!
+//! An executable keeps its own copy of the buffers it uses (the JIT's arena holds them where
+//! its kernels update them in place). The session binds one executable at a time: switching
+//! copies the buffers the previous one may have changed into the store and the store into the
+//! next one, slot by slot — names are resolved once, when a program is compiled.
+
+use std::collections::HashMap;
+
+use graphc_ir::{Arg, Backend, Executable, IrError};
+use graphc_nn::{build_accumulate_step, build_eval, build_step, StepGraph, TargetLayout};
+use graphc_spec::{Reduction, Spec};
+
+use crate::TrainError;
+
+/// A persistent buffer of a [`Session`]'s store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct BufferId(u32);
+
+impl BufferId {
+    /// Its position in the store.
+    fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// Which program a compiled step is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Forward, backward, (accumulated and clipped gradients), update.
+    Update,
+    /// Forward, backward, gradients added to the accumulation buffers.
+    Accumulate,
+    /// Forward and loss only.
+    Eval,
+    /// Forward and the loss with `reduction: none` (one loss per sample or element).
+    PerSample,
+}
+
+impl Kind {
+    /// Whether running the program changes persistent buffers (its assigns).
+    fn writes(self) -> bool {
+        match self {
+            Kind::Update | Kind::Accumulate => true,
+            Kind::Eval | Kind::PerSample => false,
+        }
+    }
+}
+
+/// One program compiled for one batch size, bound to the store.
+pub(crate) struct Program {
+    /// Samples per run.
+    pub(crate) batch: usize,
+    /// What it computes.
+    pub(crate) kind: Kind,
+    /// The graph it was compiled from, with the positions of its outputs and hypers.
+    pub(crate) step: StepGraph,
+    /// The executable.
+    pub(crate) exe: Box<dyn Executable>,
+    /// The store buffer of each executable slot (`Graph::persistent()` order).
+    slots: Vec<BufferId>,
+}
+
+impl Program {
+    /// The executable's slot holding `id`, if it uses that buffer.
+    fn slot_of(&self, id: BufferId) -> Option<usize> {
+        self.slots.iter().position(|&s| s == id)
+    }
+}
+
+/// A spec's programs on one backend and the store of their persistent buffers.
+pub struct Session {
+    spec: Spec,
+    backend: Box<dyn Backend>,
+    layout: TargetLayout,
+    /// Each buffer's `state_dict`-style name (`0.weight`, `0.weight.momentum_buffer`).
+    names: Vec<String>,
+    /// Each buffer's value when no bound program holds a newer one.
+    values: Vec<Vec<f32>>,
+    /// Buffer ids by name, used when a program is compiled and by name-based accessors.
+    ids: HashMap<String, BufferId>,
+    programs: Vec<Program>,
+    /// The program whose copies of its buffers are the newest values.
+    bound: Option<usize>,
+}
+
+impl Session {
+    /// A session for `spec` on `backend` with targets laid out as `layout`; nothing compiled
+    /// yet. A spec whose training step cannot fit in memory is refused here, before anything
+    /// is allocated, whichever entry point builds the session.
+    pub fn new(
+        spec: Spec,
+        backend: Box<dyn Backend>,
+        layout: TargetLayout,
+    ) -> Result<Session, TrainError> {
+        crate::run::check_size(&spec)?;
+        Ok(Session {
+            spec,
+            backend,
+            layout,
+            names: Vec::new(),
+            values: Vec::new(),
+            ids: HashMap::new(),
+            programs: Vec::new(),
+            bound: None,
+        })
+    }
+
+    /// The spec this session compiles.
+    pub fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    /// The backend's name, for messages.
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
+    }
+
+    /// The error for a failure inside the backend.
+    pub(crate) fn backend_error(&self, source: IrError) -> TrainError {
+        TrainError::Backend {
+            backend: self.backend.name(),
+            source,
+        }
+    }
+
+    /// Builds, optimizes and compiles the training step for batches of `batch` (what
+    /// `graphc bench` times as the compile).
+    pub fn compile_step(&mut self, batch: usize) -> Result<(), TrainError> {
+        self.program(batch, Kind::Update).map(drop)
+    }
+
+    /// The index of the `kind` program for batches of `batch`, compiled on first use.
+    pub(crate) fn program(&mut self, batch: usize, kind: Kind) -> Result<usize, TrainError> {
+        if let Some(i) = self
+            .programs
+            .iter()
+            .position(|p| p.batch == batch && p.kind == kind)
+        {
+            return Ok(i);
+        }
+        let mut step = match kind {
+            Kind::Update => build_step(&self.spec, batch, self.layout)?,
+            Kind::Accumulate => build_accumulate_step(&self.spec, batch, self.layout)?,
+            Kind::Eval => build_eval(&self.spec, batch, self.layout)?,
+            Kind::PerSample => {
+                let mut spec = self.spec.clone();
+                *spec.loss.reduction_mut() = Reduction::None;
+                build_eval(&spec, batch, self.layout)?
+            }
+        };
+        let exe = compile_graph(self.backend.as_ref(), &mut step.graph)
+            .map_err(|e| self.backend_error(e))?;
+        let graph = &step.graph;
+        let mut slots = Vec::new();
+        for node in graph.persistent() {
+            let name = graph.node(node).op.leaf_name().unwrap_or_default();
+            let len = graph.node(node).ty.numel();
+            slots.push(self.buffer(name, len));
+        }
+        self.programs.push(Program {
+            batch,
+            kind,
+            step,
+            exe,
+            slots,
+        });
+        Ok(self.programs.len() - 1)
+    }
+
+    /// The id of buffer `name`, added to the store at zero (as executables start) if new.
+    fn buffer(&mut self, name: &str, len: usize) -> BufferId {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = BufferId(u32::try_from(self.names.len()).expect("fewer than 2^32 buffers"));
+        self.names.push(name.to_owned());
+        self.values.push(vec![0.0; len]);
+        self.ids.insert(name.to_owned(), id);
+        id
+    }
+
+    /// Program `index`, compiled earlier.
+    pub(crate) fn get(&self, index: usize) -> &Program {
+        &self.programs[index]
+    }
+
+    /// Makes program `index` hold the newest value of every buffer it uses: the buffers the
+    /// previously bound program may have changed go to the store, then the store to it.
+    fn bind(&mut self, index: usize) -> Result<(), TrainError> {
+        if self.bound == Some(index) {
+            return Ok(());
+        }
+        if let Some(previous) = self.bound.take() {
+            let program = &self.programs[previous];
+            if program.kind.writes() {
+                for (slot, id) in program.slots.iter().enumerate() {
+                    self.values[id.index()].copy_from_slice(program.exe.slot(slot));
+                }
+            }
+        }
+        let program = &mut self.programs[index];
+        for (slot, id) in program.slots.iter().enumerate() {
+            let result = program.exe.write_slot(slot, &self.values[id.index()]);
+            result.map_err(|source| TrainError::Backend {
+                backend: self.backend.name(),
+                source,
+            })?;
+        }
+        self.bound = Some(index);
+        Ok(())
+    }
+
+    /// Binds program `index` and runs it once on `args`.
+    pub(crate) fn run(&mut self, index: usize, args: &[Arg<'_>]) -> Result<(), TrainError> {
+        self.bind(index)?;
+        let result = self.programs[index].exe.run(args);
+        result.map_err(|e| self.backend_error(e))
+    }
+
+    /// The id of the buffer named `name` (`0.weight`, `0.weight.exp_avg`), if a compiled
+    /// program uses it.
+    pub fn id(&self, name: &str) -> Option<BufferId> {
+        self.ids.get(name).copied()
+    }
+
+    /// The current value of buffer `id`.
+    pub fn value(&self, id: BufferId) -> &[f32] {
+        if let Some(program) = self.bound.map(|b| &self.programs[b]) {
+            if let Some(slot) = program.slot_of(id) {
+                return program.exe.slot(slot);
+            }
+        }
+        &self.values[id.index()]
+    }
+
+    /// Overwrites buffer `id`; data of another length is an error naming the buffer.
+    pub fn set_value(&mut self, id: BufferId, data: &[f32]) -> Result<(), TrainError> {
+        let stored = &mut self.values[id.index()];
+        if stored.len() != data.len() {
+            return Err(TrainError::Data(format!(
+                "`{}` holds {} values, got {}",
+                self.names[id.index()],
+                stored.len(),
+                data.len()
+            )));
+        }
+        stored.copy_from_slice(data);
+        if let Some(b) = self.bound {
+            let program = &mut self.programs[b];
+            if let Some(slot) = program.slot_of(id) {
+                let result = program.exe.write_slot(slot, data);
+                result.map_err(|source| TrainError::Backend {
+                    backend: self.backend.name(),
+                    source,
+                })?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Optimizes `graph` and compiles it on `backend`: the one compile path of every program a
+/// spec, a loss or an optimizer walkthrough runs.
+pub fn compile_graph(
+    backend: &dyn Backend,
+    graph: &mut graphc_ir::Graph,
+) -> Result<Box<dyn Executable>, IrError> {
+    graphc_opt::optimize(graph)?;
+    backend.compile(graph)
+}
+
+/// The training step of `spec` for batches of `batch`, optimized as the session compiles it
+/// (what `graphc graph` prints).
+pub fn optimized_step(
+    spec: &Spec,
+    batch: usize,
+    layout: TargetLayout,
+) -> Result<StepGraph, TrainError> {
+    let mut step = build_step(spec, batch, layout)?;
+    graphc_opt::optimize(&mut step.graph).map_err(|source| TrainError::Backend {
+        backend: "optimizer",
+        source,
+    })?;
+    Ok(step)
+}
