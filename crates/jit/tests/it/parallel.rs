@@ -4,9 +4,7 @@
 //! elementwise kernels split by rows (including in-place updates of
 //! persistent buffers), and kernels with column sums split by columns.
 
-mod common;
-
-use common::{compare, matmul_graph, values, Data};
+use crate::support::{compare, matmul_graph, values, Data};
 use graphc_ir::{BinaryOp, CompareOp, Graph, ReduceOp, TensorType, UnaryOp};
 
 #[test]

@@ -1,8 +1,6 @@
 //! Hand-written graphs covering each lowering path, compared with the interpreter.
 
-mod common;
-
-use common::{compare, matmul_graph, values, Data};
+use crate::support::{compare, matmul_graph, values, Data};
 use graphc_ir::{BinaryOp, CompareOp, Graph, ReduceOp, TensorType, UnaryOp};
 
 #[test]

@@ -2,12 +2,10 @@
 //! momentum in one graph): the JIT matches the interpreter step after step,
 //! and a timing report of compile time and steps per second.
 
-mod common;
-
 use std::path::Path;
 use std::time::Instant;
 
-use common::{buffer_mismatch, output_mismatch, values};
+use crate::support::{buffer_mismatch, noise, output_mismatch, values};
 use graphc_interp::Interp;
 use graphc_ir::{Arg, Backend, Executable};
 use graphc_jit::{compile_with, Options};
@@ -56,9 +54,7 @@ fn batch(step: &StepGraph, seed: u64) -> Batch {
     Batch {
         x: values(seed, nx, -2.0, 2.0),
         y: (0..ny)
-            .map(|i| {
-                (common::noise(seed + 1, i, 0.0, classes as f32) as i64).min(classes as i64 - 1)
-            })
+            .map(|i| (noise(seed + 1, i, 0.0, classes as f32) as i64).min(classes as i64 - 1))
             .collect(),
     }
 }

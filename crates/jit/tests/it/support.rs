@@ -1,6 +1,5 @@
 //! Shared test helpers: run one graph on the interpreter and the JIT with the
 //! same persistent values and arguments, and compare everything observable.
-#![allow(dead_code)]
 
 use graphc_interp::Interp;
 use graphc_ir::{Arg, Backend, Executable, Graph, TensorType};

@@ -12,11 +12,9 @@
 //! and GEMMs must match within relative 1e-5, with an absolute floor of 1e-5
 //! times the largest magnitude the step computes (for cancellation).
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::{mismatch, output_mismatch, values, Data};
+use crate::support::{mismatch, noise, output_mismatch, values, Data};
 use graphc_interp::{evaluate, Interp, Value};
 use graphc_ir::{
     Arg, Backend, BinaryOp, CompareOp, Executable, Graph, NodeId, ReduceOp, TensorType, UnaryOp,
@@ -132,7 +130,7 @@ fn build(c: &Case) -> Built {
         if c.exact {
             let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0];
             for (i, v) in data.iter_mut().enumerate() {
-                let r = common::noise(c.seed.rotate_left(7) ^ n as u64, i, 0.0, 1.0);
+                let r = noise(c.seed.rotate_left(7) ^ n as u64, i, 0.0, 1.0);
                 if r < 0.1 {
                     *v = specials[(r * 50.0) as usize % specials.len()];
                 }
@@ -282,8 +280,7 @@ fn build(c: &Case) -> Built {
                 let rows = numel / classes;
                 let idx = (0..rows)
                     .map(|i| {
-                        (common::noise(c.seed ^ n as u64, i, -1.0, classes as f32 + 1.0)).floor()
-                            as i64
+                        (noise(c.seed ^ n as u64, i, -1.0, classes as f32 + 1.0)).floor() as i64
                     })
                     .collect();
                 args.push(Data::I(idx));

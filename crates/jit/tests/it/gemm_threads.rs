@@ -3,11 +3,9 @@
 //! transposes, as the JIT runs them (`JitExecutable::profile` isolates the
 //! product) against one direct single-threaded `gemm` call.
 
-mod common;
-
 use std::time::Instant;
 
-use common::matmul_graph;
+use crate::support::matmul_graph;
 use gemm::{gemm, Parallelism};
 use graphc_ir::{Arg, Executable};
 use graphc_jit::{compile_with, Options};
