@@ -3,10 +3,9 @@
 //! runs a graph on the JIT and the interpreter and compares them.
 
 mod basic;
-mod gemm_threads;
-mod kernel_speed;
 mod math_accuracy;
 mod parallel;
 mod random_graphs;
+mod steps;
 mod support;
 mod training_step;

@@ -186,3 +186,23 @@ pub fn unary_in_domain(g: &mut Graph, op: UnaryOp, x: NodeId, shape: &[usize]) -
     };
     g.unary(op, x).unwrap()
 }
+
+/// The products `(m, n, k, lhs_t, rhs_t)` of the benchmark workloads'
+/// training steps, with their transposes: `parallel.rs` checks them and the
+/// example `gemm_threads` times them.
+pub const BENCHMARK_PRODUCTS: &[(usize, usize, usize, bool, bool)] = &[
+    (64, 128, 64, false, true),
+    (64, 10, 128, false, true),
+    (128, 64, 64, true, false),
+    (128, 256, 784, false, true),
+    (128, 256, 256, false, true),
+    (256, 256, 128, true, false),
+    (128, 256, 256, false, false),
+    (256, 784, 128, true, false),
+    (256, 2048, 1024, false, true),
+    (256, 2048, 2048, false, true),
+    (2048, 2048, 256, true, false),
+    (256, 2048, 2048, false, false),
+    (2048, 1024, 256, true, false),
+    (256, 10, 2048, false, true),
+];
