@@ -4,6 +4,36 @@
 
 use std::fmt;
 
+/// Declares `ALL` for a fieldless op enum from one list of its variants, and
+/// checks at compile time that the list is complete and in order: the list
+/// also forms an exhaustive `match`, so leaving a variant out is a compile
+/// error, and entry `i` must be the variant declared `i`th, so none is listed
+/// twice. The per-op tests iterate `ALL`, so a new op is tested from the
+/// moment it exists.
+macro_rules! op_table {
+    ($op:ident { $($variant:ident),+ $(,)? }) => {
+        impl $op {
+            /// Every variant once, in declaration order: the table that drives
+            /// the per-op tests (gradients, JIT against interpreter, accuracy).
+            pub const ALL: &'static [$op] = &[$($op::$variant),+];
+        }
+
+        const _: () = {
+            const fn listed(op: $op) {
+                match op {
+                    $($op::$variant)|+ => {}
+                }
+            }
+            listed($op::ALL[0]);
+            let mut i = 0;
+            while i < $op::ALL.len() {
+                assert!($op::ALL[i] as usize == i, "ALL lists the variants in declaration order");
+                i += 1;
+            }
+        };
+    };
+}
+
 /// Elementwise functions of one f32 operand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum UnaryOp {
@@ -28,6 +58,18 @@ pub enum UnaryOp {
     StopGradient,
 }
 
+op_table!(UnaryOp {
+    Neg,
+    Exp,
+    Log,
+    Log1p,
+    Sqrt,
+    Abs,
+    Tanh,
+    Sigmoid,
+    StopGradient
+});
+
 /// Elementwise functions of two f32 operands of equal shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BinaryOp {
@@ -44,6 +86,15 @@ pub enum BinaryOp {
     /// `min(a, b)`
     Min,
 }
+
+op_table!(BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Max,
+    Min
+});
 
 /// Elementwise comparisons; the result is an f32 mask of 1.0 (true) and 0.0 (false).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -62,6 +113,15 @@ pub enum CompareOp {
     Ne,
 }
 
+op_table!(CompareOp {
+    Lt,
+    Le,
+    Gt,
+    Ge,
+    Eq,
+    Ne
+});
+
 /// Reductions over axes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ReduceOp {
@@ -70,6 +130,8 @@ pub enum ReduceOp {
     /// Largest element.
     Max,
 }
+
+op_table!(ReduceOp { Sum, Max });
 
 /// One primitive operation. Leaves (`Input`, `Param`, `State`, `Hyper`,
 /// `Fill`, `Constant`) take their type from the node; all other ops infer it

@@ -1,4 +1,6 @@
 //! Tuning aid: throughput of generated elementwise and reduction kernels.
+//!
+//! `cargo run --release -p graphc-jit --example kernel_speed`
 
 use std::time::Instant;
 
@@ -40,9 +42,7 @@ fn bench(
     );
 }
 
-#[test]
-#[ignore = "timing aid; run with --release --ignored --nocapture"]
-fn kernel_throughput() {
+fn main() {
     for (rows, cols) in [(16, 16), (64, 256), (256, 2048)] {
         bench("a*b+c", rows, cols, |g, [a, b, c]| {
             let m = g.binary(BinaryOp::Mul, a, b).unwrap();

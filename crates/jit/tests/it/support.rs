@@ -1,9 +1,8 @@
 //! Shared test helpers: run one graph on the interpreter and the JIT with the
 //! same persistent values and arguments, and compare everything observable.
-#![allow(dead_code)]
 
 use graphc_interp::Interp;
-use graphc_ir::{Arg, Backend, Executable, Graph, TensorType};
+use graphc_ir::{Arg, Backend, BinaryOp, Executable, Graph, NodeId, TensorType, UnaryOp};
 use graphc_jit::{compile_with, Options};
 
 /// Owned argument data.
@@ -147,3 +146,63 @@ pub fn noise(seed: u64, i: usize, lo: f32, hi: f32) -> f32 {
 pub fn values(seed: u64, n: usize, lo: f32, hi: f32) -> Vec<f32> {
     (0..n).map(|i| noise(seed, i, lo, hi)).collect()
 }
+
+/// Replaces about one value in ten by NaN, ±inf or ±0, chosen by `seed`.
+pub fn lace_with_specials(data: &mut [f32], seed: u64) {
+    let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0];
+    for (i, v) in data.iter_mut().enumerate() {
+        let r = noise(seed, i, 0.0, 1.0);
+        if r < 0.1 {
+            *v = specials[(r * 50.0) as usize % specials.len()];
+        }
+    }
+}
+
+/// Whether the JIT computes `op` bit for bit as the interpreter does (a
+/// correctly rounded op), so that it may join graphs compared bitwise.
+pub fn exactly_rounded(op: UnaryOp) -> bool {
+    match op {
+        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sqrt | UnaryOp::StopGradient => true,
+        UnaryOp::Exp | UnaryOp::Log | UnaryOp::Log1p | UnaryOp::Tanh | UnaryOp::Sigmoid => false,
+    }
+}
+
+/// `op(x)` with `x` (of shape `shape`) first moved into the op's domain, so
+/// that the result stays finite and away from its singularities: the square
+/// root and logarithm of `|x| + 0.5`, `log1p(|x|)`, `exp(min(x, 4))`.
+pub fn unary_in_domain(g: &mut Graph, op: UnaryOp, x: NodeId, shape: &[usize]) -> NodeId {
+    let x = match op {
+        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::StopGradient => x,
+        UnaryOp::Sqrt | UnaryOp::Log => {
+            let a = g.unary(UnaryOp::Abs, x).unwrap();
+            let half = g.fill(0.5, shape);
+            g.binary(BinaryOp::Add, a, half).unwrap()
+        }
+        UnaryOp::Log1p => g.unary(UnaryOp::Abs, x).unwrap(),
+        UnaryOp::Exp => {
+            let four = g.fill(4.0, shape);
+            g.binary(BinaryOp::Min, x, four).unwrap()
+        }
+    };
+    g.unary(op, x).unwrap()
+}
+
+/// The products `(m, n, k, lhs_t, rhs_t)` of the benchmark workloads'
+/// training steps, with their transposes: `parallel.rs` checks them and the
+/// example `gemm_threads` times them.
+pub const BENCHMARK_PRODUCTS: &[(usize, usize, usize, bool, bool)] = &[
+    (64, 128, 64, false, true),
+    (64, 10, 128, false, true),
+    (128, 64, 64, true, false),
+    (128, 256, 784, false, true),
+    (128, 256, 256, false, true),
+    (256, 256, 128, true, false),
+    (128, 256, 256, false, false),
+    (256, 784, 128, true, false),
+    (256, 2048, 1024, false, true),
+    (256, 2048, 2048, false, true),
+    (2048, 2048, 256, true, false),
+    (256, 2048, 2048, false, false),
+    (2048, 1024, 256, true, false),
+    (256, 10, 2048, false, true),
+];

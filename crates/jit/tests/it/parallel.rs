@@ -2,12 +2,13 @@
 //! row or column blocks (with the transposed right operand copied first, or
 //! as dot products),
 //! elementwise kernels split by rows (including in-place updates of
-//! persistent buffers), and kernels with column sums split by columns.
+//! persistent buffers), and kernels with column sums split by columns; the
+//! products of the benchmark workloads sum every term once.
 
-mod common;
-
-use common::{compare, matmul_graph, values, Data};
+use crate::support::{compare, matmul_graph, values, Data, BENCHMARK_PRODUCTS};
+use graphc_ir::{Arg, Executable};
 use graphc_ir::{BinaryOp, CompareOp, Graph, ReduceOp, TensorType, UnaryOp};
+use graphc_jit::{compile_with, Options};
 
 #[test]
 fn split_and_copied_gemms_match_the_interpreter() {
@@ -38,6 +39,24 @@ fn split_and_copied_gemms_match_the_interpreter() {
         if let Err(e) = compare(&g, &[], &args, 1, 1e-5, 0.0) {
             panic!("{m}x{n}x{k} lhs_t={lhs_t} rhs_t={rhs_t}: {e}");
         }
+    }
+}
+
+#[test]
+fn benchmark_sized_products_sum_every_term_into_every_output() {
+    // Too large for the interpreter: constant operands make every entry of
+    // the product exactly 0.125·k, whatever the split, block or copy.
+    for &(m, n, k, lhs_t, rhs_t) in BENCHMARK_PRODUCTS {
+        let g = matmul_graph(m, n, k, lhs_t, rhs_t);
+        let mut exe = compile_with(&g, &Options::default()).unwrap();
+        let (a, b) = (vec![0.5f32; m * k], vec![0.25f32; k * n]);
+        exe.run(&[Arg::F32(&a), Arg::F32(&b)]).unwrap();
+        let want = 0.125 * k as f32;
+        let wrong = exe.output(0).iter().position(|&v| v != want);
+        assert_eq!(
+            wrong, None,
+            "{m}x{n}x{k} lhs_t={lhs_t} rhs_t={rhs_t}: want {want}"
+        );
     }
 }
 

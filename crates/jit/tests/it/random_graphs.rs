@@ -5,6 +5,9 @@
 //! parameter updated by an assign over three runs, run on the JIT and the
 //! interpreter.
 //!
+//! Every op is drawn from its table (`UnaryOp::ALL`, `BinaryOp::ALL`, ...), so
+//! a new op joins the fuzzing as soon as it exists.
+//!
 //! Two regimes: graphs of exactly rounded ops only (arithmetic, max/min,
 //! compare/select, sqrt, reductions, movement, inputs laced with NaN, ±inf and
 //! ±0; denominators kept off zero) must match the interpreter bit for bit, since the JIT sums in the
@@ -12,24 +15,28 @@
 //! and GEMMs must match within relative 1e-5, with an absolute floor of 1e-5
 //! times the largest magnitude the step computes (for cancellation).
 
-mod common;
-
 use std::collections::HashMap;
 
-use common::{mismatch, output_mismatch, values, Data};
+use crate::support::{
+    exactly_rounded, lace_with_specials, mismatch, noise, output_mismatch, unary_in_domain, values,
+    Data,
+};
 use graphc_interp::{evaluate, Interp, Value};
 use graphc_ir::{
     Arg, Backend, BinaryOp, CompareOp, Executable, Graph, NodeId, ReduceOp, TensorType, UnaryOp,
 };
 use graphc_jit::{compile_with, Options};
 use proptest::prelude::*;
+use proptest::sample::select;
 
+/// One step of a random graph. Ops are drawn from their tables (`UnaryOp::ALL`, ...);
+/// a unary step holds an index, since each regime picks from its own subset.
 #[derive(Debug, Clone)]
 enum Step {
-    Unary(u8, usize),
-    Binary(u8, usize, usize),
-    CompareSelect(u8, usize, usize, usize, usize),
-    ReduceBroadcast(bool, u8, usize),
+    Unary(usize, usize),
+    Binary(BinaryOp, usize, usize),
+    CompareSelect(CompareOp, usize, usize, usize, usize),
+    ReduceBroadcast(ReduceOp, u8, usize),
     BroadcastInput(u8),
     Hyper,
     Transpose(u8, usize),
@@ -45,7 +52,7 @@ struct Case {
     exact: bool,
     steps: Vec<Step>,
     outputs: Vec<usize>,
-    reductions: Vec<(bool, u8, usize)>,
+    reductions: Vec<(ReduceOp, u8, usize)>,
     assign: Option<usize>,
     seed: u64,
 }
@@ -53,10 +60,10 @@ struct Case {
 fn step() -> impl Strategy<Value = Step> {
     let i = 0usize..64;
     prop_oneof![
-        3 => (0u8..9, i.clone()).prop_map(|(u, a)| Step::Unary(u, a)),
-        4 => (0u8..6, i.clone(), i.clone()).prop_map(|(b, x, y)| Step::Binary(b, x, y)),
-        1 => (0u8..6, i.clone(), i.clone(), i.clone(), i.clone()).prop_map(|(c, a, b, x, y)| Step::CompareSelect(c, a, b, x, y)),
-        2 => (any::<bool>(), 0u8..8, i.clone()).prop_map(|(m, axes, x)| Step::ReduceBroadcast(m, axes, x)),
+        3 => (0..UnaryOp::ALL.len(), i.clone()).prop_map(|(u, a)| Step::Unary(u, a)),
+        4 => (select(BinaryOp::ALL), i.clone(), i.clone()).prop_map(|(b, x, y)| Step::Binary(b, x, y)),
+        1 => (select(CompareOp::ALL), i.clone(), i.clone(), i.clone(), i.clone()).prop_map(|(c, a, b, x, y)| Step::CompareSelect(c, a, b, x, y)),
+        2 => (select(ReduceOp::ALL), 0u8..8, i.clone()).prop_map(|(r, axes, x)| Step::ReduceBroadcast(r, axes, x)),
         1 => (0u8..8).prop_map(Step::BroadcastInput),
         1 => Just(Step::Hyper),
         1 => (0u8..6, i.clone()).prop_map(|(p, x)| Step::Transpose(p, x)),
@@ -73,7 +80,7 @@ fn case() -> impl Strategy<Value = Case> {
         any::<bool>(),
         prop::collection::vec(step(), 1..16),
         prop::collection::vec(0usize..64, 0..3),
-        prop::collection::vec((any::<bool>(), 0u8..8, 0usize..64), 0..3),
+        prop::collection::vec((select(ReduceOp::ALL), 0u8..8, 0usize..64), 0..3),
         prop::option::of(0usize..64),
         any::<u64>(),
     )
@@ -130,13 +137,7 @@ fn build(c: &Case) -> Built {
         let len = shape.iter().product();
         let mut data = values(c.seed ^ n as u64, len, -2.0, 2.0);
         if c.exact {
-            let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, -0.0];
-            for (i, v) in data.iter_mut().enumerate() {
-                let r = common::noise(c.seed.rotate_left(7) ^ n as u64, i, 0.0, 1.0);
-                if r < 0.1 {
-                    *v = specials[(r * 50.0) as usize % specials.len()];
-                }
-            }
+            lace_with_specials(&mut data, c.seed.rotate_left(7) ^ n as u64);
         }
         args.push(Data::F(data));
         id
@@ -145,60 +146,23 @@ fn build(c: &Case) -> Built {
     let mut vals: Vec<NodeId> = vec![input(&mut g, d, &mut args), input(&mut g, d, &mut args), p];
     let pick = |vals: &Vec<NodeId>, i: usize| vals[i % vals.len()];
     let mut hypers = 0;
+    let exact_unary: Vec<UnaryOp> = UnaryOp::ALL
+        .iter()
+        .copied()
+        .filter(|&op| exactly_rounded(op))
+        .collect();
     for s in &c.steps {
         let v = match *s {
             Step::Unary(u, a) => {
                 let x = pick(&vals, a);
                 if c.exact {
-                    let op = [
-                        UnaryOp::Neg,
-                        UnaryOp::Abs,
-                        UnaryOp::Sqrt,
-                        UnaryOp::StopGradient,
-                    ][usize::from(u) % 4];
-                    g.unary(op, x).unwrap()
+                    g.unary(exact_unary[u % exact_unary.len()], x).unwrap()
                 } else {
-                    let half = |g: &mut Graph| g.fill(0.5, d);
-                    match u {
-                        0 => g.unary(UnaryOp::Neg, x).unwrap(),
-                        1 => g.unary(UnaryOp::Abs, x).unwrap(),
-                        2 => {
-                            let a = g.unary(UnaryOp::Abs, x).unwrap();
-                            let h = half(&mut g);
-                            let a = g.binary(BinaryOp::Add, a, h).unwrap();
-                            g.unary(UnaryOp::Sqrt, a).unwrap()
-                        }
-                        3 => {
-                            let four = g.fill(4.0, d);
-                            let m = g.binary(BinaryOp::Min, x, four).unwrap();
-                            g.unary(UnaryOp::Exp, m).unwrap()
-                        }
-                        4 => {
-                            let a = g.unary(UnaryOp::Abs, x).unwrap();
-                            let h = half(&mut g);
-                            let a = g.binary(BinaryOp::Add, a, h).unwrap();
-                            g.unary(UnaryOp::Log, a).unwrap()
-                        }
-                        5 => {
-                            let a = g.unary(UnaryOp::Abs, x).unwrap();
-                            g.unary(UnaryOp::Log1p, a).unwrap()
-                        }
-                        6 => g.unary(UnaryOp::Tanh, x).unwrap(),
-                        7 => g.unary(UnaryOp::Sigmoid, x).unwrap(),
-                        _ => g.unary(UnaryOp::StopGradient, x).unwrap(),
-                    }
+                    unary_in_domain(&mut g, UnaryOp::ALL[u], x, d)
                 }
             }
-            Step::Binary(b, x, y) => {
+            Step::Binary(op, x, y) => {
                 let (x, y) = (pick(&vals, x), pick(&vals, y));
-                let op = [
-                    BinaryOp::Add,
-                    BinaryOp::Sub,
-                    BinaryOp::Mul,
-                    BinaryOp::Div,
-                    BinaryOp::Max,
-                    BinaryOp::Min,
-                ][usize::from(b)];
                 // The interpreter leaves the sign of max/min(+0, -0) unspecified
                 // (Rust's f32::max), and only a division by zero makes that sign
                 // visible, so denominators stay away from zero.
@@ -211,20 +175,11 @@ fn build(c: &Case) -> Built {
                     g.binary(op, x, y).unwrap()
                 }
             }
-            Step::CompareSelect(cmp, a, b, x, y) => {
-                let op = [
-                    CompareOp::Lt,
-                    CompareOp::Le,
-                    CompareOp::Gt,
-                    CompareOp::Ge,
-                    CompareOp::Eq,
-                    CompareOp::Ne,
-                ][usize::from(cmp)];
+            Step::CompareSelect(op, a, b, x, y) => {
                 let m = g.compare(op, pick(&vals, a), pick(&vals, b)).unwrap();
                 g.select(m, pick(&vals, x), pick(&vals, y)).unwrap()
             }
-            Step::ReduceBroadcast(max, mask, x) => {
-                let op = if max { ReduceOp::Max } else { ReduceOp::Sum };
+            Step::ReduceBroadcast(op, mask, x) => {
                 let r = g.reduce(op, pick(&vals, x), &axes(mask, rank)).unwrap();
                 g.broadcast(r, d).unwrap()
             }
@@ -282,8 +237,7 @@ fn build(c: &Case) -> Built {
                 let rows = numel / classes;
                 let idx = (0..rows)
                     .map(|i| {
-                        (common::noise(c.seed ^ n as u64, i, -1.0, classes as f32 + 1.0)).floor()
-                            as i64
+                        (noise(c.seed ^ n as u64, i, -1.0, classes as f32 + 1.0)).floor() as i64
                     })
                     .collect();
                 args.push(Data::I(idx));
@@ -310,8 +264,7 @@ fn build(c: &Case) -> Built {
     for (i, &o) in c.outputs.iter().enumerate() {
         g.add_output(&format!("out{i}"), pick(&vals, o));
     }
-    for (i, &(max, mask, x)) in c.reductions.iter().enumerate() {
-        let op = if max { ReduceOp::Max } else { ReduceOp::Sum };
+    for (i, &(op, mask, x)) in c.reductions.iter().enumerate() {
         let r = g.reduce(op, pick(&vals, x), &axes(mask, rank)).unwrap();
         g.add_output(&format!("red{i}"), r);
     }

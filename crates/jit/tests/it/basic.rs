@@ -1,8 +1,10 @@
-//! Hand-written graphs covering each lowering path, compared with the interpreter.
+//! Hand-written graphs covering each lowering path, compared with the
+//! interpreter, and every elementwise op of the op tables (`UnaryOp::ALL`, ...)
+//! alone on a tensor with a SIMD tail.
 
-mod common;
-
-use common::{compare, matmul_graph, values, Data};
+use crate::support::{
+    compare, exactly_rounded, lace_with_specials, matmul_graph, unary_in_domain, values, Data,
+};
 use graphc_ir::{BinaryOp, CompareOp, Graph, ReduceOp, TensorType, UnaryOp};
 
 #[test]
@@ -28,6 +30,52 @@ fn elementwise_chain_with_row_and_column_broadcasts_matches_interpreter() {
 }
 
 #[test]
+fn every_elementwise_op_matches_the_interpreter() {
+    // 3 × 7: one full 8-lane vector and a tail of each row length.
+    let shape = [3, 7];
+    let n = 21;
+    let mut special = values(50, n, -2.0, 2.0);
+    lace_with_specials(&mut special, 51);
+    let mut other = values(52, n, -2.0, 2.0);
+    lace_with_specials(&mut other, 53);
+    for &op in UnaryOp::ALL {
+        let mut g = Graph::new();
+        let x = g.input("x", TensorType::f32(&shape));
+        // Exactly rounded ops on NaN, ±inf and ±0 too, with no tolerance; the
+        // polynomial transcendentals in their domains, within their 4-ulp
+        // bound on each side.
+        let (y, arg, rtol) = if exactly_rounded(op) {
+            (g.unary(op, x).unwrap(), special.clone(), 0.0)
+        } else {
+            let y = unary_in_domain(&mut g, op, x, &shape);
+            (y, values(54, n, -2.0, 2.0), 8.0 * f32::EPSILON)
+        };
+        g.add_output("y", y);
+        compare(&g, &[], &[Data::F(arg)], 1, rtol, 0.0).unwrap_or_else(|e| panic!("{op:?}: {e}"));
+    }
+    // Binary ops and comparisons are exactly rounded: no tolerance, specials included.
+    let args = [Data::F(special.clone()), Data::F(other.clone())];
+    for &op in BinaryOp::ALL {
+        let mut g = Graph::new();
+        let a = g.input("a", TensorType::f32(&shape));
+        let b = g.input("b", TensorType::f32(&shape));
+        let y = g.binary(op, a, b).unwrap();
+        g.add_output("y", y);
+        compare(&g, &[], &args, 1, 0.0, 0.0).unwrap_or_else(|e| panic!("{op:?}: {e}"));
+    }
+    for &op in CompareOp::ALL {
+        let mut g = Graph::new();
+        let a = g.input("a", TensorType::f32(&shape));
+        let b = g.input("b", TensorType::f32(&shape));
+        let mask = g.compare(op, a, b).unwrap();
+        let y = g.select(mask, a, b).unwrap();
+        g.add_output("mask", mask);
+        g.add_output("y", y);
+        compare(&g, &[], &args, 1, 0.0, 0.0).unwrap_or_else(|e| panic!("{op:?}: {e}"));
+    }
+}
+
+#[test]
 fn reductions_over_every_axis_set_match_interpreter() {
     for axes in [
         vec![0],
@@ -38,7 +86,7 @@ fn reductions_over_every_axis_set_match_interpreter() {
         vec![1, 2],
         vec![0, 1, 2],
     ] {
-        for op in [ReduceOp::Sum, ReduceOp::Max] {
+        for &op in ReduceOp::ALL {
             let mut g = Graph::new();
             let x = g.input("x", TensorType::f32(&[3, 5, 6]));
             let e = g.unary(UnaryOp::Exp, x).unwrap();

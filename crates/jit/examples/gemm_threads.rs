@@ -2,15 +2,19 @@
 //! products of the benchmark workloads' training steps, with their
 //! transposes, as the JIT runs them (`JitExecutable::profile` isolates the
 //! product) against one direct single-threaded `gemm` call.
+//!
+//! `cargo run --release -p graphc-jit --example gemm_threads`
 
-mod common;
+#[allow(dead_code)]
+#[path = "../tests/it/support.rs"]
+mod support;
 
 use std::time::Instant;
 
-use common::matmul_graph;
 use gemm::{gemm, Parallelism};
 use graphc_ir::{Arg, Executable};
 use graphc_jit::{compile_with, Options};
+use support::{matmul_graph, BENCHMARK_PRODUCTS};
 
 /// Best of 5 single-threaded `gemm` calls for `op(a) (m×k) · op(b) (k×n)`.
 fn direct(m: usize, n: usize, k: usize, lhs_t: bool, rhs_t: bool, reps: usize) -> f64 {
@@ -83,25 +87,8 @@ fn jit(m: usize, n: usize, k: usize, lhs_t: bool, rhs_t: bool, reps: usize) -> (
     best
 }
 
-#[test]
-#[ignore = "timing aid; run with --release --ignored --nocapture"]
-fn gemm_policy_against_one_thread() {
-    for (m, n, k, lhs_t, rhs_t) in [
-        (64, 128, 64, false, true),
-        (64, 10, 128, false, true),
-        (128, 64, 64, true, false),
-        (128, 256, 784, false, true),
-        (128, 256, 256, false, true),
-        (256, 256, 128, true, false),
-        (128, 256, 256, false, false),
-        (256, 784, 128, true, false),
-        (256, 2048, 1024, false, true),
-        (256, 2048, 2048, false, true),
-        (2048, 2048, 256, true, false),
-        (256, 2048, 2048, false, false),
-        (2048, 1024, 256, true, false),
-        (256, 10, 2048, false, true),
-    ] {
+fn main() {
+    for &(m, n, k, lhs_t, rhs_t) in BENCHMARK_PRODUCTS {
         let macs = m * n * k;
         let reps = (100_000_000 / macs).clamp(2, 5_000);
         let one = direct(m, n, k, lhs_t, rhs_t, reps);
