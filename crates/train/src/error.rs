@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use graphc_data::DataError;
+
 /// Everything that can go wrong while loading data, reading or writing weights, or training.
 ///
 /// Each variant's message is a single line meant to be printed as is to the user. Underlying I/O
@@ -9,51 +11,10 @@ use std::path::PathBuf;
 /// error chain does not repeat them.
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    /// A file could not be opened, read, written or renamed.
-    #[error("cannot {action} `{path}`: {detail}; {hint}", path = path.display())]
-    Io {
-        /// What was being done, e.g. "open training data", "write".
-        action: &'static str,
-        /// The file concerned.
-        path: PathBuf,
-        /// The operating system's message.
-        detail: String,
-        /// How to fix it.
-        hint: &'static str,
-    },
-
-    /// A problem with a CSV file as a whole (its header, its columns, or no rows).
-    #[error("`{path}`: {message}", path = path.display())]
-    Csv {
-        /// The CSV file.
-        path: PathBuf,
-        /// What is wrong and how to fix it.
-        message: String,
-    },
-
-    /// A problem with one row of a CSV file (e.g. the wrong number of fields).
-    #[error("`{path}` line {line}: {message}", path = path.display())]
-    CsvRow {
-        /// The CSV file.
-        path: PathBuf,
-        /// The line the row starts on (the header is line 1, the first data row line 2).
-        line: u64,
-        /// What is wrong and how to fix it.
-        message: String,
-    },
-
-    /// A problem with one cell of a CSV file (not a number, not finite, not a whole number, empty).
-    #[error("`{path}` line {line}, column `{column}`: {message}", path = path.display())]
-    CsvCell {
-        /// The CSV file.
-        path: PathBuf,
-        /// The line the row starts on (the header is line 1, the first data row line 2).
-        line: u64,
-        /// The column's header name.
-        column: String,
-        /// What is wrong and how to fix it.
-        message: String,
-    },
+    /// A data file that cannot be read or used, or any file that cannot be opened, read, written
+    /// or renamed: graphc-data's [`DataError`], whose message is shown as is.
+    #[error(transparent)]
+    DataFile(#[from] DataError),
 
     /// A safetensors file that cannot be parsed, holds an unsupported dtype, or tensors that cannot be written.
     #[error("`{path}`: {message}", path = path.display())]
@@ -205,19 +166,14 @@ pub(crate) fn show_bytes(bytes: u128) -> String {
 }
 
 impl TrainError {
-    /// Builds an [`TrainError::Io`] from an `std::io::Error`.
+    /// Builds a [`DataError::Io`] from an `std::io::Error`.
     pub(crate) fn io(
         action: &'static str,
         path: impl Into<PathBuf>,
         err: &std::io::Error,
         hint: &'static str,
     ) -> Self {
-        TrainError::Io {
-            action,
-            path: path.into(),
-            detail: err.to_string(),
-            hint,
-        }
+        DataError::io(action, path, err, hint).into()
     }
 }
 

@@ -13,8 +13,8 @@ use crate::run::{
     check_features, check_size, layout_of, target_kind, LABELS_FILE, MODEL_FILE, STANDARDIZE_FILE,
 };
 use crate::{
-    csv_line, load_sets, load_source, read_labels_json, write_atomic, Dataset, Standardizer,
-    Targets, TrainError, Trainer,
+    csv_line, load_sets, load_source, read_labels_json, write_atomic, DataError, Dataset,
+    Standardizer, Targets, TrainError, Trainer,
 };
 
 /// A spec and the weights of a trained model of it, with the class names and
@@ -60,12 +60,13 @@ impl Model {
             weights.to_path_buf()
         };
         if !weights.is_file() {
-            return Err(TrainError::Io {
+            return Err(DataError::Io {
                 action: "read weights",
                 path: weights,
                 detail: "no such file".into(),
                 hint: "give --weights the model.safetensors of a run (or the run directory)",
-            });
+            }
+            .into());
         }
         let find = |name: &str| -> Option<PathBuf> {
             let dir = weights.parent().unwrap_or(Path::new("."));
@@ -79,12 +80,12 @@ impl Model {
             (true, Some(path)) => Some(Standardizer::load(&path)?),
             (true, None) => {
                 let dir = weights.parent().unwrap_or(Path::new("."));
-                return Err(TrainError::Io {
+                return Err(DataError::Io {
                     action: "read",
                     path: dir.join(STANDARDIZE_FILE),
                     detail: "no such file".into(),
                     hint: "the spec has `standardize: true`, so the training set's statistics must lie beside the weights; give the weights of a run directory written by `graphc train`",
-                });
+                }.into());
             }
         };
         let labels = match find(LABELS_FILE) {
@@ -172,10 +173,10 @@ impl Model {
                         .collect::<Vec<_>>()
                 });
                 if target.is_empty() {
-                    return Err(TrainError::Csv {
+                    return Err(DataError::Csv {
                         path: path.to_path_buf(),
                         message: "the spec's training data is not a CSV file, so its target column is unknown; name it with --target".into(),
-                    });
+                    }.into());
                 }
                 let source = SourceSpec::Csv {
                     path: path.to_path_buf(),
@@ -218,7 +219,7 @@ impl Model {
             },
             origin: Origin::single(format!("`{LABELS_FILE}`"), RowUnit::Row),
         };
-        align_classes(&trained, data)
+        Ok(align_classes(&trained, data)?)
     }
 
     /// Loads the samples of a CSV file to predict: the spec's feature columns (its `features`
@@ -321,7 +322,7 @@ impl Model {
 
 /// Writes `text` to `path` atomically (readers never see a part of it).
 pub fn write_text(path: &Path, text: &str) -> Result<(), TrainError> {
-    write_atomic(path, text.as_bytes())
+    Ok(write_atomic(path, text.as_bytes())?)
 }
 
 /// A CSV field, quoted when it holds a comma, a quote or a line break.
@@ -353,9 +354,11 @@ pub fn read_features_csv(
     features: Option<&[String]>,
     exclude: &[String],
 ) -> Result<Dataset, TrainError> {
-    let csv_error = |message: String| TrainError::Csv {
-        path: path.to_path_buf(),
-        message,
+    let csv_error = |message: String| {
+        TrainError::from(DataError::Csv {
+            path: path.to_path_buf(),
+            message,
+        })
     };
     let file = open_data_file(path)?;
     let mut reader = ::csv::ReaderBuilder::new()
@@ -405,15 +408,16 @@ pub fn read_features_csv(
             Ok(true) => {}
             Ok(false) => break,
             Err(e) => {
-                return Err(TrainError::CsvRow {
+                return Err(DataError::CsvRow {
                     path: path.to_path_buf(),
                     line,
                     message: format!("cannot read the row ({e}); save the file as UTF-8 CSV"),
-                })
+                }
+                .into())
             }
         }
         if record.len() != header.len() {
-            return Err(TrainError::CsvRow {
+            return Err(DataError::CsvRow {
                 path: path.to_path_buf(),
                 line,
                 message: format!(
@@ -421,15 +425,17 @@ pub fn read_features_csv(
                     header.len(),
                     record.len()
                 ),
-            });
+            }.into());
         }
         for &c in &columns {
             let cell = &record[c];
-            let cell_error = |message: String| TrainError::CsvCell {
-                path: path.to_path_buf(),
-                line,
-                column: shown(&header[c]),
-                message,
+            let cell_error = |message: String| {
+                TrainError::from(DataError::CsvCell {
+                    path: path.to_path_buf(),
+                    line,
+                    column: shown(&header[c]),
+                    message,
+                })
             };
             match cell.parse::<f32>() {
                 Ok(v) if v.is_finite() => values.push(v),

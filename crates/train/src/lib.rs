@@ -1,11 +1,10 @@
-//! Training runtime: data loading and batching, safetensors weights I/O, the
-//! `Trainer` that steps a compiled spec, and the run loop of `graphc train`.
+//! Training runtime: safetensors weights I/O, the `Trainer` that steps a compiled spec, and the
+//! run loop of `graphc train`; data loading and batching come from graphc-data (re-exported).
 //!
 //! Architecture invariant: this crate drives steps through the `Backend` and
 //! `Executable` traits and never looks inside one.
 
 pub mod checkpoint;
-pub mod data;
 pub mod error;
 pub mod inference;
 pub mod optimizer;
@@ -16,11 +15,14 @@ pub mod session;
 pub mod trainer;
 pub mod weights;
 
-pub use data::{
-    batch_ranges, csv_line, epoch_order, load_csv, load_sets, load_source, read_labels_json,
-    split_dataset, write_labels_json, BatchTargets, Dataset, Standardizer, TargetKind, Targets,
-};
 pub use error::TrainError;
+/// The data crate, for `graphc_train::data::...` paths.
+pub use graphc_data as data;
+pub use graphc_data::{
+    batch_ranges, csv_line, epoch_order, load_csv, load_sets, load_source, read_labels_json,
+    split_dataset, write_atomic, write_labels_json, BatchTargets, DataError, Dataset, Standardizer,
+    TargetKind, Targets,
+};
 pub use inference::{read_features_csv, write_text, EvalData, Labelled, Model};
 pub use optimizer::Optimizer;
 pub use plot::{read_metrics, write_loss_plot, PlotRun};
@@ -30,4 +32,4 @@ pub use run::{
 };
 pub use session::{compile_graph, optimized_step, BufferId, Session};
 pub use trainer::{Evaluation, GroupState, OptimizerState, Tally, Trainer, TrainerState};
-pub use weights::{read_safetensors, write_atomic, write_safetensors, NamedTensor};
+pub use weights::{read_safetensors, write_safetensors, NamedTensor};

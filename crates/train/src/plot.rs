@@ -7,7 +7,7 @@ use plotters::prelude::*;
 use serde_json::Value;
 
 use crate::error::TrainError;
-use crate::weights::write_atomic;
+use crate::{write_atomic, DataError};
 
 /// The losses of one run, as a plot draws them.
 #[derive(Debug, Clone, PartialEq)]
@@ -95,13 +95,13 @@ pub fn write_loss_plot(out: &Path, runs: &[PlotRun]) -> Result<(), TrainError> {
         },
         several,
     );
-    result.map_err(|detail| TrainError::Io {
+    result.map_err(|detail| DataError::Io {
         action: "draw the plot",
         path: out.to_path_buf(),
         detail,
         hint: "report this as a bug",
     })?;
-    write_atomic(out, svg.as_bytes())
+    Ok(write_atomic(out, svg.as_bytes())?)
 }
 
 /// One run's points as drawn: finite losses only, training points thinned.

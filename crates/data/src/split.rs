@@ -2,7 +2,7 @@
 
 use super::batch::permutation;
 use super::{Dataset, Origin, Targets};
-use crate::error::TrainError;
+use crate::error::DataError;
 
 /// Mixed into the seed so the split's random stream differs from the shuffle's and init's.
 const SPLIT_DOMAIN: u64 = 0x5350_4C49_5444_4154; // "SPLITDAT"
@@ -18,7 +18,7 @@ pub fn split_dataset(
     data: Dataset,
     fraction: f32,
     seed: u64,
-) -> Result<(Dataset, Dataset), TrainError> {
+) -> Result<(Dataset, Dataset), DataError> {
     let n = data.len();
     // The spec holds the fraction as f32, and f32 0.2 is 0.20000000298: read back as the
     // decimal the user wrote, so that 0.2 of 150 samples is 30 as in sklearn, not 31.
@@ -38,7 +38,7 @@ pub fn split_dataset(
         } else {
             "no training samples"
         };
-        return Err(TrainError::Data(format!(
+        return Err(DataError::Invalid(format!(
             "data.split {fraction} of the {n} samples of {} leaves {which}; use more data or a split between {:.3} and {:.3}",
             data.origin.targets,
             1.0 / n.max(1) as f64,

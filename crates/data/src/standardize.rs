@@ -5,7 +5,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{file_error, write_json_line, Dataset};
-use crate::error::TrainError;
+use crate::error::DataError;
 
 /// Per-feature z-score statistics (`x' = (x - mean) / std`), fitted on the training set.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,9 +92,9 @@ impl Standardizer {
     /// Like [`Standardizer::apply`], but an error (naming `what`) when the data set's feature
     /// count differs from the one the statistics were fitted on, as with a standardizer loaded
     /// from a file and data given at prediction time.
-    pub fn try_apply(&self, data: &mut Dataset, what: &str) -> Result<(), TrainError> {
+    pub fn try_apply(&self, data: &mut Dataset, what: &str) -> Result<(), DataError> {
         if data.num_features() != self.mean.len() {
-            return Err(TrainError::Data(format!(
+            return Err(DataError::Invalid(format!(
                 "{what} has {} features but the standardization statistics are for {}; give data with the training set's feature columns",
                 data.num_features(),
                 self.mean.len()
@@ -107,15 +107,15 @@ impl Standardizer {
     /// Writes the statistics to `path` as JSON `{"mean": [...], "std": [...]}`, atomically.
     ///
     /// The numbers are written in the shortest form that reads back as the same `f32`.
-    pub fn save(&self, path: &Path) -> Result<(), TrainError> {
+    pub fn save(&self, path: &Path) -> Result<(), DataError> {
         write_json_line(path, self)
     }
 
     /// Reads statistics written by [`Standardizer::save`], checking that they can be applied:
     /// as many means as standard deviations, every mean finite, every std finite and positive.
-    pub fn load(path: &Path) -> Result<Standardizer, TrainError> {
+    pub fn load(path: &Path) -> Result<Standardizer, DataError> {
         let text = std::fs::read_to_string(path).map_err(|e| {
-            TrainError::io(
+            DataError::io(
                 "read",
                 path,
                 &e,
@@ -160,7 +160,7 @@ impl Standardizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::{Origin, RowUnit, Targets};
+    use crate::{Origin, RowUnit, Targets};
 
     /// A data set of `rows` (each `features` wide) with a float target of zeros.
     fn dataset(features: usize, values: Vec<f32>) -> Dataset {

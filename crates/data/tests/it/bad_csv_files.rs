@@ -2,20 +2,14 @@
 //! is wrong and how to fix it (the other formats' mistakes are in numpy_sources.rs and
 //! idx_sources.rs).
 
-use std::path::{Path, PathBuf};
+use graphc_data::{load_csv, TargetKind};
 
-use graphc_train::{load_csv, TargetKind};
-
-fn write(dir: &Path, text: &str) -> PathBuf {
-    let p = dir.join("d.csv");
-    std::fs::write(&p, text).unwrap();
-    p
-}
+use crate::support::write;
 
 /// The message for `text` with target `y`, with the file's path replaced by `d.csv`.
 fn message(text: &str, kind: TargetKind) -> String {
     let dir = tempfile::tempdir().unwrap();
-    let path = write(dir.path(), text);
+    let path = write(dir.path(), "d.csv", text.as_bytes());
     let msg = load_csv(&path, &["y".into()], None, kind)
         .expect_err("expected an error")
         .to_string();

@@ -3,8 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use graphc_train::data::{load_npy, load_npz};
-use graphc_train::{Dataset, TargetKind, Targets};
+use graphc_data::{load_npy, load_npz, Dataset, TargetKind, Targets};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

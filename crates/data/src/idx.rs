@@ -16,10 +16,10 @@ use super::{
     file_error, first_non_finite, indexed_names, open_data_file, quoted, read_failed, Dataset,
     Origin, RowUnit, TargetKind, Values, MAX_RESERVE,
 };
-use crate::error::TrainError;
+use crate::error::DataError;
 
 /// Loads `{idx: {images: PATH, labels: PATH}}`: the images are the features, the labels the target.
-pub fn load_idx(images: &Path, labels: &Path, kind: TargetKind) -> Result<Dataset, TrainError> {
+pub fn load_idx(images: &Path, labels: &Path, kind: TargetKind) -> Result<Dataset, DataError> {
     let x = read_idx(images, false)?;
     let class_labels = kind == TargetKind::ClassIndex;
     let y = read_idx(labels, class_labels)?;
@@ -51,7 +51,7 @@ pub fn load_idx(images: &Path, labels: &Path, kind: TargetKind) -> Result<Datase
         ));
     }
     if y.dims[0] != n {
-        return Err(TrainError::Data(format!(
+        return Err(DataError::Invalid(format!(
             "{x_name} has {n} items but {y_name} has {} labels; give the labels file that belongs to these images",
             y.dims[0]
         )));
@@ -151,7 +151,7 @@ impl Elem {
 }
 
 /// Reads an IDX file; `class_labels` reads a one-value-per-item file as class indices.
-fn read_idx(path: &Path, class_labels: bool) -> Result<IdxArray, TrainError> {
+fn read_idx(path: &Path, class_labels: bool) -> Result<IdxArray, DataError> {
     let file = open_data_file(path)?;
     let file_len = file
         .metadata()

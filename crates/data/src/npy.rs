@@ -22,7 +22,7 @@ use super::{
     file_error, first_non_finite, indexed_names, open_data_file, quoted, read_failed, whole,
     Dataset, Origin, RowUnit, TargetKind, Values, MAX_RESERVE,
 };
-use crate::error::TrainError;
+use crate::error::DataError;
 
 /// NumPy's `np.load` refuses longer headers by default (`max_header_size=10000`).
 const MAX_HEADER_LEN: usize = 10_000;
@@ -33,7 +33,7 @@ const TRUNCATED: &str =
     "the data ends before the shape in its header says; the file is truncated, save it again";
 
 /// Loads `{npy: {features: PATH, target: PATH}}`.
-pub fn load_npy(features: &Path, target: &Path, kind: TargetKind) -> Result<Dataset, TrainError> {
+pub fn load_npy(features: &Path, target: &Path, kind: TargetKind) -> Result<Dataset, DataError> {
     let x_name = quoted(features);
     let y_name = quoted(target);
     let x_stem = features
@@ -50,7 +50,7 @@ pub fn load_npz(
     features: &str,
     target: &str,
     kind: TargetKind,
-) -> Result<Dataset, TrainError> {
+) -> Result<Dataset, DataError> {
     let file = open_data_file(path)?;
     let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| {
         file_error(
@@ -72,7 +72,7 @@ fn read_npz_member(
     name: &str,
     shown: &str,
     want: Want,
-) -> Result<Array, TrainError> {
+) -> Result<Array, DataError> {
     let member = format!("{name}.npy");
     let index = archive.index_for_name(&member).ok_or_else(|| {
         let mut names: Vec<String> = archive
@@ -101,7 +101,7 @@ fn read_npz_member(
 }
 
 /// Reads an `.npy` file.
-fn read_npy_file(path: &Path, shown: &str, want: Want) -> Result<Array, TrainError> {
+fn read_npy_file(path: &Path, shown: &str, want: Want) -> Result<Array, DataError> {
     let file = open_data_file(path)?;
     let len = file
         .metadata()
@@ -159,8 +159,8 @@ fn read_array(
     total: u64,
     shown: &str,
     want: Want,
-) -> Result<Array, TrainError> {
-    let err = |message: String| TrainError::Data(format!("{shown}: {message}"));
+) -> Result<Array, DataError> {
+    let err = |message: String| DataError::Invalid(format!("{shown}: {message}"));
     let header = read_header(&mut reader).map_err(err)?;
     let count = header.shape.iter().product::<usize>();
     let available = total.saturating_sub(header.bytes.len() as u64);
@@ -362,7 +362,7 @@ enum ReadFailure {
     /// The bytes could not be read.
     Io(io::Error),
     /// A value is not a class index.
-    Data(TrainError),
+    Data(DataError),
 }
 
 /// Reads every element as `f32` (bool as 0/1; float64 beyond f32's range becomes infinite
@@ -405,7 +405,7 @@ fn read_i64<R: Read>(
 ) -> Result<Vec<i64>, ReadFailure> {
     let mut out: Vec<i64> = Vec::with_capacity(count.min(MAX_RESERVE));
     let bad = |row: usize, value: String| {
-        ReadFailure::Data(TrainError::Data(format!(
+        ReadFailure::Data(DataError::Invalid(format!(
             "{shown} row {row}: {value} is not a class index; class targets must be whole numbers (0, 1, 2, ...), shape {} here",
             shape_text(shape)
         )))
@@ -476,45 +476,45 @@ fn assemble(
     x_name: &str,
     y_name: &str,
     feature_prefix: &str,
-) -> Result<Dataset, TrainError> {
+) -> Result<Dataset, DataError> {
     let Values::F32(features) = x.values else {
-        return Err(TrainError::Data(format!(
+        return Err(DataError::Invalid(format!(
             "{x_name}: features were read as class indices (a bug)"
         )));
     };
     if x.shape.is_empty() {
-        return Err(TrainError::Data(format!(
+        return Err(DataError::Invalid(format!(
             "{x_name}: the features array is a scalar (shape ()); it needs one row per sample, shape (samples, features)"
         )));
     }
     let n = x.shape[0];
     if n == 0 {
-        return Err(TrainError::Data(format!(
+        return Err(DataError::Invalid(format!(
             "{x_name}: the array has no samples (shape {}); the data set is empty",
             shape_text(&x.shape)
         )));
     }
     let width: usize = x.shape[1..].iter().product();
     if width == 0 {
-        return Err(TrainError::Data(format!(
+        return Err(DataError::Invalid(format!(
             "{x_name}: the array has no features per sample (shape {}); it needs shape (samples, features)",
             shape_text(&x.shape)
         )));
     }
     if let Some((i, v)) = first_non_finite(&features) {
-        return Err(TrainError::Data(format!(
+        return Err(DataError::Invalid(format!(
             "{}: {v} is not a finite number (or too large for float32); NaN and infinity are not allowed in features (fill in a real value or remove the row)",
             element_location(x_name, &x.shape, i),
         )));
     }
     if y.shape.is_empty() || y.shape.len() > 2 {
-        return Err(TrainError::Data(format!(
+        return Err(DataError::Invalid(format!(
             "{y_name}: the target array has shape {}; a target is one value per sample, shape (samples,), or one row per sample, shape (samples, width)",
             shape_text(&y.shape)
         )));
     }
     if y.shape[0] != n {
-        return Err(TrainError::Data(format!(
+        return Err(DataError::Invalid(format!(
             "{x_name} has {n} samples (shape {}) but {y_name} has {} (shape {}); both need one row per sample",
             shape_text(&x.shape),
             y.shape[0],
@@ -525,13 +525,13 @@ fn assemble(
     let targets = y.values.into_targets(
         y_width,
         || {
-            TrainError::Data(format!(
+            DataError::Invalid(format!(
                 "{y_name}: the target array has no values per sample (shape {})",
                 shape_text(&y.shape)
             ))
         },
         |i, v| {
-            TrainError::Data(format!(
+            DataError::Invalid(format!(
                 "{}: {v} is not a finite number (or too large for float32); NaN and infinity are not allowed in targets",
                 element_location(y_name, &y.shape, i),
             ))

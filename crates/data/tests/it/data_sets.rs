@@ -3,9 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
+use graphc_data::{
+    generate, load_sets, load_source, split_dataset, Dataset, SourceRole, TargetKind, Targets,
+};
 use graphc_spec::{DataSpec, SourceSpec, SyntheticKind, SyntheticSpec};
-use graphc_train::data::{generate, SourceRole};
-use graphc_train::{load_sets, load_source, split_dataset, Dataset, TargetKind, Targets};
 
 fn synthetic(
     kind: SyntheticKind,

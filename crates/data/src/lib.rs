@@ -1,13 +1,20 @@
-//! Training data: the [`Dataset`] type, loading a spec's sources into it (CSV, NumPy, IDX,
-//! synthetic), holding out a validation split, standardization, and per-epoch shuffling and
-//! batching.
+//! graphc-data: training data. The [`Dataset`] type, loading a spec's sources into it (CSV,
+//! NumPy, IDX, synthetic), holding out a validation split, standardization, per-epoch shuffling
+//! and batching, and the files saved beside a model (`labels.json`, `standardize.json`).
 //!
 //! Every loader keeps memory proportional to the data: features are stored once, as `f32`,
-//! row-major; class targets as one `i64` per sample. Errors name the file and, where there is
-//! one, the row (CSV line, array row, IDX item) and column.
+//! row-major; class targets as one `i64` per sample. Errors ([`DataError`]) name the file and,
+//! where there is one, the row (CSV line, array row, IDX item) and column.
+//!
+//! Architecture invariant: this crate knows nothing of models, graphs or training steps; it
+//! depends on graphc-spec only for the source and data spec types.
 
+#![forbid(unsafe_code)]
+
+mod atomic;
 mod batch;
 mod csv;
+mod error;
 mod idx;
 mod npy;
 mod split;
@@ -18,11 +25,10 @@ use std::path::Path;
 
 use graphc_spec::{DataSpec, SourceSpec};
 
-use crate::error::TrainError;
-use crate::weights::write_atomic;
-
+pub use atomic::write_atomic;
 pub use batch::{batch_ranges, epoch_order};
 pub use csv::{csv_line, load_csv};
+pub use error::DataError;
 pub use idx::load_idx;
 pub use npy::{load_npy, load_npz};
 pub use split::split_dataset;
@@ -230,7 +236,7 @@ pub fn load_source(
     base_dir: &Path,
     kind: TargetKind,
     seed: u64,
-) -> Result<Dataset, TrainError> {
+) -> Result<Dataset, DataError> {
     load_source_as(source, base_dir, kind, seed, SourceRole::Train)
 }
 
@@ -244,7 +250,7 @@ pub fn load_source_as(
     kind: TargetKind,
     seed: u64,
     role: SourceRole,
-) -> Result<Dataset, TrainError> {
+) -> Result<Dataset, DataError> {
     match source {
         SourceSpec::Csv {
             path,
@@ -283,7 +289,7 @@ pub fn load_sets(
     base_dir: &Path,
     kind: TargetKind,
     seed: u64,
-) -> Result<(Dataset, Option<Dataset>), TrainError> {
+) -> Result<(Dataset, Option<Dataset>), DataError> {
     let train = load_source_as(&data.train, base_dir, kind, seed, SourceRole::Train)?;
     if let Some(fraction) = data.split {
         let (train, valid) = split_dataset(train, fraction, seed)?;
@@ -316,9 +322,9 @@ impl Values {
     pub(crate) fn into_targets(
         self,
         width: usize,
-        no_width: impl FnOnce() -> TrainError,
-        non_finite: impl FnOnce(usize, f32) -> TrainError,
-    ) -> Result<Targets, TrainError> {
+        no_width: impl FnOnce() -> DataError,
+        non_finite: impl FnOnce(usize, f32) -> DataError,
+    ) -> Result<Targets, DataError> {
         match self {
             Values::I64(indices) => Ok(Targets::Classes {
                 indices,
@@ -359,7 +365,7 @@ pub(crate) fn whole(v: f64) -> Option<i64> {
 
 /// Renumbers `valid`'s text labels with `train`'s class names (each file's labels are numbered
 /// in its own sorted order when loaded, so a class missing from one file would shift the rest).
-pub fn align_classes(train: &Dataset, valid: &mut Dataset) -> Result<(), TrainError> {
+pub fn align_classes(train: &Dataset, valid: &mut Dataset) -> Result<(), DataError> {
     let (train_names, valid_names) = (train.class_names(), valid.class_names());
     let (train_names, valid_names) = match (train_names, valid_names) {
         (None, None) => return Ok(()),
@@ -370,7 +376,7 @@ pub fn align_classes(train: &Dataset, valid: &mut Dataset) -> Result<(), TrainEr
             } else {
                 (&valid.origin.targets, &train.origin.targets)
             };
-            return Err(TrainError::Data(format!(
+            return Err(DataError::Invalid(format!(
                 "{text} has text class labels but {numbers} has class indices; use the same kind of labels in the training and validation data"
             )));
         }
@@ -398,7 +404,7 @@ pub fn align_classes(train: &Dataset, valid: &mut Dataset) -> Result<(), TrainEr
                 .ok()
                 .and_then(|i| valid_names.get(i))
                 .map_or("?", String::as_str);
-            return Err(TrainError::Data(format!(
+            return Err(DataError::Invalid(format!(
                 "{}: class `{}` does not appear in the training data {} (its classes are {}); remove the row or add the class to the training data",
                 valid.origin.row_location(row),
                 shown(label),
@@ -414,7 +420,7 @@ pub fn align_classes(train: &Dataset, valid: &mut Dataset) -> Result<(), TrainEr
 
 /// Writes `names` (class names in index order) as a JSON list to `path`, atomically: the
 /// `DIR/labels.json` that `predict` uses to print class names.
-pub fn write_labels_json(path: &Path, names: &[String]) -> Result<(), TrainError> {
+pub fn write_labels_json(path: &Path, names: &[String]) -> Result<(), DataError> {
     write_json_line(path, names)
 }
 
@@ -422,8 +428,8 @@ pub fn write_labels_json(path: &Path, names: &[String]) -> Result<(), TrainError
 pub(crate) fn write_json_line(
     path: &Path,
     value: &(impl serde::Serialize + ?Sized),
-) -> Result<(), TrainError> {
-    let mut text = serde_json::to_string(value).map_err(|e| TrainError::Io {
+) -> Result<(), DataError> {
+    let mut text = serde_json::to_string(value).map_err(|e| DataError::Io {
         action: "write",
         path: path.to_path_buf(),
         detail: e.to_string(),
@@ -434,9 +440,9 @@ pub(crate) fn write_json_line(
 }
 
 /// Reads a `labels.json` written by [`write_labels_json`].
-pub fn read_labels_json(path: &Path) -> Result<Vec<String>, TrainError> {
+pub fn read_labels_json(path: &Path) -> Result<Vec<String>, DataError> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        TrainError::io(
+        DataError::io(
             "read",
             path,
             &e,
@@ -452,13 +458,13 @@ pub fn read_labels_json(path: &Path) -> Result<Vec<String>, TrainError> {
 }
 
 /// An error about a data file as a whole or a part of it: "`PATH`: MESSAGE".
-pub(crate) fn file_error(path: &Path, message: String) -> TrainError {
-    TrainError::Data(format!("`{}`: {message}", path.display()))
+pub(crate) fn file_error(path: &Path, message: String) -> DataError {
+    DataError::Invalid(format!("`{}`: {message}", path.display()))
 }
 
 /// A path as data-set origins show it: "`PATH`", whole (a cut path would not say which file),
 /// with control characters escaped.
-pub(crate) fn quoted(path: &Path) -> String {
+pub fn quoted(path: &Path) -> String {
     format!(
         "`{}`",
         escape_controls(&path.display().to_string(), usize::MAX)
@@ -467,7 +473,7 @@ pub(crate) fn quoted(path: &Path) -> String {
 
 /// Text from a data file or the spec as shown inside a one-line message: control characters
 /// escaped (a quoted CSV cell may hold a line break) and cut after 60 characters.
-pub(crate) fn shown(text: &str) -> String {
+pub fn shown(text: &str) -> String {
     const MAX: usize = 60;
     let mut out = escape_controls(text, MAX);
     if text.chars().nth(MAX).is_some() {
@@ -500,9 +506,9 @@ pub(crate) fn listing(names: &[String]) -> String {
 }
 
 /// Opens a data file, with the same message for a missing file whatever the format.
-pub(crate) fn open_data_file(path: &Path) -> Result<std::fs::File, TrainError> {
+pub fn open_data_file(path: &Path) -> Result<std::fs::File, DataError> {
     std::fs::File::open(path).map_err(|e| {
-        TrainError::io(
+        DataError::io(
             "open data file",
             path,
             &e,
@@ -512,8 +518,8 @@ pub(crate) fn open_data_file(path: &Path) -> Result<std::fs::File, TrainError> {
 }
 
 /// The error for a data file that is open but cannot be read.
-pub(crate) fn read_failed(path: &Path, e: &std::io::Error) -> TrainError {
-    TrainError::io("read data file", path, e, "check that the file is readable")
+pub(crate) fn read_failed(path: &Path, e: &std::io::Error) -> DataError {
+    DataError::io("read data file", path, e, "check that the file is readable")
 }
 
 /// Feature names `{prefix}[0]`, `{prefix}[1]`, … for sources without column names.

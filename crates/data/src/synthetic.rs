@@ -26,7 +26,7 @@ use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::{indexed_names, Dataset, Origin, RowUnit, SourceRole, TargetKind, Targets};
-use crate::error::TrainError;
+use crate::error::DataError;
 
 /// Mixed into the seed so the generators' streams differ from the shuffle's and init's.
 const SYNTHETIC_DOMAIN: u64 = 0x5359_4E54_4845_5449; // "SYNTHETI"
@@ -41,7 +41,7 @@ pub fn generate(
     seed: u64,
     role: SourceRole,
     kind: TargetKind,
-) -> Result<Dataset, TrainError> {
+) -> Result<Dataset, DataError> {
     let name = kind_name(spec.kind);
     let n = spec.samples;
     let noise = f64::from(spec.noise);
@@ -56,7 +56,7 @@ pub fn generate(
     let (features, targets) = match spec.kind {
         SyntheticKind::Linear => {
             if kind == TargetKind::ClassIndex {
-                return Err(TrainError::Data(format!(
+                return Err(DataError::Invalid(format!(
                     "synthetic `{name}` makes a float (regression) target, but the loss wants class indices; use a regression loss such as mse, or kind blobs, moons or spirals"
                 )));
             }

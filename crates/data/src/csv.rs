@@ -12,7 +12,7 @@ use super::{
     open_data_file, quoted, read_failed, shown, whole, Dataset, Origin, RowUnit, TargetKind,
     Targets,
 };
-use crate::error::TrainError;
+use crate::error::DataError;
 
 /// The CSV line number of data row `row` (0-based): the header is line 1, the first data row line 2.
 pub fn csv_line(row: usize) -> u64 {
@@ -32,7 +32,7 @@ pub fn load_csv(
     target: &[String],
     features: Option<&[String]>,
     kind: TargetKind,
-) -> Result<Dataset, TrainError> {
+) -> Result<Dataset, DataError> {
     let file = open_data_file(path)?;
     let mut reader = ::csv::ReaderBuilder::new()
         .has_headers(true)
@@ -60,7 +60,7 @@ pub fn load_csv(
             Err(e) => return Err(read_error(path, Some(line), e)),
         }
         if record.len() != ncols {
-            return Err(TrainError::CsvRow {
+            return Err(DataError::CsvRow {
                 path: path.to_path_buf(),
                 line,
                 message: format!(
@@ -94,7 +94,7 @@ pub fn load_csv(
         row += 1;
     }
     if row == 0 {
-        return Err(TrainError::Csv {
+        return Err(DataError::Csv {
             path: path.to_path_buf(),
             message: "the file has a header but no data rows; add at least one row of data".into(),
         });
@@ -128,8 +128,8 @@ fn select_columns(
     target: &[String],
     features: Option<&[String]>,
     kind: TargetKind,
-) -> Result<(Vec<usize>, Vec<usize>), TrainError> {
-    let csv_error = |message: String| TrainError::Csv {
+) -> Result<(Vec<usize>, Vec<usize>), DataError> {
+    let csv_error = |message: String| DataError::Csv {
         path: path.to_path_buf(),
         message,
     };
@@ -264,9 +264,9 @@ fn parse_number(cell: &str, role: &str) -> Result<f32, String> {
     }
 }
 
-/// Builds a [`TrainError::CsvCell`].
-fn cell_error(path: &Path, line: u64, column: &str, message: String) -> TrainError {
-    TrainError::CsvCell {
+/// Builds a [`DataError::CsvCell`].
+fn cell_error(path: &Path, line: u64, column: &str, message: String) -> DataError {
+    DataError::CsvCell {
         path: path.to_path_buf(),
         line,
         column: shown(column),
@@ -274,12 +274,12 @@ fn cell_error(path: &Path, line: u64, column: &str, message: String) -> TrainErr
     }
 }
 
-/// Turns an error of the CSV reader into a [`TrainError`] (the line is `None` for the header).
-fn read_error(path: &Path, line: Option<u64>, err: ::csv::Error) -> TrainError {
+/// Turns an error of the CSV reader into a [`DataError`] (the line is `None` for the header).
+fn read_error(path: &Path, line: Option<u64>, err: ::csv::Error) -> DataError {
     let line = line.unwrap_or(1);
     match err.into_kind() {
         ::csv::ErrorKind::Io(e) => read_failed(path, &e),
-        ::csv::ErrorKind::Utf8 { err, .. } => TrainError::CsvRow {
+        ::csv::ErrorKind::Utf8 { err, .. } => DataError::CsvRow {
             path: path.to_path_buf(),
             line,
             message: format!(
@@ -287,7 +287,7 @@ fn read_error(path: &Path, line: Option<u64>, err: ::csv::Error) -> TrainError {
                 err.field() + 1
             ),
         },
-        other => TrainError::CsvRow {
+        other => DataError::CsvRow {
             path: path.to_path_buf(),
             line,
             message: format!("cannot read the row ({other:?}); fix the row"),
@@ -350,7 +350,7 @@ impl LabelInterner {
     }
 
     /// Decides between whole numbers and text labels and produces the targets.
-    fn finish(self, path: &Path, column: &str) -> Result<Targets, TrainError> {
+    fn finish(self, path: &Path, column: &str) -> Result<Targets, DataError> {
         let LabelInterner {
             texts, mut rows, ..
         } = self;
@@ -408,7 +408,7 @@ impl LabelInterner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::BatchTargets;
+    use crate::BatchTargets;
     use std::fs::File;
     use std::io::Write;
 
@@ -429,7 +429,7 @@ mod tests {
         target: &[&str],
         features: Option<&[&str]>,
         kind: TargetKind,
-    ) -> Result<Dataset, TrainError> {
+    ) -> Result<Dataset, DataError> {
         let (_dir, path) = write_csv(text);
         let features = features.map(names);
         load_csv(&path, &names(target), features.as_deref(), kind)

@@ -1,0 +1,8 @@
+//! graphc-data's integration tests, one binary: each module holds what one former test file held.
+
+mod bad_csv_files;
+mod data_no_panic;
+mod data_sets;
+mod idx_sources;
+mod numpy_sources;
+mod support;
