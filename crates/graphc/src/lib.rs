@@ -1,13 +1,31 @@
-//! graphc as a library: compile a training spec (YAML text, a file, or a typed
-//! `Spec`) for a backend and step it batch by batch, reading the loss and the
-//! parameters by name.
+//! graphc as a library: parse a training spec, load its data, build a trainer (PyTorch's
+//! default init, or the spec's `model.init.from`) and [`fit`] it — the loop `graphc train`
+//! runs, with a closure or an [`Observer`] instead of the run's files — then read the
+//! parameters by their `state_dict` names.
 //!
-//! ```no_run
-//! let spec = graphc::parse_spec(std::path::Path::new("specs/iris.yaml"))?;
-//! let mut trainer = graphc::compile(&spec, graphc::BackendKind::Interp)?;
-//! let loss = trainer.step(&[5.1, 3.5, 1.4, 0.2], &graphc::BatchTargets::Classes(vec![0]))?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//! use std::ops::ControlFlow;
+//!
+//! let spec: graphc::Spec = "
+//! data: {train: {synthetic: {kind: blobs, samples: 64, features: 4, classes: 3}}, batch_size: 16}
+//! model: {input: [4], layers: [{type: linear, out: 3}]}
+//! loss: {type: cross_entropy}
+//! optimizer: {type: sgd, lr: 0.1}
+//! train: {epochs: 3}
+//! ".parse()?;
+//! let data = graphc::load_data(&spec, ".")?;
+//! let mut trainer = graphc::prepare(&spec, ".", &data, graphc::BackendKind::Jit)?;
+//! graphc::fit(&mut trainer, &data, &mut |step: &graphc::StepEvent| {
+//!     println!("step {}: loss {:.4}", step.step, step.loss);
+//!     ControlFlow::Continue(())
+//! })?;
+//! let weight = &trainer.param_info()[0];
+//! assert_eq!((weight.name.as_str(), &weight.shape[..]), ("0.weight", &[3, 4][..]));
+//! println!("{:?}", trainer.param("0.weight"));
+//! # Ok::<(), graphc::Error>(())
+//! ```
+
+#![forbid(unsafe_code)]
 
 use std::path::Path;
 
@@ -18,13 +36,65 @@ pub use graphc_nn::TargetLayout;
 pub use graphc_spec::{parse_str, Spec, SpecError};
 pub use graphc_spec::{OptimizerKind, OptimizerSpec, SgdSpec};
 pub use graphc_train::{
-    resume, train, BatchTargets, Dataset, Evaluation, NamedTensor, Optimizer, OptimizerState,
-    RunOptions, Summary, TrainError, Trainer, TrainerState,
+    BatchTargets, Dataset, EpochEvent, Evaluation, FitEnd, NamedTensor, Observer, Optimizer,
+    OptimizerState, RunOptions, SpecData, StepEvent, Summary, TrainError, Trainer, TrainerState,
 };
 
-/// The crates behind the facade, for programs that need one stage alone.
+/// Every way a call of this crate can fail, with the message to show as its `Display`.
+#[derive(Debug)]
+pub enum Error {
+    /// The spec could not be read or is invalid.
+    Spec(SpecError),
+    /// The model, data, weights or a run failed.
+    Train(TrainError),
+    /// The spec does not build a graph.
+    Model(graphc_nn::NnError),
+}
+
+impl std::fmt::Display for Error {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Error::Spec(e) => e.fmt(f),
+            Error::Train(e) => e.fmt(f),
+            Error::Model(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Spec(e) => e.source(),
+            Error::Train(e) => e.source(),
+            Error::Model(e) => e.source(),
+        }
+    }
+}
+
+impl From<SpecError> for Error {
+    fn from(e: SpecError) -> Error {
+        Error::Spec(e)
+    }
+}
+
+impl From<TrainError> for Error {
+    fn from(e: TrainError) -> Error {
+        Error::Train(e)
+    }
+}
+
+impl From<graphc_nn::NnError> for Error {
+    fn from(e: graphc_nn::NnError) -> Error {
+        Error::Model(e)
+    }
+}
+
+/// The crates behind the facade, for the command-line tool and the benchmarks; not part of
+/// the embedding API, which is everything else in this crate.
+#[doc(hidden)]
 pub mod stages {
     pub use graphc_autodiff as autodiff;
+    pub use graphc_data as data;
     pub use graphc_interp as interp;
     pub use graphc_ir as ir;
     pub use graphc_jit as jit;
@@ -77,12 +147,69 @@ pub fn parse_spec(path: &Path) -> Result<Spec, SpecError> {
     graphc_spec::parse_file(path)
 }
 
-/// Compiles `spec` for `backend` with PyTorch's default init from `spec.seed`;
-/// targets are class indices for cross entropy, else floats shaped like the
-/// model output.
-pub fn compile(spec: &Spec, backend: BackendKind) -> Result<Trainer, TrainError> {
+/// Loads the spec's data, paths relative to `base_dir`, standardized as the spec asks and
+/// checked against the model's input, as `graphc train` loads it.
+pub fn load_data(spec: &Spec, base_dir: impl AsRef<Path>) -> Result<SpecData, Error> {
+    Ok(graphc_train::load_data(spec, base_dir.as_ref())?)
+}
+
+/// A trainer for `spec` on `backend` with its initial weights as `graphc train` makes them
+/// (PyTorch's default init from `spec.seed`, or `model.init.from` relative to `base_dir`),
+/// the targets of `data` checked against the model.
+pub fn prepare(
+    spec: &Spec,
+    base_dir: impl AsRef<Path>,
+    data: &SpecData,
+    backend: BackendKind,
+) -> Result<Trainer, Error> {
+    Ok(graphc_train::prepare(
+        spec,
+        base_dir.as_ref(),
+        data,
+        backend.backend(),
+    )?)
+}
+
+/// Compiles `spec` for `backend` to be stepped batch by batch with [`Trainer::step`];
+/// targets are class indices for cross entropy, else floats shaped like the model output.
+/// Initial weights are PyTorch's default init from `spec.seed`, or `model.init.from`
+/// (relative to the working directory). Features are used as given: [`load_data`]
+/// standardizes a spec's own data.
+pub fn compile(spec: &Spec, backend: BackendKind) -> Result<Trainer, Error> {
     let layout = graphc_nn::natural_layout(spec)?;
-    Trainer::new(spec.clone(), backend.backend(), layout)
+    let mut trainer = Trainer::new(spec.clone(), backend.backend(), layout)?;
+    if let graphc_spec::InitSpec::From(path) = &spec.model.init {
+        trainer.load_init(path)?;
+    }
+    Ok(trainer)
+}
+
+/// Trains `trainer` on `data` (validating after each epoch when it has a validation set) to
+/// the end its spec sets, or until `observer` stops it: the loop of `graphc train`, so the
+/// losses are the ones `graphc train` writes to `metrics.jsonl`.
+pub fn fit(
+    trainer: &mut Trainer,
+    data: &SpecData,
+    observer: &mut dyn Observer,
+) -> Result<FitEnd, Error> {
+    let mut progress = graphc_train::checkpoint::Progress::default();
+    Ok(graphc_train::fit(
+        trainer,
+        &data.train,
+        data.valid.as_ref(),
+        &mut progress,
+        observer,
+    )?)
+}
+
+/// Runs the spec at `spec_path` as `graphc train` does, writing its run directory.
+pub fn train(spec_path: &Path, options: RunOptions) -> Result<Summary, Error> {
+    Ok(graphc_train::train(spec_path, options)?)
+}
+
+/// Continues a run from its checkpoint as `graphc train --resume` does.
+pub fn resume(spec_path: &Path, options: RunOptions, checkpoint: &Path) -> Result<Summary, Error> {
+    Ok(graphc_train::resume(spec_path, options, checkpoint)?)
 }
 
 /// One layer of a model summary.
@@ -99,7 +226,7 @@ pub struct LayerSummary {
 }
 
 /// Checks that `spec` builds a training step and summarizes its model layer by layer.
-pub fn summarize(spec: &Spec) -> Result<Vec<LayerSummary>, graphc_nn::NnError> {
+pub fn summarize(spec: &Spec) -> Result<Vec<LayerSummary>, Error> {
     let layers = graphc_nn::describe_model(&spec.model, spec.data.batch_size)?;
     let layout = graphc_nn::natural_layout(spec)?;
     graphc_nn::build_step(spec, spec.data.batch_size, layout)?;

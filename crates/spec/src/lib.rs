@@ -105,3 +105,19 @@ pub fn parse_file(path: &Path) -> Result<Spec, SpecError> {
         )),
     }
 }
+
+/// A spec from its YAML text; messages name it `<string>`.
+impl std::str::FromStr for Spec {
+    type Err = SpecError;
+
+    fn from_str(text: &str) -> Result<Spec, SpecError> {
+        parse_str(text, Path::new("<string>"))
+    }
+}
+
+impl Spec {
+    /// Reads and parses a spec file (as [`parse_file`]).
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Spec, SpecError> {
+        parse_file(path.as_ref())
+    }
+}

@@ -36,7 +36,7 @@ const FORMAT: &str = "graphc-checkpoint";
 const VERSION: u64 = 1;
 
 /// Where a run stands, besides the trainer's state.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Progress {
     /// Epochs finished.
     pub epoch: u64,

@@ -6,6 +6,7 @@
 
 pub mod checkpoint;
 pub mod error;
+pub mod fit;
 pub mod inference;
 pub mod optimizer;
 pub mod plot;
@@ -16,6 +17,7 @@ pub mod trainer;
 pub mod weights;
 
 pub use error::TrainError;
+pub use fit::{fit, EpochEvent, FitEnd, Observer, StepEvent};
 /// The data crate, for `graphc_train::data::...` paths.
 pub use graphc_data as data;
 pub use graphc_data::{

@@ -1,10 +1,11 @@
-//! `train` and `resume`: the whole run of `graphc train SPEC` — size and data checks, the
-//! loop (gradient accumulation, scheduler steps, running metrics, progress), checkpoints, the
+//! `train` and `resume`: the whole run of `graphc train SPEC` — size and data checks, [`fit`]
+//! with the run's files (`metrics.jsonl`, checkpoints) and progress display as observers, the
 //! final model with its class names and standardization statistics, and the loss plot — with
 //! the output files SPEC.md fixes.
 
 use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -12,15 +13,14 @@ use graphc_ir::Backend;
 use graphc_nn::TargetLayout;
 use graphc_nn::Task;
 use graphc_nn::{describe_model, saturating_numel, LayerInfo, TensorDecl};
-use graphc_spec::{InitSpec, LayerKind, OptimizerKind, Reduction, Spec};
+use graphc_spec::{InitSpec, LayerKind, OptimizerKind, Spec};
 
 use crate::checkpoint::{self, BatchOrder, Progress, CHECKPOINT_DIR};
+use crate::fit::{fit, EpochEvent, Observer, StepEvent};
 use crate::progress::{EpochRow, Mode, Reporter};
-use crate::trainer::Tally;
 use crate::{
-    batch_ranges, epoch_order, load_sets, read_metrics, write_labels_json, write_loss_plot,
-    write_safetensors, BatchTargets, Dataset, Evaluation, Standardizer, TargetKind, Targets,
-    TrainError, Trainer,
+    batch_ranges, load_sets, read_metrics, write_labels_json, write_loss_plot, write_safetensors,
+    Dataset, Evaluation, Standardizer, TargetKind, Targets, TrainError, Trainer,
 };
 
 /// One line of `metrics.jsonl` per update, keys in SPEC.md's order. `loss` is the mean of
@@ -144,8 +144,8 @@ pub(crate) fn layout_of(targets: &Targets) -> TargetLayout {
 
 /// Checks that a data set has as many features per sample as `model.input` holds.
 pub fn check_features(spec: &Spec, data: &Dataset) -> Result<(), TrainError> {
-    let per_sample: usize = spec.model.input.iter().product();
-    if data.num_features() == per_sample {
+    let per_sample = saturating_numel(&spec.model.input);
+    if data.num_features() as u128 == per_sample {
         return Ok(());
     }
     let names = &data.feature_names;
@@ -289,6 +289,7 @@ fn run(
 ) -> Result<Summary, TrainError> {
     let started = Instant::now();
     let spec = graphc_spec::parse_file(spec_path)?;
+    // Before the data is read; Session::new checks again for every other entry point.
     check_size(&spec)?;
     let base_dir = spec_path.parent().unwrap_or(Path::new("."));
     let data = load_data(&spec, base_dir)?;
@@ -302,14 +303,7 @@ fn run(
         drop_last: spec.data.drop_last,
         accumulate: spec.train.accumulate,
     };
-    let mut progress = Progress {
-        epoch: 0,
-        batch: 0,
-        epoch_loss_sum: 0.0,
-        pending_loss_sum: 0.0,
-        last_loss: None,
-        metrics_bytes: 0,
-    };
+    let mut progress = Progress::default();
     if let Some(dir) = resume_from {
         let what = format!("checkpoint `{}`", dir.display());
         let groups: Vec<OptimizerKind> = trainer
@@ -346,30 +340,11 @@ fn run(
         )
     })?;
     let metrics_path = out.join("metrics.jsonl");
-    let (mut metrics, kept) =
-        open_metrics(&metrics_path, resume_from.map(|_| progress.metrics_bytes))?;
+    let (metrics, kept) = open_metrics(&metrics_path, resume_from.map(|_| progress.metrics_bytes))?;
     progress.metrics_bytes = kept;
-    let write_err =
-        |e: std::io::Error| TrainError::io("write", &metrics_path, &e, "check free disk space");
-    let checkpoint_dir = out.join(CHECKPOINT_DIR);
 
-    let metrics_group = lr_group(&trainer, &spec);
-    let many_groups = trainer.live_groups().len() > 1;
-    let batches = batch_ranges(n, spec.data.batch_size, spec.data.drop_last);
-    let batch_count = batches.len();
-    let accumulate = spec.train.accumulate.max(1);
-    let mut features = Vec::new();
-    let mut targets = BatchTargets::Floats(Vec::new());
-    let max_steps = spec.train.steps.unwrap_or(u64::MAX);
-    let max_epochs = spec.train.epochs.unwrap_or(u64::MAX);
-    let task = trainer.task();
-    let all_ignored_is_nan = match task {
-        Task::MultiClass {
-            ignore_index: Some(i),
-        } if spec.loss.reduction() == Reduction::Mean => Some(i),
-        _ => None,
-    };
-    let updates_per_epoch = batch_count.div_ceil(accumulate) as u64;
+    let batch_count = batch_ranges(n, spec.data.batch_size, spec.data.drop_last).len();
+    let updates_per_epoch = batch_count.div_ceil(spec.train.accumulate.max(1)) as u64;
     let total_steps = match (spec.train.steps, spec.train.epochs) {
         (Some(s), Some(e)) => Some(s.min(e.saturating_mul(updates_per_epoch))),
         (Some(s), None) => Some(s),
@@ -382,140 +357,130 @@ fn run(
         trainer.step_count(),
         spec.train.epochs,
     );
-    let mut epoch = progress.epoch;
-    // Batches of the pending accumulation (their losses make the update's loss).
-    let mut pending = trainer.pending_batches();
-    let mut checkpointed = None;
-    while epoch < max_epochs && trainer.step_count() < max_steps {
-        epoch += 1;
-        if batch_count == 0 {
-            return Err(TrainError::Data(format!(
-                "epoch {epoch} has no batch: {n} samples with batch_size {} and drop_last; lower batch_size or set drop_last: false",
-                spec.data.batch_size
-            )));
-        }
-        let visit = epoch_order(n, spec.data.shuffle, spec.seed, epoch - 1);
-        let first = progress.batch as usize;
-        // Running accuracy or squared error of this epoch's batches (from this process on).
-        let mut tally = Tally::default();
-        for (b, range) in batches.clone().enumerate().skip(first) {
-            if trainer.step_count() >= max_steps {
-                break;
-            }
-            let rows = &visit[range];
-            data.train.gather(rows, &mut features, &mut targets);
-            let update = pending + 1 >= accumulate || b + 1 == batch_count;
-            let step = trainer.step_count() + 1;
-            if let (Some(ignore_index), BatchTargets::Classes(y)) = (all_ignored_is_nan, &targets) {
-                if y.iter().all(|&t| t == ignore_index) {
-                    metrics.flush().map_err(write_err)?;
-                    return Err(TrainError::AllIgnored {
-                        epoch,
-                        batch: b as u64 + 1,
-                        step,
-                        ignore_index,
-                        rows: row_list(&data.train, rows),
-                    });
-                }
-            }
-            // The learning rates this batch is stepped with (an update may step the scheduler).
-            let lr = metrics_group
-                .and_then(|g| trainer.group(g))
-                .map_or(f64::NAN, OptimizerKind::lr);
-            let lrs = (update && many_groups).then(|| trainer.lrs());
-            let loss = trainer.step_batch(&features, &targets, update)?;
-            if !loss.is_finite() {
-                metrics.flush().map_err(write_err)?;
-                return Err(TrainError::Diverged {
-                    step,
-                    epoch,
-                    loss,
-                    lr,
-                });
-            }
-            if let Some(output) = trainer.last_output() {
-                tally.add(task, output, &targets, rows.len());
-            }
-            progress.batch = b as u64 + 1;
-            progress.epoch_loss_sum += f64::from(loss);
-            progress.pending_loss_sum += f64::from(loss);
-            pending += 1;
-            if update {
-                let loss = (progress.pending_loss_sum / pending as f64) as f32;
-                let line = StepLine {
-                    step: trainer.step_count(),
-                    epoch,
-                    loss,
-                    lr,
-                    lrs,
-                };
-                progress.metrics_bytes +=
-                    write_json_line(&mut metrics, &line).map_err(write_err)?;
-                progress.last_loss = Some(loss);
-                progress.pending_loss_sum = 0.0;
-                pending = 0;
-                reporter.step(trainer.step_count(), epoch, loss);
-            }
-        }
-        let finished = progress.batch as usize == batch_count;
-        let mean_loss = progress.epoch_loss_sum / progress.batch.max(1) as f64;
-        let mut metric = mean_loss;
-        let mut valid_eval = None;
-        if let Some(valid) = &data.valid {
-            let e = trainer.evaluate(valid)?;
-            let valid_line = ValidLine {
-                epoch,
-                valid_loss: e.loss,
-                valid_accuracy: e.accuracy,
-                valid_rmse: e.rmse,
-            };
-            progress.metrics_bytes +=
-                write_json_line(&mut metrics, &valid_line).map_err(write_err)?;
-            metric = f64::from(e.loss);
-            valid_eval = Some(e);
-        }
-        reporter.epoch(EpochRow {
-            epoch,
-            train: tally.evaluation(task, mean_loss as f32),
-            valid: valid_eval,
-        });
-        if !finished {
-            // Stopped by train.steps inside the epoch: the position stays inside it.
-            progress.epoch = epoch - 1;
-            break;
-        }
-        trainer.end_epoch(metric)?;
-        progress.epoch = epoch;
-        progress.batch = 0;
-        progress.epoch_loss_sum = 0.0;
-        if spec
-            .train
-            .checkpoint_every
-            .is_some_and(|every| epoch.is_multiple_of(every))
-        {
-            metrics.flush().map_err(write_err)?;
-            checkpoint::write(&checkpoint_dir, &trainer.state_dict(), &progress, &order)?;
-            checkpointed = Some((progress.epoch, progress.batch));
-        }
-    }
-    metrics.flush().map_err(write_err)?;
-    drop(metrics);
+    let mut files = RunFiles {
+        metrics,
+        metrics_path,
+        bytes: kept,
+        checkpoint_dir: out.join(CHECKPOINT_DIR),
+        order,
+        checkpointed: None,
+    };
+    let end = fit(
+        &mut trainer,
+        &data.train,
+        data.valid.as_ref(),
+        &mut progress,
+        &mut [&mut files as &mut dyn Observer, &mut reporter],
+    )?;
+    files.flush()?;
     write_model_files(out, &data)?;
     write_safetensors(&out.join(MODEL_FILE), &trainer.params())?;
-    if checkpointed != Some((progress.epoch, progress.batch)) {
-        checkpoint::write(&checkpoint_dir, &trainer.state_dict(), &progress, &order)?;
+    if files.checkpointed != Some((progress.epoch, progress.batch)) {
+        files.on_checkpoint(&trainer, &progress)?;
     }
+    drop(files);
     let run = read_metrics(out)?;
     write_loss_plot(&out.join(PLOT_FILE), &[run])?;
     reporter.finish();
     let train_eval = trainer.evaluate(&data.train)?;
     Ok(Summary {
         steps: trainer.step_count(),
-        epochs: epoch,
+        epochs: end.epochs,
         final_loss: progress.last_loss.unwrap_or(f32::NAN),
         train: train_eval,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// What `graphc train` writes as it trains: a line of `metrics.jsonl` per update and per
+/// validation, and the checkpoints, which record how long `metrics.jsonl` was.
+struct RunFiles {
+    metrics: BufWriter<File>,
+    metrics_path: PathBuf,
+    /// Bytes of `metrics.jsonl` so far.
+    bytes: u64,
+    checkpoint_dir: PathBuf,
+    order: BatchOrder,
+    /// The (epoch, batch) position of the last checkpoint written.
+    checkpointed: Option<(u64, u64)>,
+}
+
+impl RunFiles {
+    fn write_err(&self, e: std::io::Error) -> TrainError {
+        TrainError::io("write", &self.metrics_path, &e, "check free disk space")
+    }
+
+    fn write_line(&mut self, line: &impl serde::Serialize) -> Result<(), TrainError> {
+        match write_json_line(&mut self.metrics, line) {
+            Ok(n) => {
+                self.bytes += n;
+                Ok(())
+            }
+            Err(e) => Err(self.write_err(e)),
+        }
+    }
+
+    fn flush(&mut self) -> Result<(), TrainError> {
+        self.metrics.flush().map_err(|e| self.write_err(e))
+    }
+}
+
+impl Observer for RunFiles {
+    fn on_step(&mut self, event: &StepEvent) -> Result<ControlFlow<()>, TrainError> {
+        self.write_line(&StepLine {
+            step: event.step,
+            epoch: event.epoch,
+            loss: event.loss,
+            lr: event.lr,
+            lrs: event.lrs.clone(),
+        })?;
+        Ok(ControlFlow::Continue(()))
+    }
+
+    fn on_epoch(&mut self, event: &EpochEvent) -> Result<ControlFlow<()>, TrainError> {
+        if let Some(e) = event.valid {
+            self.write_line(&ValidLine {
+                epoch: event.epoch,
+                valid_loss: e.loss,
+                valid_accuracy: e.accuracy,
+                valid_rmse: e.rmse,
+            })?;
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+
+    fn on_checkpoint(&mut self, trainer: &Trainer, progress: &Progress) -> Result<(), TrainError> {
+        self.flush()?;
+        let progress = Progress {
+            metrics_bytes: self.bytes,
+            ..progress.clone()
+        };
+        checkpoint::write(
+            &self.checkpoint_dir,
+            &trainer.state_dict(),
+            &progress,
+            &self.order,
+        )?;
+        self.checkpointed = Some((progress.epoch, progress.batch));
+        Ok(())
+    }
+}
+
+/// The progress bar or lines and the epoch table, as an observer of the run.
+impl Observer for Reporter {
+    fn on_step(&mut self, event: &StepEvent) -> Result<ControlFlow<()>, TrainError> {
+        self.step(event.step, event.epoch, event.loss);
+        Ok(ControlFlow::Continue(()))
+    }
+
+    fn on_epoch(&mut self, event: &EpochEvent) -> Result<ControlFlow<()>, TrainError> {
+        self.epoch(EpochRow {
+            epoch: event.epoch,
+            train: event.train,
+            valid: event.valid,
+        });
+        Ok(ControlFlow::Continue(()))
+    }
 }
 
 /// The trained parameters in a run directory.
@@ -554,28 +519,6 @@ fn remove_stale(path: &Path) -> Result<(), TrainError> {
             "remove it by hand or choose another --out directory",
         )),
         _ => Ok(()),
-    }
-}
-
-/// The rows of a batch for a message: the first three locations and how many there are.
-fn row_list(data: &Dataset, rows: &[usize]) -> String {
-    let mut shown: Vec<String> = rows.iter().take(3).map(|&r| data.row_location(r)).collect();
-    if rows.len() > 3 {
-        shown.push(format!("… ({} rows)", rows.len()));
-    }
-    shown.join(", ")
-}
-
-/// The group whose learning rate `metrics.jsonl`'s `lr` shows, by `param_groups` index (see
-/// [`Trainer::group`]): the top-level group when it holds parameters, else the first group
-/// that does; `None` when no group holds parameters.
-fn lr_group(trainer: &Trainer, spec: &Spec) -> Option<usize> {
-    let top = spec.optimizer.param_groups.len();
-    let live = trainer.live_groups();
-    if live.contains(&top) {
-        Some(top)
-    } else {
-        live.first().copied()
     }
 }
 
