@@ -3,13 +3,11 @@
 //! `model.safetensors` and `metrics.jsonl` to a run never stopped; `inspect` shows the
 //! optimizer as PyTorch's `state_dict()` does; a checkpoint that does not fit is one clear line.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{assert_clear_failure, graphc_in};
+use crate::support::{assert_clear_failure, graphc_in};
 use graphc::BackendKind;
 
 /// Runs `graphc ARGS` in the current directory.

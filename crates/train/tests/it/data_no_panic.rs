@@ -1,9 +1,7 @@
 //! Arbitrary bytes as CSV, `.npy`, `.npz` and IDX files (gzipped or not) give an error or a
 //! data set, never a panic; so do headers that are valid but describe arbitrary shapes.
 
-use std::io::Write;
-use std::path::Path;
-
+use crate::support::{gzip, write};
 use graphc_train::data::{load_idx, load_npy, load_npz};
 use graphc_train::{load_csv, Dataset, TargetKind, TrainError};
 use proptest::prelude::*;
@@ -26,12 +24,6 @@ fn check(result: Result<Dataset, TrainError>) {
     }
 }
 
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
-
 /// A `.npy` v1 header for `descr`/`shape` (possibly lying about the data that follows).
 fn npy_header(descr: &str, fortran: bool, shape: &[u64]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(u64::to_string).collect();
@@ -50,12 +42,6 @@ fn npy_header(descr: &str, fortran: bool, shape: &[u64]) -> Vec<u8> {
     bytes.extend_from_slice(&(h.len() as u16).to_le_bytes());
     bytes.extend_from_slice(&h);
     bytes
-}
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
-    p
 }
 
 const DESCRS: &[&str] = &[

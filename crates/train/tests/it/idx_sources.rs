@@ -1,10 +1,8 @@
 //! IDX sources (the MNIST format), plain and gzipped, and every bad file.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
+use crate::support::{gzip, write};
 use graphc_train::data::load_idx;
 use graphc_train::{TargetKind, Targets};
 
@@ -16,18 +14,6 @@ fn idx_bytes(code: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
     }
     b.extend_from_slice(data);
     b
-}
-
-fn gzip(bytes: &[u8]) -> Vec<u8> {
-    let mut e = GzEncoder::new(Vec::new(), Compression::default());
-    e.write_all(bytes).unwrap();
-    e.finish().unwrap()
-}
-
-fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    let p = dir.join(name);
-    std::fs::write(&p, bytes).unwrap();
-    p
 }
 
 /// Three 2×2 images with pixel [i, r, c] = 10 i + 2 r + c, and labels 7, 0, 3.
