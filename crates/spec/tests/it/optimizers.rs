@@ -585,7 +585,11 @@ mod no_panic {
                 items.push(format!("type: {t}"));
             }
             let body = format!("{{{}}}", items.join(", "));
-            let _ = parse_str(&with_optimizer(&body), Path::new("spec.yaml"));
+            if let Err(e) = parse_str(&with_optimizer(&body), Path::new("spec.yaml")) {
+                // Every error is one line; a position, when given, is 1-based.
+                prop_assert!(!e.to_string().contains('\n'), "{e}");
+                prop_assert!(e.line() != Some(0) && e.column() != Some(0), "{e}");
+            }
         }
     }
 }
