@@ -471,6 +471,14 @@ fn run(
                 };
                 progress.metrics_bytes +=
                     write_json_line(&mut metrics, &line).map_err(write_err)?;
+                // test hook: GRAPHC_TEST_ABORT_AFTER_STEP=N aborts (as abruptly as a kill) once
+                // step N's line is on disk, before anything later is written.
+                if std::env::var("GRAPHC_TEST_ABORT_AFTER_STEP").as_deref()
+                    == Ok(&line.step.to_string())
+                {
+                    metrics.flush().map_err(write_err)?;
+                    std::process::abort();
+                }
                 progress.last_loss = Some(loss);
                 progress.pending_loss_sum = 0.0;
                 pending = 0;
