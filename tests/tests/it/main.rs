@@ -5,6 +5,7 @@
 mod accumulate_clip_goldens;
 mod backends_agree;
 mod docs_examples;
+mod ir_snapshots;
 mod loss_goldens;
 mod optimizer_goldens;
 mod pytorch_goldens;
