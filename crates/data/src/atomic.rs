@@ -1,21 +1,19 @@
 //! Atomic file writes: readers see the old file or the new one, never a part.
 
 use std::ffi::OsString;
-use std::fs::{self, File};
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::DataError;
 
-/// Distinguishes temporary files of concurrent writes within one process.
-static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
-
 /// Writes `bytes` to `path` atomically: readers see the old file or the new one, never a part.
 ///
-/// The bytes go to a temporary file `.<name>.tmp-<pid>-<n>` in the same directory, which is
+/// The bytes go to a temporary file `.<name>.tmp-<random>` in the same directory, which is
 /// fsynced and renamed over `path` (then the directory is fsynced, where the platform allows).
-/// On any error the temporary file is removed and `path` is left as it was.
+/// The new file gets the permissions `File::create` gives (0o666 less the umask on Unix), not
+/// the owner-only ones of a temporary file. On any error the temporary file is removed and
+/// `path` is left as it was.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
     let Some(file_name) = path.file_name() else {
         return Err(DataError::Io {
@@ -29,25 +27,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), DataError> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let mut temp_name = OsString::from(".");
-    temp_name.push(file_name);
-    temp_name.push(format!(
-        ".tmp-{}-{}",
-        std::process::id(),
-        TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
-    ));
-    let temp = dir.join(temp_name);
-
-    let result = (|| {
-        let mut file = File::create(&temp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        drop(file);
-        fs::rename(&temp, path)
+    let mut prefix = OsString::from(".");
+    prefix.push(file_name);
+    prefix.push(".tmp-");
+    // Created like `File::create` creates, not owner-only as tempfile's own files are; a name
+    // already taken is retried with another. Dropping the temporary file on an error (also
+    // inside a failed `persist`) removes it.
+    let result = (|| -> std::io::Result<()> {
+        let mut file = tempfile::Builder::new()
+            .prefix(&prefix)
+            .make_in(&dir, |p| {
+                File::options().write(true).create_new(true).open(p)
+            })?;
+        file.as_file_mut().write_all(bytes)?;
+        file.as_file().sync_all()?;
+        file.persist(path)?;
+        Ok(())
     })();
     if let Err(e) = result {
-        // The temp file may not exist (e.g. the directory is missing); nothing else to clean.
-        let _ = fs::remove_file(&temp);
         return Err(DataError::io(
             "write",
             path,
@@ -70,6 +67,8 @@ fn sync_dir(dir: &Path) {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     /// The names in `dir`, sorted.
@@ -92,6 +91,19 @@ mod tests {
         assert!(write_atomic(&target, b"{}").is_err());
         assert_eq!(dir_entries(dir.path()), vec!["out.json"]);
         assert_eq!(dir_entries(&target), vec!["keep"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn written_files_get_the_permissions_file_create_gives_not_owner_only_ones() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let created = dir.path().join("created");
+        File::create(&created).unwrap();
+        let written = dir.path().join("written");
+        write_atomic(&written, b"{}").unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&written), mode(&created));
     }
 
     #[test]

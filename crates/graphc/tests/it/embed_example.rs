@@ -1,6 +1,6 @@
 //! Runs the embedding example and checks that it learned its line.
 
-#[path = "../examples/embed.rs"]
+#[path = "../../examples/embed.rs"]
 mod embed;
 
 #[test]

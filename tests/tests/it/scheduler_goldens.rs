@@ -6,9 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::support::{close, floats, golden_cases, run_golden};
 use graphc::stages::nn::sched::{ParamGroup, Scheduler};
 use graphc::BackendKind;
-use graphc_tests::{close, floats, golden_cases, run_golden};
 use serde_json::Value;
 
 fn root() -> PathBuf {

@@ -6,11 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::support::{close, golden_cases, run_golden};
 use graphc::stages::ir::Arg;
 use graphc::stages::nn::{build_update_graph, hyper_value, initial_groups, UpdateGraph};
 use graphc::stages::spec::{OptimizerKind, OptimizerSpec};
 use graphc::BackendKind;
-use graphc_tests::{close, golden_cases, run_golden};
 use serde_json::Value;
 
 fn root() -> PathBuf {

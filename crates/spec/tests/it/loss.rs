@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::support::assert_err;
 use graphc_spec::{parse_loss_str, parse_str, LossSpec, Reduction, SpecError};
 
 fn parse(text: &str) -> LossSpec {
@@ -15,12 +16,6 @@ fn err(text: &str) -> SpecError {
         Ok(l) => panic!("expected an error for {text}, got {l:?}"),
         Err(e) => e,
     }
-}
-
-#[track_caller]
-fn assert_err(e: &SpecError, line: usize, column: usize, message: &str) {
-    assert_eq!(e.message(), message, "{e}");
-    assert_eq!((e.line(), e.column()), (Some(line), Some(column)), "{e}");
 }
 
 const MEAN: Reduction = Reduction::Mean;

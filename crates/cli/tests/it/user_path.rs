@@ -2,12 +2,10 @@
 //! standard error, the summary on standard output), the files a run leaves (`loss.svg`,
 //! `labels.json`, `standardize.json`), then `eval`, `predict` and `plot` on them.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use common::{graphc_in, repo};
+use crate::support::{graphc_in, repo};
 use serde_json::Value;
 
 fn ok(o: &Output) -> (String, String) {

@@ -1,15 +1,14 @@
-//! `graphc train --resume` and `graphc inspect` end to end: a run killed with SIGKILL in the
-//! middle of an epoch, resumed from its last checkpoint, writes byte-identical
-//! `model.safetensors` and `metrics.jsonl` to a run never stopped; `inspect` shows the
-//! optimizer as PyTorch's `state_dict()` does; a checkpoint that does not fit is one clear line.
-
-mod common;
+//! `graphc train --resume` and `graphc inspect` end to end: a run stopped by
+//! `GRAPHC_TEST_ABORT_AFTER_STEP` (an abort, as abrupt as a kill, at a chosen step: in the middle
+//! of an epoch, right after a checkpoint, just before one) and resumed from its last checkpoint
+//! writes byte-identical `model.safetensors` and `metrics.jsonl` to a run never stopped;
+//! `inspect` shows the optimizer as PyTorch's `state_dict()` does; a checkpoint that does not
+//! fit is one clear line.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
 
-use common::{assert_clear_failure, graphc_in};
+use crate::support::{assert_clear_failure, graphc_in};
 use graphc::BackendKind;
 
 /// Runs `graphc ARGS` in the current directory.
@@ -74,86 +73,67 @@ fn checkpoint_position(out: &Path) -> Option<(u64, u64)> {
     ))
 }
 
+/// Runs `graphc train` like [`train`] but with the test hook set: the process aborts right
+/// after step `step`'s metrics line is written. It runs in `dir`, where a core dump would land.
+fn train_aborted_after(dir: &Path, out: &Path, backend: &str, step: u64) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_graphc"))
+        .args(["train", path(&dir.join("spec.yaml")), "--out", path(out)])
+        .args(["--backend", backend, "--quiet"])
+        .env("GRAPHC_TEST_ABORT_AFTER_STEP", step.to_string())
+        .current_dir(dir)
+        .output()
+        .expect("graphc runs")
+}
+
 #[test]
-fn run_killed_mid_epoch_resumes_from_its_checkpoint_to_identical_files() {
+fn run_aborted_mid_epoch_or_at_a_checkpoint_resumes_to_identical_files() {
+    // 40 samples in batches of 4: 10 steps an epoch, a checkpoint after every epoch.
+    const STEPS_PER_EPOCH: u64 = 10;
     for &backend in BackendKind::ALL {
         let name = backend.name();
         let dir = tempfile::tempdir().unwrap();
-        write_data(dir.path(), 1200);
-        // Long enough (about 2 s) to be killed in the middle: size it from a 2-epoch probe,
-        // whose time includes process start and compilation (a 0.6 s target left runs on a
-        // fast machine too short to catch between checkpoints).
+        write_data(dir.path(), 40);
+        std::fs::write(dir.path().join("spec.yaml"), spec(3)).unwrap();
         let whole = dir.path().join("whole");
-        std::fs::write(dir.path().join("spec.yaml"), spec(2)).unwrap();
-        let started = Instant::now();
-        let o = train(dir.path(), "spec.yaml", &whole, name, None);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let per_epoch = started.elapsed().as_secs_f64() / 2.0;
-        let epochs = ((2.0 / per_epoch).ceil() as u64).clamp(8, 2048);
-        std::fs::write(dir.path().join("spec.yaml"), spec(epochs)).unwrap();
         let o = train(dir.path(), "spec.yaml", &whole, name, None);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
-        let killed = dir.path().join("killed");
-        let spec_path = dir.path().join("spec.yaml");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_graphc"))
-            .args([
-                "train",
-                path(&spec_path),
-                "--out",
-                path(&killed),
-                "--backend",
-                name,
-                "--quiet",
-            ])
-            .spawn()
-            .expect("graphc starts");
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let mut killed_at = None;
-        while Instant::now() < deadline {
-            if let Some((bytes, epoch)) = checkpoint_position(&killed) {
-                let written =
-                    std::fs::metadata(killed.join("metrics.jsonl")).map_or(0, |m| m.len());
-                // Past the epoch-1 checkpoint and into the next epoch's batches.
-                if epoch >= 1 && written > bytes + 200 {
-                    child.kill().expect("SIGKILL");
-                    killed_at = Some(epoch);
-                    break;
-                }
-            }
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        let status = child.wait().unwrap();
-        let epoch =
-            killed_at.unwrap_or_else(|| panic!("{name}: the run ended before it could be killed"));
-        assert!(
-            !status.success(),
-            "{name}: the run was killed, not finished"
-        );
-        assert!(epoch < epochs, "{name}: killed before the end");
-
-        let o = train(
-            dir.path(),
-            "spec.yaml",
-            &killed,
-            name,
-            Some(&killed.join("checkpoint")),
-        );
-        assert!(
-            o.status.success(),
-            "{name}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        for file in ["model.safetensors", "metrics.jsonl"] {
-            let a = std::fs::read(whole.join(file)).unwrap();
-            let b = std::fs::read(killed.join(file)).unwrap();
-            assert!(
-                a == b,
-                "{name}: {file} differs after the resume (killed after epoch {epoch})"
+        // Aborted in the middle of epoch 2, at the first step after the epoch-1 checkpoint,
+        // and at the last step of epoch 2 (its checkpoint not yet written): each resumes from
+        // the epoch-1 checkpoint and cuts `metrics.jsonl` back to it.
+        for stop in [15, STEPS_PER_EPOCH + 1, 2 * STEPS_PER_EPOCH] {
+            let what = format!("{name}, aborted after step {stop}");
+            let killed = dir.path().join(format!("aborted-{stop}"));
+            let o = train_aborted_after(dir.path(), &killed, name, stop);
+            assert!(!o.status.success(), "{what}: the run should not finish");
+            let metrics = std::fs::read_to_string(killed.join("metrics.jsonl")).unwrap();
+            assert_eq!(
+                metrics.lines().count() as u64,
+                stop,
+                "{what}: one metrics line per step up to the abort"
             );
+            assert_eq!(
+                checkpoint_position(&killed).map(|(_, epoch)| epoch),
+                Some(1),
+                "{what}: the last checkpoint"
+            );
+            assert!(
+                !killed.join("model.safetensors").exists(),
+                "{what}: an aborted run writes no model"
+            );
+
+            let checkpoint = killed.join("checkpoint");
+            let o = train(dir.path(), "spec.yaml", &killed, name, Some(&checkpoint));
+            assert!(
+                o.status.success(),
+                "{what}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            for file in ["model.safetensors", "metrics.jsonl"] {
+                let a = std::fs::read(whole.join(file)).unwrap();
+                let b = std::fs::read(killed.join(file)).unwrap();
+                assert!(a == b, "{what}: {file} differs after the resume");
+            }
         }
     }
 }

@@ -1,9 +1,6 @@
 //! Helpers shared by the `graphc` binary's end-to-end tests: running the binary, scratch
 //! directories, and the one-clear-line check every bad-input test makes.
 
-// Each test binary compiles this module and uses only some of it.
-#![allow(dead_code)]
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -2,8 +2,8 @@
 //! `tools/goldens/skeleton.py` with PyTorch) must give PyTorch's per-step
 //! losses and final weights on every backend.
 
+use crate::support::{golden_cases, run_golden};
 use graphc::BackendKind;
-use graphc_tests::{golden_cases, run_golden};
 
 #[test]
 fn every_backend_matches_pytorch_losses_and_final_weights() {

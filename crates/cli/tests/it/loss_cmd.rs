@@ -1,12 +1,10 @@
 //! `graphc loss` end to end: PyTorch's CrossEntropyLoss tutorial numbers,
 //! gradients, every loss's options as flags, and bad input as one clear line.
 
-mod common;
-
 use std::path::Path;
 use std::process::Output;
 
-use common::{assert_clear_failure, graphc_in};
+use crate::support::{assert_clear_failure, graphc_in};
 use serde_json::Value;
 
 /// Runs `graphc loss ARGS` in the current directory.

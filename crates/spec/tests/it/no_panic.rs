@@ -114,7 +114,11 @@ proptest! {
 
     #[test]
     fn arbitrary_text_returns_ok_or_err_without_panicking(text in "\\PC{0,200}") {
-        let _ = parse_str(&text, Path::new("spec.yaml"));
+        if let Err(e) = parse_str(&text, Path::new("spec.yaml")) {
+            // Every error is one line; a position, when given, is 1-based.
+            prop_assert!(!e.to_string().contains('\n'));
+            prop_assert!(e.line() != Some(0) && e.column() != Some(0));
+        }
     }
 
     #[test]

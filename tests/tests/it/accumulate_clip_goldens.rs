@@ -4,8 +4,8 @@
 
 use std::path::Path;
 
+use crate::support::{golden_cases, run_golden};
 use graphc::BackendKind;
-use graphc_tests::{golden_cases, run_golden};
 
 #[test]
 fn accumulation_and_clipping_match_pytorch_on_every_backend() {

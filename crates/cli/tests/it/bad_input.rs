@@ -4,12 +4,10 @@
 //! unknown key, missing CSV, non-numeric cell, class index out of range, divergence) are not
 //! repeated here.
 
-mod common;
-
 use std::path::Path;
 use std::process::Output;
 
-use common::{assert_clear_failure, graphc_in, scratch};
+use crate::support::{assert_clear_failure, graphc_in, scratch};
 
 /// The files in `dir` (sorted), to check that a failed command left nothing behind.
 fn files_in(dir: &Path) -> Vec<String> {

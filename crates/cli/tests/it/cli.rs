@@ -1,11 +1,9 @@
 //! End-to-end tests of the `graphc` binary: the default spec trains, and bad
 //! input ends with one clear line on stderr and a non-zero exit, never a panic.
 
-mod common;
-
 use std::process::Output;
 
-use common::{assert_clear_failure, graphc_in, repo, scratch};
+use crate::support::{assert_clear_failure, graphc_in, repo, scratch};
 
 /// Runs `graphc ARGS` at the repository root.
 fn graphc(args: &[&str]) -> Output {

@@ -1,7 +1,7 @@
 //! The optimizer tutorial's facts, through the example that shows them: set a gradient,
 //! step, look at the weights and the state.
 
-#[path = "../examples/optimizer_tutorial.rs"]
+#[path = "../../examples/optimizer_tutorial.rs"]
 mod tutorial;
 
 use tutorial::{momentum_buffers, one_step, over, sgd};

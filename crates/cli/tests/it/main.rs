@@ -1,0 +1,10 @@
+//! The integration tests of `graphc-cli`, as one test binary: a change relinks one executable
+//! instead of one per file. Each module is one area of tests; `support` holds the helpers
+//! several of them share.
+
+mod bad_input;
+mod cli;
+mod loss_cmd;
+mod resume_cli;
+mod support;
+mod user_path;

@@ -1,0 +1,5 @@
+//! The integration tests of `graphc`, as one test binary: a change relinks one executable
+//! instead of one per file. Each module is one area of tests.
+
+mod embed_example;
+mod optimizer_tutorial;

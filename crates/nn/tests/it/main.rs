@@ -1,0 +1,7 @@
+//! The integration tests of `graphc-nn`, as one test binary: a change relinks one executable
+//! instead of one per file. Each module is one area of tests.
+
+mod build;
+mod loss;
+mod optimizers;
+mod sched;

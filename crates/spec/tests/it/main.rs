@@ -1,0 +1,12 @@
+//! The integration tests of `graphc-spec`, as one test binary: a change relinks one executable
+//! instead of one per file. Each module is one area of tests; `support` holds the helpers
+//! several of them share.
+
+mod data_sources;
+mod errors;
+mod loss;
+mod no_panic;
+mod optimizers;
+mod parse;
+mod sched;
+mod support;

@@ -1,0 +1,16 @@
+//! The integration tests of `graphc-tests`, as one test binary: a change relinks one executable
+//! instead of one per file. Each module is one area of tests; `support` holds the helpers
+//! several of them share.
+
+mod accumulate_clip_goldens;
+mod backends_agree;
+mod docs_examples;
+mod ir_snapshots;
+mod loss_goldens;
+mod optimizer_goldens;
+mod pytorch_goldens;
+mod resume;
+mod scheduler_goldens;
+mod specs_never_panic;
+mod support;
+mod tidy;

@@ -1,0 +1,123 @@
+//! Shared harness of the cross-crate golden tests: list a golden area's
+//! cases, train one case on a backend, and compare per-step losses and final
+//! weights with PyTorch's (as `tools/goldens/*.py` wrote them).
+
+use std::path::{Path, PathBuf};
+
+use graphc::{BackendKind, RunOptions};
+use serde_json::Value;
+
+/// The case folders (those holding `expected.json`) of `tests/goldens/<area>`, sorted.
+pub fn golden_cases(area: &str, at_least: usize) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("goldens")
+        .join(area);
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("golden cases are committed")
+        .map(|e| e.expect("readable").path())
+        .filter(|p| p.join("expected.json").exists())
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() >= at_least,
+        "expected at least {at_least} cases in {root:?}"
+    );
+    cases
+}
+
+/// `|actual - expected| <= absolute + relative * |expected|`.
+pub fn close(actual: f64, expected: f64, relative: f64, absolute: f64) -> bool {
+    (actual - expected).abs() <= absolute + relative * expected.abs()
+}
+
+/// A golden case trained by `graphc::train`: PyTorch's numbers and ours.
+pub struct GoldenRun {
+    /// `<case> on <backend>`, for messages.
+    pub what: String,
+    /// The case's `expected.json`.
+    pub expected: Value,
+    /// Every line of the run's `metrics.jsonl`.
+    pub metrics: Vec<Value>,
+    /// The run's output directory.
+    pub out: tempfile::TempDir,
+}
+
+/// Trains `case/spec.yaml` on `backend` into a temporary directory.
+pub fn run_golden(case: &Path, backend: BackendKind) -> GoldenRun {
+    let what = format!("{} on {}", case.display(), backend.name());
+    let text = std::fs::read_to_string(case.join("expected.json")).expect("expected.json");
+    let expected: Value = serde_json::from_str(&text).expect("valid JSON");
+    let out = tempfile::tempdir().expect("temporary directory");
+    graphc::train(
+        &case.join("spec.yaml"),
+        RunOptions {
+            out_dir: out.path().to_path_buf(),
+            backend: backend.backend(),
+            quiet: true,
+        },
+    )
+    .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let metrics = std::fs::read_to_string(out.path().join("metrics.jsonl"))
+        .expect("metrics.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    GoldenRun {
+        what,
+        expected,
+        metrics,
+        out,
+    }
+}
+
+/// The numbers of a JSON array.
+pub fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .expect("an array")
+        .iter()
+        .map(|x| x.as_f64().expect("a number"))
+        .collect()
+}
+
+impl GoldenRun {
+    /// Each update's `loss` against `expected.losses`.
+    pub fn assert_step_losses(&self, relative: f64, absolute: f64) {
+        let losses: Vec<f64> = self
+            .metrics
+            .iter()
+            .filter(|l| l.get("step").is_some())
+            .map(|l| l["loss"].as_f64().expect("a loss"))
+            .collect();
+        let want = floats(&self.expected["losses"]);
+        assert_eq!(losses.len(), want.len(), "{}: number of steps", self.what);
+        for (k, (a, e)) in losses.iter().zip(&want).enumerate() {
+            assert!(
+                close(*a, *e, relative, absolute),
+                "{}: step {} loss {a} vs PyTorch {e}",
+                self.what,
+                k + 1
+            );
+        }
+    }
+
+    /// `model.safetensors` against `expected.final`: names, shapes and values.
+    pub fn assert_final_weights(&self, relative: f64, absolute: f64) {
+        let path = self.out.path().join("model.safetensors");
+        let params = graphc::stages::train::read_safetensors(&path).expect("model.safetensors");
+        let finals = self.expected["final"].as_object().expect("final weights");
+        assert_eq!(params.len(), finals.len(), "{}: parameter count", self.what);
+        for p in params {
+            let e = &finals[&p.name];
+            let shape: Vec<usize> = floats(&e["shape"]).iter().map(|&d| d as usize).collect();
+            assert_eq!(p.shape, shape, "{}: shape of {}", self.what, p.name);
+            for (i, (a, e)) in p.data.iter().zip(floats(&e["data"])).enumerate() {
+                assert!(
+                    close(f64::from(*a), e, relative, absolute),
+                    "{}: {}[{i}] = {a} vs PyTorch {e}",
+                    self.what,
+                    p.name
+                );
+            }
+        }
+    }
+}
