@@ -3,6 +3,8 @@
 //! bare JIT executable of the step (parameters initialized, a few steps
 //! trained) for per-kernel profiles. Criterion benches live in benches/benches/.
 
+#![forbid(unsafe_code)]
+
 use std::error::Error;
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -2,6 +2,8 @@
 //! `inspect`, `loss`. Each subcommand is a thin shell over the `graphc` library; errors print
 //! one line and exit non-zero.
 
+#![forbid(unsafe_code)]
+
 mod bench;
 mod eval;
 mod inspect;

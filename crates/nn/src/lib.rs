@@ -4,6 +4,8 @@
 //!
 //! Architecture invariant: this crate builds graphs and never executes them.
 
+#![forbid(unsafe_code)]
+
 mod clip;
 mod error;
 mod init;

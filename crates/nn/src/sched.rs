@@ -177,7 +177,14 @@ pub fn cycles_momentum(spec: &SchedulerSpec) -> bool {
         match kind {
             SchedulerKind::OneCycleLr { cycle_momentum, .. } => *cycle_momentum,
             SchedulerKind::SequentialLr { schedulers, .. } => schedulers.iter().any(walk),
-            _ => false,
+            SchedulerKind::StepLr { .. }
+            | SchedulerKind::MultiStepLr { .. }
+            | SchedulerKind::ExponentialLr { .. }
+            | SchedulerKind::CosineAnnealingLr { .. }
+            | SchedulerKind::CosineAnnealingWarmRestarts { .. }
+            | SchedulerKind::LinearLr { .. }
+            | SchedulerKind::ConstantLr { .. }
+            | SchedulerKind::ReduceLrOnPlateau { .. } => false,
         }
     }
     walk(&spec.kind)
@@ -220,7 +227,16 @@ fn check(kind: &SchedulerKind) -> Result<(), NnError> {
                 "sequential_lr cannot hold reduce_lr_on_plateau or sequential_lr".into(),
             ))
         }
-        _ => Ok(()),
+        SchedulerKind::StepLr { .. }
+        | SchedulerKind::MultiStepLr { .. }
+        | SchedulerKind::ExponentialLr { .. }
+        | SchedulerKind::CosineAnnealingLr { .. }
+        | SchedulerKind::CosineAnnealingWarmRestarts { .. }
+        | SchedulerKind::LinearLr { .. }
+        | SchedulerKind::ConstantLr { .. }
+        | SchedulerKind::OneCycleLr { .. }
+        | SchedulerKind::ReduceLrOnPlateau { .. }
+        | SchedulerKind::SequentialLr { .. } => Ok(()),
     }
 }
 
@@ -403,7 +419,12 @@ impl Node {
                 node.base_init(groups)?;
                 Ok(node)
             }
-            _ => {
+            SchedulerKind::StepLr { .. }
+            | SchedulerKind::MultiStepLr { .. }
+            | SchedulerKind::ExponentialLr { .. }
+            | SchedulerKind::CosineAnnealingLr { .. }
+            | SchedulerKind::LinearLr { .. }
+            | SchedulerKind::ConstantLr { .. } => {
                 let mut node = Node::blank(kind, Extra::Plain);
                 node.base_init(groups)?;
                 Ok(node)
@@ -476,7 +497,13 @@ impl Node {
             SchedulerKind::ReduceLrOnPlateau { .. } => Err(err(
                 "reduce_lr_on_plateau steps on a metric (the validation or training loss)".into(),
             )),
-            _ => {
+            SchedulerKind::StepLr { .. }
+            | SchedulerKind::MultiStepLr { .. }
+            | SchedulerKind::ExponentialLr { .. }
+            | SchedulerKind::CosineAnnealingLr { .. }
+            | SchedulerKind::LinearLr { .. }
+            | SchedulerKind::ConstantLr { .. }
+            | SchedulerKind::OneCycleLr { .. } => {
                 self.core.step_count += 1;
                 self.update_lr(groups, None)
             }
@@ -701,7 +728,10 @@ impl Node {
             SchedulerKind::CosineAnnealingLr { t_max, eta_min } => map(&|b| {
                 eta_min + (b - eta_min) * (1.0 + (PI * e as f64 / *t_max as f64).cos()) / 2.0
             }),
-            _ => None,
+            SchedulerKind::CosineAnnealingWarmRestarts { .. }
+            | SchedulerKind::OneCycleLr { .. }
+            | SchedulerKind::ReduceLrOnPlateau { .. }
+            | SchedulerKind::SequentialLr { .. } => None,
         }
     }
 

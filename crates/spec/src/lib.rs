@@ -3,6 +3,7 @@
 //! Every error is a [`SpecError`] naming the file, line and column, the key path, what is
 //! wrong and what is valid there. Keys, types and defaults follow PyTorch (see SPEC.md).
 
+#![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 mod ctx;

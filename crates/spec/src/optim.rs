@@ -655,7 +655,13 @@ impl OptimizerKind {
         match self {
             OptimizerKind::Sgd(s) => Some(s.momentum),
             OptimizerKind::RmsProp(s) => Some(s.momentum),
-            _ => None,
+            OptimizerKind::Adam(_)
+            | OptimizerKind::AdamW(_)
+            | OptimizerKind::Adagrad(_)
+            | OptimizerKind::Adadelta(_)
+            | OptimizerKind::Adamax(_)
+            | OptimizerKind::NAdam(_)
+            | OptimizerKind::RAdam(_) => None,
         }
     }
 
@@ -664,7 +670,13 @@ impl OptimizerKind {
         match self {
             OptimizerKind::Sgd(s) => s.momentum = momentum,
             OptimizerKind::RmsProp(s) => s.momentum = momentum,
-            _ => return false,
+            OptimizerKind::Adam(_)
+            | OptimizerKind::AdamW(_)
+            | OptimizerKind::Adagrad(_)
+            | OptimizerKind::Adadelta(_)
+            | OptimizerKind::Adamax(_)
+            | OptimizerKind::NAdam(_)
+            | OptimizerKind::RAdam(_) => return false,
         }
         true
     }
@@ -676,7 +688,10 @@ impl OptimizerKind {
             OptimizerKind::Adamax(s) => Some(s.betas),
             OptimizerKind::NAdam(s) => Some(s.betas),
             OptimizerKind::RAdam(s) => Some(s.betas),
-            _ => None,
+            OptimizerKind::Sgd(_)
+            | OptimizerKind::RmsProp(_)
+            | OptimizerKind::Adagrad(_)
+            | OptimizerKind::Adadelta(_) => None,
         }
     }
 
@@ -687,7 +702,10 @@ impl OptimizerKind {
             OptimizerKind::Adamax(s) => s.betas = betas,
             OptimizerKind::NAdam(s) => s.betas = betas,
             OptimizerKind::RAdam(s) => s.betas = betas,
-            _ => return false,
+            OptimizerKind::Sgd(_)
+            | OptimizerKind::RmsProp(_)
+            | OptimizerKind::Adagrad(_)
+            | OptimizerKind::Adadelta(_) => return false,
         }
         true
     }

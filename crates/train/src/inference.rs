@@ -275,7 +275,10 @@ impl Model {
         let task = trainer.task();
         let targets = match &self.spec.data.train {
             SourceSpec::Csv { target, .. } => target.clone(),
-            _ => Vec::new(),
+            SourceSpec::Npy { .. }
+            | SourceSpec::Npz { .. }
+            | SourceSpec::Idx { .. }
+            | SourceSpec::Synthetic(_) => Vec::new(),
         };
         let columns = match task {
             Task::MultiClass { .. } => 1,

@@ -4,6 +4,8 @@
 //! Architecture invariant: this crate drives steps through the `Backend` and
 //! `Executable` traits and never looks inside one.
 
+#![forbid(unsafe_code)]
+
 pub mod checkpoint;
 pub mod error;
 pub mod fit;

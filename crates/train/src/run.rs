@@ -436,8 +436,7 @@ impl Observer for RunFiles {
         })?;
         // test hook: GRAPHC_TEST_ABORT_AFTER_STEP=N aborts (as abruptly as a kill) once step
         // N's line is on disk, before anything later is written.
-        if std::env::var("GRAPHC_TEST_ABORT_AFTER_STEP").as_deref() == Ok(&event.step.to_string())
-        {
+        if std::env::var("GRAPHC_TEST_ABORT_AFTER_STEP").as_deref() == Ok(&event.step.to_string()) {
             self.flush()?;
             std::process::abort();
         }

@@ -2,4 +2,5 @@
 //! instead of one per file. Each module is one area of tests.
 
 mod embed_example;
+mod fit_loop;
 mod optimizer_tutorial;

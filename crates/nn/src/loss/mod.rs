@@ -94,7 +94,15 @@ fn wants(loss: &LossSpec) -> Wants {
         LossSpec::CrossEntropy { .. } => Wants::ClassesOrProbabilities,
         LossSpec::Nll { .. } | LossSpec::MultiMargin { .. } => Wants::Classes,
         LossSpec::MultiLabelSoftMargin { .. } => Wants::RowFloats,
-        _ => Wants::Floats,
+        LossSpec::Bce { .. }
+        | LossSpec::BceWithLogits { .. }
+        | LossSpec::Mse { .. }
+        | LossSpec::L1 { .. }
+        | LossSpec::SmoothL1 { .. }
+        | LossSpec::Huber { .. }
+        | LossSpec::KlDiv { .. }
+        | LossSpec::PoissonNll { .. }
+        | LossSpec::SoftMargin { .. } => Wants::Floats,
     }
 }
 
@@ -347,7 +355,13 @@ fn check_options(loss: &LossSpec, input: &[usize], target: &TensorType) -> Resul
             check_len("weight", weight, &[1, last])?;
             check_len("pos_weight", pos_weight, &[1, last])?;
         }
-        _ => {}
+        LossSpec::Mse { .. }
+        | LossSpec::L1 { .. }
+        | LossSpec::SmoothL1 { .. }
+        | LossSpec::Huber { .. }
+        | LossSpec::KlDiv { .. }
+        | LossSpec::PoissonNll { .. }
+        | LossSpec::SoftMargin { .. } => {}
     }
     Ok(())
 }

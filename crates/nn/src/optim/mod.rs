@@ -162,7 +162,14 @@ fn group_scalar(kind: &OptimizerKind, scalar: GroupScalar, t: f64) -> f64 {
         GroupScalar::DecayFactor => 1.0 - lr * weight_decay(kind),
         GroupScalar::AdagradLr => match kind {
             OptimizerKind::Adagrad(s) => lr / (1.0 + (t - 1.0) * s.lr_decay),
-            _ => lr,
+            OptimizerKind::Sgd(_)
+            | OptimizerKind::Adam(_)
+            | OptimizerKind::AdamW(_)
+            | OptimizerKind::RmsProp(_)
+            | OptimizerKind::Adadelta(_)
+            | OptimizerKind::Adamax(_)
+            | OptimizerKind::NAdam(_)
+            | OptimizerKind::RAdam(_) => lr,
         },
         GroupScalar::NadamMu => nadam::mu(kind, t),
         GroupScalar::NadamMuNext => nadam::mu(kind, t + 1.0),

@@ -12,7 +12,14 @@ use crate::NnError;
 pub(super) fn mu(kind: &OptimizerKind, t: f64) -> f64 {
     match kind {
         OptimizerKind::NAdam(s) => s.betas.0 * (1.0 - 0.5 * 0.96f64.powf(t * s.momentum_decay)),
-        _ => 0.0,
+        OptimizerKind::Sgd(_)
+        | OptimizerKind::Adam(_)
+        | OptimizerKind::AdamW(_)
+        | OptimizerKind::RmsProp(_)
+        | OptimizerKind::Adagrad(_)
+        | OptimizerKind::Adadelta(_)
+        | OptimizerKind::Adamax(_)
+        | OptimizerKind::RAdam(_) => 0.0,
     }
 }
 
