@@ -10,7 +10,9 @@ pub mod checkpoint;
 pub mod error;
 pub mod fit;
 pub mod inference;
+pub mod metrics;
 pub mod optimizer;
+#[cfg(feature = "plot")]
 pub mod plot;
 pub mod progress;
 pub mod run;
@@ -28,8 +30,10 @@ pub use graphc_data::{
     TargetKind, Targets,
 };
 pub use inference::{read_features_csv, write_text, EvalData, Labelled, Model};
+pub use metrics::{read_metrics, PlotRun};
 pub use optimizer::Optimizer;
-pub use plot::{read_metrics, write_loss_plot, PlotRun};
+#[cfg(feature = "plot")]
+pub use plot::write_loss_plot;
 pub use run::{
     check_size, load_data, prepare, resume, train, RunOptions, SpecData, Summary, LABELS_FILE,
     MODEL_FILE, PLOT_FILE, STANDARDIZE_FILE,

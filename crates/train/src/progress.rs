@@ -5,9 +5,35 @@
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
+#[cfg(feature = "progress-bar")]
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::Evaluation;
+
+/// The live bar: indicatif's, with the default-on feature `progress-bar`.
+#[cfg(feature = "progress-bar")]
+type Bar = ProgressBar;
+
+/// Without the feature `progress-bar` there is no bar: this type has no values, and a
+/// terminal gets plain lines.
+#[cfg(not(feature = "progress-bar"))]
+enum Bar {}
+
+#[cfg(not(feature = "progress-bar"))]
+impl Bar {
+    fn set_position(&self, _: u64) {
+        match *self {}
+    }
+    fn set_message(&self, _: String) {
+        match *self {}
+    }
+    fn println(&self, _: String) {
+        match *self {}
+    }
+    fn finish_and_clear(&self) {
+        match *self {}
+    }
+}
 
 /// How progress is shown.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,11 +47,12 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// `Quiet` when asked, a bar when standard error is a terminal, plain lines otherwise.
+    /// `Quiet` when asked, a bar when standard error is a terminal (and the feature
+    /// `progress-bar` is on), plain lines otherwise.
     pub fn detect(quiet: bool) -> Mode {
         if quiet {
             Mode::Quiet
-        } else if std::io::stderr().is_terminal() {
+        } else if cfg!(feature = "progress-bar") && std::io::stderr().is_terminal() {
             Mode::Bar
         } else {
             Mode::Lines
@@ -49,7 +76,7 @@ pub struct EpochRow {
 /// The progress display of one run.
 pub struct Reporter {
     mode: Mode,
-    bar: Option<ProgressBar>,
+    bar: Option<Bar>,
     epochs: Option<u64>,
     rows: Vec<EpochRow>,
     last_message: Instant,
@@ -62,18 +89,11 @@ impl Reporter {
     /// A display for a run of `total_steps` updates (`None` when unknown) of which `done`
     /// are done (a resumed run), over `epochs` epochs when the spec sets them.
     pub fn new(mode: Mode, total_steps: Option<u64>, done: u64, epochs: Option<u64>) -> Reporter {
-        let bar = (mode == Mode::Bar).then(|| {
-            let bar = match total_steps {
-                Some(total) => ProgressBar::with_draw_target(
-                    Some(total),
-                    ProgressDrawTarget::stderr_with_hz(10),
-                ),
-                None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10)),
-            };
-            bar.set_style(bar_style(total_steps.is_some()));
-            bar.set_position(done);
-            bar
-        });
+        let bar = if mode == Mode::Bar {
+            new_bar(total_steps, done)
+        } else {
+            None
+        };
         Reporter {
             mode,
             bar,
@@ -136,7 +156,23 @@ impl Drop for Reporter {
     }
 }
 
+/// A bar at `done` of `total_steps` (`None` when unknown), drawn on standard error.
+#[cfg(feature = "progress-bar")]
+fn new_bar(total_steps: Option<u64>, done: u64) -> Option<Bar> {
+    let bar = ProgressBar::with_draw_target(total_steps, ProgressDrawTarget::stderr_with_hz(10));
+    bar.set_style(bar_style(total_steps.is_some()));
+    bar.set_position(done);
+    Some(bar)
+}
+
+/// No bar without the feature `progress-bar`.
+#[cfg(not(feature = "progress-bar"))]
+fn new_bar(_: Option<u64>, _: u64) -> Option<Bar> {
+    None
+}
+
 /// The bar: spinner, epoch and loss, bar, steps done of all, steps/s, ETA.
+#[cfg(feature = "progress-bar")]
 fn bar_style(known_length: bool) -> ProgressStyle {
     let template = if known_length {
         "{spinner:.green} {msg}  [{wide_bar:.cyan/blue}] {pos}/{len} steps · {rate} · ETA {eta}"

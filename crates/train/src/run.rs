@@ -19,9 +19,11 @@ use crate::checkpoint::{self, BatchOrder, Progress, CHECKPOINT_DIR};
 use crate::fit::{fit, EpochEvent, Observer, StepEvent};
 use crate::progress::{EpochRow, Mode, Reporter};
 use crate::{
-    batch_ranges, load_sets, read_metrics, write_labels_json, write_loss_plot, write_safetensors,
-    Dataset, Evaluation, Standardizer, TargetKind, Targets, TrainError, Trainer,
+    batch_ranges, load_sets, write_labels_json, write_safetensors, Dataset, Evaluation,
+    Standardizer, TargetKind, Targets, TrainError, Trainer,
 };
+#[cfg(feature = "plot")]
+use crate::{read_metrics, write_loss_plot};
 
 /// One line of `metrics.jsonl` per update, keys in SPEC.md's order. `loss` is the mean of
 /// the losses of the batches the update summed (one batch without accumulation); `lr` is
@@ -379,8 +381,8 @@ fn run(
         files.on_checkpoint(&trainer, &progress)?;
     }
     drop(files);
-    let run = read_metrics(out)?;
-    write_loss_plot(&out.join(PLOT_FILE), &[run])?;
+    #[cfg(feature = "plot")]
+    write_loss_plot(&out.join(PLOT_FILE), &[read_metrics(out)?])?;
     reporter.finish();
     let train_eval = trainer.evaluate(&data.train)?;
     Ok(Summary {
