@@ -6,6 +6,8 @@
 //! Architecture invariant: rules exist per primitive only; no layer or loss
 //! is special-cased here.
 
+#![forbid(unsafe_code)]
+
 mod vjp;
 
 use std::collections::HashMap;

@@ -5,6 +5,8 @@
 //! in-place tricks; each op is one loop over plain `Vec`s, so the JIT's
 //! property tests have an oracle a reader can trust at a glance.
 
+#![forbid(unsafe_code)]
+
 mod eval;
 
 use std::collections::HashMap;

@@ -5,6 +5,8 @@
 //! Architecture invariant: this crate knows nothing of YAML, layers, losses or
 //! any concrete backend.
 
+#![forbid(unsafe_code)]
+
 mod error;
 mod exec;
 mod graph;
@@ -17,5 +19,5 @@ mod verify;
 pub use error::IrError;
 pub use exec::{Arg, Backend, Executable};
 pub use graph::{Assign, Graph, Node, NodeId, Output};
-pub use op::{BinaryOp, CompareOp, Op, ReduceOp, UnaryOp};
+pub use op::{Access, BinaryOp, CompareOp, Op, ReduceOp, UnaryOp};
 pub use types::{DType, TensorType};

@@ -183,7 +183,78 @@ pub enum Op {
     OneHot(usize),
 }
 
+/// How an op reads its operands. Fusion and the JIT's planning derive from
+/// this one description where an op's operands must live (in a register of a
+/// fused loop, or in memory), whether it can join a fused loop, and whether a
+/// result may be written over an operand in place.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Access {
+    /// No operands; the value has memory of its own (bound each step,
+    /// persistent, or a literal).
+    Leaf,
+    /// No operands; every element equals this value.
+    Uniform(f32),
+    /// Result element `i` reads element `i` of every operand (all of the result's shape).
+    Elementwise,
+    /// The operand's value unchanged, same shape: may share its memory or register.
+    Identity,
+    /// The operand's elements in the same row-major order under another
+    /// shape: shares its memory.
+    Reinterpret,
+    /// Each result element reads the operand at a position of its own (a
+    /// strided view: broadcast, transpose), so the operand is read from memory.
+    View,
+    /// Each operand element accumulates into one result element (a reduction over axes).
+    Reduction,
+    /// Result `(i, j)` sums the products of row `i` of the left operand and
+    /// column `j` of the right one (a matrix product; transposes are strides).
+    Contraction {
+        /// The left operand is read transposed.
+        transpose_lhs: bool,
+        /// The right operand is read transposed.
+        transpose_rhs: bool,
+    },
+    /// The operand's values choose which result elements are set (one-hot of
+    /// class indices), so it runs as a kernel of its own.
+    Indexed,
+}
+
 impl Op {
+    /// How the op reads its operands (see [`Access`]).
+    pub fn access(&self) -> Access {
+        match self {
+            Op::Input(_) | Op::Param(_) | Op::State(_) | Op::Hyper(_) | Op::Constant(_) => {
+                Access::Leaf
+            }
+            Op::Fill(value) => Access::Uniform(*value),
+            Op::Unary(UnaryOp::StopGradient) => Access::Identity,
+            Op::Unary(
+                UnaryOp::Neg
+                | UnaryOp::Exp
+                | UnaryOp::Log
+                | UnaryOp::Log1p
+                | UnaryOp::Sqrt
+                | UnaryOp::Abs
+                | UnaryOp::Tanh
+                | UnaryOp::Sigmoid,
+            )
+            | Op::Binary(_)
+            | Op::Compare(_)
+            | Op::Select => Access::Elementwise,
+            Op::Reshape(_) => Access::Reinterpret,
+            Op::Broadcast(_) | Op::Transpose(_) => Access::View,
+            Op::Reduce { .. } => Access::Reduction,
+            &Op::MatMul {
+                transpose_lhs,
+                transpose_rhs,
+            } => Access::Contraction {
+                transpose_lhs,
+                transpose_rhs,
+            },
+            Op::OneHot(_) => Access::Indexed,
+        }
+    }
+
     /// Number of operands the op takes.
     pub fn arity(&self) -> usize {
         match self {

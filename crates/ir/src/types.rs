@@ -42,9 +42,20 @@ impl TensorType {
         TensorType::f32(&[])
     }
 
+    /// Number of elements, or `None` when the product of the dimensions
+    /// overflows `usize` (a backend sizing memory reports that as an error).
+    pub fn checked_numel(&self) -> Option<usize> {
+        self.shape.iter().try_fold(1usize, |n, &d| n.checked_mul(d))
+    }
+
     /// Number of elements.
+    ///
+    /// # Panics
+    /// When the product overflows `usize`, rather than wrapping to a wrong
+    /// size; code that sizes memory uses [`TensorType::checked_numel`].
     pub fn numel(&self) -> usize {
-        self.shape.iter().product()
+        self.checked_numel()
+            .unwrap_or_else(|| panic!("the element count of {self} overflows usize"))
     }
 
     /// Number of dimensions.
@@ -72,5 +83,21 @@ impl fmt::Display for TensorType {
             write!(f, "{d}")?;
         }
         f.write_str("]")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_element_count_that_overflows_is_none_not_wrapped() {
+        assert_eq!(TensorType::f32(&[3, 4]).checked_numel(), Some(12));
+        assert_eq!(TensorType::f32(&[]).checked_numel(), Some(1));
+        assert_eq!(TensorType::f32(&[1 << 40, 1 << 40]).checked_numel(), None);
+        assert_eq!(
+            TensorType::f32(&[0, usize::MAX, 2]).checked_numel(),
+            Some(0)
+        );
     }
 }

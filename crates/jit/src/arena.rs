@@ -37,7 +37,7 @@ unsafe impl Send for Arena {}
 
 impl Arena {
     /// An arena of at least `len` floats, all zero, or an error when the
-    /// system refuses the memory.
+    /// size does not fit in memory or the system refuses the memory.
     pub(crate) fn new(len: usize) -> Result<Arena, IrError> {
         let refused = || {
             IrError::Compile(format!(
@@ -45,12 +45,23 @@ impl Arena {
                 std::io::Error::last_os_error()
             ))
         };
-        let len = len.div_ceil(LINE).max(1) * LINE;
-        let bytes = len
+        let too_large =
+            || IrError::Compile(format!("the step's memory ({len} floats) is too large"));
+        let floats = len
+            .div_ceil(LINE)
+            .max(1)
+            .checked_mul(LINE)
+            .ok_or_else(too_large)?;
+        let bytes = floats
             .checked_mul(std::mem::size_of::<f32>())
-            .ok_or_else(refused)?;
+            .filter(|&b| b <= isize::MAX as usize)
+            .ok_or_else(too_large)?;
         let huge = bytes >= HUGE_PAGE;
-        let map_len = if huge { bytes + HUGE_PAGE } else { bytes };
+        let map_len = if huge {
+            bytes.checked_add(HUGE_PAGE).ok_or_else(too_large)?
+        } else {
+            bytes
+        };
         // SAFETY: a fresh private anonymous mapping aliases nothing.
         let map = unsafe {
             libc::mmap(
@@ -71,8 +82,15 @@ impl Arena {
         } else {
             0
         };
-        // SAFETY: `skip < HUGE_PAGE` and the mapping has `HUGE_PAGE` spare bytes
-        // when `huge`; page-aligned (hence 64-byte-aligned) otherwise.
+        // The mapping covers the aligned start plus every float handed out
+        // (not a debug check: a wrong size here is memory unsafety later).
+        assert!(
+            skip.checked_add(bytes).is_some_and(|end| end <= map_len),
+            "the arena's mapping of {map_len} bytes does not cover {bytes} bytes after {skip}"
+        );
+        // SAFETY: `skip + bytes <= map_len` (asserted above), so the start lies
+        // inside the mapping; it is 2 MiB-aligned when `huge` and page-aligned
+        // (hence 64-byte-aligned) otherwise.
         let start = unsafe { map.as_ptr().cast::<u8>().add(skip) };
         if huge {
             // Advice only: without transparent huge pages the arena works the same.
@@ -83,7 +101,7 @@ impl Arena {
             map,
             map_len,
             start: NonNull::new(start.cast::<f32>()).ok_or_else(refused)?,
-            len,
+            len: floats,
         })
     }
 
@@ -127,6 +145,14 @@ mod tests {
             assert!(a.as_slice().iter().all(|&x| x == 0.0));
             a.as_mut_slice().fill(1.0);
             assert!(a.as_slice().iter().all(|&x| x == 1.0));
+        }
+    }
+
+    #[test]
+    fn an_arena_whose_bytes_overflow_is_refused() {
+        for len in [usize::MAX, usize::MAX / 4 + 1, 7686143364045559088] {
+            let e = Arena::new(len).err().expect("refused");
+            assert!(e.to_string().contains("too large"), "{e}");
         }
     }
 

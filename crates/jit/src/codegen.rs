@@ -16,8 +16,11 @@ use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
 use graphc_ir::{BinaryOp, CompareOp, IrError, ReduceOp, UnaryOp};
 
-use crate::kernel::{identity, Cluster, Expr, SplitLoop};
+use cranelift_entity::{PrimaryMap, SecondaryMap};
+
+use crate::kernel::{identity, AccessId, Cluster, Compute, Expr, ExprId, SplitLoop};
 use crate::math;
+use crate::plan::{KernelId, OneHot};
 use crate::simd::{transpose4, Mode, Width};
 
 /// Signature of every generated kernel.
@@ -102,22 +105,23 @@ impl Codegen {
         })
     }
 
-    /// Compiles a fused loop nest; returns its index for [`Codegen::finish`].
-    pub(crate) fn cluster(&mut self, k: &Cluster, split: SplitLoop) -> Result<usize, IrError> {
+    /// Compiles a fused loop nest as the next kernel.
+    pub(crate) fn cluster(&mut self, k: &Cluster, split: SplitLoop) -> Result<(), IrError> {
         let fma = self.fma;
         self.define(|b, params| ClusterEmitter::new(b, k, fma, params, split).emit())
     }
 
-    /// Compiles a one-hot kernel: for each of `rows` i64 indices at `indices`
-    /// (in the i64 buffer), writes 1.0 at column `index` of the (pre-zeroed)
-    /// `rows × classes` output at `out`, skipping indices outside `[0, classes)`.
-    pub(crate) fn one_hot(
-        &mut self,
-        rows: usize,
-        classes: usize,
-        indices: usize,
-        out: usize,
-    ) -> Result<usize, IrError> {
+    /// Compiles a one-hot kernel as the next kernel: for each of `rows` i64
+    /// indices at `indices` (in the i64 buffer), writes 1.0 at column `index`
+    /// of the (pre-zeroed) `rows × classes` output at `out`, skipping indices
+    /// outside `[0, classes)`.
+    pub(crate) fn one_hot(&mut self, o: &OneHot) -> Result<(), IrError> {
+        let &OneHot {
+            rows,
+            classes,
+            indices,
+            out,
+        } = o;
         self.define(|b, p| {
             let (base, ibase) = (p[0], p[1]);
             let index_base = b.ins().iadd_imm_s(ibase, (indices * 8) as i64);
@@ -151,10 +155,7 @@ impl Codegen {
         })
     }
 
-    fn define(
-        &mut self,
-        body: impl FnOnce(&mut FunctionBuilder, &[Value]),
-    ) -> Result<usize, IrError> {
+    fn define(&mut self, body: impl FnOnce(&mut FunctionBuilder, &[Value])) -> Result<(), IrError> {
         let name = format!("k{}", self.functions.len());
         let id = self
             .module
@@ -192,12 +193,12 @@ impl Codegen {
         }
         self.module.clear_context(&mut self.ctx);
         self.functions.push(id);
-        Ok(self.functions.len() - 1)
+        Ok(())
     }
 
     /// Links every function; returns the module (which owns the code) and
-    /// the entry points in definition order.
-    pub(crate) fn finish(mut self) -> Result<(JITModule, Vec<KernelFn>), IrError> {
+    /// the entry points in definition order (kernel `k` is the `k`-th defined).
+    pub(crate) fn finish(mut self) -> Result<(JITModule, PrimaryMap<KernelId, KernelFn>), IrError> {
         self.module.finalize_definitions().map_err(compile_error)?;
         let fns = self
             .functions
@@ -305,10 +306,16 @@ const UNROLL_MAX_COST: usize = 64;
 /// Rough instruction count of one expression in the vector body.
 fn cost(e: &Expr) -> usize {
     match e {
-        Expr::Unary(UnaryOp::Exp | UnaryOp::Sigmoid, _) => 30,
-        Expr::Unary(UnaryOp::Log | UnaryOp::Log1p | UnaryOp::Tanh, _) => 40,
-        Expr::Select(..) | Expr::Compare(..) => 2,
-        _ => 1,
+        Expr::Compute(Compute::Unary(UnaryOp::Exp | UnaryOp::Sigmoid, _)) => 30,
+        Expr::Compute(Compute::Unary(UnaryOp::Log | UnaryOp::Log1p | UnaryOp::Tanh, _)) => 40,
+        Expr::Compute(Compute::Select(..) | Compute::Compare(..)) => 2,
+        Expr::Compute(Compute::Unary(
+            UnaryOp::Neg | UnaryOp::Sqrt | UnaryOp::Abs | UnaryOp::StopGradient,
+            _,
+        ))
+        | Expr::Compute(Compute::Binary(..))
+        | Expr::Load(_)
+        | Expr::Const(_) => 1,
     }
 }
 
@@ -353,13 +360,13 @@ struct ClusterEmitter<'a, 'b, 'f> {
     lo: Value,
     hi: Value,
     inner: usize,
-    expr_level: Vec<Level>,
-    needs_vector: Vec<bool>,
-    base: Vec<Value>,
-    row: Vec<Value>,
+    expr_level: PrimaryMap<ExprId, Level>,
+    needs_vector: SecondaryMap<ExprId, bool>,
+    base: PrimaryMap<AccessId, Value>,
+    row: PrimaryMap<AccessId, Value>,
     index: Vec<Value>,
-    fixed_scalar: Vec<Option<Value>>,
-    fixed_vector: Vec<Option<Value>>,
+    fixed_scalar: SecondaryMap<ExprId, Option<Value>>,
+    fixed_vector: SecondaryMap<ExprId, Option<Value>>,
     acc: Vec<Option<Accumulator>>,
     packs: Vec<Pack>,
 }
@@ -373,9 +380,9 @@ impl<'a, 'b, 'f> ClusterEmitter<'a, 'b, 'f> {
         split: SplitLoop,
     ) -> Self {
         let inner = k.dims.len() - 1;
-        let access_level: Vec<Level> = k
+        let access_level: PrimaryMap<AccessId, Level> = k
             .accesses
-            .iter()
+            .values()
             .map(|a| {
                 if a.strides.iter().all(|&s| s == 0) {
                     Level::Kernel
@@ -386,33 +393,26 @@ impl<'a, 'b, 'f> ClusterEmitter<'a, 'b, 'f> {
                 }
             })
             .collect();
-        let mut expr_level = Vec::with_capacity(k.exprs.len());
-        for e in &k.exprs {
-            let level = match *e {
-                Expr::Load(a) => access_level[a],
+        let mut expr_level: PrimaryMap<ExprId, Level> = PrimaryMap::with_capacity(k.exprs.len());
+        for e in k.exprs.values() {
+            let level = match e {
+                Expr::Load(a) => access_level[*a],
                 Expr::Const(_) => Level::Kernel,
-                Expr::Unary(_, x) => expr_level[x],
-                Expr::Binary(_, x, y) | Expr::Compare(_, x, y) => expr_level[x].max(expr_level[y]),
-                Expr::Select(c, x, y) => expr_level[c].max(expr_level[x]).max(expr_level[y]),
+                Expr::Compute(c) => c
+                    .operands()
+                    .map(|x| expr_level[x])
+                    .max()
+                    .unwrap_or(Level::Kernel),
             };
             expr_level.push(level);
         }
-        let mut needs_vector = vec![false; k.exprs.len()];
-        let mut mark = |e: usize| needs_vector[e] = true;
-        for (i, e) in k.exprs.iter().enumerate() {
+        let mut needs_vector = SecondaryMap::with_default(false);
+        let mut mark = |e: ExprId| needs_vector[e] = true;
+        for (i, e) in k.exprs.iter() {
             if expr_level[i] == Level::Element {
-                match *e {
+                match e {
                     Expr::Load(_) | Expr::Const(_) => {}
-                    Expr::Unary(_, x) => mark(x),
-                    Expr::Binary(_, x, y) | Expr::Compare(_, x, y) => {
-                        mark(x);
-                        mark(y);
-                    }
-                    Expr::Select(c, x, y) => {
-                        mark(c);
-                        mark(x);
-                        mark(y);
-                    }
+                    Expr::Compute(c) => c.operands().for_each(&mut mark),
                 }
             }
         }
@@ -433,11 +433,11 @@ impl<'a, 'b, 'f> ClusterEmitter<'a, 'b, 'f> {
             inner,
             expr_level,
             needs_vector,
-            base: Vec::new(),
-            row: Vec::new(),
+            base: PrimaryMap::new(),
+            row: PrimaryMap::new(),
             index: Vec::new(),
-            fixed_scalar: vec![None; k.exprs.len()],
-            fixed_vector: vec![None; k.exprs.len()],
+            fixed_scalar: SecondaryMap::with_default(None),
+            fixed_vector: SecondaryMap::with_default(None),
             acc: vec![None; k.reductions.len()],
             packs: Vec::new(),
         }
@@ -454,7 +454,7 @@ impl<'a, 'b, 'f> ClusterEmitter<'a, 'b, 'f> {
         let k = self.k;
         self.base = k
             .accesses
-            .iter()
+            .values()
             .map(|a| self.b.ins().iadd_imm_s(self.arena, (a.offset * 4) as i64))
             .collect();
         self.row = self.base.clone();
@@ -485,7 +485,7 @@ impl<'a, 'b, 'f> ClusterEmitter<'a, 'b, 'f> {
     }
 
     fn row_pointers(&mut self) {
-        for a in 0..self.k.accesses.len() {
+        for a in self.k.accesses.keys() {
             let mut p = self.base[a];
             for (d, &i) in self.index.iter().enumerate() {
                 let stride = self.k.accesses[a].strides[d];
@@ -502,14 +502,14 @@ impl<'a, 'b, 'f> ClusterEmitter<'a, 'b, 'f> {
     /// the vector body needs them).
     fn fixed(&mut self, level: Level) {
         let m = self.mode(Width::Scalar);
-        for e in 0..self.k.exprs.len() {
+        for e in self.k.exprs.keys() {
             if self.expr_level[e] != level {
                 continue;
             }
             let v = match self.k.exprs[e] {
                 Expr::Load(a) => self.b.ins().load(types::F32, mem(), self.row[a], 0),
                 Expr::Const(c) => m.f(self.b, c),
-                op => {
+                Expr::Compute(op) => {
                     let fixed = &self.fixed_scalar;
                     emit_op(self.b, m, op, &|x| fixed[x].expect("operand fixed earlier"))
                 }
@@ -581,9 +581,9 @@ impl<'a, 'b, 'f> ClusterEmitter<'a, 'b, 'f> {
                 Bound::Const(self.k.dims[self.inner] as i64),
             )
         };
-        let body: usize = (k.exprs.iter().zip(&self.expr_level))
-            .filter(|(_, &level)| level == Level::Element)
-            .map(|(e, _)| cost(e))
+        let body: usize = (k.exprs.iter())
+            .filter(|&(e, _)| self.expr_level[e] == Level::Element)
+            .map(|(_, expr)| cost(expr))
             .sum();
         let unroll = if body > UNROLL_MAX_COST { 1 } else { UNROLL };
         let unrolled = counted_loop(self, lo, hi, 4 * unroll, &mut |s: &mut Self, j| {
@@ -631,8 +631,8 @@ impl<'a, 'b, 'f> ClusterEmitter<'a, 'b, 'f> {
             Width::Vector => (types::F32X4, 4),
         };
         let byte = self.b.ins().ishl_imm_s(j, 2);
-        let mut values: Vec<Option<Value>> = vec![None; self.k.exprs.len()];
-        for e in 0..self.k.exprs.len() {
+        let mut values: SecondaryMap<ExprId, Option<Value>> = SecondaryMap::with_default(None);
+        for e in self.k.exprs.keys() {
             if self.expr_level[e] != Level::Element {
                 continue;
             }
@@ -660,10 +660,12 @@ impl<'a, 'b, 'f> ClusterEmitter<'a, 'b, 'f> {
                         }
                     }
                 }
-                Expr::Const(_) => unreachable!("constants are fixed at kernel level"),
-                op => {
+                // A constant is fixed at kernel level, so never reached here;
+                // emitting it is still right.
+                Expr::Const(c) => m.f(self.b, c),
+                Expr::Compute(op) => {
                     let (fs, fv) = (&self.fixed_scalar, &self.fixed_vector);
-                    let get = |x: usize| {
+                    let get = |x: ExprId| {
                         values[x].unwrap_or_else(|| match width {
                             Width::Scalar => fs[x].expect("fixed operand"),
                             Width::Vector => fv[x].expect("fixed operand splat"),
@@ -674,7 +676,7 @@ impl<'a, 'b, 'f> ClusterEmitter<'a, 'b, 'f> {
             };
             values[e] = Some(v);
         }
-        let get = |s: &Self, x: usize| {
+        let get = |s: &Self, x: ExprId| {
             values[x].unwrap_or_else(|| match width {
                 Width::Scalar => s.fixed_scalar[x].expect("fixed value"),
                 Width::Vector => s.fixed_vector[x].expect("fixed splat"),
@@ -763,10 +765,9 @@ impl<'f> Builds<'f> for ClusterEmitter<'_, '_, 'f> {
 }
 
 /// One elementwise operation on already emitted operands.
-fn emit_op(b: &mut FunctionBuilder, m: Mode, op: Expr, get: &dyn Fn(usize) -> Value) -> Value {
+fn emit_op(b: &mut FunctionBuilder, m: Mode, op: Compute, get: &dyn Fn(ExprId) -> Value) -> Value {
     match op {
-        Expr::Load(_) | Expr::Const(_) => unreachable!("leaves are emitted by the caller"),
-        Expr::Unary(u, x) => {
+        Compute::Unary(u, x) => {
             let x = get(x);
             match u {
                 UnaryOp::Neg => b.ins().fneg(x),
@@ -780,7 +781,7 @@ fn emit_op(b: &mut FunctionBuilder, m: Mode, op: Expr, get: &dyn Fn(usize) -> Va
                 UnaryOp::StopGradient => x,
             }
         }
-        Expr::Binary(op, x, y) => {
+        Compute::Binary(op, x, y) => {
             let (x, y) = (get(x), get(y));
             match op {
                 BinaryOp::Add => b.ins().fadd(x, y),
@@ -791,7 +792,7 @@ fn emit_op(b: &mut FunctionBuilder, m: Mode, op: Expr, get: &dyn Fn(usize) -> Va
                 BinaryOp::Min => m.min(b, x, y),
             }
         }
-        Expr::Compare(op, x, y) => {
+        Compute::Compare(op, x, y) => {
             let (x, y) = (get(x), get(y));
             let cc = match op {
                 CompareOp::Lt => FloatCC::LessThan,
@@ -804,7 +805,7 @@ fn emit_op(b: &mut FunctionBuilder, m: Mode, op: Expr, get: &dyn Fn(usize) -> Va
             let mask = m.cmp(b, cc, x, y);
             m.mask_to_one(b, mask)
         }
-        Expr::Select(c, x, y) => {
+        Compute::Select(c, x, y) => {
             let (c, x, y) = (get(c), get(x), get(y));
             let zero = m.f(b, 0.0);
             let mask = m.cmp(b, FloatCC::NotEqual, c, zero);

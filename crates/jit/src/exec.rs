@@ -1,38 +1,15 @@
-//! The compiled step: owns the generated code, the arena and the plan, checks
-//! arguments, and runs the plan's steps in order.
+//! The compiled step: owns the generated code, the arena and the plan's
+//! steps, checks arguments, and runs the steps in order. A step is one
+//! [`Step`] of the plan, run as it is: a `match` on it is the only dispatch.
 
-use crate::arena::Arena;
-use crate::codegen::KernelFn;
-use crate::gemm::{GemmCall, Split};
-use crate::team;
+use cranelift_entity::PrimaryMap;
 use cranelift_jit::JITModule;
 use graphc_ir::{Arg, DType, Executable, IrError};
 
-/// One precomputed action of a step.
-pub(crate) enum Step {
-    /// Calls a generated kernel over outer indices `0..hi`, in `chunks` parallel pieces.
-    Kernel {
-        /// Entry point.
-        f: KernelFn,
-        /// Extent of the outermost loop.
-        hi: i64,
-        /// Pieces run on the [`team`] (1 = call directly).
-        chunks: usize,
-        /// The pieces are column ranges, not row ranges (cut by [`team::piece`]).
-        inner: bool,
-    },
-    /// A matrix product.
-    Gemm(GemmCall),
-    /// Sets `len` floats at `offset` to `value`.
-    Fill {
-        /// First float.
-        offset: usize,
-        /// Count.
-        len: usize,
-        /// Value written.
-        value: f32,
-    },
-}
+use crate::arena::Arena;
+use crate::codegen::KernelFn;
+use crate::plan::{KernelId, Step};
+use crate::team;
 
 /// Where one argument goes.
 #[derive(Debug, Clone)]
@@ -72,8 +49,10 @@ impl Drop for Code {
 #[derive(Clone, Copy)]
 struct Shared(*mut f32, *const i64);
 
-// SAFETY: a split kernel's pieces write disjoint ranges of outer indices and
-// otherwise only read, so sharing the base pointers between threads is race-free.
+// SAFETY: a split kernel's pieces write disjoint elements (row pieces of a
+// kernel without reductions, column pieces of one whose stores and reductions
+// move along columns: invariant 7 of `Plan::validate`) and otherwise only read,
+// so sharing the base pointers between threads is race-free.
 unsafe impl Send for Shared {}
 // SAFETY: as above.
 unsafe impl Sync for Shared {}
@@ -86,6 +65,9 @@ pub struct JitExecutable {
     pub(crate) scratch: Vec<f32>,
     pub(crate) ints: Vec<i64>,
     pub(crate) args: Vec<ArgSlot>,
+    /// Entry points of the generated kernels the steps call.
+    pub(crate) kernels: PrimaryMap<KernelId, KernelFn>,
+    /// The plan's steps (validated in debug builds by `Plan::validate`).
     pub(crate) steps: Vec<Step>,
     /// (src, dst, len) copies after the step (non-overlapping).
     pub(crate) end: Vec<(usize, usize, usize)>,
@@ -127,29 +109,37 @@ impl JitExecutable {
     /// Runs plan step `step_index`.
     fn execute(&mut self, step_index: usize) {
         match self.steps[step_index] {
-            Step::Kernel { f, hi, chunks, .. } => {
+            Step::Kernel {
+                kernel, hi, chunks, ..
+            } => {
+                let f = self.kernels[kernel];
                 let shared = Shared(self.arena.as_mut_ptr(), self.ints.as_ptr());
                 if chunks <= 1 {
-                    // SAFETY: the kernel was generated for this arena's layout and
-                    // index buffer; every access it makes is inside them.
-                    unsafe { f(shared.0, shared.1, 0, hi) };
+                    // SAFETY: the kernel was generated from the plan for this arena
+                    // (at least `arena_len` floats, asserted at construction) and
+                    // index buffer (`ints_len` entries); `Plan::validate` proves
+                    // every access of the kernel over `0..hi` lies inside them.
+                    unsafe { f(shared.0, shared.1, 0, hi as i64) };
                 } else {
                     team::run(chunks, &|c| {
                         let s = shared;
-                        let (lo, hi) = team::piece(hi as usize, chunks, c);
-                        // SAFETY: as above; pieces cover disjoint row ranges of a
-                        // kernel without reductions, or disjoint column ranges of one
-                        // whose reductions run down columns, so no two pieces write
-                        // the same element.
+                        let (lo, hi) = team::piece(hi, chunks, c);
+                        // SAFETY: as above (`piece` stays inside `0..hi`); pieces
+                        // cover disjoint row ranges of a kernel without reductions,
+                        // or disjoint column ranges of one whose reductions run down
+                        // columns (`Plan::validate` checks both), so no two pieces
+                        // write the same element.
                         unsafe { f(s.0, s.1, lo as i64, hi as i64) };
                     });
                 }
             }
             Step::Gemm(call) => {
                 let base = self.arena.as_mut_ptr();
-                // SAFETY: the plan placed both operands and a separate result slot
-                // inside the arena at these offsets and strides; the scratch
-                // buffer was sized for the largest copy and is not in the arena.
+                // SAFETY: `Plan::validate` proves both operands' and the result's
+                // extents (from these offsets and strides) lie inside the arena,
+                // which covers `arena_len` floats, and that the result overlaps
+                // neither operand; the scratch buffer was sized for the largest
+                // copy of any step and is not in the arena.
                 unsafe { call.run(base, &mut self.scratch) };
             }
             Step::Fill { offset, len, value } => {
@@ -180,34 +170,7 @@ impl JitExecutable {
             .steps
             .iter()
             .zip(times)
-            .map(|(s, t)| {
-                let label = match s {
-                    Step::Kernel {
-                        hi, chunks, inner, ..
-                    } => format!(
-                        "kernel {}={hi} chunks={chunks}",
-                        if *inner { "columns" } else { "rows" }
-                    ),
-                    Step::Gemm(c) => format!(
-                        "gemm {}x{}x{} {}{}{} {}",
-                        c.m,
-                        c.n,
-                        c.k,
-                        if c.lhs_rs == 1 { 'T' } else { 'N' },
-                        if c.rhs_rs == 1 { 'T' } else { 'N' },
-                        if c.copy_rhs { " (rhs copied)" } else { "" },
-                        match c.split {
-                            Split::Loop => "plain loops".to_string(),
-                            Split::Dots(p) => format!("dot products, {p} row blocks"),
-                            Split::One => "1 thread".to_string(),
-                            Split::Rows(p) => format!("{p} row blocks"),
-                            Split::Cols(p) => format!("{p} column blocks"),
-                        }
-                    ),
-                    Step::Fill { len, .. } => format!("fill {len}"),
-                };
-                (label, t / reps.max(1) as f64)
-            })
+            .map(|(s, t)| (s.to_string(), t / reps.max(1) as f64))
             .collect())
     }
 }

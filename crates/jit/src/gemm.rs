@@ -6,6 +6,8 @@
 //! two threads); products worth it are split in column (or row) blocks across
 //! the [`team`].
 
+use std::fmt;
+
 use gemm::Parallelism;
 
 use crate::team::{self, piece};
@@ -369,6 +371,40 @@ impl GemmCall {
                 Parallelism::None,
             );
         }
+    }
+}
+
+impl fmt::Display for GemmCall {
+    /// `m×n×k`, transposes (`T` where an operand is read by its row stride 1),
+    /// where each operand lies with its (column, row) strides, and the threading.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}x{}x{} {}{} dst {} lhs {} ({}, {}) rhs {} ({}, {}), ",
+            self.m,
+            self.n,
+            self.k,
+            if self.lhs_rs == 1 { 'T' } else { 'N' },
+            if self.rhs_rs == 1 { 'T' } else { 'N' },
+            self.dst,
+            self.lhs,
+            self.lhs_cs,
+            self.lhs_rs,
+            self.rhs,
+            self.rhs_cs,
+            self.rhs_rs,
+        )?;
+        match self.split {
+            Split::Loop => f.write_str("plain loops")?,
+            Split::Dots(p) => write!(f, "dot products, {p} row blocks")?,
+            Split::One => f.write_str("1 thread")?,
+            Split::Rows(p) => write!(f, "{p} row blocks")?,
+            Split::Cols(p) => write!(f, "{p} column blocks")?,
+        }
+        if self.copy_rhs {
+            f.write_str(", rhs copied")?;
+        }
+        Ok(())
     }
 }
 

@@ -2,7 +2,20 @@
 //! plain data with resolved arena offsets. The lowering fills them in; code
 //! generation and the runtime read them, and never look at the graph.
 
+use std::fmt;
+
+use cranelift_entity::{entity_impl, PrimaryMap};
 use graphc_ir::{BinaryOp, CompareOp, ReduceOp, UnaryOp};
+
+/// A memory access of one [`Cluster`]: an index into [`Cluster::accesses`].
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct AccessId(u32);
+entity_impl!(AccessId, "a");
+
+/// A value of one [`Cluster`]: an index into [`Cluster::exprs`].
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ExprId(u32);
+entity_impl!(ExprId, "e");
 
 /// A strided view of arena memory over a kernel's loop nest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,21 +26,40 @@ pub(crate) struct Access {
     pub strides: Vec<usize>,
 }
 
-/// One value of a fused elementwise computation; operands index earlier entries.
+/// One value of a fused elementwise computation; operands are earlier entries.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Expr {
     /// Reads an [`Access`] of the kernel.
-    Load(usize),
+    Load(AccessId),
     /// A literal.
     Const(f32),
+    /// A function of earlier values.
+    Compute(Compute),
+}
+
+/// An elementwise function of earlier values of the same kernel.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Compute {
     /// An elementwise function.
-    Unary(UnaryOp, usize),
+    Unary(UnaryOp, ExprId),
     /// An elementwise function of two values.
-    Binary(BinaryOp, usize, usize),
+    Binary(BinaryOp, ExprId, ExprId),
     /// A comparison giving 1.0 or 0.0.
-    Compare(CompareOp, usize, usize),
+    Compare(CompareOp, ExprId, ExprId),
     /// `a` where `mask != 0`, else `b`: (mask, a, b).
-    Select(usize, usize, usize),
+    Select(ExprId, ExprId, ExprId),
+}
+
+impl Compute {
+    /// The values it reads.
+    pub(crate) fn operands(&self) -> impl Iterator<Item = ExprId> {
+        let (a, b, c) = match *self {
+            Compute::Unary(_, x) => (x, None, None),
+            Compute::Binary(_, x, y) | Compute::Compare(_, x, y) => (x, Some(y), None),
+            Compute::Select(c, x, y) => (c, Some(x), Some(y)),
+        };
+        [Some(a), b, c].into_iter().flatten()
+    }
 }
 
 /// A reduction output fed by an expression inside the loop nest.
@@ -36,9 +68,9 @@ pub(crate) struct Reduction {
     /// Sum or max.
     pub op: ReduceOp,
     /// The expression reduced.
-    pub value: usize,
+    pub value: ExprId,
     /// Where the result accumulates (stride 0 along reduced dimensions).
-    pub access: usize,
+    pub access: AccessId,
 }
 
 /// A fused loop nest: loads, elementwise expressions, stores and reductions
@@ -49,11 +81,11 @@ pub(crate) struct Cluster {
     /// merging dimensions every access walks contiguously (never empty).
     pub dims: Vec<usize>,
     /// Every memory access, loads and stores alike.
-    pub accesses: Vec<Access>,
+    pub accesses: PrimaryMap<AccessId, Access>,
     /// The computation, in dependency order.
-    pub exprs: Vec<Expr>,
+    pub exprs: PrimaryMap<ExprId, Expr>,
     /// Plain stores: (expression, access).
-    pub stores: Vec<(usize, usize)>,
+    pub stores: Vec<(ExprId, AccessId)>,
     /// Reductions; their outputs must hold the identity before the call
     /// when [`Cluster::needs_init`] says so.
     pub reductions: Vec<Reduction>,
@@ -66,6 +98,34 @@ impl Cluster {
         let s = &self.accesses[r.access].strides;
         let inner = s.len() - 1;
         s[inner] != 0 || s[..inner].contains(&0)
+    }
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{:?}", self.offset, self.strides)
+    }
+}
+
+impl fmt::Display for Cluster {
+    /// One line: loop extents, accesses, then stores and reductions by expression.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "loops {:?}, {} exprs; accesses",
+            self.dims,
+            self.exprs.len()
+        )?;
+        for (a, access) in self.accesses.iter() {
+            write!(f, " {a}={access}")?;
+        }
+        for (e, a) in &self.stores {
+            write!(f, "; store {e}->{a}")?;
+        }
+        for r in &self.reductions {
+            write!(f, "; {:?} {}->{}", r.op, r.value, r.access)?;
+        }
+        Ok(())
     }
 }
 

@@ -10,12 +10,19 @@
 //!
 //! Pipeline: `plan` lowers `graphc_opt`'s fusion groups (matrix products with
 //! an inner dimension ≤ 4 become kernel expressions) and liveness offsets to
-//! tasks over one arena (`arena`: huge pages for large steps); `kernel` holds
+//! steps over one arena (`arena`: huge pages for large steps); `kernel` holds
 //! the resulting kernel descriptions; `codegen` (with
 //! `simd` and `math`) emits one function per kernel into one `JITModule`;
 //! `gemm` runs matrix products (plain loops, dot products or the `gemm`
 //! crate, in blocks); `exec` checks arguments and runs the step, splitting
 //! large kernels and products across the cores through `team`.
+//!
+//! A plan is one list of `plan::Step`s (kernel call, GEMM, fill) that `exec`
+//! runs as it is; debug builds check it with `Plan::validate` (module
+//! `validate`) right after lowering, and every `unsafe` block that relies on
+//! the plan names that check in its `// SAFETY:` comment.
+
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod arena;
 mod codegen;
@@ -26,15 +33,15 @@ mod math;
 mod plan;
 mod simd;
 mod team;
+mod validate;
 
 use graphc_ir::{Backend, DType, Executable, Graph, IrError};
 
 pub use exec::{JitExecutable, StepTimes};
 
 use crate::codegen::Codegen;
-use crate::exec::{Code, Step};
-use crate::kernel::SplitLoop;
-use crate::plan::Task;
+use crate::exec::Code;
+use crate::plan::{Kernel, Step};
 
 /// The JIT as a [`Backend`] (verifier on in debug builds, off in release).
 #[derive(Debug, Clone, Copy, Default)]
@@ -92,87 +99,34 @@ pub fn compile_with(graph: &Graph, options: &Options) -> Result<JitExecutable, I
     }
     let start = std::time::Instant::now();
     let plan = plan::lower(graph)?;
+    if cfg!(debug_assertions) {
+        plan.validate()?;
+    }
     let lowered = std::time::Instant::now();
     let mut cg = Codegen::new(options.verify)?;
-    enum Pending {
-        Ready(Step),
-        Kernel {
-            index: usize,
-            hi: i64,
-            chunks: usize,
-            inner: bool,
-        },
-    }
-    let mut pending = Vec::new();
-    let mut gemms = 0;
-    let mut scratch = 0;
-    for task in plan.tasks {
-        match task {
-            Task::Cluster {
-                kernel,
-                fills,
-                chunks,
-                split,
-            } => {
-                for (offset, len, value) in fills {
-                    pending.push(Pending::Ready(Step::Fill { offset, len, value }));
-                }
-                let index = cg.cluster(&kernel, split)?;
-                pending.push(Pending::Kernel {
-                    index,
-                    hi: match split {
-                        SplitLoop::Inner => kernel.dims[kernel.dims.len() - 1] as i64,
-                        _ => kernel.dims[0] as i64,
-                    },
-                    chunks,
-                    inner: split == SplitLoop::Inner,
-                });
-            }
-            Task::MatMul(call) => {
-                gemms += 1;
-                scratch = scratch.max(call.scratch());
-                pending.push(Pending::Ready(Step::Gemm(call)));
-            }
-            Task::OneHot {
-                rows,
-                classes,
-                indices,
-                out,
-            } => {
-                let index = cg.one_hot(rows, classes, indices, out)?;
-                pending.push(Pending::Kernel {
-                    index,
-                    hi: 0,
-                    chunks: 1,
-                    inner: false,
-                });
-            }
-            Task::Fill(offset, len, value) => {
-                pending.push(Pending::Ready(Step::Fill { offset, len, value }))
-            }
+    for kernel in plan.kernels.values() {
+        match kernel {
+            Kernel::Cluster { cluster, split } => cg.cluster(cluster, *split)?,
+            Kernel::OneHot(one_hot) => cg.one_hot(one_hot)?,
         }
     }
-    let (module, fns) = cg.finish()?;
+    let (module, kernels) = cg.finish()?;
     let generated = std::time::Instant::now();
-    let functions = fns.len();
-    let steps = pending
-        .into_iter()
-        .map(|p| match p {
-            Pending::Ready(s) => s,
-            Pending::Kernel {
-                index,
-                hi,
-                chunks,
-                inner,
-            } => Step::Kernel {
-                f: fns[index],
-                hi,
-                chunks,
-                inner,
-            },
+    let functions = kernels.len();
+    let gemm_calls = || {
+        plan.steps.iter().filter_map(|s| match s {
+            Step::Gemm(call) => Some(call),
+            Step::Kernel { .. } | Step::Fill { .. } => None,
         })
-        .collect();
+    };
+    let gemms = gemm_calls().count();
+    let scratch = gemm_calls().map(|c| c.scratch()).max().unwrap_or(0);
     let mut arena = arena::Arena::new(plan.arena_len)?;
+    // Not a debug check: every extent of the plan lies below `arena_len`.
+    assert!(
+        arena.as_slice().len() >= plan.arena_len,
+        "the arena's mapping does not cover the plan"
+    );
     for (offset, data) in &plan.init {
         arena.as_mut_slice()[*offset..*offset + data.len()].copy_from_slice(data);
     }
@@ -182,7 +136,8 @@ pub fn compile_with(graph: &Graph, options: &Options) -> Result<JitExecutable, I
         scratch: vec![0.0; scratch],
         ints: vec![0; plan.ints_len],
         args: plan.args,
-        steps,
+        kernels,
+        steps: plan.steps,
         end: plan.end,
         outputs: plan.outputs,
         persistent: plan.persistent,
@@ -195,4 +150,40 @@ pub fn compile_with(graph: &Graph, options: &Options) -> Result<JitExecutable, I
             codegen_us: (generated - lowered).as_micros() as u64,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use graphc_ir::{BinaryOp, TensorType};
+
+    use super::*;
+
+    /// A 1 → 1 linear model's squared error over a batch of `batch` rows.
+    fn linear_1_to_1(batch: usize) -> Graph {
+        let mut g = Graph::new();
+        let x = g.input("x", TensorType::f32(&[batch, 1]));
+        let t = g.input("t", TensorType::f32(&[batch, 1]));
+        let w = g.param("w", &[1, 1]);
+        let y = g.matmul(x, w, false, false).unwrap();
+        let d = g.binary(BinaryOp::Sub, y, t).unwrap();
+        let e = g.binary(BinaryOp::Mul, d, d).unwrap();
+        let loss = g.sum_all(e).unwrap();
+        g.add_output("loss", loss);
+        g
+    }
+
+    #[test]
+    fn a_batch_too_large_for_memory_is_an_error_not_a_wrapped_size() {
+        // Issue #11: this batch made the arena's length wrap modulo 2^64.
+        for batch in [7686143364045559088, usize::MAX / 2, 1 << 62] {
+            let e = Jit.compile(&linear_1_to_1(batch)).err().expect("refused");
+            assert!(e.to_string().contains("too large"), "batch {batch}: {e}");
+        }
+        let mut exe = Jit.compile(&linear_1_to_1(3)).unwrap();
+        let x = [1.0, 2.0, 3.0];
+        exe.write("w", &[2.0]).unwrap();
+        exe.run(&[graphc_ir::Arg::F32(&x), graphc_ir::Arg::F32(&[0.0; 3])])
+            .unwrap();
+        assert_eq!(exe.output(0), [56.0]);
+    }
 }

@@ -2,7 +2,7 @@
 //! (Cranelift has no transcendental instructions), after Cephes' single
 //! precision routines: range reduction, a minimax polynomial, reconstruction.
 //!
-//! Accuracy (measured by `tests/math_accuracy.rs` against f64 over every 97th
+//! Accuracy (measured by `tests/it/math_accuracy.rs` against f64 over every 97th (`GRAPHC_FULL_ACCURACY=1`)
 //! f32 bit pattern, all binades and both signs): at most 4 ulp wherever the
 //! exact result is a normal f32; measured maxima are exp 1.0, log 0.78,
 //! log1p 2.4, tanh 1.3, sigmoid 2.3 ulp. Outside the range they saturate cleanly: `exp` overflows to

@@ -2,19 +2,25 @@
 //! `graphc_opt::fusion` (matrix products with an inner dimension of at most
 //! `FUSE_MAX_K` become cluster expressions), update persistent buffers in place
 //! where that is safe, lay out the arena (fixed slots, then kernel results by
-//! `graphc_opt::liveness`), and describe each kernel as data.
+//! `graphc_opt::liveness`), and describe the step as one list of [`Step`]s,
+//! which the runtime (`exec`) runs as they are, and the generated kernels they
+//! call as data ([`Kernel`]). Every size and offset is computed with checked
+//! arithmetic; `validate` checks the finished plan's extents.
 
 use std::collections::HashMap;
+use std::fmt;
 
+use cranelift_entity::{entity_impl, PrimaryMap};
 use graphc_ir::{BinaryOp, DType, Graph, IrError, NodeId, Op, ReduceOp};
-use graphc_opt::fusion::{is_view, Class, Fusion, Kind};
+use graphc_opt::fusion::{reads_elsewhere, Class, Fusion, GroupId};
 use graphc_opt::liveness::{assign_offsets, round_up, Allocator, Lifetime};
 
 use crate::arena::LINE;
 use crate::exec::ArgSlot;
 use crate::gemm::GemmCall;
 use crate::kernel::{
-    broadcast_strides, coalesce, identity, row_major, Access, Cluster, Expr, Reduction, SplitLoop,
+    broadcast_strides, coalesce, identity, row_major, Access, AccessId, Cluster, Compute, Expr,
+    ExprId, Reduction, SplitLoop,
 };
 
 /// Kernels with at least this many elements are split across threads (mlp_m
@@ -24,41 +30,72 @@ const SPLIT_MIN_ELEMENTS: usize = 1 << 16;
 /// A kernel split by columns needs at least this many per piece.
 const SPLIT_MIN_COLUMNS: usize = 64;
 
-/// One unit of work, in execution order, with resolved offsets.
+/// A generated kernel of a plan: an index into [`Plan::kernels`].
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct KernelId(u32);
+entity_impl!(KernelId, "k");
+
+/// What one generated function computes, as data for code generation.
 #[derive(Debug)]
-pub(crate) enum Task {
-    /// Fills these (offset, len, value) ranges, then runs the fused loop nest.
+pub(crate) enum Kernel {
+    /// A fused loop nest whose `[lo, hi)` arguments bound loop `split`.
     Cluster {
         /// The loop nest.
-        kernel: Cluster,
-        /// Reduction outputs to pre-fill with their identity.
-        fills: Vec<(usize, usize, f32)>,
-        /// Pieces to split the loop `split` into (1 = serial).
+        cluster: Cluster,
+        /// The loop its pieces split (`None` for a kernel run whole).
+        split: SplitLoop,
+    },
+    /// Sets the ones of a pre-zeroed one-hot encoding.
+    OneHot(OneHot),
+}
+
+/// A one-hot encoding: for each of `rows` i64 indices, 1.0 at that column of
+/// a `rows × classes` output (none for an index outside `[0, classes)`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OneHot {
+    /// Number of indices.
+    pub rows: usize,
+    /// Columns of the output.
+    pub classes: usize,
+    /// Offset of the indices in the i64 buffer.
+    pub indices: usize,
+    /// Offset of the output in the arena.
+    pub out: usize,
+}
+
+/// One action of a step, with resolved offsets: the plan is a list of these
+/// and the runtime runs them as they are.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Step {
+    /// Calls a generated kernel over `0..hi` of its split loop, in `chunks`
+    /// pieces run on the team (1 = called directly, whole).
+    Kernel {
+        /// The kernel (its entry point once compiled).
+        kernel: KernelId,
+        /// Extent of the loop the pieces split (0 for a kernel run whole).
+        hi: usize,
+        /// Pieces (1 = call directly).
         chunks: usize,
-        /// The loop split into pieces (`None` exactly when `chunks` is 1).
+        /// Which loop the pieces split.
         split: SplitLoop,
     },
     /// A matrix product.
-    MatMul(GemmCall),
-    /// Zero `rows × classes` floats at `out`, then set the ones.
-    OneHot {
-        /// Number of indices.
-        rows: usize,
-        /// Columns.
-        classes: usize,
-        /// Offset of the indices in the i64 buffer.
-        indices: usize,
-        /// Offset of the output.
-        out: usize,
+    Gemm(GemmCall),
+    /// Sets `len` floats at `offset` to `value`.
+    Fill {
+        /// First float.
+        offset: usize,
+        /// Count.
+        len: usize,
+        /// Value written.
+        value: f32,
     },
-    /// Sets (offset, len) to a value.
-    Fill(usize, usize, f32),
 }
 
 /// Everything the runtime needs, with no reference to the graph.
 #[derive(Debug)]
 pub(crate) struct Plan {
-    /// Floats in the arena.
+    /// Floats in the arena; every extent of the plan lies below it.
     pub arena_len: usize,
     /// Entries of the i64 buffer.
     pub ints_len: usize,
@@ -66,8 +103,10 @@ pub(crate) struct Plan {
     pub init: Vec<(usize, Vec<f32>)>,
     /// Argument slots in `Graph::arguments()` order.
     pub args: Vec<ArgSlot>,
-    /// The step.
-    pub tasks: Vec<Task>,
+    /// The generated kernels the steps call.
+    pub kernels: PrimaryMap<KernelId, Kernel>,
+    /// The step, in order.
+    pub steps: Vec<Step>,
     /// (src, dst, len) copies after the step: snapshots first, then assigns.
     pub end: Vec<(usize, usize, usize)>,
     /// (offset, len) of each output.
@@ -87,6 +126,11 @@ fn internal(message: impl Into<String>) -> IrError {
     IrError::Compile(message.into())
 }
 
+/// The error for a size or offset that does not fit in memory.
+pub(crate) fn too_large(what: impl fmt::Display) -> IrError {
+    IrError::Compile(format!("too large to lay out in memory: {what}"))
+}
+
 /// Lowers `graph` (verified) to a plan.
 pub(crate) fn lower(graph: &Graph) -> Result<Plan, IrError> {
     let f = Fusion::new(graph, |k| k <= FUSE_MAX_K && k > 0)?;
@@ -98,6 +142,62 @@ struct Lowerer<'g> {
     f: Fusion,
 }
 
+/// The kernels and steps of a plan as they are built.
+#[derive(Default)]
+struct Steps {
+    kernels: PrimaryMap<KernelId, Kernel>,
+    steps: Vec<Step>,
+}
+
+impl Steps {
+    fn fill(&mut self, offset: usize, len: usize, value: f32) {
+        self.steps.push(Step::Fill { offset, len, value });
+    }
+}
+
+/// A cluster's accesses and expressions as they are built: equal accesses,
+/// loads of one access and equal constants are one entry each.
+#[derive(Default)]
+struct ClusterBuilder {
+    accesses: PrimaryMap<AccessId, Access>,
+    exprs: PrimaryMap<ExprId, Expr>,
+    consts: HashMap<u32, ExprId>,
+    // One load per access: a cluster never stores where it loads (except an
+    // in-place update through the same access), so equal loads (logreg's
+    // features, read by its forward product and its weight gradient) are one value.
+    loads: HashMap<AccessId, ExprId>,
+    expr_of: HashMap<NodeId, ExprId>,
+}
+
+impl ClusterBuilder {
+    fn access(&mut self, offset: usize, strides: Vec<usize>) -> AccessId {
+        let a = Access { offset, strides };
+        match self.accesses.iter().find(|(_, x)| **x == a) {
+            Some((id, _)) => id,
+            None => self.accesses.push(a),
+        }
+    }
+
+    fn load(&mut self, a: AccessId) -> ExprId {
+        *self
+            .loads
+            .entry(a)
+            .or_insert_with(|| self.exprs.push(Expr::Load(a)))
+    }
+
+    /// One expression per constant value (by its bits).
+    fn constant(&mut self, c: f32) -> ExprId {
+        *self
+            .consts
+            .entry(c.to_bits())
+            .or_insert_with(|| self.exprs.push(Expr::Const(c)))
+    }
+
+    fn compute(&mut self, c: Compute) -> ExprId {
+        self.exprs.push(Expr::Compute(c))
+    }
+}
+
 impl<'g> Lowerer<'g> {
     fn shape(&self, v: NodeId) -> &'g [usize] {
         self.g.shape(v)
@@ -107,13 +207,22 @@ impl<'g> Lowerer<'g> {
         &self.g.node(v).op
     }
 
+    /// The element count of `v`, or an error when it overflows `usize`.
+    fn numel(&self, v: NodeId) -> Result<usize, IrError> {
+        let ty = &self.g.node(v).ty;
+        ty.checked_numel()
+            .ok_or_else(|| too_large(format!("{v} ({ty})")))
+    }
+
     fn plan(self) -> Result<Plan, IrError> {
         let g = self.g;
         let f = &self.f;
         let n = g.id_bound();
         let schedule = f.order();
 
-        // In-place assigns.
+        // In-place assigns: the kernel computing an assign's value writes it
+        // over the target when every other reader of the target has run before,
+        // and a reader in that kernel reads only the element it computes.
         let mut in_place: Vec<Option<NodeId>> = vec![None; n];
         let mut assign_in_place = vec![false; g.assigns().len()];
         for (ai, a) in g.assigns().iter().enumerate() {
@@ -125,11 +234,10 @@ impl<'g> Lowerer<'g> {
             if in_place[b.index()].is_some() || f.read_at_end(p) {
                 continue;
             }
-            let at = |r: usize| f.position(r);
-            let safe = f
-                .readers(p)
-                .iter()
-                .all(|&(r, u)| at(r) < at(gb) || (r == gb && !is_view(self.op(u))));
+            let at = |r: GroupId| f.position(r);
+            let safe = f.readers(p).iter().all(|&(r, u)| {
+                at(r) < at(gb) || (r == gb && !reads_elsewhere(self.op(u).access()))
+            });
             if safe {
                 in_place[b.index()] = Some(p);
                 assign_in_place[ai] = true;
@@ -139,15 +247,17 @@ impl<'g> Lowerer<'g> {
         // Fixed slots: persistent buffers, arguments, constants.
         let mut slot = vec![usize::MAX; n];
         let mut top = 0usize;
-        let mut fixed = |len: usize| {
+        let mut fixed = |len: usize| -> Result<usize, IrError> {
             let s = top;
-            top += round_up(len, LINE);
-            s
+            top = round_up(len, LINE)
+                .and_then(|l| top.checked_add(l))
+                .ok_or_else(|| too_large("the step's fixed buffers"))?;
+            Ok(s)
         };
         let mut persistent = Vec::new();
         for id in g.persistent() {
-            let len = g.node(id).ty.numel();
-            slot[id.index()] = fixed(len);
+            let len = self.numel(id)?;
+            slot[id.index()] = fixed(len)?;
             let name = self.op(id).leaf_name().unwrap_or_default().to_string();
             persistent.push((name, slot[id.index()], len));
         }
@@ -155,37 +265,36 @@ impl<'g> Lowerer<'g> {
         let mut args = Vec::new();
         for &id in g.arguments() {
             let ty = &g.node(id).ty;
+            let len = self.numel(id)?;
             let offset = match ty.dtype {
-                DType::F32 => fixed(ty.numel()),
+                DType::F32 => fixed(len)?,
                 DType::I64 => {
-                    ints_len += ty.numel();
-                    ints_len - ty.numel()
+                    let offset = ints_len;
+                    ints_len = ints_len
+                        .checked_add(len)
+                        .ok_or_else(|| too_large("the step's index buffer"))?;
+                    offset
                 }
             };
             slot[id.index()] = offset;
             args.push(ArgSlot {
                 name: self.op(id).leaf_name().unwrap_or_default().to_string(),
                 dtype: ty.dtype,
-                len: ty.numel(),
+                len,
                 offset,
             });
         }
         let mut init = Vec::new();
         for &v in f.live() {
-            let needs_memory = match (self.op(v), f.class(v)) {
-                (Op::Constant(_), _) => true,
-                (_, Class::Uniform(_)) => f.is_read(v),
-                _ => false,
+            let data = if let Op::Constant(d) = self.op(v) {
+                d.clone()
+            } else if let (Class::Uniform(c), true) = (f.class(v), f.is_read(v)) {
+                vec![c; self.numel(v)?]
+            } else {
+                continue;
             };
-            if needs_memory {
-                slot[v.index()] = fixed(g.node(v).ty.numel());
-                let data = match (self.op(v), f.class(v)) {
-                    (Op::Constant(d), _) => d.clone(),
-                    (_, Class::Uniform(c)) => vec![c; g.node(v).ty.numel()],
-                    _ => unreachable!("only constants and uniform values are initialised"),
-                };
-                init.push((slot[v.index()], data));
-            }
+            slot[v.index()] = fixed(data.len())?;
+            init.push((slot[v.index()], data));
         }
         let dynamic_base = top;
 
@@ -196,7 +305,12 @@ impl<'g> Lowerer<'g> {
             for &m in &f.groups()[gi].members {
                 let needs_memory = match f.class(m) {
                     Class::Value(_) => f.is_read(m),
-                    _ => true,
+                    Class::Dead
+                    | Class::Leaf
+                    | Class::Uniform(_)
+                    | Class::Alias(_)
+                    | Class::Sink(_)
+                    | Class::Single(_) => true,
                 };
                 if !needs_memory {
                     continue;
@@ -216,16 +330,17 @@ impl<'g> Lowerer<'g> {
                 };
                 stored.push(m);
                 buffers.push(Lifetime {
-                    len: g.node(m).ty.numel(),
+                    len: self.numel(m)?,
                     def: t,
                     last,
                 });
             }
         }
+        let dynamic = || too_large("the step's intermediate buffers");
         let mut alloc = Allocator::new(LINE);
-        let offsets = assign_offsets(&mut alloc, schedule.len(), &buffers);
+        let offsets = assign_offsets(&mut alloc, schedule.len(), &buffers).ok_or_else(dynamic)?;
         for (&m, offset) in stored.iter().zip(offsets) {
-            slot[m.index()] = dynamic_base + offset;
+            slot[m.index()] = dynamic_base.checked_add(offset).ok_or_else(dynamic)?;
         }
         let slot_of = |v: NodeId| slot[f.resolve(v).index()];
 
@@ -241,42 +356,64 @@ impl<'g> Lowerer<'g> {
         let mut copies = Vec::new();
         // Where the end-of-step value of resolved node `b` is read from: its
         // slot, or a snapshot of it when an assign copy overwrites that slot.
-        let mut end_source = |b: NodeId, len: usize| {
+        let mut end_source = |b: NodeId, len: usize| -> Result<usize, IrError> {
             let src = slot[b.index()];
             if !fallback_targets.contains(&b) {
-                return src;
+                return Ok(src);
             }
-            let tmp = dynamic_base + alloc.alloc(len);
+            let tmp = alloc
+                .alloc(len)
+                .and_then(|offset| dynamic_base.checked_add(offset))
+                .ok_or_else(dynamic)?;
             snapshots.push((src, tmp, len));
-            tmp
+            Ok(tmp)
         };
         let mut outputs = Vec::new();
         for o in g.outputs() {
-            let len = g.node(o.node).ty.numel();
-            outputs.push((end_source(f.resolve(o.node), len), len));
+            let len = self.numel(o.node)?;
+            outputs.push((end_source(f.resolve(o.node), len)?, len));
         }
         for (a, &done) in g.assigns().iter().zip(&assign_in_place) {
             if done {
                 continue;
             }
-            let len = g.node(a.target).ty.numel();
-            let src = end_source(f.resolve(a.value), len);
+            let len = self.numel(a.target)?;
+            let src = end_source(f.resolve(a.value), len)?;
             copies.push((src, slot[a.target.index()], len));
         }
         snapshots.extend(copies);
+        let arena_len = dynamic_base
+            .checked_add(alloc.top())
+            .ok_or_else(|| too_large("the step's memory"))?;
+        // Generated code and the GEMM address floats by byte offsets from the
+        // arena base: every byte offset must fit in an `isize`.
+        if arena_len
+            .checked_mul(std::mem::size_of::<f32>())
+            .is_none_or(|bytes| bytes > isize::MAX as usize)
+        {
+            return Err(too_large(format!("the step's memory ({arena_len} floats)")));
+        }
 
-        // Kernels as data.
-        let mut tasks = Vec::new();
+        // The steps, with kernels as data.
+        let mut out = Steps::default();
         for &gi in schedule {
-            self.task(gi, &slot_of, &mut tasks)?;
+            let v = self.f.groups()[gi].members[0];
+            match self.f.class(v) {
+                Class::Single(_) => self.single_op(v, &slot_of, &mut out)?,
+                Class::Value(_) | Class::Sink(_) => self.cluster(gi, &slot_of, &mut out)?,
+                Class::Dead | Class::Leaf | Class::Uniform(_) | Class::Alias(_) => {
+                    return Err(internal(format!("group {gi} has no kernel member {v}")));
+                }
+            }
         }
         let in_place = assign_in_place.iter().filter(|&&d| d).count();
         Ok(Plan {
-            arena_len: dynamic_base + alloc.top(),
+            arena_len,
             ints_len,
             init,
             args,
-            tasks,
+            kernels: out.kernels,
+            steps: out.steps,
             end: snapshots,
             outputs,
             persistent,
@@ -284,125 +421,134 @@ impl<'g> Lowerer<'g> {
         })
     }
 
-    fn task(
+    /// The steps of a single-op group: a GEMM, or a fill and a one-hot kernel.
+    fn single_op(
         &self,
-        gi: usize,
+        v: NodeId,
         slot_of: &dyn Fn(NodeId) -> usize,
-        tasks: &mut Vec<Task>,
+        out: &mut Steps,
     ) -> Result<(), IrError> {
-        let group = &self.f.groups()[gi];
-        let v = group.members[0];
-        match group.kind {
-            Kind::MatMul => {
-                let (
-                    &Op::MatMul {
-                        transpose_lhs,
-                        transpose_rhs,
-                    },
-                    [a, b],
-                ) = (self.op(v), self.f.operands(v))
-                else {
-                    return Err(internal("matmul group without a matmul"));
-                };
+        let operands = self.f.operands(v);
+        match (self.op(v), operands) {
+            (
+                &Op::MatMul {
+                    transpose_lhs,
+                    transpose_rhs,
+                },
+                &[a, b],
+            ) => {
                 let shape2 = |x: NodeId| [self.shape(x)[0], self.shape(x)[1]];
                 let call = GemmCall::new(
-                    (slot_of(*a), shape2(*a), transpose_lhs),
-                    (slot_of(*b), shape2(*b), transpose_rhs),
+                    (slot_of(a), shape2(a), transpose_lhs),
+                    (slot_of(b), shape2(b), transpose_rhs),
                     slot_of(v),
                 );
-                if call.m * call.n == 0 {
+                let len = self.numel(v)?;
+                if len == 0 {
                 } else if call.k == 0 {
-                    tasks.push(Task::Fill(call.dst, call.m * call.n, 0.0));
+                    out.fill(call.dst, len, 0.0);
                 } else {
-                    tasks.push(Task::MatMul(call));
+                    out.steps.push(Step::Gemm(call));
                 }
             }
-            Kind::OneHot => {
-                let &Op::OneHot(classes) = self.op(v) else {
-                    return Err(internal("one-hot group without a one-hot"));
-                };
-                let indices = self.f.operands(v)[0];
-                let rows = self.g.node(indices).ty.numel();
-                let out = slot_of(v);
-                if rows * classes > 0 {
-                    tasks.push(Task::Fill(out, rows * classes, 0.0));
-                    tasks.push(Task::OneHot {
+            (&Op::OneHot(classes), &[indices]) => {
+                let rows = self.numel(indices)?;
+                let len = self.numel(v)?;
+                let out_offset = slot_of(v);
+                if len > 0 {
+                    out.fill(out_offset, len, 0.0);
+                    let kernel = out.kernels.push(Kernel::OneHot(OneHot {
                         rows,
                         classes,
                         indices: slot_of(indices),
-                        out,
+                        out: out_offset,
+                    }));
+                    out.steps.push(Step::Kernel {
+                        kernel,
+                        hi: 0,
+                        chunks: 1,
+                        split: SplitLoop::None,
                     });
                 }
             }
-            Kind::Cluster => self.cluster_task(gi, slot_of, tasks),
+            (
+                Op::Input(_)
+                | Op::Param(_)
+                | Op::State(_)
+                | Op::Hyper(_)
+                | Op::Fill(_)
+                | Op::Constant(_)
+                | Op::Unary(_)
+                | Op::Binary(_)
+                | Op::Compare(_)
+                | Op::Select
+                | Op::Reduce { .. }
+                | Op::Broadcast(_)
+                | Op::Reshape(_)
+                | Op::Transpose(_)
+                | Op::MatMul { .. }
+                | Op::OneHot(_),
+                _,
+            ) => {
+                return Err(internal(format!(
+                    "{v} ({} with {} operands) is not a single-op kernel",
+                    self.op(v).mnemonic(),
+                    operands.len()
+                )));
+            }
         }
         Ok(())
     }
 
-    fn cluster_task(&self, gi: usize, slot_of: &dyn Fn(NodeId) -> usize, tasks: &mut Vec<Task>) {
+    /// The steps of cluster `gi`: fills of the reductions that accumulate in
+    /// memory, then one generated loop nest.
+    fn cluster(
+        &self,
+        gi: GroupId,
+        slot_of: &dyn Fn(NodeId) -> usize,
+        out: &mut Steps,
+    ) -> Result<(), IrError> {
         let group = &self.f.groups()[gi];
         let domain = group.domain.as_slice();
-        let mut accesses: Vec<Access> = Vec::new();
-        let mut access = |offset: usize, strides: Vec<usize>| {
-            let a = Access { offset, strides };
-            match accesses.iter().position(|x| *x == a) {
-                Some(i) => i,
-                None => {
-                    accesses.push(a);
-                    accesses.len() - 1
-                }
-            }
-        };
-        let mut exprs: Vec<Expr> = Vec::new();
-        let mut consts: HashMap<u32, usize> = HashMap::new();
-        let mut expr_of: HashMap<NodeId, usize> = HashMap::new();
+        let mut c = ClusterBuilder::default();
         let mut stores = Vec::new();
         let mut reductions = Vec::new();
         let mut reduction_nodes = Vec::new();
-        // One load per access: a cluster never stores where it loads, so equal
-        // loads (logreg's features, read by its forward product and its weight
-        // gradient) are one value.
-        let mut loads: HashMap<usize, usize> = HashMap::new();
-        let mut load = |exprs: &mut Vec<Expr>, a: usize| {
-            *loads.entry(a).or_insert_with(|| {
-                exprs.push(Expr::Load(a));
-                exprs.len() - 1
-            })
-        };
-        // One expression per constant value (by its bits).
-        let mut constant = |exprs: &mut Vec<Expr>, c: f32| {
-            *consts.entry(c.to_bits()).or_insert_with(|| {
-                exprs.push(Expr::Const(c));
-                exprs.len() - 1
-            })
-        };
         for &u in &group.members {
-            let mut operand =
-                |o: NodeId,
-                 exprs: &mut Vec<Expr>,
-                 access: &mut dyn FnMut(usize, Vec<usize>) -> usize| {
-                    match self.f.class(o) {
-                        Class::Uniform(c) => constant(exprs, c),
-                        Class::Value(g) if g == gi => expr_of[&o],
-                        _ => load(exprs, access(slot_of(o), row_major(self.shape(o)))),
+            let operand = |c: &mut ClusterBuilder, o: NodeId| -> Result<ExprId, IrError> {
+                Ok(match self.f.class(o) {
+                    Class::Uniform(value) => c.constant(value),
+                    Class::Value(g) if g == gi => *c
+                        .expr_of
+                        .get(&o)
+                        .ok_or_else(|| internal(format!("{o} is used before it is computed")))?,
+                    Class::Value(_)
+                    | Class::Dead
+                    | Class::Leaf
+                    | Class::Alias(_)
+                    | Class::Sink(_)
+                    | Class::Single(_) => {
+                        let a = c.access(slot_of(o), row_major(self.shape(o)));
+                        c.load(a)
                     }
-                };
+                })
+            };
             let ops = self.f.operands(u);
             let expr = match self.op(u) {
                 Op::Broadcast(_) => {
                     let o = ops[0];
-                    Expr::Load(access(slot_of(o), broadcast_strides(self.shape(o), domain)))
+                    Expr::Load(c.access(slot_of(o), broadcast_strides(self.shape(o), domain)))
                 }
                 Op::Transpose(perm) => {
                     let o = ops[0];
                     let rm = row_major(self.shape(o));
-                    Expr::Load(access(slot_of(o), perm.iter().map(|&p| rm[p]).collect()))
+                    Expr::Load(c.access(slot_of(o), perm.iter().map(|&p| rm[p]).collect()))
                 }
                 &Op::MatMul { transpose_rhs, .. } if self.f.class(u) == Class::Sink(gi) => {
                     // A column product aᵀ·b over this cluster's rows (graphc-opt's
                     // column products): result column j sums a(i)·b(i, j) from 0 in
                     // row order, as the interpreter does, in a running sum of its own.
-                    let a = operand(ops[0], &mut exprs, &mut access);
+                    let a = operand(&mut c, ops[0])?;
                     let b = ops[1];
                     let b_cols = self.shape(b)[1];
                     for j in 0..self.shape(u)[1] {
@@ -411,12 +557,13 @@ impl<'g> Lowerer<'g> {
                         } else {
                             (j, b_cols)
                         };
-                        let y = load(&mut exprs, access(slot_of(b) + offset, vec![stride, 0]));
-                        exprs.push(Expr::Binary(BinaryOp::Mul, a, y));
+                        let access = c.access(slot_of(b) + offset, vec![stride, 0]);
+                        let y = c.load(access);
+                        let value = c.compute(Compute::Binary(BinaryOp::Mul, a, y));
                         reductions.push(Reduction {
                             op: ReduceOp::Sum,
-                            value: exprs.len() - 1,
-                            access: access(slot_of(u) + j, vec![0, 0]),
+                            value,
+                            access: c.access(slot_of(u) + j, vec![0, 0]),
                         });
                         reduction_nodes.push(u);
                     }
@@ -439,108 +586,244 @@ impl<'g> Lowerer<'g> {
                         (q0, q0, 1)
                     };
                     let (b_rs, b_cs) = if transpose_rhs { (1, s0) } else { (s0, 1) };
-                    let mut acc = constant(&mut exprs, 0.0);
+                    let mut acc = c.constant(0.0);
+                    let mut sum = None;
                     for p in 0..k {
-                        let x = load(&mut exprs, access(slot_of(a) + p * a_cs, vec![a_rs, 0]));
-                        let y = load(&mut exprs, access(slot_of(b) + p * b_rs, vec![0, b_cs]));
-                        exprs.push(Expr::Binary(BinaryOp::Mul, x, y));
-                        let product = exprs.len() - 1;
-                        exprs.push(Expr::Binary(BinaryOp::Add, acc, product));
-                        acc = exprs.len() - 1;
+                        let x = c.access(slot_of(a) + p * a_cs, vec![a_rs, 0]);
+                        let x = c.load(x);
+                        let y = c.access(slot_of(b) + p * b_rs, vec![0, b_cs]);
+                        let y = c.load(y);
+                        let product = c.compute(Compute::Binary(BinaryOp::Mul, x, y));
+                        let term = Compute::Binary(BinaryOp::Add, acc, product);
+                        if p + 1 < k {
+                            acc = c.compute(term);
+                        } else {
+                            sum = Some(term);
+                        }
                     }
-                    exprs.pop().expect("k > 0 terms")
+                    let sum =
+                        sum.ok_or_else(|| internal(format!("{u}: a fused product of no terms")))?;
+                    Expr::Compute(sum)
                 }
-                Op::Unary(op) => Expr::Unary(*op, operand(ops[0], &mut exprs, &mut access)),
+                Op::Unary(op) => Expr::Compute(Compute::Unary(*op, operand(&mut c, ops[0])?)),
                 Op::Binary(op) => {
-                    let x = operand(ops[0], &mut exprs, &mut access);
-                    let y = operand(ops[1], &mut exprs, &mut access);
-                    Expr::Binary(*op, x, y)
+                    let x = operand(&mut c, ops[0])?;
+                    let y = operand(&mut c, ops[1])?;
+                    Expr::Compute(Compute::Binary(*op, x, y))
                 }
                 Op::Compare(op) => {
-                    let x = operand(ops[0], &mut exprs, &mut access);
-                    let y = operand(ops[1], &mut exprs, &mut access);
-                    Expr::Compare(*op, x, y)
+                    let x = operand(&mut c, ops[0])?;
+                    let y = operand(&mut c, ops[1])?;
+                    Expr::Compute(Compute::Compare(*op, x, y))
                 }
                 Op::Select => {
-                    let c = operand(ops[0], &mut exprs, &mut access);
-                    let x = operand(ops[1], &mut exprs, &mut access);
-                    let y = operand(ops[2], &mut exprs, &mut access);
-                    Expr::Select(c, x, y)
+                    let m = operand(&mut c, ops[0])?;
+                    let x = operand(&mut c, ops[1])?;
+                    let y = operand(&mut c, ops[2])?;
+                    Expr::Compute(Compute::Select(m, x, y))
                 }
                 Op::Reduce { op, .. } => {
-                    let value = operand(ops[0], &mut exprs, &mut access);
-                    let out = access(slot_of(u), broadcast_strides(self.shape(u), domain));
+                    let value = operand(&mut c, ops[0])?;
+                    let access = c.access(slot_of(u), broadcast_strides(self.shape(u), domain));
                     reductions.push(Reduction {
                         op: *op,
                         value,
-                        access: out,
+                        access,
                     });
                     reduction_nodes.push(u);
                     continue;
                 }
-                other => unreachable!("{} is not part of a cluster", other.mnemonic()),
+                Op::Input(_)
+                | Op::Param(_)
+                | Op::State(_)
+                | Op::Hyper(_)
+                | Op::Fill(_)
+                | Op::Constant(_)
+                | Op::Reshape(_)
+                | Op::OneHot(_) => {
+                    let op = self.op(u).mnemonic();
+                    return Err(internal(format!("{u} ({op}) is not part of a cluster")));
+                }
             };
-            exprs.push(expr);
-            let e = exprs.len() - 1;
-            expr_of.insert(u, e);
+            let e = c.exprs.push(expr);
+            c.expr_of.insert(u, e);
             if self.f.is_read(u) {
-                stores.push((e, access(slot_of(u), row_major(domain))));
+                stores.push((e, c.access(slot_of(u), row_major(domain))));
             }
         }
-        let numel: usize = domain.iter().product();
+        let numel = domain
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(|| too_large(format!("the domain {domain:?} of {gi}")))?;
         if numel == 0 {
             for (r, &u) in reductions.iter().zip(&reduction_nodes) {
-                tasks.push(Task::Fill(
-                    slot_of(u),
-                    self.g.node(u).ty.numel(),
-                    identity(r.op),
-                ));
+                out.fill(slot_of(u), self.numel(u)?, identity(r.op));
             }
-            return;
+            return Ok(());
         }
-        let strides: Vec<Vec<usize>> = accesses.iter().map(|a| a.strides.clone()).collect();
+        let mut accesses = c.accesses;
+        let strides: Vec<Vec<usize>> = accesses.values().map(|a| a.strides.clone()).collect();
         let (dims, strides) = coalesce(domain, &strides);
-        for (a, s) in accesses.iter_mut().zip(strides) {
+        for (a, s) in accesses.values_mut().zip(strides) {
             a.strides = s;
         }
-        let kernel = Cluster {
+        let cluster = Cluster {
             dims,
             accesses,
-            exprs,
+            exprs: c.exprs,
             stores,
             reductions,
         };
-        let fills = kernel
-            .reductions
-            .iter()
-            .zip(&reduction_nodes)
-            .filter(|(r, _)| kernel.needs_init(r))
-            .map(|(r, &u)| (slot_of(u), self.g.node(u).ty.numel(), identity(r.op)))
-            .collect();
+        for (r, &u) in cluster.reductions.iter().zip(&reduction_nodes) {
+            if cluster.needs_init(r) {
+                out.fill(slot_of(u), self.numel(u)?, identity(r.op));
+            }
+        }
         let threads = crate::team::threads();
-        let inner = kernel.dims.len() - 1;
-        let column_reductions = kernel
+        let inner = cluster.dims.len() - 1;
+        let column_reductions = cluster
             .reductions
             .iter()
-            .all(|r| kernel.accesses[r.access].strides[inner] != 0);
+            .all(|r| cluster.accesses[r.access].strides[inner] != 0);
         let (split, chunks) = if threads < 2 || numel < SPLIT_MIN_ELEMENTS {
             (SplitLoop::None, 1)
-        } else if kernel.reductions.is_empty() && kernel.dims[0] >= 2 {
+        } else if cluster.reductions.is_empty() && cluster.dims[0] >= 2 {
             // Row blocks (column blocks to match the GEMM that produced an
             // operand measured slower on mlp_m: 620 µs a step against 527).
-            (SplitLoop::Outer, threads.min(kernel.dims[0]))
-        } else if inner > 0 && column_reductions && kernel.dims[inner] >= 2 * SPLIT_MIN_COLUMNS {
+            (SplitLoop::Outer, threads.min(cluster.dims[0]))
+        } else if inner > 0 && column_reductions && cluster.dims[inner] >= 2 * SPLIT_MIN_COLUMNS {
             // Column sums (bias gradients): column blocks keep each sum on one thread.
-            let pieces = threads.min(kernel.dims[inner] / SPLIT_MIN_COLUMNS);
+            let pieces = threads.min(cluster.dims[inner] / SPLIT_MIN_COLUMNS);
             (SplitLoop::Inner, pieces)
         } else {
             (SplitLoop::None, 1)
         };
-        tasks.push(Task::Cluster {
+        let hi = match split {
+            SplitLoop::Inner => cluster.dims[inner],
+            SplitLoop::None | SplitLoop::Outer => cluster.dims[0],
+        };
+        let kernel = out.kernels.push(Kernel::Cluster { cluster, split });
+        out.steps.push(Step::Kernel {
             kernel,
-            fills,
+            hi,
             chunks,
             split,
         });
+        Ok(())
+    }
+}
+
+impl fmt::Display for Step {
+    /// One line, without the kernel's description.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Kernel {
+                kernel,
+                hi,
+                chunks,
+                split,
+            } => match split {
+                SplitLoop::None => write!(f, "kernel {kernel}, whole"),
+                SplitLoop::Outer => write!(f, "kernel {kernel}, rows 0..{hi} in {chunks} pieces"),
+                SplitLoop::Inner => {
+                    write!(f, "kernel {kernel}, columns 0..{hi} in {chunks} pieces")
+                }
+            },
+            Step::Gemm(c) => write!(f, "gemm {c}"),
+            Step::Fill { offset, len, value } => write!(f, "fill {len} at {offset} with {value}"),
+        }
+    }
+}
+
+impl fmt::Display for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Kernel::Cluster { cluster, .. } => write!(f, "{cluster}"),
+            Kernel::OneHot(o) => write!(
+                f,
+                "one-hot of {} indices at {} into {}x{} at {}",
+                o.rows, o.indices, o.rows, o.classes, o.out
+            ),
+        }
+    }
+}
+
+impl fmt::Display for Plan {
+    /// The plan as text, one line per step (a kernel step with its kernel),
+    /// then the end-of-step copies, outputs and persistent buffers.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "arena {} floats, {} ints, {} kernels, {} in-place assigns",
+            self.arena_len,
+            self.ints_len,
+            self.kernels.len(),
+            self.in_place
+        )?;
+        for (offset, data) in &self.init {
+            writeln!(f, "init {} floats at {offset}", data.len())?;
+        }
+        for a in &self.args {
+            writeln!(f, "arg {:?}: {} {} at {}", a.name, a.len, a.dtype, a.offset)?;
+        }
+        for (i, step) in self.steps.iter().enumerate() {
+            write!(f, "{i:>3}: {step}")?;
+            if let Step::Kernel { kernel, .. } = step {
+                if let Some(k) = self.kernels.get(*kernel) {
+                    write!(f, ": {k}")?;
+                }
+            }
+            writeln!(f)?;
+        }
+        for (src, dst, len) in &self.end {
+            writeln!(f, "end: copy {len} from {src} to {dst}")?;
+        }
+        for (i, (offset, len)) in self.outputs.iter().enumerate() {
+            writeln!(f, "output {i}: {len} at {offset}")?;
+        }
+        for (name, offset, len) in &self.persistent {
+            writeln!(f, "persistent {name:?}: {len} at {offset}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use expect_test::expect;
+    use graphc_ir::{BinaryOp, Graph, TensorType};
+
+    use super::*;
+
+    /// An `inputs` → 3 linear layer on a batch of 2, relu, and the sum of it
+    /// all (with more than `FUSE_MAX_K` inputs, the product is a GEMM).
+    pub(crate) fn linear_relu_sum(inputs: usize) -> Graph {
+        let mut g = Graph::new();
+        let x = g.input("x", TensorType::f32(&[2, inputs]));
+        let w = g.param("w", &[inputs, 3]);
+        let b = g.param("b", &[3]);
+        let xw = g.matmul(x, w, false, false).unwrap();
+        let b = g.broadcast_to(b, &[2, 3]).unwrap();
+        let y = g.binary(BinaryOp::Add, xw, b).unwrap();
+        let zero = g.fill(0.0, &[2, 3]);
+        let r = g.binary(BinaryOp::Max, y, zero).unwrap();
+        let s = g.sum_all(r).unwrap();
+        g.add_output("s", s);
+        g
+    }
+
+    #[test]
+    fn the_plan_of_a_small_linear_layer_reads_as_text() {
+        let plan = lower(&linear_relu_sum(4)).unwrap();
+        plan.validate().unwrap();
+        expect![[r#"
+            arena 64 floats, 0 ints, 1 kernels, 0 in-place assigns
+            arg "x": 8 f32 at 32
+              0: fill 1 at 48 with 0
+              1: kernel k0, whole: loops [2, 3], 20 exprs; accesses a0=16[0, 1] a1=32[4, 0] a2=0[0, 1] a3=33[4, 0] a4=3[0, 1] a5=34[4, 0] a6=6[0, 1] a7=35[4, 0] a8=9[0, 1] a9=48[0, 0]; Sum e19->a9
+            output 0: 1 at 48
+            persistent "w": 12 at 0
+            persistent "b": 3 at 16
+        "#]].assert_eq(&plan.to_string());
     }
 }

@@ -2,12 +2,20 @@
 //! alias through reshapes, or part of a kernel), fuse elementwise ops, views
 //! and reductions into clusters without creating cycles between kernels, and
 //! order the kernels. Backend-independent: a backend only says which matrix
-//! products it runs as expressions of a cluster.
+//! products it runs as expressions of a cluster. Every rule here derives from
+//! [`Op::access`], how an op reads its operands; fusion has no `match` on
+//! [`Op`] of its own.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use graphc_ir::{Graph, IrError, NodeId, Op, UnaryOp};
+use cranelift_entity::{entity_impl, PrimaryMap, SecondaryMap};
+use graphc_ir::{Access, Graph, IrError, NodeId, Op};
+
+/// A group (kernel) of a [`Fusion`]: an index into [`Fusion::groups`].
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupId(u32);
+entity_impl!(GroupId, "g");
 
 /// How a node's value exists at run time.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,63 +29,65 @@ pub enum Class {
     /// A reshape: the memory of this (resolved, non-alias) node.
     Alias(NodeId),
     /// Computed element by element inside cluster `g`.
-    Value(usize),
+    Value(GroupId),
     /// A reduction accumulated by cluster `g`.
-    Sink(usize),
-    /// The result of the single-op group `g` (matmul, one-hot).
-    Single(usize),
+    Sink(GroupId),
+    /// The result of the single-op group `g`: an op whose access is a
+    /// contraction (matrix product) or indexed (one-hot).
+    Single(GroupId),
 }
 
 impl Class {
     /// The group computing a node of this class, if any.
-    pub fn group(self) -> Option<usize> {
+    pub fn group(self) -> Option<GroupId> {
         match self {
             Class::Value(g) | Class::Sink(g) | Class::Single(g) => Some(g),
-            _ => None,
+            Class::Dead | Class::Leaf | Class::Uniform(_) | Class::Alias(_) => None,
         }
     }
 }
 
-/// What a group runs as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// Fused elementwise ops, views, small products and reductions: one loop nest.
-    Cluster,
-    /// One matrix product.
-    MatMul,
-    /// One one-hot encoding.
-    OneHot,
-}
-
-/// One kernel: a cluster or a single-op group.
+/// One kernel: a cluster (fused elementwise ops, views, small products and
+/// reductions: one loop nest; its members are [`Class::Value`] or
+/// [`Class::Sink`]) or a single-op group (one [`Class::Single`] member).
 #[derive(Debug)]
 pub struct Group {
-    /// What the group runs as.
-    pub kind: Kind,
     /// The iteration domain (the shape of the first member, or of a reduction's input).
     pub domain: Vec<usize>,
     /// The nodes it computes, in topological order (empty once merged away).
     pub members: Vec<NodeId>,
 }
 
-/// Whether a cluster member reads its operands from memory at positions of
-/// its own (a view, or a matrix product fused into the cluster) rather than
-/// element by element.
-pub fn is_view(op: &Op) -> bool {
-    matches!(op, Op::Broadcast(_) | Op::Transpose(_) | Op::MatMul { .. })
-}
-
 /// A column product `aᵀ·b` taken as reductions of `a`'s cluster has at most
 /// this many result columns (one running sum each).
 pub const COLUMN_PRODUCT_MAX_COLS: usize = 4;
 
-/// Whether operand `i` of a cluster member with this op is read from memory:
-/// views read every operand from memory; a matrix product taken as reductions
-/// (`as_sink`) reads its left column in a register and its right operand from memory.
-fn reads_memory(op: &Op, as_sink: bool, i: usize) -> bool {
-    match op {
-        Op::MatMul { .. } if as_sink => i == 1,
-        op => is_view(op),
+/// Whether a cluster member with this access reads an operand at positions
+/// other than the element it computes (a view, or a matrix product fused into
+/// the cluster): such a member reads that operand from memory, and its
+/// result may not overwrite the operand in place.
+pub fn reads_elsewhere(access: Access) -> bool {
+    match access {
+        Access::View | Access::Contraction { .. } => true,
+        Access::Leaf
+        | Access::Uniform(_)
+        | Access::Elementwise
+        | Access::Identity
+        | Access::Reinterpret
+        | Access::Reduction
+        | Access::Indexed => false,
+    }
+}
+
+/// Whether operand `i` of a cluster member with this access is read from
+/// memory rather than from a register: see [`reads_elsewhere`], except that a
+/// matrix product taken as reductions (`as_sink`) reads its left column in a
+/// register and only its right operand from memory.
+fn reads_memory(access: Access, as_sink: bool, i: usize) -> bool {
+    if as_sink && matches!(access, Access::Contraction { .. }) {
+        i == 1
+    } else {
+        reads_elsewhere(access)
     }
 }
 
@@ -87,10 +97,10 @@ pub struct Fusion {
     topo: Vec<NodeId>,
     ops: Vec<Vec<NodeId>>,
     class: Vec<Class>,
-    groups: Vec<Group>,
-    order: Vec<usize>,
-    at: Vec<usize>,
-    readers: Vec<Vec<(usize, NodeId)>>,
+    groups: PrimaryMap<GroupId, Group>,
+    order: Vec<GroupId>,
+    at: SecondaryMap<GroupId, usize>,
+    readers: Vec<Vec<(GroupId, NodeId)>>,
     end_read: Vec<bool>,
 }
 
@@ -120,7 +130,7 @@ impl Fusion {
     }
 
     /// The group computing `v`, if any.
-    pub fn group_of(&self, v: NodeId) -> Option<usize> {
+    pub fn group_of(&self, v: NodeId) -> Option<GroupId> {
         self.class[v.index()].group()
     }
 
@@ -128,27 +138,32 @@ impl Fusion {
     pub fn resolve(&self, v: NodeId) -> NodeId {
         match self.class[v.index()] {
             Class::Alias(b) => b,
-            _ => v,
+            Class::Dead
+            | Class::Leaf
+            | Class::Uniform(_)
+            | Class::Value(_)
+            | Class::Sink(_)
+            | Class::Single(_) => v,
         }
     }
 
-    /// All groups by index, including merged-away (empty) ones.
-    pub fn groups(&self) -> &[Group] {
+    /// All groups by id, including merged-away (empty) ones.
+    pub fn groups(&self) -> &PrimaryMap<GroupId, Group> {
         &self.groups
     }
 
     /// The non-empty groups in execution order.
-    pub fn order(&self) -> &[usize] {
+    pub fn order(&self) -> &[GroupId] {
         &self.order
     }
 
     /// The position of non-empty group `g` in [`Fusion::order`].
-    pub fn position(&self, g: usize) -> usize {
+    pub fn position(&self, g: GroupId) -> usize {
         self.at[g]
     }
 
     /// The (group, member) pairs that read the memory of resolved node `v`.
-    pub fn readers(&self, v: NodeId) -> &[(usize, NodeId)] {
+    pub fn readers(&self, v: NodeId) -> &[(GroupId, NodeId)] {
         &self.readers[v.index()]
     }
 
@@ -173,9 +188,9 @@ struct Builder<'g> {
     f: Fusion,
     pos: Vec<usize>,
     stamp: u32,
-    in_w: Vec<u32>,
+    in_w: SecondaryMap<GroupId, u32>,
     visited: Vec<u32>,
-    expanded: Vec<u32>,
+    expanded: SecondaryMap<GroupId, u32>,
 }
 
 impl<'g> Builder<'g> {
@@ -203,17 +218,17 @@ impl<'g> Builder<'g> {
                 topo,
                 ops,
                 class: vec![Class::Dead; n],
-                groups: Vec::new(),
+                groups: PrimaryMap::new(),
                 order: Vec::new(),
-                at: Vec::new(),
+                at: SecondaryMap::new(),
                 readers: Vec::new(),
                 end_read: Vec::new(),
             },
             pos,
             stamp: 0,
-            in_w: Vec::new(),
+            in_w: SecondaryMap::new(),
             visited: vec![0; n],
-            expanded: Vec::new(),
+            expanded: SecondaryMap::new(),
         })
     }
 
@@ -225,64 +240,74 @@ impl<'g> Builder<'g> {
         &self.g.node(v).op
     }
 
-    fn new_group(&mut self, kind: Kind, domain: &[usize], first: NodeId) -> usize {
+    fn access(&self, v: NodeId) -> Access {
+        self.op(v).access()
+    }
+
+    fn new_group(&mut self, domain: &[usize], first: NodeId) -> GroupId {
         self.f.groups.push(Group {
-            kind,
             domain: domain.to_vec(),
             members: vec![first],
-        });
-        self.in_w.push(0);
-        self.expanded.push(0);
-        self.f.groups.len() - 1
+        })
     }
 
     fn classify(&mut self, fuse_matmul: &dyn Fn(usize) -> bool) {
         for t in 0..self.f.topo.len() {
             let v = self.f.topo[t];
             let operand = |b: &Self, i: usize| b.f.ops[v.index()][i];
-            let class = match self.op(v) {
-                Op::Input(_) | Op::Param(_) | Op::State(_) | Op::Hyper(_) | Op::Constant(_) => {
-                    Class::Leaf
-                }
-                Op::Fill(c) => Class::Uniform(*c),
-                Op::Reshape(_) => {
+            let class = match self.access(v) {
+                Access::Leaf => Class::Leaf,
+                Access::Uniform(c) => Class::Uniform(c),
+                Access::Reinterpret => {
                     let o = operand(self, 0);
                     match self.f.class[o.index()] {
                         Class::Uniform(c) => Class::Uniform(c),
                         Class::Alias(b) => Class::Alias(b),
-                        _ => Class::Alias(o),
+                        Class::Dead
+                        | Class::Leaf
+                        | Class::Value(_)
+                        | Class::Sink(_)
+                        | Class::Single(_) => Class::Alias(o),
                     }
                 }
-                Op::Broadcast(_) | Op::Transpose(_) => {
-                    match self.f.class[operand(self, 0).index()] {
-                        Class::Uniform(c) => Class::Uniform(c),
-                        _ => Class::Value(self.new_group(Kind::Cluster, self.shape(v), v)),
-                    }
-                }
-                Op::Unary(UnaryOp::StopGradient) => {
-                    // The identity: share the operand's memory unless it lives in a register.
+                Access::View => match self.f.class[operand(self, 0).index()] {
+                    Class::Uniform(c) => Class::Uniform(c),
+                    Class::Dead
+                    | Class::Leaf
+                    | Class::Alias(_)
+                    | Class::Value(_)
+                    | Class::Sink(_)
+                    | Class::Single(_) => Class::Value(self.new_group(self.shape(v), v)),
+                },
+                Access::Identity => {
+                    // Share the operand's memory unless it lives in a register.
                     let o = operand(self, 0);
                     match self.f.class[o.index()] {
                         Class::Uniform(c) => Class::Uniform(c),
                         Class::Alias(b) => Class::Alias(b),
                         Class::Value(_) => self.join_elementwise(v),
-                        _ => Class::Alias(o),
+                        Class::Dead | Class::Leaf | Class::Sink(_) | Class::Single(_) => {
+                            Class::Alias(o)
+                        }
                     }
                 }
-                Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select => {
-                    self.join_elementwise(v)
-                }
-                Op::Reduce { .. } => {
+                Access::Elementwise => self.join_elementwise(v),
+                Access::Reduction => {
                     let x = operand(self, 0);
                     match self.f.class[x.index()] {
                         Class::Value(g) => {
                             self.f.groups[g].members.push(v);
                             Class::Sink(g)
                         }
-                        _ => Class::Sink(self.new_group(Kind::Cluster, self.shape(x), v)),
+                        Class::Dead
+                        | Class::Leaf
+                        | Class::Uniform(_)
+                        | Class::Alias(_)
+                        | Class::Sink(_)
+                        | Class::Single(_) => Class::Sink(self.new_group(self.shape(x), v)),
                     }
                 }
-                Op::MatMul { transpose_lhs, .. } => {
+                Access::Contraction { transpose_lhs, .. } => {
                     if let Some(g) = self.column_product_cluster(v) {
                         self.f.groups[g].members.push(v);
                         self.f.class[v.index()] = Class::Sink(g);
@@ -294,18 +319,14 @@ impl<'g> Builder<'g> {
                     let uniform = self.f.ops[v.index()]
                         .iter()
                         .any(|o| matches!(self.f.class[o.index()], Class::Uniform(_)));
-                    let kind = if !uniform && fuse_matmul(k) {
-                        Kind::Cluster
+                    let g = self.new_group(self.shape(v), v);
+                    if !uniform && fuse_matmul(k) {
+                        Class::Value(g)
                     } else {
-                        Kind::MatMul
-                    };
-                    let g = self.new_group(kind, self.shape(v), v);
-                    match kind {
-                        Kind::Cluster => Class::Value(g),
-                        _ => Class::Single(g),
+                        Class::Single(g)
                     }
                 }
-                Op::OneHot(_) => Class::Single(self.new_group(Kind::OneHot, self.shape(v), v)),
+                Access::Indexed => Class::Single(self.new_group(self.shape(v), v)),
             };
             self.f.class[v.index()] = class;
         }
@@ -314,7 +335,7 @@ impl<'g> Builder<'g> {
     /// Puts elementwise `v` into the cluster of its operands, merging their
     /// clusters where that keeps the kernel graph acyclic.
     fn join_elementwise(&mut self, v: NodeId) -> Class {
-        let mut candidates: Vec<usize> = Vec::new();
+        let mut candidates: Vec<GroupId> = Vec::new();
         for &o in &self.f.ops[v.index()] {
             if let Class::Value(g) = self.f.class[o.index()] {
                 if !candidates.contains(&g) {
@@ -323,7 +344,7 @@ impl<'g> Builder<'g> {
             }
         }
         candidates.sort_by_key(|&g| Reverse(self.f.groups[g].members.len()));
-        let mut joined: Vec<usize> = Vec::new();
+        let mut joined: Vec<GroupId> = Vec::new();
         for c in candidates {
             joined.push(c);
             if self.creates_cycle(&joined, v) {
@@ -331,14 +352,19 @@ impl<'g> Builder<'g> {
             }
         }
         let Some(&target) = joined.first() else {
-            return Class::Value(self.new_group(Kind::Cluster, self.shape(v), v));
+            return Class::Value(self.new_group(self.shape(v), v));
         };
         for &other in &joined[1..] {
             let members = std::mem::take(&mut self.f.groups[other].members);
             for &m in &members {
                 self.f.class[m.index()] = match self.f.class[m.index()] {
                     Class::Sink(_) => Class::Sink(target),
-                    _ => Class::Value(target),
+                    Class::Dead
+                    | Class::Leaf
+                    | Class::Uniform(_)
+                    | Class::Alias(_)
+                    | Class::Value(_)
+                    | Class::Single(_) => Class::Value(target),
                 };
             }
             self.f.groups[target].members.extend(members);
@@ -353,11 +379,11 @@ impl<'g> Builder<'g> {
     /// Result column `j` is then a sum over the cluster's rows of `a[i]·b[i, j]`
     /// (a single-output model's weight gradient, next to its bias gradient), and the
     /// product needs no call of its own.
-    fn column_product_cluster(&mut self, v: NodeId) -> Option<usize> {
-        let Op::MatMul {
+    fn column_product_cluster(&mut self, v: NodeId) -> Option<GroupId> {
+        let Access::Contraction {
             transpose_lhs: true,
             ..
-        } = self.op(v)
+        } = self.access(v)
         else {
             return None;
         };
@@ -375,12 +401,12 @@ impl<'g> Builder<'g> {
 
     /// Whether running groups `w` plus node `v` as one kernel would need a
     /// value that itself waits for that kernel.
-    fn creates_cycle(&mut self, w: &[usize], v: NodeId) -> bool {
+    fn creates_cycle(&mut self, w: &[GroupId], v: NodeId) -> bool {
         self.cycle_with(w, v, false)
     }
 
     /// [`Self::creates_cycle`], with `v` joining as a reduction (`sink`) or as a value.
-    fn cycle_with(&mut self, w: &[usize], v: NodeId, sink: bool) -> bool {
+    fn cycle_with(&mut self, w: &[GroupId], v: NodeId, sink: bool) -> bool {
         self.stamp += 1;
         let stamp = self.stamp;
         for &g in w {
@@ -396,7 +422,7 @@ impl<'g> Builder<'g> {
         for u in members {
             let as_sink = (u == v && sink) || matches!(self.f.class[u.index()], Class::Sink(_));
             for (i, &o) in self.f.ops[u.index()].iter().enumerate() {
-                let in_register = !reads_memory(self.op(u), as_sink, i)
+                let in_register = !reads_memory(self.access(u), as_sink, i)
                     && matches!(self.f.class[o.index()], Class::Value(_))
                     && inside(self, o);
                 if !matches!(self.f.class[o.index()], Class::Uniform(_)) && !in_register {
@@ -423,15 +449,15 @@ impl<'g> Builder<'g> {
 
     /// The operands member `u` of group `g` reads from memory (resolved to
     /// the node owning the memory); uniform values in clusters are literals.
-    fn memory_reads(&self, g: usize, u: NodeId) -> Vec<(NodeId, NodeId)> {
-        let cluster = self.f.groups[g].kind == Kind::Cluster;
+    fn memory_reads(&self, g: GroupId, u: NodeId) -> Vec<(NodeId, NodeId)> {
+        let cluster = !matches!(self.f.class[u.index()], Class::Single(_));
         let as_sink = matches!(self.f.class[u.index()], Class::Sink(_));
         self.f.ops[u.index()]
             .iter()
             .enumerate()
             .filter(|&(i, &o)| {
                 let c = self.f.class[o.index()];
-                let memory = reads_memory(self.op(u), as_sink, i);
+                let memory = reads_memory(self.access(u), as_sink, i);
                 !cluster || (!matches!(c, Class::Uniform(_)) && (memory || c != Class::Value(g)))
             })
             .map(|(_, &o)| (o, self.f.resolve(o)))
@@ -442,8 +468,12 @@ impl<'g> Builder<'g> {
     fn finish(mut self) -> Result<Fusion, IrError> {
         let g = self.g;
         let n = g.id_bound();
-        let alive: Vec<usize> = (0..self.f.groups.len())
-            .filter(|&i| !self.f.groups[i].members.is_empty())
+        let alive: Vec<GroupId> = self
+            .f
+            .groups
+            .iter()
+            .filter(|(_, group)| !group.members.is_empty())
+            .map(|(i, _)| i)
             .collect();
         for &i in &alive {
             let pos = &self.pos;
@@ -451,8 +481,8 @@ impl<'g> Builder<'g> {
         }
 
         // Who reads which memory.
-        let mut readers: Vec<Vec<(usize, NodeId)>> = vec![Vec::new(); n];
-        let mut deps: Vec<Vec<usize>> = vec![Vec::new(); self.f.groups.len()];
+        let mut readers: Vec<Vec<(GroupId, NodeId)>> = vec![Vec::new(); n];
+        let mut deps: SecondaryMap<GroupId, Vec<GroupId>> = SecondaryMap::new();
         for &gi in &alive {
             for &u in &self.f.groups[gi].members {
                 for (_, b) in self.memory_reads(gi, u) {
@@ -472,7 +502,7 @@ impl<'g> Builder<'g> {
         for o in g.outputs() {
             end_read[self.f.resolve(o.node).index()] = true;
         }
-        let mut late = vec![false; self.f.groups.len()];
+        let mut late: SecondaryMap<GroupId, bool> = SecondaryMap::new();
         for a in g.assigns() {
             let b = self.f.resolve(a.value);
             end_read[b.index()] = true;
@@ -484,7 +514,7 @@ impl<'g> Builder<'g> {
         // Kernel order: dependencies first; updates of persistent buffers as
         // late as possible so their old values are read before being overwritten.
         let order = self.schedule(&alive, &deps, &late)?;
-        let mut at = vec![usize::MAX; self.f.groups.len()];
+        let mut at = SecondaryMap::with_default(usize::MAX);
         for (t, &gi) in order.iter().enumerate() {
             at[gi] = t;
         }
@@ -497,20 +527,20 @@ impl<'g> Builder<'g> {
 
     fn schedule(
         &self,
-        alive: &[usize],
-        deps: &[Vec<usize>],
-        late: &[bool],
-    ) -> Result<Vec<usize>, IrError> {
+        alive: &[GroupId],
+        deps: &SecondaryMap<GroupId, Vec<GroupId>>,
+        late: &SecondaryMap<GroupId, bool>,
+    ) -> Result<Vec<GroupId>, IrError> {
         let groups = &self.f.groups;
-        let mut users: Vec<Vec<usize>> = vec![Vec::new(); groups.len()];
-        let mut waiting = vec![0usize; groups.len()];
+        let mut users: SecondaryMap<GroupId, Vec<GroupId>> = SecondaryMap::new();
+        let mut waiting: SecondaryMap<GroupId, usize> = SecondaryMap::new();
         for &gi in alive {
             waiting[gi] = deps[gi].len();
             for &p in &deps[gi] {
                 users[p].push(gi);
             }
         }
-        let key = |gi: usize| Reverse((late[gi], self.pos[groups[gi].members[0].index()], gi));
+        let key = |gi: GroupId| Reverse((late[gi], self.pos[groups[gi].members[0].index()], gi));
         let mut ready: BinaryHeap<_> = alive
             .iter()
             .filter(|&&gi| waiting[gi] == 0)
@@ -535,7 +565,7 @@ impl<'g> Builder<'g> {
 
 #[cfg(test)]
 mod tests {
-    use graphc_ir::{BinaryOp, TensorType};
+    use graphc_ir::{BinaryOp, TensorType, UnaryOp};
 
     use super::*;
 
@@ -594,7 +624,7 @@ mod tests {
             a, c,
             "z in y's cluster would wait for the product that waits for it"
         );
-        assert_eq!(f.groups()[p].kind, Kind::MatMul);
+        assert_eq!(f.groups()[p].members, [m]);
         assert_eq!(f.order(), [a, p, c]);
         assert_eq!(f.readers(y), [(p, m), (c, z)]);
     }
@@ -628,7 +658,7 @@ mod tests {
             panic!("the product is not a cluster expression: {:?}", f.class(m));
         };
         assert_eq!(f.class(z), Class::Value(b));
-        assert_eq!(f.groups()[b].kind, Kind::Cluster);
+        assert_eq!(f.groups()[b].members, [m, z]);
         assert_eq!(f.order(), [a, b]);
     }
 

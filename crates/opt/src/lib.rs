@@ -7,6 +7,8 @@
 //! Architecture invariant: passes rewrite IR only and analyses only read it;
 //! neither emits code.
 
+#![forbid(unsafe_code)]
+
 mod cse;
 mod dce;
 pub mod fusion;
