@@ -55,27 +55,7 @@ pub fn byte_size(bytes: u64) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
-/// What kind of file `path` is when it is not a regular file ("a directory", "a FIFO (named
-/// pipe)", "a character device", ...), so it is refused before anything reads it.
-pub fn special_file_kind(metadata: &std::fs::Metadata) -> Option<&'static str> {
-    use std::os::unix::fs::FileTypeExt;
-    let t = metadata.file_type();
-    if t.is_file() {
-        None
-    } else if t.is_dir() {
-        Some("a directory")
-    } else if t.is_fifo() {
-        Some("a FIFO (named pipe)")
-    } else if t.is_char_device() {
-        Some("a character device")
-    } else if t.is_block_device() {
-        Some("a block device")
-    } else if t.is_socket() {
-        Some("a socket")
-    } else {
-        Some("not a regular file")
-    }
-}
+pub use graphc_spec::special_file_kind;
 
 /// Opens `path` for reading if it is a regular file, with its size; `what` names the file in
 /// messages ("data file", "labels file"). A FIFO, device or directory is refused by its type

@@ -117,7 +117,7 @@ pub fn parse_file(path: &Path) -> Result<Spec, SpecError> {
     // file in case the path was swapped in between.
     let metadata =
         std::fs::metadata(path).map_err(|e| fail(format!("cannot read the spec file: {e}")))?;
-    if let Some(kind) = special_kind(&metadata) {
+    if let Some(kind) = special_file_kind(&metadata) {
         return Err(special(kind));
     }
     let file =
@@ -125,7 +125,7 @@ pub fn parse_file(path: &Path) -> Result<Spec, SpecError> {
     let metadata = file
         .metadata()
         .map_err(|e| fail(format!("cannot read the spec file: {e}")))?;
-    if let Some(kind) = special_kind(&metadata) {
+    if let Some(kind) = special_file_kind(&metadata) {
         return Err(special(kind));
     }
     let too_big = || {
@@ -155,8 +155,10 @@ pub fn parse_file(path: &Path) -> Result<Spec, SpecError> {
     parse_str(&text, path)
 }
 
-/// What a file is when it is not a regular file, e.g. "a character device".
-fn special_kind(metadata: &std::fs::Metadata) -> Option<&'static str> {
+/// What a file is when it is not a regular file ("a directory", "a FIFO (named pipe)", "a
+/// character device", ...), so that it is refused before anything reads it; `None` for a
+/// regular file. Shared with graphc-data's loaders.
+pub fn special_file_kind(metadata: &std::fs::Metadata) -> Option<&'static str> {
     use std::os::unix::fs::FileTypeExt;
     let t = metadata.file_type();
     if t.is_file() {
