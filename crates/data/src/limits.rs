@@ -95,7 +95,7 @@ pub fn open_regular(path: &Path, what: &'static str) -> Result<(File, u64), Data
 fn open_action(what: &'static str) -> &'static str {
     match what {
         "data file" => "open data file",
-        _ => "open",
+        _ => "read",
     }
 }
 
