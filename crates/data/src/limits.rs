@@ -142,7 +142,7 @@ pub fn check_budget(bytes: Option<u64>, what: impl FnOnce() -> String) -> Result
     match bytes {
         Some(b) if b <= budget => Ok(()),
         Some(b) => Err(DataError::Invalid(format!(
-            "{} needs {} of memory, more than the {} a data set may use (half the machine's memory); use a smaller data set",
+            "{} needs {} of memory, more than the {} a data set may use (half of the memory this process may use); use a smaller data set",
             what(),
             byte_size(b),
             byte_size(budget)
