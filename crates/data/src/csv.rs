@@ -5,8 +5,11 @@
 //! data row `i` (0-based) is line `i + 2` (see [`csv_line`]); blank lines, which the CSV reader
 //! skips, are not counted, and a quoted cell spanning several physical lines is one row.
 
+use std::cell::Cell;
 use std::collections::HashMap;
+use std::io::{self, Read};
 use std::path::Path;
+use std::rc::Rc;
 
 use super::{
     open_data_file, quoted, read_failed, shown, whole, Dataset, Origin, RowUnit, TargetKind,
@@ -33,16 +36,8 @@ pub fn load_csv(
     features: Option<&[String]>,
     kind: TargetKind,
 ) -> Result<Dataset, DataError> {
-    let file = open_data_file(path)?;
-    let mut reader = ::csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .trim(::csv::Trim::All)
-        .from_reader(file);
-    let header = reader
-        .headers()
-        .map_err(|e| read_error(path, None, e))?
-        .clone();
+    let mut reader = open_csv(path)?;
+    let header = reader.headers()?;
     let columns: Vec<String> = header.iter().map(str::to_owned).collect();
     let (target_cols, feature_cols) = select_columns(path, &columns, target, features, kind)?;
 
@@ -54,10 +49,8 @@ pub fn load_csv(
     let mut row: usize = 0;
     loop {
         let line = csv_line(row);
-        match reader.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => return Err(read_error(path, Some(line), e)),
+        if !reader.read_record(&mut record, line)? {
+            break;
         }
         if record.len() != ncols {
             return Err(DataError::CsvRow {
@@ -278,6 +271,14 @@ fn cell_error(path: &Path, line: u64, column: &str, message: String) -> DataErro
 fn read_error(path: &Path, line: Option<u64>, err: ::csv::Error) -> DataError {
     let line = line.unwrap_or(1);
     match err.into_kind() {
+        ::csv::ErrorKind::Io(e) if is_record_too_long(&e) => DataError::CsvRow {
+            path: path.to_path_buf(),
+            line,
+            message: format!(
+                "the row is longer than {}, the most a CSV row may hold; check that this is a CSV file with one row per line",
+                crate::byte_size(MAX_RECORD)
+            ),
+        },
         ::csv::ErrorKind::Io(e) => read_failed(path, &e),
         ::csv::ErrorKind::Utf8 { err, .. } => DataError::CsvRow {
             path: path.to_path_buf(),
@@ -293,6 +294,105 @@ fn read_error(path: &Path, line: Option<u64>, err: ::csv::Error) -> DataError {
             message: format!("cannot read the row ({other:?}); fix the row"),
         },
     }
+}
+
+/// A CSV file opened for reading row by row (header first, cells trimmed, rows of any length
+/// accepted by the reader so the caller can say which is wrong), each row at most
+/// [`MAX_RECORD`] bytes.
+pub struct CsvFile {
+    reader: ::csv::Reader<RecordLimit<std::fs::File>>,
+    record_start: Rc<Cell<u64>>,
+    path: std::path::PathBuf,
+}
+
+/// Opens a CSV data file (refusing FIFOs, devices and directories, see [`open_data_file`]).
+pub fn open_csv(path: &Path) -> Result<CsvFile, DataError> {
+    let file = open_data_file(path)?;
+    let record_start = Rc::new(Cell::new(0));
+    let reader = ::csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .trim(::csv::Trim::All)
+        .from_reader(RecordLimit {
+            inner: file,
+            delivered: 0,
+            record_start: Rc::clone(&record_start),
+        });
+    Ok(CsvFile {
+        reader,
+        record_start,
+        path: path.to_path_buf(),
+    })
+}
+
+impl CsvFile {
+    /// The header row (line 1).
+    pub fn headers(&mut self) -> Result<::csv::StringRecord, DataError> {
+        let header = self
+            .reader
+            .headers()
+            .map_err(|e| read_error(&self.path, None, e))?
+            .clone();
+        self.record_start.set(self.reader.position().byte());
+        Ok(header)
+    }
+
+    /// Reads the next row into `record`, `false` at the end; `line` is its line for messages.
+    pub fn read_record(
+        &mut self,
+        record: &mut ::csv::StringRecord,
+        line: u64,
+    ) -> Result<bool, DataError> {
+        let more = self
+            .reader
+            .read_record(record)
+            .map_err(|e| read_error(&self.path, Some(line), e))?;
+        self.record_start.set(self.reader.position().byte());
+        Ok(more)
+    }
+}
+
+/// The most bytes one CSV row (header included) may take, so that a file without line
+/// breaks is refused early instead of being buffered whole.
+pub const MAX_RECORD: u64 = 16 << 20;
+
+/// The file under the CSV reader: fails once the row being read (from `record_start`, set
+/// after each row) exceeds [`MAX_RECORD`] bytes, so memory stays bounded whatever the file.
+struct RecordLimit<R> {
+    inner: R,
+    /// Bytes handed to the CSV reader so far.
+    delivered: u64,
+    /// The byte offset where the row being read starts.
+    record_start: Rc<Cell<u64>>,
+}
+
+impl<R: Read> Read for RecordLimit<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.delivered.saturating_sub(self.record_start.get()) > MAX_RECORD {
+            return Err(io::Error::other(RecordTooLong));
+        }
+        let n = self.inner.read(buf)?;
+        self.delivered += n as u64;
+        Ok(n)
+    }
+}
+
+/// The marker error of [`RecordLimit`].
+#[derive(Debug)]
+struct RecordTooLong;
+
+impl std::fmt::Display for RecordTooLong {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "CSV row too long")
+    }
+}
+
+impl std::error::Error for RecordTooLong {}
+
+/// Whether `e` is [`RecordLimit`]'s error.
+fn is_record_too_long(e: &io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<RecordTooLong>().is_some())
 }
 
 /// What a class-column cell holds.

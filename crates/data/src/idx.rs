@@ -232,6 +232,12 @@ fn read_idx(path: &Path, class_labels: bool) -> Result<IdxArray, DataError> {
     }
 
     let as_classes = class_labels && (ndim == 1 || (ndim == 2 && dims[1] == 1));
+    // A gzipped file can declare far more data than it holds: check the decoded size against
+    // the budget before reading, which then goes in bounded chunks.
+    let decoded = (count as u64).checked_mul(if as_classes { 8 } else { 4 });
+    crate::check_budget(decoded, || {
+        format!("{}: dimensions {dims:?}", crate::quoted(path))
+    })?;
     let mut floats: Vec<f32> = Vec::new();
     let mut ints: Vec<i64> = Vec::new();
     if as_classes {

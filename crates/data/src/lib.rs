@@ -16,6 +16,7 @@ mod batch;
 mod csv;
 mod error;
 mod idx;
+mod limits;
 mod npy;
 mod split;
 mod standardize;
@@ -27,9 +28,13 @@ use graphc_spec::{DataSpec, SourceSpec};
 
 pub use atomic::write_atomic;
 pub use batch::{batch_ranges, epoch_order};
-pub use csv::{csv_line, load_csv};
+pub use csv::{csv_line, load_csv, open_csv, CsvFile, MAX_RECORD};
 pub use error::DataError;
 pub use idx::load_idx;
+pub use limits::{
+    byte_size, check_budget, memory_budget, memory_limit, open_regular, read_bytes_bounded,
+    read_text_bounded, special_file_kind,
+};
 pub use npy::{load_npy, load_npz};
 pub use split::split_dataset;
 pub use standardize::Standardizer;
@@ -441,14 +446,7 @@ pub(crate) fn write_json_line(
 
 /// Reads a `labels.json` written by [`write_labels_json`].
 pub fn read_labels_json(path: &Path) -> Result<Vec<String>, DataError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        DataError::io(
-            "read",
-            path,
-            &e,
-            "check that the run directory holds labels.json",
-        )
-    })?;
+    let text = read_text_bounded(path, "labels file", MAX_JSON_FILE)?;
     serde_json::from_str(&text).map_err(|e| {
         file_error(
             path,
@@ -456,6 +454,24 @@ pub fn read_labels_json(path: &Path) -> Result<Vec<String>, DataError> {
         )
     })
 }
+
+/// Reads a `labels.json` for a model with `classes` classes: one name per class.
+pub fn read_labels_for(path: &Path, classes: usize) -> Result<Vec<String>, DataError> {
+    let names = read_labels_json(path)?;
+    if names.len() != classes {
+        return Err(file_error(
+            path,
+            format!(
+                "has {} class names but the model has {classes} classes; it must name every class once, in index order",
+                names.len()
+            ),
+        ));
+    }
+    Ok(names)
+}
+
+/// The largest `labels.json` or `standardize.json` read (a bound before reading, not a format rule).
+pub const MAX_JSON_FILE: u64 = 64 << 20;
 
 /// An error about a data file as a whole or a part of it: "`PATH`: MESSAGE".
 pub(crate) fn file_error(path: &Path, message: String) -> DataError {
@@ -505,16 +521,10 @@ pub(crate) fn listing(names: &[String]) -> String {
     parts.join(", ")
 }
 
-/// Opens a data file, with the same message for a missing file whatever the format.
+/// Opens a data file, with the same message for a missing file whatever the format; a FIFO,
+/// device or directory is refused by its type before anything is read.
 pub fn open_data_file(path: &Path) -> Result<std::fs::File, DataError> {
-    std::fs::File::open(path).map_err(|e| {
-        DataError::io(
-            "open data file",
-            path,
-            &e,
-            "check that the file exists and the path is right",
-        )
-    })
+    open_regular(path, "data file").map(|(file, _)| file)
 }
 
 /// The error for a data file that is open but cannot be read.

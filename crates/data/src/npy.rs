@@ -171,6 +171,14 @@ fn read_array(
             shape_text(&header.shape)
         )));
     }
+    // Checked against the budget before reading: a compressed `.npz` member can declare far
+    // more data than its archive holds, and reading stops at the declared count anyway.
+    let class_column = matches!(want, Want::Target(TargetKind::ClassIndex))
+        && (header.shape.len() == 1 || (header.shape.len() == 2 && header.shape[1] == 1));
+    let decoded = (count as u64).checked_mul(if class_column { 8 } else { 4 });
+    crate::check_budget(decoded, || {
+        format!("{shown}: shape {}", shape_text(&header.shape))
+    })?;
     let Header {
         shape,
         elem,
@@ -179,8 +187,6 @@ fn read_array(
     } = header;
     let npy = NpyFile::new(Cursor::new(bytes).chain(reader))
         .map_err(|e| err(format!("not a valid .npy array ({e})")))?;
-    let class_column = matches!(want, Want::Target(TargetKind::ClassIndex))
-        && (shape.len() == 1 || (shape.len() == 2 && shape[1] == 1));
     let read_err = |e: io::Error| match e.kind() {
         io::ErrorKind::UnexpectedEof => err(TRUNCATED.into()),
         _ => err(format!("cannot read the data ({e})")),

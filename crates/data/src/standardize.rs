@@ -114,14 +114,7 @@ impl Standardizer {
     /// Reads statistics written by [`Standardizer::save`], checking that they can be applied:
     /// as many means as standard deviations, every mean finite, every std finite and positive.
     pub fn load(path: &Path) -> Result<Standardizer, DataError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            DataError::io(
-                "read",
-                path,
-                &e,
-                "check that the run directory holds the standardization file",
-            )
-        })?;
+        let text = crate::read_text_bounded(path, "standardization file", crate::MAX_JSON_FILE)?;
         let s: Standardizer = serde_json::from_str(&text).map_err(|e| {
             file_error(
                 path,

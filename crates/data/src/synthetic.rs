@@ -43,6 +43,7 @@ pub fn generate(
     kind: TargetKind,
 ) -> Result<Dataset, DataError> {
     let name = kind_name(spec.kind);
+    check_size(spec, role, kind)?;
     let n = spec.samples;
     let noise = f64::from(spec.noise);
     let mut shape_rng = Normal::new(seed, 0);
@@ -133,6 +134,46 @@ pub fn generate(
         feature_names: indexed_names("x", width),
         targets,
         origin: Origin::single(format!("synthetic {name}"), RowUnit::Sample),
+    })
+}
+
+/// Refuses a set whose classes outnumber its samples, or whose values would not fit in the
+/// memory budget, before anything is allocated; messages name the spec key.
+fn check_size(spec: &SyntheticSpec, role: SourceRole, kind: TargetKind) -> Result<(), DataError> {
+    let key = match role {
+        SourceRole::Train => "data.train.synthetic",
+        SourceRole::Valid => "data.valid.synthetic",
+    };
+    let (n, f) = (spec.samples as u64, spec.features as u64);
+    let k = match spec.kind {
+        SyntheticKind::Linear => 1,
+        SyntheticKind::Moons => 2,
+        SyntheticKind::Blobs | SyntheticKind::Spirals => (spec.classes as u64).max(1),
+    };
+    if k > n.max(1) {
+        return Err(DataError::Invalid(format!(
+            "{key}.classes: {k} classes for {n} samples; every class needs at least one sample, so use at most {n} classes or more samples"
+        )));
+    }
+    let f = match spec.kind {
+        SyntheticKind::Moons | SyntheticKind::Spirals => 2,
+        SyntheticKind::Blobs | SyntheticKind::Linear => f,
+    };
+    // Features (f32), blob centres (f64), and targets: i64 indices or f32 columns (one-hot
+    // for more than two classes).
+    let target_width = match (kind, k) {
+        (TargetKind::ClassIndex, _) => Some(2),
+        (TargetKind::Float, 1 | 2) => Some(1),
+        (TargetKind::Float, k) => Some(k),
+    };
+    let bytes = (|| {
+        let features = n.checked_mul(f)?.checked_mul(4)?;
+        let centres = k.checked_mul(f)?.checked_mul(8)?;
+        let targets = n.checked_mul(target_width?)?.checked_mul(4)?;
+        features.checked_add(centres)?.checked_add(targets)
+    })();
+    crate::check_budget(bytes, || {
+        format!("{key}: {n} samples × {f} features with {k} classes")
     })
 }
 

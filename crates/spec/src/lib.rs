@@ -44,6 +44,7 @@ pub fn parse_str(text: &str, origin: &Path) -> Result<Spec, SpecError> {
 fn checked_yaml<'t>(text: &'t str, origin: &Path) -> Result<&'t str, SpecError> {
     // serde_yaml 0.9 reads a leading UTF-8 byte-order mark as a second document.
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    check_depth(text, origin)?;
     // serde_yaml hands visitors the events before a syntax error, so check the YAML first:
     // malformed YAML is reported as such, not as a problem in the part before it.
     if let Err(e) = serde_yaml::from_str::<serde::de::IgnoredAny>(text) {
@@ -95,16 +96,149 @@ pub fn parse_loss_str(text: &str, origin: &Path) -> Result<LossSpec, SpecError> 
     loss::parse_loss_str(text, origin)
 }
 
+/// The largest spec file read: specs are a few kilobytes, so anything near this is not one.
+pub const MAX_SPEC_BYTES: u64 = 16 << 20;
+
+/// The deepest `[`/`{` nesting accepted; serde_yaml's time grows steeply with depth.
+pub const MAX_DEPTH: usize = 64;
+
 /// Reads and parses a spec file; a missing or unreadable file is a [`SpecError`] naming it.
+///
+/// A FIFO, device or directory is refused by its type before anything is read, and a file
+/// over [`MAX_SPEC_BYTES`] by its size (also when it grows while being read).
 pub fn parse_file(path: &Path) -> Result<Spec, SpecError> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => parse_str(&text, path),
-        Err(e) => Err(SpecError::new(
-            path,
-            None,
-            &format!("cannot read the spec file: {e}"),
-        )),
+    let fail = |message: String| SpecError::new(path, None, &message);
+    let special = |kind: &str| {
+        fail(format!(
+            "the spec file is {kind}, not a regular file; give the path of a .yaml file"
+        ))
+    };
+    // By path first (opening a FIFO blocks until something writes to it), then on the open
+    // file in case the path was swapped in between.
+    let metadata =
+        std::fs::metadata(path).map_err(|e| fail(format!("cannot read the spec file: {e}")))?;
+    if let Some(kind) = special_file_kind(&metadata) {
+        return Err(special(kind));
     }
+    let file =
+        std::fs::File::open(path).map_err(|e| fail(format!("cannot read the spec file: {e}")))?;
+    let metadata = file
+        .metadata()
+        .map_err(|e| fail(format!("cannot read the spec file: {e}")))?;
+    if let Some(kind) = special_file_kind(&metadata) {
+        return Err(special(kind));
+    }
+    let too_big = || {
+        fail(format!(
+            "the spec file is larger than {} MiB, far more than any spec; check the path",
+            MAX_SPEC_BYTES >> 20
+        ))
+    };
+    if metadata.len() > MAX_SPEC_BYTES {
+        return Err(too_big());
+    }
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(file, MAX_SPEC_BYTES + 1),
+        &mut bytes,
+    )
+    .map_err(|e| fail(format!("cannot read the spec file: {e}")))?;
+    if bytes.len() as u64 > MAX_SPEC_BYTES {
+        return Err(too_big());
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        fail(format!(
+            "cannot read the spec file: not UTF-8 text (byte {} is invalid); save it as UTF-8",
+            e.utf8_error().valid_up_to()
+        ))
+    })?;
+    parse_str(&text, path)
+}
+
+/// What a file is when it is not a regular file ("a directory", "a FIFO (named pipe)", "a
+/// character device", ...), so that it is refused before anything reads it; `None` for a
+/// regular file. Shared with graphc-data's loaders.
+pub fn special_file_kind(metadata: &std::fs::Metadata) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = metadata.file_type();
+    if t.is_file() {
+        None
+    } else if t.is_dir() {
+        Some("a directory")
+    } else if t.is_fifo() {
+        Some("a FIFO (named pipe)")
+    } else if t.is_char_device() {
+        Some("a character device")
+    } else if t.is_block_device() {
+        Some("a block device")
+    } else if t.is_socket() {
+        Some("a socket")
+    } else {
+        Some("not a regular file")
+    }
+}
+
+/// Refuses flow collections (`[`, `{`) nested deeper than [`MAX_DEPTH`], in one pass before
+/// serde_yaml reads the text. Brackets inside quoted scalars and comments do not count; a
+/// bracket inside a plain scalar (`a[0]`) may, which only matters past 64 of them.
+fn check_depth(text: &str, origin: &Path) -> Result<(), SpecError> {
+    let mut depth = 0usize;
+    let (mut line, mut column) = (1usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut comment = false;
+    let mut prev = '\n';
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        column += 1;
+        if c == '\n' {
+            line += 1;
+            column = 0;
+            comment = false;
+            prev = c;
+            continue;
+        }
+        if comment {
+            continue;
+        }
+        match quote {
+            Some('\'') if c == '\'' => {
+                if chars.peek() == Some(&'\'') {
+                    chars.next();
+                    column += 1;
+                } else {
+                    quote = None;
+                }
+            }
+            Some('"') if c == '\\' => {
+                if chars.next().is_some() {
+                    column += 1;
+                }
+            }
+            Some('"') if c == '"' => quote = None,
+            Some(_) => {}
+            None => match c {
+                '#' if prev.is_whitespace() => comment = true,
+                // A quote opens a quoted scalar only where a scalar starts (`it's` is plain).
+                '\'' | '"' if prev.is_whitespace() || "[{,:-".contains(prev) => quote = Some(c),
+                '[' | '{' => {
+                    depth += 1;
+                    if depth > MAX_DEPTH {
+                        return Err(SpecError::new(
+                            origin,
+                            Some((line, column)),
+                            &format!(
+                                "`[`/`{{` nested more than {MAX_DEPTH} deep; a spec needs only a few levels, flatten it"
+                            ),
+                        ));
+                    }
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+        prev = c;
+    }
+    Ok(())
 }
 
 /// A spec from its YAML text; messages name it `<string>`.

@@ -680,6 +680,16 @@ impl<'de> Node<'de> for SyntheticNode<'_> {
         }
         let samples_n = samples.as_ref().map_or(1000, |s| s.0);
         let features_n = features.as_ref().map_or(2, |f| f.0);
+        if let Some(c) = classes.as_ref().filter(|c| c.0 > samples_n) {
+            return Err(at(
+                c,
+                format!(
+                    "{} classes for {samples_n} samples; every class needs at least one sample, \
+                     so use at most {samples_n} classes or more samples",
+                    c.0
+                ),
+            ));
+        }
         if (samples_n as u128) * (features_n as u128) > SYNTHETIC_MAX_VALUES {
             let message = format!(
                 "{samples_n} samples × {features_n} features is more than 2^30 values \

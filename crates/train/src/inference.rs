@@ -8,13 +8,13 @@ use graphc_ir::Backend;
 use graphc_nn::{TargetLayout, Task};
 use graphc_spec::{SourceSpec, Spec};
 
-use crate::data::{align_classes, open_data_file, quoted, shown, Origin, RowUnit};
+use crate::data::{align_classes, quoted, read_labels_for, shown, Origin, RowUnit};
 use crate::run::{
     check_features, check_size, layout_of, target_kind, LABELS_FILE, MODEL_FILE, STANDARDIZE_FILE,
 };
 use crate::{
-    csv_line, load_sets, load_source, read_labels_json, write_atomic, DataError, Dataset,
-    Standardizer, Targets, TrainError, Trainer,
+    csv_line, load_sets, load_source, write_atomic, DataError, Dataset, Standardizer, Targets,
+    TrainError, Trainer,
 };
 
 /// A spec and the weights of a trained model of it, with the class names and
@@ -35,6 +35,14 @@ pub enum EvalData<'a> {
     Spec,
     /// A CSV file with the spec's feature and target columns.
     Csv(&'a Path),
+}
+
+/// The number of classes of a classifier spec: the last layer's output width, as `labels.json`
+/// must name them (described without building anything, so it is cheap).
+fn classes_of(spec: &Spec) -> Result<usize, TrainError> {
+    let layers = graphc_nn::describe_model(&spec.model, 1)?;
+    let output = layers.last().map_or(&spec.model.input, |l| &l.output);
+    Ok(output.last().copied().unwrap_or(1))
 }
 
 /// A data set a model was evaluated on: which set, and its samples.
@@ -89,7 +97,7 @@ impl Model {
             }
         };
         let labels = match find(LABELS_FILE) {
-            Some(path) => Some(read_labels_json(&path)?),
+            Some(path) => Some(read_labels_for(&path, classes_of(&spec)?)?),
             None => None,
         };
         Ok(Model {
@@ -129,11 +137,9 @@ impl Model {
             return None;
         };
         let features = features.clone().or_else(|| {
-            let file = std::fs::File::open(self.base_dir.join(path)).ok()?;
-            let mut reader = ::csv::ReaderBuilder::new()
-                .trim(::csv::Trim::All)
-                .from_reader(file);
-            let header = reader.headers().ok()?;
+            let header = graphc_data::open_csv(&self.base_dir.join(path))
+                .and_then(|mut r| r.headers())
+                .ok()?;
             Some(
                 header
                     .iter()
@@ -363,22 +369,8 @@ pub fn read_features_csv(
             message,
         })
     };
-    let file = open_data_file(path)?;
-    let mut reader = ::csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .trim(::csv::Trim::All)
-        .from_reader(file);
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| {
-            csv_error(format!(
-                "cannot read the header ({e}); save the file as UTF-8 CSV"
-            ))
-        })?
-        .iter()
-        .map(str::to_owned)
-        .collect();
+    let mut reader = graphc_data::open_csv(path)?;
+    let header: Vec<String> = reader.headers()?.iter().map(str::to_owned).collect();
     if header.iter().all(String::is_empty) {
         return Err(csv_error(
             "the file is empty; it needs a header row naming the columns, then one row per sample"
@@ -407,17 +399,8 @@ pub fn read_features_csv(
     let mut row = 0usize;
     loop {
         let line = csv_line(row);
-        match reader.read_record(&mut record) {
-            Ok(true) => {}
-            Ok(false) => break,
-            Err(e) => {
-                return Err(DataError::CsvRow {
-                    path: path.to_path_buf(),
-                    line,
-                    message: format!("cannot read the row ({e}); save the file as UTF-8 CSV"),
-                }
-                .into())
-            }
+        if !reader.read_record(&mut record, line)? {
+            break;
         }
         if record.len() != header.len() {
             return Err(DataError::CsvRow {

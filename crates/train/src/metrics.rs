@@ -25,14 +25,17 @@ pub struct PlotRun {
 /// epoch). A loss written as `null` (not finite) is left out; other keys are ignored.
 pub fn read_metrics(dir: &Path) -> Result<PlotRun, TrainError> {
     let path = dir.join("metrics.jsonl");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        TrainError::io(
-            "read",
-            &path,
-            &e,
-            "give a run directory written by `graphc train` (it holds metrics.jsonl)",
-        )
-    })?;
+    // Bounded and refusing FIFOs and devices: a run directory's file could be anything.
+    let text = graphc_data::read_text_bounded(&path, "metrics file", graphc_data::memory_budget())
+        .map_err(|e| match e {
+            graphc_data::DataError::Io { path, detail, .. } => graphc_data::DataError::Io {
+                action: "read",
+                path,
+                detail,
+                hint: "give a run directory written by `graphc train` (it holds metrics.jsonl)",
+            },
+            other => other,
+        })?;
     let line_error = |line: usize, message: String| {
         TrainError::Data(format!("`{}` line {line}: {message}", path.display()))
     };

@@ -6,7 +6,6 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::fs;
 use std::path::Path;
 
 use graphc_data::write_atomic;
@@ -31,14 +30,10 @@ pub struct NamedTensor {
 /// nearest, so values beyond f32's range become infinite; F16 and BF16 convert exactly). Any
 /// other dtype is an error naming the tensor and its dtype. The file's metadata is ignored.
 pub fn read_safetensors(path: &Path) -> Result<Vec<NamedTensor>, TrainError> {
-    let bytes = fs::read(path).map_err(|e| {
-        TrainError::io(
-            "read safetensors file",
-            path,
-            &e,
-            "check that the file exists and the path is right",
-        )
-    })?;
+    // The file is held whole and decoded beside itself (up to twice its size for 16-bit
+    // values), so three times its size must fit the budget; a FIFO or device is refused.
+    let budget = graphc_data::memory_budget() / 3;
+    let bytes = graphc_data::read_bytes_bounded(path, "safetensors file", budget)?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| TrainError::Safetensors {
         path: path.to_path_buf(),
         message: format!(
@@ -149,6 +144,8 @@ impl safetensors::View for F32View<'_> {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
     use safetensors::tensor::TensorView;
 

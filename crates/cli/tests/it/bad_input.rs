@@ -7,7 +7,7 @@
 use std::path::Path;
 use std::process::Output;
 
-use crate::support::{assert_clear_failure, graphc_in, scratch};
+use crate::support::{assert_clear_failure, graphc_in, graphc_limited, scratch};
 
 /// The files in `dir` (sorted), to check that a failed command left nothing behind.
 fn files_in(dir: &Path) -> Vec<String> {
@@ -419,4 +419,293 @@ fn absurd_inputs_never_panic_the_binary() {
             assert_eq!(err.trim_end().lines().count(), 1, "{text:?}: {err}");
         }
     }
+}
+
+/// The address-space limit (MiB) hostile-size tests run `graphc` under: a loader that
+/// allocated what a file declares would fail here instead of exhausting the machine.
+const LIMIT_MIB: u64 = 768;
+
+/// Writes [`SPEC`] with its CSV source replaced by `source` and `edit` applied into `dir`, and
+/// trains it under the [`LIMIT_MIB`] address-space limit.
+fn train_limited(dir: &Path, source: &str, edit: impl Fn(String) -> String) -> Output {
+    let spec = edit(SPEC.replace("{csv: data.csv, target: y}", source));
+    std::fs::write(dir.join("spec.yaml"), spec).unwrap();
+    graphc_limited(dir, LIMIT_MIB, &["train", "spec.yaml", "--out", "out"])
+}
+
+/// A synthetic spec with `synthetic` as its training source and `loss` as its loss.
+fn synthetic_spec(synthetic: &str, loss: &str) -> String {
+    format!(
+        "data: {{train: {{synthetic: {{{synthetic}}}}}, batch_size: 2}}\nmodel: {{input: [2], layers: [{{type: linear, out: 2}}]}}\nloss: {{type: {loss}}}\noptimizer: {{type: sgd, lr: 0.1}}\ntrain: {{epochs: 1}}\n"
+    )
+}
+
+#[test]
+fn synthetic_classes_beyond_the_samples_are_refused_before_allocating() {
+    for classes in ["9223372036854775808", "1099511627776", "268435456"] {
+        let spec = synthetic_spec(
+            &format!("kind: blobs, samples: 100, classes: {classes}"),
+            "cross_entropy",
+        );
+        let dir = scratch(&[("spec.yaml", &spec)]);
+        let o = graphc_limited(
+            dir.path(),
+            LIMIT_MIB,
+            &["train", "spec.yaml", "--out", "out"],
+        );
+        assert_clear_failure(
+            &o,
+            &[
+                "spec.yaml:1:",
+                "data.train.synthetic.classes",
+                &format!("{classes} classes for 100 samples"),
+                "at most 100 classes",
+            ],
+        );
+        assert_no_output(dir.path());
+    }
+}
+
+#[test]
+fn synthetic_one_hot_targets_over_the_memory_budget_are_refused() {
+    // 2^20 samples × 2^20 one-hot columns: 4 TiB of targets for bce_with_logits.
+    let spec = synthetic_spec(
+        "kind: blobs, samples: 1048576, classes: 1048576",
+        "bce_with_logits",
+    );
+    let dir = scratch(&[("spec.yaml", &spec)]);
+    let o = graphc_limited(
+        dir.path(),
+        LIMIT_MIB,
+        &["train", "spec.yaml", "--out", "out"],
+    );
+    assert_clear_failure(
+        &o,
+        &[
+            "data.train.synthetic: 1048576 samples × 2 features with 1048576 classes",
+            "needs 4.0 TiB of memory",
+            "a data set may use",
+        ],
+    );
+    assert_no_output(dir.path());
+}
+
+/// An `.npy` header for a float32 array of `shape` (a Python tuple), padded as NumPy pads it.
+fn npy_header(shape: &str) -> Vec<u8> {
+    let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + dict.len() + 1) % 64 != 0 {
+        dict.push(' ');
+    }
+    dict.push('\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    out.extend_from_slice(dict.as_bytes());
+    out
+}
+
+/// Writes `len` zero bytes through `w` in 1 MiB pieces.
+fn write_zeros(w: &mut impl std::io::Write, len: usize) {
+    let block = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(block.len());
+        w.write_all(&block[..n]).unwrap();
+        left -= n;
+    }
+}
+
+#[test]
+fn npz_decompression_bomb_is_refused_by_the_memory_budget() {
+    // x.npy really holds 2^27 float32 zeros (512 MiB) in a ~0.5 MiB archive: more than half
+    // the 768 MiB address space the run gets, so it must be refused before decoding.
+    let dir = scratch(&[]);
+    let file = std::fs::File::create(dir.path().join("bomb.npz")).unwrap();
+    let mut zip = zip::ZipWriter::new(file);
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .compression_level(Some(1))
+        .large_file(true);
+    zip.start_file("x.npy", options).unwrap();
+    std::io::Write::write_all(&mut zip, &npy_header("(134217728,)")).unwrap();
+    write_zeros(&mut zip, 4 << 27);
+    zip.start_file("y.npy", options).unwrap();
+    std::io::Write::write_all(&mut zip, &npy_header("(1,)")).unwrap();
+    write_zeros(&mut zip, 4);
+    zip.finish().unwrap();
+    let o = train_limited(dir.path(), "{npz: bomb.npz, features: x, target: y}", |s| {
+        s.replace("cross_entropy", "mse")
+    });
+    assert_clear_failure(
+        &o,
+        &[
+            "bomb.npz` array `x`: shape (134217728,)",
+            "needs 512.0 MiB of memory",
+            "more than the",
+        ],
+    );
+    assert_no_output(dir.path());
+}
+
+#[test]
+fn gzipped_idx_bomb_is_refused_by_the_memory_budget() {
+    // 2^18 zero images of 28×28 bytes (196 MiB, 784 MiB as f32) in a ~0.2 MiB gzip file.
+    let dir = scratch(&[]);
+    let file = std::fs::File::create(dir.path().join("images.gz")).unwrap();
+    let mut gz = flate2::write::GzEncoder::new(file, flate2::Compression::fast());
+    let mut header = vec![0, 0, 8, 3];
+    for d in [1u32 << 18, 28, 28] {
+        header.extend_from_slice(&d.to_be_bytes());
+    }
+    std::io::Write::write_all(&mut gz, &header).unwrap();
+    write_zeros(&mut gz, (1 << 18) * 28 * 28);
+    gz.finish().unwrap();
+    std::fs::write(dir.path().join("labels"), [0, 0, 8, 1, 0, 0, 0, 1, 0]).unwrap();
+    let o = train_limited(
+        dir.path(),
+        "{idx: {images: images.gz, labels: labels}}",
+        |s| s.replace("input: [2]", "input: [28, 28]"),
+    );
+    assert_clear_failure(
+        &o,
+        &[
+            "images.gz`: dimensions [262144, 28, 28]",
+            "needs 784.0 MiB of memory",
+        ],
+    );
+    assert_no_output(dir.path());
+}
+
+#[test]
+fn special_files_are_refused_by_type_before_reading() {
+    let (dir, o) = train(SPEC, DATA);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let d = dir.path();
+    let run = |args: &[&str]| graphc_limited(d, LIMIT_MIB, args);
+    // The spec file.
+    let o = run(&["train", "/dev/zero"]);
+    assert_clear_failure(&o, &["/dev/zero", "the spec file is a character device"]);
+    let o = run(&["check", "."]);
+    assert_clear_failure(&o, &["the spec file is a directory"]);
+    // A CSV training file.
+    std::fs::write(d.join("zero.yaml"), SPEC.replace("data.csv", "/dev/zero")).unwrap();
+    let o = run(&["train", "zero.yaml", "--out", "out2"]);
+    assert_clear_failure(
+        &o,
+        &["`/dev/zero`: is a character device, not a regular file"],
+    );
+    // predict --data and eval --data.
+    let o = run(&[
+        "predict",
+        "spec.yaml",
+        "--weights",
+        "out",
+        "--data",
+        "/dev/urandom",
+    ]);
+    assert_clear_failure(&o, &["`/dev/urandom`: is a character device"]);
+    let o = run(&[
+        "eval",
+        "spec.yaml",
+        "--weights",
+        "out",
+        "--data",
+        "/dev/zero",
+    ]);
+    assert_clear_failure(&o, &["`/dev/zero`: is a character device"]);
+    // init.from.
+    std::fs::write(
+        d.join("init.yaml"),
+        SPEC.replace("out: 3}]}", "out: 3}], init: {from: /dev/zero}}"),
+    )
+    .unwrap();
+    let o = run(&["train", "init.yaml", "--out", "out3"]);
+    assert_clear_failure(&o, &["`/dev/zero`: is a character device"]);
+    // A run directory's metrics.jsonl.
+    std::fs::create_dir(d.join("fake")).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", d.join("fake/metrics.jsonl")).unwrap();
+    let o = run(&["plot", "fake"]);
+    assert_clear_failure(&o, &["metrics.jsonl`: is a character device"]);
+}
+
+#[test]
+fn a_fifo_as_the_spec_or_data_file_is_refused_without_blocking() {
+    let dir = scratch(&[("spec.yaml", SPEC)]);
+    let made = std::process::Command::new("mkfifo")
+        .arg(dir.path().join("data.csv"))
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    // Opening a FIFO blocks until a writer comes; none does, so this returns only if the
+    // type is checked first.
+    let o = graphc_limited(
+        dir.path(),
+        LIMIT_MIB,
+        &["train", "spec.yaml", "--out", "out"],
+    );
+    assert_clear_failure(
+        &o,
+        &["data.csv`: is a FIFO (named pipe), not a regular file"],
+    );
+    let o = graphc_limited(dir.path(), LIMIT_MIB, &["train", "data.csv"]);
+    assert_clear_failure(&o, &["the spec file is a FIFO (named pipe)"]);
+}
+
+#[test]
+fn a_csv_row_longer_than_the_limit_is_refused_with_its_line() {
+    // One 40 MiB line of digits: refused after 16 MiB instead of buffered whole.
+    let dir = scratch(&[("spec.yaml", SPEC)]);
+    let mut data = b"a,b,y\n1,2,0\n".to_vec();
+    data.resize(data.len() + (40 << 20), b'7');
+    data.extend_from_slice(b",1,0\n");
+    std::fs::write(dir.path().join("data.csv"), data).unwrap();
+    let o = graphc_limited(
+        dir.path(),
+        LIMIT_MIB,
+        &["train", "spec.yaml", "--out", "out"],
+    );
+    assert_clear_failure(&o, &["data.csv` line 3", "the row is longer than 16.0 MiB"]);
+    assert_no_output(dir.path());
+}
+
+#[test]
+fn deeply_nested_spec_is_refused_at_the_first_too_deep_bracket() {
+    let spec = format!("{SPEC}extra: {}\n", "[".repeat(100_000));
+    let dir = scratch(&[("spec.yaml", &spec)]);
+    let started = std::time::Instant::now();
+    let o = graphc_in(dir.path(), &["train", "spec.yaml", "--out", "out"]);
+    assert_clear_failure(&o, &["spec.yaml:7:72:", "nested more than 64 deep"]);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(20),
+        "the nesting check must not wait for the YAML parser: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn labels_json_must_name_every_class_of_the_model() {
+    let data = "a,b,y\n1,2,cat\n3,4,dog\n5,6,eel\n7,8,dog\n";
+    let (dir, o) = train(SPEC, data);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(dir.path().join("out/labels.json"), "[\"cat\", \"dog\"]\n").unwrap();
+    std::fs::write(dir.path().join("x.csv"), "a,b\n1,2\n").unwrap();
+    let o = graphc_in(
+        dir.path(),
+        &[
+            "predict",
+            "spec.yaml",
+            "--weights",
+            "out",
+            "--data",
+            "x.csv",
+        ],
+    );
+    assert_clear_failure(
+        &o,
+        &[
+            "labels.json`",
+            "has 2 class names but the model has 3 classes",
+        ],
+    );
+    let o = graphc_in(dir.path(), &["eval", "spec.yaml", "--weights", "out"]);
+    assert_clear_failure(&o, &["has 2 class names but the model has 3 classes"]);
 }

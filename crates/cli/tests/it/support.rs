@@ -18,6 +18,20 @@ pub fn graphc_in(dir: &Path, args: &[&str]) -> Output {
         .expect("graphc runs")
 }
 
+/// Runs `graphc ARGS` in `dir` with its address space limited to `mib` MiB (`ulimit -v` in a
+/// shell that then execs it), so that a regression which allocates without bound fails the
+/// test instead of exhausting the machine. The loaders budget half of that limit.
+pub fn graphc_limited(dir: &Path, mib: u64, args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v {}; exec \"$0\" \"$@\"", mib * 1024))
+        .arg(env!("CARGO_BIN_EXE_graphc"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("sh runs graphc")
+}
+
 /// Writes `files` into a fresh directory and returns it.
 pub fn scratch(files: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
