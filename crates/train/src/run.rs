@@ -301,8 +301,12 @@ pub fn train_or_resume(
     let spec = graphc_spec::parse_file(spec_path)?;
     // Before the data is read; Session::new checks again for every other entry point.
     check_size(&spec)?;
+    let base_dir = spec_path.parent().unwrap_or(Path::new("."));
+    let data = load_data(&spec, base_dir)?;
+    let trainer = prepare(&spec, base_dir, &data, options.backend)?;
+    // Bad input so far has not touched the output directory.
     let mut dir = RunDir::open(&options.out_dir, resume, overwrite)?;
-    match run(&spec, spec_path, options, resume, dir.work()) {
+    match run(&spec, &data, trainer, options.quiet, resume, dir.work()) {
         Ok(mut summary) => {
             dir.commit()?;
             summary.seconds = started.elapsed().as_secs_f64();
@@ -315,17 +319,16 @@ pub fn train_or_resume(
     }
 }
 
-/// The run itself, writing into `out` (the output directory or its staging directory).
+/// The run itself once its data is loaded and its trainer built, writing into `out` (the
+/// output directory or its staging directory).
 fn run(
     spec: &Spec,
-    spec_path: &Path,
-    options: RunOptions,
+    data: &SpecData,
+    mut trainer: Trainer,
+    quiet: bool,
     resume_from: Option<&Path>,
     out: &Path,
 ) -> Result<Summary, TrainError> {
-    let base_dir = spec_path.parent().unwrap_or(Path::new("."));
-    let data = load_data(spec, base_dir)?;
-    let mut trainer = prepare(spec, base_dir, &data, options.backend)?;
     let n = data.train.len();
     let order = BatchOrder {
         seed: spec.seed,
@@ -380,7 +383,7 @@ fn run(
         (None, None) => None,
     };
     let mut reporter = Reporter::new(
-        Mode::detect(options.quiet),
+        Mode::detect(quiet),
         total_steps,
         trainer.step_count(),
         spec.train.epochs,
@@ -401,7 +404,7 @@ fn run(
         &mut [&mut files as &mut dyn Observer, &mut reporter],
     )?;
     files.flush()?;
-    write_model_files(out, &data)?;
+    write_model_files(out, data)?;
     write_safetensors(&out.join(MODEL_FILE), &trainer.params())?;
     if files.checkpointed != Some((progress.epoch, progress.batch)) {
         files.on_checkpoint(&trainer, &progress)?;

@@ -258,9 +258,13 @@ impl RunDir {
     }
 
     fn move_in(&self, written: &[&str]) -> Result<(), TrainError> {
-        let previous = fs::read(self.out.join(MANIFEST_FILE))
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
+        // A few names; more than a few KiB is not graphc's list, and is read no further.
+        let mut previous = String::new();
+        let manifest = self.out.join(MANIFEST_FILE);
+        let regular = fs::symlink_metadata(&manifest).is_ok_and(|m| m.is_file());
+        if let Some(file) = regular.then(|| File::open(&manifest).ok()).flatten() {
+            let _ = file.take(4096).read_to_string(&mut previous);
+        }
         let graphcs = |name: &str| previous.lines().any(|l| l == name);
         let aside = self.work.join(".replaced");
         fs::create_dir(&aside).map_err(|e| io("create directory", &aside, &e))?;

@@ -44,6 +44,14 @@ fn ok(o: &Output) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
 
+/// `graphc train SPEC --out out --overwrite --quiet` in `dir`.
+fn train_overwriting(dir: &Path, spec: &str) -> Output {
+    graphc_in(
+        dir,
+        &["train", spec, "--out", "out", "--overwrite", "--quiet"],
+    )
+}
+
 /// Every file under `dir` by its relative path, with its bytes (a symbolic link: its target).
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) {
@@ -126,17 +134,7 @@ fn failed_or_killed_rerun_into_a_finished_run_leaves_its_files_byte_identical() 
     }
 
     // The re-run that succeeds replaces the run and removes graphc's stale standardize.json.
-    ok(&graphc_in(
-        dir.path(),
-        &[
-            "train",
-            "plain.yaml",
-            "--out",
-            "out",
-            "--overwrite",
-            "--quiet",
-        ],
-    ));
+    ok(&train_overwriting(dir.path(), "plain.yaml"));
     let replaced = snapshot(&out);
     assert!(
         !replaced.contains_key("standardize.json"),
@@ -167,17 +165,7 @@ fn files_the_user_put_in_out_survive_every_run() {
     assert!(err.contains("--overwrite"), "{err}");
     assert_eq!(snapshot(&out), before);
 
-    ok(&graphc_in(
-        dir.path(),
-        &[
-            "train",
-            "plain.yaml",
-            "--out",
-            "out",
-            "--overwrite",
-            "--quiet",
-        ],
-    ));
+    ok(&train_overwriting(dir.path(), "plain.yaml"));
     let after = snapshot(&out);
     for (name, bytes) in &before {
         assert_eq!(after.get(name), Some(bytes), "the user's {name}");
@@ -198,17 +186,7 @@ fn a_symlinked_metrics_jsonl_is_replaced_never_followed() {
 
     let o = graphc_in(dir.path(), &["train", "plain.yaml", "--out", "out"]);
     assert_clear_failure(&o, &["already holds files (metrics.jsonl)"]);
-    ok(&graphc_in(
-        dir.path(),
-        &[
-            "train",
-            "plain.yaml",
-            "--out",
-            "out",
-            "--overwrite",
-            "--quiet",
-        ],
-    ));
+    ok(&train_overwriting(dir.path(), "plain.yaml"));
     let precious = std::fs::read_to_string(dir.path().join("precious.txt")).unwrap();
     assert_eq!(precious, "precious");
     let meta = std::fs::symlink_metadata(out.join("metrics.jsonl")).unwrap();
