@@ -318,3 +318,48 @@ fn resuming_a_run_whose_metrics_were_emptied_is_refused_before_writing() {
         assert_eq!(after[name], before[name], "{name}");
     }
 }
+
+#[test]
+fn a_killed_resume_leaves_the_run_resumable_from_the_checkpoint_it_started_from() {
+    let dir = finished_run();
+    let out = dir.path().join("out");
+    let longer = spec("0.01", true).replace("epochs: 2", "epochs: 4");
+    std::fs::write(dir.path().join("longer.yaml"), longer).unwrap();
+    let before = snapshot(&out);
+    // Killed at step 14, after the epoch-3 checkpoint of the resumed run.
+    let o = Command::new(env!("CARGO_BIN_EXE_graphc"))
+        .args([
+            "train",
+            "longer.yaml",
+            "--resume",
+            "out/checkpoint",
+            "--quiet",
+        ])
+        .env("GRAPHC_TEST_ABORT_AFTER_STEP", "14")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!o.status.success(), "the run should be killed");
+    let after = snapshot(&out);
+    for (name, bytes) in &before {
+        assert_eq!(after.get(name), Some(bytes), "{name} after a killed resume");
+    }
+    ok(&resume(dir.path(), "longer.yaml"));
+    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+    let steps: Vec<u64> = metrics
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(steps, (1..=16).collect::<Vec<u64>>());
+    let left = snapshot(&out);
+    assert!(
+        left.keys()
+            .all(|k| !k.starts_with(".graphc") || k == ".graphc-files"),
+        "{:?}",
+        left.keys()
+    );
+}
