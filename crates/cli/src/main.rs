@@ -48,6 +48,9 @@ enum Command {
         /// Continue from a checkpoint (DIR/checkpoint) as if never stopped; --out defaults to DIR.
         #[arg(long)]
         resume: Option<PathBuf>,
+        /// Replace the files of a run already in --out, once the new run has succeeded.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Print a checkpoint's optimizer state as PyTorch's optimizer.state_dict() shows it.
     Inspect {
@@ -110,6 +113,7 @@ fn run(cli: Cli) -> Result<()> {
             backend,
             quiet,
             resume,
+            overwrite,
         } => {
             let kind = backend_kind(&backend)?;
             let out_dir = out.unwrap_or_else(|| match resume.as_deref().and_then(Path::parent) {
@@ -122,10 +126,7 @@ fn run(cli: Cli) -> Result<()> {
                 backend: kind.backend(),
                 quiet,
             };
-            let summary = match &resume {
-                Some(checkpoint) => graphc::resume(&spec, options, checkpoint)?,
-                None => graphc::train(&spec, options)?,
-            };
+            let summary = graphc::train_or_resume(&spec, options, resume.as_deref(), overwrite)?;
             println!("{summary}; wrote {}", out_dir.display());
             Ok(())
         }

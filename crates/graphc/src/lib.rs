@@ -212,6 +212,20 @@ pub fn resume(spec_path: &Path, options: RunOptions, checkpoint: &Path) -> Resul
     Ok(graphc_train::resume(spec_path, options, checkpoint)?)
 }
 
+/// `graphc train [--resume CHECKPOINT] [--overwrite]`: trains or resumes into
+/// `options.out_dir`, replacing the files of a run already there only with `overwrite`, and
+/// only once the new run has succeeded.
+pub fn train_or_resume(
+    spec_path: &Path,
+    options: RunOptions,
+    resume: Option<&Path>,
+    overwrite: bool,
+) -> Result<Summary, Error> {
+    Ok(graphc_train::train_or_resume(
+        spec_path, options, resume, overwrite,
+    )?)
+}
+
 /// One layer of a model summary.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerSummary {

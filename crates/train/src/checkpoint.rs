@@ -130,6 +130,103 @@ fn bad(dir: &Path, message: String) -> TrainError {
     }
 }
 
+/// A value in `DIR/state.json` out of its range: names the file, the key and the value.
+fn bad_value(dir: &Path, key: &str, value: impl std::fmt::Display, expected: &str) -> TrainError {
+    TrainError::Checkpoint {
+        what: format!("checkpoint `{}`", dir.join("state.json").display()),
+        message: format!(
+            "{key} is {value}, expected {expected}; the file was changed or damaged: resume from an intact checkpoint or train anew"
+        ),
+    }
+}
+
+/// Checks the hyperparameters a checkpoint sets (those a scheduler may change; every other one
+/// must equal the spec's, which the spec crate checked) with the spec's ranges, and the
+/// scheduler's keys (`initial_lr`, `max_lr`, ...) as learning rates and momenta (`>= 0`).
+fn check_group(dir: &Path, i: usize, group: &GroupState) -> Result<(), TrainError> {
+    let key = |k: &str| format!("optimizer.param_groups[{i}].{k}");
+    let lr = group.hypers.lr();
+    if !(lr.is_finite() && lr >= 0.0) {
+        return Err(bad_value(dir, &key("lr"), lr, "a learning rate >= 0"));
+    }
+    if let Some(m) = group.hypers.momentum() {
+        if !(m.is_finite() && m >= 0.0) {
+            return Err(bad_value(dir, &key("momentum"), m, "a momentum >= 0"));
+        }
+    }
+    if let Some((b1, _)) = group.hypers.betas() {
+        if !(0.0..1.0).contains(&b1) {
+            return Err(bad_value(dir, &key("betas[0]"), b1, "a beta in [0, 1)"));
+        }
+    }
+    let k = &group.keys;
+    for (name, v) in [
+        ("initial_lr", k.initial_lr),
+        ("max_lr", k.max_lr),
+        ("min_lr", k.min_lr),
+        ("max_momentum", k.max_momentum),
+        ("base_momentum", k.base_momentum),
+    ] {
+        if let Some(v) = v.filter(|v| !(v.is_finite() && *v >= 0.0)) {
+            return Err(bad_value(dir, &key(name), v, "a number >= 0"));
+        }
+    }
+    Ok(())
+}
+
+impl Checkpoint {
+    /// Checks the loop position against the spec's lengths: `progress.epoch` at most the
+    /// spec's `train.epochs`, `progress.batch` at most the batches of an epoch, and
+    /// `optimizer.step` and `optimizer.pending_batches` the updates and pending batches that
+    /// position means (`batches` a epoch, `accumulate` batches an update). `dir` is the
+    /// checkpoint directory, named in the message.
+    pub fn check_position(
+        &self,
+        dir: &Path,
+        epochs: Option<u64>,
+        batches: u64,
+    ) -> Result<(), TrainError> {
+        let p = &self.progress;
+        let opt = &self.state.optimizer;
+        if let Some(epochs) = epochs.filter(|&e| p.epoch > e) {
+            let expected = format!("at most the spec's train.epochs, {epochs}");
+            return Err(bad_value(dir, "progress.epoch", p.epoch, &expected));
+        }
+        if p.batch > batches {
+            let expected = format!("at most the {batches} batches of an epoch");
+            return Err(bad_value(dir, "progress.batch", p.batch, &expected));
+        }
+        let accumulate = self.order.accumulate.max(1) as u64;
+        let per_epoch = batches.div_ceil(accumulate);
+        let (updates, pending) = if p.batch == batches {
+            (per_epoch, 0)
+        } else {
+            (p.batch / accumulate, p.batch % accumulate)
+        };
+        let step = p
+            .epoch
+            .checked_mul(per_epoch)
+            .and_then(|s| s.checked_add(updates));
+        if step != Some(opt.step) {
+            let expected = match step {
+                Some(s) => format!("{s} ({} epochs and {} batches done)", p.epoch, p.batch),
+                None => "a count that fits the position".to_owned(),
+            };
+            return Err(bad_value(dir, "optimizer.step", opt.step, &expected));
+        }
+        if opt.pending_batches as u64 != pending {
+            let expected = format!("{pending} ({} batches into the epoch)", p.batch);
+            return Err(bad_value(
+                dir,
+                "optimizer.pending_batches",
+                opt.pending_batches,
+                &expected,
+            ));
+        }
+        Ok(())
+    }
+}
+
 fn io(dir: &Path, action: &'static str, e: &std::io::Error) -> TrainError {
     TrainError::io(
         action,
@@ -384,15 +481,28 @@ pub fn read(
     }
     let mut param_groups = Vec::with_capacity(groups.len());
     for (i, (saved, base)) in saved_groups.iter().zip(groups).enumerate() {
-        param_groups.push(
-            group_from_json(saved, base).map_err(|m| bad(dir, format!("param group {i}: {m}")))?,
-        );
+        let group =
+            group_from_json(saved, base).map_err(|m| bad(dir, format!("param group {i}: {m}")))?;
+        check_group(dir, i, &group)?;
+        param_groups.push(group);
     }
     let defaults = defaults.clone();
     let step = opt["step"]
         .as_u64()
         .ok_or_else(|| bad(dir, "state.json has no optimizer.step".into()))?;
-    let pending_batches = opt["pending_batches"].as_u64().unwrap_or(0) as usize;
+    let pending_batches = match opt["pending_batches"].as_u64() {
+        Some(n) if n < order.accumulate.max(1) as u64 => n as usize,
+        None if opt["pending_batches"].is_null() => 0,
+        _ => {
+            let expected = format!("fewer than train.accumulate ({})", order.accumulate);
+            return Err(bad_value(
+                dir,
+                "optimizer.pending_batches",
+                &opt["pending_batches"],
+                &expected,
+            ));
+        }
+    };
     let accumulated = if pending_batches > 0 {
         read_safetensors(&dir.join("accumulated.safetensors"))?
     } else {

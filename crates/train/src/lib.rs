@@ -16,6 +16,7 @@ pub mod optimizer;
 pub mod plot;
 pub mod progress;
 pub mod run;
+mod rundir;
 pub mod session;
 pub mod trainer;
 pub mod weights;
@@ -35,8 +36,8 @@ pub use optimizer::Optimizer;
 #[cfg(feature = "plot")]
 pub use plot::write_loss_plot;
 pub use run::{
-    check_size, load_data, prepare, resume, train, RunOptions, SpecData, Summary, LABELS_FILE,
-    MODEL_FILE, PLOT_FILE, STANDARDIZE_FILE,
+    check_size, load_data, prepare, resume, train, train_or_resume, RunOptions, SpecData, Summary,
+    LABELS_FILE, MODEL_FILE, PLOT_FILE, STANDARDIZE_FILE,
 };
 pub use session::{compile_graph, optimized_step, BufferId, Session};
 pub use trainer::{Evaluation, GroupState, OptimizerState, Tally, Trainer, TrainerState};

@@ -4,7 +4,7 @@
 //! the output files SPEC.md fixes.
 
 use std::fs::File;
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -18,6 +18,7 @@ use graphc_spec::{InitSpec, LayerKind, OptimizerKind, Spec};
 use crate::checkpoint::{self, BatchOrder, Progress, CHECKPOINT_DIR};
 use crate::fit::{fit, EpochEvent, Observer, StepEvent};
 use crate::progress::{EpochRow, Mode, Reporter};
+use crate::rundir::{RunDir, METRICS_FILE};
 use crate::{
     batch_ranges, load_sets, write_labels_json, write_safetensors, Dataset, Evaluation,
     Standardizer, TargetKind, Targets, TrainError, Trainer,
@@ -266,28 +267,35 @@ pub fn prepare(
 
 /// Runs the spec at `spec_path` to its end and writes `metrics.jsonl`, `model.safetensors`,
 /// `checkpoint/`, `loss.svg`, and `labels.json` (text class labels) and `standardize.json`
-/// (`standardize: true`) into `options.out_dir`.
+/// (`standardize: true`) into `options.out_dir`, which must be new or empty (see
+/// [`train_or_resume`]).
 pub fn train(spec_path: &Path, options: RunOptions) -> Result<Summary, TrainError> {
-    run(spec_path, options, None)
+    train_or_resume(spec_path, options, None, false)
 }
 
 /// Continues the run whose checkpoint is `checkpoint` (a `checkpoint/` directory that
 /// [`train`] wrote) to the end the spec sets, so that the result is bitwise the result of a
-/// run never stopped. `metrics.jsonl` in `options.out_dir` is cut back to where the
-/// checkpoint was taken and continued. A checkpoint that does not fit the spec is an error
+/// run never stopped. `metrics.jsonl` is the checkpoint's run's, cut back to where the
+/// checkpoint was taken, and continued. A checkpoint that does not fit the spec is an error
 /// naming what differs.
 pub fn resume(
     spec_path: &Path,
     options: RunOptions,
     checkpoint: &Path,
 ) -> Result<Summary, TrainError> {
-    run(spec_path, options, Some(checkpoint))
+    train_or_resume(spec_path, options, Some(checkpoint), false)
 }
 
-fn run(
+/// [`train`], or with `resume` [`resume`], into `options.out_dir`, which is locked for the
+/// run. A new or empty directory is written directly; one that holds the checkpoint being
+/// resumed, or anything else when `overwrite` is set, gets the run's files only once the run
+/// has succeeded (they are made in a staging directory inside it); any other non-empty one is
+/// refused. A failed run leaves the directory as it was.
+pub fn train_or_resume(
     spec_path: &Path,
     options: RunOptions,
-    resume_from: Option<&Path>,
+    resume: Option<&Path>,
+    overwrite: bool,
 ) -> Result<Summary, TrainError> {
     let started = Instant::now();
     let spec = graphc_spec::parse_file(spec_path)?;
@@ -295,7 +303,32 @@ fn run(
     check_size(&spec)?;
     let base_dir = spec_path.parent().unwrap_or(Path::new("."));
     let data = load_data(&spec, base_dir)?;
-    let mut trainer = prepare(&spec, base_dir, &data, options.backend)?;
+    let trainer = prepare(&spec, base_dir, &data, options.backend)?;
+    // Bad input so far has not touched the output directory.
+    let mut dir = RunDir::open(&options.out_dir, resume, overwrite)?;
+    match run(&spec, &data, trainer, options.quiet, resume, dir.work()) {
+        Ok(mut summary) => {
+            dir.commit()?;
+            summary.seconds = started.elapsed().as_secs_f64();
+            Ok(summary)
+        }
+        Err(e) => {
+            dir.abandon();
+            Err(e)
+        }
+    }
+}
+
+/// The run itself once its data is loaded and its trainer built, writing into `out` (the
+/// output directory or its staging directory).
+fn run(
+    spec: &Spec,
+    data: &SpecData,
+    mut trainer: Trainer,
+    quiet: bool,
+    resume_from: Option<&Path>,
+    out: &Path,
+) -> Result<Summary, TrainError> {
     let n = data.train.len();
     let order = BatchOrder {
         seed: spec.seed,
@@ -305,18 +338,22 @@ fn run(
         drop_last: spec.data.drop_last,
         accumulate: spec.train.accumulate,
     };
+    let batch_count = batch_ranges(n, spec.data.batch_size, spec.data.drop_last).len();
     let mut progress = Progress::default();
+    let mut metrics_before = None;
     if let Some(dir) = resume_from {
+        let dir = checkpoint::resolve(dir)?;
         let what = format!("checkpoint `{}`", dir.display());
         let groups: Vec<OptimizerKind> = trainer
             .live_groups()
             .iter()
             .map(|&g| graphc_nn::group_settings(&spec.optimizer, g).clone())
             .collect();
-        let saved = checkpoint::read(dir, &spec.optimizer.kind, &groups)?;
+        let saved = checkpoint::read(&dir, &spec.optimizer.kind, &groups)?;
         if let Some(message) = saved.order.difference(&order) {
             return Err(TrainError::Checkpoint { what, message });
         }
+        saved.check_position(&dir, spec.train.epochs, batch_count as u64)?;
         trainer
             .load_state(&saved.state, &what)
             .map_err(|e| match e {
@@ -329,23 +366,15 @@ fn run(
                 other => other,
             })?;
         progress = saved.progress;
+        let run_dir = dir.parent().unwrap_or(Path::new("."));
+        metrics_before = Some(run_metrics(run_dir, &dir, progress.metrics_bytes)?);
     }
 
-    // The output directory is made and checked before the first step.
-    let out = &options.out_dir;
-    std::fs::create_dir_all(out).map_err(|e| {
-        TrainError::io(
-            "create output directory",
-            out,
-            &e,
-            "choose a writable --out directory",
-        )
-    })?;
-    let metrics_path = out.join("metrics.jsonl");
-    let (metrics, kept) = open_metrics(&metrics_path, resume_from.map(|_| progress.metrics_bytes))?;
-    progress.metrics_bytes = kept;
+    // Every file is new, in a directory that was empty or made for this run.
+    let metrics_path = out.join(METRICS_FILE);
+    let metrics = new_metrics(&metrics_path, metrics_before, progress.metrics_bytes)?;
+    let kept = progress.metrics_bytes;
 
-    let batch_count = batch_ranges(n, spec.data.batch_size, spec.data.drop_last).len();
     let updates_per_epoch = batch_count.div_ceil(spec.train.accumulate.max(1)) as u64;
     let total_steps = match (spec.train.steps, spec.train.epochs) {
         (Some(s), Some(e)) => Some(s.min(e.saturating_mul(updates_per_epoch))),
@@ -354,7 +383,7 @@ fn run(
         (None, None) => None,
     };
     let mut reporter = Reporter::new(
-        Mode::detect(options.quiet),
+        Mode::detect(quiet),
         total_steps,
         trainer.step_count(),
         spec.train.epochs,
@@ -375,7 +404,7 @@ fn run(
         &mut [&mut files as &mut dyn Observer, &mut reporter],
     )?;
     files.flush()?;
-    write_model_files(out, &data)?;
+    write_model_files(out, data)?;
     write_safetensors(&out.join(MODEL_FILE), &trainer.params())?;
     if files.checkpointed != Some((progress.epoch, progress.batch)) {
         files.on_checkpoint(&trainer, &progress)?;
@@ -390,7 +419,7 @@ fn run(
         epochs: end.epochs,
         final_loss: progress.last_loss.unwrap_or(f32::NAN),
         train: train_eval,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: 0.0,
     })
 }
 
@@ -501,55 +530,73 @@ pub const STANDARDIZE_FILE: &str = "standardize.json";
 pub const PLOT_FILE: &str = "loss.svg";
 
 /// Writes what `eval` and `predict` need besides the weights: `labels.json` when the training
-/// targets had class names, `standardize.json` when the features were standardized; a stale
-/// one from an earlier run in the same directory is removed.
+/// targets had class names, `standardize.json` when the features were standardized.
 fn write_model_files(out: &Path, data: &SpecData) -> Result<(), TrainError> {
-    let labels = out.join(LABELS_FILE);
-    match data.train.class_names() {
-        Some(names) => write_labels_json(&labels, names)?,
-        None => remove_stale(&labels)?,
+    if let Some(names) = data.train.class_names() {
+        write_labels_json(&out.join(LABELS_FILE), names)?;
     }
-    let stats = out.join(STANDARDIZE_FILE);
-    match &data.standardizer {
-        Some(s) => s.save(&stats)?,
-        None => remove_stale(&stats)?,
+    if let Some(s) = &data.standardizer {
+        s.save(&out.join(STANDARDIZE_FILE))?;
     }
     Ok(())
 }
 
-/// Removes a file left by an earlier run, if there is one.
-fn remove_stale(path: &Path) -> Result<(), TrainError> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(TrainError::io(
-            "remove the stale",
-            path,
-            &e,
-            "remove it by hand or choose another --out directory",
-        )),
-        _ => Ok(()),
+/// The `metrics.jsonl` of the run whose checkpoint `checkpoint` is (in `run_dir`), checked to
+/// hold the `keep` bytes the checkpoint was taken at, ending with a whole line, before anything
+/// is written.
+fn run_metrics(run_dir: &Path, checkpoint: &Path, keep: u64) -> Result<PathBuf, TrainError> {
+    let path = run_dir.join(METRICS_FILE);
+    let fail = |message: String| TrainError::Checkpoint {
+        what: format!("checkpoint `{}`", checkpoint.display()),
+        message,
+    };
+    let mut file = File::open(&path).map_err(|e| {
+        fail(format!(
+            "its run's `{}` cannot be read ({e}); a resumed run continues the metrics of the run that wrote the checkpoint",
+            path.display()
+        ))
+    })?;
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut last = [0u8];
+    let ends_a_line = keep == 0
+        || (keep <= len
+            && file.seek(SeekFrom::Start(keep - 1)).is_ok()
+            && file.read_exact(&mut last).is_ok()
+            && last[0] == b'\n');
+    if len < keep || !ends_a_line {
+        return Err(fail(format!(
+            "it was taken when `{}` held {keep} bytes, but it holds {len}{}; the metrics were changed or cut: resume from an intact run or train anew",
+            path.display(),
+            if len < keep { "" } else { " and no line ends there" }
+        )));
     }
+    Ok(path)
 }
 
-/// Opens `metrics.jsonl`: a new file, or for a resumed run the existing one cut back to
-/// `keep` bytes (a new file when it is shorter, e.g. in another output directory). Returns
-/// the writer and the bytes the file starts with.
-fn open_metrics(path: &Path, keep: Option<u64>) -> Result<(BufWriter<File>, u64), TrainError> {
+/// Creates `metrics.jsonl` at `path` (a new file: an existing one or a symbolic link there is
+/// an error) and, for a resumed run, copies the first `keep` bytes of `before` into it.
+fn new_metrics(
+    path: &Path,
+    before: Option<PathBuf>,
+    keep: u64,
+) -> Result<BufWriter<File>, TrainError> {
     let fail =
         |e: std::io::Error| TrainError::io("create", path, &e, "choose a writable --out directory");
-    let (file, kept) = match keep {
-        Some(keep) if std::fs::metadata(path).is_ok_and(|m| m.len() >= keep) => {
-            let file = std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)
-                .map_err(fail)?;
-            file.set_len(keep).map_err(fail)?;
-            let mut file = file;
-            file.seek(SeekFrom::End(0)).map_err(fail)?;
-            (file, keep)
+    let mut file = File::create_new(path).map_err(fail)?;
+    if let Some(before) = before {
+        let source = File::open(&before)
+            .map_err(|e| TrainError::io("read", &before, &e, "check the run's metrics.jsonl"))?;
+        let copied = std::io::copy(&mut source.take(keep), &mut file).map_err(fail)?;
+        if copied != keep {
+            return Err(TrainError::io(
+                "read",
+                &before,
+                &std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+                "the run's metrics.jsonl changed during the resume",
+            ));
         }
-        _ => (File::create(path).map_err(fail)?, 0),
-    };
-    Ok((BufWriter::new(file), kept))
+    }
+    Ok(BufWriter::new(file))
 }
 
 /// Writes one JSON line; returns the bytes written.

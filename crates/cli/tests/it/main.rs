@@ -6,5 +6,6 @@ mod bad_input;
 mod cli;
 mod loss_cmd;
 mod resume_cli;
+mod run_dir;
 mod support;
 mod user_path;
