@@ -165,9 +165,6 @@ pub fn check_features(spec: &Spec, data: &Dataset) -> Result<(), TrainError> {
     )))
 }
 
-/// Most bytes one training step may need when the machine's memory is unknown.
-const DEFAULT_MEMORY_LIMIT: u128 = 16 << 30;
-
 /// The values (activations) one sample makes in a forward pass: its input and every layer's
 /// output, counted from the layers' descriptors (no graph is built, so absurd sizes cannot
 /// allocate).
@@ -179,24 +176,12 @@ pub fn activations_per_sample(spec: &Spec) -> Result<u128, TrainError> {
         .fold(saturating_numel(&spec.model.input), u128::saturating_add))
 }
 
-/// The machine's physical memory from `/proc/meminfo`, else [`DEFAULT_MEMORY_LIMIT`].
-fn memory_limit() -> u128 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
-            let kib: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
-            Some(kib * 1024)
-        })
-        .unwrap_or(DEFAULT_MEMORY_LIMIT)
-}
-
 /// Refuses a spec whose training step cannot fit in memory, before anything is allocated:
 /// 4-byte values for each parameter, its gradient and up to two optimizer buffers, and for a
 /// batch of `data.batch_size` samples each activation and its gradient. The message names
 /// the layer that needs the most.
 pub fn check_size(spec: &Spec) -> Result<(), TrainError> {
-    check_size_within(spec, memory_limit())
+    check_size_within(spec, u128::from(graphc_data::memory_limit()))
 }
 
 /// [`check_size`] against a given limit in bytes.
