@@ -113,11 +113,6 @@ impl Session {
         &self.spec
     }
 
-    /// The backend's name, for messages.
-    pub fn backend_name(&self) -> &'static str {
-        self.backend.name()
-    }
-
     /// The error for a failure inside the backend.
     pub(crate) fn backend_error(&self, source: IrError) -> TrainError {
         TrainError::Backend {
