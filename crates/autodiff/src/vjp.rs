@@ -161,6 +161,11 @@ pub fn vjp(
         }
         // class indices are integers: no gradient
         Op::OneHot(_) => {}
+        Op::Conv { .. }
+        | Op::ConvInputGrad { .. }
+        | Op::ConvWeightGrad { .. }
+        | Op::MaxPool(_)
+        | Op::MaxPoolGrad(_) => todo!("cnn: windowed VJPs"),
     }
     for (slot, &w) in out.iter_mut().zip(wanted) {
         if !w {

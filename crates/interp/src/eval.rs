@@ -107,6 +107,11 @@ pub fn evaluate<T: Scalar>(
                 Value::I(indices) => Value::F(one_hot(indices, *classes)),
                 Value::F(_) => return Err(IrError::Argument("one_hot of floats".into())),
             },
+            Op::Conv { .. }
+            | Op::ConvInputGrad { .. }
+            | Op::ConvWeightGrad { .. }
+            | Op::MaxPool(_)
+            | Op::MaxPoolGrad(_) => todo!("cnn: windowed ops in the interpreter"),
         };
         values[id.index()] = value;
     }

@@ -11,7 +11,7 @@ use petgraph::visit::EdgeRef;
 use petgraph::Direction;
 use std::fmt;
 
-use crate::{BinaryOp, CompareOp, DType, IrError, Op, ReduceOp, TensorType, UnaryOp};
+use crate::{BinaryOp, CompareOp, DType, IrError, Op, ReduceOp, TensorType, UnaryOp, Window};
 
 /// Typed index of a node in a [`Graph`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -231,6 +231,23 @@ impl Graph {
     /// One-hot rows of `classes` columns for i64 indices.
     pub fn one_hot(&mut self, indices: NodeId, classes: usize) -> Result<NodeId, IrError> {
         self.add(Op::OneHot(classes), &[indices])
+    }
+
+    /// Convolution of `x [N, C, *input]` with `w [O, C/groups, *kernel]` (see [`Op::Conv`]).
+    pub fn conv(
+        &mut self,
+        x: NodeId,
+        w: NodeId,
+        window: &Window,
+        groups: usize,
+    ) -> Result<NodeId, IrError> {
+        let window = window.clone();
+        self.add(Op::Conv { window, groups }, &[x, w])
+    }
+
+    /// Max pooling of `x` over `window`: `max_pool(x, x)` (see [`Op::MaxPool`]).
+    pub fn max_pool(&mut self, x: NodeId, window: &Window) -> Result<NodeId, IrError> {
+        self.add(Op::MaxPool(window.clone()), &[x, x])
     }
 
     /// Names a node as a result of the step.

@@ -15,9 +15,11 @@ mod op;
 mod print;
 mod types;
 mod verify;
+mod window;
 
 pub use error::IrError;
 pub use exec::{Arg, Backend, Executable};
 pub use graph::{Assign, Graph, Node, NodeId, Output};
 pub use op::{Access, BinaryOp, CompareOp, Op, ReduceOp, UnaryOp};
 pub use types::{DType, TensorType};
+pub use window::{AxisWindows, Window, WindowAxis};

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use crate::Window;
+
 /// Declares `ALL` for a fieldless op enum from one list of its variants, and
 /// checks at compile time that the list is complete and in order: the list
 /// also forms an exhaustive `match`, so leaving a variant out is a compile
@@ -181,6 +183,46 @@ pub enum Op {
     /// i64 class indices `[..]` to an f32 one-hot `[.., classes]`; an index
     /// outside `[0, classes)` gives a row of zeros.
     OneHot(usize),
+    /// Cross-correlation, as `torch.nn.functional.conv1d/conv2d` without bias:
+    /// operands `x [N, C, *input]` and `w [O, C/groups, *kernel]`, result
+    /// `[N, O, *output]` (sizes from `window`, whose axes are all strided);
+    /// padding reads zero. Output channel `o` sees input channels
+    /// `g·C/groups .. (g+1)·C/groups` for `g = o / (O/groups)`.
+    Conv {
+        /// Where each output position reads the input.
+        window: Window,
+        /// Channel groups; divides both `C` and `O`.
+        groups: usize,
+    },
+    /// The gradient of [`Op::Conv`] with respect to its input (a transposed
+    /// convolution): operands `dy [N, O, *output]` and `w [O, C/groups, *kernel]`,
+    /// result `[N, C, *input]`.
+    ConvInputGrad {
+        /// The forward convolution's window.
+        window: Window,
+        /// The forward convolution's groups.
+        groups: usize,
+    },
+    /// The gradient of [`Op::Conv`] with respect to its weight: operands
+    /// `x [N, C, *input]` and `dy [N, O, *output]`, result `[O, C/groups, *kernel]`.
+    ConvWeightGrad {
+        /// The forward convolution's window.
+        window: Window,
+        /// The forward convolution's groups.
+        groups: usize,
+    },
+    /// Max pooling that carries its argmax: operands `x` and `v`, both
+    /// `[N, C, *input]`; result `[N, C, *output]` holds, for each window, `v`
+    /// at the position where `x` is largest. That position is PyTorch's
+    /// pooling index: the first largest, except that a NaN counts as largest
+    /// and a later NaN replaces an earlier one; padding never wins, and every
+    /// window holds at least one input position. Max pooling itself is
+    /// `max_pool(x, x)`; its gradient is [`Op::MaxPoolGrad`].
+    MaxPool(Window),
+    /// The adjoint of [`Op::MaxPool`] in `v`: operands `x [N, C, *input]` and
+    /// `dy [N, C, *output]`, result `[N, C, *input]`: zero, plus each element
+    /// of `dy` added at its window's argmax of `x` (as in [`Op::MaxPool`]).
+    MaxPoolGrad(Window),
 }
 
 /// How an op reads its operands. Fusion and the JIT's planning derive from
@@ -217,6 +259,10 @@ pub enum Access {
     /// The operand's values choose which result elements are set (one-hot of
     /// class indices), so it runs as a kernel of its own.
     Indexed,
+    /// Each result element reads a window of positions of each operand
+    /// (convolution, max pooling and their gradients), so the operands are
+    /// read from memory and the op runs as a step of its own.
+    Windowed,
 }
 
 impl Op {
@@ -252,6 +298,11 @@ impl Op {
                 transpose_rhs,
             },
             Op::OneHot(_) => Access::Indexed,
+            Op::Conv { .. }
+            | Op::ConvInputGrad { .. }
+            | Op::ConvWeightGrad { .. }
+            | Op::MaxPool(_)
+            | Op::MaxPoolGrad(_) => Access::Windowed,
         }
     }
 
@@ -270,7 +321,14 @@ impl Op {
             | Op::Reshape(_)
             | Op::Transpose(_)
             | Op::OneHot(_) => 1,
-            Op::Binary(_) | Op::Compare(_) | Op::MatMul { .. } => 2,
+            Op::Binary(_)
+            | Op::Compare(_)
+            | Op::MatMul { .. }
+            | Op::Conv { .. }
+            | Op::ConvInputGrad { .. }
+            | Op::ConvWeightGrad { .. }
+            | Op::MaxPool(_)
+            | Op::MaxPoolGrad(_) => 2,
             Op::Select => 3,
         }
     }
@@ -312,6 +370,11 @@ impl Op {
             Op::Transpose(_) => "transpose".into(),
             Op::MatMul { .. } => "matmul".into(),
             Op::OneHot(_) => "one_hot".into(),
+            Op::Conv { .. } => "conv".into(),
+            Op::ConvInputGrad { .. } => "conv_input_grad".into(),
+            Op::ConvWeightGrad { .. } => "conv_weight_grad".into(),
+            Op::MaxPool(_) => "max_pool".into(),
+            Op::MaxPoolGrad(_) => "max_pool_grad".into(),
         }
     }
 }
@@ -337,6 +400,10 @@ impl fmt::Display for Op {
                 if *transpose_rhs { " rhsT" } else { "" }
             ),
             Op::OneHot(c) => write!(f, " classes={c}"),
+            Op::Conv { window, groups }
+            | Op::ConvInputGrad { window, groups }
+            | Op::ConvWeightGrad { window, groups } => write!(f, " {window} groups={groups}"),
+            Op::MaxPool(window) | Op::MaxPoolGrad(window) => write!(f, " {window}"),
             Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select => Ok(()),
         }
     }

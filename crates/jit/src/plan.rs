@@ -472,6 +472,14 @@ impl<'g> Lowerer<'g> {
                 }
             }
             (
+                Op::Conv { .. }
+                | Op::ConvInputGrad { .. }
+                | Op::ConvWeightGrad { .. }
+                | Op::MaxPool(_)
+                | Op::MaxPoolGrad(_),
+                _,
+            ) => todo!("cnn: JIT lowering of windowed ops"),
+            (
                 Op::Input(_)
                 | Op::Param(_)
                 | Op::State(_)
@@ -640,7 +648,12 @@ impl<'g> Lowerer<'g> {
                 | Op::Fill(_)
                 | Op::Constant(_)
                 | Op::Reshape(_)
-                | Op::OneHot(_) => {
+                | Op::OneHot(_)
+                | Op::Conv { .. }
+                | Op::ConvInputGrad { .. }
+                | Op::ConvWeightGrad { .. }
+                | Op::MaxPool(_)
+                | Op::MaxPoolGrad(_) => {
                     let op = self.op(u).mnemonic();
                     return Err(internal(format!("{u} ({op}) is not part of a cluster")));
                 }

@@ -68,7 +68,7 @@ pub const COLUMN_PRODUCT_MAX_COLS: usize = 4;
 /// result may not overwrite the operand in place.
 pub fn reads_elsewhere(access: Access) -> bool {
     match access {
-        Access::View | Access::Contraction { .. } => true,
+        Access::View | Access::Contraction { .. } | Access::Windowed => true,
         Access::Leaf
         | Access::Uniform(_)
         | Access::Elementwise
@@ -326,7 +326,9 @@ impl<'g> Builder<'g> {
                         Class::Single(g)
                     }
                 }
-                Access::Indexed => Class::Single(self.new_group(self.shape(v), v)),
+                Access::Indexed | Access::Windowed => {
+                    Class::Single(self.new_group(self.shape(v), v))
+                }
             };
             self.f.class[v.index()] = class;
         }
