@@ -1,8 +1,12 @@
 //! Layers as graph builders: `nn.Sequential` of the spec's `model.layers`.
 
 use graphc_ir::{BinaryOp, CompareOp, Graph, NodeId, ReduceOp, UnaryOp};
-use graphc_spec::{LayerKind, LayerSpec, LayerType, ModelSpec};
+use graphc_spec::{ConvSpec, LayerKind, LayerSpec, LayerType, ModelSpec};
 
+use crate::spatial::{
+    adaptive_avg_matrices, adaptive_max_window, adaptive_outputs, avg_pool_matrices,
+    channels_and_spatial, conv_window, max_pool_window, pool_per_axis,
+};
 use crate::NnError;
 
 /// A trainable parameter as the model declares it.
@@ -73,6 +77,15 @@ pub struct LayerInfo {
 }
 
 impl LayerInfo {
+    /// A shape error of this layer (`layer` is its spec).
+    fn error(&self, layer: &LayerSpec, message: String) -> NnError {
+        NnError::Layer {
+            index: self.index,
+            layer: layer_label(self.index, layer),
+            message,
+        }
+    }
+
     /// The number of values in one sample's output (saturating).
     pub fn output_numel(&self) -> u128 {
         saturating_numel(&self.output)
@@ -161,6 +174,59 @@ fn describe_layer(
             }
             shape.to_vec()
         }
+        LayerKind::Conv1d(conv) | LayerKind::Conv2d(conv) => {
+            let dims = conv.kernel_size.len();
+            let (channels, spatial) = channels_and_spatial(shape, dims, batch).map_err(err)?;
+            let window = conv_window(conv, spatial).map_err(err)?;
+            params = conv_params(conv, channels, &prefix).map_err(err)?;
+            let mut output = vec![conv.out_channels];
+            output.extend(window.output_shape());
+            output
+        }
+        LayerKind::MaxPool1d(pool) | LayerKind::MaxPool2d(pool) => {
+            let dims = pool.kernel_size.len();
+            let (channels, spatial) = channels_and_spatial(shape, dims, batch).map_err(err)?;
+            let window = max_pool_window(pool, spatial).map_err(err)?;
+            let mut output = vec![channels];
+            output.extend(window.output_shape());
+            output
+        }
+        LayerKind::AvgPool1d(pool) | LayerKind::AvgPool2d(pool) => {
+            let dims = pool.kernel_size.len();
+            let (channels, spatial) = channels_and_spatial(shape, dims, batch).map_err(err)?;
+            let matrices = avg_pool_matrices(pool, spatial).map_err(err)?;
+            let mut output = vec![channels];
+            output.extend(matrices.iter().map(|m| m.output));
+            output
+        }
+        LayerKind::AdaptiveAvgPool1d { output_size }
+        | LayerKind::AdaptiveAvgPool2d { output_size } => {
+            let dims = output_size.len();
+            let (channels, spatial) = channels_and_spatial(shape, dims, batch).map_err(err)?;
+            let mut output = vec![channels];
+            output.extend(adaptive_outputs(output_size, spatial));
+            output
+        }
+        LayerKind::AdaptiveMaxPool2d { output_size } => {
+            let dims = output_size.len();
+            let (channels, spatial) = channels_and_spatial(shape, dims, batch).map_err(err)?;
+            let window = adaptive_max_window(output_size, spatial).map_err(err)?;
+            let mut output = vec![channels];
+            output.extend(window.output_shape());
+            output
+        }
+        LayerKind::Flatten { start_dim, end_dim } => {
+            let (start, end) = flatten_range(*start_dim, *end_dim, shape, batch).map_err(err)?;
+            // Axes of the batched tensor; axis 0 (the batch) is never merged.
+            let mut output = shape[..start - 1].to_vec();
+            let merged = shape[start - 1..end]
+                .iter()
+                .try_fold(1usize, |n, &d| n.checked_mul(d))
+                .ok_or_else(|| err(format!("{shape:?} has too many values to flatten")))?;
+            output.push(merged);
+            output.extend_from_slice(&shape[end..]);
+            output
+        }
     };
     Ok(LayerInfo {
         index,
@@ -170,6 +236,70 @@ fn describe_layer(
         params,
         buffers: Vec::new(),
     })
+}
+
+/// `nn.Conv1d/2d`'s weight `[out_channels, in_channels/groups, *kernel]` and bias, with
+/// PyTorch's fan-in `in_channels/groups · Πkernel`.
+fn conv_params(conv: &ConvSpec, channels: usize, prefix: &str) -> Result<Vec<TensorDecl>, String> {
+    if !channels.is_multiple_of(conv.groups) {
+        return Err(format!(
+            "its input has {channels} channels, which groups {} does not divide",
+            conv.groups
+        ));
+    }
+    let per_group = channels / conv.groups;
+    let mut shape = vec![conv.out_channels, per_group];
+    shape.extend_from_slice(&conv.kernel_size);
+    let fan_in = conv
+        .kernel_size
+        .iter()
+        .try_fold(per_group, |n, &k| n.checked_mul(k))
+        .ok_or_else(|| format!("a kernel of {:?} is too large to build", conv.kernel_size))?;
+    let mut params = vec![TensorDecl {
+        name: format!("{prefix}.weight"),
+        shape,
+        fan_in,
+    }];
+    if conv.bias {
+        params.push(TensorDecl {
+            name: format!("{prefix}.bias"),
+            shape: vec![conv.out_channels],
+            fan_in,
+        });
+    }
+    Ok(params)
+}
+
+/// `nn.Flatten`'s `start_dim..=end_dim` on the batched tensor `[batch, *shape]`, as axes
+/// `start..end` of that tensor (so `start >= 1`: the batch axis stays, every layer keeps it).
+fn flatten_range(
+    start_dim: i64,
+    end_dim: i64,
+    shape: &[usize],
+    batch: usize,
+) -> Result<(usize, usize), String> {
+    let rank = shape.len() + 1;
+    let mut batched = vec![batch];
+    batched.extend_from_slice(shape);
+    let resolve = |key: &str, dim: i64| {
+        resolve_dim(dim, rank)
+            .ok_or_else(|| format!("{key} {dim} is out of range for a tensor of shape {batched:?}"))
+    };
+    let (start, end) = (
+        resolve("start_dim", start_dim)?,
+        resolve("end_dim", end_dim)?,
+    );
+    if start == 0 {
+        return Err(format!(
+            "start_dim {start_dim} would merge the batch axis of {batched:?}; use start_dim 1 or more"
+        ));
+    }
+    if start > end {
+        return Err(format!(
+            "start_dim {start_dim} comes after end_dim {end_dim} on a tensor of shape {batched:?}"
+        ));
+    }
+    Ok((start, end + 1))
 }
 
 /// Adds the model's forward pass on `x` (`[batch, ..input]`) to `graph`.
@@ -226,6 +356,54 @@ pub fn build_model(graph: &mut Graph, model: &ModelSpec, x: NodeId) -> Result<Mo
             LayerKind::LogSoftmax { dim } => {
                 let axis = resolve_dim(*dim, shape.len()).expect("checked by describe_model");
                 log_softmax(graph, h, axis)?
+            }
+            LayerKind::Conv1d(conv) | LayerKind::Conv2d(conv) => {
+                if info.params[0].numel() > MAX_PARAM_ELEMENTS {
+                    let message =
+                        format!("a {:?} weight is too large to build", info.params[0].shape);
+                    return Err(info.error(layer, message));
+                }
+                let window = conv_window(conv, &shape[2..]).map_err(|m| info.error(layer, m))?;
+                let weight = param(graph, &info.params[0]);
+                let y = graph.conv(h, weight, &window, conv.groups)?;
+                if conv.bias {
+                    // The bias [O] viewed as [1, O, 1, ..] and repeated over batch and positions.
+                    let b = param(graph, &info.params[1]);
+                    let y_shape = graph.shape(y).to_vec();
+                    let mut b_shape = vec![1; y_shape.len()];
+                    b_shape[1] = conv.out_channels;
+                    let b = graph.reshape(b, &b_shape)?;
+                    let b = graph.broadcast(b, &y_shape)?;
+                    graph.binary(BinaryOp::Add, y, b)?
+                } else {
+                    y
+                }
+            }
+            LayerKind::MaxPool1d(pool) | LayerKind::MaxPool2d(pool) => {
+                let window =
+                    max_pool_window(pool, &shape[2..]).map_err(|m| info.error(layer, m))?;
+                graph.max_pool(h, &window)?
+            }
+            LayerKind::AvgPool1d(pool) | LayerKind::AvgPool2d(pool) => {
+                let matrices =
+                    avg_pool_matrices(pool, &shape[2..]).map_err(|m| info.error(layer, m))?;
+                pool_per_axis(graph, h, &matrices)?
+            }
+            LayerKind::AdaptiveAvgPool1d { output_size }
+            | LayerKind::AdaptiveAvgPool2d { output_size } => {
+                let matrices = adaptive_avg_matrices(output_size, &shape[2..])
+                    .map_err(|m| info.error(layer, m))?;
+                pool_per_axis(graph, h, &matrices)?
+            }
+            LayerKind::AdaptiveMaxPool2d { output_size } => {
+                let window = adaptive_max_window(output_size, &shape[2..])
+                    .map_err(|m| info.error(layer, m))?;
+                graph.max_pool(h, &window)?
+            }
+            LayerKind::Flatten { .. } => {
+                let mut out_shape = vec![shape[0]];
+                out_shape.extend_from_slice(&info.output);
+                graph.reshape(h, &out_shape)?
             }
         };
         layer_outputs.push(h);

@@ -13,6 +13,7 @@ mod layers;
 mod loss;
 mod optim;
 pub mod sched;
+mod spatial;
 mod step;
 
 pub use clip::{accumulator_name, accumulators};

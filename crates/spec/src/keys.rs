@@ -170,6 +170,11 @@ impl<'a> Keys<'a> {
         self.ctx
     }
 
+    /// The mapping's path, e.g. `model.layers[1]`.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
     /// The mapping's name in messages, e.g. `model.layers[1] (relu)`.
     pub(crate) fn what(&self) -> &str {
         &self.what

@@ -1,11 +1,15 @@
-//! One entry of `model.layers`: a `type:`-tagged mapping (`linear`, activations, softmaxes).
+//! One entry of `model.layers`: a `type:`-tagged mapping (`linear`, activations, softmaxes,
+//! convolutions, poolings, `flatten`), with PyTorch's constructor checks on its arguments.
 
 use serde::de::{IgnoredAny, MapAccess};
 
+use crate::axes::{axes, Axes};
 use crate::ctx::{shown, Ctx, Path};
 use crate::keys::{KeyTable, Keys, TypeTable};
-use crate::node::{ctx_and_path, scalar, to_bool, to_i64, to_positive_usize, Node, Problem, Raw};
-use crate::types::{LayerKind, LayerSpec};
+use crate::node::{
+    ctx_and_path, scalar, to_bool, to_i64, to_positive_usize, to_u64, Node, Problem, Raw,
+};
+use crate::types::{AvgPoolSpec, ConvPadding, ConvSpec, LayerKind, LayerSpec, MaxPoolSpec};
 use crate::vocab::{KeyTables, LayerType};
 
 static LAYER_TYPES: TypeTable<LayerType> = TypeTable {
@@ -25,10 +29,61 @@ static LINEAR_KEYS: KeyTable = KeyTable {
 };
 static ACTIVATION_KEYS: KeyTable = KeyTable::plain(&["type", "name"]);
 static SOFTMAX_KEYS: KeyTable = KeyTable::plain(&["type", "name", "dim"]);
+static CONV_KEYS: KeyTable = KeyTable::plain(&[
+    "type",
+    "name",
+    "out_channels",
+    "kernel_size",
+    "stride",
+    "padding",
+    "dilation",
+    "groups",
+    "bias",
+    "padding_mode",
+]);
+static MAX_POOL_KEYS: KeyTable = KeyTable::plain(&[
+    "type",
+    "name",
+    "kernel_size",
+    "stride",
+    "padding",
+    "dilation",
+    "ceil_mode",
+]);
+static AVG_POOL1D_KEYS: KeyTable = KeyTable::plain(&[
+    "type",
+    "name",
+    "kernel_size",
+    "stride",
+    "padding",
+    "ceil_mode",
+    "count_include_pad",
+]);
+static AVG_POOL2D_KEYS: KeyTable = KeyTable::plain(&[
+    "type",
+    "name",
+    "kernel_size",
+    "stride",
+    "padding",
+    "ceil_mode",
+    "count_include_pad",
+    "divisor_override",
+]);
+static ADAPTIVE_KEYS: KeyTable = KeyTable::plain(&["type", "name", "output_size"]);
+static FLATTEN_KEYS: KeyTable = KeyTable::plain(&["type", "name", "start_dim", "end_dim"]);
 
 /// Every layer type's keys, for the keys read before `type:`.
 static UNION_KEYS: KeyTable = KeyTable {
-    valid: &KeyTable::union::<5>(&[&LINEAR_KEYS, &ACTIVATION_KEYS, &SOFTMAX_KEYS]),
+    valid: &KeyTable::union::<18>(&[
+        &LINEAR_KEYS,
+        &ACTIVATION_KEYS,
+        &SOFTMAX_KEYS,
+        &CONV_KEYS,
+        &MAX_POOL_KEYS,
+        &AVG_POOL2D_KEYS,
+        &ADAPTIVE_KEYS,
+        &FLATTEN_KEYS,
+    ]),
     aliases: OUT_ALIAS,
     unsupported: &[],
 };
@@ -39,6 +94,14 @@ impl KeyTables for LayerType {
             LayerType::Linear => &LINEAR_KEYS,
             LayerType::Softmax | LayerType::LogSoftmax => &SOFTMAX_KEYS,
             LayerType::Relu | LayerType::Sigmoid | LayerType::Tanh => &ACTIVATION_KEYS,
+            LayerType::Conv1d | LayerType::Conv2d => &CONV_KEYS,
+            LayerType::MaxPool1d | LayerType::MaxPool2d => &MAX_POOL_KEYS,
+            LayerType::AvgPool1d => &AVG_POOL1D_KEYS,
+            LayerType::AvgPool2d => &AVG_POOL2D_KEYS,
+            LayerType::AdaptiveAvgPool1d
+            | LayerType::AdaptiveAvgPool2d
+            | LayerType::AdaptiveMaxPool2d => &ADAPTIVE_KEYS,
+            LayerType::Flatten => &FLATTEN_KEYS,
         }
     }
 }
@@ -53,6 +116,16 @@ impl LayerKind {
             LayerKind::Tanh => LayerType::Tanh,
             LayerKind::Softmax { .. } => LayerType::Softmax,
             LayerKind::LogSoftmax { .. } => LayerType::LogSoftmax,
+            LayerKind::Conv1d(_) => LayerType::Conv1d,
+            LayerKind::Conv2d(_) => LayerType::Conv2d,
+            LayerKind::MaxPool1d(_) => LayerType::MaxPool1d,
+            LayerKind::MaxPool2d(_) => LayerType::MaxPool2d,
+            LayerKind::AvgPool1d(_) => LayerType::AvgPool1d,
+            LayerKind::AvgPool2d(_) => LayerType::AvgPool2d,
+            LayerKind::AdaptiveAvgPool1d { .. } => LayerType::AdaptiveAvgPool1d,
+            LayerKind::AdaptiveAvgPool2d { .. } => LayerType::AdaptiveAvgPool2d,
+            LayerKind::AdaptiveMaxPool2d { .. } => LayerType::AdaptiveMaxPool2d,
+            LayerKind::Flatten { .. } => LayerType::Flatten,
         }
     }
 }
@@ -80,6 +153,7 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
         let mut keys = Keys::tagged(ctx, &self.path, &UNION_KEYS);
         let mut kind = None;
         let (mut name, mut out, mut bias, mut dim) = (None, None, true, -1);
+        let mut args = SpatialArgs::default();
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
             match k.name() {
@@ -108,6 +182,73 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
                 }
                 "bias" => bias = map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?,
                 "dim" => dim = map.next_value_seed(scalar(ctx, path, "an integer", to_i64))?,
+                "kernel_size" => args.kernel_size = Some(map.next_value_seed(sizes(ctx, path))?),
+                "stride" => args.stride = Some(map.next_value_seed(sizes(ctx, path))?),
+                "dilation" => args.dilation = Some(map.next_value_seed(sizes(ctx, path))?),
+                "padding" => {
+                    let elem = "a non-negative integer";
+                    let words = &["same", "valid"];
+                    args.padding =
+                        Some(map.next_value_seed(axes(ctx, path, elem, words, to_usize))?);
+                }
+                "output_size" => {
+                    let elem = "a positive integer (or null: the input's size)";
+                    let conv = |raw: &Raw| match raw {
+                        Raw::Null => Ok(None),
+                        _ => to_positive_usize(raw).map(Some),
+                    };
+                    args.output_size =
+                        Some(map.next_value_seed(axes(ctx, path, elem, &[], conv))?);
+                }
+                "out_channels" => {
+                    let expected = "a positive integer (output channels)";
+                    let seed = scalar(ctx, path, expected, to_positive_usize);
+                    args.out_channels = Some(map.next_value_seed(seed)?);
+                }
+                "groups" => {
+                    let seed = scalar(ctx, path, "a positive integer", to_positive_usize);
+                    args.groups = map.next_value_seed(seed)?;
+                }
+                "padding_mode" => {
+                    let conv = |raw: &Raw| match raw {
+                        Raw::Str(s) if s == "zeros" => Ok(()),
+                        Raw::Str(s)
+                            if ["reflect", "replicate", "circular"].contains(&s.as_str()) =>
+                        {
+                            Err(Problem::Msg(format!(
+                                "padding_mode `{s}` is not supported; only `zeros` (the default) is"
+                            )))
+                        }
+                        Raw::Str(_) => Err(Problem::Value),
+                        _ => Err(Problem::Type),
+                    };
+                    let expected = "`zeros` (the only padding mode supported)";
+                    map.next_value_seed(scalar(ctx, path, expected, conv))?;
+                }
+                "ceil_mode" => {
+                    args.ceil_mode =
+                        map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?;
+                }
+                "count_include_pad" => {
+                    let seed = scalar(ctx, path, "a boolean", to_bool);
+                    args.count_include_pad = map.next_value_seed(seed)?;
+                }
+                "divisor_override" => {
+                    let expected = "a positive integer or null";
+                    let conv = |raw: &Raw| match raw {
+                        Raw::Null => Ok(None),
+                        _ => to_positive_usize(raw).map(Some),
+                    };
+                    args.divisor_override =
+                        map.next_value_seed(scalar(ctx, path, expected, conv))?;
+                }
+                "start_dim" => {
+                    args.start_dim =
+                        map.next_value_seed(scalar(ctx, path, "an integer", to_i64))?;
+                }
+                "end_dim" => {
+                    args.end_dim = map.next_value_seed(scalar(ctx, path, "an integer", to_i64))?;
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -126,6 +267,25 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
             LayerType::Tanh => LayerKind::Tanh,
             LayerType::Softmax => LayerKind::Softmax { dim },
             LayerType::LogSoftmax => LayerKind::LogSoftmax { dim },
+            LayerType::Conv1d => LayerKind::Conv1d(args.conv(&keys, t, 1, bias)?),
+            LayerType::Conv2d => LayerKind::Conv2d(args.conv(&keys, t, 2, bias)?),
+            LayerType::MaxPool1d => LayerKind::MaxPool1d(args.max_pool(&keys, t, 1)?),
+            LayerType::MaxPool2d => LayerKind::MaxPool2d(args.max_pool(&keys, t, 2)?),
+            LayerType::AvgPool1d => LayerKind::AvgPool1d(args.avg_pool(&keys, t, 1)?),
+            LayerType::AvgPool2d => LayerKind::AvgPool2d(args.avg_pool(&keys, t, 2)?),
+            LayerType::AdaptiveAvgPool1d => LayerKind::AdaptiveAvgPool1d {
+                output_size: args.output_size(&keys, t, 1)?,
+            },
+            LayerType::AdaptiveAvgPool2d => LayerKind::AdaptiveAvgPool2d {
+                output_size: args.output_size(&keys, t, 2)?,
+            },
+            LayerType::AdaptiveMaxPool2d => LayerKind::AdaptiveMaxPool2d {
+                output_size: args.output_size(&keys, t, 2)?,
+            },
+            LayerType::Flatten => LayerKind::Flatten {
+                start_dim: args.start_dim,
+                end_dim: args.end_dim,
+            },
         };
         Ok(LayerSpec { name, kind })
     }
@@ -159,4 +319,224 @@ fn check_name(raw: &Raw, taken: &[String], index: usize) -> Result<String, Probl
         )));
     }
     Ok(s.clone())
+}
+
+/// A positive size per spatial axis (`kernel_size`, `stride`, `dilation`).
+fn sizes(
+    ctx: &Ctx,
+    path: Path,
+) -> crate::node::Seed<crate::axes::AxesNode<'_, fn(&Raw) -> Result<usize, Problem>>> {
+    axes(ctx, path, "a positive integer", &[], to_positive_usize)
+}
+
+/// A non-negative integer that fits in `usize`.
+fn to_usize(raw: &Raw) -> Result<usize, Problem> {
+    usize::try_from(to_u64(raw)?).map_err(|_| Problem::Value)
+}
+
+/// The keys of convolutions, poolings and `flatten` as read, resolved once the type (and with
+/// it the number of spatial axes) is known. Defaults are PyTorch's.
+struct SpatialArgs {
+    out_channels: Option<usize>,
+    kernel_size: Option<Axes<usize>>,
+    stride: Option<Axes<usize>>,
+    padding: Option<Axes<usize>>,
+    dilation: Option<Axes<usize>>,
+    groups: usize,
+    ceil_mode: bool,
+    count_include_pad: bool,
+    divisor_override: Option<usize>,
+    output_size: Option<Axes<Option<usize>>>,
+    start_dim: i64,
+    end_dim: i64,
+}
+
+impl Default for SpatialArgs {
+    fn default() -> Self {
+        SpatialArgs {
+            out_channels: None,
+            kernel_size: None,
+            stride: None,
+            padding: None,
+            dilation: None,
+            groups: 1,
+            ceil_mode: false,
+            count_include_pad: true,
+            divisor_override: None,
+            output_size: None,
+            start_dim: 1,
+            end_dim: -1,
+        }
+    }
+}
+
+/// An error at key `key` of the layer: `model.layers[i].key: message`.
+fn at_key<E: serde::de::Error>(keys: &Keys<'_>, key: &str, message: String) -> E {
+    keys.fail_at_key(key, format!("{}.{key}: {message}", keys.path()))
+}
+
+impl SpatialArgs {
+    /// `key`'s value per axis, or `default` when it is absent.
+    fn sizes<E: serde::de::Error>(
+        keys: &Keys<'_>,
+        t: LayerType,
+        key: &str,
+        value: &Option<Axes<usize>>,
+        dims: usize,
+        default: Option<&[usize]>,
+    ) -> Result<Vec<usize>, E> {
+        match (value, default) {
+            (None | Some(Axes::Null), Some(d)) => Ok(d.to_vec()),
+            (None, None) => Err(keys.missing(key)),
+            (Some(v), _) => v.per_axis(dims, t.name()).map_err(|m| at_key(keys, key, m)),
+        }
+    }
+
+    fn kernel<E: serde::de::Error>(
+        &self,
+        keys: &Keys<'_>,
+        t: LayerType,
+        dims: usize,
+    ) -> Result<Vec<usize>, E> {
+        Self::sizes(keys, t, "kernel_size", &self.kernel_size, dims, None)
+    }
+
+    /// `nn.Conv1d`/`nn.Conv2d`: PyTorch's constructor checks (groups divide out_channels,
+    /// `padding='same'` only with stride 1).
+    fn conv<E: serde::de::Error>(
+        &self,
+        keys: &Keys<'_>,
+        t: LayerType,
+        dims: usize,
+        bias: bool,
+    ) -> Result<ConvSpec, E> {
+        let out_channels = self
+            .out_channels
+            .ok_or_else(|| keys.missing("out_channels"))?;
+        let kernel_size = self.kernel(keys, t, dims)?;
+        let ones = vec![1; dims];
+        if matches!(self.stride, Some(Axes::Null)) {
+            return Err(at_key(
+                keys,
+                "stride",
+                "null is not valid for a convolution (its default is 1)".into(),
+            ));
+        }
+        let stride = Self::sizes(keys, t, "stride", &self.stride, dims, Some(&ones))?;
+        let dilation = Self::sizes(keys, t, "dilation", &self.dilation, dims, Some(&ones))?;
+        let padding = match &self.padding {
+            None | Some(Axes::Word("valid")) => ConvPadding::Explicit(vec![0; dims]),
+            Some(Axes::Word(_)) => {
+                if stride.iter().any(|&s| s != 1) {
+                    return Err(at_key(
+                        keys,
+                        "padding",
+                        format!("padding `same` is not supported for strided convolutions (stride {stride:?}); PyTorch allows it only with stride 1"),
+                    ));
+                }
+                ConvPadding::Same
+            }
+            Some(p) => ConvPadding::Explicit(
+                p.per_axis(dims, t.name())
+                    .map_err(|m| at_key(keys, "padding", m))?,
+            ),
+        };
+        if !out_channels.is_multiple_of(self.groups) {
+            return Err(at_key(
+                keys,
+                "groups",
+                format!(
+                    "out_channels {out_channels} must be divisible by groups {}",
+                    self.groups
+                ),
+            ));
+        }
+        Ok(ConvSpec {
+            out_channels,
+            kernel_size,
+            stride,
+            padding,
+            dilation,
+            groups: self.groups,
+            bias,
+        })
+    }
+
+    /// The padding of a pooling per axis, at most half the kernel (PyTorch's rule).
+    fn pool_padding<E: serde::de::Error>(
+        &self,
+        keys: &Keys<'_>,
+        t: LayerType,
+        kernel: &[usize],
+    ) -> Result<Vec<usize>, E> {
+        let zeros = vec![0; kernel.len()];
+        let padding = match &self.padding {
+            Some(Axes::Word(w)) => {
+                return Err(at_key(keys, "padding", format!("`{w}` is only valid for convolutions; {} takes a non-negative integer or a list of them", t.name())));
+            }
+            p => Self::sizes(keys, t, "padding", p, kernel.len(), Some(&zeros))?,
+        };
+        for (&p, &k) in padding.iter().zip(kernel) {
+            if p > k / 2 {
+                return Err(at_key(
+                    keys,
+                    "padding",
+                    format!(
+                        "padding {p} must be at most half the kernel size {k} (PyTorch's rule)"
+                    ),
+                ));
+            }
+        }
+        Ok(padding)
+    }
+
+    fn max_pool<E: serde::de::Error>(
+        &self,
+        keys: &Keys<'_>,
+        t: LayerType,
+        dims: usize,
+    ) -> Result<MaxPoolSpec, E> {
+        let kernel_size = self.kernel(keys, t, dims)?;
+        let ones = vec![1; dims];
+        Ok(MaxPoolSpec {
+            stride: Self::sizes(keys, t, "stride", &self.stride, dims, Some(&kernel_size))?,
+            padding: self.pool_padding(keys, t, &kernel_size)?,
+            dilation: Self::sizes(keys, t, "dilation", &self.dilation, dims, Some(&ones))?,
+            ceil_mode: self.ceil_mode,
+            kernel_size,
+        })
+    }
+
+    fn avg_pool<E: serde::de::Error>(
+        &self,
+        keys: &Keys<'_>,
+        t: LayerType,
+        dims: usize,
+    ) -> Result<AvgPoolSpec, E> {
+        let kernel_size = self.kernel(keys, t, dims)?;
+        Ok(AvgPoolSpec {
+            stride: Self::sizes(keys, t, "stride", &self.stride, dims, Some(&kernel_size))?,
+            padding: self.pool_padding(keys, t, &kernel_size)?,
+            ceil_mode: self.ceil_mode,
+            count_include_pad: self.count_include_pad,
+            divisor_override: self.divisor_override,
+            kernel_size,
+        })
+    }
+
+    /// `output_size` per axis; `null` (for all axes or one) keeps the input's size, as PyTorch.
+    fn output_size<E: serde::de::Error>(
+        &self,
+        keys: &Keys<'_>,
+        t: LayerType,
+        dims: usize,
+    ) -> Result<Vec<Option<usize>>, E> {
+        match &self.output_size {
+            None => Err(keys.missing("output_size")),
+            Some(Axes::Null) => Ok(vec![None; dims]),
+            Some(v) => v
+                .per_axis(dims, t.name())
+                .map_err(|m| at_key(keys, "output_size", m)),
+        }
+    }
 }

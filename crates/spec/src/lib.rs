@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod axes;
 mod ctx;
 mod error;
 mod keys;

@@ -159,6 +159,102 @@ pub enum LayerKind {
         /// The axis normalised over.
         dim: i64,
     },
+    /// `nn.Conv1d`; `in_channels` is inferred from the input.
+    Conv1d(ConvSpec),
+    /// `nn.Conv2d`; `in_channels` is inferred from the input.
+    Conv2d(ConvSpec),
+    /// `nn.MaxPool1d`.
+    MaxPool1d(MaxPoolSpec),
+    /// `nn.MaxPool2d`.
+    MaxPool2d(MaxPoolSpec),
+    /// `nn.AvgPool1d`.
+    AvgPool1d(AvgPoolSpec),
+    /// `nn.AvgPool2d`.
+    AvgPool2d(AvgPoolSpec),
+    /// `nn.AdaptiveAvgPool1d(output_size)`.
+    AdaptiveAvgPool1d {
+        /// Output size per spatial axis; `None` keeps the input's size there.
+        output_size: Vec<Option<usize>>,
+    },
+    /// `nn.AdaptiveAvgPool2d(output_size)`.
+    AdaptiveAvgPool2d {
+        /// Output size per spatial axis; `None` keeps the input's size there.
+        output_size: Vec<Option<usize>>,
+    },
+    /// `nn.AdaptiveMaxPool2d(output_size)`.
+    AdaptiveMaxPool2d {
+        /// Output size per spatial axis; `None` keeps the input's size there.
+        output_size: Vec<Option<usize>>,
+    },
+    /// `nn.Flatten(start_dim, end_dim)`: dims of the batched tensor, negative from the end.
+    Flatten {
+        /// First dim merged (1 by default: the batch axis stays).
+        start_dim: i64,
+        /// Last dim merged (-1 by default).
+        end_dim: i64,
+    },
+}
+
+/// `padding=` of a convolution.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConvPadding {
+    /// Zeros before and after each spatial axis (`padding=0` and `'valid'` are all zeros).
+    Explicit(Vec<usize>),
+    /// `'same'`: the output has the input's size (stride 1 only); where the total padding
+    /// `dilation·(kernel−1)` is odd, the extra zero goes after the input, as PyTorch's.
+    Same,
+}
+
+/// The arguments of `nn.Conv1d`/`nn.Conv2d`; every per-axis list has one entry per
+/// spatial axis (an int in the spec applies to every axis).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConvSpec {
+    /// Output channels.
+    pub out_channels: usize,
+    /// Kernel size per spatial axis.
+    pub kernel_size: Vec<usize>,
+    /// Stride per spatial axis (1).
+    pub stride: Vec<usize>,
+    /// Zero padding (0).
+    pub padding: ConvPadding,
+    /// Dilation per spatial axis (1).
+    pub dilation: Vec<usize>,
+    /// Channel groups (1); divides `out_channels` and the input's channels.
+    pub groups: usize,
+    /// Whether a learned bias is added (true).
+    pub bias: bool,
+}
+
+/// The arguments of `nn.MaxPool1d`/`nn.MaxPool2d`, per spatial axis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaxPoolSpec {
+    /// Window size.
+    pub kernel_size: Vec<usize>,
+    /// Stride (`kernel_size` by default).
+    pub stride: Vec<usize>,
+    /// Implicit padding on both sides, at most half the kernel (0); it never wins the max.
+    pub padding: Vec<usize>,
+    /// Distance between window positions (1).
+    pub dilation: Vec<usize>,
+    /// Round the output size up instead of down (false).
+    pub ceil_mode: bool,
+}
+
+/// The arguments of `nn.AvgPool1d`/`nn.AvgPool2d`, per spatial axis.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AvgPoolSpec {
+    /// Window size.
+    pub kernel_size: Vec<usize>,
+    /// Stride (`kernel_size` by default).
+    pub stride: Vec<usize>,
+    /// Zero padding on both sides, at most half the kernel (0).
+    pub padding: Vec<usize>,
+    /// Round the output size up instead of down (false).
+    pub ceil_mode: bool,
+    /// Count padded zeros in the divisor (true).
+    pub count_include_pad: bool,
+    /// Divide every window by this instead (2-d only; none).
+    pub divisor_override: Option<usize>,
 }
 
 /// `model.init`.

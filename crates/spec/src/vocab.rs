@@ -103,6 +103,26 @@ vocabulary! {
         Softmax => ("softmax", "Softmax"),
         /// `nn.LogSoftmax`.
         LogSoftmax => ("log_softmax", "LogSoftmax"),
+        /// `nn.Conv1d`.
+        Conv1d => ("conv1d", "Conv1d"),
+        /// `nn.Conv2d`.
+        Conv2d => ("conv2d", "Conv2d"),
+        /// `nn.MaxPool1d`.
+        MaxPool1d => ("max_pool1d", "MaxPool1d"),
+        /// `nn.MaxPool2d`.
+        MaxPool2d => ("max_pool2d", "MaxPool2d"),
+        /// `nn.AvgPool1d`.
+        AvgPool1d => ("avg_pool1d", "AvgPool1d"),
+        /// `nn.AvgPool2d`.
+        AvgPool2d => ("avg_pool2d", "AvgPool2d"),
+        /// `nn.AdaptiveAvgPool1d`.
+        AdaptiveAvgPool1d => ("adaptive_avg_pool1d", "AdaptiveAvgPool1d"),
+        /// `nn.AdaptiveAvgPool2d`.
+        AdaptiveAvgPool2d => ("adaptive_avg_pool2d", "AdaptiveAvgPool2d"),
+        /// `nn.AdaptiveMaxPool2d`.
+        AdaptiveMaxPool2d => ("adaptive_max_pool2d", "AdaptiveMaxPool2d"),
+        /// `nn.Flatten`.
+        Flatten => ("flatten", "Flatten"),
     }
 }
 

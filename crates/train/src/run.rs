@@ -212,7 +212,20 @@ pub fn check_size_within(spec: &Spec, limit: u128) -> Result<(), TrainError> {
             let layer = &spec.model.layers[index];
             let kind = match &layer.kind {
                 LayerKind::Linear { out, .. } => format!("linear, out {out}"),
-                LayerKind::Relu
+                LayerKind::Conv1d(c) | LayerKind::Conv2d(c) => format!(
+                    "{}, out_channels {}",
+                    layer.kind.layer_type().name(),
+                    c.out_channels
+                ),
+                LayerKind::MaxPool1d(_)
+                | LayerKind::MaxPool2d(_)
+                | LayerKind::AvgPool1d(_)
+                | LayerKind::AvgPool2d(_)
+                | LayerKind::AdaptiveAvgPool1d { .. }
+                | LayerKind::AdaptiveAvgPool2d { .. }
+                | LayerKind::AdaptiveMaxPool2d { .. }
+                | LayerKind::Flatten { .. }
+                | LayerKind::Relu
                 | LayerKind::Sigmoid
                 | LayerKind::Tanh
                 | LayerKind::Softmax { .. }

@@ -425,10 +425,14 @@ impl Trainer {
     }
 
     fn batch_of(&self, features: &[f32]) -> Result<usize, TrainError> {
-        let per_sample: usize = self.spec().model.input.iter().product();
+        let input = &self.spec().model.input;
+        let per_sample = input
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .unwrap_or(0);
         if per_sample == 0 || !features.len().is_multiple_of(per_sample) || features.is_empty() {
             return Err(TrainError::Data(format!(
-                "a batch of {} feature values is not a whole number of samples of {per_sample}",
+                "a batch of {} feature values is not a whole number of samples of model.input {input:?}",
                 features.len()
             )));
         }
