@@ -172,7 +172,7 @@ impl Op {
                     ));
                 }
                 let kernel = conv_kernel(&name, window)?;
-                if *groups == 0 || c % groups != 0 {
+                if *groups == 0 || !c.is_multiple_of(*groups) {
                     return Err(IrError::ty(
                         &name,
                         format!("groups {groups} must divide the {c} input channels"),
@@ -277,7 +277,7 @@ fn conv_weight(
             format!("the weight {w} must be [O, C/groups, {kernel:?}]"),
         ));
     }
-    if groups == 0 || w.shape[0] % groups != 0 {
+    if groups == 0 || !w.shape[0].is_multiple_of(groups) {
         return Err(IrError::ty(
             op,
             format!(
@@ -304,7 +304,7 @@ fn check_channels(
     c_per_group: usize,
     groups: usize,
 ) -> Result<(), IrError> {
-    if groups == 0 || o % groups != 0 || checked_channels(op, c_per_group, groups)? != c {
+    if groups == 0 || !o.is_multiple_of(groups) || checked_channels(op, c_per_group, groups)? != c {
         return Err(IrError::ty(
             op,
             format!(
