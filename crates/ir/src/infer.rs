@@ -315,8 +315,12 @@ fn check_channels(
     Ok(())
 }
 
-/// Every pooling window holds at least one input position (PyTorch's limit
-/// of padding to half the kernel guarantees it), so the argmax exists.
+/// Every pooling window holds at least one input position, so the argmax
+/// exists. PyTorch's limit of padding to half the kernel guarantees it only
+/// without dilation: `max_pool1d` of a length-1 input with kernel 2,
+/// dilation 2 and padding 1 reads positions -1 and 1, and PyTorch (2.15, CPU)
+/// returns -inf with index 1, past the plane, whose gradient then lands in
+/// the next plane or outside the tensor. Such windows are refused here.
 fn pool_windows_touch_input(op: &str, window: &Window) -> Result<(), IrError> {
     for (i, axis) in window.axes.iter().enumerate() {
         let touches = match axis.windows {
