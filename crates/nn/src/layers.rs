@@ -217,9 +217,8 @@ fn describe_layer(
         }
         LayerKind::Flatten { start_dim, end_dim } => {
             let (start, end) = flatten_range(*start_dim, *end_dim, shape, batch).map_err(err)?;
-            // Axes of the batched tensor; axis 0 (the batch) is never merged.
-            let mut output = shape[..start - 1].to_vec();
-            let merged = shape[start - 1..end]
+            let mut output = shape[..start].to_vec();
+            let merged = shape[start..end]
                 .iter()
                 .try_fold(1usize, |n, &d| n.checked_mul(d))
                 .ok_or_else(|| err(format!("{shape:?} has too many values to flatten")))?;
@@ -270,8 +269,9 @@ fn conv_params(conv: &ConvSpec, channels: usize, prefix: &str) -> Result<Vec<Ten
     Ok(params)
 }
 
-/// `nn.Flatten`'s `start_dim..=end_dim` on the batched tensor `[batch, *shape]`, as axes
-/// `start..end` of that tensor (so `start >= 1`: the batch axis stays, every layer keeps it).
+/// `nn.Flatten`'s `start_dim..=end_dim` on the batched tensor `[batch, *shape]`, as the range
+/// `start..end` of one sample's `shape` that merges (the batch axis never does: every layer
+/// keeps it).
 fn flatten_range(
     start_dim: i64,
     end_dim: i64,
@@ -299,7 +299,7 @@ fn flatten_range(
             "start_dim {start_dim} comes after end_dim {end_dim} on a tensor of shape {batched:?}"
         ));
     }
-    Ok((start, end + 1))
+    Ok((start - 1, end))
 }
 
 /// Adds the model's forward pass on `x` (`[batch, ..input]`) to `graph`.

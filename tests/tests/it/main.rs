@@ -4,6 +4,7 @@
 
 mod accumulate_clip_goldens;
 mod backends_agree;
+mod cnn_goldens;
 mod docs_examples;
 mod ir_snapshots;
 mod loss_goldens;

@@ -5,3 +5,4 @@ mod build;
 mod loss;
 mod optimizers;
 mod sched;
+mod spatial;

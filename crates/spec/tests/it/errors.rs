@@ -583,3 +583,213 @@ fn byte_order_mark_and_crlf_line_ends_keep_positions() {
         "data.batch_size: invalid value: integer `0`, expected a positive integer",
     );
 }
+
+/// A valid image spec whose first layer (line 8) the layer tests replace.
+const IMAGE_BASE: &str = "\
+seed: 0
+data:
+  train: {csv: train.csv, target: y}
+  batch_size: 10
+model:
+  input: [1, 8, 8]
+  layers:
+    - LAYER
+    - {type: flatten}
+    - {type: linear, out: 3}
+loss: {type: cross_entropy}
+optimizer: {type: sgd, lr: 0.1}
+train: {epochs: 2}
+";
+
+/// `IMAGE_BASE` with `layer` first: its error is on line 8 and says `message`.
+#[track_caller]
+fn assert_layer_err(layer: &str, message: &str) {
+    let e = err(&IMAGE_BASE.replace("LAYER", layer));
+    assert_eq!(e.message(), message, "{e}");
+    assert_eq!(e.line(), Some(8), "{e}");
+    assert!(!e.to_string().contains('\n'), "{e}");
+}
+
+#[test]
+fn convolution_and_pooling_layers_with_defaults_parse() {
+    let layer = "{type: Conv2d, out_channels: 4, kernel_size: [3, 5], padding: valid, bias: false}";
+    let spec = parse_str(&IMAGE_BASE.replace("LAYER", layer), Path::new("spec.yaml")).unwrap();
+    assert_eq!(
+        spec.model.layers[0].kind,
+        LayerKind::Conv2d(ConvSpec {
+            out_channels: 4,
+            kernel_size: vec![3, 5],
+            stride: vec![1, 1],
+            padding: ConvPadding::Explicit(vec![0, 0]),
+            dilation: vec![1, 1],
+            groups: 1,
+            bias: false,
+        })
+    );
+    let layer = "{type: max_pool2d, kernel_size: 3, padding: [1, 0], stride: null}";
+    let spec = parse_str(&IMAGE_BASE.replace("LAYER", layer), Path::new("spec.yaml")).unwrap();
+    assert_eq!(
+        spec.model.layers[0].kind,
+        LayerKind::MaxPool2d(MaxPoolSpec {
+            kernel_size: vec![3, 3],
+            stride: vec![3, 3],
+            padding: vec![1, 0],
+            dilation: vec![1, 1],
+            ceil_mode: false,
+        })
+    );
+    let layer = "{kernel_size: 2, type: avg_pool2d, divisor_override: 3}";
+    let spec = parse_str(&IMAGE_BASE.replace("LAYER", layer), Path::new("spec.yaml")).unwrap();
+    assert_eq!(
+        spec.model.layers[0].kind,
+        LayerKind::AvgPool2d(AvgPoolSpec {
+            kernel_size: vec![2, 2],
+            stride: vec![2, 2],
+            padding: vec![0, 0],
+            ceil_mode: false,
+            count_include_pad: true,
+            divisor_override: Some(3),
+        })
+    );
+    let layer = "{type: adaptive_avg_pool2d, output_size: [null, 3]}";
+    let spec = parse_str(&IMAGE_BASE.replace("LAYER", layer), Path::new("spec.yaml")).unwrap();
+    assert_eq!(
+        spec.model.layers[0].kind,
+        LayerKind::AdaptiveAvgPool2d {
+            output_size: vec![None, Some(3)]
+        }
+    );
+    let layer = "{type: conv1d, out_channels: 2, kernel_size: 4, padding: same, dilation: 3}";
+    let spec = parse_str(&IMAGE_BASE.replace("LAYER", layer), Path::new("spec.yaml")).unwrap();
+    let LayerKind::Conv1d(conv) = &spec.model.layers[0].kind else {
+        panic!("{:?}", spec.model.layers[0].kind)
+    };
+    assert_eq!(
+        (&conv.padding, &conv.dilation),
+        (&ConvPadding::Same, &vec![3])
+    );
+    assert_eq!(
+        spec.model.layers[1].kind,
+        LayerKind::Flatten {
+            start_dim: 1,
+            end_dim: -1
+        }
+    );
+}
+
+#[test]
+fn bad_convolution_keys_are_one_line_naming_the_key() {
+    let conv = |extra: &str| format!("{{type: conv2d, out_channels: 4, kernel_size: 3, {extra}}}");
+    assert_layer_err(
+        &conv("padding_mode: reflect"),
+        "model.layers[0].padding_mode: padding_mode `reflect` is not supported; only `zeros` (the default) is",
+    );
+    assert_layer_err(
+        &conv("padding_mode: mirror"),
+        "model.layers[0].padding_mode: invalid value: string \"mirror\", expected `zeros` (the only padding mode supported)",
+    );
+    assert_layer_err(
+        &conv("padding: same, stride: 2"),
+        "model.layers[0].padding: padding `same` is not supported for strided convolutions (stride [2, 2]); PyTorch allows it only with stride 1",
+    );
+    assert_layer_err(
+        &conv("padding: full"),
+        "model.layers[0].padding: invalid value: string \"full\", expected a non-negative integer or a list of them, one per spatial axis, or `same` or `valid`",
+    );
+    assert_layer_err(
+        &conv("padding: -1"),
+        "model.layers[0].padding: invalid value: integer `-1`, expected a non-negative integer or a list of them, one per spatial axis, or `same` or `valid`",
+    );
+    assert_layer_err(
+        "{type: conv2d, out_channels: 4, kernel_size: [3, 3, 3]}",
+        "model.layers[0].kernel_size: conv2d has 2 spatial axes, so a list here needs 2 values, not 3",
+    );
+    assert_layer_err(
+        "{type: conv2d, out_channels: 4, kernel_size: 0}",
+        "model.layers[0].kernel_size: invalid value: integer `0`, expected a positive integer or a list of them, one per spatial axis",
+    );
+    assert_layer_err(
+        &conv("stride: [1, 0]"),
+        "model.layers[0].stride[1]: invalid value: integer `0`, expected a positive integer",
+    );
+    assert_layer_err(
+        &conv("dilation: two"),
+        "model.layers[0].dilation: invalid type: string \"two\", expected a positive integer or a list of them, one per spatial axis",
+    );
+    assert_layer_err(
+        &conv("groups: 3"),
+        "model.layers[0].groups: out_channels 4 must be divisible by groups 3",
+    );
+    assert_layer_err(
+        &conv("stride: null"),
+        "model.layers[0].stride: null is not valid for a convolution (its default is 1)",
+    );
+    assert_layer_err(
+        &conv("bias: 1"),
+        "model.layers[0].bias: invalid type: integer `1`, expected a boolean",
+    );
+    assert_layer_err(
+        "{type: conv2d, kernel_size: 3}",
+        "missing key `out_channels` in model.layers[0] (conv2d)",
+    );
+    assert_layer_err(
+        "{type: conv2d, out_channels: 0, kernel_size: 3}",
+        "model.layers[0].out_channels: invalid value: integer `0`, expected a positive integer (output channels)",
+    );
+}
+
+#[test]
+fn bad_pooling_and_flatten_keys_are_one_line_naming_the_key() {
+    assert_layer_err(
+        "{type: max_pool2d, kernel_size: 3, padding: 2}",
+        "model.layers[0].padding: padding 2 must be at most half the kernel size 3 (PyTorch's rule)",
+    );
+    assert_layer_err(
+        "{type: max_pool2d, kernel_size: 3, padding: same}",
+        "model.layers[0].padding: `same` is only valid for convolutions; max_pool2d takes a non-negative integer or a list of them",
+    );
+    assert_layer_err(
+        "{type: max_pool2d, stride: 2}",
+        "missing key `kernel_size` in model.layers[0] (max_pool2d)",
+    );
+    assert_layer_err(
+        "{type: max_pool2d, kernel_size: 2, ceil_mode: 1}",
+        "model.layers[0].ceil_mode: invalid type: integer `1`, expected a boolean",
+    );
+    assert_layer_err(
+        "{type: avg_pool1d, kernel_size: 2, divisor_override: 2}",
+        "unknown key `divisor_override` in model.layers[0] (avg_pool1d); valid keys: type, name, kernel_size, stride, padding, ceil_mode, count_include_pad",
+    );
+    assert_layer_err(
+        "{type: avg_pool2d, kernel_size: 2, divisor_override: 0}",
+        "model.layers[0].divisor_override: invalid value: integer `0`, expected a positive integer or null",
+    );
+    assert_layer_err(
+        "{type: avg_pool2d, kernel_size: 2, count_include_pad: yes}",
+        "model.layers[0].count_include_pad: invalid type: string \"yes\", expected a boolean",
+    );
+    assert_layer_err(
+        "{type: avg_pool2d, kernel_size: 2, dilation: 2}",
+        "unknown key `dilation` in model.layers[0] (avg_pool2d); valid keys: type, name, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override",
+    );
+    assert_layer_err(
+        "{type: adaptive_avg_pool2d, output_size: 0}",
+        "model.layers[0].output_size: invalid value: integer `0`, expected a positive integer (or null: the input's size) or a list of them, one per spatial axis",
+    );
+    assert_layer_err(
+        "{type: adaptive_max_pool2d, output_size: [1, 2, 3]}",
+        "model.layers[0].output_size: adaptive_max_pool2d has 2 spatial axes, so a list here needs 2 values, not 3",
+    );
+    assert_layer_err(
+        "{type: adaptive_avg_pool1d}",
+        "missing key `output_size` in model.layers[0] (adaptive_avg_pool1d)",
+    );
+    assert_layer_err(
+        "{type: flatten, start_dim: one}",
+        "model.layers[0].start_dim: invalid type: string \"one\", expected an integer",
+    );
+    assert_layer_err(
+        "{type: flatten, end_dim: 1.5}",
+        "model.layers[0].end_dim: invalid type: float `1.5`, expected an integer",
+    );
+}
