@@ -114,8 +114,12 @@ fn unknown_layer_and_optimizer_types_name_the_valid_types() {
         &e,
         9,
         14,
-        "unknown layer type `Relu` in model.layers[1]; did you mean `relu`? valid: linear, relu, \
-         sigmoid, tanh, softmax, log_softmax (or Linear, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax)",
+        "unknown layer type `Relu` in model.layers[1]; did you mean `relu`? valid: \
+         linear, relu, sigmoid, tanh, softmax, log_softmax, conv1d, conv2d, max_pool1d, \
+         max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, \
+         adaptive_max_pool2d, flatten (or Linear, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax, \
+         Conv1d, Conv2d, MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, \
+         AdaptiveAvgPool2d, AdaptiveMaxPool2d, Flatten)",
     );
     let e = err(&base_with("  type: sgd", "  type: adan"));
     assert_err(
@@ -189,8 +193,12 @@ fn missing_layer_type_lists_the_valid_types() {
         &e,
         9,
         7,
-        "missing key `type` in model.layers[1]; valid types: linear, relu, sigmoid, tanh, \
-         softmax, log_softmax (or Linear, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax)",
+        "missing key `type` in model.layers[1]; valid types: \
+         linear, relu, sigmoid, tanh, softmax, log_softmax, conv1d, conv2d, max_pool1d, \
+         max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, \
+         adaptive_max_pool2d, flatten (or Linear, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax, \
+         Conv1d, Conv2d, MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, \
+         AdaptiveAvgPool2d, AdaptiveMaxPool2d, Flatten)",
     );
 }
 
