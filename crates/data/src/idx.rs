@@ -31,7 +31,12 @@ pub fn load_idx(images: &Path, labels: &Path, kind: TargetKind) -> Result<Datase
             "the file has no items (its first dimension is 0); the data set is empty".into(),
         ));
     }
-    let width: usize = x.dims[1..].iter().product();
+    // The dimensions' product was checked when the values were read, so the item's part fits;
+    // checked anyway, as every size is.
+    let width = x.dims[1..]
+        .iter()
+        .try_fold(1usize, |w, &d| w.checked_mul(d))
+        .unwrap_or(0);
     if width == 0 {
         return Err(file_error(
             images,

@@ -500,7 +500,11 @@ fn assemble(
             shape_text(&x.shape)
         )));
     }
-    let width: usize = x.shape[1..].iter().product();
+    // `[N, C, H, W]` and `[N, C·H·W]` give the same rows (C order): a sample's values in a row.
+    let width = x.shape[1..]
+        .iter()
+        .try_fold(1usize, |w, &d| w.checked_mul(d))
+        .unwrap_or(0);
     if width == 0 {
         return Err(DataError::Invalid(format!(
             "{x_name}: the array has no features per sample (shape {}); it needs shape (samples, features)",

@@ -6,6 +6,7 @@ mod accumulate_clip_goldens;
 mod backends_agree;
 mod cnn_goldens;
 mod docs_examples;
+mod image_data;
 mod ir_snapshots;
 mod loss_goldens;
 mod optimizer_goldens;
