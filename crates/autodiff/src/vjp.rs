@@ -161,11 +161,48 @@ pub fn vjp(
         }
         // class indices are integers: no gradient
         Op::OneHot(_) => {}
-        Op::Conv { .. }
-        | Op::ConvInputGrad { .. }
-        | Op::ConvWeightGrad { .. }
-        | Op::MaxPool(_)
-        | Op::MaxPoolGrad(_) => todo!("cnn: windowed VJPs"),
+        // y = conv(x, w): dx = conv_input_grad(g, w), dw = conv_weight_grad(x, g)
+        Op::Conv { window, groups } => {
+            let (x, w) = (x(0), x(1));
+            if wanted[0] {
+                out[0] = Some(graph.conv_input_grad(g, w, &window, groups)?);
+            }
+            if wanted[1] {
+                out[1] = Some(graph.conv_weight_grad(x, g, &window, groups)?);
+            }
+        }
+        // dx = conv_input_grad(dy, w), linear in each: d(dy) = conv(g, w), dw = conv_weight_grad(g, dy)
+        Op::ConvInputGrad { window, groups } => {
+            let (dy, w) = (x(0), x(1));
+            if wanted[0] {
+                out[0] = Some(graph.conv(g, w, &window, groups)?);
+            }
+            if wanted[1] {
+                out[1] = Some(graph.conv_weight_grad(g, dy, &window, groups)?);
+            }
+        }
+        // dw = conv_weight_grad(x, dy), linear in each: dx = conv_input_grad(dy, g), d(dy) = conv(x, g)
+        Op::ConvWeightGrad { window, groups } => {
+            let (x, dy) = (x(0), x(1));
+            if wanted[0] {
+                out[0] = Some(graph.conv_input_grad(dy, g, &window, groups)?);
+            }
+            if wanted[1] {
+                out[1] = Some(graph.conv(x, g, &window, groups)?);
+            }
+        }
+        // y = v at x's argmax: the argmax is piecewise constant in x (no dx), dv = max_pool_grad(x, g)
+        Op::MaxPool(window) => {
+            if wanted[1] {
+                out[1] = Some(graph.max_pool_grad(x(0), g, &window)?);
+            }
+        }
+        // dx = dy scattered to x's argmax: piecewise constant in x (no dx), d(dy) = max_pool(x, g)
+        Op::MaxPoolGrad(window) => {
+            if wanted[1] {
+                out[1] = Some(graph.max_pool_at(x(0), g, &window)?);
+            }
+        }
     }
     for (slot, &w) in out.iter_mut().zip(wanted) {
         if !w {

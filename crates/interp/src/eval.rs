@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use crate::windowed;
 use graphc_ir::{
     BinaryOp, CompareOp, DType, Graph, IrError, NodeId, Op, ReduceOp, TensorType, UnaryOp,
 };
@@ -107,11 +108,27 @@ pub fn evaluate<T: Scalar>(
                 Value::I(indices) => Value::F(one_hot(indices, *classes)),
                 Value::F(_) => return Err(IrError::Argument("one_hot of floats".into())),
             },
-            Op::Conv { .. }
-            | Op::ConvInputGrad { .. }
-            | Op::ConvWeightGrad { .. }
-            | Op::MaxPool(_)
-            | Op::MaxPoolGrad(_) => todo!("cnn: windowed ops in the interpreter"),
+            Op::Conv { window, groups } => {
+                Value::F(windowed::conv(x(0), ty(0), x(1), ty(1), window, *groups))
+            }
+            Op::ConvInputGrad { window, groups } => Value::F(windowed::conv_input_grad(
+                x(0),
+                x(1),
+                ty(1),
+                &node.ty,
+                window,
+                *groups,
+            )),
+            Op::ConvWeightGrad { window, groups } => Value::F(windowed::conv_weight_grad(
+                x(0),
+                x(1),
+                &node.ty,
+                ty(0),
+                window,
+                *groups,
+            )),
+            Op::MaxPool(window) => Value::F(windowed::max_pool(x(0), x(1), ty(0), window)),
+            Op::MaxPoolGrad(window) => Value::F(windowed::max_pool_grad(x(0), x(1), ty(0), window)),
         };
         values[id.index()] = value;
     }

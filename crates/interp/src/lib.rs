@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod eval;
+mod windowed;
 
 use std::collections::HashMap;
 

@@ -250,6 +250,52 @@ impl Graph {
         self.add(Op::MaxPool(window.clone()), &[x, x])
     }
 
+    /// The gradient of a convolution with respect to its input, from `dy`
+    /// and the weight `w` (see [`Op::ConvInputGrad`]).
+    pub fn conv_input_grad(
+        &mut self,
+        dy: NodeId,
+        w: NodeId,
+        window: &Window,
+        groups: usize,
+    ) -> Result<NodeId, IrError> {
+        let window = window.clone();
+        self.add(Op::ConvInputGrad { window, groups }, &[dy, w])
+    }
+
+    /// The gradient of a convolution with respect to its weight, from its
+    /// input `x` and `dy` (see [`Op::ConvWeightGrad`]).
+    pub fn conv_weight_grad(
+        &mut self,
+        x: NodeId,
+        dy: NodeId,
+        window: &Window,
+        groups: usize,
+    ) -> Result<NodeId, IrError> {
+        let window = window.clone();
+        self.add(Op::ConvWeightGrad { window, groups }, &[x, dy])
+    }
+
+    /// `v` at each window's argmax of `x`: `max_pool(x, v)` (see [`Op::MaxPool`]).
+    pub fn max_pool_at(
+        &mut self,
+        x: NodeId,
+        v: NodeId,
+        window: &Window,
+    ) -> Result<NodeId, IrError> {
+        self.add(Op::MaxPool(window.clone()), &[x, v])
+    }
+
+    /// `dy` scattered to each window's argmax of `x` (see [`Op::MaxPoolGrad`]).
+    pub fn max_pool_grad(
+        &mut self,
+        x: NodeId,
+        dy: NodeId,
+        window: &Window,
+    ) -> Result<NodeId, IrError> {
+        self.add(Op::MaxPoolGrad(window.clone()), &[x, dy])
+    }
+
     /// Names a node as a result of the step.
     pub fn add_output(&mut self, name: &str, node: NodeId) {
         self.outputs.push(Output {

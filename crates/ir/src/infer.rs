@@ -172,7 +172,7 @@ impl Op {
                     ));
                 }
                 let kernel = conv_kernel(&name, window)?;
-                if *groups == 0 || c % groups != 0 {
+                if *groups == 0 || !c.is_multiple_of(*groups) {
                     return Err(IrError::ty(
                         &name,
                         format!("groups {groups} must divide the {c} input channels"),
@@ -277,7 +277,7 @@ fn conv_weight(
             format!("the weight {w} must be [O, C/groups, {kernel:?}]"),
         ));
     }
-    if groups == 0 || w.shape[0] % groups != 0 {
+    if groups == 0 || !w.shape[0].is_multiple_of(groups) {
         return Err(IrError::ty(
             op,
             format!(
@@ -304,7 +304,7 @@ fn check_channels(
     c_per_group: usize,
     groups: usize,
 ) -> Result<(), IrError> {
-    if groups == 0 || o % groups != 0 || checked_channels(op, c_per_group, groups)? != c {
+    if groups == 0 || !o.is_multiple_of(groups) || checked_channels(op, c_per_group, groups)? != c {
         return Err(IrError::ty(
             op,
             format!(
@@ -315,8 +315,12 @@ fn check_channels(
     Ok(())
 }
 
-/// Every pooling window holds at least one input position (PyTorch's limit
-/// of padding to half the kernel guarantees it), so the argmax exists.
+/// Every pooling window holds at least one input position, so the argmax
+/// exists. PyTorch's limit of padding to half the kernel guarantees it only
+/// without dilation: `max_pool1d` of a length-1 input with kernel 2,
+/// dilation 2 and padding 1 reads positions -1 and 1, and PyTorch (2.15, CPU)
+/// returns -inf with index 1, past the plane, whose gradient then lands in
+/// the next plane or outside the tensor. Such windows are refused here.
 fn pool_windows_touch_input(op: &str, window: &Window) -> Result<(), IrError> {
     for (i, axis) in window.axes.iter().enumerate() {
         let touches = match axis.windows {

@@ -215,8 +215,12 @@ pub enum Op {
     /// `[N, C, *input]`; result `[N, C, *output]` holds, for each window, `v`
     /// at the position where `x` is largest. That position is PyTorch's
     /// pooling index: the first largest, except that a NaN counts as largest
-    /// and a later NaN replaces an earlier one; padding never wins, and every
-    /// window holds at least one input position. Max pooling itself is
+    /// and a later NaN replaces an earlier one (PyTorch's CPU kernels start
+    /// at the first in-bounds position with a running max of -inf and move on
+    /// `v > max || isnan(v)`, so a window of -inf keeps its first position);
+    /// padding never wins, and every window holds at least one input
+    /// position (the type rule refuses a window wholly in the padding,
+    /// where PyTorch returns an index out of range). Max pooling itself is
     /// `max_pool(x, x)`; its gradient is [`Op::MaxPoolGrad`].
     MaxPool(Window),
     /// The adjoint of [`Op::MaxPool`] in `v`: operands `x [N, C, *input]` and

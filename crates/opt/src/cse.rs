@@ -36,3 +36,57 @@ fn key(op: &Op, ty: &TensorType, operands: &[NodeId]) -> String {
     };
     format!("{attributes} {ty} {operands:?}")
 }
+
+#[cfg(test)]
+mod tests {
+    use graphc_ir::{AxisWindows, TensorType, Window, WindowAxis};
+
+    use super::*;
+
+    fn window(stride: usize) -> Window {
+        let axis = WindowAxis {
+            input: 6,
+            output: 6_usize.div_ceil(stride),
+            windows: AxisWindows::Strided {
+                kernel: 1,
+                stride,
+                dilation: 1,
+                pad_lo: 0,
+            },
+        };
+        Window { axes: vec![axis] }
+    }
+
+    /// Windowed ops merge only when the window, the groups and the operands
+    /// in order all agree: a convolution's or max pooling's operands play
+    /// different parts.
+    #[test]
+    fn windowed_ops_merge_only_with_the_same_window_groups_and_operands() {
+        let mut g = Graph::new();
+        let x = g.input("x", TensorType::f32(&[1, 2, 6]));
+        let v = g.input("v", TensorType::f32(&[1, 2, 6]));
+        let w = g.param("w", &[2, 2, 1]);
+        let w_grouped = g.param("w_grouped", &[2, 1, 1]);
+        let c = g.conv(x, w, &window(1), 1).unwrap();
+        let same = g.conv(x, w, &window(1), 1).unwrap();
+        let strided = g.conv(x, w, &window(2), 1).unwrap();
+        let grouped = g.conv(x, w_grouped, &window(1), 2).unwrap();
+        let p = g.max_pool_at(x, v, &window(1)).unwrap();
+        let same_pool = g.max_pool_at(x, v, &window(1)).unwrap();
+        let swapped = g.max_pool_at(v, x, &window(1)).unwrap();
+        let nodes = [c, same, strided, grouped, p, same_pool, swapped];
+        for (i, &n) in nodes.iter().enumerate() {
+            g.add_output(&format!("o{i}"), n);
+        }
+        eliminate_common_subexpressions(&mut g).unwrap();
+        let outputs: Vec<NodeId> = g.outputs().iter().map(|o| o.node).collect();
+        // Which of two equal nodes survives follows the topological order.
+        assert_eq!(outputs[0], outputs[1], "equal convolutions merge");
+        assert_eq!(outputs[4], outputs[5], "equal max pools merge");
+        let distinct = [outputs[0], strided, grouped, outputs[4], swapped];
+        for (i, a) in distinct.iter().enumerate() {
+            assert!(!distinct[i + 1..].contains(a), "{distinct:?} must differ");
+        }
+        assert!([c, same].contains(&outputs[0]) && [p, same_pool].contains(&outputs[4]));
+    }
+}

@@ -33,7 +33,9 @@ pub enum Class {
     /// A reduction accumulated by cluster `g`.
     Sink(GroupId),
     /// The result of the single-op group `g`: an op whose access is a
-    /// contraction (matrix product) or indexed (one-hot).
+    /// contraction (matrix product), indexed (one-hot) or windowed
+    /// (convolution, max pooling and their gradients). Its operands are read
+    /// from memory, a uniform one included (the backend materializes it).
     Single(GroupId),
 }
 
@@ -662,6 +664,78 @@ mod tests {
         assert_eq!(f.class(z), Class::Value(b));
         assert_eq!(f.groups()[b].members, [m, z]);
         assert_eq!(f.order(), [a, b]);
+    }
+
+    /// `relu(conv(exp(x), w))` pooled: each windowed op is a group of its
+    /// own between clusters, reading its operands from memory, a uniform
+    /// one (the adjoint of a summed output, after simplification) included.
+    #[test]
+    fn windowed_ops_are_groups_of_their_own_reading_memory() {
+        use graphc_ir::{AxisWindows, Window, WindowAxis};
+        let axis = |input, output, kernel, stride| WindowAxis {
+            input,
+            output,
+            windows: AxisWindows::Strided {
+                kernel,
+                stride,
+                dilation: 1,
+                pad_lo: 0,
+            },
+        };
+        let conv_window = Window {
+            axes: vec![axis(6, 4, 3, 1), axis(6, 4, 3, 1)],
+        };
+        let pool_window = Window {
+            axes: vec![axis(4, 2, 2, 2), axis(4, 2, 2, 2)],
+        };
+        let mut g = Graph::new();
+        let x = g.input("x", TensorType::f32(&[2, 3, 6, 6]));
+        let w = g.param("w", &[4, 3, 3, 3]);
+        let e = g.unary(UnaryOp::Exp, x).unwrap();
+        let c = g.conv(e, w, &conv_window, 1).unwrap();
+        let r = g.unary(UnaryOp::Neg, c).unwrap();
+        let p = g.max_pool(r, &pool_window).unwrap();
+        let ones = g.fill(1.0, &[2, 4, 4, 4]);
+        let dw = g.conv_weight_grad(e, ones, &conv_window, 1).unwrap();
+        g.add_output("p", p);
+        g.add_output("dw", dw);
+        let f = Fusion::new(&g, |_| true).unwrap();
+        let (Class::Value(ge), Class::Single(gc), Class::Value(gr), Class::Single(gp)) =
+            (f.class(e), f.class(c), f.class(r), f.class(p))
+        else {
+            panic!("unexpected classes: {:?}", [e, c, r, p].map(|v| f.class(v)));
+        };
+        let Class::Single(gw) = f.class(dw) else {
+            panic!("conv_weight_grad is not a group: {:?}", f.class(dw));
+        };
+        assert_eq!(f.groups()[gc].members, [c]);
+        assert_eq!(f.groups()[gp].members, [p]);
+        assert_eq!(f.groups()[gw].members, [dw]);
+        assert_ne!(ge, gr, "the conv between them splits the clusters");
+        let readers_of_e = f.readers(e);
+        assert!(
+            readers_of_e.len() == 2
+                && readers_of_e.contains(&(gc, c))
+                && readers_of_e.contains(&(gw, dw)),
+            "exp's result is read from memory by both convolutions: {readers_of_e:?}"
+        );
+        assert_eq!(
+            f.readers(r),
+            [(gp, p), (gp, p)],
+            "max_pool(r, r) reads r twice"
+        );
+        assert_eq!(f.class(ones), Class::Uniform(1.0));
+        assert_eq!(f.readers(ones), [(gw, dw)]);
+        assert!(
+            f.is_read(ones),
+            "a windowed op reads a uniform operand from memory"
+        );
+        assert!(f.position(ge) < f.position(gc));
+        assert!(f.position(gc) < f.position(gr));
+        assert!(f.position(gr) < f.position(gp));
+        for v in [c, r] {
+            assert!(f.is_read(v));
+        }
     }
 
     #[test]

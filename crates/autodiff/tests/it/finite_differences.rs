@@ -2,13 +2,18 @@
 //! f64 on the reference interpreter. One proptest per primitive, or per
 //! family of primitives with the op drawn from its table (`UnaryOp::ALL`, ...)
 //! and a domain for each op: the graph is `loss = sum(op(params) * w)` with
-//! random shapes, values and weights `w`.
+//! random shapes, values and weights `w`. The windowed ops (convolution, max
+//! pooling and their gradients) draw random batch, channels, groups and
+//! window geometry, every draw a valid one.
 
 use std::collections::HashMap;
 
 use graphc_autodiff::grad;
 use graphc_interp::{evaluate, Value};
-use graphc_ir::{BinaryOp, CompareOp, Graph, IrError, NodeId, ReduceOp, TensorType, UnaryOp};
+use graphc_ir::{
+    AxisWindows, BinaryOp, CompareOp, Graph, IrError, NodeId, ReduceOp, TensorType, UnaryOp,
+    Window, WindowAxis,
+};
 use proptest::prelude::*;
 
 /// A tensor for a test: shape and row-major values.
@@ -267,6 +272,225 @@ proptest! {
         let a = (a_shape, values[..m * k].to_vec());
         let b = (b_shape, values[9..9 + k * n].to_vec());
         check_gradients(&[a, b], seed, &move |g, p| g.matmul(p[0], p[1], ta, tb))?;
+    }
+}
+
+/// The convolution ops, each checked in both of its operands.
+#[derive(Debug, Clone, Copy)]
+enum ConvOp {
+    /// `conv(x, w)`
+    Conv,
+    /// `conv_input_grad(dy, w)`
+    InputGrad,
+    /// `conv_weight_grad(x, dy)`
+    WeightGrad,
+}
+
+/// The max-pooling ops, each checked in both of its operands.
+#[derive(Debug, Clone, Copy)]
+enum PoolOp {
+    /// `max_pool(x, v)`, and `max_pool(x, x)` when asked
+    MaxPool,
+    /// `max_pool_grad(x, dy)`
+    MaxPoolGrad,
+}
+
+/// One convolution axis: kernel, stride, dilation and padding on both sides
+/// (uneven included), with the input grown where needed so that at least one
+/// window fits; the output size is PyTorch's `(padded − span) / stride + 1`.
+fn conv_axis() -> impl Strategy<Value = WindowAxis> {
+    (
+        1usize..=3,
+        1usize..=3,
+        1usize..=2,
+        0usize..=2,
+        0usize..=2,
+        1usize..=5,
+    )
+        .prop_map(|(kernel, stride, dilation, pad_lo, pad_hi, input)| {
+            let span = dilation * (kernel - 1) + 1;
+            let input = input.max(span.saturating_sub(pad_lo + pad_hi)).max(1);
+            let output = (input + pad_lo + pad_hi - span) / stride + 1;
+            WindowAxis {
+                input,
+                output,
+                windows: AxisWindows::Strided {
+                    kernel,
+                    stride,
+                    dilation,
+                    pad_lo,
+                },
+            }
+        })
+}
+
+/// One pooling axis: PyTorch's `max_pool` geometry (padding at most half the
+/// kernel, floor or ceil mode, the last window starting inside the input or
+/// its left padding, every window reading the input) or an adaptive axis.
+fn pool_axis() -> impl Strategy<Value = WindowAxis> {
+    let strided = (
+        1usize..=3,
+        1usize..=3,
+        1usize..=2,
+        0usize..=1,
+        1usize..=5,
+        any::<bool>(),
+    )
+        .prop_map(|(kernel, stride, dilation, pad, input, ceil_mode)| {
+            let pad = pad.min(kernel / 2);
+            let span = dilation * (kernel - 1) + 1;
+            let input = input.max(span.saturating_sub(2 * pad)).max(1);
+            let room = input + 2 * pad - span;
+            let mut output = if ceil_mode {
+                room.div_ceil(stride) + 1
+            } else {
+                room / stride + 1
+            };
+            if ceil_mode && (output - 1) * stride >= input + pad {
+                output -= 1;
+            }
+            WindowAxis {
+                input,
+                output,
+                windows: AxisWindows::Strided {
+                    kernel,
+                    stride,
+                    dilation,
+                    pad_lo: pad,
+                },
+            }
+        });
+    // PyTorch lets a dilated window fall wholly in the padding (its value is
+    // -inf and its index out of range); the type rule refuses those windows.
+    let strided = strided.prop_filter("every window reads the input", |axis| {
+        (0..axis.output).all(|o| {
+            let (start, len, step) = axis.window(o);
+            (0..len).any(|k| {
+                let p = start + (k * step) as isize;
+                p >= 0 && (p as usize) < axis.input
+            })
+        })
+    });
+    let adaptive = (1usize..=5)
+        .prop_flat_map(|input| (Just(input), 1..=input))
+        .prop_map(|(input, output)| WindowAxis {
+            input,
+            output,
+            windows: AxisWindows::Adaptive,
+        });
+    prop_oneof![3 => strided, 1 => adaptive]
+}
+
+fn window(axis: impl Strategy<Value = WindowAxis>) -> impl Strategy<Value = Window> {
+    prop::collection::vec(axis, 1..=2).prop_map(|axes| Window { axes })
+}
+
+fn batched(n: usize, c: usize, spatial: &[usize]) -> Vec<usize> {
+    let mut shape = vec![n, c];
+    shape.extend_from_slice(spatial);
+    shape
+}
+
+/// A convolution op, its window and groups, and its two operands.
+fn conv_case() -> impl Strategy<Value = (ConvOp, Window, usize, Tensor, Tensor)> {
+    let ops = [ConvOp::Conv, ConvOp::InputGrad, ConvOp::WeightGrad];
+    (
+        prop::sample::select(ops.to_vec()),
+        window(conv_axis()),
+        1usize..=2,
+        1usize..=3,
+        1usize..=2,
+        1usize..=2,
+    )
+        .prop_flat_map(|(op, window, n, groups, c_per_group, o_per_group)| {
+            let (c, o) = (c_per_group * groups, o_per_group * groups);
+            let kernel = window.kernel_shape().expect("convolution axes are strided");
+            let x = batched(n, c, &window.input_shape());
+            let w = batched(o, c_per_group, &kernel);
+            let dy = batched(n, o, &window.output_shape());
+            let (a, b) = match op {
+                ConvOp::Conv => (x, w),
+                ConvOp::InputGrad => (dy, w),
+                ConvOp::WeightGrad => (x, dy),
+            };
+            (
+                Just(op),
+                Just(window),
+                Just(groups),
+                values_in(a, -2.0, 2.0),
+                values_in(b, -2.0, 2.0),
+            )
+        })
+}
+
+/// Values `0.25·k` for a shuffled `k` in `0..n`, shifted around zero: no two
+/// elements within 0.25 of each other, so no perturbation moves an argmax.
+fn distinct_values(shape: Vec<usize>) -> impl Strategy<Value = Tensor> {
+    let n: usize = shape.iter().product();
+    Just((0..n).collect::<Vec<usize>>())
+        .prop_shuffle()
+        .prop_map(move |order| {
+            let values = order
+                .iter()
+                .map(|&k| 0.25 * k as f64 - 0.125 * n as f64)
+                .collect();
+            (shape.clone(), values)
+        })
+}
+
+/// A max-pooling op, its window, `x` (distinct values) and the other operand.
+fn pool_case() -> impl Strategy<Value = (PoolOp, Window, Tensor, Tensor)> {
+    let ops = [PoolOp::MaxPool, PoolOp::MaxPoolGrad];
+    (
+        prop::sample::select(ops.to_vec()),
+        window(pool_axis()),
+        1usize..=2,
+        1usize..=2,
+    )
+        .prop_flat_map(|(op, window, n, c)| {
+            let x = batched(n, c, &window.input_shape());
+            let other = match op {
+                PoolOp::MaxPool => x.clone(),
+                PoolOp::MaxPoolGrad => batched(n, c, &window.output_shape()),
+            };
+            (
+                Just(op),
+                Just(window),
+                distinct_values(x),
+                values_in(other, -2.0, 2.0),
+            )
+        })
+}
+
+proptest! {
+    #![proptest_config(per_op(3))]
+
+    #[test]
+    fn conv_rules_match_finite_differences((op, window, groups, a, b) in conv_case(), seed: u64) {
+        check_gradients(&[a, b], seed, &move |g, p| match op {
+            ConvOp::Conv => g.conv(p[0], p[1], &window, groups),
+            ConvOp::InputGrad => g.conv_input_grad(p[0], p[1], &window, groups),
+            ConvOp::WeightGrad => g.conv_weight_grad(p[0], p[1], &window, groups),
+        })?;
+    }
+}
+
+proptest! {
+    #![proptest_config(per_op(2))]
+
+    /// `x` only chooses positions: its gradient is zero, which the finite
+    /// difference confirms since no perturbation moves an argmax.
+    #[test]
+    fn max_pool_rules_match_finite_differences(
+        (op, window, x, other) in pool_case(),
+        seed: u64,
+        pool_itself: bool,
+    ) {
+        check_gradients(&[x, other], seed, &move |g, p| match op {
+            PoolOp::MaxPool if pool_itself => g.max_pool(p[0], &window),
+            PoolOp::MaxPool => g.max_pool_at(p[0], p[1], &window),
+            PoolOp::MaxPoolGrad => g.max_pool_grad(p[0], p[1], &window),
+        })?;
     }
 }
 

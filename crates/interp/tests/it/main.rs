@@ -1,0 +1,3 @@
+//! The interpreter's integration tests, one binary with a module per area.
+
+mod windowed_goldens;

@@ -1,0 +1,3 @@
+//! graphc-opt's integration tests, one binary with a module per area.
+
+mod windowed;
