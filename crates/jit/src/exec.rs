@@ -8,7 +8,9 @@ use graphc_ir::{Arg, DType, Executable, IrError};
 
 use crate::arena::Arena;
 use crate::codegen::KernelFn;
-use crate::plan::{KernelId, Step};
+use crate::conv::ConvStep;
+use crate::plan::{ConvId, KernelId, PoolId, Step};
+use crate::pool::PoolStep;
 use crate::team;
 
 /// Where one argument goes.
@@ -67,6 +69,10 @@ pub struct JitExecutable {
     pub(crate) args: Vec<ArgSlot>,
     /// Entry points of the generated kernels the steps call.
     pub(crate) kernels: PrimaryMap<KernelId, KernelFn>,
+    /// The convolution steps' descriptions.
+    pub(crate) convs: PrimaryMap<ConvId, ConvStep>,
+    /// The max-pooling steps' descriptions.
+    pub(crate) pools: PrimaryMap<PoolId, PoolStep>,
     /// The plan's steps (validated in debug builds by `Plan::validate`).
     pub(crate) steps: Vec<Step>,
     /// (src, dst, len) copies after the step (non-overlapping).
@@ -142,6 +148,22 @@ impl JitExecutable {
                 // copy of any step and is not in the arena.
                 unsafe { call.run(base, &mut self.scratch) };
             }
+            Step::Conv(id) => {
+                let base = self.arena.as_mut_ptr();
+                // SAFETY: `Plan::validate` proves the step consistent with its
+                // shapes, its three buffers and its scratch region inside the
+                // arena (which covers `arena_len` floats), and the buffer it
+                // writes overlapping neither the others nor the scratch, and the
+                // scratch overlapping none of them.
+                unsafe { self.convs[id].run(base) };
+            }
+            Step::Pool(id) => {
+                let base = self.arena.as_mut_ptr();
+                // SAFETY: `Plan::validate` proves the step consistent with its
+                // shapes (every window inside its plane), its buffers inside the
+                // arena and its result overlapping neither operand.
+                unsafe { self.pools[id].run(base) };
+            }
             Step::Fill { offset, len, value } => {
                 self.arena.as_mut_slice()[offset..offset + len].fill(value);
             }
@@ -199,8 +221,8 @@ impl JitExecutable {
         // Time enough steps per sample that the clock's resolution does not matter.
         let inner = (20e-6 / start.elapsed().as_secs_f64().max(1e-9)).ceil() as usize;
         let inner = inner.clamp(1, 10_000);
-        let (gemms, kernels): (Vec<usize>, Vec<usize>) =
-            (0..self.steps.len()).partition(|&i| matches!(self.steps[i], Step::Gemm(_)));
+        let (gemms, kernels): (Vec<usize>, Vec<usize>) = (0..self.steps.len())
+            .partition(|&i| matches!(self.steps[i], Step::Gemm(_) | Step::Conv(_)));
         let mut times = [Vec::new(), Vec::new(), Vec::new()];
         for _ in 0..reps.max(1) {
             let start = std::time::Instant::now();

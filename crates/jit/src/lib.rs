@@ -26,11 +26,13 @@
 
 mod arena;
 mod codegen;
+mod conv;
 mod exec;
 mod gemm;
 mod kernel;
 mod math;
 mod plan;
+mod pool;
 mod simd;
 mod team;
 mod validate;
@@ -116,7 +118,7 @@ pub fn compile_with(graph: &Graph, options: &Options) -> Result<JitExecutable, I
     let gemm_calls = || {
         plan.steps.iter().filter_map(|s| match s {
             Step::Gemm(call) => Some(call),
-            Step::Kernel { .. } | Step::Fill { .. } => None,
+            Step::Kernel { .. } | Step::Conv(_) | Step::Pool(_) | Step::Fill { .. } => None,
         })
     };
     let gemms = gemm_calls().count();
@@ -137,6 +139,8 @@ pub fn compile_with(graph: &Graph, options: &Options) -> Result<JitExecutable, I
         ints: vec![0; plan.ints_len],
         args: plan.args,
         kernels,
+        convs: plan.convs,
+        pools: plan.pools,
         steps: plan.steps,
         end: plan.end,
         outputs: plan.outputs,

@@ -16,12 +16,14 @@ use graphc_opt::fusion::{reads_elsewhere, Class, Fusion, GroupId};
 use graphc_opt::liveness::{assign_offsets, round_up, Allocator, Lifetime};
 
 use crate::arena::LINE;
+use crate::conv::{ConvKind, ConvStep};
 use crate::exec::ArgSlot;
 use crate::gemm::GemmCall;
 use crate::kernel::{
     broadcast_strides, coalesce, identity, row_major, Access, AccessId, Cluster, Compute, Expr,
     ExprId, Reduction, SplitLoop,
 };
+use crate::pool::{PoolStep, MAX_AXES};
 
 /// Kernels with at least this many elements are split across threads (mlp_m
 /// ran 551–600 µs a step with this, 620–760 µs splitting its 32 K-element
@@ -34,6 +36,16 @@ const SPLIT_MIN_COLUMNS: usize = 64;
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct KernelId(u32);
 entity_impl!(KernelId, "k");
+
+/// A convolution step of a plan: an index into [`Plan::convs`].
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct ConvId(u32);
+entity_impl!(ConvId, "conv");
+
+/// A max-pooling step of a plan: an index into [`Plan::pools`].
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) struct PoolId(u32);
+entity_impl!(PoolId, "pool");
 
 /// What one generated function computes, as data for code generation.
 #[derive(Debug)]
@@ -81,6 +93,10 @@ pub(crate) enum Step {
     },
     /// A matrix product.
     Gemm(GemmCall),
+    /// A convolution or one of its gradients (im2col and GEMMs, `conv`).
+    Conv(ConvId),
+    /// Max pooling or its gradient (`pool`).
+    Pool(PoolId),
     /// Sets `len` floats at `offset` to `value`.
     Fill {
         /// First float.
@@ -105,6 +121,10 @@ pub(crate) struct Plan {
     pub args: Vec<ArgSlot>,
     /// The generated kernels the steps call.
     pub kernels: PrimaryMap<KernelId, Kernel>,
+    /// The convolution steps' descriptions.
+    pub convs: PrimaryMap<ConvId, ConvStep>,
+    /// The max-pooling steps' descriptions.
+    pub pools: PrimaryMap<PoolId, PoolStep>,
     /// The step, in order.
     pub steps: Vec<Step>,
     /// (src, dst, len) copies after the step: snapshots first, then assigns.
@@ -146,6 +166,8 @@ struct Lowerer<'g> {
 #[derive(Default)]
 struct Steps {
     kernels: PrimaryMap<KernelId, Kernel>,
+    convs: PrimaryMap<ConvId, ConvStep>,
+    pools: PrimaryMap<PoolId, PoolStep>,
     steps: Vec<Step>,
 }
 
@@ -298,9 +320,12 @@ impl<'g> Lowerer<'g> {
         }
         let dynamic_base = top;
 
-        // Liveness-planned slots for kernel results.
+        // Liveness-planned slots for kernel results, and the scratch regions
+        // of convolution steps, live during their own step only (allocated
+        // after its results, released with its operands' last reads).
         let mut stored = Vec::new();
         let mut buffers = Vec::new();
+        let mut scratch_of = Vec::new();
         for (t, &gi) in schedule.iter().enumerate() {
             for &m in &f.groups()[gi].members {
                 let needs_memory = match f.class(m) {
@@ -335,11 +360,33 @@ impl<'g> Lowerer<'g> {
                     last,
                 });
             }
+            let v = f.groups()[gi].members[0];
+            if let (Class::Single(_), Some(step)) = (f.class(v), self.conv_step(v)?) {
+                if step.sizes.scratch_len > 0 {
+                    scratch_of.push((v, buffers.len()));
+                    buffers.push(Lifetime {
+                        len: step.sizes.scratch_len,
+                        def: t,
+                        last: Some(t),
+                    });
+                }
+            }
         }
         let dynamic = || too_large("the step's intermediate buffers");
         let mut alloc = Allocator::new(LINE);
         let offsets = assign_offsets(&mut alloc, schedule.len(), &buffers).ok_or_else(dynamic)?;
-        for (&m, offset) in stored.iter().zip(offsets) {
+        let mut scratch = HashMap::new();
+        for &(v, b) in &scratch_of {
+            scratch.insert(v, dynamic_base.checked_add(offsets[b]).ok_or_else(dynamic)?);
+        }
+        let mut scratch_buffers = scratch_of.iter().map(|&(_, b)| b).peekable();
+        let mut results = Vec::with_capacity(stored.len());
+        for (b, &offset) in offsets.iter().enumerate() {
+            if scratch_buffers.next_if_eq(&b).is_none() {
+                results.push(offset);
+            }
+        }
+        for (&m, offset) in stored.iter().zip(results) {
             slot[m.index()] = dynamic_base.checked_add(offset).ok_or_else(dynamic)?;
         }
         let slot_of = |v: NodeId| slot[f.resolve(v).index()];
@@ -399,7 +446,7 @@ impl<'g> Lowerer<'g> {
         for &gi in schedule {
             let v = self.f.groups()[gi].members[0];
             match self.f.class(v) {
-                Class::Single(_) => self.single_op(v, &slot_of, &mut out)?,
+                Class::Single(_) => self.single_op(v, &slot_of, &scratch, &mut out)?,
                 Class::Value(_) | Class::Sink(_) => self.cluster(gi, &slot_of, &mut out)?,
                 Class::Dead | Class::Leaf | Class::Uniform(_) | Class::Alias(_) => {
                     return Err(internal(format!("group {gi} has no kernel member {v}")));
@@ -413,6 +460,8 @@ impl<'g> Lowerer<'g> {
             init,
             args,
             kernels: out.kernels,
+            convs: out.convs,
+            pools: out.pools,
             steps: out.steps,
             end: snapshots,
             outputs,
@@ -421,11 +470,60 @@ impl<'g> Lowerer<'g> {
         })
     }
 
-    /// The steps of a single-op group: a GEMM, or a fill and a one-hot kernel.
+    /// The convolution step of `v` at offset 0: `None` for any other op, and
+    /// for a convolution with nothing to compute (an empty result) or nothing
+    /// to sum (no input channels, output channels or samples: zeros).
+    fn conv_step(&self, v: NodeId) -> Result<Option<ConvStep>, IrError> {
+        let ops = self.f.operands(v);
+        let shape = |i: usize| self.shape(ops[i]);
+        let (kind, window, groups, dims) = match self.op(v) {
+            Op::Conv { window, groups } => {
+                let dims = (shape(0)[0], shape(0)[1], shape(1)[0]);
+                (ConvKind::Forward, window, *groups, dims)
+            }
+            Op::ConvInputGrad { window, groups } => {
+                let dims = (shape(0)[0], self.shape(v)[1], shape(0)[1]);
+                (ConvKind::InputGrad, window, *groups, dims)
+            }
+            Op::ConvWeightGrad { window, groups } => {
+                let dims = (shape(0)[0], shape(0)[1], shape(1)[1]);
+                (ConvKind::WeightGrad, window, *groups, dims)
+            }
+            Op::Input(_)
+            | Op::Param(_)
+            | Op::State(_)
+            | Op::Hyper(_)
+            | Op::Fill(_)
+            | Op::Constant(_)
+            | Op::Unary(_)
+            | Op::Binary(_)
+            | Op::Compare(_)
+            | Op::Select
+            | Op::Reduce { .. }
+            | Op::Broadcast(_)
+            | Op::Reshape(_)
+            | Op::Transpose(_)
+            | Op::MatMul { .. }
+            | Op::OneHot(_)
+            | Op::MaxPool(_)
+            | Op::MaxPoolGrad(_) => return Ok(None),
+        };
+        let (n, c, o) = dims;
+        if self.numel(v)? == 0 || n == 0 || c == 0 || o == 0 {
+            return Ok(None);
+        }
+        let step = ConvStep::new(kind, window, (n, c, o, groups), crate::team::threads())
+            .ok_or_else(|| too_large(format!("{v} ({})", self.op(v).mnemonic())))?;
+        Ok(Some(step))
+    }
+
+    /// The steps of a single-op group: a GEMM, a fill and a one-hot kernel,
+    /// a convolution or a max pooling.
     fn single_op(
         &self,
         v: NodeId,
         slot_of: &dyn Fn(NodeId) -> usize,
+        scratch: &HashMap<NodeId, usize>,
         out: &mut Steps,
     ) -> Result<(), IrError> {
         let operands = self.f.operands(v);
@@ -471,6 +569,44 @@ impl<'g> Lowerer<'g> {
                     });
                 }
             }
+            (Op::Conv { .. } | Op::ConvInputGrad { .. } | Op::ConvWeightGrad { .. }, &[a, b]) => {
+                let len = self.numel(v)?;
+                match self.conv_step(v)? {
+                    Some(mut step) => {
+                        let (x, w, y) = match step.kind {
+                            ConvKind::Forward => (a, b, v),
+                            ConvKind::InputGrad => (v, b, a),
+                            ConvKind::WeightGrad => (a, v, b),
+                        };
+                        (step.x, step.w, step.y) = (slot_of(x), slot_of(w), slot_of(y));
+                        step.scratch = scratch.get(&v).copied().unwrap_or(0);
+                        let id = out.convs.push(step);
+                        out.steps.push(Step::Conv(id));
+                    }
+                    None if len > 0 => out.fill(slot_of(v), len, 0.0),
+                    None => {}
+                }
+            }
+            (&Op::MaxPool(ref window) | &Op::MaxPoolGrad(ref window), &[x, y]) => {
+                let grad = matches!(self.op(v), Op::MaxPoolGrad(_));
+                if self.numel(v)? > 0 {
+                    if window.axes.len() > MAX_AXES {
+                        return Err(internal(format!(
+                            "{v}: max pooling over {} spatial axes (the JIT handles {MAX_AXES})",
+                            window.axes.len()
+                        )));
+                    }
+                    let shape = self.shape(x);
+                    let planes = shape[0]
+                        .checked_mul(shape[1])
+                        .ok_or_else(|| too_large(format!("{v} (planes)")))?;
+                    let mut step = PoolStep::new(grad, window, planes, crate::team::threads())
+                        .ok_or_else(|| too_large(format!("{v} ({})", self.op(v).mnemonic())))?;
+                    (step.x, step.v, step.out) = (slot_of(x), slot_of(y), slot_of(v));
+                    let id = out.pools.push(step);
+                    out.steps.push(Step::Pool(id));
+                }
+            }
             (
                 Op::Conv { .. }
                 | Op::ConvInputGrad { .. }
@@ -478,7 +614,13 @@ impl<'g> Lowerer<'g> {
                 | Op::MaxPool(_)
                 | Op::MaxPoolGrad(_),
                 _,
-            ) => todo!("cnn: JIT lowering of windowed ops"),
+            ) => {
+                return Err(internal(format!(
+                    "{v} ({}) has {} operands",
+                    self.op(v).mnemonic(),
+                    operands.len()
+                )));
+            }
             (
                 Op::Input(_)
                 | Op::Param(_)
@@ -743,6 +885,8 @@ impl fmt::Display for Step {
                 }
             },
             Step::Gemm(c) => write!(f, "gemm {c}"),
+            Step::Conv(id) => write!(f, "{id}"),
+            Step::Pool(id) => write!(f, "{id}"),
             Step::Fill { offset, len, value } => write!(f, "fill {len} at {offset} with {value}"),
         }
     }
@@ -781,10 +925,23 @@ impl fmt::Display for Plan {
         }
         for (i, step) in self.steps.iter().enumerate() {
             write!(f, "{i:>3}: {step}")?;
-            if let Step::Kernel { kernel, .. } = step {
-                if let Some(k) = self.kernels.get(*kernel) {
-                    write!(f, ": {k}")?;
+            match step {
+                Step::Kernel { kernel, .. } => {
+                    if let Some(k) = self.kernels.get(*kernel) {
+                        write!(f, ": {k}")?;
+                    }
                 }
+                Step::Conv(id) => {
+                    if let Some(c) = self.convs.get(*id) {
+                        write!(f, ": {c}")?;
+                    }
+                }
+                Step::Pool(id) => {
+                    if let Some(p) = self.pools.get(*id) {
+                        write!(f, ": {p}")?;
+                    }
+                }
+                Step::Gemm(_) | Step::Fill { .. } => {}
             }
             writeln!(f)?;
         }

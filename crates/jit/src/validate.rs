@@ -32,15 +32,28 @@
 //!    result's extents lie inside the arena; its result overlaps neither
 //!    operand; dot products read contiguous rows (`lhs_cs = rhs_rs = 1`); a
 //!    copied right operand is a row-major `n × k` matrix.
+//! 10. A convolution step names a step of the plan whose sizes, strides and
+//!     pieces are the ones its shapes and window give (its loops index by
+//!     them); its input, weight and output (`[N, C, *in]`, `[O, C/G, *k]`,
+//!     `[N, O, *out]`) and its scratch region (patch matrices and partial
+//!     weight gradients of every piece) lie inside the arena; the buffer it
+//!     writes overlaps neither the two it reads nor the scratch, and the
+//!     scratch overlaps neither operand.
+//! 11. A max-pooling step names a step of the plan whose windows hold at
+//!     least one position, all inside their axis, and whose sizes are its
+//!     shapes'; its operands and result lie inside the arena, and the result
+//!     overlaps neither operand.
 
 use std::ops::Range;
 
 use cranelift_entity::EntityRef;
 use graphc_ir::{DType, IrError};
 
+use crate::conv::ConvStep;
 use crate::gemm::{GemmCall, Split};
 use crate::kernel::{Cluster, Expr};
 use crate::plan::{Kernel, OneHot, Plan, Step};
+use crate::pool::PoolStep;
 
 /// The floats `offset + Σ stride·i` for `i` in `0..extent` per dimension
 /// touch, as a range from the first to one past the last; empty if any extent
@@ -122,13 +135,21 @@ impl Plan {
         Ok(())
     }
 
-    /// Invariants 3 to 9 for one step.
+    /// Invariants 3 to 11 for one step.
     fn check_step(&self, step: &Step) -> Result<(), String> {
         match *step {
             Step::Fill { offset, len, .. } => {
                 inside("the fill", offset, len, self.arena_len)?;
             }
             Step::Gemm(ref call) => self.check_gemm(call)?,
+            Step::Conv(id) => match self.convs.get(id) {
+                Some(c) => self.check_conv(c)?,
+                None => return Err(format!("no convolution {id}")),
+            },
+            Step::Pool(id) => match self.pools.get(id) {
+                Some(p) => self.check_pool(p)?,
+                None => return Err(format!("no max pooling {id}")),
+            },
             Step::Kernel {
                 kernel,
                 hi,
@@ -287,6 +308,47 @@ impl Plan {
         Ok(())
     }
 
+    /// Invariant 10.
+    fn check_conv(&self, c: &ConvStep) -> Result<(), String> {
+        if !c.consistent() {
+            return Err("sizes or strides that do not fit its shapes".into());
+        }
+        let arena = self.arena_len;
+        let ([a, b], (w_off, w_len)) = c.buffers();
+        let a = inside("the first operand", a.0, a.1, arena)?;
+        let b = inside("the second operand", b.0, b.1, arena)?;
+        let written = inside("the result", w_off, w_len, arena)?;
+        let scratch = inside("the scratch", c.scratch, c.sizes.scratch_len, arena)?;
+        for (what, r) in [
+            ("an operand", &a),
+            ("an operand", &b),
+            ("the scratch", &scratch),
+        ] {
+            if overlap(&written, r) {
+                return Err(format!("the result {written:?} overlaps {what} {r:?}"));
+            }
+        }
+        if overlap(&scratch, &a) || overlap(&scratch, &b) {
+            return Err(format!("the scratch {scratch:?} overlaps an operand"));
+        }
+        Ok(())
+    }
+
+    /// Invariant 11.
+    fn check_pool(&self, p: &PoolStep) -> Result<(), String> {
+        let Some((x_len, v_len, out_len)) = p.lens().filter(|_| p.consistent()) else {
+            return Err("windows or sizes that do not fit its shapes".into());
+        };
+        let arena = self.arena_len;
+        let x = inside("the input", p.x, x_len, arena)?;
+        let v = inside("the second operand", p.v, v_len, arena)?;
+        let out = inside("the result", p.out, out_len, arena)?;
+        if overlap(&out, &x) || overlap(&out, &v) {
+            return Err(format!("the result {out:?} overlaps an operand"));
+        }
+        Ok(())
+    }
+
     /// Invariant 9.
     fn check_gemm(&self, c: &GemmCall) -> Result<(), String> {
         if c.m == 0 || c.n == 0 || c.k == 0 {
@@ -419,6 +481,77 @@ mod tests {
         cluster.stores.push((value, store));
         let e = violation(&plan);
         assert!(e.contains("not a safe in-place update"), "{e}");
+    }
+
+    /// `conv(x, w)` of a `[2, 3, 6, 6]` input with four 3×3 filters and
+    /// padding 1, then a 2×2 max pooling: a convolution step with a scratch
+    /// region, and a pooling step.
+    fn conv_then_pool() -> Plan {
+        use graphc_ir::{AxisWindows, Graph, TensorType, Window, WindowAxis};
+        let axis = |kernel, stride, pad_lo, output| WindowAxis {
+            input: 6,
+            output,
+            windows: AxisWindows::Strided {
+                kernel,
+                stride,
+                dilation: 1,
+                pad_lo,
+            },
+        };
+        let mut g = Graph::new();
+        let x = g.input("x", TensorType::f32(&[2, 3, 6, 6]));
+        let w = g.param("w", &[4, 3, 3, 3]);
+        let conv = Window {
+            axes: vec![axis(3, 1, 1, 6), axis(3, 1, 1, 6)],
+        };
+        let y = g.conv(x, w, &conv, 1).unwrap();
+        let pool = Window {
+            axes: vec![axis(2, 2, 0, 3), axis(2, 2, 0, 3)],
+        };
+        let p = g.max_pool(y, &pool).unwrap();
+        g.add_output("p", p);
+        let plan = lower(&g).unwrap();
+        plan.validate().unwrap();
+        plan
+    }
+
+    #[test]
+    fn a_convolution_writing_over_its_scratch_is_rejected() {
+        let mut plan = conv_then_pool();
+        let (id, conv) = plan.convs.iter_mut().next().expect("a convolution step");
+        assert!(conv.sizes.scratch_len >= 3 * 9 * 36, "{conv}");
+        conv.y = conv.scratch;
+        let e = violation(&plan);
+        assert!(e.contains(&format!("({id})")), "{e}");
+        assert!(e.contains("overlaps the scratch"), "{e}");
+    }
+
+    #[test]
+    fn a_convolution_whose_sizes_do_not_fit_its_shapes_is_rejected() {
+        let mut plan = conv_then_pool();
+        let conv = plan.convs.values_mut().next().expect("a convolution step");
+        conv.axes[1].input += 1;
+        let e = violation(&plan);
+        assert!(
+            e.contains("sizes or strides that do not fit its shapes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_pooling_past_the_arena_or_over_its_input_is_rejected() {
+        let mut plan = conv_then_pool();
+        let end = plan.arena_len;
+        let pool = plan.pools.values_mut().next().expect("a pooling step");
+        pool.out = end - 1;
+        assert!(violation(&plan).contains("the result"));
+        let pool = plan.pools.values_mut().next().unwrap();
+        pool.out = pool.x + 1;
+        assert!(violation(&plan).contains("overlaps an operand"));
+        let pool = plan.pools.values_mut().next().unwrap();
+        pool.out = 0;
+        pool.spans[0][2].count += 1;
+        assert!(violation(&plan).contains("windows or sizes"));
     }
 
     #[test]

@@ -84,11 +84,13 @@ pub struct Lifetime {
     pub len: usize,
     /// The step that writes it.
     pub def: usize,
-    /// The last step that reads it, after `def`; `None` if it is read after the last step.
+    /// The last step that reads it, after `def`; `None` if it is read after the
+    /// last step. `last == def` is a step's scratch: live during that step only,
+    /// overlapping nothing the step reads or writes.
     pub last: Option<usize>,
 }
 
-/// Places `buffers` (sorted by `def`, each `last` in `def + 1..steps`) with
+/// Places `buffers` (sorted by `def`, each `last` in `def..steps`) with
 /// `allocator`: when each step runs, the buffers it writes are allocated in
 /// order, then those it read last are released in order. Returns the offset
 /// of each buffer (one whose `last` is out of range is never released), or

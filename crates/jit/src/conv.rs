@@ -1,0 +1,776 @@
+//! Convolution and its two gradients as steps of their own. Per sample and
+//! channel group, the input's patch matrix (im2col: `[C/G·k, out]`, row
+//! `c·k + tap`, column the output position) is gathered into an arena region
+//! that the planner reserves for this step alone, then one `gemm` product
+//! runs on it: `W_g · patches` for the forward pass, `dy_g · patchesᵀ`
+//! accumulated over samples for the weight gradient; the input gradient
+//! multiplies `W_gᵀ · dy_g` into that region and adds it back to the input's
+//! positions (col2im). A 1×1 convolution with stride 1 and no padding uses
+//! the activations themselves as the patch matrix.
+//!
+//! Samples are split across the [`team`] in contiguous ranges, each piece with
+//! its own patch region; pieces of a weight gradient sum into their own
+//! partial result (the first into the result itself), added up at the end.
+//! Products reassociate their sums, as every GEMM of the JIT does.
+
+use std::fmt;
+
+use gemm::Parallelism;
+use graphc_ir::{AxisWindows, Window};
+
+use crate::team;
+
+/// Smallest product (multiply-adds over the whole step) split across threads.
+const PARALLEL_MIN_MACS: usize = 1 << 21;
+
+/// Which of the three products a [`ConvStep`] computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ConvKind {
+    /// `y = conv(x, w)`: reads `x`, `w`, writes `y`.
+    Forward,
+    /// `x = conv_input_grad(y, w)`: reads `y` (dy), `w`, writes `x` (dx).
+    InputGrad,
+    /// `w = conv_weight_grad(x, y)`: reads `x`, `y` (dy), writes `w` (dw).
+    WeightGrad,
+}
+
+/// One spatial axis of a convolution (PyTorch's strided windows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConvAxis {
+    /// Input size.
+    pub input: usize,
+    /// Output size.
+    pub output: usize,
+    /// Taps.
+    pub kernel: usize,
+    /// Distance between windows.
+    pub stride: usize,
+    /// Distance between taps.
+    pub dilation: usize,
+    /// Padding before the first input position.
+    pub pad_lo: usize,
+}
+
+impl ConvAxis {
+    /// The outputs `lo..hi` whose tap `k` reads an input position rather than
+    /// padding (`o·stride + k·dilation − pad_lo` in `0..input`; increasing in
+    /// `o`, so those outputs are one range). In i128: no overflow.
+    fn inside(&self, k: usize) -> (usize, usize) {
+        let s = self.stride as i128;
+        let shift = (k as i128) * (self.dilation as i128) - self.pad_lo as i128;
+        // o·s + shift ≥ 0  ⇔  o ≥ ceil(−shift / s);  o·s + shift < input  ⇔  o < ceil((input − shift) / s)
+        let ceil_div = |a: i128| if a <= 0 { 0 } else { (a + s - 1) / s };
+        let hi = ceil_div(self.input as i128 - shift).min(self.output as i128);
+        let lo = ceil_div(-shift).min(hi);
+        (lo as usize, hi as usize)
+    }
+
+    /// The input position of output `o`'s tap `k`, for `o` in [`Self::inside`]`(k)`.
+    fn position(&self, o: usize, k: usize) -> usize {
+        o * self.stride + k * self.dilation - self.pad_lo
+    }
+}
+
+/// Strides of the walk over one axis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AxisStrides {
+    /// Patch-matrix floats between neighbouring taps (`Π kernel after · out`).
+    row: usize,
+    /// Patch-matrix columns between neighbouring outputs (`Π output after`).
+    col: usize,
+    /// Input floats between neighbouring positions (`Π input after`).
+    x: usize,
+}
+
+/// Sizes of a convolution, every one computed with checked arithmetic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ConvSizes {
+    /// Input channels per group.
+    pub cg: usize,
+    /// Output channels per group.
+    pub og: usize,
+    /// Input positions per channel.
+    pub in_sp: usize,
+    /// Output positions per channel.
+    pub out_sp: usize,
+    /// Taps per channel.
+    pub k_sp: usize,
+    /// Rows of the patch matrix: `cg · k_sp`.
+    pub kk: usize,
+    /// Floats of `x` (`[N, C, *input]`).
+    pub x_len: usize,
+    /// Floats of `w` (`[O, C/G, *kernel]`).
+    pub w_len: usize,
+    /// Floats of `y` (`[N, O, *output]`).
+    pub y_len: usize,
+    /// Floats of one piece's patch matrix (0 when the input is used directly).
+    pub patch: usize,
+    /// Floats of scratch the step needs.
+    pub scratch_len: usize,
+}
+
+/// A convolution step with resolved arena offsets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ConvStep {
+    /// Which product.
+    pub kind: ConvKind,
+    /// Batch.
+    pub n: usize,
+    /// Input channels.
+    pub c: usize,
+    /// Output channels.
+    pub o: usize,
+    /// Channel groups.
+    pub groups: usize,
+    /// Spatial axes, outermost first.
+    pub axes: Vec<ConvAxis>,
+    /// The walk's strides per axis (derived from `axes`).
+    strides: Vec<AxisStrides>,
+    /// Sizes (derived).
+    pub sizes: ConvSizes,
+    /// 1×1, stride 1, no padding: the input is its own patch matrix.
+    pub direct: bool,
+    /// Pieces the samples are split in (1 ≤ pieces ≤ n).
+    pub pieces: usize,
+    /// Offset of `x` (`[N, C, *input]`).
+    pub x: usize,
+    /// Offset of `w` (`[O, C/G, *kernel]`).
+    pub w: usize,
+    /// Offset of `y` (`[N, O, *output]`).
+    pub y: usize,
+    /// Offset of the scratch region (`sizes.scratch_len` floats).
+    pub scratch: usize,
+}
+
+/// `(i·len/pieces, (i+1)·len/pieces)`: contiguous, non-empty when `pieces ≤ len`.
+pub(crate) fn even_piece(len: usize, pieces: usize, i: usize) -> (usize, usize) {
+    let at = |j: usize| (j as u128 * len as u128 / pieces.max(1) as u128) as usize;
+    (at(i), at(i + 1))
+}
+
+impl ConvStep {
+    /// The step for `kind` over `window` (strided on every axis) with `n`
+    /// samples, `c` input and `o` output channels in `groups` groups, at
+    /// offset 0 everywhere; `None` when a size overflows or the geometry is
+    /// not a convolution's (`threads`: pieces it may use).
+    pub(crate) fn new(
+        kind: ConvKind,
+        window: &Window,
+        (n, c, o, groups): (usize, usize, usize, usize),
+        threads: usize,
+    ) -> Option<ConvStep> {
+        let axes: Vec<ConvAxis> = window
+            .axes
+            .iter()
+            .map(|a| match a.windows {
+                AxisWindows::Strided {
+                    kernel,
+                    stride,
+                    dilation,
+                    pad_lo,
+                } => Some(ConvAxis {
+                    input: a.input,
+                    output: a.output,
+                    kernel,
+                    stride,
+                    dilation,
+                    pad_lo,
+                }),
+                AxisWindows::Adaptive => None,
+            })
+            .collect::<Option<_>>()?;
+        if window.check().is_err() || groups == 0 || n == 0 || c % groups != 0 || o % groups != 0 {
+            return None;
+        }
+        let product = |f: fn(&ConvAxis) -> usize| {
+            axes.iter().try_fold(1usize, |acc, a| acc.checked_mul(f(a)))
+        };
+        let (in_sp, out_sp, k_sp) = (
+            product(|a| a.input)?,
+            product(|a| a.output)?,
+            product(|a| a.kernel)?,
+        );
+        let (cg, og) = (c / groups, o / groups);
+        let kk = cg.checked_mul(k_sp)?;
+        let direct = axes
+            .iter()
+            .all(|a| a.kernel == 1 && a.stride == 1 && a.pad_lo == 0 && a.input == a.output);
+        let macs = n.checked_mul(o)?.checked_mul(out_sp)?.checked_mul(kk)?;
+        let pieces = if threads < 2 || macs < PARALLEL_MIN_MACS {
+            1
+        } else {
+            threads.min(n)
+        };
+        let patch = if direct { 0 } else { kk.checked_mul(out_sp)? };
+        let w_len = o.checked_mul(kk)?;
+        let partials = match kind {
+            ConvKind::WeightGrad => w_len.checked_mul(pieces - 1)?,
+            ConvKind::Forward | ConvKind::InputGrad => 0,
+        };
+        let scratch_len = patch.checked_mul(pieces)?.checked_add(partials)?;
+        let mut strides = Vec::with_capacity(axes.len());
+        let (mut row, mut col, mut x) = (out_sp, 1usize, 1usize);
+        for a in axes.iter().rev() {
+            strides.push(AxisStrides { row, col, x });
+            row = row.checked_mul(a.kernel)?;
+            col = col.checked_mul(a.output)?;
+            x = x.checked_mul(a.input)?;
+        }
+        strides.reverse();
+        let sizes = ConvSizes {
+            cg,
+            og,
+            in_sp,
+            out_sp,
+            k_sp,
+            kk,
+            x_len: n.checked_mul(c)?.checked_mul(in_sp)?,
+            w_len,
+            y_len: n.checked_mul(o)?.checked_mul(out_sp)?,
+            patch,
+            scratch_len,
+        };
+        Some(ConvStep {
+            kind,
+            n,
+            c,
+            o,
+            groups,
+            axes,
+            strides,
+            sizes,
+            direct,
+            pieces,
+            x: 0,
+            w: 0,
+            y: 0,
+            scratch: 0,
+        })
+    }
+
+    /// Whether the sizes and strides are the ones `axes` and the channel
+    /// counts give (for `Plan::validate`: the routines index by them).
+    pub(crate) fn consistent(&self) -> bool {
+        let window = Window {
+            axes: self
+                .axes
+                .iter()
+                .map(|a| graphc_ir::WindowAxis {
+                    input: a.input,
+                    output: a.output,
+                    windows: AxisWindows::Strided {
+                        kernel: a.kernel,
+                        stride: a.stride,
+                        dilation: a.dilation,
+                        pad_lo: a.pad_lo,
+                    },
+                })
+                .collect(),
+        };
+        let dims = (self.n, self.c, self.o, self.groups);
+        let Some(fresh) = ConvStep::new(self.kind, &window, dims, 1) else {
+            return false;
+        };
+        let s = &self.sizes;
+        let partials = match self.kind {
+            ConvKind::WeightGrad => s.w_len.checked_mul(self.pieces.saturating_sub(1)),
+            ConvKind::Forward | ConvKind::InputGrad => Some(0),
+        };
+        let needed = s
+            .patch
+            .checked_mul(self.pieces)
+            .and_then(|p| p.checked_add(partials?));
+        ConvSizes {
+            scratch_len: s.scratch_len,
+            ..fresh.sizes
+        } == *s
+            && fresh.strides == self.strides
+            && fresh.direct == self.direct
+            && (1..=self.n).contains(&self.pieces)
+            && needed.is_some_and(|needed| needed <= s.scratch_len)
+    }
+
+    /// The buffers the step reads and the one it writes, as `(offset, len)`.
+    pub(crate) fn buffers(&self) -> ([(usize, usize); 2], (usize, usize)) {
+        let s = &self.sizes;
+        let (x, w, y) = ((self.x, s.x_len), (self.w, s.w_len), (self.y, s.y_len));
+        match self.kind {
+            ConvKind::Forward => ([x, w], y),
+            ConvKind::InputGrad => ([y, w], x),
+            ConvKind::WeightGrad => ([x, y], w),
+        }
+    }
+
+    /// Runs the step on the arena at `base`.
+    ///
+    /// # Safety
+    /// `base` must point to an arena holding `x`, `w`, `y` (`sizes.x_len`,
+    /// `w_len`, `y_len` floats at their offsets) and the scratch region, with
+    /// the written buffer overlapping none of the others and the scratch
+    /// overlapping none of them, and the step must be [`Self::consistent`]
+    /// (both checked by `Plan::validate`).
+    pub(crate) unsafe fn run(&self, base: *mut f32) {
+        let shared = Base(base);
+        let job = |piece: usize| {
+            let b = shared;
+            let (lo, hi) = even_piece(self.n, self.pieces, piece);
+            // SAFETY: the caller's guarantee; pieces cover disjoint samples, so
+            // they write disjoint parts of y or dx, their own patch regions and
+            // their own partial weight gradients.
+            unsafe { self.samples(b.0, piece, lo, hi) }
+        };
+        if self.pieces <= 1 {
+            job(0);
+        } else {
+            team::run(self.pieces, &job);
+        }
+        if self.kind == ConvKind::WeightGrad && self.pieces > 1 {
+            let s = &self.sizes;
+            // SAFETY: the result and the partials (after the patch regions) are
+            // inside the arena and do not overlap (the caller's guarantee).
+            unsafe {
+                let dw = base.add(self.w);
+                for p in 1..self.pieces {
+                    let part = base.add(self.partial(p));
+                    for i in 0..s.w_len {
+                        *dw.add(i) += *part.add(i);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Offset of piece `p`'s partial weight gradient (`p ≥ 1`).
+    fn partial(&self, p: usize) -> usize {
+        self.scratch + self.pieces * self.sizes.patch + (p - 1) * self.sizes.w_len
+    }
+
+    /// Samples `lo..hi` on this thread, with piece `piece`'s scratch.
+    ///
+    /// # Safety
+    /// As [`Self::run`], with `lo ≤ hi ≤ n`.
+    unsafe fn samples(&self, base: *mut f32, piece: usize, lo: usize, hi: usize) {
+        let s = &self.sizes;
+        let (cg, og, kk, in_sp, out_sp) = (s.cg, s.og, s.kk, s.in_sp, s.out_sp);
+        // SAFETY: every pointer below stays inside its buffer: sample n < N,
+        // group g < G, and the products' extents are those of one group's
+        // block of x, y or w (rows × row stride); the patch region of this
+        // piece holds kk × out_sp floats.
+        unsafe {
+            let patches = base.add(self.scratch + piece * s.patch);
+            let x_of = |n: usize, g: usize| base.add(self.x + (n * self.c + g * cg) * in_sp);
+            let y_of = |n: usize, g: usize| base.add(self.y + (n * self.o + g * og) * out_sp);
+            let w_of = |g: usize| base.add(self.w + g * og * kk);
+            match self.kind {
+                ConvKind::Forward => {
+                    for n in lo..hi {
+                        for g in 0..self.groups {
+                            let rhs = self.patch_matrix(x_of(n, g), patches);
+                            let dst = (y_of(n, g), out_sp, false);
+                            product((og, out_sp, kk), dst, (w_of(g), 1, kk), (rhs, 1, out_sp));
+                        }
+                    }
+                }
+                ConvKind::InputGrad => {
+                    for n in lo..hi {
+                        if !self.direct {
+                            std::ptr::write_bytes(x_of(n, 0), 0, self.c * in_sp);
+                        }
+                        for g in 0..self.groups {
+                            let cols = if self.direct { x_of(n, g) } else { patches };
+                            // cols [kk, out] = W_gᵀ [kk, og] · dy_g [og, out]
+                            let lhs = (w_of(g).cast_const(), kk, 1);
+                            let rhs = (y_of(n, g).cast_const(), 1, out_sp);
+                            product((kk, out_sp, og), (cols, out_sp, false), lhs, rhs);
+                            if !self.direct {
+                                for ci in 0..cg {
+                                    let x = x_of(n, g).add(ci * in_sp);
+                                    self.walk::<true>(0, x, cols.add(ci * s.k_sp * out_sp), true);
+                                }
+                            }
+                        }
+                    }
+                }
+                ConvKind::WeightGrad => {
+                    let dw = if piece == 0 {
+                        base.add(self.w)
+                    } else {
+                        base.add(self.partial(piece))
+                    };
+                    for n in lo..hi {
+                        for g in 0..self.groups {
+                            let rhs = self.patch_matrix(x_of(n, g), patches);
+                            // dw_g [og, kk] (+)= dy_g [og, out] · patchesᵀ [out, kk]
+                            let dst = (dw.add(g * og * kk), kk, n > lo);
+                            let lhs = (y_of(n, g).cast_const(), 1, out_sp);
+                            product((og, kk, out_sp), dst, lhs, (rhs, out_sp, 1));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The patch matrix of one sample's channel group at `x`: `x` itself for a
+    /// direct convolution, else gathered into `patches`.
+    ///
+    /// # Safety
+    /// `x` holds `cg · in_sp` floats and `patches` `kk · out_sp`, not overlapping.
+    unsafe fn patch_matrix(&self, x: *mut f32, patches: *mut f32) -> *const f32 {
+        if self.direct {
+            return x.cast_const();
+        }
+        let s = &self.sizes;
+        for ci in 0..s.cg {
+            // SAFETY: channel ci's input plane and patch rows are inside both buffers.
+            unsafe {
+                let cols = patches.add(ci * s.k_sp * s.out_sp);
+                self.walk::<false>(0, x.add(ci * s.in_sp), cols, true);
+            }
+        }
+        patches.cast_const()
+    }
+
+    /// Gathers (`SCATTER = false`) the patch rows of one input channel from
+    /// axis `a` on, or adds them back (`SCATTER = true`): `x` points at the
+    /// input position chosen by the outer axes, `cols` at the patch element of
+    /// the outer taps and outputs; `inside` is false when an outer position is
+    /// padding (the rows get zeros, or nothing is added).
+    ///
+    /// # Safety
+    /// `x` and `cols` must address one channel's plane and patch rows at the
+    /// outer axes' positions (walk from axis 0 with the plane's first float).
+    unsafe fn walk<const SCATTER: bool>(
+        &self,
+        a: usize,
+        x: *mut f32,
+        cols: *mut f32,
+        inside: bool,
+    ) {
+        let ax = self.axes[a];
+        let st = self.strides[a];
+        let last = a + 1 == self.axes.len();
+        for k in 0..ax.kernel {
+            let (lo, hi) = if inside { ax.inside(k) } else { (0, 0) };
+            // SAFETY: tap k < kernel and outputs < output stay inside the patch
+            // rows; positions come from `inside`, so they are in 0..input.
+            unsafe {
+                let row = cols.add(k * st.row);
+                if last {
+                    if !SCATTER {
+                        std::ptr::write_bytes(row, 0, lo);
+                        std::ptr::write_bytes(row.add(hi), 0, ax.output - hi);
+                    }
+                    if hi > lo {
+                        let first = x.add(ax.position(lo, k));
+                        let (dst, len) = (row.add(lo), hi - lo);
+                        match (SCATTER, ax.stride) {
+                            (false, 1) => std::ptr::copy_nonoverlapping(first, dst, len),
+                            (false, s) => {
+                                for i in 0..len {
+                                    *dst.add(i) = *first.add(i * s);
+                                }
+                            }
+                            (true, s) => {
+                                for i in 0..len {
+                                    *first.add(i * s) += *dst.add(i);
+                                }
+                            }
+                        }
+                    }
+                } else {
+                    for o in 0..ax.output {
+                        let valid = o >= lo && o < hi;
+                        if valid || !SCATTER {
+                            let xo = if valid {
+                                x.add(ax.position(o, k) * st.x)
+                            } else {
+                                x
+                            };
+                            self.walk::<SCATTER>(a + 1, xo, row.add(o * st.col), valid);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Arena base shared by the pieces of a step.
+#[derive(Clone, Copy)]
+pub(crate) struct Base(pub *mut f32);
+
+// SAFETY: the pieces of a convolution or pooling step write disjoint parts of
+// the arena (their samples or planes, their own scratch) and only read the rest.
+unsafe impl Send for Base {}
+// SAFETY: as above.
+unsafe impl Sync for Base {}
+
+/// `dst (+)= lhs · rhs` on this thread: `(m, n, k)`, `dst` as (pointer, row
+/// stride, accumulate), each operand as (pointer, column stride, row stride).
+///
+/// # Safety
+/// Every operand and the result must lie in memory at those strides; the
+/// result must not overlap either operand.
+unsafe fn product(
+    (m, n, k): (usize, usize, usize),
+    (dst, dst_rs, accumulate): (*mut f32, usize, bool),
+    (lhs, lhs_cs, lhs_rs): (*const f32, usize, usize),
+    (rhs, rhs_cs, rhs_rs): (*const f32, usize, usize),
+) {
+    // SAFETY: the caller's guarantee.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst,
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs,
+            lhs_cs as isize,
+            lhs_rs as isize,
+            rhs,
+            rhs_cs as isize,
+            rhs_rs as isize,
+            if accumulate { 1.0 } else { 0.0 },
+            1.0,
+            false,
+            false,
+            false,
+            Parallelism::None,
+        );
+    }
+}
+
+impl fmt::Display for ConvStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match self.kind {
+            ConvKind::Forward => "conv",
+            ConvKind::InputGrad => "conv input grad",
+            ConvKind::WeightGrad => "conv weight grad",
+        };
+        write!(
+            f,
+            "{kind} n{} c{} o{} groups {}",
+            self.n, self.c, self.o, self.groups
+        )?;
+        for a in &self.axes {
+            write!(
+                f,
+                " {}->{}:k{}s{}d{}p{}",
+                a.input, a.output, a.kernel, a.stride, a.dilation, a.pad_lo
+            )?;
+        }
+        write!(
+            f,
+            ", x {} w {} y {} scratch {} ({}), {} pieces{}",
+            self.x,
+            self.w,
+            self.y,
+            self.scratch,
+            self.sizes.scratch_len,
+            self.pieces,
+            if self.direct { ", direct" } else { "" }
+        )
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use graphc_ir::WindowAxis;
+
+    use super::*;
+
+    /// A strided axis.
+    pub(crate) fn axis(
+        input: usize,
+        kernel: usize,
+        stride: usize,
+        dilation: usize,
+        pad: (usize, usize),
+    ) -> WindowAxis {
+        let span = (kernel - 1) * dilation + 1;
+        WindowAxis {
+            input,
+            output: (input + pad.0 + pad.1 - span) / stride + 1,
+            windows: AxisWindows::Strided {
+                kernel,
+                stride,
+                dilation,
+                pad_lo: pad.0,
+            },
+        }
+    }
+
+    /// Row-major multi-index of flat `i` in `dims`.
+    fn unravel(mut i: usize, dims: &[usize]) -> Vec<usize> {
+        let mut at = vec![0; dims.len()];
+        for (a, &d) in dims.iter().enumerate().rev() {
+            at[a] = i % d;
+            i /= d;
+        }
+        at
+    }
+
+    /// The written buffer of `step` by the definition, summed in f64.
+    fn reference(step: &ConvStep, x: &[f32], w: &[f32], y: &[f32]) -> Vec<f64> {
+        let s = &step.sizes;
+        let mut out = vec![
+            0.0f64;
+            match step.kind {
+                ConvKind::Forward => s.y_len,
+                ConvKind::InputGrad => s.x_len,
+                ConvKind::WeightGrad => s.w_len,
+            }
+        ];
+        let kernel: Vec<usize> = step.axes.iter().map(|a| a.kernel).collect();
+        let output: Vec<usize> = step.axes.iter().map(|a| a.output).collect();
+        for n in 0..step.n {
+            for o in 0..step.o {
+                let g = o / s.og;
+                for p in 0..s.out_sp {
+                    let op = unravel(p, &output);
+                    for ci in 0..s.cg {
+                        for k in 0..s.k_sp {
+                            let kp = unravel(k, &kernel);
+                            let mut xi = 0usize;
+                            let mut inside = true;
+                            for (a, ax) in step.axes.iter().enumerate() {
+                                let pos = (op[a] * ax.stride + kp[a] * ax.dilation) as isize
+                                    - ax.pad_lo as isize;
+                                inside &= pos >= 0 && (pos as usize) < ax.input;
+                                xi = xi * ax.input + pos.max(0) as usize;
+                            }
+                            if !inside {
+                                continue;
+                            }
+                            let xi = (n * step.c + g * s.cg + ci) * s.in_sp + xi;
+                            let wi = (o * s.cg + ci) * s.k_sp + k;
+                            let yi = (n * step.o + o) * s.out_sp + p;
+                            let (xv, wv, yv) = (x[xi] as f64, w[wi] as f64, y[yi] as f64);
+                            match step.kind {
+                                ConvKind::Forward => out[yi] += xv * wv,
+                                ConvKind::InputGrad => out[xi] += yv * wv,
+                                ConvKind::WeightGrad => out[wi] += yv * xv,
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    fn noise(i: usize, seed: u64) -> f32 {
+        let mut z = (i as u64 ^ seed).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        z ^= z >> 31;
+        z = z.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z ^= z >> 29;
+        (z >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+    }
+
+    /// Runs every kind of `window` with `dims` on 1 and 2 pieces against the
+    /// definition.
+    fn check(window: &Window, dims: (usize, usize, usize, usize)) {
+        for kind in [ConvKind::Forward, ConvKind::InputGrad, ConvKind::WeightGrad] {
+            for threads in [1, 2] {
+                let mut step = ConvStep::new(kind, window, dims, threads).unwrap();
+                if threads == 2 && step.n >= 2 {
+                    // Force a split whatever the size, and its scratch.
+                    let fresh = ConvStep::new(kind, window, dims, 1).unwrap();
+                    step.pieces = 2;
+                    step.sizes.scratch_len = fresh.sizes.patch * 2
+                        + match kind {
+                            ConvKind::WeightGrad => fresh.sizes.w_len,
+                            ConvKind::Forward | ConvKind::InputGrad => 0,
+                        };
+                }
+                assert!(step.consistent(), "{step}");
+                let s = step.sizes;
+                step.x = 0;
+                step.w = s.x_len;
+                step.y = s.x_len + s.w_len;
+                step.scratch = step.y + s.y_len;
+                let mut arena: Vec<f32> = (0..step.scratch + s.scratch_len)
+                    .map(|i| noise(i, 7))
+                    .collect();
+                let x = arena[..s.x_len].to_vec();
+                let w = arena[step.w..step.y].to_vec();
+                let y = arena[step.y..step.scratch].to_vec();
+                let expected = reference(&step, &x, &w, &y);
+                // SAFETY: the arena holds the three buffers and the scratch, one
+                // after another.
+                unsafe { step.run(arena.as_mut_ptr()) };
+                let (offset, _) = step.buffers().1;
+                for (i, &e) in expected.iter().enumerate() {
+                    let got = arena[offset + i] as f64;
+                    assert!(
+                        (got - e).abs() <= 1e-5 * (1.0 + e.abs()),
+                        "{step}: element {i}: {got} vs {e}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn every_kind_matches_the_definition_in_one_and_two_dimensions() {
+        let w = |axes| Window { axes };
+        // 1-d: padding, stride, dilation, groups.
+        check(&w(vec![axis(9, 3, 1, 1, (1, 1))]), (2, 2, 3, 1));
+        check(&w(vec![axis(11, 3, 2, 2, (2, 0))]), (3, 4, 6, 2));
+        // Uneven padding through `output`, as padding='same' or ceil_mode.
+        check(&w(vec![axis(8, 4, 1, 1, (1, 2))]), (2, 3, 2, 1));
+        // 2-d, LeNet-like and strided, dilated, grouped.
+        check(
+            &w(vec![axis(8, 5, 1, 1, (2, 2)), axis(7, 5, 1, 1, (2, 2))]),
+            (2, 1, 3, 1),
+        );
+        check(
+            &w(vec![axis(9, 3, 2, 1, (1, 0)), axis(6, 2, 1, 2, (0, 1))]),
+            (3, 4, 4, 2),
+        );
+        // 1×1: the input is its own patch matrix.
+        check(
+            &w(vec![axis(5, 1, 1, 1, (0, 0)), axis(3, 1, 1, 1, (0, 0))]),
+            (2, 6, 9, 3),
+        );
+        // A kernel wider than the input with padding.
+        check(&w(vec![axis(2, 4, 1, 1, (2, 1))]), (1, 1, 2, 1));
+    }
+
+    #[test]
+    fn only_taps_inside_the_input_are_read() {
+        let a = ConvAxis {
+            input: 5,
+            output: 3,
+            kernel: 3,
+            stride: 2,
+            dilation: 1,
+            pad_lo: 1,
+        };
+        // Positions o·2 + k − 1: tap 0 reads −1, 1, 3; tap 2 reads 1, 3, 5.
+        assert_eq!(a.inside(0), (1, 3));
+        assert_eq!(a.inside(1), (0, 3));
+        assert_eq!(a.inside(2), (0, 2));
+        assert_eq!(a.position(1, 0), 1);
+    }
+
+    #[test]
+    fn a_direct_convolution_needs_no_scratch() {
+        let window = Window {
+            axes: vec![axis(6, 1, 1, 1, (0, 0))],
+        };
+        let step = ConvStep::new(ConvKind::Forward, &window, (2, 3, 4, 1), 1).unwrap();
+        assert!(step.direct);
+        assert_eq!(step.sizes.scratch_len, 0);
+        let strided = Window {
+            axes: vec![axis(6, 1, 2, 1, (0, 0))],
+        };
+        let step = ConvStep::new(ConvKind::Forward, &strided, (2, 3, 4, 1), 1).unwrap();
+        assert!(!step.direct);
+        assert_eq!(step.sizes.scratch_len, 3 * 3);
+    }
+}

@@ -1,0 +1,476 @@
+//! Max pooling that carries its argmax, and its gradient, as steps of their
+//! own: plain loops over each `(sample, channel)` plane, planes split across
+//! the [`team`]. The argmax rule is the interpreter's (PyTorch's pooling
+//! index): the window's in-bounds positions in row-major order, the first
+//! largest wins, a NaN counts as largest and a later NaN replaces an earlier
+//! one; padding never wins. The gradient zeroes its planes and adds each
+//! `dy` element at its window's argmax in output order, so both results are
+//! bit for bit the interpreter's.
+
+use std::fmt;
+
+use graphc_ir::Window;
+
+use crate::conv::{even_piece, Base};
+use crate::team;
+
+/// Spatial axes a pooling step handles (PyTorch pools up to 3-d).
+pub(crate) const MAX_AXES: usize = 4;
+
+/// Smallest step (window elements over all planes) split across threads.
+const PARALLEL_MIN_READS: usize = 1 << 16;
+
+/// The in-bounds positions of one window along one axis:
+/// `first + i·step` for `i` in `0..count`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    /// First in-bounds input position.
+    pub first: usize,
+    /// In-bounds positions (at least 1).
+    pub count: usize,
+    /// Distance between positions.
+    pub step: usize,
+}
+
+/// A max-pooling step (or its gradient) with resolved arena offsets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PoolStep {
+    /// `MaxPoolGrad` (else `MaxPool`).
+    pub grad: bool,
+    /// Planes: batch × channels.
+    pub planes: usize,
+    /// Input sizes per axis.
+    pub input: Vec<usize>,
+    /// Output sizes per axis.
+    pub output: Vec<usize>,
+    /// Per axis, per output position: the window's in-bounds positions.
+    pub spans: Vec<Vec<Span>>,
+    /// Input floats per plane.
+    pub in_sp: usize,
+    /// Output floats per plane.
+    pub out_sp: usize,
+    /// Input floats between neighbouring positions per axis.
+    x_strides: Vec<usize>,
+    /// Pieces the planes are split in (1 ≤ pieces ≤ planes).
+    pub pieces: usize,
+    /// Offset of `x` (`[N, C, *input]`).
+    pub x: usize,
+    /// Offset of `v` (`[N, C, *input]`), or of `dy` (`[N, C, *output]`) for the gradient.
+    pub v: usize,
+    /// Offset of the result: `[N, C, *output]`, or `dx` (`[N, C, *input]`).
+    pub out: usize,
+}
+
+impl PoolStep {
+    /// The step over `window` for `planes` planes, at offset 0 everywhere;
+    /// `None` when a size overflows, a window holds no input position or there
+    /// are more than [`MAX_AXES`] axes.
+    pub(crate) fn new(
+        grad: bool,
+        window: &Window,
+        planes: usize,
+        threads: usize,
+    ) -> Option<PoolStep> {
+        if window.check().is_err() || window.axes.len() > MAX_AXES {
+            return None;
+        }
+        let mut spans = Vec::with_capacity(window.axes.len());
+        let mut reads = 1usize;
+        for a in &window.axes {
+            let axis: Vec<Span> = (0..a.output)
+                .map(|o| {
+                    let (start, len, step) = a.window(o);
+                    let (start, step_i) = (start as i128, step as i128);
+                    let k_lo = if start < 0 {
+                        (-start + step_i - 1) / step_i
+                    } else {
+                        0
+                    };
+                    let k_hi = ((a.input as i128 - start + step_i - 1) / step_i).min(len as i128);
+                    (k_hi > k_lo).then(|| Span {
+                        first: (start + k_lo * step_i) as usize,
+                        count: (k_hi - k_lo) as usize,
+                        step,
+                    })
+                })
+                .collect::<Option<_>>()?;
+            let widest = axis.iter().map(|s| s.count).max().unwrap_or(0);
+            reads = reads.checked_mul(a.output)?.checked_mul(widest)?;
+            spans.push(axis);
+        }
+        let input = window.input_shape();
+        let output = window.output_shape();
+        let product = |v: &[usize]| v.iter().try_fold(1usize, |p, &d| p.checked_mul(d));
+        let (in_sp, out_sp) = (product(&input)?, product(&output)?);
+        let mut x_strides = vec![1usize; input.len()];
+        for a in (0..input.len().saturating_sub(1)).rev() {
+            x_strides[a] = x_strides[a + 1].checked_mul(input[a + 1])?;
+        }
+        planes.checked_mul(in_sp)?;
+        let reads = reads.checked_mul(planes)?;
+        let pieces = if threads < 2 || reads < PARALLEL_MIN_READS || planes == 0 {
+            1
+        } else {
+            threads.min(planes)
+        };
+        Some(PoolStep {
+            grad,
+            planes,
+            input,
+            output,
+            spans,
+            in_sp,
+            out_sp,
+            x_strides,
+            pieces,
+            x: 0,
+            v: 0,
+            out: 0,
+        })
+    }
+
+    /// Floats of each buffer: `(x, v or dy, result)`.
+    pub(crate) fn lens(&self) -> Option<(usize, usize, usize)> {
+        let input = self.planes.checked_mul(self.in_sp)?;
+        let output = self.planes.checked_mul(self.out_sp)?;
+        Some(if self.grad {
+            (input, output, input)
+        } else {
+            (input, input, output)
+        })
+    }
+
+    /// Whether the spans, sizes and strides fit the shapes (for
+    /// `Plan::validate`: the routine indexes by them).
+    pub(crate) fn consistent(&self) -> bool {
+        let d = self.input.len();
+        let product = |v: &[usize]| v.iter().try_fold(1usize, |p, &d| p.checked_mul(d));
+        let mut strides = vec![1usize; d];
+        for a in (0..d.saturating_sub(1)).rev() {
+            match strides[a + 1].checked_mul(self.input[a + 1]) {
+                Some(s) => strides[a] = s,
+                None => return false,
+            }
+        }
+        (1..=MAX_AXES).contains(&d)
+            && self.output.len() == d
+            && self.spans.len() == d
+            && product(&self.input) == Some(self.in_sp)
+            && product(&self.output) == Some(self.out_sp)
+            && strides == self.x_strides
+            && (1..=self.planes.max(1)).contains(&self.pieces)
+            && self.lens().is_some()
+            && self.spans.iter().enumerate().all(|(a, axis)| {
+                axis.len() == self.output[a]
+                    && axis.iter().all(|s| {
+                        s.count >= 1
+                            && (s.count - 1)
+                                .checked_mul(s.step)
+                                .and_then(|e| e.checked_add(s.first))
+                                .is_some_and(|last| last < self.input[a])
+                    })
+            })
+    }
+
+    /// Runs the step on the arena at `base`.
+    ///
+    /// # Safety
+    /// `base` must point to an arena holding the three buffers at their
+    /// offsets with [`Self::lens`] floats, the result overlapping neither
+    /// operand, and the step must be [`Self::consistent`] (both checked by
+    /// `Plan::validate`).
+    pub(crate) unsafe fn run(&self, base: *mut f32) {
+        let shared = Base(base);
+        let job = |piece: usize| {
+            let b = shared;
+            let (lo, hi) = even_piece(self.planes, self.pieces, piece);
+            for p in lo..hi {
+                // SAFETY: the caller's guarantee; plane p < planes, and pieces
+                // write disjoint planes.
+                unsafe { self.plane(b.0, p) }
+            }
+        };
+        if self.pieces <= 1 {
+            job(0);
+        } else {
+            team::run(self.pieces, &job);
+        }
+    }
+
+    /// One plane.
+    ///
+    /// # Safety
+    /// As [`Self::run`], with `p < planes`.
+    unsafe fn plane(&self, base: *mut f32, p: usize) {
+        let d = self.input.len();
+        // SAFETY: plane p of each buffer lies inside it; `argmax` returns an
+        // in-plane input index (every span is inside its axis) and `o` stays
+        // below `out_sp`.
+        unsafe {
+            let x = base.add(self.x + p * self.in_sp).cast_const();
+            let mut windows = [Span {
+                first: 0,
+                count: 1,
+                step: 1,
+            }; MAX_AXES];
+            let mut at = [0usize; MAX_AXES];
+            if self.grad {
+                let dy = base.add(self.v + p * self.out_sp).cast_const();
+                let dx = base.add(self.out + p * self.in_sp);
+                std::ptr::write_bytes(dx, 0, self.in_sp);
+                for o in 0..self.out_sp {
+                    for a in 0..d {
+                        windows[a] = self.spans[a][at[a]];
+                    }
+                    let i = self.argmax(x, &windows[..d]);
+                    *dx.add(i) += *dy.add(o);
+                    self.advance(&mut at[..d]);
+                }
+            } else {
+                let v = base.add(self.v + p * self.in_sp).cast_const();
+                let y = base.add(self.out + p * self.out_sp);
+                for o in 0..self.out_sp {
+                    for a in 0..d {
+                        windows[a] = self.spans[a][at[a]];
+                    }
+                    *y.add(o) = *v.add(self.argmax(x, &windows[..d]));
+                    self.advance(&mut at[..d]);
+                }
+            }
+        }
+    }
+
+    /// The next output position in row-major order (wrapping to all zeros).
+    fn advance(&self, at: &mut [usize]) {
+        for a in (0..at.len()).rev() {
+            at[a] += 1;
+            if at[a] < self.output[a] {
+                return;
+            }
+            at[a] = 0;
+        }
+    }
+
+    /// The plane index of the window's argmax: its positions in row-major
+    /// order, the first largest, a NaN counting as largest and a later NaN
+    /// replacing an earlier one.
+    ///
+    /// # Safety
+    /// `x` holds a plane; every span lies inside its axis.
+    unsafe fn argmax(&self, x: *const f32, windows: &[Span]) -> usize {
+        let d = windows.len();
+        let inner = windows[d - 1];
+        let mut at = [0usize; MAX_AXES];
+        let mut best = f32::NEG_INFINITY;
+        let mut best_i = usize::MAX;
+        loop {
+            let mut offset = 0;
+            for a in 0..d - 1 {
+                let w = windows[a];
+                offset += (w.first + at[a] * w.step) * self.x_strides[a];
+            }
+            let mut i = offset + inner.first;
+            for _ in 0..inner.count {
+                // SAFETY: i is an in-bounds position of the window in this plane.
+                let v = unsafe { *x.add(i) };
+                if best_i == usize::MAX || v > best || v.is_nan() {
+                    best = v;
+                    best_i = i;
+                }
+                i += inner.step;
+            }
+            let mut a = d - 1;
+            loop {
+                if a == 0 {
+                    return best_i;
+                }
+                a -= 1;
+                at[a] += 1;
+                if at[a] < windows[a].count {
+                    break;
+                }
+                at[a] = 0;
+            }
+        }
+    }
+}
+
+impl fmt::Display for PoolStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} of {} planes {:?}->{:?}, x {} {} {} {} {}, {} pieces",
+            if self.grad {
+                "max pool grad"
+            } else {
+                "max pool"
+            },
+            self.planes,
+            self.input,
+            self.output,
+            self.x,
+            if self.grad { "dy" } else { "v" },
+            self.v,
+            if self.grad { "dx" } else { "y" },
+            self.out,
+            self.pieces
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use graphc_ir::{AxisWindows, WindowAxis};
+
+    use super::*;
+    use crate::conv::tests::axis;
+
+    /// The argmax of each window by the definition: positions from
+    /// `WindowAxis::window` in row-major order, padding skipped.
+    fn reference_argmax(window: &Window, plane: &[f32]) -> Vec<usize> {
+        let d = window.axes.len();
+        let out: Vec<usize> = window.output_shape();
+        let total: usize = out.iter().product();
+        let mut result = Vec::new();
+        for flat in 0..total {
+            let mut o = vec![0; d];
+            let mut r = flat;
+            for a in (0..d).rev() {
+                o[a] = r % out[a];
+                r /= out[a];
+            }
+            let lists: Vec<Vec<usize>> = (0..d)
+                .map(|a| {
+                    let ax = &window.axes[a];
+                    let (start, len, step) = ax.window(o[a]);
+                    (0..len)
+                        .map(|k| start + (k * step) as isize)
+                        .filter(|&p| p >= 0 && (p as usize) < ax.input)
+                        .map(|p| p as usize)
+                        .collect()
+                })
+                .collect();
+            let mut best: Option<(f32, usize)> = None;
+            let mut idx = vec![0; d];
+            'scan: loop {
+                let mut i = 0;
+                for a in 0..d {
+                    i = i * window.axes[a].input + lists[a][idx[a]];
+                }
+                let v = plane[i];
+                best = match best {
+                    Some((b, _)) if !(v > b || v.is_nan()) => best,
+                    _ => Some((v, i)),
+                };
+                for a in (0..d).rev() {
+                    idx[a] += 1;
+                    if idx[a] < lists[a].len() {
+                        continue 'scan;
+                    }
+                    idx[a] = 0;
+                }
+                break;
+            }
+            result.push(best.unwrap().1);
+        }
+        result
+    }
+
+    fn check(window: &Window, planes: usize) {
+        let input: usize = window.input_shape().iter().product();
+        let output: usize = window.output_shape().iter().product();
+        // Few distinct values (ties), NaNs and infinities.
+        let specials = [
+            f32::NAN,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            -0.0,
+            0.0,
+            1.0,
+            1.0,
+            2.0,
+        ];
+        for threads in [1, 2] {
+            for grad in [false, true] {
+                let mut step = PoolStep::new(grad, window, planes, threads).unwrap();
+                if threads == 2 && planes >= 2 {
+                    step.pieces = 2;
+                }
+                assert!(step.consistent());
+                let (x_len, v_len, out_len) = step.lens().unwrap();
+                let x: Vec<f32> = (0..x_len)
+                    .map(|i| specials[(i * 7 + i / 3) % specials.len()])
+                    .collect();
+                let v: Vec<f32> = (0..v_len).map(|i| i as f32 * 0.5 + 0.25).collect();
+                let mut arena = x.clone();
+                arena.extend(&v);
+                arena.extend(vec![f32::NAN; out_len]);
+                (step.x, step.v, step.out) = (0, x_len, x_len + v_len);
+                // SAFETY: the arena holds x, v and the result one after another.
+                unsafe { step.run(arena.as_mut_ptr()) };
+                let mut expected = vec![0.0f32; out_len];
+                for p in 0..planes {
+                    let arg = reference_argmax(window, &x[p * input..(p + 1) * input]);
+                    for (o, &i) in arg.iter().enumerate() {
+                        if grad {
+                            expected[p * input + i] += v[p * output + o];
+                        } else {
+                            expected[p * output + o] = v[p * input + i];
+                        }
+                    }
+                }
+                let got = &arena[x_len + v_len..];
+                let bits = |s: &[f32]| s.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(got), bits(&expected), "{step}");
+            }
+        }
+    }
+
+    #[test]
+    fn argmax_and_gradient_match_the_definition_bit_for_bit() {
+        let w = |axes| Window { axes };
+        check(&w(vec![axis(9, 3, 2, 1, (1, 1))]), 3);
+        check(&w(vec![axis(10, 2, 2, 2, (1, 0))]), 2);
+        check(
+            &w(vec![axis(8, 2, 2, 1, (0, 0)), axis(8, 2, 2, 1, (0, 0))]),
+            4,
+        );
+        // Overlapping windows (the gradient adds twice), ceil-mode-like far padding.
+        check(
+            &w(vec![axis(7, 3, 2, 1, (1, 2)), axis(6, 3, 1, 2, (2, 1))]),
+            3,
+        );
+        let adaptive = |input, output| WindowAxis {
+            input,
+            output,
+            windows: AxisWindows::Adaptive,
+        };
+        check(&w(vec![adaptive(7, 3), adaptive(5, 5)]), 2);
+        check(&w(vec![adaptive(10, 4)]), 3);
+    }
+
+    #[test]
+    fn a_later_nan_replaces_an_earlier_one_and_ties_keep_the_first() {
+        let window = Window {
+            axes: vec![WindowAxis {
+                input: 6,
+                output: 1,
+                windows: AxisWindows::Adaptive,
+            }],
+        };
+        let mut step = PoolStep::new(false, &window, 1, 1).unwrap();
+        for (x, want) in [
+            ([1.0, 3.0, 3.0, f32::NAN, 0.0, f32::NAN], 5.0),
+            ([1.0, 3.0, 3.0, 2.0, 0.0, -1.0], 1.0),
+            ([f32::NEG_INFINITY; 6], 0.0),
+            ([f32::NAN, 9.0, 1.0, 2.0, 0.0, -1.0], 0.0),
+        ] {
+            let mut arena = x.to_vec();
+            arena.extend([0.0, 1.0, 2.0, 3.0, 4.0, 5.0, -1.0]);
+            (step.x, step.v, step.out) = (0, 6, 12);
+            // SAFETY: the arena holds x, v and the one-element result.
+            unsafe { step.run(arena.as_mut_ptr()) };
+            assert_eq!(arena[12], want, "{x:?}");
+        }
+    }
+}
