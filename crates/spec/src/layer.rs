@@ -321,11 +321,12 @@ fn check_name(raw: &Raw, taken: &[String], index: usize) -> Result<String, Probl
     Ok(s.clone())
 }
 
+/// The reader of a positive size per spatial axis.
+type SizesSeed<'a> =
+    crate::node::Seed<crate::axes::AxesNode<'a, fn(&Raw) -> Result<usize, Problem>>>;
+
 /// A positive size per spatial axis (`kernel_size`, `stride`, `dilation`).
-fn sizes(
-    ctx: &Ctx,
-    path: Path,
-) -> crate::node::Seed<crate::axes::AxesNode<'_, fn(&Raw) -> Result<usize, Problem>>> {
+fn sizes(ctx: &Ctx, path: Path) -> SizesSeed<'_> {
     axes(ctx, path, "a positive integer", &[], to_positive_usize)
 }
 
