@@ -51,7 +51,51 @@ fn layer() -> impl Strategy<Value = String> {
         1 => (-3i64..4).prop_map(|d| format!("{{type: softmax, dim: {d}}}")),
         1 => (-3i64..4).prop_map(|d| format!("{{type: log_softmax, dim: {d}}}")),
         1 => Just("{type: conv2d, out: 3}".to_string()),
+        3 => spatial_layer(),
     ]
+}
+
+/// Convolutions, poolings and `flatten` with small random arguments, valid or not.
+fn spatial_layer() -> impl Strategy<Value = String> {
+    let size = || prop_oneof![0u64..4, Just(1u64 << 40)];
+    let dims = prop_oneof![Just(1usize), Just(2)];
+    (
+        dims,
+        size(),
+        size(),
+        size(),
+        size(),
+        1u64..4,
+        any::<bool>(),
+        -4i64..4,
+        -4i64..4,
+    )
+        .prop_map(|(d, k, s, p, dil, g, flag, a, b)| {
+            let padding = if flag && p == 0 {
+                "same".to_string()
+            } else {
+                p.to_string()
+            };
+            match (d, a.rem_euclid(6)) {
+                (_, 0) => format!(
+                    "{{type: conv{d}d, out_channels: {g}, kernel_size: {k}, stride: {s}, \
+                     padding: {padding}, dilation: {dil}, groups: {g}, bias: {flag}}}"
+                ),
+                (_, 1) => format!(
+                    "{{type: max_pool{d}d, kernel_size: {k}, stride: {s}, padding: {p}, \
+                     dilation: {dil}, ceil_mode: {flag}}}"
+                ),
+                (_, 2) => format!(
+                    "{{type: avg_pool{d}d, kernel_size: {k}, stride: {s}, padding: {p}, \
+                     ceil_mode: {flag}, count_include_pad: {}}}",
+                    !flag
+                ),
+                (1, 3) => format!("{{type: adaptive_avg_pool1d, output_size: {k}}}"),
+                (_, 3) => format!("{{type: adaptive_max_pool2d, output_size: [{k}, null]}}"),
+                (_, 4) => format!("{{type: adaptive_avg_pool2d, output_size: {s}}}"),
+                (_, _) => format!("{{type: flatten, start_dim: {a}, end_dim: {b}}}"),
+            }
+        })
 }
 
 /// Each loss type with the keys it takes (PyTorch's keyword arguments); `triplet` is unknown.
@@ -235,6 +279,9 @@ fn spec_text() -> impl Strategy<Value = String> {
         60 => Just("[2]"),
         1 => Just("[3]"),
         1 => Just("[2, 2]"),
+        2 => Just("[1, 2]"),
+        2 => Just("[1, 1, 2]"),
+        2 => Just("[2, 1, 1]"),
         1 => Just("[]"),
         1 => Just("[0]"),
     ];
