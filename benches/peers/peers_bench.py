@@ -200,7 +200,7 @@ def torch_cnn(name, threads, steps_only=False):
 
 def peak_rss_mb():
     import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB; the *_mb fields are MiB
 
 def current_rss_mb():
     with open("/proc/self/statm") as f:

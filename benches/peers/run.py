@@ -168,9 +168,9 @@ def main():
               f" a step; first step incl. compile ≤ {FIRST_STEP_TARGET:g} × {jax_first:,.0f} ms"
               f" = {FIRST_STEP_TARGET * jax_first:,.1f} ms")
     for r in rss:
-        print(f"- PyTorch eager {r['peer'][-2:]}, convnet: RSS {r['rss_before_mb']:,.0f} MB after building the model,"
-              f" data and optimizer; peak {r['peak_rss_first_step_mb']:,.0f} MB over the first step and"
-              f" {r['peak_rss_mb']:,.0f} MB over 50 more (+{r['peak_rss_mb'] - r['rss_before_mb']:,.0f} MB)")
+        print(f"- PyTorch eager {r['peer'][-2:]}, convnet: RSS {r['rss_before_mb']:,.0f} MiB after building the model,"
+              f" data and optimizer; peak {r['peak_rss_first_step_mb']:,.0f} MiB over the first step and"
+              f" {r['peak_rss_mb']:,.0f} MiB over 50 more (+{r['peak_rss_mb'] - r['rss_before_mb']:,.0f} MiB)")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"date": started.isoformat(), "machine": m, "rows": rows,
