@@ -1,6 +1,7 @@
 //! One training step of every `specs/bench/*.yaml` workload (and
 //! `specs/iris.yaml`) on each backend, from the spec's first batch:
-//! `cargo bench -p graphc-benches [-- FILTER]`.
+//! `cargo bench -p graphc-benches [-- FILTER]`. A spec graphc cannot parse,
+//! load or compile (yet) is skipped with one line on stderr.
 
 use std::path::{Path, PathBuf};
 
@@ -19,6 +20,12 @@ fn workloads() -> Vec<PathBuf> {
     specs
 }
 
+/// A workload graphc cannot run yet (issue 12's CNN specs before their layers
+/// land) is reported and skipped, so the others are still measured.
+fn skip(what: &str, error: &dyn std::fmt::Display) {
+    eprintln!("{what}: skipped, graphc cannot run it yet: {error}");
+}
+
 fn training_step(c: &mut Criterion) {
     for spec_path in workloads() {
         let name = spec_path
@@ -26,9 +33,21 @@ fn training_step(c: &mut Criterion) {
             .unwrap()
             .to_string_lossy()
             .into_owned();
-        let spec = graphc::parse_spec(&spec_path).expect("spec parses");
+        let spec = match graphc::parse_spec(&spec_path) {
+            Ok(spec) => spec,
+            Err(e) => {
+                skip(&name, &e);
+                continue;
+            }
+        };
         let base = spec_path.parent().expect("spec has a directory");
-        let data = load_data(&spec, base).expect("data loads");
+        let data = match load_data(&spec, base) {
+            Ok(data) => data,
+            Err(e) => {
+                skip(&name, &e);
+                continue;
+            }
+        };
         let rows: Vec<usize> = (0..spec.data.batch_size.min(data.train.len())).collect();
         let (mut x, mut y) = (Vec::new(), BatchTargets::Floats(Vec::new()));
         data.train.gather(&rows, &mut x, &mut y);
@@ -37,7 +56,13 @@ fn training_step(c: &mut Criterion) {
             group.sample_size(10);
         }
         for &kind in BackendKind::ALL {
-            let mut trainer = prepare(&spec, base, &data, kind.backend()).expect("compiles");
+            let mut trainer = match prepare(&spec, base, &data, kind.backend()) {
+                Ok(trainer) => trainer,
+                Err(e) => {
+                    skip(&format!("{name}/{}", kind.name()), &e);
+                    continue;
+                }
+            };
             group.bench_function(kind.name(), |b| {
                 b.iter(|| trainer.step(&x, &y).expect("steps"))
             });
