@@ -14,9 +14,10 @@ use graphc::stages::train::{EvalData, Model};
 pub struct EvalArgs {
     /// The spec file the weights were trained from.
     pub spec: PathBuf,
-    /// The trained weights: DIR/model.safetensors, or the run directory DIR.
+    /// The trained weights: DIR/model.safetensors, or the run directory DIR (default: the
+    /// spec's model.init.from).
     #[arg(long)]
-    pub weights: PathBuf,
+    pub weights: Option<PathBuf>,
     /// A CSV file to evaluate on (default: the spec's validation set, else its training set).
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -35,7 +36,7 @@ pub struct EvalArgs {
 /// Runs `graphc eval`.
 pub fn run(args: &EvalArgs) -> Result<()> {
     let kind = crate::backend_kind(&args.backend)?;
-    let model = Model::load(&args.spec, &args.weights)?;
+    let model = Model::load(&args.spec, args.weights.as_deref())?;
     let which = match &args.data {
         Some(path) => EvalData::Csv(path),
         None => EvalData::Spec,

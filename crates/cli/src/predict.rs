@@ -14,9 +14,10 @@ use graphc::stages::train::{write_text, Model};
 pub struct PredictArgs {
     /// The spec file the weights were trained from.
     pub spec: PathBuf,
-    /// The trained weights: DIR/model.safetensors, or the run directory DIR.
+    /// The trained weights: DIR/model.safetensors, or the run directory DIR (default: the
+    /// spec's model.init.from).
     #[arg(long)]
-    pub weights: PathBuf,
+    pub weights: Option<PathBuf>,
     /// The samples: a CSV file with the spec's feature columns (target columns may be absent).
     #[arg(long)]
     pub data: PathBuf,
@@ -31,7 +32,7 @@ pub struct PredictArgs {
 /// Runs `graphc predict`.
 pub fn run(args: &PredictArgs) -> Result<()> {
     let kind = crate::backend_kind(&args.backend)?;
-    let model = Model::load(&args.spec, &args.weights)?;
+    let model = Model::load(&args.spec, args.weights.as_deref())?;
     let data = model.unlabelled(&args.data)?;
     let mut trainer = model.compile(&data, kind.backend())?;
     let text = model.predictions_csv(&mut trainer, &data)?;
