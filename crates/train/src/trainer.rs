@@ -392,8 +392,10 @@ impl Trainer {
         self.session.run(index, &args)?;
         drop(args);
         self.last_step = Some(index);
-        let compiled = self.session.get(index);
-        let loss = compiled.exe.output(compiled.step.loss_output)[0];
+        let loss = self
+            .session
+            .exe(index)
+            .output(self.session.get(index).step.loss_output)[0];
         if kind == Kind::Update {
             self.step_count += 1;
             self.pending = 0;
@@ -705,8 +707,12 @@ impl Trainer {
     /// The model output of the last batch [`Trainer::step_batch`] ran (before its update),
     /// row-major; `None` before the first step.
     pub fn last_output(&self) -> Option<&[f32]> {
-        let compiled = self.session.get(self.last_step?);
-        Some(compiled.exe.output(compiled.step.model_output))
+        let index = self.last_step?;
+        Some(
+            self.session
+                .exe(index)
+                .output(self.session.get(index).step.model_output),
+        )
     }
 
     /// How the model's outputs are scored: accuracy (classifiers) or RMSE (regressors).
@@ -735,8 +741,8 @@ impl Trainer {
             let index = self.session.program(rows.len(), kind)?;
             self.session
                 .run(index, &[Arg::F32(&features), targets_arg(&targets)])?;
-            let compiled = self.session.get(index);
-            f(compiled.exe.as_ref(), &compiled.step, rows.len(), &targets);
+            let step = &self.session.get(index).step;
+            f(self.session.exe(index), step, rows.len(), &targets);
             start += rows.len();
         }
         Ok(())
