@@ -6,7 +6,7 @@
 use graphc_ir::{Arg, Backend, Executable, IrError};
 use graphc_nn::sched::SchedulerKeys;
 use graphc_nn::{build_update_graph, hyper_value, initial_groups, UpdateGraph};
-use graphc_spec::{OptimizerKind, OptimizerSpec};
+use graphc_spec::{shown_list, OptimizerKind, OptimizerSpec};
 
 use crate::trainer::{GroupState, OptimizerState};
 use crate::{NamedTensor, TrainError};
@@ -82,9 +82,9 @@ impl Optimizer {
         let i = self.index(name)?;
         if grad.len() != self.grads[i].len() {
             return Err(TrainError::Data(format!(
-                "the gradient of `{name}` needs {} values (shape {:?}), got {}",
+                "the gradient of `{name}` needs {} values (shape {}), got {}",
                 self.grads[i].len(),
-                self.update.params[i].shape,
+                shown_list(&self.update.params[i].shape),
                 grad.len()
             )));
         }

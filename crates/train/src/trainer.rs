@@ -16,7 +16,7 @@ use graphc_nn::{
     default_init, group_of, hyper_value_by, initial_groups, ParamInfo, StepGraph, TargetLayout,
 };
 use graphc_nn::{task_of, Task};
-use graphc_spec::{HyperValue, Interval, OptimizerKind, Reduction, Spec};
+use graphc_spec::{shown_list, HyperValue, Interval, OptimizerKind, Reduction, Spec};
 use smallvec::SmallVec;
 
 use crate::session::{Kind, Session};
@@ -292,14 +292,17 @@ impl Trainer {
         for p in expected {
             let Some(t) = tensors.iter().find(|t| t.name == p.name) else {
                 return Err(format!(
-                    "missing tensor `{}` of shape {:?}",
-                    p.name, p.shape
+                    "missing tensor `{}` of shape {}",
+                    p.name,
+                    shown_list(&p.shape)
                 ));
             };
             if t.shape != p.shape {
                 return Err(format!(
-                    "tensor `{}` has shape {:?}, the model needs {:?}",
-                    p.name, t.shape, p.shape
+                    "tensor `{}` has shape {}, the model needs {}",
+                    p.name,
+                    shown_list(&t.shape),
+                    shown_list(&p.shape)
                 ));
             }
         }
@@ -592,8 +595,9 @@ impl Trainer {
                 }
                 Some(t) if &t.shape != shape => {
                     return Err(format!(
-                        "optimizer state `{name}` has shape {:?}, the spec needs {shape:?}",
-                        t.shape
+                        "optimizer state `{name}` has shape {}, the spec needs {}",
+                        shown_list(&t.shape),
+                        shown_list(shape)
                     ))
                 }
                 Some(_) => {}
