@@ -260,13 +260,14 @@ impl EpochLog {
         self.stride = self.stride.max(1);
         self.count += 1;
         let position = self.count;
-        if position == 1 || position % self.stride == 0 {
+        if position == 1 || position.is_multiple_of(self.stride) {
             self.kept.push((position, row));
         }
         while self.kept.len() > MAX_TABLE_ROWS {
             self.stride *= 2;
             let stride = self.stride;
-            self.kept.retain(|&(p, _)| p == 1 || p % stride == 0);
+            self.kept
+                .retain(|&(p, _)| p == 1 || p.is_multiple_of(stride));
         }
         self.last = Some(row);
     }
