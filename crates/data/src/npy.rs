@@ -115,7 +115,7 @@ fn read_npz_member(
         let have = if names.is_empty() {
             "no arrays".to_owned()
         } else {
-            format!("the arrays {}", names.join(", "))
+            format!("the arrays {}", graphc_spec::shown_items(&names))
         };
         file_error(
             path,
@@ -624,10 +624,7 @@ fn element_location(name: &str, shape: &[usize], i: usize) -> String {
     match index.as_slice() {
         [r] => format!("{name} row {r}"),
         [r, c] => format!("{name} row {r}, column {c}"),
-        _ => {
-            let parts: Vec<String> = index.iter().map(usize::to_string).collect();
-            format!("{name} at [{}]", parts.join(", "))
-        }
+        _ => format!("{name} at {}", graphc_spec::shown_list(&index)),
     }
 }
 
@@ -636,10 +633,7 @@ fn element_location(name: &str, shape: &[usize], i: usize) -> String {
 fn shape_text(shape: &[usize]) -> String {
     match shape {
         [d] => format!("({d},)"),
-        _ => {
-            let list = graphc_spec::shown_list(shape);
-            format!("({})", &list[1..list.len() - 1])
-        }
+        _ => format!("({})", graphc_spec::shown_items(shape)),
     }
 }
 

@@ -26,7 +26,7 @@ use std::path::Path;
 use serde::de::DeserializeSeed;
 
 pub use error::SpecError;
-pub use show::shown_list;
+pub use show::{shown_items, shown_list};
 pub use types::*;
 pub use vocab::{LayerType, LossType, OptimizerType, SchedulerType, SourceFormat, Vocabulary};
 

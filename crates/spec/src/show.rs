@@ -11,7 +11,12 @@ const SHOWN_ITEMS: usize = 8;
 /// `items` as `[3, 4]` (what `{:?}` prints for a short list of numbers), or, beyond
 /// [`SHOWN_ITEMS`], the first ones and the count: `[1, 1, 1, 1, 1, 1, 1, 1, … (100000 in all)]`.
 pub fn shown_list<T: Display>(items: &[T]) -> String {
-    let mut text = String::from("[");
+    format!("[{}]", shown_items(items))
+}
+
+/// [`shown_list`] without the brackets: `0.weight, 0.bias`, for names and tuples.
+pub fn shown_items<T: Display>(items: &[T]) -> String {
+    let mut text = String::new();
     for (i, item) in items.iter().take(SHOWN_ITEMS).enumerate() {
         if i > 0 {
             text.push_str(", ");
@@ -21,7 +26,6 @@ pub fn shown_list<T: Display>(items: &[T]) -> String {
     if items.len() > SHOWN_ITEMS {
         text.push_str(&format!(", … ({} in all)", items.len()));
     }
-    text.push(']');
     text
 }
 
@@ -38,5 +42,6 @@ mod tests {
             shown_list(&axes),
             "[1, 1, 1, 1, 1, 1, 1, 1, … (100000 in all)]"
         );
+        assert_eq!(shown_items(&["0.weight", "0.bias"]), "0.weight, 0.bias");
     }
 }

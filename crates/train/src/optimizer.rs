@@ -72,7 +72,7 @@ impl Optimizer {
                 let names: Vec<&str> = self.update.params.iter().map(|p| p.name.as_str()).collect();
                 TrainError::Data(format!(
                     "no parameter `{name}`; the parameters are {}",
-                    names.join(", ")
+                    graphc_spec::shown_items(&names)
                 ))
             })
     }

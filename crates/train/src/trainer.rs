@@ -285,7 +285,7 @@ impl Trainer {
                 return Err(format!(
                     "tensor `{}` is not a parameter of this model; its parameters are {}",
                     t.name,
-                    names.join(", ")
+                    graphc_spec::shown_items(&names)
                 ));
             }
         }
@@ -563,8 +563,8 @@ impl Trainer {
             if *names != saved_group.params {
                 return Err(format!(
                     "param group {i} holds {} in the checkpoint, {} with the spec",
-                    saved_group.params.join(", "),
-                    names.join(", ")
+                    graphc_spec::shown_items(&saved_group.params),
+                    graphc_spec::shown_items(names)
                 ));
             }
             let spec_group = graphc_nn::group_settings(&self.spec().optimizer, *g);

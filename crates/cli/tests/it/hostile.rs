@@ -540,6 +540,23 @@ const CASES: &[Case] = &[
         ]),
         out: Out::Absent,
     },
+    Case {
+        name: "a CSV header of 100,000 columns without the target",
+        kind: Kind::Long,
+        setup: |d| {
+            write(d, "spec.yaml", SPEC);
+            let header: Vec<String> = (0..100_000).map(|i| format!("c{i}")).collect();
+            write(d, "data.csv", &format!("{}\n", header.join(",")));
+        },
+        args: &["train", "spec.yaml", "--out", "out"],
+        stdout: Sink::Captured,
+        stderr: Sink::Captured,
+        expect: Expect::Fails(&[
+            "no column named `y` (a target in the spec); the columns are `c0`, `c1`, ",
+            "`c7`, … (100000 in all)",
+        ]),
+        out: Out::Absent,
+    },
     // Standard output and error.
     Case {
         name: "inspect into a closed pipe",
