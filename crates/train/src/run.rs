@@ -288,7 +288,8 @@ pub fn resume(
 /// run. A new or empty directory is written directly; one that holds the checkpoint being
 /// resumed, or anything else when `overwrite` is set, gets the run's files only once the run
 /// has succeeded (they are made in a staging directory inside it); any other non-empty one is
-/// refused. A failed run leaves the directory as it was.
+/// refused. A failed run leaves the directory as it was, but for the checkpoints a resume of the
+/// directory's own checkpoint has promoted into it (see `rundir.rs`).
 pub fn train_or_resume(
     spec_path: &Path,
     options: RunOptions,

@@ -41,6 +41,8 @@ pub const LOCK_FILE: &str = ".graphc.lock";
 pub const MANIFEST_FILE: &str = ".graphc-files";
 /// The name of a staging directory, before the PID.
 const STAGING_PREFIX: &str = ".graphc-staging-";
+/// The name of a staged `metrics.jsonl`'s link while it is renamed into place, before the PID.
+const METRICS_LINK_PREFIX: &str = ".graphc-metrics-";
 /// The file that marks a staging directory as graphc's.
 const STAGING_MARKER: &str = ".graphc-staging";
 /// The metrics file of a run.
@@ -235,7 +237,8 @@ impl RunDir {
     }
 
     /// Removes the staging directories of killed runs (named and marked as graphc's; no run
-    /// holds them, as this one holds the lock).
+    /// holds them, as this one holds the lock), and the link to a staged `metrics.jsonl` a
+    /// killed resume left before renaming it into place.
     fn remove_dead_staging(&self) {
         let Ok(entries) = fs::read_dir(&self.out) else {
             return;
@@ -250,6 +253,13 @@ impl RunDir {
                 && fs::symlink_metadata(path.join(STAGING_MARKER)).is_ok_and(|m| m.is_file());
             if ours {
                 let _ = fs::remove_dir_all(&path);
+            } else if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(METRICS_LINK_PREFIX)
+                && entry.file_type().is_ok_and(|t| t.is_file())
+            {
+                let _ = fs::remove_file(&path);
             }
         }
     }
@@ -357,7 +367,7 @@ impl RunDir {
 /// copy renamed into place, made again at each checkpoint (`false`). The rename replaces what
 /// is at that name without following it; until it happens `out/metrics.jsonl` is the old one.
 pub(crate) fn promote_metrics(staged: &Path, out: &Path) -> Result<bool, TrainError> {
-    let temporary = out.join(format!(".graphc-metrics-{}", std::process::id()));
+    let temporary = out.join(format!("{METRICS_LINK_PREFIX}{}", std::process::id()));
     let _ = fs::remove_file(&temporary);
     let linked = match fs::hard_link(staged, &temporary) {
         Ok(()) => true,
