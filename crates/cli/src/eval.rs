@@ -2,11 +2,11 @@
 //! RMSE) of trained weights on the spec's validation set, its training set, or a CSV file;
 //! with `--per-sample`, each sample's loss as CSV.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use graphc::stages::train::console::{self, Stream};
 use graphc::stages::train::{EvalData, Model};
 
 /// The arguments of `graphc eval`.
@@ -58,10 +58,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         for (i, l) in losses.iter().enumerate() {
             text += &format!("{i},{l}\n");
         }
-        std::io::stdout().lock().write_all(text.as_bytes())?;
-        eprintln!("{summary}");
+        crate::out(&text)?;
+        console::println(Stream::Stderr, &summary)?;
+        Ok(())
     } else {
-        println!("{summary}");
+        crate::outln(&summary)
     }
-    Ok(())
 }

@@ -2,11 +2,11 @@
 //! predictions for the samples of a CSV file, as CSV — class names (from the run's
 //! `labels.json`) or indices for classifiers, values for regressors — written atomically.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use graphc::stages::train::console::{self, Stream};
 use graphc::stages::train::{write_text, Model};
 
 /// The arguments of `graphc predict`.
@@ -39,9 +39,9 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     match &args.out {
         Some(path) => {
             write_text(path, &text)?;
-            eprintln!("wrote {} predictions to {}", data.len(), path.display());
+            let line = format!("wrote {} predictions to {}", data.len(), path.display());
+            Ok(console::println(Stream::Stderr, &line)?)
         }
-        None => std::io::stdout().lock().write_all(text.as_bytes())?,
+        None => crate::out(&text),
     }
-    Ok(())
 }

@@ -1,7 +1,7 @@
 //! Layers as graph builders: `nn.Sequential` of the spec's `model.layers`.
 
 use graphc_ir::{BinaryOp, CompareOp, Graph, NodeId, ReduceOp, UnaryOp};
-use graphc_spec::{LayerKind, LayerSpec, LayerType, ModelSpec};
+use graphc_spec::{shown_list, LayerKind, LayerSpec, LayerType, ModelSpec};
 
 use crate::NnError;
 
@@ -103,8 +103,8 @@ fn layer_label(index: usize, layer: &LayerSpec) -> String {
 pub fn describe_model(model: &ModelSpec, batch: usize) -> Result<Vec<LayerInfo>, NnError> {
     if model.input.is_empty() || model.input.contains(&0) {
         return Err(NnError::Model(format!(
-            "input shape {:?} must list positive sizes",
-            model.input
+            "input shape {} must list positive sizes",
+            shown_list(&model.input)
         )));
     }
     let mut shape = model.input.clone();
@@ -156,7 +156,8 @@ fn describe_layer(
                 let mut batched = vec![batch];
                 batched.extend_from_slice(shape);
                 return Err(err(format!(
-                    "dim {dim} is out of range for a tensor of shape {batched:?}"
+                    "dim {dim} is out of range for a tensor of shape {}",
+                    shown_list(&batched)
                 )));
             }
             shape.to_vec()

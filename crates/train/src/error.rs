@@ -104,6 +104,10 @@ pub enum TrainError {
         /// The limit in bytes.
         limit: u128,
     },
+
+    /// Standard output or standard error could not be written.
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
 }
 
 impl From<graphc_nn::NnError> for TrainError {
@@ -166,6 +170,11 @@ pub(crate) fn show_bytes(bytes: u128) -> String {
 }
 
 impl TrainError {
+    /// The error is a write to a standard stream whose reader went away (a closed pipe).
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, TrainError::Console(e) if e.is_broken_pipe())
+    }
+
     /// Builds a [`DataError::Io`] from an `std::io::Error`.
     pub(crate) fn io(
         action: &'static str,

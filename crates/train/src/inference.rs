@@ -39,7 +39,7 @@ pub enum EvalData<'a> {
 
 /// The number of classes of a classifier spec: the last layer's output width, as `labels.json`
 /// must name them (described without building anything, so it is cheap).
-fn classes_of(spec: &Spec) -> Result<usize, TrainError> {
+pub(crate) fn classes_of(spec: &Spec) -> Result<usize, TrainError> {
     let layers = graphc_nn::describe_model(&spec.model, 1)?;
     let output = layers.last().map_or(&spec.model.input, |l| &l.output);
     Ok(output.last().copied().unwrap_or(1))

@@ -7,7 +7,7 @@
 use graphc_ir::{Arg, Backend, IrError};
 use graphc_nn::sched::SchedulerKeys;
 use graphc_nn::{build_update_graph, hyper_value, initial_groups, UpdateGraph};
-use graphc_spec::{OptimizerKind, OptimizerSpec};
+use graphc_spec::{shown_list, OptimizerKind, OptimizerSpec};
 
 use crate::session::Store;
 use crate::trainer::{GroupState, OptimizerState};
@@ -82,7 +82,7 @@ impl Optimizer {
                 let names: Vec<&str> = self.update.params.iter().map(|p| p.name.as_str()).collect();
                 TrainError::Data(format!(
                     "no parameter `{name}`; the parameters are {}",
-                    names.join(", ")
+                    graphc_spec::shown_items(&names)
                 ))
             })
     }
@@ -92,9 +92,9 @@ impl Optimizer {
         let i = self.index(name)?;
         if grad.len() != self.grads[i].len() {
             return Err(TrainError::Data(format!(
-                "the gradient of `{name}` needs {} values (shape {:?}), got {}",
+                "the gradient of `{name}` needs {} values (shape {}), got {}",
                 self.grads[i].len(),
-                self.update.params[i].shape,
+                shown_list(&self.update.params[i].shape),
                 grad.len()
             )));
         }

@@ -16,7 +16,7 @@ use graphc_nn::{
     default_init, group_of, hyper_value_by, initial_groups, ParamInfo, StepGraph, TargetLayout,
 };
 use graphc_nn::{task_of, Task};
-use graphc_spec::{HyperValue, Interval, OptimizerKind, Reduction, Spec};
+use graphc_spec::{shown_list, HyperValue, Interval, OptimizerKind, Reduction, Spec};
 use smallvec::SmallVec;
 
 use crate::session::{Kind, Session};
@@ -285,21 +285,24 @@ impl Trainer {
                 return Err(format!(
                     "tensor `{}` is not a parameter of this model; its parameters are {}",
                     t.name,
-                    names.join(", ")
+                    graphc_spec::shown_items(&names)
                 ));
             }
         }
         for p in expected {
             let Some(t) = tensors.iter().find(|t| t.name == p.name) else {
                 return Err(format!(
-                    "missing tensor `{}` of shape {:?}",
-                    p.name, p.shape
+                    "missing tensor `{}` of shape {}",
+                    p.name,
+                    shown_list(&p.shape)
                 ));
             };
             if t.shape != p.shape {
                 return Err(format!(
-                    "tensor `{}` has shape {:?}, the model needs {:?}",
-                    p.name, t.shape, p.shape
+                    "tensor `{}` has shape {}, the model needs {}",
+                    p.name,
+                    shown_list(&t.shape),
+                    shown_list(&p.shape)
                 ));
             }
         }
@@ -562,8 +565,8 @@ impl Trainer {
             if *names != saved_group.params {
                 return Err(format!(
                     "param group {i} holds {} in the checkpoint, {} with the spec",
-                    saved_group.params.join(", "),
-                    names.join(", ")
+                    graphc_spec::shown_items(&saved_group.params),
+                    graphc_spec::shown_items(names)
                 ));
             }
             let spec_group = graphc_nn::group_settings(&self.spec().optimizer, *g);
@@ -594,8 +597,9 @@ impl Trainer {
                 }
                 Some(t) if &t.shape != shape => {
                     return Err(format!(
-                        "optimizer state `{name}` has shape {:?}, the spec needs {shape:?}",
-                        t.shape
+                        "optimizer state `{name}` has shape {}, the spec needs {}",
+                        shown_list(&t.shape),
+                        shown_list(shape)
                     ))
                 }
                 Some(_) => {}

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use graphc_data::write_atomic;
+use graphc_spec::shown_list;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::TrainError;
@@ -107,9 +108,9 @@ pub fn write_safetensors(path: &Path, tensors: &[NamedTensor]) -> Result<(), Tra
             .try_fold(1usize, |acc, &d| acc.checked_mul(d));
         if expected != Some(t.data.len()) {
             return Err(bad(format!(
-                "tensor `{}` has shape {:?} but {} values; this is a bug in the caller",
+                "tensor `{}` has shape {} but {} values; this is a bug in the caller",
                 t.name,
-                t.shape,
+                shown_list(&t.shape),
                 t.data.len()
             )));
         }

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod cli;
+mod hostile;
 mod loss_cmd;
 mod resume_cli;
 mod run_dir;
