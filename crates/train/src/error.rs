@@ -65,7 +65,7 @@ pub enum TrainError {
     },
 
     /// Loaded weights, optimizer state or gradient sums holding NaN or an infinity.
-    #[error("{origin}: {kind} \"{tensor}\" holds {value} at {index:?}; graphc loads only finite values (a run that diverged saves nothing)")]
+    #[error("{origin}: {kind} \"{tensor}\" holds {value} at {index:?}; graphc loads only finite values")]
     NonFinite {
         /// Where the tensors came from: `init.from PATH`, `--weights PATH`, `checkpoint `DIR``.
         origin: String,
