@@ -65,7 +65,9 @@ pub enum TrainError {
     },
 
     /// Loaded weights, optimizer state or gradient sums holding NaN or an infinity.
-    #[error("{origin}: {kind} \"{tensor}\" holds {value} at {index:?}; graphc loads only finite values")]
+    #[error(
+        "{origin}: {kind} \"{tensor}\" holds {value} at {index:?}; graphc loads only finite values"
+    )]
     NonFinite {
         /// Where the tensors came from: `init.from PATH`, `--weights PATH`, `checkpoint `DIR``.
         origin: String,

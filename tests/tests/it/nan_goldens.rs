@@ -153,7 +153,9 @@ fn run_op(op: &str, case: &Value, backend: BackendKind) -> Run {
     exe.run(&[]).expect("runs");
     Run {
         value: exe.output(0).to_vec(),
-        grads: (0..grads.len()).map(|i| exe.output(1 + i).to_vec()).collect(),
+        grads: (0..grads.len())
+            .map(|i| exe.output(1 + i).to_vec())
+            .collect(),
     }
 }
 
@@ -163,8 +165,9 @@ fn run_cross_entropy(case: &Value, backend: BackendKind) -> Run {
     let loss = spec::parse_loss_str(&loss_text, Path::new("golden")).expect("loss parses");
     let logits = tensor(&case["inputs"][0]);
     let targets = tensor(&case["inputs"][1]);
-    let mut built = nn::build_loss_graph(&loss, &logits.shape, &TensorType::i64(&targets.shape), true)
-        .expect("loss builds");
+    let mut built =
+        nn::build_loss_graph(&loss, &logits.shape, &TensorType::i64(&targets.shape), true)
+            .expect("loss builds");
     opt::optimize(&mut built.graph).expect("optimizes");
     let mut exe = backend.backend().compile(&built.graph).expect("compiles");
     exe.write("input", &f32s(&logits)).expect("a parameter");
@@ -237,7 +240,13 @@ fn compare(
 fn bits(values: &[f32]) -> Vec<u32> {
     values
         .iter()
-        .map(|v| if v.is_nan() { f32::NAN.to_bits() } else { v.to_bits() })
+        .map(|v| {
+            if v.is_nan() {
+                f32::NAN.to_bits()
+            } else {
+                v.to_bits()
+            }
+        })
         .collect()
 }
 
@@ -246,8 +255,12 @@ fn check(op: &str) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("goldens/nan")
         .join(format!("{op}.json"));
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run tools/goldens/nan_semantics.py)", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run tools/goldens/nan_semantics.py)",
+            path.display()
+        )
+    });
     let golden: Value = serde_json::from_str(&text).expect("golden JSON");
     assert_eq!(golden["op"], op);
     let exact = golden["exact"].as_bool().expect("exact");
@@ -305,7 +318,9 @@ fn check(op: &str) {
                 }
                 for (a, b) in pair[0].grads.iter().zip(&pair[1].grads) {
                     if bits(a) != bits(b) {
-                        failures.push(format!("{op}/{name}: the backends' gradients differ in bits"));
+                        failures.push(format!(
+                            "{op}/{name}: the backends' gradients differ in bits"
+                        ));
                     }
                 }
             }

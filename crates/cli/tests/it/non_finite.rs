@@ -36,7 +36,11 @@ fn weights(at: usize, value: f32) -> Vec<NamedTensor> {
     vec![
         tensor("0.weight", &[3, 2], w0),
         tensor("0.bias", &[3], vec![0.1, -0.1, 0.0]),
-        tensor("2.weight", &[3, 3], (0..9).map(|i| 0.05 * i as f32 - 0.2).collect()),
+        tensor(
+            "2.weight",
+            &[3, 3],
+            (0..9).map(|i| 0.05 * i as f32 - 0.2).collect(),
+        ),
         tensor("2.bias", &[3], vec![0.0; 3]),
     ]
 }
@@ -61,9 +65,15 @@ fn nan_init_weights_are_refused_naming_the_tensor_and_index() {
     let o = train(dir.path(), &[]);
     assert_clear_failure(
         &o,
-        &["init.from ", "init.safetensors: tensor \"0.weight\" holds NaN at [2, 1]"],
+        &[
+            "init.from ",
+            "init.safetensors: tensor \"0.weight\" holds NaN at [2, 1]",
+        ],
     );
-    assert!(!dir.path().join("out").exists(), "a refused run writes nothing");
+    assert!(
+        !dir.path().join("out").exists(),
+        "a refused run writes nothing"
+    );
 }
 
 #[test]
@@ -71,7 +81,10 @@ fn infinite_init_weights_are_refused_not_reported_as_divergence() {
     let dir = setup(&weights(0, f32::NEG_INFINITY));
     let o = train(dir.path(), &[]);
     let err = assert_clear_failure(&o, &["tensor \"0.weight\" holds -inf at [0, 0]"]);
-    assert!(!err.contains("learning rate") && !err.contains("training diverged"), "{err}");
+    assert!(
+        !err.contains("learning rate") && !err.contains("training diverged"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -170,7 +183,10 @@ train: {epochs: 1}
     )
     .unwrap();
     let o = train(dir.path(), &[]);
-    let err = assert_clear_failure(&o, &["the loss is inf at step 1 (epoch 1), before any update"]);
+    let err = assert_clear_failure(
+        &o,
+        &["the loss is inf at step 1 (epoch 1), before any update"],
+    );
     assert!(!err.contains("lower the learning rate"), "{err}");
     assert!(!dir.path().join("out").exists());
 }

@@ -97,7 +97,9 @@ fn fit_refuses_weights_set_by_hand_holding_nan_naming_the_tensor() {
     .unwrap_err()
     .to_string();
     assert!(
-        err.starts_with("the weights training started from: parameter \"0.weight\" holds NaN at [0, 1]"),
+        err.starts_with(
+            "the weights training started from: parameter \"0.weight\" holds NaN at [0, 1]"
+        ),
         "{err}"
     );
     assert_eq!(trainer.step_count(), 0, "no step ran");
