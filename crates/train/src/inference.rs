@@ -272,7 +272,7 @@ impl Model {
         backend: Box<dyn Backend>,
     ) -> Result<Trainer, TrainError> {
         let mut trainer = Trainer::new(self.spec.clone(), backend, layout_of(&data.targets))?;
-        trainer.load_init(&self.weights)?;
+        trainer.load_weights(&self.weights)?;
         if let Targets::Classes { indices, .. } = &data.targets {
             trainer.check_targets(indices, &|row| data.row_location(row))?;
         }

@@ -20,6 +20,7 @@ use graphc_spec::{shown_list, HyperValue, Interval, OptimizerKind, Reduction, Sp
 use smallvec::SmallVec;
 
 use crate::session::{Kind, Session};
+use crate::weights::{check_finite, check_finite_values};
 use crate::{read_safetensors, BatchTargets, Dataset, NamedTensor, TrainError};
 
 /// Loss and quality of the model on a data set.
@@ -235,6 +236,26 @@ impl Trainer {
         Some(self.session.value(id))
     }
 
+    /// Refuses parameters, optimizer state or pending gradient sums holding NaN or an
+    /// infinity, naming `origin` and the first such value (training from them could only give
+    /// NaN losses, which would be blamed on the learning rate).
+    pub fn check_finite(&self, origin: &str) -> Result<(), TrainError> {
+        let step = self.main_step();
+        let values = |name: &str| self.param(name).unwrap_or_default();
+        for p in &step.params {
+            check_finite_values(origin, "parameter", &p.name, &p.shape, values(&p.name))?;
+        }
+        for (name, shape) in &step.state {
+            check_finite_values(origin, "optimizer state", name, shape, values(name))?;
+        }
+        if self.pending > 0 {
+            for (name, shape) in &step.accumulators {
+                check_finite_values(origin, "accumulated gradient", name, shape, values(name))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Overwrites a parameter (or state buffer) by name.
     pub fn set_param(&mut self, name: &str, data: &[f32]) -> Result<(), TrainError> {
         let Some(id) = self.session.id(name) else {
@@ -261,15 +282,29 @@ impl Trainer {
         }
     }
 
-    /// Loads initial parameters from a safetensors file with `state_dict`
-    /// names; a missing, extra or misshapen tensor is an error naming it.
+    /// Loads initial parameters (`model.init.from`) from a safetensors file with
+    /// `state_dict` names; a missing, extra or misshapen tensor, or one holding NaN or an
+    /// infinity, is an error naming it.
     pub fn load_init(&mut self, path: &Path) -> Result<(), TrainError> {
+        self.load_params_file(path, "init.from")
+    }
+
+    /// Loads trained parameters to evaluate or predict with (`--weights`), checked as
+    /// [`Trainer::load_init`] checks them.
+    pub fn load_weights(&mut self, path: &Path) -> Result<(), TrainError> {
+        self.load_params_file(path, "--weights")
+    }
+
+    /// Reads `path` and sets every parameter from it; `origin` names it in messages.
+    fn load_params_file(&mut self, path: &Path, origin: &str) -> Result<(), TrainError> {
         let tensors = read_safetensors(path)?;
         let err = |message: String| TrainError::Init {
             path: path.to_path_buf(),
             message,
         };
         self.check_params(&tensors).map_err(err)?;
+        let origin = format!("{origin} {}", path.display());
+        check_finite(&origin, "tensor", &tensors)?;
         for t in tensors {
             self.set_param(&t.name, &t.data)?;
         }
@@ -518,6 +553,9 @@ impl Trainer {
                 )))
             }
         }
+        check_finite(what, "parameter", &state.params)?;
+        check_finite(what, "optimizer state", &state.optimizer.state)?;
+        check_finite(what, "accumulated gradient", &state.optimizer.accumulated)?;
         for t in state.params.iter().chain(&state.optimizer.state) {
             self.set_param(&t.name, &t.data)?;
         }

@@ -7,6 +7,7 @@ mod backends_agree;
 mod docs_examples;
 mod ir_snapshots;
 mod loss_goldens;
+mod nan_goldens;
 mod optimizer_goldens;
 mod pytorch_goldens;
 mod resume;
