@@ -87,10 +87,10 @@ pub fn vjp(
                     let gy_c = graph.binary(Div, gy, c)?;
                     (da, graph.unary(UnaryOp::Neg, gy_c)?)
                 }
-                // d max(a,c) = (a>c, c>a), ties split evenly as torch.maximum does
-                BinaryOp::Max => winner_split(graph, g, a, c, CompareOp::Gt, &shape)?,
-                // d min(a,c) = (a<c, c<a), ties split evenly as torch.minimum does
-                BinaryOp::Min => winner_split(graph, g, a, c, CompareOp::Lt, &shape)?,
+                // d max(a,c) = (0 if a<c, 0 if c<a), g/2 each on ties, g to both at NaN (torch.maximum)
+                BinaryOp::Max => winner_split(graph, g, a, c, CompareOp::Lt, &shape)?,
+                // d min(a,c) = (0 if a>c, 0 if c>a), g/2 each on ties, g to both at NaN (torch.minimum)
+                BinaryOp::Min => winner_split(graph, g, a, c, CompareOp::Gt, &shape)?,
             };
             out[0] = Some(da);
             out[1] = Some(dc);
@@ -218,25 +218,28 @@ fn scaled(graph: &mut Graph, x: NodeId, factor: f32) -> Result<NodeId, IrError> 
     graph.binary(BinaryOp::Mul, x, f)
 }
 
-/// The gradients of an elementwise max or min: `g` to the strict winner, half
-/// of `g` to each side of a tie.
+/// The gradients of an elementwise max or min, as torch.maximum's and torch.minimum's
+/// backward formulas give them: `where(a == c, g / 2, g)`, then exactly 0 for the operand that
+/// `loses` (`a < c` for max), as `masked_fill` sets it (so an infinite or NaN `g` gives 0
+/// there, not NaN). Where either operand is NaN nothing loses or ties, so both get `g`.
 fn winner_split(
     graph: &mut Graph,
     g: NodeId,
     a: NodeId,
     c: NodeId,
-    wins: CompareOp,
+    loses: CompareOp,
     shape: &[usize],
 ) -> Result<(NodeId, NodeId), IrError> {
+    let zero = graph.fill(0.0, shape);
     let half = graph.fill(0.5, shape);
+    // g · 0.5 is g / 2 bit for bit: halving is exact or rounds the same either way.
+    let half_g = graph.binary(BinaryOp::Mul, g, half)?;
     let tie = graph.compare(CompareOp::Eq, a, c)?;
-    let half_tie = graph.binary(BinaryOp::Mul, half, tie)?;
-    let a_wins = graph.compare(wins, a, c)?;
-    let c_wins = graph.compare(wins, c, a)?;
-    let a_share = graph.binary(BinaryOp::Add, a_wins, half_tie)?;
-    let c_share = graph.binary(BinaryOp::Add, c_wins, half_tie)?;
+    let shared = graph.select(tie, half_g, g)?;
+    let a_loses = graph.compare(loses, a, c)?;
+    let c_loses = graph.compare(loses, c, a)?;
     Ok((
-        graph.binary(BinaryOp::Mul, g, a_share)?,
-        graph.binary(BinaryOp::Mul, g, c_share)?,
+        graph.select(a_loses, zero, shared)?,
+        graph.select(c_loses, zero, shared)?,
     ))
 }

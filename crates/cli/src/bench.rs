@@ -71,6 +71,5 @@ pub fn bench(spec_path: &Path, kind: BackendKind, steps: u64) -> Result<()> {
         first_step_ms: first_step.as_secs_f64() * 1e3,
         first_step_latency_ms: (compile + first_step).as_secs_f64() * 1e3,
     };
-    println!("{}", serde_json::to_string(&line)?);
-    Ok(())
+    crate::outln(&serde_json::to_string(&line)?)
 }

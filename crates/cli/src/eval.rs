@@ -2,11 +2,11 @@
 //! RMSE) of trained weights on the spec's validation set, its training set, or a CSV file;
 //! with `--per-sample`, each sample's loss as CSV.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
+use graphc::stages::train::console::{self, Stream};
 use graphc::stages::train::{EvalData, Model};
 
 /// The arguments of `graphc eval`.
@@ -14,9 +14,10 @@ use graphc::stages::train::{EvalData, Model};
 pub struct EvalArgs {
     /// The spec file the weights were trained from.
     pub spec: PathBuf,
-    /// The trained weights: DIR/model.safetensors, or the run directory DIR.
+    /// The trained weights: DIR/model.safetensors, or the run directory DIR (default: the
+    /// spec's model.init.from).
     #[arg(long)]
-    pub weights: PathBuf,
+    pub weights: Option<PathBuf>,
     /// A CSV file to evaluate on (default: the spec's validation set, else its training set).
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -35,7 +36,7 @@ pub struct EvalArgs {
 /// Runs `graphc eval`.
 pub fn run(args: &EvalArgs) -> Result<()> {
     let kind = crate::backend_kind(&args.backend)?;
-    let model = Model::load(&args.spec, &args.weights)?;
+    let model = Model::load(&args.spec, args.weights.as_deref())?;
     let which = match &args.data {
         Some(path) => EvalData::Csv(path),
         None => EvalData::Spec,
@@ -57,10 +58,10 @@ pub fn run(args: &EvalArgs) -> Result<()> {
         for (i, l) in losses.iter().enumerate() {
             text += &format!("{i},{l}\n");
         }
-        std::io::stdout().lock().write_all(text.as_bytes())?;
-        eprintln!("{summary}");
+        crate::out(&text)?;
+        console::println(Stream::Stderr, &summary)?;
+        Ok(())
     } else {
-        println!("{summary}");
+        crate::outln(&summary)
     }
-    Ok(())
 }

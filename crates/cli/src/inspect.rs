@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use graphc::stages::train::checkpoint::read_state_text;
 use graphc::stages::train::read_safetensors;
 use graphc::NamedTensor;
 use serde_json::Value;
@@ -16,8 +17,7 @@ const SHOWN: usize = 4;
 
 /// Prints the checkpoint at `dir`.
 pub fn inspect(dir: &Path) -> Result<()> {
-    print!("{}", render(dir)?);
-    Ok(())
+    crate::out(&render(dir)?)
 }
 
 /// The text [`inspect`] prints.
@@ -29,8 +29,7 @@ pub fn render(dir: &Path) -> Result<String> {
             dir.display()
         );
     }
-    let text = std::fs::read_to_string(&state_path)
-        .with_context(|| format!("cannot read `{}`", state_path.display()))?;
+    let text = read_state_text(dir)?;
     let json: Value = serde_json::from_str(&text)
         .with_context(|| format!("`{}` is not valid JSON", state_path.display()))?;
     if json["format"] != "graphc-checkpoint" {
@@ -103,9 +102,9 @@ pub fn render(dir: &Path) -> Result<String> {
         for t in mine {
             let _ = writeln!(
                 out,
-                "      '{}': shape {:?}, {}",
+                "      '{}': shape {}, {}",
                 &t.name[prefix.len()..],
-                t.shape,
+                graphc::stages::spec::shown_list(&t.shape),
                 values(&t.data)
             );
         }

@@ -154,13 +154,12 @@ pub(crate) fn run(args: &LossArgs) -> Result<()> {
         .shape(built.graph.outputs()[built.loss_output].node);
     let value = json(exe.output(built.loss_output), loss_shape);
     match built.grad_output {
-        Some(g) => println!(
+        Some(g) => crate::outln(&format!(
             "{{\"loss\": {value}, \"grad\": {}}}",
             json(exe.output(g), &input.shape)
-        ),
-        None => println!("{value}"),
+        )),
+        None => crate::outln(&value.to_string()),
     }
-    Ok(())
 }
 
 /// The targets as the loss reads them.

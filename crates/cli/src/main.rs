@@ -1,6 +1,7 @@
 //! The `graphc` command: `train`, `eval`, `predict`, `plot`, `check`, `graph`, `bench`,
 //! `inspect`, `loss`. Each subcommand is a thin shell over the `graphc` library; errors print
-//! one line and exit non-zero.
+//! one line and exit non-zero. Everything printed goes through graphc-train's `console`: a
+//! failed write is an error (never a panic), and a closed pipe ends quietly with status 141.
 
 #![forbid(unsafe_code)]
 
@@ -11,12 +12,16 @@ mod loss_cmd;
 mod plot;
 mod predict;
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{anyhow, Result};
 use clap::{Parser, Subcommand};
 use graphc::stages::nn;
+use graphc::stages::spec::shown_list;
+use graphc::stages::train::console::{self, ConsoleError, Stream, BROKEN_PIPE_STATUS};
+use graphc::stages::train::TrainError;
 use graphc::{BackendKind, RunOptions};
 
 #[derive(Parser)]
@@ -92,13 +97,68 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(&e),
+    };
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
-        }
+        Err(e) => fail(&e),
     }
+}
+
+/// The end of a failed command: quietly [`BROKEN_PIPE_STATUS`] when its output's reader went
+/// away, else its message on standard error (if that can still be written) and status 1.
+fn fail(e: &anyhow::Error) -> ExitCode {
+    if broken_pipe(e) {
+        return ExitCode::from(BROKEN_PIPE_STATUS);
+    }
+    // Nothing is left to report a failure of this write to; the status still says it failed.
+    let _ = console::println(Stream::Stderr, &format!("error: {e:#}"));
+    ExitCode::FAILURE
+}
+
+/// `e` (or an error it wraps) is a write to a standard stream whose reader went away.
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<ConsoleError>()
+            .is_some_and(ConsoleError::is_broken_pipe)
+            || cause
+                .downcast_ref::<TrainError>()
+                .is_some_and(TrainError::is_broken_pipe)
+            || cause
+                .downcast_ref::<graphc::Error>()
+                .is_some_and(graphc::Error::is_broken_pipe)
+    })
+}
+
+/// Help, version, or a usage error from clap: printed as clap prints it (in colour on a
+/// terminal), with a failed write handled as any other.
+fn clap_exit(e: &clap::Error) -> ExitCode {
+    let stream = if e.use_stderr() {
+        Stream::Stderr
+    } else {
+        Stream::Stdout
+    };
+    let printed = e.print().and_then(|()| match stream {
+        Stream::Stdout => std::io::stdout().flush(),
+        Stream::Stderr => std::io::stderr().flush(),
+    });
+    match printed {
+        Ok(()) => ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(1)),
+        Err(error) => fail(&ConsoleError::new(stream, error).into()),
+    }
+}
+
+/// Writes `text` to standard output.
+pub(crate) fn out(text: &str) -> Result<()> {
+    Ok(console::print(Stream::Stdout, text)?)
+}
+
+/// Writes `text` and a newline to standard output.
+pub(crate) fn outln(text: &str) -> Result<()> {
+    Ok(console::println(Stream::Stdout, text)?)
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -127,8 +187,7 @@ fn run(cli: Cli) -> Result<()> {
                 quiet,
             };
             let summary = graphc::train_or_resume(&spec, options, resume.as_deref(), overwrite)?;
-            println!("{summary}; wrote {}", out_dir.display());
-            Ok(())
+            outln(&format!("{summary}; wrote {}", out_dir.display()))
         }
         Command::Inspect { checkpoint } => inspect::inspect(&checkpoint),
         Command::Check { spec } => check(&spec),
@@ -141,15 +200,11 @@ fn run(cli: Cli) -> Result<()> {
             let spec = graphc::parse_spec(&spec)?;
             let layout = nn::natural_layout(&spec)?;
             let step = graphc::stages::train::optimized_step(&spec, spec.data.batch_size, layout)?;
-            print!(
-                "{}",
-                if dot {
-                    step.graph.to_dot()
-                } else {
-                    step.graph.to_text()
-                }
-            );
-            Ok(())
+            out(&if dot {
+                step.graph.to_dot()
+            } else {
+                step.graph.to_text()
+            })
         }
     }
 }
@@ -173,28 +228,28 @@ fn default_out_dir(spec: &Path) -> PathBuf {
 fn check(path: &Path) -> Result<()> {
     let spec = graphc::parse_spec(path)?;
     let layers = graphc::summarize(&spec)?;
-    println!(
-        "{:<12} {:<12} {:<16} {:>10}",
+    let mut text = format!(
+        "{:<12} {:<12} {:<16} {:>10}\n",
         "layer", "type", "output shape", "params"
     );
-    println!(
-        "{:<12} {:<12} {:<16} {:>10}",
+    text += &format!(
+        "{:<12} {:<12} {:<16} {:>10}\n",
         "input",
         "",
-        format!("{:?}", spec.model.input),
+        shown_list(&spec.model.input),
         ""
     );
     for layer in &layers {
-        println!(
-            "{:<12} {:<12} {:<16} {:>10}",
+        text += &format!(
+            "{:<12} {:<12} {:<16} {:>10}\n",
             layer.name,
             layer.kind,
-            format!("{:?}", layer.output_shape),
+            shown_list(&layer.output_shape),
             layer.params
         );
     }
     let total: usize = layers.iter().map(|l| l.params).sum();
-    println!("total parameters: {total}");
-    println!("spec OK: {}", path.display());
-    Ok(())
+    text += &format!("total parameters: {total}\n");
+    text += &format!("spec OK: {}\n", path.display());
+    out(&text)
 }

@@ -38,6 +38,5 @@ pub fn run(args: &PlotArgs) -> Result<()> {
         (None, _) => Path::new(PLOT_FILE).to_path_buf(),
     };
     write_loss_plot(&out, &runs)?;
-    println!("wrote {}", out.display());
-    Ok(())
+    crate::outln(&format!("wrote {}", out.display()))
 }

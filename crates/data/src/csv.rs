@@ -143,11 +143,12 @@ fn select_columns(
             )));
         }
     }
-    let available = columns
-        .iter()
-        .map(|c| format!("`{}`", shown(c)))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let available = graphc_spec::shown_items(
+        &columns
+            .iter()
+            .map(|c| format!("`{}`", shown(c)))
+            .collect::<Vec<_>>(),
+    );
     let lookup = |name: &String, role: &str| {
         index.get(name.as_str()).copied().ok_or_else(|| {
             csv_error(format!(

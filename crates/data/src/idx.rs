@@ -41,8 +41,8 @@ pub fn load_idx(images: &Path, labels: &Path, kind: TargetKind) -> Result<Datase
         return Err(file_error(
             images,
             format!(
-                "an item has no values (dimensions {:?}); check that this is an images file",
-                x.dims
+                "an item has no values (dimensions {}); check that this is an images file",
+                graphc_spec::shown_list(&x.dims)
             ),
         ));
     }
@@ -50,8 +50,8 @@ pub fn load_idx(images: &Path, labels: &Path, kind: TargetKind) -> Result<Datase
         return Err(file_error(
             labels,
             format!(
-                "a labels file has one value per item (1 dimension), but this one has dimensions {:?}; are `images` and `labels` swapped?",
-                y.dims
+                "a labels file has one value per item (1 dimension), but this one has dimensions {}; are `images` and `labels` swapped?",
+                graphc_spec::shown_list(&y.dims)
             ),
         ));
     }
@@ -211,13 +211,14 @@ fn read_idx(path: &Path, class_labels: bool) -> Result<IdxArray, DataError> {
             .map_err(|e| io_err(e, "the dimensions"))?;
         dims.push(u32::from_be_bytes(d) as usize);
     }
+    let shown = graphc_spec::shown_list(&dims);
     let count = dims
         .iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .and_then(|c| c.checked_mul(elem.size()).map(|_| c))
         .ok_or_else(|| {
             err(format!(
-                "dimensions {dims:?} are too large to hold in memory"
+                "dimensions {shown} are too large to hold in memory"
             ))
         })?;
     let header_len = 4 + 4 * ndim as u64;
@@ -226,7 +227,7 @@ fn read_idx(path: &Path, class_labels: bool) -> Result<IdxArray, DataError> {
         let available = file_len.saturating_sub(header_len);
         if available != needed {
             return Err(err(format!(
-                "the header's dimensions {dims:?} need {needed} bytes of data but the file has {available}; {}",
+                "the header's dimensions {shown} need {needed} bytes of data but the file has {available}; {}",
                 if available < needed {
                     "it is truncated"
                 } else {
@@ -241,7 +242,7 @@ fn read_idx(path: &Path, class_labels: bool) -> Result<IdxArray, DataError> {
     // the budget before reading, which then goes in bounded chunks.
     let decoded = (count as u64).checked_mul(if as_classes { 8 } else { 4 });
     crate::check_budget(decoded, || {
-        format!("{}: dimensions {dims:?}", crate::quoted(path))
+        format!("{}: dimensions {shown}", crate::quoted(path))
     })?;
     let mut floats: Vec<f32> = Vec::new();
     let mut ints: Vec<i64> = Vec::new();
@@ -278,7 +279,7 @@ fn read_idx(path: &Path, class_labels: bool) -> Result<IdxArray, DataError> {
         let mut extra = [0u8; 1];
         if matches!(reader.read(&mut extra), Ok(n) if n > 0) {
             return Err(err(format!(
-                "the data goes on after the {count} values its dimensions {dims:?} describe; it is not an IDX file of this shape"
+                "the data goes on after the {count} values its dimensions {shown} describe; it is not an IDX file of this shape"
             )));
         }
     }

@@ -512,7 +512,7 @@ fn escape_controls(text: &str, max: usize) -> String {
 }
 
 /// A list of names for a message: each shown, at most 20, then how many more.
-pub(crate) fn listing(names: &[String]) -> String {
+pub fn listing(names: &[String]) -> String {
     const MAX: usize = 20;
     let mut parts: Vec<String> = names.iter().take(MAX).map(|n| shown(n)).collect();
     if names.len() > MAX {

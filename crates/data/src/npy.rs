@@ -7,6 +7,11 @@
 //! shape without an overflow check and parses nesting recursively, so an unchecked header could
 //! panic or exhaust the stack.
 //!
+//! An `.npz` member is read only up to the size the archive declares for it, which is checked
+//! against the memory budget and, beyond [`RATIO_FREE_BYTES`], against its compressed size
+//! ([`MAX_COMPRESSION_RATIO`]): a decompression bomb whose decoded size fits the budget is
+//! still refused before it is decoded.
+//!
 //! Features: shape `(samples,)` (one feature) or `(samples, d1, ...)`, flattened per sample in
 //! C order (a Fortran-order array is transposed). Target: `(samples,)` or `(samples, width)`.
 //! Dtypes: bool, int8–int64, uint8–uint64, float32, float64, either byte order.
@@ -28,6 +33,14 @@ use crate::error::DataError;
 const MAX_HEADER_LEN: usize = 10_000;
 /// Deepest bracket nesting accepted in a header; NumPy writes depth 2 for plain dtypes.
 const MAX_HEADER_DEPTH: usize = 16;
+/// Most bytes an `.npz` member may decode to per byte of compressed data it holds. Real arrays
+/// compress far less (float data hardly at all, `uint8` images about 5 to 1, one-hot targets
+/// about 15 to 1); deflate's ceiling, about 1032 to 1, is reached only by long runs of one
+/// value, which is what a decompression bomb is made of.
+const MAX_COMPRESSION_RATIO: u64 = 200;
+/// Members that decode to at most this many bytes are not held to [`MAX_COMPRESSION_RATIO`]:
+/// small arrays of zeros are common and harmless.
+const RATIO_FREE_BYTES: u64 = 64 << 20;
 /// The message for data that ends early.
 const TRUNCATED: &str =
     "the data ends before the shape in its header says; the file is truncated, save it again";
@@ -52,6 +65,10 @@ pub fn load_npz(
     kind: TargetKind,
 ) -> Result<Dataset, DataError> {
     let file = open_data_file(path)?;
+    let file_len = file
+        .metadata()
+        .map(|m| m.len())
+        .map_err(|e| read_failed(path, &e))?;
     let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|e| {
         file_error(
             path,
@@ -60,15 +77,27 @@ pub fn load_npz(
     })?;
     let x_name = format!("{} array `{features}`", quoted(path));
     let y_name = format!("{} array `{target}`", quoted(path));
-    let x = read_npz_member(&mut archive, path, features, &x_name, Want::Features)?;
-    let y = read_npz_member(&mut archive, path, target, &y_name, Want::Target(kind))?;
+    let x = read_npz_member(
+        &mut archive,
+        (path, file_len),
+        features,
+        &x_name,
+        Want::Features,
+    )?;
+    let y = read_npz_member(
+        &mut archive,
+        (path, file_len),
+        target,
+        &y_name,
+        Want::Target(kind),
+    )?;
     assemble(x, y, &x_name, &y_name, features)
 }
 
-/// Reads one array of an archive, or says which arrays it has.
+/// Reads one array of an archive (a file of `file_len` bytes), or says which arrays it has.
 fn read_npz_member(
     archive: &mut zip::ZipArchive<BufReader<File>>,
-    path: &Path,
+    (path, file_len): (&Path, u64),
     name: &str,
     shown: &str,
     want: Want,
@@ -86,7 +115,7 @@ fn read_npz_member(
         let have = if names.is_empty() {
             "no arrays".to_owned()
         } else {
-            format!("the arrays {}", names.join(", "))
+            format!("the arrays {}", graphc_spec::shown_items(&names))
         };
         file_error(
             path,
@@ -97,7 +126,23 @@ fn read_npz_member(
         .by_index(index)
         .map_err(|e| file_error(path, format!("cannot read array `{name}` ({e})")))?;
     let size = entry.size();
-    read_array(entry, size, shown, want)
+    // The deflate stream is read from the compressed bytes the archive declares, and no more
+    // than the file holds; the decoded data is read up to `size` only.
+    let compressed = entry.compressed_size().min(file_len);
+    read_array(entry, (size, Some(compressed)), shown, want)
+}
+
+/// Refuses an archive member that declares `size` decoded bytes from `compressed` bytes when
+/// it is over [`RATIO_FREE_BYTES`] and packed more than [`MAX_COMPRESSION_RATIO`] to 1.
+fn check_ratio(size: u64, compressed: u64, shown: &str) -> Result<(), DataError> {
+    if size <= RATIO_FREE_BYTES || size <= compressed.saturating_mul(MAX_COMPRESSION_RATIO) {
+        return Ok(());
+    }
+    Err(DataError::Invalid(format!(
+        "{shown}: decodes to {} from {} of compressed data, more than {MAX_COMPRESSION_RATIO} to 1 (a decompression bomb; arrays of real data compress far less); save the arrays with np.savez, uncompressed",
+        crate::byte_size(size),
+        crate::byte_size(compressed)
+    )))
 }
 
 /// Reads an `.npy` file.
@@ -107,7 +152,12 @@ fn read_npy_file(path: &Path, shown: &str, want: Want) -> Result<Array, DataErro
         .metadata()
         .map(|m| m.len())
         .map_err(|e| read_failed(path, &e))?;
-    read_array(BufReader::with_capacity(1 << 16, file), len, shown, want)
+    read_array(
+        BufReader::with_capacity(1 << 16, file),
+        (len, None),
+        shown,
+        want,
+    )
 }
 
 /// What an array is read for.
@@ -153,10 +203,11 @@ struct Header {
     bytes: Vec<u8>,
 }
 
-/// Reads one array from `reader`, which holds `total` bytes (file or archive member size).
+/// Reads one array from `reader`, which holds `total` bytes (file or archive member size),
+/// decoded from `compressed` bytes for an archive member.
 fn read_array(
     mut reader: impl Read,
-    total: u64,
+    (total, compressed): (u64, Option<u64>),
     shown: &str,
     want: Want,
 ) -> Result<Array, DataError> {
@@ -179,6 +230,9 @@ fn read_array(
     crate::check_budget(decoded, || {
         format!("{shown}: shape {}", shape_text(&header.shape))
     })?;
+    if let Some(compressed) = compressed {
+        check_ratio(total, compressed, shown)?;
+    }
     let Header {
         shape,
         elem,
@@ -574,21 +628,16 @@ fn element_location(name: &str, shape: &[usize], i: usize) -> String {
     match index.as_slice() {
         [r] => format!("{name} row {r}"),
         [r, c] => format!("{name} row {r}, column {c}"),
-        _ => {
-            let parts: Vec<String> = index.iter().map(usize::to_string).collect();
-            format!("{name} at [{}]", parts.join(", "))
-        }
+        _ => format!("{name} at {}", graphc_spec::shown_list(&index)),
     }
 }
 
-/// A shape as NumPy prints it: `(3,)`, `(3, 4)`, `()`.
+/// A shape as NumPy prints it: `(3,)`, `(3, 4)`, `()`; a long one capped as
+/// [`graphc_spec::shown_list`] caps lists.
 fn shape_text(shape: &[usize]) -> String {
     match shape {
         [d] => format!("({d},)"),
-        _ => {
-            let parts: Vec<String> = shape.iter().map(usize::to_string).collect();
-            format!("({})", parts.join(", "))
-        }
+        _ => format!("({})", graphc_spec::shown_items(shape)),
     }
 }
 
@@ -624,6 +673,33 @@ mod tests {
             }
         }
         assert_eq!(fortran_to_c(&f, &[2, 2, 2]), (0..8).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn members_packed_tighter_than_the_ratio_are_refused_beyond_the_free_size() {
+        let free = RATIO_FREE_BYTES;
+        assert!(check_ratio(free, 1, "`a.npz` array `x`").is_ok(), "small");
+        let limit = (free + 1).div_ceil(MAX_COMPRESSION_RATIO);
+        assert!(check_ratio(free + 1, limit, "x").is_ok(), "at the ratio");
+        let msg = check_ratio(4 << 30, 4 << 20, "`a.npz` array `x`")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            msg,
+            "`a.npz` array `x`: decodes to 4.0 GiB from 4.0 MiB of compressed data, more than 200 to 1 (a decompression bomb; arrays of real data compress far less); save the arrays with np.savez, uncompressed"
+        );
+        assert!(check_ratio(u64::MAX, u64::MAX, "x").is_ok(), "no overflow");
+    }
+
+    #[test]
+    fn long_shapes_are_capped_in_messages() {
+        assert_eq!(shape_text(&[3]), "(3,)");
+        assert_eq!(shape_text(&[3, 4]), "(3, 4)");
+        assert_eq!(shape_text(&[]), "()");
+        assert_eq!(
+            shape_text(&[1; 3000]),
+            "(1, 1, 1, 1, 1, 1, 1, 1, … (3000 in all))"
+        );
     }
 
     #[test]

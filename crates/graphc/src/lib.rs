@@ -71,6 +71,17 @@ impl std::error::Error for Error {
     }
 }
 
+impl Error {
+    /// The error is a write to standard output or standard error whose reader went away (a
+    /// closed pipe), which a command ends on quietly.
+    pub fn is_broken_pipe(&self) -> bool {
+        match self {
+            Error::Train(e) => e.is_broken_pipe(),
+            Error::Spec(_) | Error::Model(_) => false,
+        }
+    }
+}
+
 impl From<SpecError> for Error {
     fn from(e: SpecError) -> Error {
         Error::Spec(e)

@@ -258,8 +258,9 @@ fn reduce<T: Scalar>(
         let j = collapse(i, &from.shape, &to_strides, &to.shape);
         out[j] = match op {
             ReduceOp::Sum => out[j] + v,
-            ReduceOp::Max if v.is_nan() || out[j].is_nan() => T::nan(),
-            ReduceOp::Max => out[j].max(v),
+            // BinaryOp::Max's semantics (NaN wins, +0 above -0), so the order of the
+            // elements does not matter; `f32::max` leaves the sign of equal zeros open.
+            ReduceOp::Max => binary(BinaryOp::Max, out[j], v),
         };
     }
     out

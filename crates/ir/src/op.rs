@@ -83,9 +83,17 @@ pub enum BinaryOp {
     Mul,
     /// `a / b`
     Div,
-    /// `max(a, b)`
+    /// `max(a, b)` as `torch.maximum`: NaN when either operand is NaN (the NaN's payload is
+    /// unspecified), else the larger operand, with `+0` above `-0` (IEEE 754-2019
+    /// `maximum`). PyTorch's own choice between `+0` and `-0` depends on where the element
+    /// lies in the tensor (its vector loop returns the second operand of equal ones, its
+    /// scalar tail the first), so graphc fixes the IEEE order, and every backend gives it
+    /// bit for bit. Gradient: `g` to the larger, `g/2` to each on a tie (`-0 == +0` is a
+    /// tie), `g` to both where either is NaN — torch.maximum's backward formula.
     Max,
-    /// `min(a, b)`
+    /// `min(a, b)` as `torch.minimum`: NaN when either operand is NaN, else the smaller,
+    /// with `-0` below `+0` (IEEE 754-2019 `minimum`); gradient as [`BinaryOp::Max`]'s,
+    /// mirrored.
     Min,
 }
 
@@ -129,7 +137,11 @@ op_table!(CompareOp {
 pub enum ReduceOp {
     /// Sum of the elements.
     Sum,
-    /// Largest element.
+    /// Largest element, as `torch.amax`: NaN when any reduced element is NaN (payload
+    /// unspecified), else the largest, with `+0` above `-0` ([`BinaryOp::Max`] folded over
+    /// the elements, so the result does not depend on the order of the folding). Gradient:
+    /// torch.amax's `g / count · (x == max)`, `count` the number of maxima; a NaN maximum
+    /// has no element equal to it, so its gradient is NaN (0 · g/0).
     Max,
 }
 

@@ -176,11 +176,13 @@ pub(crate) fn tanh(b: &mut FunctionBuilder, m: Mode, x: Value) -> Value {
         1.333_144_2e-1,
         -0.333_332_8,
     ];
+    // tanh is odd: the magnitude is computed from |x| and x's sign put on it last, so that
+    // tanh(-0) is -0 as in PyTorch (x + x·p(x²) would round -0 + +0 to +0).
     let a = b.ins().fabs(x);
     let z = b.ins().fmul(x, x);
     let p = m.poly(b, z, &P);
     let pz = b.ins().fmul(p, z);
-    let small_result = m.fma(b, pz, x, x);
+    let small_magnitude = m.fma(b, pz, a, a);
 
     let two_a = b.ins().fadd(a, a);
     let e = exp(b, m, two_a);
@@ -192,13 +194,12 @@ pub(crate) fn tanh(b: &mut FunctionBuilder, m: Mode, x: Value) -> Value {
     let sign_mask = m.i(b, i32::MIN);
     let x_bits = m.bits(b, x);
     let sign = b.ins().band(x_bits, sign_mask);
-    let t_bits = m.bits(b, t);
-    let signed = b.ins().bor(t_bits, sign);
-    let large_result = m.float_of_bits(b, signed);
-
     let limit = m.f(b, 0.625);
     let small = m.cmp(b, FloatCC::LessThan, a, limit);
-    m.select(b, small, small_result, large_result)
+    let magnitude = m.select(b, small, small_magnitude, t);
+    let magnitude_bits = m.bits(b, magnitude);
+    let signed = b.ins().bor(magnitude_bits, sign);
+    m.float_of_bits(b, signed)
 }
 
 /// `1 / (1 + e^{-x})`, the interpreter's formula with the polynomial `exp`.

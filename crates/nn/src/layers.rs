@@ -1,7 +1,7 @@
 //! Layers as graph builders: `nn.Sequential` of the spec's `model.layers`.
 
 use graphc_ir::{BinaryOp, CompareOp, Graph, NodeId, ReduceOp, UnaryOp};
-use graphc_spec::{ConvSpec, LayerKind, LayerSpec, LayerType, ModelSpec};
+use graphc_spec::{shown_list, ConvSpec, LayerKind, LayerSpec, LayerType, ModelSpec};
 
 use crate::spatial::{
     adaptive_avg_matrices, adaptive_max_window, adaptive_outputs, avg_pool_matrices,
@@ -116,8 +116,8 @@ fn layer_label(index: usize, layer: &LayerSpec) -> String {
 pub fn describe_model(model: &ModelSpec, batch: usize) -> Result<Vec<LayerInfo>, NnError> {
     if model.input.is_empty() || model.input.contains(&0) {
         return Err(NnError::Model(format!(
-            "input shape {:?} must list positive sizes",
-            model.input
+            "input shape {} must list positive sizes",
+            shown_list(&model.input)
         )));
     }
     let mut shape = model.input.clone();
@@ -169,7 +169,8 @@ fn describe_layer(
                 let mut batched = vec![batch];
                 batched.extend_from_slice(shape);
                 return Err(err(format!(
-                    "dim {dim} is out of range for a tensor of shape {batched:?}"
+                    "dim {dim} is out of range for a tensor of shape {}",
+                    shown_list(&batched)
                 )));
             }
             shape.to_vec()
@@ -425,12 +426,20 @@ fn resolve_dim(dim: i64, rank: usize) -> Option<usize> {
     (0..rank).contains(&axis).then_some(axis as usize)
 }
 
-/// `relu(x) = x if x > 0 else 0`; the gradient at 0 is 0, as in PyTorch.
+/// `relu(x)` as `torch.relu`, which is `clamp_min(x, 0)`: `+0` where `x < 0`, else `x`
+/// itself, so NaN stays NaN and `-0` stays `-0`. The gradient is torch's
+/// `threshold_backward(g, relu(x), 0)`: `g` where `!(x <= 0)` (positive or NaN), `0`
+/// elsewhere, so it is 0 at ±0. A plain `select(x > 0, x, 0)` would turn NaN into 0 and hide
+/// NaN weights; a `select(x < 0, 0, x)` would pass the gradient at 0.
 pub(crate) fn relu(graph: &mut Graph, x: NodeId) -> Result<NodeId, graphc_ir::IrError> {
     let shape = graph.shape(x).to_vec();
     let zero = graph.fill(0.0, &shape);
-    let positive = graph.compare(CompareOp::Gt, x, zero)?;
-    graph.select(positive, x, zero)
+    let at_most_zero = graph.compare(CompareOp::Le, x, zero)?;
+    let negative = graph.compare(CompareOp::Lt, x, zero)?;
+    // Where x <= 0 the value is +0 or the zero x itself, and no gradient flows.
+    let kept = graph.unary(UnaryOp::StopGradient, x)?;
+    let clamped = graph.select(negative, zero, kept)?;
+    graph.select(at_most_zero, clamped, x)
 }
 
 /// `log_softmax(x, axis) = (x - max) - log(sum(exp(x - max)))`, stable for any logits.

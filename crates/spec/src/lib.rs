@@ -16,6 +16,7 @@ mod loss;
 mod node;
 mod optim;
 mod sched;
+mod show;
 mod suggest;
 mod top;
 mod types;
@@ -26,6 +27,7 @@ use std::path::Path;
 use serde::de::DeserializeSeed;
 
 pub use error::SpecError;
+pub use show::{shown_items, shown_list};
 pub use types::*;
 pub use vocab::{LayerType, LossType, OptimizerType, SchedulerType, SourceFormat, Vocabulary};
 

@@ -446,8 +446,9 @@ impl Given {
                 }
                 if milestones.windows(2).any(|w| w[0] > w[1]) {
                     let msg = format!(
-                        "{}: sequential_lr's milestones must be in increasing order, here {milestones:?}",
-                        keys.what()
+                        "{}: sequential_lr's milestones must be in increasing order, here {}",
+                        keys.what(),
+                        crate::shown_list(&milestones)
                     );
                     return Err(keys.fail_at_key("milestones", msg));
                 }

@@ -34,6 +34,19 @@ pub const CHECKPOINT_DIR: &str = "checkpoint";
 const FORMAT: &str = "graphc-checkpoint";
 /// The layout version of `state.json`.
 const VERSION: u64 = 1;
+/// The largest `state.json` read: it holds hyperparameters, parameter names and counts, a few
+/// KiB for any model (a bound before reading, not a format rule).
+pub const MAX_STATE_FILE: u64 = 16 << 20;
+
+/// The text of `dir/state.json`, read only if it is a regular file of at most
+/// [`MAX_STATE_FILE`] bytes.
+pub fn read_state_text(dir: &Path) -> Result<String, TrainError> {
+    Ok(graphc_data::read_text_bounded(
+        &dir.join("state.json"),
+        "checkpoint's state.json",
+        MAX_STATE_FILE,
+    )?)
+}
 
 /// Where a run stands, besides the trainer's state.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -415,8 +428,7 @@ pub fn read(
 ) -> Result<Checkpoint, TrainError> {
     let dir = resolve(dir)?;
     let dir = dir.as_path();
-    let text = fs::read_to_string(dir.join("state.json"))
-        .map_err(|e| io(&dir.join("state.json"), "read", &e))?;
+    let text = read_state_text(dir)?;
     let json: Value = serde_json::from_str(&text)
         .map_err(|e| bad(dir, format!("state.json is not valid JSON: {e}")))?;
     if json["format"] != FORMAT {

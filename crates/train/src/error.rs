@@ -64,7 +64,37 @@ pub enum TrainError {
         message: String,
     },
 
-    /// The loss became NaN or infinite.
+    /// Loaded weights, optimizer state or gradient sums holding NaN or an infinity.
+    #[error(
+        "{origin}: {kind} \"{tensor}\" holds {value} at {index:?}; graphc loads only finite values"
+    )]
+    NonFinite {
+        /// Where the tensors came from: `init.from PATH`, `--weights PATH`, `checkpoint `DIR``.
+        origin: String,
+        /// What the tensor is: `tensor`, `parameter`, `optimizer state`, `accumulated gradient`.
+        kind: &'static str,
+        /// Its `state_dict` name.
+        tensor: String,
+        /// The first value that is not finite.
+        value: f32,
+        /// Its index, one coordinate per axis.
+        index: Vec<usize>,
+    },
+
+    /// The loss was NaN or infinite before any update of this training: the weights it
+    /// started from, all finite, give a non-finite loss on this batch, so no learning rate is
+    /// to blame.
+    #[error("the loss is {loss} at step {step} (epoch {epoch}), before any update: the finite weights training started from give a non-finite loss on this batch; check the data for extreme values (`standardize: true` scales features), the initial weights' magnitudes, and that the model's outputs suit the loss")]
+    NonFiniteStart {
+        /// The 1-based step the batch belongs to.
+        step: u64,
+        /// Its epoch.
+        epoch: u64,
+        /// The loss value.
+        loss: f32,
+    },
+
+    /// The loss became NaN or infinite after updates from finite weights.
     #[error("training diverged at step {step} (epoch {epoch}): the loss is {loss}; lower the learning rate (optimizer.lr {shown} → try {smaller}), or check the data for extreme values (`standardize: true` scales features)", shown = short(*lr), smaller = short(*lr / 10.0))]
     Diverged {
         /// The 1-based step whose loss was not finite.
@@ -104,6 +134,10 @@ pub enum TrainError {
         /// The limit in bytes.
         limit: u128,
     },
+
+    /// Standard output or standard error could not be written.
+    #[error(transparent)]
+    Console(#[from] crate::console::ConsoleError),
 }
 
 impl From<graphc_nn::NnError> for TrainError {
@@ -166,6 +200,11 @@ pub(crate) fn show_bytes(bytes: u128) -> String {
 }
 
 impl TrainError {
+    /// The error is a write to a standard stream whose reader went away (a closed pipe).
+    pub fn is_broken_pipe(&self) -> bool {
+        matches!(self, TrainError::Console(e) if e.is_broken_pipe())
+    }
+
     /// Builds a [`DataError::Io`] from an `std::io::Error`.
     pub(crate) fn io(
         action: &'static str,

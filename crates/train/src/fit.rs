@@ -138,6 +138,11 @@ pub fn fit(
         } if spec.loss.reduction() == Reduction::Mean => Some(i),
         _ => None,
     };
+    // Weights set by hand (`Trainer::set_param`) have not been through the loads' check.
+    trainer.check_finite("the weights training started from")?;
+    // The step count before this run's first update: a loss computed before it comes from
+    // the weights training started from, not from anything this run's updates did.
+    let first_step = trainer.step_count();
     let mut epoch = progress.epoch;
     // Batches of the pending accumulation (their losses make the update's loss).
     let mut pending = trainer.pending_batches();
@@ -179,12 +184,7 @@ pub fn fit(
             let lrs = (update && many_groups).then(|| trainer.lrs());
             let loss = trainer.step_batch(&features, &targets, update)?;
             if !loss.is_finite() {
-                return Err(TrainError::Diverged {
-                    step,
-                    epoch,
-                    loss,
-                    lr,
-                });
+                return Err(non_finite_loss(first_step, step, epoch, loss, lr));
             }
             if let Some(output) = trainer.last_output() {
                 tally.add(task, output, &targets, rows.len());
@@ -257,6 +257,23 @@ pub fn fit(
         epochs: epoch,
         stopped_early: false,
     })
+}
+
+/// The error for a non-finite `loss` of a batch of `step`: divergence, with advice on the
+/// learning rate, only when an update of this run came before the batch (`step` is past
+/// `first_step + 1`). Before that the loss came from the weights training started from,
+/// which `fit` checked were finite, so no learning rate is to blame.
+fn non_finite_loss(first_step: u64, step: u64, epoch: u64, loss: f32, lr: f64) -> TrainError {
+    if step > first_step.saturating_add(1) {
+        TrainError::Diverged {
+            step,
+            epoch,
+            loss,
+            lr,
+        }
+    } else {
+        TrainError::NonFiniteStart { step, epoch, loss }
+    }
 }
 
 /// The rows of a batch for a message: the first three locations and how many there are.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use graphc_ir::Backend;
 use graphc_nn::{TargetLayout, Task};
-use graphc_spec::{SourceSpec, Spec};
+use graphc_spec::{InitSpec, SourceSpec, Spec};
 
 use crate::data::{align_classes, quoted, read_labels_for, shown, Origin, RowUnit};
 use crate::run::{
@@ -39,7 +39,7 @@ pub enum EvalData<'a> {
 
 /// The number of classes of a classifier spec: the last layer's output width, as `labels.json`
 /// must name them (described without building anything, so it is cheap).
-fn classes_of(spec: &Spec) -> Result<usize, TrainError> {
+pub(crate) fn classes_of(spec: &Spec) -> Result<usize, TrainError> {
     let layers = graphc_nn::describe_model(&spec.model, 1)?;
     let output = layers.last().map_or(&spec.model.input, |l| &l.output);
     Ok(output.last().copied().unwrap_or(1))
@@ -56,16 +56,27 @@ pub struct Labelled {
 
 impl Model {
     /// Reads the spec and locates the weights: `weights` is a safetensors file, or a run
-    /// directory holding `model.safetensors`. `labels.json` and `standardize.json` are read
+    /// directory holding `model.safetensors`; without it, the spec's `model.init.from` (as
+    /// `graphc train` would start from it). `labels.json` and `standardize.json` are read
     /// from the weights' directory (or, for `DIR/checkpoint/model.safetensors`, from `DIR`).
     /// A spec with `standardize: true` needs `standardize.json`.
-    pub fn load(spec_path: &Path, weights: &Path) -> Result<Model, TrainError> {
+    pub fn load(spec_path: &Path, weights: Option<&Path>) -> Result<Model, TrainError> {
         let spec = graphc_spec::parse_file(spec_path)?;
         check_size(&spec)?;
-        let weights = if weights.is_dir() {
-            weights.join(MODEL_FILE)
-        } else {
-            weights.to_path_buf()
+        let base_dir = spec_path.parent().unwrap_or(Path::new("."));
+        let weights = match (weights, &spec.model.init) {
+            (Some(w), _) if w.is_dir() => w.join(MODEL_FILE),
+            (Some(w), _) => w.to_path_buf(),
+            (None, InitSpec::From(path)) => base_dir.join(path),
+            (None, InitSpec::Default) => {
+                return Err(DataError::Io {
+                    action: "find the weights of",
+                    path: spec_path.to_path_buf(),
+                    detail: "no --weights given and the spec has no model.init.from".into(),
+                    hint: "give --weights a run directory or a .safetensors file",
+                }
+                .into())
+            }
         };
         if !weights.is_file() {
             return Err(DataError::Io {
@@ -101,7 +112,7 @@ impl Model {
             None => None,
         };
         Ok(Model {
-            base_dir: spec_path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            base_dir: base_dir.to_path_buf(),
             spec,
             weights,
             standardizer,
@@ -261,7 +272,7 @@ impl Model {
         backend: Box<dyn Backend>,
     ) -> Result<Trainer, TrainError> {
         let mut trainer = Trainer::new(self.spec.clone(), backend, layout_of(&data.targets))?;
-        trainer.load_init(&self.weights)?;
+        trainer.load_weights(&self.weights)?;
         if let Targets::Classes { indices, .. } = &data.targets {
             trainer.check_targets(indices, &|row| data.row_location(row))?;
         }

@@ -1,13 +1,15 @@
 //! `Optimizer`: a `torch.optim` optimizer on its own, without a model or data — set each
 //! parameter's gradient, `step()`, read the parameters and the state — for the experiments of
 //! an optimizer tutorial. It runs graphc-nn's update-only graph (`build_update_graph`) on a
-//! backend, so the update is the very subgraph a training step fuses.
+//! backend, so the update is the very subgraph a training step fuses; the parameters and the
+//! state live in the same kind of store as a [`crate::Session`]'s.
 
-use graphc_ir::{Arg, Backend, Executable, IrError};
+use graphc_ir::{Arg, Backend, IrError};
 use graphc_nn::sched::SchedulerKeys;
 use graphc_nn::{build_update_graph, hyper_value, initial_groups, UpdateGraph};
-use graphc_spec::{OptimizerKind, OptimizerSpec};
+use graphc_spec::{shown_list, OptimizerKind, OptimizerSpec};
 
+use crate::session::Store;
 use crate::trainer::{GroupState, OptimizerState};
 use crate::{NamedTensor, TrainError};
 
@@ -15,8 +17,8 @@ use crate::{NamedTensor, TrainError};
 pub struct Optimizer {
     spec: OptimizerSpec,
     update: UpdateGraph,
-    exe: Box<dyn Executable>,
-    backend: &'static str,
+    /// The parameters and state, and the one executable that updates them.
+    store: Store,
     /// One gradient per parameter, in parameter order (zero until set).
     grads: Vec<Vec<f32>>,
     /// Each group's current hyperparameters, as `group_of` numbers groups.
@@ -37,30 +39,38 @@ impl Optimizer {
             .map(|p| (p.name.clone(), p.shape.clone()))
             .collect();
         let mut update = build_update_graph(&spec, &shapes)?;
-        let backend_error = |source: IrError| TrainError::Backend {
-            backend: backend.name(),
-            source,
-        };
-        let mut exe = crate::session::compile_graph(backend.as_ref(), &mut update.graph)
-            .map_err(backend_error)?;
-        for p in params {
-            exe.write(&p.name, &p.data).map_err(backend_error)?;
-        }
-        for buffer in &update.state {
-            if buffer.init != 0.0 {
-                let values = vec![buffer.init; buffer.shape.iter().product()];
-                exe.write(&buffer.name, &values).map_err(backend_error)?;
-            }
+        let mut store = Store::new(backend.name());
+        let exe = crate::session::compile_graph(backend.as_ref(), &mut update.graph)
+            .map_err(|e| store.backend_error(e))?;
+        store.add(exe, &update.graph, true);
+        let initial = params
+            .iter()
+            .map(|p| (p.name.as_str(), p.data.clone()))
+            .chain(update.state.iter().map(|b| {
+                let len = b.shape.iter().product();
+                (b.name.as_str(), vec![b.init; len])
+            }));
+        for (name, values) in initial {
+            let id = store.id(name).ok_or_else(|| {
+                store.backend_error(IrError::Argument(format!(
+                    "the update has no buffer `{name}`"
+                )))
+            })?;
+            store.set_value(id, &values)?;
         }
         Ok(Optimizer {
             groups: initial_groups(&spec),
             grads: params.iter().map(|p| vec![0.0; p.data.len()]).collect(),
             spec,
             update,
-            exe,
-            backend: backend.name(),
+            store,
             step_count: 0,
         })
+    }
+
+    /// The current value of the store's buffer `name`, if the update uses it.
+    fn read(&self, name: &str) -> Option<&[f32]> {
+        self.store.id(name).map(|id| self.store.value(id))
     }
 
     fn index(&self, name: &str) -> Result<usize, TrainError> {
@@ -72,7 +82,7 @@ impl Optimizer {
                 let names: Vec<&str> = self.update.params.iter().map(|p| p.name.as_str()).collect();
                 TrainError::Data(format!(
                     "no parameter `{name}`; the parameters are {}",
-                    names.join(", ")
+                    graphc_spec::shown_items(&names)
                 ))
             })
     }
@@ -82,9 +92,9 @@ impl Optimizer {
         let i = self.index(name)?;
         if grad.len() != self.grads[i].len() {
             return Err(TrainError::Data(format!(
-                "the gradient of `{name}` needs {} values (shape {:?}), got {}",
+                "the gradient of `{name}` needs {} values (shape {}), got {}",
                 self.grads[i].len(),
-                self.update.params[i].shape,
+                shown_list(&self.update.params[i].shape),
                 grad.len()
             )));
         }
@@ -110,22 +120,19 @@ impl Optimizer {
             .collect();
         let mut args: Vec<Arg<'_>> = self.grads.iter().map(|g| Arg::F32(g)).collect();
         args.extend(hypers.iter().map(std::slice::from_ref).map(Arg::F32));
-        self.exe.run(&args).map_err(|source| TrainError::Backend {
-            backend: self.backend,
-            source,
-        })?;
+        self.store.run(0, &args)?;
         self.step_count += 1;
         Ok(())
     }
 
     /// A parameter's current value.
     pub fn param(&self, name: &str) -> Option<&[f32]> {
-        self.exe.read(name)
+        self.read(name)
     }
 
     /// A parameter's optimizer state by PyTorch's key (`momentum_buffer`, `exp_avg`, ...).
     pub fn state(&self, param: &str, key: &str) -> Option<&[f32]> {
-        self.exe.read(&format!("{param}.{key}"))
+        self.read(&format!("{param}.{key}"))
     }
 
     /// Updates done so far.
@@ -177,11 +184,7 @@ impl Optimizer {
             .map(|b| NamedTensor {
                 name: b.name.clone(),
                 shape: b.shape.clone(),
-                data: self
-                    .exe
-                    .read(&b.name)
-                    .map(<[f32]>::to_vec)
-                    .unwrap_or_default(),
+                data: self.read(&b.name).map(<[f32]>::to_vec).unwrap_or_default(),
             })
             .collect();
         OptimizerState {

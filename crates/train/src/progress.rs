@@ -1,13 +1,16 @@
 //! What `graphc train` shows while it runs: a progress bar with steps/s and ETA on a terminal,
 //! one plain line per epoch otherwise, nothing when quiet; and the per-epoch summary table at
 //! the end. All of it goes to standard error, so standard output keeps the one summary line.
+//! Lines and the table are written through [`crate::console`], so a standard error that cannot
+//! be written stops the run with an error; the bar (drawn only on a terminal) is indicatif's.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 #[cfg(feature = "progress-bar")]
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
+use crate::console::{self, ConsoleError, Stream};
 use crate::Evaluation;
 
 /// The live bar: indicatif's, with the default-on feature `progress-bar`.
@@ -78,7 +81,7 @@ pub struct Reporter {
     mode: Mode,
     bar: Option<Bar>,
     epochs: Option<u64>,
-    rows: Vec<EpochRow>,
+    log: EpochLog,
     last_message: Instant,
 }
 
@@ -98,7 +101,7 @@ impl Reporter {
             mode,
             bar,
             epochs,
-            rows: Vec::new(),
+            log: EpochLog::default(),
             last_message: Instant::now() - MESSAGE_EVERY,
         }
     }
@@ -119,31 +122,29 @@ impl Reporter {
     }
 
     /// An epoch ended: its line is printed (above the bar on a terminal) and kept for the table.
-    pub fn epoch(&mut self, row: EpochRow) {
+    pub fn epoch(&mut self, row: EpochRow) -> Result<(), ConsoleError> {
+        if self.mode == Mode::Quiet {
+            return Ok(());
+        }
         let line = epoch_line(&row, self.epochs);
+        self.log.push(row);
         match (&self.bar, self.mode) {
             (Some(bar), _) => bar.println(line),
-            (None, Mode::Lines) => eprintln!("{line}"),
+            (None, Mode::Lines) => console::println(Stream::Stderr, &line)?,
             _ => {}
         }
-        self.rows.push(row);
-    }
-
-    /// The epochs reported so far.
-    pub fn rows(&self) -> &[EpochRow] {
-        &self.rows
+        Ok(())
     }
 
     /// The run ended: the bar is removed and the per-epoch table printed (unless quiet).
-    pub fn finish(mut self) {
+    pub fn finish(mut self) -> Result<(), ConsoleError> {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        if self.mode != Mode::Quiet && !self.rows.is_empty() {
-            let mut err = std::io::stderr().lock();
-            // A closed standard error is not worth failing a finished run for.
-            let _ = err.write_all(table(&self.rows).as_bytes());
+        if self.mode != Mode::Quiet && self.log.count > 0 {
+            console::print(Stream::Stderr, &self.log.table())?;
         }
+        Ok(())
     }
 }
 
@@ -238,10 +239,74 @@ pub fn epoch_line(row: &EpochRow, epochs: Option<u64>) -> String {
 /// Most rows the table shows; longer runs show evenly spaced epochs and the last one.
 const MAX_TABLE_ROWS: usize = 30;
 
+/// The epochs the table will show, kept as they are reported in memory that does not grow
+/// with the run (a run of a million one-batch epochs would otherwise keep a million rows):
+/// the first epoch and every `stride`-th, the stride doubling whenever more than
+/// [`MAX_TABLE_ROWS`] are kept, and the last.
+#[derive(Debug, Default)]
+struct EpochLog {
+    /// Epochs reported.
+    count: usize,
+    /// Every `stride`-th epoch is kept (1 until there are too many).
+    stride: usize,
+    /// The kept epochs with their 1-based position among those reported.
+    kept: Vec<(usize, EpochRow)>,
+    /// The last epoch reported.
+    last: Option<EpochRow>,
+}
+
+impl EpochLog {
+    fn push(&mut self, row: EpochRow) {
+        self.stride = self.stride.max(1);
+        self.count += 1;
+        let position = self.count;
+        if position == 1 || position.is_multiple_of(self.stride) {
+            self.kept.push((position, row));
+        }
+        while self.kept.len() > MAX_TABLE_ROWS {
+            self.stride *= 2;
+            let stride = self.stride;
+            self.kept
+                .retain(|&(p, _)| p == 1 || p.is_multiple_of(stride));
+        }
+        self.last = Some(row);
+    }
+
+    /// The rows shown: those kept and the last.
+    fn shown(&self) -> Vec<EpochRow> {
+        let mut rows: Vec<EpochRow> = self.kept.iter().map(|&(_, r)| r).collect();
+        if self.kept.last().map(|&(p, _)| p) != Some(self.count) {
+            rows.extend(self.last);
+        }
+        rows
+    }
+
+    /// The table of [`table`] for the epochs reported.
+    fn table(&self) -> String {
+        let mut text = table_of(&self.shown());
+        if self.stride > 1 {
+            text += &format!(
+                "(every {} epochs of {} shown, and the last)\n",
+                self.stride, self.count
+            );
+        }
+        text
+    }
+}
+
 /// The per-epoch summary table: epoch, train loss, train accuracy or RMSE, and the same for
-/// the validation set when there is one. Runs of more than 30 epochs show every k-th epoch
-/// and the last, with a note saying so.
+/// the validation set when there is one. Runs of more than 30 epochs show the first, every
+/// k-th epoch (k a power of two) and the last, with a note saying so.
 pub fn table(rows: &[EpochRow]) -> String {
+    let mut log = EpochLog::default();
+    for &row in rows {
+        log.push(row);
+    }
+    log.table()
+}
+
+/// The table of exactly `rows`.
+fn table_of(rows: &[EpochRow]) -> String {
     let Some(first) = rows.first() else {
         return String::new();
     };
@@ -260,14 +325,7 @@ pub fn table(rows: &[EpochRow]) -> String {
         headers.push("valid loss".into());
         headers.push(format!("valid {metric}"));
     }
-    let every = rows.len().div_ceil(MAX_TABLE_ROWS).max(1);
-    let shown: Vec<&EpochRow> = rows
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| (i + 1) % every == 0 || i + 1 == rows.len() || *i == 0)
-        .map(|(_, r)| r)
-        .collect();
-    let cells: Vec<Vec<String>> = shown
+    let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
             let mut cells = vec![r.epoch.to_string(), loss_cell(r.train.loss)];
@@ -305,12 +363,6 @@ pub fn table(rows: &[EpochRow]) -> String {
     let mut out = line(&headers);
     for row in &cells {
         out += &line(row);
-    }
-    if every > 1 {
-        out += &format!(
-            "(every {every} epochs of {} shown, and the last)\n",
-            rows.len()
-        );
     }
     out
 }
@@ -406,6 +458,27 @@ mod tests {
         assert_eq!(
             lines.last(),
             Some(&"(every 4 epochs of 95 shown, and the last)")
+        );
+    }
+
+    #[test]
+    fn the_epoch_log_of_a_million_epochs_keeps_a_table_not_a_million_rows() {
+        let mut log = EpochLog::default();
+        for e in 1..=1_000_000 {
+            log.push(EpochRow {
+                epoch: e,
+                train: eval(1.0, None, Some(0.5)),
+                valid: None,
+            });
+            assert!(log.kept.len() <= MAX_TABLE_ROWS, "epoch {e}");
+        }
+        assert_eq!(log.stride, 1 << 16);
+        let text = log.table();
+        assert!(text.lines().count() <= MAX_TABLE_ROWS + 3, "{text}");
+        assert!(text.contains("\n1000000  "), "the last epoch: {text}");
+        assert!(
+            text.ends_with("(every 65536 epochs of 1000000 shown, and the last)\n"),
+            "{text}"
         );
     }
 

@@ -13,7 +13,7 @@ use graphc_ir::Backend;
 use graphc_nn::TargetLayout;
 use graphc_nn::Task;
 use graphc_nn::{describe_model, saturating_numel, LayerInfo, TensorDecl};
-use graphc_spec::{InitSpec, LayerKind, OptimizerKind, Spec};
+use graphc_spec::{shown_list, InitSpec, LayerKind, OptimizerKind, Spec};
 
 use crate::checkpoint::{self, BatchOrder, Progress, CHECKPOINT_DIR};
 use crate::fit::{fit, EpochEvent, Observer, StepEvent};
@@ -157,8 +157,8 @@ pub fn check_features(spec: &Spec, data: &Dataset) -> Result<(), TrainError> {
         listed.push(format!("… ({} more)", names.len() - 8));
     }
     Err(TrainError::Data(format!(
-        "model.input is {:?} ({per_sample} values per sample) but {} has {} feature columns ({}); set model.input or data features to match",
-        spec.model.input,
+        "model.input is {} ({per_sample} values per sample) but {} has {} feature columns ({}); set model.input or data features to match",
+        shown_list(&spec.model.input),
         data.origin.features,
         data.num_features(),
         listed.join(", ")
@@ -251,6 +251,19 @@ pub fn prepare(
     data: &SpecData,
     backend: Box<dyn Backend>,
 ) -> Result<Trainer, TrainError> {
+    if let Some(names) = data.train.class_names() {
+        // labels.json, written from these names, must name every class the model outputs.
+        let classes = crate::inference::classes_of(spec)?;
+        if names.len() != classes {
+            return Err(TrainError::Data(format!(
+                "{} has {} class labels ({}) but the model outputs {classes} classes; a run's labels.json must name every class: make the last layer's out {}, or add rows of the missing classes",
+                data.train.origin.targets,
+                names.len(),
+                graphc_data::listing(names),
+                names.len()
+            )));
+        }
+    }
     let mut trainer = Trainer::new(spec.clone(), backend, data.layout)?;
     if let InitSpec::From(path) = &spec.model.init {
         trainer.load_init(&base_dir.join(path))?;
@@ -288,7 +301,8 @@ pub fn resume(
 /// run. A new or empty directory is written directly; one that holds the checkpoint being
 /// resumed, or anything else when `overwrite` is set, gets the run's files only once the run
 /// has succeeded (they are made in a staging directory inside it); any other non-empty one is
-/// refused. A failed run leaves the directory as it was.
+/// refused. A failed run leaves the directory as it was, but for the checkpoints a resume of the
+/// directory's own checkpoint has promoted into it (see `rundir.rs`).
 pub fn train_or_resume(
     spec_path: &Path,
     options: RunOptions,
@@ -304,7 +318,11 @@ pub fn train_or_resume(
     let trainer = prepare(&spec, base_dir, &data, options.backend)?;
     // Bad input so far has not touched the output directory.
     let mut dir = RunDir::open(&options.out_dir, resume, overwrite)?;
-    match run(&spec, &data, trainer, options.quiet, resume, dir.work()) {
+    let files = Files {
+        work: dir.work(),
+        promoted_to: dir.promoted_to(),
+    };
+    match run(&spec, &data, trainer, options.quiet, resume, files) {
         Ok(mut summary) => {
             dir.commit()?;
             summary.seconds = started.elapsed().as_secs_f64();
@@ -317,16 +335,24 @@ pub fn train_or_resume(
     }
 }
 
-/// The run itself once its data is loaded and its trainer built, writing into `out` (the
-/// output directory or its staging directory).
+/// Where a run writes: `work` (the output directory or its staging directory), and checkpoints
+/// into `promoted_to` instead when it is set (a resume of that directory's own checkpoint).
+#[derive(Clone, Copy)]
+struct Files<'a> {
+    work: &'a Path,
+    promoted_to: Option<&'a Path>,
+}
+
+/// The run itself once its data is loaded and its trainer built, writing into `files`.
 fn run(
     spec: &Spec,
     data: &SpecData,
     mut trainer: Trainer,
     quiet: bool,
     resume_from: Option<&Path>,
-    out: &Path,
+    files: Files,
 ) -> Result<Summary, TrainError> {
+    let out = files.work;
     let n = data.train.len();
     let order = BatchOrder {
         seed: spec.seed,
@@ -390,9 +416,12 @@ fn run(
         metrics,
         metrics_path,
         bytes: kept,
-        checkpoint_dir: out.join(CHECKPOINT_DIR),
+        checkpoint_dir: files.promoted_to.unwrap_or(out).join(CHECKPOINT_DIR),
+        promoted_to: files.promoted_to.map(Path::to_path_buf),
+        metrics_linked: false,
         order,
         checkpointed: None,
+        hooks: TestHooks::from_env(),
     };
     let end = fit(
         &mut trainer,
@@ -410,7 +439,7 @@ fn run(
     drop(files);
     #[cfg(feature = "plot")]
     write_loss_plot(&out.join(PLOT_FILE), &[read_metrics(out)?])?;
-    reporter.finish();
+    reporter.finish()?;
     let train_eval = trainer.evaluate(&data.train)?;
     Ok(Summary {
         steps: trainer.step_count(),
@@ -429,9 +458,51 @@ struct RunFiles {
     /// Bytes of `metrics.jsonl` so far.
     bytes: u64,
     checkpoint_dir: PathBuf,
+    /// The output directory checkpoints are promoted into (see `rundir.rs`), for a resume of
+    /// its own checkpoint.
+    promoted_to: Option<PathBuf>,
+    /// Its `metrics.jsonl` is a hard link to this run's.
+    metrics_linked: bool,
     order: BatchOrder,
     /// The (epoch, batch) position of the last checkpoint written.
     checkpointed: Option<(u64, u64)>,
+    hooks: TestHooks,
+}
+
+/// What the end-to-end tests ask of a run through the environment, read once when it starts.
+#[derive(Default)]
+struct TestHooks {
+    /// `GRAPHC_TEST_ABORT_AFTER_STEP=N`: abort (as abruptly as a kill) once step N's line is on
+    /// disk, before anything later is written.
+    abort_after: Option<u64>,
+    /// `GRAPHC_TEST_RSS_AT_STEPS=N,M,...`: after each of these steps, print the process's
+    /// resident memory (`VmRSS` of `/proc/self/status`) on standard error, for the soak test.
+    rss_at: Vec<u64>,
+}
+
+impl TestHooks {
+    fn from_env() -> TestHooks {
+        let var = |name: &str| std::env::var(name).unwrap_or_default();
+        TestHooks {
+            abort_after: var("GRAPHC_TEST_ABORT_AFTER_STEP").parse().ok(),
+            rss_at: var("GRAPHC_TEST_RSS_AT_STEPS")
+                .split(',')
+                .filter_map(|s| s.trim().parse().ok())
+                .collect(),
+        }
+    }
+}
+
+/// The `VmRSS:` line of `/proc/self/status` (`VmRSS:     1234 kB`), or what went wrong.
+fn resident_memory() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_owned)
+        })
+        .unwrap_or_else(|| "VmRSS: unknown".to_owned())
 }
 
 impl RunFiles {
@@ -463,9 +534,11 @@ impl Observer for RunFiles {
             lr: event.lr,
             lrs: event.lrs.clone(),
         })?;
-        // test hook: GRAPHC_TEST_ABORT_AFTER_STEP=N aborts (as abruptly as a kill) once step
-        // N's line is on disk, before anything later is written.
-        if std::env::var("GRAPHC_TEST_ABORT_AFTER_STEP").as_deref() == Ok(&event.step.to_string()) {
+        if self.hooks.rss_at.contains(&event.step) {
+            let line = format!("step {}: {}", event.step, resident_memory());
+            crate::console::println(crate::console::Stream::Stderr, &line)?;
+        }
+        if self.hooks.abort_after == Some(event.step) {
             self.flush()?;
             std::process::abort();
         }
@@ -486,6 +559,11 @@ impl Observer for RunFiles {
 
     fn on_checkpoint(&mut self, trainer: &Trainer, progress: &Progress) -> Result<(), TrainError> {
         self.flush()?;
+        if let Some(out) = &self.promoted_to {
+            if !self.metrics_linked {
+                self.metrics_linked = crate::rundir::promote_metrics(&self.metrics_path, out)?;
+            }
+        }
         let progress = Progress {
             metrics_bytes: self.bytes,
             ..progress.clone()
@@ -513,7 +591,7 @@ impl Observer for Reporter {
             epoch: event.epoch,
             train: event.train,
             valid: event.valid,
-        });
+        })?;
         Ok(ControlFlow::Continue(()))
     }
 }

@@ -14,6 +14,14 @@
 //!   symbolic link at that name without following it. A failed run removes its staging
 //!   directory and leaves `DIR` as it was; a killed one leaves it, and the next run on `DIR`
 //!   removes it (it is provably graphc's by its name and marker, and no run holds the lock).
+//! - A `--resume` of the checkpoint in `DIR` is the same run going on, so its checkpoints are
+//!   promoted into `DIR` as they are written: at its first checkpoint its `metrics.jsonl`
+//!   (which begins with the bytes of `DIR/metrics.jsonl` the old checkpoint counts) replaces
+//!   `DIR/metrics.jsonl` by a rename of a hard link to it, so both names then grow together;
+//!   then each checkpoint replaces `DIR/checkpoint` atomically. At every moment `DIR` holds a
+//!   checkpoint and the metrics it counts, so a resume that is killed or fails after a
+//!   checkpoint leaves `DIR` resumable from there, not from where it started; the run's other
+//!   files (model, plot) replace `DIR`'s only at its successful end.
 //! - `DIR/.graphc-files` lists the files the last successful run wrote. A `labels.json` or
 //!   `standardize.json` the new run does not write is removed only when that list names it:
 //!   files graphc did not write are never deleted.
@@ -33,6 +41,8 @@ pub const LOCK_FILE: &str = ".graphc.lock";
 pub const MANIFEST_FILE: &str = ".graphc-files";
 /// The name of a staging directory, before the PID.
 const STAGING_PREFIX: &str = ".graphc-staging-";
+/// The name of a staged `metrics.jsonl`'s link while it is renamed into place, before the PID.
+const METRICS_LINK_PREFIX: &str = ".graphc-metrics-";
 /// The file that marks a staging directory as graphc's.
 const STAGING_MARKER: &str = ".graphc-staging";
 /// The metrics file of a run.
@@ -53,6 +63,8 @@ pub(crate) struct RunDir {
     /// Where this run writes: `out`, or its staging directory.
     work: PathBuf,
     staged: bool,
+    /// The run resumes `out`'s own checkpoint: its checkpoints go straight into `out`.
+    promote: bool,
     /// `out` did not exist before the run.
     created_out: bool,
     lock_path: PathBuf,
@@ -103,6 +115,7 @@ impl RunDir {
             out: out.to_path_buf(),
             work: out.to_path_buf(),
             staged: false,
+            promote: false,
             created_out,
             lock_path,
             lock: None,
@@ -155,6 +168,7 @@ impl RunDir {
         }
         dir.work = work;
         dir.staged = true;
+        dir.promote = own_resume;
         if let Err(e) = File::create_new(dir.work.join(STAGING_MARKER)) {
             let err = io("create", &dir.work.join(STAGING_MARKER), &e);
             dir.abandon();
@@ -166,6 +180,13 @@ impl RunDir {
     /// Where the run writes its files.
     pub(crate) fn work(&self) -> &Path {
         &self.work
+    }
+
+    /// Where the run's checkpoints go, promoted as they are written: `out` for a staged resume
+    /// of `out`'s own checkpoint (see the module header), else `None` (they go with the rest
+    /// into [`RunDir::work`]).
+    pub(crate) fn promoted_to(&self) -> Option<&Path> {
+        self.promote.then_some(self.out.as_path())
     }
 
     /// Takes the lock on `out` or says which process holds it.
@@ -216,7 +237,8 @@ impl RunDir {
     }
 
     /// Removes the staging directories of killed runs (named and marked as graphc's; no run
-    /// holds them, as this one holds the lock).
+    /// holds them, as this one holds the lock), and the link to a staged `metrics.jsonl` a
+    /// killed resume left before renaming it into place.
     fn remove_dead_staging(&self) {
         let Ok(entries) = fs::read_dir(&self.out) else {
             return;
@@ -231,6 +253,13 @@ impl RunDir {
                 && fs::symlink_metadata(path.join(STAGING_MARKER)).is_ok_and(|m| m.is_file());
             if ours {
                 let _ = fs::remove_dir_all(&path);
+            } else if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(METRICS_LINK_PREFIX)
+                && entry.file_type().is_ok_and(|t| t.is_file())
+            {
+                let _ = fs::remove_file(&path);
             }
         }
     }
@@ -239,9 +268,12 @@ impl RunDir {
     /// rename replaces what was at that name without following it), stale `labels.json` and
     /// `standardize.json` a previous run wrote are removed; then the lock is released.
     pub(crate) fn commit(mut self) -> Result<(), TrainError> {
+        let promoted = |name: &str| self.promote && name == CHECKPOINT_DIR;
         let written: Vec<&str> = OUTPUTS
             .into_iter()
-            .filter(|name| exists(&self.work.join(name)))
+            .filter(|&name| {
+                exists(&self.work.join(name)) || (promoted(name) && exists(&self.out.join(name)))
+            })
             .collect();
         if self.staged {
             if let Err(e) = self.move_in(&written) {
@@ -270,7 +302,9 @@ impl RunDir {
         fs::create_dir(&aside).map_err(|e| io("create directory", &aside, &e))?;
         for name in OUTPUTS {
             let (new, old) = (self.work.join(name), self.out.join(name));
-            if written.contains(&name) {
+            if written.contains(&name) && !exists(&new) {
+                // A promoted checkpoint, already in place.
+            } else if written.contains(&name) {
                 // A directory (the checkpoint) cannot replace one by a rename: the old one is
                 // moved aside first.
                 if fs::symlink_metadata(&old).is_ok_and(|m| m.is_dir()) {
@@ -325,6 +359,27 @@ impl RunDir {
             drop(lock);
         }
     }
+}
+
+/// Makes `staged` (a staged run's `metrics.jsonl`, flushed) the content of `out/metrics.jsonl`
+/// before a checkpoint is promoted into `out`: a hard link to it renamed into place, so that
+/// the two names grow together from then on (`true`), or where hard links are not supported a
+/// copy renamed into place, made again at each checkpoint (`false`). The rename replaces what
+/// is at that name without following it; until it happens `out/metrics.jsonl` is the old one.
+pub(crate) fn promote_metrics(staged: &Path, out: &Path) -> Result<bool, TrainError> {
+    let temporary = out.join(format!("{METRICS_LINK_PREFIX}{}", std::process::id()));
+    let _ = fs::remove_file(&temporary);
+    let linked = match fs::hard_link(staged, &temporary) {
+        Ok(()) => true,
+        Err(_) => {
+            fs::copy(staged, &temporary).map_err(|e| io("copy", staged, &e))?;
+            false
+        }
+    };
+    let target = out.join(METRICS_FILE);
+    fs::rename(&temporary, &target).map_err(|e| io("rename", &temporary, &e))?;
+    sync_dir(out);
+    Ok(linked)
 }
 
 /// Flushes directory entries (renames) to disk; best effort.

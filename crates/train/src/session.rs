@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 
-use graphc_ir::{Arg, Backend, Executable, IrError};
+use graphc_ir::{Arg, Backend, Executable, Graph, IrError};
 use graphc_nn::{build_accumulate_step, build_eval, build_step, StepGraph, TargetLayout};
 use graphc_spec::{Reduction, Spec};
 
@@ -57,17 +57,8 @@ pub(crate) struct Program {
     pub(crate) kind: Kind,
     /// The graph it was compiled from, with the positions of its outputs and hypers.
     pub(crate) step: StepGraph,
-    /// The executable.
-    pub(crate) exe: Box<dyn Executable>,
-    /// The store buffer of each executable slot (`Graph::persistent()` order).
-    slots: Vec<BufferId>,
-}
-
-impl Program {
-    /// The executable's slot holding `id`, if it uses that buffer.
-    fn slot_of(&self, id: BufferId) -> Option<usize> {
-        self.slots.iter().position(|&s| s == id)
-    }
+    /// Its executable in the store.
+    exe: usize,
 }
 
 /// A spec's programs on one backend and the store of their persistent buffers.
@@ -75,15 +66,8 @@ pub struct Session {
     spec: Spec,
     backend: Box<dyn Backend>,
     layout: TargetLayout,
-    /// Each buffer's `state_dict`-style name (`0.weight`, `0.weight.momentum_buffer`).
-    names: Vec<String>,
-    /// Each buffer's value when no bound program holds a newer one.
-    values: Vec<Vec<f32>>,
-    /// Buffer ids by name, used when a program is compiled and by name-based accessors.
-    ids: HashMap<String, BufferId>,
+    store: Store,
     programs: Vec<Program>,
-    /// The program whose copies of its buffers are the newest values.
-    bound: Option<usize>,
 }
 
 impl Session {
@@ -98,27 +82,16 @@ impl Session {
         crate::run::check_size(&spec)?;
         Ok(Session {
             spec,
+            store: Store::new(backend.name()),
             backend,
             layout,
-            names: Vec::new(),
-            values: Vec::new(),
-            ids: HashMap::new(),
             programs: Vec::new(),
-            bound: None,
         })
     }
 
     /// The spec this session compiles.
     pub fn spec(&self) -> &Spec {
         &self.spec
-    }
-
-    /// The error for a failure inside the backend.
-    pub(crate) fn backend_error(&self, source: IrError) -> TrainError {
-        TrainError::Backend {
-            backend: self.backend.name(),
-            source,
-        }
     }
 
     /// Builds, optimizes and compiles the training step for batches of `batch` (what
@@ -147,25 +120,118 @@ impl Session {
             }
         };
         let exe = compile_graph(self.backend.as_ref(), &mut step.graph)
-            .map_err(|e| self.backend_error(e))?;
-        let graph = &step.graph;
+            .map_err(|e| self.store.backend_error(e))?;
+        let exe = self.store.add(exe, &step.graph, kind.writes());
+        self.programs.push(Program {
+            batch,
+            kind,
+            step,
+            exe,
+        });
+        Ok(self.programs.len() - 1)
+    }
+
+    /// Program `index`, compiled earlier.
+    pub(crate) fn get(&self, index: usize) -> &Program {
+        &self.programs[index]
+    }
+
+    /// The executable of program `index`, with the outputs of its last run.
+    pub(crate) fn exe(&self, index: usize) -> &dyn Executable {
+        self.store.exe(self.programs[index].exe)
+    }
+
+    /// Binds program `index` and runs it once on `args`.
+    pub(crate) fn run(&mut self, index: usize, args: &[Arg<'_>]) -> Result<(), TrainError> {
+        self.store.run(self.programs[index].exe, args)
+    }
+
+    /// The id of the buffer named `name` (`0.weight`, `0.weight.exp_avg`), if a compiled
+    /// program uses it.
+    pub fn id(&self, name: &str) -> Option<BufferId> {
+        self.store.id(name)
+    }
+
+    /// The current value of buffer `id`.
+    pub fn value(&self, id: BufferId) -> &[f32] {
+        self.store.value(id)
+    }
+
+    /// Overwrites buffer `id`; data of another length is an error naming the buffer.
+    pub fn set_value(&mut self, id: BufferId, data: &[f32]) -> Result<(), TrainError> {
+        self.store.set_value(id, data)
+    }
+}
+
+/// Persistent buffers by typed id, outside the executables that use them, and those
+/// executables: the part of a [`Session`] that also serves programs built from no spec (the
+/// tutorial [`crate::Optimizer`]'s update).
+pub(crate) struct Store {
+    /// The backend's name, for errors.
+    backend: &'static str,
+    /// Each buffer's `state_dict`-style name (`0.weight`, `0.weight.momentum_buffer`).
+    names: Vec<String>,
+    /// Each buffer's value when no bound executable holds a newer one.
+    values: Vec<Vec<f32>>,
+    /// Buffer ids by name, used when an executable is added and by name-based accessors.
+    ids: HashMap<String, BufferId>,
+    exes: Vec<Bound>,
+    /// The executable whose copies of its buffers are the newest values.
+    bound: Option<usize>,
+}
+
+/// An executable and the store buffer of each of its slots.
+struct Bound {
+    exe: Box<dyn Executable>,
+    /// The store buffer of each executable slot (`Graph::persistent()` order).
+    slots: Vec<BufferId>,
+    /// Whether running it changes its buffers (it has assigns).
+    writes: bool,
+}
+
+impl Bound {
+    /// The executable's slot holding `id`, if it uses that buffer.
+    fn slot_of(&self, id: BufferId) -> Option<usize> {
+        self.slots.iter().position(|&s| s == id)
+    }
+}
+
+impl Store {
+    /// An empty store for executables of the backend named `backend`.
+    pub(crate) fn new(backend: &'static str) -> Store {
+        Store {
+            backend,
+            names: Vec::new(),
+            values: Vec::new(),
+            ids: HashMap::new(),
+            exes: Vec::new(),
+            bound: None,
+        }
+    }
+
+    /// The error for a failure inside the backend.
+    pub(crate) fn backend_error(&self, source: IrError) -> TrainError {
+        TrainError::Backend {
+            backend: self.backend,
+            source,
+        }
+    }
+
+    /// Adds `exe`, compiled from `graph`, bound to the buffers its persistent leaves name
+    /// (added to the store at zero, as executables start, where new); `writes` says whether
+    /// running it changes them. Returns its index.
+    pub(crate) fn add(&mut self, exe: Box<dyn Executable>, graph: &Graph, writes: bool) -> usize {
         let mut slots = Vec::new();
         for node in graph.persistent() {
             let name = graph.node(node).op.leaf_name().unwrap_or_default();
             let len = graph.node(node).ty.numel();
             slots.push(self.buffer(name, len));
         }
-        self.programs.push(Program {
-            batch,
-            kind,
-            step,
-            exe,
-            slots,
-        });
-        Ok(self.programs.len() - 1)
+        self.exes.push(Bound { exe, slots, writes });
+        self.exes.len() - 1
     }
 
-    /// The id of buffer `name`, added to the store at zero (as executables start) if new.
+    /// The id of buffer `name`, added to the store at zero if new.
     fn buffer(&mut self, name: &str, len: usize) -> BufferId {
         if let Some(&id) = self.ids.get(name) {
             return id;
@@ -177,30 +243,30 @@ impl Session {
         id
     }
 
-    /// Program `index`, compiled earlier.
-    pub(crate) fn get(&self, index: usize) -> &Program {
-        &self.programs[index]
+    /// Executable `index`, with the outputs of its last run.
+    pub(crate) fn exe(&self, index: usize) -> &dyn Executable {
+        self.exes[index].exe.as_ref()
     }
 
-    /// Makes program `index` hold the newest value of every buffer it uses: the buffers the
-    /// previously bound program may have changed go to the store, then the store to it.
+    /// Makes executable `index` hold the newest value of every buffer it uses: the buffers
+    /// the previously bound one may have changed go to the store, then the store to it.
     fn bind(&mut self, index: usize) -> Result<(), TrainError> {
         if self.bound == Some(index) {
             return Ok(());
         }
         if let Some(previous) = self.bound.take() {
-            let program = &self.programs[previous];
-            if program.kind.writes() {
-                for (slot, id) in program.slots.iter().enumerate() {
-                    self.values[id.index()].copy_from_slice(program.exe.slot(slot));
+            let bound = &self.exes[previous];
+            if bound.writes {
+                for (slot, id) in bound.slots.iter().enumerate() {
+                    self.values[id.index()].copy_from_slice(bound.exe.slot(slot));
                 }
             }
         }
-        let program = &mut self.programs[index];
-        for (slot, id) in program.slots.iter().enumerate() {
-            let result = program.exe.write_slot(slot, &self.values[id.index()]);
+        let bound = &mut self.exes[index];
+        for (slot, id) in bound.slots.iter().enumerate() {
+            let result = bound.exe.write_slot(slot, &self.values[id.index()]);
             result.map_err(|source| TrainError::Backend {
-                backend: self.backend.name(),
+                backend: self.backend,
                 source,
             })?;
         }
@@ -208,31 +274,30 @@ impl Session {
         Ok(())
     }
 
-    /// Binds program `index` and runs it once on `args`.
+    /// Binds executable `index` and runs it once on `args`.
     pub(crate) fn run(&mut self, index: usize, args: &[Arg<'_>]) -> Result<(), TrainError> {
         self.bind(index)?;
-        let result = self.programs[index].exe.run(args);
+        let result = self.exes[index].exe.run(args);
         result.map_err(|e| self.backend_error(e))
     }
 
-    /// The id of the buffer named `name` (`0.weight`, `0.weight.exp_avg`), if a compiled
-    /// program uses it.
-    pub fn id(&self, name: &str) -> Option<BufferId> {
+    /// The id of the buffer named `name`, if an added executable uses it.
+    pub(crate) fn id(&self, name: &str) -> Option<BufferId> {
         self.ids.get(name).copied()
     }
 
     /// The current value of buffer `id`.
-    pub fn value(&self, id: BufferId) -> &[f32] {
-        if let Some(program) = self.bound.map(|b| &self.programs[b]) {
-            if let Some(slot) = program.slot_of(id) {
-                return program.exe.slot(slot);
+    pub(crate) fn value(&self, id: BufferId) -> &[f32] {
+        if let Some(bound) = self.bound.map(|b| &self.exes[b]) {
+            if let Some(slot) = bound.slot_of(id) {
+                return bound.exe.slot(slot);
             }
         }
         &self.values[id.index()]
     }
 
     /// Overwrites buffer `id`; data of another length is an error naming the buffer.
-    pub fn set_value(&mut self, id: BufferId, data: &[f32]) -> Result<(), TrainError> {
+    pub(crate) fn set_value(&mut self, id: BufferId, data: &[f32]) -> Result<(), TrainError> {
         let stored = &mut self.values[id.index()];
         if stored.len() != data.len() {
             return Err(TrainError::Data(format!(
@@ -244,11 +309,11 @@ impl Session {
         }
         stored.copy_from_slice(data);
         if let Some(b) = self.bound {
-            let program = &mut self.programs[b];
-            if let Some(slot) = program.slot_of(id) {
-                let result = program.exe.write_slot(slot, data);
+            let bound = &mut self.exes[b];
+            if let Some(slot) = bound.slot_of(id) {
+                let result = bound.exe.write_slot(slot, data);
                 result.map_err(|source| TrainError::Backend {
-                    backend: self.backend.name(),
+                    backend: self.backend,
                     source,
                 })?;
             }

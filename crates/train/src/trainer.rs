@@ -16,10 +16,11 @@ use graphc_nn::{
     default_init, group_of, hyper_value_by, initial_groups, ParamInfo, StepGraph, TargetLayout,
 };
 use graphc_nn::{task_of, Task};
-use graphc_spec::{HyperValue, Interval, OptimizerKind, Reduction, Spec};
+use graphc_spec::{shown_list, HyperValue, Interval, OptimizerKind, Reduction, Spec};
 use smallvec::SmallVec;
 
 use crate::session::{Kind, Session};
+use crate::weights::{check_finite, check_finite_values};
 use crate::{read_safetensors, BatchTargets, Dataset, NamedTensor, TrainError};
 
 /// Loss and quality of the model on a data set.
@@ -235,6 +236,26 @@ impl Trainer {
         Some(self.session.value(id))
     }
 
+    /// Refuses parameters, optimizer state or pending gradient sums holding NaN or an
+    /// infinity, naming `origin` and the first such value (training from them could only give
+    /// NaN losses, which would be blamed on the learning rate).
+    pub fn check_finite(&self, origin: &str) -> Result<(), TrainError> {
+        let step = self.main_step();
+        let values = |name: &str| self.param(name).unwrap_or_default();
+        for p in &step.params {
+            check_finite_values(origin, "parameter", &p.name, &p.shape, values(&p.name))?;
+        }
+        for (name, shape) in &step.state {
+            check_finite_values(origin, "optimizer state", name, shape, values(name))?;
+        }
+        if self.pending > 0 {
+            for (name, shape) in &step.accumulators {
+                check_finite_values(origin, "accumulated gradient", name, shape, values(name))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Overwrites a parameter (or state buffer) by name.
     pub fn set_param(&mut self, name: &str, data: &[f32]) -> Result<(), TrainError> {
         let Some(id) = self.session.id(name) else {
@@ -261,15 +282,29 @@ impl Trainer {
         }
     }
 
-    /// Loads initial parameters from a safetensors file with `state_dict`
-    /// names; a missing, extra or misshapen tensor is an error naming it.
+    /// Loads initial parameters (`model.init.from`) from a safetensors file with
+    /// `state_dict` names; a missing, extra or misshapen tensor, or one holding NaN or an
+    /// infinity, is an error naming it.
     pub fn load_init(&mut self, path: &Path) -> Result<(), TrainError> {
+        self.load_params_file(path, "init.from")
+    }
+
+    /// Loads trained parameters to evaluate or predict with (`--weights`), checked as
+    /// [`Trainer::load_init`] checks them.
+    pub fn load_weights(&mut self, path: &Path) -> Result<(), TrainError> {
+        self.load_params_file(path, "--weights")
+    }
+
+    /// Reads `path` and sets every parameter from it; `origin` names it in messages.
+    fn load_params_file(&mut self, path: &Path, origin: &str) -> Result<(), TrainError> {
         let tensors = read_safetensors(path)?;
         let err = |message: String| TrainError::Init {
             path: path.to_path_buf(),
             message,
         };
         self.check_params(&tensors).map_err(err)?;
+        let origin = format!("{origin} {}", path.display());
+        check_finite(&origin, "tensor", &tensors)?;
         for t in tensors {
             self.set_param(&t.name, &t.data)?;
         }
@@ -285,21 +320,24 @@ impl Trainer {
                 return Err(format!(
                     "tensor `{}` is not a parameter of this model; its parameters are {}",
                     t.name,
-                    names.join(", ")
+                    graphc_spec::shown_items(&names)
                 ));
             }
         }
         for p in expected {
             let Some(t) = tensors.iter().find(|t| t.name == p.name) else {
                 return Err(format!(
-                    "missing tensor `{}` of shape {:?}",
-                    p.name, p.shape
+                    "missing tensor `{}` of shape {}",
+                    p.name,
+                    shown_list(&p.shape)
                 ));
             };
             if t.shape != p.shape {
                 return Err(format!(
-                    "tensor `{}` has shape {:?}, the model needs {:?}",
-                    p.name, t.shape, p.shape
+                    "tensor `{}` has shape {}, the model needs {}",
+                    p.name,
+                    shown_list(&t.shape),
+                    shown_list(&p.shape)
                 ));
             }
         }
@@ -392,8 +430,10 @@ impl Trainer {
         self.session.run(index, &args)?;
         drop(args);
         self.last_step = Some(index);
-        let compiled = self.session.get(index);
-        let loss = compiled.exe.output(compiled.step.loss_output)[0];
+        let loss = self
+            .session
+            .exe(index)
+            .output(self.session.get(index).step.loss_output)[0];
         if kind == Kind::Update {
             self.step_count += 1;
             self.pending = 0;
@@ -517,6 +557,9 @@ impl Trainer {
                 )))
             }
         }
+        check_finite(what, "parameter", &state.params)?;
+        check_finite(what, "optimizer state", &state.optimizer.state)?;
+        check_finite(what, "accumulated gradient", &state.optimizer.accumulated)?;
         for t in state.params.iter().chain(&state.optimizer.state) {
             self.set_param(&t.name, &t.data)?;
         }
@@ -564,8 +607,8 @@ impl Trainer {
             if *names != saved_group.params {
                 return Err(format!(
                     "param group {i} holds {} in the checkpoint, {} with the spec",
-                    saved_group.params.join(", "),
-                    names.join(", ")
+                    graphc_spec::shown_items(&saved_group.params),
+                    graphc_spec::shown_items(names)
                 ));
             }
             let spec_group = graphc_nn::group_settings(&self.spec().optimizer, *g);
@@ -596,8 +639,9 @@ impl Trainer {
                 }
                 Some(t) if &t.shape != shape => {
                     return Err(format!(
-                        "optimizer state `{name}` has shape {:?}, the spec needs {shape:?}",
-                        t.shape
+                        "optimizer state `{name}` has shape {}, the spec needs {}",
+                        shown_list(&t.shape),
+                        shown_list(shape)
                     ))
                 }
                 Some(_) => {}
@@ -709,8 +753,12 @@ impl Trainer {
     /// The model output of the last batch [`Trainer::step_batch`] ran (before its update),
     /// row-major; `None` before the first step.
     pub fn last_output(&self) -> Option<&[f32]> {
-        let compiled = self.session.get(self.last_step?);
-        Some(compiled.exe.output(compiled.step.model_output))
+        let index = self.last_step?;
+        Some(
+            self.session
+                .exe(index)
+                .output(self.session.get(index).step.model_output),
+        )
     }
 
     /// How the model's outputs are scored: accuracy (classifiers) or RMSE (regressors).
@@ -739,8 +787,8 @@ impl Trainer {
             let index = self.session.program(rows.len(), kind)?;
             self.session
                 .run(index, &[Arg::F32(&features), targets_arg(&targets)])?;
-            let compiled = self.session.get(index);
-            f(compiled.exe.as_ref(), &compiled.step, rows.len(), &targets);
+            let step = &self.session.get(index).step;
+            f(self.session.exe(index), step, rows.len(), &targets);
             start += rows.len();
         }
         Ok(())

@@ -9,6 +9,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use graphc_data::write_atomic;
+use graphc_spec::shown_list;
 use safetensors::{Dtype, SafeTensors};
 
 use crate::error::TrainError;
@@ -59,6 +60,55 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<NamedTensor>, TrainError> {
     Ok(tensors)
 }
 
+/// Refuses tensors holding NaN or an infinity: the first such value, in the order of
+/// `tensors` and row-major within each, is an error naming `origin` (where the tensors came
+/// from: `init.from data/x.safetensors`), the tensor as `kind` (`tensor`, `optimizer
+/// state`) and its name, the value and its index. Weights, optimizer state and gradient sums
+/// are finite in every run that did not diverge, and PyTorch would silently train NaN on: this
+/// is the one check every load of them goes through.
+pub(crate) fn check_finite<'a>(
+    origin: &str,
+    kind: &'static str,
+    tensors: impl IntoIterator<Item = &'a NamedTensor>,
+) -> Result<(), TrainError> {
+    tensors
+        .into_iter()
+        .try_for_each(|t| check_finite_values(origin, kind, &t.name, &t.shape, &t.data))
+}
+
+/// [`check_finite`] of one tensor given by its parts.
+pub(crate) fn check_finite_values(
+    origin: &str,
+    kind: &'static str,
+    name: &str,
+    shape: &[usize],
+    data: &[f32],
+) -> Result<(), TrainError> {
+    match data.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(flat) => Err(TrainError::NonFinite {
+            origin: origin.to_owned(),
+            kind,
+            tensor: name.to_owned(),
+            value: data[flat],
+            index: unravel(flat, shape),
+        }),
+    }
+}
+
+/// The coordinates of row-major position `flat` in a tensor of `shape` (`[]` for a scalar).
+fn unravel(flat: usize, shape: &[usize]) -> Vec<usize> {
+    let mut rest = flat;
+    let mut index = vec![0; shape.len()];
+    for (coordinate, &size) in index.iter_mut().zip(shape).rev() {
+        if size > 0 {
+            *coordinate = rest % size;
+            rest /= size;
+        }
+    }
+    index
+}
+
 /// Converts little-endian tensor bytes of a float dtype to f32; `None` for other dtypes.
 fn to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
     let out = match dtype {
@@ -107,9 +157,9 @@ pub fn write_safetensors(path: &Path, tensors: &[NamedTensor]) -> Result<(), Tra
             .try_fold(1usize, |acc, &d| acc.checked_mul(d));
         if expected != Some(t.data.len()) {
             return Err(bad(format!(
-                "tensor `{}` has shape {:?} but {} values; this is a bug in the caller",
+                "tensor `{}` has shape {} but {} values; this is a bug in the caller",
                 t.name,
-                t.shape,
+                shown_list(&t.shape),
                 t.data.len()
             )));
         }
@@ -279,6 +329,36 @@ mod tests {
             msg.contains("`steps`") && msg.contains("I64") && msg.contains("ints.safetensors"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn non_finite_values_are_refused_naming_origin_tensor_value_and_index() {
+        let finite = tensor("0.bias", &[3], &[0.0, -0.0, f32::MAX]);
+        let nan = tensor("0.weight", &[3, 2], &[1.0, 2.0, 3.0, f32::NAN, 5.0, 6.0]);
+        check_finite("init.from x.safetensors", "tensor", [&finite]).unwrap();
+        let msg = check_finite("init.from x.safetensors", "tensor", [&finite, &nan])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with(r#"init.from x.safetensors: tensor "0.weight" holds NaN at [1, 1]"#),
+            "{msg}"
+        );
+        assert!(!msg.contains('\n'), "{msg}");
+        let inf = tensor("s", &[], &[f32::NEG_INFINITY]);
+        let msg = check_finite("checkpoint `c`", "optimizer state", [&inf])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with(r#"checkpoint `c`: optimizer state "s" holds -inf at []"#),
+            "{msg}"
+        );
+        let wide = tensor("w", &[2, 3, 4], &[0.0; 24]);
+        let mut last = wide.clone();
+        last.data[23] = f32::INFINITY;
+        let msg = check_finite("o", "tensor", [&wide, &last])
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("holds inf at [1, 2, 3]"), "{msg}");
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod docs_examples;
 mod image_data;
 mod ir_snapshots;
 mod loss_goldens;
+mod nan_goldens;
 mod optimizer_goldens;
 mod pytorch_goldens;
 mod resume;

@@ -4,7 +4,9 @@
 
 mod bad_input;
 mod cli;
+mod hostile;
 mod loss_cmd;
+mod non_finite;
 mod resume_cli;
 mod run_dir;
 mod support;

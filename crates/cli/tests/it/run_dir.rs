@@ -2,13 +2,13 @@
 //! (diverging) or killed re-run leaves a finished run's files byte-identical; files graphc did
 //! not write survive, and a symbolic link at an output's name is not followed; a run on a
 //! directory another run holds is refused naming its PID; a tampered checkpoint or a cut
-//! `metrics.jsonl` is refused before anything is written.
+//! `metrics.jsonl` is refused before anything is written; a killed `--resume` keeps the
+//! checkpoints it wrote.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::support::{assert_clear_failure, graphc_in, scratch};
+use crate::support::{assert_clear_failure, graphc_in, scratch, snapshot};
 
 /// Eight samples of a linear target.
 const DATA: &str = "a,b,y\n1,2,3\n4,5,6\n7,8,9\n10,11,12\n2,1,0\n5,4,3\n8,7,6\n11,10,9\n";
@@ -50,32 +50,6 @@ fn train_overwriting(dir: &Path, spec: &str) -> Output {
         dir,
         &["train", spec, "--out", "out", "--overwrite", "--quiet"],
     )
-}
-
-/// Every file under `dir` by its relative path, with its bytes (a symbolic link: its target).
-fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) {
-        for entry in std::fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            let name = path
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            let meta = std::fs::symlink_metadata(&path).unwrap();
-            if meta.is_symlink() {
-                let target = std::fs::read_link(&path).unwrap();
-                files.insert(name, target.to_string_lossy().as_bytes().to_vec());
-            } else if meta.is_dir() {
-                walk(root, &path, files);
-            } else {
-                files.insert(name, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    let mut files = BTreeMap::new();
-    walk(dir, dir, &mut files);
-    files
 }
 
 #[test]
@@ -319,13 +293,34 @@ fn resuming_a_run_whose_metrics_were_emptied_is_refused_before_writing() {
     }
 }
 
+/// `progress.epoch` of `out/checkpoint/state.json`.
+fn checkpoint_epoch(out: &Path) -> u64 {
+    let text = std::fs::read_to_string(out.join("checkpoint/state.json")).unwrap();
+    let state: serde_json::Value = serde_json::from_str(&text).unwrap();
+    state["progress"]["epoch"].as_u64().unwrap()
+}
+
+/// The `step` of every line of `out/metrics.jsonl`.
+fn metrics_steps(out: &Path) -> Vec<u64> {
+    std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
 #[test]
-fn a_killed_resume_leaves_the_run_resumable_from_the_checkpoint_it_started_from() {
+fn a_killed_resume_keeps_its_checkpoints_and_resumes_from_the_last() {
     let dir = finished_run();
     let out = dir.path().join("out");
     let longer = spec("0.01", true).replace("epochs: 2", "epochs: 4");
     std::fs::write(dir.path().join("longer.yaml"), longer).unwrap();
     let before = snapshot(&out);
+    assert_eq!(checkpoint_epoch(&out), 2);
     // Killed at step 14, after the epoch-3 checkpoint of the resumed run.
     let o = Command::new(env!("CARGO_BIN_EXE_graphc"))
         .args([
@@ -340,21 +335,26 @@ fn a_killed_resume_leaves_the_run_resumable_from_the_checkpoint_it_started_from(
         .output()
         .unwrap();
     assert!(!o.status.success(), "the run should be killed");
+    // The epoch-3 checkpoint was promoted with the metrics it counts (and the lines after it);
+    // the finished run's model and other files are as they were.
+    assert_eq!(checkpoint_epoch(&out), 3);
+    assert_eq!(metrics_steps(&out), (1..=14).collect::<Vec<u64>>());
     let after = snapshot(&out);
-    for (name, bytes) in &before {
-        assert_eq!(after.get(name), Some(bytes), "{name} after a killed resume");
+    for name in [
+        "model.safetensors",
+        "loss.svg",
+        "standardize.json",
+        ".graphc-files",
+    ] {
+        assert_eq!(
+            after.get(name),
+            before.get(name),
+            "{name} after a killed resume"
+        );
     }
+
     ok(&resume(dir.path(), "longer.yaml"));
-    let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
-    let steps: Vec<u64> = metrics
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
-                .as_u64()
-                .unwrap()
-        })
-        .collect();
-    assert_eq!(steps, (1..=16).collect::<Vec<u64>>());
+    assert_eq!(metrics_steps(&out), (1..=16).collect::<Vec<u64>>());
     let left = snapshot(&out);
     assert!(
         left.keys()
@@ -362,4 +362,41 @@ fn a_killed_resume_leaves_the_run_resumable_from_the_checkpoint_it_started_from(
         "{:?}",
         left.keys()
     );
+    // Bitwise the run never stopped.
+    ok(&graphc_in(
+        dir.path(),
+        &["train", "longer.yaml", "--out", "fresh", "--quiet"],
+    ));
+    let fresh = snapshot(&dir.path().join("fresh"));
+    for name in [
+        "model.safetensors",
+        "metrics.jsonl",
+        "checkpoint/state.json",
+    ] {
+        assert_eq!(left.get(name), fresh.get(name), "{name}");
+    }
+}
+
+#[test]
+fn a_resume_that_fails_before_a_checkpoint_leaves_the_run_byte_identical() {
+    let dir = finished_run();
+    let out = dir.path().join("out");
+    let before = snapshot(&out);
+    // A standard error that cannot be written stops the run at its first epoch line, which
+    // comes before that epoch's checkpoint: nothing was promoted.
+    let longer = spec("0.01", true).replace("epochs: 2", "epochs: 4");
+    std::fs::write(dir.path().join("longer.yaml"), longer).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_graphc"))
+        .args(["train", "longer.yaml", "--resume", "out/checkpoint"])
+        .stderr(
+            std::fs::File::options()
+                .write(true)
+                .open("/dev/full")
+                .unwrap(),
+        )
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(snapshot(&out), before);
 }

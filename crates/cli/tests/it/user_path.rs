@@ -245,6 +245,24 @@ fn train_then_eval_predict_and_plot_agree_with_the_run() {
         &["predict", spec, "--weights", "run", "--data", "new.csv"],
     ));
     assert_eq!(text, "species\nsetosa\nvirginica\n");
+
+    // Without --weights, eval and predict use the spec's model.init.from, as `graphc train`
+    // starts from it; without either, one line says what to give.
+    let text = std::fs::read_to_string(spec).unwrap();
+    let from = text.replace(
+        "  input: [4]\n",
+        "  input: [4]\n  init: {from: run/model.safetensors}\n",
+    );
+    std::fs::write(dir.path().join("from.yaml"), from).unwrap();
+    let (from_eval, _) = ok(&graphc_in(dir.path(), &["eval", "from.yaml"]));
+    assert_eq!(from_eval, eval_out, "model.init.from is the run's weights");
+    let (from_text, _) = ok(&graphc_in(
+        dir.path(),
+        &["predict", "from.yaml", "--data", "new.csv"],
+    ));
+    assert_eq!(from_text, "species\nsetosa\nvirginica\n");
+    let o = graphc_in(dir.path(), &["eval", spec]);
+    crate::support::assert_clear_failure(&o, &["no --weights given", "model.init.from"]);
 }
 
 #[test]

@@ -65,3 +65,42 @@ fn an_observer_stops_the_run_early_and_the_position_is_kept() {
     assert!(end.stopped_early);
     assert_eq!((seen, trainer.step_count(), end.epochs), (25, 25, 3));
 }
+
+/// Iris (relu MLP) on `backend`, its first parameter holding NaN at one element.
+fn iris_with_a_nan_weight(backend: BackendKind) -> (graphc::Trainer, graphc::SpecData) {
+    let spec = graphc::Spec::from_file(specs().join("iris.yaml")).unwrap();
+    let data = graphc::load_data(&spec, specs()).unwrap();
+    let mut trainer = graphc::prepare(&spec, specs(), &data, backend).unwrap();
+    let first = trainer.params().remove(0);
+    let mut values = first.data.clone();
+    values[1] = f32::NAN;
+    trainer.set_param(&first.name, &values).unwrap();
+    (trainer, data)
+}
+
+#[test]
+fn nan_weights_give_a_nan_loss_through_relu_as_in_pytorch() {
+    // relu(NaN) is NaN in PyTorch: a NaN weight must not be masked into a finite loss.
+    for backend in BackendKind::ALL {
+        let (mut trainer, data) = iris_with_a_nan_weight(*backend);
+        let eval = trainer.evaluate(&data.train).unwrap();
+        assert!(eval.loss.is_nan(), "{}: loss {}", backend.name(), eval.loss);
+    }
+}
+
+#[test]
+fn fit_refuses_weights_set_by_hand_holding_nan_naming_the_tensor() {
+    let (mut trainer, data) = iris_with_a_nan_weight(BackendKind::Interp);
+    let err = graphc::fit(&mut trainer, &data, &mut |_: &StepEvent| {
+        ControlFlow::Continue(())
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.starts_with(
+            "the weights training started from: parameter \"0.weight\" holds NaN at [0, 1]"
+        ),
+        "{err}"
+    );
+    assert_eq!(trainer.step_count(), 0, "no step ran");
+}

@@ -4,6 +4,7 @@
 
 mod basic;
 mod math_accuracy;
+mod nan_semantics;
 mod parallel;
 mod random_graphs;
 mod steps;

@@ -12,7 +12,7 @@ mod margin;
 mod regression;
 
 use graphc_ir::{BinaryOp, CompareOp, DType, Graph, NodeId, TensorType, UnaryOp};
-use graphc_spec::{LossSpec, Reduction};
+use graphc_spec::{shown_list, LossSpec, Reduction};
 
 use crate::NnError;
 
@@ -228,8 +228,8 @@ fn loss_error(loss: &LossSpec, message: String) -> NnError {
 /// `class indices of shape [3]` / `float targets of shape [3, 2]`.
 fn describe(ty: &TensorType) -> String {
     match ty.dtype {
-        DType::I64 => format!("class indices of shape {:?}", ty.shape),
-        DType::F32 => format!("float targets of shape {:?}", ty.shape),
+        DType::I64 => format!("class indices of shape {}", shown_list(&ty.shape)),
+        DType::F32 => format!("float targets of shape {}", shown_list(&ty.shape)),
     }
 }
 
@@ -237,25 +237,26 @@ fn describe(ty: &TensorType) -> String {
 fn check_shapes(loss: &LossSpec, input: &[usize], target: &TensorType) -> Result<(), NnError> {
     let err = |message: String| Err(loss_error(loss, message));
     let wanted = wants(loss);
+    let shown = shown_list(input);
     if wanted == Wants::Floats {
         if input.is_empty() {
             return err("expects an input with at least one axis, got a scalar".into());
         }
     } else if input.len() != 2 {
         return err(format!(
-            "expects an input of shape [batch, classes], got {input:?}"
+            "expects an input of shape [batch, classes], got {shown}"
         ));
     }
     if input.contains(&0) {
-        return err(format!("expects a non-empty input, got shape {input:?}"));
+        return err(format!("expects a non-empty input, got shape {shown}"));
     }
     let same_shape = target.shape == input;
     match (wanted, target.dtype) {
         (Wants::Classes | Wants::ClassesOrProbabilities, DType::I64) => {
             if target.shape != input[..1] {
                 return err(format!(
-                    "needs one class index per sample: the input has shape {input:?}, the target has shape {:?} (expected [{}])",
-                    target.shape, input[0]
+                    "needs one class index per sample: the input has shape {shown}, the target has shape {} (expected [{}])",
+                    shown_list(&target.shape), input[0]
                 ));
             }
         }
@@ -269,7 +270,7 @@ fn check_shapes(loss: &LossSpec, input: &[usize], target: &TensorType) -> Result
                     _ => String::new(),
                 };
                 return err(format!(
-                    "takes class indices of shape [{}] or class probabilities of the input's shape {input:?}, got {}{columns}",
+                    "takes class indices of shape [{}] or class probabilities of the input's shape {shown}, got {}{columns}",
                     input[0],
                     describe(target)
                 ));
@@ -277,14 +278,14 @@ fn check_shapes(loss: &LossSpec, input: &[usize], target: &TensorType) -> Result
         }
         (Wants::Classes, DType::F32) => {
             return err(format!(
-                "needs class indices (one integer per sample, shape [{}]) for an input of shape {input:?}, got {}",
+                "needs class indices (one integer per sample, shape [{}]) for an input of shape {shown}, got {}",
                 input[0],
                 describe(target)
             ));
         }
         (Wants::RowFloats | Wants::Floats, DType::I64) => {
             return err(format!(
-                "needs float targets with the model output's shape {input:?}, not class indices (got {})",
+                "needs float targets with the model output's shape {shown}, not class indices (got {})",
                 describe(target)
             ));
         }
@@ -297,8 +298,8 @@ fn check_shapes(loss: &LossSpec, input: &[usize], target: &TensorType) -> Result
                     _ => String::new(),
                 };
                 return err(format!(
-                    "targets must have the model output's shape{columns} (input {input:?}, target {:?})",
-                    target.shape
+                    "targets must have the model output's shape{columns} (input {shown}, target {})",
+                    shown_list(&target.shape)
                 ));
             }
         }

@@ -221,7 +221,7 @@ pub fn group_of(spec: &OptimizerSpec, params: &[ParamInfo]) -> Result<Vec<usize>
                 return Err(NnError::Optimizer(format!(
                     "param_groups[{g}]: pattern {:?} matches no parameter; parameters are {}",
                     p.as_str(),
-                    names.join(", ")
+                    graphc_spec::shown_items(&names)
                 )));
             }
         }
