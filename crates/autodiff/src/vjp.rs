@@ -166,6 +166,8 @@ pub fn vjp(
         | Op::ConvWeightGrad { .. }
         | Op::MaxPool(_)
         | Op::MaxPoolGrad(_) => todo!("cnn: windowed VJPs"),
+        // random values depend on no float operand (the step is an integer): d/dstep = 0
+        Op::RandomUniform { .. } => {}
     }
     for (slot, &w) in out.iter_mut().zip(wanted) {
         if !w {

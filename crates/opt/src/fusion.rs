@@ -33,7 +33,8 @@ pub enum Class {
     /// A reduction accumulated by cluster `g`.
     Sink(GroupId),
     /// The result of the single-op group `g`: an op whose access is a
-    /// contraction (matrix product) or indexed (one-hot).
+    /// contraction (matrix product), indexed (one-hot), windowed or
+    /// generated (random values).
     Single(GroupId),
 }
 
@@ -68,7 +69,7 @@ pub const COLUMN_PRODUCT_MAX_COLS: usize = 4;
 /// result may not overwrite the operand in place.
 pub fn reads_elsewhere(access: Access) -> bool {
     match access {
-        Access::View | Access::Contraction { .. } | Access::Windowed => true,
+        Access::View | Access::Contraction { .. } | Access::Windowed | Access::Generated => true,
         Access::Leaf
         | Access::Uniform(_)
         | Access::Elementwise
@@ -329,6 +330,9 @@ impl<'g> Builder<'g> {
                 Access::Indexed | Access::Windowed => {
                     Class::Single(self.new_group(self.shape(v), v))
                 }
+                // A value of the element index could join a cluster; for now
+                // the generator runs as a step of its own.
+                Access::Generated => Class::Single(self.new_group(self.shape(v), v)),
             };
             self.f.class[v.index()] = class;
         }
