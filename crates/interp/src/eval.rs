@@ -113,8 +113,12 @@ pub fn evaluate<T: Scalar>(
             | Op::MaxPool(_)
             | Op::MaxPoolGrad(_) => todo!("cnn: windowed ops in the interpreter"),
             Op::RandomUniform { seed, stream, .. } => match &values[operands[0].index()] {
-                Value::I(step) => Value::F(random_uniform(*seed, *stream, step[0], node.ty.numel())),
-                Value::F(_) => return Err(IrError::Argument("random_uniform of a float step".into())),
+                Value::I(step) => {
+                    Value::F(random_uniform(*seed, *stream, step[0], node.ty.numel()))
+                }
+                Value::F(_) => {
+                    return Err(IrError::Argument("random_uniform of a float step".into()))
+                }
             },
         };
         values[id.index()] = value;

@@ -130,10 +130,7 @@ mod tests {
     fn the_layout_puts_seed_in_the_key_and_block_stream_step_in_the_counter() {
         let seed = 0x0123_4567_89ab_cdef;
         assert_eq!(random_key(seed), [0x89ab_cdef, 0x0123_4567]);
-        assert_eq!(
-            random_counter(7, 3, 0x0000_0005_0000_0009),
-            [7, 3, 9, 5]
-        );
+        assert_eq!(random_counter(7, 3, 0x0000_0005_0000_0009), [7, 3, 9, 5]);
         let words = philox4x32_10([7, 3, 9, 5], [0x89ab_cdef, 0x0123_4567]);
         assert_eq!(
             random_uniform_block(seed, 3, 0x0000_0005_0000_0009, 7),

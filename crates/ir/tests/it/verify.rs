@@ -73,7 +73,9 @@ fn random_uniform_needs_a_one_element_i64_step_and_a_bounded_shape() {
     assert!(g.random_uniform(many, 7, 2, &[4]).is_err());
     // Element blocks must fit counter word 0: at most 2^34 elements.
     assert!(g.random_uniform(step, 7, 2, &[1 << 17, 1 << 17]).is_ok());
-    assert!(g.random_uniform(step, 7, 2, &[(1 << 17) + 1, 1 << 17]).is_err());
+    assert!(g
+        .random_uniform(step, 7, 2, &[(1 << 17) + 1, 1 << 17])
+        .is_err());
     assert!(g.random_uniform(step, 7, 2, &[usize::MAX, 2]).is_err());
     g.verify().unwrap();
 }
