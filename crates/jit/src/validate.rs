@@ -32,6 +32,9 @@
 //!    result's extents lie inside the arena; its result overlaps neither
 //!    operand; dot products read contiguous rows (`lhs_cs = rhs_rs = 1`); a
 //!    copied right operand is a row-major `n × k` matrix.
+//! 10. A random-uniform kernel reads its step counter inside the index buffer
+//!     and writes its `len` values inside the arena; its `hi` is its number of
+//!     element blocks (`ceil(len / 4)`), which its pieces split.
 
 use std::ops::Range;
 
@@ -40,7 +43,7 @@ use graphc_ir::{DType, IrError};
 
 use crate::gemm::{GemmCall, Split};
 use crate::kernel::{Cluster, Expr};
-use crate::plan::{Kernel, OneHot, Plan, Step};
+use crate::plan::{Kernel, OneHot, Plan, RandomUniform, Step};
 
 /// The floats `offset + Σ stride·i` for `i` in `0..extent` per dimension
 /// touch, as a range from the first to one past the last; empty if any extent
@@ -158,6 +161,15 @@ impl Plan {
                             return Err("a one-hot kernel runs whole, in one piece".into());
                         }
                         self.check_one_hot(o)?;
+                    }
+                    Kernel::RandomUniform(r) => {
+                        if hi != r.blocks() {
+                            return Err(format!(
+                                "a random kernel of {} blocks run over 0..{hi}",
+                                r.blocks()
+                            ));
+                        }
+                        self.check_random_uniform(r)?;
                     }
                 }
             }
@@ -284,6 +296,13 @@ impl Plan {
             .checked_mul(o.classes)
             .ok_or_else(|| "the one-hot output's size overflows".to_string())?;
         inside("the one-hot output", o.out, len, self.arena_len)?;
+        Ok(())
+    }
+
+    /// Invariant 10.
+    fn check_random_uniform(&self, r: &RandomUniform) -> Result<(), String> {
+        inside("the step counter", r.step, 1, self.ints_len)?;
+        inside("the random values", r.out, r.len, self.arena_len)?;
         Ok(())
     }
 

@@ -6,6 +6,7 @@ mod basic;
 mod math_accuracy;
 mod parallel;
 mod random_graphs;
+mod random_uniform;
 mod steps;
 mod support;
 mod training_step;
