@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use crate::windowed;
 use graphc_ir::{
-    BinaryOp, CompareOp, DType, Graph, IrError, NodeId, Op, ReduceOp, TensorType, UnaryOp,
+    random, BinaryOp, CompareOp, DType, Graph, IrError, NodeId, Op, ReduceOp, TensorType, UnaryOp,
 };
 
 /// The float types the interpreter computes in: f32 to train, f64 to check gradients.
@@ -129,10 +129,32 @@ pub fn evaluate<T: Scalar>(
             )),
             Op::MaxPool(window) => Value::F(windowed::max_pool(x(0), x(1), ty(0), window)),
             Op::MaxPoolGrad(window) => Value::F(windowed::max_pool_grad(x(0), x(1), ty(0), window)),
+            Op::RandomUniform { seed, stream, .. } => match &values[operands[0].index()] {
+                Value::I(step) => {
+                    Value::F(random_uniform(*seed, *stream, step[0], node.ty.numel()))
+                }
+                Value::F(_) => {
+                    return Err(IrError::Argument("random_uniform of a float step".into()))
+                }
+            },
         };
         values[id.index()] = value;
     }
     Ok(values)
+}
+
+/// `len` uniform values in [0, 1) of stream `stream` at step `step`: element
+/// `i` is word `i % 4` of Philox block `i / 4` (`graphc_ir::random`). The
+/// step's i64 is read as its two's-complement u64, so every step is distinct.
+fn random_uniform<T: Scalar>(seed: u64, stream: u32, step: i64, len: usize) -> Vec<T> {
+    let mut out = Vec::with_capacity(len);
+    for i in 0..len {
+        let block = u32::try_from(i / random::ELEMENTS_PER_BLOCK)
+            .expect("the type rule bounds element blocks to 32 bits");
+        let words = random::random_uniform_block(seed, stream, step as u64, block);
+        out.push(T::from_f32(words[i % random::ELEMENTS_PER_BLOCK]));
+    }
+    out
 }
 
 fn check_argument<T: Scalar>(

@@ -296,6 +296,26 @@ impl Graph {
         self.add(Op::MaxPoolGrad(window.clone()), &[x, dy])
     }
 
+    /// Uniform values in [0, 1) of `shape` from `seed`, `stream` and the i64
+    /// step counter `step` (see [`Op::RandomUniform`]).
+    pub fn random_uniform(
+        &mut self,
+        step: NodeId,
+        seed: u64,
+        stream: u32,
+        shape: &[usize],
+    ) -> Result<NodeId, IrError> {
+        let shape = shape.to_vec();
+        self.add(
+            Op::RandomUniform {
+                seed,
+                stream,
+                shape,
+            },
+            &[step],
+        )
+    }
+
     /// Names a node as a result of the step.
     pub fn add_output(&mut self, name: &str, node: NodeId) {
         self.outputs.push(Output {

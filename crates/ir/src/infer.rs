@@ -138,6 +138,30 @@ impl Op {
                 shape.push(*classes);
                 Ok(TensorType::f32(&shape))
             }
+            Op::RandomUniform { shape, .. } => {
+                let step = operands[0];
+                if step.dtype != DType::I64 || step.checked_numel() != Some(1) {
+                    return Err(IrError::ty(
+                        &name,
+                        format!("expects a one-element i64 step counter, got {step}"),
+                    ));
+                }
+                let out = TensorType::f32(shape);
+                let fits = out
+                    .checked_numel()
+                    .and_then(|n| u64::try_from(n).ok())
+                    .is_some_and(|n| n <= crate::random::RANDOM_MAX_ELEMENTS);
+                if !fits {
+                    return Err(IrError::ty(
+                        &name,
+                        format!(
+                            "{out} has more than {} elements (element blocks must fit 32 bits)",
+                            crate::random::RANDOM_MAX_ELEMENTS
+                        ),
+                    ));
+                }
+                Ok(out)
+            }
             Op::Conv { window, groups } => {
                 all_f32()?;
                 let (x, w) = (operands[0], operands[1]);

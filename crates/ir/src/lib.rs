@@ -13,6 +13,7 @@ mod graph;
 mod infer;
 mod op;
 mod print;
+pub mod random;
 mod types;
 mod verify;
 mod window;

@@ -239,6 +239,20 @@ pub enum Op {
     /// `dy [N, C, *output]`, result `[N, C, *input]`: zero, plus each element
     /// of `dy` added at its window's argmax of `x` (as in [`Op::MaxPool`]).
     MaxPoolGrad(Window),
+    /// Uniform f32 values in [0, 1) drawn by Philox4x32-10 from the run's
+    /// `seed`, a `stream` (one per dropout layer) and the step counter, its
+    /// one operand (a one-element i64 tensor, so any step count is exact);
+    /// element `i` uses element block `i / 4` of the counter (layout in
+    /// [`crate::random`]). Equal operands give equal values; it has no
+    /// gradient.
+    RandomUniform {
+        /// The Philox key: the run's seed.
+        seed: u64,
+        /// Counter word 1: separates independent draws at the same step.
+        stream: u32,
+        /// The result's shape (at most [`crate::random::RANDOM_MAX_ELEMENTS`] elements).
+        shape: Vec<usize>,
+    },
 }
 
 /// How an op reads its operands. Fusion and the JIT's planning derive from
@@ -279,6 +293,11 @@ pub enum Access {
     /// (convolution, max pooling and their gradients), so the operands are
     /// read from memory and the op runs as a step of its own.
     Windowed,
+    /// Each result element is a function of its own index and of scalar
+    /// operands read from memory (random bits from a counter). Such a value
+    /// could be computed inside a fused loop from the loop index; today it
+    /// runs as a step of its own.
+    Generated,
 }
 
 impl Op {
@@ -319,6 +338,7 @@ impl Op {
             | Op::ConvWeightGrad { .. }
             | Op::MaxPool(_)
             | Op::MaxPoolGrad(_) => Access::Windowed,
+            Op::RandomUniform { .. } => Access::Generated,
         }
     }
 
@@ -336,7 +356,8 @@ impl Op {
             | Op::Broadcast(_)
             | Op::Reshape(_)
             | Op::Transpose(_)
-            | Op::OneHot(_) => 1,
+            | Op::OneHot(_)
+            | Op::RandomUniform { .. } => 1,
             Op::Binary(_)
             | Op::Compare(_)
             | Op::MatMul { .. }
@@ -391,6 +412,7 @@ impl Op {
             Op::ConvWeightGrad { .. } => "conv_weight_grad".into(),
             Op::MaxPool(_) => "max_pool".into(),
             Op::MaxPoolGrad(_) => "max_pool_grad".into(),
+            Op::RandomUniform { .. } => "random_uniform".into(),
         }
     }
 }
@@ -420,6 +442,11 @@ impl fmt::Display for Op {
             | Op::ConvInputGrad { window, groups }
             | Op::ConvWeightGrad { window, groups } => write!(f, " {window} groups={groups}"),
             Op::MaxPool(window) | Op::MaxPoolGrad(window) => write!(f, " {window}"),
+            Op::RandomUniform {
+                seed,
+                stream,
+                shape,
+            } => write!(f, " seed={seed} stream={stream} {shape:?}"),
             Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select => Ok(()),
         }
     }

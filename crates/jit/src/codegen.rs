@@ -14,13 +14,13 @@ use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{default_libcall_names, FuncId, Linkage, Module};
-use graphc_ir::{BinaryOp, CompareOp, IrError, ReduceOp, UnaryOp};
+use graphc_ir::{random, BinaryOp, CompareOp, IrError, ReduceOp, UnaryOp};
 
 use cranelift_entity::{PrimaryMap, SecondaryMap};
 
 use crate::kernel::{identity, AccessId, Cluster, Compute, Expr, ExprId, SplitLoop};
 use crate::math;
-use crate::plan::{KernelId, OneHot};
+use crate::plan::{KernelId, OneHot, RandomUniform};
 use crate::simd::{transpose4, Mode, Width};
 
 /// Signature of every generated kernel.
@@ -155,6 +155,74 @@ impl Codegen {
         })
     }
 
+    /// Compiles a random-uniform kernel as the next kernel: for each element
+    /// block `j` in `[lo, hi)`, Philox4x32-10 of counter `[j, stream, step as
+    /// u32, step >> 32]` under the seed's key (`graphc_ir::random`; the round
+    /// keys are compile-time constants), each word's top 24 bits converted
+    /// and scaled by 2^-24 (exact) into elements `4j .. 4j + 4` at `out`, one
+    /// vector store; the last block, if partial, stores only its elements
+    /// below `len`.
+    pub(crate) fn random_uniform(&mut self, r: &RandomUniform) -> Result<(), IrError> {
+        let r = *r;
+        self.define(|b, p| {
+            let (base, ibase, lo, hi) = (p[0], p[1], p[2], p[3]);
+            let out_base = b.ins().iadd_imm_s(base, (r.out * 4) as i64);
+            let step_at = b.ins().iadd_imm_s(ibase, (r.step * 8) as i64);
+            let step = b.ins().load(types::I64, mem(), step_at, 0);
+            let step_lo = b.ins().ireduce(types::I32, step);
+            let step_hi = b.ins().ushr_imm_u(step, 32);
+            let step_hi = b.ins().ireduce(types::I32, step_hi);
+            let stream = b.ins().iconst(types::I32, i64::from(r.stream));
+            let key = random::random_key(r.seed);
+            let full = (r.len / random::ELEMENTS_PER_BLOCK) as i64;
+            let tail = r.len % random::ELEMENTS_PER_BLOCK;
+            let full_blocks = b.ins().iconst(types::I64, full);
+            let end = b.ins().smin(hi, full_blocks);
+            let words = |b: &mut FunctionBuilder, j: Value| {
+                let block = b.ins().ireduce(types::I32, j);
+                philox4x32_10(b, [block, stream, step_lo, step_hi], key)
+            };
+            let to_unit = 1.0f32 / (1u32 << 24) as f32;
+            counted_loop(b, Bound::Dyn(lo), Bound::Dyn(end), 1, &mut |b, j| {
+                let w = words(b, j);
+                let mut v = b.ins().scalar_to_vector(types::I32X4, w[0]);
+                for (lane, &x) in w.iter().enumerate().skip(1) {
+                    v = b.ins().insertlane(v, x, lane as u8);
+                }
+                let eight = b.ins().iconst(types::I32, 8);
+                let top = b.ins().ushr(v, eight);
+                // Below 2^24, so the signed conversion is exact.
+                let f = b.ins().fcvt_from_sint(types::F32X4, top);
+                let scale = b.ins().f32const(to_unit);
+                let scale = b.ins().splat(types::F32X4, scale);
+                let f = b.ins().fmul(f, scale);
+                let at = b.ins().ishl_imm_s(j, 4);
+                let at = b.ins().iadd(out_base, at);
+                b.ins().store(mem(), f, at, 0);
+            });
+            if tail > 0 {
+                let partial = b.create_block();
+                let done = b.create_block();
+                let has_partial = b.ins().icmp(IntCC::SignedGreaterThan, hi, full_blocks);
+                b.ins().brif(has_partial, partial, &[], done, &[]);
+                b.switch_to_block(partial);
+                let w = words(b, full_blocks);
+                let scale = b.ins().f32const(to_unit);
+                for (k, &x) in w.iter().enumerate().take(tail) {
+                    let top = b.ins().ushr_imm_u(x, 8);
+                    let f = b.ins().fcvt_from_sint(types::F32, top);
+                    let f = b.ins().fmul(f, scale);
+                    // Inside the arena (`Plan::validate`), so its byte offset fits.
+                    let offset = (full as usize * random::ELEMENTS_PER_BLOCK + k) * 4;
+                    let at = b.ins().iadd_imm_s(out_base, offset as i64);
+                    b.ins().store(mem(), f, at, 0);
+                }
+                b.ins().jump(done, &[]);
+                b.switch_to_block(done);
+            }
+        })
+    }
+
     fn define(&mut self, body: impl FnOnce(&mut FunctionBuilder, &[Value])) -> Result<(), IrError> {
         let name = format!("k{}", self.functions.len());
         let id = self
@@ -213,6 +281,32 @@ impl Codegen {
             .collect();
         Ok((self.module, fns))
     }
+}
+
+/// Philox4x32-10 (`graphc_ir::random::philox4x32_10`) of four i32 counter
+/// words under a compile-time key. Each S-box takes one 64-bit product of the
+/// zero-extended word and multiplier for both halves (one `imul`; the 32-bit
+/// `umulhi` plus `imul` pair is two multiplies).
+fn philox4x32_10(b: &mut FunctionBuilder, counter: [Value; 4], key: [u32; 2]) -> [Value; 4] {
+    let mulhilo = |b: &mut FunctionBuilder, m: u32, x: Value| {
+        let wide = b.ins().uextend(types::I64, x);
+        let product = b.ins().imul_imm_s(wide, i64::from(m));
+        let hi = b.ins().ushr_imm_u(product, 32);
+        (
+            b.ins().ireduce(types::I32, hi),
+            b.ins().ireduce(types::I32, product),
+        )
+    };
+    let mut x = counter;
+    for round in 0..random::PHILOX_ROUNDS {
+        let k = random::philox_round_key(key, round);
+        let (hi0, lo0) = mulhilo(b, random::PHILOX_M0, x[0]);
+        let (hi1, lo1) = mulhilo(b, random::PHILOX_M1, x[2]);
+        let x1k = b.ins().bxor_imm_u(x[1], i64::from(k[0]));
+        let x3k = b.ins().bxor_imm_u(x[3], i64::from(k[1]));
+        x = [b.ins().bxor(hi1, x1k), lo1, b.ins().bxor(hi0, x3k), lo0];
+    }
+    x
 }
 
 /// A loop bound known at compile time or only at run time.

@@ -133,8 +133,9 @@ impl JitExecutable {
                         // SAFETY: as above (`piece` stays inside `0..hi`); pieces
                         // cover disjoint row ranges of a kernel without reductions,
                         // or disjoint column ranges of one whose reductions run down
-                        // columns (`Plan::validate` checks both), so no two pieces
-                        // write the same element.
+                        // columns (`Plan::validate` checks both), or disjoint element
+                        // blocks of a random kernel, so no two pieces write the same
+                        // element.
                         unsafe { f(s.0, s.1, lo as i64, hi as i64) };
                     });
                 }

@@ -110,6 +110,7 @@ pub fn compile_with(graph: &Graph, options: &Options) -> Result<JitExecutable, I
         match kernel {
             Kernel::Cluster { cluster, split } => cg.cluster(cluster, *split)?,
             Kernel::OneHot(one_hot) => cg.one_hot(one_hot)?,
+            Kernel::RandomUniform(random) => cg.random_uniform(random)?,
         }
     }
     let (module, kernels) = cg.finish()?;

@@ -59,6 +59,32 @@ pub(crate) enum Kernel {
     },
     /// Sets the ones of a pre-zeroed one-hot encoding.
     OneHot(OneHot),
+    /// Fills an output with uniform values from Philox4x32-10.
+    RandomUniform(RandomUniform),
+}
+
+/// `len` uniform f32 values in [0, 1) of `graphc_ir::random`'s layout, at
+/// `out`, for the step counter at `step` in the i64 buffer. The kernel's
+/// `[lo, hi)` are element blocks (four elements each; the last may be partial).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RandomUniform {
+    /// Number of values (at most `graphc_ir::random::RANDOM_MAX_ELEMENTS`).
+    pub len: usize,
+    /// The Philox key.
+    pub seed: u64,
+    /// Counter word 1.
+    pub stream: u32,
+    /// Offset of the i64 step counter in the i64 buffer.
+    pub step: usize,
+    /// Offset of the output in the arena.
+    pub out: usize,
+}
+
+impl RandomUniform {
+    /// Element blocks: one Philox call each, the last maybe partial.
+    pub(crate) fn blocks(&self) -> usize {
+        self.len.div_ceil(graphc_ir::random::ELEMENTS_PER_BLOCK)
+    }
 }
 
 /// A one-hot encoding: for each of `rows` i64 indices, 1.0 at that column of
@@ -505,6 +531,7 @@ impl<'g> Lowerer<'g> {
             | Op::Transpose(_)
             | Op::MatMul { .. }
             | Op::OneHot(_)
+            | Op::RandomUniform { .. }
             | Op::MaxPool(_)
             | Op::MaxPoolGrad(_) => return Ok(None),
         };
@@ -621,6 +648,9 @@ impl<'g> Lowerer<'g> {
                     operands.len()
                 )));
             }
+            (&Op::RandomUniform { seed, stream, .. }, &[step]) => {
+                self.random_uniform(v, seed, stream, slot_of(step), slot_of(v), out)?;
+            }
             (
                 Op::Input(_)
                 | Op::Param(_)
@@ -637,7 +667,8 @@ impl<'g> Lowerer<'g> {
                 | Op::Reshape(_)
                 | Op::Transpose(_)
                 | Op::MatMul { .. }
-                | Op::OneHot(_),
+                | Op::OneHot(_)
+                | Op::RandomUniform { .. },
                 _,
             ) => {
                 return Err(internal(format!(
@@ -647,6 +678,46 @@ impl<'g> Lowerer<'g> {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// The steps of random draw `v`: one Philox kernel over its element
+    /// blocks, split in row pieces across the team when large (pieces write
+    /// disjoint blocks, and every block depends only on its index).
+    fn random_uniform(
+        &self,
+        v: NodeId,
+        seed: u64,
+        stream: u32,
+        step: usize,
+        out_offset: usize,
+        out: &mut Steps,
+    ) -> Result<(), IrError> {
+        let len = self.numel(v)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let random = RandomUniform {
+            len,
+            seed,
+            stream,
+            step,
+            out: out_offset,
+        };
+        let hi = random.blocks();
+        let threads = crate::team::threads();
+        let (split, chunks) = if threads < 2 || len < SPLIT_MIN_ELEMENTS {
+            (SplitLoop::None, 1)
+        } else {
+            (SplitLoop::Outer, threads)
+        };
+        let kernel = out.kernels.push(Kernel::RandomUniform(random));
+        out.steps.push(Step::Kernel {
+            kernel,
+            hi,
+            chunks,
+            split,
+        });
         Ok(())
     }
 
@@ -795,7 +866,8 @@ impl<'g> Lowerer<'g> {
                 | Op::ConvInputGrad { .. }
                 | Op::ConvWeightGrad { .. }
                 | Op::MaxPool(_)
-                | Op::MaxPoolGrad(_) => {
+                | Op::MaxPoolGrad(_)
+                | Op::RandomUniform { .. } => {
                     let op = self.op(u).mnemonic();
                     return Err(internal(format!("{u} ({op}) is not part of a cluster")));
                 }
@@ -900,6 +972,11 @@ impl fmt::Display for Kernel {
                 f,
                 "one-hot of {} indices at {} into {}x{} at {}",
                 o.rows, o.indices, o.rows, o.classes, o.out
+            ),
+            Kernel::RandomUniform(r) => write!(
+                f,
+                "random uniform of {} values, seed {} stream {} step at {}, into {}",
+                r.len, r.seed, r.stream, r.step, r.out
             ),
         }
     }

@@ -43,6 +43,9 @@
 //!     least one position, all inside their axis, and whose sizes are its
 //!     shapes'; its operands and result lie inside the arena, and the result
 //!     overlaps neither operand.
+//! 12. A random-uniform kernel reads its step counter inside the index buffer
+//!     and writes its `len` values inside the arena; its `hi` is its number of
+//!     element blocks (`ceil(len / 4)`), which its pieces split.
 
 use std::ops::Range;
 
@@ -52,7 +55,7 @@ use graphc_ir::{DType, IrError};
 use crate::conv::ConvStep;
 use crate::gemm::{GemmCall, Split};
 use crate::kernel::{Cluster, Expr};
-use crate::plan::{Kernel, OneHot, Plan, Step};
+use crate::plan::{Kernel, OneHot, Plan, RandomUniform, Step};
 use crate::pool::PoolStep;
 
 /// The floats `offset + Σ stride·i` for `i` in `0..extent` per dimension
@@ -179,6 +182,15 @@ impl Plan {
                             return Err("a one-hot kernel runs whole, in one piece".into());
                         }
                         self.check_one_hot(o)?;
+                    }
+                    Kernel::RandomUniform(r) => {
+                        if hi != r.blocks() {
+                            return Err(format!(
+                                "a random kernel of {} blocks run over 0..{hi}",
+                                r.blocks()
+                            ));
+                        }
+                        self.check_random_uniform(r)?;
                     }
                 }
             }
@@ -346,6 +358,13 @@ impl Plan {
         if overlap(&out, &x) || overlap(&out, &v) {
             return Err(format!("the result {out:?} overlaps an operand"));
         }
+        Ok(())
+    }
+
+    /// Invariant 12.
+    fn check_random_uniform(&self, r: &RandomUniform) -> Result<(), String> {
+        inside("the step counter", r.step, 1, self.ints_len)?;
+        inside("the random values", r.out, r.len, self.arena_len)?;
         Ok(())
     }
 

@@ -39,7 +39,7 @@ fn key(op: &Op, ty: &TensorType, operands: &[NodeId]) -> String {
 
 #[cfg(test)]
 mod tests {
-    use graphc_ir::{AxisWindows, TensorType, Window, WindowAxis};
+    use graphc_ir::{AxisWindows, BinaryOp, TensorType, Window, WindowAxis};
 
     use super::*;
 
@@ -88,5 +88,38 @@ mod tests {
             assert!(!distinct[i + 1..].contains(a), "{distinct:?} must differ");
         }
         assert!([c, same].contains(&outputs[0]) && [p, same_pool].contains(&outputs[4]));
+    }
+
+    /// The operand of output `name` after the pass (an `add` of two draws).
+    fn draws_of(g: &Graph, name: &str) -> Vec<NodeId> {
+        let sum = g.outputs()[g.output_index(name).unwrap()].node;
+        g.operands(sum)
+    }
+
+    #[test]
+    fn random_draws_merge_only_when_seed_stream_shape_and_step_agree() {
+        let mut g = Graph::new();
+        let step = g.input("step", TensorType::i64(&[]));
+        let other_step = g.input("other_step", TensorType::i64(&[]));
+        let pairs = [
+            ("same", (step, 1, 0), (step, 1, 0)),
+            ("stream", (step, 1, 0), (step, 1, 1)),
+            ("seed", (step, 1, 0), (step, 2, 0)),
+            ("step", (step, 1, 0), (other_step, 1, 0)),
+        ];
+        for (name, (s1, seed1, stream1), (s2, seed2, stream2)) in pairs {
+            let a = g.random_uniform(s1, seed1, stream1, &[8]).unwrap();
+            let b = g.random_uniform(s2, seed2, stream2, &[8]).unwrap();
+            let sum = g.binary(BinaryOp::Add, a, b).unwrap();
+            g.add_output(name, sum);
+        }
+        eliminate_common_subexpressions(&mut g).unwrap();
+        g.verify().unwrap();
+        let same = draws_of(&g, "same");
+        assert_eq!(same[0], same[1], "equal draws give equal bits: one node");
+        for name in ["stream", "seed", "step"] {
+            let d = draws_of(&g, name);
+            assert_ne!(d[0], d[1], "draws differing in {name} must stay apart");
+        }
     }
 }

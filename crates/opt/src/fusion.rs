@@ -33,9 +33,10 @@ pub enum Class {
     /// A reduction accumulated by cluster `g`.
     Sink(GroupId),
     /// The result of the single-op group `g`: an op whose access is a
-    /// contraction (matrix product), indexed (one-hot) or windowed
-    /// (convolution, max pooling and their gradients). Its operands are read
-    /// from memory, a uniform one included (the backend materializes it).
+    /// contraction (matrix product), indexed (one-hot), windowed
+    /// (convolution, max pooling and their gradients) or generated (random
+    /// values). Its operands are read from memory, a uniform one included (the
+    /// backend materializes it).
     Single(GroupId),
 }
 
@@ -70,7 +71,7 @@ pub const COLUMN_PRODUCT_MAX_COLS: usize = 4;
 /// result may not overwrite the operand in place.
 pub fn reads_elsewhere(access: Access) -> bool {
     match access {
-        Access::View | Access::Contraction { .. } | Access::Windowed => true,
+        Access::View | Access::Contraction { .. } | Access::Windowed | Access::Generated => true,
         Access::Leaf
         | Access::Uniform(_)
         | Access::Elementwise
@@ -331,6 +332,9 @@ impl<'g> Builder<'g> {
                 Access::Indexed | Access::Windowed => {
                     Class::Single(self.new_group(self.shape(v), v))
                 }
+                // A value of the element index could join a cluster; for now
+                // the generator runs as a step of its own.
+                Access::Generated => Class::Single(self.new_group(self.shape(v), v)),
             };
             self.f.class[v.index()] = class;
         }

@@ -27,6 +27,17 @@ fn check_gradients(
     weights_seed: u64,
     build: &Build,
 ) -> Result<(), TestCaseError> {
+    check_gradients_with_args(params, weights_seed, &[], build)
+}
+
+/// [`check_gradients`] of a graph that takes arguments (`Input`s `build`
+/// creates, bound by `args` in creation order).
+fn check_gradients_with_args(
+    params: &[(Vec<usize>, Vec<f64>)],
+    weights_seed: u64,
+    args: &[Value<f64>],
+    build: &Build,
+) -> Result<(), TestCaseError> {
     let mut g = Graph::new();
     let ids: Vec<NodeId> = params
         .iter()
@@ -61,7 +72,7 @@ fn check_gradients(
         .map(|(i, (_, v))| (format!("p{i}"), v.clone()))
         .collect();
     let run = |values: &HashMap<String, Vec<f64>>| -> Vec<Vec<f64>> {
-        let all = evaluate::<f64>(&g, &order, &[], values).expect("runs");
+        let all = evaluate::<f64>(&g, &order, args, values).expect("runs");
         g.outputs()
             .iter()
             .map(|o| all[o.node.index()].as_f().clone())
@@ -537,4 +548,52 @@ fn stop_gradient_passes_values_and_blocks_gradients() {
     let cs = [0.5, -2.0, 3.0, f64::from(1e12f32)];
     let want: Vec<f64> = xs.iter().zip(cs).map(|(x, c)| x + c).collect();
     assert_eq!(values[grads[0].index()].as_f(), &want);
+}
+
+proptest! {
+    #![proptest_config(per_op(1))]
+
+    /// A dropout-like use of random values: `select(u >= 1/2, x·u, x²)`
+    /// differentiates as if `u` were a constant (the gradient is `u` or `2x`),
+    /// at any seed, stream and step.
+    #[test]
+    fn random_uniform_is_a_constant_to_the_gradient(
+        x in tensor(-3.0, 3.0),
+        seed: u64,
+        stream: u32,
+        step: i64,
+        weights_seed: u64,
+    ) {
+        let shape = x.0.clone();
+        let build = move |g: &mut Graph, p: &[NodeId]| {
+            let t = g.input("step", TensorType::i64(&[]));
+            let u = g.random_uniform(t, seed, stream, &shape)?;
+            let half = g.fill(0.5, &shape);
+            let keep = g.compare(CompareOp::Ge, u, half)?;
+            let scaled = g.binary(BinaryOp::Mul, p[0], u)?;
+            let squared = g.binary(BinaryOp::Mul, p[0], p[0])?;
+            g.select(keep, scaled, squared)
+        };
+        check_gradients_with_args(&[x], weights_seed, &[Value::I(vec![step])], &build)?;
+    }
+}
+
+/// `loss = sum(x · u)` for random `u`: the gradient wrt `x` is `u` itself,
+/// bit for bit, and the i64 step gets none.
+#[test]
+fn random_uniform_gradient_of_a_product_is_the_draw() {
+    let mut g = Graph::new();
+    let step = g.input("step", TensorType::i64(&[]));
+    let x = g.param("x", &[2, 5]);
+    let u = g.random_uniform(step, 42, 3, &[2, 5]).unwrap();
+    let product = g.binary(BinaryOp::Mul, x, u).unwrap();
+    let loss = g.sum_all(product).unwrap();
+    let grads = grad(&mut g, loss, &[x]).unwrap();
+    g.verify().unwrap();
+    let order = g.topo_order().unwrap();
+    let params = HashMap::from([("x".to_string(), vec![0.25f64; 10])]);
+    let values = evaluate::<f64>(&g, &order, &[Value::I(vec![17])], &params).unwrap();
+    let draw = values[u.index()].as_f();
+    assert!(draw.iter().all(|&v| (0.0..1.0).contains(&v)), "{draw:?}");
+    assert_eq!(values[grads[0].index()].as_f(), draw);
 }

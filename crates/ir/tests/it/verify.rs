@@ -56,6 +56,31 @@ fn one_hot_needs_integer_indices() {
 }
 
 #[test]
+fn random_uniform_needs_a_one_element_i64_step_and_a_bounded_shape() {
+    let mut g = Graph::new();
+    let step = g.input("step", TensorType::i64(&[]));
+    let u = g.random_uniform(step, 7, 2, &[3, 5]).unwrap();
+    assert_eq!(g.node(u).ty, TensorType::f32(&[3, 5]));
+    let one = g.input("one", TensorType::i64(&[1]));
+    assert!(g.random_uniform(one, 7, 2, &[4]).is_ok());
+    let float_step = g.hyper("t");
+    let err = g.random_uniform(float_step, 7, 2, &[4]).unwrap_err();
+    assert!(
+        matches!(err, IrError::Type { ref op, .. } if op == "random_uniform"),
+        "{err}"
+    );
+    let many = g.input("many", TensorType::i64(&[2]));
+    assert!(g.random_uniform(many, 7, 2, &[4]).is_err());
+    // Element blocks must fit counter word 0: at most 2^34 elements.
+    assert!(g.random_uniform(step, 7, 2, &[1 << 17, 1 << 17]).is_ok());
+    assert!(g
+        .random_uniform(step, 7, 2, &[(1 << 17) + 1, 1 << 17])
+        .is_err());
+    assert!(g.random_uniform(step, 7, 2, &[usize::MAX, 2]).is_err());
+    g.verify().unwrap();
+}
+
+#[test]
 fn verify_refuses_duplicate_names_and_double_assigns() {
     let mut g = Graph::new();
     let p = g.param("w", &[2]);

@@ -7,6 +7,7 @@ mod math_accuracy;
 mod nan_semantics;
 mod parallel;
 mod random_graphs;
+mod random_uniform;
 mod steps;
 mod support;
 mod training_step;
