@@ -12,43 +12,14 @@ use graphc::stages::{nn, opt, spec};
 use graphc::{BackendKind, RunOptions};
 use serde_json::Value;
 
+use crate::support::{number, tensor, Tensor};
+
 /// Relative tolerance on each element.
 const RELATIVE: f64 = 1e-5;
 /// An element's error may also be this fraction of the largest element of the
 /// same tensor: a gradient element that is a difference of nearly equal terms
 /// (a probability minus its target) carries the rounding error of the terms.
 const OF_LARGEST: f64 = 1e-6;
-
-/// A tensor of a golden case.
-struct Tensor {
-    shape: Vec<usize>,
-    data: Vec<f64>,
-}
-
-fn number(v: &Value) -> f64 {
-    match v {
-        Value::String(s) if s == "NaN" => f64::NAN,
-        Value::String(s) if s == "Infinity" => f64::INFINITY,
-        Value::String(s) if s == "-Infinity" => f64::NEG_INFINITY,
-        _ => v.as_f64().unwrap_or_else(|| panic!("not a number: {v}")),
-    }
-}
-
-fn tensor(v: &Value) -> Tensor {
-    let shape = v["shape"]
-        .as_array()
-        .expect("shape")
-        .iter()
-        .map(|d| d.as_u64().expect("dimension") as usize)
-        .collect();
-    let data = v["data"]
-        .as_array()
-        .expect("data")
-        .iter()
-        .map(number)
-        .collect();
-    Tensor { shape, data }
-}
 
 fn close(actual: f64, expected: f64, largest: f64) -> bool {
     if expected.is_nan() {

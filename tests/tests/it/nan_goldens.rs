@@ -15,41 +15,12 @@ use graphc::stages::{nn, opt, spec};
 use graphc::BackendKind;
 use serde_json::Value;
 
+use crate::support::{tensor, Tensor};
+
 /// Relative tolerance of rounded (not exact) results.
 const RELATIVE: f64 = 1e-5;
 /// An element's error may also be this fraction of the largest finite element of its tensor.
 const OF_LARGEST: f64 = 1e-6;
-
-/// A tensor of a golden case.
-struct Tensor {
-    shape: Vec<usize>,
-    data: Vec<f64>,
-}
-
-fn number(v: &Value) -> f64 {
-    match v {
-        Value::String(s) if s == "NaN" => f64::NAN,
-        Value::String(s) if s == "Infinity" => f64::INFINITY,
-        Value::String(s) if s == "-Infinity" => f64::NEG_INFINITY,
-        _ => v.as_f64().unwrap_or_else(|| panic!("not a number: {v}")),
-    }
-}
-
-fn tensor(v: &Value) -> Tensor {
-    let shape = v["shape"]
-        .as_array()
-        .expect("shape")
-        .iter()
-        .map(|d| d.as_u64().expect("dimension") as usize)
-        .collect();
-    let data = v["data"]
-        .as_array()
-        .expect("data")
-        .iter()
-        .map(number)
-        .collect();
-    Tensor { shape, data }
-}
 
 fn f32s(t: &Tensor) -> Vec<f32> {
     t.data.iter().map(|&v| v as f32).collect()

@@ -121,3 +121,38 @@ impl GoldenRun {
         }
     }
 }
+
+/// A tensor of a golden case.
+pub struct Tensor {
+    /// Dimensions.
+    pub shape: Vec<usize>,
+    /// Values, row-major.
+    pub data: Vec<f64>,
+}
+
+/// A JSON number, or the strings PyTorch's goldens write for NaN and the infinities.
+pub fn number(v: &Value) -> f64 {
+    match v {
+        Value::String(s) if s == "NaN" => f64::NAN,
+        Value::String(s) if s == "Infinity" => f64::INFINITY,
+        Value::String(s) if s == "-Infinity" => f64::NEG_INFINITY,
+        _ => v.as_f64().unwrap_or_else(|| panic!("not a number: {v}")),
+    }
+}
+
+/// A `{"shape": [...], "data": [...]}` object of a golden file.
+pub fn tensor(v: &Value) -> Tensor {
+    let shape = v["shape"]
+        .as_array()
+        .expect("shape")
+        .iter()
+        .map(|d| d.as_u64().expect("dimension") as usize)
+        .collect();
+    let data = v["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .map(number)
+        .collect();
+    Tensor { shape, data }
+}
