@@ -9,3 +9,4 @@ mod random_graphs;
 mod steps;
 mod support;
 mod training_step;
+mod windowed;
