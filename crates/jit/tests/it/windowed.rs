@@ -404,7 +404,8 @@ fn an_autodiff_step_through_two_convolutions_matches_the_interpreter_bit_for_bit
     g.add_output("loss", loss);
     let grads = graphc_autodiff::grad(&mut g, loss, &[w1, w2]).unwrap();
     for (w, dw) in [w1, w2].into_iter().zip(grads) {
-        let lr = g.fill(0.125, &g.shape(w).to_vec());
+        let shape = g.shape(w).to_vec();
+        let lr = g.fill(0.125, &shape);
         let step = g.binary(BinaryOp::Mul, lr, dw).unwrap();
         let updated = g.binary(BinaryOp::Sub, w, step).unwrap();
         g.add_assign(w, updated).unwrap();
