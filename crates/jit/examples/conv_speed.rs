@@ -1,7 +1,7 @@
 //! Timing aid for the convolution steps: the lenet and convnet workloads'
 //! convolutions (forward, input gradient, weight gradient), each alone as
 //! the JIT runs it (`JitExecutable::profile` isolates the step), best of
-//! many runs, in µs. `conv_speed.py` beside this file times the same
+//! 100 single runs (as the PyTorch side takes its best), in µs. `conv_speed.py` beside this file times the same
 //! convolutions in PyTorch.
 //!
 //! `cargo run --release -p graphc-jit --example conv_speed` (both cores), and
@@ -85,8 +85,8 @@ fn time(g: &Graph, args: &[Vec<f32>]) -> f64 {
     let mut exe = compile_with(g, &Options { verify: false }).unwrap();
     let args: Vec<Arg<'_>> = args.iter().map(|a| Arg::F32(a)).collect();
     let mut best = f64::INFINITY;
-    for _ in 0..30 {
-        let steps = exe.profile(&args, 5).unwrap();
+    for _ in 0..100 {
+        let steps = exe.profile(&args, 1).unwrap();
         let conv: f64 = steps
             .iter()
             .filter(|(label, _)| label.starts_with("conv"))
