@@ -528,6 +528,25 @@ fn lenet_sized_layers_match_the_interpreter() {
         seed: 11,
     };
     assert!(check_conv(&c).unwrap());
+    // Convnet-like channel counts (the weight gradient's transposed patch copy).
+    let wide = ConvCase {
+        axes: vec![
+            AxisCase {
+                input: 8,
+                kernel: 3,
+                stride: 1,
+                dilation: 1,
+                pad: (1, 1)
+            };
+            2
+        ],
+        n: 4,
+        groups: 2,
+        cg: 3,
+        og: 32,
+        seed: 13,
+    };
+    assert!(check_conv(&wide).unwrap());
     let pool = AxisCase {
         input: 28,
         kernel: 2,
