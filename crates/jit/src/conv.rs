@@ -22,6 +22,11 @@ use crate::team;
 
 /// Smallest product (multiply-adds over the whole step) split across threads.
 const PARALLEL_MIN_MACS: usize = 1 << 21;
+/// A weight gradient with at least this many output channels per group
+/// multiplies by a transposed copy of the patch matrix (see [`ConvStep::new`]);
+/// with fewer the copy cost more than it saved (lenet's 6 and 16 channels:
+/// 0.76 → 1.6 ms and 1.8 → 2.0 ms; convnet's 32 and 64: 73 → 15 ms, 25 → 14 ms).
+const TRANSPOSE_MIN_OG: usize = 32;
 
 /// Which of the three products a [`ConvStep`] computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -130,6 +135,8 @@ pub(crate) struct ConvStep {
     pub sizes: ConvSizes,
     /// 1×1, stride 1, no padding: the input is its own patch matrix.
     pub direct: bool,
+    /// A weight gradient that copies the patch matrix transposed after it.
+    pub transposed: bool,
     /// Pieces the samples are split in (1 ≤ pieces ≤ n).
     pub pieces: usize,
     /// Offset of `x` (`[N, C, *input]`).
@@ -201,7 +208,22 @@ impl ConvStep {
         } else {
             threads.min(n)
         };
-        let patch = if direct { 0 } else { kk.checked_mul(out_sp)? };
+        // A weight gradient also keeps the patch matrix transposed: the `gemm`
+        // crate multiplies by a transposed right operand several times slower
+        // (FACTS.md; convnet's 32×288×1024 products ran 4× slower than the
+        // forward ones), and the copy costs a fraction of the product.
+        let transposed = !direct
+            && og >= TRANSPOSE_MIN_OG
+            && match kind {
+                ConvKind::WeightGrad => true,
+                ConvKind::Forward | ConvKind::InputGrad => false,
+            };
+        let copies = if transposed { 2 } else { 1 };
+        let patch = if direct {
+            0
+        } else {
+            kk.checked_mul(out_sp)?.checked_mul(copies)?
+        };
         let w_len = o.checked_mul(kk)?;
         let partials = match kind {
             ConvKind::WeightGrad => w_len.checked_mul(pieces - 1)?,
@@ -240,6 +262,7 @@ impl ConvStep {
             strides,
             sizes,
             direct,
+            transposed,
             pieces,
             x: 0,
             w: 0,
@@ -286,6 +309,7 @@ impl ConvStep {
         } == *s
             && fresh.strides == self.strides
             && fresh.direct == self.direct
+            && fresh.transposed == self.transposed
             && (1..=self.n).contains(&self.pieces)
             && needed.is_some_and(|needed| needed <= s.scratch_len)
     }
@@ -355,7 +379,8 @@ impl ConvStep {
         // SAFETY: every pointer below stays inside its buffer: sample n < N,
         // group g < G, and the products' extents are those of one group's
         // block of x, y or w (rows × row stride); the patch region of this
-        // piece holds kk × out_sp floats.
+        // piece holds kk × out_sp floats (twice that for a weight gradient,
+        // whose transposed copy follows the patch matrix).
         unsafe {
             let patches = base.add(self.scratch + piece * s.patch);
             let x_of = |n: usize, g: usize| base.add(self.x + (n * self.c + g * cg) * in_sp);
@@ -400,10 +425,18 @@ impl ConvStep {
                     for n in lo..hi {
                         for g in 0..self.groups {
                             let rhs = self.patch_matrix(x_of(n, g), patches);
-                            // dw_g [og, kk] (+)= dy_g [og, out] · patchesᵀ [out, kk]
+                            // dw_g [og, kk] (+)= dy_g [og, out] · patchesᵀ [out, kk],
+                            // patchesᵀ copied row-major after the patch matrix.
+                            let rhs = if self.transposed {
+                                let t = patches.add(kk * out_sp);
+                                crate::gemm::transpose(rhs, t, kk, out_sp, 0, kk);
+                                (t.cast_const(), 1, kk)
+                            } else {
+                                (rhs, out_sp, 1)
+                            };
                             let dst = (dw.add(g * og * kk), kk, n > lo);
                             let lhs = (y_of(n, g).cast_const(), 1, out_sp);
-                            product((og, kk, out_sp), dst, lhs, (rhs, out_sp, 1));
+                            product((og, kk, out_sp), dst, lhs, rhs);
                         }
                     }
                 }
@@ -736,6 +769,11 @@ pub(crate) mod tests {
         check(
             &w(vec![axis(5, 1, 1, 1, (0, 0)), axis(3, 1, 1, 1, (0, 0))]),
             (2, 6, 9, 3),
+        );
+        // Enough output channels for the weight gradient's transposed copy.
+        check(
+            &w(vec![axis(6, 3, 1, 1, (1, 1)), axis(5, 2, 2, 1, (0, 1))]),
+            (2, 4, 64, 2),
         );
         // A kernel wider than the input with padding.
         check(&w(vec![axis(2, 4, 1, 1, (2, 1))]), (1, 1, 2, 1));

@@ -509,7 +509,7 @@ fn sum_lanes(v: [std::arch::x86_64::__m512; 4]) -> std::arch::x86_64::__m128 {
 ///
 /// # Safety
 /// `src` must hold `rows × cols` floats and `dst` `cols × rows`, not overlapping.
-unsafe fn transpose(
+pub(crate) unsafe fn transpose(
     src: *const f32,
     dst: *mut f32,
     rows: usize,

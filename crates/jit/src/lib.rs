@@ -14,10 +14,15 @@
 //! the resulting kernel descriptions; `codegen` (with
 //! `simd` and `math`) emits one function per kernel into one `JITModule`;
 //! `gemm` runs matrix products (plain loops, dot products or the `gemm`
-//! crate, in blocks); `exec` checks arguments and runs the step, splitting
-//! large kernels and products across the cores through `team`.
+//! crate, in blocks); `conv` runs convolutions and their gradients (im2col
+//! into an arena scratch region live for that step only, then `gemm`; col2im
+//! for the input gradient) and `pool` max pooling and its gradient (plain
+//! loops, the interpreter's argmax bit for bit); `exec` checks arguments and
+//! runs the step, splitting large kernels, products, convolutions (by
+//! samples) and poolings (by planes) across the cores through `team`.
 //!
-//! A plan is one list of `plan::Step`s (kernel call, GEMM, fill) that `exec`
+//! A plan is one list of `plan::Step`s (kernel call, GEMM, convolution,
+//! pooling, fill) that `exec`
 //! runs as it is; debug builds check it with `Plan::validate` (module
 //! `validate`) right after lowering, and every `unsafe` block that relies on
 //! the plan names that check in its `// SAFETY:` comment.

@@ -11,3 +11,4 @@ mod random_uniform;
 mod steps;
 mod support;
 mod training_step;
+mod windowed;
