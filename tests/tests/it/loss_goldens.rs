@@ -12,7 +12,7 @@ use graphc::stages::{nn, opt, spec};
 use graphc::{BackendKind, RunOptions};
 use serde_json::Value;
 
-use crate::support::{number, tensor, Tensor};
+use crate::support::{mismatches, number, tensor, Tensor};
 
 /// Relative tolerance on each element.
 const RELATIVE: f64 = 1e-5;
@@ -33,26 +33,9 @@ fn close(actual: f64, expected: f64, largest: f64) -> bool {
 
 /// Compares `actual` with `expected`; returns a message per mismatch.
 fn compare(what: &str, actual: &[f32], expected: &Tensor) -> Vec<String> {
-    if actual.len() != expected.data.len() {
-        return vec![format!(
-            "{what}: {} values, PyTorch has {} (shape {:?})",
-            actual.len(),
-            expected.data.len(),
-            expected.shape
-        )];
-    }
-    let largest = expected
-        .data
-        .iter()
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, |m, v| m.max(v.abs()));
-    actual
-        .iter()
-        .zip(&expected.data)
-        .enumerate()
-        .filter(|(_, (&a, &e))| !close(f64::from(a), e, largest))
-        .map(|(i, (a, e))| format!("{what}[{i}]: {a} vs PyTorch {e}"))
-        .collect()
+    mismatches(what, actual, expected, |_, a, e, largest| {
+        close(f64::from(a), e, largest)
+    })
 }
 
 /// Runs one case on one backend; returns its mismatches.

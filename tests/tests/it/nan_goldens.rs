@@ -15,7 +15,7 @@ use graphc::stages::{nn, opt, spec};
 use graphc::BackendKind;
 use serde_json::Value;
 
-use crate::support::{tensor, Tensor};
+use crate::support::{mismatches, tensor, Tensor};
 
 /// Relative tolerance of rounded (not exact) results.
 const RELATIVE: f64 = 1e-5;
@@ -197,26 +197,9 @@ fn compare(
     exact: bool,
     sign_free: &[usize],
 ) -> Vec<String> {
-    if actual.len() != expected.data.len() {
-        return vec![format!(
-            "{what}: {} values, PyTorch has {} (shape {:?})",
-            actual.len(),
-            expected.data.len(),
-            expected.shape
-        )];
-    }
-    let largest = expected
-        .data
-        .iter()
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, |m, v| m.max(v.abs()));
-    actual
-        .iter()
-        .zip(&expected.data)
-        .enumerate()
-        .filter(|&(i, (&a, &e))| !matches(a, e, exact, sign_free.contains(&i), largest))
-        .map(|(i, (a, e))| format!("{what}[{i}]: {a:?} vs PyTorch {e:?}"))
-        .collect()
+    mismatches(what, actual, expected, |i, a, e, largest| {
+        matches(a, e, exact, sign_free.contains(&i), largest)
+    })
 }
 
 /// The bits of `values`, with every NaN the same (NaN payloads are not specified).

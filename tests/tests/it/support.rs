@@ -156,3 +156,34 @@ pub fn tensor(v: &Value) -> Tensor {
         .collect();
     Tensor { shape, data }
 }
+
+/// One message per element of `actual` that `agrees(index, actual, expected, largest)`
+/// rejects, where `largest` is the largest finite magnitude in `expected`; a length
+/// mismatch is one message.
+pub fn mismatches(
+    what: &str,
+    actual: &[f32],
+    expected: &Tensor,
+    agrees: impl Fn(usize, f32, f64, f64) -> bool,
+) -> Vec<String> {
+    if actual.len() != expected.data.len() {
+        return vec![format!(
+            "{what}: {} values, PyTorch has {} (shape {:?})",
+            actual.len(),
+            expected.data.len(),
+            expected.shape
+        )];
+    }
+    let largest = expected
+        .data
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |m, v| m.max(v.abs()));
+    actual
+        .iter()
+        .zip(&expected.data)
+        .enumerate()
+        .filter(|&(i, (&a, &e))| !agrees(i, a, e, largest))
+        .map(|(i, (a, e))| format!("{what}[{i}]: {a:?} vs PyTorch {e:?}"))
+        .collect()
+}
