@@ -352,6 +352,8 @@ impl<'g> Lowerer<'g> {
         let mut stored = Vec::new();
         let mut buffers = Vec::new();
         let mut scratch_of = Vec::new();
+        // Each convolution's step, planned once here and lowered as is.
+        let mut convs: HashMap<NodeId, ConvStep> = HashMap::new();
         for (t, &gi) in schedule.iter().enumerate() {
             for &m in &f.groups()[gi].members {
                 let needs_memory = match f.class(m) {
@@ -396,14 +398,16 @@ impl<'g> Lowerer<'g> {
                         last: Some(t),
                     });
                 }
+                convs.insert(v, step);
             }
         }
         let dynamic = || too_large("the step's intermediate buffers");
         let mut alloc = Allocator::new(LINE);
         let offsets = assign_offsets(&mut alloc, schedule.len(), &buffers).ok_or_else(dynamic)?;
-        let mut scratch = HashMap::new();
         for &(v, b) in &scratch_of {
-            scratch.insert(v, dynamic_base.checked_add(offsets[b]).ok_or_else(dynamic)?);
+            if let Some(step) = convs.get_mut(&v) {
+                step.scratch = dynamic_base.checked_add(offsets[b]).ok_or_else(dynamic)?;
+            }
         }
         let mut scratch_buffers = scratch_of.iter().map(|&(_, b)| b).peekable();
         let mut results = Vec::with_capacity(stored.len());
@@ -472,7 +476,7 @@ impl<'g> Lowerer<'g> {
         for &gi in schedule {
             let v = self.f.groups()[gi].members[0];
             match self.f.class(v) {
-                Class::Single(_) => self.single_op(v, &slot_of, &scratch, &mut out)?,
+                Class::Single(_) => self.single_op(v, &slot_of, &convs, &mut out)?,
                 Class::Value(_) | Class::Sink(_) => self.cluster(gi, &slot_of, &mut out)?,
                 Class::Dead | Class::Leaf | Class::Uniform(_) | Class::Alias(_) => {
                     return Err(internal(format!("group {gi} has no kernel member {v}")));
@@ -550,7 +554,7 @@ impl<'g> Lowerer<'g> {
         &self,
         v: NodeId,
         slot_of: &dyn Fn(NodeId) -> usize,
-        scratch: &HashMap<NodeId, usize>,
+        convs: &HashMap<NodeId, ConvStep>,
         out: &mut Steps,
     ) -> Result<(), IrError> {
         let operands = self.f.operands(v);
@@ -598,7 +602,7 @@ impl<'g> Lowerer<'g> {
             }
             (Op::Conv { .. } | Op::ConvInputGrad { .. } | Op::ConvWeightGrad { .. }, &[a, b]) => {
                 let len = self.numel(v)?;
-                match self.conv_step(v)? {
+                match convs.get(&v).cloned() {
                     Some(mut step) => {
                         let (x, w, y) = match step.kind {
                             ConvKind::Forward => (a, b, v),
@@ -606,7 +610,6 @@ impl<'g> Lowerer<'g> {
                             ConvKind::WeightGrad => (a, v, b),
                         };
                         (step.x, step.w, step.y) = (slot_of(x), slot_of(w), slot_of(y));
-                        step.scratch = scratch.get(&v).copied().unwrap_or(0);
                         let id = out.convs.push(step);
                         out.steps.push(Step::Conv(id));
                     }
