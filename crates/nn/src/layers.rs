@@ -1,25 +1,43 @@
 //! Layers as graph builders: `nn.Sequential` of the spec's `model.layers`.
 
 use graphc_ir::{BinaryOp, CompareOp, Graph, NodeId, ReduceOp, UnaryOp};
-use graphc_spec::{shown_list, ConvSpec, LayerKind, LayerSpec, LayerType, ModelSpec};
+use graphc_spec::{
+    shown_list, BatchNormSpec, ConvSpec, LayerKind, LayerSpec, LayerType, ModelSpec,
+};
 
+use crate::norm::{batch_norm, dropout, BatchNormLeaves, Mode};
 use crate::spatial::{
     adaptive_avg_matrices, adaptive_max_window, adaptive_outputs, avg_pool_matrices,
     channels_and_spatial, conv_window, max_pool_window, pool_per_axis,
 };
-use crate::NnError;
+use crate::{Hyper, NnError};
 
-/// A trainable parameter as the model declares it.
+/// A trainable parameter (a `Param` leaf) or a buffer (a `State` leaf: batch norm's running
+/// statistics) as the model declares it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ParamInfo {
-    /// `state_dict` name: `0.weight`, `fc1.bias`.
+    /// `state_dict` name: `0.weight`, `fc1.bias`, `1.running_mean`.
     pub name: String,
     /// PyTorch layout: `linear` weight is `[out, in]`.
     pub shape: Vec<usize>,
-    /// Fan-in used by the default init.
-    pub fan_in: usize,
-    /// The `Param` node.
+    /// Its value before training under PyTorch's default init.
+    pub init: DefaultInit,
+    /// The leaf.
     pub node: NodeId,
+}
+
+/// How PyTorch's `reset_parameters` (and `reset_running_stats`) start a tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DefaultInit {
+    /// U(±1/√fan_in): `nn.Linear`'s and `nn.ConvNd`'s weight and bias.
+    Uniform {
+        /// The fan-in.
+        fan_in: usize,
+    },
+    /// Every element 1: a batch norm's weight and running variance.
+    Ones,
+    /// Every element 0: a batch norm's bias and running mean.
+    Zeros,
 }
 
 /// The forward pass inside a graph.
@@ -31,6 +49,14 @@ pub struct ModelGraph {
     pub params: Vec<ParamInfo>,
     /// The output of each layer, in `model.layers` order.
     pub layer_outputs: Vec<NodeId>,
+    /// Buffers (`State` leaves: running statistics) in `state_dict` order; a training graph
+    /// assigns them.
+    pub buffers: Vec<ParamInfo>,
+    /// The `num_batches_tracked` counters in `state_dict` order: i64 values the trainer keeps
+    /// and adds one to at every training forward.
+    pub counters: Vec<String>,
+    /// The runtime scalars the model's layers take, in argument order (before the optimizer's).
+    pub hypers: Vec<Hyper>,
 }
 
 /// A parameter or buffer a layer declares: its `state_dict` name, shape and default init.
@@ -40,8 +66,8 @@ pub struct TensorDecl {
     pub name: String,
     /// PyTorch layout: `linear` weight is `[out, in]`.
     pub shape: Vec<usize>,
-    /// The fan-in of PyTorch's default init, U(±1/√fan_in).
-    pub fan_in: usize,
+    /// PyTorch's default init.
+    pub init: DefaultInit,
 }
 
 impl TensorDecl {
@@ -72,8 +98,11 @@ pub struct LayerInfo {
     pub output: Vec<usize>,
     /// Its trainable parameters, in `state_dict` order.
     pub params: Vec<TensorDecl>,
-    /// Its non-trainable buffers, in `state_dict` order.
+    /// Its non-trainable f32 buffers, in `state_dict` order.
     pub buffers: Vec<TensorDecl>,
+    /// The name of its i64 `num_batches_tracked` counter, after its buffers in `state_dict`
+    /// order (a batch norm tracking running statistics).
+    pub counter: Option<String>,
 }
 
 impl LayerInfo {
@@ -144,19 +173,22 @@ fn describe_layer(
     };
     let prefix = layer.name.clone().unwrap_or_else(|| index.to_string());
     let mut params = Vec::new();
+    let mut buffers = Vec::new();
+    let mut counter = None;
     let output = match &layer.kind {
         LayerKind::Linear { out, bias } => {
             let (out, input) = (*out, *shape.last().expect("shapes are never empty"));
+            let init = DefaultInit::Uniform { fan_in: input };
             params.push(TensorDecl {
                 name: format!("{prefix}.weight"),
                 shape: vec![out, input],
-                fan_in: input,
+                init,
             });
             if *bias {
                 params.push(TensorDecl {
                     name: format!("{prefix}.bias"),
                     shape: vec![out],
-                    fan_in: input,
+                    init,
                 });
             }
             let mut output = shape.to_vec();
@@ -227,6 +259,25 @@ fn describe_layer(
             output.extend_from_slice(&shape[end..]);
             output
         }
+        LayerKind::BatchNorm1d(norm) => {
+            let channels = channels_of(shape, &[1, 2], batch).map_err(err)?;
+            (params, buffers, counter) = batch_norm_decls(norm, channels, &prefix);
+            shape.to_vec()
+        }
+        LayerKind::BatchNorm2d(norm) => {
+            let channels = channels_of(shape, &[3], batch).map_err(err)?;
+            (params, buffers, counter) = batch_norm_decls(norm, channels, &prefix);
+            shape.to_vec()
+        }
+        LayerKind::Dropout { .. } => shape.to_vec(),
+        LayerKind::Dropout1d { .. } => {
+            channels_of(shape, &[2], batch).map_err(err)?;
+            shape.to_vec()
+        }
+        LayerKind::Dropout2d { .. } => {
+            channels_of(shape, &[2, 3], batch).map_err(err)?;
+            shape.to_vec()
+        }
     };
     Ok(LayerInfo {
         index,
@@ -234,7 +285,8 @@ fn describe_layer(
         layer_type: layer.kind.layer_type(),
         output,
         params,
-        buffers: Vec::new(),
+        buffers,
+        counter,
     })
 }
 
@@ -255,19 +307,79 @@ fn conv_params(conv: &ConvSpec, channels: usize, prefix: &str) -> Result<Vec<Ten
         .iter()
         .try_fold(per_group, |n, &k| n.checked_mul(k))
         .ok_or_else(|| format!("a kernel of {:?} is too large to build", conv.kernel_size))?;
+    let init = DefaultInit::Uniform { fan_in };
     let mut params = vec![TensorDecl {
         name: format!("{prefix}.weight"),
         shape,
-        fan_in,
+        init,
     }];
     if conv.bias {
         params.push(TensorDecl {
             name: format!("{prefix}.bias"),
             shape: vec![conv.out_channels],
-            fan_in,
+            init,
         });
     }
     Ok(params)
+}
+
+/// A batch norm's parameters (`weight` ones, `bias` zeros, when `affine`), buffers
+/// (`running_mean` zeros, `running_var` ones) and counter (`num_batches_tracked`), when it
+/// tracks running statistics, as `nn.BatchNormNd(channels)` declares them.
+fn batch_norm_decls(
+    norm: &BatchNormSpec,
+    channels: usize,
+    prefix: &str,
+) -> (Vec<TensorDecl>, Vec<TensorDecl>, Option<String>) {
+    let decl = |key: &str, init| TensorDecl {
+        name: format!("{prefix}.{key}"),
+        shape: vec![channels],
+        init,
+    };
+    let params = if norm.affine {
+        vec![
+            decl("weight", DefaultInit::Ones),
+            decl("bias", DefaultInit::Zeros),
+        ]
+    } else {
+        Vec::new()
+    };
+    if !norm.track_running_stats {
+        return (params, Vec::new(), None);
+    }
+    let buffers = vec![
+        decl("running_mean", DefaultInit::Zeros),
+        decl("running_var", DefaultInit::Ones),
+    ];
+    (
+        params,
+        buffers,
+        Some(format!("{prefix}.num_batches_tracked")),
+    )
+}
+
+/// The channels of one sample's `shape` `[C, *spatial]` for a layer that takes a per-sample
+/// rank in `ranks` (batch norm, the channel dropouts), or what it expects, batched as PyTorch
+/// shows shapes.
+fn channels_of(shape: &[usize], ranks: &[usize], batch: usize) -> Result<usize, String> {
+    if ranks.contains(&shape.len()) {
+        return Ok(shape[0]);
+    }
+    let mut batched = vec![batch];
+    batched.extend_from_slice(shape);
+    let expected: Vec<String> = ranks
+        .iter()
+        .map(|&r| match r {
+            1 => "[N, C]".to_owned(),
+            2 => "[N, C, L]".to_owned(),
+            _ => "[N, C, H, W]".to_owned(),
+        })
+        .collect();
+    Err(format!(
+        "expects a {} input, got {}",
+        expected.join(" or "),
+        shown_list(&batched)
+    ))
 }
 
 /// `nn.Flatten`'s `start_dim..=end_dim` on the batched tensor `[batch, *shape]`, as the range
@@ -303,23 +415,32 @@ fn flatten_range(
     Ok((start - 1, end))
 }
 
-/// Adds the model's forward pass on `x` (`[batch, ..input]`) to `graph`.
-pub fn build_model(graph: &mut Graph, model: &ModelSpec, x: NodeId) -> Result<ModelGraph, NnError> {
+/// Adds the model's forward pass on `x` (`[batch, ..input]`) to `graph`, its layers in `mode`.
+pub fn build_model(
+    graph: &mut Graph,
+    model: &ModelSpec,
+    x: NodeId,
+    mode: Mode,
+) -> Result<ModelGraph, NnError> {
     let batch = graph.shape(x)[0];
     let infos = describe_model(model, batch)?;
     let mut h = x;
     let mut params = Vec::new();
+    let mut buffers = Vec::new();
+    let mut counters = Vec::new();
+    let mut hypers = Vec::new();
     let mut layer_outputs = Vec::new();
+    let leaf = |decl: &TensorDecl, node| ParamInfo {
+        name: decl.name.clone(),
+        shape: decl.shape.clone(),
+        init: decl.init,
+        node,
+    };
     for (layer, info) in model.layers.iter().zip(&infos) {
         let shape = graph.shape(h).to_vec();
         let mut param = |graph: &mut Graph, decl: &TensorDecl| {
             let node = graph.param(&decl.name, &decl.shape);
-            params.push(ParamInfo {
-                name: decl.name.clone(),
-                shape: decl.shape.clone(),
-                fan_in: decl.fan_in,
-                node,
-            });
+            params.push(leaf(decl, node));
             node
         };
         h = match &layer.kind {
@@ -406,6 +527,39 @@ pub fn build_model(graph: &mut Graph, model: &ModelSpec, x: NodeId) -> Result<Mo
                 out_shape.extend_from_slice(&info.output);
                 graph.reshape(h, &out_shape)?
             }
+            LayerKind::BatchNorm1d(norm) | LayerKind::BatchNorm2d(norm) => {
+                let affine = match info.params.as_slice() {
+                    [weight, bias] => Some((param(graph, weight), param(graph, bias))),
+                    _ => None,
+                };
+                let running = match info.buffers.as_slice() {
+                    [mean, var] => {
+                        let nodes = (
+                            graph.state(&mean.name, &mean.shape),
+                            graph.state(&var.name, &var.shape),
+                        );
+                        buffers.extend([leaf(mean, nodes.0), leaf(var, nodes.1)]);
+                        Some(nodes)
+                    }
+                    _ => None,
+                };
+                let counter = info.counter.as_ref().map(|name| {
+                    counters.push(name.clone());
+                    counters.len() - 1
+                });
+                let leaves = BatchNormLeaves {
+                    affine,
+                    running,
+                    counter,
+                };
+                let prefix = &info.prefix;
+                batch_norm(graph, h, norm, &leaves, mode, prefix, &mut hypers)?
+                    .map_err(|m| info.error(layer, m))?
+            }
+            LayerKind::Dropout { p } => dropout(graph, h, *p, false, info.index, mode)?,
+            LayerKind::Dropout1d { p } | LayerKind::Dropout2d { p } => {
+                dropout(graph, h, *p, true, info.index, mode)?
+            }
         };
         layer_outputs.push(h);
     }
@@ -413,6 +567,9 @@ pub fn build_model(graph: &mut Graph, model: &ModelSpec, x: NodeId) -> Result<Mo
         output: h,
         params,
         layer_outputs,
+        buffers,
+        counters,
+        hypers,
     })
 }
 

@@ -11,6 +11,7 @@ mod error;
 mod init;
 mod layers;
 mod loss;
+mod norm;
 mod optim;
 pub mod sched;
 mod spatial;
@@ -20,12 +21,14 @@ pub use clip::{accumulator_name, accumulators};
 pub use error::NnError;
 pub use init::default_init;
 pub use layers::{
-    build_model, describe_model, saturating_numel, LayerInfo, ModelGraph, ParamInfo, TensorDecl,
+    build_model, describe_model, saturating_numel, DefaultInit, LayerInfo, ModelGraph, ParamInfo,
+    TensorDecl,
 };
 pub use loss::{
     build_loss, build_loss_graph, check_loss_data, task_of, LossGraph, LossTargets, TargetLayout,
     Task,
 };
+pub use norm::{draws_random, Mode};
 pub use optim::{
     build_update, build_update_graph, group_of, group_settings, hyper_value, hyper_value_by,
     initial_groups, state_init, state_names, GroupScalar, Hyper, StateBuffer, UpdateGraph,

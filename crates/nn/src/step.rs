@@ -6,18 +6,29 @@ use graphc_spec::{Reduction, Spec};
 
 use crate::loss::loss_name;
 use crate::optim::group_settings;
-use crate::{build_loss, build_model, build_update, Hyper, NnError, ParamInfo, TargetLayout};
+use crate::{build_loss, build_model, build_update, draws_random, Hyper, Mode, NnError};
 use crate::{clip, sched};
+use crate::{ParamInfo, TargetLayout};
 
 /// A compiled-to-IR training or evaluation step and what its caller needs to drive it.
 #[derive(Debug, Clone)]
 pub struct StepGraph {
-    /// The graph. Arguments: `x`, `y`, then one per entry of `hypers`.
+    /// The graph. Arguments: `x`, `y`, the training forward's index when `forward`, then one
+    /// per entry of `hypers`.
     pub graph: Graph,
-    /// The hypers in argument order.
+    /// Whether the third argument is the i64 `[1]` index of this training forward (0 for the
+    /// run's first; every training batch's forward counts), from which dropout draws.
+    pub forward: bool,
+    /// The hypers in argument order: the model's, then the optimizer's.
     pub hypers: Vec<Hyper>,
     /// Parameters in `state_dict` order.
     pub params: Vec<ParamInfo>,
+    /// The model's buffers (running statistics) in `state_dict` order, which a training step
+    /// assigns and an evaluation reads.
+    pub buffers: Vec<ParamInfo>,
+    /// The model's `num_batches_tracked` counters in `state_dict` order: i64 values outside the
+    /// graph, each one more after every training forward.
+    pub counters: Vec<String>,
     /// Parameter group of each parameter.
     pub groups: Vec<usize>,
     /// Optimizer state buffers: name and shape.
@@ -90,7 +101,7 @@ fn build_backward(
             message: "reduction: none gives per-sample losses; training needs a scalar loss, use mean or sum".into(),
         });
     }
-    let mut step = build_forward(spec, batch, layout)?;
+    let mut step = build_forward(spec, batch, layout, Train)?;
     let loss = step.graph.outputs()[step.loss_output].node;
     let nodes: Vec<_> = step.params.iter().map(|p| p.node).collect();
     let grads = graphc_autodiff::grad(&mut step.graph, loss, &nodes)?;
@@ -98,13 +109,26 @@ fn build_backward(
     Ok((step, grads))
 }
 
-/// The evaluation step: forward and loss only, outputs `loss` and `output`,
-/// no update. `reduction: none` is allowed here.
+/// The evaluation step: forward in evaluation mode and loss only, outputs `loss` and
+/// `output`, no update. `reduction: none` is allowed here.
 pub fn build_eval(spec: &Spec, batch: usize, layout: TargetLayout) -> Result<StepGraph, NnError> {
-    build_forward(spec, batch, layout)
+    build_forward(spec, batch, layout, Eval)
 }
 
-fn build_forward(spec: &Spec, batch: usize, layout: TargetLayout) -> Result<StepGraph, NnError> {
+/// Which mode [`build_forward`] builds the model in (the forward input is made there).
+#[derive(Clone, Copy)]
+enum Phase {
+    Train,
+    Eval,
+}
+use Phase::{Eval, Train};
+
+fn build_forward(
+    spec: &Spec,
+    batch: usize,
+    layout: TargetLayout,
+    phase: Phase,
+) -> Result<StepGraph, NnError> {
     let mut graph = Graph::new();
     let mut x_shape = vec![batch];
     x_shape.extend_from_slice(&spec.model.input);
@@ -113,14 +137,31 @@ fn build_forward(spec: &Spec, batch: usize, layout: TargetLayout) -> Result<Step
         TargetLayout::Classes => graph.input("y", TensorType::i64(&[batch])),
         TargetLayout::Floats { width } => graph.input("y", TensorType::f32(&[batch, width])),
     };
-    let model = build_model(&mut graph, &spec.model, x)?;
+    let mode = match phase {
+        Train => Mode::Train {
+            forward: draws_random(&spec.model.layers)
+                .then(|| graph.input("forward", TensorType::i64(&[1]))),
+            seed: spec.seed,
+        },
+        Eval => Mode::Eval,
+    };
+    let model = build_model(&mut graph, &spec.model, x, mode)?;
     let loss = build_loss(&mut graph, &spec.loss, model.output, y, layout)?;
     graph.add_output("loss", loss);
     graph.add_output("output", model.output);
     Ok(StepGraph {
         graph,
-        hypers: Vec::new(),
+        forward: matches!(
+            mode,
+            Mode::Train {
+                forward: Some(_),
+                ..
+            }
+        ),
+        hypers: model.hypers,
         params: model.params,
+        buffers: model.buffers,
+        counters: model.counters,
         groups: Vec::new(),
         state: Vec::new(),
         state_init: Vec::new(),
@@ -140,7 +181,7 @@ pub fn natural_layout(spec: &Spec) -> Result<TargetLayout, NnError> {
     let mut shape = vec![1];
     shape.extend_from_slice(&spec.model.input);
     let x = graph.input("x", TensorType::f32(&shape));
-    let model = build_model(&mut graph, &spec.model, x)?;
+    let model = build_model(&mut graph, &spec.model, x, Mode::Eval)?;
     let width = graph.shape(model.output).last().copied().unwrap_or(1);
     Ok(TargetLayout::Floats { width })
 }

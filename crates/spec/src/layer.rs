@@ -1,15 +1,15 @@
 //! One entry of `model.layers`: a `type:`-tagged mapping (`linear`, activations, softmaxes,
-//! convolutions, poolings, `flatten`), with PyTorch's constructor checks on its arguments.
+//! convolutions, poolings, `flatten`, batch norms, dropouts), with PyTorch's constructor checks on its arguments.
 
 use serde::de::{IgnoredAny, MapAccess};
 
 use crate::axes::{axes, Axes};
 use crate::ctx::{shown, Ctx, Path};
 use crate::keys::{KeyTable, Keys, TypeTable};
-use crate::node::{
-    ctx_and_path, scalar, to_bool, to_i64, to_positive_usize, to_u64, Node, Problem, Raw,
-};
-use crate::types::{AvgPoolSpec, ConvPadding, ConvSpec, LayerKind, LayerSpec, MaxPoolSpec};
+use crate::node::{ctx_and_path, scalar, to_bool, to_f64, to_i64, to_nonneg_f64};
+use crate::node::{to_positive_usize, to_u64, valid_if, Node, Problem, Raw};
+use crate::types::MaxPoolSpec;
+use crate::types::{AvgPoolSpec, BatchNormSpec, ConvPadding, ConvSpec, LayerKind, LayerSpec};
 use crate::vocab::{KeyTables, LayerType};
 
 static LAYER_TYPES: TypeTable<LayerType> = TypeTable {
@@ -71,10 +71,19 @@ static AVG_POOL2D_KEYS: KeyTable = KeyTable::plain(&[
 ]);
 static ADAPTIVE_KEYS: KeyTable = KeyTable::plain(&["type", "name", "output_size"]);
 static FLATTEN_KEYS: KeyTable = KeyTable::plain(&["type", "name", "start_dim", "end_dim"]);
+static BATCH_NORM_KEYS: KeyTable = KeyTable::plain(&[
+    "type",
+    "name",
+    "eps",
+    "momentum",
+    "affine",
+    "track_running_stats",
+]);
+static DROPOUT_KEYS: KeyTable = KeyTable::plain(&["type", "name", "p"]);
 
 /// Every layer type's keys, for the keys read before `type:`.
 static UNION_KEYS: KeyTable = KeyTable {
-    valid: &KeyTable::union::<18>(&[
+    valid: &KeyTable::union::<23>(&[
         &LINEAR_KEYS,
         &ACTIVATION_KEYS,
         &SOFTMAX_KEYS,
@@ -83,6 +92,8 @@ static UNION_KEYS: KeyTable = KeyTable {
         &AVG_POOL2D_KEYS,
         &ADAPTIVE_KEYS,
         &FLATTEN_KEYS,
+        &BATCH_NORM_KEYS,
+        &DROPOUT_KEYS,
     ]),
     aliases: OUT_ALIAS,
     unsupported: &[],
@@ -102,6 +113,8 @@ impl KeyTables for LayerType {
             | LayerType::AdaptiveAvgPool2d
             | LayerType::AdaptiveMaxPool2d => &ADAPTIVE_KEYS,
             LayerType::Flatten => &FLATTEN_KEYS,
+            LayerType::BatchNorm1d | LayerType::BatchNorm2d => &BATCH_NORM_KEYS,
+            LayerType::Dropout | LayerType::Dropout1d | LayerType::Dropout2d => &DROPOUT_KEYS,
         }
     }
 }
@@ -126,6 +139,11 @@ impl LayerKind {
             LayerKind::AdaptiveAvgPool2d { .. } => LayerType::AdaptiveAvgPool2d,
             LayerKind::AdaptiveMaxPool2d { .. } => LayerType::AdaptiveMaxPool2d,
             LayerKind::Flatten { .. } => LayerType::Flatten,
+            LayerKind::BatchNorm1d(_) => LayerType::BatchNorm1d,
+            LayerKind::BatchNorm2d(_) => LayerType::BatchNorm2d,
+            LayerKind::Dropout { .. } => LayerType::Dropout,
+            LayerKind::Dropout1d { .. } => LayerType::Dropout1d,
+            LayerKind::Dropout2d { .. } => LayerType::Dropout2d,
         }
     }
 }
@@ -154,6 +172,13 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
         let mut kind = None;
         let (mut name, mut out, mut bias, mut dim) = (None, None, true, -1);
         let mut args = SpatialArgs::default();
+        let mut norm = BatchNormSpec {
+            eps: 1e-5,
+            momentum: Some(0.1),
+            affine: true,
+            track_running_stats: true,
+        };
+        let mut p = 0.5;
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
             match k.name() {
@@ -249,6 +274,31 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
                 "end_dim" => {
                     args.end_dim = map.next_value_seed(scalar(ctx, path, "an integer", to_i64))?;
                 }
+                "eps" => {
+                    let expected = "a finite number >= 0";
+                    norm.eps = map.next_value_seed(scalar(ctx, path, expected, to_nonneg_f64))?;
+                }
+                "momentum" => {
+                    let expected = "a finite number, or null (the cumulative average)";
+                    let conv = |raw: &Raw| match raw {
+                        Raw::Null => Ok(None),
+                        _ => to_f64(raw).map(Some),
+                    };
+                    norm.momentum = map.next_value_seed(scalar(ctx, path, expected, conv))?;
+                }
+                "affine" => {
+                    norm.affine = map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?;
+                }
+                "track_running_stats" => {
+                    let seed = scalar(ctx, path, "a boolean", to_bool);
+                    norm.track_running_stats = map.next_value_seed(seed)?;
+                }
+                "p" => {
+                    // PyTorch's constructor: "dropout probability has to be between 0 and 1".
+                    let expected = "a probability between 0 and 1";
+                    let conv = |raw: &Raw| valid_if(to_f64(raw)?, |p| (0.0..=1.0).contains(&p));
+                    p = map.next_value_seed(scalar(ctx, path, expected, conv))?;
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -286,6 +336,11 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
                 start_dim: args.start_dim,
                 end_dim: args.end_dim,
             },
+            LayerType::BatchNorm1d => LayerKind::BatchNorm1d(norm),
+            LayerType::BatchNorm2d => LayerKind::BatchNorm2d(norm),
+            LayerType::Dropout => LayerKind::Dropout { p },
+            LayerType::Dropout1d => LayerKind::Dropout1d { p },
+            LayerType::Dropout2d => LayerKind::Dropout2d { p },
         };
         Ok(LayerSpec { name, kind })
     }

@@ -398,6 +398,29 @@ pub(crate) fn to_f32(raw: &Raw) -> Result<f32, Problem> {
     }
 }
 
+/// A finite number, as `f64` (integers accepted).
+pub(crate) fn to_f64(raw: &Raw) -> Result<f64, Problem> {
+    let x = match raw {
+        Raw::Int(n) => *n as f64,
+        Raw::Float(x) => *x,
+        Raw::BigInt(_) => f64::INFINITY,
+        _ => return Err(Problem::Type),
+    };
+    if x.is_finite() {
+        Ok(x)
+    } else {
+        Err(Problem::Msg(format!(
+            "invalid value: {}, expected a finite number",
+            raw.describe()
+        )))
+    }
+}
+
+/// A finite number `>= 0`, as `f64`.
+pub(crate) fn to_nonneg_f64(raw: &Raw) -> Result<f64, Problem> {
+    valid_if(to_f64(raw)?, |x| x >= 0.0)
+}
+
 /// A finite number `>= 0`.
 pub(crate) fn to_nonneg_f32(raw: &Raw) -> Result<f32, Problem> {
     valid_if(to_f32(raw)?, |x| x >= 0.0)

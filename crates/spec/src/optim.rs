@@ -7,8 +7,8 @@ use serde::de::{self, IgnoredAny, MapAccess, SeqAccess};
 use crate::ctx::{shown, Ctx, Path};
 use crate::keys::{KeyTable, Keys, TypeTable};
 use crate::node::{
-    ctx_and_path, list, read_seq, scalar, to_bool, to_nonempty_string, valid_if, Node, Problem,
-    Raw, ScalarNode, Seed,
+    ctx_and_path, list, read_seq, scalar, to_bool, to_f64, to_nonempty_string, to_nonneg_f64,
+    valid_if, Node, Problem, Raw, ScalarNode, Seed,
 };
 use crate::suggest::suggest;
 use crate::types::{
@@ -133,29 +133,6 @@ static UNION_KEYS: KeyTable = every_hyperparameter!("type", "param_groups");
 
 /// Every optimizer's group keys, for groups read before `type:` (checked again once it is known).
 static UNION_GROUP_KEYS: KeyTable = every_hyperparameter!("params");
-
-/// A finite number, as `f64` (integers accepted).
-fn to_f64(raw: &Raw) -> Result<f64, Problem> {
-    let x = match raw {
-        Raw::Int(n) => *n as f64,
-        Raw::Float(x) => *x,
-        Raw::BigInt(_) => f64::INFINITY,
-        _ => return Err(Problem::Type),
-    };
-    if x.is_finite() {
-        Ok(x)
-    } else {
-        Err(Problem::Msg(format!(
-            "invalid value: {}, expected a finite number",
-            raw.describe()
-        )))
-    }
-}
-
-/// A finite number `>= 0`.
-fn to_nonneg_f64(raw: &Raw) -> Result<f64, Problem> {
-    valid_if(to_f64(raw)?, |x| x >= 0.0)
-}
 
 /// A number in `[0, 1)` (a beta).
 fn to_beta(raw: &Raw) -> Result<f64, Problem> {

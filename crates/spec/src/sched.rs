@@ -7,7 +7,8 @@ use serde::de::{IgnoredAny, MapAccess, SeqAccess};
 use crate::ctx::{Ctx, Path};
 use crate::keys::{KeyTable, Keys, TypeTable};
 use crate::node::{ctx_and_path, list, read_seq, scalar, to_bool, to_positive_u64};
-use crate::node::{to_positive_usize, to_u64, valid_if, Node, Problem, Raw, Seed};
+use crate::node::{to_f64, to_nonneg_f64, to_positive_usize, to_u64, valid_if, Node, Problem};
+use crate::node::{Raw, Seed};
 use crate::suggest::did_you_mean;
 use crate::types::{
     AnnealStrategy, ClipGradNorm, Interval, PerGroup, PlateauMode, SchedulerKind, SchedulerSpec,
@@ -114,21 +115,6 @@ static UNION_KEYS: KeyTable = KeyTable {
     aliases: T_ALIASES,
     unsupported: &[],
 };
-
-/// A finite number (Python float), integers accepted.
-fn to_f64(raw: &Raw) -> Result<f64, Problem> {
-    match raw {
-        Raw::Int(n) => Ok(*n as f64),
-        Raw::Float(x) if x.is_finite() => Ok(*x),
-        Raw::Float(_) | Raw::BigInt(_) => Err(Problem::Value),
-        _ => Err(Problem::Type),
-    }
-}
-
-/// A finite number `>= 0`.
-fn to_nonneg_f64(raw: &Raw) -> Result<f64, Problem> {
-    valid_if(to_f64(raw)?, |x| x >= 0.0)
-}
 
 /// A finite number `> 0`.
 fn to_positive_f64(raw: &Raw) -> Result<f64, Problem> {

@@ -193,6 +193,40 @@ pub enum LayerKind {
         /// Last dim merged (-1 by default).
         end_dim: i64,
     },
+    /// `nn.BatchNorm1d` on `[C]` or `[C, L]` per sample; `num_features` is inferred.
+    BatchNorm1d(BatchNormSpec),
+    /// `nn.BatchNorm2d` on `[C, H, W]` per sample; `num_features` is inferred.
+    BatchNorm2d(BatchNormSpec),
+    /// `nn.Dropout(p)`: each element zeroed with probability `p` in training.
+    Dropout {
+        /// The probability of zeroing, in `[0, 1]` (0.5).
+        p: f64,
+    },
+    /// `nn.Dropout1d(p)`: whole channels of `[C, L]` zeroed.
+    Dropout1d {
+        /// The probability of zeroing a channel, in `[0, 1]` (0.5).
+        p: f64,
+    },
+    /// `nn.Dropout2d(p)`: whole channels of `[C, H, W]` (or `[C, L]`) zeroed.
+    Dropout2d {
+        /// The probability of zeroing a channel, in `[0, 1]` (0.5).
+        p: f64,
+    },
+}
+
+/// The arguments of `nn.BatchNorm1d`/`nn.BatchNorm2d`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BatchNormSpec {
+    /// Added to the variance before its square root (1e-5).
+    pub eps: f64,
+    /// The running statistics' update weight (0.1); `None` (`momentum: null`): the cumulative
+    /// average, weight `1 / num_batches_tracked`.
+    pub momentum: Option<f64>,
+    /// Whether the layer has a learned `weight` and `bias` (true).
+    pub affine: bool,
+    /// Whether it keeps running statistics for evaluation (true); without them it normalises
+    /// with the batch's statistics in evaluation too, and has no buffers.
+    pub track_running_stats: bool,
 }
 
 /// `padding=` of a convolution.

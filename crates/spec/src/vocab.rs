@@ -123,6 +123,16 @@ vocabulary! {
         AdaptiveMaxPool2d => ("adaptive_max_pool2d", "AdaptiveMaxPool2d"),
         /// `nn.Flatten`.
         Flatten => ("flatten", "Flatten"),
+        /// `nn.BatchNorm1d`.
+        BatchNorm1d => ("batch_norm1d", "BatchNorm1d"),
+        /// `nn.BatchNorm2d`.
+        BatchNorm2d => ("batch_norm2d", "BatchNorm2d"),
+        /// `nn.Dropout`.
+        Dropout => ("dropout", "Dropout"),
+        /// `nn.Dropout1d`.
+        Dropout1d => ("dropout1d", "Dropout1d"),
+        /// `nn.Dropout2d`.
+        Dropout2d => ("dropout2d", "Dropout2d"),
     }
 }
 

@@ -3,10 +3,10 @@
 //!
 //! | file | content |
 //! |---|---|
-//! | `model.safetensors` | the parameters (`state_dict` names and layouts) |
+//! | `model.safetensors` | the model's `state_dict`: parameters, buffers, `num_batches_tracked` |
 //! | `optimizer.safetensors` | the optimizer state, named `PARAM.KEY` (`0.weight.exp_avg`) |
 //! | `accumulated.safetensors` | gradient sums of a pending accumulation (only when there is one) |
-//! | `state.json` | the optimizer's `defaults` and `param_groups` (current hyperparameters and parameter names), the step count, the scheduler state, the loop position (epoch, batch) and what the batch order derives from (seed, shuffle) |
+//! | `state.json` | the optimizer's `defaults` and `param_groups` (current hyperparameters and parameter names), the step count, the scheduler state, the number of training forwards (dropout's counter), the loop position (epoch, batch) and what the batch order derives from (seed, shuffle) |
 //!
 //! The files go to a temporary sibling directory first (each fsynced, `state.json` last), which
 //! then replaces the old checkpoint by two renames; a crash between the renames leaves a
@@ -25,7 +25,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
 use crate::trainer::{GroupState, OptimizerState, TrainerState};
-use crate::{read_safetensors, write_atomic, write_safetensors, TrainError};
+use crate::{read_safetensors, read_state_dict, write_atomic, write_safetensors};
+use crate::{write_state_dict, TrainError};
 
 /// The checkpoint directory's name inside a run's output directory.
 pub const CHECKPOINT_DIR: &str = "checkpoint";
@@ -288,7 +289,12 @@ pub fn write(
     }
     fs::create_dir_all(&temp).map_err(|e| io(&temp, "create directory", &e))?;
 
-    write_safetensors(&temp.join("model.safetensors"), &state.params)?;
+    let model = &state.model;
+    write_state_dict(
+        &temp.join("model.safetensors"),
+        &model.tensors,
+        &model.counters,
+    )?;
     let opt = &state.optimizer;
     write_safetensors(&temp.join("optimizer.safetensors"), &opt.state)?;
     if opt.pending_batches > 0 {
@@ -315,6 +321,7 @@ pub fn write(
             "pending_batches": opt.pending_batches,
         },
         "scheduler": scheduler,
+        "forwards": state.forwards,
         "progress": progress,
         "batch_order": order,
     });
@@ -457,6 +464,18 @@ pub fn read(
         serde_json::from_value(v).map_err(|e| bad(dir, format!("state.json {what}: {e}")))
     }
     let progress: Progress = parse(dir, field(&json["progress"], "progress")?, "progress")?;
+    // Absent from checkpoints written before dropout existed, which drew nothing.
+    let forwards = match &json["forwards"] {
+        Value::Null => 0,
+        v => v.as_u64().ok_or_else(|| {
+            bad_value(
+                dir,
+                "forwards",
+                v,
+                "a count of training forwards (an integer >= 0)",
+            )
+        })?,
+    };
     let order: BatchOrder = parse(
         dir,
         field(&json["batch_order"], "batch_order")?,
@@ -522,7 +541,8 @@ pub fn read(
     };
     Ok(Checkpoint {
         state: TrainerState {
-            params: read_safetensors(&dir.join("model.safetensors"))?,
+            model: read_state_dict(&dir.join("model.safetensors"))?,
+            forwards,
             optimizer: OptimizerState {
                 defaults,
                 param_groups,

@@ -42,4 +42,7 @@ pub use run::{
 };
 pub use session::{compile_graph, optimized_step, BufferId, Session};
 pub use trainer::{Evaluation, GroupState, OptimizerState, Tally, Trainer, TrainerState};
-pub use weights::{read_safetensors, write_safetensors, NamedTensor};
+pub use weights::{
+    read_safetensors, read_state_dict, write_safetensors, write_state_dict, Counter, NamedTensor,
+    StateDict,
+};

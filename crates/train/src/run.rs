@@ -20,7 +20,7 @@ use crate::fit::{fit, EpochEvent, Observer, StepEvent};
 use crate::progress::{EpochRow, Mode, Reporter};
 use crate::rundir::{RunDir, METRICS_FILE};
 use crate::{
-    batch_ranges, load_sets, write_labels_json, write_safetensors, Dataset, Evaluation,
+    batch_ranges, load_sets, write_labels_json, write_state_dict, Dataset, Evaluation,
     Standardizer, TargetKind, Targets, TrainError, Trainer,
 };
 #[cfg(feature = "plot")]
@@ -225,6 +225,11 @@ pub fn check_size_within(spec: &Spec, limit: u128) -> Result<(), TrainError> {
                 | LayerKind::AdaptiveAvgPool2d { .. }
                 | LayerKind::AdaptiveMaxPool2d { .. }
                 | LayerKind::Flatten { .. }
+                | LayerKind::BatchNorm1d(_)
+                | LayerKind::BatchNorm2d(_)
+                | LayerKind::Dropout { .. }
+                | LayerKind::Dropout1d { .. }
+                | LayerKind::Dropout2d { .. }
                 | LayerKind::Relu
                 | LayerKind::Sigmoid
                 | LayerKind::Tanh
@@ -432,7 +437,8 @@ fn run(
     )?;
     files.flush()?;
     write_model_files(out, data)?;
-    write_safetensors(&out.join(MODEL_FILE), &trainer.params())?;
+    let model = trainer.model_state();
+    write_state_dict(&out.join(MODEL_FILE), &model.tensors, &model.counters)?;
     if files.checkpointed != Some((progress.epoch, progress.batch)) {
         files.on_checkpoint(&trainer, &progress)?;
     }

@@ -21,7 +21,7 @@ use smallvec::SmallVec;
 
 use crate::session::{Kind, Session};
 use crate::weights::{check_finite, check_finite_values};
-use crate::{read_safetensors, BatchTargets, Dataset, NamedTensor, TrainError};
+use crate::{read_state_dict, BatchTargets, Counter, Dataset, NamedTensor, StateDict, TrainError};
 
 /// Loss and quality of the model on a data set.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -64,12 +64,15 @@ pub struct OptimizerState {
     pub accumulated: Vec<NamedTensor>,
 }
 
-/// Everything that determines how training continues: the model's parameters, the optimizer
-/// and the scheduler — PyTorch's three `state_dict()`s.
+/// Everything that determines how training continues: the model's parameters and buffers, the
+/// optimizer and the scheduler — PyTorch's three `state_dict()`s — and the number of training
+/// forwards, from which dropout draws.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainerState {
-    /// The parameters, in `state_dict` order.
-    pub params: Vec<NamedTensor>,
+    /// The model: parameters and buffers in `state_dict` order, and `num_batches_tracked`.
+    pub model: StateDict,
+    /// Training forwards run so far (every batch's, accumulated or not).
+    pub forwards: u64,
     /// The optimizer.
     pub optimizer: OptimizerState,
     /// The scheduler, when the spec has one.
@@ -89,6 +92,10 @@ pub struct Trainer {
     live: Vec<usize>,
     scheduler: Option<Scheduler>,
     step_count: u64,
+    /// Training forwards run so far: the next one's index, from which dropout draws.
+    forwards: u64,
+    /// The model's `num_batches_tracked` counters, as the main step's `counters` lists them.
+    counts: Vec<i64>,
     /// Batches accumulated since the last update.
     pending: usize,
     /// The program that ran the last batch (for its output).
@@ -123,6 +130,8 @@ impl Trainer {
             live: Vec::new(),
             scheduler: None,
             step_count: 0,
+            forwards: 0,
+            counts: Vec::new(),
             pending: 0,
             last_step: None,
             hyper_values: Vec::new(),
@@ -137,6 +146,14 @@ impl Trainer {
         for (p, v) in params.iter().zip(&values) {
             trainer.set_param(&p.name, v)?;
         }
+        let buffers = trainer.main_step().buffers.clone();
+        for (b, v) in buffers
+            .iter()
+            .zip(default_init(&buffers, trainer.spec().seed))
+        {
+            trainer.set_param(&b.name, &v)?;
+        }
+        trainer.counts = vec![0; trainer.main_step().counters.len()];
         // PyTorch's optimizer state init (Adagrad's sum, NAdam's mu_product); buffers start at 0.
         let step = trainer.main_step();
         let fills: Vec<(String, Vec<f32>)> = step
@@ -245,6 +262,9 @@ impl Trainer {
         for p in &step.params {
             check_finite_values(origin, "parameter", &p.name, &p.shape, values(&p.name))?;
         }
+        for b in &step.buffers {
+            check_finite_values(origin, "buffer", &b.name, &b.shape, values(&b.name))?;
+        }
         for (name, shape) in &step.state {
             check_finite_values(origin, "optimizer state", name, shape, values(name))?;
         }
@@ -274,6 +294,25 @@ impl Trainer {
             .collect()
     }
 
+    /// The model's `state_dict()`: parameters, buffers (running statistics) and
+    /// `num_batches_tracked` counters, as `model.safetensors` holds them.
+    pub fn model_state(&self) -> StateDict {
+        let step = self.main_step();
+        let leaves = step.params.iter().chain(&step.buffers);
+        StateDict {
+            tensors: leaves.map(|p| self.tensor(&p.name, &p.shape)).collect(),
+            counters: step
+                .counters
+                .iter()
+                .zip(&self.counts)
+                .map(|(name, &value)| Counter {
+                    name: name.clone(),
+                    value,
+                })
+                .collect(),
+        }
+    }
+
     fn tensor(&self, name: &str, shape: &[usize]) -> NamedTensor {
         NamedTensor {
             name: name.to_owned(),
@@ -295,37 +334,85 @@ impl Trainer {
         self.load_params_file(path, "--weights")
     }
 
-    /// Reads `path` and sets every parameter from it; `origin` names it in messages.
+    /// Reads `path` and sets every parameter, buffer and counter from it; `origin` names it in
+    /// messages.
     fn load_params_file(&mut self, path: &Path, origin: &str) -> Result<(), TrainError> {
-        let tensors = read_safetensors(path)?;
+        let state = read_state_dict(path)?;
         let err = |message: String| TrainError::Init {
             path: path.to_path_buf(),
             message,
         };
-        self.check_params(&tensors).map_err(err)?;
+        self.check_model(&state).map_err(err)?;
         let origin = format!("{origin} {}", path.display());
-        check_finite(&origin, "tensor", &tensors)?;
-        for t in tensors {
+        check_finite(&origin, "tensor", &state.tensors)?;
+        self.set_model(&state)
+    }
+
+    /// Sets the model's parameters, buffers and counters from `state`, checked by
+    /// [`Trainer::check_model`].
+    fn set_model(&mut self, state: &StateDict) -> Result<(), TrainError> {
+        for t in &state.tensors {
             self.set_param(&t.name, &t.data)?;
+        }
+        let names = self.main_step().counters.clone();
+        for (count, name) in self.counts.iter_mut().zip(&names) {
+            if let Some(c) = state.counters.iter().find(|c| c.name == *name) {
+                *count = c.value;
+            }
         }
         Ok(())
     }
 
-    /// Checks that `tensors` are exactly the model's parameters with their shapes.
-    fn check_params(&self, tensors: &[NamedTensor]) -> Result<(), String> {
-        let expected = self.param_info();
-        for t in tensors {
+    /// Checks that `state` is exactly the model's `state_dict`: its parameters and buffers
+    /// with their shapes, and its counters, none negative (as `load_state_dict(strict=True)`).
+    fn check_model(&self, state: &StateDict) -> Result<(), String> {
+        let step = self.main_step();
+        let expected: Vec<&ParamInfo> = step.params.iter().chain(&step.buffers).collect();
+        let all_names = || {
+            let names: Vec<&str> = expected
+                .iter()
+                .map(|p| p.name.as_str())
+                .chain(step.counters.iter().map(String::as_str))
+                .collect();
+            graphc_spec::shown_items(&names)
+        };
+        for t in &state.tensors {
             if !expected.iter().any(|p| p.name == t.name) {
-                let names: Vec<&str> = expected.iter().map(|p| p.name.as_str()).collect();
+                let what = if step.counters.contains(&t.name) {
+                    "is a 0-d int64 counter in this model, not a float tensor".to_owned()
+                } else {
+                    format!(
+                        "is not a parameter or buffer of this model; its state_dict holds {}",
+                        all_names()
+                    )
+                };
+                return Err(format!("tensor `{}` {what}", t.name));
+            }
+        }
+        for c in &state.counters {
+            if !step.counters.contains(&c.name) {
                 return Err(format!(
-                    "tensor `{}` is not a parameter of this model; its parameters are {}",
-                    t.name,
-                    graphc_spec::shown_items(&names)
+                    "tensor `{}` (int64) is not a counter of this model; its state_dict holds {}",
+                    c.name,
+                    all_names()
+                ));
+            }
+            if c.value < 0 {
+                return Err(format!(
+                    "counter `{}` is {}; num_batches_tracked counts batches and cannot be negative",
+                    c.name, c.value
+                ));
+            }
+        }
+        for name in &step.counters {
+            if !state.counters.iter().any(|c| c.name == *name) {
+                return Err(format!(
+                    "missing tensor `{name}` (a 0-d int64 num_batches_tracked, as PyTorch saves it)"
                 ));
             }
         }
         for p in expected {
-            let Some(t) = tensors.iter().find(|t| t.name == p.name) else {
+            let Some(t) = state.tensors.iter().find(|t| t.name == p.name) else {
                 return Err(format!(
                     "missing tensor `{}` of shape {}",
                     p.name,
@@ -409,18 +496,22 @@ impl Trainer {
         let index = self.session.program(batch, kind)?;
         let groups = &self.groups;
         let step_number = self.step_count + 1;
+        let counts = &self.counts;
         self.hyper_values.clear();
-        self.hyper_values.extend(
-            self.session
-                .get(index)
-                .step
-                .hypers
-                .iter()
-                .map(|h| hyper_value_by(*h, |g| groups.get(g).map(|p| &p.hypers), step_number)),
-        );
+        self.hyper_values
+            .extend(self.session.get(index).step.hypers.iter().map(|h| {
+                let group = |g: usize| groups.get(g).map(|p| &p.hypers);
+                hyper_value_by(*h, group, step_number, counts)
+            }));
+        // The forward's index as dropout's i64 step counter (beyond i64::MAX it wraps, as a
+        // 64-bit counter must somewhere; no run gets there).
+        let forward = [self.forwards as i64];
         // On the stack for up to 16 arguments: allocating them cost logreg 2-3 % a step.
         let mut args: SmallVec<[Arg<'_>; 16]> = SmallVec::new();
         args.extend([Arg::F32(features), targets_arg(targets)]);
+        if self.session.get(index).step.forward {
+            args.push(Arg::I64(&forward));
+        }
         args.extend(
             self.hyper_values
                 .iter()
@@ -429,6 +520,10 @@ impl Trainer {
         );
         self.session.run(index, &args)?;
         drop(args);
+        self.forwards += 1;
+        for count in &mut self.counts {
+            *count += 1;
+        }
         self.last_step = Some(index);
         let loss = self
             .session
@@ -507,7 +602,8 @@ impl Trainer {
             Vec::new()
         };
         TrainerState {
-            params: self.params(),
+            model: self.model_state(),
+            forwards: self.forwards,
             optimizer: OptimizerState {
                 defaults: self.spec().optimizer.kind.clone(),
                 param_groups,
@@ -538,7 +634,7 @@ impl Trainer {
             what: what.to_owned(),
             message,
         };
-        self.check_params(&state.params).map_err(&fail)?;
+        self.check_model(&state.model).map_err(&fail)?;
         self.check_optimizer(&state.optimizer).map_err(&fail)?;
         let mut scheduler = self.scheduler.clone();
         match (&mut scheduler, &state.scheduler) {
@@ -557,12 +653,14 @@ impl Trainer {
                 )))
             }
         }
-        check_finite(what, "parameter", &state.params)?;
+        check_finite(what, "parameter or buffer", &state.model.tensors)?;
         check_finite(what, "optimizer state", &state.optimizer.state)?;
         check_finite(what, "accumulated gradient", &state.optimizer.accumulated)?;
-        for t in state.params.iter().chain(&state.optimizer.state) {
+        self.set_model(&state.model)?;
+        for t in &state.optimizer.state {
             self.set_param(&t.name, &t.data)?;
         }
+        self.forwards = state.forwards;
         let accumulators = self.main_step().accumulators.clone();
         for (name, shape) in &accumulators {
             let zeros = vec![0.0; shape.iter().product()];

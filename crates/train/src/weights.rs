@@ -25,12 +25,42 @@ pub struct NamedTensor {
     pub data: Vec<f32>,
 }
 
+/// One named i64 scalar: a batch norm's `num_batches_tracked`, a 0-d I64 tensor in PyTorch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counter {
+    /// The `state_dict` name, e.g. `1.num_batches_tracked`.
+    pub name: String,
+    /// Its value.
+    pub value: i64,
+}
+
+/// PyTorch's `model.state_dict()` as a file holds it: f32 tensors (parameters and buffers)
+/// and i64 counters.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StateDict {
+    /// Parameters and f32 buffers, sorted by name when read.
+    pub tensors: Vec<NamedTensor>,
+    /// The `num_batches_tracked` counters, sorted by name when read.
+    pub counters: Vec<Counter>,
+}
+
 /// Reads every tensor of a safetensors file as f32, sorted by name.
 ///
 /// F32 tensors are read as is; F64, F16 and BF16 tensors are converted to f32 (F64 rounds to
 /// nearest, so values beyond f32's range become infinite; F16 and BF16 convert exactly). Any
 /// other dtype is an error naming the tensor and its dtype. The file's metadata is ignored.
 pub fn read_safetensors(path: &Path) -> Result<Vec<NamedTensor>, TrainError> {
+    read(path, false).map(|s| s.tensors)
+}
+
+/// Reads a model's `state_dict` from a safetensors file: float tensors as
+/// [`read_safetensors`] reads them, and 0-d I64 tensors (`num_batches_tracked`) as counters.
+pub fn read_state_dict(path: &Path) -> Result<StateDict, TrainError> {
+    read(path, true)
+}
+
+/// The reader of both: `counters` says whether 0-d I64 tensors are read (else refused).
+fn read(path: &Path, counters: bool) -> Result<StateDict, TrainError> {
     // The file is held whole and decoded beside itself (up to twice its size for 16-bit
     // values), so three times its size must fit the budget; a FIFO or device is refused.
     let budget = graphc_data::memory_budget() / 3;
@@ -42,7 +72,22 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<NamedTensor>, TrainError> {
         ),
     })?;
     let mut tensors = Vec::with_capacity(st.len());
+    let mut read_counters = Vec::new();
     for (name, view) in st.iter() {
+        if counters && view.dtype() == Dtype::I64 && view.shape().is_empty() {
+            let bytes: [u8; 8] = view
+                .data()
+                .try_into()
+                .map_err(|_| TrainError::Safetensors {
+                    path: path.to_path_buf(),
+                    message: format!("tensor `{name}` is a 0-d I64 tensor without 8 bytes of data"),
+                })?;
+            read_counters.push(Counter {
+                name: name.to_owned(),
+                value: i64::from_le_bytes(bytes),
+            });
+            continue;
+        }
         let data = to_f32(view.dtype(), view.data()).ok_or_else(|| TrainError::Safetensors {
             path: path.to_path_buf(),
             message: format!(
@@ -57,7 +102,11 @@ pub fn read_safetensors(path: &Path) -> Result<Vec<NamedTensor>, TrainError> {
         });
     }
     tensors.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(tensors)
+    read_counters.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(StateDict {
+        tensors,
+        counters: read_counters,
+    })
 }
 
 /// Refuses tensors holding NaN or an infinity: the first such value, in the order of
@@ -139,11 +188,28 @@ fn to_f32(dtype: Dtype, bytes: &[u8]) -> Option<Vec<f32>> {
 /// `safetensors.torch.save_file` does. A tensor whose data length does not match its shape, or
 /// a name used twice, is an error and nothing is written.
 pub fn write_safetensors(path: &Path, tensors: &[NamedTensor]) -> Result<(), TrainError> {
+    write_state_dict(path, tensors, &[])
+}
+
+/// [`write_safetensors`] of `tensors` and `counters`, each counter a 0-d little-endian I64
+/// tensor, as PyTorch saves `num_batches_tracked`.
+pub fn write_state_dict(
+    path: &Path,
+    tensors: &[NamedTensor],
+    counters: &[Counter],
+) -> Result<(), TrainError> {
     let bad = |message: String| TrainError::Safetensors {
         path: path.to_path_buf(),
         message,
     };
-    let mut seen = HashSet::with_capacity(tensors.len());
+    let mut seen = HashSet::with_capacity(tensors.len() + counters.len());
+    for name in counters.iter().map(|c| c.name.as_str()) {
+        if !seen.insert(name) {
+            return Err(bad(format!(
+                "tensor name `{name}` is used twice; every tensor needs its own name"
+            )));
+        }
+    }
     for t in tensors {
         if !seen.insert(t.name.as_str()) {
             return Err(bad(format!(
@@ -164,31 +230,54 @@ pub fn write_safetensors(path: &Path, tensors: &[NamedTensor]) -> Result<(), Tra
             )));
         }
     }
-    let views = tensors.iter().map(|t| (t.name.as_str(), F32View(t)));
+    let views = tensors
+        .iter()
+        .map(|t| (t.name.as_str(), View::F32(t)))
+        .chain(
+            counters
+                .iter()
+                .map(|c| (c.name.as_str(), View::I64(c.value))),
+        );
     let metadata = HashMap::from([("format".to_owned(), "pt".to_owned())]);
     let bytes = safetensors::serialize(views, Some(metadata))
         .map_err(|e| bad(format!("cannot serialize the tensors: {e}")))?;
     Ok(write_atomic(path, &bytes)?)
 }
 
-/// A [`NamedTensor`] as the safetensors crate's view: F32, little-endian bytes made on demand.
-struct F32View<'a>(&'a NamedTensor);
+/// A tensor as the safetensors crate's view, little-endian bytes made on demand: a
+/// [`NamedTensor`] as F32, or a counter as a 0-d I64.
+enum View<'a> {
+    F32(&'a NamedTensor),
+    I64(i64),
+}
 
-impl safetensors::View for F32View<'_> {
+impl safetensors::View for View<'_> {
     fn dtype(&self) -> Dtype {
-        Dtype::F32
+        match self {
+            View::F32(_) => Dtype::F32,
+            View::I64(_) => Dtype::I64,
+        }
     }
 
     fn shape(&self) -> &[usize] {
-        &self.0.shape
+        match self {
+            View::F32(t) => &t.shape,
+            View::I64(_) => &[],
+        }
     }
 
     fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(self.0.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        match self {
+            View::F32(t) => Cow::Owned(t.data.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            View::I64(v) => Cow::Owned(v.to_le_bytes().to_vec()),
+        }
     }
 
     fn data_len(&self) -> usize {
-        self.0.data.len() * 4
+        match self {
+            View::F32(t) => t.data.len() * 4,
+            View::I64(_) => 8,
+        }
     }
 }
 

@@ -48,6 +48,13 @@ fn activation_golden(layer: LayerType) -> Option<&'static str> {
         | LayerType::AdaptiveAvgPool2d
         | LayerType::AdaptiveMaxPool2d
         | LayerType::Flatten => None,
+        // Batch norm and dropout multiply, divide and sum (NaN in, NaN out, as in PyTorch);
+        // their goldens (tests/goldens/norm_dropout/) check them on finite values.
+        LayerType::BatchNorm1d
+        | LayerType::BatchNorm2d
+        | LayerType::Dropout
+        | LayerType::Dropout1d
+        | LayerType::Dropout2d => None,
     }
 }
 
@@ -73,7 +80,7 @@ fn build_op(graph: &mut Graph, op: &str, params: &[NodeId]) -> NodeId {
             layers: vec![LayerSpec { name: None, kind }],
             init: InitSpec::Default,
         };
-        return nn::build_model(graph, &model, params[0])
+        return nn::build_model(graph, &model, params[0], nn::Mode::Eval)
             .expect("the layer builds")
             .output;
     }

@@ -92,7 +92,9 @@ fn relu_propagates_nan_keeps_negative_zero_and_passes_no_gradient_at_zero() {
             }],
             init: InitSpec::Default,
         };
-        graphc_nn::build_model(g, &model, p[0]).unwrap().output
+        graphc_nn::build_model(g, &model, p[0], graphc_nn::Mode::Eval)
+            .unwrap()
+            .output
     });
     let out = run_both(&g, &[x]);
     // torch.relu is clamp_min(x, 0): x unless x < 0; its gradient threshold_backward(g, y, 0)

@@ -45,6 +45,12 @@ pub enum Hyper {
         /// Which scalar.
         scalar: GroupScalar,
     },
+    /// A batch norm's cumulative-average weight (`momentum: null`) at this training forward:
+    /// `1 / num_batches_tracked` after the forward adds one to it.
+    CumulativeAverage {
+        /// Its `num_batches_tracked` among the model's counters.
+        counter: usize,
+    },
 }
 
 /// The per-group runtime scalars besides the learning rate. `t` is the 1-based step, `lr`,
@@ -117,27 +123,35 @@ impl Hyper {
             Hyper::Lr { group } => format!("lr.{group}"),
             Hyper::Step => "step".to_owned(),
             Hyper::Group { group, scalar } => format!("{}.{group}", scalar.name()),
+            Hyper::CumulativeAverage { counter } => format!("cumulative_average.{counter}"),
         }
     }
 }
 
 /// The value of `hyper` for update number `step` (1-based) when the param groups' current
 /// hyperparameters are `groups` (indexed as [`group_of`] numbers groups: `param_groups`,
-/// then the top-level settings). A group index out of range gives NaN.
+/// then the top-level settings), in a graph without counters. A group index out of range
+/// gives NaN.
 pub fn hyper_value(hyper: Hyper, groups: &[OptimizerKind], step: u64) -> f32 {
-    hyper_value_by(hyper, |g| groups.get(g), step)
+    hyper_value_by(hyper, |g| groups.get(g), step, &[])
 }
 
 /// [`hyper_value`] with the groups' current hyperparameters looked up by `group(index)`, for
-/// callers that keep them inside their own structures.
+/// callers that keep them inside their own structures, and the model's `num_batches_tracked`
+/// counters before this forward, `counts`. A counter out of range gives NaN.
 pub fn hyper_value_by<'a>(
     hyper: Hyper,
     group: impl Fn(usize) -> Option<&'a OptimizerKind>,
     step: u64,
+    counts: &[i64],
 ) -> f32 {
     let t = step as f64;
     let value = match hyper {
         Hyper::Step => Some(t),
+        // PyTorch: `num_batches_tracked.add_(1)`, then `1.0 / float(num_batches_tracked)`.
+        Hyper::CumulativeAverage { counter } => {
+            counts.get(counter).map(|&n| 1.0 / (n as f64 + 1.0))
+        }
         Hyper::Lr { group: g } => group(g).map(OptimizerKind::lr),
         Hyper::Group { group: g, scalar } => group(g).map(|kind| group_scalar(kind, scalar, t)),
     };
@@ -404,7 +418,9 @@ pub fn build_update_graph(
         .map(|(name, shape)| ParamInfo {
             name: name.clone(),
             shape: shape.clone(),
-            fan_in: shape.get(1).copied().unwrap_or(1),
+            init: crate::DefaultInit::Uniform {
+                fan_in: shape.get(1).copied().unwrap_or(1),
+            },
             node: graph.param(name, shape),
         })
         .collect();

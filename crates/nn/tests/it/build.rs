@@ -1,7 +1,7 @@
 //! Building steps from specs: default init bounds, and errors that name the
 //! layer, the loss or the optimizer setting at fault.
 
-use graphc_nn::{build_step, default_init, natural_layout, NnError, TargetLayout};
+use graphc_nn::{build_step, default_init, natural_layout, DefaultInit, NnError, TargetLayout};
 use graphc_spec::{parse_str, Spec};
 
 fn spec(yaml: &str) -> Spec {
@@ -22,7 +22,10 @@ fn default_init_draws_within_one_over_sqrt_fan_in() {
     let step = build_step(&s, 8, TargetLayout::Classes).unwrap();
     let values = default_init(&step.params, 0);
     for (p, v) in step.params.iter().zip(&values) {
-        let bound = 1.0 / (p.fan_in as f32).sqrt();
+        let DefaultInit::Uniform { fan_in } = p.init else {
+            panic!("{} of an MLP starts uniform", p.name);
+        };
+        let bound = 1.0 / (fan_in as f32).sqrt();
         assert!(
             v.iter().all(|x| x.abs() <= bound),
             "{} exceeds ±{bound}",

@@ -1,7 +1,7 @@
 //! Convolution, pooling and flatten layers resolved against their input shapes: PyTorch's
 //! output sizes, `state_dict` names, shapes and fan-in, and shape errors naming the layer.
 
-use graphc_nn::{describe_model, LayerInfo, NnError};
+use graphc_nn::{describe_model, DefaultInit, LayerInfo, NnError};
 use graphc_spec::{parse_str, Spec};
 
 fn spec(input: &str, layers: &str) -> Spec {
@@ -57,7 +57,8 @@ fn lenet_shapes_parameters_and_fan_in_are_pytorchs() {
     let conv = &layers[3].params;
     assert_eq!(conv[0].name, "3.weight");
     assert_eq!(conv[0].shape, [16, 6, 5, 5]);
-    assert_eq!((conv[0].fan_in, conv[1].fan_in), (150, 150));
+    let fan_in = DefaultInit::Uniform { fan_in: 150 };
+    assert_eq!((conv[0].init, conv[1].init), (fan_in, fan_in));
     assert_eq!(conv[1].shape, [16]);
 }
 
@@ -73,7 +74,10 @@ fn grouped_strided_dilated_and_same_convolutions() {
     assert_eq!(layers[0].output, [6, 5, 11]);
     assert_eq!(layers[0].params.len(), 1);
     assert_eq!(layers[0].params[0].shape, [6, 2, 3, 2]);
-    assert_eq!(layers[0].params[0].fan_in, 12);
+    assert_eq!(
+        layers[0].params[0].init,
+        DefaultInit::Uniform { fan_in: 12 }
+    );
     assert_eq!(
         outputs(
             "[2, 7, 6]",

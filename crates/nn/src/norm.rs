@@ -1,0 +1,238 @@
+//! The layers that behave differently in training and evaluation, PyTorch's `model.train()`
+//! and `model.eval()`: batch norm and the dropouts, as compositions of primitives. [`Mode`]
+//! says which behaviour a graph gets.
+//!
+//! Batch norm in training mode normalises with the batch's statistics over every axis but the
+//! channels: the mean, then the biased variance as the mean of squared deviations from it (two
+//! reductions: the one-pass `E[x²] - E[x]²` loses every digit in f32 when the mean is large
+//! against the spread). The running statistics are persistent `State` leaves assigned at the
+//! end of the step, PyTorch's `momentum·batch + (1 - momentum)·running` with the unbiased
+//! variance; `momentum: null` takes the cumulative-average weight `1/num_batches_tracked`, a
+//! runtime hyper the trainer computes from its counter. In evaluation mode it normalises with
+//! the running statistics (or, without them, the batch's, as PyTorch does).
+//!
+//! Dropout draws `u` in [0, 1) from `Op::RandomUniform` keyed by the run's seed, the layer's
+//! index as the stream and the training forward's index as the step (the step's `forward`
+//! input), so both backends and a resumed run draw the same masks; it keeps where `u >= p`
+//! and scales by `1/(1-p)` as PyTorch's `noise.bernoulli_(1 - p).div_(1 - p)`, `input *
+//! noise`. The channel variants draw one value per sample and channel.
+
+use graphc_ir::{BinaryOp, CompareOp, Graph, IrError, NodeId, ReduceOp, UnaryOp};
+use graphc_spec::{BatchNormSpec, LayerKind, LayerSpec};
+
+use crate::Hyper;
+
+/// Which behaviour the layers of a graph have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// `model.train()`: batch statistics, running statistics updated, dropout active.
+    Train {
+        /// The step's i64 `[1]` input numbering this training forward (0 for the run's first),
+        /// present when a dropout layer draws (see [`draws_random`](crate::draws_random)).
+        forward: Option<NodeId>,
+        /// The run's seed, dropout's Philox key.
+        seed: u64,
+    },
+    /// `model.eval()`: running statistics, dropout off.
+    Eval,
+}
+
+/// A batch norm's leaves in the graph.
+pub(crate) struct BatchNormLeaves {
+    /// `weight` and `bias` when `affine`.
+    pub(crate) affine: Option<(NodeId, NodeId)>,
+    /// `running_mean` and `running_var` when `track_running_stats`.
+    pub(crate) running: Option<(NodeId, NodeId)>,
+    /// The position of its `num_batches_tracked` among the model's counters.
+    pub(crate) counter: Option<usize>,
+}
+
+/// `nn.BatchNorm1d/2d` on `h` `[N, C, *spatial]`; `prefix` names its hyper. `Err(message)` for
+/// a batch with one value per channel where batch statistics are needed (PyTorch's "Expected
+/// more than 1 value per channel when training").
+pub(crate) fn batch_norm(
+    graph: &mut Graph,
+    h: NodeId,
+    spec: &BatchNormSpec,
+    leaves: &BatchNormLeaves,
+    mode: Mode,
+    prefix: &str,
+    hypers: &mut Vec<Hyper>,
+) -> Result<Result<NodeId, String>, IrError> {
+    let shape = graph.shape(h).to_vec();
+    let channels = shape[1];
+    let mut stat_shape = vec![1; shape.len()];
+    stat_shape[1] = channels;
+    let axes: Vec<usize> = (0..shape.len()).filter(|&a| a != 1).collect();
+    let count: usize = axes.iter().map(|&a| shape[a]).product();
+    let eps = graph.fill(spec.eps as f32, &stat_shape);
+    let (centered, var) = match (mode, leaves.running) {
+        (Mode::Eval, Some((mean, var))) => {
+            let mean = graph.reshape(mean, &stat_shape)?;
+            let mean = graph.broadcast(mean, &shape)?;
+            let var = graph.reshape(var, &stat_shape)?;
+            (graph.binary(BinaryOp::Sub, h, mean)?, var)
+        }
+        (Mode::Train { .. }, _) | (Mode::Eval, None) => {
+            if count == 1 {
+                return Ok(Err(format!(
+                    "expected more than 1 value per channel when training, got input size {shape:?}"
+                )));
+            }
+            let n = graph.fill(count as f32, &stat_shape);
+            let sum = graph.reduce(ReduceOp::Sum, h, &axes)?;
+            let mean = graph.binary(BinaryOp::Div, sum, n)?;
+            let mean_b = graph.broadcast(mean, &shape)?;
+            let centered = graph.binary(BinaryOp::Sub, h, mean_b)?;
+            let squares = graph.binary(BinaryOp::Mul, centered, centered)?;
+            let square_sum = graph.reduce(ReduceOp::Sum, squares, &axes)?;
+            let var = graph.binary(BinaryOp::Div, square_sum, n)?;
+            if let (Mode::Train { .. }, Some(running)) = (mode, leaves.running) {
+                let stats = BatchStats {
+                    mean,
+                    square_sum,
+                    count,
+                };
+                update_running(graph, spec, leaves.counter, running, stats, prefix, hypers)?;
+            }
+            (centered, var)
+        }
+    };
+    let var = graph.binary(BinaryOp::Add, var, eps)?;
+    let std = graph.unary(UnaryOp::Sqrt, var)?;
+    let std = graph.broadcast(std, &shape)?;
+    let mut y = graph.binary(BinaryOp::Div, centered, std)?;
+    if let Some((weight, bias)) = leaves.affine {
+        let weight = graph.reshape(weight, &stat_shape)?;
+        let weight = graph.broadcast(weight, &shape)?;
+        let bias = graph.reshape(bias, &stat_shape)?;
+        let bias = graph.broadcast(bias, &shape)?;
+        y = graph.binary(BinaryOp::Mul, y, weight)?;
+        y = graph.binary(BinaryOp::Add, y, bias)?;
+    }
+    Ok(Ok(y))
+}
+
+/// A batch's per-channel statistics, `[1, C, 1, ..]`.
+struct BatchStats {
+    mean: NodeId,
+    /// The sum of squared deviations from the mean.
+    square_sum: NodeId,
+    count: usize,
+}
+
+/// Assigns PyTorch's running-statistics update: `running_mean ← m·mean + (1-m)·running_mean`,
+/// `running_var ← m·unbiased_var + (1-m)·running_var`, `m` the momentum or, for `null`, the
+/// runtime hyper `1/num_batches_tracked`.
+fn update_running(
+    graph: &mut Graph,
+    spec: &BatchNormSpec,
+    counter: Option<usize>,
+    (running_mean, running_var): (NodeId, NodeId),
+    stats: BatchStats,
+    prefix: &str,
+    hypers: &mut Vec<Hyper>,
+) -> Result<(), IrError> {
+    let c = graph.shape(running_mean).to_vec();
+    let (m, keep) = match (spec.momentum, counter) {
+        (Some(m), _) => (graph.fill(m as f32, &c), graph.fill((1.0 - m) as f32, &c)),
+        (None, Some(counter)) => {
+            let m = graph.hyper(&format!("{prefix}.momentum"));
+            hypers.push(Hyper::CumulativeAverage { counter });
+            let m = graph.broadcast_to(m, &c)?;
+            let one = graph.fill(1.0, &c);
+            (m, graph.binary(BinaryOp::Sub, one, m)?)
+        }
+        (None, None) => unreachable!("a batch norm with running statistics has a counter"),
+    };
+    let mean = graph.reshape(stats.mean, &c)?;
+    let square_sum = graph.reshape(stats.square_sum, &c)?;
+    let unbiased = graph.fill((stats.count - 1) as f32, &c);
+    let var = graph.binary(BinaryOp::Div, square_sum, unbiased)?;
+    for (running, batch) in [(running_mean, mean), (running_var, var)] {
+        let new = graph.binary(BinaryOp::Mul, m, batch)?;
+        let old = graph.binary(BinaryOp::Mul, keep, running)?;
+        let value = graph.binary(BinaryOp::Add, new, old)?;
+        graph.add_assign(running, value)?;
+    }
+    Ok(())
+}
+
+/// `nn.Dropout(p)` (`channels: false`) or `nn.Dropout1d/2d(p)` (`channels: true`, one draw per
+/// sample and channel) on `h`, the layer at `index` of `model.layers`.
+pub(crate) fn dropout(
+    graph: &mut Graph,
+    h: NodeId,
+    p: f64,
+    channels: bool,
+    index: usize,
+    mode: Mode,
+) -> Result<NodeId, IrError> {
+    let Mode::Train { forward, seed } = mode else {
+        return Ok(h);
+    };
+    let shape = graph.shape(h).to_vec();
+    if p == 0.0 {
+        return Ok(h);
+    }
+    if p == 1.0 {
+        // PyTorch's `input * zeros`: NaN stays NaN.
+        let zero = graph.fill(0.0, &shape);
+        return graph.binary(BinaryOp::Mul, h, zero);
+    }
+    let forward = forward.expect("a training graph whose dropout draws has a forward input");
+    let draw_shape = if channels {
+        shape[..2].to_vec()
+    } else {
+        shape.clone()
+    };
+    let stream = u32::try_from(index).expect("a spec of at most 16 MiB has fewer than 2^32 layers");
+    let u = graph.random_uniform(forward, seed, stream, &draw_shape)?;
+    let p_fill = graph.fill(p as f32, &draw_shape);
+    let keep = graph.compare(CompareOp::Ge, u, p_fill)?;
+    let scale = graph.fill((1.0 - p) as f32, &draw_shape);
+    let mut noise = graph.binary(BinaryOp::Div, keep, scale)?;
+    if channels {
+        let mut view = draw_shape;
+        view.resize(shape.len(), 1);
+        noise = graph.reshape(noise, &view)?;
+        noise = graph.broadcast(noise, &shape)?;
+    }
+    graph.binary(BinaryOp::Mul, h, noise)
+}
+
+/// Whether a training graph of `layers` draws random values (a dropout with `0 < p < 1`), and
+/// so takes the `forward` input.
+pub fn draws_random(layers: &[LayerSpec]) -> bool {
+    layers
+        .iter()
+        .filter_map(|l| dropout_p(&l.kind))
+        .any(|p| p > 0.0 && p < 1.0)
+}
+
+/// A dropout layer's `p`; `None` for every other layer.
+fn dropout_p(kind: &LayerKind) -> Option<f64> {
+    match kind {
+        LayerKind::Dropout { p } | LayerKind::Dropout1d { p } | LayerKind::Dropout2d { p } => {
+            Some(*p)
+        }
+        LayerKind::Linear { .. }
+        | LayerKind::Relu
+        | LayerKind::Sigmoid
+        | LayerKind::Tanh
+        | LayerKind::Softmax { .. }
+        | LayerKind::LogSoftmax { .. }
+        | LayerKind::Conv1d(_)
+        | LayerKind::Conv2d(_)
+        | LayerKind::MaxPool1d(_)
+        | LayerKind::MaxPool2d(_)
+        | LayerKind::AvgPool1d(_)
+        | LayerKind::AvgPool2d(_)
+        | LayerKind::AdaptiveAvgPool1d { .. }
+        | LayerKind::AdaptiveAvgPool2d { .. }
+        | LayerKind::AdaptiveMaxPool2d { .. }
+        | LayerKind::Flatten { .. }
+        | LayerKind::BatchNorm1d(_)
+        | LayerKind::BatchNorm2d(_) => None,
+    }
+}
