@@ -14,13 +14,17 @@ fn main() -> Result<()> {
     println!("|---|---:|---:|---:|---:|---:|---:|");
     for name in ["linreg", "logreg", "mlp_s", "mlp_m", "mlp_l"] {
         let w = load(&dir.join(format!("{name}.yaml")))?;
-        let JitStep { mut exe, hypers } = JitStep::new(&w, 20)?;
+        let JitStep {
+            mut exe,
+            forward,
+            hypers,
+        } = JitStep::new(&w, 20)?;
         let reps = match name {
             "mlp_l" => 30,
             "mlp_m" => 500,
             _ => 20_000,
         };
-        let t = exe.time_parts(&arguments(&w, &hypers), reps)?;
+        let t = exe.time_parts(&arguments(&w, &forward, &hypers), reps)?;
         let stats = exe.stats();
         let us = |s: f64| {
             if s < 1e-5 {

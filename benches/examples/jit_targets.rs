@@ -40,8 +40,12 @@ fn main() -> Result<()> {
     );
 
     let mlp_l = load(&dir.join("mlp_l.yaml"))?;
-    let JitStep { mut exe, hypers } = JitStep::new(&mlp_l, 3)?;
-    let t = exe.time_parts(&arguments(&mlp_l, &hypers), 40)?;
+    let JitStep {
+        mut exe,
+        forward,
+        hypers,
+    } = JitStep::new(&mlp_l, 3)?;
+    let t = exe.time_parts(&arguments(&mlp_l, &forward, &hypers), 40)?;
     let (whole, gemms) = (t.step, t.gemms);
     println!(
         "mlp_l: step {:.2} ms, its 8 GEMMs alone {:.2} ms: {:.2}× (target ≤ 1.3×): {}",

@@ -15,7 +15,11 @@ fn main() -> Result<()> {
     let reps: usize = argv.next().map(|r| r.parse()).transpose()?.unwrap_or(100);
     let w = load(&path)?;
     let compile = compile_seconds(&w)?;
-    let JitStep { mut exe, hypers } = JitStep::new(&w, reps.min(100) as u64)?;
+    let JitStep {
+        mut exe,
+        forward,
+        hypers,
+    } = JitStep::new(&w, reps.min(100) as u64)?;
     let stats = exe.stats();
     println!(
         "{}: compile {:.2} ms ({} functions, {} gemms, {} floats, lower {} µs, codegen {} µs)",
@@ -27,7 +31,7 @@ fn main() -> Result<()> {
         stats.lower_us,
         stats.codegen_us
     );
-    let args = arguments(&w, &hypers);
+    let args = arguments(&w, &forward, &hypers);
     let profile = exe.profile(&args, reps)?;
     let total: f64 = profile.iter().map(|p| p.1).sum();
     for (label, t) in &profile {

@@ -89,10 +89,12 @@ pub fn compile_seconds(w: &Workload) -> Result<f64> {
     Ok(start.elapsed().as_secs_f64())
 }
 
-/// The workload's step as a bare JIT executable, with its hypers.
+/// The workload's step as a bare JIT executable, with its arguments besides the batch.
 pub struct JitStep {
     /// The executable, parameters initialized and `warm` steps trained.
     pub exe: JitExecutable,
+    /// The next training forward's index when the step takes it (dropout), else empty.
+    pub forward: Vec<i64>,
     /// Hyper values for the next step.
     pub hypers: Vec<f32>,
 }
@@ -104,40 +106,53 @@ impl JitStep {
         let mut step = nn::build_step(&w.spec, w.batch, w.data.layout)?;
         opt::optimize(&mut step.graph)?;
         let mut exe = compile_with(&step.graph, &Options::default())?;
-        for (p, v) in step
-            .params
-            .iter()
-            .zip(nn::default_init(&step.params, w.spec.seed))
-        {
-            exe.write(&p.name, &v)?;
+        for leaves in [&step.params, &step.buffers] {
+            for (p, v) in leaves.iter().zip(nn::default_init(leaves, w.spec.seed)) {
+                exe.write(&p.name, &v)?;
+            }
         }
         for ((name, shape), &init) in step.state.iter().zip(&step.state_init) {
             exe.write(name, &vec![init; shape.iter().product()])?;
         }
         let groups = nn::initial_groups(&w.spec.optimizer);
+        // Update `count` (1-based) is training forward `count - 1`.
         let hypers_at = |count: u64| -> Vec<f32> {
+            let counts = vec![count as i64 - 1; step.counters.len()];
+            let group = |g: usize| groups.get(g);
             step.hypers
                 .iter()
-                .map(|&h| nn::hyper_value(h, &groups, count))
+                .map(|&h| nn::hyper_value_by(h, group, count, &counts))
                 .collect()
         };
+        let forward_at = |count: u64| -> Vec<i64> {
+            if step.forward {
+                vec![count as i64 - 1]
+            } else {
+                Vec::new()
+            }
+        };
         for count in 1..=warm {
-            exe.run(&arguments(w, &hypers_at(count)))?;
+            exe.run(&arguments(w, &forward_at(count), &hypers_at(count)))?;
         }
         Ok(JitStep {
             exe,
+            forward: forward_at(warm + 1),
             hypers: hypers_at(warm + 1),
         })
     }
 }
 
-/// A step's arguments: `w`'s first batch, then the hypers.
-pub fn arguments<'a>(w: &'a Workload, hypers: &'a [f32]) -> Vec<Arg<'a>> {
+/// A step's arguments: `w`'s first batch, the forward's index (`forward` empty when the step
+/// takes none), then the hypers.
+pub fn arguments<'a>(w: &'a Workload, forward: &'a [i64], hypers: &'a [f32]) -> Vec<Arg<'a>> {
     let targets = match &w.y {
         BatchTargets::Classes(v) => Arg::I64(v),
         BatchTargets::Floats(v) => Arg::F32(v),
     };
     let mut args = vec![Arg::F32(&w.x), targets];
+    if !forward.is_empty() {
+        args.push(Arg::I64(forward));
+    }
     args.extend(hypers.iter().map(std::slice::from_ref).map(Arg::F32));
     args
 }

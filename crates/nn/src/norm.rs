@@ -60,17 +60,14 @@ pub(crate) fn batch_norm(
     hypers: &mut Vec<Hyper>,
 ) -> Result<Result<NodeId, String>, IrError> {
     let shape = graph.shape(h).to_vec();
-    let channels = shape[1];
-    let mut stat_shape = vec![1; shape.len()];
-    stat_shape[1] = channels;
-    let axes: Vec<usize> = (0..shape.len()).filter(|&a| a != 1).collect();
-    let count: usize = axes.iter().map(|&a| shape[a]).product();
-    let eps = graph.fill(spec.eps as f32, &stat_shape);
+    let count: usize = shape.iter().product::<usize>() / shape[1];
+    let v = ChannelView::of(&shape);
+    let h = graph.reshape(h, &v.view)?;
+    let eps = graph.fill(spec.eps as f32, &v.stat);
     let (centered, var) = match (mode, leaves.running) {
         (Mode::Eval, Some((mean, var))) => {
-            let mean = graph.reshape(mean, &stat_shape)?;
-            let mean = graph.broadcast(mean, &shape)?;
-            let var = graph.reshape(var, &stat_shape)?;
+            let mean = v.broadcast(graph, mean)?;
+            let var = graph.reshape(var, &v.stat)?;
             (graph.binary(BinaryOp::Sub, h, mean)?, var)
         }
         (Mode::Train { .. }, _) | (Mode::Eval, None) => {
@@ -79,13 +76,13 @@ pub(crate) fn batch_norm(
                     "expected more than 1 value per channel when training, got input size {shape:?}"
                 )));
             }
-            let n = graph.fill(count as f32, &stat_shape);
-            let sum = graph.reduce(ReduceOp::Sum, h, &axes)?;
+            let n = graph.fill(count as f32, &v.stat);
+            let sum = v.sum(graph, h)?;
             let mean = graph.binary(BinaryOp::Div, sum, n)?;
-            let mean_b = graph.broadcast(mean, &shape)?;
+            let mean_b = v.broadcast(graph, mean)?;
             let centered = graph.binary(BinaryOp::Sub, h, mean_b)?;
             let squares = graph.binary(BinaryOp::Mul, centered, centered)?;
-            let square_sum = graph.reduce(ReduceOp::Sum, squares, &axes)?;
+            let square_sum = v.sum(graph, squares)?;
             let var = graph.binary(BinaryOp::Div, square_sum, n)?;
             if let (Mode::Train { .. }, Some(running)) = (mode, leaves.running) {
                 let stats = BatchStats {
@@ -100,18 +97,61 @@ pub(crate) fn batch_norm(
     };
     let var = graph.binary(BinaryOp::Add, var, eps)?;
     let std = graph.unary(UnaryOp::Sqrt, var)?;
-    let std = graph.broadcast(std, &shape)?;
+    let std = v.broadcast(graph, std)?;
     let mut y = graph.binary(BinaryOp::Div, centered, std)?;
     if let Some((weight, bias)) = leaves.affine {
-        let weight = graph.reshape(weight, &stat_shape)?;
-        let weight = graph.broadcast(weight, &shape)?;
-        let bias = graph.reshape(bias, &stat_shape)?;
-        let bias = graph.broadcast(bias, &shape)?;
+        let weight = v.broadcast(graph, weight)?;
+        let bias = v.broadcast(graph, bias)?;
         y = graph.binary(BinaryOp::Mul, y, weight)?;
         y = graph.binary(BinaryOp::Add, y, bias)?;
     }
-    Ok(Ok(y))
+    Ok(Ok(graph.reshape(y, &shape)?))
 }
+
+/// A batch norm's input `[N, C, *spatial]` viewed as `[N, C, P/k, k]` (`P` the positions, `k`
+/// the largest of 16, 8, 4, 1 dividing it), so a per-channel sum is a sum over `[0, 2]` into
+/// `k` lanes, then over the lanes: the JIT adds a row's terms one by one in order, and `k`
+/// independent sums run several times faster than one chain through every position. Statistics
+/// broadcast back in the same two steps, so their gradients (autodiff's sums over the
+/// broadcast axes) take the same form.
+struct ChannelView {
+    /// `[N, C, P/k, k]`.
+    view: Vec<usize>,
+    /// `[1, C, 1, k]`.
+    lanes: Vec<usize>,
+    /// `[1, C, 1, 1]`.
+    stat: Vec<usize>,
+}
+
+impl ChannelView {
+    fn of(shape: &[usize]) -> ChannelView {
+        let (batch, channels) = (shape[0], shape[1]);
+        let positions: usize = shape[2..].iter().product();
+        let k = [128, 64, 32, 16, 8, 4]
+            .into_iter()
+            .find(|k| positions.is_multiple_of(*k))
+            .unwrap_or(1);
+        ChannelView {
+            view: vec![batch, channels, positions / k, k],
+            lanes: vec![1, channels, 1, k],
+            stat: vec![1, channels, 1, 1],
+        }
+    }
+
+    /// The per-channel sum of `x` (in the view), `[1, C, 1, 1]`.
+    fn sum(&self, graph: &mut Graph, x: NodeId) -> Result<NodeId, IrError> {
+        let lanes = graph.reduce(ReduceOp::Sum, x, &[0, 2])?;
+        graph.reduce(ReduceOp::Sum, lanes, &[3])
+    }
+
+    /// A per-channel value (`[C]` or `[1, C, 1, 1]`) repeated over the view.
+    fn broadcast(&self, graph: &mut Graph, x: NodeId) -> Result<NodeId, IrError> {
+        let x = graph.reshape(x, &self.stat)?;
+        let x = graph.broadcast(x, &self.lanes)?;
+        graph.broadcast(x, &self.view)
+    }
+}
+
 
 /// A batch's per-channel statistics, `[1, C, 1, ..]`.
 struct BatchStats {
