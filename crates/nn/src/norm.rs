@@ -3,9 +3,9 @@
 //! says which behaviour a graph gets.
 //!
 //! Batch norm in training mode normalises with the batch's statistics over every axis but the
-//! channels: the mean, then the biased variance as the mean of squared deviations from it (two
-//! reductions: the one-pass `E[x²] - E[x]²` loses every digit in f32 when the mean is large
-//! against the spread). The running statistics are persistent `State` leaves assigned at the
+//! channels, both sums in one pass over the input: the plain `E[x²] - E[x]²` loses every digit
+//! in f32 when the mean is large against the spread, so the values are shifted by the running
+//! mean first (see [`batch_norm`]). The running statistics are persistent `State` leaves assigned at the
 //! end of the step, PyTorch's `momentum·batch + (1 - momentum)·running` with the unbiased
 //! variance; `momentum: null` takes the cumulative-average weight `1/num_batches_tracked`, a
 //! runtime hyper the trainer computes from its counter. In evaluation mode it normalises with
@@ -76,20 +76,31 @@ pub(crate) fn batch_norm(
                     "expected more than 1 value per channel when training, got input size {shape:?}"
                 )));
             }
+            // One pass over the input for both sums, shifted by the running mean (or 0):
+            // with `d = x - K`, `mean = K + Σd/n` and `var = Σd²/n - (Σd/n)²`, whose rounding
+            // error is about `ε·(1 + (mean - K)²/var)` relative to the variance — small once
+            // the running mean follows the batches, and never negative (clamped at 0).
             let n = graph.fill(count as f32, &v.stat);
-            let sum = v.sum(graph, h)?;
-            let mean = graph.binary(BinaryOp::Div, sum, n)?;
+            let shift = match leaves.running {
+                Some((running_mean, _)) => graph.reshape(running_mean, &v.stat)?,
+                None => graph.fill(0.0, &v.stat),
+            };
+            let shift_b = v.broadcast(graph, shift)?;
+            let d = graph.binary(BinaryOp::Sub, h, shift_b)?;
+            let d2 = graph.binary(BinaryOp::Mul, d, d)?;
+            let sum = v.sum(graph, d)?;
+            let square_sum = v.sum(graph, d2)?;
+            let m1 = graph.binary(BinaryOp::Div, sum, n)?;
+            let m2 = graph.binary(BinaryOp::Div, square_sum, n)?;
+            let mean = graph.binary(BinaryOp::Add, shift, m1)?;
+            let m1_sq = graph.binary(BinaryOp::Mul, m1, m1)?;
+            let var = graph.binary(BinaryOp::Sub, m2, m1_sq)?;
+            let zero = graph.fill(0.0, &v.stat);
+            let var = graph.binary(BinaryOp::Max, var, zero)?;
             let mean_b = v.broadcast(graph, mean)?;
             let centered = graph.binary(BinaryOp::Sub, h, mean_b)?;
-            let squares = graph.binary(BinaryOp::Mul, centered, centered)?;
-            let square_sum = v.sum(graph, squares)?;
-            let var = graph.binary(BinaryOp::Div, square_sum, n)?;
             if let (Mode::Train { .. }, Some(running)) = (mode, leaves.running) {
-                let stats = BatchStats {
-                    mean,
-                    square_sum,
-                    count,
-                };
+                let stats = BatchStats { mean, var, count };
                 update_running(graph, spec, leaves.counter, running, stats, prefix, hypers)?;
             }
             (centered, var)
@@ -153,11 +164,11 @@ impl ChannelView {
 }
 
 
-/// A batch's per-channel statistics, `[1, C, 1, ..]`.
+/// A batch's per-channel statistics, `[1, C, 1, 1]`.
 struct BatchStats {
     mean: NodeId,
-    /// The sum of squared deviations from the mean.
-    square_sum: NodeId,
+    /// The biased variance.
+    var: NodeId,
     count: usize,
 }
 
@@ -186,9 +197,10 @@ fn update_running(
         (None, None) => unreachable!("a batch norm with running statistics has a counter"),
     };
     let mean = graph.reshape(stats.mean, &c)?;
-    let square_sum = graph.reshape(stats.square_sum, &c)?;
-    let unbiased = graph.fill((stats.count - 1) as f32, &c);
-    let var = graph.binary(BinaryOp::Div, square_sum, unbiased)?;
+    let var = graph.reshape(stats.var, &c)?;
+    let bessel = stats.count as f64 / (stats.count - 1) as f64;
+    let bessel = graph.fill(bessel as f32, &c);
+    let var = graph.binary(BinaryOp::Mul, var, bessel)?;
     for (running, batch) in [(running_mean, mean), (running_var, var)] {
         let new = graph.binary(BinaryOp::Mul, m, batch)?;
         let old = graph.binary(BinaryOp::Mul, keep, running)?;
