@@ -449,7 +449,7 @@ def main():
              layers=[{"type": "linear", "out": 8, "name": "fc1"},
                      {"type": "batch_norm1d", "name": "bn1"}, {"type": "relu"},
                      {"type": "linear", "out": 3}],
-             loss=CE, optimizer=SGD, rows=26, batch_size=8, epochs=3, valid_rows=12)
+             loss=CE, optimizer=SGD, rows=27, batch_size=8, epochs=3, valid_rows=12)
     run_case(out, "bn1d_channels_after_conv1d_last_batch_1", seed=606, input_shape=[2, 10],
              layers=[{"type": "conv1d", "out_channels": 4, "kernel_size": 3, "padding": 1,
                       "bias": False},
