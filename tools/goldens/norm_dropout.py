@@ -61,6 +61,7 @@ deterministic algorithms: two runs write the same bytes.
 import json
 import math
 import os
+from collections import OrderedDict
 
 import numpy as np
 import torch
@@ -171,7 +172,7 @@ class PhiloxDropout(nn.Module):
         super().__init__()
         self.kind, self.p, self.seed, self.stream = kind, p, seed, stream
         self.step = None
-        self.record = record  # the case name: record this layer's first draw
+        self.record = record  # the case name: record this layer's draws at forwards 0 and 5
 
     def forward(self, x):
         if not self.training or self.p == 0:
@@ -229,7 +230,6 @@ def torch_layer(layer, shape, index, seed, record):
 def build_model(input_shape, layers, seed, record):
     """``Net`` of the layers (named by ``name`` or index), sized by running a sample
     through (in eval mode: no running statistics move, no dropout draw)."""
-    from collections import OrderedDict
     mods = OrderedDict()
     probe = torch.zeros(2, *input_shape)
     for i, layer in enumerate(layers):
