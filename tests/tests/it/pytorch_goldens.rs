@@ -47,14 +47,14 @@ fn every_backend_matches_pytorch_on_batch_norm_dropout_and_modes() {
                     .cloned()
                     .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
                     .unwrap_or_default();
-                // Every message starts with the run's name (`<case dir> on <backend>: `).
+                // Messages name the run (`<case dir> on <backend>: `); the summary already does.
                 let run = format!("{} on {}: ", case.display(), backend.name());
                 let first = message.lines().take(3).collect::<Vec<_>>().join(" / ");
                 failed.push(format!(
                     "{} on {}: {}",
                     case.file_name().unwrap().to_string_lossy(),
                     backend.name(),
-                    first.strip_prefix(&run).unwrap_or(&first)
+                    first.replace(&run, "")
                 ));
             }
         }
