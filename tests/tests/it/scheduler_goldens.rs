@@ -124,19 +124,7 @@ fn check_run(case: &Path, backend: BackendKind) {
             );
         }
     }
-    let valid: Vec<f64> = lines
-        .iter()
-        .filter_map(|l| l.get("valid_loss").and_then(Value::as_f64))
-        .collect();
-    let want_valid = floats(&expected["valid_losses"]);
-    assert_eq!(valid.len(), want_valid.len(), "{what}: validation epochs");
-    for (e, (a, w)) in valid.iter().zip(&want_valid).enumerate() {
-        assert!(
-            close(*a, *w, 2e-5, 1e-7),
-            "{what}: epoch {} valid loss {a} vs {w}",
-            e + 1
-        );
-    }
+    run.assert_valid_losses(2e-5, 1e-7);
     run.assert_final_weights(1e-4, 1e-6);
 }
 

@@ -1,7 +1,10 @@
 //! Shared harness of the cross-crate golden tests: list a golden area's
-//! cases, train one case on a backend, and compare per-step losses and final
-//! weights with PyTorch's (as `tools/goldens/*.py` wrote them).
+//! cases, train one case on a backend, and compare per-step losses, per-epoch
+//! validation losses and the final `state_dict` (parameters and buffers) with
+//! PyTorch's (as `tools/goldens/*.py` wrote them), every series through one
+//! comparison loop, [`mismatches`].
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use graphc::{BackendKind, RunOptions};
@@ -80,46 +83,192 @@ pub fn floats(v: &Value) -> Vec<f64> {
 }
 
 impl GoldenRun {
-    /// Each update's `loss` against `expected.losses`.
+    /// Each update's `loss` against `expected.losses` (a NaN, written `null`, never agrees).
     pub fn assert_step_losses(&self, relative: f64, absolute: f64) {
-        let losses: Vec<f64> = self
-            .metrics
-            .iter()
-            .filter(|l| l.get("step").is_some())
-            .map(|l| l["loss"].as_f64().expect("a loss"))
-            .collect();
+        let losses = self.metric_series("step", "loss");
         let want = floats(&self.expected["losses"]);
         assert_eq!(losses.len(), want.len(), "{}: number of steps", self.what);
-        for (k, (a, e)) in losses.iter().zip(&want).enumerate() {
-            assert!(
-                close(*a, *e, relative, absolute),
-                "{}: step {} loss {a} vs PyTorch {e}",
-                self.what,
-                k + 1
-            );
-        }
+        let wrong = mismatches(
+            &format!("{}: losses", self.what),
+            &losses,
+            &Tensor::vector(want),
+            |_, a, e, _| close(f64::from(a), e, relative, absolute),
+        );
+        assert_agree(&self.what, wrong);
     }
 
-    /// `model.safetensors` against `expected.final`: names, shapes and values.
+    /// Each epoch's `valid_loss` against `expected.valid_losses` (none when the case has no
+    /// validation set).
+    pub fn assert_valid_losses(&self, relative: f64, absolute: f64) {
+        let losses = self.metric_series("valid_loss", "valid_loss");
+        let want = self
+            .expected
+            .get("valid_losses")
+            .map(floats)
+            .unwrap_or_default();
+        assert_eq!(
+            losses.len(),
+            want.len(),
+            "{}: number of validation epochs",
+            self.what
+        );
+        let wrong = mismatches(
+            &format!("{}: valid_losses", self.what),
+            &losses,
+            &Tensor::vector(want),
+            |_, a, e, _| close(f64::from(a), e, relative, absolute),
+        );
+        assert_agree(&self.what, wrong);
+    }
+
+    /// `key` of every `metrics.jsonl` line that has `marker`, in order (`null` as NaN).
+    fn metric_series(&self, marker: &str, key: &str) -> Vec<f32> {
+        self.metrics
+            .iter()
+            .filter(|l| l.get(marker).is_some())
+            .map(|l| l[key].as_f64().unwrap_or(f64::NAN) as f32)
+            .collect()
+    }
+
+    /// `model.safetensors` against `expected.final`: names, shapes, dtypes and values. F32
+    /// tensors (parameters, batch-norm running statistics) agree within the tolerances; I64
+    /// tensors (`num_batches_tracked`, written as integers in `expected.json`) exactly.
     pub fn assert_final_weights(&self, relative: f64, absolute: f64) {
-        let path = self.out.path().join("model.safetensors");
-        let params = graphc::stages::train::read_safetensors(&path).expect("model.safetensors");
+        let stored = read_state_dict(&self.out.path().join("model.safetensors"));
         let finals = self.expected["final"].as_object().expect("final weights");
-        assert_eq!(params.len(), finals.len(), "{}: parameter count", self.what);
-        for p in params {
-            let e = &finals[&p.name];
-            let shape: Vec<usize> = floats(&e["shape"]).iter().map(|&d| d as usize).collect();
-            assert_eq!(p.shape, shape, "{}: shape of {}", self.what, p.name);
-            for (i, (a, e)) in p.data.iter().zip(floats(&e["data"])).enumerate() {
-                assert!(
-                    close(f64::from(*a), e, relative, absolute),
-                    "{}: {}[{i}] = {a} vs PyTorch {e}",
-                    self.what,
-                    p.name
-                );
+        let names: Vec<&String> = stored.keys().collect();
+        let mut want: Vec<&String> = finals.keys().collect();
+        want.sort();
+        assert_eq!(names, want, "{}: tensor names", self.what);
+        let mut wrong = Vec::new();
+        for (name, t) in &stored {
+            let what = format!("{}: {name}", self.what);
+            let e = tensor(&finals[name]);
+            if t.shape != e.shape {
+                wrong.push(format!(
+                    "{what}: shape {:?} vs PyTorch {:?}",
+                    t.shape, e.shape
+                ));
+                continue;
+            }
+            match (&t.values, integers(&finals[name]["data"])) {
+                (StoredValues::F32(v), None) => {
+                    wrong.extend(mismatches(&what, v, &e, |_, a, e, _| {
+                        close(f64::from(a), e, relative, absolute)
+                    }))
+                }
+                (StoredValues::I64(v), Some(e)) if *v == e => {}
+                (StoredValues::I64(v), Some(e)) => {
+                    wrong.push(format!("{what}: {v:?} vs PyTorch {e:?} (exact)"))
+                }
+                (StoredValues::F32(_), Some(_)) => {
+                    wrong.push(format!("{what}: F32, PyTorch has I64"))
+                }
+                (StoredValues::I64(_), None) => wrong.push(format!("{what}: I64, PyTorch has F32")),
             }
         }
+        assert_agree(&self.what, wrong);
     }
+}
+
+/// Panics listing the first mismatches (and how many there are) unless there are none.
+pub fn assert_agree(what: &str, wrong: Vec<String>) {
+    const SHOWN: usize = 12;
+    if !wrong.is_empty() {
+        let more = wrong.len().saturating_sub(SHOWN);
+        panic!(
+            "{what}: {} mismatches with PyTorch:\n{}{}",
+            wrong.len(),
+            wrong[..wrong.len().min(SHOWN)].join("\n"),
+            if more > 0 {
+                format!("\n... and {more} more")
+            } else {
+                String::new()
+            }
+        );
+    }
+}
+
+/// The values of a tensor as a safetensors file stores them.
+pub enum StoredValues {
+    /// `F32` (parameters, running statistics).
+    F32(Vec<f32>),
+    /// `I64` (`num_batches_tracked`).
+    I64(Vec<i64>),
+}
+
+/// A tensor of a safetensors file.
+pub struct StoredTensor {
+    /// Dimensions (`[]` for a 0-d tensor).
+    pub shape: Vec<usize>,
+    /// Values, row-major, in the stored dtype.
+    pub values: StoredValues,
+}
+
+/// Every tensor of a safetensors file (F32 or I64; any other dtype panics), by name. The
+/// tests' own reader: it keeps each tensor's dtype, which graphc's f32 loader does not.
+/// Layout: an 8-byte little-endian header length, the JSON header (`{name: {dtype, shape,
+/// data_offsets: [begin, end]}}` and `__metadata__`), then the data the offsets index.
+pub fn read_state_dict(path: &Path) -> BTreeMap<String, StoredTensor> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let head = |n: usize| -> &[u8] {
+        bytes
+            .get(..n)
+            .unwrap_or_else(|| panic!("{}: truncated safetensors file", path.display()))
+    };
+    let len = u64::from_le_bytes(head(8).try_into().expect("8 bytes")) as usize;
+    let header: Value = serde_json::from_slice(&head(8 + len)[8..]).expect("a JSON header");
+    let data = &bytes[8 + len..];
+    let mut tensors = BTreeMap::new();
+    for (name, info) in header.as_object().expect("a JSON object header") {
+        if name == "__metadata__" {
+            continue;
+        }
+        let shape: Vec<usize> = info["shape"]
+            .as_array()
+            .expect("shape")
+            .iter()
+            .map(|d| d.as_u64().expect("dimension") as usize)
+            .collect();
+        let offsets = integers(&info["data_offsets"]).expect("data_offsets");
+        let raw = &data[offsets[0] as usize..offsets[1] as usize];
+        let values = match info["dtype"].as_str().expect("dtype") {
+            "F32" => StoredValues::F32(
+                raw.chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
+                    .collect(),
+            ),
+            "I64" => StoredValues::I64(
+                raw.chunks_exact(8)
+                    .map(|c| i64::from_le_bytes(c.try_into().expect("8 bytes")))
+                    .collect(),
+            ),
+            other => panic!("{}: {name} has dtype {other}", path.display()),
+        };
+        let count = match &values {
+            StoredValues::F32(v) => v.len(),
+            StoredValues::I64(v) => v.len(),
+        };
+        assert_eq!(
+            count,
+            shape.iter().product::<usize>(),
+            "{}: {name}'s data for shape {shape:?}",
+            path.display()
+        );
+        tensors.insert(name.clone(), StoredTensor { shape, values });
+    }
+    tensors
+}
+
+/// The integers of a JSON array when every element is an integer (`expected.json` writes an
+/// I64 tensor's data as integers and an F32 tensor's as floats: `1.0`, never `1`); `None`
+/// when the array is empty or holds anything else.
+pub fn integers(v: &Value) -> Option<Vec<i64>> {
+    let items = v.as_array()?;
+    if items.is_empty() {
+        return None;
+    }
+    items.iter().map(Value::as_i64).collect()
 }
 
 /// A tensor of a golden case.
@@ -128,6 +277,16 @@ pub struct Tensor {
     pub shape: Vec<usize>,
     /// Values, row-major.
     pub data: Vec<f64>,
+}
+
+impl Tensor {
+    /// A 1-d tensor of `data` (a series of per-step or per-epoch numbers).
+    pub fn vector(data: Vec<f64>) -> Tensor {
+        Tensor {
+            shape: vec![data.len()],
+            data,
+        }
+    }
 }
 
 /// A JSON number, or the strings PyTorch's goldens write for NaN and the infinities.
