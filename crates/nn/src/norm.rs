@@ -14,8 +14,9 @@
 //! Dropout draws `u` in [0, 1) from `Op::RandomUniform` keyed by the run's seed, the layer's
 //! index as the stream and the training forward's index as the step (the step's `forward`
 //! input), so both backends and a resumed run draw the same masks; it keeps where `u >= p`
-//! and scales by `1/(1-p)` as PyTorch's `noise.bernoulli_(1 - p).div_(1 - p)`, `input *
-//! noise`. The channel variants draw one value per sample and channel.
+//! and divides the 0/1 mask by `1 - p` in f32, `input * noise`, as PyTorch's
+//! `noise.bernoulli_(1 - p).div_(1 - p)`. The channel variants draw one value per sample and
+//! channel.
 
 use graphc_ir::{BinaryOp, CompareOp, Graph, IrError, NodeId, ReduceOp, UnaryOp};
 use graphc_spec::{BatchNormSpec, LayerKind, LayerSpec};
@@ -162,7 +163,6 @@ impl ChannelView {
         graph.broadcast(x, &self.view)
     }
 }
-
 
 /// A batch's per-channel statistics, `[1, C, 1, 1]`.
 struct BatchStats {
