@@ -178,6 +178,7 @@ fn describe_layer(
     let output = match &layer.kind {
         LayerKind::Linear { out, bias } => {
             let (out, input) = (*out, *shape.last().expect("shapes are never empty"));
+            check_declared(layer, "in_features", input, "features", shape, batch).map_err(err)?;
             let init = DefaultInit::Uniform { fan_in: input };
             params.push(TensorDecl {
                 name: format!("{prefix}.weight"),
@@ -210,6 +211,8 @@ fn describe_layer(
         LayerKind::Conv1d(conv) | LayerKind::Conv2d(conv) => {
             let dims = conv.kernel_size.len();
             let (channels, spatial) = channels_and_spatial(shape, dims, batch).map_err(err)?;
+            check_declared(layer, "in_channels", channels, "channels", shape, batch)
+                .map_err(err)?;
             let window = conv_window(conv, spatial).map_err(err)?;
             params = conv_params(conv, channels, &prefix).map_err(err)?;
             let mut output = vec![conv.out_channels];
@@ -261,11 +264,15 @@ fn describe_layer(
         }
         LayerKind::BatchNorm1d(norm) => {
             let channels = channels_of(shape, &[1, 2], batch).map_err(err)?;
+            check_declared(layer, "num_features", channels, "channels", shape, batch)
+                .map_err(err)?;
             (params, buffers, counter) = batch_norm_decls(norm, channels, &prefix);
             shape.to_vec()
         }
         LayerKind::BatchNorm2d(norm) => {
             let channels = channels_of(shape, &[3], batch).map_err(err)?;
+            check_declared(layer, "num_features", channels, "channels", shape, batch)
+                .map_err(err)?;
             (params, buffers, counter) = batch_norm_decls(norm, channels, &prefix);
             shape.to_vec()
         }
@@ -321,6 +328,30 @@ fn conv_params(conv: &ConvSpec, channels: usize, prefix: &str) -> Result<Vec<Ten
         });
     }
     Ok(params)
+}
+
+/// Checks the input size the spec declares with PyTorch's argument `key` (`in_features`,
+/// `in_channels`, `num_features`) against the `inferred` one, the number of `what` in one
+/// sample of `shape`.
+fn check_declared(
+    layer: &LayerSpec,
+    key: &str,
+    inferred: usize,
+    what: &str,
+    shape: &[usize],
+    batch: usize,
+) -> Result<(), String> {
+    match layer.declared_input {
+        Some(declared) if declared != inferred => {
+            let mut batched = vec![batch];
+            batched.extend_from_slice(shape);
+            Err(format!(
+                "{key} is {declared}, but its input {} has {inferred} {what}; leave {key} out to infer it",
+                shown_list(&batched)
+            ))
+        }
+        Some(_) | None => Ok(()),
+    }
 }
 
 /// A batch norm's parameters (`weight` ones, `bias` zeros, when `affine`), buffers

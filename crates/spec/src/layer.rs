@@ -23,7 +23,7 @@ static LAYER_TYPES: TypeTable<LayerType> = TypeTable {
 const OUT_ALIAS: &[(&str, &str)] = &[("out_features", "out")];
 
 static LINEAR_KEYS: KeyTable = KeyTable {
-    valid: &["type", "name", "out", "bias"],
+    valid: &["type", "name", "in_features", "out", "bias"],
     aliases: OUT_ALIAS,
     unsupported: &[],
 };
@@ -32,6 +32,7 @@ static SOFTMAX_KEYS: KeyTable = KeyTable::plain(&["type", "name", "dim"]);
 static CONV_KEYS: KeyTable = KeyTable::plain(&[
     "type",
     "name",
+    "in_channels",
     "out_channels",
     "kernel_size",
     "stride",
@@ -74,6 +75,7 @@ static FLATTEN_KEYS: KeyTable = KeyTable::plain(&["type", "name", "start_dim", "
 static BATCH_NORM_KEYS: KeyTable = KeyTable::plain(&[
     "type",
     "name",
+    "num_features",
     "eps",
     "momentum",
     "affine",
@@ -83,7 +85,7 @@ static DROPOUT_KEYS: KeyTable = KeyTable::plain(&["type", "name", "p"]);
 
 /// Every layer type's keys, for the keys read before `type:`.
 static UNION_KEYS: KeyTable = KeyTable {
-    valid: &KeyTable::union::<23>(&[
+    valid: &KeyTable::union::<26>(&[
         &LINEAR_KEYS,
         &ACTIVATION_KEYS,
         &SOFTMAX_KEYS,
@@ -179,6 +181,7 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
             track_running_stats: true,
         };
         let mut p = 0.5;
+        let mut declared_input = None;
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
             match k.name() {
@@ -224,6 +227,11 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
                     };
                     args.output_size =
                         Some(map.next_value_seed(axes(ctx, path, elem, &[], conv))?);
+                }
+                "in_features" | "in_channels" | "num_features" => {
+                    let expected = "a positive integer (checked against the inferred size)";
+                    let seed = scalar(ctx, path, expected, to_positive_usize);
+                    declared_input = Some(map.next_value_seed(seed)?);
                 }
                 "out_channels" => {
                     let expected = "a positive integer (output channels)";
@@ -342,7 +350,11 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
             LayerType::Dropout1d => LayerKind::Dropout1d { p },
             LayerType::Dropout2d => LayerKind::Dropout2d { p },
         };
-        Ok(LayerSpec { name, kind })
+        Ok(LayerSpec {
+            name,
+            kind,
+            declared_input,
+        })
     }
 }
 

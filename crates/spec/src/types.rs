@@ -131,6 +131,10 @@ pub struct LayerSpec {
     pub name: Option<String>,
     /// What the layer computes.
     pub kind: LayerKind,
+    /// The input size PyTorch's constructor takes and graphc infers, when the spec gives it:
+    /// `in_features` of `linear`, `in_channels` of a convolution, `num_features` of a batch
+    /// norm. Building the model checks it against the inferred size.
+    pub declared_input: Option<usize>,
 }
 
 /// The layer vocabulary, PyTorch's modules.

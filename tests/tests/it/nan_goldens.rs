@@ -77,7 +77,11 @@ fn build_op(graph: &mut Graph, op: &str, params: &[NodeId]) -> NodeId {
         let shape = graph.shape(params[0]).to_vec();
         let model = ModelSpec {
             input: shape[1..].to_vec(),
-            layers: vec![LayerSpec { name: None, kind }],
+            layers: vec![LayerSpec {
+                name: None,
+                kind,
+                declared_input: None,
+            }],
             init: InitSpec::Default,
         };
         return nn::build_model(graph, &model, params[0], nn::Mode::Eval)

@@ -89,6 +89,7 @@ fn relu_propagates_nan_keeps_negative_zero_and_passes_no_gradient_at_zero() {
             layers: vec![LayerSpec {
                 name: None,
                 kind: LayerKind::Relu,
+                declared_input: None,
             }],
             init: InitSpec::Default,
         };

@@ -211,3 +211,36 @@ fn shapes_that_do_not_fit_name_the_layer_and_the_shapes() {
         "model.layers[0] (avg_pool2d at 0): expects a 4-d input [N, C, H, W], got [8, 2, 5] (set model.input to [C, H, W] or add a layer that makes that shape)"
     );
 }
+
+#[test]
+fn pytorchs_input_size_arguments_are_checked_against_the_inferred_sizes() {
+    // Given and equal to the inferred size, they change nothing.
+    let agreeing = "{type: conv2d, in_channels: 1, out_channels: 4, kernel_size: 3}, \
+                    {type: batch_norm2d, num_features: 4}, {type: flatten}, \
+                    {type: linear, in_features: 144, out: 3}";
+    let with = describe("[1, 8, 8]", agreeing).expect("sizes agree");
+    let without = describe(
+        "[1, 8, 8]",
+        "{type: conv2d, out_channels: 4, kernel_size: 3}, {type: batch_norm2d}, \
+         {type: flatten}, {type: linear, out: 3}",
+    )
+    .unwrap();
+    assert_eq!(with, without);
+
+    let message = |input: &str, layers: &str| describe(input, layers).unwrap_err().to_string();
+    assert_eq!(
+        message("[4]", "{type: linear, in_features: 5, out: 3}"),
+        "model.layers[0] (linear at 0): in_features is 5, but its input [8, 4] has 4 features; \
+         leave in_features out to infer it"
+    );
+    assert!(message(
+        "[1, 8, 8]",
+        "{type: conv2d, in_channels: 3, out_channels: 4, kernel_size: 3}"
+    )
+    .ends_with("in_channels is 3, but its input [8, 1, 8, 8] has 1 channels; leave in_channels out to infer it"));
+    assert!(message(
+        "[6, 5]",
+        "{type: batch_norm1d, num_features: 5}"
+    )
+    .ends_with("num_features is 5, but its input [8, 6, 5] has 6 channels; leave num_features out to infer it"));
+}

@@ -98,14 +98,17 @@ fn spec_md_example_without_scheduler_parses_to_expected_value() {
                         out: 16,
                         bias: true
                     },
+                    declared_input: None,
                 },
                 LayerSpec {
                     name: None,
                     kind: LayerKind::Relu,
+                    declared_input: None,
                 },
                 LayerSpec {
                     name: None,
                     kind: LayerKind::Linear { out: 3, bias: true },
+                    declared_input: None,
                 },
             ],
             init: InitSpec::From(PathBuf::from("init.safetensors")),
@@ -407,4 +410,35 @@ fn parse_file_reads_the_file() {
     let spec = parse_file(&path).unwrap();
     assert_eq!(spec.train.steps, Some(5));
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn pytorchs_input_size_arguments_are_read_for_the_build_to_check() {
+    let spec = parse(
+        &MINIMAL
+            .replace(
+                "- {type: linear, out: 1}",
+                "- {type: conv1d, in_channels: 3, out_channels: 2, kernel_size: 1}\n    \
+         - {type: batch_norm1d, num_features: 2}\n    - {type: flatten}\n    \
+         - {type: linear, in_features: 2, out: 1}\n    - {type: linear, out: 1}",
+            )
+            .replace("input: [3]", "input: [3, 1]"),
+    );
+    let declared: Vec<Option<usize>> = spec.model.layers.iter().map(|l| l.declared_input).collect();
+    assert_eq!(declared, [Some(3), Some(2), None, Some(2), None]);
+    let bad = parse_str(
+        &MINIMAL.replace(
+            "{type: linear, out: 1}",
+            "{type: linear, in_features: 0, out: 1}",
+        ),
+        Path::new("spec.yaml"),
+    )
+    .unwrap_err();
+    assert!(
+        bad.to_string().contains("in_features")
+            && bad
+                .to_string()
+                .contains("a positive integer (checked against the inferred size)"),
+        "{bad}"
+    );
 }
