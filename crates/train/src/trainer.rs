@@ -365,6 +365,8 @@ impl Trainer {
 
     /// Checks that `state` is exactly the model's `state_dict`: its parameters and buffers
     /// with their shapes, and its counters, none negative (as `load_state_dict(strict=True)`).
+    /// A missing `num_batches_tracked` is allowed and keeps the counter's value, as PyTorch's
+    /// batch norm allows it for a state_dict without version metadata (a safetensors file).
     fn check_model(&self, state: &StateDict) -> Result<(), String> {
         let step = self.main_step();
         let expected: Vec<&ParamInfo> = step.params.iter().chain(&step.buffers).collect();
@@ -401,13 +403,6 @@ impl Trainer {
                 return Err(format!(
                     "counter `{}` is {}; num_batches_tracked counts batches and cannot be negative",
                     c.name, c.value
-                ));
-            }
-        }
-        for name in &step.counters {
-            if !state.counters.iter().any(|c| c.name == *name) {
-                return Err(format!(
-                    "missing tensor `{name}` (a 0-d int64 num_batches_tracked, as PyTorch saves it)"
                 ));
             }
         }
@@ -653,7 +648,11 @@ impl Trainer {
                 )))
             }
         }
-        check_finite(what, "parameter or buffer", &state.model.tensors)?;
+        let buffers = &self.main_step().buffers;
+        let (buffers, params): (Vec<&NamedTensor>, _) = (state.model.tensors.iter())
+            .partition(|t| buffers.iter().any(|b| b.name == t.name));
+        check_finite(what, "parameter", params)?;
+        check_finite(what, "buffer", buffers)?;
         check_finite(what, "optimizer state", &state.optimizer.state)?;
         check_finite(what, "accumulated gradient", &state.optimizer.accumulated)?;
         self.set_model(&state.model)?;
