@@ -65,11 +65,14 @@ pub(crate) fn batch_norm(
     let v = ChannelView::of(&shape);
     let h = graph.reshape(h, &v.view)?;
     let eps = graph.fill(spec.eps as f32, &v.stat);
-    let (centered, var) = match (mode, leaves.running) {
+    // `y = source·α + β` per channel, PyTorch's form: α = weight/√(var + ε), β = bias - center·α,
+    // where `source - center` is the centred input. In training the source is `d` (below),
+    // which the backward pass then needs alone: it keeps one activation, as PyTorch does.
+    let (source, center, var) = match (mode, leaves.running) {
         (Mode::Eval, Some((mean, var))) => {
-            let mean = v.broadcast(graph, mean)?;
+            let mean = graph.reshape(mean, &v.stat)?;
             let var = graph.reshape(var, &v.stat)?;
-            (graph.binary(BinaryOp::Sub, h, mean)?, var)
+            (h, mean, var)
         }
         (Mode::Train { .. }, _) | (Mode::Eval, None) => {
             if count == 1 {
@@ -93,30 +96,38 @@ pub(crate) fn batch_norm(
             let square_sum = v.sum(graph, d2)?;
             let m1 = graph.binary(BinaryOp::Div, sum, n)?;
             let m2 = graph.binary(BinaryOp::Div, square_sum, n)?;
-            let mean = graph.binary(BinaryOp::Add, shift, m1)?;
             let m1_sq = graph.binary(BinaryOp::Mul, m1, m1)?;
             let var = graph.binary(BinaryOp::Sub, m2, m1_sq)?;
             let zero = graph.fill(0.0, &v.stat);
             let var = graph.binary(BinaryOp::Max, var, zero)?;
-            let mean_b = v.broadcast(graph, mean)?;
-            let centered = graph.binary(BinaryOp::Sub, h, mean_b)?;
             if let (Mode::Train { .. }, Some(running)) = (mode, leaves.running) {
+                let mean = graph.binary(BinaryOp::Add, shift, m1)?;
                 let stats = BatchStats { mean, var, count };
                 update_running(graph, spec, leaves.counter, running, stats, prefix, hypers)?;
             }
-            (centered, var)
+            (d, m1, var)
         }
     };
     let var = graph.binary(BinaryOp::Add, var, eps)?;
     let std = graph.unary(UnaryOp::Sqrt, var)?;
-    let std = v.broadcast(graph, std)?;
-    let mut y = graph.binary(BinaryOp::Div, centered, std)?;
-    if let Some((weight, bias)) = leaves.affine {
-        let weight = v.broadcast(graph, weight)?;
-        let bias = v.broadcast(graph, bias)?;
-        y = graph.binary(BinaryOp::Mul, y, weight)?;
-        y = graph.binary(BinaryOp::Add, y, bias)?;
+    let one = graph.fill(1.0, &v.stat);
+    let mut alpha = graph.binary(BinaryOp::Div, one, std)?;
+    if let Some((weight, _)) = leaves.affine {
+        let weight = graph.reshape(weight, &v.stat)?;
+        alpha = graph.binary(BinaryOp::Mul, alpha, weight)?;
     }
+    let center_alpha = graph.binary(BinaryOp::Mul, center, alpha)?;
+    let beta = match leaves.affine {
+        Some((_, bias)) => {
+            let bias = graph.reshape(bias, &v.stat)?;
+            graph.binary(BinaryOp::Sub, bias, center_alpha)?
+        }
+        None => graph.unary(UnaryOp::Neg, center_alpha)?,
+    };
+    let alpha = v.broadcast(graph, alpha)?;
+    let beta = v.broadcast(graph, beta)?;
+    let y = graph.binary(BinaryOp::Mul, source, alpha)?;
+    let y = graph.binary(BinaryOp::Add, y, beta)?;
     Ok(Ok(graph.reshape(y, &shape)?))
 }
 

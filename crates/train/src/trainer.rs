@@ -649,8 +649,8 @@ impl Trainer {
             }
         }
         let buffers = &self.main_step().buffers;
-        let (buffers, params): (Vec<&NamedTensor>, _) = (state.model.tensors.iter())
-            .partition(|t| buffers.iter().any(|b| b.name == t.name));
+        let (buffers, params): (Vec<&NamedTensor>, _) =
+            (state.model.tensors.iter()).partition(|t| buffers.iter().any(|b| b.name == t.name));
         check_finite(what, "parameter", params)?;
         check_finite(what, "buffer", buffers)?;
         check_finite(what, "optimizer state", &state.optimizer.state)?;
