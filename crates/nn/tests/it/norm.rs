@@ -400,3 +400,20 @@ fn one_value_per_channel_in_training_is_pytorchs_error() {
     );
     assert!(build_step(&sequence, 1, TargetLayout::Classes).is_ok());
 }
+
+#[test]
+fn the_natural_layout_of_a_model_without_running_statistics_is_its_output_width() {
+    // The layout needs the output's shape only; a batch norm without running statistics
+    // cannot normalise one sample, but that is no reason to refuse the spec.
+    let text = "data: {train: {csv: d.csv, target: y}, batch_size: 8}
+model: {input: [3], layers: [{type: batch_norm1d, track_running_stats: false}, {type: linear, out: 2}]}
+loss: {type: mse}
+optimizer: {type: sgd, lr: 0.1}
+train: {epochs: 1}
+";
+    let spec = parse_str(text, std::path::Path::new("test.yaml")).unwrap();
+    assert_eq!(
+        graphc_nn::natural_layout(&spec).unwrap(),
+        TargetLayout::Floats { width: 2 }
+    );
+}
