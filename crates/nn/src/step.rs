@@ -177,12 +177,11 @@ pub fn natural_layout(spec: &Spec) -> Result<TargetLayout, NnError> {
     if matches!(crate::task_of(&spec.loss), crate::Task::MultiClass { .. }) {
         return Ok(TargetLayout::Classes);
     }
-    let mut graph = Graph::new();
-    let mut shape = vec![1];
-    shape.extend_from_slice(&spec.model.input);
-    let x = graph.input("x", TensorType::f32(&shape));
-    let model = build_model(&mut graph, &spec.model, x, Mode::Eval)?;
-    let width = graph.shape(model.output).last().copied().unwrap_or(1);
+    // The output's shape is all it takes: describing the layers builds no graph, whose batch of
+    // one sample a batch norm without running statistics could not normalise.
+    let layers = crate::describe_model(&spec.model, 1)?;
+    let output = layers.last().map_or(&spec.model.input, |l| &l.output);
+    let width = output.last().copied().unwrap_or(1);
     Ok(TargetLayout::Floats { width })
 }
 

@@ -10,6 +10,7 @@ mod image_data;
 mod ir_snapshots;
 mod loss_goldens;
 mod nan_goldens;
+mod norm_dropout;
 mod optimizer_goldens;
 mod pytorch_goldens;
 mod resume;

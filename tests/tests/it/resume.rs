@@ -66,6 +66,8 @@ fn write_data(dir: &Path, valid: bool) {
 
 struct Run {
     params: Vec<graphc::NamedTensor>,
+    /// `model.safetensors` as written: parameters, buffers and counters.
+    model: Vec<u8>,
     metrics: String,
 }
 
@@ -82,8 +84,12 @@ fn run(dir: &Path, text: &str, out: &Path, resume: Option<&Path>, backend: Backe
         None => graphc::train(&spec_path, options),
     };
     result.unwrap_or_else(|e| panic!("{}: {e}\n{text}", backend.name()));
+    let model = out.join("model.safetensors");
     Run {
-        params: graphc::stages::train::read_safetensors(&out.join("model.safetensors")).unwrap(),
+        params: graphc::stages::train::read_state_dict(&model)
+            .unwrap()
+            .tensors,
+        model: std::fs::read(&model).unwrap(),
         metrics: std::fs::read_to_string(out.join("metrics.jsonl")).unwrap(),
     }
 }
@@ -211,6 +217,76 @@ fn resuming_at_an_epoch_end_with_plateau_on_validation_and_accumulation_is_exact
             lrs.first() != lrs.last(),
             "the plateau scheduler must reduce the lr in this run: {lrs:?}"
         );
+    }
+}
+
+/// [`spec`] with a model of batch norm (the cumulative average, which reads
+/// `num_batches_tracked`) and both dropouts, on the 4 features viewed as `[1, 2, 2]`.
+fn norm_dropout_spec(train: &str) -> String {
+    let text = spec("{type: sgd, lr: 0.05, momentum: 0.9}", "", train);
+    let mlp =
+        "input: [4]\n  layers: [{type: linear, out: 6}, {type: tanh}, {type: linear, out: 3}]";
+    assert!(text.contains(mlp));
+    text.replace(
+        mlp,
+        "input: [1, 2, 2]\n  layers: [{type: conv2d, out_channels: 3, kernel_size: 1}, \
+         {type: batch_norm2d, momentum: null}, {type: relu}, {type: dropout2d, p: 0.3}, \
+         {type: flatten}, {type: dropout, p: 0.2}, {type: linear, out: 3}]",
+    )
+}
+
+#[test]
+fn batch_norm_and_dropout_resume_bitwise_with_the_same_masks_and_counters() {
+    // Inside an epoch; and inside an epoch with accumulation, where forwards outnumber updates
+    // (updates after forwards 3, 6, 8 at the epoch's end, and 11: stopped after 11 forwards).
+    let cases = [
+        ("{epochs: 3, steps: 11}", "{epochs: 3}"),
+        (
+            "{epochs: 3, accumulate: 3, steps: 4}",
+            "{epochs: 3, accumulate: 3}",
+        ),
+    ];
+    for (stop, full) in cases {
+        for &backend in BackendKind::ALL {
+            let what = format!("stopped at {stop} on {}", backend.name());
+            let dir = tempfile::tempdir().unwrap();
+            write_data(dir.path(), false);
+            let whole = run(
+                dir.path(),
+                &norm_dropout_spec(full),
+                &dir.path().join("whole"),
+                None,
+                backend,
+            );
+            let parts = dir.path().join("parts");
+            let first = run(dir.path(), &norm_dropout_spec(stop), &parts, None, backend);
+            assert_ne!(first.model, whole.model, "{what}: the run must stop early");
+            let stopped =
+                graphc::stages::train::read_state_dict(&parts.join("model.safetensors")).unwrap();
+            assert_eq!(
+                stopped.counters[0].value, 11,
+                "{what}: forwards before the stop"
+            );
+            let resumed = run(
+                dir.path(),
+                &norm_dropout_spec(full),
+                &parts,
+                Some(&parts.join("checkpoint")),
+                backend,
+            );
+            // Byte for byte: parameters, running statistics and num_batches_tracked.
+            assert!(
+                resumed.model == whole.model,
+                "{what}: model.safetensors differs"
+            );
+            assert_eq!(resumed.metrics, whole.metrics, "{what}: metrics.jsonl");
+            let state =
+                graphc::stages::train::read_state_dict(&parts.join("model.safetensors")).unwrap();
+            // 30 rows in batches of 4: 8 forwards an epoch, 3 epochs.
+            assert_eq!(state.counters.len(), 1, "{what}");
+            assert_eq!(state.counters[0].name, "1.num_batches_tracked", "{what}");
+            assert_eq!(state.counters[0].value, 24, "{what}");
+        }
     }
 }
 

@@ -346,3 +346,46 @@ pub fn mismatches(
         .map(|(i, (a, e))| format!("{what}[{i}]: {a:?} vs PyTorch {e:?}"))
         .collect()
 }
+
+/// `rows` deterministic samples of `width` features in [-1, 1.2] (no randomness, every column
+/// varying within a batch) and a class index in `[0, classes)` for each.
+pub fn rows_with_classes(rows: usize, width: usize, classes: usize) -> (Vec<f32>, Vec<i64>) {
+    let features = (0..rows * width)
+        .map(|i| ((i * 7 + i / width * 3) % 11) as f32 / 5.0 - 1.0)
+        .collect();
+    let labels = (0..rows).map(|r| ((r * 5 + 1) % classes) as i64).collect();
+    (features, labels)
+}
+
+/// A data set of `width` features per row (named `f0`, `f1`...) and class indices.
+pub fn dataset(features: Vec<f32>, width: usize, labels: Vec<i64>) -> graphc::Dataset {
+    use graphc::stages::data::{Origin, RowUnit};
+    graphc::Dataset {
+        features,
+        feature_names: (0..width).map(|i| format!("f{i}")).collect(),
+        targets: graphc::stages::train::Targets::Classes {
+            indices: labels,
+            names: None,
+        },
+        origin: Origin::single("test data".into(), RowUnit::Sample),
+    }
+}
+
+/// Writes `features` (`width` per row) and `labels` as a CSV file with columns `f0`... and
+/// `label`.
+pub fn write_csv(path: &Path, features: &[f32], width: usize, labels: &[i64]) {
+    let mut text: String = (0..width).map(|i| format!("f{i},")).collect();
+    text += "label\n";
+    for (row, label) in features.chunks(width).zip(labels) {
+        for v in row {
+            text += &format!("{v},");
+        }
+        text += &format!("{label}\n");
+    }
+    std::fs::write(path, text).expect("write the CSV file");
+}
+
+/// The bits of `values`, to compare floats exactly (NaN included).
+pub fn to_bits(values: &[f32]) -> Vec<u32> {
+    values.iter().map(|v| v.to_bits()).collect()
+}

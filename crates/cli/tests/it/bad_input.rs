@@ -8,6 +8,8 @@
 use std::path::Path;
 use std::process::Output;
 
+use graphc::stages::train::{read_state_dict, write_state_dict, Counter, NamedTensor, StateDict};
+
 use crate::support::{assert_clear_failure, graphc_in, scratch};
 
 /// The files in `dir` (sorted), to check that a failed command left nothing behind.
@@ -409,5 +411,206 @@ fn absurd_inputs_never_panic_the_binary() {
         if !o.status.success() {
             assert_eq!(err.trim_end().lines().count(), 1, "{text:?}: {err}");
         }
+    }
+}
+
+/// A classifier with a batch norm at index 1 (3 channels): `1.weight`, `1.bias`,
+/// `1.running_mean`, `1.running_var` and the counter `1.num_batches_tracked`.
+const NORM_SPEC: &str = "
+data: {train: {csv: data.csv, target: y}, batch_size: 2}
+model: {input: [2], layers: [{type: linear, out: 3}, {type: batch_norm1d}, {type: dropout, p: 0.5}, {type: linear, out: 3}]}
+loss: {type: cross_entropy}
+optimizer: {type: sgd, lr: 0.1}
+train: {epochs: 2}
+";
+
+#[test]
+fn batch_norm_and_dropout_on_shapes_they_cannot_take_name_the_layer() {
+    let layer = |from: &str, to: &str| {
+        assert!(NORM_SPEC.contains(from), "{from}");
+        NORM_SPEC.replace(from, to)
+    };
+    let (dir, o) = train(&layer("{type: batch_norm1d}", "{type: batch_norm2d}"), DATA);
+    assert_clear_failure(
+        &o,
+        &["model.layers[1] (batch_norm2d at 1): expects a [N, C, H, W] input, got [2, 3]"],
+    );
+    assert_no_output(dir.path());
+    let (dir, o) = train(
+        &layer(
+            "input: [2], layers: [",
+            "input: [1, 1, 2], layers: [{type: dropout1d}, {type: flatten}, ",
+        ),
+        DATA,
+    );
+    assert_clear_failure(
+        &o,
+        &["model.layers[0] (dropout1d at 0): expects a [N, C, L] input, got [2, 1, 1, 2]"],
+    );
+    assert_no_output(dir.path());
+    let (dir, o) = train(&layer("p: 0.5", "p: 2"), DATA);
+    assert_clear_failure(
+        &o,
+        &[
+            "spec.yaml:3:",
+            "model.layers[2].p: invalid value: integer `2`, expected a probability between 0 and 1",
+        ],
+    );
+    assert_no_output(dir.path());
+    let (dir, o) = train(
+        &layer(
+            "{type: batch_norm1d}",
+            "{type: batch_norm1d, num_features: 3}",
+        ),
+        DATA,
+    );
+    assert_clear_failure(
+        &o,
+        &[
+            "unknown key `num_features` in model.layers[1] (batch_norm1d)",
+            "valid keys: type, name, eps, momentum, affine, track_running_stats",
+        ],
+    );
+    assert_no_output(dir.path());
+}
+
+#[test]
+fn a_training_batch_of_one_sample_for_batch_norm_is_pytorchs_error() {
+    // Three rows in batches of two: the last batch has one value per channel.
+    let (dir, o) = train(NORM_SPEC, "a,b,y\n1,2,0\n3,4,1\n5,6,2\n");
+    assert_clear_failure(
+        &o,
+        &[
+            "model.layers[1] (batch_norm1d at 1)",
+            "more than 1 value per channel",
+        ],
+    );
+    assert_no_output(dir.path());
+}
+
+/// Trains `NORM_SPEC` into `out` and returns the scratch directory and its `state_dict`.
+fn trained_norm_run() -> (tempfile::TempDir, StateDict) {
+    let (dir, o) = train(NORM_SPEC, DATA);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let state = read_state_dict(&dir.path().join("out/model.safetensors")).unwrap();
+    (dir, state)
+}
+
+/// `NORM_SPEC` starting from `init.safetensors`, trained into `again`.
+fn train_from_init(dir: &Path) -> Output {
+    let spec = NORM_SPEC.replace(
+        "{type: linear, out: 3}]}",
+        "{type: linear, out: 3}], init: {from: init.safetensors}}",
+    );
+    assert_ne!(spec, NORM_SPEC);
+    std::fs::write(dir.join("init.yaml"), spec).unwrap();
+    graphc_in(dir, &["train", "init.yaml", "--out", "again"])
+}
+
+#[test]
+fn init_from_a_batch_norm_run_loads_its_buffers_and_counter() {
+    let (dir, state) = trained_norm_run();
+    // 4 rows in batches of 2, 2 epochs.
+    assert_eq!(
+        state.counters,
+        [Counter {
+            name: "1.num_batches_tracked".into(),
+            value: 4
+        }]
+    );
+    let names: Vec<&str> = state.tensors.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "0.bias",
+            "0.weight",
+            "1.bias",
+            "1.running_mean",
+            "1.running_var",
+            "1.weight",
+            "3.bias",
+            "3.weight"
+        ]
+    );
+    std::fs::copy(
+        dir.path().join("out/model.safetensors"),
+        dir.path().join("init.safetensors"),
+    )
+    .unwrap();
+    let o = train_from_init(dir.path());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let again = read_state_dict(&dir.path().join("again/model.safetensors")).unwrap();
+    assert_eq!(
+        again.counters[0].value, 8,
+        "the loaded counter goes on counting, as after load_state_dict"
+    );
+}
+
+#[test]
+fn init_from_without_a_buffer_or_with_a_bad_counter_names_the_tensor() {
+    let (dir, state) = trained_norm_run();
+    let without = |name: &str| -> Vec<NamedTensor> {
+        state
+            .tensors
+            .iter()
+            .filter(|t| t.name != name)
+            .cloned()
+            .collect()
+    };
+    let counter = |value: i64| {
+        vec![Counter {
+            name: "1.num_batches_tracked".into(),
+            value,
+        }]
+    };
+    let float_counter = {
+        let mut tensors = state.tensors.clone();
+        tensors.push(NamedTensor {
+            name: "1.num_batches_tracked".into(),
+            shape: vec![],
+            data: vec![4.0],
+        });
+        tensors
+    };
+    let cases: [(&str, Vec<NamedTensor>, Vec<Counter>, &str); 4] = [
+        (
+            "no counter",
+            state.tensors.clone(),
+            Vec::new(),
+            "missing tensor `1.num_batches_tracked` (a 0-d int64 num_batches_tracked, as PyTorch saves it)",
+        ),
+        (
+            "no running_var",
+            without("1.running_var"),
+            counter(4),
+            "missing tensor `1.running_var` of shape [3]",
+        ),
+        (
+            "negative counter",
+            state.tensors.clone(),
+            counter(-1),
+            "counter `1.num_batches_tracked` is -1; num_batches_tracked counts batches and cannot be negative",
+        ),
+        (
+            "F32 counter",
+            float_counter,
+            Vec::new(),
+            "tensor `1.num_batches_tracked` is a 0-d int64 counter in this model, not a float tensor",
+        ),
+    ];
+    for (what, tensors, counters, message) in cases {
+        write_state_dict(&dir.path().join("init.safetensors"), &tensors, &counters).unwrap();
+        let o = train_from_init(dir.path());
+        let err = assert_clear_failure(&o, &["`init.safetensors`: ", message]);
+        assert!(
+            !dir.path().join("again").exists(),
+            "{what}: nothing written: {err}"
+        );
+        // --weights is checked the same way.
+        let o = graphc_in(
+            dir.path(),
+            &["eval", "spec.yaml", "--weights", "init.safetensors"],
+        );
+        assert_clear_failure(&o, &["`init.safetensors`: ", message]);
     }
 }

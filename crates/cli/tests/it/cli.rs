@@ -79,6 +79,54 @@ fn check_prints_layers_shapes_and_parameter_count() {
 }
 
 #[test]
+fn a_regressor_with_batch_norm_without_running_statistics_checks_trains_and_predicts() {
+    // Evaluation normalises such a layer with the batch's statistics; knowing the targets'
+    // layout must not need a batch (`graphc check` and `predict` once refused this spec).
+    let spec = "
+data: {train: {csv: data.csv, target: y}, batch_size: 2}
+model: {input: [2], layers: [{type: linear, out: 4}, {type: batch_norm1d, track_running_stats: false}, {type: linear, out: 1}]}
+loss: {type: mse}
+optimizer: {type: sgd, lr: 0.1}
+train: {epochs: 1}
+";
+    let dir = scratch(&[
+        ("spec.yaml", spec),
+        ("data.csv", "a,b,y\n1,2,0.5\n3,4,1.5\n5,6,2.0\n7,8,1.0\n"),
+        ("features.csv", "a,b\n1,2\n3,4\n5,6\n"),
+    ]);
+    let o = graphc_in(dir.path(), &["check", "spec.yaml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    // linear 2·4 + 4, batch norm 4 + 4, linear 4 + 1.
+    assert!(text.contains("total parameters: 25"), "{text}");
+    let o = graphc_in(
+        dir.path(),
+        &["train", "spec.yaml", "--out", "out", "--quiet"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = graphc_in(
+        dir.path(),
+        &[
+            "predict",
+            "spec.yaml",
+            "--weights",
+            "out",
+            "--data",
+            "features.csv",
+            "--out",
+            "p.csv",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let predictions = std::fs::read_to_string(dir.path().join("p.csv")).unwrap();
+    assert_eq!(
+        predictions.lines().count(),
+        4,
+        "a header and 3 rows: {predictions}"
+    );
+}
+
+#[test]
 fn graph_prints_text_and_dot() {
     let o = graphc(&["graph", "specs/iris.yaml"]);
     assert!(o.status.success(), "{}", stderr(&o));

@@ -3,6 +3,7 @@
 
 mod build;
 mod loss;
+mod norm;
 mod optimizers;
 mod sched;
 mod spatial;

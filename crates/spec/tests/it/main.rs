@@ -7,6 +7,7 @@ mod errors;
 mod limits;
 mod loss;
 mod no_panic;
+mod norm_dropout;
 mod optimizers;
 mod parse;
 mod sched;
