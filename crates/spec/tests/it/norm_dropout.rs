@@ -206,18 +206,11 @@ fn bad_batch_norm_values_are_refused_at_the_value() {
 
 #[test]
 fn unknown_keys_list_the_layers_valid_keys() {
-    // num_features is inferred from the input, as in_channels is for convolutions.
-    assert_layer_err(
-        "{type: batch_norm2d, num_features: 2}",
-        "num_features",
-        "unknown key `num_features` in model.layers[0] (batch_norm2d); valid keys: type, name, \
-         eps, momentum, affine, track_running_stats",
-    );
     assert_layer_err(
         "{type: BatchNorm1d, momentun: 0.1}",
         "momentun",
         "unknown key `momentun` in model.layers[0] (batch_norm1d); did you mean `momentum`? \
-         valid keys: type, name, eps, momentum, affine, track_running_stats",
+         valid keys: type, name, num_features, eps, momentum, affine, track_running_stats",
     );
     assert_layer_err(
         "{type: dropout, inplace: true}",
@@ -235,7 +228,6 @@ fn unknown_keys_list_the_layers_valid_keys() {
         "{type: batch_norm2d, p: 0.1}",
         "p:",
         "unknown key `p` in model.layers[0] (batch_norm2d); did you mean `eps`? valid keys: \
-         type, name, eps, \
-         momentum, affine, track_running_stats",
+         type, name, num_features, eps, momentum, affine, track_running_stats",
     );
 }
