@@ -5,14 +5,13 @@
 //! PyTorch's, including the values PyTorch picks at kinks and boundaries:
 //!
 //! - Piecewise-linear functions (`leaky_relu`, `prelu`, `hardtanh`, `relu6`, `hardsigmoid`,
-//!   `hardswish`), PyTorch's own Python-level compositions (`softsign`, `tanhshrink`) and
-//!   `silu` (`x · σ(x)`) are
+//!   `hardswish`) and PyTorch's own Python-level compositions (`softsign`, `tanhshrink`) are
 //!   `select`s of branches whose derivative is the one PyTorch's backward kernel picks at each
 //!   point: the comparison that chooses the branch is the kernel's, so a boundary point gets
 //!   the kernel's branch (`hardtanh` is flat at exactly `min_val`/`max_val`, `leaky_relu`'s
 //!   slope at 0 is `negative_slope`, ...). Autodiff then gives the gradient.
 //! - Smooth functions with an overflow-prone or thresholded formula (`elu`, `selu`, `celu`,
-//!   `gelu`, `mish`, `softplus`, `logsigmoid`) compute the value from `sg(x)` with
+//!   `gelu`, `silu`, `mish`, `softplus`, `logsigmoid`, and `hardswish`'s middle piece) compute the value from `sg(x)` with
 //!   PyTorch's forward formula and attach PyTorch's backward formula, also computed from
 //!   `sg(x)`, as the gradient ([`attach`]). No branch that is not taken carries a gradient,
 //!   so an overflow there (`exp(100)`) cannot turn the gradient into NaN.
@@ -83,7 +82,7 @@ impl Ew<'_> {
     fn sel(&mut self, mask: NodeId, a: NodeId, b: NodeId) -> Result<NodeId, IrError> {
         self.g.select(mask, a, b)
     }
-    /// `1 / (1 + exp(-x))`, spelled as PyTorch's mish kernel spells it.
+    /// `1 / (1 + exp(-x))`, spelled as PyTorch's silu and mish kernels spell it.
     fn sigmoid(&mut self, x: NodeId) -> Result<NodeId, IrError> {
         let neg = self.un(UnaryOp::Neg, x)?;
         let e = self.un(UnaryOp::Exp, neg)?;
@@ -144,11 +143,14 @@ impl Ew<'_> {
 
 /// `value` (computed from `xs = sg(x)`) with the gradient `derivative · g` with respect to
 /// `x`: `value + (x - xs) · derivative`. The surrogate term is zero in the forward pass and
-/// carries the gradient. Where `x` is ±∞ and the value is not NaN it is left out (`∞ - ∞`
-/// would make the value NaN), so the gradient there is 0 (callers give a natural branch where
-/// PyTorch's is not); where the value is NaN it stays, so the gradient is PyTorch's formula
-/// (often NaN) there. The sum keeps `value`'s bits, the sign of a zero included: where
-/// `value` has its sign bit set it is formed as `-((-value) + (-s))`, since `-0 + 0` is `+0`.
+/// carries the gradient. It is left out where `x` or `derivative` is infinite or NaN (a
+/// surrogate of `∞ - ∞` or `0 · ∞` would make the value NaN) unless the value is NaN anyway:
+/// there the gradient is 0 (callers give a natural branch at ±∞ where PyTorch's is not);
+/// where the value is NaN it stays, so the gradient is PyTorch's formula (often NaN) there.
+/// The derivative is zeroed where the surrogate is left out, so the zero gradient an outer
+/// `select` sends to an untaken branch stays zero. The sum keeps `value`'s bits, the sign of
+/// a zero included: where `value` has its sign bit set it is formed as
+/// `-((-value) + (-s))`, since `-0 + 0` is `+0`.
 fn attach(
     e: &mut Ew<'_>,
     value: NodeId,
@@ -156,32 +158,56 @@ fn attach(
     xs: NodeId,
     derivative: NodeId,
 ) -> Result<NodeId, IrError> {
-    let zero = e.sub(x, xs)?;
-    let surrogate = e.mul(zero, derivative)?;
     let magnitude = e.un(UnaryOp::Abs, xs)?;
-    let finite = e.cmp_c(CompareOp::Ne, magnitude, f32::INFINITY)?;
+    let finite_x = e.cmp_c(CompareOp::Lt, magnitude, f32::INFINITY)?;
+    let slope = e.un(UnaryOp::Abs, derivative)?;
+    let finite_slope = e.cmp_c(CompareOp::Lt, slope, f32::INFINITY)?;
+    let nothing = e.c(0.0);
+    let finite = e.sel(finite_x, finite_slope, nothing)?;
     let value_nan = e.g.compare(CompareOp::Ne, value, value)?;
     let one = e.c(1.0);
     let keep = e.sel(finite, one, value_nan)?;
-    let nothing = e.c(0.0);
+    let derivative = e.sel(keep, derivative, nothing)?;
+    let zero = e.sub(x, xs)?;
+    let surrogate = e.mul(zero, derivative)?;
     let surrogate = e.sel(keep, surrogate, nothing)?;
     let plus = e.add(value, surrogate)?;
     let neg_value = e.un(UnaryOp::Neg, value)?;
     let neg_surrogate = e.un(UnaryOp::Neg, surrogate)?;
     let neg_sum = e.add(neg_value, neg_surrogate)?;
     let minus = e.un(UnaryOp::Neg, neg_sum)?;
-    let one = e.c(1.0);
     let reciprocal = e.div(one, value)?;
     let sign_bit = e.cmp_c(CompareOp::Lt, reciprocal, 0.0)?;
     e.sel(sign_bit, minus, plus)
 }
 
+/// `natural(x)` where `x` is ±∞, `attached` elsewhere: at ±∞ an attached gradient is 0
+/// (see [`attach`]), while autodiff of the function's own composition multiplies the
+/// upstream gradient by its derivative there, as PyTorch's formula does (`∞ · 0` is NaN).
+/// `natural` sees `x` only where it is infinite (0 elsewhere), so an overflow in it at a
+/// finite `x` cannot reach the gradient.
+fn at_infinity(
+    e: &mut Ew<'_>,
+    x: NodeId,
+    xs: NodeId,
+    attached: NodeId,
+    natural: impl FnOnce(&mut Ew<'_>, NodeId) -> Result<NodeId, IrError>,
+) -> Result<NodeId, IrError> {
+    let magnitude = e.un(UnaryOp::Abs, xs)?;
+    let infinite = e.cmp_c(CompareOp::Eq, magnitude, f32::INFINITY)?;
+    let zero = e.c(0.0);
+    let x_infinite = e.sel(infinite, x, zero)?;
+    let natural = natural(e, x_infinite)?;
+    e.sel(infinite, natural, attached)
+}
+
 /// PyTorch's `elu(x, alpha, scale, input_scale)` (`elu`, `selu`, `celu`), with coefficients
 /// as its kernel makes them: `negcoef = alpha · scale`, `poscoef = scale`,
-/// `negiptcoef = input_scale`, each in f32. Forward `x <= 0 ? expm1(x · negiptcoef) · negcoef
-/// : x · poscoef`; backward (`elu_backward`, `is_result = false`) `x <= 0 ? negiptcoef ·
-/// negcoef · exp(x · negiptcoef) : poscoef`. So at 0 the negative branch (`elu'(0) = alpha`,
-/// `selu'(0) = alpha · scale`, `celu'(0) = 1`), and at NaN the positive one (`poscoef`).
+/// `negiptcoef = input_scale`, each in f32. Forward `x > 0 ? x · poscoef :
+/// expm1(x · negiptcoef) · negcoef`; backward (`elu_backward`, `is_result = false`, its
+/// vectorised loop) `x > 0 ? poscoef : negiptcoef · negcoef · exp(x · negiptcoef)`. So at 0
+/// the negative branch (`elu'(0) = alpha`, `selu'(0) = alpha · scale`, `celu'(0) = 1`), and
+/// at NaN too (NaN; PyTorch's scalar tail loop alone would give `poscoef`).
 fn elu(
     e: &mut Ew<'_>,
     x: NodeId,
@@ -193,20 +219,16 @@ fn elu(
     let poscoef = scale as f32;
     let negiptcoef = input_scale as f32;
     let xs = e.un(UnaryOp::StopGradient, x)?;
-    let at_most_zero = e.cmp_c(CompareOp::Le, xs, 0.0)?;
+    let positive = e.cmp_c(CompareOp::Gt, xs, 0.0)?;
     let scaled_input = e.mul_c(xs, negiptcoef)?;
     let expm1 = e.expm1_nonpositive(scaled_input)?;
     let negative_value = e.mul_c(expm1, negcoef)?;
     let exp = e.un(UnaryOp::Exp, scaled_input)?;
     let negative_slope = e.mul_c(exp, negiptcoef * negcoef)?;
-    // Where x > 0 the derivative is the finite poscoef (exp may overflow there), so the
-    // unused surrogate cannot turn a zero gradient into NaN.
-    let positive_slope = e.c(poscoef);
-    let derivative = e.sel(at_most_zero, negative_slope, positive_slope)?;
-    let negative = attach(e, negative_value, x, xs, derivative)?;
-    // x · poscoef itself elsewhere, so +∞ and NaN get PyTorch's gradient poscoef too.
+    let negative = attach(e, negative_value, x, xs, negative_slope)?;
+    // x · poscoef itself where x > 0, so +∞ gets PyTorch's gradient poscoef too.
     let positive_value = e.mul_c(x, poscoef)?;
-    e.sel(at_most_zero, negative, positive_value)
+    e.sel(positive, positive_value, negative)
 }
 
 /// `x · 0.5 · (1 + erf(x/√2))` (`gelu`, approximate `none`), backward
@@ -259,13 +281,24 @@ fn gelu_tanh(e: &mut Ew<'_>, x: NodeId) -> Result<NodeId, IrError> {
     attach(e, value, x, xs, derivative)
 }
 
-/// `x · σ(x)`. PyTorch's kernel computes `x / (1 + exp(-x))` and the backward
-/// `σ · (1 + x · (1 - σ))`; the product with the sigmoid primitive is the same function with
-/// the same derivative (up to rounding), and autodiff of it is PyTorch's formula at ±∞ too
-/// (`1 + ∞ · 0`: NaN), where an attached formula could not be (see [`attach`]).
+/// `x / (1 + exp(-x))`, backward `σ · (1 + x · (1 - σ))` (PyTorch's kernels); at ±∞ the
+/// product `x · σ(x)`, whose autodiff is PyTorch's NaN there (`1 + ∞ · 0`).
 fn silu(e: &mut Ew<'_>, x: NodeId) -> Result<NodeId, IrError> {
-    let sigmoid = e.un(UnaryOp::Sigmoid, x)?;
-    e.mul(x, sigmoid)
+    let xs = e.un(UnaryOp::StopGradient, x)?;
+    let neg = e.un(UnaryOp::Neg, xs)?;
+    let exp = e.un(UnaryOp::Exp, neg)?;
+    let denominator = e.c_add(1.0, exp)?;
+    let value = e.div(xs, denominator)?;
+    let sigmoid = e.sigmoid(xs)?;
+    let complement = e.c_sub(1.0, sigmoid)?;
+    let x_complement = e.mul(xs, complement)?;
+    let factor = e.c_add(1.0, x_complement)?;
+    let derivative = e.mul(sigmoid, factor)?;
+    let attached = attach(e, value, x, xs, derivative)?;
+    at_infinity(e, x, xs, attached, |e, x| {
+        let sigmoid = e.un(UnaryOp::Sigmoid, x)?;
+        e.mul(x, sigmoid)
+    })
 }
 
 /// `x · tanh(log1p(exp(x)))` (no threshold, as PyTorch's kernel), backward
@@ -323,26 +356,33 @@ fn logsigmoid(e: &mut Ew<'_>, x: NodeId) -> Result<NodeId, IrError> {
     let negative = e.cmp_c(CompareOp::Lt, xs, 0.0)?;
     let derivative = e.sel(negative, complement, ratio)?;
     let attached = attach(e, value, x, xs, derivative)?;
-    // -∞ gives -∞ with PyTorch's gradient 1: x itself there.
-    let minus_infinity = e.cmp_c(CompareOp::Eq, xs, f32::NEG_INFINITY)?;
-    e.sel(minus_infinity, x, attached)
+    // At ±∞ the composition itself: -∞ gives -∞ with gradient 1, +∞ gives 0 with g · 0.
+    at_infinity(e, x, xs, attached, |e, x| {
+        let zero = e.c(0.0);
+        let min = e.bin(BinaryOp::Min, x, zero)?;
+        let abs = e.un(UnaryOp::Abs, x)?;
+        let neg_abs = e.un(UnaryOp::Neg, abs)?;
+        let z = e.un(UnaryOp::Exp, neg_abs)?;
+        let log = e.un(UnaryOp::Log1p, z)?;
+        e.sub(min, log)
+    })
 }
 
 /// `hardtanh(x, lo, hi)`: `lo` where `x < lo`, `hi` where `x > hi`, else `x` (NaN stays
 /// NaN; at exactly `lo` or `hi` the value is `x` itself, as PyTorch's clamp keeps it, so
-/// `relu6(-0)` is `-0`). The bounds are constants, so the gradient is PyTorch's
-/// `hardtanh_backward`: `g` where `lo < x < hi` and where `x` is NaN, 0 at exactly `lo` and
-/// `hi` and beyond.
+/// `relu6(-0)` is `-0`). The gradient is PyTorch's `hardtanh_backward` (its vectorised
+/// loop): `g` where `lo < x < hi`, 0 at exactly `lo` and `hi`, beyond them and at NaN.
 fn hardtanh(e: &mut Ew<'_>, x: NodeId, lo: f32, hi: f32) -> Result<NodeId, IrError> {
     let xs = e.un(UnaryOp::StopGradient, x)?;
     let at_most_lo = e.cmp_c(CompareOp::Le, x, lo)?;
     let below_lo = e.cmp_c(CompareOp::Lt, x, lo)?;
-    let at_least_hi = e.cmp_c(CompareOp::Ge, x, hi)?;
+    let below_hi = e.cmp_c(CompareOp::Lt, x, hi)?;
     let above_hi = e.cmp_c(CompareOp::Gt, x, hi)?;
     let (lo, hi) = (e.c(lo), e.c(hi));
     let lower = e.sel(below_lo, lo, xs)?;
+    // From hi on, and at NaN: hi, or x itself without gradient.
     let upper = e.sel(above_hi, hi, xs)?;
-    let inside = e.sel(at_least_hi, upper, x)?;
+    let inside = e.sel(below_hi, x, upper)?;
     e.sel(at_most_lo, lower, inside)
 }
 
@@ -365,23 +405,32 @@ fn hardsigmoid(e: &mut Ew<'_>, x: NodeId) -> Result<NodeId, IrError> {
 }
 
 /// `x · min(max(x + 3, 0), 6) / 6` (PyTorch's `(x · m) / 6`), gradient (PyTorch's
-/// `hardswish_backward`) 0 where `x <= -3`, `x/3 + 0.5` where `-3 < x < 3`, else 1 (at 3,
-/// beyond, and at NaN).
+/// `hardswish_backward`) 0 where `x <= -3`, `x/3 + 0.5` where `-3 < x < 3` (attached as one
+/// factor, as PyTorch multiplies it, so an infinite upstream gradient stays infinite), 1 from
+/// 3 on, and NaN at NaN (PyTorch's vectorised loop; its scalar tail loop would give 1).
 fn hardswish(e: &mut Ew<'_>, x: NodeId) -> Result<NodeId, IrError> {
-    let shifted = e.add_c(x, 3.0)?;
-    let product = e.mul(x, shifted)?;
+    let xs = e.un(UnaryOp::StopGradient, x)?;
     let six = e.c(6.0);
-    let middle = e.div(product, six)?;
+    let shifted = e.add_c(xs, 3.0)?;
+    let product = e.mul(xs, shifted)?;
+    let middle_value = e.div(product, six)?;
+    let third = e.c(3.0);
+    let scaled = e.div(xs, third)?;
+    let slope = e.add_c(scaled, 0.5)?;
+    // Zero outside (-3, 3) but NaN at NaN (the middle piece's value and slope there).
+    let zero = e.c(0.0);
+    let at_least_three = e.cmp_c(CompareOp::Ge, xs, 3.0)?;
+    let at_most_minus_three = e.cmp_c(CompareOp::Le, xs, -3.0)?;
+    let slope = e.sel(at_least_three, zero, slope)?;
+    let slope = e.sel(at_most_minus_three, zero, slope)?;
+    let middle = attach(e, middle_value, x, xs, slope)?;
     // From 3 on PyTorch computes x · 6 / 6, which can differ from x in the last bit.
     let x_six = e.mul(x, six)?;
     let top = e.div(x_six, six)?;
-    let below_three = e.cmp_c(CompareOp::Lt, x, 3.0)?;
-    let upper = e.sel(below_three, middle, top)?;
+    let upper = e.sel(at_least_three, top, middle)?;
     // Up to -3 the value is x · 0 / 6 (a zero with x's sign; NaN at -∞), with no gradient.
-    let xs = e.un(UnaryOp::StopGradient, x)?;
-    let zero = e.mul_c(xs, 0.0)?;
-    let at_most_minus_three = e.cmp_c(CompareOp::Le, x, -3.0)?;
-    e.sel(at_most_minus_three, zero, upper)
+    let bottom = e.mul_c(xs, 0.0)?;
+    e.sel(at_most_minus_three, bottom, upper)
 }
 
 /// `x > 0 ? x : x · slope`: the gradient is `slope` at 0 and at NaN (PyTorch's
