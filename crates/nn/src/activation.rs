@@ -106,9 +106,10 @@ impl Ew<'_> {
     /// PyTorch's own vectorised float `erf` (Abramowitz–Stegun 7.1.26) errs up to 1.5e-7.
     /// NaN in gives NaN; ±∞ give ±1.
     fn erf(&mut self, z: NodeId) -> Result<NodeId, IrError> {
-        const C: [f32; 10] = [
-            -1.265_512_2,
-            1.000_023_7,
+        // Numerical Recipes' coefficients, rounded to f32 once.
+        const C: [f64; 10] = [
+            -1.265_512_23,
+            1.000_023_68,
             0.374_091_96,
             0.096_784_18,
             -0.186_288_06,
@@ -124,10 +125,10 @@ impl Ew<'_> {
         let one = self.c(1.0);
         let t = self.div(one, denominator)?;
         // Horner: c0 + t·(c1 + t·(c2 + ... + t·c9)).
-        let mut poly = self.c(C[9]);
+        let mut poly = self.c(C[9] as f32);
         for &c in C[..9].iter().rev() {
             let scaled = self.mul(t, poly)?;
-            poly = self.add_c(scaled, c)?;
+            poly = self.add_c(scaled, c as f32)?;
         }
         let square = self.mul(a, a)?;
         let neg_square = self.un(UnaryOp::Neg, square)?;
@@ -464,9 +465,7 @@ pub(crate) fn activation(
         Activation::Silu => silu(e, x),
         Activation::Mish => mish(e, x),
         Activation::Softplus { beta, threshold } => softplus(e, x, beta, threshold),
-        Activation::Hardtanh { min_val, max_val } => {
-            hardtanh(e, x, min_val as f32, max_val as f32)
-        }
+        Activation::Hardtanh { min_val, max_val } => hardtanh(e, x, min_val as f32, max_val as f32),
         Activation::Relu6 => hardtanh(e, x, 0.0, 6.0),
         Activation::Hardsigmoid => hardsigmoid(e, x),
         Activation::Hardswish => hardswish(e, x),

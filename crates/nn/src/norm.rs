@@ -152,7 +152,6 @@ impl ChannelView {
     }
 }
 
-
 /// A batch's per-channel statistics, `[1, C, 1, ..]`.
 struct BatchStats {
     mean: NodeId,

@@ -394,7 +394,8 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
                         map.next_value_seed(scalar(ctx, path, "a finite number", to_f64))?;
                 }
                 "alpha" => {
-                    act.alpha = map.next_value_seed(scalar(ctx, path, "a finite number", to_f64))?;
+                    act.alpha =
+                        map.next_value_seed(scalar(ctx, path, "a finite number", to_f64))?;
                 }
                 "approximate" => {
                     let conv = |raw: &Raw| match raw {

@@ -451,7 +451,10 @@ fn activations_match_pytorch_at_kinks_nan_infinities_and_zeros() {
     assert!(ops.len() >= 22, "only {} activation goldens", ops.len());
     let mut all = Vec::new();
     for op in &ops {
-        assert!(activation_layer(op).is_some(), "{op}: no layer for its golden");
+        assert!(
+            activation_layer(op).is_some(),
+            "{op}: no layer for its golden"
+        );
         all.extend(failures(op));
     }
     assert!(

@@ -186,7 +186,11 @@ fn prelu_declares_its_slopes_with_pytorchs_init() {
     );
     let step = build_step(&s, 8, TargetLayout::Classes).unwrap();
     let values = default_init(&step.params, 0);
-    let slopes = step.params.iter().position(|p| p.name == "1.weight").unwrap();
+    let slopes = step
+        .params
+        .iter()
+        .position(|p| p.name == "1.weight")
+        .unwrap();
     assert_eq!(values[slopes], vec![0.1; 7]);
 }
 

@@ -813,7 +813,10 @@ fn bad_pooling_and_flatten_keys_are_one_line_naming_the_key() {
 #[test]
 fn activation_keys_are_checked_at_the_key() {
     // `    - {type: gelu, ` is 19 characters; a key's value starts after `KEY: `.
-    let e = err(&base_with("{type: relu}", "{type: gelu, approximate: fast}"));
+    let e = err(&base_with(
+        "{type: relu}",
+        "{type: gelu, approximate: fast}",
+    ));
     assert_err(
         &e,
         9,
@@ -841,14 +844,20 @@ fn activation_keys_are_checked_at_the_key() {
         24,
         "model.layers[1].min_val: max_val 1 must be greater than min_val 2",
     );
-    let e = err(&base_with("{type: relu}", "{type: prelu, num_parameters: 0}"));
+    let e = err(&base_with(
+        "{type: relu}",
+        "{type: prelu, num_parameters: 0}",
+    ));
     assert_err(
         &e,
         9,
         37,
         "model.layers[1].num_parameters: invalid value: integer `0`, expected a positive integer (1, or the input's channels)",
     );
-    let e = err(&base_with("{type: relu}", "{type: elu, negative_slope: 0.1}"));
+    let e = err(&base_with(
+        "{type: relu}",
+        "{type: elu, negative_slope: 0.1}",
+    ));
     assert_err(
         &e,
         9,
