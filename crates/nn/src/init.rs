@@ -7,7 +7,7 @@ use crate::{DefaultInit, ParamInfo};
 
 /// Initial values for `params` (or buffers) as PyTorch's `reset_parameters` makes them:
 /// `nn.Linear`'s and `nn.ConvNd`'s weight from `kaiming_uniform_(a=√5)`, which is
-/// U(±1/√fan_in), and bias from U(±1/√fan_in); a batch norm's ones and zeros. The bits of the
+/// U(±1/√fan_in), and bias from U(±1/√fan_in); a batch norm's ones and zeros; `nn.PReLU`'s `init`. The bits of the
 /// uniform draws differ from PyTorch's (another generator); the distribution is the same.
 /// Uniform tensors are drawn in order from one stream.
 pub fn default_init(params: &[ParamInfo], seed: u64) -> Vec<Vec<f32>> {
@@ -30,6 +30,7 @@ pub fn default_init(params: &[ParamInfo], seed: u64) -> Vec<Vec<f32>> {
                 }
                 DefaultInit::Ones => vec![1.0; n],
                 DefaultInit::Zeros => vec![0.0; n],
+                DefaultInit::Constant(v) => vec![v; n],
             }
         })
         .collect()

@@ -5,6 +5,7 @@ use graphc_spec::{
     shown_list, BatchNormSpec, ConvSpec, LayerKind, LayerSpec, LayerType, ModelSpec,
 };
 
+use crate::activation::{activation, prelu};
 use crate::norm::{batch_norm, dropout, BatchNormLeaves, Mode};
 use crate::spatial::{
     adaptive_avg_matrices, adaptive_max_window, adaptive_outputs, avg_pool_matrices,
@@ -27,7 +28,7 @@ pub struct ParamInfo {
 }
 
 /// How PyTorch's `reset_parameters` (and `reset_running_stats`) start a tensor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum DefaultInit {
     /// U(±1/√fan_in): `nn.Linear`'s and `nn.ConvNd`'s weight and bias.
     Uniform {
@@ -38,6 +39,8 @@ pub enum DefaultInit {
     Ones,
     /// Every element 0: a batch norm's bias and running mean.
     Zeros,
+    /// Every element this value: `nn.PReLU`'s weight (`init`, 0.25).
+    Constant(f32),
 }
 
 /// The forward pass inside a graph.
@@ -60,7 +63,7 @@ pub struct ModelGraph {
 }
 
 /// A parameter or buffer a layer declares: its `state_dict` name, shape and default init.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TensorDecl {
     /// `state_dict` name: `0.weight`, `fc1.bias`.
     pub name: String,
@@ -86,7 +89,7 @@ pub fn saturating_numel(shape: &[usize]) -> u128 {
 
 /// One layer resolved against its input shape, before any graph exists: what the builder
 /// builds, the memory estimate counts and `graphc check` lists.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct LayerInfo {
     /// The layer's position in `model.layers`.
     pub index: usize,
@@ -196,7 +199,29 @@ fn describe_layer(
             *output.last_mut().expect("shapes are never empty") = out;
             output
         }
-        LayerKind::Relu | LayerKind::Sigmoid | LayerKind::Tanh => shape.to_vec(),
+        LayerKind::Relu | LayerKind::Sigmoid | LayerKind::Tanh | LayerKind::Activation(_) => {
+            shape.to_vec()
+        }
+        LayerKind::Prelu {
+            num_parameters,
+            init,
+        } => {
+            // nn.PReLU: more than one slope needs one per channel (axis 1 of the batch).
+            if *num_parameters > 1 && shape[0] != *num_parameters {
+                let mut batched = vec![batch];
+                batched.extend_from_slice(shape);
+                return Err(err(format!(
+                    "num_parameters {num_parameters} must equal the input's channels (axis 1 of {}), as PyTorch requires",
+                    shown_list(&batched)
+                )));
+            }
+            params.push(TensorDecl {
+                name: format!("{prefix}.weight"),
+                shape: vec![*num_parameters],
+                init: DefaultInit::Constant(*init as f32),
+            });
+            shape.to_vec()
+        }
         LayerKind::Softmax { dim } | LayerKind::LogSoftmax { dim } => {
             if resolve_dim(*dim, shape.len() + 1).is_none() {
                 let mut batched = vec![batch];
@@ -501,6 +526,11 @@ pub fn build_model(
             LayerKind::Relu => relu(graph, h)?,
             LayerKind::Sigmoid => graph.unary(UnaryOp::Sigmoid, h)?,
             LayerKind::Tanh => graph.unary(UnaryOp::Tanh, h)?,
+            LayerKind::Activation(a) => activation(graph, h, a)?,
+            LayerKind::Prelu { .. } => {
+                let weight = param(graph, &info.params[0]);
+                prelu(graph, h, weight)?
+            }
             LayerKind::Softmax { dim } => {
                 let axis = resolve_dim(*dim, shape.len()).expect("checked by describe_model");
                 let log_p = log_softmax(graph, h, axis)?;

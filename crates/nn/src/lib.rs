@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod activation;
 mod clip;
 mod error;
 mod init;

@@ -296,6 +296,8 @@ fn dropout_p(kind: &LayerKind) -> Option<f64> {
         | LayerKind::AdaptiveMaxPool2d { .. }
         | LayerKind::Flatten { .. }
         | LayerKind::BatchNorm1d(_)
-        | LayerKind::BatchNorm2d(_) => None,
+        | LayerKind::BatchNorm2d(_)
+        | LayerKind::Activation(_)
+        | LayerKind::Prelu { .. } => None,
     }
 }

@@ -9,6 +9,7 @@ use crate::keys::{KeyTable, Keys, TypeTable};
 use crate::node::{ctx_and_path, scalar, to_bool, to_f64, to_i64, to_nonneg_f64};
 use crate::node::{to_positive_usize, to_u64, valid_if, Node, Problem, Raw};
 use crate::types::MaxPoolSpec;
+use crate::types::{Activation, GeluApproximate};
 use crate::types::{AvgPoolSpec, BatchNormSpec, ConvPadding, ConvSpec, LayerKind, LayerSpec};
 use crate::vocab::{KeyTables, LayerType};
 
@@ -82,10 +83,16 @@ static BATCH_NORM_KEYS: KeyTable = KeyTable::plain(&[
     "track_running_stats",
 ]);
 static DROPOUT_KEYS: KeyTable = KeyTable::plain(&["type", "name", "p"]);
+static LEAKY_RELU_KEYS: KeyTable = KeyTable::plain(&["type", "name", "negative_slope"]);
+static ELU_KEYS: KeyTable = KeyTable::plain(&["type", "name", "alpha"]);
+static GELU_KEYS: KeyTable = KeyTable::plain(&["type", "name", "approximate"]);
+static SOFTPLUS_KEYS: KeyTable = KeyTable::plain(&["type", "name", "beta", "threshold"]);
+static HARDTANH_KEYS: KeyTable = KeyTable::plain(&["type", "name", "min_val", "max_val"]);
+static PRELU_KEYS: KeyTable = KeyTable::plain(&["type", "name", "num_parameters", "init"]);
 
 /// Every layer type's keys, for the keys read before `type:`.
 static UNION_KEYS: KeyTable = KeyTable {
-    valid: &KeyTable::union::<26>(&[
+    valid: &KeyTable::union::<35>(&[
         &LINEAR_KEYS,
         &ACTIVATION_KEYS,
         &SOFTMAX_KEYS,
@@ -96,6 +103,12 @@ static UNION_KEYS: KeyTable = KeyTable {
         &FLATTEN_KEYS,
         &BATCH_NORM_KEYS,
         &DROPOUT_KEYS,
+        &LEAKY_RELU_KEYS,
+        &ELU_KEYS,
+        &GELU_KEYS,
+        &SOFTPLUS_KEYS,
+        &HARDTANH_KEYS,
+        &PRELU_KEYS,
     ]),
     aliases: OUT_ALIAS,
     unsupported: &[],
@@ -106,7 +119,25 @@ impl KeyTables for LayerType {
         match self {
             LayerType::Linear => &LINEAR_KEYS,
             LayerType::Softmax | LayerType::LogSoftmax => &SOFTMAX_KEYS,
-            LayerType::Relu | LayerType::Sigmoid | LayerType::Tanh => &ACTIVATION_KEYS,
+            LayerType::Relu
+            | LayerType::Sigmoid
+            | LayerType::Tanh
+            | LayerType::Identity
+            | LayerType::Selu
+            | LayerType::Silu
+            | LayerType::Mish
+            | LayerType::Relu6
+            | LayerType::Hardsigmoid
+            | LayerType::Hardswish
+            | LayerType::LogSigmoid
+            | LayerType::Softsign
+            | LayerType::Tanhshrink => &ACTIVATION_KEYS,
+            LayerType::LeakyRelu => &LEAKY_RELU_KEYS,
+            LayerType::Elu | LayerType::Celu => &ELU_KEYS,
+            LayerType::Gelu => &GELU_KEYS,
+            LayerType::Softplus => &SOFTPLUS_KEYS,
+            LayerType::Hardtanh => &HARDTANH_KEYS,
+            LayerType::Prelu => &PRELU_KEYS,
             LayerType::Conv1d | LayerType::Conv2d => &CONV_KEYS,
             LayerType::MaxPool1d | LayerType::MaxPool2d => &MAX_POOL_KEYS,
             LayerType::AvgPool1d => &AVG_POOL1D_KEYS,
@@ -146,6 +177,64 @@ impl LayerKind {
             LayerKind::Dropout { .. } => LayerType::Dropout,
             LayerKind::Dropout1d { .. } => LayerType::Dropout1d,
             LayerKind::Dropout2d { .. } => LayerType::Dropout2d,
+            LayerKind::Activation(a) => a.layer_type(),
+            LayerKind::Prelu { .. } => LayerType::Prelu,
+        }
+    }
+}
+
+impl Activation {
+    /// This activation's entry in the vocabulary.
+    pub fn layer_type(&self) -> LayerType {
+        match self {
+            Activation::Identity => LayerType::Identity,
+            Activation::LeakyRelu { .. } => LayerType::LeakyRelu,
+            Activation::Elu { .. } => LayerType::Elu,
+            Activation::Selu => LayerType::Selu,
+            Activation::Celu { .. } => LayerType::Celu,
+            Activation::Gelu { .. } => LayerType::Gelu,
+            Activation::Silu => LayerType::Silu,
+            Activation::Mish => LayerType::Mish,
+            Activation::Softplus { .. } => LayerType::Softplus,
+            Activation::Hardtanh { .. } => LayerType::Hardtanh,
+            Activation::Relu6 => LayerType::Relu6,
+            Activation::Hardsigmoid => LayerType::Hardsigmoid,
+            Activation::Hardswish => LayerType::Hardswish,
+            Activation::LogSigmoid => LayerType::LogSigmoid,
+            Activation::Softsign => LayerType::Softsign,
+            Activation::Tanhshrink => LayerType::Tanhshrink,
+        }
+    }
+}
+
+/// The keys of the activations as read; defaults are PyTorch's.
+struct ActivationArgs {
+    negative_slope: f64,
+    alpha: f64,
+    approximate: GeluApproximate,
+    beta: f64,
+    threshold: f64,
+    min_val: f64,
+    max_val: f64,
+    num_parameters: usize,
+    init: f64,
+    /// `max_val` or `min_val`, whichever was written last: where a bad pair is shown.
+    bound_key: &'static str,
+}
+
+impl Default for ActivationArgs {
+    fn default() -> Self {
+        ActivationArgs {
+            negative_slope: 0.01,
+            alpha: 1.0,
+            approximate: GeluApproximate::None,
+            beta: 1.0,
+            threshold: 20.0,
+            min_val: -1.0,
+            max_val: 1.0,
+            num_parameters: 1,
+            init: 0.25,
+            bound_key: "max_val",
         }
     }
 }
@@ -182,6 +271,7 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
         };
         let mut p = 0.5;
         let mut declared_input = None;
+        let mut act = ActivationArgs::default();
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
             match k.name() {
@@ -307,6 +397,53 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
                     let conv = |raw: &Raw| valid_if(to_f64(raw)?, |p| (0.0..=1.0).contains(&p));
                     p = map.next_value_seed(scalar(ctx, path, expected, conv))?;
                 }
+                "negative_slope" => {
+                    act.negative_slope =
+                        map.next_value_seed(scalar(ctx, path, "a finite number", to_f64))?;
+                }
+                "alpha" => {
+                    act.alpha =
+                        map.next_value_seed(scalar(ctx, path, "a finite number", to_f64))?;
+                }
+                "approximate" => {
+                    let conv = |raw: &Raw| match raw {
+                        Raw::Str(s) if s == "none" => Ok(GeluApproximate::None),
+                        Raw::Str(s) if s == "tanh" => Ok(GeluApproximate::Tanh),
+                        Raw::Str(_) => Err(Problem::Value),
+                        _ => Err(Problem::Type),
+                    };
+                    let expected = "`none` or `tanh`";
+                    act.approximate = map.next_value_seed(scalar(ctx, path, expected, conv))?;
+                }
+                "beta" => {
+                    // softplus divides by beta: PyTorch's result would be inf or NaN.
+                    let expected = "a finite number other than 0";
+                    let conv = |raw: &Raw| valid_if(to_f64(raw)?, |b| b != 0.0);
+                    act.beta = map.next_value_seed(scalar(ctx, path, expected, conv))?;
+                }
+                "threshold" => {
+                    act.threshold =
+                        map.next_value_seed(scalar(ctx, path, "a finite number", to_f64))?;
+                }
+                "min_val" => {
+                    act.bound_key = "min_val";
+                    act.min_val =
+                        map.next_value_seed(scalar(ctx, path, "a finite number", to_f64))?;
+                }
+                "max_val" => {
+                    act.bound_key = "max_val";
+                    act.max_val =
+                        map.next_value_seed(scalar(ctx, path, "a finite number", to_f64))?;
+                }
+                "num_parameters" => {
+                    let expected = "a positive integer (1, or the input's channels)";
+                    let seed = scalar(ctx, path, expected, to_positive_usize);
+                    act.num_parameters = map.next_value_seed(seed)?;
+                }
+                "init" => {
+                    let expected = "a finite number (every slope's initial value)";
+                    act.init = map.next_value_seed(scalar(ctx, path, expected, to_f64))?;
+                }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
@@ -349,6 +486,53 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
             LayerType::Dropout => LayerKind::Dropout { p },
             LayerType::Dropout1d => LayerKind::Dropout1d { p },
             LayerType::Dropout2d => LayerKind::Dropout2d { p },
+            LayerType::Identity => LayerKind::Activation(Activation::Identity),
+            LayerType::LeakyRelu => LayerKind::Activation(Activation::LeakyRelu {
+                negative_slope: act.negative_slope,
+            }),
+            LayerType::Elu => LayerKind::Activation(Activation::Elu { alpha: act.alpha }),
+            LayerType::Selu => LayerKind::Activation(Activation::Selu),
+            LayerType::Celu => {
+                if act.alpha == 0.0 {
+                    // PyTorch: "ZeroDivisionError: alpha cannot be 0 for CELU".
+                    let message = "alpha must not be 0 (celu divides by it)".to_owned();
+                    return Err(at_key(&keys, "alpha", message));
+                }
+                LayerKind::Activation(Activation::Celu { alpha: act.alpha })
+            }
+            LayerType::Gelu => LayerKind::Activation(Activation::Gelu {
+                approximate: act.approximate,
+            }),
+            LayerType::Silu => LayerKind::Activation(Activation::Silu),
+            LayerType::Mish => LayerKind::Activation(Activation::Mish),
+            LayerType::Softplus => LayerKind::Activation(Activation::Softplus {
+                beta: act.beta,
+                threshold: act.threshold,
+            }),
+            LayerType::Hardtanh => {
+                if act.max_val <= act.min_val {
+                    // nn.Hardtanh asserts max_val > min_val.
+                    let message = format!(
+                        "max_val {} must be greater than min_val {}",
+                        act.max_val, act.min_val
+                    );
+                    return Err(at_key(&keys, act.bound_key, message));
+                }
+                LayerKind::Activation(Activation::Hardtanh {
+                    min_val: act.min_val,
+                    max_val: act.max_val,
+                })
+            }
+            LayerType::Relu6 => LayerKind::Activation(Activation::Relu6),
+            LayerType::Hardsigmoid => LayerKind::Activation(Activation::Hardsigmoid),
+            LayerType::Hardswish => LayerKind::Activation(Activation::Hardswish),
+            LayerType::LogSigmoid => LayerKind::Activation(Activation::LogSigmoid),
+            LayerType::Softsign => LayerKind::Activation(Activation::Softsign),
+            LayerType::Tanhshrink => LayerKind::Activation(Activation::Tanhshrink),
+            LayerType::Prelu => LayerKind::Prelu {
+                num_parameters: act.num_parameters,
+                init: act.init,
+            },
         };
         Ok(LayerSpec {
             name,

@@ -216,6 +216,87 @@ pub enum LayerKind {
         /// The probability of zeroing a channel, in `[0, 1]` (0.5).
         p: f64,
     },
+    /// An elementwise activation without parameters (`identity`, `gelu`, `hardtanh`, ...).
+    Activation(Activation),
+    /// `nn.PReLU(num_parameters, init)`: `x` where `x > 0`, else `weight · x`, with a learned
+    /// `weight` of `num_parameters` values, one per channel (axis 1 of the batched input)
+    /// when there are more than one.
+    Prelu {
+        /// The number of slopes: 1, or the input's channels (1).
+        num_parameters: usize,
+        /// Every slope's initial value (0.25).
+        init: f64,
+    },
+}
+
+/// The elementwise activations of `torch.nn` without learned parameters (besides `relu`,
+/// `sigmoid` and `tanh`, which are layers of their own), with PyTorch's arguments and
+/// defaults.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activation {
+    /// `nn.Identity`.
+    Identity,
+    /// `nn.LeakyReLU(negative_slope)`.
+    LeakyRelu {
+        /// The slope below zero (0.01).
+        negative_slope: f64,
+    },
+    /// `nn.ELU(alpha)`.
+    Elu {
+        /// The scale of the negative part (1).
+        alpha: f64,
+    },
+    /// `nn.SELU`.
+    Selu,
+    /// `nn.CELU(alpha)`.
+    Celu {
+        /// The scale of the negative part (1); not 0.
+        alpha: f64,
+    },
+    /// `nn.GELU(approximate)`.
+    Gelu {
+        /// `none` (the exact erf form) or `tanh`.
+        approximate: GeluApproximate,
+    },
+    /// `nn.SiLU`.
+    Silu,
+    /// `nn.Mish`.
+    Mish,
+    /// `nn.Softplus(beta, threshold)`.
+    Softplus {
+        /// The sharpness (1); not 0.
+        beta: f64,
+        /// Above `x · beta > threshold` the layer is the identity (20).
+        threshold: f64,
+    },
+    /// `nn.Hardtanh(min_val, max_val)`.
+    Hardtanh {
+        /// The lower bound (-1).
+        min_val: f64,
+        /// The upper bound (1), above `min_val`.
+        max_val: f64,
+    },
+    /// `nn.ReLU6`: `hardtanh(0, 6)`.
+    Relu6,
+    /// `nn.Hardsigmoid`.
+    Hardsigmoid,
+    /// `nn.Hardswish`.
+    Hardswish,
+    /// `nn.LogSigmoid`.
+    LogSigmoid,
+    /// `nn.Softsign`.
+    Softsign,
+    /// `nn.Tanhshrink`.
+    Tanhshrink,
+}
+
+/// `nn.GELU`'s `approximate`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GeluApproximate {
+    /// `x · Φ(x)` with the exact normal CDF (through erf).
+    None,
+    /// `0.5 · x · (1 + tanh(√(2/π) · (x + 0.044715 · x³)))`.
+    Tanh,
 }
 
 /// The arguments of `nn.BatchNorm1d`/`nn.BatchNorm2d`.

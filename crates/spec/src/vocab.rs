@@ -133,6 +133,40 @@ vocabulary! {
         Dropout1d => ("dropout1d", "Dropout1d"),
         /// `nn.Dropout2d`.
         Dropout2d => ("dropout2d", "Dropout2d"),
+        /// `nn.Identity`.
+        Identity => ("identity", "Identity"),
+        /// `nn.LeakyReLU`.
+        LeakyRelu => ("leaky_relu", "LeakyReLU"),
+        /// `nn.ELU`.
+        Elu => ("elu", "ELU"),
+        /// `nn.SELU`.
+        Selu => ("selu", "SELU"),
+        /// `nn.CELU`.
+        Celu => ("celu", "CELU"),
+        /// `nn.GELU`.
+        Gelu => ("gelu", "GELU"),
+        /// `nn.SiLU`.
+        Silu => ("silu", "SiLU"),
+        /// `nn.Mish`.
+        Mish => ("mish", "Mish"),
+        /// `nn.Softplus`.
+        Softplus => ("softplus", "Softplus"),
+        /// `nn.Hardtanh`.
+        Hardtanh => ("hardtanh", "Hardtanh"),
+        /// `nn.ReLU6`.
+        Relu6 => ("relu6", "ReLU6"),
+        /// `nn.Hardsigmoid`.
+        Hardsigmoid => ("hardsigmoid", "Hardsigmoid"),
+        /// `nn.Hardswish`.
+        Hardswish => ("hardswish", "Hardswish"),
+        /// `nn.LogSigmoid`.
+        LogSigmoid => ("logsigmoid", "LogSigmoid"),
+        /// `nn.Softsign`.
+        Softsign => ("softsign", "Softsign"),
+        /// `nn.Tanhshrink`.
+        Tanhshrink => ("tanhshrink", "Tanhshrink"),
+        /// `nn.PReLU`.
+        Prelu => ("prelu", "PReLU"),
     }
 }
 

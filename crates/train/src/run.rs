@@ -233,6 +233,8 @@ pub fn check_size_within(spec: &Spec, limit: u128) -> Result<(), TrainError> {
                 | LayerKind::Relu
                 | LayerKind::Sigmoid
                 | LayerKind::Tanh
+                | LayerKind::Activation(_)
+                | LayerKind::Prelu { .. }
                 | LayerKind::Softmax { .. }
                 | LayerKind::LogSoftmax { .. } => layer.kind.layer_type().name().to_owned(),
             };

@@ -3,6 +3,7 @@
 //! several of them share.
 
 mod accumulate_clip_goldens;
+mod activation_goldens;
 mod backends_agree;
 mod cnn_goldens;
 mod docs_examples;

@@ -10,7 +10,9 @@ use std::path::Path;
 
 use graphc::stages::autodiff;
 use graphc::stages::ir::{Arg, BinaryOp, Graph, NodeId, ReduceOp, TensorType};
-use graphc::stages::spec::{InitSpec, LayerKind, LayerSpec, LayerType, ModelSpec};
+use graphc::stages::spec::{
+    Activation, GeluApproximate, InitSpec, LayerKind, LayerSpec, LayerType, ModelSpec,
+};
 use graphc::stages::{nn, opt, spec};
 use graphc::BackendKind;
 use serde_json::Value;
@@ -55,6 +57,38 @@ fn activation_golden(layer: LayerType) -> Option<&'static str> {
         | LayerType::Dropout
         | LayerType::Dropout1d
         | LayerType::Dropout2d => None,
+        // The activations of tools/goldens/activations.py, in tests/goldens/activations/ops/.
+        LayerType::Identity => Some("identity"),
+        LayerType::LeakyRelu => Some("leaky_relu"),
+        LayerType::Elu => Some("elu"),
+        LayerType::Selu => Some("selu"),
+        LayerType::Celu => Some("celu"),
+        LayerType::Gelu => Some("gelu"),
+        LayerType::Silu => Some("silu"),
+        LayerType::Mish => Some("mish"),
+        LayerType::Softplus => Some("softplus"),
+        LayerType::Hardtanh => Some("hardtanh"),
+        LayerType::Relu6 => Some("relu6"),
+        LayerType::Hardsigmoid => Some("hardsigmoid"),
+        LayerType::Hardswish => Some("hardswish"),
+        LayerType::LogSigmoid => Some("logsigmoid"),
+        LayerType::Softsign => Some("softsign"),
+        LayerType::Tanhshrink => Some("tanhshrink"),
+        // A learned slope: its rule (`x > 0`, NaN and 0 take the slope) is checked by the
+        // training goldens tests/goldens/activations/kinks_prelu*.
+        LayerType::Prelu => None,
+    }
+}
+
+/// The golden file of `op`: `tests/goldens/nan/<op>.json`, or for the activations of
+/// `tools/goldens/activations.py`, `tests/goldens/activations/ops/<op>.json`.
+fn golden_path(op: &str) -> std::path::PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("goldens");
+    let nan = root.join("nan").join(format!("{op}.json"));
+    if nan.exists() {
+        nan
+    } else {
+        root.join("activations/ops").join(format!("{op}.json"))
     }
 }
 
@@ -66,6 +100,48 @@ fn activation_layer(op: &str) -> Option<LayerKind> {
         "tanh" => LayerKind::Tanh,
         "softmax" => LayerKind::Softmax { dim: -1 },
         "log_softmax" => LayerKind::LogSoftmax { dim: -1 },
+        "identity" => LayerKind::Activation(Activation::Identity),
+        "leaky_relu" => LayerKind::Activation(Activation::LeakyRelu {
+            negative_slope: 0.01,
+        }),
+        "leaky_relu_slope" => LayerKind::Activation(Activation::LeakyRelu {
+            negative_slope: 0.2,
+        }),
+        "elu" => LayerKind::Activation(Activation::Elu { alpha: 1.0 }),
+        "elu_alpha" => LayerKind::Activation(Activation::Elu { alpha: 0.5 }),
+        "selu" => LayerKind::Activation(Activation::Selu),
+        "celu" => LayerKind::Activation(Activation::Celu { alpha: 1.0 }),
+        "celu_alpha" => LayerKind::Activation(Activation::Celu { alpha: 2.0 }),
+        "gelu" => LayerKind::Activation(Activation::Gelu {
+            approximate: GeluApproximate::None,
+        }),
+        "gelu_tanh" => LayerKind::Activation(Activation::Gelu {
+            approximate: GeluApproximate::Tanh,
+        }),
+        "silu" => LayerKind::Activation(Activation::Silu),
+        "mish" => LayerKind::Activation(Activation::Mish),
+        "softplus" => LayerKind::Activation(Activation::Softplus {
+            beta: 1.0,
+            threshold: 20.0,
+        }),
+        "softplus_beta" => LayerKind::Activation(Activation::Softplus {
+            beta: 2.0,
+            threshold: 4.0,
+        }),
+        "hardtanh" => LayerKind::Activation(Activation::Hardtanh {
+            min_val: -1.0,
+            max_val: 1.0,
+        }),
+        "hardtanh_bounds" => LayerKind::Activation(Activation::Hardtanh {
+            min_val: -2.0,
+            max_val: 0.5,
+        }),
+        "relu6" => LayerKind::Activation(Activation::Relu6),
+        "hardsigmoid" => LayerKind::Activation(Activation::Hardsigmoid),
+        "hardswish" => LayerKind::Activation(Activation::Hardswish),
+        "logsigmoid" => LayerKind::Activation(Activation::LogSigmoid),
+        "softsign" => LayerKind::Activation(Activation::Softsign),
+        "tanhshrink" => LayerKind::Activation(Activation::Tanhshrink),
         _ => return None,
     })
 }
@@ -179,8 +255,17 @@ fn run_cross_entropy(case: &Value, backend: BackendKind) -> Run {
 /// from the composite (`exp` of `log_softmax`) as `g·y + y·(-Σ g·y)`, PyTorch's fused kernel
 /// computes `y·(g - Σ g·y)`; where `y` underflows to exactly 0 both give a zero, with the
 /// sign its own order of operations leaves. NaN, infinities and values are still PyTorch's.
+///
+/// Nor for the activations of `tests/goldens/activations/ops/`: they are `select`s of
+/// branches (or values with an attached gradient), and autodiff adds up what each branch
+/// sends back, so where the taken branch gives `-0` the untaken one's `+0` makes it `+0`.
+/// A zero gradient moves no parameter whatever its sign.
 fn gradient_zero_signs_checked(op: &str) -> bool {
-    op != "softmax"
+    let activation = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("goldens/activations/ops")
+        .join(format!("{op}.json"))
+        .exists();
+    op != "softmax" && !activation
 }
 
 /// Whether `actual` is PyTorch's `expected`: NaN for NaN, the same infinity, a zero of the
@@ -229,9 +314,18 @@ fn bits(values: &[f32]) -> Vec<u32> {
 
 /// Checks every case of `tests/goldens/nan/<op>.json` on every backend.
 fn check(op: &str) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("goldens/nan")
-        .join(format!("{op}.json"));
+    let failures = failures(op);
+    assert!(
+        failures.is_empty(),
+        "{} elements differ from PyTorch:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// What differs from PyTorch in the cases of `op`'s golden, on every backend.
+fn failures(op: &str) -> Vec<String> {
+    let path = golden_path(op);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
         panic!(
             "{}: {e} (run tools/goldens/nan_semantics.py)",
@@ -303,12 +397,7 @@ fn check(op: &str) {
             }
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} elements differ from PyTorch:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    failures
 }
 
 #[test]
@@ -320,9 +409,7 @@ fn every_activation_layer_has_a_nan_golden() {
                 "{}: no graph for its golden",
                 layer.name()
             );
-            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("goldens/nan")
-                .join(format!("{op}.json"));
+            let path = golden_path(op);
             assert!(path.exists(), "{}: no {}", layer.name(), path.display());
         }
     }
@@ -351,6 +438,35 @@ fn softmax_matches_pytorch_on_rows_with_nan_and_infinities() {
 #[test]
 fn log_softmax_matches_pytorch_on_rows_with_nan_and_infinities() {
     check("log_softmax");
+}
+
+/// Every activation of `tests/goldens/activations/ops/` (made by
+/// `tools/goldens/activations.py`): NaN, infinities, signed zeros and the kinks (0, ±1, ±3,
+/// 6, the softplus threshold, hardtanh's bounds), forward and gradient.
+#[test]
+fn activations_match_pytorch_at_kinks_nan_infinities_and_zeros() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("goldens/activations/ops");
+    let mut ops: Vec<String> = std::fs::read_dir(&dir)
+        .expect("tests/goldens/activations/ops is committed")
+        .map(|e| e.expect("readable").path())
+        .filter_map(|p| Some(p.file_stem()?.to_str()?.to_owned()))
+        .collect();
+    ops.sort();
+    assert!(ops.len() >= 22, "only {} activation goldens", ops.len());
+    let mut all = Vec::new();
+    for op in &ops {
+        assert!(
+            activation_layer(op).is_some(),
+            "{op}: no layer for its golden"
+        );
+        all.extend(failures(op));
+    }
+    assert!(
+        all.is_empty(),
+        "{} elements differ from PyTorch:\n{}",
+        all.len(),
+        all.join("\n")
+    );
 }
 
 #[test]

@@ -163,3 +163,43 @@ fn param_groups_take_the_first_matching_pattern() {
     // 0.weight, 0.bias → group 0 (first match); 2.weight → defaults (2); 2.bias → group 1.
     assert_eq!(step.groups, [0, 0, 2, 1]);
 }
+
+#[test]
+fn prelu_declares_its_slopes_with_pytorchs_init() {
+    let s = spec(&MLP.replace(
+        "{type: relu}",
+        "{type: prelu, num_parameters: 7, init: 0.1}, {type: prelu, name: act}",
+    ));
+    let infos = graphc_nn::describe_model(&s.model, 8).unwrap();
+    let decls: Vec<(&str, &[usize], DefaultInit)> = infos
+        .iter()
+        .flat_map(|i| &i.params)
+        .map(|p| (p.name.as_str(), p.shape.as_slice(), p.init))
+        .filter(|(_, _, init)| matches!(init, DefaultInit::Constant(_)))
+        .collect();
+    assert_eq!(
+        decls,
+        [
+            ("1.weight", &[7][..], DefaultInit::Constant(0.1)),
+            ("act.weight", &[1][..], DefaultInit::Constant(0.25)),
+        ]
+    );
+    let step = build_step(&s, 8, TargetLayout::Classes).unwrap();
+    let values = default_init(&step.params, 0);
+    let slopes = step
+        .params
+        .iter()
+        .position(|p| p.name == "1.weight")
+        .unwrap();
+    assert_eq!(values[slopes], vec![0.1; 7]);
+}
+
+#[test]
+fn prelu_slopes_must_match_the_channels() {
+    let s = spec(&MLP.replace("{type: relu}", "{type: prelu, num_parameters: 3}"));
+    let e = build_step(&s, 8, TargetLayout::Classes).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "model.layers[1] (prelu at 1): num_parameters 3 must equal the input's channels (axis 1 of [8, 7]), as PyTorch requires"
+    );
+}

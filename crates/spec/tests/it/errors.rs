@@ -117,9 +117,13 @@ fn unknown_layer_and_optimizer_types_name_the_valid_types() {
         "unknown layer type `Relu` in model.layers[1]; did you mean `relu`? valid: \
          linear, relu, sigmoid, tanh, softmax, log_softmax, conv1d, conv2d, max_pool1d, \
          max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, \
-         adaptive_max_pool2d, flatten, batch_norm1d, batch_norm2d, dropout, dropout1d, dropout2d (or Linear, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax, \
+         adaptive_max_pool2d, flatten, batch_norm1d, batch_norm2d, dropout, dropout1d, dropout2d, \
+         identity, leaky_relu, elu, selu, celu, gelu, silu, mish, softplus, hardtanh, relu6, \
+         hardsigmoid, hardswish, logsigmoid, softsign, tanhshrink, prelu (or Linear, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax, \
          Conv1d, Conv2d, MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, \
-         AdaptiveAvgPool2d, AdaptiveMaxPool2d, Flatten, BatchNorm1d, BatchNorm2d, Dropout, Dropout1d, Dropout2d)",
+         AdaptiveAvgPool2d, AdaptiveMaxPool2d, Flatten, BatchNorm1d, BatchNorm2d, Dropout, Dropout1d, Dropout2d, \
+         Identity, LeakyReLU, ELU, SELU, CELU, GELU, SiLU, Mish, Softplus, Hardtanh, ReLU6, \
+         Hardsigmoid, Hardswish, LogSigmoid, Softsign, Tanhshrink, PReLU)",
     );
     let e = err(&base_with("  type: sgd", "  type: adan"));
     assert_err(
@@ -196,9 +200,13 @@ fn missing_layer_type_lists_the_valid_types() {
         "missing key `type` in model.layers[1]; valid types: \
          linear, relu, sigmoid, tanh, softmax, log_softmax, conv1d, conv2d, max_pool1d, \
          max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, \
-         adaptive_max_pool2d, flatten, batch_norm1d, batch_norm2d, dropout, dropout1d, dropout2d (or Linear, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax, \
+         adaptive_max_pool2d, flatten, batch_norm1d, batch_norm2d, dropout, dropout1d, dropout2d, \
+         identity, leaky_relu, elu, selu, celu, gelu, silu, mish, softplus, hardtanh, relu6, \
+         hardsigmoid, hardswish, logsigmoid, softsign, tanhshrink, prelu (or Linear, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax, \
          Conv1d, Conv2d, MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, \
-         AdaptiveAvgPool2d, AdaptiveMaxPool2d, Flatten, BatchNorm1d, BatchNorm2d, Dropout, Dropout1d, Dropout2d)",
+         AdaptiveAvgPool2d, AdaptiveMaxPool2d, Flatten, BatchNorm1d, BatchNorm2d, Dropout, Dropout1d, Dropout2d, \
+         Identity, LeakyReLU, ELU, SELU, CELU, GELU, SiLU, Mish, Softplus, Hardtanh, ReLU6, \
+         Hardsigmoid, Hardswish, LogSigmoid, Softsign, Tanhshrink, PReLU)",
     );
 }
 
@@ -799,5 +807,61 @@ fn bad_pooling_and_flatten_keys_are_one_line_naming_the_key() {
     assert_layer_err(
         "{type: flatten, end_dim: 1.5}",
         "model.layers[0].end_dim: invalid type: float `1.5`, expected an integer",
+    );
+}
+
+#[test]
+fn activation_keys_are_checked_at_the_key() {
+    // `    - {type: gelu, ` is 19 characters; a key's value starts after `KEY: `.
+    let e = err(&base_with(
+        "{type: relu}",
+        "{type: gelu, approximate: fast}",
+    ));
+    assert_err(
+        &e,
+        9,
+        33,
+        "model.layers[1].approximate: invalid value: string \"fast\", expected `none` or `tanh`",
+    );
+    let e = err(&base_with("{type: relu}", "{type: softplus, beta: 0}"));
+    assert_err(
+        &e,
+        9,
+        30,
+        "model.layers[1].beta: invalid value: integer `0`, expected a finite number other than 0",
+    );
+    let e = err(&base_with("{type: relu}", "{type: celu, alpha: 0.0}"));
+    assert_err(
+        &e,
+        9,
+        20,
+        "model.layers[1].alpha: alpha must not be 0 (celu divides by it)",
+    );
+    let e = err(&base_with("{type: relu}", "{type: hardtanh, min_val: 2}"));
+    assert_err(
+        &e,
+        9,
+        24,
+        "model.layers[1].min_val: max_val 1 must be greater than min_val 2",
+    );
+    let e = err(&base_with(
+        "{type: relu}",
+        "{type: prelu, num_parameters: 0}",
+    ));
+    assert_err(
+        &e,
+        9,
+        37,
+        "model.layers[1].num_parameters: invalid value: integer `0`, expected a positive integer (1, or the input's channels)",
+    );
+    let e = err(&base_with(
+        "{type: relu}",
+        "{type: elu, negative_slope: 0.1}",
+    ));
+    assert_err(
+        &e,
+        9,
+        19,
+        "unknown key `negative_slope` in model.layers[1] (elu); valid keys: type, name, alpha",
     );
 }

@@ -442,3 +442,87 @@ fn pytorchs_input_size_arguments_are_read_for_the_build_to_check() {
         "{bad}"
     );
 }
+
+#[test]
+fn activations_take_pytorchs_defaults_and_class_names() {
+    let layers: String = [
+        "{type: linear, out: 4}",
+        "{type: identity}",
+        "{type: LeakyReLU}",
+        "{type: leaky_relu, negative_slope: 0.2}",
+        "{type: ELU}",
+        "{type: selu}",
+        "{type: CELU, alpha: 2}",
+        "{type: gelu}",
+        "{type: GELU, approximate: tanh}",
+        "{type: SiLU}",
+        "{type: mish}",
+        "{type: Softplus, beta: 2, threshold: 4}",
+        "{type: hardtanh}",
+        "{type: hardtanh, min_val: -2, max_val: 0.5}",
+        "{type: ReLU6}",
+        "{type: Hardsigmoid}",
+        "{type: hardswish}",
+        "{type: LogSigmoid}",
+        "{type: softsign}",
+        "{type: Tanhshrink}",
+        "{type: PReLU}",
+        "{type: prelu, num_parameters: 4, init: 0.1}",
+    ]
+    .iter()
+    .map(|l| format!("    - {l}\n"))
+    .collect();
+    let text = MINIMAL.replace("    - {type: linear, out: 1}\n", &layers);
+    let spec = parse(&text);
+    let kinds: Vec<&LayerKind> = spec.model.layers.iter().skip(1).map(|l| &l.kind).collect();
+    let act = LayerKind::Activation;
+    assert_eq!(
+        kinds,
+        [
+            &act(Activation::Identity),
+            &act(Activation::LeakyRelu {
+                negative_slope: 0.01
+            }),
+            &act(Activation::LeakyRelu {
+                negative_slope: 0.2
+            }),
+            &act(Activation::Elu { alpha: 1.0 }),
+            &act(Activation::Selu),
+            &act(Activation::Celu { alpha: 2.0 }),
+            &act(Activation::Gelu {
+                approximate: GeluApproximate::None
+            }),
+            &act(Activation::Gelu {
+                approximate: GeluApproximate::Tanh
+            }),
+            &act(Activation::Silu),
+            &act(Activation::Mish),
+            &act(Activation::Softplus {
+                beta: 2.0,
+                threshold: 4.0
+            }),
+            &act(Activation::Hardtanh {
+                min_val: -1.0,
+                max_val: 1.0
+            }),
+            &act(Activation::Hardtanh {
+                min_val: -2.0,
+                max_val: 0.5
+            }),
+            &act(Activation::Relu6),
+            &act(Activation::Hardsigmoid),
+            &act(Activation::Hardswish),
+            &act(Activation::LogSigmoid),
+            &act(Activation::Softsign),
+            &act(Activation::Tanhshrink),
+            &LayerKind::Prelu {
+                num_parameters: 1,
+                init: 0.25
+            },
+            &LayerKind::Prelu {
+                num_parameters: 4,
+                init: 0.1
+            },
+        ]
+    );
+}
