@@ -67,6 +67,13 @@ pub fn vjp(
                     let d = graph.binary(Mul, y, one_minus)?;
                     graph.binary(Mul, g, d)?
                 }
+                // d relu = 1 where y > 0 or y is NaN, 0 where y <= 0 (torch's threshold_backward
+                // on the result: 0 at x = ±0 and below)
+                UnaryOp::Relu => {
+                    let zero = graph.fill(0.0, &shape);
+                    let off = graph.compare(CompareOp::Le, y, zero)?;
+                    graph.select(off, zero, g)?
+                }
                 // stop_gradient passes values only: no gradient
                 UnaryOp::StopGradient => return Ok(out),
             });

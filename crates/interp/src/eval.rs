@@ -199,6 +199,13 @@ fn unary<T: Scalar>(u: UnaryOp, a: T) -> T {
         UnaryOp::Abs => a.abs(),
         UnaryOp::Tanh => a.tanh(),
         UnaryOp::Sigmoid => T::one() / (T::one() + (-a).exp()),
+        UnaryOp::Relu => {
+            if a < T::zero() {
+                T::zero()
+            } else {
+                a
+            }
+        }
         UnaryOp::StopGradient => a,
     }
 }

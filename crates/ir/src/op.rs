@@ -55,6 +55,11 @@ pub enum UnaryOp {
     Tanh,
     /// `1 / (1 + e^-x)`
     Sigmoid,
+    /// `max(x, 0)` as PyTorch's `relu` (`clamp_min`): `+0` where `x < 0`, else `x` itself, so
+    /// NaN and `-0` pass. Its gradient reads the result, as PyTorch's `threshold_backward` does:
+    /// `g` where `!(y <= 0)`, else 0 — so a backward pass keeps the output, which the next
+    /// layer keeps anyway, not the input.
+    Relu,
     /// `x` itself, with no gradient (JAX's `stop_gradient`): lets a composite
     /// attach PyTorch's own backward formula as `v(sg x) + (x - sg x) · sg(dv)`.
     StopGradient,
@@ -69,6 +74,7 @@ op_table!(UnaryOp {
     Abs,
     Tanh,
     Sigmoid,
+    Relu,
     StopGradient
 });
 
@@ -317,7 +323,8 @@ impl Op {
                 | UnaryOp::Sqrt
                 | UnaryOp::Abs
                 | UnaryOp::Tanh
-                | UnaryOp::Sigmoid,
+                | UnaryOp::Sigmoid
+                | UnaryOp::Relu,
             )
             | Op::Binary(_)
             | Op::Compare(_)

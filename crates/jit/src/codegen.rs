@@ -36,11 +36,20 @@ fn compile_error(e: impl std::fmt::Display) -> IrError {
 }
 
 /// Directory named by `GRAPHC_JIT_DUMP`, where every kernel's CLIF and
-/// machine code are written (`k<N>.clif`, `k<N>.s`) for inspection.
+/// machine code are written (`k<N>.clif`, `k<N>.s`) for inspection, and the plan
+/// (`plan.txt`: every step with its arena offsets).
 fn dump_dir() -> Option<&'static std::path::Path> {
     static DIR: OnceLock<Option<std::path::PathBuf>> = OnceLock::new();
     DIR.get_or_init(|| std::env::var_os("GRAPHC_JIT_DUMP").map(std::path::PathBuf::from))
         .as_deref()
+}
+
+/// Writes `text` to `name` in the `GRAPHC_JIT_DUMP` directory, if one is set (a debugging aid:
+/// a failed write is ignored).
+pub(crate) fn dump(name: &str, text: &str) {
+    if let Some(dir) = dump_dir() {
+        let _ = std::fs::write(dir.join(name), text);
+    }
 }
 
 /// The host ISA, built once per verifier setting.
@@ -402,7 +411,9 @@ fn cost(e: &Expr) -> usize {
     match e {
         Expr::Compute(Compute::Unary(UnaryOp::Exp | UnaryOp::Sigmoid, _)) => 30,
         Expr::Compute(Compute::Unary(UnaryOp::Log | UnaryOp::Log1p | UnaryOp::Tanh, _)) => 40,
-        Expr::Compute(Compute::Select(..) | Compute::Compare(..)) => 2,
+        Expr::Compute(
+            Compute::Select(..) | Compute::Compare(..) | Compute::Unary(UnaryOp::Relu, _),
+        ) => 2,
         Expr::Compute(Compute::Unary(
             UnaryOp::Neg | UnaryOp::Sqrt | UnaryOp::Abs | UnaryOp::StopGradient,
             _,
@@ -872,6 +883,11 @@ fn emit_op(b: &mut FunctionBuilder, m: Mode, op: Compute, get: &dyn Fn(ExprId) -
                 UnaryOp::Log1p => math::log1p(b, m, x),
                 UnaryOp::Tanh => math::tanh(b, m, x),
                 UnaryOp::Sigmoid => math::sigmoid(b, m, x),
+                UnaryOp::Relu => {
+                    let zero = m.f(b, 0.0);
+                    let negative = m.cmp(b, FloatCC::LessThan, x, zero);
+                    m.select(b, negative, zero, x)
+                }
                 UnaryOp::StopGradient => x,
             }
         }

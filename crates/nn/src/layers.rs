@@ -1,6 +1,6 @@
 //! Layers as graph builders: `nn.Sequential` of the spec's `model.layers`.
 
-use graphc_ir::{BinaryOp, CompareOp, Graph, NodeId, ReduceOp, UnaryOp};
+use graphc_ir::{BinaryOp, Graph, NodeId, ReduceOp, UnaryOp};
 use graphc_spec::{
     shown_list, BatchNormSpec, ConvSpec, LayerKind, LayerSpec, LayerType, ModelSpec,
 };
@@ -523,7 +523,7 @@ pub fn build_model(
                 *out_shape.last_mut().expect("rank >= 2") = out;
                 graph.reshape(y, &out_shape)?
             }
-            LayerKind::Relu => relu(graph, h)?,
+            LayerKind::Relu => graph.unary(UnaryOp::Relu, h)?,
             LayerKind::Sigmoid => graph.unary(UnaryOp::Sigmoid, h)?,
             LayerKind::Tanh => graph.unary(UnaryOp::Tanh, h)?,
             LayerKind::Activation(a) => activation(graph, h, a)?,
@@ -642,22 +642,6 @@ fn resolve_dim(dim: i64, rank: usize) -> Option<usize> {
     let rank = rank as i64;
     let axis = if dim < 0 { dim + rank } else { dim };
     (0..rank).contains(&axis).then_some(axis as usize)
-}
-
-/// `relu(x)` as `torch.relu`, which is `clamp_min(x, 0)`: `+0` where `x < 0`, else `x`
-/// itself, so NaN stays NaN and `-0` stays `-0`. The gradient is torch's
-/// `threshold_backward(g, relu(x), 0)`: `g` where `!(x <= 0)` (positive or NaN), `0`
-/// elsewhere, so it is 0 at ±0. A plain `select(x > 0, x, 0)` would turn NaN into 0 and hide
-/// NaN weights; a `select(x < 0, 0, x)` would pass the gradient at 0.
-pub(crate) fn relu(graph: &mut Graph, x: NodeId) -> Result<NodeId, graphc_ir::IrError> {
-    let shape = graph.shape(x).to_vec();
-    let zero = graph.fill(0.0, &shape);
-    let at_most_zero = graph.compare(CompareOp::Le, x, zero)?;
-    let negative = graph.compare(CompareOp::Lt, x, zero)?;
-    // Where x <= 0 the value is +0 or the zero x itself, and no gradient flows.
-    let kept = graph.unary(UnaryOp::StopGradient, x)?;
-    let clamped = graph.select(negative, zero, kept)?;
-    graph.select(at_most_zero, clamped, x)
 }
 
 /// `log_softmax(x, axis) = (x - max) - log(sum(exp(x - max)))`, stable for any logits.

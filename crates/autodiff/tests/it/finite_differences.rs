@@ -128,6 +128,8 @@ fn unary_domain(u: UnaryOp) -> Option<(f64, f64)> {
         UnaryOp::Log | UnaryOp::Sqrt => Some((0.1, 5.0)),
         UnaryOp::Log1p => Some((-0.9, 5.0)),
         UnaryOp::Sigmoid => Some((-6.0, 6.0)),
+        // Away from the kink at 0 (a random draw within the step of it is improbable).
+        UnaryOp::Relu => Some((-3.0, 3.0)),
         // Its gradient is zero by definition while its value moves with x:
         // `stop_gradient_passes_values_and_blocks_gradients` checks it.
         UnaryOp::StopGradient => None,

@@ -68,6 +68,16 @@ fn accuracy(op: UnaryOp) -> Accuracy {
             edges: &[(-INF, INF), (-0.0, 0.0), (-2.5, 2.5)],
             ..exact(f64::abs)
         },
+        UnaryOp::Relu => Accuracy {
+            edges: &[
+                (INF, INF),
+                (-INF, 0.0),
+                (-0.0, -0.0),
+                (-2.5, 0.0),
+                (2.5, 2.5),
+            ],
+            ..exact(|x| if x < 0.0 { 0.0 } else { x })
+        },
         UnaryOp::StopGradient => Accuracy {
             edges: &[(INF, INF), (-INF, -INF), (-0.0, -0.0)],
             ..exact(|x| x)

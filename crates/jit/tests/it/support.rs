@@ -162,7 +162,7 @@ pub fn lace_with_specials(data: &mut [f32], seed: u64) {
 /// correctly rounded op), so that it may join graphs compared bitwise.
 pub fn exactly_rounded(op: UnaryOp) -> bool {
     match op {
-        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sqrt | UnaryOp::StopGradient => true,
+        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sqrt | UnaryOp::Relu | UnaryOp::StopGradient => true,
         UnaryOp::Exp | UnaryOp::Log | UnaryOp::Log1p | UnaryOp::Tanh | UnaryOp::Sigmoid => false,
     }
 }
@@ -172,7 +172,12 @@ pub fn exactly_rounded(op: UnaryOp) -> bool {
 /// root and logarithm of `|x| + 0.5`, `log1p(|x|)`, `exp(min(x, 4))`.
 pub fn unary_in_domain(g: &mut Graph, op: UnaryOp, x: NodeId, shape: &[usize]) -> NodeId {
     let x = match op {
-        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Tanh | UnaryOp::Sigmoid | UnaryOp::StopGradient => x,
+        UnaryOp::Neg
+        | UnaryOp::Abs
+        | UnaryOp::Tanh
+        | UnaryOp::Sigmoid
+        | UnaryOp::Relu
+        | UnaryOp::StopGradient => x,
         UnaryOp::Sqrt | UnaryOp::Log => {
             let a = g.unary(UnaryOp::Abs, x).unwrap();
             let half = g.fill(0.5, shape);
