@@ -478,6 +478,19 @@ impl Graph {
         }
     }
 
+    /// Makes `user` read `new` wherever it reads `old` (other users of `old` are unchanged).
+    pub fn replace_use(&mut self, user: NodeId, old: NodeId, new: NodeId) {
+        let uses: Vec<(petgraph::stable_graph::EdgeIndex<u32>, u32)> = self
+            .g
+            .edges_connecting(old.0, user.0)
+            .map(|e| (e.id(), *e.weight()))
+            .collect();
+        for (edge, position) in uses {
+            self.g.remove_edge(edge);
+            self.g.add_edge(new.0, user.0, position);
+        }
+    }
+
     /// Removes a node that nothing uses (no users, outputs or assigns, not an argument).
     pub fn remove_unused(&mut self, id: NodeId) -> Result<(), IrError> {
         let used = self

@@ -109,6 +109,7 @@ pub fn compile_with(graph: &Graph, options: &Options) -> Result<JitExecutable, I
     if cfg!(debug_assertions) {
         plan.validate()?;
     }
+    codegen::dump("plan.txt", &plan.to_string());
     let lowered = std::time::Instant::now();
     let mut cg = Codegen::new(options.verify)?;
     for kernel in plan.kernels.values() {
