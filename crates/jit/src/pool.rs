@@ -203,6 +203,11 @@ impl PoolStep {
     /// As [`Self::run`], with `p < planes`.
     unsafe fn plane(&self, base: *mut f32, p: usize) {
         let d = self.input.len();
+        if d <= 2 {
+            // SAFETY: the caller's guarantee.
+            unsafe { self.plane_2d(base, p) };
+            return;
+        }
         // SAFETY: plane p of each buffer lies inside it; `argmax` returns an
         // in-plane input index (every span is inside its axis) and `o` stays
         // below `out_sp`.
@@ -235,6 +240,70 @@ impl PoolStep {
                     }
                     *y.add(o) = *v.add(self.argmax(x, &windows[..d]));
                     self.advance(&mut at[..d]);
+                }
+            }
+        }
+    }
+
+    /// [`Self::plane`] for one or two axes (a 1-d plane as one row): the same
+    /// windows in the same order, with the two loops written out (the general
+    /// walk cost 40 ns per output of lenet's 2×2 pooling).
+    ///
+    /// # Safety
+    /// As [`Self::plane`], with at most 2 axes.
+    unsafe fn plane_2d(&self, base: *mut f32, p: usize) {
+        const ONE: [Span; 1] = [Span {
+            first: 0,
+            count: 1,
+            step: 1,
+        }];
+        let d = self.input.len();
+        let (rows, cols, row_stride) = if d == 2 {
+            (&self.spans[0][..], &self.spans[1][..], self.x_strides[0])
+        } else {
+            (&ONE[..], &self.spans[0][..], 0)
+        };
+        // SAFETY: plane p of each buffer lies inside it; every span lies inside
+        // its axis, so `first + i·step` of a row span times the row stride plus
+        // that of a column span is an in-plane input index; `o` stays below
+        // `out_sp` (rows × cols outputs).
+        unsafe {
+            let x = base.add(self.x + p * self.in_sp).cast_const();
+            let argmax = |r: &Span, c: &Span| {
+                let mut best = f32::NEG_INFINITY;
+                let mut best_i = usize::MAX;
+                for ri in 0..r.count {
+                    let row = (r.first + ri * r.step) * row_stride;
+                    for ci in 0..c.count {
+                        let i = row + c.first + ci * c.step;
+                        let v = *x.add(i);
+                        if best_i == usize::MAX || v > best || v.is_nan() {
+                            best = v;
+                            best_i = i;
+                        }
+                    }
+                }
+                best_i
+            };
+            let mut o = 0;
+            if self.grad {
+                let dy = base.add(self.v + p * self.out_sp).cast_const();
+                let dx = base.add(self.out + p * self.in_sp);
+                std::ptr::write_bytes(dx, 0, self.in_sp);
+                for r in rows {
+                    for c in cols {
+                        *dx.add(argmax(r, c)) += *dy.add(o);
+                        o += 1;
+                    }
+                }
+            } else {
+                let v = base.add(self.v + p * self.in_sp).cast_const();
+                let y = base.add(self.out + p * self.out_sp);
+                for r in rows {
+                    for c in cols {
+                        *y.add(o) = *v.add(argmax(r, c));
+                        o += 1;
+                    }
                 }
             }
         }
