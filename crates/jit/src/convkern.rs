@@ -305,6 +305,11 @@ pub(crate) unsafe fn patch_rows_2d<const SCATTER: bool>(
 ) {
     let (ho, wo, wi) = (outer.output, inner.output, inner.input);
     let out_sp = ho * wo;
+    if SCATTER {
+        // SAFETY: the caller's guarantee, as `scatter_rows_2d` needs.
+        unsafe { scatter_rows_2d((outer, inner), x, cols) };
+        return;
+    }
     for ky in 0..outer.kernel {
         let (ylo, yhi) = outer.inside(ky);
         for kx in 0..inner.kernel {
@@ -313,17 +318,14 @@ pub(crate) unsafe fn patch_rows_2d<const SCATTER: bool>(
             let shift = (kx * inner.dilation) as isize - inner.pad_lo as isize;
             // SAFETY: row (ky, kx) of the patch rows and, for oy in ylo..yhi,
             // input row `position(oy, ky)` of the plane; each vector's lanes
-            // are masked to outputs < wo and, where the input is read or
-            // written, to xlo..xhi, whose columns are inside the row (masked
-            // lanes touch no memory, so `src` may point outside it).
+            // are masked to outputs < wo and, where the input is read, to
+            // xlo..xhi, whose columns are inside the row (masked lanes touch
+            // no memory, so `src` may point outside it).
             unsafe {
                 let row = cols.add((ky * inner.kernel + kx) * out_sp);
                 for oy in 0..ho {
                     let out = row.add(oy * wo);
                     let inside = oy >= ylo && oy < yhi;
-                    if !inside && SCATTER {
-                        continue;
-                    }
                     let xrow = if inside {
                         x.add(outer.position(oy, ky) * wi)
                     } else {
@@ -332,7 +334,6 @@ pub(crate) unsafe fn patch_rows_2d<const SCATTER: bool>(
                     let mut ox0 = 0;
                     while ox0 < wo {
                         let len = (wo - ox0).min(16);
-                        let all = lanes(len);
                         let (lo, hi) = (xlo.clamp(ox0, ox0 + len), xhi.clamp(ox0, ox0 + len));
                         let valid = if inside && hi > lo {
                             lanes(hi - ox0) & !lanes(lo - ox0)
@@ -340,19 +341,179 @@ pub(crate) unsafe fn patch_rows_2d<const SCATTER: bool>(
                             0
                         };
                         let src = xrow.wrapping_offset(ox0 as isize + shift);
-                        let dst = out.add(ox0);
-                        if SCATTER {
-                            let sum = _mm512_add_ps(
-                                _mm512_maskz_loadu_ps(valid, src),
-                                _mm512_maskz_loadu_ps(valid, dst),
-                            );
-                            _mm512_mask_storeu_ps(src, valid, sum);
-                        } else {
-                            _mm512_mask_storeu_ps(dst, all, _mm512_maskz_loadu_ps(valid, src));
-                        }
+                        let v = _mm512_maskz_loadu_ps(valid, src);
+                        _mm512_mask_storeu_ps(out.add(ox0), lanes(len), v);
                         ox0 += 16;
                     }
                 }
+            }
+        }
+    }
+}
+
+/// col2im of [`patch_rows_2d`]: each 16 columns of an input row are loaded
+/// once, get every tap's contribution from the patch rows, and are stored
+/// once (adding tap by tap into memory made every load wait for the previous
+/// tap's overlapping, misaligned store).
+///
+/// # Safety
+/// As [`patch_rows_2d`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn scatter_rows_2d(
+    (outer, inner): (crate::conv::ConvAxis, crate::conv::ConvAxis),
+    x: *mut f32,
+    cols: *mut f32,
+) {
+    let (ho, wo, wi) = (outer.output, inner.output, inner.input);
+    let out_sp = ho * wo;
+    let kw = inner.kernel;
+    // The first 16 taps' output ranges, computed once (each an i128 division).
+    let mut known = [(0usize, 0usize); 16];
+    for (kx, k) in known.iter_mut().enumerate().take(kw) {
+        *k = inner.inside(kx);
+    }
+    let inside = |kx: usize| {
+        if kx < 16 {
+            known[kx]
+        } else {
+            inner.inside(kx)
+        }
+    };
+    for ky in 0..outer.kernel {
+        let (ylo, yhi) = outer.inside(ky);
+        for oy in ylo..yhi {
+            // SAFETY: input row `position(oy, ky)` (oy in ylo..yhi) of the
+            // plane, its columns masked to < wi; for tap kx, patch row
+            // (ky, kx) at output row oy, lanes masked to the outputs xlo..xhi
+            // whose input column `ox + shift` is this lane's (inside the row).
+            unsafe {
+                let xrow = x.add(outer.position(oy, ky) * wi);
+                let mut ix0 = 0;
+                while ix0 < wi {
+                    let len = (wi - ix0).min(16);
+                    let m = lanes(len);
+                    let mut acc = _mm512_maskz_loadu_ps(m, xrow.add(ix0));
+                    for kx in 0..kw {
+                        let (xlo, xhi) = inside(kx);
+                        let shift = (kx * inner.dilation) as isize - inner.pad_lo as isize;
+                        // Lane l is input column ix0 + l, output ix0 + l − shift.
+                        let first = ix0 as isize - shift;
+                        let (lo, hi) = (xlo as isize - first, xhi as isize - first);
+                        let (lo, hi) = (lo.clamp(0, len as isize), hi.clamp(0, len as isize));
+                        if hi <= lo {
+                            continue;
+                        }
+                        let valid = lanes(hi as usize) & !lanes(lo as usize);
+                        let src = cols
+                            .add((ky * kw + kx) * out_sp + oy * wo)
+                            .wrapping_offset(first);
+                        acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(valid, src));
+                    }
+                    _mm512_mask_storeu_ps(xrow.add(ix0), m, acc);
+                    ix0 += 16;
+                }
+            }
+        }
+    }
+}
+
+/// One plane of a 2×2, stride-2 max pooling without padding (`rows × cols`
+/// outputs over an `in_rows × in_cols` plane, `2·rows ≤ in_rows`, `2·cols ≤
+/// in_cols`), 16 outputs at a time, bit for bit the scalar rule: the four
+/// positions in row-major order, the first largest wins, a NaN counts as
+/// largest and a later NaN replaces an earlier one. Forward (`dy == None`):
+/// `out[o] = v[argmax]`. Gradient: `out` (the `dx` plane) is zeroed and gets
+/// `0 + dy[o]` at each window's argmax (windows do not overlap, so each input
+/// receives at most one addition, as the scalar loop adds it).
+///
+/// # Safety
+/// [`available`] must be true; `x` and `v` (forward) hold `in_rows · in_cols`
+/// floats, `dy` (gradient) `rows · cols`, `out` `rows · cols` (forward) or
+/// `in_rows · in_cols` (gradient), `out` overlapping none of them.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn max_pool_2x2(
+    (rows, cols, in_rows, in_cols): (usize, usize, usize, usize),
+    x: *const f32,
+    v: *const f32,
+    dy: Option<*const f32>,
+    out: *mut f32,
+) {
+    let idx = |f: fn(i32) -> i32| {
+        let lanes: [i32; 16] = std::array::from_fn(|i| f(i as i32));
+        // SAFETY: 16 i32 read from a 16-element array.
+        unsafe { _mm512_loadu_si512(lanes.as_ptr().cast()) }
+    };
+    let even = idx(|i| 2 * i);
+    let odd = idx(|i| 2 * i + 1);
+    let zip_lo = idx(|i| (i / 2) + 16 * (i % 2));
+    let zip_hi = idx(|i| 8 + (i / 2) + 16 * (i % 2));
+    // SAFETY: rows oy < rows read input rows 2·oy, 2·oy + 1 < in_rows; a
+    // chunk's lanes are masked to outputs < cols and inputs < 2·cols ≤ in_cols
+    // (masked lanes touch no memory); the gradient writes the plane it zeroed.
+    unsafe {
+        if dy.is_some() {
+            std::ptr::write_bytes(out, 0, in_rows * in_cols);
+        }
+        for oy in 0..rows {
+            let r0 = 2 * oy * in_cols;
+            let r1 = r0 + in_cols;
+            let mut ox = 0;
+            while ox < cols {
+                let len = (cols - ox).min(16);
+                let m_out = lanes(len);
+                let (m_lo, m_hi) = (lanes(2 * len), lanes((2 * len).saturating_sub(16)));
+                let split = |p: *const f32| {
+                    let lo = _mm512_maskz_loadu_ps(m_lo, p);
+                    let hi = _mm512_maskz_loadu_ps(m_hi, p.add(16));
+                    (
+                        _mm512_permutex2var_ps(lo, even, hi),
+                        _mm512_permutex2var_ps(lo, odd, hi),
+                    )
+                };
+                let (a, b) = split(x.add(r0 + 2 * ox));
+                let (c, d) = split(x.add(r1 + 2 * ox));
+                // take = later > best || later is NaN (unordered with itself).
+                let mut best = a;
+                let mut picks = [0u16; 3];
+                for (pick, later) in picks.iter_mut().zip([b, c, d]) {
+                    let take = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(later, best)
+                        | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(later, later);
+                    best = _mm512_mask_mov_ps(best, take, later);
+                    *pick = take;
+                }
+                // Lane wins at 3 if picked last, else 2, else 1, else 0.
+                let w3 = picks[2];
+                let w2 = picks[1] & !w3;
+                let w1 = picks[0] & !picks[1] & !w3;
+                let w0 = !(w1 | w2 | w3);
+                match dy {
+                    None => {
+                        let (va, vb) = split(v.add(r0 + 2 * ox));
+                        let (vc, vd) = split(v.add(r1 + 2 * ox));
+                        let y = _mm512_mask_mov_ps(va, w1, vb);
+                        let y = _mm512_mask_mov_ps(y, w2, vc);
+                        let y = _mm512_mask_mov_ps(y, w3, vd);
+                        _mm512_mask_storeu_ps(out.add(oy * cols + ox), m_out, y);
+                    }
+                    Some(dy) => {
+                        let g = _mm512_maskz_loadu_ps(m_out, dy.add(oy * cols + ox));
+                        let zero = _mm512_setzero_ps();
+                        let at = |w: u16| _mm512_add_ps(zero, _mm512_maskz_mov_ps(w, g));
+                        let (ga, gb, gc, gd) = (at(w0), at(w1), at(w2), at(w3));
+                        for (r, e, o) in [(r0, ga, gb), (r1, gc, gd)] {
+                            let p = out.add(r + 2 * ox);
+                            _mm512_mask_storeu_ps(p, m_lo, _mm512_permutex2var_ps(e, zip_lo, o));
+                            _mm512_mask_storeu_ps(
+                                p.add(16),
+                                m_hi,
+                                _mm512_permutex2var_ps(e, zip_hi, o),
+                            );
+                        }
+                    }
+                }
+                ox += 16;
             }
         }
     }
