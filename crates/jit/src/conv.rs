@@ -30,7 +30,7 @@ const TRANSPOSE_MIN_OG: usize = 32;
 /// With the AVX-512 kernels, a weight gradient gathers the patch matrices of
 /// this many floats' worth of samples at a time (at least one sample), then
 /// sums their products in registers (see [`crate::convkern::dot`]).
-const PATCH_TILE_FLOATS: usize = 1 << 16;
+const PATCH_TILE_FLOATS: usize = 1 << 17;
 
 /// Which of the three products a [`ConvStep`] computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -614,9 +614,14 @@ impl ConvStep {
     /// patch rows, not overlapping; the step is [`Self::consistent`].
     unsafe fn channel_rows<const SCATTER: bool>(&self, x: *mut f32, cols: *mut f32) {
         #[cfg(target_arch = "x86_64")]
-        if self.simd && self.axes.len() == 2 && self.axes[1].stride == 1 {
+        if self.simd
+            && self.axes.len() == 2
+            && self.axes[1].stride == 1
+            && (!SCATTER || self.axes[1].kernel <= crate::convkern::MAX_SCATTER_TAPS)
+        {
             // SAFETY: the caller's guarantee; `simd` is set only where the
-            // CPU has AVX-512, and the inner stride is 1.
+            // CPU has AVX-512, the inner stride is 1 and a scatter's inner
+            // kernel within the bound.
             unsafe {
                 crate::convkern::patch_rows_2d::<SCATTER>((self.axes[0], self.axes[1]), x, cols)
             };

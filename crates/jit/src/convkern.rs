@@ -295,7 +295,7 @@ unsafe fn dot_tile<const R: usize, const C: usize>(
 /// [`available`] must be true; `x` must hold the channel's `input · input`
 /// plane and `cols` its `k_sp · out_sp` patch rows, not overlapping; the
 /// axes must be a valid window (`ConvStep::consistent`) with
-/// `inner.stride == 1`.
+/// `inner.stride == 1` (and `inner.kernel ≤ MAX_SCATTER_TAPS` to scatter).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn patch_rows_2d<const SCATTER: bool>(
@@ -310,46 +310,56 @@ pub(crate) unsafe fn patch_rows_2d<const SCATTER: bool>(
         unsafe { scatter_rows_2d((outer, inner), x, cols) };
         return;
     }
-    for ky in 0..outer.kernel {
-        let (ylo, yhi) = outer.inside(ky);
-        for kx in 0..inner.kernel {
-            let (xlo, xhi) = inner.inside(kx);
-            // Input column of output `ox`: `ox + shift` (in range for ox in xlo..xhi).
-            let shift = (kx * inner.dilation) as isize - inner.pad_lo as isize;
-            // SAFETY: row (ky, kx) of the patch rows and, for oy in ylo..yhi,
-            // input row `position(oy, ky)` of the plane; each vector's lanes
-            // are masked to outputs < wo and, where the input is read, to
-            // xlo..xhi, whose columns are inside the row (masked lanes touch
-            // no memory, so `src` may point outside it).
+    // Per tap: each 16-output chunk's mask and its lanes inside the input
+    // (the same for every output row), for rows of up to 16·CHUNKS outputs.
+    const CHUNKS: usize = 8;
+    let chunks = wo.div_ceil(16);
+    for kx in 0..inner.kernel {
+        let (xlo, xhi) = inner.inside(kx);
+        // Input column of output `ox`: `ox + shift` (in range for ox in xlo..xhi).
+        let shift = (kx * inner.dilation) as isize - inner.pad_lo as isize;
+        let chunk = |c: usize| {
+            let ox0 = 16 * c;
+            let len = (wo - ox0).min(16);
+            let (lo, hi) = (xlo.clamp(ox0, ox0 + len), xhi.clamp(ox0, ox0 + len));
+            let valid = if hi > lo {
+                lanes(hi - ox0) & !lanes(lo - ox0)
+            } else {
+                0
+            };
+            (lanes(len), valid)
+        };
+        let mut masks = [(0u16, 0u16); CHUNKS];
+        for (c, m) in masks.iter_mut().enumerate().take(chunks) {
+            *m = chunk(c);
+        }
+        for ky in 0..outer.kernel {
+            let (ylo, yhi) = outer.inside(ky);
+            // SAFETY: row (ky, kx) of the patch rows (ho · wo floats) and, for
+            // oy in ylo..yhi, input row `position(oy, ky)` of the plane; each
+            // vector's lanes are masked to outputs < wo and, where the input
+            // is read, to xlo..xhi, whose columns are inside the row (masked
+            // lanes touch no memory, so `src` may point outside it).
             unsafe {
                 let row = cols.add((ky * inner.kernel + kx) * out_sp);
-                for oy in 0..ho {
+                std::ptr::write_bytes(row, 0, ylo * wo);
+                std::ptr::write_bytes(row.add(yhi * wo), 0, (ho - yhi) * wo);
+                for oy in ylo..yhi {
                     let out = row.add(oy * wo);
-                    let inside = oy >= ylo && oy < yhi;
-                    let xrow = if inside {
-                        x.add(outer.position(oy, ky) * wi)
-                    } else {
-                        x
-                    };
-                    let mut ox0 = 0;
-                    while ox0 < wo {
-                        let len = (wo - ox0).min(16);
-                        let (lo, hi) = (xlo.clamp(ox0, ox0 + len), xhi.clamp(ox0, ox0 + len));
-                        let valid = if inside && hi > lo {
-                            lanes(hi - ox0) & !lanes(lo - ox0)
-                        } else {
-                            0
-                        };
-                        let src = xrow.wrapping_offset(ox0 as isize + shift);
-                        let v = _mm512_maskz_loadu_ps(valid, src);
-                        _mm512_mask_storeu_ps(out.add(ox0), lanes(len), v);
-                        ox0 += 16;
+                    let xrow = x.add(outer.position(oy, ky) * wi).wrapping_offset(shift);
+                    for c in 0..chunks {
+                        let (all, valid) = masks.get(c).copied().unwrap_or_else(|| chunk(c));
+                        let v = _mm512_maskz_loadu_ps(valid, xrow.wrapping_add(16 * c));
+                        _mm512_mask_storeu_ps(out.add(16 * c), all, v);
                     }
                 }
             }
         }
     }
 }
+
+/// Inner-axis taps [`patch_rows_2d`] handles when scattering.
+pub(crate) const MAX_SCATTER_TAPS: usize = 16;
 
 /// col2im of [`patch_rows_2d`]: each 16 columns of an input row are loaded
 /// once, get every tap's contribution from the patch rows, and are stored
@@ -368,18 +378,16 @@ unsafe fn scatter_rows_2d(
     let (ho, wo, wi) = (outer.output, inner.output, inner.input);
     let out_sp = ho * wo;
     let kw = inner.kernel;
-    // The first 16 taps' output ranges, computed once (each an i128 division).
-    let mut known = [(0usize, 0usize); 16];
-    for (kx, k) in known.iter_mut().enumerate().take(kw) {
-        *k = inner.inside(kx);
+    // Each tap's output range and input shift, computed once (an i128
+    // division each) and outside the loops, where a call would make the
+    // accumulator spill to the stack around it.
+    let mut taps = [(0isize, 0isize, 0isize); MAX_SCATTER_TAPS];
+    for (kx, t) in taps.iter_mut().enumerate().take(kw) {
+        let (xlo, xhi) = inner.inside(kx);
+        let shift = (kx * inner.dilation) as isize - inner.pad_lo as isize;
+        *t = (xlo as isize, xhi as isize, shift);
     }
-    let inside = |kx: usize| {
-        if kx < 16 {
-            known[kx]
-        } else {
-            inner.inside(kx)
-        }
-    };
+    let taps = &taps[..kw.min(MAX_SCATTER_TAPS)];
     for ky in 0..outer.kernel {
         let (ylo, yhi) = outer.inside(ky);
         for oy in ylo..yhi {
@@ -394,12 +402,10 @@ unsafe fn scatter_rows_2d(
                     let len = (wi - ix0).min(16);
                     let m = lanes(len);
                     let mut acc = _mm512_maskz_loadu_ps(m, xrow.add(ix0));
-                    for kx in 0..kw {
-                        let (xlo, xhi) = inside(kx);
-                        let shift = (kx * inner.dilation) as isize - inner.pad_lo as isize;
+                    for (kx, &(xlo, xhi, shift)) in taps.iter().enumerate() {
                         // Lane l is input column ix0 + l, output ix0 + l − shift.
                         let first = ix0 as isize - shift;
-                        let (lo, hi) = (xlo as isize - first, xhi as isize - first);
+                        let (lo, hi) = (xlo - first, xhi - first);
                         let (lo, hi) = (lo.clamp(0, len as isize), hi.clamp(0, len as isize));
                         if hi <= lo {
                             continue;
