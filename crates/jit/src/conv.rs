@@ -606,7 +606,8 @@ impl ConvStep {
     }
 
     /// Gathers one channel's patch rows from its plane `x` into `cols`
-    /// (`SCATTER = false`) or adds them back: [`crate::convkern::patch_rows_2d`]
+    /// (`SCATTER = false`) or adds them back into the zeroed plane (the vector
+    /// path overwrites it with the sums): [`crate::convkern::patch_rows_2d`]
     /// for a 2-d window with an inner stride of 1 on AVX-512, else [`Self::walk`].
     ///
     /// # Safety
@@ -617,7 +618,11 @@ impl ConvStep {
         if self.simd
             && self.axes.len() == 2
             && self.axes[1].stride == 1
-            && (!SCATTER || self.axes[1].kernel <= crate::convkern::MAX_SCATTER_TAPS)
+            && (!SCATTER
+                || self
+                    .axes
+                    .iter()
+                    .all(|a| a.kernel <= crate::convkern::MAX_SCATTER_TAPS))
         {
             // SAFETY: the caller's guarantee; `simd` is set only where the
             // CPU has AVX-512, the inner stride is 1 and a scatter's inner

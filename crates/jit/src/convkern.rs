@@ -295,7 +295,8 @@ unsafe fn dot_tile<const R: usize, const C: usize>(
 /// [`available`] must be true; `x` must hold the channel's `input · input`
 /// plane and `cols` its `k_sp · out_sp` patch rows, not overlapping; the
 /// axes must be a valid window (`ConvStep::consistent`) with
-/// `inner.stride == 1` (and `inner.kernel ≤ MAX_SCATTER_TAPS` to scatter).
+/// `inner.stride == 1`; to scatter, both kernels at most `MAX_SCATTER_TAPS`
+/// (the plane is then overwritten, not added to).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn patch_rows_2d<const SCATTER: bool>(
@@ -361,10 +362,10 @@ pub(crate) unsafe fn patch_rows_2d<const SCATTER: bool>(
 /// Inner-axis taps [`patch_rows_2d`] handles when scattering.
 pub(crate) const MAX_SCATTER_TAPS: usize = 16;
 
-/// col2im of [`patch_rows_2d`]: each 16 columns of an input row are loaded
-/// once, get every tap's contribution from the patch rows, and are stored
-/// once (adding tap by tap into memory made every load wait for the previous
-/// tap's overlapping, misaligned store).
+/// col2im of [`patch_rows_2d`], writing (not adding to) every element of the
+/// channel's plane: each 16 columns of an input row sum every tap that reads
+/// them from the patch rows in registers and are stored once. (Adding tap by
+/// tap into memory made every load wait for an overlapping masked store.)
 ///
 /// # Safety
 /// As [`patch_rows_2d`].
@@ -388,20 +389,32 @@ unsafe fn scatter_rows_2d(
         *t = (xlo as isize, xhi as isize, shift);
     }
     let taps = &taps[..kw.min(MAX_SCATTER_TAPS)];
-    for ky in 0..outer.kernel {
-        let (ylo, yhi) = outer.inside(ky);
-        for oy in ylo..yhi {
-            // SAFETY: input row `position(oy, ky)` (oy in ylo..yhi) of the
-            // plane, its columns masked to < wi; for tap kx, patch row
-            // (ky, kx) at output row oy, lanes masked to the outputs xlo..xhi
-            // whose input column `ox + shift` is this lane's (inside the row).
-            unsafe {
-                let xrow = x.add(outer.position(oy, ky) * wi);
-                let mut ix0 = 0;
-                while ix0 < wi {
-                    let len = (wi - ix0).min(16);
-                    let m = lanes(len);
-                    let mut acc = _mm512_maskz_loadu_ps(m, xrow.add(ix0));
+    for iy in 0..outer.input {
+        // The (ky, oy) whose tap reads input row iy: iy = oy·stride + ky·dilation − pad.
+        let mut reads = [(0usize, 0usize); MAX_SCATTER_TAPS];
+        let mut count = 0;
+        for ky in 0..outer.kernel.min(MAX_SCATTER_TAPS) {
+            let t = (iy + outer.pad_lo) as isize - (ky * outer.dilation) as isize;
+            if t >= 0
+                && (t as usize).is_multiple_of(outer.stride)
+                && (t as usize) / outer.stride < ho
+            {
+                reads[count] = (ky, t as usize / outer.stride);
+                count += 1;
+            }
+        }
+        let reads = &reads[..count];
+        // SAFETY: input row iy < input of the plane, its columns masked to
+        // < wi; for each (ky, oy) above and tap kx, patch row (ky, kx) at
+        // output row oy < ho, lanes masked to the outputs xlo..xhi whose input
+        // column `ox + shift` is this lane's (inside the row).
+        unsafe {
+            let xrow = x.add(iy * wi);
+            let mut ix0 = 0;
+            while ix0 < wi {
+                let len = (wi - ix0).min(16);
+                let mut acc = _mm512_setzero_ps();
+                for &(ky, oy) in reads {
                     for (kx, &(xlo, xhi, shift)) in taps.iter().enumerate() {
                         // Lane l is input column ix0 + l, output ix0 + l − shift.
                         let first = ix0 as isize - shift;
@@ -416,9 +429,9 @@ unsafe fn scatter_rows_2d(
                             .wrapping_offset(first);
                         acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(valid, src));
                     }
-                    _mm512_mask_storeu_ps(xrow.add(ix0), m, acc);
-                    ix0 += 16;
                 }
+                _mm512_mask_storeu_ps(xrow.add(ix0), lanes(len), acc);
+                ix0 += 16;
             }
         }
     }
