@@ -9,7 +9,7 @@
 //!   `A` element broadcast): the forward product and the input gradient's.
 //! - [`dot`]: `C (+)= Σ_t A_t · B_tᵀ`, both operands' rows contiguous along
 //!   the positions and summed over several samples in registers before one
-//!   horizontal sum per result (4 × 6 accumulators): the weight gradient.
+//!   horizontal sum per result (4 × 4 accumulators): the weight gradient.
 //!
 //! Neither packs nor allocates. A row tail shorter than 16 floats is read and
 //! written with masked instructions, whose masked-off lanes touch no memory.
@@ -36,7 +36,7 @@ const BCAST_VECS: usize = 4;
 /// Rows (of `A`) of a [`dot`] tile.
 const DOT_ROWS: usize = 4;
 /// Columns (rows of `B`) of a [`dot`] tile.
-const DOT_COLS: usize = 6;
+const DOT_COLS: usize = 4;
 
 /// A matrix operand: element `(i, j)` at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy)]
@@ -213,9 +213,7 @@ pub(crate) unsafe fn dot(
                                 ($r, 1) => dot_tile::<$r, 1>(shape, a, b, c, accumulate),
                                 ($r, 2) => dot_tile::<$r, 2>(shape, a, b, c, accumulate),
                                 ($r, 3) => dot_tile::<$r, 3>(shape, a, b, c, accumulate),
-                                ($r, 4) => dot_tile::<$r, 4>(shape, a, b, c, accumulate),
-                                ($r, 5) => dot_tile::<$r, 5>(shape, a, b, c, accumulate),
-                                ($r, _) => dot_tile::<$r, 6>(shape, a, b, c, accumulate),
+                                ($r, _) => dot_tile::<$r, 4>(shape, a, b, c, accumulate),
                             )*
                             _ => unreachable!("at most {DOT_ROWS} rows"),
                         }
@@ -243,7 +241,7 @@ unsafe fn dot_tile<const R: usize, const C: usize>(
     c: Mat<*mut f32>,
     accumulate: bool,
 ) {
-    let full = len / 16;
+    let (full, vecs) = (len / 16, len.div_ceil(16));
     let tail = lanes(len % 16);
     let mut s = [[_mm512_setzero_ps(); C]; R];
     // SAFETY: t < samples, rows r < R, j < C and positions p < len (the
@@ -253,25 +251,28 @@ unsafe fn dot_tile<const R: usize, const C: usize>(
         macro_rules! step {
             ($at:expr, $bt:expr, $mask:expr) => {{
                 let (at, bt, mask): (*const f32, *const f32, u16) = ($at, $bt, $mask);
-                let mut av = [_mm512_setzero_ps(); R];
-                for (r, av) in av.iter_mut().enumerate() {
-                    *av = _mm512_maskz_loadu_ps(mask, at.add(r * a.rs));
+                // B's vectors first, then one A vector per row, the shape of
+                // `bcast_tile`'s loop (the other nesting left the
+                // accumulators on the stack).
+                let mut bv = [_mm512_setzero_ps(); C];
+                for (j, bv) in bv.iter_mut().enumerate() {
+                    *bv = _mm512_maskz_loadu_ps(mask, bt.add(j * b.rs));
                 }
-                for j in 0..C {
-                    let bv = _mm512_maskz_loadu_ps(mask, bt.add(j * b.rs));
-                    for (s, &av) in s.iter_mut().zip(&av) {
-                        s[j] = _mm512_fmadd_ps(av, bv, s[j]);
+                for (r, s) in s.iter_mut().enumerate() {
+                    let av = _mm512_maskz_loadu_ps(mask, at.add(r * a.rs));
+                    for (s, &bv) in s.iter_mut().zip(&bv) {
+                        *s = _mm512_fmadd_ps(av, bv, *s);
                     }
                 }
             }};
         }
         for t in 0..samples {
             let (at, bt) = (a.ptr.add(t * a_ts), b.ptr.add(t * b_ts));
-            for q in 0..full {
-                step!(at.add(16 * q), bt.add(16 * q), u16::MAX);
-            }
-            if len % 16 != 0 {
-                step!(at.add(16 * full), bt.add(16 * full), tail);
+            // One loop body for whole vectors and the tail (two copies of
+            // the body pushed the accumulators onto the stack).
+            for q in 0..vecs {
+                let mask = if q < full { u16::MAX } else { tail };
+                step!(at.add(16 * q), bt.add(16 * q), mask);
             }
         }
         for (r, s) in s.iter().enumerate() {
