@@ -355,9 +355,22 @@ pub(crate) unsafe fn patch_rows_2d<const SCATTER: bool>(
                     let out = row.add(oy * wo);
                     let xrow = x.add(outer.position(oy, ky) * wi).wrapping_offset(shift);
                     for c in 0..chunks {
-                        let (all, valid) = masks.get(c).copied().unwrap_or_else(|| chunk(c));
-                        let v = _mm512_maskz_loadu_ps(valid, xrow.wrapping_add(16 * c));
-                        _mm512_mask_storeu_ps(out.add(16 * c), all, v);
+                        let (all, valid) = match masks.get(c) {
+                            Some(&m) => m,
+                            None => chunk(c),
+                        };
+                        // Whole vectors without masks (masked moves cost more).
+                        let src = xrow.wrapping_add(16 * c);
+                        let v = if valid == u16::MAX {
+                            _mm512_loadu_ps(src)
+                        } else {
+                            _mm512_maskz_loadu_ps(valid, src)
+                        };
+                        if all == u16::MAX {
+                            _mm512_storeu_ps(out.add(16 * c), v);
+                        } else {
+                            _mm512_mask_storeu_ps(out.add(16 * c), all, v);
+                        }
                     }
                 }
             }
