@@ -4,8 +4,9 @@
 //! 100 single runs (as the PyTorch side takes its best), in µs. `conv_speed.py` beside this file times the same
 //! convolutions in PyTorch.
 //!
-//! `cargo run --release -p graphc-jit --example conv_speed` (both cores), and
-//! with `GRAPHC_THREADS=1` for one.
+//! `cargo run --release -p graphc-jit --example conv_speed [LAYER]` (both
+//! cores; only the layers whose name contains LAYER), and with
+//! `GRAPHC_THREADS=1` for one.
 
 use graphc_ir::{Arg, AxisWindows, Graph, Op, TensorType, Window, WindowAxis};
 use graphc_jit::{compile_with, Options};
@@ -104,7 +105,9 @@ fn main() {
         "{:<15} {:>10} {:>12} {:>12}",
         "layer", "forward", "input grad", "weight grad"
     );
-    for l in LAYERS {
+    // An optional argument keeps the layers whose name contains it (for perf).
+    let only = std::env::args().nth(1).unwrap_or_default();
+    for l in LAYERS.iter().filter(|l| l.name.contains(only.as_str())) {
         let w = window(l);
         let [n, c, h, wd] = l.input;
         let out = w.output_shape();

@@ -27,6 +27,10 @@ const PARALLEL_MIN_MACS: usize = 1 << 21;
 /// with fewer the copy cost more than it saved (lenet's 6 and 16 channels:
 /// 0.76 → 1.6 ms and 1.8 → 2.0 ms; convnet's 32 and 64: 73 → 15 ms, 25 → 14 ms).
 const TRANSPOSE_MIN_OG: usize = 32;
+/// With the AVX-512 kernels, a weight gradient gathers the patch matrices of
+/// this many floats' worth of samples at a time (at least one sample), then
+/// sums their products in registers (see [`crate::convkern::dot`]).
+const PATCH_TILE_FLOATS: usize = 1 << 17;
 
 /// Which of the three products a [`ConvStep`] computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +64,7 @@ impl ConvAxis {
     /// The outputs `lo..hi` whose tap `k` reads an input position rather than
     /// padding (`o·stride + k·dilation − pad_lo` in `0..input`; increasing in
     /// `o`, so those outputs are one range). In i128: no overflow.
-    fn inside(&self, k: usize) -> (usize, usize) {
+    pub(crate) fn inside(&self, k: usize) -> (usize, usize) {
         let s = self.stride as i128;
         let shift = (k as i128) * (self.dilation as i128) - self.pad_lo as i128;
         // o·s + shift ≥ 0  ⇔  o ≥ ceil(−shift / s);  o·s + shift < input  ⇔  o < ceil((input − shift) / s)
@@ -71,7 +75,7 @@ impl ConvAxis {
     }
 
     /// The input position of output `o`'s tap `k`, for `o` in [`Self::inside`]`(k)`.
-    fn position(&self, o: usize, k: usize) -> usize {
+    pub(crate) fn position(&self, o: usize, k: usize) -> usize {
         o * self.stride + k * self.dilation - self.pad_lo
     }
 }
@@ -137,6 +141,12 @@ pub(crate) struct ConvStep {
     pub direct: bool,
     /// A weight gradient that copies the patch matrix transposed after it.
     pub transposed: bool,
+    /// The products run on [`crate::convkern`]'s AVX-512 kernels (else on the
+    /// `gemm` crate).
+    pub simd: bool,
+    /// Samples whose patch matrices a weight gradient gathers at once (1 for
+    /// the other kinds and without `simd`).
+    pub tile: usize,
     /// Pieces the samples are split in (1 ≤ pieces ≤ n).
     pub pieces: usize,
     /// Offset of `x` (`[N, C, *input]`).
@@ -212,17 +222,25 @@ impl ConvStep {
         // crate multiplies by a transposed right operand several times slower
         // (FACTS.md; convnet's 32×288×1024 products ran 4× slower than the
         // forward ones), and the copy costs a fraction of the product.
-        let transposed = !direct
+        let simd = crate::convkern::available();
+        let transposed = !simd
+            && !direct
             && og >= TRANSPOSE_MIN_OG
             && match kind {
                 ConvKind::WeightGrad => true,
                 ConvKind::Forward | ConvKind::InputGrad => false,
             };
         let copies = if transposed { 2 } else { 1 };
+        let one = kk.checked_mul(out_sp)?;
+        let tile = if simd && kind == ConvKind::WeightGrad && !direct {
+            (PATCH_TILE_FLOATS / one.max(1)).clamp(1, n)
+        } else {
+            1
+        };
         let patch = if direct {
             0
         } else {
-            kk.checked_mul(out_sp)?.checked_mul(copies)?
+            one.checked_mul(copies)?.checked_mul(tile)?
         };
         let w_len = o.checked_mul(kk)?;
         let partials = match kind {
@@ -263,6 +281,8 @@ impl ConvStep {
             sizes,
             direct,
             transposed,
+            simd,
+            tile,
             pieces,
             x: 0,
             w: 0,
@@ -310,6 +330,8 @@ impl ConvStep {
             && fresh.strides == self.strides
             && fresh.direct == self.direct
             && fresh.transposed == self.transposed
+            && fresh.simd == self.simd
+            && fresh.tile == self.tile
             && (1..=self.n).contains(&self.pieces)
             && needed.is_some_and(|needed| needed <= s.scratch_len)
     }
@@ -382,6 +404,11 @@ impl ConvStep {
         // piece holds kk × out_sp floats (twice that for a weight gradient,
         // whose transposed copy follows the patch matrix).
         unsafe {
+            #[cfg(target_arch = "x86_64")]
+            if self.simd {
+                self.samples_simd(base, piece, lo, hi);
+                return;
+            }
             let patches = base.add(self.scratch + piece * s.patch);
             let x_of = |n: usize, g: usize| base.add(self.x + (n * self.c + g * cg) * in_sp);
             let y_of = |n: usize, g: usize| base.add(self.y + (n * self.o + g * og) * out_sp);
@@ -390,9 +417,12 @@ impl ConvStep {
                 ConvKind::Forward => {
                     for n in lo..hi {
                         for g in 0..self.groups {
-                            let rhs = self.patch_matrix(x_of(n, g), patches);
-                            let dst = (y_of(n, g), out_sp, false);
-                            product((og, out_sp, kk), dst, (w_of(g), 1, kk), (rhs, 1, out_sp));
+                            // y_gᵀ [out, og] = patchesᵀ [out, kk] · W_gᵀ [kk, og]:
+                            // the positions are the product's rows, the long side
+                            // the `gemm` crate's kernels vectorise.
+                            let lhs = (self.patch_matrix(x_of(n, g), patches), out_sp, 1);
+                            let dst = (y_of(n, g), out_sp, 1, false);
+                            product((out_sp, og, kk), dst, lhs, (w_of(g), kk, 1));
                         }
                     }
                 }
@@ -403,14 +433,15 @@ impl ConvStep {
                         }
                         for g in 0..self.groups {
                             let cols = if self.direct { x_of(n, g) } else { patches };
-                            // cols [kk, out] = W_gᵀ [kk, og] · dy_g [og, out]
-                            let lhs = (w_of(g).cast_const(), kk, 1);
-                            let rhs = (y_of(n, g).cast_const(), 1, out_sp);
-                            product((kk, out_sp, og), (cols, out_sp, false), lhs, rhs);
+                            // colsᵀ [out, kk] = dy_gᵀ [out, og] · W_g [og, kk]
+                            let lhs = (y_of(n, g).cast_const(), out_sp, 1);
+                            let rhs = (w_of(g).cast_const(), 1, kk);
+                            product((out_sp, kk, og), (cols, out_sp, 1, false), lhs, rhs);
                             if !self.direct {
                                 for ci in 0..cg {
                                     let x = x_of(n, g).add(ci * in_sp);
-                                    self.walk::<true>(0, x, cols.add(ci * s.k_sp * out_sp), true);
+                                    let rows = cols.add(ci * s.k_sp * out_sp);
+                                    self.channel_rows::<true>(x, rows);
                                 }
                             }
                         }
@@ -424,20 +455,130 @@ impl ConvStep {
                     };
                     for n in lo..hi {
                         for g in 0..self.groups {
-                            let rhs = self.patch_matrix(x_of(n, g), patches);
-                            // dw_g [og, kk] (+)= dy_g [og, out] · patchesᵀ [out, kk],
-                            // patchesᵀ copied row-major after the patch matrix.
-                            let rhs = if self.transposed {
+                            let p = self.patch_matrix(x_of(n, g), patches);
+                            // dw_gᵀ [kk, og] (+)= patches [kk, out] · dy_gᵀ [out, og],
+                            // or from patchesᵀ copied row-major after the patch matrix.
+                            let lhs = if self.transposed {
                                 let t = patches.add(kk * out_sp);
-                                crate::gemm::transpose(rhs, t, kk, out_sp, 0, kk);
-                                (t.cast_const(), 1, kk)
+                                crate::gemm::transpose(p, t, kk, out_sp, 0, kk);
+                                (t.cast_const(), kk, 1)
                             } else {
-                                (rhs, out_sp, 1)
+                                (p, 1, out_sp)
                             };
-                            let dst = (dw.add(g * og * kk), kk, n > lo);
-                            let lhs = (y_of(n, g).cast_const(), 1, out_sp);
-                            product((og, kk, out_sp), dst, lhs, rhs);
+                            let dst = (dw.add(g * og * kk), kk, 1, n > lo);
+                            let rhs = (y_of(n, g).cast_const(), out_sp, 1);
+                            product((kk, og, out_sp), dst, lhs, rhs);
                         }
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`Self::samples`] on [`crate::convkern`]'s kernels.
+    ///
+    /// # Safety
+    /// As [`Self::samples`], with `simd` set (the CPU has AVX-512).
+    #[cfg(target_arch = "x86_64")]
+    unsafe fn samples_simd(&self, base: *mut f32, piece: usize, lo: usize, hi: usize) {
+        use crate::convkern::{bcast, dot, Mat};
+        let s = &self.sizes;
+        let (cg, og, kk, in_sp, out_sp) = (s.cg, s.og, s.kk, s.in_sp, s.out_sp);
+        let rows = |ptr: *mut f32, rs: usize| Mat {
+            ptr: ptr.cast_const(),
+            rs,
+            cs: 1,
+        };
+        // SAFETY: as in `samples`: every pointer stays inside its buffer
+        // (sample < N, group < G, one group's block of x, y or w), and this
+        // piece's patch region holds `tile` patch matrices of kk × out_sp
+        // floats one after another; `simd` was set by `new` only where
+        // `convkern::available()` (and `consistent` recomputes it).
+        unsafe {
+            let patches = base.add(self.scratch + piece * s.patch);
+            let x_of = |n: usize, g: usize| base.add(self.x + (n * self.c + g * cg) * in_sp);
+            let y_of = |n: usize, g: usize| base.add(self.y + (n * self.o + g * og) * out_sp);
+            let w_of = |g: usize| base.add(self.w + g * og * kk);
+            match self.kind {
+                ConvKind::Forward => {
+                    for n in lo..hi {
+                        for g in 0..self.groups {
+                            // y_g [og, out] = W_g [og, kk] · patches [kk, out]
+                            let p = self.patch_matrix(x_of(n, g), patches).cast_mut();
+                            let dst = Mat {
+                                ptr: y_of(n, g),
+                                rs: out_sp,
+                                cs: 1,
+                            };
+                            let (w, p) = (rows(w_of(g), kk), rows(p, out_sp));
+                            bcast((og, out_sp, kk), w, p, dst, false);
+                        }
+                    }
+                }
+                ConvKind::InputGrad => {
+                    for n in lo..hi {
+                        if !self.direct {
+                            std::ptr::write_bytes(x_of(n, 0), 0, self.c * in_sp);
+                        }
+                        for g in 0..self.groups {
+                            let cols = if self.direct { x_of(n, g) } else { patches };
+                            // cols [kk, out] = W_gᵀ [kk, og] · dy_g [og, out]
+                            let wt = Mat {
+                                ptr: w_of(g).cast_const(),
+                                rs: 1,
+                                cs: kk,
+                            };
+                            let dst = Mat {
+                                ptr: cols,
+                                rs: out_sp,
+                                cs: 1,
+                            };
+                            bcast((kk, out_sp, og), wt, rows(y_of(n, g), out_sp), dst, false);
+                            if !self.direct {
+                                for ci in 0..cg {
+                                    let x = x_of(n, g).add(ci * in_sp);
+                                    let rows = cols.add(ci * s.k_sp * out_sp);
+                                    self.channel_rows::<true>(x, rows);
+                                }
+                            }
+                        }
+                    }
+                }
+                ConvKind::WeightGrad => {
+                    let dw = if piece == 0 {
+                        base.add(self.w)
+                    } else {
+                        base.add(self.partial(piece))
+                    };
+                    let mut t0 = lo;
+                    while t0 < hi {
+                        // The direct form reads every sample's x in place.
+                        let t1 = if self.direct {
+                            hi
+                        } else {
+                            (t0 + self.tile).min(hi)
+                        };
+                        for g in 0..self.groups {
+                            let (p, p_ts) = if self.direct {
+                                (x_of(t0, g), self.c * in_sp)
+                            } else {
+                                for t in t0..t1 {
+                                    let dst = patches.add((t - t0) * kk * out_sp);
+                                    self.patch_matrix(x_of(t, g), dst);
+                                }
+                                (patches, kk * out_sp)
+                            };
+                            // dw_g [og, kk] (+)= Σ_t dy_t,g [og, out] · patches_tᵀ [out, kk]
+                            let dst = Mat {
+                                ptr: dw.add(g * og * kk),
+                                rs: kk,
+                                cs: 1,
+                            };
+                            let dy = (rows(y_of(t0, g), out_sp), self.o * out_sp);
+                            let p = (rows(p, out_sp), p_ts);
+                            dot((og, kk, out_sp), t1 - t0, dy, p, dst, t0 > lo);
+                        }
+                        t0 = t1;
                     }
                 }
             }
@@ -458,10 +599,42 @@ impl ConvStep {
             // SAFETY: channel ci's input plane and patch rows are inside both buffers.
             unsafe {
                 let cols = patches.add(ci * s.k_sp * s.out_sp);
-                self.walk::<false>(0, x.add(ci * s.in_sp), cols, true);
+                self.channel_rows::<false>(x.add(ci * s.in_sp), cols);
             }
         }
         patches.cast_const()
+    }
+
+    /// Gathers one channel's patch rows from its plane `x` into `cols`
+    /// (`SCATTER = false`) or adds them back into the zeroed plane (the vector
+    /// path overwrites it with the sums): [`crate::convkern::patch_rows_2d`]
+    /// for a 2-d window with an inner stride of 1 on AVX-512, else [`Self::walk`].
+    ///
+    /// # Safety
+    /// `x` holds one channel's plane (`in_sp` floats), `cols` its `k_sp · out_sp`
+    /// patch rows, not overlapping; the step is [`Self::consistent`].
+    unsafe fn channel_rows<const SCATTER: bool>(&self, x: *mut f32, cols: *mut f32) {
+        #[cfg(target_arch = "x86_64")]
+        if self.simd
+            && self.axes.len() == 2
+            && self.axes[1].stride == 1
+            && (!SCATTER
+                || self
+                    .axes
+                    .iter()
+                    .all(|a| a.kernel <= crate::convkern::MAX_SCATTER_TAPS))
+        {
+            // SAFETY: the caller's guarantee; `simd` is set only where the
+            // CPU has AVX-512, the inner stride is 1 and a scatter's inner
+            // kernel within the bound.
+            unsafe {
+                crate::convkern::patch_rows_2d::<SCATTER>((self.axes[0], self.axes[1]), x, cols)
+            };
+            return;
+        }
+        // SAFETY: the caller's guarantee: the walk starts at axis 0 with the
+        // plane's first float and the first patch row.
+        unsafe { self.walk::<SCATTER>(0, x, cols, true) }
     }
 
     /// Gathers (`SCATTER = false`) the patch rows of one input channel from
@@ -539,15 +712,16 @@ unsafe impl Send for Base {}
 // SAFETY: as above.
 unsafe impl Sync for Base {}
 
-/// `dst (+)= lhs · rhs` on this thread: `(m, n, k)`, `dst` as (pointer, row
-/// stride, accumulate), each operand as (pointer, column stride, row stride).
+/// `dst (+)= lhs · rhs` on this thread: `(m, n, k)`, `dst` as (pointer, column
+/// stride, row stride, accumulate), each operand as (pointer, column stride,
+/// row stride).
 ///
 /// # Safety
 /// Every operand and the result must lie in memory at those strides; the
 /// result must not overlap either operand.
 unsafe fn product(
     (m, n, k): (usize, usize, usize),
-    (dst, dst_rs, accumulate): (*mut f32, usize, bool),
+    (dst, dst_cs, dst_rs, accumulate): (*mut f32, usize, usize, bool),
     (lhs, lhs_cs, lhs_rs): (*const f32, usize, usize),
     (rhs, rhs_cs, rhs_rs): (*const f32, usize, usize),
 ) {
@@ -558,7 +732,7 @@ unsafe fn product(
             n,
             k,
             dst,
-            1,
+            dst_cs as isize,
             dst_rs as isize,
             accumulate,
             lhs,

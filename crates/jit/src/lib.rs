@@ -32,6 +32,7 @@
 mod arena;
 mod codegen;
 mod conv;
+mod convkern;
 mod exec;
 mod gemm;
 mod kernel;

@@ -32,16 +32,19 @@
 //!    result's extents lie inside the arena; its result overlaps neither
 //!    operand; dot products read contiguous rows (`lhs_cs = rhs_rs = 1`); a
 //!    copied right operand is a row-major `n × k` matrix.
-//! 10. A convolution step names a step of the plan whose sizes, strides and
-//!     pieces are the ones its shapes and window give (its loops index by
-//!     them); its input, weight and output (`[N, C, *in]`, `[O, C/G, *k]`,
+//! 10. A convolution step names a step of the plan whose sizes, strides,
+//!     pieces, kernel choice (`simd`: the AVX-512 kernels, set only where the
+//!     CPU has them) and weight-gradient sample tile are the ones its shapes,
+//!     window and CPU give (its loops index by them, and the scratch holds
+//!     `tile` patch matrices per piece); its input, weight and output (`[N, C, *in]`, `[O, C/G, *k]`,
 //!     `[N, O, *out]`) and its scratch region (patch matrices and partial
 //!     weight gradients of every piece) lie inside the arena; the buffer it
 //!     writes overlaps neither the two it reads nor the scratch, and the
 //!     scratch overlaps neither operand.
 //! 11. A max-pooling step names a step of the plan whose windows hold at
 //!     least one position, all inside their axis, and whose sizes are its
-//!     shapes'; its operands and result lie inside the arena, and the result
+//!     shapes' (a step marked `pairs` has two axes of windows `{2·o, 2, 1}`
+//!     on a CPU with AVX-512); its operands and result lie inside the arena, and the result
 //!     overlaps neither operand.
 //! 12. A random-uniform kernel reads its step counter inside the index buffer
 //!     and writes its `len` values inside the arena; its `hi` is its number of

@@ -1,0 +1,558 @@
+//! AVX-512 products for the convolution steps, shaped for their small
+//! matrices: a channel count (6, 16, 32, 64) on one side, output positions
+//! (contiguous in memory) on the other. The `gemm` crate packs both operands
+//! and vectorises a 64-row side at every call; on lenet's per-sample products
+//! (6 × 784 × 25, 16 × 100 × 150) that cost it 4–10× its arithmetic. Here:
+//!
+//! - [`bcast`]: `C (+)= A · B` with `B` and `C` row-major along the positions,
+//!   vectorised along them (up to 6 rows × 64 columns of accumulators, each
+//!   `A` element broadcast): the forward product and the input gradient's.
+//! - [`dot`]: `C (+)= Σ_t A_t · B_tᵀ`, both operands' rows contiguous along
+//!   the positions and summed over several samples in registers before one
+//!   horizontal sum per result (4 × 4 accumulators): the weight gradient.
+//!
+//! Neither packs nor allocates. A row tail shorter than 16 floats is read and
+//! written with masked instructions, whose masked-off lanes touch no memory.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// Whether this CPU runs the kernels (else the steps use the `gemm` crate).
+pub(crate) fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Rows of accumulators of a [`bcast`] tile.
+const BCAST_ROWS: usize = 6;
+/// 16-float vectors of accumulators per row of a [`bcast`] tile.
+const BCAST_VECS: usize = 4;
+/// Rows (of `A`) of a [`dot`] tile.
+const DOT_ROWS: usize = 4;
+/// Columns (rows of `B`) of a [`dot`] tile.
+const DOT_COLS: usize = 4;
+
+/// A matrix operand: element `(i, j)` at `ptr + i·rs + j·cs`.
+#[derive(Clone, Copy)]
+pub(crate) struct Mat<P> {
+    pub ptr: P,
+    pub rs: usize,
+    pub cs: usize,
+}
+
+/// The mask of the first `len` lanes (all 16 from 16 on).
+fn lanes(len: usize) -> u16 {
+    if len >= 16 {
+        u16::MAX
+    } else {
+        (1u16 << len) - 1
+    }
+}
+
+/// `C[m, n] (+)= A[m, k] · B[k, n]`, `B` and `C` with column stride 1
+/// (their `cs` is ignored), `A` at any strides; `accumulate` adds to `C`.
+///
+/// # Safety
+/// [`available`] must be true; every element `(i, j)` with `i < m`, `j < n`
+/// (`l < k`) of `A`, `B` and `C` must be valid memory at its address, and
+/// `C` must overlap neither operand.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn bcast(
+    (m, n, k): (usize, usize, usize),
+    a: Mat<*const f32>,
+    b: Mat<*const f32>,
+    c: Mat<*mut f32>,
+    accumulate: bool,
+) {
+    let mut j = 0;
+    while j < n {
+        let cols = (n - j).min(16 * BCAST_VECS);
+        let vecs = cols.div_ceil(16);
+        let mask = lanes(cols - (vecs - 1) * 16);
+        let mut i = 0;
+        while i < m {
+            let rows = (m - i).min(BCAST_ROWS);
+            // SAFETY: rows i..i+rows ≤ m and columns j..j+cols ≤ n (the last
+            // vector masked to them) of each matrix: the caller's guarantee.
+            unsafe {
+                let a = Mat {
+                    ptr: a.ptr.add(i * a.rs),
+                    ..a
+                };
+                let b = Mat {
+                    ptr: b.ptr.add(j),
+                    ..b
+                };
+                let c = Mat {
+                    ptr: c.ptr.add(i * c.rs + j),
+                    ..c
+                };
+                macro_rules! go {
+                    ($($r:literal),*) => {
+                        match (rows, vecs) {
+                            $(
+                                ($r, 1) => bcast_tile::<$r, 1>(k, a, b, c, mask, accumulate),
+                                ($r, 2) => bcast_tile::<$r, 2>(k, a, b, c, mask, accumulate),
+                                ($r, 3) => bcast_tile::<$r, 3>(k, a, b, c, mask, accumulate),
+                                ($r, _) => bcast_tile::<$r, 4>(k, a, b, c, mask, accumulate),
+                            )*
+                            _ => unreachable!("at most {BCAST_ROWS} rows"),
+                        }
+                    };
+                }
+                go!(1, 2, 3, 4, 5, 6);
+            }
+            i += rows;
+        }
+        j += cols;
+    }
+}
+
+/// One `R × 16·V` tile of [`bcast`], the last vector of each row masked by `mask`.
+///
+/// # Safety
+/// As [`bcast`] for `R` rows and the tile's columns.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn bcast_tile<const R: usize, const V: usize>(
+    k: usize,
+    a: Mat<*const f32>,
+    b: Mat<*const f32>,
+    c: Mat<*mut f32>,
+    mask: u16,
+    accumulate: bool,
+) {
+    // (A plain function of `v`: no intrinsic inside, so a closure is fine.)
+    let mask_of = |v: usize| if v + 1 == V { mask } else { u16::MAX };
+    let mut s = [[_mm512_setzero_ps(); V]; R];
+    // SAFETY: l < k, r < R and the tile's columns (masked) are inside the
+    // operands: the caller's guarantee.
+    unsafe {
+        for l in 0..k {
+            let bl = b.ptr.add(l * b.rs);
+            let mut bv = [_mm512_setzero_ps(); V];
+            for (v, bv) in bv.iter_mut().enumerate() {
+                *bv = _mm512_maskz_loadu_ps(mask_of(v), bl.add(16 * v));
+            }
+            let al = a.ptr.add(l * a.cs);
+            for (r, s) in s.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*al.add(r * a.rs));
+                for (s, bv) in s.iter_mut().zip(bv) {
+                    *s = _mm512_fmadd_ps(av, bv, *s);
+                }
+            }
+        }
+        for (r, s) in s.iter().enumerate() {
+            let row = c.ptr.add(r * c.rs);
+            for (v, &s) in s.iter().enumerate() {
+                let (p, m) = (row.add(16 * v), mask_of(v));
+                let s = if accumulate {
+                    _mm512_add_ps(_mm512_maskz_loadu_ps(m, p), s)
+                } else {
+                    s
+                };
+                _mm512_mask_storeu_ps(p, m, s);
+            }
+        }
+    }
+}
+
+/// `C[i, j] (+)= Σ_{t < samples} Σ_{p < len} A_t[i, p] · B_t[j, p]` for
+/// `i < m`, `j < n`: `A_t[i, p]` at `a.ptr + t·a_ts + i·a.rs + p`, `B_t` at
+/// `b.ptr + t·b_ts + j·b.rs + p` (the operands' `cs` are ignored: rows are
+/// contiguous), `C[i, j]` at `c.ptr + i·c.rs + j·c.cs`.
+///
+/// # Safety
+/// [`available`] must be true; every element named above must be valid
+/// memory, and `C` must overlap neither operand.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn dot(
+    (m, n, len): (usize, usize, usize),
+    samples: usize,
+    (a, a_ts): (Mat<*const f32>, usize),
+    (b, b_ts): (Mat<*const f32>, usize),
+    c: Mat<*mut f32>,
+    accumulate: bool,
+) {
+    let mut j = 0;
+    while j < n {
+        let cols = (n - j).min(DOT_COLS);
+        let mut i = 0;
+        while i < m {
+            let rows = (m - i).min(DOT_ROWS);
+            // SAFETY: rows i..i+rows ≤ m of A and C, rows j..j+cols ≤ n of B
+            // and columns of C: the caller's guarantee.
+            unsafe {
+                let a = Mat {
+                    ptr: a.ptr.add(i * a.rs),
+                    ..a
+                };
+                let b = Mat {
+                    ptr: b.ptr.add(j * b.rs),
+                    ..b
+                };
+                let c = Mat {
+                    ptr: c.ptr.add(i * c.rs + j * c.cs),
+                    ..c
+                };
+                let shape = (len, samples, a_ts, b_ts);
+                macro_rules! go {
+                    ($($r:literal),*) => {
+                        match (rows, cols) {
+                            $(
+                                ($r, 1) => dot_tile::<$r, 1>(shape, a, b, c, accumulate),
+                                ($r, 2) => dot_tile::<$r, 2>(shape, a, b, c, accumulate),
+                                ($r, 3) => dot_tile::<$r, 3>(shape, a, b, c, accumulate),
+                                ($r, _) => dot_tile::<$r, 4>(shape, a, b, c, accumulate),
+                            )*
+                            _ => unreachable!("at most {DOT_ROWS} rows"),
+                        }
+                    };
+                }
+                go!(1, 2, 3, 4);
+            }
+            i += rows;
+        }
+        j += cols;
+    }
+}
+
+/// One `R × C` tile of [`dot`]: `(len, samples, a_ts, b_ts)`.
+///
+/// # Safety
+/// As [`dot`] for the tile's rows and columns.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+unsafe fn dot_tile<const R: usize, const C: usize>(
+    (len, samples, a_ts, b_ts): (usize, usize, usize, usize),
+    a: Mat<*const f32>,
+    b: Mat<*const f32>,
+    c: Mat<*mut f32>,
+    accumulate: bool,
+) {
+    let (full, vecs) = (len / 16, len.div_ceil(16));
+    let tail = lanes(len % 16);
+    let mut s = [[_mm512_setzero_ps(); C]; R];
+    // SAFETY: t < samples, rows r < R, j < C and positions p < len (the
+    // tail masked) are inside the operands: the caller's guarantee.
+    unsafe {
+        // A macro, not a closure: the body must be compiled with AVX-512.
+        macro_rules! step {
+            ($at:expr, $bt:expr, $mask:expr) => {{
+                let (at, bt, mask): (*const f32, *const f32, u16) = ($at, $bt, $mask);
+                // B's vectors first, then one A vector per row, the shape of
+                // `bcast_tile`'s loop (the other nesting left the
+                // accumulators on the stack).
+                let mut bv = [_mm512_setzero_ps(); C];
+                for (j, bv) in bv.iter_mut().enumerate() {
+                    *bv = _mm512_maskz_loadu_ps(mask, bt.add(j * b.rs));
+                }
+                for (r, s) in s.iter_mut().enumerate() {
+                    let av = _mm512_maskz_loadu_ps(mask, at.add(r * a.rs));
+                    for (s, &bv) in s.iter_mut().zip(&bv) {
+                        *s = _mm512_fmadd_ps(av, bv, *s);
+                    }
+                }
+            }};
+        }
+        for t in 0..samples {
+            let (at, bt) = (a.ptr.add(t * a_ts), b.ptr.add(t * b_ts));
+            // One loop body for whole vectors and the tail (two copies of
+            // the body pushed the accumulators onto the stack).
+            for q in 0..vecs {
+                let mask = if q < full { u16::MAX } else { tail };
+                step!(at.add(16 * q), bt.add(16 * q), mask);
+            }
+        }
+        for (r, s) in s.iter().enumerate() {
+            for (j, &s) in s.iter().enumerate() {
+                let p = c.ptr.add(r * c.rs + j * c.cs);
+                let v = _mm512_reduce_add_ps(s);
+                *p = if accumulate { *p + v } else { v };
+            }
+        }
+    }
+}
+
+/// The patch rows of one channel of a 2-d convolution with stride 1 along
+/// its inner axis (im2col, `SCATTER = false`: `cols` gets `kernel` rows of
+/// `out_sp` floats, zeros where a tap reads padding), or their sum back into
+/// the channel's plane (col2im, `SCATTER = true`). One masked vector per 16
+/// outputs of a row: the mask keeps the taps inside the input, so padding
+/// costs neither a branch nor a read. `axes` are `(outer, inner)`.
+///
+/// # Safety
+/// [`available`] must be true; `x` must hold the channel's `input · input`
+/// plane and `cols` its `k_sp · out_sp` patch rows, not overlapping; the
+/// axes must be a valid window (`ConvStep::consistent`) with
+/// `inner.stride == 1`; to scatter, both kernels at most `MAX_SCATTER_TAPS`
+/// (the plane is then overwritten, not added to).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn patch_rows_2d<const SCATTER: bool>(
+    (outer, inner): (crate::conv::ConvAxis, crate::conv::ConvAxis),
+    x: *mut f32,
+    cols: *mut f32,
+) {
+    let (ho, wo, wi) = (outer.output, inner.output, inner.input);
+    let out_sp = ho * wo;
+    if SCATTER {
+        // SAFETY: the caller's guarantee, as `scatter_rows_2d` needs.
+        unsafe { scatter_rows_2d((outer, inner), x, cols) };
+        return;
+    }
+    // Per tap: each 16-output chunk's mask and its lanes inside the input
+    // (the same for every output row), for rows of up to 16·CHUNKS outputs.
+    const CHUNKS: usize = 8;
+    let chunks = wo.div_ceil(16);
+    for kx in 0..inner.kernel {
+        let (xlo, xhi) = inner.inside(kx);
+        // Input column of output `ox`: `ox + shift` (in range for ox in xlo..xhi).
+        let shift = (kx * inner.dilation) as isize - inner.pad_lo as isize;
+        let chunk = |c: usize| {
+            let ox0 = 16 * c;
+            let len = (wo - ox0).min(16);
+            let (lo, hi) = (xlo.clamp(ox0, ox0 + len), xhi.clamp(ox0, ox0 + len));
+            let valid = if hi > lo {
+                lanes(hi - ox0) & !lanes(lo - ox0)
+            } else {
+                0
+            };
+            (lanes(len), valid)
+        };
+        let mut masks = [(0u16, 0u16); CHUNKS];
+        for (c, m) in masks.iter_mut().enumerate().take(chunks) {
+            *m = chunk(c);
+        }
+        for ky in 0..outer.kernel {
+            let (ylo, yhi) = outer.inside(ky);
+            // SAFETY: row (ky, kx) of the patch rows (ho · wo floats) and, for
+            // oy in ylo..yhi, input row `position(oy, ky)` of the plane; each
+            // vector's lanes are masked to outputs < wo and, where the input
+            // is read, to xlo..xhi, whose columns are inside the row (masked
+            // lanes touch no memory, so `src` may point outside it).
+            unsafe {
+                let row = cols.add((ky * inner.kernel + kx) * out_sp);
+                // (Guarded: a call per tap even for 0 floats showed in perf.)
+                if ylo > 0 {
+                    std::ptr::write_bytes(row, 0, ylo * wo);
+                }
+                if yhi < ho {
+                    std::ptr::write_bytes(row.add(yhi * wo), 0, (ho - yhi) * wo);
+                }
+                for oy in ylo..yhi {
+                    let out = row.add(oy * wo);
+                    let xrow = x.add(outer.position(oy, ky) * wi).wrapping_offset(shift);
+                    for c in 0..chunks {
+                        let (all, valid) = match masks.get(c) {
+                            Some(&m) => m,
+                            None => chunk(c),
+                        };
+                        // Whole vectors without masks (masked moves cost more).
+                        let src = xrow.wrapping_add(16 * c);
+                        let v = if valid == u16::MAX {
+                            _mm512_loadu_ps(src)
+                        } else {
+                            _mm512_maskz_loadu_ps(valid, src)
+                        };
+                        if all == u16::MAX {
+                            _mm512_storeu_ps(out.add(16 * c), v);
+                        } else {
+                            _mm512_mask_storeu_ps(out.add(16 * c), all, v);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Inner-axis taps [`patch_rows_2d`] handles when scattering.
+pub(crate) const MAX_SCATTER_TAPS: usize = 16;
+
+/// col2im of [`patch_rows_2d`], writing (not adding to) every element of the
+/// channel's plane: each 16 columns of an input row sum every tap that reads
+/// them from the patch rows in registers and are stored once. (Adding tap by
+/// tap into memory made every load wait for an overlapping masked store.)
+///
+/// # Safety
+/// As [`patch_rows_2d`].
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn scatter_rows_2d(
+    (outer, inner): (crate::conv::ConvAxis, crate::conv::ConvAxis),
+    x: *mut f32,
+    cols: *mut f32,
+) {
+    let (ho, wo, wi) = (outer.output, inner.output, inner.input);
+    let out_sp = ho * wo;
+    let kw = inner.kernel;
+    // Each tap's output range and input shift, computed once (an i128
+    // division each) and outside the loops, where a call would make the
+    // accumulator spill to the stack around it.
+    let mut taps = [(0isize, 0isize, 0isize); MAX_SCATTER_TAPS];
+    for (kx, t) in taps.iter_mut().enumerate().take(kw) {
+        let (xlo, xhi) = inner.inside(kx);
+        let shift = (kx * inner.dilation) as isize - inner.pad_lo as isize;
+        *t = (xlo as isize, xhi as isize, shift);
+    }
+    let taps = &taps[..kw.min(MAX_SCATTER_TAPS)];
+    for iy in 0..outer.input {
+        // The (ky, oy) whose tap reads input row iy: iy = oy·stride + ky·dilation − pad.
+        let mut reads = [(0usize, 0usize); MAX_SCATTER_TAPS];
+        let mut count = 0;
+        for ky in 0..outer.kernel.min(MAX_SCATTER_TAPS) {
+            let t = (iy + outer.pad_lo) as isize - (ky * outer.dilation) as isize;
+            if t >= 0
+                && (t as usize).is_multiple_of(outer.stride)
+                && (t as usize) / outer.stride < ho
+            {
+                reads[count] = (ky, t as usize / outer.stride);
+                count += 1;
+            }
+        }
+        let reads = &reads[..count];
+        // SAFETY: input row iy < input of the plane, its columns masked to
+        // < wi; for each (ky, oy) above and tap kx, patch row (ky, kx) at
+        // output row oy < ho, lanes masked to the outputs xlo..xhi whose input
+        // column `ox + shift` is this lane's (inside the row).
+        unsafe {
+            let xrow = x.add(iy * wi);
+            let mut ix0 = 0;
+            while ix0 < wi {
+                let len = (wi - ix0).min(16);
+                let mut acc = _mm512_setzero_ps();
+                for &(ky, oy) in reads {
+                    for (kx, &(xlo, xhi, shift)) in taps.iter().enumerate() {
+                        // Lane l is input column ix0 + l, output ix0 + l − shift.
+                        let first = ix0 as isize - shift;
+                        let (lo, hi) = (xlo - first, xhi - first);
+                        let (lo, hi) = (lo.clamp(0, len as isize), hi.clamp(0, len as isize));
+                        if hi <= lo {
+                            continue;
+                        }
+                        let valid = lanes(hi as usize) & !lanes(lo as usize);
+                        let src = cols
+                            .add((ky * kw + kx) * out_sp + oy * wo)
+                            .wrapping_offset(first);
+                        acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(valid, src));
+                    }
+                }
+                _mm512_mask_storeu_ps(xrow.add(ix0), lanes(len), acc);
+                ix0 += 16;
+            }
+        }
+    }
+}
+
+/// One plane of a 2×2, stride-2 max pooling without padding (`rows × cols`
+/// outputs over an `in_rows × in_cols` plane, `2·rows ≤ in_rows`, `2·cols ≤
+/// in_cols`), 16 outputs at a time, bit for bit the scalar rule: the four
+/// positions in row-major order, the first largest wins, a NaN counts as
+/// largest and a later NaN replaces an earlier one. Forward (`dy == None`):
+/// `out[o] = v[argmax]`. Gradient: `out` (the `dx` plane) is zeroed and gets
+/// `0 + dy[o]` at each window's argmax (windows do not overlap, so each input
+/// receives at most one addition, as the scalar loop adds it).
+///
+/// # Safety
+/// [`available`] must be true; `x` and `v` (forward) hold `in_rows · in_cols`
+/// floats, `dy` (gradient) `rows · cols`, `out` `rows · cols` (forward) or
+/// `in_rows · in_cols` (gradient), `out` overlapping none of them.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn max_pool_2x2(
+    (rows, cols, in_rows, in_cols): (usize, usize, usize, usize),
+    x: *const f32,
+    v: *const f32,
+    dy: Option<*const f32>,
+    out: *mut f32,
+) {
+    let idx = |f: fn(i32) -> i32| {
+        let lanes: [i32; 16] = std::array::from_fn(|i| f(i as i32));
+        // SAFETY: 16 i32 read from a 16-element array.
+        unsafe { _mm512_loadu_si512(lanes.as_ptr().cast()) }
+    };
+    let even = idx(|i| 2 * i);
+    let odd = idx(|i| 2 * i + 1);
+    let zip_lo = idx(|i| (i / 2) + 16 * (i % 2));
+    let zip_hi = idx(|i| 8 + (i / 2) + 16 * (i % 2));
+    // SAFETY: rows oy < rows read input rows 2·oy, 2·oy + 1 < in_rows; a
+    // chunk's lanes are masked to outputs < cols and inputs < 2·cols ≤ in_cols
+    // (masked lanes touch no memory); the gradient writes the plane it zeroed.
+    unsafe {
+        if dy.is_some() {
+            std::ptr::write_bytes(out, 0, in_rows * in_cols);
+        }
+        for oy in 0..rows {
+            let r0 = 2 * oy * in_cols;
+            let r1 = r0 + in_cols;
+            let mut ox = 0;
+            while ox < cols {
+                let len = (cols - ox).min(16);
+                let m_out = lanes(len);
+                let (m_lo, m_hi) = (lanes(2 * len), lanes((2 * len).saturating_sub(16)));
+                let split = |p: *const f32| {
+                    let lo = _mm512_maskz_loadu_ps(m_lo, p);
+                    let hi = _mm512_maskz_loadu_ps(m_hi, p.add(16));
+                    (
+                        _mm512_permutex2var_ps(lo, even, hi),
+                        _mm512_permutex2var_ps(lo, odd, hi),
+                    )
+                };
+                let (a, b) = split(x.add(r0 + 2 * ox));
+                let (c, d) = split(x.add(r1 + 2 * ox));
+                // take = later > best || later is NaN (unordered with itself).
+                let mut best = a;
+                let mut picks = [0u16; 3];
+                for (pick, later) in picks.iter_mut().zip([b, c, d]) {
+                    let take = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(later, best)
+                        | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(later, later);
+                    best = _mm512_mask_mov_ps(best, take, later);
+                    *pick = take;
+                }
+                // Lane wins at 3 if picked last, else 2, else 1, else 0.
+                let w3 = picks[2];
+                let w2 = picks[1] & !w3;
+                let w1 = picks[0] & !picks[1] & !w3;
+                let w0 = !(w1 | w2 | w3);
+                match dy {
+                    None => {
+                        let (va, vb) = split(v.add(r0 + 2 * ox));
+                        let (vc, vd) = split(v.add(r1 + 2 * ox));
+                        let y = _mm512_mask_mov_ps(va, w1, vb);
+                        let y = _mm512_mask_mov_ps(y, w2, vc);
+                        let y = _mm512_mask_mov_ps(y, w3, vd);
+                        _mm512_mask_storeu_ps(out.add(oy * cols + ox), m_out, y);
+                    }
+                    Some(dy) => {
+                        let g = _mm512_maskz_loadu_ps(m_out, dy.add(oy * cols + ox));
+                        let zero = _mm512_setzero_ps();
+                        let at = |w: u16| _mm512_add_ps(zero, _mm512_maskz_mov_ps(w, g));
+                        let (ga, gb, gc, gd) = (at(w0), at(w1), at(w2), at(w3));
+                        for (r, e, o) in [(r0, ga, gb), (r1, gc, gd)] {
+                            let p = out.add(r + 2 * ox);
+                            _mm512_mask_storeu_ps(p, m_lo, _mm512_permutex2var_ps(e, zip_lo, o));
+                            _mm512_mask_storeu_ps(
+                                p.add(16),
+                                m_hi,
+                                _mm512_permutex2var_ps(e, zip_hi, o),
+                            );
+                        }
+                    }
+                }
+                ox += 16;
+            }
+        }
+    }
+}
