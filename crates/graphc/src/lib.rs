@@ -36,8 +36,9 @@ pub use graphc_nn::TargetLayout;
 pub use graphc_spec::{parse_str, Spec, SpecError};
 pub use graphc_spec::{OptimizerKind, OptimizerSpec, SgdSpec};
 pub use graphc_train::{
-    BatchTargets, Dataset, EpochEvent, Evaluation, FitEnd, NamedTensor, Observer, Optimizer,
-    OptimizerState, RunOptions, SpecData, StepEvent, Summary, TrainError, Trainer, TrainerState,
+    BatchTargets, Dataset, EpochEvent, Evaluation, FitEnd, LastEpoch, NamedTensor, Observer,
+    Optimizer, OptimizerState, RunOptions, SpecData, StepEvent, Summary, TrainError, Trainer,
+    TrainerState,
 };
 
 /// Every way a call of this crate can fail, with the message to show as its `Display`.

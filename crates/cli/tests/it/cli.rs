@@ -249,3 +249,51 @@ fn bench_prints_one_json_line_with_rate_and_compile_time() {
         "steps_per_s and step_us agree"
     );
 }
+
+#[test]
+fn the_closing_line_reports_the_last_epochs_mean_loss_and_its_validation() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().to_str().unwrap();
+    let spec = std::fs::read_to_string(repo().join("specs/iris.yaml"))
+        .unwrap()
+        .replace("  batch_size: 16", "  batch_size: 16\n  split: 0.2")
+        .replace("epochs: 30", "epochs: 4")
+        .replace(
+            "data/iris.csv",
+            &repo().join("specs/data/iris.csv").to_string_lossy(),
+        );
+    std::fs::write(out.path().join("iris.yaml"), spec).unwrap();
+    let o = graphc_in(
+        out.path(),
+        &[
+            "train",
+            "iris.yaml",
+            "--out",
+            &format!("{dir}/run"),
+            "--quiet",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary = String::from_utf8_lossy(&o.stdout).into_owned();
+    let metrics = std::fs::read_to_string(out.path().join("run/metrics.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = metrics
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let last: Vec<f64> = lines
+        .iter()
+        .filter(|l| l["epoch"] == 4 && l.get("loss").is_some())
+        .map(|l| l["loss"].as_f64().unwrap())
+        .collect();
+    // 120 training rows in batches of 16: 8 steps an epoch.
+    assert_eq!(last.len(), 8);
+    let mean = last.iter().sum::<f64>() / last.len() as f64;
+    let valid = lines
+        .iter()
+        .rev()
+        .find_map(|l| l["valid_loss"].as_f64())
+        .unwrap();
+    let expected = format!("epoch 4 mean loss {mean:.4}, valid loss {valid:.4} (accuracy ");
+    assert!(summary.contains(&expected), "{summary} lacks {expected}");
+    assert!(!summary.contains("final loss"), "{summary}");
+}
