@@ -4,6 +4,8 @@ use std::path::Path;
 
 use graphc_spec::*;
 
+use crate::support::with_layer;
+
 /// A valid spec to break one piece at a time; line numbers below refer to it.
 const BASE: &str = "\
 seed: 0
@@ -600,27 +602,10 @@ fn byte_order_mark_and_crlf_line_ends_keep_positions() {
     );
 }
 
-/// A valid image spec whose first layer (line 8) the layer tests replace.
-const IMAGE_BASE: &str = "\
-seed: 0
-data:
-  train: {csv: train.csv, target: y}
-  batch_size: 10
-model:
-  input: [1, 8, 8]
-  layers:
-    - LAYER
-    - {type: flatten}
-    - {type: linear, out: 3}
-loss: {type: cross_entropy}
-optimizer: {type: sgd, lr: 0.1}
-train: {epochs: 2}
-";
-
-/// `IMAGE_BASE` with `layer` first: its error is on line 8 and says `message`.
+/// `with_layer(layer)`: its error is on line 8 and says `message`.
 #[track_caller]
 fn assert_layer_err(layer: &str, message: &str) {
-    let e = err(&IMAGE_BASE.replace("LAYER", layer));
+    let e = err(&with_layer(layer));
     assert_eq!(e.message(), message, "{e}");
     assert_eq!(e.line(), Some(8), "{e}");
     assert!(!e.to_string().contains('\n'), "{e}");
@@ -629,7 +614,7 @@ fn assert_layer_err(layer: &str, message: &str) {
 #[test]
 fn convolution_and_pooling_layers_with_defaults_parse() {
     let layer = "{type: Conv2d, out_channels: 4, kernel_size: [3, 5], padding: valid, bias: false}";
-    let spec = parse_str(&IMAGE_BASE.replace("LAYER", layer), Path::new("spec.yaml")).unwrap();
+    let spec = parse_str(&with_layer(layer), Path::new("spec.yaml")).unwrap();
     assert_eq!(
         spec.model.layers[0].kind,
         LayerKind::Conv2d(ConvSpec {
@@ -643,7 +628,7 @@ fn convolution_and_pooling_layers_with_defaults_parse() {
         })
     );
     let layer = "{type: max_pool2d, kernel_size: 3, padding: [1, 0], stride: null}";
-    let spec = parse_str(&IMAGE_BASE.replace("LAYER", layer), Path::new("spec.yaml")).unwrap();
+    let spec = parse_str(&with_layer(layer), Path::new("spec.yaml")).unwrap();
     assert_eq!(
         spec.model.layers[0].kind,
         LayerKind::MaxPool2d(MaxPoolSpec {
@@ -655,7 +640,7 @@ fn convolution_and_pooling_layers_with_defaults_parse() {
         })
     );
     let layer = "{kernel_size: 2, type: avg_pool2d, divisor_override: 3}";
-    let spec = parse_str(&IMAGE_BASE.replace("LAYER", layer), Path::new("spec.yaml")).unwrap();
+    let spec = parse_str(&with_layer(layer), Path::new("spec.yaml")).unwrap();
     assert_eq!(
         spec.model.layers[0].kind,
         LayerKind::AvgPool2d(AvgPoolSpec {
@@ -668,7 +653,7 @@ fn convolution_and_pooling_layers_with_defaults_parse() {
         })
     );
     let layer = "{type: adaptive_avg_pool2d, output_size: [null, 3]}";
-    let spec = parse_str(&IMAGE_BASE.replace("LAYER", layer), Path::new("spec.yaml")).unwrap();
+    let spec = parse_str(&with_layer(layer), Path::new("spec.yaml")).unwrap();
     assert_eq!(
         spec.model.layers[0].kind,
         LayerKind::AdaptiveAvgPool2d {
@@ -676,7 +661,7 @@ fn convolution_and_pooling_layers_with_defaults_parse() {
         }
     );
     let layer = "{type: conv1d, out_channels: 2, kernel_size: 4, padding: same, dilation: 3}";
-    let spec = parse_str(&IMAGE_BASE.replace("LAYER", layer), Path::new("spec.yaml")).unwrap();
+    let spec = parse_str(&with_layer(layer), Path::new("spec.yaml")).unwrap();
     let LayerKind::Conv1d(conv) = &spec.model.layers[0].kind else {
         panic!("{:?}", spec.model.layers[0].kind)
     };

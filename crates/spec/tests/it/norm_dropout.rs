@@ -6,27 +6,7 @@ use std::path::Path;
 
 use graphc_spec::*;
 
-/// A valid image spec whose first layer (line 8, after the 6 characters `    - `) the tests
-/// replace.
-const BASE: &str = "\
-seed: 0
-data:
-  train: {csv: train.csv, target: y}
-  batch_size: 10
-model:
-  input: [2, 4, 4]
-  layers:
-    - LAYER
-    - {type: flatten}
-    - {type: linear, out: 3}
-loss: {type: cross_entropy}
-optimizer: {type: sgd, lr: 0.1}
-train: {epochs: 2}
-";
-
-fn with_layer(layer: &str) -> String {
-    BASE.replace("LAYER", layer)
-}
+use crate::support::with_layer;
 
 fn layer(layer: &str) -> LayerKind {
     match parse_str(&with_layer(layer), Path::new("spec.yaml")) {

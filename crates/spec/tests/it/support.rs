@@ -8,3 +8,26 @@ pub fn assert_err(e: &SpecError, line: usize, column: usize, message: &str) {
     assert_eq!(e.message(), message, "{e}");
     assert_eq!((e.line(), e.column()), (Some(line), Some(column)), "{e}");
 }
+
+/// A valid image spec whose first layer, on line 8 after the 6 characters `    - `, the
+/// layer tests replace (see [`with_layer`]).
+const IMAGE_SPEC: &str = "\
+seed: 0
+data:
+  train: {csv: train.csv, target: y}
+  batch_size: 10
+model:
+  input: [2, 8, 8]
+  layers:
+    - LAYER
+    - {type: flatten}
+    - {type: linear, out: 3}
+loss: {type: cross_entropy}
+optimizer: {type: sgd, lr: 0.1}
+train: {epochs: 2}
+";
+
+/// The image spec with `layer` as its first layer (line 8, column 7).
+pub fn with_layer(layer: &str) -> String {
+    IMAGE_SPEC.replace("LAYER", layer)
+}
