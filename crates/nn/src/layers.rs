@@ -6,7 +6,7 @@ use graphc_spec::{
 };
 
 use crate::activation::{activation, prelu};
-use crate::norm::{batch_norm, dropout, BatchNormLeaves, Mode};
+use crate::norm::{batch_norm, dropout, BatchNormLeaves, Mode, Running};
 use crate::spatial::{
     adaptive_avg_matrices, adaptive_max_window, adaptive_outputs, avg_pool_matrices,
     channels_and_spatial, conv_window, max_pool_window, pool_per_axis,
@@ -593,26 +593,24 @@ pub fn build_model(
                     [weight, bias] => Some((param(graph, weight), param(graph, bias))),
                     _ => None,
                 };
-                let running = match info.buffers.as_slice() {
-                    [mean, var] => {
+                // LayerInfo declares the buffers and the counter together (track_running_stats).
+                let running = match (info.buffers.as_slice(), &info.counter) {
+                    ([mean, var], Some(counter)) => {
                         let nodes = (
                             graph.state(&mean.name, &mean.shape),
                             graph.state(&var.name, &var.shape),
                         );
                         buffers.extend([leaf(mean, nodes.0), leaf(var, nodes.1)]);
-                        Some(nodes)
+                        counters.push(counter.clone());
+                        Some(Running {
+                            mean: nodes.0,
+                            var: nodes.1,
+                            counter: counters.len() - 1,
+                        })
                     }
                     _ => None,
                 };
-                let counter = info.counter.as_ref().map(|name| {
-                    counters.push(name.clone());
-                    counters.len() - 1
-                });
-                let leaves = BatchNormLeaves {
-                    affine,
-                    running,
-                    counter,
-                };
+                let leaves = BatchNormLeaves { affine, running };
                 let prefix = &info.prefix;
                 batch_norm(graph, h, norm, &leaves, mode, prefix, &mut hypers)?
                     .map_err(|m| info.error(layer, m))?

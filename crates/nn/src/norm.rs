@@ -42,13 +42,21 @@ pub enum Mode {
 pub(crate) struct BatchNormLeaves {
     /// `weight` and `bias` when `affine`.
     pub(crate) affine: Option<(NodeId, NodeId)>,
-    /// `running_mean` and `running_var` when `track_running_stats`.
-    pub(crate) running: Option<(NodeId, NodeId)>,
-    /// The position of its `num_batches_tracked` among the model's counters.
-    pub(crate) counter: Option<usize>,
+    /// Its running statistics when `track_running_stats`.
+    pub(crate) running: Option<Running>,
 }
 
-/// `nn.BatchNorm1d/2d` on `h` `[N, C, *spatial]`; `prefix` names its hyper. `Err(message)` for
+/// A batch norm's running statistics: `running_mean` and `running_var` leaves, and the
+/// position of its `num_batches_tracked` among the model's counters.
+#[derive(Clone, Copy)]
+pub(crate) struct Running {
+    pub(crate) mean: NodeId,
+    pub(crate) var: NodeId,
+    pub(crate) counter: usize,
+}
+
+/// `nn.BatchNorm1d/2d` on `h` `[N, C, *spatial]`; `prefix` names its hyper node (`1.momentum`:
+/// the layer's, where `Hyper::name` would only number it), which goes to `hypers`. `Err(message)` for
 /// a batch with one value per channel where batch statistics are needed (PyTorch's "Expected
 /// more than 1 value per channel when training").
 pub(crate) fn batch_norm(
@@ -69,9 +77,9 @@ pub(crate) fn batch_norm(
     // where `source - center` is the centred input. In training the source is `d` (below),
     // which the backward pass then needs alone: it keeps one activation, as PyTorch does.
     let (source, center, var) = match (mode, leaves.running) {
-        (Mode::Eval, Some((mean, var))) => {
-            let mean = graph.reshape(mean, &v.stat)?;
-            let var = graph.reshape(var, &v.stat)?;
+        (Mode::Eval, Some(running)) => {
+            let mean = graph.reshape(running.mean, &v.stat)?;
+            let var = graph.reshape(running.var, &v.stat)?;
             (h, mean, var)
         }
         (Mode::Train { .. }, _) | (Mode::Eval, None) => {
@@ -86,7 +94,7 @@ pub(crate) fn batch_norm(
             // the running mean follows the batches, and never negative (clamped at 0).
             let n = graph.fill(count as f32, &v.stat);
             let shift = match leaves.running {
-                Some((running_mean, _)) => graph.reshape(running_mean, &v.stat)?,
+                Some(running) => graph.reshape(running.mean, &v.stat)?,
                 None => graph.fill(0.0, &v.stat),
             };
             let shift_b = v.broadcast(graph, shift)?;
@@ -103,7 +111,7 @@ pub(crate) fn batch_norm(
             if let (Mode::Train { .. }, Some(running)) = (mode, leaves.running) {
                 let mean = graph.binary(BinaryOp::Add, shift, m1)?;
                 let stats = BatchStats { mean, var, count };
-                update_running(graph, spec, leaves.counter, running, stats, prefix, hypers)?;
+                update_running(graph, spec, running, stats, prefix, hypers)?;
             }
             (d, m1, var)
         }
@@ -189,30 +197,30 @@ struct BatchStats {
 fn update_running(
     graph: &mut Graph,
     spec: &BatchNormSpec,
-    counter: Option<usize>,
-    (running_mean, running_var): (NodeId, NodeId),
+    running: Running,
     stats: BatchStats,
     prefix: &str,
     hypers: &mut Vec<Hyper>,
 ) -> Result<(), IrError> {
-    let c = graph.shape(running_mean).to_vec();
-    let (m, keep) = match (spec.momentum, counter) {
-        (Some(m), _) => (graph.fill(m as f32, &c), graph.fill((1.0 - m) as f32, &c)),
-        (None, Some(counter)) => {
+    let c = graph.shape(running.mean).to_vec();
+    let (m, keep) = match spec.momentum {
+        Some(m) => (graph.fill(m as f32, &c), graph.fill((1.0 - m) as f32, &c)),
+        None => {
             let m = graph.hyper(&format!("{prefix}.momentum"));
-            hypers.push(Hyper::CumulativeAverage { counter });
+            hypers.push(Hyper::CumulativeAverage {
+                counter: running.counter,
+            });
             let m = graph.broadcast_to(m, &c)?;
             let one = graph.fill(1.0, &c);
             (m, graph.binary(BinaryOp::Sub, one, m)?)
         }
-        (None, None) => unreachable!("a batch norm with running statistics has a counter"),
     };
     let mean = graph.reshape(stats.mean, &c)?;
     let var = graph.reshape(stats.var, &c)?;
     let bessel = stats.count as f64 / (stats.count - 1) as f64;
     let bessel = graph.fill(bessel as f32, &c);
     let var = graph.binary(BinaryOp::Mul, var, bessel)?;
-    for (running, batch) in [(running_mean, mean), (running_var, var)] {
+    for (running, batch) in [(running.mean, mean), (running.var, var)] {
         let new = graph.binary(BinaryOp::Mul, m, batch)?;
         let old = graph.binary(BinaryOp::Mul, keep, running)?;
         let value = graph.binary(BinaryOp::Add, new, old)?;

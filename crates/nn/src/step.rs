@@ -101,7 +101,7 @@ fn build_backward(
             message: "reduction: none gives per-sample losses; training needs a scalar loss, use mean or sum".into(),
         });
     }
-    let mut step = build_forward(spec, batch, layout, Train)?;
+    let mut step = build_forward(spec, batch, layout, true)?;
     let loss = step.graph.outputs()[step.loss_output].node;
     let nodes: Vec<_> = step.params.iter().map(|p| p.node).collect();
     let grads = graphc_autodiff::grad(&mut step.graph, loss, &nodes)?;
@@ -112,22 +112,14 @@ fn build_backward(
 /// The evaluation step: forward in evaluation mode and loss only, outputs `loss` and
 /// `output`, no update. `reduction: none` is allowed here.
 pub fn build_eval(spec: &Spec, batch: usize, layout: TargetLayout) -> Result<StepGraph, NnError> {
-    build_forward(spec, batch, layout, Eval)
+    build_forward(spec, batch, layout, false)
 }
-
-/// Which mode [`build_forward`] builds the model in (the forward input is made there).
-#[derive(Clone, Copy)]
-enum Phase {
-    Train,
-    Eval,
-}
-use Phase::{Eval, Train};
 
 fn build_forward(
     spec: &Spec,
     batch: usize,
     layout: TargetLayout,
-    phase: Phase,
+    training: bool,
 ) -> Result<StepGraph, NnError> {
     let mut graph = Graph::new();
     let mut x_shape = vec![batch];
@@ -137,13 +129,15 @@ fn build_forward(
         TargetLayout::Classes => graph.input("y", TensorType::i64(&[batch])),
         TargetLayout::Floats { width } => graph.input("y", TensorType::f32(&[batch, width])),
     };
-    let mode = match phase {
-        Train => Mode::Train {
+    // The forward index is the argument after `y`, so it is made before the model.
+    let mode = if training {
+        Mode::Train {
             forward: draws_random(&spec.model.layers)
                 .then(|| graph.input("forward", TensorType::i64(&[1]))),
             seed: spec.seed,
-        },
-        Eval => Mode::Eval,
+        }
+    } else {
+        Mode::Eval
     };
     let model = build_model(&mut graph, &spec.model, x, mode)?;
     let loss = build_loss(&mut graph, &spec.loss, model.output, y, layout)?;
