@@ -391,6 +391,16 @@ impl ConvStep {
         self.scratch + self.pieces * self.sizes.patch + (p - 1) * self.sizes.w_len
     }
 
+    /// Where piece `piece` sums its weight gradient: the result itself for piece 0, its
+    /// partial sum for the others.
+    fn weight_grad_offset(&self, piece: usize) -> usize {
+        if piece == 0 {
+            self.w
+        } else {
+            self.partial(piece)
+        }
+    }
+
     /// Samples `lo..hi` on this thread, with piece `piece`'s scratch.
     ///
     /// # Safety
@@ -448,11 +458,7 @@ impl ConvStep {
                     }
                 }
                 ConvKind::WeightGrad => {
-                    let dw = if piece == 0 {
-                        base.add(self.w)
-                    } else {
-                        base.add(self.partial(piece))
-                    };
+                    let dw = base.add(self.weight_grad_offset(piece));
                     for n in lo..hi {
                         for g in 0..self.groups {
                             let p = self.patch_matrix(x_of(n, g), patches);
@@ -545,11 +551,7 @@ impl ConvStep {
                     }
                 }
                 ConvKind::WeightGrad => {
-                    let dw = if piece == 0 {
-                        base.add(self.w)
-                    } else {
-                        base.add(self.partial(piece))
-                    };
+                    let dw = base.add(self.weight_grad_offset(piece));
                     let mut t0 = lo;
                     while t0 < hi {
                         // The direct form reads every sample's x in place.
