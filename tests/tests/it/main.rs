@@ -10,6 +10,7 @@ mod docs_examples;
 mod image_data;
 mod ir_snapshots;
 mod loss_goldens;
+mod memory;
 mod nan_goldens;
 mod norm_dropout;
 mod optimizer_goldens;
