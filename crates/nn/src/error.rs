@@ -6,10 +6,10 @@ use thiserror::Error;
 #[derive(Debug, Error, Clone, PartialEq)]
 pub enum NnError {
     /// A layer cannot take the shape it is given.
-    #[error("model.layers[{index}] ({layer}): {message}")]
+    #[error("{path} ({layer}): {message}")]
     Layer {
-        /// Position in `model.layers`.
-        index: usize,
+        /// Its key path in the spec: `model.layers[2]`, `model.nodes[0]`.
+        path: String,
         /// The layer's type (and name when it has one).
         layer: String,
         /// What does not fit.

@@ -2,7 +2,8 @@
 
 use graphc_ir::{BinaryOp, Graph, NodeId, ReduceOp, UnaryOp};
 use graphc_spec::{
-    shown_list, BatchNormSpec, ConvSpec, LayerKind, LayerSpec, LayerType, ModelSpec,
+    shown_list, BatchNormSpec, Combinator, ConvSpec, LayerKind, LayerSpec, LayerType, ModelSpec,
+    Reduce,
 };
 
 use crate::activation::{activation, prelu};
@@ -11,6 +12,7 @@ use crate::spatial::{
     adaptive_avg_matrices, adaptive_max_window, adaptive_outputs, avg_pool_matrices,
     channels_and_spatial, conv_window, max_pool_window, pool_per_axis,
 };
+use crate::topology::{entries, Entry, Source};
 use crate::{Hyper, NnError};
 
 /// A trainable parameter (a `Param` leaf) or a buffer (a `State` leaf: batch norm's running
@@ -91,10 +93,20 @@ pub fn saturating_numel(shape: &[usize]) -> u128 {
 /// builds, the memory estimate counts and `graphc check` lists.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LayerInfo {
-    /// The layer's position in `model.layers`.
+    /// The layer's position in the flattened model (blocks after their layers; see
+    /// `topology`): a plain chain's layer `i` is entry `i`. Its dropout stream.
     pub index: usize,
-    /// The prefix of its `state_dict` names: its `name`, or its index.
+    /// Its key path in the spec: `model.layers[2].layers[0]`, `model.nodes[3]`.
+    pub path: String,
+    /// `linear at 2.body.0`, `linear "fc1"`: how messages name it.
+    pub label: String,
+    /// The prefix of its `state_dict` names: its `name`, or its index, under its blocks'.
     pub prefix: String,
+    /// What it reads, in order.
+    pub inputs: Vec<Source>,
+    /// Whether the model's output depends on it (a node of `model.nodes` may not: its
+    /// parameters are kept in the `state_dict` and never change).
+    pub reaches_output: bool,
     /// Its vocabulary entry.
     pub layer_type: LayerType,
     /// The shape of its output for one sample (without the batch axis).
@@ -109,11 +121,11 @@ pub struct LayerInfo {
 }
 
 impl LayerInfo {
-    /// A shape error of this layer (`layer` is its spec).
-    fn error(&self, layer: &LayerSpec, message: String) -> NnError {
+    /// A shape error of this layer.
+    fn error(&self, message: String) -> NnError {
         NnError::Layer {
-            index: self.index,
-            layer: layer_label(self.index, layer),
+            path: self.path.clone(),
+            layer: self.label.clone(),
             message,
         }
     }
@@ -132,19 +144,10 @@ impl LayerInfo {
     }
 }
 
-/// `linear at 2` or `linear "fc"`, as messages name a layer.
-fn layer_label(index: usize, layer: &LayerSpec) -> String {
-    let kind = layer.kind.layer_type().name();
-    match &layer.name {
-        Some(name) => format!("{kind} {name:?}"),
-        None => format!("{kind} at {index}"),
-    }
-}
-
-/// Checks `model.input` and resolves every layer of `model` against the shape it receives,
-/// for batches of `batch` samples (messages show batched shapes, as PyTorch's do). Sizes are
-/// not limited here, so the memory estimate can size absurd specs; [`build_model`] refuses
-/// what cannot be built.
+/// Checks `model.input` and resolves every layer of `model` (flattened: blocks after their
+/// layers) against the shapes it receives, for batches of `batch` samples (messages show
+/// batched shapes, as PyTorch's do). Sizes are not limited here, so the memory estimate can
+/// size absurd specs; [`build_model`] refuses what cannot be built.
 pub fn describe_model(model: &ModelSpec, batch: usize) -> Result<Vec<LayerInfo>, NnError> {
     if model.input.is_empty() || model.input.contains(&0) {
         return Err(NnError::Model(format!(
@@ -152,29 +155,38 @@ pub fn describe_model(model: &ModelSpec, batch: usize) -> Result<Vec<LayerInfo>,
             shown_list(&model.input)
         )));
     }
-    let mut shape = model.input.clone();
-    let mut infos = Vec::with_capacity(model.layers.len());
-    for (index, layer) in model.layers.iter().enumerate() {
-        let info = describe_layer(index, layer, &shape, batch)?;
-        shape = info.output.clone();
+    let (entries, _) = entries(model);
+    let mut infos: Vec<LayerInfo> = Vec::with_capacity(entries.len());
+    for (index, entry) in entries.iter().enumerate() {
+        let shapes: Vec<&[usize]> = entry
+            .inputs
+            .iter()
+            .map(|source| match source {
+                Source::Input => &model.input[..],
+                Source::Entry(j) => &infos[*j].output[..],
+            })
+            .collect();
+        let info = describe_layer(index, entry, &shapes, batch)?;
         infos.push(info);
     }
     Ok(infos)
 }
 
-/// Layer `index` of the model, given one sample's input `shape`.
+/// Entry `index` of the model, given one sample's shape of each of its inputs.
 fn describe_layer(
     index: usize,
-    layer: &LayerSpec,
-    shape: &[usize],
+    entry: &Entry<'_>,
+    shapes: &[&[usize]],
     batch: usize,
 ) -> Result<LayerInfo, NnError> {
+    let layer = entry.layer;
     let err = |message: String| NnError::Layer {
-        index,
-        layer: layer_label(index, layer),
+        path: entry.path.clone(),
+        layer: entry.label(),
         message,
     };
-    let prefix = layer.name.clone().unwrap_or_else(|| index.to_string());
+    let prefix = entry.prefix.clone();
+    let shape = shapes[0];
     let mut params = Vec::new();
     let mut buffers = Vec::new();
     let mut counter = None;
@@ -310,9 +322,16 @@ fn describe_layer(
             channels_of(shape, &[2, 3], batch).map_err(err)?;
             shape.to_vec()
         }
+        LayerKind::Sequential(_) => shape.to_vec(),
+        LayerKind::Residual { .. } => broadcast_all(shapes, batch).map_err(err)?,
+        LayerKind::Combine(c) => combined_shape(c, shapes, batch).map_err(err)?,
     };
     Ok(LayerInfo {
         index,
+        path: entry.path.clone(),
+        label: entry.label(),
+        inputs: entry.inputs.clone(),
+        reaches_output: entry.reaches_output,
         prefix,
         layer_type: layer.kind.layer_type(),
         output,
@@ -480,7 +499,7 @@ pub fn build_model(
 ) -> Result<ModelGraph, NnError> {
     let batch = graph.shape(x)[0];
     let infos = describe_model(model, batch)?;
-    let mut h = x;
+    let (entries, output) = entries(model);
     let mut params = Vec::new();
     let mut buffers = Vec::new();
     let mut counters = Vec::new();
@@ -492,22 +511,42 @@ pub fn build_model(
         init: decl.init,
         node,
     };
-    for (layer, info) in model.layers.iter().zip(&infos) {
-        let shape = graph.shape(h).to_vec();
+    let value = |outputs: &[NodeId], source: &Source| match source {
+        Source::Input => x,
+        Source::Entry(j) => outputs[*j],
+    };
+    for (entry, info) in entries.iter().zip(&infos) {
+        let layer = entry.layer;
         let mut param = |graph: &mut Graph, decl: &TensorDecl| {
             let node = graph.param(&decl.name, &decl.shape);
             params.push(leaf(decl, node));
             node
         };
-        h = match &layer.kind {
+        if !entry.reaches_output {
+            // A node the output does not depend on: its parameters and buffers stay in the
+            // state_dict, unchanged; nothing of it is computed (PyTorch never calls it).
+            for decl in &info.params {
+                param(graph, decl);
+            }
+            for decl in &info.buffers {
+                let node = graph.state(&decl.name, &decl.shape);
+                buffers.push(leaf(decl, node));
+            }
+            layer_outputs.push(x);
+            continue;
+        }
+        let ins: Vec<NodeId> = entry
+            .inputs
+            .iter()
+            .map(|s| value(&layer_outputs, s))
+            .collect();
+        let h = ins[0];
+        let shape = graph.shape(h).to_vec();
+        let out = match &layer.kind {
             LayerKind::Linear { out, bias } => {
                 let (out, input) = (*out, *shape.last().expect("rank >= 2"));
                 if info.params[0].numel() > MAX_PARAM_ELEMENTS {
-                    return Err(NnError::Layer {
-                        index: info.index,
-                        layer: layer_label(info.index, layer),
-                        message: format!("a {out}×{input} weight is too large to build"),
-                    });
+                    return Err(info.error(format!("a {out}×{input} weight is too large to build")));
                 }
                 let weight = param(graph, &info.params[0]);
                 let rows = shape[..shape.len() - 1].iter().product::<usize>();
@@ -544,9 +583,9 @@ pub fn build_model(
                 if info.params[0].numel() > MAX_PARAM_ELEMENTS {
                     let message =
                         format!("a {:?} weight is too large to build", info.params[0].shape);
-                    return Err(info.error(layer, message));
+                    return Err(info.error(message));
                 }
-                let window = conv_window(conv, &shape[2..]).map_err(|m| info.error(layer, m))?;
+                let window = conv_window(conv, &shape[2..]).map_err(|m| info.error(m))?;
                 let weight = param(graph, &info.params[0]);
                 let y = graph.conv(h, weight, &window, conv.groups)?;
                 if conv.bias {
@@ -563,24 +602,22 @@ pub fn build_model(
                 }
             }
             LayerKind::MaxPool1d(pool) | LayerKind::MaxPool2d(pool) => {
-                let window =
-                    max_pool_window(pool, &shape[2..]).map_err(|m| info.error(layer, m))?;
+                let window = max_pool_window(pool, &shape[2..]).map_err(|m| info.error(m))?;
                 graph.max_pool(h, &window)?
             }
             LayerKind::AvgPool1d(pool) | LayerKind::AvgPool2d(pool) => {
-                let matrices =
-                    avg_pool_matrices(pool, &shape[2..]).map_err(|m| info.error(layer, m))?;
+                let matrices = avg_pool_matrices(pool, &shape[2..]).map_err(|m| info.error(m))?;
                 pool_per_axis(graph, h, &matrices)?
             }
             LayerKind::AdaptiveAvgPool1d { output_size }
             | LayerKind::AdaptiveAvgPool2d { output_size } => {
-                let matrices = adaptive_avg_matrices(output_size, &shape[2..])
-                    .map_err(|m| info.error(layer, m))?;
+                let matrices =
+                    adaptive_avg_matrices(output_size, &shape[2..]).map_err(|m| info.error(m))?;
                 pool_per_axis(graph, h, &matrices)?
             }
             LayerKind::AdaptiveMaxPool2d { output_size } => {
-                let window = adaptive_max_window(output_size, &shape[2..])
-                    .map_err(|m| info.error(layer, m))?;
+                let window =
+                    adaptive_max_window(output_size, &shape[2..]).map_err(|m| info.error(m))?;
                 graph.max_pool(h, &window)?
             }
             LayerKind::Flatten { .. } => {
@@ -613,17 +650,22 @@ pub fn build_model(
                 let leaves = BatchNormLeaves { affine, running };
                 let prefix = &info.prefix;
                 batch_norm(graph, h, norm, &leaves, mode, prefix, &mut hypers)?
-                    .map_err(|m| info.error(layer, m))?
+                    .map_err(|m| info.error(m))?
             }
             LayerKind::Dropout { p } => dropout(graph, h, *p, false, info.index, mode)?,
             LayerKind::Dropout1d { p } | LayerKind::Dropout2d { p } => {
                 dropout(graph, h, *p, true, info.index, mode)?
             }
+            LayerKind::Sequential(_) => h,
+            LayerKind::Residual { .. } => {
+                combine_elementwise(graph, BinaryOp::Add, &ins, &info.output)?
+            }
+            LayerKind::Combine(c) => combine(graph, c, &ins, &info.output)?,
         };
-        layer_outputs.push(h);
+        layer_outputs.push(out);
     }
     Ok(ModelGraph {
-        output: h,
+        output: value(&layer_outputs, &output),
         params,
         layer_outputs,
         buffers,
@@ -661,4 +703,267 @@ pub(crate) fn log_softmax(
     let log_sum = graph.unary(UnaryOp::Log, sum)?;
     let log_sum = graph.broadcast_to(log_sum, &shape)?;
     graph.binary(BinaryOp::Sub, shifted, log_sum)
+}
+
+/// `[batch, ..shape]`, as messages show shapes.
+fn batched(batch: usize, shape: &[usize]) -> Vec<usize> {
+    let mut b = vec![batch];
+    b.extend_from_slice(shape);
+    b
+}
+
+/// PyTorch's broadcasting of samples of `shapes`: each axis equal, or 1 in all but one.
+/// Ranks must agree: with different ranks PyTorch would align the batch axis of one with an
+/// axis of a sample of the other, which only holds for particular batch sizes.
+fn broadcast_all(shapes: &[&[usize]], batch: usize) -> Result<Vec<usize>, String> {
+    let shown = || {
+        let all: Vec<String> = shapes
+            .iter()
+            .map(|s| shown_list(&batched(batch, s)))
+            .collect();
+        all.join(" and ")
+    };
+    let mut out = shapes[0].to_vec();
+    for shape in &shapes[1..] {
+        if shape.len() != out.len() {
+            return Err(format!(
+                "its inputs {} have different ranks; reshape one so that the batch axes line up",
+                shown()
+            ));
+        }
+        for (o, &d) in out.iter_mut().zip(shape.iter()) {
+            if *o == 1 {
+                *o = d;
+            } else if d != 1 && d != *o {
+                return Err(format!("its inputs {} do not broadcast", shown()));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The shape of one sample of a combinator's output.
+fn combined_shape(c: &Combinator, shapes: &[&[usize]], batch: usize) -> Result<Vec<usize>, String> {
+    let rank = shapes[0].len() + 1;
+    let resolve = |dim: i64| {
+        let axis = resolve_dim(dim, rank).ok_or_else(|| {
+            format!(
+                "dim {dim} is out of range for a tensor of shape {}",
+                shown_list(&batched(batch, shapes[0]))
+            )
+        })?;
+        if axis == 0 {
+            return Err(format!(
+                "dim {dim} is the batch axis of {}; graphc keeps every sample's values apart",
+                shown_list(&batched(batch, shapes[0]))
+            ));
+        }
+        Ok(axis - 1)
+    };
+    match c {
+        Combinator::Add | Combinator::Sub | Combinator::Mul => broadcast_all(shapes, batch),
+        Combinator::Concat { dim } => {
+            let axis = resolve(*dim)?;
+            let mut out = shapes[0].to_vec();
+            for shape in &shapes[1..] {
+                let fits = shape.len() == out.len()
+                    && (0..out.len()).all(|i| i == axis || shape[i] == out[i]);
+                if !fits {
+                    let all: Vec<String> = shapes
+                        .iter()
+                        .map(|s| shown_list(&batched(batch, s)))
+                        .collect();
+                    return Err(format!(
+                        "its inputs {} differ on an axis other than dim {dim}",
+                        all.join(" and ")
+                    ));
+                }
+                out[axis] = out[axis]
+                    .checked_add(shape[axis])
+                    .ok_or_else(|| "the joined axis is too large".to_owned())?;
+            }
+            Ok(out)
+        }
+        Combinator::Mean(r) | Combinator::Sum(r) => {
+            let axes = reduced_axes(r, shapes[0], batch, resolve)?;
+            let kept: Vec<usize> = shapes[0]
+                .iter()
+                .enumerate()
+                .filter_map(|(i, &d)| match (axes.contains(&i), r.keepdim) {
+                    (false, _) => Some(d),
+                    (true, true) => Some(1),
+                    (true, false) => None,
+                })
+                .collect();
+            if kept.is_empty() {
+                return Err(format!(
+                    "it reduces every axis of a sample of {}, leaving one value per sample; \
+                     set keepdim: true to keep a [N, 1, ..] shape",
+                    shown_list(&batched(batch, shapes[0]))
+                ));
+            }
+            Ok(kept)
+        }
+        Combinator::Reshape { shape } => reshaped(shape, shapes[0], batch),
+    }
+}
+
+/// The sample axes `r.dim` names (sorted), each once.
+fn reduced_axes(
+    r: &Reduce,
+    shape: &[usize],
+    batch: usize,
+    resolve: impl Fn(i64) -> Result<usize, String>,
+) -> Result<Vec<usize>, String> {
+    let mut axes = Vec::with_capacity(r.dim.len());
+    for &d in &r.dim {
+        let axis = resolve(d)?;
+        if axes.contains(&axis) {
+            return Err(format!(
+                "dim {} appears more than once in {:?} for a tensor of shape {}",
+                axis + 1,
+                r.dim,
+                shown_list(&batched(batch, shape))
+            ));
+        }
+        axes.push(axis);
+    }
+    axes.sort_unstable();
+    Ok(axes)
+}
+
+/// `shape` (one sample's, a `-1` inferred) for a sample of `input`'s size.
+fn reshaped(shape: &[i64], input: &[usize], batch: usize) -> Result<Vec<usize>, String> {
+    let numel = input.iter().try_fold(1usize, |n, &d| n.checked_mul(d));
+    let known = shape
+        .iter()
+        .filter(|&&d| d > 0)
+        .try_fold(1usize, |n, &d| n.checked_mul(usize::try_from(d).ok()?));
+    let mismatch = || {
+        format!(
+            "shape {shape:?} does not fit a sample of {} ({} values)",
+            shown_list(&batched(batch, input)),
+            numel.map_or("too many".to_owned(), |n| n.to_string())
+        )
+    };
+    let (Some(numel), Some(known)) = (numel, known) else {
+        return Err(mismatch());
+    };
+    let inferred = if shape.contains(&-1) {
+        if known == 0 || numel % known != 0 {
+            return Err(mismatch());
+        }
+        numel / known
+    } else if known == numel {
+        0
+    } else {
+        return Err(mismatch());
+    };
+    Ok(shape
+        .iter()
+        .map(|&d| usize::try_from(d).unwrap_or(inferred))
+        .collect())
+}
+
+/// `op` folded over `inputs`, each broadcast to the batched `[batch, ..output]`.
+fn combine_elementwise(
+    graph: &mut Graph,
+    op: BinaryOp,
+    inputs: &[NodeId],
+    output: &[usize],
+) -> Result<NodeId, graphc_ir::IrError> {
+    let full = batched(graph.shape(inputs[0])[0], output);
+    let mut acc = graph.broadcast(inputs[0], &full)?;
+    for &x in &inputs[1..] {
+        let x = if graph.shape(x) == full.as_slice() {
+            x
+        } else {
+            graph.broadcast(x, &full)?
+        };
+        acc = graph.binary(op, acc, x)?;
+    }
+    Ok(acc)
+}
+
+/// A combinator on `inputs` whose sample output is `output`.
+fn combine(
+    graph: &mut Graph,
+    c: &Combinator,
+    inputs: &[NodeId],
+    output: &[usize],
+) -> Result<NodeId, graphc_ir::IrError> {
+    let batch = graph.shape(inputs[0])[0];
+    let rank = output.len() + 1;
+    let axis = |dim: i64| resolve_dim(dim, rank).expect("checked by describe_model");
+    match c {
+        Combinator::Add => combine_elementwise(graph, BinaryOp::Add, inputs, output),
+        Combinator::Sub => combine_elementwise(graph, BinaryOp::Sub, inputs, output),
+        Combinator::Mul => combine_elementwise(graph, BinaryOp::Mul, inputs, output),
+        Combinator::Concat { dim } => concat(graph, inputs, axis(*dim)),
+        Combinator::Mean(r) | Combinator::Sum(r) => {
+            let input_rank = graph.shape(inputs[0]).len();
+            let mut axes: Vec<usize> = r
+                .dim
+                .iter()
+                .map(|&d| resolve_dim(d, input_rank).expect("checked by describe_model"))
+                .collect();
+            axes.sort_unstable();
+            let sum = graph.reduce(ReduceOp::Sum, inputs[0], &axes)?;
+            let value = match c {
+                Combinator::Mean(_) => {
+                    let shape = graph.shape(inputs[0]);
+                    let count: usize = axes.iter().map(|&a| shape[a]).product();
+                    let n = graph.fill(count as f32, graph.shape(sum).to_vec().as_slice());
+                    graph.binary(BinaryOp::Div, sum, n)?
+                }
+                Combinator::Add
+                | Combinator::Sub
+                | Combinator::Mul
+                | Combinator::Concat { .. }
+                | Combinator::Sum(_)
+                | Combinator::Reshape { .. } => sum,
+            };
+            graph.reshape(value, &batched(batch, output))
+        }
+        Combinator::Reshape { .. } => graph.reshape(inputs[0], &batched(batch, output)),
+    }
+}
+
+/// `torch.cat(inputs, axis)` of batched tensors equal but on `axis`. Each input, its `axis`
+/// moved last and viewed as `[rows, A_i]`, is multiplied by a constant `[A_i, total]` that
+/// places it at its offset (one 1 per row, so every value passes exactly), and the products
+/// are summed: no primitive of its own, and the gradient is the transposed product.
+fn concat(graph: &mut Graph, inputs: &[NodeId], axis: usize) -> Result<NodeId, graphc_ir::IrError> {
+    let sizes: Vec<usize> = inputs.iter().map(|&x| graph.shape(x)[axis]).collect();
+    let total: usize = sizes.iter().sum();
+    let rank = graph.shape(inputs[0]).len();
+    // perm moves `axis` last; inverse puts it back.
+    let mut perm: Vec<usize> = (0..rank).filter(|&a| a != axis).collect();
+    perm.push(axis);
+    let mut inverse = vec![0; rank];
+    for (i, &p) in perm.iter().enumerate() {
+        inverse[p] = i;
+    }
+    let mut moved_shape: Vec<usize> = perm.iter().map(|&a| graph.shape(inputs[0])[a]).collect();
+    let rows: usize = moved_shape[..rank - 1].iter().product();
+    let mut sum = None;
+    let mut offset = 0;
+    for (&x, &size) in inputs.iter().zip(&sizes) {
+        let moved = graph.transpose(x, &perm)?;
+        let flat = graph.reshape(moved, &[rows, size])?;
+        let mut place = vec![0.0f32; size * total];
+        for i in 0..size {
+            place[i * total + offset + i] = 1.0;
+        }
+        let place = graph.constant(place, &[size, total])?;
+        let part = graph.matmul(flat, place, false, false)?;
+        sum = Some(match sum {
+            None => part,
+            Some(acc) => graph.binary(BinaryOp::Add, acc, part)?,
+        });
+        offset += size;
+    }
+    *moved_shape.last_mut().expect("rank >= 2") = total;
+    let joined = graph.reshape(sum.expect("concat has 2 or more inputs"), &moved_shape)?;
+    graph.transpose(joined, &inverse)
 }

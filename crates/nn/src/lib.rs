@@ -17,6 +17,7 @@ mod optim;
 pub mod sched;
 mod spatial;
 mod step;
+mod topology;
 
 pub use clip::{accumulator_name, accumulators};
 pub use error::NnError;
@@ -38,3 +39,4 @@ pub use optim::{
 pub use step::{
     build_accumulate_step, build_eval, build_step, initial_lr, natural_layout, StepGraph,
 };
+pub use topology::{all_layers, Source};

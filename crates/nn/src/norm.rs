@@ -19,8 +19,9 @@
 //! channel.
 
 use graphc_ir::{BinaryOp, CompareOp, Graph, IrError, NodeId, ReduceOp, UnaryOp};
-use graphc_spec::{BatchNormSpec, LayerKind, LayerSpec};
+use graphc_spec::{BatchNormSpec, LayerKind, ModelSpec};
 
+use crate::topology::entries;
 use crate::Hyper;
 
 /// Which behaviour the layers of a graph have.
@@ -272,12 +273,14 @@ pub(crate) fn dropout(
     graph.binary(BinaryOp::Mul, h, noise)
 }
 
-/// Whether a training graph of `layers` draws random values (a dropout with `0 < p < 1`), and
-/// so takes the `forward` input.
-pub fn draws_random(layers: &[LayerSpec]) -> bool {
-    layers
+/// Whether a training graph of `model` draws random values (a dropout with `0 < p < 1` that
+/// the output depends on), and so takes the `forward` input.
+pub fn draws_random(model: &ModelSpec) -> bool {
+    entries(model)
+        .0
         .iter()
-        .filter_map(|l| dropout_p(&l.kind))
+        .filter(|e| e.reaches_output)
+        .filter_map(|e| dropout_p(&e.layer.kind))
         .any(|p| p > 0.0 && p < 1.0)
 }
 
@@ -306,6 +309,9 @@ fn dropout_p(kind: &LayerKind) -> Option<f64> {
         | LayerKind::BatchNorm1d(_)
         | LayerKind::BatchNorm2d(_)
         | LayerKind::Activation(_)
-        | LayerKind::Prelu { .. } => None,
+        | LayerKind::Prelu { .. }
+        | LayerKind::Sequential(_)
+        | LayerKind::Residual { .. }
+        | LayerKind::Combine(_) => None,
     }
 }

@@ -132,7 +132,7 @@ fn build_forward(
     // The forward index is the argument after `y`, so it is made before the model.
     let mode = if training {
         Mode::Train {
-            forward: draws_random(&spec.model.layers)
+            forward: draws_random(&spec.model)
                 .then(|| graph.input("forward", TensorType::i64(&[1]))),
             seed: spec.seed,
         }

@@ -136,6 +136,8 @@ pub(crate) struct Keys<'a> {
     /// Before `type:` is known: unknown keys are deferred and every key is remembered.
     deferring: bool,
     before_type: Vec<KeyRead>,
+    /// Keys valid whatever the type, not listed in messages (`inputs` of layers and nodes).
+    also: &'static [&'static str],
 }
 
 impl<'a> Keys<'a> {
@@ -154,7 +156,20 @@ impl<'a> Keys<'a> {
             seen: Vec::new(),
             deferring: false,
             before_type: Vec::new(),
+            also: &[],
         }
+    }
+
+    /// Accepts `keys` too, whatever the table, without listing them.
+    pub(crate) fn also(&mut self, keys: &'static [&'static str]) {
+        self.also = keys;
+    }
+
+    /// The canonical name of `key`: from the table, or one of [`Keys::also`]'s.
+    fn canonical(&self, key: &str) -> Option<&'static str> {
+        self.table
+            .canonical(key)
+            .or_else(|| self.also.iter().copied().find(|k| *k == key))
     }
 
     /// Keys of a `type:`-tagged mapping: until [`Keys::set_type`], keys are checked against
@@ -225,7 +240,9 @@ impl<'a> Keys<'a> {
         self.deferring = false;
         let earlier = std::mem::take(&mut self.before_type);
         for k in earlier {
-            if k.name.is_none_or(|n| !table.valid.contains(&n)) {
+            if k.name
+                .is_none_or(|n| !table.valid.contains(&n) && !self.also.contains(&n))
+            {
                 let msg = self.unknown_message(&k.written);
                 return Err(self.fail_at_key(&k.written, msg));
             }
@@ -293,7 +310,7 @@ impl<'de> Node<'de> for KeyNode<'_, '_> {
                 keys.table.listing()
             )));
         };
-        if let Some(name) = keys.table.canonical(&written) {
+        if let Some(name) = keys.canonical(&written) {
             if let Some((_, first)) = keys.seen.iter().find(|(n, _)| *n == name) {
                 let how = if *first == written {
                     String::new()
@@ -372,7 +389,11 @@ impl<T: Vocabulary> TypeTable<T> {
     /// `mse, cross_entropy (or MSELoss, CrossEntropyLoss)`.
     pub(crate) fn listing(&self) -> String {
         let snake: Vec<&str> = T::ALL.iter().map(|t| t.name()).collect();
-        let class: Vec<&str> = T::ALL.iter().map(|t| t.torch_name()).collect();
+        let class: Vec<&str> = T::ALL
+            .iter()
+            .filter(|t| t.torch_name() != t.name())
+            .map(|t| t.torch_name())
+            .collect();
         format!("{} (or {})", snake.join(", "), class.join(", "))
     }
 

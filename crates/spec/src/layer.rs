@@ -1,16 +1,18 @@
 //! One entry of `model.layers`: a `type:`-tagged mapping (`linear`, activations, softmaxes,
 //! convolutions, poolings, `flatten`, batch norms, dropouts), with PyTorch's constructor checks on its arguments.
 
-use serde::de::{IgnoredAny, MapAccess};
+use serde::de::{IgnoredAny, MapAccess, SeqAccess};
 
 use crate::axes::{axes, Axes};
 use crate::ctx::{shown, Ctx, Path};
 use crate::keys::{KeyTable, Keys, TypeTable};
-use crate::node::{ctx_and_path, scalar, to_bool, to_f64, to_i64, to_nonneg_f64};
-use crate::node::{to_positive_usize, to_u64, valid_if, Node, Problem, Raw};
+use crate::node::{ctx_and_path, list, one_or_list, scalar, to_bool, to_f64, to_i64};
+use crate::node::{to_nonneg_f64, to_positive_usize, to_u64, valid_if, Node, Problem, Raw, Seed};
+use crate::suggest::did_you_mean;
 use crate::types::MaxPoolSpec;
-use crate::types::{Activation, GeluApproximate};
+use crate::types::{Activation, Combinator, GeluApproximate, Reduce};
 use crate::types::{AvgPoolSpec, BatchNormSpec, ConvPadding, ConvSpec, LayerKind, LayerSpec};
+use crate::types::{NodeGraph, NodeInput, NodeSpec};
 use crate::vocab::{KeyTables, LayerType};
 
 static LAYER_TYPES: TypeTable<LayerType> = TypeTable {
@@ -90,9 +92,16 @@ static SOFTPLUS_KEYS: KeyTable = KeyTable::plain(&["type", "name", "beta", "thre
 static HARDTANH_KEYS: KeyTable = KeyTable::plain(&["type", "name", "min_val", "max_val"]);
 static PRELU_KEYS: KeyTable = KeyTable::plain(&["type", "name", "num_parameters", "init"]);
 
+static SEQUENTIAL_KEYS: KeyTable = KeyTable::plain(&["type", "name", "layers"]);
+static RESIDUAL_KEYS: KeyTable = KeyTable::plain(&["type", "name", "layers", "shortcut"]);
+static COMBINE_KEYS: KeyTable = KeyTable::plain(&["type", "name"]);
+static CONCAT_KEYS: KeyTable = KeyTable::plain(&["type", "name", "dim"]);
+static REDUCE_KEYS: KeyTable = KeyTable::plain(&["type", "name", "dim", "keepdim"]);
+static RESHAPE_KEYS: KeyTable = KeyTable::plain(&["type", "name", "shape"]);
+
 /// Every layer type's keys, for the keys read before `type:`.
 static UNION_KEYS: KeyTable = KeyTable {
-    valid: &KeyTable::union::<35>(&[
+    valid: &KeyTable::union::<39>(&[
         &LINEAR_KEYS,
         &ACTIVATION_KEYS,
         &SOFTMAX_KEYS,
@@ -109,6 +118,9 @@ static UNION_KEYS: KeyTable = KeyTable {
         &SOFTPLUS_KEYS,
         &HARDTANH_KEYS,
         &PRELU_KEYS,
+        &RESIDUAL_KEYS,
+        &REDUCE_KEYS,
+        &RESHAPE_KEYS,
     ]),
     aliases: OUT_ALIAS,
     unsupported: &[],
@@ -148,6 +160,12 @@ impl KeyTables for LayerType {
             LayerType::Flatten => &FLATTEN_KEYS,
             LayerType::BatchNorm1d | LayerType::BatchNorm2d => &BATCH_NORM_KEYS,
             LayerType::Dropout | LayerType::Dropout1d | LayerType::Dropout2d => &DROPOUT_KEYS,
+            LayerType::Sequential => &SEQUENTIAL_KEYS,
+            LayerType::Residual => &RESIDUAL_KEYS,
+            LayerType::Add | LayerType::Sub | LayerType::Mul => &COMBINE_KEYS,
+            LayerType::Concat => &CONCAT_KEYS,
+            LayerType::Mean | LayerType::Sum => &REDUCE_KEYS,
+            LayerType::Reshape => &RESHAPE_KEYS,
         }
     }
 }
@@ -179,6 +197,33 @@ impl LayerKind {
             LayerKind::Dropout2d { .. } => LayerType::Dropout2d,
             LayerKind::Activation(a) => a.layer_type(),
             LayerKind::Prelu { .. } => LayerType::Prelu,
+            LayerKind::Sequential(_) => LayerType::Sequential,
+            LayerKind::Residual { .. } => LayerType::Residual,
+            LayerKind::Combine(c) => c.layer_type(),
+        }
+    }
+}
+
+impl Combinator {
+    /// This combinator's entry in the vocabulary.
+    pub fn layer_type(&self) -> LayerType {
+        match self {
+            Combinator::Add => LayerType::Add,
+            Combinator::Sub => LayerType::Sub,
+            Combinator::Mul => LayerType::Mul,
+            Combinator::Concat { .. } => LayerType::Concat,
+            Combinator::Mean(_) => LayerType::Mean,
+            Combinator::Sum(_) => LayerType::Sum,
+            Combinator::Reshape { .. } => LayerType::Reshape,
+        }
+    }
+
+    /// How many inputs it takes: at least `.0`, at most `.1`.
+    pub fn arity(&self) -> (usize, Option<usize>) {
+        match self {
+            Combinator::Add | Combinator::Mul | Combinator::Concat { .. } => (2, None),
+            Combinator::Sub => (2, Some(2)),
+            Combinator::Mean(_) | Combinator::Sum(_) | Combinator::Reshape { .. } => (1, Some(1)),
         }
     }
 }
@@ -239,29 +284,81 @@ impl Default for ActivationArgs {
     }
 }
 
-/// `model.layers[INDEX]`; `names` holds the names of the layers before it.
+/// Where a layer mapping sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Place {
+    /// In a list of layers (`model.layers`, a block's `layers` or `shortcut`), at this index.
+    Chain(usize),
+    /// In `model.nodes`.
+    Graph,
+}
+
+/// A list of layers (`model.layers`, a block's `layers` and `shortcut`): non-empty, names
+/// unique within it.
+pub(crate) struct LayerListNode<'a> {
+    /// The parse context.
+    pub(crate) ctx: &'a Ctx,
+    /// `model.layers`, `model.layers[2].layers`.
+    pub(crate) path: Path,
+}
+
+impl<'de> Node<'de> for LayerListNode<'_> {
+    type Out = Vec<LayerSpec>;
+    ctx_and_path!();
+    fn expected(&self) -> String {
+        "a non-empty list of layers such as {type: linear, out: 16}".into()
+    }
+    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<LayerSpec>, A::Error> {
+        let mut layers = Vec::new();
+        let mut names = Vec::new();
+        loop {
+            let node = LayerNode {
+                ctx: self.ctx,
+                path: self.path.index(layers.len()),
+                place: Place::Chain(layers.len()),
+                names: &mut names,
+            };
+            match seq.next_element_seed(Seed(node))? {
+                Some((layer, _)) => layers.push(layer),
+                None => break,
+            }
+        }
+        self.non_empty(layers)
+    }
+}
+
+/// One layer or node mapping; `names` holds the names of those before it in its list.
 pub(crate) struct LayerNode<'a, 'n> {
     /// The parse context.
     pub(crate) ctx: &'a Ctx,
-    /// `model.layers[INDEX]`.
+    /// `model.layers[INDEX]`, `model.nodes[INDEX]`.
     pub(crate) path: Path,
-    /// The layer's index in the list.
-    pub(crate) index: usize,
-    /// Names given to earlier layers (for uniqueness).
+    /// Where it sits.
+    pub(crate) place: Place,
+    /// Names given to earlier layers of its list (for uniqueness).
     pub(crate) names: &'n mut Vec<String>,
 }
 
 impl<'de> Node<'de> for LayerNode<'_, '_> {
-    type Out = LayerSpec;
+    /// The layer, and the `inputs` written (only in `model.nodes`).
+    type Out = (LayerSpec, Option<Vec<String>>);
     ctx_and_path!();
     fn expected(&self) -> String {
         LAYER_TYPES.expected()
     }
-    fn map<A: MapAccess<'de>>(self, mut map: A) -> Result<LayerSpec, A::Error> {
+    fn map<A: MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<(LayerSpec, Option<Vec<String>>), A::Error> {
         let ctx = self.ctx;
         let mut keys = Keys::tagged(ctx, &self.path, &UNION_KEYS);
+        // `inputs` is read in any type's mapping: valid in model.nodes, an error of its own in
+        // a list of layers.
+        keys.also(&["inputs"]);
         let mut kind = None;
-        let (mut name, mut out, mut bias, mut dim) = (None, None, true, -1);
+        let (mut name, mut out, mut bias, mut dim) = (None, None, true, None);
+        let (mut inputs, mut block, mut shortcut) = (None, None, None);
+        let (mut keepdim, mut shape) = (false, None);
         let mut args = SpatialArgs::default();
         let mut norm = BatchNormSpec {
             eps: 1e-5,
@@ -278,16 +375,54 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
                 "type" => {
                     let t = keys.read_type(&mut map, &LAYER_TYPES, &k.written)?;
                     keys.set_type(t.key_table(), t.name())?;
+                    if let (Place::Chain(_), LayerType::Add | LayerType::Sub)
+                    | (Place::Chain(_), LayerType::Mul | LayerType::Concat) = (self.place, t)
+                    {
+                        let message = format!(
+                            "{}.{}: `{}` combines the outputs of several nodes, so it is a node of model.nodes, not a layer of a list",
+                            self.path, k.written, t.name()
+                        );
+                        return Err(keys.fail_at_key(&k.written, message));
+                    }
                     kind = Some(t);
                 }
                 "name" => {
                     let taken: &[String] = self.names;
-                    let index = self.index;
-                    let expected = "a layer name (a string without dots)";
-                    let conv = |raw: &Raw| check_name(raw, taken, index);
+                    let place = self.place;
+                    let expected = match place {
+                        Place::Chain(_) => "a layer name (a string without dots)",
+                        Place::Graph => "a node name (a string)",
+                    };
+                    let conv = |raw: &Raw| check_name(raw, taken, place);
                     let n = map.next_value_seed(scalar(ctx, path, expected, conv))?;
                     self.names.push(n.clone());
                     name = Some(n);
+                }
+                "inputs" => {
+                    if let Place::Chain(_) = self.place {
+                        let message = format!(
+                            "{path}: `inputs` is only valid in model.nodes; in a list of layers each layer reads the one before it"
+                        );
+                        return Err(keys.fail_at_key(&k.written, message));
+                    }
+                    let elem = "a node name (or `input`, the model's input)";
+                    inputs = Some(map.next_value_seed(one_or_list(ctx, path, elem, to_name))?);
+                }
+                "layers" => {
+                    block = Some(map.next_value_seed(Seed(LayerListNode { ctx, path }))?);
+                }
+                "shortcut" => {
+                    shortcut = Some(map.next_value_seed(Seed(LayerListNode { ctx, path }))?);
+                }
+                "keepdim" => {
+                    keepdim = map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?;
+                }
+                "shape" => {
+                    let expected = "a non-empty list of positive integers, at most one -1";
+                    let elem = "a positive integer or -1";
+                    let conv = |raw: &Raw| valid_if(to_i64(raw)?, |d| d > 0 || d == -1);
+                    let seed = list(ctx, path, expected, elem, conv).seed();
+                    shape = map.next_value_seed(seed)?;
                 }
                 "out" => {
                     let expected = "a positive integer (output features)";
@@ -299,7 +434,9 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
                     ))?);
                 }
                 "bias" => bias = map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?,
-                "dim" => dim = map.next_value_seed(scalar(ctx, path, "an integer", to_i64))?,
+                "dim" => {
+                    dim = Some(map.next_value_seed(one_or_list(ctx, path, "an integer", to_i64))?)
+                }
                 "kernel_size" => args.kernel_size = Some(map.next_value_seed(sizes(ctx, path))?),
                 "stride" => args.stride = Some(map.next_value_seed(sizes(ctx, path))?),
                 "dilation" => args.dilation = Some(map.next_value_seed(sizes(ctx, path))?),
@@ -452,6 +589,26 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
         let Some(t) = kind else {
             return Err(LAYER_TYPES.missing(&keys));
         };
+        if let (Place::Graph, None) = (self.place, &name) {
+            return Err(keys.missing("name"));
+        }
+        // `dim` of softmax, log_softmax and concat: one integer.
+        let one_dim = |default: i64| match dim.as_deref() {
+            None => Ok(default),
+            Some(&[d]) => Ok(d),
+            Some(_) => Err(at_key(
+                &keys,
+                "dim",
+                format!("{} takes one dim, an integer", t.name()),
+            )),
+        };
+        let reduce = || match &dim {
+            Some(dim) => Ok(Reduce {
+                dim: dim.clone(),
+                keepdim,
+            }),
+            None => Err(keys.missing("dim")),
+        };
         let kind = match t {
             LayerType::Linear => LayerKind::Linear {
                 out: out.ok_or_else(|| keys.missing("out"))?,
@@ -460,8 +617,8 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
             LayerType::Relu => LayerKind::Relu,
             LayerType::Sigmoid => LayerKind::Sigmoid,
             LayerType::Tanh => LayerKind::Tanh,
-            LayerType::Softmax => LayerKind::Softmax { dim },
-            LayerType::LogSoftmax => LayerKind::LogSoftmax { dim },
+            LayerType::Softmax => LayerKind::Softmax { dim: one_dim(-1)? },
+            LayerType::LogSoftmax => LayerKind::LogSoftmax { dim: one_dim(-1)? },
             LayerType::Conv1d => LayerKind::Conv1d(args.conv(&keys, t, 1, bias)?),
             LayerType::Conv2d => LayerKind::Conv2d(args.conv(&keys, t, 2, bias)?),
             LayerType::MaxPool1d => LayerKind::MaxPool1d(args.max_pool(&keys, t, 1)?),
@@ -533,23 +690,78 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
                 num_parameters: act.num_parameters,
                 init: act.init,
             },
+            LayerType::Sequential => {
+                LayerKind::Sequential(block.ok_or_else(|| keys.missing("layers"))?)
+            }
+            LayerType::Residual => LayerKind::Residual {
+                body: block.ok_or_else(|| keys.missing("layers"))?,
+                shortcut,
+            },
+            LayerType::Add => LayerKind::Combine(Combinator::Add),
+            LayerType::Sub => LayerKind::Combine(Combinator::Sub),
+            LayerType::Mul => LayerKind::Combine(Combinator::Mul),
+            LayerType::Concat => LayerKind::Combine(Combinator::Concat { dim: one_dim(1)? }),
+            LayerType::Mean => LayerKind::Combine(Combinator::Mean(reduce()?)),
+            LayerType::Sum => LayerKind::Combine(Combinator::Sum(reduce()?)),
+            LayerType::Reshape => {
+                let shape = shape.ok_or_else(|| keys.missing("shape"))?;
+                if shape.iter().filter(|&&d| d == -1).count() > 1 {
+                    let message = "at most one size may be -1 (inferred)".to_owned();
+                    return Err(at_key(&keys, "shape", message));
+                }
+                LayerKind::Combine(Combinator::Reshape { shape })
+            }
         };
-        Ok(LayerSpec {
+        let layer = LayerSpec {
             name,
             kind,
             declared_input,
-        })
+        };
+        Ok((layer, inputs))
     }
 }
 
-/// A layer name: non-empty, no dots, unique, and not a number that is another layer's index.
-fn check_name(raw: &Raw, taken: &[String], index: usize) -> Result<String, Problem> {
+/// A node name or `input`, as written.
+fn to_name(raw: &Raw) -> Result<String, Problem> {
+    match raw {
+        Raw::Str(s) => Ok(s.clone()),
+        _ => Err(Problem::Type),
+    }
+}
+
+/// A layer name: non-empty, unique, and in a list of layers without dots and not a number
+/// that is another layer's index; a node name may hold dots between non-empty parts
+/// (`layer1.0.conv1`) and is not `input`.
+fn check_name(raw: &Raw, taken: &[String], place: Place) -> Result<String, Problem> {
     let Raw::Str(s) = raw else {
         return Err(Problem::Type);
     };
     if s.is_empty() {
         return Err(Problem::Msg("a layer name must not be empty".into()));
     }
+    let index = match place {
+        Place::Chain(index) => index,
+        Place::Graph => {
+            if s.split('.').any(str::is_empty) {
+                return Err(Problem::Msg(format!(
+                    "node name `{}` has an empty part between dots; parameter names are NAME.weight",
+                    shown(s)
+                )));
+            }
+            if s == "input" {
+                return Err(Problem::Msg(
+                    "`input` names the model's input in `inputs`; choose another node name".into(),
+                ));
+            }
+            if taken.iter().any(|t| t == s) {
+                return Err(Problem::Msg(format!(
+                    "duplicate node name `{}`; names must be unique across nodes",
+                    shown(s)
+                )));
+            }
+            return Ok(s.clone());
+        }
+    };
     if s.contains('.') {
         return Err(Problem::Msg(format!(
             "layer name `{}` contains a dot; parameter names are NAME.weight, so names cannot",
@@ -790,5 +1002,162 @@ impl SpatialArgs {
                 .per_axis(dims, t.name())
                 .map_err(|m| at_key(keys, "output_size", m)),
         }
+    }
+}
+
+/// `model.nodes` as written: each node and the `inputs` it names (`None`: the one before).
+pub(crate) struct NodeListNode<'a> {
+    /// The parse context.
+    pub(crate) ctx: &'a Ctx,
+    /// `model.nodes`.
+    pub(crate) path: Path,
+}
+
+/// A node as written: its layer and the names in its `inputs`.
+pub(crate) type WrittenNode = (LayerSpec, Option<Vec<String>>);
+
+impl<'de> Node<'de> for NodeListNode<'_> {
+    type Out = Vec<WrittenNode>;
+    ctx_and_path!();
+    fn expected(&self) -> String {
+        "a non-empty list of nodes such as {name: fc1, type: linear, out: 16}".into()
+    }
+    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<WrittenNode>, A::Error> {
+        let mut nodes = Vec::new();
+        let mut names = Vec::new();
+        loop {
+            let node = LayerNode {
+                ctx: self.ctx,
+                path: self.path.index(nodes.len()),
+                place: Place::Graph,
+                names: &mut names,
+            };
+            match seq.next_element_seed(Seed(node))? {
+                Some(node) => nodes.push(node),
+                None => break,
+            }
+        }
+        self.non_empty(nodes)
+    }
+}
+
+/// Resolves the names in `nodes`' inputs and `output` (`model.nodes` at `path`): every input
+/// an earlier node or `input`, as many inputs as the node's type takes. An error is the key
+/// path to point at and the message.
+pub(crate) fn resolve_nodes(
+    path: &Path,
+    nodes: Vec<WrittenNode>,
+    output: Option<(Path, String)>,
+) -> Result<NodeGraph, (Path, String)> {
+    let names: Vec<&str> = nodes
+        .iter()
+        .map(|(layer, _)| layer.name.as_deref().expect("nodes are named when read"))
+        .collect();
+    let unknown = |name: &str| {
+        let mut valid = vec!["input"];
+        valid.extend(&names);
+        format!(
+            "unknown node `{}`{}; valid: {}",
+            shown(name),
+            did_you_mean(name, &valid),
+            valid.join(", ")
+        )
+    };
+    let mut resolved = Vec::with_capacity(nodes.len());
+    for (i, (layer, inputs)) in nodes.iter().enumerate() {
+        let at = path.index(i).key("inputs");
+        let inputs = match inputs {
+            None if i == 0 => vec![NodeInput::Model],
+            None => vec![NodeInput::Node(i - 1)],
+            Some(written) => written
+                .iter()
+                .map(|name| match names.iter().position(|n| n == name) {
+                    _ if name == "input" => Ok(NodeInput::Model),
+                    Some(j) if j < i => Ok(NodeInput::Node(j)),
+                    Some(j) => Err((at.clone(), later_message(path, &nodes, i, j))),
+                    None => Err((at.clone(), format!("{at}: {}", unknown(name)))),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
+        let t = layer.kind.layer_type();
+        let (min, max) = match &layer.kind {
+            LayerKind::Combine(c) => c.arity(),
+            _ => (1, Some(1)),
+        };
+        let count = inputs.len();
+        if count < min || max.is_some_and(|m| count > m) {
+            let takes = match (min, max) {
+                (1, Some(1)) => "one input".to_owned(),
+                (m, Some(n)) if m == n => format!("{m} inputs"),
+                (m, _) => format!("{m} or more inputs"),
+            };
+            let at = path.index(i);
+            let message = format!("{at}: `{}` takes {takes}, got {count}", t.name());
+            return Err((at.key("inputs"), message));
+        }
+        resolved.push(NodeSpec {
+            layer: layer.clone(),
+            inputs,
+        });
+    }
+    let output = match output {
+        None => resolved.len() - 1,
+        Some((at, name)) => names
+            .iter()
+            .position(|n| *n == name)
+            .ok_or_else(|| (at.clone(), format!("{at}: {}", unknown(&name))))?,
+    };
+    Ok(NodeGraph {
+        nodes: resolved,
+        output,
+    })
+}
+
+/// Node `i` reads node `j`, listed after it: a cycle when `j` reads `i` back (through any
+/// chain of inputs), else a use before definition.
+fn later_message(path: &Path, nodes: &[WrittenNode], i: usize, j: usize) -> String {
+    let name = |k: usize| nodes[k].0.name.as_deref().unwrap_or_default();
+    let reads = |k: usize| -> Vec<usize> {
+        match &nodes[k].1 {
+            None if k == 0 => Vec::new(),
+            None => vec![k - 1],
+            Some(written) => written
+                .iter()
+                .filter_map(|w| nodes.iter().position(|n| n.0.name.as_deref() == Some(w)))
+                .collect(),
+        }
+    };
+    // Depth-first from j: does it reach i?
+    let mut seen = vec![false; nodes.len()];
+    let mut stack = vec![j];
+    let mut cycle = false;
+    while let Some(k) = stack.pop() {
+        if k == i {
+            cycle = true;
+            break;
+        }
+        if !std::mem::replace(&mut seen[k], true) {
+            stack.extend(reads(k));
+        }
+    }
+    let at = path.index(i).key("inputs");
+    if i == j {
+        format!("{at}: node `{}` reads itself", shown(name(i)))
+    } else if cycle {
+        format!(
+            "{at}: nodes `{}` and `{}` form a cycle (`{}` reads `{}`, which depends on `{}`)",
+            shown(name(i)),
+            shown(name(j)),
+            shown(name(i)),
+            shown(name(j)),
+            shown(name(i))
+        )
+    } else {
+        format!(
+            "{at}: node `{}` reads `{}`, which is defined later ({}); list every node after its inputs",
+            shown(name(i)),
+            shown(name(j)),
+            path.index(j)
+        )
     }
 }

@@ -267,6 +267,56 @@ pub(crate) fn scalar<'a, T, F: FnMut(&Raw) -> Result<T, Problem>>(
     })
 }
 
+/// One scalar, or a non-empty list of them (`dim: 1` or `dim: [1, 2]`; `inputs: a` or
+/// `inputs: [a, b]`), as a list.
+pub(crate) struct OneOrListNode<'a, F> {
+    /// The parse context.
+    pub(crate) ctx: &'a Ctx,
+    /// Where the value is.
+    pub(crate) path: Path,
+    /// What one element should be, e.g. "an integer".
+    pub(crate) elem: &'static str,
+    /// The element conversion.
+    pub(crate) conv: F,
+}
+
+impl<'de, T, F: Fn(&Raw) -> Result<T, Problem> + Copy> Node<'de> for OneOrListNode<'_, F> {
+    type Out = Vec<T>;
+    ctx_and_path!();
+    fn expected(&self) -> String {
+        format!("{} or a non-empty list of them", self.elem)
+    }
+    fn scalar(&mut self, raw: &Raw) -> Result<Vec<T>, Problem> {
+        (self.conv)(raw).map(|v| vec![v])
+    }
+    fn seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Vec<T>, A::Error> {
+        let out = read_seq(seq, |i| {
+            Seed(ScalarNode {
+                ctx: self.ctx,
+                path: self.path.index(i),
+                expected: self.elem.to_owned(),
+                conv: self.conv,
+            })
+        })?;
+        self.non_empty(out)
+    }
+}
+
+/// Reads the value of the current key as one scalar or a non-empty list of them.
+pub(crate) fn one_or_list<'a, T, F: Fn(&Raw) -> Result<T, Problem> + Copy>(
+    ctx: &'a Ctx,
+    path: Path,
+    elem: &'static str,
+    conv: F,
+) -> Seed<OneOrListNode<'a, F>> {
+    Seed(OneOrListNode {
+        ctx,
+        path,
+        elem,
+        conv,
+    })
+}
+
 /// A non-empty list of scalars; `None` only for `null` when `nullable`.
 pub(crate) struct ListNode<'a, F> {
     /// The parse context.

@@ -7,7 +7,7 @@ use serde::de::{IgnoredAny, MapAccess, SeqAccess};
 
 use crate::ctx::{shown, Ctx, Path};
 use crate::keys::{KeyTable, Keys};
-use crate::layer::LayerNode;
+use crate::layer::{resolve_nodes, LayerListNode, NodeListNode};
 use crate::loss::LossNode;
 use crate::node::{
     ctx_and_path, list, scalar, to_bool, to_f32, to_nonempty_string, to_nonneg_f32,
@@ -17,7 +17,7 @@ use crate::optim::OptimizerNode;
 use crate::sched::{SchedulerNode, TrainStepKeys};
 use crate::suggest::did_you_mean;
 use crate::types::{
-    DataSpec, InitSpec, LayerSpec, ModelSpec, SourceSpec, Spec, SyntheticKind, SyntheticSpec,
+    DataSpec, InitSpec, ModelBody, ModelSpec, SourceSpec, Spec, SyntheticKind, SyntheticSpec,
     TrainSpec,
 };
 use crate::vocab::{KeyTables, SourceFormat, Vocabulary};
@@ -55,7 +55,7 @@ static NPY_KEYS: KeyTable = KeyTable::plain(&["features", "target"]);
 static IDX_KEYS: KeyTable = KeyTable::plain(&["images", "labels"]);
 static SYNTHETIC_KEYS: KeyTable =
     KeyTable::plain(&["kind", "samples", "features", "classes", "noise"]);
-static MODEL_KEYS: KeyTable = KeyTable::plain(&["input", "layers", "init"]);
+static MODEL_KEYS: KeyTable = KeyTable::plain(&["input", "layers", "nodes", "output", "init"]);
 static INIT_KEYS: KeyTable = KeyTable::plain(&["from"]);
 static TRAIN_KEYS: KeyTable = KeyTable::plain(&[
     "epochs",
@@ -732,6 +732,7 @@ impl<'de> Node<'de> for ModelNode<'_> {
         let ctx = self.ctx;
         let mut keys = Keys::new(ctx, &self.path, &MODEL_KEYS);
         let (mut input, mut layers, mut init) = (None, None, InitSpec::Default);
+        let (mut nodes, mut output) = (None, None);
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
             match k.name() {
@@ -745,49 +746,57 @@ impl<'de> Node<'de> for ModelNode<'_> {
                     );
                     input = map.next_value_seed(seed.seed())?;
                 }
-                "layers" => layers = Some(map.next_value_seed(Seed(LayersNode { ctx, path }))?),
+                "layers" => {
+                    layers = Some(map.next_value_seed(Seed(LayerListNode { ctx, path }))?);
+                }
+                "nodes" => {
+                    let node = NodeListNode {
+                        ctx,
+                        path: path.clone(),
+                    };
+                    nodes = Some((path, map.next_value_seed(Seed(node))?));
+                }
+                "output" => {
+                    let expected = "the name of a node of model.nodes";
+                    let seed = scalar(ctx, path.clone(), expected, to_nonempty_string);
+                    output = Some((path, map.next_value_seed(seed)?));
+                }
                 "init" => init = map.next_value_seed(Seed(InitNode { ctx, path }))?,
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
+        let body = match (layers, nodes) {
+            (Some(_), Some(_)) => {
+                let message = format!(
+                    "{}: give `layers` (a chain) or `nodes` (a graph), not both",
+                    self.path
+                );
+                return Err(keys.fail_at_key("nodes", message));
+            }
+            (Some(layers), None) => {
+                if output.is_some() {
+                    let message = format!(
+                        "{}.output: `output` names a node of model.nodes; with `layers` the output is the last layer's",
+                        self.path
+                    );
+                    return Err(keys.fail_at_key("output", message));
+                }
+                ModelBody::Layers(layers)
+            }
+            (None, Some((path, nodes))) => {
+                let graph = resolve_nodes(&path, nodes, output)
+                    .map_err(|(at, message)| ctx.fail_at_key(at, message))?;
+                ModelBody::Nodes(graph)
+            }
+            (None, None) => return Err(keys.missing("layers")),
+        };
         Ok(ModelSpec {
             input: input.ok_or_else(|| keys.missing("input"))?,
-            layers: layers.ok_or_else(|| keys.missing("layers"))?,
+            body,
             init,
         })
-    }
-}
-
-/// `model.layers`: a non-empty list of layer mappings with unique names.
-struct LayersNode<'a> {
-    ctx: &'a Ctx,
-    path: Path,
-}
-
-impl<'de> Node<'de> for LayersNode<'_> {
-    type Out = Vec<LayerSpec>;
-    ctx_and_path!();
-    fn expected(&self) -> String {
-        "a non-empty list of layers such as {type: linear, out: 16}".into()
-    }
-    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<LayerSpec>, A::Error> {
-        let mut layers = Vec::new();
-        let mut names = Vec::new();
-        loop {
-            let node = LayerNode {
-                ctx: self.ctx,
-                path: self.path.index(layers.len()),
-                index: layers.len(),
-                names: &mut names,
-            };
-            match seq.next_element_seed(Seed(node))? {
-                Some(layer) => layers.push(layer),
-                None => break,
-            }
-        }
-        self.non_empty(layers)
     }
 }
 

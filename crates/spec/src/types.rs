@@ -113,15 +113,61 @@ pub enum SyntheticKind {
     Linear,
 }
 
-/// `model:` — a sequential stack of layers.
+/// `model:` — a sequential stack of layers, or a graph of named nodes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelSpec {
     /// Shape of one sample's features.
     pub input: Vec<usize>,
-    /// Layers applied in order, like `torch.nn.Sequential`.
-    pub layers: Vec<LayerSpec>,
+    /// What the model computes from its input.
+    pub body: ModelBody,
     /// Where the initial parameters come from.
     pub init: InitSpec,
+}
+
+impl ModelSpec {
+    /// `model.layers`, when the model is a chain of layers.
+    pub fn layers(&self) -> Option<&[LayerSpec]> {
+        match &self.body {
+            ModelBody::Layers(layers) => Some(layers),
+            ModelBody::Nodes(_) => None,
+        }
+    }
+}
+
+/// `model.layers` or `model.nodes`: exactly one of them is given.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ModelBody {
+    /// `model.layers`: applied in order, like `torch.nn.Sequential`.
+    Layers(Vec<LayerSpec>),
+    /// `model.nodes`: a graph of named nodes.
+    Nodes(NodeGraph),
+}
+
+/// `model.nodes` and `model.output`, with every input resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeGraph {
+    /// The nodes in the order listed; each reads only the model's input and earlier nodes.
+    pub nodes: Vec<NodeSpec>,
+    /// The position of the model's output in `nodes` (`model.output`, or the last node).
+    pub output: usize,
+}
+
+/// One entry of `model.nodes`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeSpec {
+    /// The layer or combinator; its `name` is always given (dots allowed).
+    pub layer: LayerSpec,
+    /// What it reads, in order.
+    pub inputs: Vec<NodeInput>,
+}
+
+/// An input of a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NodeInput {
+    /// The model's input (`input`).
+    Model,
+    /// The output of the node at this position of `model.nodes` (always an earlier one).
+    Node(usize),
 }
 
 /// One entry of `model.layers`.
@@ -227,6 +273,54 @@ pub enum LayerKind {
         /// Every slope's initial value (0.25).
         init: f64,
     },
+    /// `nn.Sequential` nested in the model: its layers applied in order, their parameters
+    /// named `BLOCK.INDEX.weight`.
+    Sequential(Vec<LayerSpec>),
+    /// `body(x) + shortcut(x)`, a residual block: parameters `BLOCK.body.I.weight` and
+    /// `BLOCK.shortcut.I.weight`.
+    Residual {
+        /// The body's layers (non-empty).
+        body: Vec<LayerSpec>,
+        /// The shortcut's layers; `None` is the identity.
+        shortcut: Option<Vec<LayerSpec>>,
+    },
+    /// A combinator of node outputs (`add`, `concat`, ...), or of one input (`mean`,
+    /// `reshape`).
+    Combine(Combinator),
+}
+
+/// The combinators of `model.nodes`. Dims index the batched tensor, as in PyTorch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Combinator {
+    /// `torch.add` of 2 or more inputs, with broadcasting.
+    Add,
+    /// `torch.sub` of exactly 2 inputs, with broadcasting.
+    Sub,
+    /// `torch.mul` of 2 or more inputs, with broadcasting.
+    Mul,
+    /// `torch.cat` of 2 or more inputs along `dim` (1).
+    Concat {
+        /// The axis joined (negative from the end).
+        dim: i64,
+    },
+    /// `torch.mean` over `dim`.
+    Mean(Reduce),
+    /// `torch.sum` over `dim`.
+    Sum(Reduce),
+    /// `torch.reshape` of each sample to `shape` (one `-1` allowed, inferred).
+    Reshape {
+        /// One sample's new shape: positive sizes and at most one -1.
+        shape: Vec<i64>,
+    },
+}
+
+/// The arguments of `mean` and `sum`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reduce {
+    /// The axes reduced (negative from the end), in the order written.
+    pub dim: Vec<i64>,
+    /// Whether reduced axes stay with size 1 (false).
+    pub keepdim: bool,
 }
 
 /// The elementwise activations of `torch.nn` without learned parameters (besides `relu`,

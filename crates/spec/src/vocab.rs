@@ -167,6 +167,24 @@ vocabulary! {
         Tanhshrink => ("tanhshrink", "Tanhshrink"),
         /// `nn.PReLU`.
         Prelu => ("prelu", "PReLU"),
+        /// `nn.Sequential`, nested.
+        Sequential => ("sequential", "Sequential"),
+        /// `body(x) + shortcut(x)`.
+        Residual => ("residual", "residual"),
+        /// `torch.add` of node outputs.
+        Add => ("add", "add"),
+        /// `torch.sub` of two node outputs.
+        Sub => ("sub", "sub"),
+        /// `torch.mul` of node outputs.
+        Mul => ("mul", "mul"),
+        /// `torch.cat` of node outputs.
+        Concat => ("concat", "cat"),
+        /// `torch.mean`.
+        Mean => ("mean", "mean"),
+        /// `torch.sum`.
+        Sum => ("sum", "sum"),
+        /// `torch.reshape` of each sample.
+        Reshape => ("reshape", "reshape"),
     }
 }
 

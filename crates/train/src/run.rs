@@ -245,8 +245,8 @@ pub fn check_size_within(spec: &Spec, limit: u128) -> Result<(), TrainError> {
         return Ok(());
     }
     let what = match sizes.iter().enumerate().max_by_key(|(_, l)| layer_bytes(l)) {
-        Some((index, _)) => {
-            let layer = &spec.model.layers[index];
+        Some((index, info)) => {
+            let layer = graphc_nn::all_layers(&spec.model)[index];
             let kind = match &layer.kind {
                 LayerKind::Linear { out, .. } => format!("linear, out {out}"),
                 LayerKind::Conv1d(c) | LayerKind::Conv2d(c) => format!(
@@ -273,9 +273,12 @@ pub fn check_size_within(spec: &Spec, limit: u128) -> Result<(), TrainError> {
                 | LayerKind::Activation(_)
                 | LayerKind::Prelu { .. }
                 | LayerKind::Softmax { .. }
-                | LayerKind::LogSoftmax { .. } => layer.kind.layer_type().name().to_owned(),
+                | LayerKind::LogSoftmax { .. }
+                | LayerKind::Sequential(_)
+                | LayerKind::Residual { .. }
+                | LayerKind::Combine(_) => layer.kind.layer_type().name().to_owned(),
             };
-            format!("model.layers[{index}] ({kind})")
+            format!("{} ({kind})", info.path)
         }
         None => "model.input".to_owned(),
     };

@@ -11,7 +11,7 @@ use std::path::Path;
 use graphc::stages::autodiff;
 use graphc::stages::ir::{Arg, BinaryOp, Graph, NodeId, ReduceOp, TensorType};
 use graphc::stages::spec::{
-    Activation, GeluApproximate, InitSpec, LayerKind, LayerSpec, LayerType, ModelSpec,
+    Activation, GeluApproximate, InitSpec, LayerKind, LayerSpec, LayerType, ModelBody, ModelSpec,
 };
 use graphc::stages::{nn, opt, spec};
 use graphc::BackendKind;
@@ -77,6 +77,17 @@ fn activation_golden(layer: LayerType) -> Option<&'static str> {
         // A learned slope: its rule (`x > 0`, NaN and 0 take the slope) is checked by the
         // training goldens tests/goldens/activations/kinks_prelu*.
         LayerType::Prelu => None,
+        // Blocks and combinators add, multiply and move values; their goldens
+        // (tests/goldens/graph_models/) check them on finite values.
+        LayerType::Sequential
+        | LayerType::Residual
+        | LayerType::Add
+        | LayerType::Sub
+        | LayerType::Mul
+        | LayerType::Concat
+        | LayerType::Mean
+        | LayerType::Sum
+        | LayerType::Reshape => None,
     }
 }
 
@@ -153,11 +164,11 @@ fn build_op(graph: &mut Graph, op: &str, params: &[NodeId]) -> NodeId {
         let shape = graph.shape(params[0]).to_vec();
         let model = ModelSpec {
             input: shape[1..].to_vec(),
-            layers: vec![LayerSpec {
+            body: ModelBody::Layers(vec![LayerSpec {
                 name: None,
                 kind,
                 declared_input: None,
-            }],
+            }]),
             init: InitSpec::Default,
         };
         return nn::build_model(graph, &model, params[0], nn::Mode::Eval)

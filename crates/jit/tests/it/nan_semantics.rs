@@ -8,7 +8,7 @@ use graphc_autodiff::grad;
 use graphc_interp::Interp;
 use graphc_ir::{Backend, BinaryOp, Executable, Graph, NodeId, ReduceOp};
 use graphc_jit::{compile_with, Options};
-use graphc_spec::{InitSpec, LayerKind, LayerSpec, ModelSpec};
+use graphc_spec::{InitSpec, LayerKind, LayerSpec, ModelBody, ModelSpec};
 
 const NAN: f32 = f32::NAN;
 const INF: f32 = f32::INFINITY;
@@ -86,11 +86,11 @@ fn relu_propagates_nan_keeps_negative_zero_and_passes_no_gradient_at_zero() {
     let g = graph_with_grads(&[&[1, n]], &up, |g, p| {
         let model = ModelSpec {
             input: vec![n],
-            layers: vec![LayerSpec {
+            body: ModelBody::Layers(vec![LayerSpec {
                 name: None,
                 kind: LayerKind::Relu,
                 declared_input: None,
-            }],
+            }]),
             init: InitSpec::Default,
         };
         graphc_nn::build_model(g, &model, p[0], graphc_nn::Mode::Eval)

@@ -370,10 +370,10 @@ fn one_value_per_channel_in_training_is_pytorchs_error() {
         "{type: linear, out: 3}, {type: batch_norm1d}, {type: linear, out: 2}",
     );
     let e = build_step(&spec, 1, TargetLayout::Classes).unwrap_err();
-    let NnError::Layer { index, .. } = &e else {
+    let NnError::Layer { path, .. } = &e else {
         panic!("a layer error: {e:?}");
     };
-    assert_eq!(*index, 1);
+    assert_eq!(path, "model.layers[1]");
     let message = e.to_string();
     assert!(
         message.starts_with("model.layers[1] (batch_norm1d at 1): ")

@@ -121,11 +121,11 @@ fn unknown_layer_and_optimizer_types_name_the_valid_types() {
          max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, \
          adaptive_max_pool2d, flatten, batch_norm1d, batch_norm2d, dropout, dropout1d, dropout2d, \
          identity, leaky_relu, elu, selu, celu, gelu, silu, mish, softplus, hardtanh, relu6, \
-         hardsigmoid, hardswish, logsigmoid, softsign, tanhshrink, prelu (or Linear, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax, \
+         hardsigmoid, hardswish, logsigmoid, softsign, tanhshrink, prelu, sequential, residual, add, sub, mul, concat, mean, sum, reshape (or Linear, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax, \
          Conv1d, Conv2d, MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, \
          AdaptiveAvgPool2d, AdaptiveMaxPool2d, Flatten, BatchNorm1d, BatchNorm2d, Dropout, Dropout1d, Dropout2d, \
          Identity, LeakyReLU, ELU, SELU, CELU, GELU, SiLU, Mish, Softplus, Hardtanh, ReLU6, \
-         Hardsigmoid, Hardswish, LogSigmoid, Softsign, Tanhshrink, PReLU)",
+         Hardsigmoid, Hardswish, LogSigmoid, Softsign, Tanhshrink, PReLU, Sequential, cat)",
     );
     let e = err(&base_with("  type: sgd", "  type: adan"));
     assert_err(
@@ -204,11 +204,11 @@ fn missing_layer_type_lists_the_valid_types() {
          max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, \
          adaptive_max_pool2d, flatten, batch_norm1d, batch_norm2d, dropout, dropout1d, dropout2d, \
          identity, leaky_relu, elu, selu, celu, gelu, silu, mish, softplus, hardtanh, relu6, \
-         hardsigmoid, hardswish, logsigmoid, softsign, tanhshrink, prelu (or Linear, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax, \
+         hardsigmoid, hardswish, logsigmoid, softsign, tanhshrink, prelu, sequential, residual, add, sub, mul, concat, mean, sum, reshape (or Linear, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax, \
          Conv1d, Conv2d, MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, \
          AdaptiveAvgPool2d, AdaptiveMaxPool2d, Flatten, BatchNorm1d, BatchNorm2d, Dropout, Dropout1d, Dropout2d, \
          Identity, LeakyReLU, ELU, SELU, CELU, GELU, SiLU, Mish, Softplus, Hardtanh, ReLU6, \
-         Hardsigmoid, Hardswish, LogSigmoid, Softsign, Tanhshrink, PReLU)",
+         Hardsigmoid, Hardswish, LogSigmoid, Softsign, Tanhshrink, PReLU, Sequential, cat)",
     );
 }
 
@@ -616,7 +616,7 @@ fn convolution_and_pooling_layers_with_defaults_parse() {
     let layer = "{type: Conv2d, out_channels: 4, kernel_size: [3, 5], padding: valid, bias: false}";
     let spec = parse_str(&with_layer(layer), Path::new("spec.yaml")).unwrap();
     assert_eq!(
-        spec.model.layers[0].kind,
+        spec.model.layers().unwrap()[0].kind,
         LayerKind::Conv2d(ConvSpec {
             out_channels: 4,
             kernel_size: vec![3, 5],
@@ -630,7 +630,7 @@ fn convolution_and_pooling_layers_with_defaults_parse() {
     let layer = "{type: max_pool2d, kernel_size: 3, padding: [1, 0], stride: null}";
     let spec = parse_str(&with_layer(layer), Path::new("spec.yaml")).unwrap();
     assert_eq!(
-        spec.model.layers[0].kind,
+        spec.model.layers().unwrap()[0].kind,
         LayerKind::MaxPool2d(MaxPoolSpec {
             kernel_size: vec![3, 3],
             stride: vec![3, 3],
@@ -642,7 +642,7 @@ fn convolution_and_pooling_layers_with_defaults_parse() {
     let layer = "{kernel_size: 2, type: avg_pool2d, divisor_override: 3}";
     let spec = parse_str(&with_layer(layer), Path::new("spec.yaml")).unwrap();
     assert_eq!(
-        spec.model.layers[0].kind,
+        spec.model.layers().unwrap()[0].kind,
         LayerKind::AvgPool2d(AvgPoolSpec {
             kernel_size: vec![2, 2],
             stride: vec![2, 2],
@@ -655,22 +655,22 @@ fn convolution_and_pooling_layers_with_defaults_parse() {
     let layer = "{type: adaptive_avg_pool2d, output_size: [null, 3]}";
     let spec = parse_str(&with_layer(layer), Path::new("spec.yaml")).unwrap();
     assert_eq!(
-        spec.model.layers[0].kind,
+        spec.model.layers().unwrap()[0].kind,
         LayerKind::AdaptiveAvgPool2d {
             output_size: vec![None, Some(3)]
         }
     );
     let layer = "{type: conv1d, out_channels: 2, kernel_size: 4, padding: same, dilation: 3}";
     let spec = parse_str(&with_layer(layer), Path::new("spec.yaml")).unwrap();
-    let LayerKind::Conv1d(conv) = &spec.model.layers[0].kind else {
-        panic!("{:?}", spec.model.layers[0].kind)
+    let LayerKind::Conv1d(conv) = &spec.model.layers().unwrap()[0].kind else {
+        panic!("{:?}", spec.model.layers().unwrap()[0].kind)
     };
     assert_eq!(
         (&conv.padding, &conv.dilation),
         (&ConvPadding::Same, &vec![3])
     );
     assert_eq!(
-        spec.model.layers[1].kind,
+        spec.model.layers().unwrap()[1].kind,
         LayerKind::Flatten {
             start_dim: 1,
             end_dim: -1

@@ -10,7 +10,7 @@ use crate::support::with_layer;
 
 fn layer(layer: &str) -> LayerKind {
     match parse_str(&with_layer(layer), Path::new("spec.yaml")) {
-        Ok(spec) => spec.model.layers[0].kind.clone(),
+        Ok(spec) => spec.model.layers().unwrap()[0].kind.clone(),
         Err(e) => panic!("{layer}: unexpected error: {e}"),
     }
 }

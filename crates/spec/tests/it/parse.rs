@@ -91,7 +91,7 @@ fn spec_md_example_without_scheduler_parses_to_expected_value() {
         spec.model,
         ModelSpec {
             input: vec![4],
-            layers: vec![
+            body: ModelBody::Layers(vec![
                 LayerSpec {
                     name: None,
                     kind: LayerKind::Linear {
@@ -110,7 +110,7 @@ fn spec_md_example_without_scheduler_parses_to_expected_value() {
                     kind: LayerKind::Linear { out: 3, bias: true },
                     declared_input: None,
                 },
-            ],
+            ]),
             init: InitSpec::From(PathBuf::from("init.safetensors")),
         }
     );
@@ -165,7 +165,7 @@ fn omitted_keys_take_pytorch_defaults() {
     ));
     assert_eq!(spec.model.init, InitSpec::Default);
     assert_eq!(
-        spec.model.layers[0].kind,
+        spec.model.layers().unwrap()[0].kind,
         LayerKind::Linear { out: 1, bias: true }
     );
     assert_eq!(
@@ -268,7 +268,13 @@ train: {epochs: 1, steps: 10}
             features: Some(vec!["x".into(), "y".into()]),
         }
     );
-    let kinds: Vec<&LayerKind> = spec.model.layers.iter().map(|l| &l.kind).collect();
+    let kinds: Vec<&LayerKind> = spec
+        .model
+        .layers()
+        .unwrap()
+        .iter()
+        .map(|l| &l.kind)
+        .collect();
     assert_eq!(
         kinds,
         [
@@ -284,7 +290,10 @@ train: {epochs: 1, steps: 10}
             &LayerKind::LogSoftmax { dim: -1 },
         ]
     );
-    assert_eq!(spec.model.layers[6].name.as_deref(), Some("head"));
+    assert_eq!(
+        spec.model.layers().unwrap()[6].name.as_deref(),
+        Some("head")
+    );
     assert!(matches!(
         spec.loss,
         LossSpec::CrossEntropy { label_smoothing, .. } if (label_smoothing - 0.1).abs() < 1e-7
@@ -308,7 +317,7 @@ fn type_may_come_after_the_other_keys() {
         );
     let spec = parse(&text);
     assert_eq!(
-        spec.model.layers[0].kind,
+        spec.model.layers().unwrap()[0].kind,
         LayerKind::Linear {
             out: 16,
             bias: false
@@ -424,7 +433,13 @@ fn pytorchs_input_size_arguments_are_read_for_the_build_to_check() {
             )
             .replace("input: [3]", "input: [3, 1]"),
     );
-    let declared: Vec<Option<usize>> = spec.model.layers.iter().map(|l| l.declared_input).collect();
+    let declared: Vec<Option<usize>> = spec
+        .model
+        .layers()
+        .unwrap()
+        .iter()
+        .map(|l| l.declared_input)
+        .collect();
     assert_eq!(declared, [Some(3), Some(2), None, Some(2), None]);
     let bad = parse_str(
         &MINIMAL.replace(
@@ -474,7 +489,14 @@ fn activations_take_pytorchs_defaults_and_class_names() {
     .collect();
     let text = MINIMAL.replace("    - {type: linear, out: 1}\n", &layers);
     let spec = parse(&text);
-    let kinds: Vec<&LayerKind> = spec.model.layers.iter().skip(1).map(|l| &l.kind).collect();
+    let kinds: Vec<&LayerKind> = spec
+        .model
+        .layers()
+        .unwrap()
+        .iter()
+        .skip(1)
+        .map(|l| &l.kind)
+        .collect();
     let act = LayerKind::Activation;
     assert_eq!(
         kinds,
