@@ -78,7 +78,8 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         steps: u64,
     },
-    /// Print the optimized training-step graph as text (or Graphviz DOT).
+    /// Print the optimized training-step graph as text (or, with --dot, the model's layers
+    /// and then the step as Graphviz DOT).
     Graph {
         /// The spec file.
         spec: PathBuf,
@@ -201,7 +202,9 @@ fn run(cli: Cli) -> Result<()> {
             let layout = nn::natural_layout(&spec)?;
             let step = graphc::stages::train::optimized_step(&spec, spec.data.batch_size, layout)?;
             out(&if dot {
-                step.graph.to_dot()
+                // The model as the user wrote it, then the step it compiles to.
+                let layers = graphc::summarize(&spec)?;
+                graphc::model_dot(&spec, &layers) + &step.graph.to_dot()
             } else {
                 step.graph.to_text()
             })
@@ -228,28 +231,57 @@ fn default_out_dir(spec: &Path) -> PathBuf {
 fn check(path: &Path) -> Result<()> {
     let spec = graphc::parse_spec(path)?;
     let layers = graphc::summarize(&spec)?;
-    let mut text = format!(
-        "{:<12} {:<12} {:<16} {:>10}\n",
-        "layer", "type", "output shape", "params"
-    );
-    text += &format!(
-        "{:<12} {:<12} {:<16} {:>10}\n",
-        "input",
-        "",
+    let mut rows = vec![[
+        "layer".to_owned(),
+        "type".to_owned(),
+        "inputs".to_owned(),
+        "output shape".to_owned(),
+        "params".to_owned(),
+    ]];
+    rows.push([
+        "input".to_owned(),
+        String::new(),
+        String::new(),
         shown_list(&spec.model.input),
-        ""
-    );
+        String::new(),
+    ]);
     for layer in &layers {
-        text += &format!(
-            "{:<12} {:<12} {:<16} {:>10}\n",
-            layer.name,
-            layer.kind,
+        rows.push([
+            layer.name.clone(),
+            layer.kind.to_owned(),
+            layer.inputs.join(", "),
             shown_list(&layer.output_shape),
-            layer.params
+            layer.params.to_string(),
+        ]);
+    }
+    let width = |c: usize| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..5).map(width).collect();
+    let mut text = String::new();
+    for r in &rows {
+        let line = format!(
+            "{:<w0$}  {:<w1$}  {:<w2$}  {:<w3$}  {:>w4$}",
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            w0 = widths[0],
+            w1 = widths[1],
+            w2 = widths[2],
+            w3 = widths[3],
+            w4 = widths[4]
         );
+        text += line.trim_end();
+        text.push('\n');
     }
     let total: usize = layers.iter().map(|l| l.params).sum();
     text += &format!("total parameters: {total}\n");
+    for layer in layers.iter().filter(|l| !l.reaches_output) {
+        text += &format!(
+            "note: {} ({}) does not reach the model's output: its parameters stay in the state_dict and are never trained\n",
+            layer.name, layer.kind
+        );
+    }
     text += &format!("spec OK: {}\n", path.display());
     out(&text)
 }

@@ -238,17 +238,23 @@ pub fn train_or_resume(
     )?)
 }
 
-/// One layer of a model summary.
+/// One layer of a model summary (blocks after their layers, as the model is built).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerSummary {
-    /// The layer's `name`, or its index in `model.layers`.
+    /// The prefix of its `state_dict` names: its `name` or index, under its blocks'
+    /// (`features.0`, `2.body.1`, `layer1.0.conv1`).
     pub name: String,
-    /// Its `type` (`linear`, `relu`).
+    /// Its `type` (`linear`, `relu`, `residual`, `add`).
     pub kind: &'static str,
+    /// What it reads: `input` or other layers' names.
+    pub inputs: Vec<String>,
     /// The shape of its output for one sample (without the batch axis).
     pub output_shape: Vec<usize>,
     /// The number of parameters it holds.
     pub params: usize,
+    /// Whether the model's output depends on it; a node of `model.nodes` that does not keeps
+    /// its parameters in the `state_dict`, untrained.
+    pub reaches_output: bool,
 }
 
 /// Checks that `spec` builds a training step and summarizes its model layer by layer.
@@ -256,14 +262,52 @@ pub fn summarize(spec: &Spec) -> Result<Vec<LayerSummary>, Error> {
     let layers = graphc_nn::describe_model(&spec.model, spec.data.batch_size)?;
     let layout = graphc_nn::natural_layout(spec)?;
     graphc_nn::build_step(spec, spec.data.batch_size, layout)?;
+    let names: Vec<String> = layers.iter().map(|l| l.prefix.clone()).collect();
     let summary = layers
         .into_iter()
         .map(|layer| LayerSummary {
             params: usize::try_from(layer.param_count()).unwrap_or(usize::MAX),
+            inputs: layer
+                .inputs
+                .iter()
+                .map(|source| match source {
+                    graphc_nn::Source::Input => "input".to_owned(),
+                    graphc_nn::Source::Entry(j) => names[*j].clone(),
+                })
+                .collect(),
             name: layer.prefix,
             kind: layer.layer_type.name(),
             output_shape: layer.output,
+            reaches_output: layer.reaches_output,
         })
         .collect();
     Ok(summary)
+}
+
+/// The model as Graphviz DOT: one box per layer (name, type, output shape), an edge per
+/// input, unused nodes dashed.
+pub fn model_dot(spec: &Spec, layers: &[LayerSummary]) -> String {
+    // A DOT string: quotes and backslashes escaped; `\n` in labels is added after.
+    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let mut dot = String::from("digraph model {\n  rankdir=TB;\n  node [shape=box];\n");
+    let input = graphc_spec::shown_list(&spec.model.input);
+    dot += &format!("  \"input\" [label=\"input\\n{input}\"];\n");
+    for layer in layers {
+        let name = esc(&layer.name);
+        let shape = graphc_spec::shown_list(&layer.output_shape);
+        let style = if layer.reaches_output {
+            ""
+        } else {
+            ", style=dashed"
+        };
+        dot += &format!(
+            "  \"{name}\" [label=\"{name}\\n{} {shape}\"{style}];\n",
+            layer.kind
+        );
+        for input in &layer.inputs {
+            dot += &format!("  \"{}\" -> \"{name}\";\n", esc(input));
+        }
+    }
+    dot += "}\n";
+    dot
 }

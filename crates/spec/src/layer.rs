@@ -1056,10 +1056,11 @@ pub(crate) fn resolve_nodes(
     let unknown = |name: &str| {
         let mut valid = vec!["input"];
         valid.extend(&names);
+        let dym = did_you_mean(name, &valid);
+        let sep = if dym.is_empty() { ";" } else { "" };
         format!(
-            "unknown node `{}`{}; valid: {}",
+            "unknown node `{}`{dym}{sep} valid: {}",
             shown(name),
-            did_you_mean(name, &valid),
             valid.join(", ")
         )
     };
@@ -1091,9 +1092,9 @@ pub(crate) fn resolve_nodes(
                 (m, Some(n)) if m == n => format!("{m} inputs"),
                 (m, _) => format!("{m} or more inputs"),
             };
-            let at = path.index(i);
+            let at = path.index(i).key("inputs");
             let message = format!("{at}: `{}` takes {takes}, got {count}", t.name());
-            return Err((at.key("inputs"), message));
+            return Err((at, message));
         }
         resolved.push(NodeSpec {
             layer: layer.clone(),

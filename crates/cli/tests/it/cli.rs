@@ -79,6 +79,59 @@ fn check_prints_layers_shapes_and_parameter_count() {
 }
 
 #[test]
+fn check_prints_a_graph_models_table_and_flags_unused_nodes() {
+    let spec = "
+data: {train: {csv: data.csv, target: y}, batch_size: 2}
+model:
+  input: [2]
+  nodes:
+    - {name: fc1, type: linear, out: 4}
+    - {name: block, type: residual, layers: [{type: linear, out: 4}, {type: relu}]}
+    - {name: skip, type: add, inputs: [block, fc1]}
+    - {name: aux.fc, type: linear, out: 3, inputs: fc1}
+    - {name: head, type: linear, out: 1, inputs: skip}
+loss: {type: mse}
+optimizer: {type: sgd, lr: 0.1}
+train: {epochs: 1}
+";
+    let dir = scratch(&[
+        ("spec.yaml", spec),
+        ("data.csv", "a,b,y\n1,2,0.5\n3,4,1.5\n"),
+    ]);
+    let o = graphc_in(dir.path(), &["check", "spec.yaml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let expected = "\
+layer         type      inputs             output shape  params
+input                                      [2]
+fc1           linear    input              [4]               12
+block.body.0  linear    fc1                [4]               20
+block.body.1  relu      block.body.0       [4]                0
+block         residual  block.body.1, fc1  [4]                0
+skip          add       block, fc1         [4]                0
+aux.fc        linear    fc1                [3]               15
+head          linear    skip               [1]                5
+total parameters: 52
+note: aux.fc (linear) does not reach the model's output: its parameters stay in the state_dict and are never trained
+";
+    assert!(text.starts_with(expected), "{text}");
+    let o = graphc_in(dir.path(), &["graph", "--dot", "spec.yaml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let dot = String::from_utf8_lossy(&o.stdout);
+    assert!(dot.starts_with("digraph model {"), "{dot}");
+    for line in [
+        "  \"block\" [label=\"block\\nresidual [4]\"];",
+        "  \"block.body.1\" -> \"block\";",
+        "  \"fc1\" -> \"block\";",
+        "  \"aux.fc\" [label=\"aux.fc\\nlinear [3]\", style=dashed];",
+    ] {
+        assert!(dot.lines().any(|l| l == line), "{line} not in\n{dot}");
+    }
+    // The step follows the model.
+    assert_eq!(dot.matches("digraph").count(), 2, "{dot}");
+}
+
+#[test]
 fn a_regressor_with_batch_norm_without_running_statistics_checks_trains_and_predicts() {
     // Evaluation normalises such a layer with the batch's statistics; knowing the targets'
     // layout must not need a batch (`graphc check` and `predict` once refused this spec).

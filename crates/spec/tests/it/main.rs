@@ -4,6 +4,7 @@
 
 mod data_sources;
 mod errors;
+mod graph;
 mod limits;
 mod loss;
 mod no_panic;
