@@ -31,11 +31,16 @@ struct BenchLine {
 }
 
 /// Runs the benchmark and prints its line.
-pub fn bench(spec_path: &Path, kind: BackendKind, steps: u64) -> Result<()> {
+pub fn bench(
+    spec_path: &Path,
+    overrides: &[graphc::Override],
+    kind: BackendKind,
+    steps: u64,
+) -> Result<()> {
     if steps == 0 {
         bail!("--steps must be at least 1");
     }
-    let spec = graphc::parse_spec(spec_path)?;
+    let spec = graphc::parse_spec_with(spec_path, overrides)?;
     let base = spec_path.parent().unwrap_or(Path::new("."));
     let data = load_data(&spec, base)?;
     let batch = spec.data.batch_size.min(data.train.len());

@@ -56,6 +56,10 @@ enum Command {
         /// Replace the files of a run already in --out, once the new run has succeeded.
         #[arg(long)]
         overwrite: bool,
+        /// Override a spec key by its dotted path, the value read as YAML (repeatable):
+        /// --set optimizer.lr=0.05 --set model.layers.0.out=32.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<graphc::Override>,
     },
     /// Print a checkpoint's optimizer state as PyTorch's optimizer.state_dict() shows it.
     Inspect {
@@ -66,6 +70,10 @@ enum Command {
     Check {
         /// The spec file.
         spec: PathBuf,
+        /// Override a spec key by its dotted path, the value read as YAML (repeatable):
+        /// --set optimizer.lr=0.05 --set model.layers.0.out=32.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<graphc::Override>,
     },
     /// Time training steps on the spec's first batch; prints one JSON line.
     Bench {
@@ -77,6 +85,10 @@ enum Command {
         /// Steps to time after the first.
         #[arg(long, default_value_t = 100)]
         steps: u64,
+        /// Override a spec key by its dotted path, the value read as YAML (repeatable):
+        /// --set optimizer.lr=0.05 --set model.layers.0.out=32.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<graphc::Override>,
     },
     /// Print the optimized training-step graph as text (or, with --dot, the model's layers
     /// and then the step as Graphviz DOT).
@@ -86,6 +98,10 @@ enum Command {
         /// Print Graphviz DOT instead of text.
         #[arg(long)]
         dot: bool,
+        /// Override a spec key by its dotted path, the value read as YAML (repeatable):
+        /// --set optimizer.lr=0.05 --set model.layers.0.out=32.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<graphc::Override>,
     },
     /// Evaluate a loss on given values (as PyTorch's tutorials do); prints the loss, and with --grad its gradient.
     Loss(Box<loss_cmd::LossArgs>),
@@ -175,6 +191,7 @@ fn run(cli: Cli) -> Result<()> {
             quiet,
             resume,
             overwrite,
+            set,
         } => {
             let kind = backend_kind(&backend)?;
             let out_dir = out.unwrap_or_else(|| match resume.as_deref().and_then(Path::parent) {
@@ -186,19 +203,21 @@ fn run(cli: Cli) -> Result<()> {
                 out_dir: out_dir.clone(),
                 backend: kind.backend(),
                 quiet,
+                overrides: set,
             };
             let summary = graphc::train_or_resume(&spec, options, resume.as_deref(), overwrite)?;
             outln(&format!("{summary}; wrote {}", out_dir.display()))
         }
         Command::Inspect { checkpoint } => inspect::inspect(&checkpoint),
-        Command::Check { spec } => check(&spec),
+        Command::Check { spec, set } => check(&spec, &set),
         Command::Bench {
             spec,
             backend,
             steps,
-        } => bench::bench(&spec, backend_kind(&backend)?, steps),
-        Command::Graph { spec, dot } => {
-            let spec = graphc::parse_spec(&spec)?;
+            set,
+        } => bench::bench(&spec, &set, backend_kind(&backend)?, steps),
+        Command::Graph { spec, dot, set } => {
+            let spec = graphc::parse_spec_with(&spec, &set)?;
             let layout = nn::natural_layout(&spec)?;
             let step = graphc::stages::train::optimized_step(&spec, spec.data.batch_size, layout)?;
             out(&if dot {
@@ -228,8 +247,8 @@ fn default_out_dir(spec: &Path) -> PathBuf {
     PathBuf::from("runs").join(stem.unwrap_or_else(|| "run".into()))
 }
 
-fn check(path: &Path) -> Result<()> {
-    let spec = graphc::parse_spec(path)?;
+fn check(path: &Path, overrides: &[graphc::Override]) -> Result<()> {
+    let spec = graphc::parse_spec_with(path, overrides)?;
     let layers = graphc::summarize(&spec)?;
     let mut rows = vec![[
         "layer".to_owned(),

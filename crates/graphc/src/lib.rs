@@ -33,7 +33,7 @@ pub use graphc_interp::Interp;
 pub use graphc_ir::{Backend, Executable, Graph};
 pub use graphc_jit::Jit;
 pub use graphc_nn::TargetLayout;
-pub use graphc_spec::{parse_str, Spec, SpecError};
+pub use graphc_spec::{parse_str, Override, Spec, SpecError};
 pub use graphc_spec::{OptimizerKind, OptimizerSpec, SgdSpec};
 pub use graphc_train::{
     BatchTargets, Dataset, EpochEvent, Evaluation, FitEnd, LastEpoch, NamedTensor, Observer,
@@ -157,6 +157,11 @@ impl BackendKind {
 /// Reads and validates a spec file.
 pub fn parse_spec(path: &Path) -> Result<Spec, SpecError> {
     graphc_spec::parse_file(path)
+}
+
+/// Reads the spec at `path` with `--set KEY=VALUE` overrides applied in order.
+pub fn parse_spec_with(path: &Path, overrides: &[Override]) -> Result<Spec, SpecError> {
+    graphc_spec::parse_file_with(path, overrides)
 }
 
 /// Loads the spec's data, paths relative to `base_dir`, standardized as the spec asks and

@@ -15,6 +15,7 @@ mod locate;
 mod loss;
 mod node;
 mod optim;
+mod overrides;
 mod sched;
 mod show;
 mod suggest;
@@ -27,6 +28,7 @@ use std::path::Path;
 use serde::de::DeserializeSeed;
 
 pub use error::SpecError;
+pub use overrides::{parse_file_with, parse_str_with, Override};
 pub use show::{shown_items, shown_list};
 pub use types::*;
 pub use vocab::{LayerType, LossType, OptimizerType, SchedulerType, SourceFormat, Vocabulary};
@@ -110,6 +112,13 @@ pub const MAX_DEPTH: usize = 64;
 /// A FIFO, device or directory is refused by its type before anything is read, and a file
 /// over [`MAX_SPEC_BYTES`] by its size (also when it grows while being read).
 pub fn parse_file(path: &Path) -> Result<Spec, SpecError> {
+    let text = read_spec_file(path)?;
+    parse_str(&text, path)
+}
+
+/// The text of the spec file at `path`: a regular file of UTF-8 text of at most
+/// [`MAX_SPEC_BYTES`].
+pub(crate) fn read_spec_file(path: &Path) -> Result<String, SpecError> {
     let fail = |message: String| SpecError::new(path, None, &message);
     let special = |kind: &str| {
         fail(format!(
@@ -155,7 +164,7 @@ pub fn parse_file(path: &Path) -> Result<Spec, SpecError> {
             e.utf8_error().valid_up_to()
         ))
     })?;
-    parse_str(&text, path)
+    Ok(text)
 }
 
 /// What a file is when it is not a regular file ("a directory", "a FIFO (named pipe)", "a

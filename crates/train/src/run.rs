@@ -59,6 +59,8 @@ pub struct RunOptions {
     pub backend: Box<dyn Backend>,
     /// No progress lines on standard error.
     pub quiet: bool,
+    /// `--set KEY=VALUE` overrides of the spec's keys, applied in order.
+    pub overrides: Vec<graphc_spec::Override>,
 }
 
 /// What a finished run reports.
@@ -357,7 +359,7 @@ pub fn train_or_resume(
     overwrite: bool,
 ) -> Result<Summary, TrainError> {
     let started = Instant::now();
-    let spec = graphc_spec::parse_file(spec_path)?;
+    let spec = graphc_spec::parse_file_with(spec_path, &options.overrides)?;
     // Before the data is read; Session::new checks again for every other entry point.
     check_size(&spec)?;
     let base_dir = spec_path.parent().unwrap_or(Path::new("."));

@@ -67,6 +67,7 @@ fn train(dir: &Path, spec_text: &str) -> Result<Vec<String>, String> {
             out_dir: out.clone(),
             backend: BackendKind::Interp.backend(),
             quiet: true,
+            overrides: Vec::new(),
         },
     )
     .map_err(|e| e.to_string())?;

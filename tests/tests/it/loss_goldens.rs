@@ -209,6 +209,7 @@ fn training_with_every_loss_gives_pytorch_s_per_step_losses_on_every_backend() {
                 out_dir: out.path().to_path_buf(),
                 backend: backend.backend(),
                 quiet: true,
+                overrides: Vec::new(),
             };
             if let Err(e) = graphc::train(&case.join("spec.yaml"), options) {
                 failures.push(format!("{}: {e}", case.display()));

@@ -131,6 +131,7 @@ fn a_run_writes_the_number_of_training_batches_not_validation_batches() {
             out_dir: out.clone(),
             backend: BackendKind::Interp.backend(),
             quiet: true,
+            overrides: Vec::new(),
         },
     )
     .unwrap();

@@ -78,6 +78,7 @@ fn run(dir: &Path, text: &str, out: &Path, resume: Option<&Path>, backend: Backe
         out_dir: out.to_path_buf(),
         backend: backend.backend(),
         quiet: true,
+        overrides: Vec::new(),
     };
     let result = match resume {
         Some(c) => graphc::resume(&spec_path, options, c),
@@ -372,6 +373,7 @@ fn resume_error(changed: &str, from: &str, to: &str) -> String {
             out_dir: out.clone(),
             backend: BackendKind::Interp.backend(),
             quiet: true,
+            overrides: Vec::new(),
         },
         &out.join("checkpoint"),
     )
@@ -437,6 +439,7 @@ fn resuming_from_a_directory_without_a_checkpoint_is_an_error() {
             out_dir: dir.path().join("out"),
             backend: BackendKind::Interp.backend(),
             quiet: true,
+            overrides: Vec::new(),
         },
         &dir.path().join("nowhere"),
     )

@@ -57,6 +57,7 @@ pub fn run_golden(case: &Path, backend: BackendKind) -> GoldenRun {
             out_dir: out.path().to_path_buf(),
             backend: backend.backend(),
             quiet: true,
+            overrides: Vec::new(),
         },
     )
     .unwrap_or_else(|e| panic!("{what}: {e}"));

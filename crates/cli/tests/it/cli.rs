@@ -132,6 +132,62 @@ note: aux.fc (linear) does not reach the model's output: its parameters stay in 
 }
 
 #[test]
+fn set_overrides_spec_keys_on_train_check_and_bench() {
+    let out = tempfile::tempdir().unwrap();
+    let run = out.path().join("run");
+    let o = graphc(&[
+        "train",
+        "specs/iris.yaml",
+        "--quiet",
+        "--out",
+        run.to_str().unwrap(),
+        "--set",
+        "train.epochs=1",
+        "--set",
+        "optimizer.lr=0.0625",
+        "--set",
+        "model.layers.0.out=8",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let metrics = std::fs::read_to_string(run.join("metrics.jsonl")).unwrap();
+    let first = metrics.lines().next().unwrap();
+    assert!(first.contains("\"lr\":0.0625"), "{first}");
+    let params = graphc::stages::train::read_safetensors(&run.join("model.safetensors")).unwrap();
+    let w0 = params.iter().find(|p| p.name == "0.weight").unwrap();
+    assert_eq!(w0.shape, [8, 4]);
+    let o = graphc(&["check", "specs/iris.yaml", "--set", "model.layers.0.out=8"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("total parameters: 67"));
+    // An unknown key: one line naming the override and the valid keys, nothing written.
+    let bad = out.path().join("bad");
+    let o = graphc(&[
+        "train",
+        "specs/iris.yaml",
+        "--out",
+        bad.to_str().unwrap(),
+        "--set",
+        "optimizer.momentun=0.9",
+    ]);
+    assert!(!o.status.success());
+    assert_eq!(
+        stderr(&o).trim_end(),
+        "error: specs/iris.yaml: --set optimizer.momentun=0.9: unknown key `momentun` in \
+         optimizer (sgd); did you mean `momentum`? valid keys: type, lr, momentum, dampening, \
+         weight_decay, nesterov, maximize, param_groups"
+    );
+    assert!(!bad.exists());
+    let o = graphc(&[
+        "bench",
+        "specs/iris.yaml",
+        "--steps",
+        "2",
+        "--set",
+        "data.batch_size=4",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
 fn a_regressor_with_batch_norm_without_running_statistics_checks_trains_and_predicts() {
     // Evaluation normalises such a layer with the batch's statistics; knowing the targets'
     // layout must not need a batch (`graphc check` and `predict` once refused this spec).

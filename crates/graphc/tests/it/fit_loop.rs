@@ -29,6 +29,7 @@ fn fit_with_a_closure_gives_the_losses_graphc_train_writes() {
         out_dir: out.path().to_path_buf(),
         backend: BackendKind::Jit.backend(),
         quiet: true,
+        overrides: Vec::new(),
     };
     graphc::train(&spec_path, options).expect("graphc train runs");
     let written = metrics_losses(out.path());

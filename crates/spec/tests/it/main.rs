@@ -10,6 +10,7 @@ mod loss;
 mod no_panic;
 mod norm_dropout;
 mod optimizers;
+mod overrides;
 mod parse;
 mod sched;
 mod support;
