@@ -1,11 +1,11 @@
-//! `graphc plot DIR [DIR...] [--out FILE]`: the losses of one or more runs (their
+//! `graphc plot DIR [DIR...] [--out FILE] [--smooth BETA,...]`: the losses of one or more runs (their
 //! `metrics.jsonl`) drawn into one SVG, to compare learning rates or momentum settings.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
-use graphc::stages::train::{read_metrics, write_loss_plot, PLOT_FILE};
+use graphc::stages::train::{read_metrics, write_smoothed_loss_plot, PLOT_FILE};
 
 /// The arguments of `graphc plot`.
 #[derive(Args)]
@@ -16,6 +16,10 @@ pub struct PlotArgs {
     /// The SVG file (default: DIR/loss.svg for one run, loss.svg for several).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Also draw each training loss's bias-corrected exponentially weighted moving average
+    /// for these betas (e.g. --smooth 0.8,0.9,0.98).
+    #[arg(long, value_delimiter = ',', value_name = "BETA")]
+    pub smooth: Vec<f64>,
 }
 
 /// Runs `graphc plot`.
@@ -37,6 +41,6 @@ pub fn run(args: &PlotArgs) -> Result<()> {
         (None, [one]) => one.join(PLOT_FILE),
         (None, _) => Path::new(PLOT_FILE).to_path_buf(),
     };
-    write_loss_plot(&out, &runs)?;
+    write_smoothed_loss_plot(&out, &runs, &args.smooth)?;
     crate::outln(&format!("wrote {}", out.display()))
 }

@@ -38,6 +38,23 @@ const MAX_POINTS: usize = 2000;
 /// names the lines when there is more than one. Runs of more than 2000 steps are drawn with
 /// each point the mean of consecutive steps.
 pub fn write_loss_plot(out: &Path, runs: &[PlotRun]) -> Result<(), TrainError> {
+    write_smoothed_loss_plot(out, runs, &[])
+}
+
+/// [`write_loss_plot`], and over each run's training loss its exponentially weighted moving
+/// average for every β of `betas` (each in [0, 1)), bias-corrected as the PyTorch chapter
+/// draws it: `v_t = β·v_{t-1} + (1-β)·x_t`, shown as `v_t / (1-β^t)`. With betas, the raw
+/// loss is drawn faint under them instead of the automatic smoothing.
+pub fn write_smoothed_loss_plot(
+    out: &Path,
+    runs: &[PlotRun],
+    betas: &[f64],
+) -> Result<(), TrainError> {
+    if let Some(b) = betas.iter().find(|b| !(0.0..1.0).contains(*b)) {
+        return Err(TrainError::Data(format!(
+            "--smooth {b}: a smoothing beta must be at least 0 and less than 1"
+        )));
+    }
     let finite = |points: &[(u64, f32)]| -> Vec<(u64, f32)> {
         points
             .iter()
@@ -50,6 +67,7 @@ pub fn write_loss_plot(out: &Path, runs: &[PlotRun]) -> Result<(), TrainError> {
         .map(|r| Lines {
             train: finite(&r.train),
             smooth: None,
+            ewa: Vec::new(),
             valid: finite(&r.valid),
         })
         .collect();
@@ -65,10 +83,16 @@ pub fn write_loss_plot(out: &Path, runs: &[PlotRun]) -> Result<(), TrainError> {
     let hi = all().map(|p| p.1).fold(f32::NEG_INFINITY, f32::max);
     let log = lo > 0.0 && hi / lo > 20.0;
     for lines in &mut series {
-        lines.smooth = smooth(&lines.train, log).map(|s| thin(&s, MAX_POINTS));
+        if betas.is_empty() {
+            lines.smooth = smooth(&lines.train, log).map(|s| thin(&s, MAX_POINTS));
+        }
+        lines.ewa = betas
+            .iter()
+            .map(|&b| (b, thin(&ewa(&lines.train, b), MAX_POINTS)))
+            .collect();
         lines.train = thin(&lines.train, MAX_POINTS);
     }
-    let several = runs.len() > 1 || runs.iter().any(|r| !r.valid.is_empty());
+    let several = runs.len() > 1 || runs.iter().any(|r| !r.valid.is_empty()) || !betas.is_empty();
 
     let mut svg = String::new();
     let result = draw(
@@ -97,6 +121,8 @@ struct Lines {
     train: Vec<(u64, f32)>,
     /// The smoothed training loss, for runs long enough to need it.
     smooth: Option<Vec<(u64, f32)>>,
+    /// The bias-corrected moving averages asked for, by β.
+    ewa: Vec<(f64, Vec<(u64, f32)>)>,
     valid: Vec<(u64, f32)>,
 }
 
@@ -186,6 +212,7 @@ where
         let Lines {
             train,
             smooth,
+            ewa,
             valid,
         } = lines;
         let colour = COLOURS[i % COLOURS.len()];
@@ -213,13 +240,26 @@ where
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], solid));
             }
             None if !train.is_empty() => {
+                let style = if ewa.is_empty() {
+                    solid
+                } else {
+                    colour.mix(0.3).stroke_width(1)
+                };
                 chart
-                    .draw_series(LineSeries::new(train.iter().map(to_xy), solid))
+                    .draw_series(LineSeries::new(train.iter().map(to_xy), style))
                     .map_err(err)?
                     .label(name("train"))
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], solid));
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], style));
             }
             None => {}
+        }
+        for (j, (beta, points)) in ewa.iter().enumerate() {
+            let c = COLOURS[(i + (j + 1) * runs.len()) % COLOURS.len()].stroke_width(2);
+            chart
+                .draw_series(LineSeries::new(points.iter().map(to_xy), c))
+                .map_err(err)?
+                .label(format!("{}, β {beta}", name("train")))
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 24, y)], c));
         }
         if !valid.is_empty() {
             let dark = RGBColor(
@@ -299,6 +339,21 @@ fn smooth(points: &[(u64, f32)], log: bool) -> Option<Vec<(u64, f32)>> {
     )
 }
 
+/// The exponentially weighted moving average of `points` with weight `beta` on the past,
+/// bias-corrected: `v_t = β·v_{t-1} + (1-β)·x_t` from `v_0 = 0`, shown as `v_t / (1-β^t)`
+/// (`t` counts the points; the first value is the first loss itself).
+fn ewa(points: &[(u64, f32)], beta: f64) -> Vec<(u64, f32)> {
+    let (mut v, mut power) = (0.0f64, 1.0f64);
+    points
+        .iter()
+        .map(|&(step, x)| {
+            v = beta * v + (1.0 - beta) * f64::from(x);
+            power *= beta;
+            (step, (v / (1.0 - power)) as f32)
+        })
+        .collect()
+}
+
 /// At most `max` points: runs of consecutive points replaced by their mean step and loss.
 fn thin(points: &[(u64, f32)], max: usize) -> Vec<(u64, f32)> {
     if points.len() <= max || max == 0 {
@@ -339,6 +394,19 @@ mod tests {
         assert_eq!(s[0], (1, 2.5));
         let expected = (0.75 * 0.25 * 2.5 + 0.25 * 5.0) / (1.0 - 0.5625);
         assert!((s[1].1 - expected).abs() < 1e-6, "{:?}", s[1]);
+    }
+
+    #[test]
+    fn ewa_is_bias_corrected_as_the_chapter_draws_it() {
+        let points = [(1, 4.0), (2, 2.0), (3, 1.0)];
+        let e = ewa(&points, 0.9);
+        // v1 = 0.4, v2 = 0.36 + 0.2 = 0.56, v3 = 0.504 + 0.1 = 0.604.
+        let expected = [4.0, 0.56 / (1.0 - 0.81), 0.604 / (1.0 - 0.729)];
+        for ((_, got), want) in e.iter().zip(expected) {
+            assert!((f64::from(*got) - want).abs() < 1e-5, "{e:?}");
+        }
+        // β 0: the raw losses.
+        assert_eq!(ewa(&points, 0.0), points.to_vec());
     }
 
     #[test]

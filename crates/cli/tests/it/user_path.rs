@@ -297,6 +297,34 @@ fn plot_overlays_runs_with_one_legend_entry_each() {
 }
 
 #[test]
+fn plot_smooth_draws_a_moving_average_per_beta() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = iris_spec(dir.path(), 3, 0.05);
+    ok(&graphc_in(
+        dir.path(),
+        &["train", spec.to_str().unwrap(), "--out", "run", "--quiet"],
+    ));
+    let (stdout, _) = ok(&graphc_in(
+        dir.path(),
+        &["plot", "run", "--smooth", "0.8,0.98", "--out", "smooth.svg"],
+    ));
+    assert_eq!(stdout, "wrote smooth.svg\n");
+    let svg = std::fs::read_to_string(dir.path().join("smooth.svg")).unwrap();
+    for label in ["train loss", "train loss, β 0.8", "train loss, β 0.98"] {
+        assert!(
+            svg.contains(&format!(">\n{label}\n</text>")),
+            "legend {label}"
+        );
+    }
+    let o = graphc_in(
+        dir.path(),
+        &["plot", "run", "--smooth", "1", "--out", "bad.svg"],
+    );
+    crate::support::assert_clear_failure(&o, &["--smooth 1", "less than 1"]);
+    assert!(!dir.path().join("bad.svg").exists());
+}
+
+#[test]
 fn regression_runs_report_rmse_and_predict_values() {
     let dir = tempfile::tempdir().unwrap();
     let spec = "seed: 1
