@@ -11,6 +11,7 @@ mod inspect;
 mod loss_cmd;
 mod plot;
 mod predict;
+mod sweep;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -111,6 +112,8 @@ enum Command {
     Predict(predict::PredictArgs),
     /// Draw the losses of one or more runs into one SVG.
     Plot(plot::PlotArgs),
+    /// Train one run per combination of --set KEY=VALUES, in parallel; writes sweep.csv and sweep.svg.
+    Sweep(sweep::SweepArgs),
 }
 
 fn main() -> ExitCode {
@@ -184,6 +187,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => eval::run(&args),
         Command::Predict(args) => predict::run(&args),
         Command::Plot(args) => plot::run(&args),
+        Command::Sweep(args) => sweep::run(&args),
         Command::Train {
             spec,
             out,

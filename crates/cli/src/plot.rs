@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use clap::Args;
-use graphc::stages::train::{read_metrics, write_smoothed_loss_plot, PLOT_FILE};
+use graphc::stages::train::{read_metrics, write_styled_loss_plot, PlotStyle, PLOT_FILE};
 
 /// The arguments of `graphc plot`.
 #[derive(Args)]
@@ -41,6 +41,10 @@ pub fn run(args: &PlotArgs) -> Result<()> {
         (None, [one]) => one.join(PLOT_FILE),
         (None, _) => Path::new(PLOT_FILE).to_path_buf(),
     };
-    write_smoothed_loss_plot(&out, &runs, &args.smooth)?;
+    let style = PlotStyle {
+        betas: args.smooth.clone(),
+        ..PlotStyle::default()
+    };
+    write_styled_loss_plot(&out, &runs, &style)?;
     crate::outln(&format!("wrote {}", out.display()))
 }

@@ -28,7 +28,7 @@ use std::path::Path;
 use serde::de::DeserializeSeed;
 
 pub use error::SpecError;
-pub use overrides::{parse_file_with, parse_str_with, Override};
+pub use overrides::{parse_file_with, parse_str_with, Override, SweepAxis};
 pub use show::{shown_items, shown_list};
 pub use types::*;
 pub use vocab::{LayerType, LossType, OptimizerType, SchedulerType, SourceFormat, Vocabulary};

@@ -133,3 +133,103 @@ pub fn parse_file_with(path: &Path, overrides: &[Override]) -> Result<Spec, Spec
     let text = crate::read_spec_file(path)?;
     parse_str_with(&text, path, overrides)
 }
+
+/// One `graphc sweep --set KEY=VALUES`: the overrides of `KEY` to try, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SweepAxis {
+    /// The dotted path.
+    pub key: String,
+    /// One override per value.
+    pub values: Vec<Override>,
+}
+
+/// Most values one axis may list.
+const MAX_SWEEP_VALUES: usize = 10_000;
+
+impl FromStr for SweepAxis {
+    type Err = String;
+
+    /// `KEY=VALUES`: a YAML list (`[0.01, 0.03]`), `linspace(A,B,N)` or `logspace(A,B,N)`
+    /// (NumPy's: `N` values from `A` to `B`, or from `10^A` to `10^B`), or one value.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let one: Override = s.parse()?;
+        let text = one.text.trim();
+        let texts: Vec<String> = if let Some(args) = call(text, "linspace") {
+            spaced(&one.key, args, "linspace")?
+                .into_iter()
+                .map(number_text)
+                .collect()
+        } else if let Some(args) = call(text, "logspace") {
+            spaced(&one.key, args, "logspace")?
+                .into_iter()
+                .map(|v| number_text(10f64.powf(v)))
+                .collect()
+        } else if let Value::Sequence(items) = &one.value {
+            if items.is_empty() {
+                return Err(format!("{} lists no values to sweep", one.key));
+            }
+            items
+                .iter()
+                .map(|v| {
+                    serde_json::to_string(v).map_err(|e| format!("a value of {}: {e}", one.key))
+                })
+                .collect::<Result<_, _>>()?
+        } else {
+            vec![one.text.clone()]
+        };
+        let values = texts
+            .iter()
+            .map(|t| format!("{}={t}", one.key).parse())
+            .collect::<Result<_, _>>()?;
+        Ok(SweepAxis {
+            key: one.key,
+            values,
+        })
+    }
+}
+
+/// The arguments inside `name(...)`, when `text` is that call.
+fn call<'t>(text: &'t str, name: &str) -> Option<&'t str> {
+    text.strip_prefix(name)?
+        .trim_start()
+        .strip_prefix('(')?
+        .strip_suffix(')')
+}
+
+/// `A,B,N` as NumPy's `linspace(A, B, N)`: `N` evenly spaced values from `A` to `B`.
+fn spaced(key: &str, args: &str, name: &str) -> Result<Vec<f64>, String> {
+    let bad = || format!("{key}={name}({args}): expected {name}(A,B,N), N a positive integer");
+    let parts: Vec<&str> = args.split(',').map(str::trim).collect();
+    let [a, b, n] = parts[..] else {
+        return Err(bad());
+    };
+    let (a, b) = match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(a), Ok(b)) if a.is_finite() && b.is_finite() => (a, b),
+        _ => return Err(bad()),
+    };
+    let n: usize = n.parse().map_err(|_| bad())?;
+    if n == 0 || n > MAX_SWEEP_VALUES {
+        return Err(format!(
+            "{key}={name}({args}): N must be 1 to {MAX_SWEEP_VALUES}"
+        ));
+    }
+    Ok((0..n)
+        .map(|i| {
+            if n == 1 {
+                a
+            } else {
+                a + (b - a) * i as f64 / (n - 1) as f64
+            }
+        })
+        .collect())
+}
+
+/// A number as YAML reads it back exactly (Rust's shortest round-trip form).
+fn number_text(v: f64) -> String {
+    let s = format!("{v}");
+    if s.contains(['.', 'e', 'E']) || s.contains("inf") || s.contains("NaN") {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}

@@ -35,7 +35,7 @@ pub use inference::{read_features_csv, write_text, EvalData, Labelled, Model};
 pub use metrics::{read_metrics, PlotRun};
 pub use optimizer::Optimizer;
 #[cfg(feature = "plot")]
-pub use plot::{write_loss_plot, write_smoothed_loss_plot};
+pub use plot::{write_loss_plot, write_styled_loss_plot, PlotStyle};
 pub use run::{
     check_size, load_data, prepare, resume, train, train_or_resume, LastEpoch, RunOptions,
     SpecData, Summary, LABELS_FILE, MODEL_FILE, PLOT_FILE, STANDARDIZE_FILE,

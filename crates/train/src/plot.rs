@@ -38,18 +38,31 @@ const MAX_POINTS: usize = 2000;
 /// names the lines when there is more than one. Runs of more than 2000 steps are drawn with
 /// each point the mean of consecutive steps.
 pub fn write_loss_plot(out: &Path, runs: &[PlotRun]) -> Result<(), TrainError> {
-    write_smoothed_loss_plot(out, runs, &[])
+    write_styled_loss_plot(out, runs, &PlotStyle::default())
 }
 
-/// [`write_loss_plot`], and over each run's training loss its exponentially weighted moving
-/// average for every β of `betas` (each in [0, 1)), bias-corrected as the PyTorch chapter
-/// draws it: `v_t = β·v_{t-1} + (1-β)·x_t`, shown as `v_t / (1-β^t)`. With betas, the raw
-/// loss is drawn faint under them instead of the automatic smoothing.
-pub fn write_smoothed_loss_plot(
+/// What [`write_styled_loss_plot`] changes from [`write_loss_plot`]'s drawing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PlotStyle {
+    /// Over each run's training loss, its exponentially weighted moving average for every
+    /// β (each in [0, 1)), bias-corrected as the PyTorch chapter draws it:
+    /// `v_t = β·v_{t-1} + (1-β)·x_t`, shown as `v_t / (1-β^t)`. With betas, the raw loss is
+    /// drawn faint under them instead of the automatic smoothing.
+    pub betas: Vec<f64>,
+    /// A log-scale y axis when the largest loss exceeds the smallest by more than this
+    /// factor (`None`: 20).
+    pub log_ratio: Option<f32>,
+    /// Text after the title (which runs diverged, in a sweep).
+    pub note: Option<String>,
+}
+
+/// [`write_loss_plot`] drawn with `style`.
+pub fn write_styled_loss_plot(
     out: &Path,
     runs: &[PlotRun],
-    betas: &[f64],
+    style: &PlotStyle,
 ) -> Result<(), TrainError> {
+    let betas = &style.betas;
     if let Some(b) = betas.iter().find(|b| !(0.0..1.0).contains(*b)) {
         return Err(TrainError::Data(format!(
             "--smooth {b}: a smoothing beta must be at least 0 and less than 1"
@@ -81,7 +94,7 @@ pub fn write_smoothed_loss_plot(
     let max_step = all().map(|p| p.0).max().unwrap_or(1).max(1);
     let lo = all().map(|p| p.1).fold(f32::INFINITY, f32::min);
     let hi = all().map(|p| p.1).fold(f32::NEG_INFINITY, f32::max);
-    let log = lo > 0.0 && hi / lo > 20.0;
+    let log = lo > 0.0 && hi / lo > style.log_ratio.unwrap_or(20.0);
     for lines in &mut series {
         if betas.is_empty() {
             lines.smooth = smooth(&lines.train, log).map(|s| thin(&s, MAX_POINTS));
@@ -106,6 +119,7 @@ pub fn write_smoothed_loss_plot(
             log,
         },
         several,
+        style.note.as_deref(),
     );
     result.map_err(|detail| DataError::Io {
         action: "draw the plot",
@@ -142,13 +156,17 @@ fn draw(
     series: &[Lines],
     axes: Axes,
     legend: bool,
+    note: Option<&str>,
 ) -> Result<(), String> {
     let root = SVGBackend::with_string(svg, SIZE).into_drawing_area();
     root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let caption = match runs {
+    let mut caption = match runs {
         [one] => format!("loss — {}", one.label),
         _ => "loss".to_owned(),
     };
+    if let Some(note) = note {
+        caption = format!("{caption} — {note}");
+    }
     let mut builder = ChartBuilder::on(&root);
     builder
         .caption(caption, ("sans-serif", 26))

@@ -325,6 +325,107 @@ fn plot_smooth_draws_a_moving_average_per_beta() {
 }
 
 #[test]
+fn sweep_trains_every_combination_and_names_the_best_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = iris_spec(dir.path(), 2, 0.05);
+    let spec = spec.to_str().unwrap();
+    let (stdout, _) = ok(&graphc_in(
+        dir.path(),
+        &[
+            "sweep",
+            spec,
+            "--set",
+            "optimizer.lr=[0.01, 0.1, 1e6]",
+            "--set",
+            "data.batch_size=[8, 16]",
+            "--out",
+            "sw",
+            "--jobs",
+            "2",
+        ],
+    ));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 6 + 2, "{stdout}");
+    assert!(lines[..6].iter().all(|l| l.starts_with('[')), "{stdout}");
+    assert!(
+        lines[..6]
+            .iter()
+            .filter(|l| l.contains("optimizer.lr=1000000.0"))
+            .all(|l| l.contains(": training diverged at step ")),
+        "{stdout}"
+    );
+    let csv = std::fs::read_to_string(dir.path().join("sw/sweep.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = csv.lines().map(|l| l.split(',').collect()).collect();
+    assert_eq!(
+        rows[0][..5],
+        [
+            "optimizer.lr",
+            "data.batch_size",
+            "final_loss",
+            "best_loss",
+            "best_step"
+        ]
+    );
+    assert_eq!(*rows[0].last().unwrap(), "diverged");
+    assert_eq!(rows.len(), 7);
+    let values: Vec<(&str, &str, &str)> = rows[1..]
+        .iter()
+        .map(|r| (r[0], r[1], *r.last().unwrap()))
+        .collect();
+    assert_eq!(
+        values,
+        [
+            ("0.01", "8", "false"),
+            ("0.01", "16", "false"),
+            ("0.1", "8", "false"),
+            ("0.1", "16", "false"),
+            ("1000000.0", "8", "true"),
+            ("1000000.0", "16", "true"),
+        ]
+    );
+    // The best run has the lowest final loss of the runs that did not diverge.
+    let finals: Vec<f32> = rows[1..5].iter().map(|r| r[2].parse().unwrap()).collect();
+    let best = (0..4)
+        .min_by(|&a, &b| finals[a].total_cmp(&finals[b]))
+        .unwrap();
+    assert!(
+        lines[7].starts_with(&format!("best: sw/run-{best} (")),
+        "{stdout}"
+    );
+    // Each finished run is a run directory of its own, trained with its values.
+    let metrics = std::fs::read_to_string(dir.path().join("sw/run-2/metrics.jsonl")).unwrap();
+    assert!(
+        metrics.lines().next().unwrap().contains("\"lr\":0.1"),
+        "{metrics}"
+    );
+    let svg = std::fs::read_to_string(dir.path().join("sw/sweep.svg")).unwrap();
+    assert!(
+        svg.contains("diverged: optimizer.lr=1000000.0, data.batch_size=8"),
+        "note"
+    );
+    // A key the spec does not have: one line, nothing written.
+    let o = graphc_in(
+        dir.path(),
+        &[
+            "sweep",
+            spec,
+            "--set",
+            "optimizer.lrr=[1, 2]",
+            "--out",
+            "bad",
+        ],
+    );
+    crate::support::assert_clear_failure(&o, &["--set optimizer.lrr=1", "unknown key `lrr`"]);
+    assert!(!dir.path().join("bad").exists());
+    // An existing sweep is not overwritten.
+    let o = graphc_in(
+        dir.path(),
+        &["sweep", spec, "--set", "optimizer.lr=[1]", "--out", "sw"],
+    );
+    crate::support::assert_clear_failure(&o, &["already holds files"]);
+}
+
+#[test]
 fn regression_runs_report_rmse_and_predict_values() {
     let dir = tempfile::tempdir().unwrap();
     let spec = "seed: 1

@@ -115,3 +115,43 @@ fn the_file_is_checked_first_with_its_own_positions() {
     let e = parse_str_with(&bad, Path::new("spec.yaml"), &overrides).unwrap_err();
     assert_eq!((e.line(), e.column()), (Some(12), Some(28)), "{e}");
 }
+
+#[test]
+fn sweep_values_are_lists_or_numpy_spaces() {
+    let texts = |s: &str| -> Vec<String> {
+        let axis: SweepAxis = s.parse().unwrap();
+        axis.values.iter().map(|o| o.text.clone()).collect()
+    };
+    assert_eq!(texts("optimizer.lr=[0.01, 0.03]"), ["0.01", "0.03"]);
+    assert_eq!(
+        texts("optimizer.lr=linspace(0.01,0.2,3)"),
+        ["0.01", "0.105", "0.2"]
+    );
+    assert_eq!(
+        texts("optimizer.lr=logspace(-2, 1, 4)"),
+        ["0.01", "0.1", "1.0", "10.0"]
+    );
+    assert_eq!(texts("optimizer.lr=linspace(1,2,1)"), ["1.0"]);
+    assert_eq!(texts("optimizer.lr=0.5"), ["0.5"]);
+    assert_eq!(
+        texts("loss=[{type: mse}, {type: l1}]"),
+        [r#"{"type":"mse"}"#, r#"{"type":"l1"}"#]
+    );
+    let axis: SweepAxis = "optimizer.lr=[0.01, 0.03]".parse().unwrap();
+    assert_eq!(axis.key, "optimizer.lr");
+    for bad in [
+        "optimizer.lr=linspace(1,2)",
+        "optimizer.lr=logspace(a,2,3)",
+        "optimizer.lr=linspace(1,2,0)",
+        "optimizer.lr=[]",
+    ] {
+        assert!(bad.parse::<SweepAxis>().is_err(), "{bad}");
+    }
+    let e = "optimizer.lr=linspace(1,2)"
+        .parse::<SweepAxis>()
+        .unwrap_err();
+    assert_eq!(
+        e,
+        "optimizer.lr=linspace(1,2): expected linspace(A,B,N), N a positive integer"
+    );
+}
