@@ -308,22 +308,34 @@ impl<'de> Node<'de> for LayerListNode<'_> {
     fn expected(&self) -> String {
         "a non-empty list of layers such as {type: linear, out: 16}".into()
     }
-    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<LayerSpec>, A::Error> {
-        let mut layers = Vec::new();
-        let mut names = Vec::new();
-        loop {
-            let node = LayerNode {
-                ctx: self.ctx,
-                path: self.path.index(layers.len()),
-                place: Place::Chain(layers.len()),
-                names: &mut names,
-            };
-            match seq.next_element_seed(Seed(node))? {
-                Some((layer, _)) => layers.push(layer),
-                None => break,
-            }
-        }
+    fn seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Vec<LayerSpec>, A::Error> {
+        let layers = read_layers(self.ctx, &self.path, seq, Place::Chain)?;
+        let layers = layers.into_iter().map(|(layer, _)| layer).collect();
         self.non_empty(layers)
+    }
+}
+
+/// Every mapping of a list of layers or nodes, the one at index `i` in `place(i)`, names
+/// checked against those before it.
+fn read_layers<'de, A: SeqAccess<'de>>(
+    ctx: &Ctx,
+    path: &Path,
+    mut seq: A,
+    place: impl Fn(usize) -> Place,
+) -> Result<Vec<WrittenNode>, A::Error> {
+    let mut out = Vec::new();
+    let mut names = Vec::new();
+    loop {
+        let node = LayerNode {
+            ctx,
+            path: path.index(out.len()),
+            place: place(out.len()),
+            names: &mut names,
+        };
+        match seq.next_element_seed(Seed(node))? {
+            Some(written) => out.push(written),
+            None => return Ok(out),
+        }
     }
 }
 
@@ -1022,21 +1034,8 @@ impl<'de> Node<'de> for NodeListNode<'_> {
     fn expected(&self) -> String {
         "a non-empty list of nodes such as {name: fc1, type: linear, out: 16}".into()
     }
-    fn seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<WrittenNode>, A::Error> {
-        let mut nodes = Vec::new();
-        let mut names = Vec::new();
-        loop {
-            let node = LayerNode {
-                ctx: self.ctx,
-                path: self.path.index(nodes.len()),
-                place: Place::Graph,
-                names: &mut names,
-            };
-            match seq.next_element_seed(Seed(node))? {
-                Some(node) => nodes.push(node),
-                None => break,
-            }
-        }
+    fn seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Vec<WrittenNode>, A::Error> {
+        let nodes = read_layers(self.ctx, &self.path, seq, |_| Place::Graph)?;
         self.non_empty(nodes)
     }
 }
