@@ -254,6 +254,10 @@ pub fn check_size_within(spec: &Spec, limit: u128) -> Result<(), TrainError> {
                     layer.kind.layer_type().name(),
                     c.out_channels
                 ),
+                LayerKind::Embedding(e) => format!(
+                    "embedding, num_embeddings {}, embedding_dim {}",
+                    e.num_embeddings, e.embedding_dim
+                ),
                 LayerKind::MaxPool1d(_)
                 | LayerKind::MaxPool2d(_)
                 | LayerKind::AvgPool1d(_)
@@ -264,6 +268,8 @@ pub fn check_size_within(spec: &Spec, limit: u128) -> Result<(), TrainError> {
                 | LayerKind::Flatten { .. }
                 | LayerKind::BatchNorm1d(_)
                 | LayerKind::BatchNorm2d(_)
+                | LayerKind::LayerNorm(_)
+                | LayerKind::GroupNorm(_)
                 | LayerKind::Dropout { .. }
                 | LayerKind::Dropout1d { .. }
                 | LayerKind::Dropout2d { .. }

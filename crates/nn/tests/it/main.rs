@@ -4,6 +4,7 @@
 mod build;
 mod loss;
 mod norm;
+mod norm_embed;
 mod optimizers;
 mod sched;
 mod spatial;

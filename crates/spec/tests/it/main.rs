@@ -8,6 +8,7 @@ mod limits;
 mod loss;
 mod no_panic;
 mod norm_dropout;
+mod norm_embed;
 mod optimizers;
 mod parse;
 mod sched;
