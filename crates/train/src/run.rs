@@ -322,6 +322,9 @@ pub fn prepare(
         if let Targets::Classes { indices, .. } = &set.targets {
             trainer.check_targets(indices, &|row| set.row_location(row))?;
         }
+        trainer.check_features(&set.features, &|row, feature| {
+            set.feature_location(row, feature)
+        })?;
     }
     Ok(trainer)
 }
