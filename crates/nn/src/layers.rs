@@ -2,8 +2,7 @@
 
 use graphc_ir::{BinaryOp, Graph, NodeId, ReduceOp, UnaryOp};
 use graphc_spec::{
-    shown_list, BatchNormSpec, ConvSpec, LayerKind, LayerNormSpec, LayerSpec, LayerType,
-    ModelSpec,
+    shown_list, BatchNormSpec, ConvSpec, LayerKind, LayerNormSpec, LayerSpec, LayerType, ModelSpec,
 };
 
 use crate::activation::{activation, prelu};

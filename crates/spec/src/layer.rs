@@ -92,8 +92,14 @@ static LAYER_NORM_KEYS: KeyTable = KeyTable::plain(&[
     "elementwise_affine",
     "bias",
 ]);
-static GROUP_NORM_KEYS: KeyTable =
-    KeyTable::plain(&["type", "name", "num_groups", "num_channels", "eps", "affine"]);
+static GROUP_NORM_KEYS: KeyTable = KeyTable::plain(&[
+    "type",
+    "name",
+    "num_groups",
+    "num_channels",
+    "eps",
+    "affine",
+]);
 static EMBEDDING_KEYS: KeyTable = KeyTable::plain(&[
     "type",
     "name",
@@ -309,7 +315,9 @@ impl NormalizationArgs {
                     .and_then(|n| if p < 0 { p.checked_add(n) } else { Some(p) })
                     .filter(|&r| r >= 0 && rows.is_some_and(|n| r < n));
                 match resolved {
-                    Some(r) => Some(usize::try_from(r).expect("a row index is below num_embeddings")),
+                    Some(r) => {
+                        Some(usize::try_from(r).expect("a row index is below num_embeddings"))
+                    }
                     None => {
                         // PyTorch: "Padding_idx must be within num_embeddings".
                         let message = format!(

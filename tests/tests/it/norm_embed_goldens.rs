@@ -34,8 +34,7 @@ fn every_backend_matches_pytorch_on_layer_norm_group_norm_and_embedding() {
             let run = run_golden(&case, backend);
             run.assert_step_losses(2e-4, 1e-6);
             run.assert_final_weights(1e-3, 1e-5);
-            let Some(&(_, row, dim)) = PADDING_ROWS.iter().find(|(n, ..)| case.ends_with(n))
-            else {
+            let Some(&(_, row, dim)) = PADDING_ROWS.iter().find(|(n, ..)| case.ends_with(n)) else {
                 continue;
             };
             let before = read_state_dict(&case.join("init.safetensors")).unwrap();

@@ -634,7 +634,12 @@ train: {epochs: 2}
 
 #[test]
 fn embedding_inputs_that_are_not_class_indices_name_line_column_and_value() {
-    for (cell, shown) in [("4", "4"), ("-1", "-1"), ("1.5", "1.5"), ("1e9", "1000000000")] {
+    for (cell, shown) in [
+        ("4", "4"),
+        ("-1", "-1"),
+        ("1.5", "1.5"),
+        ("1e9", "1000000000"),
+    ] {
         let data = format!("a,b,y\n1,2,0\n3,{cell},1\n0,0,2\n");
         let (dir, o) = train(EMBEDDING_SPEC, &data);
         assert_clear_failure(
@@ -667,14 +672,14 @@ fn embedding_inputs_that_are_not_class_indices_name_line_column_and_value() {
 
 #[test]
 fn embedding_anywhere_but_first_or_with_standardize_is_refused() {
-    let spec = EMBEDDING_SPEC.replace(
-        "  layers:\n",
-        "  layers:\n    - {type: identity}\n",
-    );
+    let spec = EMBEDDING_SPEC.replace("  layers:\n", "  layers:\n    - {type: identity}\n");
     let (dir, o) = train(&spec, "a,b,y\n1,2,0\n3,3,1\n");
     assert_clear_failure(
         &o,
-        &["model.layers[1] (embedding at 1)", "must be the first layer"],
+        &[
+            "model.layers[1] (embedding at 1)",
+            "must be the first layer",
+        ],
     );
     assert_no_output(dir.path());
     let spec = EMBEDDING_SPEC.replace("batch_size: 2}", "batch_size: 2, standardize: true}");
@@ -690,7 +695,14 @@ fn an_embedding_trains_and_predicts_with_class_index_features() {
     std::fs::write(dir.path().join("new.csv"), "a,b,y\n0,3,0\n2,5,1\n").unwrap();
     let o = graphc_in(
         dir.path(),
-        &["predict", "spec.yaml", "--weights", "out", "--data", "new.csv"],
+        &[
+            "predict",
+            "spec.yaml",
+            "--weights",
+            "out",
+            "--data",
+            "new.csv",
+        ],
     );
     assert_clear_failure(
         &o,

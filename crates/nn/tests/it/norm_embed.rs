@@ -47,7 +47,10 @@ fn layer_norm_declares_weight_and_bias_of_the_normalized_shape() {
             ("0.bias", &[5][..], DefaultInit::Zeros),
         ]
     );
-    let layers = describe("[3, 5]", "{type: layer_norm, normalized_shape: [3, 5], name: ln}");
+    let layers = describe(
+        "[3, 5]",
+        "{type: layer_norm, normalized_shape: [3, 5], name: ln}",
+    );
     assert_eq!(
         params(&layers[0]),
         [
@@ -56,7 +59,10 @@ fn layer_norm_declares_weight_and_bias_of_the_normalized_shape() {
         ]
     );
     let layers = describe("[4]", "{type: layer_norm, bias: false}");
-    assert_eq!(params(&layers[0]), [("0.weight", &[4][..], DefaultInit::Ones)]);
+    assert_eq!(
+        params(&layers[0]),
+        [("0.weight", &[4][..], DefaultInit::Ones)]
+    );
     let layers = describe("[4]", "{type: layer_norm, elementwise_affine: false}");
     assert!(layers[0].params.is_empty());
 }
@@ -88,7 +94,10 @@ fn group_norm_declares_per_channel_weight_and_bias() {
             ("0.bias", &[6][..], DefaultInit::Zeros),
         ]
     );
-    let layers = describe("[6]", "{type: group_norm, num_groups: 6, affine: false, num_channels: 6}");
+    let layers = describe(
+        "[6]",
+        "{type: group_norm, num_groups: 6, affine: false, num_channels: 6}",
+    );
     assert!(layers[0].params.is_empty());
 }
 

@@ -113,7 +113,11 @@ fn embedding_padding_idx_counts_from_the_end_when_negative() {
 
 #[test]
 fn bad_values_are_refused_at_the_key_or_value() {
-    for (p, at) in [("10", "padding_idx"), ("-11", "padding_idx"), ("-9223372036854775808", "padding_idx")] {
+    for (p, at) in [
+        ("10", "padding_idx"),
+        ("-11", "padding_idx"),
+        ("-9223372036854775808", "padding_idx"),
+    ] {
         assert_layer_err(
             &format!("{{type: embedding, num_embeddings: 10, embedding_dim: 4, padding_idx: {p}}}"),
             at,
