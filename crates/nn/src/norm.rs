@@ -146,25 +146,18 @@ pub(crate) fn layer_norm(
     graph: &mut Graph,
     h: NodeId,
     spec: &LayerNormSpec,
-    (weight, bias): (Option<NodeId>, Option<NodeId>),
+    affine: (Option<NodeId>, Option<NodeId>),
 ) -> Result<NodeId, IrError> {
     let shape = graph.shape(h).to_vec();
     let axes = spec.normalized_shape.as_ref().map_or(1, Vec::len);
     let split = shape.len() - axes;
     let row: usize = shape[split..].iter().product();
     let y = normalize_rows(graph, h, row, spec.eps)?;
-    let mut y = graph.reshape(y, &shape)?;
+    let y = graph.reshape(y, &shape)?;
     // weight and bias have the normalized shape: [1, .., 1, *normalized_shape] repeated.
     let mut view = vec![1; split];
     view.extend_from_slice(&shape[split..]);
-    for (leaf, op) in [(weight, BinaryOp::Mul), (bias, BinaryOp::Add)] {
-        if let Some(leaf) = leaf {
-            let leaf = graph.reshape(leaf, &view)?;
-            let leaf = graph.broadcast(leaf, &shape)?;
-            y = graph.binary(op, y, leaf)?;
-        }
-    }
-    Ok(y)
+    scale_and_shift(graph, y, affine, &view)
 }
 
 /// `nn.GroupNorm` on `h` `[N, C, *spatial]`: each sample's channels in `num_groups` groups of
@@ -174,7 +167,7 @@ pub(crate) fn group_norm(
     graph: &mut Graph,
     h: NodeId,
     spec: &GroupNormSpec,
-    (weight, bias): (Option<NodeId>, Option<NodeId>),
+    affine: (Option<NodeId>, Option<NodeId>),
 ) -> Result<NodeId, IrError> {
     let shape = graph.shape(h).to_vec();
     let (batch, channels) = (shape[0], shape[1]);
@@ -182,16 +175,28 @@ pub(crate) fn group_norm(
     // [N, C, P] row-major is [N, G, C/G · P]: a group's values are one row.
     let row = channels / spec.num_groups * positions;
     let y = normalize_rows(graph, h, row, spec.eps)?;
-    let per_channel = [batch, channels, positions];
-    let mut y = graph.reshape(y, &per_channel)?;
+    let y = graph.reshape(y, &[batch, channels, positions])?;
+    let y = scale_and_shift(graph, y, affine, &[1, channels, 1])?;
+    graph.reshape(y, &shape)
+}
+
+/// `y · weight + bias` (either may be absent), each leaf viewed as `view` and repeated over
+/// `y`'s shape.
+fn scale_and_shift(
+    graph: &mut Graph,
+    mut y: NodeId,
+    (weight, bias): (Option<NodeId>, Option<NodeId>),
+    view: &[usize],
+) -> Result<NodeId, IrError> {
+    let shape = graph.shape(y).to_vec();
     for (leaf, op) in [(weight, BinaryOp::Mul), (bias, BinaryOp::Add)] {
         if let Some(leaf) = leaf {
-            let leaf = graph.reshape(leaf, &[1, channels, 1])?;
-            let leaf = graph.broadcast(leaf, &per_channel)?;
+            let leaf = graph.reshape(leaf, view)?;
+            let leaf = graph.broadcast(leaf, &shape)?;
             y = graph.binary(op, y, leaf)?;
         }
     }
-    graph.reshape(y, &shape)
+    Ok(y)
 }
 
 /// `(x - mean) / √(var + ε)` over each row of `row` consecutive values of `x`, with the biased

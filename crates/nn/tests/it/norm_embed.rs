@@ -3,20 +3,8 @@
 //! shapes), and the embedding's N(0, 1) init with its padding row zeroed.
 
 use graphc_nn::{build_step, default_init, describe_model, DefaultInit, LayerInfo, TargetLayout};
-use graphc_spec::{parse_str, Spec};
 
-fn spec(input: &str, layers: &str) -> Spec {
-    let yaml = format!(
-        "seed: 3
-data: {{train: {{csv: d.csv, target: y}}, batch_size: 8}}
-model: {{input: {input}, layers: [{layers}]}}
-loss: {{type: cross_entropy}}
-optimizer: {{type: sgd, lr: 0.1}}
-train: {{epochs: 1}}
-"
-    );
-    parse_str(&yaml, std::path::Path::new("test.yaml")).expect("valid spec")
-}
+use crate::norm::spec;
 
 fn describe(input: &str, layers: &str) -> Vec<LayerInfo> {
     describe_model(&spec(input, layers).model, 8).expect("the model resolves")
