@@ -130,11 +130,15 @@ impl Origin {
 
     /// Where row `row` of the data set is, e.g. "`iris.csv` line 7" or "`y.npy` row 5".
     pub fn row_location(&self, row: usize) -> String {
+        self.location_in(&self.targets, row)
+    }
+
+    /// Where row `row` of the features' source `name` (or the targets') is.
+    fn location_in(&self, name: &str, row: usize) -> String {
         let source_row = match &self.rows {
             Some(rows) => rows.get(row).copied().unwrap_or(row),
             None => row,
         };
-        let name = &self.targets;
         match self.unit {
             RowUnit::CsvLine => format!("{name} line {}", csv_line(source_row)),
             RowUnit::Row => format!("{name} row {source_row}"),
@@ -176,6 +180,20 @@ impl Dataset {
     /// Where row `row` came from, for messages: see [`Origin::row_location`].
     pub fn row_location(&self, row: usize) -> String {
         self.origin.row_location(row)
+    }
+
+    /// Where feature `feature` of row `row` came from, e.g. "`x.csv` line 7, column `t2`" or
+    /// "`x.npy` row 5, feature `x2`".
+    pub fn feature_location(&self, row: usize, feature: usize) -> String {
+        let place = self.origin.location_in(&self.origin.features, row);
+        let what = match self.origin.unit {
+            RowUnit::CsvLine => "column",
+            RowUnit::Row | RowUnit::Item | RowUnit::Sample => "feature",
+        };
+        match self.feature_names.get(feature) {
+            Some(name) => format!("{place}, {what} `{name}`"),
+            None => format!("{place}, {what} {feature}"),
+        }
     }
 
     /// Copies the given rows' features (row-major) and targets into the output buffers.

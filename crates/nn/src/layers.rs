@@ -2,12 +2,13 @@
 
 use graphc_ir::{BinaryOp, Graph, NodeId, ReduceOp, UnaryOp};
 use graphc_spec::{
-    shown_list, BatchNormSpec, Combinator, ConvSpec, LayerKind, LayerSpec, LayerType, ModelSpec,
-    Reduce,
+    shown_list, BatchNormSpec, Combinator, ConvSpec, LayerKind, LayerNormSpec, LayerSpec,
+    LayerType, ModelSpec, Reduce,
 };
 
 use crate::activation::{activation, prelu};
-use crate::norm::{batch_norm, dropout, BatchNormLeaves, Mode, Running};
+use crate::embedding::embedding;
+use crate::norm::{batch_norm, dropout, group_norm, layer_norm, BatchNormLeaves, Mode, Running};
 use crate::spatial::{
     adaptive_avg_matrices, adaptive_max_window, adaptive_outputs, avg_pool_matrices,
     channels_and_spatial, conv_window, max_pool_window, pool_per_axis,
@@ -43,6 +44,12 @@ pub enum DefaultInit {
     Zeros,
     /// Every element this value: `nn.PReLU`'s weight (`init`, 0.25).
     Constant(f32),
+    /// N(0, 1), with row `zero_row` (of a 2-d tensor) set to zeros: `nn.Embedding`'s weight,
+    /// its `padding_idx` row zeroed.
+    StandardNormal {
+        /// The row set to zeros after the draw.
+        zero_row: Option<usize>,
+    },
 }
 
 /// The forward pass inside a graph.
@@ -313,6 +320,69 @@ fn describe_layer(
             (params, buffers, counter) = batch_norm_decls(norm, channels, &prefix);
             shape.to_vec()
         }
+        LayerKind::LayerNorm(norm) => {
+            let normalized = normalized_shape(norm, shape, batch).map_err(err)?;
+            if norm.elementwise_affine {
+                let decl = |key: &str, init| TensorDecl {
+                    name: format!("{prefix}.{key}"),
+                    shape: normalized.clone(),
+                    init,
+                };
+                params.push(decl("weight", DefaultInit::Ones));
+                if norm.bias {
+                    params.push(decl("bias", DefaultInit::Zeros));
+                }
+            }
+            shape.to_vec()
+        }
+        LayerKind::GroupNorm(norm) => {
+            let channels = shape[0];
+            check_declared(layer, "num_channels", channels, "channels", shape, batch)
+                .map_err(err)?;
+            if !channels.is_multiple_of(norm.num_groups) {
+                // PyTorch: "num_channels must be divisible by num_groups".
+                let mut batched = vec![batch];
+                batched.extend_from_slice(shape);
+                return Err(err(format!(
+                    "num_groups {} must divide the input's {channels} channels (axis 1 of {})",
+                    norm.num_groups,
+                    shown_list(&batched)
+                )));
+            }
+            if norm.affine {
+                let decl = |key: &str, init| TensorDecl {
+                    name: format!("{prefix}.{key}"),
+                    shape: vec![channels],
+                    init,
+                };
+                params.extend([
+                    decl("weight", DefaultInit::Ones),
+                    decl("bias", DefaultInit::Zeros),
+                ]);
+            }
+            shape.to_vec()
+        }
+        LayerKind::Embedding(e) => {
+            // Its input values are class indices, which only the data holds: the loader and
+            // the trainer check the model's input (see `graphc_train`'s `check_features`), so
+            // an embedding anywhere else would read values nobody checked.
+            if entry.inputs != [Source::Input] {
+                return Err(err(
+                    "an embedding reads class indices from the model's input, so it must read `input` (be the first layer, or a node with inputs: input)"
+                        .to_owned(),
+                ));
+            }
+            params.push(TensorDecl {
+                name: format!("{prefix}.weight"),
+                shape: vec![e.num_embeddings, e.embedding_dim],
+                init: DefaultInit::StandardNormal {
+                    zero_row: e.padding_idx,
+                },
+            });
+            let mut output = shape.to_vec();
+            output.push(e.embedding_dim);
+            output
+        }
         LayerKind::Dropout { .. } => shape.to_vec(),
         LayerKind::Dropout1d { .. } => {
             channels_of(shape, &[2], batch).map_err(err)?;
@@ -431,6 +501,35 @@ fn batch_norm_decls(
         buffers,
         Some(format!("{prefix}.num_batches_tracked")),
     )
+}
+
+/// A layer norm's `normalized_shape` (by default the last axis of `shape`), which must be
+/// trailing axes of one sample's `shape` (PyTorch's check, but never the batch axis).
+fn normalized_shape(
+    norm: &LayerNormSpec,
+    shape: &[usize],
+    batch: usize,
+) -> Result<Vec<usize>, String> {
+    let last = *shape.last().expect("shapes are never empty");
+    let normalized = norm.normalized_shape.clone().unwrap_or_else(|| vec![last]);
+    if shape.ends_with(&normalized) {
+        return Ok(normalized);
+    }
+    let mut batched = vec![batch];
+    batched.extend_from_slice(shape);
+    let expected: Vec<String> = normalized.iter().map(usize::to_string).collect();
+    // PyTorch would normalise over the batch axis too; graphc keeps samples apart.
+    let reach = if batched.ends_with(&normalized) {
+        " (it may not reach the batch axis)"
+    } else {
+        ""
+    };
+    Err(format!(
+        "normalized_shape {} expects an input of shape [*, {}]{reach}, got {}",
+        shown_list(&normalized),
+        expected.join(", "),
+        shown_list(&batched)
+    ))
 }
 
 /// The channels of one sample's `shape` `[C, *spatial]` for a layer that takes a per-sample
@@ -652,6 +751,23 @@ pub fn build_model(
                 batch_norm(graph, h, norm, &leaves, mode, prefix, &mut hypers)?
                     .map_err(|m| info.error(m))?
             }
+            LayerKind::LayerNorm(norm) => {
+                let affine = affine_leaves(graph, &info.params, &mut param);
+                layer_norm(graph, h, norm, affine)?
+            }
+            LayerKind::GroupNorm(norm) => {
+                let affine = affine_leaves(graph, &info.params, &mut param);
+                group_norm(graph, h, norm, affine)?
+            }
+            LayerKind::Embedding(e) => {
+                if info.params[0].numel() > MAX_PARAM_ELEMENTS {
+                    let message =
+                        format!("a {:?} weight is too large to build", info.params[0].shape);
+                    return Err(info.error(message));
+                }
+                let weight = param(graph, &info.params[0]);
+                embedding(graph, h, weight, e)?
+            }
             LayerKind::Dropout { p } => dropout(graph, h, *p, false, info.index, mode)?,
             LayerKind::Dropout1d { p } | LayerKind::Dropout2d { p } => {
                 dropout(graph, h, *p, true, info.index, mode)?
@@ -672,6 +788,17 @@ pub fn build_model(
         counters,
         hypers,
     })
+}
+
+/// A normalization's `weight` and `bias` leaves as declared (either may be absent), made by
+/// `param`.
+fn affine_leaves(
+    graph: &mut Graph,
+    decls: &[TensorDecl],
+    param: &mut impl FnMut(&mut Graph, &TensorDecl) -> NodeId,
+) -> (Option<NodeId>, Option<NodeId>) {
+    let mut leaves = decls.iter().map(|d| param(graph, d));
+    (leaves.next(), leaves.next())
 }
 
 /// Refuses layers whose parameter would not fit in memory before allocating it.

@@ -8,6 +8,7 @@
 
 mod activation;
 mod clip;
+mod embedding;
 mod error;
 mod init;
 mod layers;
@@ -20,6 +21,7 @@ mod step;
 mod topology;
 
 pub use clip::{accumulator_name, accumulators};
+pub use embedding::input_embedding;
 pub use error::NnError;
 pub use init::default_init;
 pub use layers::{

@@ -1,6 +1,7 @@
-//! The layers that behave differently in training and evaluation, PyTorch's `model.train()`
-//! and `model.eval()`: batch norm and the dropouts, as compositions of primitives. [`Mode`]
-//! says which behaviour a graph gets.
+//! The normalizations and the layers that behave differently in training and evaluation,
+//! PyTorch's `model.train()` and `model.eval()`: batch norm and the dropouts, and layer and
+//! group norm (which behave the same in both), as compositions of primitives. [`Mode`] says
+//! which behaviour a graph gets.
 //!
 //! Batch norm in training mode normalises with the batch's statistics over every axis but the
 //! channels, both sums in one pass over the input: the plain `E[x²] - E[x]²` loses every digit
@@ -19,7 +20,7 @@
 //! channel.
 
 use graphc_ir::{BinaryOp, CompareOp, Graph, IrError, NodeId, ReduceOp, UnaryOp};
-use graphc_spec::{BatchNormSpec, LayerKind, ModelSpec};
+use graphc_spec::{BatchNormSpec, GroupNormSpec, LayerKind, LayerNormSpec, ModelSpec};
 
 use crate::topology::entries;
 use crate::Hyper;
@@ -138,6 +139,92 @@ pub(crate) fn batch_norm(
     let y = graph.binary(BinaryOp::Mul, source, alpha)?;
     let y = graph.binary(BinaryOp::Add, y, beta)?;
     Ok(Ok(graph.reshape(y, &shape)?))
+}
+
+/// `nn.LayerNorm` on `h` `[N, *, *normalized_shape]`, with its `weight` and `bias` leaves when
+/// it has them (`normalized_shape` checked by `describe_model`).
+pub(crate) fn layer_norm(
+    graph: &mut Graph,
+    h: NodeId,
+    spec: &LayerNormSpec,
+    affine: (Option<NodeId>, Option<NodeId>),
+) -> Result<NodeId, IrError> {
+    let shape = graph.shape(h).to_vec();
+    let axes = spec.normalized_shape.as_ref().map_or(1, Vec::len);
+    let split = shape.len() - axes;
+    let row: usize = shape[split..].iter().product();
+    let y = normalize_rows(graph, h, row, spec.eps)?;
+    let y = graph.reshape(y, &shape)?;
+    // weight and bias have the normalized shape: [1, .., 1, *normalized_shape] repeated.
+    let mut view = vec![1; split];
+    view.extend_from_slice(&shape[split..]);
+    scale_and_shift(graph, y, affine, &view)
+}
+
+/// `nn.GroupNorm` on `h` `[N, C, *spatial]`: each sample's channels in `num_groups` groups of
+/// consecutive channels, each group normalised over its channels and positions, then the
+/// per-channel `weight` and `bias` when `affine`.
+pub(crate) fn group_norm(
+    graph: &mut Graph,
+    h: NodeId,
+    spec: &GroupNormSpec,
+    affine: (Option<NodeId>, Option<NodeId>),
+) -> Result<NodeId, IrError> {
+    let shape = graph.shape(h).to_vec();
+    let (batch, channels) = (shape[0], shape[1]);
+    let positions: usize = shape[2..].iter().product();
+    // [N, C, P] row-major is [N, G, C/G · P]: a group's values are one row.
+    let row = channels / spec.num_groups * positions;
+    let y = normalize_rows(graph, h, row, spec.eps)?;
+    let y = graph.reshape(y, &[batch, channels, positions])?;
+    let y = scale_and_shift(graph, y, affine, &[1, channels, 1])?;
+    graph.reshape(y, &shape)
+}
+
+/// `y · weight + bias` (either may be absent), each leaf viewed as `view` and repeated over
+/// `y`'s shape.
+fn scale_and_shift(
+    graph: &mut Graph,
+    mut y: NodeId,
+    (weight, bias): (Option<NodeId>, Option<NodeId>),
+    view: &[usize],
+) -> Result<NodeId, IrError> {
+    let shape = graph.shape(y).to_vec();
+    for (leaf, op) in [(weight, BinaryOp::Mul), (bias, BinaryOp::Add)] {
+        if let Some(leaf) = leaf {
+            let leaf = graph.reshape(leaf, view)?;
+            let leaf = graph.broadcast(leaf, &shape)?;
+            y = graph.binary(op, y, leaf)?;
+        }
+    }
+    Ok(y)
+}
+
+/// `(x - mean) / √(var + ε)` over each row of `row` consecutive values of `x`, with the biased
+/// variance, as PyTorch's layer and group norm; the result is in [`ChannelView`]'s view of
+/// `[1, rows, row]`. Two passes: the mean, then the centred squares. Batch norm's one pass
+/// shifts by the running mean, which these layers do not have; unshifted, `E[x²] - E[x]²`
+/// loses every digit when a row's mean is large against its spread (PyTorch's CPU kernels
+/// are as accurate as two passes), while the centred form's error stays about `ε` relative.
+fn normalize_rows(graph: &mut Graph, x: NodeId, row: usize, eps: f64) -> Result<NodeId, IrError> {
+    let numel: usize = graph.shape(x).iter().product();
+    let v = ChannelView::of(&[1, numel / row, row]);
+    let x = graph.reshape(x, &v.view)?;
+    let n = graph.fill(row as f32, &v.stat);
+    let sum = v.sum(graph, x)?;
+    let mean = graph.binary(BinaryOp::Div, sum, n)?;
+    let mean = v.broadcast(graph, mean)?;
+    let d = graph.binary(BinaryOp::Sub, x, mean)?;
+    let d2 = graph.binary(BinaryOp::Mul, d, d)?;
+    let square_sum = v.sum(graph, d2)?;
+    let var = graph.binary(BinaryOp::Div, square_sum, n)?;
+    let eps = graph.fill(eps as f32, &v.stat);
+    let var = graph.binary(BinaryOp::Add, var, eps)?;
+    let std = graph.unary(UnaryOp::Sqrt, var)?;
+    let one = graph.fill(1.0, &v.stat);
+    let rstd = graph.binary(BinaryOp::Div, one, std)?;
+    let rstd = v.broadcast(graph, rstd)?;
+    graph.binary(BinaryOp::Mul, d, rstd)
 }
 
 /// A batch norm's input `[N, C, *spatial]` viewed as `[N, C, P/k, k]` (`P` the positions, `k`
@@ -308,6 +395,9 @@ fn dropout_p(kind: &LayerKind) -> Option<f64> {
         | LayerKind::Flatten { .. }
         | LayerKind::BatchNorm1d(_)
         | LayerKind::BatchNorm2d(_)
+        | LayerKind::LayerNorm(_)
+        | LayerKind::GroupNorm(_)
+        | LayerKind::Embedding(_)
         | LayerKind::Activation(_)
         | LayerKind::Prelu { .. }
         | LayerKind::Sequential(_)

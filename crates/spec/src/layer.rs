@@ -1,5 +1,6 @@
 //! One entry of `model.layers`: a `type:`-tagged mapping (`linear`, activations, softmaxes,
-//! convolutions, poolings, `flatten`, batch norms, dropouts), with PyTorch's constructor checks on its arguments.
+//! convolutions, poolings, `flatten`, batch, layer and group norms, embeddings, dropouts), with
+//! PyTorch's constructor checks on its arguments.
 
 use serde::de::{IgnoredAny, MapAccess, SeqAccess};
 
@@ -12,6 +13,7 @@ use crate::suggest::did_you_mean;
 use crate::types::MaxPoolSpec;
 use crate::types::{Activation, Combinator, GeluApproximate, Reduce};
 use crate::types::{AvgPoolSpec, BatchNormSpec, ConvPadding, ConvSpec, LayerKind, LayerSpec};
+use crate::types::{EmbeddingSpec, GroupNormSpec, LayerNormSpec};
 use crate::types::{NodeGraph, NodeInput, NodeSpec};
 use crate::vocab::{KeyTables, LayerType};
 
@@ -84,6 +86,29 @@ static BATCH_NORM_KEYS: KeyTable = KeyTable::plain(&[
     "affine",
     "track_running_stats",
 ]);
+static LAYER_NORM_KEYS: KeyTable = KeyTable::plain(&[
+    "type",
+    "name",
+    "normalized_shape",
+    "eps",
+    "elementwise_affine",
+    "bias",
+]);
+static GROUP_NORM_KEYS: KeyTable = KeyTable::plain(&[
+    "type",
+    "name",
+    "num_groups",
+    "num_channels",
+    "eps",
+    "affine",
+]);
+static EMBEDDING_KEYS: KeyTable = KeyTable::plain(&[
+    "type",
+    "name",
+    "num_embeddings",
+    "embedding_dim",
+    "padding_idx",
+]);
 static DROPOUT_KEYS: KeyTable = KeyTable::plain(&["type", "name", "p"]);
 static LEAKY_RELU_KEYS: KeyTable = KeyTable::plain(&["type", "name", "negative_slope"]);
 static ELU_KEYS: KeyTable = KeyTable::plain(&["type", "name", "alpha"]);
@@ -101,7 +126,7 @@ static RESHAPE_KEYS: KeyTable = KeyTable::plain(&["type", "name", "shape"]);
 
 /// Every layer type's keys, for the keys read before `type:`.
 static UNION_KEYS: KeyTable = KeyTable {
-    valid: &KeyTable::union::<39>(&[
+    valid: &KeyTable::union::<46>(&[
         &LINEAR_KEYS,
         &ACTIVATION_KEYS,
         &SOFTMAX_KEYS,
@@ -111,6 +136,9 @@ static UNION_KEYS: KeyTable = KeyTable {
         &ADAPTIVE_KEYS,
         &FLATTEN_KEYS,
         &BATCH_NORM_KEYS,
+        &LAYER_NORM_KEYS,
+        &GROUP_NORM_KEYS,
+        &EMBEDDING_KEYS,
         &DROPOUT_KEYS,
         &LEAKY_RELU_KEYS,
         &ELU_KEYS,
@@ -159,6 +187,9 @@ impl KeyTables for LayerType {
             | LayerType::AdaptiveMaxPool2d => &ADAPTIVE_KEYS,
             LayerType::Flatten => &FLATTEN_KEYS,
             LayerType::BatchNorm1d | LayerType::BatchNorm2d => &BATCH_NORM_KEYS,
+            LayerType::LayerNorm => &LAYER_NORM_KEYS,
+            LayerType::GroupNorm => &GROUP_NORM_KEYS,
+            LayerType::Embedding => &EMBEDDING_KEYS,
             LayerType::Dropout | LayerType::Dropout1d | LayerType::Dropout2d => &DROPOUT_KEYS,
             LayerType::Sequential => &SEQUENTIAL_KEYS,
             LayerType::Residual => &RESIDUAL_KEYS,
@@ -192,6 +223,9 @@ impl LayerKind {
             LayerKind::Flatten { .. } => LayerType::Flatten,
             LayerKind::BatchNorm1d(_) => LayerType::BatchNorm1d,
             LayerKind::BatchNorm2d(_) => LayerType::BatchNorm2d,
+            LayerKind::LayerNorm(_) => LayerType::LayerNorm,
+            LayerKind::GroupNorm(_) => LayerType::GroupNorm,
+            LayerKind::Embedding(_) => LayerType::Embedding,
             LayerKind::Dropout { .. } => LayerType::Dropout,
             LayerKind::Dropout1d { .. } => LayerType::Dropout1d,
             LayerKind::Dropout2d { .. } => LayerType::Dropout2d,
@@ -339,6 +373,69 @@ fn read_layers<'de, A: SeqAccess<'de>>(
     }
 }
 
+/// The keys of `layer_norm`, `group_norm` and `embedding` as read (the ones they share with
+/// batch norm and linear, `eps`, `affine` and `bias`, are read there).
+struct NormalizationArgs {
+    normalized_shape: Option<Vec<usize>>,
+    elementwise_affine: bool,
+    num_groups: Option<usize>,
+    num_embeddings: Option<usize>,
+    embedding_dim: Option<usize>,
+    padding_idx: Option<i64>,
+}
+
+impl Default for NormalizationArgs {
+    fn default() -> Self {
+        NormalizationArgs {
+            normalized_shape: None,
+            elementwise_affine: true,
+            num_groups: None,
+            num_embeddings: None,
+            embedding_dim: None,
+            padding_idx: None,
+        }
+    }
+}
+
+impl NormalizationArgs {
+    /// `nn.Embedding`'s arguments, with `padding_idx` resolved as its constructor does: a
+    /// negative index counts from the end, and either must name a row.
+    fn embedding<E: serde::de::Error>(&self, keys: &Keys<'_>) -> Result<EmbeddingSpec, E> {
+        let num_embeddings = self
+            .num_embeddings
+            .ok_or_else(|| keys.missing("num_embeddings"))?;
+        let embedding_dim = self
+            .embedding_dim
+            .ok_or_else(|| keys.missing("embedding_dim"))?;
+        let padding_idx = match self.padding_idx {
+            None => None,
+            Some(p) => {
+                let rows = i64::try_from(num_embeddings).ok();
+                let resolved = rows
+                    .and_then(|n| if p < 0 { p.checked_add(n) } else { Some(p) })
+                    .filter(|&r| r >= 0 && rows.is_some_and(|n| r < n));
+                match resolved {
+                    Some(r) => {
+                        Some(usize::try_from(r).expect("a row index is below num_embeddings"))
+                    }
+                    None => {
+                        // PyTorch: "Padding_idx must be within num_embeddings".
+                        let message = format!(
+                            "padding_idx {p} must be within num_embeddings {num_embeddings}: in [-{num_embeddings}, {num_embeddings})"
+                        );
+                        return Err(at_key(keys, "padding_idx", message));
+                    }
+                }
+            }
+        };
+        Ok(EmbeddingSpec {
+            num_embeddings,
+            embedding_dim,
+            padding_idx,
+        })
+    }
+}
+
 /// One layer or node mapping; `names` holds the names of those before it in its list.
 pub(crate) struct LayerNode<'a, 'n> {
     /// The parse context.
@@ -381,6 +478,7 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
         let mut p = 0.5;
         let mut declared_input = None;
         let mut act = ActivationArgs::default();
+        let mut normalization = NormalizationArgs::default();
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
             match k.name() {
@@ -467,7 +565,7 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
                     args.output_size =
                         Some(map.next_value_seed(axes(ctx, path, elem, &[], conv))?);
                 }
-                "in_features" | "in_channels" | "num_features" => {
+                "in_features" | "in_channels" | "num_features" | "num_channels" => {
                     let expected = "a positive integer (checked against the inferred size)";
                     let seed = scalar(ctx, path, expected, to_positive_usize);
                     declared_input = Some(map.next_value_seed(seed)?);
@@ -539,6 +637,40 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
                 "track_running_stats" => {
                     let seed = scalar(ctx, path, "a boolean", to_bool);
                     norm.track_running_stats = map.next_value_seed(seed)?;
+                }
+                "normalized_shape" => {
+                    let expected = "a positive integer or a non-empty list of them (the trailing axes normalised over)";
+                    let seed = list(ctx, path, expected, "a positive integer", to_positive_usize);
+                    normalization.normalized_shape =
+                        map.next_value_seed(seed.or_scalar().seed())?;
+                }
+                "elementwise_affine" => {
+                    let seed = scalar(ctx, path, "a boolean", to_bool);
+                    normalization.elementwise_affine = map.next_value_seed(seed)?;
+                }
+                "num_groups" => {
+                    let expected = "a positive integer (dividing the input's channels)";
+                    let seed = scalar(ctx, path, expected, to_positive_usize);
+                    normalization.num_groups = Some(map.next_value_seed(seed)?);
+                }
+                "num_embeddings" => {
+                    let expected = "a positive integer (the number of rows)";
+                    let seed = scalar(ctx, path, expected, to_positive_usize);
+                    normalization.num_embeddings = Some(map.next_value_seed(seed)?);
+                }
+                "embedding_dim" => {
+                    let expected = "a positive integer (the size of each row)";
+                    let seed = scalar(ctx, path, expected, to_positive_usize);
+                    normalization.embedding_dim = Some(map.next_value_seed(seed)?);
+                }
+                "padding_idx" => {
+                    let expected = "an integer (a row index, negative from the end) or null";
+                    let conv = |raw: &Raw| match raw {
+                        Raw::Null => Ok(None),
+                        _ => to_i64(raw).map(Some),
+                    };
+                    normalization.padding_idx =
+                        map.next_value_seed(scalar(ctx, path, expected, conv))?;
                 }
                 "p" => {
                     // PyTorch's constructor: "dropout probability has to be between 0 and 1".
@@ -652,6 +784,20 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
             },
             LayerType::BatchNorm1d => LayerKind::BatchNorm1d(norm),
             LayerType::BatchNorm2d => LayerKind::BatchNorm2d(norm),
+            LayerType::LayerNorm => LayerKind::LayerNorm(LayerNormSpec {
+                normalized_shape: normalization.normalized_shape,
+                eps: norm.eps,
+                elementwise_affine: normalization.elementwise_affine,
+                bias,
+            }),
+            LayerType::GroupNorm => LayerKind::GroupNorm(GroupNormSpec {
+                num_groups: normalization
+                    .num_groups
+                    .ok_or_else(|| keys.missing("num_groups"))?,
+                eps: norm.eps,
+                affine: norm.affine,
+            }),
+            LayerType::Embedding => LayerKind::Embedding(normalization.embedding(&keys)?),
             LayerType::Dropout => LayerKind::Dropout { p },
             LayerType::Dropout1d => LayerKind::Dropout1d { p },
             LayerType::Dropout2d => LayerKind::Dropout2d { p },

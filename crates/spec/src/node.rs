@@ -331,6 +331,8 @@ pub(crate) struct ListNode<'a, F> {
     pub(crate) conv: F,
     /// Accept `null` as `None`.
     pub(crate) nullable: bool,
+    /// Accept one scalar as a list of one element (PyTorch's `int or list` arguments).
+    pub(crate) or_scalar: bool,
 }
 
 impl<'de, T, F: Fn(&Raw) -> Result<T, Problem> + Copy> Node<'de> for ListNode<'_, F> {
@@ -342,6 +344,8 @@ impl<'de, T, F: Fn(&Raw) -> Result<T, Problem> + Copy> Node<'de> for ListNode<'_
     fn scalar(&mut self, raw: &Raw) -> Result<Self::Out, Problem> {
         match raw {
             Raw::Null if self.nullable => Ok(None),
+            Raw::Null => Err(Problem::Type),
+            _ if self.or_scalar => (self.conv)(raw).map(|v| Some(vec![v])),
             _ => Err(Problem::Type),
         }
     }
@@ -373,6 +377,7 @@ pub(crate) fn list<'a, T, F: Fn(&Raw) -> Result<T, Problem> + Copy>(
         elem: elem.to_owned(),
         conv,
         nullable: false,
+        or_scalar: false,
     })
 }
 
@@ -383,6 +388,11 @@ impl<'a, F> ListBuilder<'a, F> {
     /// Accept `null` as "not given".
     pub(crate) fn nullable(mut self) -> Self {
         self.0.nullable = true;
+        self
+    }
+    /// Accept one scalar as a list of one element.
+    pub(crate) fn or_scalar(mut self) -> Self {
+        self.0.or_scalar = true;
         self
     }
     /// The finished seed.

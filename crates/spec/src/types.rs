@@ -179,7 +179,8 @@ pub struct LayerSpec {
     pub kind: LayerKind,
     /// The input size PyTorch's constructor takes and graphc infers, when the spec gives it:
     /// `in_features` of `linear`, `in_channels` of a convolution, `num_features` of a batch
-    /// norm. Building the model checks it against the inferred size.
+    /// norm, `num_channels` of a group norm. Building the model checks it against the inferred
+    /// size.
     pub declared_input: Option<usize>,
 }
 
@@ -262,6 +263,12 @@ pub enum LayerKind {
         /// The probability of zeroing a channel, in `[0, 1]` (0.5).
         p: f64,
     },
+    /// `nn.LayerNorm`: each sample normalised over its trailing `normalized_shape` axes.
+    LayerNorm(LayerNormSpec),
+    /// `nn.GroupNorm` on `[C, *]` per sample; `num_channels` is inferred.
+    GroupNorm(GroupNormSpec),
+    /// `nn.Embedding`: each input feature, a class index, replaced by a row of `weight`.
+    Embedding(EmbeddingSpec),
     /// An elementwise activation without parameters (`identity`, `gelu`, `hardtanh`, ...).
     Activation(Activation),
     /// `nn.PReLU(num_parameters, init)`: `x` where `x > 0`, else `weight · x`, with a learned
@@ -406,6 +413,44 @@ pub struct BatchNormSpec {
     /// Whether it keeps running statistics for evaluation (true); without them it normalises
     /// with the batch's statistics in evaluation too, and has no buffers.
     pub track_running_stats: bool,
+}
+
+/// The arguments of `nn.LayerNorm`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerNormSpec {
+    /// The trailing axes normalised over, which must end one sample's shape; `None` (PyTorch has
+    /// no default; graphc's is) for the last axis of the input.
+    pub normalized_shape: Option<Vec<usize>>,
+    /// Added to the variance before its square root (1e-5).
+    pub eps: f64,
+    /// Whether the layer has a learned `weight` (and `bias`) of `normalized_shape` (true).
+    pub elementwise_affine: bool,
+    /// Whether an affine layer has a `bias` (true).
+    pub bias: bool,
+}
+
+/// The arguments of `nn.GroupNorm`; `num_channels` is the input's channels (a declared
+/// `num_channels` is checked against them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupNormSpec {
+    /// The number of channel groups, each normalised on its own; divides the channels.
+    pub num_groups: usize,
+    /// Added to the variance before its square root (1e-5).
+    pub eps: f64,
+    /// Whether the layer has a learned per-channel `weight` and `bias` (true).
+    pub affine: bool,
+}
+
+/// The arguments of `nn.Embedding`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbeddingSpec {
+    /// The number of rows of `weight`: input values are indices in `[0, num_embeddings)`.
+    pub num_embeddings: usize,
+    /// The size of each row.
+    pub embedding_dim: usize,
+    /// The row that gets no gradient (and starts at zero), resolved as PyTorch does: a
+    /// negative `padding_idx` counts from the end. `None`: every row learns.
+    pub padding_idx: Option<usize>,
 }
 
 /// `padding=` of a convolution.

@@ -127,6 +127,12 @@ vocabulary! {
         BatchNorm1d => ("batch_norm1d", "BatchNorm1d"),
         /// `nn.BatchNorm2d`.
         BatchNorm2d => ("batch_norm2d", "BatchNorm2d"),
+        /// `nn.LayerNorm`.
+        LayerNorm => ("layer_norm", "LayerNorm"),
+        /// `nn.GroupNorm`.
+        GroupNorm => ("group_norm", "GroupNorm"),
+        /// `nn.Embedding`.
+        Embedding => ("embedding", "Embedding"),
         /// `nn.Dropout`.
         Dropout => ("dropout", "Dropout"),
         /// `nn.Dropout1d`.

@@ -276,6 +276,9 @@ impl Model {
         if let Targets::Classes { indices, .. } = &data.targets {
             trainer.check_targets(indices, &|row| data.row_location(row))?;
         }
+        trainer.check_features(&data.features, &|row, feature| {
+            data.feature_location(row, feature)
+        })?;
         Ok(trainer)
     }
 

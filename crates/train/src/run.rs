@@ -12,7 +12,7 @@ use std::time::Instant;
 use graphc_ir::Backend;
 use graphc_nn::TargetLayout;
 use graphc_nn::Task;
-use graphc_nn::{describe_model, saturating_numel, LayerInfo, TensorDecl};
+use graphc_nn::{describe_model, input_embedding, saturating_numel, LayerInfo, TensorDecl};
 use graphc_spec::{shown_list, InitSpec, LayerKind, OptimizerKind, Spec};
 
 use crate::checkpoint::{self, BatchOrder, Progress, CHECKPOINT_DIR};
@@ -217,8 +217,8 @@ pub fn activations_per_sample(spec: &Spec) -> Result<u128, TrainError> {
 
 /// Refuses a spec whose training step cannot fit in memory, before anything is allocated:
 /// 4-byte values for each parameter, its gradient and up to two optimizer buffers, and for a
-/// batch of `data.batch_size` samples each activation and its gradient. The message names
-/// the layer that needs the most.
+/// batch of `data.batch_size` samples each activation and its gradient, and an embedding's 0/1
+/// row per input feature. The message names the layer that needs the most.
 pub fn check_size(spec: &Spec) -> Result<(), TrainError> {
     check_size_within(spec, u128::from(graphc_data::memory_limit()))
 }
@@ -227,7 +227,15 @@ pub fn check_size(spec: &Spec) -> Result<(), TrainError> {
 pub fn check_size_within(spec: &Spec, limit: u128) -> Result<(), TrainError> {
     let batch = spec.data.batch_size as u128;
     let input = saturating_numel(&spec.model.input);
+    // An embedding (always the first layer) holds a 0/1 row of num_embeddings per feature.
+    let one_hot = input_embedding(&spec.model).map_or(0, |e| {
+        batch
+            .saturating_mul(input)
+            .saturating_mul(e.num_embeddings as u128)
+            .saturating_mul(4)
+    });
     let layer_bytes = |l: &LayerInfo| {
+        let scratch = if l.index == 0 { one_hot } else { 0 };
         let values = l
             .params
             .iter()
@@ -237,6 +245,7 @@ pub fn check_size_within(spec: &Spec, limit: u128) -> Result<(), TrainError> {
         values
             .saturating_mul(16)
             .saturating_add(batch.saturating_mul(l.output_numel()).saturating_mul(8))
+            .saturating_add(scratch)
     };
     let sizes = describe_model(&spec.model, spec.data.batch_size)?;
     let total = sizes.iter().map(layer_bytes).fold(
@@ -256,6 +265,10 @@ pub fn check_size_within(spec: &Spec, limit: u128) -> Result<(), TrainError> {
                     layer.kind.layer_type().name(),
                     c.out_channels
                 ),
+                LayerKind::Embedding(e) => format!(
+                    "embedding, num_embeddings {}, embedding_dim {}",
+                    e.num_embeddings, e.embedding_dim
+                ),
                 LayerKind::MaxPool1d(_)
                 | LayerKind::MaxPool2d(_)
                 | LayerKind::AvgPool1d(_)
@@ -266,6 +279,8 @@ pub fn check_size_within(spec: &Spec, limit: u128) -> Result<(), TrainError> {
                 | LayerKind::Flatten { .. }
                 | LayerKind::BatchNorm1d(_)
                 | LayerKind::BatchNorm2d(_)
+                | LayerKind::LayerNorm(_)
+                | LayerKind::GroupNorm(_)
                 | LayerKind::Dropout { .. }
                 | LayerKind::Dropout1d { .. }
                 | LayerKind::Dropout2d { .. }
@@ -321,6 +336,9 @@ pub fn prepare(
         if let Targets::Classes { indices, .. } = &set.targets {
             trainer.check_targets(indices, &|row| set.row_location(row))?;
         }
+        trainer.check_features(&set.features, &|row, feature| {
+            set.feature_location(row, feature)
+        })?;
     }
     Ok(trainer)
 }

@@ -15,7 +15,7 @@ use graphc_nn::sched::{ParamGroup, Scheduler, SchedulerKeys, SchedulerState};
 use graphc_nn::{
     default_init, group_of, hyper_value_by, initial_groups, ParamInfo, StepGraph, TargetLayout,
 };
-use graphc_nn::{task_of, Task};
+use graphc_nn::{input_embedding, task_of, Task};
 use graphc_spec::{shown_list, HyperValue, Interval, OptimizerKind, Reduction, Spec};
 use smallvec::SmallVec;
 
@@ -453,6 +453,35 @@ impl Trainer {
         Ok(())
     }
 
+    /// Checks that every feature an embedding on the model's input reads is a class index, a
+    /// whole number in `[0, num_embeddings)`, as PyTorch's `nn.Embedding` requires (the graph
+    /// would give such a value a row of zeros); `describe(row, feature)` names where a value is.
+    pub fn check_features(
+        &self,
+        features: &[f32],
+        describe: &dyn Fn(usize, usize) -> String,
+    ) -> Result<(), TrainError> {
+        let Some(embedding) = input_embedding(&self.spec().model) else {
+            return Ok(());
+        };
+        if self.spec().data.standardize {
+            return Err(TrainError::Data(
+                "data.standardize: true would z-score the class indices the embedding (model.layers[0]) reads; set standardize: false".to_owned(),
+            ));
+        }
+        let width: usize = self.spec().model.input.iter().product();
+        let rows = embedding.num_embeddings;
+        let is_index = |v: f32| v.fract() == 0.0 && v >= 0.0 && f64::from(v) < rows as f64;
+        match features.iter().position(|&v| !is_index(v)) {
+            None => Ok(()),
+            Some(i) => Err(TrainError::Data(format!(
+                "{}: {} is not a class index of the embedding (model.layers[0]); its input features must be whole numbers in [0, {rows})",
+                describe(i / width.max(1), i % width.max(1)),
+                features[i]
+            ))),
+        }
+    }
+
     /// Number of model outputs per sample (classes, for a classifier).
     pub fn classes(&self) -> usize {
         let s = self.main_step();
@@ -483,6 +512,9 @@ impl Trainer {
         if let BatchTargets::Classes(indices) = targets {
             self.check_targets(indices, &|row| format!("batch row {row}"))?;
         }
+        self.check_features(features, &|row, feature| {
+            format!("batch row {row}, feature {feature}")
+        })?;
         let kind = if update || self.spec().train.accumulate <= 1 {
             Kind::Update
         } else {
@@ -881,6 +913,9 @@ impl Trainer {
             rows.clear();
             rows.extend(start..n.min(start + chunk));
             data.gather(&rows, &mut features, &mut targets);
+            self.check_features(&features, &|row, feature| {
+                data.feature_location(rows[row], feature)
+            })?;
             let index = self.session.program(rows.len(), kind)?;
             self.session
                 .run(index, &[Arg::F32(&features), targets_arg(&targets)])?;

@@ -14,6 +14,7 @@ mod loss_goldens;
 mod memory;
 mod nan_goldens;
 mod norm_dropout;
+mod norm_embed_goldens;
 mod optimizer_goldens;
 mod pytorch_goldens;
 mod resume;

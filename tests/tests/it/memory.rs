@@ -24,3 +24,35 @@ fn a_convnet_step_fits_in_one_and_a_half_times_what_it_must_keep() {
         "the convnet step's arena holds {floats} floats, over the budget of {CONVNET_BUDGET_FLOATS}"
     );
 }
+
+/// The size check counts an embedding's 0/1 rows (a value per input feature and table row),
+/// which no layer output shows: 64 samples × 100 indices × 10^6 rows are 25.6 GB of them,
+/// while the table's 10^6 × 2 values with gradient and Adam state are 128 MB.
+#[test]
+fn the_size_check_counts_an_embeddings_one_hot_rows() {
+    let text = |rows: u64| {
+        format!(
+            "data: {{train: {{csv: d.csv, target: y}}, batch_size: 64}}
+model:
+  input: [100]
+  layers:
+    - {{type: embedding, num_embeddings: {rows}, embedding_dim: 2}}
+    - {{type: flatten}}
+    - {{type: linear, out: 2}}
+loss: {{type: cross_entropy}}
+optimizer: {{type: adam, lr: 0.01}}
+train: {{epochs: 1}}
+"
+        )
+    };
+    let check = |rows: u64| {
+        let spec = graphc::parse_str(&text(rows), Path::new("spec.yaml")).unwrap();
+        graphc::stages::train::run::check_size_within(&spec, 1 << 30)
+    };
+    check(1000).expect("64 × 100 × 1000 one-hot values fit in 1 GiB");
+    let message = check(1_000_000).unwrap_err().to_string();
+    assert!(
+        message.contains("model.layers[0] (embedding, num_embeddings 1000000, embedding_dim 2)"),
+        "{message}"
+    );
+}

@@ -57,6 +57,9 @@ fn activation_golden(layer: LayerType) -> Option<&'static str> {
         | LayerType::Dropout
         | LayerType::Dropout1d
         | LayerType::Dropout2d => None,
+        // Layer and group norm sum, multiply and divide as batch norm does; an embedding's
+        // inputs are checked class indices. tests/goldens/norm_embed/ checks them.
+        LayerType::LayerNorm | LayerType::GroupNorm | LayerType::Embedding => None,
         // The activations of tools/goldens/activations.py, in tests/goldens/activations/ops/.
         LayerType::Identity => Some("identity"),
         LayerType::LeakyRelu => Some("leaky_relu"),

@@ -52,7 +52,24 @@ fn layer() -> impl Strategy<Value = String> {
         1 => (-3i64..4).prop_map(|d| format!("{{type: log_softmax, dim: {d}}}")),
         1 => Just("{type: conv2d, out: 3}".to_string()),
         3 => spatial_layer(),
+        2 => norm_or_embedding_layer(),
     ]
+}
+
+/// Layer norm, group norm and embedding with small random arguments, valid or not (huge
+/// tables, groups that do not divide, shapes that do not end the input, indices not in range).
+fn norm_or_embedding_layer() -> impl Strategy<Value = String> {
+    let size = || prop_oneof![1u64..6, Just(1u64 << 40)];
+    (size(), size(), 1u64..5, -7i64..7, any::<bool>(), 0u8..4).prop_map(
+        |(a, b, groups, padding, flag, kind)| match kind {
+            0 => format!("{{type: layer_norm, elementwise_affine: {flag}, bias: {}}}", !flag),
+            1 => format!("{{type: layer_norm, normalized_shape: [{groups}, {a}], eps: 0.01}}"),
+            2 => format!("{{type: group_norm, num_groups: {groups}, affine: {flag}}}"),
+            _ => format!(
+                "{{type: embedding, num_embeddings: {a}, embedding_dim: {b}, padding_idx: {padding}}}"
+            ),
+        },
+    )
 }
 
 /// Convolutions, poolings and `flatten` with small random arguments, valid or not.

@@ -617,3 +617,95 @@ fn init_from_without_a_buffer_or_with_a_bad_counter_names_the_tensor() {
         assert_clear_failure(&o, &["`init.safetensors`: ", message]);
     }
 }
+
+/// A classifier whose first layer embeds the two features, indices in `[0, 4)`.
+const EMBEDDING_SPEC: &str = "
+data: {train: {csv: data.csv, target: y}, batch_size: 2}
+model:
+  input: [2]
+  layers:
+    - {type: embedding, num_embeddings: 4, embedding_dim: 3, padding_idx: -1}
+    - {type: flatten}
+    - {type: linear, out: 3}
+loss: {type: cross_entropy}
+optimizer: {type: sgd, lr: 0.1}
+train: {epochs: 2}
+";
+
+#[test]
+fn embedding_inputs_that_are_not_class_indices_name_line_column_and_value() {
+    for (cell, shown) in [
+        ("4", "4"),
+        ("-1", "-1"),
+        ("1.5", "1.5"),
+        ("1e9", "1000000000"),
+    ] {
+        let data = format!("a,b,y\n1,2,0\n3,{cell},1\n0,0,2\n");
+        let (dir, o) = train(EMBEDDING_SPEC, &data);
+        assert_clear_failure(
+            &o,
+            &[
+                "data.csv` line 3, column `b`",
+                &format!("{shown} is not a class index of the embedding (model.layers[0])"),
+                "whole numbers in [0, 4)",
+            ],
+        );
+        assert_no_output(dir.path());
+    }
+    // The same check on the validation set, before the first step.
+    let spec = EMBEDDING_SPEC.replace(
+        "data: {train: {csv: data.csv, target: y},",
+        "data: {train: {csv: data.csv, target: y}, valid: {csv: valid.csv, target: y},",
+    );
+    let dir = scratch(&[
+        ("spec.yaml", &spec),
+        ("data.csv", "a,b,y\n1,2,0\n3,3,1\n"),
+        ("valid.csv", "a,b,y\n1,2,0\n7,3,1\n"),
+    ]);
+    let o = graphc_in(dir.path(), &["train", "spec.yaml", "--out", "out"]);
+    assert_clear_failure(
+        &o,
+        &["valid.csv` line 3, column `a`", "7 is not a class index"],
+    );
+    assert_no_output(dir.path());
+}
+
+#[test]
+fn embedding_anywhere_but_first_or_with_standardize_is_refused() {
+    let spec = EMBEDDING_SPEC.replace("  layers:\n", "  layers:\n    - {type: identity}\n");
+    let (dir, o) = train(&spec, "a,b,y\n1,2,0\n3,3,1\n");
+    assert_clear_failure(
+        &o,
+        &[
+            "model.layers[1] (embedding at 1)",
+            "so it must read `input`",
+        ],
+    );
+    assert_no_output(dir.path());
+    let spec = EMBEDDING_SPEC.replace("batch_size: 2}", "batch_size: 2, standardize: true}");
+    let (dir, o) = train(&spec, "a,b,y\n1,2,0\n3,3,1\n");
+    assert_clear_failure(&o, &["data.standardize: true", "set standardize: false"]);
+    assert_no_output(dir.path());
+}
+
+#[test]
+fn an_embedding_trains_and_predicts_with_class_index_features() {
+    let (dir, o) = train(EMBEDDING_SPEC, "a,b,y\n1,2,0\n3,0,1\n0,1,2\n2,2,1\n");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    std::fs::write(dir.path().join("new.csv"), "a,b,y\n0,3,0\n2,5,1\n").unwrap();
+    let o = graphc_in(
+        dir.path(),
+        &[
+            "predict",
+            "spec.yaml",
+            "--weights",
+            "out",
+            "--data",
+            "new.csv",
+        ],
+    );
+    assert_clear_failure(
+        &o,
+        &["new.csv` line 3, column `b`", "5 is not a class index"],
+    );
+}

@@ -5,6 +5,7 @@ mod build;
 mod graph;
 mod loss;
 mod norm;
+mod norm_embed;
 mod optimizers;
 mod sched;
 mod spatial;

@@ -9,7 +9,8 @@ use graphc_nn::{
 };
 use graphc_spec::{parse_str, Spec};
 
-fn spec(input: &str, layers: &str) -> Spec {
+/// A classifier spec with `model.input` `input` and `layers` (shared with `norm_embed`).
+pub(crate) fn spec(input: &str, layers: &str) -> Spec {
     let yaml = format!(
         "seed: 3
 data: {{train: {{csv: d.csv, target: y}}, batch_size: 8}}

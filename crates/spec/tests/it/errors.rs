@@ -119,11 +119,13 @@ fn unknown_layer_and_optimizer_types_name_the_valid_types() {
         "unknown layer type `Relu` in model.layers[1]; did you mean `relu`? valid: \
          linear, relu, sigmoid, tanh, softmax, log_softmax, conv1d, conv2d, max_pool1d, \
          max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, \
-         adaptive_max_pool2d, flatten, batch_norm1d, batch_norm2d, dropout, dropout1d, dropout2d, \
+         adaptive_max_pool2d, flatten, batch_norm1d, batch_norm2d, layer_norm, group_norm, embedding, \
+         dropout, dropout1d, dropout2d, \
          identity, leaky_relu, elu, selu, celu, gelu, silu, mish, softplus, hardtanh, relu6, \
          hardsigmoid, hardswish, logsigmoid, softsign, tanhshrink, prelu, sequential, residual, add, sub, mul, concat, mean, sum, reshape (or Linear, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax, \
          Conv1d, Conv2d, MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, \
-         AdaptiveAvgPool2d, AdaptiveMaxPool2d, Flatten, BatchNorm1d, BatchNorm2d, Dropout, Dropout1d, Dropout2d, \
+         AdaptiveAvgPool2d, AdaptiveMaxPool2d, Flatten, BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, \
+         Embedding, Dropout, Dropout1d, Dropout2d, \
          Identity, LeakyReLU, ELU, SELU, CELU, GELU, SiLU, Mish, Softplus, Hardtanh, ReLU6, \
          Hardsigmoid, Hardswish, LogSigmoid, Softsign, Tanhshrink, PReLU, Sequential, cat)",
     );
@@ -202,11 +204,13 @@ fn missing_layer_type_lists_the_valid_types() {
         "missing key `type` in model.layers[1]; valid types: \
          linear, relu, sigmoid, tanh, softmax, log_softmax, conv1d, conv2d, max_pool1d, \
          max_pool2d, avg_pool1d, avg_pool2d, adaptive_avg_pool1d, adaptive_avg_pool2d, \
-         adaptive_max_pool2d, flatten, batch_norm1d, batch_norm2d, dropout, dropout1d, dropout2d, \
+         adaptive_max_pool2d, flatten, batch_norm1d, batch_norm2d, layer_norm, group_norm, embedding, \
+         dropout, dropout1d, dropout2d, \
          identity, leaky_relu, elu, selu, celu, gelu, silu, mish, softplus, hardtanh, relu6, \
          hardsigmoid, hardswish, logsigmoid, softsign, tanhshrink, prelu, sequential, residual, add, sub, mul, concat, mean, sum, reshape (or Linear, ReLU, Sigmoid, Tanh, Softmax, LogSoftmax, \
          Conv1d, Conv2d, MaxPool1d, MaxPool2d, AvgPool1d, AvgPool2d, AdaptiveAvgPool1d, \
-         AdaptiveAvgPool2d, AdaptiveMaxPool2d, Flatten, BatchNorm1d, BatchNorm2d, Dropout, Dropout1d, Dropout2d, \
+         AdaptiveAvgPool2d, AdaptiveMaxPool2d, Flatten, BatchNorm1d, BatchNorm2d, LayerNorm, GroupNorm, \
+         Embedding, Dropout, Dropout1d, Dropout2d, \
          Identity, LeakyReLU, ELU, SELU, CELU, GELU, SiLU, Mish, Softplus, Hardtanh, ReLU6, \
          Hardsigmoid, Hardswish, LogSigmoid, Softsign, Tanhshrink, PReLU, Sequential, cat)",
     );

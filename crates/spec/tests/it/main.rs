@@ -9,6 +9,7 @@ mod limits;
 mod loss;
 mod no_panic;
 mod norm_dropout;
+mod norm_embed;
 mod optimizers;
 mod overrides;
 mod parse;

@@ -6,27 +6,13 @@ use std::path::Path;
 
 use graphc_spec::*;
 
-use crate::support::with_layer;
+use crate::support::{assert_layer_err, with_layer};
 
 fn layer(layer: &str) -> LayerKind {
     match parse_str(&with_layer(layer), Path::new("spec.yaml")) {
         Ok(spec) => spec.model.layers().unwrap()[0].kind.clone(),
         Err(e) => panic!("{layer}: unexpected error: {e}"),
     }
-}
-
-/// Asserts that `layer` is refused with `message`, on line 8 at the column where `at` starts
-/// inside `layer`, as one line `spec.yaml:8:COL: message`.
-#[track_caller]
-fn assert_layer_err(layer: &str, at: &str, message: &str) {
-    let e = match parse_str(&with_layer(layer), Path::new("spec.yaml")) {
-        Ok(spec) => panic!("{layer}: expected an error, got {spec:?}"),
-        Err(e) => e,
-    };
-    let column = 6 + layer.find(at).expect("`at` is inside the layer") + 1;
-    assert_eq!(e.message(), message, "{e}");
-    assert_eq!((e.line(), e.column()), (Some(8), Some(column)), "{e}");
-    assert_eq!(e.to_string(), format!("spec.yaml:8:{column}: {message}"));
 }
 
 const DEFAULTS: BatchNormSpec = BatchNormSpec {

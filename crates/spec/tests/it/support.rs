@@ -1,6 +1,8 @@
 //! Helpers the spec tests share.
 
-use graphc_spec::SpecError;
+use std::path::Path;
+
+use graphc_spec::{parse_str, SpecError};
 
 /// Asserts an error's message and its 1-based line and column.
 #[track_caller]
@@ -30,4 +32,18 @@ train: {epochs: 2}
 /// The image spec with `layer` as its first layer (line 8, column 7).
 pub fn with_layer(layer: &str) -> String {
     IMAGE_SPEC.replace("LAYER", layer)
+}
+
+/// Asserts that the image spec with `layer` first is refused with `message`, on line 8 at the
+/// column where `at` starts inside `layer`, as one line `spec.yaml:8:COL: message`.
+#[track_caller]
+pub fn assert_layer_err(layer: &str, at: &str, message: &str) {
+    let e = match parse_str(&with_layer(layer), Path::new("spec.yaml")) {
+        Ok(spec) => panic!("{layer}: expected an error, got {spec:?}"),
+        Err(e) => e,
+    };
+    let column = 6 + layer.find(at).expect("`at` is inside the layer") + 1;
+    assert_eq!(e.message(), message, "{e}");
+    assert_eq!((e.line(), e.column()), (Some(8), Some(column)), "{e}");
+    assert_eq!(e.to_string(), format!("spec.yaml:8:{column}: {message}"));
 }
