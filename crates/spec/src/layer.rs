@@ -5,12 +5,14 @@ use serde::de::{IgnoredAny, MapAccess};
 
 use crate::axes::{axes, Axes};
 use crate::ctx::{shown, Ctx, Path};
+use crate::init::{InitKeyNode, InitValue};
 use crate::keys::{KeyTable, Keys, TypeTable};
 use crate::node::{ctx_and_path, scalar, to_bool, to_f64, to_i64, to_nonneg_f64};
-use crate::node::{to_positive_usize, to_u64, valid_if, Node, Problem, Raw};
+use crate::node::{to_positive_usize, to_u64, valid_if, Node, Problem, Raw, Seed};
 use crate::types::MaxPoolSpec;
 use crate::types::{Activation, GeluApproximate};
 use crate::types::{AvgPoolSpec, BatchNormSpec, ConvPadding, ConvSpec, LayerKind, LayerSpec};
+use crate::types::LayerInit;
 use crate::vocab::{KeyTables, LayerType};
 
 static LAYER_TYPES: TypeTable<LayerType> = TypeTable {
@@ -24,7 +26,15 @@ static LAYER_TYPES: TypeTable<LayerType> = TypeTable {
 const OUT_ALIAS: &[(&str, &str)] = &[("out_features", "out")];
 
 static LINEAR_KEYS: KeyTable = KeyTable {
-    valid: &["type", "name", "in_features", "out", "bias"],
+    valid: &[
+        "type",
+        "name",
+        "in_features",
+        "out",
+        "bias",
+        "init",
+        "requires_grad",
+    ],
     aliases: OUT_ALIAS,
     unsupported: &[],
 };
@@ -42,6 +52,8 @@ static CONV_KEYS: KeyTable = KeyTable::plain(&[
     "groups",
     "bias",
     "padding_mode",
+    "init",
+    "requires_grad",
 ]);
 static MAX_POOL_KEYS: KeyTable = KeyTable::plain(&[
     "type",
@@ -81,6 +93,8 @@ static BATCH_NORM_KEYS: KeyTable = KeyTable::plain(&[
     "momentum",
     "affine",
     "track_running_stats",
+    "init",
+    "requires_grad",
 ]);
 static DROPOUT_KEYS: KeyTable = KeyTable::plain(&["type", "name", "p"]);
 static LEAKY_RELU_KEYS: KeyTable = KeyTable::plain(&["type", "name", "negative_slope"]);
@@ -88,11 +102,12 @@ static ELU_KEYS: KeyTable = KeyTable::plain(&["type", "name", "alpha"]);
 static GELU_KEYS: KeyTable = KeyTable::plain(&["type", "name", "approximate"]);
 static SOFTPLUS_KEYS: KeyTable = KeyTable::plain(&["type", "name", "beta", "threshold"]);
 static HARDTANH_KEYS: KeyTable = KeyTable::plain(&["type", "name", "min_val", "max_val"]);
-static PRELU_KEYS: KeyTable = KeyTable::plain(&["type", "name", "num_parameters", "init"]);
+static PRELU_KEYS: KeyTable =
+    KeyTable::plain(&["type", "name", "num_parameters", "init", "requires_grad"]);
 
 /// Every layer type's keys, for the keys read before `type:`.
 static UNION_KEYS: KeyTable = KeyTable {
-    valid: &KeyTable::union::<35>(&[
+    valid: &KeyTable::union::<36>(&[
         &LINEAR_KEYS,
         &ACTIVATION_KEYS,
         &SOFTMAX_KEYS,
@@ -272,6 +287,7 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
         let mut p = 0.5;
         let mut declared_input = None;
         let mut act = ActivationArgs::default();
+        let (mut init, mut requires_grad) = (None, true);
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
             match k.name() {
@@ -441,8 +457,12 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
                     act.num_parameters = map.next_value_seed(seed)?;
                 }
                 "init" => {
-                    let expected = "a finite number (every slope's initial value)";
-                    act.init = map.next_value_seed(scalar(ctx, path, expected, to_f64))?;
+                    let value = map.next_value_seed(Seed(InitKeyNode { ctx, path }))?;
+                    init = Some(value);
+                }
+                "requires_grad" => {
+                    requires_grad =
+                        map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?;
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -451,6 +471,19 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
         }
         let Some(t) = kind else {
             return Err(LAYER_TYPES.missing(&keys));
+        };
+        let init = match init {
+            None => LayerInit::default(),
+            Some(InitValue::Schemes(schemes)) => schemes,
+            // nn.PReLU's own `init`: every slope's initial value.
+            Some(InitValue::Number(value)) if t == LayerType::Prelu => {
+                act.init = value;
+                LayerInit::default()
+            }
+            Some(InitValue::Number(_)) => {
+                let message = "a number is prelu's init; this layer takes a mapping {weight: INIT, bias: INIT} such as {weight: {type: kaiming_normal}}".to_owned();
+                return Err(at_key(&keys, "init", message));
+            }
         };
         let kind = match t {
             LayerType::Linear => LayerKind::Linear {
@@ -538,6 +571,8 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
             name,
             kind,
             declared_input,
+            init,
+            requires_grad,
         })
     }
 }

@@ -11,7 +11,7 @@ use std::path::Path;
 use graphc::stages::autodiff;
 use graphc::stages::ir::{Arg, BinaryOp, Graph, NodeId, ReduceOp, TensorType};
 use graphc::stages::spec::{
-    Activation, GeluApproximate, InitSpec, LayerKind, LayerSpec, LayerType, ModelSpec,
+    Activation, GeluApproximate, InitSpec, LayerInit, LayerKind, LayerSpec, LayerType, ModelSpec,
 };
 use graphc::stages::{nn, opt, spec};
 use graphc::BackendKind;
@@ -157,6 +157,8 @@ fn build_op(graph: &mut Graph, op: &str, params: &[NodeId]) -> NodeId {
                 name: None,
                 kind,
                 declared_input: None,
+                init: LayerInit::default(),
+                requires_grad: true,
             }],
             init: InitSpec::Default,
         };

@@ -4,6 +4,7 @@
 
 mod data_sources;
 mod errors;
+mod init_freeze;
 mod limits;
 mod loss;
 mod no_panic;
