@@ -20,7 +20,7 @@ mod step;
 
 pub use clip::{accumulator_name, accumulators};
 pub use error::NnError;
-pub use init::default_init;
+pub use init::{calculate_gain, check_scheme, default_init, fans, kaiming_std, xavier_std};
 pub use layers::{
     build_model, describe_model, saturating_numel, DefaultInit, LayerInfo, ModelGraph, ParamInfo,
     TensorDecl,

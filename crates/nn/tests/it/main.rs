@@ -2,6 +2,7 @@
 //! instead of one per file. Each module is one area of tests.
 
 mod build;
+mod init;
 mod loss;
 mod norm;
 mod optimizers;
