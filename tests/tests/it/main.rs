@@ -7,6 +7,7 @@ mod activation_goldens;
 mod backends_agree;
 mod cnn_goldens;
 mod docs_examples;
+mod freeze;
 mod image_data;
 mod ir_snapshots;
 mod loss_goldens;
