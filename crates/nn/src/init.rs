@@ -70,9 +70,9 @@ pub fn check_scheme(scheme: &InitScheme, shape: &[usize]) -> Result<(), String> 
         InitScheme::XavierUniform { .. }
         | InitScheme::XavierNormal { .. }
         | InitScheme::KaimingUniform(_)
-        | InitScheme::KaimingNormal(_) => fans(shape)
-            .map(|_| ())
-            .map_err(|m| format!("{name}: {m}")),
+        | InitScheme::KaimingNormal(_) => {
+            fans(shape).map(|_| ()).map_err(|m| format!("{name}: {m}"))
+        }
     }
 }
 
@@ -153,9 +153,7 @@ fn draw(scheme: &InitScheme, shape: &[usize], rng: &mut ChaCha8Rng) -> Result<Ve
     Ok(match scheme {
         InitScheme::Uniform { a, b } => uniform(rng, *a, *b),
         InitScheme::Normal { mean, std } => normal(rng, *mean, *std),
-        InitScheme::TruncNormal { mean, std, a, b } => {
-            trunc_normal(rng, n, *mean, *std, (*a, *b))
-        }
+        InitScheme::TruncNormal { mean, std, a, b } => trunc_normal(rng, n, *mean, *std, (*a, *b)),
         InitScheme::Constant { val } => vec![*val as f32; n],
         InitScheme::Zeros => vec![0.0; n],
         InitScheme::Ones => vec![1.0; n],
@@ -198,7 +196,10 @@ fn trunc_normal(
     (a, b): (f64, f64),
 ) -> Vec<f32> {
     let cdf = |x: f64| (1.0 + libm::erf(x / SQRT_2)) / 2.0;
-    let (low, high) = (2.0 * cdf((a - mean) / std) - 1.0, 2.0 * cdf((b - mean) / std) - 1.0);
+    let (low, high) = (
+        2.0 * cdf((a - mean) / std) - 1.0,
+        2.0 * cdf((b - mean) / std) - 1.0,
+    );
     (0..n)
         .map(|_| {
             let u = low + (high - low) * rng.random::<f64>();
@@ -313,10 +314,18 @@ mod tests {
         for i in -999..=999 {
             let y = f64::from(i) / 1000.0;
             let x = erfinv(y);
-            assert!((libm::erf(x) - y).abs() < 1e-15, "erf(erfinv({y})) = {}", libm::erf(x));
+            assert!(
+                (libm::erf(x) - y).abs() < 1e-15,
+                "erf(erfinv({y})) = {}",
+                libm::erf(x)
+            );
         }
         for y in [1.0 - 1e-12, -1.0 + 1e-15] {
-            assert!((libm::erf(erfinv(y)) - y).abs() < 1e-15, "{y}: {}", libm::erf(erfinv(y)) - y);
+            assert!(
+                (libm::erf(erfinv(y)) - y).abs() < 1e-15,
+                "{y}: {}",
+                libm::erf(erfinv(y)) - y
+            );
         }
         assert_eq!(erfinv(1.0), f64::INFINITY);
         assert_eq!(erfinv(-1.0), f64::NEG_INFINITY);

@@ -356,8 +356,13 @@ fn apply_layer_init(layer: &LayerSpec, params: &mut [TensorDecl]) -> Result<(), 
                 if key == "bias" { " (bias: false)" } else { "" }
             ));
         };
-        check_scheme(scheme, &decl.shape)
-            .map_err(|m| format!("init.{key}: {m}; {} is {}", decl.name, shown_list(&decl.shape)))?;
+        check_scheme(scheme, &decl.shape).map_err(|m| {
+            format!(
+                "init.{key}: {m}; {} is {}",
+                decl.name,
+                shown_list(&decl.shape)
+            )
+        })?;
         decl.scheme = Some(*scheme);
     }
     for decl in params.iter_mut() {

@@ -183,9 +183,8 @@ impl<'de> Node<'de> for SchemeNode<'_> {
                 }
                 "nonlinearity" => {
                     let expected = "a nonlinearity name such as relu";
-                    let conv = |raw: &Raw| {
-                        word(raw, "nonlinearity", Nonlinearity::ALL, |n| n.name())
-                    };
+                    let conv =
+                        |raw: &Raw| word(raw, "nonlinearity", Nonlinearity::ALL, |n| n.name());
                     args.nonlinearity = map.next_value_seed(scalar(ctx, path, expected, conv))?;
                 }
                 _ => {

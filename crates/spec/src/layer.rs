@@ -9,10 +9,10 @@ use crate::init::{InitKeyNode, InitValue};
 use crate::keys::{KeyTable, Keys, TypeTable};
 use crate::node::{ctx_and_path, scalar, to_bool, to_f64, to_i64, to_nonneg_f64};
 use crate::node::{to_positive_usize, to_u64, valid_if, Node, Problem, Raw, Seed};
+use crate::types::LayerInit;
 use crate::types::MaxPoolSpec;
 use crate::types::{Activation, GeluApproximate};
 use crate::types::{AvgPoolSpec, BatchNormSpec, ConvPadding, ConvSpec, LayerKind, LayerSpec};
-use crate::types::LayerInit;
 use crate::vocab::{KeyTables, LayerType};
 
 static LAYER_TYPES: TypeTable<LayerType> = TypeTable {
@@ -461,8 +461,7 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
                     init = Some(value);
                 }
                 "requires_grad" => {
-                    requires_grad =
-                        map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?;
+                    requires_grad = map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?;
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;

@@ -30,7 +30,9 @@ use serde::de::DeserializeSeed;
 pub use error::SpecError;
 pub use show::{shown_items, shown_list};
 pub use types::*;
-pub use vocab::{InitType, LayerType, LossType, OptimizerType, SchedulerType, SourceFormat, Vocabulary};
+pub use vocab::{
+    InitType, LayerType, LossType, OptimizerType, SchedulerType, SourceFormat, Vocabulary,
+};
 
 /// Parses and validates spec text; `origin` names the file in error messages only.
 pub fn parse_str(text: &str, origin: &Path) -> Result<Spec, SpecError> {

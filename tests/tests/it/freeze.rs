@@ -94,7 +94,10 @@ fn the_step_differentiates_and_updates_no_frozen_parameter() {
     };
     let (assigned, state, accumulators) = names(&frozen);
     for name in assigned.iter().chain(&state).chain(&accumulators) {
-        assert!(!name.starts_with("0."), "{name} belongs to the frozen layer");
+        assert!(
+            !name.starts_with("0."),
+            "{name} belongs to the frozen layer"
+        );
     }
     assert!(assigned.contains(&"2.weight".to_owned()), "{assigned:?}");
     assert_eq!(state.len(), 4, "{state:?}");

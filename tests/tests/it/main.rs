@@ -9,6 +9,7 @@ mod cnn_goldens;
 mod docs_examples;
 mod freeze;
 mod image_data;
+mod init_schemes;
 mod ir_snapshots;
 mod loss_goldens;
 mod memory;

@@ -579,7 +579,11 @@ fn a_frozen_layer_resumes_bitwise_without_optimizer_state() {
             first_layer.sort();
             first_layer
         };
-        assert_eq!(frozen_bits(&first.params), frozen_bits(&whole.params), "{what}");
+        assert_eq!(
+            frozen_bits(&first.params),
+            frozen_bits(&whole.params),
+            "{what}"
+        );
         let initial = frozen_bits(&state.model.tensors);
         assert_eq!(initial.len(), 2, "{what}");
         assert_eq!(frozen_bits(&whole.params), initial, "{what}");

@@ -13,7 +13,8 @@ use graphc_spec::{FanMode, InitScheme, Kaiming, Nonlinearity, Spec};
 use serde_json::Value;
 
 fn goldens() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/goldens/init/fans_gains.json");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/goldens/init/fans_gains.json");
     let text = std::fs::read_to_string(path).expect("committed");
     serde_json::from_str(&text).expect("JSON")
 }
@@ -101,7 +102,11 @@ fn gains_are_pytorchs() {
         let n = nonlinearity(row["nonlinearity"].as_str().unwrap());
         let param = row["param"].as_f64();
         seen.push(n);
-        assert_close(calculate_gain(n, param), row["gain"].as_f64().unwrap(), &row.to_string());
+        assert_close(
+            calculate_gain(n, param),
+            row["gain"].as_f64().unwrap(),
+            &row.to_string(),
+        );
     }
     for n in Nonlinearity::ALL {
         assert!(seen.contains(n), "{n:?} has no golden");
@@ -139,7 +144,10 @@ fn scheme_scales_and_refusals_are_pytorchs() {
         }
         scaled += 1;
     }
-    assert!(refused >= 20 && scaled >= 60, "{refused} refused, {scaled} scaled");
+    assert!(
+        refused >= 20 && scaled >= 60,
+        "{refused} refused, {scaled} scaled"
+    );
 }
 
 /// One tensor of `shape` drawn with `scheme` from seed 7, after a default-init tensor.
@@ -153,7 +161,10 @@ fn draw(scheme: InitScheme, shape: &[usize]) -> Vec<f32> {
         trainable: true,
         node: graph.param(name, shape),
     };
-    let params = [param("0.weight", &[4, 3], None), param("1.weight", shape, Some(scheme))];
+    let params = [
+        param("0.weight", &[4, 3], None),
+        param("1.weight", shape, Some(scheme)),
+    ];
     default_init(&params, 7).pop().unwrap()
 }
 
@@ -177,8 +188,14 @@ fn assert_moments(values: &[f32], mean: f64, var: f64, kurtosis: f64, what: &str
     let (m, v) = moments(values);
     let mean_se = (var / n).sqrt();
     let var_se = ((kurtosis - 1.0) * var * var / n).sqrt();
-    assert!((m - mean).abs() < 5.0 * mean_se, "{what}: mean {m} vs {mean}");
-    assert!((v - var).abs() < 5.0 * var_se, "{what}: variance {v} vs {var}");
+    assert!(
+        (m - mean).abs() < 5.0 * mean_se,
+        "{what}: mean {m} vs {mean}"
+    );
+    assert!(
+        (v - var).abs() < 5.0 * var_se,
+        "{what}: variance {v} vs {var}"
+    );
 }
 
 const BIG: [usize; 2] = [400, 250];
@@ -189,10 +206,19 @@ fn uniform_and_normal_draws_have_their_moments_and_bounds() {
     assert!(w.iter().all(|&v| (-1.0..3.0).contains(&v)));
     assert_moments(&w, 1.0, 16.0 / 12.0, 1.8, "uniform(-1, 3)");
 
-    let w = draw(InitScheme::Normal { mean: 0.5, std: 2.0 }, &BIG);
+    let w = draw(
+        InitScheme::Normal {
+            mean: 0.5,
+            std: 2.0,
+        },
+        &BIG,
+    );
     assert_moments(&w, 0.5, 4.0, 3.0, "normal(0.5, 2)");
     // Tails: about 4.6% of a normal lies beyond 2 standard deviations.
-    let beyond = w.iter().filter(|&&v| (f64::from(v) - 0.5).abs() > 4.0).count();
+    let beyond = w
+        .iter()
+        .filter(|&&v| (f64::from(v) - 0.5).abs() > 4.0)
+        .count();
     let share = beyond as f64 / w.len() as f64;
     assert!((share - 0.0455).abs() < 0.004, "share beyond 2σ {share}");
 
@@ -211,8 +237,20 @@ fn uniform_and_normal_draws_have_their_moments_and_bounds() {
         nonlinearity: Nonlinearity::Relu,
     };
     let w = draw(InitScheme::KaimingNormal(relu), &[100, 50, 3, 3]);
-    assert_moments(&w, 0.0, 2.0 / 900.0, 3.0, "kaiming_normal fan_out relu on a conv weight");
-    let w = draw(InitScheme::KaimingUniform(Kaiming { mode: FanMode::FanIn, ..relu }), &BIG);
+    assert_moments(
+        &w,
+        0.0,
+        2.0 / 900.0,
+        3.0,
+        "kaiming_normal fan_out relu on a conv weight",
+    );
+    let w = draw(
+        InitScheme::KaimingUniform(Kaiming {
+            mode: FanMode::FanIn,
+            ..relu
+        }),
+        &BIG,
+    );
     let bound = (6.0f64 / fans.0).sqrt();
     assert!(w.iter().all(|&v| f64::from(v).abs() <= bound));
     assert_moments(&w, 0.0, 2.0 / fans.0, 1.8, "kaiming_uniform");
@@ -234,7 +272,12 @@ fn trunc_normal_stays_within_its_cut_offs_with_the_truncated_moments() {
     assert_moments(&w, want_mean, want_var, 2.5, "trunc_normal");
     // Default cut-offs ±2 around a small std: nothing is cut, the moments are the normal's.
     let w = draw(
-        InitScheme::TruncNormal { mean: 0.0, std: 0.02, a: -2.0, b: 2.0 },
+        InitScheme::TruncNormal {
+            mean: 0.0,
+            std: 0.02,
+            a: -2.0,
+            b: 2.0,
+        },
         &BIG,
     );
     assert_moments(&w, 0.0, 0.0004, 3.0, "trunc_normal std 0.02");
@@ -244,18 +287,40 @@ fn trunc_normal_stays_within_its_cut_offs_with_the_truncated_moments() {
 fn orthogonal_draws_are_orthonormal_times_gain() {
     for (rows, cols) in [(64, 32), (32, 64), (40, 40), (12, 2 * 3 * 3)] {
         let gain = 1.5;
-        let shape = if cols == 18 { vec![12, 2, 3, 3] } else { vec![rows, cols] };
+        let shape = if cols == 18 {
+            vec![12, 2, 3, 3]
+        } else {
+            vec![rows, cols]
+        };
         let w = draw(InitScheme::Orthogonal { gain }, &shape);
         // The smaller Gram matrix: WᵀW (cols × cols) for tall W, W Wᵀ for wide W.
         let (k, dot): (usize, Box<dyn Fn(usize, usize) -> f64>) = if rows >= cols {
-            (cols, Box::new(|i, j| (0..rows).map(|r| f64::from(w[r * cols + i]) * f64::from(w[r * cols + j])).sum()))
+            (
+                cols,
+                Box::new(|i, j| {
+                    (0..rows)
+                        .map(|r| f64::from(w[r * cols + i]) * f64::from(w[r * cols + j]))
+                        .sum()
+                }),
+            )
         } else {
-            (rows, Box::new(|i, j| (0..cols).map(|c| f64::from(w[i * cols + c]) * f64::from(w[j * cols + c])).sum()))
+            (
+                rows,
+                Box::new(|i, j| {
+                    (0..cols)
+                        .map(|c| f64::from(w[i * cols + c]) * f64::from(w[j * cols + c]))
+                        .sum()
+                }),
+            )
         };
         for i in 0..k {
             for j in 0..k {
                 let want = if i == j { gain * gain } else { 0.0 };
-                assert!((dot(i, j) - want).abs() < 1e-5, "{rows}x{cols} [{i},{j}] {}", dot(i, j));
+                assert!(
+                    (dot(i, j) - want).abs() < 1e-5,
+                    "{rows}x{cols} [{i},{j}] {}",
+                    dot(i, j)
+                );
             }
         }
     }
@@ -264,9 +329,14 @@ fn orthogonal_draws_are_orthonormal_times_gain() {
 #[test]
 fn eye_and_constants_are_exact() {
     let w = draw(InitScheme::Eye, &[3, 5]);
-    let want: Vec<f32> = (0..15).map(|i| if i / 5 == i % 5 { 1.0 } else { 0.0 }).collect();
+    let want: Vec<f32> = (0..15)
+        .map(|i| if i / 5 == i % 5 { 1.0 } else { 0.0 })
+        .collect();
     assert_eq!(w, want);
-    assert_eq!(draw(InitScheme::Constant { val: 0.3 }, &[2, 3]), vec![0.3f32; 6]);
+    assert_eq!(
+        draw(InitScheme::Constant { val: 0.3 }, &[2, 3]),
+        vec![0.3f32; 6]
+    );
     assert_eq!(draw(InitScheme::Zeros, &[4]), vec![0.0f32; 4]);
     assert_eq!(draw(InitScheme::Ones, &[4]), vec![1.0f32; 4]);
 }
@@ -295,7 +365,9 @@ train: {{epochs: 1}}
         default_init(&step.params, s.seed)
     };
     let plain = values(&spec(""));
-    let schemed = values(&spec(", init: {weight: {type: kaiming_normal}, bias: {type: zeros}}"));
+    let schemed = values(&spec(
+        ", init: {weight: {type: kaiming_normal}, bias: {type: zeros}}",
+    ));
     assert_ne!(plain[0], schemed[0]);
     assert_eq!(schemed[1], vec![0.0; 6]);
     assert_eq!(plain[2..], schemed[2..], "the second linear's default init");

@@ -41,23 +41,60 @@ fn every_scheme_parses_with_pytorchs_defaults() {
     };
     let cases = [
         ("{type: uniform}", InitScheme::Uniform { a: 0.0, b: 1.0 }),
-        ("{type: uniform, a: -2, b: 3.5}", InitScheme::Uniform { a: -2.0, b: 3.5 }),
-        ("{type: normal}", InitScheme::Normal { mean: 0.0, std: 1.0 }),
-        ("{type: normal, mean: 1, std: 0.02}", InitScheme::Normal { mean: 1.0, std: 0.02 }),
+        (
+            "{type: uniform, a: -2, b: 3.5}",
+            InitScheme::Uniform { a: -2.0, b: 3.5 },
+        ),
+        (
+            "{type: normal}",
+            InitScheme::Normal {
+                mean: 0.0,
+                std: 1.0,
+            },
+        ),
+        (
+            "{type: normal, mean: 1, std: 0.02}",
+            InitScheme::Normal {
+                mean: 1.0,
+                std: 0.02,
+            },
+        ),
         (
             "{type: trunc_normal}",
-            InitScheme::TruncNormal { mean: 0.0, std: 1.0, a: -2.0, b: 2.0 },
+            InitScheme::TruncNormal {
+                mean: 0.0,
+                std: 1.0,
+                a: -2.0,
+                b: 2.0,
+            },
         ),
         (
             "{type: trunc_normal, std: 0.02, a: -0.04, b: 0.04}",
-            InitScheme::TruncNormal { mean: 0.0, std: 0.02, a: -0.04, b: 0.04 },
+            InitScheme::TruncNormal {
+                mean: 0.0,
+                std: 0.02,
+                a: -0.04,
+                b: 0.04,
+            },
         ),
-        ("{type: constant, val: 0.3}", InitScheme::Constant { val: 0.3 }),
+        (
+            "{type: constant, val: 0.3}",
+            InitScheme::Constant { val: 0.3 },
+        ),
         ("{type: zeros}", InitScheme::Zeros),
         ("{type: ones_}", InitScheme::Ones),
-        ("{type: xavier_uniform}", InitScheme::XavierUniform { gain: 1.0 }),
-        ("{type: xavier_normal, gain: 2}", InitScheme::XavierNormal { gain: 2.0 }),
-        ("{type: kaiming_uniform}", InitScheme::KaimingUniform(kaiming)),
+        (
+            "{type: xavier_uniform}",
+            InitScheme::XavierUniform { gain: 1.0 },
+        ),
+        (
+            "{type: xavier_normal, gain: 2}",
+            InitScheme::XavierNormal { gain: 2.0 },
+        ),
+        (
+            "{type: kaiming_uniform}",
+            InitScheme::KaimingUniform(kaiming),
+        ),
         (
             "{type: kaiming_normal, mode: fan_out, nonlinearity: relu}",
             InitScheme::KaimingNormal(Kaiming {
@@ -70,7 +107,10 @@ fn every_scheme_parses_with_pytorchs_defaults() {
             "{nonlinearity: leaky_relu, a: 0.2, type: kaiming_uniform}",
             InitScheme::KaimingUniform(Kaiming { a: 0.2, ..kaiming }),
         ),
-        ("{type: orthogonal, gain: 0.5}", InitScheme::Orthogonal { gain: 0.5 }),
+        (
+            "{type: orthogonal, gain: 0.5}",
+            InitScheme::Orthogonal { gain: 0.5 },
+        ),
     ];
     for (text, want) in cases {
         assert_eq!(weight(text), want, "{text}");
@@ -122,7 +162,9 @@ fn an_unknown_scheme_names_the_valid_ones() {
 
 #[test]
 fn an_argument_the_scheme_does_not_take_names_its_keys() {
-    let e = layer_err(&format!("{{{CONV}, init: {{weight: {{type: normal, gain: 2}}}}}}"));
+    let e = layer_err(&format!(
+        "{{{CONV}, init: {{weight: {{type: normal, gain: 2}}}}}}"
+    ));
     assert_err(
         &e,
         8,
@@ -130,14 +172,18 @@ fn an_argument_the_scheme_does_not_take_names_its_keys() {
         "unknown key `gain` in model.layers[0].init.weight (normal); valid keys: type, mean, std",
     );
     // Before `type:` the argument is checked once the type is known.
-    let e = layer_err(&format!("{{{CONV}, init: {{weight: {{val: 2, type: zeros}}}}}}"));
+    let e = layer_err(&format!(
+        "{{{CONV}, init: {{weight: {{val: 2, type: zeros}}}}}}"
+    ));
     assert_err(
         &e,
         8,
         71,
         "unknown key `val` in model.layers[0].init.weight (zeros); valid keys: type",
     );
-    let e = layer_err(&format!("{{{CONV}, init: {{weight: {{type: normal, sdt: 2}}}}}}"));
+    let e = layer_err(&format!(
+        "{{{CONV}, init: {{weight: {{type: normal, sdt: 2}}}}}}"
+    ));
     assert!(e.message().contains("did you mean `std`?"), "{e}");
 }
 
