@@ -159,6 +159,14 @@ def main():
              input_dim=4, layers=mlp, loss={"type": "cross_entropy"},
              optimizer={"type": "adam", "lr": 0.01}, batch_size=4, epochs=2, accumulate=4,
              clip_norm={"max_norm": 0.25})
+
+    # A frozen first layer has no gradient: the norm is over the trainable parameters'.
+    x, y = classes(411, 24)
+    frozen = [dict(mlp[0], requires_grad=False)] + mlp[1:]
+    run_case(out, "frozen_first_accumulate_clip_norm", seed=411, header=header, x=x, y=y,
+             input_dim=4, layers=frozen, loss={"type": "cross_entropy", "reduction": "sum"},
+             optimizer={"type": "sgd", "lr": 0.05, "momentum": 0.9}, batch_size=4, epochs=2,
+             accumulate=2, clip_norm={"max_norm": 0.3})
     common.done(out)
 
 

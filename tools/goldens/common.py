@@ -246,7 +246,8 @@ def mlp(hidden, activation, out):
 
 
 def build_model(input_dim, layers):
-    """The ``nn.Sequential`` of graphc's layer list (linear weights [out, in])."""
+    """The ``nn.Sequential`` of graphc's layer list (linear weights [out, in]); a layer with
+    ``requires_grad: false`` frozen as ``module.requires_grad_(False)``."""
     mods, d = [], input_dim
     for layer in layers:
         t = layer["type"]
@@ -255,6 +256,7 @@ def build_model(input_dim, layers):
             d = layer["out"]
         else:
             mods.append(ACTIVATIONS[t]())
+        mods[-1].requires_grad_(layer.get("requires_grad", True))
     return nn.Sequential(*mods)
 
 

@@ -215,7 +215,7 @@ class Net(nn.Sequential):
 def torch_layer(layer, shape, index, seed, record):
     """The torch module of a graphc layer mapping at ``index``, given one sample's ``shape``."""
     t = layer["type"]
-    kw = {k: v for k, v in layer.items() if k not in ("type", "name")}
+    kw = {k: v for k, v in layer.items() if k not in ("type", "name", "requires_grad")}
     if t in ("batch_norm1d", "batch_norm2d"):
         assert len(shape) in ((3,) if t == "batch_norm2d" else (1, 2)), (t, shape)
         cls = nn.BatchNorm2d if t == "batch_norm2d" else nn.BatchNorm1d
@@ -224,7 +224,7 @@ def torch_layer(layer, shape, index, seed, record):
         return PhiloxDropout(t, kw.get("p", 0.5), seed, index, record)
     if t == "linear":
         return nn.Linear(shape[-1], kw["out"], bias=kw.get("bias", True))
-    return cnn.torch_layer({k: v for k, v in layer.items() if k != "name"}, shape)
+    return cnn.torch_layer({k: v for k, v in layer.items() if k in ("type", *kw)}, shape)
 
 
 def build_model(input_shape, layers, seed, record):
@@ -234,6 +234,7 @@ def build_model(input_shape, layers, seed, record):
     probe = torch.zeros(2, *input_shape)
     for i, layer in enumerate(layers):
         m = torch_layer(layer, list(probe.shape[1:]), i, seed, record)
+        m.requires_grad_(layer.get("requires_grad", True))
         m.eval()
         with torch.no_grad():
             probe = m(probe)
@@ -327,7 +328,7 @@ ADAM = {"type": "adam", "lr": 0.01}
 
 def run_case(out_root, name, *, seed, input_shape, layers, loss, optimizer, rows,
              batch_size, epochs, valid_rows=0, accumulate=1, classes=3, scale=1.5,
-             shift=0.5, pretrain=None):
+             shift=0.5, pretrain=None, param_groups=None):
     """One case: data from ``seed``, init from ``torch.manual_seed(seed)`` (then ``pretrain``
     torch updates of SGD lr 0.05 on other data when given, so the saved running statistics
     and ``num_batches_tracked`` are not the fresh ones), PyTorch's loop, then the files."""
@@ -361,7 +362,7 @@ def run_case(out_root, name, *, seed, input_shape, layers, loss, optimizer, rows
         "model": Block(input=list(input_shape), layers=Items(cnn.spec_layers(layers)),
                        init={"from": Verbatim("init.safetensors")}),
         "loss": loss,
-        "optimizer": Block(optimizer),
+        "optimizer": Block(common.with_groups(optimizer, param_groups)),
         "train": train,
     })
 
@@ -378,7 +379,7 @@ def run_case(out_root, name, *, seed, input_shape, layers, loss, optimizer, rows
     init = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     common.save_file(init, os.path.join(case_dir, "init.safetensors"))
 
-    opt = common.model_optimizer(model, optimizer)
+    opt = common.model_optimizer(model, optimizer, param_groups)
     xt, yt = as_batch(x, y, input_shape)
     losses, valid_losses = train_loop(name, model, opt, loss_fn, xt, yt, batch_size=batch_size,
                                       epochs=epochs, accumulate=accumulate, valid=valid)

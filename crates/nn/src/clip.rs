@@ -17,19 +17,21 @@ pub fn accumulator_name(param: &str) -> String {
     format!("{param}.grad")
 }
 
-/// The accumulation buffers (name, shape) a spec's steps keep; empty when `accumulate` is 1.
+/// The accumulation buffers (name, shape) a spec's steps keep, one per trainable parameter
+/// (a frozen one has no gradient); empty when `accumulate` is 1.
 pub fn accumulators(train: &TrainSpec, params: &[ParamInfo]) -> Vec<(String, Vec<usize>)> {
     if train.accumulate <= 1 {
         return Vec::new();
     }
     params
         .iter()
+        .filter(|p| p.trainable)
         .map(|p| (accumulator_name(&p.name), p.shape.clone()))
         .collect()
 }
 
-/// Adds every gradient to its accumulation buffer: the buffers' new values, and the buffer
-/// nodes (to assign to).
+/// Adds every gradient (one per trainable parameter of `params`, in order) to its
+/// accumulation buffer: the buffers' new values, and the buffer nodes (to assign to).
 pub(crate) fn add_to_accumulators(
     graph: &mut Graph,
     params: &[ParamInfo],
@@ -37,7 +39,7 @@ pub(crate) fn add_to_accumulators(
 ) -> Result<(Vec<NodeId>, Vec<NodeId>), NnError> {
     let mut sums = Vec::with_capacity(grads.len());
     let mut buffers = Vec::with_capacity(grads.len());
-    for (p, &g) in params.iter().zip(grads) {
+    for (p, &g) in params.iter().filter(|p| p.trainable).zip(grads) {
         let acc = graph.state(&accumulator_name(&p.name), &p.shape);
         sums.push(graph.binary(BinaryOp::Add, acc, g)?);
         buffers.push(acc);

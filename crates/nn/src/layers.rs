@@ -2,12 +2,13 @@
 
 use graphc_ir::{BinaryOp, Graph, NodeId, ReduceOp, UnaryOp};
 use graphc_spec::{
-    shown_list, BatchNormSpec, Combinator, ConvSpec, LayerKind, LayerNormSpec, LayerSpec,
-    LayerType, ModelSpec, Reduce,
+    shown_list, BatchNormSpec, Combinator, ConvSpec, InitScheme, LayerKind, LayerNormSpec,
+    LayerSpec, LayerType, ModelSpec, Reduce,
 };
 
 use crate::activation::{activation, prelu};
 use crate::embedding::embedding;
+use crate::init::check_scheme;
 use crate::norm::{batch_norm, dropout, group_norm, layer_norm, BatchNormLeaves, Mode, Running};
 use crate::spatial::{
     adaptive_avg_matrices, adaptive_max_window, adaptive_outputs, avg_pool_matrices,
@@ -26,6 +27,12 @@ pub struct ParamInfo {
     pub shape: Vec<usize>,
     /// Its value before training under PyTorch's default init.
     pub init: DefaultInit,
+    /// The layer's `init:` scheme for it, which replaces `init`.
+    pub scheme: Option<InitScheme>,
+    /// Whether the optimizer trains it (`requires_grad`); false for buffers and for the
+    /// parameters of a layer with `requires_grad: false`, which get no gradient, no optimizer
+    /// state and no update.
+    pub trainable: bool,
     /// The leaf.
     pub node: NodeId,
 }
@@ -80,9 +87,24 @@ pub struct TensorDecl {
     pub shape: Vec<usize>,
     /// PyTorch's default init.
     pub init: DefaultInit,
+    /// The layer's `init:` scheme for it, which replaces `init`.
+    pub scheme: Option<InitScheme>,
+    /// Whether the optimizer trains it (see [`ParamInfo::trainable`]).
+    pub trainable: bool,
 }
 
 impl TensorDecl {
+    /// A trainable parameter with PyTorch's default init `init`.
+    pub fn new(name: String, shape: Vec<usize>, init: DefaultInit) -> Self {
+        TensorDecl {
+            name,
+            shape,
+            init,
+            scheme: None,
+            trainable: true,
+        }
+    }
+
     /// The number of values, saturating (a declared shape may be absurd; the builder refuses it).
     pub fn numel(&self) -> u128 {
         saturating_numel(&self.shape)
@@ -202,17 +224,13 @@ fn describe_layer(
             let (out, input) = (*out, *shape.last().expect("shapes are never empty"));
             check_declared(layer, "in_features", input, "features", shape, batch).map_err(err)?;
             let init = DefaultInit::Uniform { fan_in: input };
-            params.push(TensorDecl {
-                name: format!("{prefix}.weight"),
-                shape: vec![out, input],
+            params.push(TensorDecl::new(
+                format!("{prefix}.weight"),
+                vec![out, input],
                 init,
-            });
+            ));
             if *bias {
-                params.push(TensorDecl {
-                    name: format!("{prefix}.bias"),
-                    shape: vec![out],
-                    init,
-                });
+                params.push(TensorDecl::new(format!("{prefix}.bias"), vec![out], init));
             }
             let mut output = shape.to_vec();
             *output.last_mut().expect("shapes are never empty") = out;
@@ -234,11 +252,11 @@ fn describe_layer(
                     shown_list(&batched)
                 )));
             }
-            params.push(TensorDecl {
-                name: format!("{prefix}.weight"),
-                shape: vec![*num_parameters],
-                init: DefaultInit::Constant(*init as f32),
-            });
+            params.push(TensorDecl::new(
+                format!("{prefix}.weight"),
+                vec![*num_parameters],
+                DefaultInit::Constant(*init as f32),
+            ));
             shape.to_vec()
         }
         LayerKind::Softmax { dim } | LayerKind::LogSoftmax { dim } => {
@@ -323,10 +341,8 @@ fn describe_layer(
         LayerKind::LayerNorm(norm) => {
             let normalized = normalized_shape(norm, shape, batch).map_err(err)?;
             if norm.elementwise_affine {
-                let decl = |key: &str, init| TensorDecl {
-                    name: format!("{prefix}.{key}"),
-                    shape: normalized.clone(),
-                    init,
+                let decl = |key: &str, init| {
+                    TensorDecl::new(format!("{prefix}.{key}"), normalized.clone(), init)
                 };
                 params.push(decl("weight", DefaultInit::Ones));
                 if norm.bias {
@@ -350,10 +366,8 @@ fn describe_layer(
                 )));
             }
             if norm.affine {
-                let decl = |key: &str, init| TensorDecl {
-                    name: format!("{prefix}.{key}"),
-                    shape: vec![channels],
-                    init,
+                let decl = |key: &str, init| {
+                    TensorDecl::new(format!("{prefix}.{key}"), vec![channels], init)
                 };
                 params.extend([
                     decl("weight", DefaultInit::Ones),
@@ -372,13 +386,13 @@ fn describe_layer(
                         .to_owned(),
                 ));
             }
-            params.push(TensorDecl {
-                name: format!("{prefix}.weight"),
-                shape: vec![e.num_embeddings, e.embedding_dim],
-                init: DefaultInit::StandardNormal {
+            params.push(TensorDecl::new(
+                format!("{prefix}.weight"),
+                vec![e.num_embeddings, e.embedding_dim],
+                DefaultInit::StandardNormal {
                     zero_row: e.padding_idx,
                 },
-            });
+            ));
             let mut output = shape.to_vec();
             output.push(e.embedding_dim);
             output
@@ -396,6 +410,10 @@ fn describe_layer(
         LayerKind::Residual { .. } => broadcast_all(shapes, batch).map_err(err)?,
         LayerKind::Combine(c) => combined_shape(c, shapes, batch).map_err(err)?,
     };
+    // A node the output does not use gets no gradient in PyTorch: like a frozen one, no
+    // state and no update.
+    let trainable = entry.requires_grad && entry.reaches_output;
+    apply_layer_init(layer, trainable, &mut params).map_err(err)?;
     Ok(LayerInfo {
         index,
         path: entry.path.clone(),
@@ -409,6 +427,40 @@ fn describe_layer(
         buffers,
         counter,
     })
+}
+
+/// Sets the layer's `init:` schemes and `requires_grad` on its parameters `params`, refusing a
+/// scheme for a tensor the layer does not have or that PyTorch would refuse for its shape.
+fn apply_layer_init(
+    layer: &LayerSpec,
+    trainable: bool,
+    params: &mut [TensorDecl],
+) -> Result<(), String> {
+    let schemes = [("weight", &layer.init.weight), ("bias", &layer.init.bias)];
+    for (key, scheme) in schemes {
+        let Some(scheme) = scheme else {
+            continue;
+        };
+        let suffix = format!(".{key}");
+        let Some(decl) = params.iter_mut().find(|d| d.name.ends_with(&suffix)) else {
+            return Err(format!(
+                "init.{key}: the layer has no {key}{}",
+                if key == "bias" { " (bias: false)" } else { "" }
+            ));
+        };
+        check_scheme(scheme, &decl.shape).map_err(|m| {
+            format!(
+                "init.{key}: {m}; {} is {}",
+                decl.name,
+                shown_list(&decl.shape)
+            )
+        })?;
+        decl.scheme = Some(*scheme);
+    }
+    for decl in params.iter_mut() {
+        decl.trainable = trainable;
+    }
+    Ok(())
 }
 
 /// `nn.Conv1d/2d`'s weight `[out_channels, in_channels/groups, *kernel]` and bias, with
@@ -429,17 +481,13 @@ fn conv_params(conv: &ConvSpec, channels: usize, prefix: &str) -> Result<Vec<Ten
         .try_fold(per_group, |n, &k| n.checked_mul(k))
         .ok_or_else(|| format!("a kernel of {:?} is too large to build", conv.kernel_size))?;
     let init = DefaultInit::Uniform { fan_in };
-    let mut params = vec![TensorDecl {
-        name: format!("{prefix}.weight"),
-        shape,
-        init,
-    }];
+    let mut params = vec![TensorDecl::new(format!("{prefix}.weight"), shape, init)];
     if conv.bias {
-        params.push(TensorDecl {
-            name: format!("{prefix}.bias"),
-            shape: vec![conv.out_channels],
+        params.push(TensorDecl::new(
+            format!("{prefix}.bias"),
+            vec![conv.out_channels],
             init,
-        });
+        ));
     }
     Ok(params)
 }
@@ -476,11 +524,7 @@ fn batch_norm_decls(
     channels: usize,
     prefix: &str,
 ) -> (Vec<TensorDecl>, Vec<TensorDecl>, Option<String>) {
-    let decl = |key: &str, init| TensorDecl {
-        name: format!("{prefix}.{key}"),
-        shape: vec![channels],
-        init,
-    };
+    let decl = |key: &str, init| TensorDecl::new(format!("{prefix}.{key}"), vec![channels], init);
     let params = if norm.affine {
         vec![
             decl("weight", DefaultInit::Ones),
@@ -492,9 +536,13 @@ fn batch_norm_decls(
     if !norm.track_running_stats {
         return (params, Vec::new(), None);
     }
+    let buffer = |key: &str, init| TensorDecl {
+        trainable: false,
+        ..decl(key, init)
+    };
     let buffers = vec![
-        decl("running_mean", DefaultInit::Zeros),
-        decl("running_var", DefaultInit::Ones),
+        buffer("running_mean", DefaultInit::Zeros),
+        buffer("running_var", DefaultInit::Ones),
     ];
     (
         params,
@@ -608,6 +656,8 @@ pub fn build_model(
         name: decl.name.clone(),
         shape: decl.shape.clone(),
         init: decl.init,
+        scheme: decl.scheme,
+        trainable: decl.trainable,
         node,
     };
     let value = |outputs: &[NodeId], source: &Source| match source {

@@ -23,7 +23,7 @@ mod topology;
 pub use clip::{accumulator_name, accumulators};
 pub use embedding::input_embedding;
 pub use error::NnError;
-pub use init::default_init;
+pub use init::{calculate_gain, check_scheme, default_init, fans, kaiming_std, xavier_std};
 pub use layers::{
     build_model, describe_model, saturating_numel, DefaultInit, LayerInfo, ModelGraph, ParamInfo,
     TensorDecl,

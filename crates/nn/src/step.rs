@@ -87,8 +87,8 @@ pub fn build_accumulate_step(
     Ok(step)
 }
 
-/// What both training steps start with: forward, loss and the parameters' gradients (in
-/// parameter order), with the accumulation buffers the spec's steps keep. The loss must be
+/// What both training steps start with: forward, loss and the trainable parameters'
+/// gradients (in parameter order), with the accumulation buffers the spec's steps keep. The loss must be
 /// a scalar.
 fn build_backward(
     spec: &Spec,
@@ -103,7 +103,14 @@ fn build_backward(
     }
     let mut step = build_forward(spec, batch, layout, true)?;
     let loss = step.graph.outputs()[step.loss_output].node;
-    let nodes: Vec<_> = step.params.iter().map(|p| p.node).collect();
+    // Frozen parameters (`requires_grad: false`) are not asked for: the backward pass stops
+    // where only they would need it.
+    let nodes: Vec<_> = step
+        .params
+        .iter()
+        .filter(|p| p.trainable)
+        .map(|p| p.node)
+        .collect();
     let grads = graphc_autodiff::grad(&mut step.graph, loss, &nodes)?;
     step.accumulators = clip::accumulators(&spec.train, &step.params);
     Ok((step, grads))

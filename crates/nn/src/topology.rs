@@ -32,6 +32,9 @@ pub(crate) struct Entry<'a> {
     pub(crate) inputs: Vec<Source>,
     /// Whether the model's output depends on it (a node of `model.nodes` may not).
     pub(crate) reaches_output: bool,
+    /// Its `requires_grad`, false too when a block holding it has `requires_grad: false`
+    /// (PyTorch's `block.requires_grad_(False)` freezes everything inside).
+    pub(crate) requires_grad: bool,
 }
 
 impl Entry<'_> {
@@ -49,7 +52,9 @@ impl Entry<'_> {
 pub(crate) fn entries(model: &ModelSpec) -> (Vec<Entry<'_>>, Source) {
     let mut out = Vec::new();
     let output = match &model.body {
-        ModelBody::Layers(layers) => chain(&mut out, layers, "model.layers", "", Source::Input),
+        ModelBody::Layers(layers) => {
+            chain(&mut out, layers, "model.layers", "", Source::Input, true)
+        }
         ModelBody::Nodes(graph) => {
             let mut outputs = Vec::with_capacity(graph.nodes.len());
             for (i, node) in graph.nodes.iter().enumerate() {
@@ -63,7 +68,7 @@ pub(crate) fn entries(model: &ModelSpec) -> (Vec<Entry<'_>>, Source) {
                     .collect();
                 let name = node.layer.name.clone().unwrap_or_default();
                 let path = format!("model.nodes[{i}]");
-                outputs.push(layer(&mut out, &node.layer, path, name, inputs));
+                outputs.push(layer(&mut out, &node.layer, path, name, inputs, true));
             }
             outputs[graph.output]
         }
@@ -80,6 +85,7 @@ fn chain<'a>(
     path: &str,
     prefix: &str,
     input: Source,
+    requires_grad: bool,
 ) -> Source {
     let mut h = input;
     for (i, spec) in layers.iter().enumerate() {
@@ -89,7 +95,14 @@ fn chain<'a>(
         } else {
             format!("{prefix}.{own}")
         };
-        h = layer(out, spec, format!("{path}[{i}]"), name, vec![h]);
+        h = layer(
+            out,
+            spec,
+            format!("{path}[{i}]"),
+            name,
+            vec![h],
+            requires_grad,
+        );
     }
     h
 }
@@ -101,7 +114,9 @@ fn layer<'a>(
     path: String,
     prefix: String,
     inputs: Vec<Source>,
+    parent_requires_grad: bool,
 ) -> Source {
+    let requires_grad = parent_requires_grad && spec.requires_grad;
     // Only blocks hold layers of their own; every other kind is one entry.
     let inputs = if let LayerKind::Sequential(layers) = &spec.kind {
         let input = inputs[0];
@@ -111,27 +126,29 @@ fn layer<'a>(
             &format!("{path}.layers"),
             &prefix,
             input,
+            requires_grad,
         )]
     } else if let LayerKind::Residual { body, shortcut } = &spec.kind {
-        {
-            let input = inputs[0];
-            let body_prefix = format!("{prefix}.body");
-            let b = chain(out, body, &format!("{path}.layers"), &body_prefix, input);
-            let s = match shortcut {
-                Some(layers) => {
-                    let short_prefix = format!("{prefix}.shortcut");
-                    chain(
-                        out,
-                        layers,
-                        &format!("{path}.shortcut"),
-                        &short_prefix,
-                        input,
-                    )
-                }
-                None => input,
-            };
-            vec![b, s]
-        }
+        let input = inputs[0];
+        let body_prefix = format!("{prefix}.body");
+        let body_path = format!("{path}.layers");
+        let b = chain(out, body, &body_path, &body_prefix, input, requires_grad);
+        let s = match shortcut {
+            Some(layers) => {
+                let short_prefix = format!("{prefix}.shortcut");
+                let short_path = format!("{path}.shortcut");
+                chain(
+                    out,
+                    layers,
+                    &short_path,
+                    &short_prefix,
+                    input,
+                    requires_grad,
+                )
+            }
+            None => input,
+        };
+        vec![b, s]
     } else {
         inputs
     };
@@ -141,6 +158,7 @@ fn layer<'a>(
         prefix,
         inputs,
         reaches_output: false,
+        requires_grad,
     });
     Source::Entry(out.len() - 1)
 }

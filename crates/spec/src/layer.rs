@@ -6,10 +6,12 @@ use serde::de::{IgnoredAny, MapAccess, SeqAccess};
 
 use crate::axes::{axes, Axes};
 use crate::ctx::{shown, Ctx, Path};
+use crate::init::{InitKeyNode, InitValue};
 use crate::keys::{KeyTable, Keys, TypeTable};
 use crate::node::{ctx_and_path, list, one_or_list, scalar, to_bool, to_f64, to_i64};
 use crate::node::{to_nonneg_f64, to_positive_usize, to_u64, valid_if, Node, Problem, Raw, Seed};
 use crate::suggest::did_you_mean;
+use crate::types::LayerInit;
 use crate::types::MaxPoolSpec;
 use crate::types::{Activation, Combinator, GeluApproximate, Reduce};
 use crate::types::{AvgPoolSpec, BatchNormSpec, ConvPadding, ConvSpec, LayerKind, LayerSpec};
@@ -28,7 +30,15 @@ static LAYER_TYPES: TypeTable<LayerType> = TypeTable {
 const OUT_ALIAS: &[(&str, &str)] = &[("out_features", "out")];
 
 static LINEAR_KEYS: KeyTable = KeyTable {
-    valid: &["type", "name", "in_features", "out", "bias"],
+    valid: &[
+        "type",
+        "name",
+        "in_features",
+        "out",
+        "bias",
+        "init",
+        "requires_grad",
+    ],
     aliases: OUT_ALIAS,
     unsupported: &[],
 };
@@ -46,6 +56,8 @@ static CONV_KEYS: KeyTable = KeyTable::plain(&[
     "groups",
     "bias",
     "padding_mode",
+    "init",
+    "requires_grad",
 ]);
 static MAX_POOL_KEYS: KeyTable = KeyTable::plain(&[
     "type",
@@ -85,6 +97,8 @@ static BATCH_NORM_KEYS: KeyTable = KeyTable::plain(&[
     "momentum",
     "affine",
     "track_running_stats",
+    "init",
+    "requires_grad",
 ]);
 static LAYER_NORM_KEYS: KeyTable = KeyTable::plain(&[
     "type",
@@ -93,6 +107,8 @@ static LAYER_NORM_KEYS: KeyTable = KeyTable::plain(&[
     "eps",
     "elementwise_affine",
     "bias",
+    "init",
+    "requires_grad",
 ]);
 static GROUP_NORM_KEYS: KeyTable = KeyTable::plain(&[
     "type",
@@ -101,6 +117,8 @@ static GROUP_NORM_KEYS: KeyTable = KeyTable::plain(&[
     "num_channels",
     "eps",
     "affine",
+    "init",
+    "requires_grad",
 ]);
 static EMBEDDING_KEYS: KeyTable = KeyTable::plain(&[
     "type",
@@ -108,6 +126,8 @@ static EMBEDDING_KEYS: KeyTable = KeyTable::plain(&[
     "num_embeddings",
     "embedding_dim",
     "padding_idx",
+    "init",
+    "requires_grad",
 ]);
 static DROPOUT_KEYS: KeyTable = KeyTable::plain(&["type", "name", "p"]);
 static LEAKY_RELU_KEYS: KeyTable = KeyTable::plain(&["type", "name", "negative_slope"]);
@@ -115,10 +135,12 @@ static ELU_KEYS: KeyTable = KeyTable::plain(&["type", "name", "alpha"]);
 static GELU_KEYS: KeyTable = KeyTable::plain(&["type", "name", "approximate"]);
 static SOFTPLUS_KEYS: KeyTable = KeyTable::plain(&["type", "name", "beta", "threshold"]);
 static HARDTANH_KEYS: KeyTable = KeyTable::plain(&["type", "name", "min_val", "max_val"]);
-static PRELU_KEYS: KeyTable = KeyTable::plain(&["type", "name", "num_parameters", "init"]);
+static PRELU_KEYS: KeyTable =
+    KeyTable::plain(&["type", "name", "num_parameters", "init", "requires_grad"]);
 
-static SEQUENTIAL_KEYS: KeyTable = KeyTable::plain(&["type", "name", "layers"]);
-static RESIDUAL_KEYS: KeyTable = KeyTable::plain(&["type", "name", "layers", "shortcut"]);
+static SEQUENTIAL_KEYS: KeyTable = KeyTable::plain(&["type", "name", "layers", "requires_grad"]);
+static RESIDUAL_KEYS: KeyTable =
+    KeyTable::plain(&["type", "name", "layers", "shortcut", "requires_grad"]);
 static COMBINE_KEYS: KeyTable = KeyTable::plain(&["type", "name"]);
 static CONCAT_KEYS: KeyTable = KeyTable::plain(&["type", "name", "dim"]);
 static REDUCE_KEYS: KeyTable = KeyTable::plain(&["type", "name", "dim", "keepdim"]);
@@ -126,7 +148,7 @@ static RESHAPE_KEYS: KeyTable = KeyTable::plain(&["type", "name", "shape"]);
 
 /// Every layer type's keys, for the keys read before `type:`.
 static UNION_KEYS: KeyTable = KeyTable {
-    valid: &KeyTable::union::<46>(&[
+    valid: &KeyTable::union::<47>(&[
         &LINEAR_KEYS,
         &ACTIVATION_KEYS,
         &SOFTMAX_KEYS,
@@ -479,6 +501,7 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
         let mut declared_input = None;
         let mut act = ActivationArgs::default();
         let mut normalization = NormalizationArgs::default();
+        let (mut init, mut requires_grad) = (None, true);
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
             match k.name() {
@@ -722,8 +745,11 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
                     act.num_parameters = map.next_value_seed(seed)?;
                 }
                 "init" => {
-                    let expected = "a finite number (every slope's initial value)";
-                    act.init = map.next_value_seed(scalar(ctx, path, expected, to_f64))?;
+                    let value = map.next_value_seed(Seed(InitKeyNode { ctx, path }))?;
+                    init = Some(value);
+                }
+                "requires_grad" => {
+                    requires_grad = map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?;
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -752,6 +778,19 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
                 keepdim,
             }),
             None => Err(keys.missing("dim")),
+        };
+        let init = match init {
+            None => LayerInit::default(),
+            Some(InitValue::Schemes(schemes)) => schemes,
+            // nn.PReLU's own `init`: every slope's initial value.
+            Some(InitValue::Number(value)) if t == LayerType::Prelu => {
+                act.init = value;
+                LayerInit::default()
+            }
+            Some(InitValue::Number(_)) => {
+                let message = "a number is prelu's init; this layer takes a mapping {weight: INIT, bias: INIT} such as {weight: {type: kaiming_normal}}".to_owned();
+                return Err(at_key(&keys, "init", message));
+            }
         };
         let kind = match t {
             LayerType::Linear => LayerKind::Linear {
@@ -874,6 +913,8 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
             name,
             kind,
             declared_input,
+            init,
+            requires_grad,
         };
         Ok((layer, inputs))
     }

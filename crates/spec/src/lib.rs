@@ -9,6 +9,7 @@
 mod axes;
 mod ctx;
 mod error;
+mod init;
 mod keys;
 mod layer;
 mod locate;
@@ -31,7 +32,9 @@ pub use error::SpecError;
 pub use overrides::{parse_file_with, parse_str_with, Override, SweepAxis};
 pub use show::{shown_items, shown_list};
 pub use types::*;
-pub use vocab::{LayerType, LossType, OptimizerType, SchedulerType, SourceFormat, Vocabulary};
+pub use vocab::{
+    InitType, LayerType, LossType, OptimizerType, SchedulerType, SourceFormat, Vocabulary,
+};
 
 /// Parses and validates spec text; `origin` names the file in error messages only.
 pub fn parse_str(text: &str, origin: &Path) -> Result<Spec, SpecError> {

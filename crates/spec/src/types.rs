@@ -182,6 +182,179 @@ pub struct LayerSpec {
     /// norm, `num_channels` of a group norm. Building the model checks it against the inferred
     /// size.
     pub declared_input: Option<usize>,
+    /// `init:`, the schemes that replace PyTorch's default init of its `weight` and `bias`.
+    pub init: LayerInit,
+    /// `requires_grad:` (true); false freezes the layer's parameters: no gradient, no
+    /// optimizer state, no update.
+    pub requires_grad: bool,
+}
+
+/// A layer's `init: {weight: INIT, bias: INIT}`; a tensor left out keeps PyTorch's default.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LayerInit {
+    /// The scheme of the layer's `weight`.
+    pub weight: Option<InitScheme>,
+    /// The scheme of the layer's `bias`.
+    pub bias: Option<InitScheme>,
+}
+
+/// One of `torch.nn.init`'s schemes with its keyword arguments (PyTorch's defaults after
+/// parsing).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum InitScheme {
+    /// `uniform_(a, b)`: U(a, b), `a <= b` (0, 1).
+    Uniform {
+        /// The lower bound.
+        a: f64,
+        /// The upper bound.
+        b: f64,
+    },
+    /// `normal_(mean, std)`: N(mean, std²) (0, 1).
+    Normal {
+        /// The mean.
+        mean: f64,
+        /// The standard deviation, `>= 0`.
+        std: f64,
+    },
+    /// `trunc_normal_(mean, std, a, b)`: N(mean, std²) restricted to `[a, b]` (0, 1, -2, 2).
+    TruncNormal {
+        /// The mean.
+        mean: f64,
+        /// The standard deviation of the untruncated normal, `> 0`.
+        std: f64,
+        /// The lower cut-off.
+        a: f64,
+        /// The upper cut-off, above `a`.
+        b: f64,
+    },
+    /// `constant_(val)`.
+    Constant {
+        /// Every element's value.
+        val: f64,
+    },
+    /// `zeros_`.
+    Zeros,
+    /// `ones_`.
+    Ones,
+    /// `eye_`: the identity of a 2-d tensor (ones where row = column).
+    Eye,
+    /// `xavier_uniform_(gain)`: U(±gain·√(6/(fan_in+fan_out))) (gain 1).
+    XavierUniform {
+        /// The scale.
+        gain: f64,
+    },
+    /// `xavier_normal_(gain)`: N(0, gain²·2/(fan_in+fan_out)) (gain 1).
+    XavierNormal {
+        /// The scale.
+        gain: f64,
+    },
+    /// `kaiming_uniform_(a, mode, nonlinearity)`: U(±gain·√(3/fan)).
+    KaimingUniform(Kaiming),
+    /// `kaiming_normal_(a, mode, nonlinearity)`: N(0, gain²/fan).
+    KaimingNormal(Kaiming),
+    /// `orthogonal_(gain)`: a (semi-)orthogonal matrix times gain (gain 1).
+    Orthogonal {
+        /// The scale.
+        gain: f64,
+    },
+}
+
+/// The arguments of `kaiming_uniform_` and `kaiming_normal_`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Kaiming {
+    /// The negative slope of the rectifier after the layer, for `leaky_relu` (0).
+    pub a: f64,
+    /// Which fan keeps the variance (`fan_in`).
+    pub mode: FanMode,
+    /// The nonlinearity whose gain scales the draws (`leaky_relu`).
+    pub nonlinearity: Nonlinearity,
+}
+
+/// `mode` of the Kaiming schemes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FanMode {
+    /// Keeps the variance of the forward pass's activations.
+    FanIn,
+    /// Keeps the variance of the backward pass's gradients.
+    FanOut,
+}
+
+impl FanMode {
+    /// Every mode, in the order messages list them.
+    pub const ALL: &'static [FanMode] = &[FanMode::FanIn, FanMode::FanOut];
+
+    /// The name written in a spec.
+    pub const fn name(self) -> &'static str {
+        match self {
+            FanMode::FanIn => "fan_in",
+            FanMode::FanOut => "fan_out",
+        }
+    }
+}
+
+/// `torch.nn.init.calculate_gain`'s nonlinearities.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nonlinearity {
+    /// Gain 1.
+    Linear,
+    /// Gain 1.
+    Conv1d,
+    /// Gain 1.
+    Conv2d,
+    /// Gain 1.
+    Conv3d,
+    /// Gain 1.
+    ConvTranspose1d,
+    /// Gain 1.
+    ConvTranspose2d,
+    /// Gain 1.
+    ConvTranspose3d,
+    /// Gain 1.
+    Sigmoid,
+    /// Gain 5/3.
+    Tanh,
+    /// Gain √2.
+    Relu,
+    /// Gain √(2/(1 + slope²)).
+    LeakyRelu,
+    /// Gain 3/4.
+    Selu,
+}
+
+impl Nonlinearity {
+    /// Every nonlinearity, in `calculate_gain`'s order.
+    pub const ALL: &'static [Nonlinearity] = &[
+        Nonlinearity::Linear,
+        Nonlinearity::Conv1d,
+        Nonlinearity::Conv2d,
+        Nonlinearity::Conv3d,
+        Nonlinearity::ConvTranspose1d,
+        Nonlinearity::ConvTranspose2d,
+        Nonlinearity::ConvTranspose3d,
+        Nonlinearity::Sigmoid,
+        Nonlinearity::Tanh,
+        Nonlinearity::Relu,
+        Nonlinearity::LeakyRelu,
+        Nonlinearity::Selu,
+    ];
+
+    /// The name written in a spec, as `calculate_gain` takes it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Nonlinearity::Linear => "linear",
+            Nonlinearity::Conv1d => "conv1d",
+            Nonlinearity::Conv2d => "conv2d",
+            Nonlinearity::Conv3d => "conv3d",
+            Nonlinearity::ConvTranspose1d => "conv_transpose1d",
+            Nonlinearity::ConvTranspose2d => "conv_transpose2d",
+            Nonlinearity::ConvTranspose3d => "conv_transpose3d",
+            Nonlinearity::Sigmoid => "sigmoid",
+            Nonlinearity::Tanh => "tanh",
+            Nonlinearity::Relu => "relu",
+            Nonlinearity::LeakyRelu => "leaky_relu",
+            Nonlinearity::Selu => "selu",
+        }
+    }
 }
 
 /// The layer vocabulary, PyTorch's modules.

@@ -195,6 +195,37 @@ vocabulary! {
 }
 
 vocabulary! {
+    /// The schemes of a layer's `init: {weight: INIT, bias: INIT}`: `torch.nn.init`'s
+    /// functions, written without the trailing underscore (PyTorch's name is the alias).
+    pub enum InitType {
+        /// `uniform_`.
+        Uniform => ("uniform", "uniform_"),
+        /// `normal_`.
+        Normal => ("normal", "normal_"),
+        /// `trunc_normal_`.
+        TruncNormal => ("trunc_normal", "trunc_normal_"),
+        /// `constant_`.
+        Constant => ("constant", "constant_"),
+        /// `zeros_`.
+        Zeros => ("zeros", "zeros_"),
+        /// `ones_`.
+        Ones => ("ones", "ones_"),
+        /// `eye_`.
+        Eye => ("eye", "eye_"),
+        /// `xavier_uniform_`.
+        XavierUniform => ("xavier_uniform", "xavier_uniform_"),
+        /// `xavier_normal_`.
+        XavierNormal => ("xavier_normal", "xavier_normal_"),
+        /// `kaiming_uniform_`.
+        KaimingUniform => ("kaiming_uniform", "kaiming_uniform_"),
+        /// `kaiming_normal_`.
+        KaimingNormal => ("kaiming_normal", "kaiming_normal_"),
+        /// `orthogonal_`.
+        Orthogonal => ("orthogonal", "orthogonal_"),
+    }
+}
+
+vocabulary! {
     /// The loss types of `loss:`: the `torch.nn` loss classes.
     pub enum LossType {
         /// `nn.CrossEntropyLoss`.
@@ -317,6 +348,7 @@ mod tests {
     #[test]
     fn every_vocabulary_parses_its_own_names_back() {
         names_are_unique::<LayerType>();
+        names_are_unique::<InitType>();
         names_are_unique::<LossType>();
         names_are_unique::<OptimizerType>();
         names_are_unique::<SchedulerType>();

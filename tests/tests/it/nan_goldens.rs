@@ -11,7 +11,8 @@ use std::path::Path;
 use graphc::stages::autodiff;
 use graphc::stages::ir::{Arg, BinaryOp, Graph, NodeId, ReduceOp, TensorType};
 use graphc::stages::spec::{
-    Activation, GeluApproximate, InitSpec, LayerKind, LayerSpec, LayerType, ModelBody, ModelSpec,
+    Activation, GeluApproximate, InitSpec, LayerInit, LayerKind, LayerSpec, LayerType, ModelBody,
+    ModelSpec,
 };
 use graphc::stages::{nn, opt, spec};
 use graphc::BackendKind;
@@ -171,6 +172,8 @@ fn build_op(graph: &mut Graph, op: &str, params: &[NodeId]) -> NodeId {
                 name: None,
                 kind,
                 declared_input: None,
+                init: LayerInit::default(),
+                requires_grad: true,
             }]),
             init: InitSpec::Default,
         };

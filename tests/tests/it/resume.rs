@@ -507,3 +507,88 @@ fn state_dict_round_trip_mid_accumulation_continues_bitwise() {
         assert_eq!(second.lrs(), straight.lrs());
     }
 }
+
+/// A frozen first layer (`requires_grad: false`) under SGD with weight decay: the checkpoint
+/// holds no optimizer state for it, its group still lists it (as PyTorch's
+/// `optimizer.state_dict()` does for parameters without a gradient), and a resumed run ends
+/// bitwise equal to one never stopped, the frozen layer unchanged from its initial values.
+#[test]
+fn a_frozen_layer_resumes_bitwise_without_optimizer_state() {
+    let frozen = |train: &str| {
+        let text = spec(
+            "{type: sgd, lr: 0.05, momentum: 0.9, weight_decay: 0.01}",
+            "",
+            train,
+        );
+        let layer = "{type: linear, out: 6}";
+        assert!(text.contains(layer));
+        text.replacen(layer, "{type: linear, out: 6, requires_grad: false}", 1)
+    };
+    let state = graphc::compile(
+        &graphc::parse_str(&frozen("{epochs: 1}"), Path::new("x.yaml")).unwrap(),
+        BackendKind::Interp,
+    )
+    .unwrap()
+    .state_dict();
+    let names: Vec<&str> = state
+        .optimizer
+        .state
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        ["2.weight.momentum_buffer", "2.bias.momentum_buffer"]
+    );
+    assert_eq!(
+        state.optimizer.param_groups[0].params,
+        ["0.weight", "0.bias", "2.weight", "2.bias"]
+    );
+    for &backend in BackendKind::ALL {
+        let dir = tempfile::tempdir().unwrap();
+        write_data(dir.path(), false);
+        let whole = run(
+            dir.path(),
+            &frozen("{epochs: 3}"),
+            &dir.path().join("whole"),
+            None,
+            backend,
+        );
+        let parts = dir.path().join("parts");
+        let first = run(
+            dir.path(),
+            &frozen("{epochs: 3, steps: 11}"),
+            &parts,
+            None,
+            backend,
+        );
+        let what = format!("frozen first layer on {}", backend.name());
+        assert_ne!(bits(&first.params), bits(&whole.params), "{what}");
+        let resumed = run(
+            dir.path(),
+            &frozen("{epochs: 3}"),
+            &parts,
+            Some(&parts.join("checkpoint")),
+            backend,
+        );
+        assert_eq!(bits(&resumed.params), bits(&whole.params), "{what}");
+        assert_eq!(resumed.metrics, whole.metrics, "{what}");
+        // The frozen tensors are the seed's initial values throughout.
+        let frozen_bits = |params: &[graphc::NamedTensor]| {
+            let mut first_layer: Vec<(String, Vec<u32>)> = bits(params)
+                .into_iter()
+                .filter(|(name, _)| name.starts_with("0."))
+                .collect();
+            first_layer.sort();
+            first_layer
+        };
+        assert_eq!(
+            frozen_bits(&first.params),
+            frozen_bits(&whole.params),
+            "{what}"
+        );
+        let initial = frozen_bits(&state.model.tensors);
+        assert_eq!(initial.len(), 2, "{what}");
+        assert_eq!(frozen_bits(&whole.params), initial, "{what}");
+    }
+}

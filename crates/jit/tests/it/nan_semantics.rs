@@ -8,7 +8,7 @@ use graphc_autodiff::grad;
 use graphc_interp::Interp;
 use graphc_ir::{Backend, BinaryOp, Executable, Graph, NodeId, ReduceOp};
 use graphc_jit::{compile_with, Options};
-use graphc_spec::{InitSpec, LayerKind, LayerSpec, ModelBody, ModelSpec};
+use graphc_spec::{InitSpec, LayerInit, LayerKind, LayerSpec, ModelBody, ModelSpec};
 
 const NAN: f32 = f32::NAN;
 const INF: f32 = f32::INFINITY;
@@ -90,6 +90,8 @@ fn relu_propagates_nan_keeps_negative_zero_and_passes_no_gradient_at_zero() {
                 name: None,
                 kind: LayerKind::Relu,
                 declared_input: None,
+                init: LayerInit::default(),
+                requires_grad: true,
             }]),
             init: InitSpec::Default,
         };

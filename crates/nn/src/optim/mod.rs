@@ -340,29 +340,32 @@ pub struct UpdateParts {
     pub hypers: Vec<Hyper>,
     /// Parameter group of each parameter.
     pub groups: Vec<usize>,
-    /// Every parameter's state buffers, parameters in order.
+    /// Every trainable parameter's state buffers, parameters in order.
     pub state: Vec<StateBuffer>,
 }
 
-/// Adds the update of every parameter to `graph` (`Assign`s to the parameters and their
-/// state) given each parameter's gradient node, and the hypers it reads as new arguments.
+/// Adds the update of every trainable parameter to `graph` (`Assign`s to the parameters and
+/// their state) given its gradient node (`grads`: one per trainable parameter, in order), and
+/// the hypers it reads as new arguments. Every parameter belongs to a group, but a frozen one
+/// (`requires_grad: false`) has no gradient, so, as in PyTorch, no state and no update.
 pub fn build_update(
     graph: &mut Graph,
     spec: &OptimizerSpec,
     params: &[ParamInfo],
     grads: &[NodeId],
 ) -> Result<UpdateParts, NnError> {
-    if grads.len() != params.len() {
+    let trainable = params.iter().filter(|p| p.trainable).count();
+    if grads.len() != trainable {
         return Err(NnError::Optimizer(format!(
-            "{} gradients for {} parameters",
-            grads.len(),
-            params.len()
+            "{} gradients for {trainable} trainable parameters",
+            grads.len()
         )));
     }
     let groups = group_of(spec, params)?;
     let mut hypers = Vec::new();
     let mut state = Vec::new();
-    for ((param, &grad), &group) in params.iter().zip(grads).zip(&groups) {
+    let trained = params.iter().zip(&groups).filter(|(p, _)| p.trainable);
+    for ((param, &group), &grad) in trained.zip(grads) {
         let kind = group_settings(spec, group);
         let mut u = ParamUpdate {
             graph: &mut *graph,
@@ -421,6 +424,8 @@ pub fn build_update_graph(
             init: crate::DefaultInit::Uniform {
                 fan_in: shape.get(1).copied().unwrap_or(1),
             },
+            scheme: None,
+            trainable: true,
             node: graph.param(name, shape),
         })
         .collect();

@@ -3,6 +3,7 @@
 
 mod build;
 mod graph;
+mod init;
 mod loss;
 mod norm;
 mod norm_embed;

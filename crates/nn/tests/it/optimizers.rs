@@ -231,6 +231,8 @@ fn state_buffers_are_named_like_pytorchs_state_keys_with_their_initial_values() 
         name: "0.weight".into(),
         shape: vec![2, 3],
         init: graphc_nn::DefaultInit::Uniform { fan_in: 3 },
+        scheme: None,
+        trainable: true,
         node: graphc_ir::Graph::new().param("0.weight", &[2, 3]),
     };
     let names = |yaml: &str| -> Vec<(String, Vec<usize>, f32)> {

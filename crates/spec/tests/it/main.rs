@@ -5,6 +5,7 @@
 mod data_sources;
 mod errors;
 mod graph;
+mod init_freeze;
 mod limits;
 mod loss;
 mod no_panic;

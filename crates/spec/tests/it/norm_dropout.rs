@@ -176,7 +176,7 @@ fn unknown_keys_list_the_layers_valid_keys() {
         "{type: BatchNorm1d, momentun: 0.1}",
         "momentun",
         "unknown key `momentun` in model.layers[0] (batch_norm1d); did you mean `momentum`? \
-         valid keys: type, name, num_features, eps, momentum, affine, track_running_stats",
+         valid keys: type, name, num_features, eps, momentum, affine, track_running_stats, init, requires_grad",
     );
     assert_layer_err(
         "{type: dropout, inplace: true}",
@@ -194,6 +194,6 @@ fn unknown_keys_list_the_layers_valid_keys() {
         "{type: batch_norm2d, p: 0.1}",
         "p:",
         "unknown key `p` in model.layers[0] (batch_norm2d); did you mean `eps`? valid keys: \
-         type, name, num_features, eps, momentum, affine, track_running_stats",
+         type, name, num_features, eps, momentum, affine, track_running_stats, init, requires_grad",
     );
 }

@@ -177,24 +177,24 @@ fn keys_of_other_layers_are_unknown_here() {
         "{type: layer_norm, affine: false}",
         "affine",
         "unknown key `affine` in model.layers[0] (layer_norm); valid keys: type, name, \
-         normalized_shape, eps, elementwise_affine, bias",
+         normalized_shape, eps, elementwise_affine, bias, init, requires_grad",
     );
     assert_layer_err(
         "{type: group_norm, num_groups: 1, num_features: 2}",
         "num_features",
         "unknown key `num_features` in model.layers[0] (group_norm); valid keys: \
-         type, name, num_groups, num_channels, eps, affine",
+         type, name, num_groups, num_channels, eps, affine, init, requires_grad",
     );
     assert_layer_err(
         "{type: group_norm, num_groups: 1, num_channel: 2}",
         "num_channel",
         "unknown key `num_channel` in model.layers[0] (group_norm); did you mean `num_channels`? \
-         valid keys: type, name, num_groups, num_channels, eps, affine",
+         valid keys: type, name, num_groups, num_channels, eps, affine, init, requires_grad",
     );
     assert_layer_err(
         "{type: embedding, num_embeddings: 4, embedding_dim: 2, max_norm: 1.0}",
         "max_norm",
         "unknown key `max_norm` in model.layers[0] (embedding); valid keys: type, name, \
-         num_embeddings, embedding_dim, padding_idx",
+         num_embeddings, embedding_dim, padding_idx, init, requires_grad",
     );
 }

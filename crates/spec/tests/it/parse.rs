@@ -99,16 +99,22 @@ fn spec_md_example_without_scheduler_parses_to_expected_value() {
                         bias: true
                     },
                     declared_input: None,
+                    init: LayerInit::default(),
+                    requires_grad: true,
                 },
                 LayerSpec {
                     name: None,
                     kind: LayerKind::Relu,
                     declared_input: None,
+                    init: LayerInit::default(),
+                    requires_grad: true,
                 },
                 LayerSpec {
                     name: None,
                     kind: LayerKind::Linear { out: 3, bias: true },
                     declared_input: None,
+                    init: LayerInit::default(),
+                    requires_grad: true,
                 },
             ]),
             init: InitSpec::From(PathBuf::from("init.safetensors")),
