@@ -44,8 +44,10 @@ import numpy as np
 import torch
 from torch import nn
 
+import activations
 import common
 import norm_dropout
+import norm_embed
 from common import Block, Items, Verbatim, f32
 
 SCRIPT = "graph_models.py"
@@ -99,6 +101,13 @@ class Builder:
                 shortcut, _ = self.chain(layer["shortcut"], shape)
             m = Residual(body, shortcut)
             shape = out
+        elif t in ("layer_norm", "group_norm", "embedding"):
+            m = norm_embed.torch_layer(layer, shape)
+            shape = self.probe(m, shape)
+        elif t in activations.MODULES and t not in common.ACTIVATIONS:
+            m = activations.MODULES[t](**{k: v for k, v in layer.items()
+                                           if k not in ("type", "name")})
+            shape = self.probe(m, shape)
         else:
             m = norm_dropout.torch_layer(layer, shape, self.entries, self.seed, None)
             shape = self.probe(m, shape)

@@ -12,7 +12,7 @@ What it generates
 * ``spec.yaml``: ``specs/wine_resmlp.yaml``'s model on that file, with
   ``init: {from: torch_trained.safetensors}``;
 * ``torch_trained.safetensors``: the ``state_dict`` of the PyTorch module after training
-  it (Adam, lr 0.01, 30 epochs of batches of 16 in file order), saved with
+  it (Adam, lr 0.01, 5 epochs of batches of 16 in file order), saved with
   ``safetensors.torch.save_file`` as a user would;
 * ``expected.json``: ``probabilities``, the softmax of the trained module's outputs on
   every row in evaluation mode (what ``graphc predict --proba`` must print with the torch
@@ -92,7 +92,7 @@ def main():
     model = module()
     opt = torch.optim.Adam(model.parameters(), lr=0.01)
     losses = common.train("wine_resmlp", model, opt, torch.nn.CrossEntropyLoss(), x, y,
-                          batch_size=16, epochs=30)
+                          batch_size=16, epochs=5)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
     save_file(state, os.path.join(case_dir, "torch_trained.safetensors"))
     model.eval()

@@ -20,6 +20,7 @@ mod norm_embed_goldens;
 mod optimizer_goldens;
 mod pytorch_goldens;
 mod resume;
+mod roundtrip;
 mod scheduler_goldens;
 mod specs_never_panic;
 mod support;
