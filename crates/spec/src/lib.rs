@@ -9,6 +9,7 @@
 mod axes;
 mod ctx;
 mod error;
+mod expr;
 mod init;
 mod keys;
 mod layer;
@@ -29,6 +30,7 @@ use std::path::Path;
 use serde::de::DeserializeSeed;
 
 pub use error::SpecError;
+pub use expr::{parse_expr, BinOp, Expr, ExprError, Func};
 pub use overrides::{parse_file_with, parse_str_with, Override, SweepAxis};
 pub use show::{shown_items, shown_list};
 pub use types::*;
