@@ -274,7 +274,10 @@ fn check(path: &Path, overrides: &[graphc::Override]) -> Result<()> {
             layer.kind.to_owned(),
             layer.inputs.join(", "),
             shown_list(&layer.output_shape),
-            layer.params.to_string(),
+            match layer.frozen {
+                0 => layer.params.to_string(),
+                _ => format!("{} frozen", layer.params),
+            },
         ]);
     }
     let width = |c: usize| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0);
@@ -298,7 +301,12 @@ fn check(path: &Path, overrides: &[graphc::Override]) -> Result<()> {
         text.push('\n');
     }
     let total: usize = layers.iter().map(|l| l.params).sum();
-    text += &format!("total parameters: {total}\n");
+    let frozen: usize = layers.iter().map(|l| l.frozen).sum();
+    text += &format!("total parameters: {total}");
+    if frozen > 0 {
+        text += &format!(" ({frozen} frozen)");
+    }
+    text.push('\n');
     for layer in layers.iter().filter(|l| !l.reaches_output) {
         text += &format!(
             "note: {} ({}) does not reach the model's output: its parameters stay in the state_dict and are never trained\n",

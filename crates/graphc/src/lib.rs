@@ -257,6 +257,8 @@ pub struct LayerSummary {
     pub output_shape: Vec<usize>,
     /// The number of parameters it holds.
     pub params: usize,
+    /// How many of them are frozen (`requires_grad: false`, its own or a block's).
+    pub frozen: usize,
     /// Whether the model's output depends on it; a node of `model.nodes` that does not keeps
     /// its parameters in the `state_dict`, untrained.
     pub reaches_output: bool,
@@ -272,6 +274,12 @@ pub fn summarize(spec: &Spec) -> Result<Vec<LayerSummary>, Error> {
         .into_iter()
         .map(|layer| LayerSummary {
             params: usize::try_from(layer.param_count()).unwrap_or(usize::MAX),
+            frozen: layer
+                .params
+                .iter()
+                .filter(|p| !p.trainable && layer.reaches_output)
+                .map(|p| usize::try_from(p.numel()).unwrap_or(usize::MAX))
+                .fold(0, usize::saturating_add),
             inputs: layer
                 .inputs
                 .iter()

@@ -132,6 +132,41 @@ note: aux.fc (linear) does not reach the model's output: its parameters stay in 
 }
 
 #[test]
+fn check_marks_frozen_parameters() {
+    let spec = "
+data: {train: {csv: data.csv, target: y}, batch_size: 2}
+model:
+  input: [2]
+  layers:
+    - {type: sequential, name: features, requires_grad: false, layers: [{type: linear, out: 4}, {type: relu}]}
+    - {type: linear, out: 1, name: head}
+loss: {type: mse}
+optimizer: {type: sgd, lr: 0.1}
+train: {epochs: 1}
+";
+    let dir = scratch(&[
+        ("spec.yaml", spec),
+        ("data.csv", "a,b,y\n1,2,0.5\n3,4,1.5\n"),
+    ]);
+    let o = graphc_in(dir.path(), &["check", "spec.yaml"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[2].starts_with("features.0") && lines[2].ends_with("12 frozen"),
+        "{text}"
+    );
+    assert!(
+        lines[5].starts_with("head") && lines[5].ends_with(" 5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("total parameters: 17 (12 frozen)\n"),
+        "{text}"
+    );
+}
+
+#[test]
 fn set_overrides_spec_keys_on_train_check_and_bench() {
     let out = tempfile::tempdir().unwrap();
     let run = out.path().join("run");
