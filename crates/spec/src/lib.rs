@@ -8,6 +8,7 @@
 
 mod axes;
 mod ctx;
+mod daily;
 mod error;
 mod keys;
 mod layer;
@@ -26,6 +27,7 @@ use std::path::Path;
 
 use serde::de::DeserializeSeed;
 
+pub use daily::has_accuracy;
 pub use error::SpecError;
 pub use show::{shown_items, shown_list};
 pub use types::*;
