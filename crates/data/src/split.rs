@@ -61,7 +61,10 @@ impl SplitRecord {
         if let Some(&r) = record.valid_rows.iter().find(|&&r| r >= n) {
             return Err(file_error(
                 path,
-                format!("row {r} is out of range: the training data has {n} samples (rows 0 to {})", n.saturating_sub(1)),
+                format!(
+                    "row {r} is out of range: the training data has {n} samples (rows 0 to {})",
+                    n.saturating_sub(1)
+                ),
             ));
         }
         let mut sorted = record.valid_rows.clone();
@@ -69,7 +72,10 @@ impl SplitRecord {
         if let Some(w) = sorted.windows(2).find(|w| w[0] == w[1]) {
             return Err(file_error(
                 path,
-                format!("row {} is listed twice; each held-out row appears once", w[0]),
+                format!(
+                    "row {} is listed twice; each held-out row appears once",
+                    w[0]
+                ),
             ));
         }
         if sorted.is_empty() || sorted.len() >= n {
@@ -80,7 +86,10 @@ impl SplitRecord {
             };
             return Err(file_error(
                 path,
-                format!("it holds out {} of the {n} samples, which leaves {which}", sorted.len()),
+                format!(
+                    "it holds out {} of the {n} samples, which leaves {which}",
+                    sorted.len()
+                ),
             ));
         }
         record.valid_rows = sorted;

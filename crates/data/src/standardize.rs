@@ -234,7 +234,11 @@ mod tests {
         let d = dataset(2, vec![1.0, 5.0, 2.0, 5.0, 3.0, 5.0, 6.0, 5.0]);
         let s = Standardizer::fit(&d, StdKind::Sample);
         // torch.tensor([1., 2., 3., 6.]).std() = sqrt(14 / 3)
-        assert!((s.std[0] - (14.0f32 / 3.0).sqrt()).abs() < 1e-6, "{:?}", s.std);
+        assert!(
+            (s.std[0] - (14.0f32 / 3.0).sqrt()).abs() < 1e-6,
+            "{:?}",
+            s.std
+        );
         assert_eq!(s.std[1], 1.0, "a constant feature still maps to 0");
         assert_eq!((s.ddof, s.kind()), (1, StdKind::Sample));
         let one = Standardizer::fit(&dataset(1, vec![4.0]), StdKind::Sample);

@@ -14,9 +14,7 @@ use crate::node::{
     Problem, Raw,
 };
 use crate::sched::to_choice;
-use crate::types::{
-    EarlyStopping, LossSpec, Monitor, PlateauMode, SplitSpec, StdKind, TrainSpec,
-};
+use crate::types::{EarlyStopping, LossSpec, Monitor, PlateauMode, SplitSpec, StdKind, TrainSpec};
 use crate::vocab::LossType;
 
 static STANDARDIZE_KEYS: KeyTable = KeyTable::plain(&["std"]);

@@ -826,7 +826,11 @@ pub enum Monitor {
 
 impl Monitor {
     /// Every monitor, in the order the spec lists them.
-    pub const ALL: [Monitor; 3] = [Monitor::ValidLoss, Monitor::ValidAccuracy, Monitor::TrainLoss];
+    pub const ALL: [Monitor; 3] = [
+        Monitor::ValidLoss,
+        Monitor::ValidAccuracy,
+        Monitor::TrainLoss,
+    ];
 
     /// The spec's name (also the key in `metrics.jsonl`).
     pub fn name(self) -> &'static str {

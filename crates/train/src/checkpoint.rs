@@ -25,8 +25,8 @@ use graphc_spec::{HyperValue, OptimizerKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use crate::trainer::{GroupState, OptimizerState, TrainerState};
 use crate::run::BEST_FILE;
+use crate::trainer::{GroupState, OptimizerState, TrainerState};
 use crate::weights::StateDict;
 use crate::{read_safetensors, read_state_dict, write_atomic, write_safetensors};
 use crate::{write_state_dict, TrainError};
@@ -508,7 +508,15 @@ pub fn adopt_hypers(dir: &Path, spec: &mut graphc_spec::Spec) -> Vec<String> {
                     .map(|(x, y)| HyperValue::Pair(x, y)),
                 _ => None,
             };
-            let Some(theirs) = theirs else { continue };
+            // A value that is not a finite number is left for `read` to refuse.
+            let finite = |x: f64| x.is_finite();
+            let Some(theirs) = theirs.filter(|v| match *v {
+                HyperValue::Float(x) => finite(x),
+                HyperValue::Pair(x, y) => finite(x) && finite(y),
+                HyperValue::Bool(_) => true,
+            }) else {
+                continue;
+            };
             // What the checkpoint says the spec gave, where a scheduler moved the value since.
             let given = match name {
                 "lr" if keys.max_lr.is_some() => None,

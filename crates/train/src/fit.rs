@@ -390,7 +390,12 @@ enum Watched {
 /// in `min` mode, `value - min_delta > best` in `max` mode, in f32 as Lightning's tensors
 /// compute it, the first finite value always improving on the infinite start), an
 /// improvement resets the wait, and `patience` epochs without one stop.
-fn watch_epoch(stopping: &EarlyStopping, state: &mut MonitorState, epoch: u64, value: f32) -> Watched {
+fn watch_epoch(
+    stopping: &EarlyStopping,
+    state: &mut MonitorState,
+    epoch: u64,
+    value: f32,
+) -> Watched {
     if !value.is_finite() {
         return Watched::Stop;
     }
@@ -476,7 +481,10 @@ mod tests {
             ..EarlyStopping::default()
         };
         // Equal is no improvement; the second epoch without one stops.
-        assert_eq!(run(min, &[1.0, 0.5, 0.5, 0.6, 0.1]), (Some(4), Some((2, 0.5))));
+        assert_eq!(
+            run(min, &[1.0, 0.5, 0.5, 0.6, 0.1]),
+            (Some(4), Some((2, 0.5)))
+        );
         // min_delta: 0.4 → 0.35 improves by less than 0.1, so it does not count.
         let delta = EarlyStopping {
             min_delta: 0.1,

@@ -14,8 +14,7 @@ use crate::run::{
 };
 use crate::{
     csv_line, load_sets, load_source, load_split_sets, write_atomic, DataError, Dataset,
-    Standardizer, Targets,
-    TrainError, Trainer,
+    Standardizer, Targets, TrainError, Trainer,
 };
 
 /// A spec and the weights of a trained model of it, with the class names and

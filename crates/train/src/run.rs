@@ -21,7 +21,7 @@ use crate::progress::{EpochRow, Mode, Reporter};
 use crate::rundir::{RunDir, METRICS_FILE};
 use crate::{
     batch_ranges, load_split_sets, write_labels_json, write_state_dict, write_state_dict_with,
-    Dataset, Evaluation, SplitRecord, StateDict, Standardizer, TargetKind, Targets, TrainError,
+    Dataset, Evaluation, SplitRecord, Standardizer, StateDict, TargetKind, Targets, TrainError,
     Trainer,
 };
 #[cfg(feature = "plot")]
@@ -387,11 +387,11 @@ pub fn train_or_resume(
 ) -> Result<Summary, TrainError> {
     let started = Instant::now();
     let mut spec = graphc_spec::parse_file(spec_path)?;
-    if let Some(dir) = resume {
-        for warning in checkpoint::adopt_hypers(dir, &mut spec) {
-            crate::console::println(crate::console::Stream::Stderr, &warning)?;
-        }
-    }
+    // Printed once the checkpoint has passed its checks.
+    let warnings = match resume {
+        Some(dir) => checkpoint::adopt_hypers(dir, &mut spec),
+        None => Vec::new(),
+    };
     // Before the data is read; Session::new checks again for every other entry point.
     check_size(&spec)?;
     let base_dir = spec_path.parent().unwrap_or(Path::new("."));
@@ -403,6 +403,7 @@ pub fn train_or_resume(
         work: dir.work(),
         promoted_to: dir.promoted_to(),
     };
+    let resume = resume.map(|dir| (dir, warnings.as_slice()));
     match run(&spec, &data, trainer, options.quiet, resume, files) {
         Ok(mut summary) => {
             dir.commit()?;
@@ -430,7 +431,7 @@ fn run(
     data: &SpecData,
     mut trainer: Trainer,
     quiet: bool,
-    resume_from: Option<&Path>,
+    resume_from: Option<(&Path, &[String])>,
     files: Files,
 ) -> Result<Summary, TrainError> {
     let out = files.work;
@@ -447,7 +448,7 @@ fn run(
     let mut progress = Progress::default();
     let mut metrics_before = None;
     let mut best_before = None;
-    if let Some(dir) = resume_from {
+    if let Some((dir, warnings)) = resume_from {
         let dir = checkpoint::resolve(dir)?;
         let what = format!("checkpoint `{}`", dir.display());
         let groups: Vec<OptimizerKind> = trainer
@@ -471,9 +472,14 @@ fn run(
                 }
                 other => other,
             })?;
+        for warning in warnings {
+            crate::console::println(crate::console::Stream::Stderr, warning)?;
+        }
         progress = saved.progress;
-        best_before = saved.best.zip(progress.monitor.and_then(|m| m.best)).and_then(
-            |(state, (epoch, value))| {
+        best_before = saved
+            .best
+            .zip(progress.monitor.and_then(|m| m.best))
+            .and_then(|(state, (epoch, value))| {
                 let monitor = spec.train.early_stopping.unwrap_or_default().monitor;
                 spec.train.keep_best.then_some((
                     state,
@@ -483,8 +489,7 @@ fn run(
                         value,
                     },
                 ))
-            },
-        );
+            });
         let run_dir = dir.parent().unwrap_or(Path::new("."));
         metrics_before = Some(run_metrics(run_dir, &dir, progress.metrics_bytes)?);
     }
@@ -694,7 +699,8 @@ impl Observer for RunFiles {
             &trainer.state_dict(),
             &progress,
             &self.order,
-            best.as_ref().map(|w| w as &dyn Fn(&Path) -> Result<(), TrainError>),
+            best.as_ref()
+                .map(|w| w as &dyn Fn(&Path) -> Result<(), TrainError>),
         )?;
         self.checkpointed = Some((progress.epoch, progress.batch));
         Ok(())

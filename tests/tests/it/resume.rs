@@ -375,7 +375,13 @@ fn a_resume_with_edited_hyperparameters_keeps_the_checkpoints_values() {
         backend,
     );
     let parts = dir.path().join("parts");
-    run(dir.path(), &spec(original, "", "{epochs: 1}"), &parts, None, backend);
+    run(
+        dir.path(),
+        &spec(original, "", "{epochs: 1}"),
+        &parts,
+        None,
+        backend,
+    );
     let resumed = run(
         dir.path(),
         &spec(edited, "", "{epochs: 3}"),

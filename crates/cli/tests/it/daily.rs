@@ -82,7 +82,11 @@ fn a_pytorch_state_dict_is_predicted_with_probabilities_without_hand_written_fil
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert_eq!(lines.next().unwrap(), names.join(","), "class names head the columns");
+    assert_eq!(
+        lines.next().unwrap(),
+        names.join(","),
+        "class names head the columns"
+    );
     let rows: Vec<Vec<f64>> = lines
         .map(|l| l.split(',').map(|c| c.parse().unwrap()).collect())
         .collect();
@@ -91,7 +95,12 @@ fn a_pytorch_state_dict_is_predicted_with_probabilities_without_hand_written_fil
         let sum: f64 = row.iter().sum();
         assert!((sum - 1.0).abs() < 1e-5, "a softmax row sums to 1: {row:?}");
     }
-    for (i, want) in expected["probabilities"].as_array().unwrap().iter().enumerate() {
+    for (i, want) in expected["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .enumerate()
+    {
         for (c, p) in want.as_array().unwrap().iter().enumerate() {
             let p = p.as_f64().unwrap();
             assert!(
@@ -125,7 +134,15 @@ fn proba_of_a_sigmoid_model_and_of_a_regression_model() {
     };
     let bce = write(dir.path(), "bce.yaml", &spec("bce_with_logits"));
     ok(&graphc_in(dir.path(), &["train", &bce, "--out", "bce"]));
-    let args = ["predict", &bce, "--weights", "bce", "--data", &data, "--proba"];
+    let args = [
+        "predict",
+        &bce,
+        "--weights",
+        "bce",
+        "--data",
+        &data,
+        "--proba",
+    ];
     let (stdout, _) = ok(&graphc_in(dir.path(), &args));
     let mut lines = stdout.lines();
     assert_eq!(lines.next(), Some("y"));
@@ -135,7 +152,15 @@ fn proba_of_a_sigmoid_model_and_of_a_regression_model() {
     }
     let mse = write(dir.path(), "mse.yaml", &spec("mse"));
     ok(&graphc_in(dir.path(), &["train", &mse, "--out", "mse"]));
-    let args = ["predict", &mse, "--weights", "mse", "--data", &data, "--proba"];
+    let args = [
+        "predict",
+        &mse,
+        "--weights",
+        "mse",
+        "--data",
+        &data,
+        "--proba",
+    ];
     assert_clear_failure(
         &graphc_in(dir.path(), &args),
         &["--proba needs a classification loss, and the spec's loss mse is a regression loss"],
@@ -236,7 +261,14 @@ fn early_stopping_resumes_with_its_counters_bitwise() {
     ok(&graphc_in(dir.path(), &["train", &full, "--out", "whole"]));
     let short = stopping_spec(dir.path(), 2);
     ok(&graphc_in(dir.path(), &["train", &short, "--out", "part"]));
-    let args = ["train", &full, "--out", "part", "--resume", "part/checkpoint"];
+    let args = [
+        "train",
+        &full,
+        "--out",
+        "part",
+        "--resume",
+        "part/checkpoint",
+    ];
     ok(&graphc_in(dir.path(), &args));
     for file in ["model.safetensors", "best.safetensors", "metrics.jsonl"] {
         assert_eq!(
@@ -274,7 +306,10 @@ fn split_json_records_the_held_out_rows_and_a_spec_reuses_them() {
     let again: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("b/split.json")).unwrap())
             .unwrap();
-    assert_eq!(again["valid_rows"], record["valid_rows"], "the same held-out rows");
+    assert_eq!(
+        again["valid_rows"], record["valid_rows"],
+        "the same held-out rows"
+    );
     assert_eq!(again["file"], "a/split.json");
     // The same validation set: the same model evaluates the same on both.
     let eval = |spec: &str| ok(&graphc_in(dir.path(), &["eval", spec, "--weights", "a"])).0;
@@ -304,9 +339,19 @@ fn a_resume_with_an_edited_learning_rate_warns_and_keeps_the_checkpoints() {
         "edited.yaml",
         &spec("0.1", 2).replace("weight_decay: 0.01", "weight_decay: 0.02"),
     );
-    let args = ["train", &edited, "--out", "run", "--resume", "run/checkpoint"];
+    let args = [
+        "train",
+        &edited,
+        "--out",
+        "run",
+        "--resume",
+        "run/checkpoint",
+    ];
     let (_, stderr) = ok(&graphc_in(dir.path(), &args));
-    let warnings: Vec<&str> = stderr.lines().filter(|l| l.starts_with("warning:")).collect();
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
     assert_eq!(
         warnings,
         [

@@ -266,7 +266,12 @@ fn a_split_record_reused_as_a_file_holds_out_the_same_rows() {
     assert_eq!(v_other, v);
     let record = record.expect("a split record");
     assert_eq!(
-        (record.samples, record.fraction, record.seed, record.valid_rows.len()),
+        (
+            record.samples,
+            record.fraction,
+            record.seed,
+            record.valid_rows.len()
+        ),
         (Some(20), Some(0.2), Some(11), 4)
     );
     let held_out: Vec<f32> = record.valid_rows.iter().map(|&r| r as f32).collect();
@@ -289,9 +294,18 @@ fn bad_split_files_are_one_line_errors_naming_the_file() {
     let path = dir.path().join("s.json");
     let cases = [
         ("\"rows\"", "not a split file (invalid type: string"),
-        ("{\"valid_rows\": [1, 2", "not a split file (EOF while parsing"),
-        ("{\"valid_rows\": [1, -2]}", "not a split file (invalid value: integer `-2`"),
-        ("{\"valid_rows\": [1], \"rows\": 2}", "not a split file (unknown field `rows`"),
+        (
+            "{\"valid_rows\": [1, 2",
+            "not a split file (EOF while parsing",
+        ),
+        (
+            "{\"valid_rows\": [1, -2]}",
+            "not a split file (invalid value: integer `-2`",
+        ),
+        (
+            "{\"valid_rows\": [1], \"rows\": 2}",
+            "not a split file (unknown field `rows`",
+        ),
         (
             "{\"valid_rows\": [3, 10]}",
             "row 10 is out of range: the training data has 10 samples (rows 0 to 9)",

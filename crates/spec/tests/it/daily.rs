@@ -170,7 +170,11 @@ fn early_stopping_takes_lightnings_defaults() {
         })
     );
     assert!(!s.train.keep_best);
-    let s = ok(&spec("", "  early_stopping: {monitor: train_loss}\n", "mse"));
+    let s = ok(&spec(
+        "",
+        "  early_stopping: {monitor: train_loss}\n",
+        "mse",
+    ));
     assert_eq!(
         s.train.early_stopping.map(|e| e.monitor),
         Some(Monitor::TrainLoss)
