@@ -499,15 +499,7 @@ pub fn adopt_hypers(dir: &Path, spec: &mut graphc_spec::Spec) -> Vec<String> {
         };
         for (name, ours) in settings.hyperparameters() {
             let Some(v) = saved.get(name) else { continue };
-            let theirs = match (&ours, v) {
-                (HyperValue::Float(_), v) => v.as_f64().map(HyperValue::Float),
-                (HyperValue::Bool(_), v) => v.as_bool().map(HyperValue::Bool),
-                (HyperValue::Pair(..), Value::Array(a)) if a.len() == 2 => a[0]
-                    .as_f64()
-                    .zip(a[1].as_f64())
-                    .map(|(x, y)| HyperValue::Pair(x, y)),
-                _ => None,
-            };
+            let theirs = hyper_from_json(&ours, v);
             // A value that is not a finite number is left for `read` to refuse.
             let finite = |x: f64| x.is_finite();
             let Some(theirs) = theirs.filter(|v| match *v {
@@ -696,6 +688,19 @@ pub fn read(
     })
 }
 
+/// A saved hyperparameter as the kind of value `ours` is; `None` when it is not one.
+fn hyper_from_json(ours: &HyperValue, v: &Value) -> Option<HyperValue> {
+    match (ours, v) {
+        (HyperValue::Float(_), v) => v.as_f64().map(HyperValue::Float),
+        (HyperValue::Bool(_), v) => v.as_bool().map(HyperValue::Bool),
+        (HyperValue::Pair(..), Value::Array(a)) if a.len() == 2 => a[0]
+            .as_f64()
+            .zip(a[1].as_f64())
+            .map(|(x, y)| HyperValue::Pair(x, y)),
+        _ => None,
+    }
+}
+
 /// One saved param group onto the spec's settings `base`.
 fn group_from_json(saved: &Value, base: &OptimizerKind) -> Result<GroupState, String> {
     let map = saved.as_object().ok_or("not a mapping")?;
@@ -704,16 +709,8 @@ fn group_from_json(saved: &Value, base: &OptimizerKind) -> Result<GroupState, St
         let Some(v) = map.get(name) else {
             return Err(format!("{name} is missing"));
         };
-        let theirs = match (&ours, v) {
-            (HyperValue::Float(_), v) => v.as_f64().map(HyperValue::Float),
-            (HyperValue::Bool(_), v) => v.as_bool().map(HyperValue::Bool),
-            (HyperValue::Pair(..), Value::Array(a)) if a.len() == 2 => a[0]
-                .as_f64()
-                .zip(a[1].as_f64())
-                .map(|(x, y)| HyperValue::Pair(x, y)),
-            _ => None,
-        }
-        .ok_or_else(|| format!("{name} has an unreadable value {v}"))?;
+        let theirs = hyper_from_json(&ours, v)
+            .ok_or_else(|| format!("{name} has an unreadable value {v}"))?;
         match (name, theirs) {
             ("lr", HyperValue::Float(lr)) => hypers.set_lr(lr),
             ("momentum", HyperValue::Float(m)) => {

@@ -361,3 +361,56 @@ fn a_resume_with_an_edited_learning_rate_warns_and_keeps_the_checkpoints() {
         "{stderr}"
     );
 }
+
+/// The README's `cargo run --release -p graphc-cli -- ...` commands, run as written (in a
+/// copy of `specs/`, where they write `runs/`): each succeeds, and its eval example checks
+/// the validation set, as the text around it says.
+#[test]
+fn the_readmes_commands_work_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let specs = dir.path().join("specs");
+    std::fs::create_dir_all(specs.join("data")).unwrap();
+    for name in [
+        "iris.yaml",
+        "digits_cnn.yaml",
+        "data/iris.csv",
+        "data/digits.csv",
+    ] {
+        std::fs::copy(repo().join("specs").join(name), specs.join(name)).unwrap();
+    }
+    // The README's `printf ... > new.csv`.
+    write(
+        dir.path(),
+        "new.csv",
+        "sepal_length,sepal_width,petal_length,petal_width\n5.1,3.5,1.4,0.2\n6.7,3.0,5.2,2.3\n",
+    );
+    let readme = std::fs::read_to_string(repo().join("README.md")).unwrap();
+    let prefix = "cargo run --release -p graphc-cli -- ";
+    let commands: Vec<&str> = readme
+        .lines()
+        .filter_map(|l| l.strip_prefix(prefix))
+        .collect();
+    assert!(commands.len() >= 5, "{commands:?}");
+    let mut outputs = Vec::new();
+    for command in &commands {
+        let args: Vec<&str> = command.split_whitespace().collect();
+        let (stdout, _) = ok(&graphc_in(dir.path(), &args));
+        outputs.push((command.to_owned(), stdout));
+    }
+    let eval = outputs
+        .iter()
+        .find(|(c, _)| c.starts_with("eval "))
+        .expect("an eval example");
+    assert!(
+        eval.1.contains("on the validation set (360 samples)"),
+        "{eval:?}"
+    );
+    let proba = outputs
+        .iter()
+        .find(|(c, _)| c.contains("--proba"))
+        .expect("a --proba example");
+    assert!(
+        proba.1.starts_with("setosa,versicolor,virginica\n"),
+        "{proba:?}"
+    );
+}

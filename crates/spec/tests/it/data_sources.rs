@@ -302,5 +302,6 @@ fn every_example_of_the_data_section_of_docs_spec_md_parses() {
             SourceSpec::Synthetic(_) => "synthetic",
         });
     }
-    assert_eq!(forms, ["csv", "npy", "npz", "idx", "synthetic"]);
+    // The first shows `split: {file}` and `standardize: {std}` on a csv source.
+    assert_eq!(forms, ["csv", "csv", "npy", "npz", "idx", "synthetic"]);
 }
