@@ -532,12 +532,11 @@ pub fn adopt_hypers(dir: &Path, spec: &mut graphc_spec::Spec) -> Vec<String> {
                     hyper_json(&ours)
                 ));
             }
-            // lr, momentum and the first beta are set from the checkpoint when it is read.
-            match (name, ours, theirs) {
-                ("lr" | "momentum", _, _) => {}
-                ("betas", HyperValue::Pair(b1, _), HyperValue::Pair(_, b2)) => {
-                    settings.set_hyperparameter(name, HyperValue::Pair(b1, b2));
-                }
+            // The learning rate, and what OneCycleLR cycles, are set from the checkpoint
+            // when it is read, past the scheduler's construction.
+            match name {
+                "lr" => {}
+                "momentum" | "betas" if keys.max_momentum.is_some() => {}
                 _ => {
                     settings.set_hyperparameter(name, theirs);
                 }

@@ -434,8 +434,6 @@ fn a_checkpoint_that_does_not_fit_the_spec_is_an_error_naming_the_difference() {
         e.contains("written by the sgd optimizer, the spec's optimizer is adam"),
         "{e}"
     );
-    let e = resume_error("no momentum", ", momentum: 0.9}", "}");
-    assert!(e.contains("momentum"), "{e}");
     let e = resume_error("batch", "batch_size: 4", "batch_size: 5");
     assert!(
         e.contains("data.batch_size is 4 in the checkpoint and 5 in the spec"),
