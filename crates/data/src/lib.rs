@@ -299,16 +299,18 @@ pub fn load_sets(
     Ok((train, valid))
 }
 
+/// A training set, its validation set, and the record of the rows a split held out.
+pub type SplitSets = (Dataset, Option<Dataset>, Option<SplitRecord>);
+
 /// [`load_sets`], with the record of the rows `data.split` held out (what `split.json` holds):
 /// a fraction drawn by its `seed` (else the spec's `seed`, see [`split_dataset`]), or the rows
 /// of a split file (relative to `base_dir`).
-#[allow(clippy::type_complexity)]
 pub fn load_split_sets(
     data: &DataSpec,
     base_dir: &Path,
     kind: TargetKind,
     seed: u64,
-) -> Result<(Dataset, Option<Dataset>, Option<SplitRecord>), DataError> {
+) -> Result<SplitSets, DataError> {
     let train = load_source_as(&data.train, base_dir, kind, seed, SourceRole::Train)?;
     let record = match &data.split {
         Some(SplitSpec::Fraction {

@@ -304,6 +304,9 @@ pub fn write(
     write_with_best(dir, state, progress, order, None)
 }
 
+/// Something that writes a file at the path it is given.
+pub type WriteFile<'a> = &'a dyn Fn(&Path) -> Result<(), TrainError>;
+
 /// [`write`], with `best.safetensors` (`train.keep_best`'s parameters at the best epoch, as
 /// `best` writes them) among the checkpoint's files when `best` is given.
 pub fn write_with_best(
@@ -311,7 +314,7 @@ pub fn write_with_best(
     state: &TrainerState,
     progress: &Progress,
     order: &BatchOrder,
-    best: Option<&dyn Fn(&Path) -> Result<(), TrainError>>,
+    best: Option<WriteFile<'_>>,
 ) -> Result<(), TrainError> {
     let (parent, name) = split(dir)?;
     fs::create_dir_all(&parent).map_err(|e| io(&parent, "create directory", &e))?;

@@ -699,8 +699,7 @@ impl Observer for RunFiles {
             &trainer.state_dict(),
             &progress,
             &self.order,
-            best.as_ref()
-                .map(|w| w as &dyn Fn(&Path) -> Result<(), TrainError>),
+            best.as_ref().map(|w| w as checkpoint::WriteFile<'_>),
         )?;
         self.checkpointed = Some((progress.epoch, progress.batch));
         Ok(())
