@@ -14,8 +14,8 @@ use graphc::stages::train::{EvalData, Model};
 pub struct EvalArgs {
     /// The spec file the weights were trained from.
     pub spec: PathBuf,
-    /// The trained weights: DIR/model.safetensors, or the run directory DIR (default: the
-    /// spec's model.init.from).
+    /// The trained weights: a run directory DIR, or a .safetensors file (DIR/model.safetensors,
+    /// or a PyTorch state_dict) (default: the spec's model.init.from).
     #[arg(long)]
     pub weights: Option<PathBuf>,
     /// A CSV file to evaluate on (default: the spec's validation set, else its training set).
@@ -37,6 +37,7 @@ pub struct EvalArgs {
 pub fn run(args: &EvalArgs) -> Result<()> {
     let kind = crate::backend_kind(&args.backend)?;
     let model = Model::load(&args.spec, args.weights.as_deref())?;
+    crate::print_notes(&model)?;
     let which = match &args.data {
         Some(path) => EvalData::Csv(path),
         None => EvalData::Spec,

@@ -181,6 +181,15 @@ pub(crate) fn outln(text: &str) -> Result<()> {
     Ok(console::println(Stream::Stdout, text)?)
 }
 
+/// Writes each line of what a model took from elsewhere than the files beside its weights
+/// (`Model::notes`) to standard error.
+pub(crate) fn print_notes(model: &graphc::stages::train::Model) -> Result<()> {
+    for note in model.notes() {
+        console::println(Stream::Stderr, note)?;
+    }
+    Ok(())
+}
+
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Loss(args) => loss_cmd::run(&args),

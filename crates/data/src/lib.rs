@@ -24,7 +24,7 @@ mod synthetic;
 
 use std::path::Path;
 
-use graphc_spec::{DataSpec, SourceSpec};
+use graphc_spec::{DataSpec, SourceSpec, SplitSpec};
 
 pub use atomic::write_atomic;
 pub use batch::{batch_ranges, epoch_order};
@@ -36,7 +36,7 @@ pub use limits::{
     read_text_bounded, special_file_kind,
 };
 pub use npy::{load_npy, load_npz};
-pub use split::split_dataset;
+pub use split::{decimal, draw_split, split_dataset, split_rows, SplitRecord};
 pub use standardize::Standardizer;
 pub use synthetic::generate;
 
@@ -304,29 +304,67 @@ pub fn load_source_as(
 
 /// Loads a spec's training and validation sets, before standardization.
 ///
-/// The validation set is `data.valid` when given, or the `data.split` fraction of the training
-/// data held out by `seed` (see [`split_dataset`]), or none. A validation set with text labels
-/// is numbered with the training set's classes, so the same label gets the same index in both.
+/// The validation set is `data.valid` when given, or the rows `data.split` holds out (see
+/// [`load_split_sets`]), or none. A validation set with text labels is numbered with the
+/// training set's classes, so the same label gets the same index in both.
 pub fn load_sets(
     data: &DataSpec,
     base_dir: &Path,
     kind: TargetKind,
     seed: u64,
 ) -> Result<(Dataset, Option<Dataset>), DataError> {
-    let train = load_source_as(&data.train, base_dir, kind, seed, SourceRole::Train)?;
-    if let Some(fraction) = data.split {
-        let (train, valid) = split_dataset(train, fraction, seed)?;
-        return Ok((train, Some(valid)));
-    }
-    let valid = match &data.valid {
-        Some(source) => {
-            let mut valid = load_source_as(source, base_dir, kind, seed, SourceRole::Valid)?;
-            align_classes(&train, &mut valid)?;
-            Some(valid)
-        }
-        None => None,
-    };
+    let (train, valid, _) = load_split_sets(data, base_dir, kind, seed)?;
     Ok((train, valid))
+}
+
+/// A training set, its validation set, and the record of the rows a split held out.
+pub type SplitSets = (Dataset, Option<Dataset>, Option<SplitRecord>);
+
+/// [`load_sets`], with the record of the rows `data.split` held out (what `split.json` holds):
+/// a fraction drawn by its `seed` (else the spec's `seed`, see [`split_dataset`]), or the rows
+/// of a split file (relative to `base_dir`).
+pub fn load_split_sets(
+    data: &DataSpec,
+    base_dir: &Path,
+    kind: TargetKind,
+    seed: u64,
+) -> Result<SplitSets, DataError> {
+    let train = load_source_as(&data.train, base_dir, kind, seed, SourceRole::Train)?;
+    let record = match &data.split {
+        Some(SplitSpec::Fraction {
+            fraction,
+            seed: split_seed,
+        }) => {
+            let seed = split_seed.unwrap_or(seed);
+            let rows = draw_split(train.len(), *fraction, seed, &train.origin.targets)?;
+            SplitRecord {
+                samples: Some(train.len()),
+                fraction: Some(decimal(*fraction)),
+                seed: Some(seed),
+                file: None,
+                valid_rows: rows,
+            }
+        }
+        Some(SplitSpec::File(path)) => {
+            let mut record = SplitRecord::load(&base_dir.join(path), train.len())?;
+            record.file = Some(path.clone());
+            record
+        }
+        None => {
+            let valid = match &data.valid {
+                Some(source) => {
+                    let mut valid =
+                        load_source_as(source, base_dir, kind, seed, SourceRole::Valid)?;
+                    align_classes(&train, &mut valid)?;
+                    Some(valid)
+                }
+                None => None,
+            };
+            return Ok((train, valid, None));
+        }
+    };
+    let (train, valid) = split_rows(&train, &record.valid_rows);
+    Ok((train, Some(valid), Some(record)))
 }
 
 /// Decoded values of an array file (NumPy, IDX): features and float targets as `f32`, class

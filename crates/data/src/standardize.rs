@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use graphc_spec::StdKind;
 use serde::{Deserialize, Serialize};
 
 use super::{file_error, write_json_line, Dataset};
@@ -12,22 +13,34 @@ use crate::error::DataError;
 pub struct Standardizer {
     /// The mean of each feature.
     pub mean: Vec<f32>,
-    /// The population standard deviation (ddof 0) of each feature; 1.0 for a constant feature.
+    /// The standard deviation of each feature (population or sample, as `ddof` says); 1.0 for
+    /// a constant feature.
     pub std: Vec<f32>,
+    /// The delta degrees of freedom of `std`: 0 for the population std (`standardize: true`),
+    /// 1 for the sample std (`standardize: {std: sample}`, PyTorch's `X.std(0)`). Files
+    /// written before it existed hold population statistics.
+    #[serde(default)]
+    pub ddof: u8,
 }
 
 impl Standardizer {
-    /// Fits per-feature mean and population std (ddof 0, as sklearn's `StandardScaler`), in f64.
+    /// Fits per-feature mean and std in f64: the population std (ddof 0, as sklearn's
+    /// `StandardScaler`) or the sample std (ddof 1, as `torch.std`'s default).
     ///
     /// A constant feature (zero variance up to rounding, by sklearn's test) gets std 1.0, so it
-    /// maps to 0. An empty data set gives mean 0 and std 1.
-    pub fn fit(data: &Dataset) -> Standardizer {
+    /// maps to 0; so does a sample std of one sample. An empty data set gives mean 0 and std 1.
+    pub fn fit(data: &Dataset, kind: StdKind) -> Standardizer {
         let f = data.num_features();
         let n = data.len();
+        let ddof = match kind {
+            StdKind::Population => 0u8,
+            StdKind::Sample => 1,
+        };
         if f == 0 || n == 0 {
             return Standardizer {
                 mean: vec![0.0; f],
                 std: vec![1.0; f],
+                ddof,
             };
         }
         let rows = || data.features.chunks_exact(f).take(n);
@@ -54,7 +67,7 @@ impl Standardizer {
                 let var = s / nf;
                 // sklearn's `_is_constant_feature`: variance within rounding error of zero.
                 let bound = nf * eps * var + (nf * m * eps).powi(2);
-                let sd = var.sqrt() as f32;
+                let sd = (s / (nf - f64::from(ddof))).sqrt() as f32;
                 if var <= bound || !sd.is_normal() {
                     1.0
                 } else {
@@ -65,6 +78,7 @@ impl Standardizer {
         Standardizer {
             mean: mean.iter().map(|&m| m as f32).collect(),
             std,
+            ddof,
         }
     }
 
@@ -104,7 +118,17 @@ impl Standardizer {
         Ok(())
     }
 
-    /// Writes the statistics to `path` as JSON `{"mean": [...], "std": [...]}`, atomically.
+    /// Which std the statistics hold.
+    pub fn kind(&self) -> StdKind {
+        if self.ddof == 0 {
+            StdKind::Population
+        } else {
+            StdKind::Sample
+        }
+    }
+
+    /// Writes the statistics to `path` as JSON `{"mean": [...], "std": [...], "ddof": 0}`,
+    /// atomically.
     ///
     /// The numbers are written in the shortest form that reads back as the same `f32`.
     pub fn save(&self, path: &Path) -> Result<(), DataError> {
@@ -121,6 +145,15 @@ impl Standardizer {
                 format!("not standardization statistics ({e}); expected {{\"mean\": [...], \"std\": [...]}}"),
             )
         })?;
+        if s.ddof > 1 {
+            return Err(file_error(
+                path,
+                format!(
+                    "ddof is {}, expected 0 (population std) or 1 (sample std); the file is damaged, train again to rewrite it",
+                    s.ddof
+                ),
+            ));
+        }
         if s.mean.len() != s.std.len() {
             return Err(file_error(
                 path,
@@ -178,7 +211,7 @@ mod tests {
             3.0, 5.0, 1000.1,
             6.0, 5.0, 1000.1,
         ]);
-        let s = Standardizer::fit(&d);
+        let s = Standardizer::fit(&d, StdKind::Population);
         assert_eq!(s.mean[0], 3.0);
         // population variance of 1,2,3,6: (4+1+0+9)/4 = 3.5
         assert!((s.std[0] - 3.5f32.sqrt()).abs() < 1e-6, "{:?}", s.std);
@@ -192,8 +225,24 @@ mod tests {
             assert_eq!(d.features[i * 3 + 1], 0.0);
             assert_eq!(d.features[i * 3 + 2], 0.0);
         }
-        let refit = Standardizer::fit(&d);
+        let refit = Standardizer::fit(&d, StdKind::Population);
         assert!(refit.mean.iter().all(|m| m.abs() < 1e-6));
+    }
+
+    #[test]
+    fn sample_std_divides_by_n_minus_one_as_torch_std() {
+        let d = dataset(2, vec![1.0, 5.0, 2.0, 5.0, 3.0, 5.0, 6.0, 5.0]);
+        let s = Standardizer::fit(&d, StdKind::Sample);
+        // torch.tensor([1., 2., 3., 6.]).std() = sqrt(14 / 3)
+        assert!(
+            (s.std[0] - (14.0f32 / 3.0).sqrt()).abs() < 1e-6,
+            "{:?}",
+            s.std
+        );
+        assert_eq!(s.std[1], 1.0, "a constant feature still maps to 0");
+        assert_eq!((s.ddof, s.kind()), (1, StdKind::Sample));
+        let one = Standardizer::fit(&dataset(1, vec![4.0]), StdKind::Sample);
+        assert_eq!(one.std, vec![1.0], "one sample has no sample std");
     }
 
     #[test]
@@ -201,6 +250,7 @@ mod tests {
         let s = Standardizer {
             mean: vec![0.0, 1.0],
             std: vec![1.0, 2.0],
+            ddof: 0,
         };
         let mut d = dataset(3, vec![1.0, 2.0, 3.0]);
         let msg = s.try_apply(&mut d, "`new.csv`").unwrap_err().to_string();

@@ -34,9 +34,9 @@ pub use loss::{
 };
 pub use norm::{draws_random, Mode};
 pub use optim::{
-    build_update, build_update_graph, group_of, group_settings, hyper_value, hyper_value_by,
-    initial_groups, state_init, state_names, GroupScalar, Hyper, StateBuffer, UpdateGraph,
-    UpdateParts,
+    build_update, build_update_graph, group_of, group_of_names, group_settings, hyper_value,
+    hyper_value_by, initial_groups, state_init, state_names, GroupScalar, Hyper, StateBuffer,
+    UpdateGraph, UpdateParts,
 };
 pub use step::{
     build_accumulate_step, build_eval, build_step, initial_lr, natural_layout, StepGraph,

@@ -8,6 +8,7 @@
 
 mod axes;
 mod ctx;
+mod daily;
 mod error;
 mod expr;
 mod init;
@@ -29,6 +30,7 @@ use std::path::Path;
 
 use serde::de::DeserializeSeed;
 
+pub use daily::has_accuracy;
 pub use error::SpecError;
 pub use expr::{parse_expr, BinOp, Expr, ExprError, Func};
 pub use overrides::{parse_file_with, parse_str_with, Override, SweepAxis};

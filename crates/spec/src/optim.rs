@@ -704,33 +704,100 @@ impl OptimizerKind {
     /// The hyperparameters as PyTorch's `param_group` dict lists them (its implementation
     /// switches such as `foreach` left out), in PyTorch's order.
     pub fn hyperparameters(&self) -> Vec<(&'static str, HyperValue)> {
-        use HyperValue::{Bool, Float, Pair};
-        let pair = |b: (f64, f64)| Pair(b.0, b.1);
+        use HyperValue::{Bool, Float};
         // `(name, Make(s.name))` for each `name Make`: the keys are the field names.
         macro_rules! listed {
             ($s:ident: $($field:ident $make:ident),*) => {
                 vec![$((stringify!($field), $make($s.$field))),*]
             };
         }
-        match self {
-            OptimizerKind::Sgd(s) => listed!(s: lr Float, momentum Float, dampening Float,
+        hyper_fields!(self, s => listed)
+    }
+
+    /// Sets the hyperparameter `name` (a key of [`OptimizerKind::hyperparameters`]) to
+    /// `value`, as PyTorch's `load_state_dict` replaces a param group's values; false when
+    /// the optimizer has no such key or `value` is of another kind.
+    pub fn set_hyperparameter(&mut self, name: &str, value: HyperValue) -> bool {
+        // The field `name` names, set when `value` converts to its type.
+        macro_rules! assigned {
+            ($s:ident: $($field:ident $make:ident),*) => {
+                match name {
+                    $(stringify!($field) => match FromHyper::from_hyper(value) {
+                        Some(v) => {
+                            $s.$field = v;
+                            true
+                        }
+                        None => false,
+                    },)*
+                    _ => false,
+                }
+            };
+        }
+        hyper_fields!(self, s => assigned)
+    }
+}
+
+/// Calls `$m!(s: field Kind, ...)` with the hyperparameter fields of the optimizer `$kind`
+/// holds, in PyTorch's `param_group` order: the one list that reading and setting them share.
+macro_rules! hyper_fields {
+    ($kind:expr, $s:ident => $m:ident) => {
+        match $kind {
+            OptimizerKind::Sgd($s) => $m!($s: lr Float, momentum Float, dampening Float,
                 weight_decay Float, nesterov Bool, maximize Bool),
-            OptimizerKind::Adam(s) | OptimizerKind::AdamW(s) => listed!(s: lr Float, betas pair,
+            OptimizerKind::Adam($s) | OptimizerKind::AdamW($s) => $m!($s: lr Float, betas pair,
                 eps Float, weight_decay Float, amsgrad Bool, maximize Bool,
                 decoupled_weight_decay Bool),
-            OptimizerKind::RmsProp(s) => listed!(s: lr Float, momentum Float, alpha Float,
+            OptimizerKind::RmsProp($s) => $m!($s: lr Float, momentum Float, alpha Float,
                 eps Float, centered Bool, weight_decay Float, maximize Bool),
-            OptimizerKind::Adagrad(s) => listed!(s: lr Float, lr_decay Float, eps Float,
+            OptimizerKind::Adagrad($s) => $m!($s: lr Float, lr_decay Float, eps Float,
                 weight_decay Float, initial_accumulator_value Float, maximize Bool),
-            OptimizerKind::Adadelta(s) => listed!(s: lr Float, rho Float, eps Float,
+            OptimizerKind::Adadelta($s) => $m!($s: lr Float, rho Float, eps Float,
                 weight_decay Float, maximize Bool),
-            OptimizerKind::Adamax(s) => listed!(s: lr Float, betas pair, eps Float,
+            OptimizerKind::Adamax($s) => $m!($s: lr Float, betas pair, eps Float,
                 weight_decay Float, maximize Bool),
-            OptimizerKind::NAdam(s) => listed!(s: lr Float, betas pair, eps Float,
+            OptimizerKind::NAdam($s) => $m!($s: lr Float, betas pair, eps Float,
                 weight_decay Float, momentum_decay Float, decoupled_weight_decay Bool,
                 maximize Bool),
-            OptimizerKind::RAdam(s) => listed!(s: lr Float, betas pair, eps Float,
+            OptimizerKind::RAdam($s) => $m!($s: lr Float, betas pair, eps Float,
                 weight_decay Float, maximize Bool, decoupled_weight_decay Bool),
+        }
+    };
+}
+use hyper_fields;
+
+/// `betas` as a hyperparameter value.
+fn pair(b: (f64, f64)) -> HyperValue {
+    HyperValue::Pair(b.0, b.1)
+}
+
+/// A hyperparameter's value as its field's type.
+trait FromHyper: Sized {
+    fn from_hyper(value: HyperValue) -> Option<Self>;
+}
+
+impl FromHyper for f64 {
+    fn from_hyper(value: HyperValue) -> Option<f64> {
+        match value {
+            HyperValue::Float(x) => Some(x),
+            HyperValue::Bool(_) | HyperValue::Pair(..) => None,
+        }
+    }
+}
+
+impl FromHyper for bool {
+    fn from_hyper(value: HyperValue) -> Option<bool> {
+        match value {
+            HyperValue::Bool(b) => Some(b),
+            HyperValue::Float(_) | HyperValue::Pair(..) => None,
+        }
+    }
+}
+
+impl FromHyper for (f64, f64) {
+    fn from_hyper(value: HyperValue) -> Option<(f64, f64)> {
+        match value {
+            HyperValue::Pair(a, b) => Some((a, b)),
+            HyperValue::Float(_) | HyperValue::Bool(_) => None,
         }
     }
 }

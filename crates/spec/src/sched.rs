@@ -128,7 +128,7 @@ fn to_unit_f64(raw: &Raw) -> Result<f64, Problem> {
 
 /// The value of the word `raw` names among `choices` (`(word, value)`), with a suggestion
 /// when misspelled.
-fn to_choice<T: Copy>(raw: &Raw, choices: &[(&'static str, T)]) -> Result<T, Problem> {
+pub(crate) fn to_choice<T: Copy>(raw: &Raw, choices: &[(&'static str, T)]) -> Result<T, Problem> {
     let Raw::Str(s) = raw else {
         return Err(Problem::Type);
     };

@@ -6,19 +6,20 @@ use std::path::PathBuf;
 use serde::de::{IgnoredAny, MapAccess, SeqAccess};
 
 use crate::ctx::{shown, Ctx, Path};
+use crate::daily::{check_monitor, EarlyStoppingNode, SplitNode, StandardizeNode};
 use crate::keys::{KeyTable, Keys};
 use crate::layer::{resolve_nodes, LayerListNode, NodeListNode};
 use crate::loss::LossNode;
 use crate::node::{
-    ctx_and_path, list, scalar, to_bool, to_f32, to_nonempty_string, to_nonneg_f32,
-    to_positive_u64, to_positive_usize, to_u64, valid_if, Node, Problem, Raw, Seed,
+    ctx_and_path, list, scalar, to_bool, to_nonempty_string, to_nonneg_f32, to_positive_u64,
+    to_positive_usize, to_u64, Node, Problem, Raw, Seed,
 };
 use crate::optim::OptimizerNode;
 use crate::sched::{SchedulerNode, TrainStepKeys};
 use crate::suggest::did_you_mean;
 use crate::types::{
-    DataSpec, InitSpec, ModelBody, ModelSpec, SourceSpec, Spec, SyntheticKind, SyntheticSpec,
-    TrainSpec,
+    DataSpec, InitSpec, ModelBody, ModelSpec, SourceSpec, Spec, SplitSpec, SyntheticKind,
+    SyntheticSpec, TrainSpec,
 };
 use crate::vocab::{KeyTables, SourceFormat, Vocabulary};
 
@@ -64,6 +65,8 @@ static TRAIN_KEYS: KeyTable = KeyTable::plain(&[
     "clip_grad_norm",
     "clip_grad_value",
     "checkpoint_every",
+    "early_stopping",
+    "keep_best",
 ]);
 
 /// The whole document.
@@ -126,7 +129,7 @@ impl<'de> Node<'de> for SpecNode<'_> {
                 }
             }
         }
-        Ok(Spec {
+        let spec = Spec {
             seed: seed.unwrap_or(0),
             data: data.ok_or_else(|| keys.missing("data"))?,
             model: model.ok_or_else(|| keys.missing("model"))?,
@@ -134,7 +137,12 @@ impl<'de> Node<'de> for SpecNode<'_> {
             optimizer: optimizer.ok_or_else(|| keys.missing("optimizer"))?,
             scheduler,
             train: train.ok_or_else(|| keys.missing("train"))?,
-        })
+        };
+        let has_valid = spec.data.valid.is_some() || spec.data.split.is_some();
+        if let Some((path, message)) = check_monitor(&spec.train, has_valid, &spec.loss) {
+            return Err(ctx.fail_at_key(path, message));
+        }
+        Ok(spec)
     }
 }
 
@@ -155,9 +163,9 @@ impl<'de> Node<'de> for DataNode<'_> {
         let mut keys = Keys::new(ctx, &self.path, &DATA_KEYS);
         let mut train = None;
         let mut valid = None;
-        let mut split: Option<(f32, String)> = None;
+        let mut split: Option<(SplitSpec, String)> = None;
         let mut batch_size = 1;
-        let (mut shuffle, mut drop_last, mut standardize) = (false, false, false);
+        let (mut shuffle, mut drop_last, mut standardize) = (false, false, None);
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
             match k.name() {
@@ -178,10 +186,8 @@ impl<'de> Node<'de> for DataNode<'_> {
                     valid = map.next_value_seed(Seed(node))?;
                 }
                 "split" => {
-                    let expected = "a fraction between 0 and 1 (exclusive), e.g. 0.2";
-                    let conv = |raw: &Raw| valid_if(to_f32(raw)?, |x| x > 0.0 && x < 1.0);
-                    let fraction = map.next_value_seed(scalar(ctx, path, expected, conv))?;
-                    split = Some((fraction, k.written.clone()));
+                    let value = map.next_value_seed(Seed(SplitNode { ctx, path }))?;
+                    split = Some((value, k.written.clone()));
                 }
                 "batch_size" => {
                     let expected = "a positive integer";
@@ -195,7 +201,7 @@ impl<'de> Node<'de> for DataNode<'_> {
                     drop_last = map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?
                 }
                 "standardize" => {
-                    standardize = map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?
+                    standardize = map.next_value_seed(Seed(StandardizeNode { ctx, path }))?
                 }
                 _ => {
                     map.next_value::<IgnoredAny>()?;
@@ -219,7 +225,7 @@ impl<'de> Node<'de> for DataNode<'_> {
             shuffle,
             drop_last,
             standardize,
-            split: split.map(|(fraction, _)| fraction),
+            split: split.map(|(split, _)| split),
         })
     }
 }
@@ -855,6 +861,7 @@ impl<'de> Node<'de> for TrainNode<'_> {
         let ctx = self.ctx;
         let mut keys = Keys::new(ctx, &self.path, &TRAIN_KEYS);
         let (mut epochs, mut steps) = (None, None);
+        let (mut early_stopping, mut keep_best) = (None, false);
         let mut step_keys = TrainStepKeys::default();
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
@@ -862,6 +869,14 @@ impl<'de> Node<'de> for TrainNode<'_> {
                 "epochs" | "steps" => {
                     let expected = "a positive integer";
                     Some(map.next_value_seed(scalar(ctx, path, expected, to_positive_u64))?)
+                }
+                "early_stopping" => {
+                    early_stopping = map.next_value_seed(Seed(EarlyStoppingNode { ctx, path }))?;
+                    None
+                }
+                "keep_best" => {
+                    keep_best = map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?;
+                    None
                 }
                 name => {
                     if !step_keys.read(&mut map, ctx, path, name)? {
@@ -889,6 +904,8 @@ impl<'de> Node<'de> for TrainNode<'_> {
             clip_grad_norm: step_keys.clip_grad_norm,
             clip_grad_value: step_keys.clip_grad_value,
             checkpoint_every: step_keys.checkpoint_every,
+            early_stopping,
+            keep_best,
         })
     }
 }

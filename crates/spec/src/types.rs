@@ -37,11 +37,48 @@ pub struct DataSpec {
     pub shuffle: bool,
     /// Drop a last partial batch instead of running it as a smaller step.
     pub drop_last: bool,
-    /// Z-score features with the training set's statistics.
-    pub standardize: bool,
-    /// `split:` the fraction of the training data held out (by `seed`) as the validation set,
-    /// in `(0, 1)`; never given together with `valid`.
-    pub split: Option<f32>,
+    /// `standardize:` z-score features with the training set's statistics, with the standard
+    /// deviation it names; `None` leaves the features as they are.
+    pub standardize: Option<StdKind>,
+    /// `split:` the part of the training data held out as the validation set; never given
+    /// together with `valid`.
+    pub split: Option<SplitSpec>,
+}
+
+/// Which standard deviation `standardize` divides by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StdKind {
+    /// The population std (ddof 0, sklearn's `StandardScaler`, `X.std(0, unbiased=False)`);
+    /// `standardize: true`.
+    Population,
+    /// The sample std (ddof 1, PyTorch's default `X.std(0)`); `standardize: {std: sample}`.
+    Sample,
+}
+
+impl StdKind {
+    /// The name the spec and `standardize.json` use: `population` or `sample`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StdKind::Population => "population",
+            StdKind::Sample => "sample",
+        }
+    }
+}
+
+/// `data.split`: which rows of the training data are held out as the validation set.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SplitSpec {
+    /// `split: 0.2` or `split: {fraction: 0.2, seed: 3}`: `ceil(fraction × n)` rows drawn at
+    /// random, `fraction` in `(0, 1)`.
+    Fraction {
+        /// The fraction held out.
+        fraction: f32,
+        /// The seed of the draw; `None` draws from the spec's `seed`.
+        seed: Option<u64>,
+    },
+    /// `split: {file: split.json}`: the held-out rows a run's `split.json` lists (path relative
+    /// to the spec file).
+    File(PathBuf),
 }
 
 /// One data source: exactly one of `csv`, `npy`, `npz`, `idx` or `synthetic`.
@@ -1056,6 +1093,73 @@ pub struct TrainSpec {
     pub clip_grad_value: Option<f64>,
     /// Write `checkpoint/` every this many epochs (it is always written at the end).
     pub checkpoint_every: Option<u64>,
+    /// `early_stopping:` stop when the monitored metric stops improving.
+    pub early_stopping: Option<EarlyStopping>,
+    /// `keep_best: true` writes `best.safetensors`, the parameters at the best monitored epoch
+    /// (monitored as `early_stopping` says, else its defaults).
+    pub keep_best: bool,
+}
+
+/// `train.early_stopping`: PyTorch Lightning's `EarlyStopping(monitor, mode, patience,
+/// min_delta)`, checked after every epoch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct EarlyStopping {
+    /// What is watched (default `valid_loss`).
+    pub monitor: Monitor,
+    /// Whether smaller (`min`, the default) or larger values are better.
+    pub mode: PlateauMode,
+    /// Epochs without improvement before training stops (default 3).
+    pub patience: u64,
+    /// How much the metric must improve to count (default 0.0), as Lightning reads it.
+    pub min_delta: f64,
+}
+
+impl Default for EarlyStopping {
+    fn default() -> Self {
+        EarlyStopping {
+            monitor: Monitor::ValidLoss,
+            mode: PlateauMode::Min,
+            patience: 3,
+            min_delta: 0.0,
+        }
+    }
+}
+
+/// An epoch metric that early stopping and `keep_best` watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Monitor {
+    /// The validation set's loss after the epoch.
+    ValidLoss,
+    /// The validation set's accuracy after the epoch (classification losses only).
+    ValidAccuracy,
+    /// The epoch's mean training loss.
+    TrainLoss,
+}
+
+impl Monitor {
+    /// Every monitor, in the order the spec lists them.
+    pub const ALL: [Monitor; 3] = [
+        Monitor::ValidLoss,
+        Monitor::ValidAccuracy,
+        Monitor::TrainLoss,
+    ];
+
+    /// The spec's name (also the key in `metrics.jsonl`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Monitor::ValidLoss => "valid_loss",
+            Monitor::ValidAccuracy => "valid_accuracy",
+            Monitor::TrainLoss => "train_loss",
+        }
+    }
+
+    /// Whether the metric needs a validation set.
+    pub fn needs_valid(self) -> bool {
+        match self {
+            Monitor::ValidLoss | Monitor::ValidAccuracy => true,
+            Monitor::TrainLoss => false,
+        }
+    }
 }
 
 /// `train.clip_grad_norm`: `clip_grad_norm_(parameters, max_norm, norm_type)`.

@@ -6,6 +6,7 @@
 //! | `model.safetensors` | the model's `state_dict`: parameters, buffers, `num_batches_tracked` |
 //! | `optimizer.safetensors` | the optimizer state, named `PARAM.KEY` (`0.weight.exp_avg`) |
 //! | `accumulated.safetensors` | gradient sums of a pending accumulation (only when there is one) |
+//! | `best.safetensors` | `train.keep_best`'s parameters at the best monitored epoch (only once there is one) |
 //! | `state.json` | the optimizer's `defaults` and `param_groups` (current hyperparameters and parameter names), the step count, the scheduler state, the number of training forwards (dropout's counter), the loop position (epoch, batch) and what the batch order derives from (seed, shuffle) |
 //!
 //! The files go to a temporary sibling directory first (each fsynced, `state.json` last), which
@@ -24,7 +25,9 @@ use graphc_spec::{HyperValue, OptimizerKind};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use crate::run::BEST_FILE;
 use crate::trainer::{GroupState, OptimizerState, TrainerState};
+use crate::weights::StateDict;
 use crate::{read_safetensors, read_state_dict, write_atomic, write_safetensors};
 use crate::{write_state_dict, TrainError};
 
@@ -64,6 +67,21 @@ pub struct Progress {
     pub last_loss: Option<f32>,
     /// The length of `metrics.jsonl` at the checkpoint; a resumed run cuts it back to this.
     pub metrics_bytes: u64,
+    /// Early stopping's and `keep_best`'s watch of the monitored metric, when the spec has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitor: Option<MonitorState>,
+}
+
+/// Where the watch of `train.early_stopping`'s metric stands (Lightning's `EarlyStopping`
+/// state: `wait_count`, `best_score`, `stopped_epoch`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct MonitorState {
+    /// The best value so far and its epoch; `None` before the first finite value.
+    pub best: Option<(u64, f32)>,
+    /// Epochs since the last improvement.
+    pub wait: u64,
+    /// The epoch at which early stopping ended training, once it has.
+    pub stopped_at: Option<u64>,
 }
 
 /// What the batches are made from; a resumed run must have the same, or its batch position
@@ -135,6 +153,8 @@ pub struct Checkpoint {
     pub progress: Progress,
     /// What the batches are made from.
     pub order: BatchOrder,
+    /// `best.safetensors`, when the checkpoint has one.
+    pub best: Option<StateDict>,
 }
 
 fn bad(dir: &Path, message: String) -> TrainError {
@@ -281,6 +301,21 @@ pub fn write(
     progress: &Progress,
     order: &BatchOrder,
 ) -> Result<(), TrainError> {
+    write_with_best(dir, state, progress, order, None)
+}
+
+/// Something that writes a file at the path it is given.
+pub type WriteFile<'a> = &'a dyn Fn(&Path) -> Result<(), TrainError>;
+
+/// [`write`], with `best.safetensors` (`train.keep_best`'s parameters at the best epoch, as
+/// `best` writes them) among the checkpoint's files when `best` is given.
+pub fn write_with_best(
+    dir: &Path,
+    state: &TrainerState,
+    progress: &Progress,
+    order: &BatchOrder,
+    best: Option<WriteFile<'_>>,
+) -> Result<(), TrainError> {
     let (parent, name) = split(dir)?;
     fs::create_dir_all(&parent).map_err(|e| io(&parent, "create directory", &e))?;
     let temp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
@@ -295,6 +330,9 @@ pub fn write(
         &model.tensors,
         &model.counters,
     )?;
+    if let Some(best) = best {
+        best(&temp.join(BEST_FILE))?;
+    }
     let opt = &state.optimizer;
     write_safetensors(&temp.join("optimizer.safetensors"), &opt.state)?;
     if opt.pending_batches > 0 {
@@ -422,6 +460,93 @@ pub fn resolve(dir: &Path) -> Result<PathBuf, TrainError> {
          previous `graphc train` wrote into its output directory"
             .into(),
     ))
+}
+
+/// PyTorch's `optimizer.load_state_dict` rule applied to `spec` before a resume: every
+/// hyperparameter of a saved param group replaces the spec's value for that group (found by
+/// the group's parameter names, as `optimizer.param_groups` patterns place them). Returns one
+/// warning line per value that differs from the spec's — `lr` compared with the `initial_lr`
+/// a scheduler recorded, and neither `lr` nor `momentum`/`betas` compared where OneCycleLR
+/// sets them. A checkpoint that cannot be read is left to [`read`] to report.
+pub fn adopt_hypers(dir: &Path, spec: &mut graphc_spec::Spec) -> Vec<String> {
+    let Ok(dir) = resolve(dir) else {
+        return Vec::new();
+    };
+    let Ok(json) = read_state_text(&dir).and_then(|text| {
+        serde_json::from_str::<Value>(&text).map_err(|e| bad(&dir, e.to_string()))
+    }) else {
+        return Vec::new();
+    };
+    let Some(saved_groups) = json["optimizer"]["param_groups"].as_array() else {
+        return Vec::new();
+    };
+    let scheduled = spec.scheduler.is_some();
+    let mut warnings = Vec::new();
+    for saved in saved_groups {
+        let Some(first) = saved["params"]
+            .as_array()
+            .and_then(|p| p.first())
+            .and_then(Value::as_str)
+        else {
+            continue;
+        };
+        let Ok(found) = graphc_nn::group_of_names(&spec.optimizer, &[first]) else {
+            continue;
+        };
+        let g = found[0];
+        let keys: SchedulerKeys = serde_json::from_value(saved.clone()).unwrap_or_default();
+        let top = g == spec.optimizer.param_groups.len();
+        let settings = match spec.optimizer.param_groups.get_mut(g) {
+            Some(group) => &mut group.kind,
+            None => &mut spec.optimizer.kind,
+        };
+        for (name, ours) in settings.hyperparameters() {
+            let Some(v) = saved.get(name) else { continue };
+            let theirs = hyper_from_json(&ours, v);
+            // A value that is not a finite number is left for `read` to refuse.
+            let finite = |x: f64| x.is_finite();
+            let Some(theirs) = theirs.filter(|v| match *v {
+                HyperValue::Float(x) => finite(x),
+                HyperValue::Pair(x, y) => finite(x) && finite(y),
+                HyperValue::Bool(_) => true,
+            }) else {
+                continue;
+            };
+            // What the checkpoint says the spec gave, where a scheduler moved the value since.
+            let given = match name {
+                "lr" if keys.max_lr.is_some() => None,
+                "lr" => match keys.initial_lr {
+                    Some(initial) => Some(HyperValue::Float(initial)),
+                    None if scheduled => None,
+                    None => Some(theirs),
+                },
+                "momentum" | "betas" if keys.max_momentum.is_some() => None,
+                _ => Some(theirs),
+            };
+            if let Some(given) = given.filter(|&given| given != ours) {
+                let key = if top {
+                    format!("optimizer.{name}")
+                } else {
+                    format!("optimizer.param_groups[{g}].{name}")
+                };
+                warnings.push(format!(
+                    "warning: resuming with {key} {} from the checkpoint, not the spec's {}: a resumed optimizer keeps its saved hyperparameters, as PyTorch's load_state_dict does",
+                    hyper_json(&given),
+                    hyper_json(&ours)
+                ));
+            }
+            // The learning rate, and what OneCycleLR cycles, are set from the checkpoint
+            // when it is read, past the scheduler's construction.
+            match name {
+                "lr" => {}
+                "momentum" | "betas" if keys.max_momentum.is_some() => {}
+                _ => {
+                    settings.set_hyperparameter(name, theirs);
+                }
+            }
+        }
+    }
+    warnings
 }
 
 /// Reads the checkpoint at `dir` (after [`resolve`]) for a spec whose optimizer settings are
@@ -553,9 +678,29 @@ pub fn read(
             },
             scheduler,
         },
+        best: {
+            let path = dir.join(BEST_FILE);
+            match path.is_file() {
+                true => Some(read_state_dict(&path)?),
+                false => None,
+            }
+        },
         progress,
         order,
     })
+}
+
+/// A saved hyperparameter as the kind of value `ours` is; `None` when it is not one.
+fn hyper_from_json(ours: &HyperValue, v: &Value) -> Option<HyperValue> {
+    match (ours, v) {
+        (HyperValue::Float(_), v) => v.as_f64().map(HyperValue::Float),
+        (HyperValue::Bool(_), v) => v.as_bool().map(HyperValue::Bool),
+        (HyperValue::Pair(..), Value::Array(a)) if a.len() == 2 => a[0]
+            .as_f64()
+            .zip(a[1].as_f64())
+            .map(|(x, y)| HyperValue::Pair(x, y)),
+        _ => None,
+    }
 }
 
 /// One saved param group onto the spec's settings `base`.
@@ -566,16 +711,8 @@ fn group_from_json(saved: &Value, base: &OptimizerKind) -> Result<GroupState, St
         let Some(v) = map.get(name) else {
             return Err(format!("{name} is missing"));
         };
-        let theirs = match (&ours, v) {
-            (HyperValue::Float(_), v) => v.as_f64().map(HyperValue::Float),
-            (HyperValue::Bool(_), v) => v.as_bool().map(HyperValue::Bool),
-            (HyperValue::Pair(..), Value::Array(a)) if a.len() == 2 => a[0]
-                .as_f64()
-                .zip(a[1].as_f64())
-                .map(|(x, y)| HyperValue::Pair(x, y)),
-            _ => None,
-        }
-        .ok_or_else(|| format!("{name} has an unreadable value {v}"))?;
+        let theirs = hyper_from_json(&ours, v)
+            .ok_or_else(|| format!("{name} has an unreadable value {v}"))?;
         match (name, theirs) {
             ("lr", HyperValue::Float(lr)) => hypers.set_lr(lr),
             ("momentum", HyperValue::Float(m)) => {

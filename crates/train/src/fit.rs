@@ -1,6 +1,7 @@
 //! `fit`: the one training loop — epochs of batches in the spec's order, gradient
 //! accumulation flushed at each epoch's end, divergence and all-ignored batches stopped with
-//! an error, validation and the scheduler's metric per epoch, checkpoints every
+//! an error, validation and the scheduler's metric per epoch, early stopping and the best
+//! epoch (`train.early_stopping`, `train.keep_best`), checkpoints every
 //! `train.checkpoint_every` epochs — reporting to an [`Observer`] that may stop it early.
 //!
 //! `graphc train` composes its output files and progress display as observers; a library
@@ -9,9 +10,9 @@
 use std::ops::ControlFlow;
 
 use graphc_nn::Task;
-use graphc_spec::{OptimizerKind, Reduction};
+use graphc_spec::{EarlyStopping, Monitor, OptimizerKind, PlateauMode, Reduction};
 
-use crate::checkpoint::Progress;
+use crate::checkpoint::{MonitorState, Progress};
 use crate::trainer::Tally;
 use crate::{batch_ranges, epoch_order, BatchTargets, Dataset, Evaluation, TrainError, Trainer};
 
@@ -63,6 +64,43 @@ pub trait Observer {
         let _ = (trainer, progress);
         Ok(())
     }
+
+    /// After an epoch whose monitored metric improved on the best so far (with
+    /// `train.early_stopping` or `train.keep_best`), with the trainer at that epoch's end.
+    fn on_best(&mut self, trainer: &Trainer, best: &Best) -> Result<(), TrainError> {
+        let _ = (trainer, best);
+        Ok(())
+    }
+}
+
+/// The best epoch of the monitored metric.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Best {
+    /// The metric watched.
+    pub monitor: Monitor,
+    /// The epoch (from 1).
+    pub epoch: u64,
+    /// The metric's value after it.
+    pub value: f32,
+}
+
+/// Why a [`fit`] ended.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stop {
+    /// `train.epochs` epochs were done.
+    Epochs,
+    /// `train.steps` updates were done.
+    Steps,
+    /// Early stopping ended training after `epoch`: the monitored metric did not improve for
+    /// `patience` epochs, or was not finite. `best` is the best epoch, when there was one.
+    EarlyStopping {
+        /// The epoch after which training stopped.
+        epoch: u64,
+        /// The best epoch and value.
+        best: Option<Best>,
+    },
+    /// An observer stopped the run.
+    Observer,
 }
 
 /// A closure observes the steps: `fit(&mut t, &data, &mut |s: &StepEvent| { ... })`.
@@ -98,15 +136,21 @@ impl<const N: usize> Observer for [&mut dyn Observer; N] {
         self.iter_mut()
             .try_for_each(|o| o.on_checkpoint(trainer, progress))
     }
+
+    fn on_best(&mut self, trainer: &Trainer, best: &Best) -> Result<(), TrainError> {
+        self.iter_mut().try_for_each(|o| o.on_best(trainer, best))
+    }
 }
 
 /// How a [`fit`] ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FitEnd {
     /// The last epoch started.
     pub epochs: u64,
     /// True when an observer stopped the run before the spec's end.
     pub stopped_early: bool,
+    /// Why the run ended.
+    pub stop: Stop,
 }
 
 /// Trains `trainer` on `train` (validating on `valid` after each epoch) from `progress` (a
@@ -146,6 +190,18 @@ pub fn fit(
     let mut epoch = progress.epoch;
     // Batches of the pending accumulation (their losses make the update's loss).
     let mut pending = trainer.pending_batches();
+    let watch = watched(&spec.train);
+    if watch.is_some() && progress.monitor.is_none() {
+        progress.monitor = Some(MonitorState::default());
+    }
+    // A resumed run that early stopping had already ended trains no further.
+    if let Some(stopped) = early_stopped(progress, watch) {
+        return Ok(FitEnd {
+            epochs: epoch,
+            stopped_early: false,
+            stop: stopped,
+        });
+    }
     while epoch < max_epochs && trainer.step_count() < max_steps {
         epoch += 1;
         if batch_count == 0 {
@@ -212,6 +268,7 @@ pub fn fit(
                     return Ok(FitEnd {
                         epochs: epoch,
                         stopped_early: true,
+                        stop: Stop::Observer,
                     });
                 }
             }
@@ -239,6 +296,25 @@ pub fn fit(
         progress.epoch = epoch;
         progress.batch = 0;
         progress.epoch_loss_sum = 0.0;
+        if let (Some((stopping, stops)), Some(state)) = (watch, progress.monitor.as_mut()) {
+            let value = match stopping.monitor {
+                Monitor::ValidLoss => valid_eval.map_or(f32::NAN, |e| e.loss),
+                Monitor::ValidAccuracy => valid_eval.and_then(|e| e.accuracy).unwrap_or(f32::NAN),
+                Monitor::TrainLoss => mean_loss as f32,
+            };
+            match watch_epoch(&stopping, state, epoch, value) {
+                Watched::Improved => {
+                    let best = Best {
+                        monitor: stopping.monitor,
+                        epoch,
+                        value,
+                    };
+                    observer.on_best(trainer, &best)?;
+                }
+                Watched::Stop if stops => state.stopped_at = Some(epoch),
+                Watched::Stop | Watched::Waiting => {}
+            }
+        }
         if spec
             .train
             .checkpoint_every
@@ -246,17 +322,100 @@ pub fn fit(
         {
             observer.on_checkpoint(trainer, progress)?;
         }
+        if let Some(stopped) = early_stopped(progress, watch) {
+            return Ok(FitEnd {
+                epochs: epoch,
+                stopped_early: false,
+                stop: stopped,
+            });
+        }
         if flow.is_break() {
             return Ok(FitEnd {
                 epochs: epoch,
                 stopped_early: true,
+                stop: Stop::Observer,
             });
         }
     }
+    let stop = if trainer.step_count() >= max_steps {
+        Stop::Steps
+    } else {
+        Stop::Epochs
+    };
     Ok(FitEnd {
         epochs: epoch,
         stopped_early: false,
+        stop,
     })
+}
+
+/// What the run watches after each epoch, and whether it stops on it: `train.early_stopping`
+/// (stops), or `train.keep_best` alone with early stopping's default monitor (never stops).
+fn watched(train: &graphc_spec::TrainSpec) -> Option<(EarlyStopping, bool)> {
+    match (train.early_stopping, train.keep_best) {
+        (Some(s), _) => Some((s, true)),
+        (None, true) => Some((EarlyStopping::default(), false)),
+        (None, false) => None,
+    }
+}
+
+/// The end early stopping put to the run, when it has.
+fn early_stopped(progress: &Progress, watch: Option<(EarlyStopping, bool)>) -> Option<Stop> {
+    let (stopping, _) = watch?;
+    let state = progress.monitor?;
+    let epoch = state.stopped_at?;
+    Some(Stop::EarlyStopping {
+        epoch,
+        best: state.best.map(|(epoch, value)| Best {
+            monitor: stopping.monitor,
+            epoch,
+            value,
+        }),
+    })
+}
+
+/// What one epoch's value of the monitored metric did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Watched {
+    /// It improved on the best (which it now is).
+    Improved,
+    /// No improvement, with patience left.
+    Waiting,
+    /// Not finite, or no improvement for `patience` epochs.
+    Stop,
+}
+
+/// Lightning's `EarlyStopping._evaluate_stopping_criteria` (with `check_finite`): a value that
+/// is not finite stops; else `min_delta` counts against the value (`value + min_delta < best`
+/// in `min` mode, `value - min_delta > best` in `max` mode, in f32 as Lightning's tensors
+/// compute it, the first finite value always improving on the infinite start), an
+/// improvement resets the wait, and `patience` epochs without one stop.
+fn watch_epoch(
+    stopping: &EarlyStopping,
+    state: &mut MonitorState,
+    epoch: u64,
+    value: f32,
+) -> Watched {
+    if !value.is_finite() {
+        return Watched::Stop;
+    }
+    let delta = stopping.min_delta as f32;
+    let improved = match (stopping.mode, state.best) {
+        (_, None) => true,
+        (PlateauMode::Min, Some((_, best))) => value + delta < best,
+        (PlateauMode::Max, Some((_, best))) => value - delta > best,
+    };
+    if improved {
+        state.best = Some((epoch, value));
+        state.wait = 0;
+        return Watched::Improved;
+    }
+    state.wait += 1;
+    if state.wait >= stopping.patience {
+        Watched::Stop
+    } else {
+        Watched::Waiting
+    }
 }
 
 /// The error for a non-finite `loss` of a batch of `step`: divergence, with advice on the
@@ -295,5 +454,56 @@ fn lr_group(trainer: &Trainer) -> Option<usize> {
         Some(top)
     } else {
         live.first().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The epochs a run of `values` (one per epoch) trains before early stopping ends it,
+    /// and the best epoch.
+    fn run(stopping: EarlyStopping, values: &[f32]) -> (Option<u64>, Option<(u64, f32)>) {
+        let mut state = MonitorState::default();
+        for (i, &v) in values.iter().enumerate() {
+            let epoch = i as u64 + 1;
+            if watch_epoch(&stopping, &mut state, epoch, v) == Watched::Stop {
+                return (Some(epoch), state.best);
+            }
+        }
+        (None, state.best)
+    }
+
+    #[test]
+    fn early_stopping_follows_lightnings_rule() {
+        let min = EarlyStopping {
+            patience: 2,
+            ..EarlyStopping::default()
+        };
+        // Equal is no improvement; the second epoch without one stops.
+        assert_eq!(
+            run(min, &[1.0, 0.5, 0.5, 0.6, 0.1]),
+            (Some(4), Some((2, 0.5)))
+        );
+        // min_delta: 0.4 → 0.35 improves by less than 0.1, so it does not count.
+        let delta = EarlyStopping {
+            min_delta: 0.1,
+            ..min
+        };
+        assert_eq!(run(delta, &[0.4, 0.35, 0.34]), (Some(3), Some((1, 0.4))));
+        assert_eq!(run(delta, &[0.4, 0.29, 0.2]), (None, Some((2, 0.29))));
+        // mode max with min_delta: larger by more than min_delta improves.
+        let max = EarlyStopping {
+            mode: PlateauMode::Max,
+            min_delta: 0.05,
+            patience: 1,
+            ..min
+        };
+        assert_eq!(run(max, &[0.5, 0.6, 0.62]), (Some(3), Some((2, 0.6))));
+        // patience 0 stops at the first epoch without improvement; a NaN stops at once.
+        let zero = EarlyStopping { patience: 0, ..min };
+        assert_eq!(run(zero, &[1.0, 2.0]), (Some(2), Some((1, 1.0))));
+        assert_eq!(run(min, &[f32::NAN]), (Some(1), None));
+        assert_eq!(run(min, &[1.0, f32::INFINITY]), (Some(2), Some((1, 1.0))));
     }
 }

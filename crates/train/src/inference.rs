@@ -6,19 +6,19 @@ use std::path::{Path, PathBuf};
 
 use graphc_ir::Backend;
 use graphc_nn::{TargetLayout, Task};
-use graphc_spec::{InitSpec, SourceSpec, Spec};
+use graphc_spec::{InitSpec, LossType, SourceSpec, Spec};
 
 use crate::data::{align_classes, quoted, read_labels_for, shown, Origin, RowUnit};
 use crate::run::{
     check_features, check_size, layout_of, target_kind, LABELS_FILE, MODEL_FILE, STANDARDIZE_FILE,
 };
 use crate::{
-    csv_line, load_sets, load_source, write_atomic, DataError, Dataset, Standardizer, Targets,
-    TrainError, Trainer,
+    csv_line, load_sets, load_source, load_split_sets, write_atomic, DataError, Dataset,
+    Standardizer, Targets, TrainError, Trainer,
 };
 
 /// A spec and the weights of a trained model of it, with the class names and
-/// standardization statistics saved beside the weights.
+/// standardization statistics saved beside the weights (or made from the spec's data).
 #[derive(Debug, Clone)]
 pub struct Model {
     spec: Spec,
@@ -26,6 +26,7 @@ pub struct Model {
     weights: PathBuf,
     standardizer: Option<Standardizer>,
     labels: Option<Vec<String>>,
+    notes: Vec<String>,
 }
 
 /// Which data a model is evaluated on.
@@ -58,8 +59,10 @@ impl Model {
     /// Reads the spec and locates the weights: `weights` is a safetensors file, or a run
     /// directory holding `model.safetensors`; without it, the spec's `model.init.from` (as
     /// `graphc train` would start from it). `labels.json` and `standardize.json` are read
-    /// from the weights' directory (or, for `DIR/checkpoint/model.safetensors`, from `DIR`).
-    /// A spec with `standardize: true` needs `standardize.json`.
+    /// from the weights' directory (or, for `DIR/checkpoint/model.safetensors`, from `DIR`);
+    /// without them (weights trained elsewhere), the class names and the standardization
+    /// statistics come from the spec's training data, as `graphc train` computes them, and
+    /// [`Model::notes`] says so.
     pub fn load(spec_path: &Path, weights: Option<&Path>) -> Result<Model, TrainError> {
         let spec = graphc_spec::parse_file(spec_path)?;
         check_size(&spec)?;
@@ -94,22 +97,45 @@ impl Model {
                 .map(|d| d.join(name))
                 .find(|p| p.is_file())
         };
-        let standardizer = match (spec.data.standardize, find(STANDARDIZE_FILE)) {
-            (false, _) => None,
-            (true, Some(path)) => Some(Standardizer::load(&path)?),
-            (true, None) => {
-                let dir = weights.parent().unwrap_or(Path::new("."));
-                return Err(DataError::Io {
-                    action: "read",
-                    path: dir.join(STANDARDIZE_FILE),
-                    detail: "no such file".into(),
-                    hint: "the spec has `standardize: true`, so the training set's statistics must lie beside the weights; give the weights of a run directory written by `graphc train`",
-                }.into());
-            }
+        let saved_standardizer = match spec.data.standardize {
+            Some(_) => find(STANDARDIZE_FILE)
+                .map(|path| Standardizer::load(&path))
+                .transpose()?,
+            None => None,
         };
-        let labels = match find(LABELS_FILE) {
+        let saved_labels = match find(LABELS_FILE) {
             Some(path) => Some(read_labels_for(&path, classes_of(&spec)?)?),
             None => None,
+        };
+        let mut notes = Vec::new();
+        // What is not beside the weights (weights trained elsewhere, e.g. a PyTorch
+        // state_dict) comes from the spec's training data, as `graphc train` made it.
+        let needs_data = (spec.data.standardize.is_some() && saved_standardizer.is_none())
+            || saved_labels.is_none();
+        let train = if needs_data {
+            let (train, _, _) =
+                load_split_sets(&spec.data, base_dir, target_kind(&spec), spec.seed)?;
+            check_features(&spec, &train)?;
+            Some(train)
+        } else {
+            None
+        };
+        let standardizer = match (spec.data.standardize, saved_standardizer, &train) {
+            (Some(_), Some(saved), _) => Some(saved),
+            (Some(kind), None, Some(train)) => {
+                notes.push(format!(
+                    "no {STANDARDIZE_FILE} beside the weights: standardizing with the {} std statistics of the spec's training data {}",
+                    kind.name(),
+                    train.origin.features
+                ));
+                Some(Standardizer::fit(train, kind))
+            }
+            (Some(_), None, None) | (None, _, _) => None,
+        };
+        let labels = match (saved_labels, &train) {
+            (Some(saved), _) => Some(saved),
+            (None, Some(train)) => train.class_names().map(<[String]>::to_vec),
+            (None, None) => None,
         };
         Ok(Model {
             base_dir: base_dir.to_path_buf(),
@@ -117,7 +143,14 @@ impl Model {
             weights,
             standardizer,
             labels,
+            notes,
         })
+    }
+
+    /// What [`Model::load`] took from elsewhere than the files beside the weights, one line
+    /// each, for standard error.
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// The spec.
@@ -293,31 +326,12 @@ impl Model {
     ) -> Result<String, TrainError> {
         let (outputs, width) = trainer.predict(data)?;
         let task = trainer.task();
-        let targets = match &self.spec.data.train {
-            SourceSpec::Csv { target, .. } => target.clone(),
-            SourceSpec::Npy { .. }
-            | SourceSpec::Npz { .. }
-            | SourceSpec::Idx { .. }
-            | SourceSpec::Synthetic(_) => Vec::new(),
-        };
         let columns = match task {
             Task::MultiClass { .. } => 1,
             _ => width,
         };
-        let names: Vec<String> = if targets.len() == columns {
-            targets
-        } else if columns == 1 {
-            vec!["prediction".into()]
-        } else {
-            (0..columns).map(|j| format!("prediction[{j}]")).collect()
-        };
-        let mut out = String::with_capacity(data.len() * 8 + 32);
-        out += &names
-            .iter()
-            .map(|n| csv_field(n))
-            .collect::<Vec<_>>()
-            .join(",");
-        out.push('\n');
+        let names = self.output_names(columns);
+        let mut out = csv_header(&names);
         for row in outputs.chunks(width.max(1)) {
             let cells: Vec<String> = match task {
                 Task::MultiClass { .. } => {
@@ -341,11 +355,128 @@ impl Model {
         }
         Ok(out)
     }
+
+    /// Names for `columns` output columns: the spec's CSV target columns when there are as
+    /// many, else `prediction` (`prediction[j]` for several).
+    fn output_names(&self, columns: usize) -> Vec<String> {
+        let targets = match &self.spec.data.train {
+            SourceSpec::Csv { target, .. } => target.clone(),
+            SourceSpec::Npy { .. }
+            | SourceSpec::Npz { .. }
+            | SourceSpec::Idx { .. }
+            | SourceSpec::Synthetic(_) => Vec::new(),
+        };
+        if targets.len() == columns {
+            targets
+        } else if columns == 1 {
+            vec!["prediction".into()]
+        } else {
+            (0..columns).map(|j| format!("prediction[{j}]")).collect()
+        }
+    }
+
+    /// How `predict --proba` turns this model's outputs into probabilities, as its loss reads
+    /// them; a loss whose outputs are not class scores is an error.
+    pub fn probability(&self) -> Result<Probability, TrainError> {
+        let loss = &self.spec.loss;
+        let none = |what: &str| {
+            Err(TrainError::Data(format!(
+                "--proba needs a classification loss, and the spec's loss {} {what}; predict without --proba",
+                loss.loss_type().name()
+            )))
+        };
+        match loss.loss_type() {
+            LossType::CrossEntropy => Ok(Probability::Softmax),
+            LossType::Nll => Ok(Probability::Exp),
+            LossType::BceWithLogits | LossType::SoftMargin | LossType::MultiLabelSoftMargin => {
+                Ok(Probability::Sigmoid)
+            }
+            LossType::Bce => Ok(Probability::Identity),
+            LossType::MultiMargin => none("scores margins, not probabilities"),
+            LossType::Mse
+            | LossType::L1
+            | LossType::SmoothL1
+            | LossType::Huber
+            | LossType::KlDiv
+            | LossType::PoissonNll => none("is a regression loss"),
+        }
+    }
+
+    /// The class probabilities for `data` as CSV text (`predict --proba`): one column per
+    /// class headed by its name (from `labels.json` or the data, else its index) for a
+    /// multi-class model, one per output headed as [`Model::predictions_csv`] heads them for a
+    /// binary one; then one line per sample.
+    pub fn probabilities_csv(
+        &self,
+        trainer: &mut Trainer,
+        data: &Dataset,
+    ) -> Result<String, TrainError> {
+        let how = self.probability()?;
+        let (outputs, width) = trainer.predict(data)?;
+        let names: Vec<String> = match how {
+            Probability::Softmax | Probability::Exp => (0..width)
+                .map(|c| match &self.labels {
+                    Some(labels) if c < labels.len() => labels[c].clone(),
+                    _ => c.to_string(),
+                })
+                .collect(),
+            Probability::Sigmoid | Probability::Identity => self.output_names(width),
+        };
+        let mut out = csv_header(&names);
+        for row in outputs.chunks(width.max(1)) {
+            let cells: Vec<String> = how.apply(row).iter().map(f32::to_string).collect();
+            out += &cells.join(",");
+            out.push('\n');
+        }
+        Ok(out)
+    }
+}
+
+/// How a model's outputs become probabilities (`predict --proba`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Probability {
+    /// `softmax` over the classes: `cross_entropy` reads the outputs as logits.
+    Softmax,
+    /// `exp`: `nll` reads the outputs as log-probabilities (a `log_softmax` layer's).
+    Exp,
+    /// `sigmoid` per output: `bce_with_logits` and the soft-margin losses read logits.
+    Sigmoid,
+    /// The outputs as they are: `bce` reads probabilities.
+    Identity,
+}
+
+impl Probability {
+    /// The probabilities of one sample's outputs, computed in f64.
+    pub fn apply(self, row: &[f32]) -> Vec<f32> {
+        let wide = row.iter().map(|&v| f64::from(v));
+        match self {
+            Probability::Softmax => {
+                let max = wide.clone().fold(f64::NEG_INFINITY, f64::max);
+                let exps: Vec<f64> = wide.map(|v| (v - max).exp()).collect();
+                let sum: f64 = exps.iter().sum();
+                exps.iter().map(|e| (e / sum) as f32).collect()
+            }
+            Probability::Exp => wide.map(|v| v.exp() as f32).collect(),
+            Probability::Sigmoid => wide.map(|v| (1.0 / (1.0 + (-v).exp())) as f32).collect(),
+            Probability::Identity => row.to_vec(),
+        }
+    }
 }
 
 /// Writes `text` to `path` atomically (readers never see a part of it).
 pub fn write_text(path: &Path, text: &str) -> Result<(), TrainError> {
     Ok(write_atomic(path, text.as_bytes())?)
+}
+
+/// A CSV header line naming `names`.
+fn csv_header(names: &[String]) -> String {
+    let mut line = names
+        .iter()
+        .map(|n| csv_field(n))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push('\n');
+    line
 }
 
 /// A CSV field, quoted when it holds a comma, a quote or a line break.

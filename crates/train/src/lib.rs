@@ -23,15 +23,15 @@ pub mod trainer;
 pub mod weights;
 
 pub use error::TrainError;
-pub use fit::{fit, EpochEvent, FitEnd, Observer, StepEvent};
+pub use fit::{fit, Best, EpochEvent, FitEnd, Observer, StepEvent, Stop};
 /// The data crate, for `graphc_train::data::...` paths.
 pub use graphc_data as data;
 pub use graphc_data::{
-    batch_ranges, csv_line, epoch_order, load_csv, load_sets, load_source, read_labels_json,
-    split_dataset, write_atomic, write_labels_json, BatchTargets, DataError, Dataset, Standardizer,
-    TargetKind, Targets,
+    batch_ranges, csv_line, epoch_order, load_csv, load_sets, load_source, load_split_sets,
+    read_labels_json, split_dataset, write_atomic, write_labels_json, BatchTargets, DataError,
+    Dataset, SplitRecord, Standardizer, TargetKind, Targets,
 };
-pub use inference::{read_features_csv, write_text, EvalData, Labelled, Model};
+pub use inference::{read_features_csv, write_text, EvalData, Labelled, Model, Probability};
 pub use metrics::{read_metrics, PlotRun};
 pub use optimizer::Optimizer;
 #[cfg(feature = "plot")]
@@ -43,6 +43,6 @@ pub use run::{
 pub use session::{compile_graph, optimized_step, BufferId, Session};
 pub use trainer::{Evaluation, GroupState, OptimizerState, Tally, Trainer, TrainerState};
 pub use weights::{
-    read_safetensors, read_state_dict, write_safetensors, write_state_dict, Counter, NamedTensor,
-    StateDict,
+    read_safetensors, read_state_dict, write_safetensors, write_state_dict, write_state_dict_with,
+    Counter, NamedTensor, StateDict,
 };

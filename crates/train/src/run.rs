@@ -16,12 +16,13 @@ use graphc_nn::{describe_model, input_embedding, saturating_numel, LayerInfo, Te
 use graphc_spec::{shown_list, InitSpec, LayerKind, OptimizerKind, Spec};
 
 use crate::checkpoint::{self, BatchOrder, Progress, CHECKPOINT_DIR};
-use crate::fit::{fit, EpochEvent, Observer, StepEvent};
+use crate::fit::{fit, Best, EpochEvent, Observer, StepEvent, Stop};
 use crate::progress::{EpochRow, Mode, Reporter};
 use crate::rundir::{RunDir, METRICS_FILE};
 use crate::{
-    batch_ranges, load_sets, write_labels_json, write_state_dict, Dataset, Evaluation,
-    Standardizer, TargetKind, Targets, TrainError, Trainer,
+    batch_ranges, load_split_sets, write_labels_json, write_state_dict, write_state_dict_with,
+    Dataset, Evaluation, SplitRecord, Standardizer, StateDict, TargetKind, Targets, TrainError,
+    Trainer,
 };
 #[cfg(feature = "plot")]
 use crate::{read_metrics, write_loss_plot};
@@ -78,6 +79,8 @@ pub struct Summary {
     pub last_batch_loss: f32,
     /// The final model on the whole training set, in evaluation mode.
     pub train: Evaluation,
+    /// Why training stopped.
+    pub stop: Stop,
     /// Wall-clock seconds of the run, compilation included.
     pub seconds: f64,
 }
@@ -128,7 +131,32 @@ impl std::fmt::Display for Summary {
         if let Some(r) = self.train.rmse {
             write!(f, ", train RMSE {r:.4}")?;
         }
-        Ok(())
+        write!(f, "; {}", self.stop)
+    }
+}
+
+impl std::fmt::Display for Stop {
+    /// Why training stopped: `train.epochs done`, `train.steps done`, `early stopping after
+    /// epoch 7 (best valid_loss 0.0612 at epoch 4)`, `stopped by the caller`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stop::Epochs => write!(f, "stopped: train.epochs done"),
+            Stop::Steps => write!(f, "stopped: train.steps done"),
+            Stop::EarlyStopping { epoch, best } => {
+                write!(f, "stopped: early stopping after epoch {epoch}")?;
+                match best {
+                    Some(b) => write!(
+                        f,
+                        " (best {} {:.4} at epoch {})",
+                        b.monitor.name(),
+                        b.value,
+                        b.epoch
+                    ),
+                    None => write!(f, " (the monitored metric was never finite)"),
+                }
+            }
+            Stop::Observer => write!(f, "stopped by the caller"),
+        }
     }
 }
 
@@ -142,17 +170,20 @@ pub struct SpecData {
     pub layout: TargetLayout,
     /// The statistics the features were standardized with (`standardize: true`).
     pub standardizer: Option<Standardizer>,
+    /// The rows `data.split` held out, as `split.json` records them.
+    pub split: Option<SplitRecord>,
 }
 
 /// Loads the spec's data (paths relative to `base_dir`), standardizes it when
 /// asked, and checks that it fits the model's input.
 pub fn load_data(spec: &Spec, base_dir: &Path) -> Result<SpecData, TrainError> {
-    let (mut train, mut valid) = load_sets(&spec.data, base_dir, target_kind(spec), spec.seed)?;
+    let (mut train, mut valid, split) =
+        load_split_sets(&spec.data, base_dir, target_kind(spec), spec.seed)?;
     for data in std::iter::once(&train).chain(valid.iter()) {
         check_features(spec, data)?;
     }
-    let standardizer = spec.data.standardize.then(|| {
-        let scaler = Standardizer::fit(&train);
+    let standardizer = spec.data.standardize.map(|kind| {
+        let scaler = Standardizer::fit(&train, kind);
         scaler.apply(&mut train);
         if let Some(v) = valid.as_mut() {
             scaler.apply(v);
@@ -165,6 +196,7 @@ pub fn load_data(spec: &Spec, base_dir: &Path) -> Result<SpecData, TrainError> {
         valid,
         layout,
         standardizer,
+        split,
     })
 }
 
@@ -377,7 +409,12 @@ pub fn train_or_resume(
     overwrite: bool,
 ) -> Result<Summary, TrainError> {
     let started = Instant::now();
-    let spec = graphc_spec::parse_file_with(spec_path, &options.overrides)?;
+    let mut spec = graphc_spec::parse_file_with(spec_path, &options.overrides)?;
+    // Printed once the checkpoint has passed its checks.
+    let warnings = match resume {
+        Some(dir) => checkpoint::adopt_hypers(dir, &mut spec),
+        None => Vec::new(),
+    };
     // Before the data is read; Session::new checks again for every other entry point.
     check_size(&spec)?;
     let base_dir = spec_path.parent().unwrap_or(Path::new("."));
@@ -389,6 +426,7 @@ pub fn train_or_resume(
         work: dir.work(),
         promoted_to: dir.promoted_to(),
     };
+    let resume = resume.map(|dir| (dir, warnings.as_slice()));
     match run(&spec, &data, trainer, options.quiet, resume, files) {
         Ok(mut summary) => {
             dir.commit()?;
@@ -416,7 +454,7 @@ fn run(
     data: &SpecData,
     mut trainer: Trainer,
     quiet: bool,
-    resume_from: Option<&Path>,
+    resume_from: Option<(&Path, &[String])>,
     files: Files,
 ) -> Result<Summary, TrainError> {
     let out = files.work;
@@ -432,7 +470,8 @@ fn run(
     let batch_count = batch_ranges(n, spec.data.batch_size, spec.data.drop_last).len();
     let mut progress = Progress::default();
     let mut metrics_before = None;
-    if let Some(dir) = resume_from {
+    let mut best_before = None;
+    if let Some((dir, warnings)) = resume_from {
         let dir = checkpoint::resolve(dir)?;
         let what = format!("checkpoint `{}`", dir.display());
         let groups: Vec<OptimizerKind> = trainer
@@ -456,7 +495,24 @@ fn run(
                 }
                 other => other,
             })?;
+        for warning in warnings {
+            crate::console::println(crate::console::Stream::Stderr, warning)?;
+        }
         progress = saved.progress;
+        best_before = saved
+            .best
+            .zip(progress.monitor.and_then(|m| m.best))
+            .and_then(|(state, (epoch, value))| {
+                let monitor = spec.train.early_stopping.unwrap_or_default().monitor;
+                spec.train.keep_best.then_some((
+                    state,
+                    Best {
+                        monitor,
+                        epoch,
+                        value,
+                    },
+                ))
+            });
         let run_dir = dir.parent().unwrap_or(Path::new("."));
         metrics_before = Some(run_metrics(run_dir, &dir, progress.metrics_bytes)?);
     }
@@ -490,6 +546,8 @@ fn run(
         checkpointed: None,
         hooks: TestHooks::from_env(),
         last_epoch: None,
+        keep_best: spec.train.keep_best,
+        best: best_before,
     };
     let end = fit(
         &mut trainer,
@@ -505,6 +563,9 @@ fn run(
     if files.checkpointed != Some((progress.epoch, progress.batch)) {
         files.on_checkpoint(&trainer, &progress)?;
     }
+    if let Some((state, best)) = &files.best {
+        write_best(&out.join(BEST_FILE), state, best)?;
+    }
     let last_epoch = files.last_epoch;
     drop(files);
     #[cfg(feature = "plot")]
@@ -517,6 +578,7 @@ fn run(
         last_epoch,
         last_batch_loss: progress.last_loss.unwrap_or(f32::NAN),
         train: train_eval,
+        stop: end.stop,
         seconds: 0.0,
     })
 }
@@ -540,6 +602,10 @@ struct RunFiles {
     hooks: TestHooks,
     /// The last epoch's row, for the run's summary.
     last_epoch: Option<LastEpoch>,
+    /// `train.keep_best`.
+    keep_best: bool,
+    /// The parameters at the best epoch so far, with `keep_best`.
+    best: Option<(StateDict, Best)>,
 }
 
 /// What the end-to-end tests ask of a run through the environment, read once when it starts.
@@ -647,15 +713,38 @@ impl Observer for RunFiles {
             metrics_bytes: self.bytes,
             ..progress.clone()
         };
-        checkpoint::write(
+        let best = self
+            .best
+            .as_ref()
+            .map(|(state, best)| move |path: &Path| write_best(path, state, best));
+        checkpoint::write_with_best(
             &self.checkpoint_dir,
             &trainer.state_dict(),
             &progress,
             &self.order,
+            best.as_ref().map(|w| w as checkpoint::WriteFile<'_>),
         )?;
         self.checkpointed = Some((progress.epoch, progress.batch));
         Ok(())
     }
+
+    fn on_best(&mut self, trainer: &Trainer, best: &Best) -> Result<(), TrainError> {
+        if self.keep_best {
+            self.best = Some((trainer.model_state(), *best));
+        }
+        Ok(())
+    }
+}
+
+/// Writes `best.safetensors`: the parameters `state` with the epoch, metric and value of
+/// `best` in its metadata (`epoch`, `monitor`, `value`).
+fn write_best(path: &Path, state: &StateDict, best: &Best) -> Result<(), TrainError> {
+    let metadata = [
+        ("epoch", best.epoch.to_string()),
+        ("monitor", best.monitor.name().to_owned()),
+        ("value", best.value.to_string()),
+    ];
+    write_state_dict_with(path, &state.tensors, &state.counters, &metadata)
 }
 
 /// The progress bar or lines and the epoch table, as an observer of the run.
@@ -683,15 +772,23 @@ pub const LABELS_FILE: &str = "labels.json";
 pub const STANDARDIZE_FILE: &str = "standardize.json";
 /// The loss plot of a run.
 pub const PLOT_FILE: &str = "loss.svg";
+/// The rows `data.split` held out.
+pub const SPLIT_FILE: &str = "split.json";
+/// The parameters at the best monitored epoch (`train.keep_best: true`).
+pub const BEST_FILE: &str = "best.safetensors";
 
 /// Writes what `eval` and `predict` need besides the weights: `labels.json` when the training
-/// targets had class names, `standardize.json` when the features were standardized.
+/// targets had class names, `standardize.json` when the features were standardized; and
+/// `split.json` when `data.split` held rows out.
 fn write_model_files(out: &Path, data: &SpecData) -> Result<(), TrainError> {
     if let Some(names) = data.train.class_names() {
         write_labels_json(&out.join(LABELS_FILE), names)?;
     }
     if let Some(s) = &data.standardizer {
         s.save(&out.join(STANDARDIZE_FILE))?;
+    }
+    if let Some(split) = &data.split {
+        split.save(&out.join(SPLIT_FILE))?;
     }
     Ok(())
 }

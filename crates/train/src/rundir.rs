@@ -22,8 +22,9 @@
 //!   checkpoint and the metrics it counts, so a resume that is killed or fails after a
 //!   checkpoint leaves `DIR` resumable from there, not from where it started; the run's other
 //!   files (model, plot) replace `DIR`'s only at its successful end.
-//! - `DIR/.graphc-files` lists the files the last successful run wrote. A `labels.json` or
-//!   `standardize.json` the new run does not write is removed only when that list names it:
+//! - `DIR/.graphc-files` lists the files the last successful run wrote. A `labels.json`,
+//!   `standardize.json`, `split.json` or `best.safetensors` the new run does not write is
+//!   removed only when that list names it:
 //!   files graphc did not write are never deleted.
 
 use std::fs::{self, File};
@@ -32,7 +33,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use crate::checkpoint::CHECKPOINT_DIR;
-use crate::run::{LABELS_FILE, MODEL_FILE, PLOT_FILE, STANDARDIZE_FILE};
+use crate::run::{BEST_FILE, LABELS_FILE, MODEL_FILE, PLOT_FILE, SPLIT_FILE, STANDARDIZE_FILE};
 use crate::{write_atomic, TrainError};
 
 /// The lock file inside the output directory.
@@ -48,11 +49,13 @@ const STAGING_MARKER: &str = ".graphc-staging";
 /// The metrics file of a run.
 pub const METRICS_FILE: &str = "metrics.jsonl";
 /// Every name a run writes into its directory, in the order a staged run moves them.
-const OUTPUTS: [&str; 6] = [
+const OUTPUTS: [&str; 8] = [
     CHECKPOINT_DIR,
     METRICS_FILE,
     LABELS_FILE,
     STANDARDIZE_FILE,
+    SPLIT_FILE,
+    BEST_FILE,
     MODEL_FILE,
     PLOT_FILE,
 ];

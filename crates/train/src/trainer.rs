@@ -464,7 +464,7 @@ impl Trainer {
         let Some(embedding) = input_embedding(&self.spec().model) else {
             return Ok(());
         };
-        if self.spec().data.standardize {
+        if self.spec().data.standardize.is_some() {
             return Err(TrainError::Data(
                 "data.standardize: true would z-score the class indices the embedding (model.layers[0]) reads; set standardize: false".to_owned(),
             ));

@@ -198,6 +198,17 @@ pub fn write_state_dict(
     tensors: &[NamedTensor],
     counters: &[Counter],
 ) -> Result<(), TrainError> {
+    write_state_dict_with(path, tensors, counters, &[])
+}
+
+/// [`write_state_dict`] with the string pairs `extra` in the header's metadata beside
+/// `format: pt`.
+pub fn write_state_dict_with(
+    path: &Path,
+    tensors: &[NamedTensor],
+    counters: &[Counter],
+    extra: &[(&str, String)],
+) -> Result<(), TrainError> {
     let bad = |message: String| TrainError::Safetensors {
         path: path.to_path_buf(),
         message,
@@ -238,10 +249,41 @@ pub fn write_state_dict(
                 .iter()
                 .map(|c| (c.name.as_str(), View::I64(c.value))),
         );
-    let metadata = HashMap::from([("format".to_owned(), "pt".to_owned())]);
+    let mut metadata = HashMap::from([("format".to_owned(), "pt".to_owned())]);
+    metadata.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
     let bytes = safetensors::serialize(views, Some(metadata))
         .map_err(|e| bad(format!("cannot serialize the tensors: {e}")))?;
+    let bytes = sorted_metadata(bytes).map_err(bad)?;
     Ok(write_atomic(path, &bytes)?)
+}
+
+/// A safetensors file's header as the safetensors crate writes it, with `__metadata__`'s keys
+/// in sorted order: the crate writes them in the order of a `HashMap`, which differs from
+/// process to process, and a file must not (a resumed run writes the same bytes as one never
+/// stopped). The header keeps its length, so the data that follows stays where it is.
+fn sorted_metadata(mut bytes: Vec<u8>) -> Result<Vec<u8>, String> {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Header {
+        #[serde(rename = "__metadata__")]
+        metadata: std::collections::BTreeMap<String, String>,
+        #[serde(flatten)]
+        tensors: std::collections::BTreeMap<String, serde_json::Value>,
+    }
+    let fail = |e: &dyn std::fmt::Display| format!("cannot order the header's metadata: {e}");
+    let mut prefix = [0u8; 8];
+    prefix.copy_from_slice(bytes.get(..8).ok_or_else(|| fail(&"no header"))?);
+    let len = usize::try_from(u64::from_le_bytes(prefix)).map_err(|e| fail(&e))?;
+    let end = len.checked_add(8).filter(|&e| e <= bytes.len());
+    let end = end.ok_or_else(|| fail(&"a header past the end"))?;
+    let text = std::str::from_utf8(&bytes[8..end]).map_err(|e| fail(&e))?;
+    let header: Header = serde_json::from_str(text).map_err(|e| fail(&e))?;
+    let mut sorted = serde_json::to_vec(&header).map_err(|e| fail(&e))?;
+    if sorted.len() > len {
+        return Err(fail(&"the ordered header is longer"));
+    }
+    sorted.resize(len, b' ');
+    bytes[8..end].copy_from_slice(&sorted);
+    Ok(bytes)
 }
 
 /// A tensor as the safetensors crate's view, little-endian bytes made on demand: a

@@ -45,3 +45,44 @@ fn graphcs_model_file_is_the_state_dict_pytorch_loads_strictly() {
         .collect();
     assert_eq!(ours, theirs);
 }
+
+/// The PyTorch-trained `state_dict`, read as `predict --proba` reads weights from elsewhere,
+/// gives PyTorch's probabilities on every wine (both backends).
+#[test]
+fn pytorch_weights_give_pytorchs_probabilities() {
+    use graphc::stages::train::Model;
+    let case = case();
+    let expected: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(case.join("expected.json")).expect("expected.json"),
+    )
+    .expect("JSON");
+    let expected: Vec<Vec<f64>> = expected["probabilities"]
+        .as_array()
+        .expect("probabilities")
+        .iter()
+        .map(crate::support::floats)
+        .collect();
+    for backend in BackendKind::ALL {
+        let model = Model::load(&case.join("spec.yaml"), None).expect("init.from loads");
+        let data = model.unlabelled(&case.join("data.csv")).expect("data.csv");
+        let mut trainer = model.compile(&data, backend.backend()).expect("compiles");
+        let csv = model
+            .probabilities_csv(&mut trainer, &data)
+            .expect("probabilities");
+        let mut lines = csv.lines();
+        assert_eq!(lines.next(), Some("0,1,2"));
+        let rows: Vec<Vec<f64>> = lines
+            .map(|l| l.split(',').map(|v| v.parse().expect("a number")).collect())
+            .collect();
+        assert_eq!(rows.len(), expected.len());
+        let mut wrong = Vec::new();
+        for (i, (ours, theirs)) in rows.iter().zip(&expected).enumerate() {
+            for (a, b) in ours.iter().zip(theirs) {
+                if !crate::support::close(*a, *b, 1e-4, 1e-6) {
+                    wrong.push(format!("row {i}: {a} vs PyTorch's {b}"));
+                }
+            }
+        }
+        assert!(wrong.is_empty(), "{}: {wrong:?}", backend.name());
+    }
+}

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod cli;
+mod daily;
 mod hostile;
 mod loss_cmd;
 mod non_finite;

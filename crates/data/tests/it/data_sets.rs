@@ -4,9 +4,10 @@
 use std::path::{Path, PathBuf};
 
 use graphc_data::{
-    generate, load_sets, load_source, split_dataset, Dataset, SourceRole, TargetKind, Targets,
+    generate, load_sets, load_source, load_split_sets, split_dataset, Dataset, SourceRole,
+    SplitRecord, TargetKind, Targets,
 };
-use graphc_spec::{DataSpec, SourceSpec, SyntheticKind, SyntheticSpec};
+use graphc_spec::{DataSpec, SourceSpec, SplitSpec, SyntheticKind, SyntheticSpec};
 
 fn synthetic(
     kind: SyntheticKind,
@@ -24,13 +25,17 @@ fn synthetic(
 }
 
 fn data_spec(train: SourceSpec, valid: Option<SourceSpec>, split: Option<f32>) -> DataSpec {
+    let split = split.map(|fraction| SplitSpec::Fraction {
+        fraction,
+        seed: None,
+    });
     DataSpec {
         train,
         valid,
         batch_size: 4,
         shuffle: false,
         drop_last: false,
-        standardize: false,
+        standardize: None,
         split,
     }
 }
@@ -240,6 +245,98 @@ fn split_holds_out_the_ceiling_of_the_fraction_and_keeps_every_row_once() {
         v.features,
         "another seed splits another way"
     );
+}
+
+#[test]
+fn a_split_record_reused_as_a_file_holds_out_the_same_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::from("x,y\n");
+    for i in 0..20 {
+        text += &format!("{i},{}\n", i % 3);
+    }
+    let train = csv(dir.path(), "d.csv", &text);
+    let mut spec = data_spec(train, None, None);
+    spec.split = Some(SplitSpec::Fraction {
+        fraction: 0.2,
+        seed: Some(11),
+    });
+    // The split's own seed decides, not the spec's.
+    let (t, v, record) = load_split_sets(&spec, dir.path(), TargetKind::ClassIndex, 0).unwrap();
+    let (_, v_other, _) = load_split_sets(&spec, dir.path(), TargetKind::ClassIndex, 5).unwrap();
+    assert_eq!(v_other, v);
+    let record = record.expect("a split record");
+    assert_eq!(
+        (
+            record.samples,
+            record.fraction,
+            record.seed,
+            record.valid_rows.len()
+        ),
+        (Some(20), Some(0.2), Some(11), 4)
+    );
+    let held_out: Vec<f32> = record.valid_rows.iter().map(|&r| r as f32).collect();
+    assert_eq!(v.as_ref().unwrap().features, held_out, "x is the row index");
+    record.save(&dir.path().join("split.json")).unwrap();
+    let text = std::fs::read_to_string(dir.path().join("split.json")).unwrap();
+    assert!(
+        text.starts_with("{\"samples\":20,\"fraction\":0.2,\"seed\":11,\"valid_rows\":["),
+        "{text}"
+    );
+    spec.split = Some(SplitSpec::File(PathBuf::from("split.json")));
+    let (t2, v2, again) = load_split_sets(&spec, dir.path(), TargetKind::ClassIndex, 0).unwrap();
+    assert_eq!((t2, v2), (t, v));
+    assert_eq!(again.unwrap().file, Some(PathBuf::from("split.json")));
+}
+
+#[test]
+fn bad_split_files_are_one_line_errors_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.json");
+    let cases = [
+        ("\"rows\"", "not a split file (invalid type: string"),
+        (
+            "{\"valid_rows\": [1, 2",
+            "not a split file (EOF while parsing",
+        ),
+        (
+            "{\"valid_rows\": [1, -2]}",
+            "not a split file (invalid value: integer `-2`",
+        ),
+        (
+            "{\"valid_rows\": [1], \"rows\": 2}",
+            "not a split file (unknown field `rows`",
+        ),
+        (
+            "{\"valid_rows\": [3, 10]}",
+            "row 10 is out of range: the training data has 10 samples (rows 0 to 9)",
+        ),
+        (
+            "{\"valid_rows\": [3, 4, 3]}",
+            "row 3 is listed twice; each held-out row appears once",
+        ),
+        (
+            "{\"valid_rows\": []}",
+            "it holds out 0 of the 10 samples, which leaves no validation samples",
+        ),
+        (
+            "{\"samples\": 12, \"valid_rows\": [1]}",
+            "it splits 12 samples, but the training data has 10",
+        ),
+    ];
+    for (text, expected) in cases {
+        std::fs::write(&path, text).unwrap();
+        let msg = SplitRecord::load(&path, 10).unwrap_err().to_string();
+        assert!(
+            msg.starts_with(&format!("`{}`: {expected}", path.display())) && !msg.contains('\n'),
+            "{text}: {msg}"
+        );
+    }
+    let all = format!("{{\"valid_rows\": {:?}}}", (0..10).collect::<Vec<_>>());
+    std::fs::write(&path, all).unwrap();
+    let msg = SplitRecord::load(&path, 10).unwrap_err().to_string();
+    assert!(msg.ends_with("which leaves no training samples"), "{msg}");
+    let missing = SplitRecord::load(&dir.path().join("none.json"), 10).unwrap_err();
+    assert!(missing.to_string().contains("none.json"), "{missing}");
 }
 
 #[test]

@@ -212,6 +212,12 @@ fn weight_decay(kind: &OptimizerKind) -> f64 {
 /// pattern matches), `param_groups.len()` for the top-level defaults. A
 /// pattern that matches no parameter is an error.
 pub fn group_of(spec: &OptimizerSpec, params: &[ParamInfo]) -> Result<Vec<usize>, NnError> {
+    let names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+    group_of_names(spec, &names)
+}
+
+/// [`group_of`] for parameters given by their `state_dict` names.
+pub fn group_of_names(spec: &OptimizerSpec, names: &[&str]) -> Result<Vec<usize>, NnError> {
     let patterns: Vec<Vec<glob::Pattern>> = spec
         .param_groups
         .iter()
@@ -230,22 +236,21 @@ pub fn group_of(spec: &OptimizerSpec, params: &[ParamInfo]) -> Result<Vec<usize>
         .collect::<Result<_, _>>()?;
     for (g, group) in patterns.iter().enumerate() {
         for p in group {
-            if !params.iter().any(|param| p.matches(&param.name)) {
-                let names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+            if !names.iter().any(|name| p.matches(name)) {
                 return Err(NnError::Optimizer(format!(
                     "param_groups[{g}]: pattern {:?} matches no parameter; parameters are {}",
                     p.as_str(),
-                    graphc_spec::shown_items(&names)
+                    graphc_spec::shown_items(names)
                 )));
             }
         }
     }
-    Ok(params
+    Ok(names
         .iter()
-        .map(|param| {
+        .map(|name| {
             patterns
                 .iter()
-                .position(|group| group.iter().any(|p| p.matches(&param.name)))
+                .position(|group| group.iter().any(|p| p.matches(name)))
                 .unwrap_or(patterns.len())
         })
         .collect())

@@ -125,11 +125,17 @@ fn synthetic_sources_take_defaults_per_kind() {
 #[test]
 fn split_is_a_fraction_of_the_training_data() {
     let d = data("  train: {csv: d.csv, target: y}\n  split: 0.2\n");
-    assert_eq!(d.split, Some(0.2));
+    let drawn = |fraction| {
+        Some(SplitSpec::Fraction {
+            fraction,
+            seed: None,
+        })
+    };
+    assert_eq!(d.split, drawn(0.2));
     assert_eq!(d.valid, None);
     // `valid: null` is no validation source, so split may go with it.
     let d = data("  split: 0.5\n  valid: ~\n  train: {csv: d.csv, target: y}\n");
-    assert_eq!(d.split, Some(0.5));
+    assert_eq!(d.split, drawn(0.5));
 }
 
 #[test]
@@ -141,7 +147,10 @@ fn split_outside_zero_one_is_an_error_at_its_value() {
         assert_eq!((line, col), (Some(4), Some(10)), "{bad}: {msg}");
         assert!(
             msg.starts_with("data.split: invalid ")
-                && msg.ends_with("expected a fraction between 0 and 1 (exclusive), e.g. 0.2"),
+                && msg.ends_with(
+                    "expected a fraction between 0 and 1 (exclusive), e.g. 0.2, or a mapping \
+                     {fraction: 0.2, seed: N} or {file: split.json}"
+                ),
             "{msg}"
         );
     }
@@ -293,5 +302,6 @@ fn every_example_of_the_data_section_of_docs_spec_md_parses() {
             SourceSpec::Synthetic(_) => "synthetic",
         });
     }
-    assert_eq!(forms, ["csv", "npy", "npz", "idx", "synthetic"]);
+    // The first shows `split: {file}` and `standardize: {std}` on a csv source.
+    assert_eq!(forms, ["csv", "csv", "npy", "npz", "idx", "synthetic"]);
 }

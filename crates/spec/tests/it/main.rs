@@ -2,6 +2,7 @@
 //! instead of one per file. Each module is one area of tests; `support` holds the helpers
 //! several of them share.
 
+mod daily;
 mod data_sources;
 mod errors;
 mod graph;

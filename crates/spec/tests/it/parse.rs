@@ -83,7 +83,7 @@ fn spec_md_example_without_scheduler_parses_to_expected_value() {
             batch_size: 16,
             shuffle: true,
             drop_last: false,
-            standardize: false,
+            standardize: None,
             split: None,
         }
     );
@@ -154,6 +154,8 @@ fn spec_md_example_without_scheduler_parses_to_expected_value() {
             clip_grad_norm: None,
             clip_grad_value: None,
             checkpoint_every: None,
+            early_stopping: None,
+            keep_best: false,
         }
     );
 }
@@ -163,7 +165,7 @@ fn omitted_keys_take_pytorch_defaults() {
     let spec = parse(MINIMAL);
     assert_eq!(spec.seed, 0);
     assert_eq!(spec.data.batch_size, 1);
-    assert!(!spec.data.shuffle && !spec.data.drop_last && !spec.data.standardize);
+    assert!(!spec.data.shuffle && !spec.data.drop_last && spec.data.standardize.is_none());
     assert_eq!(spec.data.valid, None);
     assert!(matches!(
         &spec.data.train,
@@ -201,6 +203,8 @@ fn omitted_keys_take_pytorch_defaults() {
             clip_grad_norm: None,
             clip_grad_value: None,
             checkpoint_every: None,
+            early_stopping: None,
+            keep_best: false,
         }
     );
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use graphc_interp::Interp;
-use graphc_train::checkpoint::{self, BatchOrder, Progress};
+use graphc_train::checkpoint::{self, BatchOrder, MonitorState, Progress};
 use graphc_train::Trainer;
 
 fn trainer() -> Trainer {
@@ -32,6 +32,12 @@ fn progress(epoch: u64) -> Progress {
         pending_loss_sum: 0.0,
         last_loss: Some(0.5),
         metrics_bytes: 120,
+        // Early stopping's watch travels with the position.
+        monitor: Some(MonitorState {
+            best: Some((1, 0.25)),
+            wait: 1,
+            stopped_at: None,
+        }),
     }
 }
 

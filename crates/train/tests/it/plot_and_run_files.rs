@@ -193,6 +193,7 @@ fn standardizer_saves_and_loads_exactly() {
     let s = Standardizer {
         mean: vec![5.843_333_3, -0.1, 1e-30],
         std: vec![0.825_301_3, 1.0, 3.4e38],
+        ddof: 1,
     };
     s.save(&path).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
@@ -212,6 +213,10 @@ fn damaged_standardizer_files_are_errors_naming_the_file() {
         (
             "{\"mean\":[1],\"std\":[0]}",
             "std 0 is 0, not a positive finite number",
+        ),
+        (
+            "{\"mean\":[1],\"std\":[1],\"ddof\":2}",
+            "ddof is 2, expected 0 (population std) or 1 (sample std)",
         ),
         ("{\"mean\":[1]}", "not standardization statistics"),
         ("[1, 2]", "not standardization statistics"),
