@@ -373,8 +373,10 @@ fn the_readmes_commands_work_as_written() {
     for name in [
         "iris.yaml",
         "digits_cnn.yaml",
+        "wine_resmlp.yaml",
         "data/iris.csv",
         "data/digits.csv",
+        "data/wine.csv",
     ] {
         std::fs::copy(repo().join("specs").join(name), specs.join(name)).unwrap();
     }
