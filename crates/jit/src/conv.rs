@@ -967,8 +967,7 @@ pub(crate) mod tests {
                     step.pieces = 2;
                     let s = fresh.sizes;
                     step.sizes.scratch_len =
-                        scratch_needed(kind, fresh.winograd.as_ref(), s.patch, s.w_len, 2)
-                            .unwrap();
+                        scratch_needed(kind, fresh.winograd.as_ref(), s.patch, s.w_len, 2).unwrap();
                 }
                 assert!(step.consistent(), "{step}");
                 for step in paths(step) {
@@ -978,26 +977,32 @@ pub(crate) mod tests {
         }
     }
 
-    /// Runs `step` on noise against [`reference`].
-    fn run_against_definition(mut step: ConvStep) {
+    /// Runs `step` on noise in [-1, 1] (from `seed`): the definition's
+    /// values of the written buffer, and the step's.
+    fn run_on_noise(mut step: ConvStep, seed: u64) -> (ConvStep, Vec<f64>, Vec<f32>) {
         let s = step.sizes;
         step.x = 0;
         step.w = s.x_len;
         step.y = s.x_len + s.w_len;
         step.scratch = step.y + s.y_len;
         let mut arena: Vec<f32> = (0..step.scratch + s.scratch_len)
-            .map(|i| noise(i, 7))
+            .map(|i| noise(i, seed))
             .collect();
-        let x = arena[..s.x_len].to_vec();
-        let w = arena[step.w..step.y].to_vec();
+        let (x, w) = (arena[..s.x_len].to_vec(), arena[step.w..step.y].to_vec());
         let y = arena[step.y..step.scratch].to_vec();
         let expected = reference(&step, &x, &w, &y);
         // SAFETY: the arena holds the three buffers and the scratch, one
         // after another.
         unsafe { step.run(arena.as_mut_ptr()) };
-        let (offset, _) = step.buffers().1;
-        for (i, &e) in expected.iter().enumerate() {
-            let got = arena[offset + i] as f64;
+        let (offset, len) = step.buffers().1;
+        (step, expected, arena[offset..offset + len].to_vec())
+    }
+
+    /// Runs `step` on noise against [`reference`].
+    fn run_against_definition(step: ConvStep) {
+        let (step, expected, got) = run_on_noise(step, 7);
+        for (i, (&e, &got)) in expected.iter().zip(&got).enumerate() {
+            let got = got as f64;
             assert!(
                 (got - e).abs() <= 1e-5 * (1.0 + e.abs()),
                 "{step}: element {i}: {got} vs {e}"
@@ -1069,26 +1074,12 @@ pub(crate) mod tests {
 
     /// The largest absolute error of `step` on noise in [-1, 1] against the
     /// f64 definition.
-    fn max_error(mut step: ConvStep) -> f64 {
-        let s = step.sizes;
-        step.x = 0;
-        step.w = s.x_len;
-        step.y = s.x_len + s.w_len;
-        step.scratch = step.y + s.y_len;
-        let mut arena: Vec<f32> = (0..step.scratch + s.scratch_len)
-            .map(|i| noise(i, 11))
-            .collect();
-        let (x, w) = (arena[..s.x_len].to_vec(), arena[step.w..step.y].to_vec());
-        let y = arena[step.y..step.scratch].to_vec();
-        let expected = reference(&step, &x, &w, &y);
-        // SAFETY: the arena holds the three buffers and the scratch, one
-        // after another.
-        unsafe { step.run(arena.as_mut_ptr()) };
-        let offset = step.buffers().1 .0;
+    fn max_error(step: ConvStep) -> f64 {
+        let (_, expected, got) = run_on_noise(step, 11);
         expected
             .iter()
-            .enumerate()
-            .map(|(i, &e)| (arena[offset + i] as f64 - e).abs())
+            .zip(&got)
+            .map(|(&e, &got)| (got as f64 - e).abs())
             .fold(0.0, f64::max)
     }
 

@@ -31,13 +31,17 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-use crate::conv::{even_piece, Base, ConvAxis, ConvKind};
+#[cfg(target_arch = "x86_64")]
+use crate::conv::{even_piece, Base};
+use crate::conv::{ConvAxis, ConvKind};
+#[cfg(target_arch = "x86_64")]
+use crate::convkern::lanes;
 
 /// Whether 3×3 convolutions may run in the Winograd domain: unless
 /// `GRAPHC_WINOGRAD=0` (to measure or compare against the patch-matrix path).
 pub(crate) fn enabled() -> bool {
     static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *ENABLED.get_or_init(|| std::env::var("GRAPHC_WINOGRAD").map_or(true, |v| v != "0"))
+    *ENABLED.get_or_init(|| std::env::var("GRAPHC_WINOGRAD").as_deref() != Ok("0"))
 }
 
 /// Channels per group a convolution needs on both sides to run in the
@@ -47,10 +51,13 @@ pub(crate) fn enabled() -> bool {
 const MIN_CHANNELS: usize = 4;
 
 /// Floats of one piece's weight-gradient tile (transformed inputs and output
-/// gradients of several samples) at most, unless one sample needs more.
-const WEIGHT_TILE_FLOATS: usize = 1 << 18;
+/// gradients of several samples) at most, unless one sample needs more: as
+/// the patch matrices' tile (`conv::PATCH_TILE_FLOATS`). Twice this made
+/// convnet's arena 11.33 M floats, over issue 12's memory budget (11.25 M).
+const WEIGHT_TILE_FLOATS: usize = 1 << 17;
 
 /// `G` (4 × 3): the kernel transform `U = G g Gᵀ`.
+#[cfg(target_arch = "x86_64")]
 const G: [[f32; 3]; 4] = [
     [1.0, 0.0, 0.0],
     [0.5, 0.5, 0.5],
@@ -164,17 +171,8 @@ impl Winograd {
     }
 }
 
-
-/// The mask of the first `len` lanes (all 16 from 16 on).
-fn lanes(len: usize) -> u16 {
-    if len >= 16 {
-        u16::MAX
-    } else {
-        (1u16 << len) - 1
-    }
-}
-
 /// `G g Gᵀ`, row-major 4 × 4.
+#[cfg(target_arch = "x86_64")]
 fn kernel_transform(g: &[[f32; 3]; 3]) -> [f32; 16] {
     let mut t = [[0.0f32; 3]; 4];
     for (i, t) in t.iter_mut().enumerate() {
@@ -183,15 +181,16 @@ fn kernel_transform(g: &[[f32; 3]; 3]) -> [f32; 16] {
         }
     }
     let mut u = [0.0f32; 16];
-    for i in 0..4 {
-        for j in 0..4 {
-            u[4 * i + j] = t[i][0] * G[j][0] + t[i][1] * G[j][1] + t[i][2] * G[j][2];
+    for (i, t) in t.iter().enumerate() {
+        for (j, g) in G.iter().enumerate() {
+            u[4 * i + j] = t[0] * g[0] + t[1] * g[1] + t[2] * g[2];
         }
     }
     u
 }
 
 /// `Gᵀ m G`, the gradient of [`kernel_transform`]: row-major 3 × 3.
+#[cfg(target_arch = "x86_64")]
 fn kernel_gradient(m: &[f32; 16]) -> [f32; 9] {
     let mut t = [[0.0f32; 4]; 3];
     for (a, t) in t.iter_mut().enumerate() {
@@ -200,10 +199,9 @@ fn kernel_gradient(m: &[f32; 16]) -> [f32; 9] {
         }
     }
     let mut out = [0.0f32; 9];
-    for a in 0..3 {
+    for (a, t) in t.iter().enumerate() {
         for b in 0..3 {
-            out[3 * a + b] =
-                t[a][0] * G[0][b] + t[a][1] * G[1][b] + t[a][2] * G[2][b] + t[a][3] * G[3][b];
+            out[3 * a + b] = t[0] * G[0][b] + t[1] * G[1][b] + t[2] * G[2][b] + t[3] * G[3][b];
         }
     }
     out
@@ -284,7 +282,9 @@ impl Winograd {
                         for (a, row) in gk.iter_mut().enumerate() {
                             for (b, v) in row.iter_mut().enumerate() {
                                 *v = match step.kind {
-                                    ConvKind::Forward => *w.add(((g * og + kd) * cg + cs) * 9 + 3 * a + b),
+                                    ConvKind::Forward => {
+                                        *w.add(((g * og + kd) * cg + cs) * 9 + 3 * a + b)
+                                    }
                                     ConvKind::InputGrad | ConvKind::WeightGrad => {
                                         *w.add(((g * og + cs) * cg + kd) * 9 + 3 * (2 - a) + 2 - b)
                                     }
@@ -321,8 +321,12 @@ impl Winograd {
         // gradient) the sums, then the split columns, `V` and `M` or `Ŷ`, as
         // `new` sized them.
         unsafe {
-            let x_of = |n: usize, g: usize, ch: usize| base.add(step.x + (n * step.c + g * cg + ch) * in_sp);
-            let y_of = |n: usize, g: usize, ch: usize| base.add(step.y + (n * step.o + g * og + ch) * out_sp);
+            let x_of = |n: usize, g: usize, ch: usize| {
+                base.add(step.x + (n * step.c + g * cg + ch) * in_sp)
+            };
+            let y_of = |n: usize, g: usize, ch: usize| {
+                base.add(step.y + (n * step.o + g * og + ch) * out_sp)
+            };
             let scratch = self.piece_scratch(step, base, piece);
             match step.kind {
                 ConvKind::Forward | ConvKind::InputGrad => {
@@ -334,18 +338,26 @@ impl Winograd {
                     for n in lo..hi {
                         for g in 0..self.groups {
                             for ch in 0..c {
-                                let src = if forward { x_of(n, g, ch) } else { y_of(n, g, ch) };
+                                let src = if forward {
+                                    x_of(n, g, ch)
+                                } else {
+                                    y_of(n, g, ch)
+                                };
                                 self.split_plane(src, split);
                                 self.input_tiles(split, v.add(ch * t), c * t);
                             }
                             for xi in 0..16 {
-                                let a = Mat { ptr: u.add((g * 16 + xi) * k * c), rs: c, cs: 1 };
-                                let b = Mat { ptr: v.add(xi * c * t).cast_const(), rs: t, cs: 1 };
-                                let dst = Mat { ptr: m.add(xi * k * t), rs: t, cs: 1 };
+                                let a = Mat::rows(u.add((g * 16 + xi) * k * c), c);
+                                let b = Mat::rows(v.add(xi * c * t).cast_const(), t);
+                                let dst = Mat::rows(m.add(xi * k * t), t);
                                 bcast((k, t, c), a, b, dst, false);
                             }
                             for kd in 0..k {
-                                let dst = if forward { y_of(n, g, kd) } else { x_of(n, g, kd) };
+                                let dst = if forward {
+                                    y_of(n, g, kd)
+                                } else {
+                                    x_of(n, g, kd)
+                                };
                                 self.output_tiles(m.add(kd * t), k * t, dst);
                             }
                         }
@@ -371,14 +383,18 @@ impl Winograd {
                                     self.input_tiles(split, v.add(ch * row + at), c * row);
                                 }
                                 for kd in 0..k {
-                                    self.gradient_tiles(y_of(n, g, kd), yh.add(kd * row + at), k * row);
+                                    self.gradient_tiles(
+                                        y_of(n, g, kd),
+                                        yh.add(kd * row + at),
+                                        k * row,
+                                    );
                                 }
                             }
                             let len = (t1 - t0) * t;
                             for xi in 0..16 {
-                                let a = Mat { ptr: yh.add(xi * k * row).cast_const(), rs: row, cs: 1 };
-                                let b = Mat { ptr: v.add(xi * c * row).cast_const(), rs: row, cs: 1 };
-                                let dst = Mat { ptr: sums.add((g * 16 + xi) * k * c), rs: c, cs: 1 };
+                                let a = Mat::rows(yh.add(xi * k * row).cast_const(), row);
+                                let b = Mat::rows(v.add(xi * c * row).cast_const(), row);
+                                let dst = Mat::rows(sums.add((g * 16 + xi) * k * c), c);
                                 dot((k, c, len), 1, (a, 0), (b, 0), dst, t0 > lo);
                             }
                         }
@@ -411,7 +427,8 @@ impl Winograd {
             for g in 0..self.groups {
                 for kd in 0..k {
                     for cs in 0..c {
-                        let m: [f32; 16] = std::array::from_fn(|xi| *sums.add(((g * 16 + xi) * k + kd) * c + cs));
+                        let m: [f32; 16] =
+                            std::array::from_fn(|xi| *sums.add(((g * 16 + xi) * k + kd) * c + cs));
                         let out = dw.add(((g * k + kd) * c + cs) * 9);
                         for (i, v) in kernel_gradient(&m).into_iter().enumerate() {
                             *out.add(i) = v;
@@ -576,7 +593,11 @@ impl Winograd {
                         let y0 = _mm512_add_ps(_mm512_add_ps(s[0], s[1]), s[2]);
                         let y1 = _mm512_sub_ps(_mm512_sub_ps(s[1], s[2]), s[3]);
                         let p = dst.add(r * dc + col);
-                        _mm512_mask_storeu_ps(p, lanes(count), _mm512_permutex2var_ps(y0, zip_lo, y1));
+                        _mm512_mask_storeu_ps(
+                            p,
+                            lanes(count),
+                            _mm512_permutex2var_ps(y0, zip_lo, y1),
+                        );
                         _mm512_mask_storeu_ps(
                             p.wrapping_add(16),
                             lanes(count.saturating_sub(16)),
@@ -616,15 +637,27 @@ impl Winograd {
                         if r < dr {
                             let p = dy.add(r * dc + col);
                             let a = _mm512_maskz_loadu_ps(lanes(count), p);
-                            let b = _mm512_maskz_loadu_ps(lanes(count.saturating_sub(16)), p.wrapping_add(16));
-                            *e = [_mm512_permutex2var_ps(a, even, b), _mm512_permutex2var_ps(a, odd, b)];
+                            let b = _mm512_maskz_loadu_ps(
+                                lanes(count.saturating_sub(16)),
+                                p.wrapping_add(16),
+                            );
+                            *e = [
+                                _mm512_permutex2var_ps(a, even, b),
+                                _mm512_permutex2var_ps(a, odd, b),
+                            ];
                         }
                     }
                     // A e: rows e0, e0 + e1, e0 − e1, −e1; then the same on columns.
                     let f = [
                         e[0],
-                        [_mm512_add_ps(e[0][0], e[1][0]), _mm512_add_ps(e[0][1], e[1][1])],
-                        [_mm512_sub_ps(e[0][0], e[1][0]), _mm512_sub_ps(e[0][1], e[1][1])],
+                        [
+                            _mm512_add_ps(e[0][0], e[1][0]),
+                            _mm512_add_ps(e[0][1], e[1][1]),
+                        ],
+                        [
+                            _mm512_sub_ps(e[0][0], e[1][0]),
+                            _mm512_sub_ps(e[0][1], e[1][1]),
+                        ],
                         [_mm512_sub_ps(zero, e[1][0]), _mm512_sub_ps(zero, e[1][1])],
                     ];
                     let out = yh.add(ty * tw + tx0);

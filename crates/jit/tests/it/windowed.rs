@@ -80,24 +80,19 @@ struct ConvCase {
     seed: u64,
 }
 
-/// A 2-d 3×3 window with stride and dilation 1 (the Winograd form's), rows
-/// of up to 40 (more than 16 tiles), padding 0–2 on each side, 3–8 channels
-/// per group (the Winograd form needs 4 on both sides; 3 takes the patch
-/// matrix).
-fn winograd_case() -> impl Strategy<Value = ConvCase> {
-    let axis = (1usize..41, 0usize..3, 0usize..3).prop_map(|(input, lo, hi)| AxisCase {
-        input,
-        kernel: 3,
-        stride: 1,
-        dilation: 1,
-        pad: (lo, hi),
-    });
+/// A case over `axes` with 1–3 samples, `groups` groups and `channels`
+/// channels per group on each side.
+fn case_over(
+    axes: impl Strategy<Value = Vec<AxisCase>>,
+    groups: std::ops::Range<usize>,
+    channels: std::ops::Range<usize>,
+) -> impl Strategy<Value = ConvCase> {
     (
-        prop::collection::vec(axis, 2),
+        axes,
         1usize..4,
-        1usize..3,
-        3usize..9,
-        3usize..9,
+        groups,
+        channels.clone(),
+        channels,
         any::<u64>(),
     )
         .prop_map(|(axes, n, groups, cg, og, seed)| ConvCase {
@@ -110,23 +105,23 @@ fn winograd_case() -> impl Strategy<Value = ConvCase> {
         })
 }
 
+/// A 2-d 3×3 window with stride and dilation 1 (the Winograd form's), rows
+/// of up to 40 (more than 16 tiles), padding 0–2 on each side, 3–8 channels
+/// per group (the Winograd form needs 4 on both sides; 3 takes the patch
+/// matrix).
+fn winograd_case() -> impl Strategy<Value = ConvCase> {
+    let axis = (1usize..41, 0usize..3, 0usize..3).prop_map(|(input, lo, hi)| AxisCase {
+        input,
+        kernel: 3,
+        stride: 1,
+        dilation: 1,
+        pad: (lo, hi),
+    });
+    case_over(prop::collection::vec(axis, 2), 1..3, 3..9)
+}
+
 fn conv_case() -> impl Strategy<Value = ConvCase> {
-    (
-        prop::collection::vec(axis_case(), 1..=2),
-        1usize..4,
-        1usize..4,
-        1usize..4,
-        1usize..4,
-        any::<u64>(),
-    )
-        .prop_map(|(axes, n, groups, cg, og, seed)| ConvCase {
-            axes,
-            n,
-            groups,
-            cg,
-            og,
-            seed,
-        })
+    case_over(prop::collection::vec(axis_case(), 1..=2), 1..4, 1..4)
 }
 
 impl ConvCase {
