@@ -511,15 +511,6 @@ def main():
              loss=CE, optimizer=SGD, rows=40, batch_size=16, epochs=3, valid_rows=24,
              classes=4)
 
-    # --- a VGG block: two 3×3 convolutions with 8 channels (the JIT's Winograd form) ---
-    run_case(out, "vgg_block_bn_adam", seed=616, input_shape=[4, 8, 8],
-             layers=[{"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1},
-                     {"type": "batch_norm2d"}, {"type": "relu"},
-                     {"type": "conv2d", "out_channels": 8, "kernel_size": 3, "padding": 1},
-                     {"type": "batch_norm2d"}, {"type": "relu"},
-                     {"type": "max_pool2d", "kernel_size": 2}] + flat3,
-             loss=CE, optimizer=ADAM, rows=24, batch_size=8, epochs=3, valid_rows=12)
-
     # --- init from a trained state: nonzero running statistics and num_batches_tracked ---
     run_case(out, "bn_momentum_null_from_trained_init", seed=615, input_shape=[2, 4, 4],
              layers=[{"type": "conv2d", "out_channels": 3, "kernel_size": 3, "padding": 1},
