@@ -1041,15 +1041,15 @@ pub(crate) mod tests {
         // 1, 2 and uneven, more than 16 tiles along a row, groups.
         check(
             &w(vec![axis(9, 3, 1, 1, (1, 1)), axis(8, 3, 1, 1, (1, 1))]),
-            (3, 4, 5, 1),
+            (3, 3, 8, 1),
         );
         check(
             &w(vec![axis(7, 3, 1, 1, (0, 2)), axis(35, 3, 1, 1, (2, 0))]),
-            (2, 8, 12, 2),
+            (2, 8, 18, 2),
         );
         check(
             &w(vec![axis(3, 3, 1, 1, (0, 0)), axis(4, 3, 1, 1, (2, 1))]),
-            (3, 4, 4, 1),
+            (3, 4, 8, 1),
         );
         // A kernel wider than the input with padding.
         check(&w(vec![axis(2, 4, 1, 1, (2, 1))]), (1, 1, 2, 1));
@@ -1119,16 +1119,16 @@ pub(crate) mod tests {
             axes: vec![axis(9, 3, 1, 1, (1, 1)), axis(8, 3, 1, 1, (1, 1))],
         };
         for kind in [ConvKind::Forward, ConvKind::InputGrad, ConvKind::WeightGrad] {
-            let step = ConvStep::new(kind, &square, (3, 4, 5, 1), 1).unwrap();
+            let step = ConvStep::new(kind, &square, (3, 4, 8, 1), 1).unwrap();
             let expected = crate::convkern::available() && crate::winograd::enabled();
             assert_eq!(step.winograd.is_some(), expected, "{step}");
-            // Too few input channels, or a stride of 2: the patch matrix.
-            let few = ConvStep::new(kind, &square, (3, 3, 5, 1), 1).unwrap();
+            // Too few output channels, or a stride of 2: the patch matrix.
+            let few = ConvStep::new(kind, &square, (3, 4, 7, 1), 1).unwrap();
             assert!(few.winograd.is_none());
             let strided = Window {
                 axes: vec![axis(9, 3, 2, 1, (1, 1)), axis(8, 3, 1, 1, (1, 1))],
             };
-            let step = ConvStep::new(kind, &strided, (3, 4, 5, 1), 1).unwrap();
+            let step = ConvStep::new(kind, &strided, (3, 4, 8, 1), 1).unwrap();
             assert!(step.winograd.is_none());
         }
     }
