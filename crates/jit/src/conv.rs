@@ -19,6 +19,7 @@ use gemm::Parallelism;
 use graphc_ir::{AxisWindows, Window};
 
 use crate::team;
+use crate::winograd::Winograd;
 
 /// Smallest product (multiply-adds over the whole step) split across threads.
 const PARALLEL_MIN_MACS: usize = 1 << 21;
@@ -147,6 +148,8 @@ pub(crate) struct ConvStep {
     /// Samples whose patch matrices a weight gradient gathers at once (1 for
     /// the other kinds and without `simd`).
     pub tile: usize,
+    /// The Winograd form the step runs in ([`crate::winograd`]), if any.
+    pub winograd: Option<Winograd>,
     /// Pieces the samples are split in (1 ≤ pieces ≤ n).
     pub pieces: usize,
     /// Offset of `x` (`[N, C, *input]`).
@@ -157,6 +160,26 @@ pub(crate) struct ConvStep {
     pub y: usize,
     /// Offset of the scratch region (`sizes.scratch_len` floats).
     pub scratch: usize,
+}
+
+/// Floats of scratch a step needs with `pieces` pieces: the Winograd form's,
+/// or a patch matrix (`patch` floats) per piece and, for a weight gradient,
+/// a partial sum (`w_len` floats) per piece after the first.
+pub(crate) fn scratch_needed(
+    kind: ConvKind,
+    winograd: Option<&Winograd>,
+    patch: usize,
+    w_len: usize,
+    pieces: usize,
+) -> Option<usize> {
+    if let Some(w) = winograd {
+        return w.scratch(pieces);
+    }
+    let partials = match kind {
+        ConvKind::WeightGrad => w_len.checked_mul(pieces.saturating_sub(1))?,
+        ConvKind::Forward | ConvKind::InputGrad => 0,
+    };
+    patch.checked_mul(pieces)?.checked_add(partials)
 }
 
 /// `(i·len/pieces, (i+1)·len/pieces)`: contiguous, non-empty when `pieces ≤ len`.
@@ -230,6 +253,13 @@ impl ConvStep {
                 ConvKind::WeightGrad => true,
                 ConvKind::Forward | ConvKind::InputGrad => false,
             };
+        // On AVX-512, 3×3 windows with stride and dilation 1 run in the
+        // Winograd domain (no patch matrix).
+        let winograd = if simd && !direct && crate::winograd::enabled() {
+            Winograd::new(kind, &axes, (cg, og, groups), n)
+        } else {
+            None
+        };
         let copies = if transposed { 2 } else { 1 };
         let one = kk.checked_mul(out_sp)?;
         let tile = if simd && kind == ConvKind::WeightGrad && !direct {
@@ -237,17 +267,13 @@ impl ConvStep {
         } else {
             1
         };
-        let patch = if direct {
+        let patch = if direct || winograd.is_some() {
             0
         } else {
             one.checked_mul(copies)?.checked_mul(tile)?
         };
         let w_len = o.checked_mul(kk)?;
-        let partials = match kind {
-            ConvKind::WeightGrad => w_len.checked_mul(pieces - 1)?,
-            ConvKind::Forward | ConvKind::InputGrad => 0,
-        };
-        let scratch_len = patch.checked_mul(pieces)?.checked_add(partials)?;
+        let scratch_len = scratch_needed(kind, winograd.as_ref(), patch, w_len, pieces)?;
         let mut strides = Vec::with_capacity(axes.len());
         let (mut row, mut col, mut x) = (out_sp, 1usize, 1usize);
         for a in axes.iter().rev() {
@@ -283,6 +309,7 @@ impl ConvStep {
             transposed,
             simd,
             tile,
+            winograd,
             pieces,
             x: 0,
             w: 0,
@@ -315,14 +342,13 @@ impl ConvStep {
             return false;
         };
         let s = &self.sizes;
-        let partials = match self.kind {
-            ConvKind::WeightGrad => s.w_len.checked_mul(self.pieces.saturating_sub(1)),
-            ConvKind::Forward | ConvKind::InputGrad => Some(0),
-        };
-        let needed = s
-            .patch
-            .checked_mul(self.pieces)
-            .and_then(|p| p.checked_add(partials?));
+        let needed = scratch_needed(
+            self.kind,
+            self.winograd.as_ref(),
+            s.patch,
+            s.w_len,
+            self.pieces,
+        );
         ConvSizes {
             scratch_len: s.scratch_len,
             ..fresh.sizes
@@ -332,6 +358,7 @@ impl ConvStep {
             && fresh.transposed == self.transposed
             && fresh.simd == self.simd
             && fresh.tile == self.tile
+            && fresh.winograd == self.winograd
             && (1..=self.n).contains(&self.pieces)
             && needed.is_some_and(|needed| needed <= s.scratch_len)
     }
@@ -356,6 +383,13 @@ impl ConvStep {
     /// overlapping none of them, and the step must be [`Self::consistent`]
     /// (both checked by `Plan::validate`).
     pub(crate) unsafe fn run(&self, base: *mut f32) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(w) = &self.winograd {
+            // SAFETY: the caller's guarantee; `winograd` is set only with
+            // `simd` (the CPU has AVX-512), and `consistent` recomputes it.
+            unsafe { w.run(self, base) };
+            return;
+        }
         let shared = Base(base);
         let job = |piece: usize| {
             let b = shared;
@@ -782,7 +816,11 @@ impl fmt::Display for ConvStep {
             self.sizes.scratch_len,
             self.pieces,
             if self.direct { ", direct" } else { "" }
-        )
+        )?;
+        if self.winograd.is_some() {
+            write!(f, ", winograd")?;
+        }
+        Ok(())
     }
 }
 
@@ -880,8 +918,45 @@ pub(crate) mod tests {
         (z >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
     }
 
-    /// Runs every kind of `window` with `dims` on 1 and 2 pieces against the
-    /// definition.
+    /// The step as this CPU runs it, then (where they differ) on the paths
+    /// a CPU without AVX-512 takes, or with `GRAPHC_WINOGRAD=0`: the patch
+    /// matrix with the AVX-512 kernels, and with the `gemm` crate.
+    fn paths(step: ConvStep) -> Vec<ConvStep> {
+        let mut out = vec![step.clone()];
+        let retarget = |mut s: ConvStep, simd: bool| {
+            s.winograd = None;
+            s.simd = simd;
+            s.transposed = !simd
+                && !s.direct
+                && s.sizes.og >= TRANSPOSE_MIN_OG
+                && s.kind == ConvKind::WeightGrad;
+            s.tile = if simd && s.kind == ConvKind::WeightGrad && !s.direct {
+                (PATCH_TILE_FLOATS / s.sizes.kk.checked_mul(s.sizes.out_sp).unwrap().max(1))
+                    .clamp(1, s.n)
+            } else {
+                1
+            };
+            let copies = if s.transposed { 2 } else { 1 };
+            s.sizes.patch = if s.direct {
+                0
+            } else {
+                s.sizes.kk * s.sizes.out_sp * copies * s.tile
+            };
+            s.sizes.scratch_len =
+                scratch_needed(s.kind, None, s.sizes.patch, s.sizes.w_len, s.pieces).unwrap();
+            s
+        };
+        if step.winograd.is_some() {
+            out.push(retarget(step.clone(), true));
+        }
+        if step.simd {
+            out.push(retarget(step, false));
+        }
+        out
+    }
+
+    /// Runs every kind of `window` with `dims` on 1 and 2 pieces, on each of
+    /// [`paths`], against the definition.
     fn check(window: &Window, dims: (usize, usize, usize, usize)) {
         for kind in [ConvKind::Forward, ConvKind::InputGrad, ConvKind::WeightGrad] {
             for threads in [1, 2] {
@@ -890,37 +965,48 @@ pub(crate) mod tests {
                     // Force a split whatever the size, and its scratch.
                     let fresh = ConvStep::new(kind, window, dims, 1).unwrap();
                     step.pieces = 2;
-                    step.sizes.scratch_len = fresh.sizes.patch * 2
-                        + match kind {
-                            ConvKind::WeightGrad => fresh.sizes.w_len,
-                            ConvKind::Forward | ConvKind::InputGrad => 0,
-                        };
+                    let s = fresh.sizes;
+                    step.sizes.scratch_len =
+                        scratch_needed(kind, fresh.winograd.as_ref(), s.patch, s.w_len, 2).unwrap();
                 }
                 assert!(step.consistent(), "{step}");
-                let s = step.sizes;
-                step.x = 0;
-                step.w = s.x_len;
-                step.y = s.x_len + s.w_len;
-                step.scratch = step.y + s.y_len;
-                let mut arena: Vec<f32> = (0..step.scratch + s.scratch_len)
-                    .map(|i| noise(i, 7))
-                    .collect();
-                let x = arena[..s.x_len].to_vec();
-                let w = arena[step.w..step.y].to_vec();
-                let y = arena[step.y..step.scratch].to_vec();
-                let expected = reference(&step, &x, &w, &y);
-                // SAFETY: the arena holds the three buffers and the scratch, one
-                // after another.
-                unsafe { step.run(arena.as_mut_ptr()) };
-                let (offset, _) = step.buffers().1;
-                for (i, &e) in expected.iter().enumerate() {
-                    let got = arena[offset + i] as f64;
-                    assert!(
-                        (got - e).abs() <= 1e-5 * (1.0 + e.abs()),
-                        "{step}: element {i}: {got} vs {e}"
-                    );
+                for step in paths(step) {
+                    run_against_definition(step);
                 }
             }
+        }
+    }
+
+    /// Runs `step` on noise in [-1, 1] (from `seed`): the definition's
+    /// values of the written buffer, and the step's.
+    fn run_on_noise(mut step: ConvStep, seed: u64) -> (ConvStep, Vec<f64>, Vec<f32>) {
+        let s = step.sizes;
+        step.x = 0;
+        step.w = s.x_len;
+        step.y = s.x_len + s.w_len;
+        step.scratch = step.y + s.y_len;
+        let mut arena: Vec<f32> = (0..step.scratch + s.scratch_len)
+            .map(|i| noise(i, seed))
+            .collect();
+        let (x, w) = (arena[..s.x_len].to_vec(), arena[step.w..step.y].to_vec());
+        let y = arena[step.y..step.scratch].to_vec();
+        let expected = reference(&step, &x, &w, &y);
+        // SAFETY: the arena holds the three buffers and the scratch, one
+        // after another.
+        unsafe { step.run(arena.as_mut_ptr()) };
+        let (offset, len) = step.buffers().1;
+        (step, expected, arena[offset..offset + len].to_vec())
+    }
+
+    /// Runs `step` on noise against [`reference`].
+    fn run_against_definition(step: ConvStep) {
+        let (step, expected, got) = run_on_noise(step, 7);
+        for (i, (&e, &got)) in expected.iter().zip(&got).enumerate() {
+            let got = got as f64;
+            assert!(
+                (got - e).abs() <= 1e-5 * (1.0 + e.abs()),
+                "{step}: element {i}: {got} vs {e}"
+            );
         }
     }
 
@@ -951,6 +1037,20 @@ pub(crate) mod tests {
             &w(vec![axis(6, 3, 1, 1, (1, 1)), axis(5, 2, 2, 1, (0, 1))]),
             (2, 4, 64, 2),
         );
+        // 3×3, stride 1 (the Winograd form on AVX-512): odd sizes, padding 0,
+        // 1, 2 and uneven, more than 16 tiles along a row, groups.
+        check(
+            &w(vec![axis(9, 3, 1, 1, (1, 1)), axis(8, 3, 1, 1, (1, 1))]),
+            (3, 3, 8, 1),
+        );
+        check(
+            &w(vec![axis(7, 3, 1, 1, (0, 2)), axis(35, 3, 1, 1, (2, 0))]),
+            (2, 8, 18, 2),
+        );
+        check(
+            &w(vec![axis(3, 3, 1, 1, (0, 0)), axis(4, 3, 1, 1, (2, 1))]),
+            (3, 4, 8, 1),
+        );
         // A kernel wider than the input with padding.
         check(&w(vec![axis(2, 4, 1, 1, (2, 1))]), (1, 1, 2, 1));
     }
@@ -970,6 +1070,67 @@ pub(crate) mod tests {
         assert_eq!(a.inside(1), (0, 3));
         assert_eq!(a.inside(2), (0, 2));
         assert_eq!(a.position(1, 0), 1);
+    }
+
+    /// The largest absolute error of `step` on noise in [-1, 1] against the
+    /// f64 definition.
+    fn max_error(step: ConvStep) -> f64 {
+        let (_, expected, got) = run_on_noise(step, 11);
+        expected
+            .iter()
+            .zip(&got)
+            .map(|(&e, &got)| (got as f64 - e).abs())
+            .fold(0.0, f64::max)
+    }
+
+    /// A convnet-like layer (16 → 16 channels, 16×16, pad 1, two samples;
+    /// the f64 definition is slow in debug builds): the Winograd form's error
+    /// against the f64 definition within the bound of docs/architecture.md,
+    /// printed next to the patch matrix's (`--nocapture`).
+    #[test]
+    fn the_winograd_error_on_convnet_like_shapes_is_within_its_bound() {
+        let window = Window {
+            axes: vec![axis(16, 3, 1, 1, (1, 1)), axis(16, 3, 1, 1, (1, 1))],
+        };
+        let gamma = |k: usize| {
+            let ku = k as f64 * f64::powi(2.0, -24);
+            ku / (1.0 - ku)
+        };
+        let (n, c) = (2, 16);
+        let tiles = n * 8 * 8;
+        for (kind, bound) in [
+            (ConvKind::Forward, gamma(c + 11) * 64.0 * c as f64),
+            (ConvKind::InputGrad, gamma(c + 11) * 64.0 * c as f64),
+            (ConvKind::WeightGrad, gamma(tiles + 9) * 36.0 * tiles as f64),
+        ] {
+            let step = ConvStep::new(kind, &window, (n, c, c, 1), 1).unwrap();
+            let Some(patch) = paths(step.clone()).into_iter().nth(1) else {
+                return; // no AVX-512: no Winograd form to measure
+            };
+            let (wino, direct) = (max_error(step), max_error(patch));
+            println!("{kind:?}: Winograd {wino:.3e}, patch matrix {direct:.3e}, bound {bound:.3e}");
+            assert!(wino <= bound, "{kind:?}: {wino} over the bound {bound}");
+        }
+    }
+
+    #[test]
+    fn three_by_three_windows_with_stride_one_run_in_the_winograd_domain_on_avx512() {
+        let square = Window {
+            axes: vec![axis(9, 3, 1, 1, (1, 1)), axis(8, 3, 1, 1, (1, 1))],
+        };
+        for kind in [ConvKind::Forward, ConvKind::InputGrad, ConvKind::WeightGrad] {
+            let step = ConvStep::new(kind, &square, (3, 4, 8, 1), 1).unwrap();
+            let expected = crate::convkern::available() && crate::winograd::enabled();
+            assert_eq!(step.winograd.is_some(), expected, "{step}");
+            // Too few output channels, or a stride of 2: the patch matrix.
+            let few = ConvStep::new(kind, &square, (3, 4, 7, 1), 1).unwrap();
+            assert!(few.winograd.is_none());
+            let strided = Window {
+                axes: vec![axis(9, 3, 2, 1, (1, 1)), axis(8, 3, 1, 1, (1, 1))],
+            };
+            let step = ConvStep::new(kind, &strided, (3, 4, 8, 1), 1).unwrap();
+            assert!(step.winograd.is_none());
+        }
     }
 
     #[test]

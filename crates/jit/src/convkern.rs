@@ -46,8 +46,15 @@ pub(crate) struct Mat<P> {
     pub cs: usize,
 }
 
+impl<P> Mat<P> {
+    /// A row-major matrix with rows `rs` apart.
+    pub(crate) fn rows(ptr: P, rs: usize) -> Mat<P> {
+        Mat { ptr, rs, cs: 1 }
+    }
+}
+
 /// The mask of the first `len` lanes (all 16 from 16 on).
-fn lanes(len: usize) -> u16 {
+pub(crate) fn lanes(len: usize) -> u16 {
     if len >= 16 {
         u16::MAX
     } else {

@@ -16,7 +16,8 @@
 //! `gemm` runs matrix products (plain loops, dot products or the `gemm`
 //! crate, in blocks); `conv` runs convolutions and their gradients (im2col
 //! into an arena scratch region live for that step only, then `gemm`; col2im
-//! for the input gradient) and `pool` max pooling and its gradient (plain
+//! for the input gradient; `winograd` for 3×3 windows with stride 1 on
+//! AVX-512) and `pool` max pooling and its gradient (plain
 //! loops, the interpreter's argmax bit for bit); `exec` checks arguments and
 //! runs the step, splitting large kernels, products, convolutions (by
 //! samples) and poolings (by planes) across the cores through `team`.
@@ -42,6 +43,7 @@ mod pool;
 mod simd;
 mod team;
 mod validate;
+mod winograd;
 
 use graphc_ir::{Backend, DType, Executable, Graph, IrError};
 

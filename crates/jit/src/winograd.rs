@@ -1,0 +1,683 @@
+//! Winograd F(2×2, 3×3) for the 2-d, 3×3, stride-1, dilation-1 convolutions
+//! and their two gradients on AVX-512 CPUs: 16 multiplies per 2×2 outputs
+//! and channel pair instead of 36.
+//!
+//! All three products are one correlation of a source plane with a 3×3
+//! kernel, `dst[i][j] = Σ_{a,b} src[i + oy + a][j + ox + b] · g[a][b]` (the
+//! source zero outside itself): the forward pass with `x` as source and
+//! `oy = −pad`; the input gradient with `dy` as source, the kernel flipped and
+//! its channels swapped, and `oy = pad − 2`. The destination is cut in 2×2
+//! tiles; tile `t` reads the 4×4 source patch `d` at its origin, and with
+//! Lavin and Gray's matrices (`BT`, `G`, `AT` below)
+//!
+//! - `V[ξ][c][t] = (Bᵀ d B)[ξ]` (input transform, 16 tiles at a time in
+//!   vectors: the source rows are first split into even and odd columns, so a
+//!   tile's four columns are four unaligned loads),
+//! - `U[ξ][k][c] = (G g G^T)[ξ]` (kernel transform, once per step),
+//! - `M[ξ] = U[ξ] · V[ξ]`, 16 products `[K × C] · [C × tiles]` on
+//!   [`crate::convkern::bcast`],
+//! - the tile's outputs `Aᵀ M A` (output transform, interleaved back into rows).
+//!
+//! The weight gradient differentiates that: with `Ŷ = A dy Aᵀ` per tile (`dy`
+//! its 2×2 outputs' gradient), `∂L/∂U[ξ][k][c] = Σ_tiles Ŷ[ξ][k][t] · V[ξ][c][t]`
+//! (16 products summed over the tiles of several samples on
+//! [`crate::convkern::dot`]) and `∂L/∂g = Gᵀ (∂L/∂U) G`.
+//!
+//! Every coefficient is 0, ±1 or ±½: on values whose sums are exact (a grid
+//! of multiples of a power of two, small enough) the results are the exact
+//! ones, as a GEMM's are. Rounding otherwise: docs/architecture.md gives the
+//! bound the tests use.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+#[cfg(target_arch = "x86_64")]
+use crate::conv::{even_piece, Base};
+use crate::conv::{ConvAxis, ConvKind};
+#[cfg(target_arch = "x86_64")]
+use crate::convkern::lanes;
+
+/// Whether 3×3 convolutions may run in the Winograd domain: unless
+/// `GRAPHC_WINOGRAD=0` (to measure or compare against the patch-matrix path).
+pub(crate) fn enabled() -> bool {
+    static ENABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ENABLED.get_or_init(|| std::env::var("GRAPHC_WINOGRAD").as_deref() != Ok("0"))
+}
+
+/// Output channels per group a convolution needs to run in the Winograd
+/// domain (the rows of its forward products). With fewer, the golden
+/// `tests/goldens/cnn/lenet_mixed` (a 4 → 6 channel layer trained with Adam)
+/// drifted past its tolerance (rtol 1e-3 on the weights: Adam turns the
+/// different rounding of near-zero gradients into whole steps), and the
+/// transforms cost more per product.
+const MIN_OUT_CHANNELS: usize = 8;
+
+/// Floats of one piece's weight-gradient tile (transformed inputs and output
+/// gradients of several samples) at most, unless one sample needs more: as
+/// the patch matrices' tile (`conv::PATCH_TILE_FLOATS`). Twice this made
+/// convnet's arena 11.33 M floats, over issue 12's memory budget (11.25 M).
+const WEIGHT_TILE_FLOATS: usize = 1 << 17;
+
+/// `G` (4 × 3): the kernel transform `U = G g Gᵀ`.
+#[cfg(target_arch = "x86_64")]
+const G: [[f32; 3]; 4] = [
+    [1.0, 0.0, 0.0],
+    [0.5, 0.5, 0.5],
+    [0.5, -0.5, 0.5],
+    [0.0, 0.0, 1.0],
+];
+
+/// A convolution's Winograd form: the correlation's planes and tiles, and the
+/// scratch layout. `k` is the destination's channels per group, `c` the
+/// source's (for the weight gradient: `k` those of `dy`, `c` those of `x`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Winograd {
+    /// Source plane `(rows, cols)`.
+    src: (usize, usize),
+    /// Destination plane `(rows, cols)` (for the weight gradient: `dy`'s).
+    dst: (usize, usize),
+    /// Source position of destination `(0, 0)`'s first tap.
+    off: (isize, isize),
+    /// Tiles `(rows, cols)`: `ceil(dst / 2)`.
+    tiles: (usize, usize),
+    /// Destination channels per group.
+    k: usize,
+    /// Source channels per group.
+    c: usize,
+    /// Channel groups.
+    groups: usize,
+    /// Samples a weight gradient transforms at once (1 otherwise).
+    samples: usize,
+    /// Floats of the transformed kernels shared by the pieces (0 for the
+    /// weight gradient).
+    shared: usize,
+    /// Floats of one piece's scratch.
+    piece: usize,
+}
+
+impl Winograd {
+    /// The Winograd form of a convolution of `kind` over `axes` with `cg`
+    /// input and `og` output channels per group in `groups` groups, if the
+    /// window is 2-d, 3×3, with stride and dilation 1 and at least
+    /// [`MIN_OUT_CHANNELS`] output channels per group; `None` otherwise or
+    /// when a size overflows.
+    pub(crate) fn new(
+        kind: ConvKind,
+        axes: &[ConvAxis],
+        (cg, og, groups): (usize, usize, usize),
+        n: usize,
+    ) -> Option<Winograd> {
+        let [a0, a1] = axes else { return None };
+        if og < MIN_OUT_CHANNELS {
+            return None;
+        }
+        if [a0, a1]
+            .iter()
+            .any(|a| a.kernel != 3 || a.stride != 1 || a.dilation != 1)
+        {
+            return None;
+        }
+        let pad = |a: &ConvAxis| isize::try_from(a.pad_lo).ok();
+        let (src, dst, off, k, c) = match kind {
+            ConvKind::Forward | ConvKind::WeightGrad => (
+                (a0.input, a1.input),
+                (a0.output, a1.output),
+                (-pad(a0)?, -pad(a1)?),
+                og,
+                cg,
+            ),
+            ConvKind::InputGrad => (
+                (a0.output, a1.output),
+                (a0.input, a1.input),
+                (pad(a0)? - 2, pad(a1)? - 2),
+                cg,
+                og,
+            ),
+        };
+        let tiles = (dst.0.div_ceil(2), dst.1.div_ceil(2));
+        let t = tiles.0.checked_mul(tiles.1)?;
+        // Even and odd columns of the source rows one channel's tiles read.
+        let split = tiles
+            .0
+            .checked_mul(2)?
+            .checked_add(2)?
+            .checked_mul(tiles.1.checked_add(1)?)?
+            .checked_mul(2)?;
+        let kc = 16usize.checked_mul(k)?.checked_mul(c)?;
+        let kernels = kc.checked_mul(groups)?;
+        let per_sample = 16usize.checked_mul(k.checked_add(c)?)?.checked_mul(t)?;
+        let (samples, shared, piece) = match kind {
+            ConvKind::Forward | ConvKind::InputGrad => (1, kernels, split.checked_add(per_sample)?),
+            ConvKind::WeightGrad => {
+                let samples = (WEIGHT_TILE_FLOATS / per_sample.max(1)).clamp(1, n.max(1));
+                let tile = per_sample.checked_mul(samples)?;
+                (samples, 0, kernels.checked_add(split)?.checked_add(tile)?)
+            }
+        };
+        Some(Winograd {
+            src,
+            dst,
+            off,
+            tiles,
+            k,
+            c,
+            groups,
+            samples,
+            shared,
+            piece,
+        })
+    }
+
+    /// Floats of scratch for `pieces` pieces.
+    pub(crate) fn scratch(&self, pieces: usize) -> Option<usize> {
+        self.piece.checked_mul(pieces)?.checked_add(self.shared)
+    }
+}
+
+/// `G g Gᵀ`, row-major 4 × 4.
+#[cfg(target_arch = "x86_64")]
+fn kernel_transform(g: &[[f32; 3]; 3]) -> [f32; 16] {
+    let mut t = [[0.0f32; 3]; 4];
+    for (i, t) in t.iter_mut().enumerate() {
+        for (b, t) in t.iter_mut().enumerate() {
+            *t = G[i][0] * g[0][b] + G[i][1] * g[1][b] + G[i][2] * g[2][b];
+        }
+    }
+    let mut u = [0.0f32; 16];
+    for (i, t) in t.iter().enumerate() {
+        for (j, g) in G.iter().enumerate() {
+            u[4 * i + j] = t[0] * g[0] + t[1] * g[1] + t[2] * g[2];
+        }
+    }
+    u
+}
+
+/// `Gᵀ m G`, the gradient of [`kernel_transform`]: row-major 3 × 3.
+#[cfg(target_arch = "x86_64")]
+fn kernel_gradient(m: &[f32; 16]) -> [f32; 9] {
+    let mut t = [[0.0f32; 4]; 3];
+    for (a, t) in t.iter_mut().enumerate() {
+        for (j, t) in t.iter_mut().enumerate() {
+            *t = G[0][a] * m[j] + G[1][a] * m[4 + j] + G[2][a] * m[8 + j] + G[3][a] * m[12 + j];
+        }
+    }
+    let mut out = [0.0f32; 9];
+    for (a, t) in t.iter().enumerate() {
+        for b in 0..3 {
+            out[3 * a + b] = t[0] * G[0][b] + t[1] * G[1][b] + t[2] * G[2][b] + t[3] * G[3][b];
+        }
+    }
+    out
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Winograd {
+    /// Floats of one channel's even and odd source columns.
+    fn split_len(&self) -> usize {
+        (2 * self.tiles.0 + 2) * (self.tiles.1 + 1) * 2
+    }
+
+    /// Tiles per sample.
+    fn tile_count(&self) -> usize {
+        self.tiles.0 * self.tiles.1
+    }
+
+    /// Runs `step` (whose `winograd` is `self`) on the arena at `base`.
+    ///
+    /// # Safety
+    /// As [`crate::conv::ConvStep::run`]; the CPU has AVX-512 (`step.simd`).
+    pub(crate) unsafe fn run(&self, step: &crate::conv::ConvStep, base: *mut f32) {
+        if step.kind != ConvKind::WeightGrad {
+            // SAFETY: the caller's guarantee: the weight and the scratch's
+            // shared part are inside the arena.
+            unsafe { self.kernels(step, base) };
+        }
+        let shared = Base(base);
+        let job = |piece: usize| {
+            let b = shared;
+            let (lo, hi) = even_piece(step.n, step.pieces, piece);
+            // SAFETY: the caller's guarantee; pieces cover disjoint samples
+            // and use their own scratch.
+            unsafe { self.samples(step, b.0, piece, lo, hi) }
+        };
+        if step.pieces <= 1 {
+            job(0);
+        } else {
+            crate::team::run(step.pieces, &job);
+        }
+        if step.kind == ConvKind::WeightGrad {
+            // SAFETY: the pieces' sums and the weight gradient are inside the
+            // arena, apart (the caller's guarantee).
+            unsafe { self.weight_gradient(step, base) };
+        }
+    }
+
+    /// The piece's scratch.
+    ///
+    /// # Safety
+    /// `piece < step.pieces` and the scratch inside the arena at `base`.
+    unsafe fn piece_scratch(
+        &self,
+        step: &crate::conv::ConvStep,
+        base: *mut f32,
+        piece: usize,
+    ) -> *mut f32 {
+        // SAFETY: the caller's guarantee.
+        unsafe { base.add(step.scratch + self.shared + piece * self.piece) }
+    }
+
+    /// The transformed kernels `U[g][ξ][k][c]` into the scratch's shared part.
+    ///
+    /// # Safety
+    /// As [`Self::run`], for a forward step or an input gradient.
+    unsafe fn kernels(&self, step: &crate::conv::ConvStep, base: *mut f32) {
+        let (og, cg) = (step.sizes.og, step.sizes.cg);
+        let (k, c) = (self.k, self.c);
+        // SAFETY: g < groups, kd < k, cs < c index w's `[O, C/G, 3, 3]` floats
+        // and the shared part's groups · 16 · k · c floats.
+        unsafe {
+            let w = base.add(step.w).cast_const();
+            let u = base.add(step.scratch);
+            for g in 0..self.groups {
+                for kd in 0..k {
+                    for cs in 0..c {
+                        let mut gk = [[0.0f32; 3]; 3];
+                        for (a, row) in gk.iter_mut().enumerate() {
+                            for (b, v) in row.iter_mut().enumerate() {
+                                *v = match step.kind {
+                                    ConvKind::Forward => {
+                                        *w.add(((g * og + kd) * cg + cs) * 9 + 3 * a + b)
+                                    }
+                                    ConvKind::InputGrad | ConvKind::WeightGrad => {
+                                        *w.add(((g * og + cs) * cg + kd) * 9 + 3 * (2 - a) + 2 - b)
+                                    }
+                                };
+                            }
+                        }
+                        for (xi, &v) in kernel_transform(&gk).iter().enumerate() {
+                            *u.add(((g * 16 + xi) * k + kd) * c + cs) = v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Samples `lo..hi` with piece `piece`'s scratch.
+    ///
+    /// # Safety
+    /// As [`Self::run`], `lo ≤ hi ≤ n`.
+    unsafe fn samples(
+        &self,
+        step: &crate::conv::ConvStep,
+        base: *mut f32,
+        piece: usize,
+        lo: usize,
+        hi: usize,
+    ) {
+        use crate::convkern::{bcast, dot, Mat};
+        let s = &step.sizes;
+        let (cg, og, in_sp, out_sp) = (s.cg, s.og, s.in_sp, s.out_sp);
+        let (k, c, t) = (self.k, self.c, self.tile_count());
+        // SAFETY: samples < n, groups < G and channels below their counts
+        // address planes inside x and y; the piece's scratch holds (weight
+        // gradient) the sums, then the split columns, `V` and `M` or `Ŷ`, as
+        // `new` sized them.
+        unsafe {
+            let x_of = |n: usize, g: usize, ch: usize| {
+                base.add(step.x + (n * step.c + g * cg + ch) * in_sp)
+            };
+            let y_of = |n: usize, g: usize, ch: usize| {
+                base.add(step.y + (n * step.o + g * og + ch) * out_sp)
+            };
+            let scratch = self.piece_scratch(step, base, piece);
+            match step.kind {
+                ConvKind::Forward | ConvKind::InputGrad => {
+                    let split = scratch;
+                    let v = split.add(self.split_len());
+                    let m = v.add(16 * c * t);
+                    let u = base.add(step.scratch).cast_const();
+                    let forward = step.kind == ConvKind::Forward;
+                    for n in lo..hi {
+                        for g in 0..self.groups {
+                            for ch in 0..c {
+                                let src = if forward {
+                                    x_of(n, g, ch)
+                                } else {
+                                    y_of(n, g, ch)
+                                };
+                                self.split_plane(src, split);
+                                self.input_tiles(split, v.add(ch * t), c * t);
+                            }
+                            for xi in 0..16 {
+                                let a = Mat::rows(u.add((g * 16 + xi) * k * c), c);
+                                let b = Mat::rows(v.add(xi * c * t).cast_const(), t);
+                                let dst = Mat::rows(m.add(xi * k * t), t);
+                                bcast((k, t, c), a, b, dst, false);
+                            }
+                            for kd in 0..k {
+                                let dst = if forward {
+                                    y_of(n, g, kd)
+                                } else {
+                                    x_of(n, g, kd)
+                                };
+                                self.output_tiles(m.add(kd * t), k * t, dst);
+                            }
+                        }
+                    }
+                }
+                ConvKind::WeightGrad => {
+                    let sums = scratch;
+                    let split = sums.add(self.groups * 16 * k * c);
+                    let v = split.add(self.split_len());
+                    let row = self.samples * t;
+                    let yh = v.add(16 * c * row);
+                    if lo == hi {
+                        std::ptr::write_bytes(sums, 0, self.groups * 16 * k * c);
+                    }
+                    let mut t0 = lo;
+                    while t0 < hi {
+                        let t1 = (t0 + self.samples).min(hi);
+                        for g in 0..self.groups {
+                            for n in t0..t1 {
+                                let at = (n - t0) * t;
+                                for ch in 0..c {
+                                    self.split_plane(x_of(n, g, ch), split);
+                                    self.input_tiles(split, v.add(ch * row + at), c * row);
+                                }
+                                for kd in 0..k {
+                                    self.gradient_tiles(
+                                        y_of(n, g, kd),
+                                        yh.add(kd * row + at),
+                                        k * row,
+                                    );
+                                }
+                            }
+                            let len = (t1 - t0) * t;
+                            for xi in 0..16 {
+                                let a = Mat::rows(yh.add(xi * k * row).cast_const(), row);
+                                let b = Mat::rows(v.add(xi * c * row).cast_const(), row);
+                                let dst = Mat::rows(sums.add((g * 16 + xi) * k * c), c);
+                                dot((k, c, len), 1, (a, 0), (b, 0), dst, t0 > lo);
+                            }
+                        }
+                        t0 = t1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The pieces' sums of `∂L/∂U` added up and transformed into the weight
+    /// gradient.
+    ///
+    /// # Safety
+    /// As [`Self::run`], for a weight gradient, after every piece ran.
+    unsafe fn weight_gradient(&self, step: &crate::conv::ConvStep, base: *mut f32) {
+        let (k, c) = (self.k, self.c);
+        let len = self.groups * 16 * k * c;
+        // SAFETY: each piece's sums are its scratch's first `len` floats; the
+        // weight gradient holds groups · k · c · 9 floats.
+        unsafe {
+            let sums = self.piece_scratch(step, base, 0);
+            for p in 1..step.pieces {
+                let other = self.piece_scratch(step, base, p);
+                for i in 0..len {
+                    *sums.add(i) += *other.add(i);
+                }
+            }
+            let dw = base.add(step.w);
+            for g in 0..self.groups {
+                for kd in 0..k {
+                    for cs in 0..c {
+                        let m: [f32; 16] =
+                            std::array::from_fn(|xi| *sums.add(((g * 16 + xi) * k + kd) * c + cs));
+                        let out = dw.add(((g * k + kd) * c + cs) * 9);
+                        for (i, v) in kernel_gradient(&m).into_iter().enumerate() {
+                            *out.add(i) = v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Lane indices for `_mm512_permutex2var_ps`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn indices(f: fn(i32) -> i32) -> __m512i {
+    let lanes: [i32; 16] = std::array::from_fn(|i| f(i as i32));
+    // SAFETY: 16 i32 read from a 16-element array.
+    unsafe { _mm512_loadu_si512(lanes.as_ptr().cast()) }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Winograd {
+    /// The even and odd columns of the source rows one channel's tiles read:
+    /// row `r` (source row `r + oy`, zeros outside) at `split + r·L` (even)
+    /// and `split + (R + r)·L` (odd), `R = 2·tile rows + 2` rows of `L = tile
+    /// cols + 1` floats; column `q` is source column `q + ox`.
+    ///
+    /// # Safety
+    /// `src` holds the source plane, `split` [`Self::split_len`] floats.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn split_plane(&self, src: *const f32, split: *mut f32) {
+        let (rows, l) = (2 * self.tiles.0 + 2, self.tiles.1 + 1);
+        let (sr, sc) = (self.src.0 as isize, self.src.1 as isize);
+        let (even, odd) = (indices(|i| 2 * i), indices(|i| 2 * i + 1));
+        for r in 0..rows {
+            let y = r as isize + self.off.0;
+            // SAFETY: rows r < R of both halves; source row y inside the
+            // plane; the loads' lanes masked to source columns 0..sc (masked
+            // lanes touch no memory), the stores' to columns < L.
+            unsafe {
+                let (e, o) = (split.add(r * l), split.add((rows + r) * l));
+                if y < 0 || y >= sr {
+                    std::ptr::write_bytes(e, 0, l);
+                    std::ptr::write_bytes(o, 0, l);
+                    continue;
+                }
+                let srow = src.add(y as usize * self.src.1);
+                let mut t0 = 0;
+                while t0 < l {
+                    let first = self.off.1 + 2 * t0 as isize;
+                    let (lo, hi) = ((-first).clamp(0, 32), (sc - first).clamp(0, 32));
+                    let valid: u32 = if hi > lo {
+                        let upto = |n: isize| if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
+                        upto(hi) & !upto(lo)
+                    } else {
+                        0
+                    };
+                    let p = srow.wrapping_offset(first);
+                    let a = _mm512_maskz_loadu_ps(valid as u16, p);
+                    let b = _mm512_maskz_loadu_ps((valid >> 16) as u16, p.wrapping_add(16));
+                    let store = lanes(l - t0);
+                    _mm512_mask_storeu_ps(e.add(t0), store, _mm512_permutex2var_ps(a, even, b));
+                    _mm512_mask_storeu_ps(o.add(t0), store, _mm512_permutex2var_ps(a, odd, b));
+                    t0 += 16;
+                }
+            }
+        }
+    }
+
+    /// `V = Bᵀ d B` of every tile of one channel from its split columns: `V[ξ]`
+    /// at `v + ξ·stride`, tile `ty·TW + tx`.
+    ///
+    /// # Safety
+    /// `split` as [`Self::split_plane`] left it; `v + ξ·stride` holds the
+    /// channel's tiles for each ξ < 16.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn input_tiles(&self, split: *const f32, v: *mut f32, stride: usize) {
+        let (th, tw) = self.tiles;
+        let (rows, l) = (2 * th + 2, tw + 1);
+        for ty in 0..th {
+            let mut tx0 = 0;
+            while tx0 < tw {
+                let mask = lanes(tw - tx0);
+                // SAFETY: rows 2ty + i < R and columns tx0 + lane (+ 1) ≤ tw
+                // < L for the lanes in `mask`; V's tiles ty·tw + tx < th·tw.
+                unsafe {
+                    let mut d = [[_mm512_setzero_ps(); 4]; 4];
+                    for (i, d) in d.iter_mut().enumerate() {
+                        let e = split.add((2 * ty + i) * l + tx0);
+                        let o = split.add((rows + 2 * ty + i) * l + tx0);
+                        *d = [
+                            _mm512_maskz_loadu_ps(mask, e),
+                            _mm512_maskz_loadu_ps(mask, o),
+                            _mm512_maskz_loadu_ps(mask, e.add(1)),
+                            _mm512_maskz_loadu_ps(mask, o.add(1)),
+                        ];
+                    }
+                    // Bᵀ d: rows d0 − d2, d1 + d2, d2 − d1, d1 − d3.
+                    let mut b = [[_mm512_setzero_ps(); 4]; 4];
+                    for j in 0..4 {
+                        b[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
+                        b[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
+                        b[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
+                        b[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
+                    }
+                    let out = v.add(ty * tw + tx0);
+                    for (i, b) in b.iter().enumerate() {
+                        let row = [
+                            _mm512_sub_ps(b[0], b[2]),
+                            _mm512_add_ps(b[1], b[2]),
+                            _mm512_sub_ps(b[2], b[1]),
+                            _mm512_sub_ps(b[1], b[3]),
+                        ];
+                        for (j, r) in row.into_iter().enumerate() {
+                            _mm512_mask_storeu_ps(out.add((4 * i + j) * stride), mask, r);
+                        }
+                    }
+                }
+                tx0 += 16;
+            }
+        }
+    }
+
+    /// One destination channel's outputs `Aᵀ M A` from its `M[ξ]` at
+    /// `m + ξ·stride`, interleaved into the rows of the plane `dst` (every
+    /// element written).
+    ///
+    /// # Safety
+    /// `m + ξ·stride` holds the channel's tiles for each ξ < 16; `dst` the
+    /// destination plane.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn output_tiles(&self, m: *const f32, stride: usize, dst: *mut f32) {
+        let (th, tw) = self.tiles;
+        let (dr, dc) = self.dst;
+        let zip_lo = indices(|i| (i / 2) + 16 * (i % 2));
+        let zip_hi = indices(|i| 8 + (i / 2) + 16 * (i % 2));
+        for ty in 0..th {
+            let mut tx0 = 0;
+            while tx0 < tw {
+                let mask = lanes(tw - tx0);
+                // SAFETY: tiles ty·tw + tx < th·tw of each M[ξ]; destination
+                // rows 2ty + i < dr and columns masked to < dc.
+                unsafe {
+                    let at = m.add(ty * tw + tx0);
+                    let mut q = [_mm512_setzero_ps(); 16];
+                    for (xi, q) in q.iter_mut().enumerate() {
+                        *q = _mm512_maskz_loadu_ps(mask, at.add(xi * stride));
+                    }
+                    // Aᵀ M: rows m0 + m1 + m2, m1 − m2 − m3.
+                    let mut s = [[_mm512_setzero_ps(); 4]; 2];
+                    for j in 0..4 {
+                        s[0][j] = _mm512_add_ps(_mm512_add_ps(q[j], q[4 + j]), q[8 + j]);
+                        s[1][j] = _mm512_sub_ps(_mm512_sub_ps(q[4 + j], q[8 + j]), q[12 + j]);
+                    }
+                    let col = 2 * tx0;
+                    let count = dc - col;
+                    for (i, s) in s.iter().enumerate() {
+                        let r = 2 * ty + i;
+                        if r >= dr {
+                            continue;
+                        }
+                        let y0 = _mm512_add_ps(_mm512_add_ps(s[0], s[1]), s[2]);
+                        let y1 = _mm512_sub_ps(_mm512_sub_ps(s[1], s[2]), s[3]);
+                        let p = dst.add(r * dc + col);
+                        _mm512_mask_storeu_ps(
+                            p,
+                            lanes(count),
+                            _mm512_permutex2var_ps(y0, zip_lo, y1),
+                        );
+                        _mm512_mask_storeu_ps(
+                            p.wrapping_add(16),
+                            lanes(count.saturating_sub(16)),
+                            _mm512_permutex2var_ps(y0, zip_hi, y1),
+                        );
+                    }
+                }
+                tx0 += 16;
+            }
+        }
+    }
+
+    /// `Ŷ = A e Aᵀ` of every tile of one channel of `dy` (`e` the tile's 2×2
+    /// gradients, zeros past the plane): `Ŷ[ξ]` at `yh + ξ·stride`.
+    ///
+    /// # Safety
+    /// `dy` holds the destination plane; `yh + ξ·stride` the channel's tiles
+    /// for each ξ < 16.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn gradient_tiles(&self, dy: *const f32, yh: *mut f32, stride: usize) {
+        let (th, tw) = self.tiles;
+        let (dr, dc) = self.dst;
+        let (even, odd) = (indices(|i| 2 * i), indices(|i| 2 * i + 1));
+        for ty in 0..th {
+            let mut tx0 = 0;
+            while tx0 < tw {
+                let mask = lanes(tw - tx0);
+                // SAFETY: rows 2ty + i < dr and columns masked to < dc of the
+                // plane (masked lanes touch no memory); tiles < th·tw of Ŷ.
+                unsafe {
+                    let zero = _mm512_setzero_ps();
+                    let col = 2 * tx0;
+                    let count = dc - col;
+                    let mut e = [[zero; 2]; 2];
+                    for (i, e) in e.iter_mut().enumerate() {
+                        let r = 2 * ty + i;
+                        if r < dr {
+                            let p = dy.add(r * dc + col);
+                            let a = _mm512_maskz_loadu_ps(lanes(count), p);
+                            let b = _mm512_maskz_loadu_ps(
+                                lanes(count.saturating_sub(16)),
+                                p.wrapping_add(16),
+                            );
+                            *e = [
+                                _mm512_permutex2var_ps(a, even, b),
+                                _mm512_permutex2var_ps(a, odd, b),
+                            ];
+                        }
+                    }
+                    // A e: rows e0, e0 + e1, e0 − e1, −e1; then the same on columns.
+                    let f = [
+                        e[0],
+                        [
+                            _mm512_add_ps(e[0][0], e[1][0]),
+                            _mm512_add_ps(e[0][1], e[1][1]),
+                        ],
+                        [
+                            _mm512_sub_ps(e[0][0], e[1][0]),
+                            _mm512_sub_ps(e[0][1], e[1][1]),
+                        ],
+                        [_mm512_sub_ps(zero, e[1][0]), _mm512_sub_ps(zero, e[1][1])],
+                    ];
+                    let out = yh.add(ty * tw + tx0);
+                    for (i, f) in f.iter().enumerate() {
+                        let row = [
+                            f[0],
+                            _mm512_add_ps(f[0], f[1]),
+                            _mm512_sub_ps(f[0], f[1]),
+                            _mm512_sub_ps(zero, f[1]),
+                        ];
+                        for (j, r) in row.into_iter().enumerate() {
+                            _mm512_mask_storeu_ps(out.add((4 * i + j) * stride), mask, r);
+                        }
+                    }
+                }
+                tx0 += 16;
+            }
+        }
+    }
+}
