@@ -481,13 +481,7 @@ impl ConvStep {
                             let lhs = (y_of(n, g).cast_const(), out_sp, 1);
                             let rhs = (w_of(g).cast_const(), 1, kk);
                             product((out_sp, kk, og), (cols, out_sp, 1, false), lhs, rhs);
-                            if !self.direct {
-                                for ci in 0..cg {
-                                    let x = x_of(n, g).add(ci * in_sp);
-                                    let rows = cols.add(ci * s.k_sp * out_sp);
-                                    self.channel_rows::<true>(x, rows);
-                                }
-                            }
+                            self.add_patch_matrix(x_of(n, g), cols);
                         }
                     }
                 }
@@ -574,13 +568,7 @@ impl ConvStep {
                                 cs: 1,
                             };
                             bcast((kk, out_sp, og), wt, rows(y_of(n, g), out_sp), dst, false);
-                            if !self.direct {
-                                for ci in 0..cg {
-                                    let x = x_of(n, g).add(ci * in_sp);
-                                    let rows = cols.add(ci * s.k_sp * out_sp);
-                                    self.channel_rows::<true>(x, rows);
-                                }
-                            }
+                            self.add_patch_matrix(x_of(n, g), cols);
                         }
                     }
                 }
@@ -639,6 +627,26 @@ impl ConvStep {
             }
         }
         patches.cast_const()
+    }
+
+    /// The adjoint of [`Self::patch_matrix`] (col2im): adds the patch matrix
+    /// `cols` back into one sample's channel group at `x`, zeroed before; nothing
+    /// for a direct convolution, whose product wrote `x` itself.
+    ///
+    /// # Safety
+    /// `x` holds `cg · in_sp` floats and `cols` `kk · out_sp`, not overlapping.
+    unsafe fn add_patch_matrix(&self, x: *mut f32, cols: *mut f32) {
+        if self.direct {
+            return;
+        }
+        let s = &self.sizes;
+        for ci in 0..s.cg {
+            // SAFETY: channel ci's input plane and patch rows are inside both buffers.
+            unsafe {
+                let rows = cols.add(ci * s.k_sp * s.out_sp);
+                self.channel_rows::<true>(x.add(ci * s.in_sp), rows);
+            }
+        }
     }
 
     /// Gathers one channel's patch rows from its plane `x` into `cols`

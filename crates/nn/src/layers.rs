@@ -66,8 +66,6 @@ pub struct ModelGraph {
     pub output: NodeId,
     /// Parameters in `state_dict` order.
     pub params: Vec<ParamInfo>,
-    /// The output of each layer, in `model.layers` order.
-    pub layer_outputs: Vec<NodeId>,
     /// Buffers (`State` leaves: running statistics) in `state_dict` order; a training graph
     /// assigns them.
     pub buffers: Vec<ParamInfo>,
@@ -681,6 +679,7 @@ pub fn build_model(
                 let node = graph.state(&decl.name, &decl.shape);
                 buffers.push(leaf(decl, node));
             }
+            // A placeholder: no entry the output depends on reads this one.
             layer_outputs.push(x);
             continue;
         }
@@ -833,7 +832,6 @@ pub fn build_model(
     Ok(ModelGraph {
         output: value(&layer_outputs, &output),
         params,
-        layer_outputs,
         buffers,
         counters,
         hypers,
@@ -1077,33 +1075,36 @@ fn combine(
         Combinator::Sub => combine_elementwise(graph, BinaryOp::Sub, inputs, output),
         Combinator::Mul => combine_elementwise(graph, BinaryOp::Mul, inputs, output),
         Combinator::Concat { dim } => concat(graph, inputs, axis(*dim)),
-        Combinator::Mean(r) | Combinator::Sum(r) => {
-            let input_rank = graph.shape(inputs[0]).len();
-            let mut axes: Vec<usize> = r
-                .dim
-                .iter()
-                .map(|&d| resolve_dim(d, input_rank).expect("checked by describe_model"))
-                .collect();
-            axes.sort_unstable();
-            let sum = graph.reduce(ReduceOp::Sum, inputs[0], &axes)?;
-            let value = match c {
-                Combinator::Mean(_) => {
-                    let shape = graph.shape(inputs[0]);
-                    let count: usize = axes.iter().map(|&a| shape[a]).product();
-                    let n = graph.fill(count as f32, graph.shape(sum).to_vec().as_slice());
-                    graph.binary(BinaryOp::Div, sum, n)?
-                }
-                Combinator::Add
-                | Combinator::Sub
-                | Combinator::Mul
-                | Combinator::Concat { .. }
-                | Combinator::Sum(_)
-                | Combinator::Reshape { .. } => sum,
-            };
-            graph.reshape(value, &batched(batch, output))
+        Combinator::Sum(r) => {
+            let (sum, _) = sum_over(graph, inputs[0], r)?;
+            graph.reshape(sum, &batched(batch, output))
+        }
+        Combinator::Mean(r) => {
+            let (sum, count) = sum_over(graph, inputs[0], r)?;
+            let shape = graph.shape(sum).to_vec();
+            let n = graph.fill(count as f32, &shape);
+            let mean = graph.binary(BinaryOp::Div, sum, n)?;
+            graph.reshape(mean, &batched(batch, output))
         }
         Combinator::Reshape { .. } => graph.reshape(inputs[0], &batched(batch, output)),
     }
+}
+
+/// The sum of `x` over `r.dim` (axes kept with size 1), and how many values each sum adds.
+fn sum_over(
+    graph: &mut Graph,
+    x: NodeId,
+    r: &Reduce,
+) -> Result<(NodeId, usize), graphc_ir::IrError> {
+    let shape = graph.shape(x).to_vec();
+    let mut axes: Vec<usize> = r
+        .dim
+        .iter()
+        .map(|&d| resolve_dim(d, shape.len()).expect("checked by describe_model"))
+        .collect();
+    axes.sort_unstable();
+    let count = axes.iter().map(|&a| shape[a]).product();
+    Ok((graph.reduce(ReduceOp::Sum, x, &axes)?, count))
 }
 
 /// `torch.cat(inputs, axis)` of batched tensors equal but on `axis`. Each input, its `axis`

@@ -508,9 +508,11 @@ impl<'de> Node<'de> for LayerNode<'_, '_> {
                 "type" => {
                     let t = keys.read_type(&mut map, &LAYER_TYPES, &k.written)?;
                     keys.set_type(t.key_table(), t.name())?;
-                    if let (Place::Chain(_), LayerType::Add | LayerType::Sub)
-                    | (Place::Chain(_), LayerType::Mul | LayerType::Concat) = (self.place, t)
-                    {
+                    let combines = matches!(
+                        t,
+                        LayerType::Add | LayerType::Sub | LayerType::Mul | LayerType::Concat
+                    );
+                    if combines && matches!(self.place, Place::Chain(_)) {
                         let message = format!(
                             "{}.{}: `{}` combines the outputs of several nodes, so it is a node of model.nodes, not a layer of a list",
                             self.path, k.written, t.name()
