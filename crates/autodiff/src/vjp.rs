@@ -67,6 +67,17 @@ pub fn vjp(
                     let d = graph.binary(Mul, y, one_minus)?;
                     graph.binary(Mul, g, d)?
                 }
+                // d(sin x) = cos x
+                UnaryOp::Sin => {
+                    let cos = graph.unary(UnaryOp::Cos, x(0))?;
+                    graph.binary(Mul, g, cos)?
+                }
+                // d(cos x) = -sin x
+                UnaryOp::Cos => {
+                    let sin = graph.unary(UnaryOp::Sin, x(0))?;
+                    let minus_sin = graph.unary(UnaryOp::Neg, sin)?;
+                    graph.binary(Mul, g, minus_sin)?
+                }
                 // d relu = 1 where y > 0 or y is NaN, 0 where y <= 0 (torch's threshold_backward
                 // on the result: 0 at x = ±0 and below)
                 UnaryOp::Relu => {

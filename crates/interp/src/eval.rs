@@ -199,6 +199,8 @@ fn unary<T: Scalar>(u: UnaryOp, a: T) -> T {
         UnaryOp::Abs => a.abs(),
         UnaryOp::Tanh => a.tanh(),
         UnaryOp::Sigmoid => T::one() / (T::one() + (-a).exp()),
+        UnaryOp::Sin => a.sin(),
+        UnaryOp::Cos => a.cos(),
         UnaryOp::Relu => {
             if a < T::zero() {
                 T::zero()

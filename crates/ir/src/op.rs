@@ -55,6 +55,10 @@ pub enum UnaryOp {
     Tanh,
     /// `1 / (1 + e^-x)`
     Sigmoid,
+    /// `sin(x)` (radians)
+    Sin,
+    /// `cos(x)` (radians)
+    Cos,
     /// `max(x, 0)` as PyTorch's `relu` (`clamp_min`): `+0` where `x < 0`, else `x` itself, so
     /// NaN and `-0` pass. Its gradient reads the result, as PyTorch's `threshold_backward` does:
     /// `g` where `!(y <= 0)`, else 0 — so a backward pass keeps the output, which the next
@@ -74,6 +78,8 @@ op_table!(UnaryOp {
     Abs,
     Tanh,
     Sigmoid,
+    Sin,
+    Cos,
     Relu,
     StopGradient
 });
@@ -324,6 +330,8 @@ impl Op {
                 | UnaryOp::Abs
                 | UnaryOp::Tanh
                 | UnaryOp::Sigmoid
+                | UnaryOp::Sin
+                | UnaryOp::Cos
                 | UnaryOp::Relu,
             )
             | Op::Binary(_)

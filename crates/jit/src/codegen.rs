@@ -410,7 +410,10 @@ const UNROLL_MAX_COST: usize = 64;
 fn cost(e: &Expr) -> usize {
     match e {
         Expr::Compute(Compute::Unary(UnaryOp::Exp | UnaryOp::Sigmoid, _)) => 30,
-        Expr::Compute(Compute::Unary(UnaryOp::Log | UnaryOp::Log1p | UnaryOp::Tanh, _)) => 40,
+        Expr::Compute(Compute::Unary(
+            UnaryOp::Log | UnaryOp::Log1p | UnaryOp::Tanh | UnaryOp::Sin | UnaryOp::Cos,
+            _,
+        )) => 40,
         Expr::Compute(
             Compute::Select(..) | Compute::Compare(..) | Compute::Unary(UnaryOp::Relu, _),
         ) => 2,
@@ -883,6 +886,8 @@ fn emit_op(b: &mut FunctionBuilder, m: Mode, op: Compute, get: &dyn Fn(ExprId) -
                 UnaryOp::Log1p => math::log1p(b, m, x),
                 UnaryOp::Tanh => math::tanh(b, m, x),
                 UnaryOp::Sigmoid => math::sigmoid(b, m, x),
+                UnaryOp::Sin => math::sin_cos(b, m, x, false),
+                UnaryOp::Cos => math::sin_cos(b, m, x, true),
                 UnaryOp::Relu => {
                     let zero = m.f(b, 0.0);
                     let negative = m.cmp(b, FloatCC::LessThan, x, zero);

@@ -1,4 +1,4 @@
-//! Inline polynomial `exp`, `log`, `log1p`, `tanh` and `sigmoid` in CLIF
+//! Inline polynomial `exp`, `log`, `log1p`, `tanh`, `sigmoid`, `sin` and `cos` in CLIF
 //! (Cranelift has no transcendental instructions), after Cephes' single
 //! precision routines: range reduction, a minimax polynomial, reconstruction.
 //!
@@ -209,4 +209,64 @@ pub(crate) fn sigmoid(b: &mut FunctionBuilder, m: Mode, x: Value) -> Value {
     let one = m.f(b, 1.0);
     let d = b.ins().fadd(e, one);
     b.ins().fdiv(one, d)
+}
+
+/// `sin x` (`cosine` false) or `cos x` (`cosine` true): `x = q·π/2 + r` with |r| ≤ π/4 (π/2 in
+/// three parts, so `q·P1` and `q·P2` are exact for |q| < 2¹⁶), then Cephes' minimax
+/// polynomials for `sin r` and `cos r`, the one and the sign the quadrant `q mod 4` calls for
+/// picked with integer masks (`cos x` is the quadrant after `sin x`'s). Accurate to a few ulp
+/// for |x| below about 10⁴; beyond that the reduction loses digits (still within [-1, 1]); NaN
+/// and ±inf give NaN.
+pub(crate) fn sin_cos(b: &mut FunctionBuilder, m: Mode, x: Value, cosine: bool) -> Value {
+    const MAGIC: f32 = 12_582_912.0;
+    const P1: f32 = 1.570_312_5;
+    const P2: f32 = 4.837_513e-4;
+    const P3: f32 = 7.549_79e-8;
+    const SIN: [f32; 3] = [-1.951_529_6e-4, 8.332_161e-3, -1.666_665_5e-1];
+    const COS: [f32; 3] = [2.443_315_7e-5, -1.388_731_6e-3, 4.166_664_6e-2];
+    let two_over_pi = m.f(b, std::f32::consts::FRAC_2_PI);
+    let magic = m.f(b, MAGIC);
+    let t = m.fma(b, x, two_over_pi, magic);
+    let q = b.ins().fsub(t, magic);
+    let mut r = x;
+    for part in [P1, P2, P3] {
+        let minus = m.f(b, -part);
+        r = m.fma(b, q, minus, r);
+    }
+    let z = b.ins().fmul(r, r);
+    // sin r = r + r·z·p(z)
+    let ps = m.poly(b, z, &SIN);
+    let rz = b.ins().fmul(r, z);
+    let sin_r = m.fma(b, rz, ps, r);
+    // cos r = 1 - z/2 + z²·p(z)
+    let pc = m.poly(b, z, &COS);
+    let zz = b.ins().fmul(z, z);
+    let minus_half = m.f(b, -0.5);
+    let one = m.f(b, 1.0);
+    let c = m.fma(b, z, minus_half, one);
+    let cos_r = m.fma(b, zz, pc, c);
+
+    let t_bits = m.bits(b, t);
+    let magic_bits = m.i(b, MAGIC.to_bits() as i32);
+    let mut quadrant = b.ins().isub(t_bits, magic_bits);
+    if cosine {
+        let one_i = m.i(b, 1);
+        quadrant = b.ins().iadd(quadrant, one_i);
+    }
+    // Odd quadrants take the cosine polynomial: all-ones mask where q is odd.
+    let one_i = m.i(b, 1);
+    let odd = b.ins().band(quadrant, one_i);
+    let odd_mask = b.ins().ineg(odd);
+    let sin_bits = m.bits(b, sin_r);
+    let cos_bits = m.bits(b, cos_r);
+    let from_cos = b.ins().band(cos_bits, odd_mask);
+    let from_sin = b.ins().band_not(sin_bits, odd_mask);
+    let value = b.ins().bor(from_cos, from_sin);
+    // Quadrants 2 and 3 negate: bit 1 of q moved to the sign bit.
+    let two_i = m.i(b, 2);
+    let half_turn = b.ins().band(quadrant, two_i);
+    let by = shift(b, 30);
+    let sign = b.ins().ishl(half_turn, by);
+    let signed = b.ins().bxor(value, sign);
+    m.float_of_bits(b, signed)
 }

@@ -25,10 +25,10 @@ pub fn default_init(params: &[ParamInfo], seed: u64) -> Vec<Vec<f32>> {
         .iter()
         .map(|p| {
             let n: usize = p.shape.iter().product();
-            match p.init {
+            match &p.init {
                 DefaultInit::Uniform { fan_in } => {
-                    let bound = if fan_in > 0 {
-                        1.0 / (fan_in as f64).sqrt()
+                    let bound = if *fan_in > 0 {
+                        1.0 / (*fan_in as f64).sqrt()
                     } else {
                         0.0
                     };
@@ -39,11 +39,12 @@ pub fn default_init(params: &[ParamInfo], seed: u64) -> Vec<Vec<f32>> {
                 }
                 DefaultInit::Ones => vec![1.0; n],
                 DefaultInit::Zeros => vec![0.0; n],
-                DefaultInit::Constant(v) => vec![v; n],
+                DefaultInit::Constant(v) => vec![*v; n],
+                DefaultInit::Values(v) => v.clone(),
                 DefaultInit::StandardNormal { zero_row } => {
                     let mut values: Vec<f32> =
                         (0..n).map(|_| standard_normal(&mut rng) as f32).collect();
-                    if let (Some(row), Some(&width)) = (zero_row, p.shape.last()) {
+                    if let (Some(row), Some(&width)) = (*zero_row, p.shape.last()) {
                         values[row * width..(row + 1) * width].fill(0.0);
                     }
                     values

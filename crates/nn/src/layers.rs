@@ -38,7 +38,7 @@ pub struct ParamInfo {
 }
 
 /// How PyTorch's `reset_parameters` (and `reset_running_stats`) start a tensor.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum DefaultInit {
     /// U(±1/√fan_in): `nn.Linear`'s and `nn.ConvNd`'s weight and bias.
     Uniform {
@@ -51,6 +51,8 @@ pub enum DefaultInit {
     Zeros,
     /// Every element this value: `nn.PReLU`'s weight (`init`, 0.25).
     Constant(f32),
+    /// These values, in order: an objective's `params` as written.
+    Values(Vec<f32>),
     /// N(0, 1), with row `zero_row` (of a 2-d tensor) set to zeros: `nn.Embedding`'s weight,
     /// its `padding_idx` row zeroed.
     StandardNormal {
@@ -225,7 +227,7 @@ fn describe_layer(
             params.push(TensorDecl::new(
                 format!("{prefix}.weight"),
                 vec![out, input],
-                init,
+                init.clone(),
             ));
             if *bias {
                 params.push(TensorDecl::new(format!("{prefix}.bias"), vec![out], init));
@@ -479,7 +481,7 @@ fn conv_params(conv: &ConvSpec, channels: usize, prefix: &str) -> Result<Vec<Ten
         .try_fold(per_group, |n, &k| n.checked_mul(k))
         .ok_or_else(|| format!("a kernel of {:?} is too large to build", conv.kernel_size))?;
     let init = DefaultInit::Uniform { fan_in };
-    let mut params = vec![TensorDecl::new(format!("{prefix}.weight"), shape, init)];
+    let mut params = vec![TensorDecl::new(format!("{prefix}.weight"), shape, init.clone())];
     if conv.bias {
         params.push(TensorDecl::new(
             format!("{prefix}.bias"),
@@ -643,6 +645,9 @@ pub fn build_model(
     mode: Mode,
 ) -> Result<ModelGraph, NnError> {
     let batch = graph.shape(x)[0];
+    if let Some(objective) = model.objective() {
+        return crate::objective::build_objective(graph, objective, batch);
+    }
     let infos = describe_model(model, batch)?;
     let (entries, output) = entries(model);
     let mut params = Vec::new();
@@ -653,7 +658,7 @@ pub fn build_model(
     let leaf = |decl: &TensorDecl, node| ParamInfo {
         name: decl.name.clone(),
         shape: decl.shape.clone(),
-        init: decl.init,
+        init: decl.init.clone(),
         scheme: decl.scheme,
         trainable: decl.trainable,
         node,

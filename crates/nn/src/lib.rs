@@ -14,6 +14,7 @@ mod init;
 mod layers;
 mod loss;
 mod norm;
+mod objective;
 mod optim;
 pub mod sched;
 mod spatial;

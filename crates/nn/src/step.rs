@@ -131,10 +131,16 @@ fn build_forward(
     let mut graph = Graph::new();
     let mut x_shape = vec![batch];
     x_shape.extend_from_slice(&spec.model.input);
-    let x = graph.input("x", TensorType::f32(&x_shape));
+    // An objective's parameters own the bare names (`x`, `y`), and its data is read by
+    // nothing: its arguments are named apart.
+    let (x_name, y_name) = match spec.model.objective() {
+        Some(_) => ("data.x", "data.y"),
+        None => ("x", "y"),
+    };
+    let x = graph.input(x_name, TensorType::f32(&x_shape));
     let y = match layout {
-        TargetLayout::Classes => graph.input("y", TensorType::i64(&[batch])),
-        TargetLayout::Floats { width } => graph.input("y", TensorType::f32(&[batch, width])),
+        TargetLayout::Classes => graph.input(y_name, TensorType::i64(&[batch])),
+        TargetLayout::Floats { width } => graph.input(y_name, TensorType::f32(&[batch, width])),
     };
     // The forward index is the argument after `y`, so it is made before the model.
     let mode = if training {

@@ -72,6 +72,8 @@ pub(crate) fn entries(model: &ModelSpec) -> (Vec<Entry<'_>>, Source) {
             }
             outputs[graph.output]
         }
+        // An objective has no layers: `build_model` builds its expression instead.
+        ModelBody::Objective(_) => Source::Input,
     };
     mark_reachable(&mut out, output);
     (out, output)

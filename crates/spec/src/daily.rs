@@ -206,19 +206,24 @@ impl<'de> Node<'de> for EarlyStoppingNode<'_> {
 /// class scores or per-output probabilities.
 pub fn has_accuracy(loss: &LossSpec) -> bool {
     match loss.loss_type() {
-        LossType::CrossEntropy
-        | LossType::Nll
-        | LossType::MultiMargin
-        | LossType::Bce
-        | LossType::BceWithLogits
-        | LossType::SoftMargin
-        | LossType::MultiLabelSoftMargin => true,
-        LossType::Mse
-        | LossType::L1
-        | LossType::SmoothL1
-        | LossType::Huber
-        | LossType::KlDiv
-        | LossType::PoissonNll => false,
+        Some(
+            LossType::CrossEntropy
+            | LossType::Nll
+            | LossType::MultiMargin
+            | LossType::Bce
+            | LossType::BceWithLogits
+            | LossType::SoftMargin
+            | LossType::MultiLabelSoftMargin,
+        ) => true,
+        Some(
+            LossType::Mse
+            | LossType::L1
+            | LossType::SmoothL1
+            | LossType::Huber
+            | LossType::KlDiv
+            | LossType::PoissonNll,
+        )
+        | None => false,
     }
 }
 
@@ -257,7 +262,7 @@ pub(crate) fn check_monitor(
             format!(
                 "train.{key}: monitor valid_accuracy needs a classification loss, and {} \
                  has no accuracy; monitor valid_loss or train_loss",
-                loss.loss_type().name()
+                loss.name()
             ),
         ));
     }

@@ -17,6 +17,7 @@ mod layer;
 mod locate;
 mod loss;
 mod node;
+mod objective;
 mod optim;
 mod overrides;
 mod sched;

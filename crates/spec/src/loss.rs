@@ -365,9 +365,10 @@ fn to_reduction(raw: &Raw, (accepted, listed): (&[&str], &[&str])) -> Result<Red
 }
 
 impl LossSpec {
-    /// This loss's entry in the vocabulary.
-    pub fn loss_type(&self) -> LossType {
-        match self {
+    /// This loss's entry in the vocabulary; `None` for an objective spec's loss, which a spec
+    /// cannot name.
+    pub fn loss_type(&self) -> Option<LossType> {
+        Some(match self {
             LossSpec::CrossEntropy { .. } => LossType::CrossEntropy,
             LossSpec::Nll { .. } => LossType::Nll,
             LossSpec::Bce { .. } => LossType::Bce,
@@ -381,6 +382,12 @@ impl LossSpec {
             LossSpec::SoftMargin { .. } => LossType::SoftMargin,
             LossSpec::MultiLabelSoftMargin { .. } => LossType::MultiLabelSoftMargin,
             LossSpec::MultiMargin { .. } => LossType::MultiMargin,
-        }
+            LossSpec::Objective { .. } => return None,
+        })
+    }
+
+    /// Its name in messages: the spec's `type`, or `objective`.
+    pub fn name(&self) -> &'static str {
+        self.loss_type().map_or("objective", LossType::name)
     }
 }

@@ -14,6 +14,7 @@ use crate::node::{
     ctx_and_path, list, scalar, to_bool, to_nonempty_string, to_nonneg_f32, to_positive_u64,
     to_positive_usize, to_u64, Node, Problem, Raw, Seed,
 };
+use crate::objective::{desugar, ParamsNode};
 use crate::optim::OptimizerNode;
 use crate::sched::{SchedulerNode, TrainStepKeys};
 use crate::suggest::did_you_mean;
@@ -28,6 +29,8 @@ static TOP_KEYS: KeyTable = KeyTable::plain(&[
     "data",
     "model",
     "loss",
+    "params",
+    "objective",
     "optimizer",
     "scheduler",
     "train",
@@ -98,6 +101,7 @@ impl<'de> Node<'de> for SpecNode<'_> {
         let (mut seed, mut data, mut model, mut loss, mut optimizer, mut train) =
             (None, None, None, None, None, None);
         let mut scheduler = None;
+        let (mut params, mut objective) = (None, None);
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
             match k.name() {
@@ -112,6 +116,27 @@ impl<'de> Node<'de> for SpecNode<'_> {
                 "data" => data = Some(map.next_value_seed(Seed(DataNode { ctx, path }))?),
                 "model" => model = Some(map.next_value_seed(Seed(ModelNode { ctx, path }))?),
                 "loss" => loss = Some(map.next_value_seed(Seed(LossNode { ctx, path }))?),
+                "params" => {
+                    let node = ParamsNode {
+                        ctx,
+                        path: path.clone(),
+                    };
+                    params = Some((map.next_value_seed(Seed(node))?, path));
+                }
+                "objective" => {
+                    let conv = |raw: &Raw| match raw {
+                        Raw::Str(s) => Ok(s.clone()),
+                        Raw::Int(_) | Raw::Float(_) => Ok(raw.key_text().unwrap_or_default()),
+                        _ => Err(Problem::Type),
+                    };
+                    let text = map.next_value_seed(scalar(
+                        ctx,
+                        path.clone(),
+                        "an expression over the params (`4 * x^2`)",
+                        conv,
+                    ))?;
+                    objective = Some((text, path));
+                }
                 "optimizer" => {
                     optimizer = Some(map.next_value_seed(Seed(OptimizerNode { ctx, path }))?)
                 }
@@ -129,11 +154,50 @@ impl<'de> Node<'de> for SpecNode<'_> {
                 }
             }
         }
+        let (data, model, loss) = match (params, objective) {
+            (None, None) => (
+                data.ok_or_else(|| keys.missing("data"))?,
+                model.ok_or_else(|| keys.missing("model"))?,
+                loss.ok_or_else(|| keys.missing("loss"))?,
+            ),
+            (Some((params, _)), Some((text, path))) => {
+                let given = [
+                    ("data", data.is_some()),
+                    ("model", model.is_some()),
+                    ("loss", loss.is_some()),
+                ];
+                if let Some((key, _)) = given.iter().find(|(_, given)| *given) {
+                    return Err(ctx.fail_at_key(
+                        self.path.key(key),
+                        format!(
+                            "`{key}` does not go with `objective`: an objective spec optimizes its \
+                             `params` directly; remove `{key}`, or `params` and `objective`"
+                        ),
+                    ));
+                }
+                let parts = desugar(params, text).map_err(|m| ctx.fail_at_key(path, m))?;
+                (parts.data, parts.model, parts.loss)
+            }
+            (Some((_, path)), None) => {
+                return Err(ctx.fail_at_key(
+                    path,
+                    "`params` needs an `objective`: the expression over them to minimize".into(),
+                ))
+            }
+            (None, Some((_, path))) => {
+                return Err(ctx.fail_at_key(
+                    path,
+                    "`objective` needs `params`: the parameters it reads, with initial values \
+                     (`params: {x: 2.0}`)"
+                        .into(),
+                ))
+            }
+        };
         let spec = Spec {
             seed: seed.unwrap_or(0),
-            data: data.ok_or_else(|| keys.missing("data"))?,
-            model: model.ok_or_else(|| keys.missing("model"))?,
-            loss: loss.ok_or_else(|| keys.missing("loss"))?,
+            data,
+            model,
+            loss,
             optimizer: optimizer.ok_or_else(|| keys.missing("optimizer"))?,
             scheduler,
             train: train.ok_or_else(|| keys.missing("train"))?,

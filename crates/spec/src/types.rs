@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+use crate::expr::Expr;
+
 /// A whole training spec.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spec {
@@ -120,6 +122,9 @@ pub enum SourceSpec {
     },
     /// `{synthetic: {kind, samples, features, classes, noise}}`: generated from `seed`.
     Synthetic(SyntheticSpec),
+    /// An objective spec's data (never written in a spec): one sample whose one feature and
+    /// one target are 0, read by nothing; every step is one epoch of it.
+    Objective,
 }
 
 /// A built-in synthetic data set, generated from the spec's `seed`.
@@ -162,11 +167,19 @@ pub struct ModelSpec {
 }
 
 impl ModelSpec {
+    /// The objective, when the spec is an objective spec.
+    pub fn objective(&self) -> Option<&ObjectiveSpec> {
+        match &self.body {
+            ModelBody::Objective(objective) => Some(objective),
+            ModelBody::Layers(_) | ModelBody::Nodes(_) => None,
+        }
+    }
+
     /// `model.layers`, when the model is a chain of layers.
     pub fn layers(&self) -> Option<&[LayerSpec]> {
         match &self.body {
             ModelBody::Layers(layers) => Some(layers),
-            ModelBody::Nodes(_) => None,
+            ModelBody::Nodes(_) | ModelBody::Objective(_) => None,
         }
     }
 }
@@ -178,6 +191,43 @@ pub enum ModelBody {
     Layers(Vec<LayerSpec>),
     /// `model.nodes`: a graph of named nodes.
     Nodes(NodeGraph),
+    /// An objective spec's `params` and `objective`: the model is the expression, which reads
+    /// no input; its output (one value per sample of the one-sample data) is the loss.
+    Objective(ObjectiveSpec),
+}
+
+/// `params` and `objective`: parameters optimized directly, and the expression over them
+/// that is minimized.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectiveSpec {
+    /// The parameters in the order written.
+    pub params: Vec<ObjectiveParam>,
+    /// The expression as written.
+    pub text: String,
+    /// The expression parsed over `params` (parameter `i` is `params[i]`).
+    pub expr: Expr,
+}
+
+/// One entry of `params`: `x: 2.0` (a scalar) or `w: [1, 2]` (a vector).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectiveParam {
+    /// Its name in the expression, `metrics.jsonl` and `model.safetensors`.
+    pub name: String,
+    /// The initial value: one number for a scalar, the elements of a vector.
+    pub init: Vec<f32>,
+    /// Whether it was written as a list (a vector, even of one element).
+    pub vector: bool,
+}
+
+impl ObjectiveParam {
+    /// Its shape: `[]` for a scalar (a 0-d tensor), `[n]` for a vector.
+    pub fn shape(&self) -> Vec<usize> {
+        if self.vector {
+            vec![self.init.len()]
+        } else {
+            Vec::new()
+        }
+    }
 }
 
 /// `model.nodes` and `model.output`, with every input resolved.
@@ -851,6 +901,12 @@ pub enum LossSpec {
         /// How per-sample losses are combined.
         reduction: Reduction,
     },
+    /// An objective spec's loss (never written in a spec): the model's output itself, the
+    /// objective's value; `reduction` combines the one sample's value (`none` keeps it).
+    Objective {
+        /// How per-sample values are combined.
+        reduction: Reduction,
+    },
 }
 
 /// The `reduction` field of whichever loss `$loss` is (by reference, as `$loss` is borrowed).
@@ -869,7 +925,8 @@ macro_rules! reduction_field {
             | LossSpec::PoissonNll { reduction, .. }
             | LossSpec::SoftMargin { reduction }
             | LossSpec::MultiLabelSoftMargin { reduction, .. }
-            | LossSpec::MultiMargin { reduction, .. } => reduction,
+            | LossSpec::MultiMargin { reduction, .. }
+            | LossSpec::Objective { reduction } => reduction,
         }
     };
 }

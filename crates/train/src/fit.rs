@@ -30,6 +30,9 @@ pub struct StepEvent {
     pub lr: f64,
     /// Every group's learning rate, when there are several.
     pub lrs: Option<Vec<f64>>,
+    /// An objective spec's scalar parameters (in `params` order) with the values the update's
+    /// loss was computed at; empty for other specs.
+    pub values: Vec<(String, f32)>,
 }
 
 /// One finished (or, when `train.steps` ends it, cut) epoch.
@@ -190,6 +193,14 @@ pub fn fit(
     let mut epoch = progress.epoch;
     // Batches of the pending accumulation (their losses make the update's loss).
     let mut pending = trainer.pending_batches();
+    // The scalar parameters each step's values are recorded for (an objective's).
+    let traced: Vec<String> = trainer
+        .spec()
+        .model
+        .objective()
+        .map(|o| o.params.iter().filter(|p| !p.vector).map(|p| p.name.clone()).collect())
+        .unwrap_or_default();
+    let mut values = Vec::new();
     let watch = watched(&spec.train);
     if watch.is_some() && progress.monitor.is_none() {
         progress.monitor = Some(MonitorState::default());
@@ -238,6 +249,12 @@ pub fn fit(
                 .and_then(|g| trainer.group(g))
                 .map_or(f64::NAN, OptimizerKind::lr);
             let lrs = (update && many_groups).then(|| trainer.lrs());
+            if pending == 0 {
+                values = traced
+                    .iter()
+                    .map(|name| (name.clone(), trainer.param(name).map_or(f32::NAN, |v| v[0])))
+                    .collect();
+            }
             let loss = trainer.step_batch(&features, &targets, update)?;
             if !loss.is_finite() {
                 return Err(non_finite_loss(first_step, step, epoch, loss, lr));
@@ -260,6 +277,7 @@ pub fn fit(
                     loss,
                     lr,
                     lrs,
+                    values: std::mem::take(&mut values),
                 };
                 if observer.on_step(&event)?.is_break() {
                     // The position stays inside the epoch (after its last batch, a resumed

@@ -348,7 +348,7 @@ impl Model {
                         .map(|&v| u8::from(v > threshold).to_string())
                         .collect()
                 }
-                Task::Regression => row.iter().map(|v| v.to_string()).collect(),
+                Task::Regression | Task::Objective => row.iter().map(|v| v.to_string()).collect(),
             };
             out += &cells.join(",");
             out.push('\n');
@@ -364,7 +364,8 @@ impl Model {
             SourceSpec::Npy { .. }
             | SourceSpec::Npz { .. }
             | SourceSpec::Idx { .. }
-            | SourceSpec::Synthetic(_) => Vec::new(),
+            | SourceSpec::Synthetic(_)
+            | SourceSpec::Objective => Vec::new(),
         };
         if targets.len() == columns {
             targets
@@ -382,10 +383,13 @@ impl Model {
         let none = |what: &str| {
             Err(TrainError::Data(format!(
                 "--proba needs a classification loss, and the spec's loss {} {what}; predict without --proba",
-                loss.loss_type().name()
+                loss.name()
             )))
         };
-        match loss.loss_type() {
+        let Some(loss_type) = loss.loss_type() else {
+            return none("is an objective's value");
+        };
+        match loss_type {
             LossType::CrossEntropy => Ok(Probability::Softmax),
             LossType::Nll => Ok(Probability::Exp),
             LossType::BceWithLogits | LossType::SoftMargin | LossType::MultiLabelSoftMargin => {

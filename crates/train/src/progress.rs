@@ -310,33 +310,34 @@ fn table_of(rows: &[EpochRow]) -> String {
     let Some(first) = rows.first() else {
         return String::new();
     };
-    let metric = if first.train.rmse.is_some() {
-        "RMSE"
-    } else {
-        "acc"
+    // An objective's loss is all there is: no accuracy or RMSE column.
+    let metric = match (first.train.accuracy, first.train.rmse) {
+        (_, Some(_)) => Some("RMSE"),
+        (Some(_), None) => Some("acc"),
+        (None, None) => None,
     };
     let valid = rows.iter().any(|r| r.valid.is_some());
-    let mut headers = vec![
-        "epoch".to_owned(),
-        "train loss".to_owned(),
-        format!("train {metric}"),
-    ];
+    let mut headers = vec!["epoch".to_owned(), "train loss".to_owned()];
+    headers.extend(metric.map(|m| format!("train {m}")));
     if valid {
         headers.push("valid loss".into());
-        headers.push(format!("valid {metric}"));
+        headers.extend(metric.map(|m| format!("valid {m}")));
     }
     let cells: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
             let mut cells = vec![r.epoch.to_string(), loss_cell(r.train.loss)];
-            cells.push(metric_cell(&r.train));
+            cells.extend(metric.map(|_| metric_cell(&r.train)));
             if valid {
                 match &r.valid {
                     Some(v) => {
                         cells.push(loss_cell(v.loss));
-                        cells.push(metric_cell(v));
+                        cells.extend(metric.map(|_| metric_cell(v)));
                     }
-                    None => cells.extend(["-".to_owned(), "-".to_owned()]),
+                    None => {
+                        cells.push("-".to_owned());
+                        cells.extend(metric.map(|_| "-".to_owned()));
+                    }
                 }
             }
             cells

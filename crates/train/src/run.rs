@@ -32,13 +32,30 @@ use crate::{read_metrics, write_loss_plot};
 /// the learning rate the update used (the top-level group's, else the first group's), and
 /// `lrs` every group's, in PyTorch's `param_groups` order, when there are several.
 #[derive(serde::Serialize)]
-struct StepLine {
+struct StepLine<'a> {
     step: u64,
     epoch: u64,
     loss: f32,
     lr: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     lrs: Option<Vec<f64>>,
+    /// An objective's scalar parameters, each its own key, in `params` order.
+    #[serde(flatten)]
+    values: Values<'a>,
+}
+
+/// Named values serialized as map entries in their order.
+struct Values<'a>(&'a [(String, f32)]);
+
+impl serde::Serialize for Values<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(Some(self.0.len()))?;
+        for (name, value) in self.0 {
+            map.serialize_entry(name, value)?;
+        }
+        map.end()
+    }
 }
 
 /// One line of `metrics.jsonl` per epoch with a validation set.
@@ -672,6 +689,7 @@ impl Observer for RunFiles {
             loss: event.loss,
             lr: event.lr,
             lrs: event.lrs.clone(),
+            values: Values(&event.values),
         })?;
         if self.hooks.rss_at.contains(&event.step) {
             let line = format!("step {}: {}", event.step, resident_memory());

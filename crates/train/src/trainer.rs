@@ -976,19 +976,24 @@ impl Tally {
                     self.squared += f64::from(o - t).powi(2);
                 }
             }
-            (_, BatchTargets::Classes(_)) => {}
+            (Task::Objective, BatchTargets::Floats(_)) | (_, BatchTargets::Classes(_)) => {}
         }
     }
 
     /// The scores so far with `loss`: accuracy for classification tasks, RMSE for
     /// regression (NaN when nothing was counted).
     pub fn evaluation(&self, task: Task, loss: f32) -> Evaluation {
-        let classification = task != Task::Regression;
         let ratio = |a: f64, b: usize| if b == 0 { f64::NAN } else { a / b as f64 };
+        let accuracy = || Some(ratio(self.correct as f64, self.counted) as f32);
+        let (accuracy, rmse) = match task {
+            Task::MultiClass { .. } | Task::Binary { .. } => (accuracy(), None),
+            Task::Regression => (None, Some(ratio(self.squared, self.counted).sqrt() as f32)),
+            Task::Objective => (None, None),
+        };
         Evaluation {
             loss,
-            accuracy: classification.then(|| ratio(self.correct as f64, self.counted) as f32),
-            rmse: (!classification).then(|| ratio(self.squared, self.counted).sqrt() as f32),
+            accuracy,
+            rmse,
         }
     }
 }

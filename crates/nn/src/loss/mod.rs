@@ -46,6 +46,8 @@ pub enum Task {
     },
     /// Real-valued targets; scored by root mean squared error.
     Regression,
+    /// An objective spec: no targets, the output is the loss; scored by nothing else.
+    Objective,
 }
 
 /// The task a loss solves.
@@ -68,12 +70,13 @@ pub fn task_of(loss: &LossSpec) -> Task {
         | LossSpec::Huber { .. }
         | LossSpec::KlDiv { .. }
         | LossSpec::PoissonNll { .. } => Task::Regression,
+        LossSpec::Objective { .. } => Task::Objective,
     }
 }
 
 /// The spec's name of a loss, for messages.
 pub(crate) fn loss_name(loss: &LossSpec) -> &'static str {
-    loss.loss_type().name()
+    loss.name()
 }
 
 /// What a loss takes as targets.
@@ -102,7 +105,8 @@ fn wants(loss: &LossSpec) -> Wants {
         | LossSpec::Huber { .. }
         | LossSpec::KlDiv { .. }
         | LossSpec::PoissonNll { .. }
-        | LossSpec::SoftMargin { .. } => Wants::Floats,
+        | LossSpec::SoftMargin { .. }
+        | LossSpec::Objective { .. } => Wants::Floats,
     }
 }
 
@@ -214,6 +218,8 @@ fn loss_on(
             weight.as_deref(),
             reduction,
         ),
+        // The model's output is the objective's value, one per sample; the target is unread.
+        LossSpec::Objective { .. } => reduce_samples(graph, input, reduction, None),
     }
 }
 
@@ -362,7 +368,8 @@ fn check_options(loss: &LossSpec, input: &[usize], target: &TensorType) -> Resul
         | LossSpec::Huber { .. }
         | LossSpec::KlDiv { .. }
         | LossSpec::PoissonNll { .. }
-        | LossSpec::SoftMargin { .. } => {}
+        | LossSpec::SoftMargin { .. }
+        | LossSpec::Objective { .. } => {}
     }
     Ok(())
 }
