@@ -481,7 +481,11 @@ fn conv_params(conv: &ConvSpec, channels: usize, prefix: &str) -> Result<Vec<Ten
         .try_fold(per_group, |n, &k| n.checked_mul(k))
         .ok_or_else(|| format!("a kernel of {:?} is too large to build", conv.kernel_size))?;
     let init = DefaultInit::Uniform { fan_in };
-    let mut params = vec![TensorDecl::new(format!("{prefix}.weight"), shape, init.clone())];
+    let mut params = vec![TensorDecl::new(
+        format!("{prefix}.weight"),
+        shape,
+        init.clone(),
+    )];
     if conv.bias {
         params.push(TensorDecl::new(
             format!("{prefix}.bias"),

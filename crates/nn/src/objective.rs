@@ -92,7 +92,12 @@ fn emit(graph: &mut Graph, e: &Expr, leaves: &[NodeId]) -> Result<NodeId, NnErro
 }
 
 /// `base ^ exponent`.
-fn pow(graph: &mut Graph, base: &Expr, exponent: &Expr, leaves: &[NodeId]) -> Result<NodeId, NnError> {
+fn pow(
+    graph: &mut Graph,
+    base: &Expr,
+    exponent: &Expr,
+    leaves: &[NodeId],
+) -> Result<NodeId, NnError> {
     let a = emit(graph, base, leaves)?;
     if let Some(n) = constant(exponent) {
         return power(graph, a, n);

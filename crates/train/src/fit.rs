@@ -198,7 +198,13 @@ pub fn fit(
         .spec()
         .model
         .objective()
-        .map(|o| o.params.iter().filter(|p| !p.vector).map(|p| p.name.clone()).collect())
+        .map(|o| {
+            o.params
+                .iter()
+                .filter(|p| !p.vector)
+                .map(|p| p.name.clone())
+                .collect()
+        })
         .unwrap_or_default();
     let mut values = Vec::new();
     let watch = watched(&spec.train);

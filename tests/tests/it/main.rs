@@ -17,6 +17,7 @@ mod memory;
 mod nan_goldens;
 mod norm_dropout;
 mod norm_embed_goldens;
+mod objective_goldens;
 mod optimizer_goldens;
 mod pytorch_goldens;
 mod resume;

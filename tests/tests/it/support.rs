@@ -123,7 +123,7 @@ impl GoldenRun {
     }
 
     /// `key` of every `metrics.jsonl` line that has `marker`, in order (`null` as NaN).
-    fn metric_series(&self, marker: &str, key: &str) -> Vec<f32> {
+    pub fn metric_series(&self, marker: &str, key: &str) -> Vec<f32> {
         self.metrics
             .iter()
             .filter(|l| l.get(marker).is_some())

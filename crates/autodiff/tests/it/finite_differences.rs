@@ -124,7 +124,12 @@ fn far_apart(a: &[f64], b: &[f64]) -> bool {
 /// or `None` where finite differences cannot judge the rule.
 fn unary_domain(u: UnaryOp) -> Option<(f64, f64)> {
     match u {
-        UnaryOp::Neg | UnaryOp::Exp | UnaryOp::Abs | UnaryOp::Tanh => Some((-3.0, 3.0)),
+        UnaryOp::Neg
+        | UnaryOp::Exp
+        | UnaryOp::Abs
+        | UnaryOp::Tanh
+        | UnaryOp::Sin
+        | UnaryOp::Cos => Some((-3.0, 3.0)),
         UnaryOp::Log | UnaryOp::Sqrt => Some((0.1, 5.0)),
         UnaryOp::Log1p => Some((-0.9, 5.0)),
         UnaryOp::Sigmoid => Some((-6.0, 6.0)),

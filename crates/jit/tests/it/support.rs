@@ -163,7 +163,13 @@ pub fn lace_with_specials(data: &mut [f32], seed: u64) {
 pub fn exactly_rounded(op: UnaryOp) -> bool {
     match op {
         UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sqrt | UnaryOp::Relu | UnaryOp::StopGradient => true,
-        UnaryOp::Exp | UnaryOp::Log | UnaryOp::Log1p | UnaryOp::Tanh | UnaryOp::Sigmoid => false,
+        UnaryOp::Exp
+        | UnaryOp::Log
+        | UnaryOp::Log1p
+        | UnaryOp::Tanh
+        | UnaryOp::Sigmoid
+        | UnaryOp::Sin
+        | UnaryOp::Cos => false,
     }
 }
 
@@ -176,6 +182,8 @@ pub fn unary_in_domain(g: &mut Graph, op: UnaryOp, x: NodeId, shape: &[usize]) -
         | UnaryOp::Abs
         | UnaryOp::Tanh
         | UnaryOp::Sigmoid
+        | UnaryOp::Sin
+        | UnaryOp::Cos
         | UnaryOp::Relu
         | UnaryOp::StopGradient => x,
         UnaryOp::Sqrt | UnaryOp::Log => {
