@@ -174,7 +174,10 @@ fn length(e: &Expr, params: &[ObjectiveParam]) -> Result<Option<usize>, String> 
             }
             (m, n) => m.or(n),
         },
-        Expr::Call(Func::Sum | Func::Mean, _) => None,
+        Expr::Call(Func::Sum | Func::Mean, a) => {
+            length(a, params)?;
+            None
+        }
         Expr::Call(
             Func::Exp
             | Func::Log

@@ -300,6 +300,7 @@ fn every_example_of_the_data_section_of_docs_spec_md_parses() {
             SourceSpec::Npz { .. } => "npz",
             SourceSpec::Idx { .. } => "idx",
             SourceSpec::Synthetic(_) => "synthetic",
+            SourceSpec::Objective => panic!("a data section cannot write an objective's data"),
         });
     }
     // The first shows `split: {file}` and `standardize: {std}` on a csv source.

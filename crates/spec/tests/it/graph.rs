@@ -44,6 +44,7 @@ fn nodes(model: &str) -> NodeGraph {
     match parse(model).unwrap().model.body {
         ModelBody::Nodes(graph) => graph,
         ModelBody::Layers(layers) => panic!("nodes expected, got layers {layers:?}"),
+        ModelBody::Objective(o) => panic!("nodes expected, got an objective {o:?}"),
     }
 }
 

@@ -12,6 +12,7 @@ mod loss;
 mod no_panic;
 mod norm_dropout;
 mod norm_embed;
+mod objective;
 mod optimizers;
 mod overrides;
 mod parse;
