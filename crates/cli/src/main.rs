@@ -260,8 +260,39 @@ fn default_out_dir(spec: &Path) -> PathBuf {
     PathBuf::from("runs").join(stem.unwrap_or_else(|| "run".into()))
 }
 
+/// `graphc check`'s description of an objective spec: the expression, then each parameter
+/// with its shape and initial value.
+fn objective_table(objective: &graphc::ObjectiveSpec) -> String {
+    let mut rows = vec![["param".to_owned(), "shape".to_owned(), "init".to_owned()]];
+    for p in &objective.params {
+        let init = if p.vector {
+            shown_list(&p.init)
+        } else {
+            p.init[0].to_string()
+        };
+        rows.push([p.name.clone(), shown_list(&p.shape()), init]);
+    }
+    let width = |c: usize| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0);
+    let (w0, w1) = (width(0), width(1));
+    let mut text = format!("objective: {}\n", objective.text);
+    for r in &rows {
+        text += format!("{:<w0$}  {:<w1$}  {}", r[0], r[1], r[2]).trim_end();
+        text.push('\n');
+    }
+    let total: usize = objective.params.iter().map(|p| p.init.len()).sum();
+    text += &format!("total parameters: {total}\n");
+    text
+}
+
 fn check(path: &Path, overrides: &[graphc::Override]) -> Result<()> {
     let spec = graphc::parse_spec_with(path, overrides)?;
+    if let Some(objective) = spec.model.objective() {
+        return out(&format!(
+            "{}spec OK: {}\n",
+            objective_table(objective),
+            path.display()
+        ));
+    }
     let layers = graphc::summarize(&spec)?;
     let mut rows = vec![[
         "layer".to_owned(),

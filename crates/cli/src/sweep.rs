@@ -185,9 +185,10 @@ pub fn run(args: &SweepArgs) -> Result<()> {
     ))?;
     match best {
         Some((i, loss)) => crate::outln(&format!(
-            "best: {} ({}): final loss {loss}",
+            "best: {} ({}): final loss {}",
             run_dir(i).display(),
-            shown(&combos[i])
+            shown(&combos[i]),
+            shown_loss(loss)
         )),
         None => crate::outln("best: none (every run diverged)"),
     }
@@ -331,4 +332,15 @@ fn write_csv(
         text += &(cells.join(",") + "\n");
     }
     std::fs::write(path, text).with_context(|| format!("cannot write `{}`", path.display()))
+}
+
+/// A loss for the closing line: as Rust prints it, in scientific notation when it is tiny or
+/// huge (`3.789e-42`, not forty zeros).
+fn shown_loss(loss: f32) -> String {
+    let magnitude = loss.abs();
+    if magnitude != 0.0 && !(1e-4..1e6).contains(&magnitude) {
+        format!("{loss:e}")
+    } else {
+        loss.to_string()
+    }
 }

@@ -33,7 +33,7 @@ pub use graphc_interp::Interp;
 pub use graphc_ir::{Backend, Executable, Graph};
 pub use graphc_jit::Jit;
 pub use graphc_nn::TargetLayout;
-pub use graphc_spec::{parse_str, Override, Spec, SpecError, SweepAxis};
+pub use graphc_spec::{parse_str, ObjectiveSpec, Override, Spec, SpecError, SweepAxis};
 pub use graphc_spec::{OptimizerKind, OptimizerSpec, SgdSpec};
 pub use graphc_train::{
     BatchTargets, Dataset, EpochEvent, Evaluation, FitEnd, LastEpoch, NamedTensor, Observer,
