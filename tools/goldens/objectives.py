@@ -121,10 +121,32 @@ def run(out, name, params, objective, torch_fn, optimizer, scheduler, steps):
     common.write_expected(case_dir, State(), losses=losses, values=values)
 
 
+def sweep(out):
+    """``sweep.json``: docs/tutorial.md's learning-rate sweep of ``specs/tutorial/quadratic.yaml``
+    (``4x²`` from 2, SGD, 20 steps, lr in ``linspace(0.01, 0.2, 10)``): each run's final loss
+    (the 20th step's) and the best run's index."""
+    lrs = torch.linspace(0.01, 0.2, 10, dtype=torch.float64).tolist()
+    finals = []
+    for lr in lrs:
+        x = torch.nn.Parameter(torch.tensor(2.0))
+        opt = torch.optim.SGD([x], lr=lr)
+        for _ in range(20):
+            loss = 4 * x ** 2
+            last = loss.item()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        finals.append(common.number(last))
+    best = min(range(len(finals)), key=lambda i: finals[i])
+    common.write_text(os.path.join(out, "sweep.json"),
+                      json.dumps({"lrs": lrs, "final_losses": finals, "best": best}) + "\n")
+
+
 def main():
     out = common.setup(__doc__, "objectives")
     for case in CASES:
         run(out, *case)
+    sweep(out)
     common.done(out)
 
 

@@ -322,8 +322,8 @@ fn write_csv(
     let mut text = header.join(",") + "\n";
     for (combo, row) in combos.iter().zip(rows) {
         let mut cells: Vec<String> = combo.iter().map(|o| quote(o.text.trim())).collect();
-        cells.push(row.final_loss.map_or(String::new(), |l| l.to_string()));
-        cells.push(row.best.map_or(String::new(), |b| b.0.to_string()));
+        cells.push(row.final_loss.map_or(String::new(), shown_loss));
+        cells.push(row.best.map_or(String::new(), |b| shown_loss(b.0)));
         cells.push(row.best.map_or(String::new(), |b| b.1.to_string()));
         for k in &valid_keys {
             cells.push(row.valid.get(k).cloned().unwrap_or_default());
@@ -334,7 +334,7 @@ fn write_csv(
     std::fs::write(path, text).with_context(|| format!("cannot write `{}`", path.display()))
 }
 
-/// A loss for the closing line: as Rust prints it, in scientific notation when it is tiny or
+/// A loss for the closing line and sweep.csv: as Rust prints it, in scientific notation when it is tiny or
 /// huge (`3.789e-42`, not forty zeros).
 fn shown_loss(loss: f32) -> String {
     let magnitude = loss.abs();

@@ -86,7 +86,9 @@ fn every_yaml_example_of_docs_spec_md_parses() {
             // A source form: `train:` (and `valid:`) under `data:`.
             let indented: String = yaml.lines().map(|l| format!("  {l}\n")).collect();
             BASE.replace("  train: {csv: data.csv, target: y}\n", &indented)
-        } else if yaml.lines().any(|l| l.starts_with("model:")) && yaml.contains("\ndata:") {
+        } else if (yaml.lines().any(|l| l.starts_with("model:")) && yaml.contains("\ndata:"))
+            || yaml.lines().any(|l| l.starts_with("objective:"))
+        {
             yaml.clone()
         } else {
             with_fragment(yaml)

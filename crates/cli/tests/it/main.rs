@@ -11,4 +11,5 @@ mod non_finite;
 mod resume_cli;
 mod run_dir;
 mod support;
+mod tutorial;
 mod user_path;
