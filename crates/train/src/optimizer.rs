@@ -7,7 +7,7 @@
 use graphc_ir::{Arg, Backend, IrError};
 use graphc_nn::sched::SchedulerKeys;
 use graphc_nn::{build_update_graph, hyper_value, initial_groups, UpdateGraph};
-use graphc_spec::{shown_list, OptimizerKind, OptimizerSpec};
+use graphc_spec::{shown_list, OptimizerKind, OptimizerSpec, ParamGroupSpec};
 
 use crate::session::Store;
 use crate::trainer::{GroupState, OptimizerState};
@@ -16,6 +16,8 @@ use crate::{NamedTensor, TrainError};
 /// An optimizer over named parameters, stepped on gradients set by hand.
 pub struct Optimizer {
     spec: OptimizerSpec,
+    /// What compiles the update (again when a group is added).
+    backend: Box<dyn Backend>,
     update: UpdateGraph,
     /// The parameters and state, and the one executable that updates them.
     store: Store,
@@ -34,38 +36,158 @@ impl Optimizer {
         params: &[NamedTensor],
         backend: Box<dyn Backend>,
     ) -> Result<Optimizer, TrainError> {
-        let shapes: Vec<(String, Vec<usize>)> = params
-            .iter()
-            .map(|p| (p.name.clone(), p.shape.clone()))
-            .collect();
-        let mut update = build_update_graph(&spec, &shapes)?;
-        let mut store = Store::new(backend.name());
-        let exe = crate::session::compile_graph(backend.as_ref(), &mut update.graph)
-            .map_err(|e| store.backend_error(e))?;
-        store.add(exe, &update.graph, true);
-        let initial = params
-            .iter()
-            .map(|p| (p.name.as_str(), p.data.clone()))
-            .chain(update.state.iter().map(|b| {
-                let len = b.shape.iter().product();
-                (b.name.as_str(), vec![b.init; len])
-            }));
-        for (name, values) in initial {
-            let id = store.id(name).ok_or_else(|| {
-                store.backend_error(IrError::Argument(format!(
-                    "the update has no buffer `{name}`"
-                )))
-            })?;
-            store.set_value(id, &values)?;
-        }
+        let (update, store) = compile(&spec, params, backend.as_ref())?;
         Ok(Optimizer {
             groups: initial_groups(&spec),
             grads: params.iter().map(|p| vec![0.0; p.data.len()]).collect(),
             spec,
+            backend,
             update,
             store,
             step_count: 0,
         })
+    }
+
+    /// PyTorch's `optimizer.defaults`: the settings a group gets unless it overrides them.
+    pub fn defaults(&self) -> &OptimizerKind {
+        &self.spec.kind
+    }
+
+    /// PyTorch's `optimizer.add_param_group({"params": ..., **settings})`: `params` (new
+    /// names, with their values) join as a new group with `settings` (the same algorithm as
+    /// the defaults; start from [`Optimizer::defaults`] and change what differs). The other
+    /// parameters keep their values, state and group settings; the update is compiled again.
+    pub fn add_param_group(
+        &mut self,
+        params: &[NamedTensor],
+        settings: OptimizerKind,
+    ) -> Result<(), TrainError> {
+        if settings.optimizer_type() != self.spec.kind.optimizer_type() {
+            return Err(TrainError::Data(format!(
+                "add_param_group: a {} group cannot join a {} optimizer",
+                settings.class_name(),
+                self.spec.kind.class_name()
+            )));
+        }
+        for p in params {
+            if self.index(&p.name).is_ok() {
+                return Err(TrainError::Data(format!(
+                    "add_param_group: `{}` is in a group already (PyTorch: some parameters appear in more than one parameter group)",
+                    p.name
+                )));
+            }
+            if p.name.contains(['*', '?']) {
+                return Err(TrainError::Data(format!(
+                    "add_param_group: `{}` has a glob character; name it without `*` or `?`",
+                    p.name
+                )));
+            }
+        }
+        let added = self.spec.param_groups.len();
+        let mut spec = self.spec.clone();
+        spec.param_groups.push(ParamGroupSpec {
+            params: params.iter().map(|p| p.name.clone()).collect(),
+            kind: settings.clone(),
+        });
+        let mut all: Vec<NamedTensor> = self
+            .update
+            .params
+            .iter()
+            .map(|p| NamedTensor {
+                name: p.name.clone(),
+                shape: p.shape.clone(),
+                data: self.read(&p.name).map(<[f32]>::to_vec).unwrap_or_default(),
+            })
+            .collect();
+        all.extend(params.iter().cloned());
+        let (update, mut store) = compile(&spec, &all, self.backend.as_ref())?;
+        // First matching pattern wins: an earlier group's pattern may claim a new name.
+        let old = self.update.params.len();
+        if let Some(i) = (old..all.len()).find(|&i| update.groups[i] != added) {
+            return Err(TrainError::Data(format!(
+                "add_param_group: `{}` matches the pattern of parameter group {}; rename it",
+                all[i].name, update.groups[i]
+            )));
+        }
+        for b in &self.update.state {
+            let (Some(from), Some(to)) = (self.store.id(&b.name), store.id(&b.name)) else {
+                continue;
+            };
+            let values = self.store.value(from).to_vec();
+            store.set_value(to, &values)?;
+        }
+        self.groups.insert(added, settings);
+        self.grads
+            .extend(params.iter().map(|p| vec![0.0; p.data.len()]));
+        self.spec = spec;
+        self.update = update;
+        self.store = store;
+        Ok(())
+    }
+
+    /// PyTorch's `optimizer.load_state_dict(state)`: each group's settings, the state buffers
+    /// and the step count from `state` (made by [`Optimizer::state_dict`] of an optimizer
+    /// with the same parameters in the same groups). The parameters are not part of it.
+    pub fn load_state_dict(&mut self, state: &OptimizerState) -> Result<(), TrainError> {
+        let mine = self.state_dict();
+        let names = |s: &OptimizerState| -> Vec<Vec<String>> {
+            s.param_groups.iter().map(|g| g.params.clone()).collect()
+        };
+        if names(&mine) != names(state) {
+            return Err(TrainError::Data(format!(
+                "load_state_dict: the state's parameter groups {:?} are not this optimizer's {:?}",
+                names(state),
+                names(&mine)
+            )));
+        }
+        if state.state.len() != mine.state.len() {
+            return Err(TrainError::Data(format!(
+                "load_state_dict: {} state buffers, this optimizer keeps {}",
+                state.state.len(),
+                mine.state.len()
+            )));
+        }
+        for (t, want) in state.state.iter().zip(&mine.state) {
+            if t.name != want.name || t.data.len() != want.data.len() {
+                return Err(TrainError::Data(format!(
+                    "load_state_dict: state `{}` ({} values) does not fit `{}` ({} values)",
+                    t.name,
+                    t.data.len(),
+                    want.name,
+                    want.data.len()
+                )));
+            }
+        }
+        let live = self.live_groups();
+        for (&g, group) in live.iter().zip(&state.param_groups) {
+            if group.hypers.optimizer_type() != self.groups[g].optimizer_type() {
+                return Err(TrainError::Data(format!(
+                    "load_state_dict: a {} state for a {} optimizer",
+                    group.hypers.class_name(),
+                    self.groups[g].class_name()
+                )));
+            }
+        }
+        // Checked: nothing below fails halfway (the buffers exist, with these lengths).
+        for (&g, group) in live.iter().zip(&state.param_groups) {
+            self.groups[g] = group.hypers.clone();
+        }
+        for t in &state.state {
+            let id = self.store.id(&t.name).ok_or_else(|| {
+                TrainError::Data(format!("load_state_dict: no state buffer `{}`", t.name))
+            })?;
+            self.store.set_value(id, &t.data)?;
+        }
+        self.step_count = state.step;
+        Ok(())
+    }
+
+    /// The groups that hold parameters, in `state_dict` order.
+    fn live_groups(&self) -> Vec<usize> {
+        let mut live: Vec<usize> = self.update.groups.clone();
+        live.sort_unstable();
+        live.dedup();
+        live
     }
 
     /// The current value of the store's buffer `name`, if the update uses it.
@@ -159,10 +281,8 @@ impl Optimizer {
     /// PyTorch's `optimizer.state_dict()`: defaults, the groups that hold parameters with
     /// their current hyperparameters, the state buffers, the step count.
     pub fn state_dict(&self) -> OptimizerState {
-        let mut live: Vec<usize> = self.update.groups.clone();
-        live.sort_unstable();
-        live.dedup();
-        let param_groups = live
+        let param_groups = self
+            .live_groups()
             .iter()
             .map(|&g| GroupState {
                 params: self
@@ -196,4 +316,38 @@ impl Optimizer {
             accumulated: Vec::new(),
         }
     }
+}
+
+/// The update graph of `spec` over `params`, compiled on `backend` into a store holding the
+/// parameters' values and the state at PyTorch's initial values.
+fn compile(
+    spec: &OptimizerSpec,
+    params: &[NamedTensor],
+    backend: &dyn Backend,
+) -> Result<(UpdateGraph, Store), TrainError> {
+    let shapes: Vec<(String, Vec<usize>)> = params
+        .iter()
+        .map(|p| (p.name.clone(), p.shape.clone()))
+        .collect();
+    let mut update = build_update_graph(spec, &shapes)?;
+    let mut store = Store::new(backend.name());
+    let exe = crate::session::compile_graph(backend, &mut update.graph)
+        .map_err(|e| store.backend_error(e))?;
+    store.add(exe, &update.graph, true);
+    let initial = params
+        .iter()
+        .map(|p| (p.name.as_str(), p.data.clone()))
+        .chain(update.state.iter().map(|b| {
+            let len = b.shape.iter().product();
+            (b.name.as_str(), vec![b.init; len])
+        }));
+    for (name, values) in initial {
+        let id = store.id(name).ok_or_else(|| {
+            store.backend_error(IrError::Argument(format!(
+                "the update has no buffer `{name}`"
+            )))
+        })?;
+        store.set_value(id, &values)?;
+    }
+    Ok((update, store))
 }

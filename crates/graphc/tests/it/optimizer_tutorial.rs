@@ -4,7 +4,7 @@
 #[path = "../../examples/optimizer_tutorial.rs"]
 mod tutorial;
 
-use tutorial::{momentum_buffers, one_step, over, sgd};
+use tutorial::{momentum_buffers, one_step, over, sgd, walkthrough};
 
 const START: [f32; 4] = [1.0, -2.0, 0.5, 0.0];
 
@@ -95,4 +95,93 @@ fn a_gradient_of_the_wrong_size_or_name_is_an_error() {
     );
     let e = opt.set_grad("v", &[1.0; 4]).unwrap_err().to_string();
     assert!(e.contains("no parameter `v`; the parameters are w"), "{e}");
+}
+
+/// The walkthrough's numbers against PyTorch's (`tools/goldens/optimizer_walkthrough.py`).
+#[test]
+fn the_walkthrough_prints_pytorchs_numbers() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/goldens/tutorial/optimizer_walkthrough.json");
+    let golden: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let floats = |v: &serde_json::Value| -> Vec<f32> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect()
+    };
+    let t = walkthrough().unwrap();
+    // One or two SGD steps are exact in f32, as in PyTorch.
+    assert_eq!(t.lr_1, floats(&golden["lr_1"]));
+    assert_eq!(t.lr_0_1, floats(&golden["lr_0_1"]));
+    assert_eq!(t.zero_grad, floats(&golden["zero_grad"]));
+    for (what, ours) in [("ten_steps", &t.ten_steps), ("reloaded", &t.reloaded)] {
+        for (name, values) in ours {
+            let want = floats(&golden[what][name]);
+            assert_eq!(values.len(), want.len(), "{what} {name}");
+            for (a, e) in values.iter().zip(&want) {
+                assert!(
+                    (a - e).abs() <= 1e-6 * e.abs().max(1.0),
+                    "{what} {name}: {a} vs {e}"
+                );
+            }
+        }
+    }
+    assert!(t.agree, "the reloaded optimizer took another step");
+}
+
+#[test]
+fn add_param_group_refuses_a_parameter_twice_or_another_algorithm() {
+    let mut opt = over(sgd(0.1, 0.0), &START).unwrap();
+    let w = graphc::NamedTensor {
+        name: "w".into(),
+        shape: vec![1],
+        data: vec![0.0],
+    };
+    let e = opt
+        .add_param_group(&[w], opt.defaults().clone())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("`w` is in a group already"), "{e}");
+    let adam = graphc::OptimizerKind::Adam(graphc::stages::spec::AdamSpec {
+        lr: 0.1,
+        betas: (0.9, 0.999),
+        eps: 1e-8,
+        weight_decay: 0.0,
+        amsgrad: false,
+        maximize: false,
+        decoupled_weight_decay: false,
+    });
+    let b = graphc::NamedTensor {
+        name: "b".into(),
+        shape: vec![1],
+        data: vec![0.0],
+    };
+    let e = opt.add_param_group(&[b], adam).unwrap_err().to_string();
+    assert!(
+        e.contains("a Adam group cannot join a SGD optimizer"),
+        "{e}"
+    );
+    // Nothing changed: the optimizer still steps its one parameter.
+    opt.set_grad("w", &[1.0; 4]).unwrap();
+    opt.step().unwrap();
+    assert_eq!(opt.state_dict().param_groups.len(), 1);
+}
+
+#[test]
+fn load_state_dict_refuses_another_optimizers_state() {
+    let mut one = over(sgd(0.1, 0.9), &START).unwrap();
+    one.set_grad("w", &[1.0; 4]).unwrap();
+    one.step().unwrap();
+    let mut other = over(sgd(0.1, 0.9), &[0.0]).unwrap();
+    let e = other
+        .load_state_dict(&one.state_dict())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("state `w.momentum_buffer` (4 values) does not fit"),
+        "{e}"
+    );
+    assert_eq!(other.step_count(), 0);
 }
