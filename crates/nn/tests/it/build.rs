@@ -174,7 +174,7 @@ fn prelu_declares_its_slopes_with_pytorchs_init() {
     let decls: Vec<(&str, &[usize], DefaultInit)> = infos
         .iter()
         .flat_map(|i| &i.params)
-        .map(|p| (p.name.as_str(), p.shape.as_slice(), p.init))
+        .map(|p| (p.name.as_str(), p.shape.as_slice(), p.init.clone()))
         .filter(|(_, _, init)| matches!(init, DefaultInit::Constant(_)))
         .collect();
     assert_eq!(

@@ -53,7 +53,7 @@ fn eval_step(spec: &Spec, batch: usize) -> StepGraph {
 /// `(name, shape, init)` of each declaration.
 fn decls(list: &[graphc_nn::TensorDecl]) -> Vec<(&str, &[usize], DefaultInit)> {
     list.iter()
-        .map(|d| (d.name.as_str(), d.shape.as_slice(), d.init))
+        .map(|d| (d.name.as_str(), d.shape.as_slice(), d.init.clone()))
         .collect()
 }
 

@@ -20,7 +20,7 @@ fn error(input: &str, layers: &str) -> String {
 fn params(info: &LayerInfo) -> Vec<(&str, &[usize], DefaultInit)> {
     info.params
         .iter()
-        .map(|d| (d.name.as_str(), d.shape.as_slice(), d.init))
+        .map(|d| (d.name.as_str(), d.shape.as_slice(), d.init.clone()))
         .collect()
 }
 

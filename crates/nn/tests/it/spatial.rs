@@ -58,7 +58,7 @@ fn lenet_shapes_parameters_and_fan_in_are_pytorchs() {
     assert_eq!(conv[0].name, "3.weight");
     assert_eq!(conv[0].shape, [16, 6, 5, 5]);
     let fan_in = DefaultInit::Uniform { fan_in: 150 };
-    assert_eq!((conv[0].init, conv[1].init), (fan_in, fan_in));
+    assert_eq!((&conv[0].init, &conv[1].init), (&fan_in, &fan_in));
     assert_eq!(conv[1].shape, [16]);
 }
 
