@@ -541,8 +541,8 @@ fn empty_or_non_mapping_document_is_rejected() {
     let e = err("");
     assert_eq!(
         e.message(),
-        "the spec is empty; expected a mapping with keys seed, data, model, loss, optimizer, \
-         scheduler, train"
+        "the spec is empty; expected a mapping with keys seed, data, model, loss, params, \
+         objective, optimizer, scheduler, train"
     );
     let e = err("- 1\n");
     assert_err(

@@ -91,7 +91,7 @@ fn override_errors_name_the_override_and_the_valid_keys() {
     assert_fails(
         &["modle.input=[4]"],
         "spec.yaml: --set modle.input=[4]: unknown key `modle` in the top-level mapping; did you \
-         mean `model`? valid keys: seed, data, model, loss, optimizer, scheduler, train",
+         mean `model`? valid keys: seed, data, model, loss, params, objective, optimizer, scheduler, train",
     );
 }
 
