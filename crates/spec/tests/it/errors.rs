@@ -549,8 +549,8 @@ fn empty_or_non_mapping_document_is_rejected() {
         &e,
         1,
         1,
-        "invalid type: a list, expected a mapping with keys seed, data, model, loss, optimizer, \
-         scheduler, train",
+        "invalid type: a list, expected a mapping with keys seed, data, model, loss, params, \
+         objective, optimizer, scheduler, train",
     );
 }
 
