@@ -626,36 +626,28 @@ pub fn mean_denominator(loss: &LossSpec, outputs: usize, targets: LossTargets<'_
         Reduction::BatchMean => false,
         Reduction::Mean => true,
     };
-    let (weight, ignore_index) = match loss {
-        LossSpec::CrossEntropy {
-            weight,
-            ignore_index,
-            ..
-        }
-        | LossSpec::Nll {
-            weight,
-            ignore_index,
-            ..
-        } => (weight.as_deref(), *ignore_index),
-        LossSpec::MultiMargin { .. } | LossSpec::MultiLabelSoftMargin { .. } => {
-            return Some(samples as f64)
-        }
-        LossSpec::Bce { .. }
-        | LossSpec::BceWithLogits { .. }
-        | LossSpec::Mse { .. }
-        | LossSpec::L1 { .. }
-        | LossSpec::SmoothL1 { .. }
-        | LossSpec::Huber { .. }
-        | LossSpec::KlDiv { .. }
-        | LossSpec::PoissonNll { .. }
-        | LossSpec::SoftMargin { .. } => {
-            let terms = if per_element { outputs } else { 1 };
-            return Some(samples as f64 * terms as f64);
-        }
-    };
     let LossTargets::Classes(y) = targets else {
-        // Class probabilities: a mean over samples.
+        // Float targets: element means (`reduce_elements`), or sample means for the losses
+        // that sum each row first and for class probabilities.
+        let terms = match wants(loss) {
+            Wants::Floats if per_element => outputs,
+            Wants::Floats | Wants::RowFloats | Wants::Classes | Wants::ClassesOrProbabilities => 1,
+        };
+        return Some(samples as f64 * terms as f64);
+    };
+    // Class indices: multi_margin's mean is over samples; cross_entropy's and nll's over
+    // the weights of the samples not ignored.
+    let Task::MultiClass {
+        ignore_index: Some(ignore_index),
+    } = task_of(loss)
+    else {
         return Some(samples as f64);
+    };
+    let weight = if let LossSpec::CrossEntropy { weight, .. } | LossSpec::Nll { weight, .. } = loss
+    {
+        weight.as_deref()
+    } else {
+        None
     };
     let counted = y
         .iter()
