@@ -219,6 +219,10 @@ fn run(cli: Cli) -> Result<()> {
                 overrides: set,
             };
             let summary = graphc::train_or_resume(&spec, options, resume.as_deref(), overwrite)?;
+            // Under mpirun, rank 0 reports for all.
+            if !graphc::stages::train::collective::reports() {
+                return Ok(());
+            }
             outln(&format!("{summary}; wrote {}", out_dir.display()))
         }
         Command::Inspect { checkpoint } => inspect::inspect(&checkpoint),

@@ -23,6 +23,12 @@ pub fn accumulators(train: &TrainSpec, params: &[ParamInfo]) -> Vec<(String, Vec
     if train.accumulate <= 1 {
         return Vec::new();
     }
+    accumulators_always(params)
+}
+
+/// The accumulation buffers of data-parallel training, which every rank keeps whatever
+/// `accumulate` is: the gradients summed over ranks go through them.
+pub(crate) fn accumulators_always(params: &[ParamInfo]) -> Vec<(String, Vec<usize>)> {
     params
         .iter()
         .filter(|p| p.trainable)

@@ -30,8 +30,8 @@ pub use layers::{
     TensorDecl,
 };
 pub use loss::{
-    build_loss, build_loss_graph, check_loss_data, task_of, LossGraph, LossTargets, TargetLayout,
-    Task,
+    build_loss, build_loss_graph, check_loss_data, mean_denominator, task_of, LossGraph,
+    LossTargets, TargetLayout, Task,
 };
 pub use norm::{draws_random, Mode};
 pub use optim::{
@@ -40,6 +40,7 @@ pub use optim::{
     UpdateGraph, UpdateParts,
 };
 pub use step::{
-    build_accumulate_step, build_eval, build_step, initial_lr, natural_layout, StepGraph,
+    build_accumulate_step, build_apply_step, build_eval, build_shard_step, build_step, initial_lr,
+    natural_layout, StepGraph,
 };
 pub use topology::{all_layers, Source};

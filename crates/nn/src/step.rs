@@ -19,6 +19,9 @@ pub struct StepGraph {
     /// Whether the third argument is the i64 `[1]` index of this training forward (0 for the
     /// run's first; every training batch's forward counts), from which dropout draws.
     pub forward: bool,
+    /// Whether the argument after those is the f32 `[1]` denominator of the loss's mean over
+    /// the whole batch ([`crate::mean_denominator`]): a [`build_shard_step`] of a `mean` loss.
+    pub denominator: bool,
     /// The hypers in argument order: the model's, then the optimizer's.
     pub hypers: Vec<Hyper>,
     /// Parameters in `state_dict` order.
@@ -49,7 +52,7 @@ pub struct StepGraph {
 /// The training step for batches of `batch` samples: outputs `loss` (before
 /// the update) and `output`; assigns updated parameters and state.
 pub fn build_step(spec: &Spec, batch: usize, layout: TargetLayout) -> Result<StepGraph, NnError> {
-    let (mut step, grads) = build_backward(spec, batch, layout)?;
+    let (mut step, grads) = build_backward(spec, batch, layout, false)?;
     let graph = &mut step.graph;
     let grads = if spec.train.accumulate > 1 {
         let (sums, buffers) = clip::add_to_accumulators(graph, &step.params, &grads)?;
@@ -81,10 +84,70 @@ pub fn build_accumulate_step(
     batch: usize,
     layout: TargetLayout,
 ) -> Result<StepGraph, NnError> {
-    let (mut step, grads) = build_backward(spec, batch, layout)?;
+    let (mut step, grads) = build_backward(spec, batch, layout, false)?;
     let (sums, buffers) = clip::add_to_accumulators(&mut step.graph, &step.params, &grads)?;
     clip::keep_sums(&mut step.graph, &buffers, &sums)?;
     Ok(step)
+}
+
+/// One rank's part of a step of data-parallel training: forward, loss and backward on the
+/// rank's share of a batch, the gradients added to the accumulation buffers (which it keeps
+/// for every `train.accumulate`). A `mean` loss divides by the whole batch's denominator,
+/// the argument after `forward`, so the shares' losses and gradients sum to the batch's.
+/// The buffers' sums over the ranks then go to [`build_apply_step`].
+pub fn build_shard_step(
+    spec: &Spec,
+    batch: usize,
+    layout: TargetLayout,
+) -> Result<StepGraph, NnError> {
+    let (mut step, grads) = build_backward(spec, batch, layout, true)?;
+    step.accumulators = clip::accumulators_always(&step.params);
+    let (sums, buffers) = clip::add_to_accumulators(&mut step.graph, &step.params, &grads)?;
+    clip::keep_sums(&mut step.graph, &buffers, &sums)?;
+    Ok(step)
+}
+
+/// The update of data-parallel training: the accumulation buffers (holding the gradients
+/// summed over ranks and batches) clipped, the optimizer's update, the buffers zeroed — the
+/// tail of [`build_step`] on its own. `params` are a [`build_shard_step`]'s. No arguments
+/// but the optimizer's hypers; no outputs.
+pub fn build_apply_step(spec: &Spec, params: &[ParamInfo]) -> Result<StepGraph, NnError> {
+    let mut graph = Graph::new();
+    let params: Vec<ParamInfo> = params
+        .iter()
+        .map(|p| ParamInfo {
+            node: graph.param(&p.name, &p.shape),
+            ..p.clone()
+        })
+        .collect();
+    let accumulators = clip::accumulators_always(&params);
+    let buffers: Vec<NodeId> = accumulators
+        .iter()
+        .map(|(name, shape)| graph.state(name, shape))
+        .collect();
+    let grads = clip::clip(&mut graph, &spec.train, buffers.clone())?;
+    let optimizer = sched::graph_optimizer(spec);
+    let update = build_update(&mut graph, &optimizer, &params, &grads)?;
+    clip::zero_accumulators(&mut graph, &buffers)?;
+    Ok(StepGraph {
+        graph,
+        forward: false,
+        denominator: false,
+        hypers: update.hypers,
+        params,
+        buffers: Vec::new(),
+        counters: Vec::new(),
+        groups: update.groups,
+        state: update
+            .state
+            .iter()
+            .map(|b| (b.name.clone(), b.shape.clone()))
+            .collect(),
+        state_init: update.state.iter().map(|b| b.init).collect(),
+        accumulators,
+        loss_output: 0,
+        model_output: 0,
+    })
 }
 
 /// What both training steps start with: forward, loss and the trainable parameters'
@@ -94,6 +157,7 @@ fn build_backward(
     spec: &Spec,
     batch: usize,
     layout: TargetLayout,
+    shard: bool,
 ) -> Result<(StepGraph, Vec<NodeId>), NnError> {
     if spec.loss.reduction() == Reduction::None {
         return Err(NnError::Loss {
@@ -101,7 +165,7 @@ fn build_backward(
             message: "reduction: none gives per-sample losses; training needs a scalar loss, use mean or sum".into(),
         });
     }
-    let mut step = build_forward(spec, batch, layout, true)?;
+    let mut step = build_forward(spec, batch, layout, (true, shard))?;
     let loss = step.graph.outputs()[step.loss_output].node;
     // Frozen parameters (`requires_grad: false`) are not asked for: the backward pass stops
     // where only they would need it.
@@ -119,14 +183,14 @@ fn build_backward(
 /// The evaluation step: forward in evaluation mode and loss only, outputs `loss` and
 /// `output`, no update. `reduction: none` is allowed here.
 pub fn build_eval(spec: &Spec, batch: usize, layout: TargetLayout) -> Result<StepGraph, NnError> {
-    build_forward(spec, batch, layout, false)
+    build_forward(spec, batch, layout, (false, false))
 }
 
 fn build_forward(
     spec: &Spec,
     batch: usize,
     layout: TargetLayout,
-    training: bool,
+    (training, shard): (bool, bool),
 ) -> Result<StepGraph, NnError> {
     let mut graph = Graph::new();
     let mut x_shape = vec![batch];
@@ -152,8 +216,15 @@ fn build_forward(
     } else {
         Mode::Eval
     };
+    // The whole batch's denominator comes next, also before the model's hypers.
+    let mean = matches!(
+        spec.loss.reduction(),
+        Reduction::Mean | Reduction::BatchMean
+    );
+    let denominator = (shard && mean).then(|| graph.input("denominator", TensorType::f32(&[1])));
     let model = build_model(&mut graph, &spec.model, x, mode)?;
-    let loss = build_loss(&mut graph, &spec.loss, model.output, y, layout)?;
+    let scalar = denominator.map(|d| graph.reshape(d, &[])).transpose()?;
+    let loss = build_loss(&mut graph, &spec.loss, (model.output, y), layout, scalar)?;
     graph.add_output("loss", loss);
     graph.add_output("output", model.output);
     Ok(StepGraph {
@@ -165,6 +236,7 @@ fn build_forward(
                 ..
             }
         ),
+        denominator: denominator.is_some(),
         hypers: model.hypers,
         params: model.params,
         buffers: model.buffers,

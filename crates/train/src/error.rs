@@ -136,6 +136,11 @@ pub enum TrainError {
     },
 
     /// Standard output or standard error could not be written.
+    /// Data-parallel training cannot start or go on: no MPI in this build, MPI failing, or a
+    /// spec feature not supported across ranks.
+    #[error("{0}")]
+    Parallel(String),
+
     #[error(transparent)]
     Console(#[from] crate::console::ConsoleError),
 }

@@ -265,9 +265,7 @@ pub fn fit(
             if !loss.is_finite() {
                 return Err(non_finite_loss(first_step, step, epoch, loss, lr));
             }
-            if let Some(output) = trainer.last_output() {
-                tally.add(task, output, &targets, rows.len());
-            }
+            trainer.tally_last(&mut tally, &targets);
             progress.batch = b as u64 + 1;
             progress.epoch_loss_sum += f64::from(loss);
             progress.pending_loss_sum += f64::from(loss);
@@ -297,6 +295,7 @@ pub fn fit(
                 }
             }
         }
+        tally.sum_over(trainer.collective());
         let finished = progress.batch as usize == batch_count;
         let mean_loss = progress.epoch_loss_sum / progress.batch.max(1) as f64;
         let valid_eval = match valid {

@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod checkpoint;
+pub mod collective;
 pub mod console;
 pub mod error;
 pub mod fit;

@@ -100,6 +100,9 @@ pub struct Summary {
     pub stop: Stop,
     /// Wall-clock seconds of the run, compilation included.
     pub seconds: f64,
+    /// The MPI ranks that trained together (1 alone) and the wall-clock seconds this one
+    /// spent in their sums (gradients and losses).
+    pub ranks: (usize, f64),
 }
 
 /// The last epoch of a run, as its row of the epoch table shows it.
@@ -148,7 +151,13 @@ impl std::fmt::Display for Summary {
         if let Some(r) = self.train.rmse {
             write!(f, ", train RMSE {r:.4}")?;
         }
-        write!(f, "; {}", self.stop)
+        write!(f, "; {}", self.stop)?;
+        let (ranks, summing) = self.ranks;
+        if ranks > 1 {
+            let per_step = summing * 1e3 / self.steps.max(1) as f64;
+            write!(f, "; on {ranks} MPI ranks, {per_step:.2} ms a step summing")?;
+        }
+        Ok(())
     }
 }
 
@@ -425,6 +434,42 @@ pub fn train_or_resume(
     resume: Option<&Path>,
     overwrite: bool,
 ) -> Result<Summary, TrainError> {
+    let world = crate::collective::World::start().map_err(TrainError::Parallel)?;
+    if world.size() <= 1 {
+        return train_across(spec_path, options, (resume, overwrite), world.collective());
+    }
+    // One of several MPI ranks: every rank trains the same model on its shares of the batches;
+    // only rank 0 writes the output directory (the others write into a scratch directory that
+    // goes with them). A failing rank prints why and ends every rank.
+    let rank = world.rank();
+    let scratch;
+    let mut options = options;
+    if rank != 0 {
+        scratch = tempfile::tempdir()
+            .map_err(|e| TrainError::Parallel(format!("rank {rank}: no scratch directory: {e}")))?;
+        options.out_dir = scratch.path().join("run");
+        options.quiet = true;
+    }
+    match train_across(spec_path, options, (resume, overwrite), world.collective()) {
+        Ok(summary) => Ok(summary),
+        Err(e) => {
+            // Nothing is left to report a failed write to: the abort still ends every rank.
+            let _ = crate::console::println(
+                crate::console::Stream::Stderr,
+                &format!("error: rank {rank} of {}: {e}", world.size()),
+            );
+            world.abort(1)
+        }
+    }
+}
+
+/// [`train_or_resume`] as one of the processes of `world`.
+fn train_across(
+    spec_path: &Path,
+    options: RunOptions,
+    (resume, overwrite): (Option<&Path>, bool),
+    world: Box<dyn crate::collective::Collective + Send>,
+) -> Result<Summary, TrainError> {
     let started = Instant::now();
     let mut spec = graphc_spec::parse_file_with(spec_path, &options.overrides)?;
     // Printed once the checkpoint has passed its checks.
@@ -436,7 +481,8 @@ pub fn train_or_resume(
     check_size(&spec)?;
     let base_dir = spec_path.parent().unwrap_or(Path::new("."));
     let data = load_data(&spec, base_dir)?;
-    let trainer = prepare(&spec, base_dir, &data, options.backend)?;
+    let mut trainer = prepare(&spec, base_dir, &data, options.backend)?;
+    trainer.set_collective(world)?;
     // Bad input so far has not touched the output directory.
     let mut dir = RunDir::open(&options.out_dir, resume, overwrite)?;
     let files = Files {
@@ -597,6 +643,7 @@ fn run(
         train: train_eval,
         stop: end.stop,
         seconds: 0.0,
+        ranks: trainer.summing(),
     })
 }
 

@@ -10,7 +10,10 @@
 use std::collections::HashMap;
 
 use graphc_ir::{Arg, Backend, Executable, Graph, IrError};
-use graphc_nn::{build_accumulate_step, build_eval, build_step, StepGraph, TargetLayout};
+use graphc_nn::{
+    build_accumulate_step, build_apply_step, build_eval, build_shard_step, build_step, StepGraph,
+    TargetLayout,
+};
 use graphc_spec::{Reduction, Spec};
 
 use crate::TrainError;
@@ -33,6 +36,12 @@ pub(crate) enum Kind {
     Update,
     /// Forward, backward, gradients added to the accumulation buffers.
     Accumulate,
+    /// One rank's share of a batch in data-parallel training: forward, backward (the loss's
+    /// mean over the whole batch's denominator), gradients added to the accumulation buffers.
+    Shard,
+    /// Data-parallel training's update from the accumulation buffers (summed over ranks):
+    /// clipping, the optimizer, the buffers zeroed. Batch size 0: it reads no batch.
+    Apply,
     /// Forward and loss only.
     Eval,
     /// Forward and the loss with `reduction: none` (one loss per sample or element).
@@ -43,7 +52,7 @@ impl Kind {
     /// Whether running the program changes persistent buffers (its assigns).
     fn writes(self) -> bool {
         match self {
-            Kind::Update | Kind::Accumulate => true,
+            Kind::Update | Kind::Accumulate | Kind::Shard | Kind::Apply => true,
             Kind::Eval | Kind::PerSample => false,
         }
     }
@@ -112,6 +121,14 @@ impl Session {
         let mut step = match kind {
             Kind::Update => build_step(&self.spec, batch, self.layout)?,
             Kind::Accumulate => build_accumulate_step(&self.spec, batch, self.layout)?,
+            Kind::Shard => build_shard_step(&self.spec, batch, self.layout)?,
+            Kind::Apply => {
+                let params = match self.programs.first() {
+                    Some(p) => p.step.params.clone(),
+                    None => build_step(&self.spec, self.spec.data.batch_size, self.layout)?.params,
+                };
+                build_apply_step(&self.spec, &params)?
+            }
             Kind::Eval => build_eval(&self.spec, batch, self.layout)?,
             Kind::PerSample => {
                 let mut spec = self.spec.clone();

@@ -15,10 +15,11 @@ use graphc_nn::sched::{ParamGroup, Scheduler, SchedulerKeys, SchedulerState};
 use graphc_nn::{
     default_init, group_of, hyper_value_by, initial_groups, ParamInfo, StepGraph, TargetLayout,
 };
-use graphc_nn::{input_embedding, task_of, Task};
+use graphc_nn::{input_embedding, mean_denominator, task_of, LossTargets, Task};
 use graphc_spec::{shown_list, HyperValue, Interval, OptimizerKind, Reduction, Spec};
 use smallvec::SmallVec;
 
+use crate::collective::{share, Collective, Solo};
 use crate::session::{Kind, Session};
 use crate::weights::{check_finite, check_finite_values};
 use crate::{read_state_dict, BatchTargets, Counter, Dataset, NamedTensor, StateDict, TrainError};
@@ -102,6 +103,14 @@ pub struct Trainer {
     last_step: Option<usize>,
     /// Scratch for the hyper values of one step, reused so a step allocates nothing for them.
     hyper_values: Vec<f32>,
+    /// The processes training together ([`Solo`] unless [`Trainer::set_collective`]).
+    collective: Box<dyn Collective + Send>,
+    /// With several ranks: the rows of the last batch that were this rank's share.
+    last_share: std::ops::Range<usize>,
+    /// With several ranks: the gradient sums and the loss, summed over ranks in one call.
+    flat: Vec<f32>,
+    /// Wall-clock time spent in those sums.
+    summing: std::time::Duration,
 }
 
 /// Largest batch the evaluator runs at once; larger data sets go in chunks.
@@ -135,6 +144,10 @@ impl Trainer {
             pending: 0,
             last_step: None,
             hyper_values: Vec::new(),
+            collective: Box::new(Solo),
+            last_share: 0..0,
+            flat: Vec::new(),
+            summing: std::time::Duration::ZERO,
         };
         let params = trainer.main_step().params.clone();
         let mut live: Vec<usize> = group_of(&trainer.spec().optimizer, &params)?;
@@ -520,7 +533,41 @@ impl Trainer {
         } else {
             Kind::Accumulate
         };
-        let index = self.session.program(batch, kind)?;
+        let loss = if self.collective.size() > 1 {
+            self.step_shard(features, targets, batch, kind == Kind::Update)?
+        } else {
+            let index = self.session.program(batch, kind)?;
+            self.run_step(index, (features, targets_arg(targets)), None)?;
+            self.last_step = Some(index);
+            self.last_share = 0..batch;
+            self.session
+                .exe(index)
+                .output(self.session.get(index).step.loss_output)[0]
+        };
+        self.forwards += 1;
+        for count in &mut self.counts {
+            *count += 1;
+        }
+        if kind == Kind::Update {
+            self.step_count += 1;
+            self.pending = 0;
+            if self.scheduler.as_ref().map(Scheduler::interval) == Some(Interval::Step) {
+                self.step_scheduler(None)?;
+            }
+        } else {
+            self.pending += 1;
+        }
+        Ok(loss)
+    }
+
+    /// Runs program `index` once on a batch (`x`, `y`; the whole batch's loss `denominator` for
+    /// a shard step), with the forward's index and the hypers as its graph takes them.
+    fn run_step(
+        &mut self,
+        index: usize,
+        (features, targets): (&[f32], Arg<'_>),
+        denominator: Option<f32>,
+    ) -> Result<(), TrainError> {
         let groups = &self.groups;
         let step_number = self.step_count + 1;
         let counts = &self.counts;
@@ -533,11 +580,18 @@ impl Trainer {
         // The forward's index as dropout's i64 step counter (beyond i64::MAX it wraps, as a
         // 64-bit counter must somewhere; no run gets there).
         let forward = [self.forwards as i64];
+        let denominator = [denominator.unwrap_or(f32::NAN)];
+        let step = &self.session.get(index).step;
         // On the stack for up to 16 arguments: allocating them cost logreg 2-3 % a step.
         let mut args: SmallVec<[Arg<'_>; 16]> = SmallVec::new();
-        args.extend([Arg::F32(features), targets_arg(targets)]);
-        if self.session.get(index).step.forward {
+        if self.session.get(index).kind != Kind::Apply {
+            args.extend([Arg::F32(features), targets]);
+        }
+        if step.forward {
             args.push(Arg::I64(&forward));
+        }
+        if step.denominator {
+            args.push(Arg::F32(&denominator));
         }
         args.extend(
             self.hyper_values
@@ -545,27 +599,143 @@ impl Trainer {
                 .map(std::slice::from_ref)
                 .map(Arg::F32),
         );
-        self.session.run(index, &args)?;
-        drop(args);
-        self.forwards += 1;
-        for count in &mut self.counts {
-            *count += 1;
-        }
-        self.last_step = Some(index);
-        let loss = self
-            .session
-            .exe(index)
-            .output(self.session.get(index).step.loss_output)[0];
-        if kind == Kind::Update {
-            self.step_count += 1;
-            self.pending = 0;
-            if self.scheduler.as_ref().map(Scheduler::interval) == Some(Interval::Step) {
-                self.step_scheduler(None)?;
+        self.session.run(index, &args)
+    }
+
+    /// One step of data-parallel training on the whole batch (`features`, `targets` of
+    /// `batch` samples, the same on every rank): this rank's share through the shard step (the
+    /// loss's mean over the whole batch's denominator), then the gradient sums and the losses
+    /// summed over ranks in one call, and with `update` the apply step. Returns the batch's loss.
+    fn step_shard(
+        &mut self,
+        features: &[f32],
+        targets: &BatchTargets,
+        batch: usize,
+        update: bool,
+    ) -> Result<f32, TrainError> {
+        let rows = share(batch, self.collective.rank(), self.collective.size());
+        let per_sample = features.len() / batch;
+        let x = &features[rows.start * per_sample..rows.end * per_sample];
+        let (y, whole, outputs) = match targets {
+            BatchTargets::Classes(y) => (
+                Arg::I64(&y[rows.clone()]),
+                LossTargets::Classes(y),
+                self.classes(),
+            ),
+            BatchTargets::Floats(t) => {
+                let width = t.len() / batch;
+                (
+                    Arg::F32(&t[rows.start * width..rows.end * width]),
+                    LossTargets::Floats(t),
+                    width,
+                )
             }
+        };
+        let denominator = mean_denominator(&self.spec().loss, outputs, whole).map(|d| d as f32);
+        let mut loss = 0.0;
+        if !rows.is_empty() {
+            let index = self.session.program(rows.len(), Kind::Shard)?;
+            self.run_step(index, (x, y), denominator)?;
+            self.last_step = Some(index);
+            loss = self
+                .session
+                .exe(index)
+                .output(self.session.get(index).step.loss_output)[0];
         } else {
-            self.pending += 1;
+            self.last_step = None;
         }
-        Ok(loss)
+        self.last_share = rows;
+        let mut flat = std::mem::take(&mut self.flat);
+        flat.clear();
+        let apply = update
+            .then(|| self.session.program(0, Kind::Apply))
+            .transpose()?;
+        let sums: Vec<_> = match apply {
+            Some(apply) => self
+                .session
+                .get(apply)
+                .step
+                .accumulators
+                .iter()
+                .map(|(name, _)| self.session.id(name))
+                .collect(),
+            None => Vec::new(),
+        };
+        for id in sums.iter().flatten() {
+            flat.extend_from_slice(self.session.value(*id));
+        }
+        flat.push(loss);
+        let started = std::time::Instant::now();
+        self.collective.sum(&mut flat);
+        self.summing += started.elapsed();
+        let total = flat.pop().unwrap_or(f32::NAN);
+        let mut at = 0;
+        for &id in sums.iter().flatten() {
+            let len = self.session.value(id).len();
+            self.session.set_value(id, &flat[at..at + len])?;
+            at += len;
+        }
+        self.flat = flat;
+        if let Some(apply) = apply {
+            self.run_step(apply, (&[], Arg::F32(&[])), None)?;
+        }
+        Ok(total)
+    }
+
+    /// Makes this trainer one of the processes of `collective`: each step runs this rank's
+    /// share of the batch and sums the gradients over ranks (see [`Trainer::step_batch`]).
+    /// Every rank must start from the same parameters and step the same batches.
+    pub fn set_collective(
+        &mut self,
+        collective: Box<dyn Collective + Send>,
+    ) -> Result<(), TrainError> {
+        if collective.size() > 1 {
+            let spec = self.spec();
+            if graphc_nn::draws_random(&spec.model) {
+                return Err(TrainError::Parallel(
+                    "dropout is not supported with more than one MPI rank yet: its masks would differ from one process's".into(),
+                ));
+            }
+            if !self.main_step().buffers.is_empty() {
+                return Err(TrainError::Parallel(
+                    "batch norm is not supported with more than one MPI rank yet: its running statistics would differ between ranks".into(),
+                ));
+            }
+        }
+        self.collective = collective;
+        Ok(())
+    }
+
+    /// The number of ranks training together and the seconds this one has spent summing
+    /// over them.
+    pub fn summing(&self) -> (usize, f64) {
+        (self.collective.size(), self.summing.as_secs_f64())
+    }
+
+    /// The processes training together.
+    pub fn collective(&mut self) -> &mut dyn Collective {
+        self.collective.as_mut()
+    }
+
+    /// Adds the last batch's outputs (this rank's share of them, with several ranks) to
+    /// `tally`; `targets` are the whole batch's.
+    pub fn tally_last(&self, tally: &mut Tally, targets: &BatchTargets) {
+        let Some(output) = self.last_output() else {
+            return;
+        };
+        let rows = self.last_share.clone();
+        if self.collective.size() <= 1 {
+            tally.add(self.task(), output, targets, rows.len());
+            return;
+        }
+        let width = output.len() / rows.len().max(1);
+        let share = match targets {
+            BatchTargets::Classes(y) => BatchTargets::Classes(y[rows.clone()].to_vec()),
+            BatchTargets::Floats(t) => {
+                BatchTargets::Floats(t[rows.start * width..rows.end * width].to_vec())
+            }
+        };
+        tally.add(self.task(), output, &share, rows.len());
     }
 
     /// Tells the scheduler an epoch ended: one with `interval: epoch` steps —
@@ -978,6 +1148,19 @@ impl Tally {
             }
             (Task::Objective, BatchTargets::Floats(_)) | (_, BatchTargets::Classes(_)) => {}
         }
+    }
+
+    /// Sums the tallies of every rank of `collective` (each tallied its shares of the batches).
+    pub fn sum_over(&mut self, collective: &mut dyn Collective) {
+        if collective.size() <= 1 {
+            return;
+        }
+        let mut values = [self.correct as f64, self.counted as f64, self.squared];
+        collective.sum_f64(&mut values);
+        // Counts below 2^53 are exact in f64.
+        self.correct = values[0] as usize;
+        self.counted = values[1] as usize;
+        self.squared = values[2];
     }
 
     /// The scores so far with `loss`: accuracy for classification tasks, RMSE for

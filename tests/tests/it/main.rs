@@ -6,6 +6,7 @@ mod accumulate_clip_goldens;
 mod activation_goldens;
 mod backends_agree;
 mod cnn_goldens;
+mod data_parallel;
 mod docs_examples;
 mod freeze;
 mod graph_goldens;

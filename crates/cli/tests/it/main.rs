@@ -7,6 +7,7 @@ mod cli;
 mod daily;
 mod hostile;
 mod loss_cmd;
+mod mpi;
 mod non_finite;
 mod resume_cli;
 mod run_dir;

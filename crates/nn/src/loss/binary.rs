@@ -2,8 +2,8 @@
 //! (`pos_weight`, stable for any logit), each with PyTorch's own backward
 //! formula attached through `stop_gradient`.
 
+use super::Reducing;
 use graphc_ir::{BinaryOp, CompareOp, Graph, NodeId, UnaryOp};
-use graphc_spec::Reduction;
 
 use super::{fill_like, last_axis_constant, reduce_elements, sg, weighted, with_gradient};
 use crate::NnError;
@@ -17,7 +17,7 @@ pub(super) fn bce(
     x: NodeId,
     y: NodeId,
     weight: Option<&[f32]>,
-    reduction: Reduction,
+    reduction: Reducing,
 ) -> Result<NodeId, NnError> {
     let shape = graph.shape(x).to_vec();
     let xs = sg(graph, x)?;
@@ -53,7 +53,7 @@ pub(super) fn bce_with_logits(
     x: NodeId,
     y: NodeId,
     (weight, pos_weight): (Option<&[f32]>, Option<&[f32]>),
-    reduction: Reduction,
+    reduction: Reducing,
 ) -> Result<NodeId, NnError> {
     let shape = graph.shape(x).to_vec();
     let xs = sg(graph, x)?;

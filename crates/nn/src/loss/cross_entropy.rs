@@ -1,8 +1,8 @@
 //! `cross_entropy` and `nll`: class-index targets (weights, `ignore_index`,
 //! label smoothing) and, for cross entropy, class-probability targets.
 
+use super::Reducing;
 use graphc_ir::{BinaryOp, DType, Graph, NodeId, ReduceOp, UnaryOp};
-use graphc_spec::Reduction;
 
 use super::{fill_like, last_axis_constant, reduce_samples, scale, smoothing_factors, weighted};
 use crate::layers::log_softmax;
@@ -15,7 +15,7 @@ pub(super) struct ClassOptions<'a> {
     /// The class index of samples that count nowhere.
     pub(super) ignore_index: i64,
     /// How per-sample losses are combined.
-    pub(super) reduction: Reduction,
+    pub(super) reduction: Reducing,
     /// Label smoothing ε in `[0, 1]`.
     pub(super) label_smoothing: f32,
 }

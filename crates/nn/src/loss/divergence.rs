@@ -1,8 +1,8 @@
 //! Likelihood-style losses on distributions and counts: `kl_div`
 //! (`log_target`, `batchmean`) and `poisson_nll` (`log_input`, `full`, `eps`).
 
+use super::Reducing;
 use graphc_ir::{BinaryOp, CompareOp, Graph, NodeId, UnaryOp};
-use graphc_spec::Reduction;
 
 use super::{fill_like, reduce_elements, scale};
 use crate::NnError;
@@ -14,7 +14,7 @@ pub(super) fn kl_div(
     x: NodeId,
     t: NodeId,
     log_target: bool,
-    reduction: Reduction,
+    reduction: Reducing,
 ) -> Result<NodeId, NnError> {
     let losses = if log_target {
         let p = graph.unary(UnaryOp::Exp, t)?;
@@ -45,7 +45,7 @@ pub(super) fn poisson_nll(
     x: NodeId,
     t: NodeId,
     (log_input, full, eps): (bool, bool, f32),
-    reduction: Reduction,
+    reduction: Reducing,
 ) -> Result<NodeId, NnError> {
     let mut losses = if log_input {
         let rate = graph.unary(UnaryOp::Exp, x)?;

@@ -2,8 +2,8 @@
 //! (0/1 targets per class, `weight`) and `multi_margin` (class indices,
 //! `p`, `margin`, `weight`).
 
+use super::Reducing;
 use graphc_ir::{BinaryOp, CompareOp, Graph, NodeId, ReduceOp, UnaryOp};
-use graphc_spec::Reduction;
 
 use super::binary::log_sigmoid;
 use super::{fill_like, last_axis_constant, reduce_elements, reduce_samples, weighted};
@@ -15,7 +15,7 @@ pub(super) fn soft_margin(
     graph: &mut Graph,
     x: NodeId,
     y: NodeId,
-    reduction: Reduction,
+    reduction: Reducing,
 ) -> Result<NodeId, NnError> {
     let neg = graph.unary(UnaryOp::Neg, x)?;
     let margin = graph.binary(BinaryOp::Mul, neg, y)?;
@@ -31,7 +31,7 @@ pub(super) fn multilabel_soft_margin(
     x: NodeId,
     y: NodeId,
     weight: Option<&[f32]>,
-    reduction: Reduction,
+    reduction: Reducing,
 ) -> Result<NodeId, NnError> {
     let shape = graph.shape(x).to_vec();
     let positive = log_sigmoid(graph, x)?;
@@ -57,7 +57,7 @@ pub(super) fn multi_margin(
     target: NodeId,
     (p, margin): (u32, f32),
     weight: Option<&[f32]>,
-    reduction: Reduction,
+    reduction: Reducing,
 ) -> Result<NodeId, NnError> {
     let shape = graph.shape(x).to_vec();
     let classes = shape[1];

@@ -113,13 +113,16 @@ fn wants(loss: &LossSpec) -> Wants {
 /// Adds `loss(output, target)` to the graph: a scalar for `sum`/`mean`, the
 /// per-sample (class losses) or per-element losses for `none`. `target` must
 /// be laid out as `layout` says; mismatches with the model output are errors
-/// naming the loss and both shapes.
+/// naming the loss and both shapes. With `denominator` (an f32 `[]` node), every mean
+/// divides by it instead of the batch's own count: one rank's share of a batch split across
+/// ranks divides by the whole batch's [`mean_denominator`], so the ranks' losses and
+/// gradients add up to the whole batch's.
 pub fn build_loss(
     graph: &mut Graph,
     loss: &LossSpec,
-    output: NodeId,
-    target: NodeId,
+    (output, target): (NodeId, NodeId),
     layout: TargetLayout,
+    denominator: Option<NodeId>,
 ) -> Result<NodeId, NnError> {
     let target_ty = &graph.node(target).ty;
     let fits = match layout {
@@ -134,7 +137,7 @@ pub fn build_loss(
             format!("the target node {target_ty} does not have the layout {layout:?}"),
         ));
     }
-    loss_on(graph, loss, output, target)
+    loss_on(graph, loss, output, target, denominator)
 }
 
 /// `build_loss` for any target node: the target's type decides how it is read.
@@ -143,12 +146,16 @@ fn loss_on(
     loss: &LossSpec,
     input: NodeId,
     target: NodeId,
+    denominator: Option<NodeId>,
 ) -> Result<NodeId, NnError> {
     let shape = graph.shape(input).to_vec();
     let target_ty = graph.node(target).ty.clone();
     check_shapes(loss, &shape, &target_ty)?;
     check_options(loss, &shape, &target_ty)?;
-    let reduction = loss.reduction();
+    let reduction = Reducing {
+        reduction: loss.reduction(),
+        denominator,
+    };
     match loss {
         LossSpec::CrossEntropy {
             weight,
@@ -398,7 +405,7 @@ pub fn build_loss_graph(
     let mut graph = Graph::new();
     let input = graph.param("input", input_shape);
     let target = graph.input("target", target.clone());
-    let value = loss_on(&mut graph, loss, input, target)?;
+    let value = loss_on(&mut graph, loss, input, target, None)?;
     graph.add_output("loss", value);
     let mut grad_output = None;
     if with_grad {
@@ -557,22 +564,33 @@ fn smoothing_factors(smoothing: f32, classes: usize) -> (f32, f32) {
     )
 }
 
+/// How a loss combines its terms: the spec's reduction, and the denominator node that
+/// replaces the batch's own count in a mean (see [`build_loss`]).
+#[derive(Debug, Clone, Copy)]
+struct Reducing {
+    reduction: Reduction,
+    denominator: Option<NodeId>,
+}
+
 /// `losses` (per element) reduced: `none` keeps them, `sum` adds them,
 /// `mean` divides the sum by their count, `batchmean` by the first axis.
 fn reduce_elements(
     graph: &mut Graph,
     losses: NodeId,
-    reduction: Reduction,
+    reduction: Reducing,
 ) -> Result<NodeId, NnError> {
     let shape = graph.shape(losses).to_vec();
-    let count = match reduction {
+    let count = match reduction.reduction {
         Reduction::None => return Ok(losses),
         Reduction::Sum => return Ok(graph.sum_all(losses)?),
         Reduction::Mean => shape.iter().product::<usize>(),
         Reduction::BatchMean => shape.first().copied().unwrap_or(1),
     };
     let sum = graph.sum_all(losses)?;
-    let count = graph.fill(count as f32, &[]);
+    let count = match reduction.denominator {
+        Some(d) => d,
+        None => graph.fill(count as f32, &[]),
+    };
     Ok(graph.binary(BinaryOp::Div, sum, count)?)
 }
 
@@ -582,20 +600,69 @@ fn reduce_elements(
 fn reduce_samples(
     graph: &mut Graph,
     losses: NodeId,
-    reduction: Reduction,
+    reduction: Reducing,
     denominator: Option<NodeId>,
 ) -> Result<NodeId, NnError> {
     let n = graph.shape(losses)[0];
-    match reduction {
+    match reduction.reduction {
         Reduction::None => Ok(graph.reshape(losses, &[n])?),
         Reduction::Sum => Ok(graph.sum_all(losses)?),
         Reduction::Mean | Reduction::BatchMean => {
             let sum = graph.sum_all(losses)?;
-            let count = match denominator {
+            let count = match reduction.denominator.or(denominator) {
                 Some(d) => d,
                 None => graph.fill(n as f32, &[]),
             };
             Ok(graph.binary(BinaryOp::Div, sum, count)?)
         }
     }
+}
+
+/// The denominator of a loss's mean over a whole batch (`reduction: mean` or `batchmean`):
+/// the count of loss terms — elements (`outputs` per sample) or samples — or, for class-index
+/// targets of `cross_entropy` and `nll`, `Σ w[y_i]` over the samples not ignored (their count
+/// without weights), as the graph forms it; `None` for `sum` and `none`, which divide by
+/// nothing. Summed in f64 and rounded once.
+pub fn mean_denominator(loss: &LossSpec, outputs: usize, targets: LossTargets<'_>) -> Option<f64> {
+    let samples = match targets {
+        LossTargets::Classes(y) => y.len(),
+        LossTargets::Floats(t) => t.len().checked_div(outputs).unwrap_or(0),
+    };
+    let per_element = match loss.reduction() {
+        Reduction::None | Reduction::Sum => return None,
+        Reduction::BatchMean => false,
+        Reduction::Mean => true,
+    };
+    let LossTargets::Classes(y) = targets else {
+        // Float targets: element means (`reduce_elements`), or sample means for the losses
+        // that sum each row first and for class probabilities.
+        let terms = match wants(loss) {
+            Wants::Floats if per_element => outputs,
+            Wants::Floats | Wants::RowFloats | Wants::Classes | Wants::ClassesOrProbabilities => 1,
+        };
+        return Some(samples as f64 * terms as f64);
+    };
+    // Class indices: multi_margin's mean is over samples; cross_entropy's and nll's over
+    // the weights of the samples not ignored.
+    let Task::MultiClass {
+        ignore_index: Some(ignore_index),
+    } = task_of(loss)
+    else {
+        return Some(samples as f64);
+    };
+    let weight = if let LossSpec::CrossEntropy { weight, .. } | LossSpec::Nll { weight, .. } = loss
+    {
+        weight.as_deref()
+    } else {
+        None
+    };
+    let counted = y
+        .iter()
+        .filter(|&&c| c != ignore_index && (0..outputs as i64).contains(&c));
+    Some(match weight {
+        Some(w) => counted
+            .map(|&c| w.get(c as usize).map_or(0.0, |&v| f64::from(v)))
+            .sum(),
+        None => counted.count() as f64,
+    })
 }

@@ -1,8 +1,8 @@
 //! Elementwise regression losses: `mse`, `l1`, `smooth_l1` (`beta`) and
 //! `huber` (`delta`), as PyTorch's kernels compute them.
 
+use super::Reducing;
 use graphc_ir::{BinaryOp, CompareOp, Graph, NodeId, UnaryOp};
-use graphc_spec::Reduction;
 
 use super::{fill_like, reduce_elements, scale};
 use crate::NnError;
@@ -12,7 +12,7 @@ pub(super) fn mse(
     graph: &mut Graph,
     x: NodeId,
     y: NodeId,
-    reduction: Reduction,
+    reduction: Reducing,
 ) -> Result<NodeId, NnError> {
     let diff = graph.binary(BinaryOp::Sub, x, y)?;
     let squared = graph.binary(BinaryOp::Mul, diff, diff)?;
@@ -24,7 +24,7 @@ pub(super) fn l1(
     graph: &mut Graph,
     x: NodeId,
     y: NodeId,
-    reduction: Reduction,
+    reduction: Reducing,
 ) -> Result<NodeId, NnError> {
     let diff = graph.binary(BinaryOp::Sub, x, y)?;
     let abs = graph.unary(UnaryOp::Abs, diff)?;
@@ -38,7 +38,7 @@ pub(super) fn smooth_l1(
     x: NodeId,
     y: NodeId,
     beta: f32,
-    reduction: Reduction,
+    reduction: Reducing,
 ) -> Result<NodeId, NnError> {
     if beta == 0.0 {
         return l1(graph, x, y, reduction);
@@ -60,7 +60,7 @@ pub(super) fn huber(
     x: NodeId,
     y: NodeId,
     delta: f32,
-    reduction: Reduction,
+    reduction: Reducing,
 ) -> Result<NodeId, NnError> {
     let losses = piecewise(graph, x, y, delta, |graph, z, half_square, delta_node| {
         let half_delta = fill_like(graph, 0.5 * delta, z);

@@ -8,8 +8,8 @@ use std::path::Path;
 use graphc_interp::{evaluate, Value};
 use graphc_ir::TensorType;
 use graphc_nn::{
-    build_loss_graph, build_step, check_loss_data, natural_layout, task_of, LossGraph, LossTargets,
-    NnError, TargetLayout, Task,
+    build_loss_graph, build_step, check_loss_data, mean_denominator, natural_layout, task_of,
+    LossGraph, LossTargets, NnError, TargetLayout, Task,
 };
 use graphc_spec::{parse_loss_str, parse_str, LossSpec};
 
@@ -593,4 +593,30 @@ fn natural_layout_gives_class_indices_to_class_losses_only() {
         };
         assert_eq!(layout, want, "{name}");
     }
+}
+
+/// The whole batch's mean denominators a shard step of data-parallel training divides by:
+/// what each loss's own mean divides a batch by.
+#[test]
+fn mean_denominators_are_the_counts_and_weights_each_mean_divides_by() {
+    let classes = LossTargets::Classes(&[0, 1, -100, 2, 1]);
+    let ce = loss("{type: cross_entropy, weight: [1.0, 2.0, 0.5]}");
+    assert_eq!(mean_denominator(&ce, 3, classes), Some(5.5));
+    // -100 is no class here: a zero row in the graph, counted nowhere.
+    let ignore_1 = loss("{type: nll, ignore_index: 1}");
+    assert_eq!(mean_denominator(&ignore_1, 3, classes), Some(2.0));
+    let margin = loss("{type: multi_margin, weight: [1.0, 2.0, 0.5]}");
+    assert_eq!(mean_denominator(&margin, 3, classes), Some(5.0));
+    let floats = LossTargets::Floats(&[0.0; 6]);
+    assert_eq!(mean_denominator(&loss("{type: mse}"), 2, floats), Some(6.0));
+    assert_eq!(
+        mean_denominator(&loss("{type: mse, reduction: sum}"), 2, floats),
+        None
+    );
+    let kl = loss("{type: kl_div, reduction: batchmean}");
+    assert_eq!(mean_denominator(&kl, 2, floats), Some(3.0));
+    let probabilities = loss("{type: cross_entropy}");
+    assert_eq!(mean_denominator(&probabilities, 2, floats), Some(3.0));
+    let rows = loss("{type: multilabel_soft_margin}");
+    assert_eq!(mean_denominator(&rows, 3, floats), Some(2.0));
 }
