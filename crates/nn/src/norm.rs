@@ -251,7 +251,11 @@ impl ChannelView {
         let positions: usize = shape[2..].iter().product();
         // Lanes that nest with the rows of the last axis (`k` divides the row or is whole
         // rows) let the JIT fuse the ops on both sides of the view into one kernel.
-        let row = shape.get(2..).and_then(<[usize]>::last).copied().unwrap_or(1);
+        let row = if shape.len() > 2 {
+            shape[shape.len() - 1]
+        } else {
+            1
+        };
         let nests = |k: &usize| row.is_multiple_of(*k) || k.is_multiple_of(row);
         let divides = |k: &usize| positions.is_multiple_of(*k);
         let rows = (1..=128 / row.max(1)).rev().map(|m| m * row);
