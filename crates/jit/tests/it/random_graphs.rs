@@ -211,7 +211,7 @@ fn build(c: &Case) -> Built {
                 // JIT runs ops on both sides of a reshape, and a sum over the view
                 // broadcast back, as one kernel over a domain refining both shapes.
                 let last = d[rank - 1];
-                let view = if last % 2 == 0 && last > 2 {
+                let view = if last.is_multiple_of(2) && last > 2 {
                     let mut v = d[..rank - 1].to_vec();
                     v.extend([last / 2, 2]);
                     v
