@@ -169,6 +169,45 @@ pub(crate) fn broadcast_strides(from: &[usize], to: &[usize]) -> Vec<usize> {
         .collect()
 }
 
+/// `strides`, an access over the axes of `shape`, over the axes of `domain`
+/// instead: a cluster's domain refines every member's shape (each domain axis
+/// lies inside one axis of the shape, `graphc_opt::fusion::common_refinement`),
+/// so a domain axis steps by its shape axis's stride times the extent of the
+/// domain axes inside that shape axis after it. `None` if `domain` does not
+/// refine `shape`.
+pub(crate) fn strides_over(
+    domain: &[usize],
+    shape: &[usize],
+    strides: &[usize],
+) -> Option<Vec<usize>> {
+    if domain == shape {
+        return Some(strides.to_vec());
+    }
+    // A unit axis never moves: its row-major stride, so a contiguous access over
+    // the domain is the same access as the domain's own stores (an in-place update
+    // must load and store through one access).
+    let mut out = row_major(domain);
+    let mut axis = shape.len();
+    let (mut left, mut stride) = (1usize, 0usize);
+    for (d, &extent) in domain.iter().enumerate().rev() {
+        if extent == 1 {
+            continue;
+        }
+        while left == 1 {
+            axis = axis.checked_sub(1)?;
+            left = shape[axis];
+            stride = strides[axis];
+        }
+        if left % extent != 0 {
+            return None;
+        }
+        out[d] = stride;
+        stride = stride.checked_mul(extent)?;
+        left /= extent;
+    }
+    (left == 1 && shape[..axis].iter().all(|&s| s == 1)).then_some(out)
+}
+
 /// Drops unit dimensions of `dims` and merges each adjacent pair that every
 /// stride list walks as one (outer stride = inner stride × inner extent), so a
 /// contiguous tensor becomes a single loop. Returns the new extents and strides.
@@ -218,6 +257,31 @@ mod tests {
         let (d, s) = coalesce(&dims, &[contiguous, row]);
         assert_eq!(d, vec![4, 3]);
         assert_eq!(s, vec![vec![3, 1], vec![0, 1]]);
+    }
+
+    #[test]
+    fn strides_over_a_refined_domain_walk_the_same_elements() {
+        // [2, 6] over [2, 2, 3]: the 6-axis splits into 2 × 3.
+        assert_eq!(
+            strides_over(&[2, 2, 3], &[2, 6], &[6, 1]),
+            Some(vec![6, 3, 1])
+        );
+        // A per-row broadcast [2, 1] read over [2, 6], refined as [2, 2, 3].
+        assert_eq!(
+            strides_over(&[2, 2, 3], &[2, 6], &[1, 0]),
+            Some(vec![1, 0, 0])
+        );
+        // Unit axes of the shape carry nothing.
+        assert_eq!(
+            strides_over(&[4, 3], &[1, 4, 1, 3], &[0, 3, 0, 1]),
+            Some(vec![3, 1])
+        );
+        // [6, 4] does not refine [4, 6].
+        assert_eq!(strides_over(&[6, 4], &[4, 6], &[6, 1]), None);
+        for (domain, shape) in [(vec![2, 2, 3], vec![4, 3]), (vec![3, 2, 2], vec![3, 4])] {
+            let over = strides_over(&domain, &shape, &row_major(&shape)).unwrap();
+            assert_eq!(over, row_major(&domain), "{shape:?} over {domain:?}");
+        }
     }
 
     #[test]

@@ -20,8 +20,8 @@ use crate::conv::{ConvKind, ConvStep};
 use crate::exec::ArgSlot;
 use crate::gemm::GemmCall;
 use crate::kernel::{
-    broadcast_strides, coalesce, identity, row_major, Access, AccessId, Cluster, Compute, Expr,
-    ExprId, Reduction, SplitLoop,
+    broadcast_strides, coalesce, identity, row_major, strides_over, Access, AccessId, Cluster,
+    Compute, Expr, ExprId, Reduction, SplitLoop,
 };
 use crate::pool::{PoolStep, MAX_AXES};
 
@@ -738,13 +738,25 @@ impl<'g> Lowerer<'g> {
         let mut stores = Vec::new();
         let mut reductions = Vec::new();
         let mut reduction_nodes = Vec::new();
+        // Every access is first written over the axes of a member's shape, then
+        // over the domain, which refines them all (reshapes join clusters).
+        let over = |shape: &[usize], strides: Vec<usize>| -> Result<Vec<usize>, IrError> {
+            strides_over(domain, shape, &strides).ok_or_else(|| {
+                internal(format!(
+                    "{gi}: the domain {domain:?} does not refine {shape:?}"
+                ))
+            })
+        };
         for &u in &group.members {
             let operand = |c: &mut ClusterBuilder, o: NodeId| -> Result<ExprId, IrError> {
+                // The rule of `graphc_opt::fusion`: a value of this cluster, directly
+                // or through reshapes, is in a register.
+                let b = self.f.resolve(o);
                 Ok(match self.f.class(o) {
                     Class::Uniform(value) => c.constant(value),
-                    Class::Value(g) if g == gi => *c
+                    Class::Value(_) | Class::Alias(_) if self.f.class(b) == Class::Value(gi) => *c
                         .expr_of
-                        .get(&o)
+                        .get(&b)
                         .ok_or_else(|| internal(format!("{o} is used before it is computed")))?,
                     Class::Value(_)
                     | Class::Dead
@@ -752,7 +764,8 @@ impl<'g> Lowerer<'g> {
                     | Class::Alias(_)
                     | Class::Sink(_)
                     | Class::Single(_) => {
-                        let a = c.access(slot_of(o), row_major(self.shape(o)));
+                        let shape = self.shape(o);
+                        let a = c.access(slot_of(o), over(shape, row_major(shape))?);
                         c.load(a)
                     }
                 })
@@ -761,18 +774,21 @@ impl<'g> Lowerer<'g> {
             let expr = match self.op(u) {
                 Op::Broadcast(_) => {
                     let o = ops[0];
-                    Expr::Load(c.access(slot_of(o), broadcast_strides(self.shape(o), domain)))
+                    let strides = broadcast_strides(self.shape(o), self.shape(u));
+                    Expr::Load(c.access(slot_of(o), over(self.shape(u), strides)?))
                 }
                 Op::Transpose(perm) => {
                     let o = ops[0];
                     let rm = row_major(self.shape(o));
-                    Expr::Load(c.access(slot_of(o), perm.iter().map(|&p| rm[p]).collect()))
+                    let strides = perm.iter().map(|&p| rm[p]).collect();
+                    Expr::Load(c.access(slot_of(o), over(self.shape(u), strides)?))
                 }
                 &Op::MatMul { transpose_rhs, .. } if self.f.class(u) == Class::Sink(gi) => {
                     // A column product aᵀ·b over this cluster's rows (graphc-opt's
                     // column products): result column j sums a(i)·b(i, j) from 0 in
                     // row order, as the interpreter does, in a running sum of its own.
                     let a = operand(&mut c, ops[0])?;
+                    let a_shape = self.shape(ops[0]);
                     let b = ops[1];
                     let b_cols = self.shape(b)[1];
                     for j in 0..self.shape(u)[1] {
@@ -781,13 +797,14 @@ impl<'g> Lowerer<'g> {
                         } else {
                             (j, b_cols)
                         };
-                        let access = c.access(slot_of(b) + offset, vec![stride, 0]);
+                        let access = c.access(slot_of(b) + offset, over(a_shape, vec![stride, 0])?);
                         let y = c.load(access);
                         let value = c.compute(Compute::Binary(BinaryOp::Mul, a, y));
+                        let sum = c.access(slot_of(u) + j, over(a_shape, vec![0, 0])?);
                         reductions.push(Reduction {
                             op: ReduceOp::Sum,
                             value,
-                            access: c.access(slot_of(u) + j, vec![0, 0]),
+                            access: sum,
                         });
                         reduction_nodes.push(u);
                     }
@@ -812,10 +829,11 @@ impl<'g> Lowerer<'g> {
                     let (b_rs, b_cs) = if transpose_rhs { (1, s0) } else { (s0, 1) };
                     let mut acc = c.constant(0.0);
                     let mut sum = None;
+                    let shape = self.shape(u);
                     for p in 0..k {
-                        let x = c.access(slot_of(a) + p * a_cs, vec![a_rs, 0]);
+                        let x = c.access(slot_of(a) + p * a_cs, over(shape, vec![a_rs, 0])?);
                         let x = c.load(x);
-                        let y = c.access(slot_of(b) + p * b_rs, vec![0, b_cs]);
+                        let y = c.access(slot_of(b) + p * b_rs, over(shape, vec![0, b_cs])?);
                         let y = c.load(y);
                         let product = c.compute(Compute::Binary(BinaryOp::Mul, x, y));
                         let term = Compute::Binary(BinaryOp::Add, acc, product);
@@ -848,7 +866,9 @@ impl<'g> Lowerer<'g> {
                 }
                 Op::Reduce { op, .. } => {
                     let value = operand(&mut c, ops[0])?;
-                    let access = c.access(slot_of(u), broadcast_strides(self.shape(u), domain));
+                    let x = self.shape(ops[0]);
+                    let strides = broadcast_strides(self.shape(u), x);
+                    let access = c.access(slot_of(u), over(x, strides)?);
                     reductions.push(Reduction {
                         op: *op,
                         value,

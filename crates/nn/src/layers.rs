@@ -9,7 +9,9 @@ use graphc_spec::{
 use crate::activation::{activation, prelu};
 use crate::embedding::embedding;
 use crate::init::check_scheme;
-use crate::norm::{batch_norm, dropout, group_norm, layer_norm, BatchNormLeaves, Mode, Running};
+use crate::norm::{
+    batch_norm, dropout, group_norm, layer_norm, BatchNormLeaves, ChannelView, Mode, Running,
+};
 use crate::spatial::{
     adaptive_avg_matrices, adaptive_max_window, adaptive_outputs, avg_pool_matrices,
     channels_and_spatial, conv_window, max_pool_window, pool_per_axis,
@@ -746,14 +748,15 @@ pub fn build_model(
                 let weight = param(graph, &info.params[0]);
                 let y = graph.conv(h, weight, &window, conv.groups)?;
                 if conv.bias {
-                    // The bias [O] viewed as [1, O, 1, ..] and repeated over batch and positions.
+                    // The bias [O] repeated over batch and positions through the channel
+                    // view, so its gradient is a sum into lanes, not one chain a channel.
                     let b = param(graph, &info.params[1]);
                     let y_shape = graph.shape(y).to_vec();
-                    let mut b_shape = vec![1; y_shape.len()];
-                    b_shape[1] = conv.out_channels;
-                    let b = graph.reshape(b, &b_shape)?;
-                    let b = graph.broadcast(b, &y_shape)?;
-                    graph.binary(BinaryOp::Add, y, b)?
+                    let v = ChannelView::of(&y_shape);
+                    let b = v.broadcast(graph, b)?;
+                    let y = graph.reshape(y, &v.view)?;
+                    let y = graph.binary(BinaryOp::Add, y, b)?;
+                    graph.reshape(y, &y_shape)?
                 } else {
                     y
                 }

@@ -227,15 +227,18 @@ fn normalize_rows(graph: &mut Graph, x: NodeId, row: usize, eps: f64) -> Result<
     graph.binary(BinaryOp::Mul, d, rstd)
 }
 
-/// A batch norm's input `[N, C, *spatial]` viewed as `[N, C, P/k, k]` (`P` the positions, `k`
-/// the largest of 16, 8, 4, 1 dividing it), so a per-channel sum is a sum over `[0, 2]` into
+/// A batch norm's input (or a convolution's output, for its bias) `[N, C, *spatial]` viewed as
+/// `[N, C, P/k, k]` (`P` the positions; `k` dividing it: the largest of 128, 64, 32, 16 that
+/// divides the last axis or is whole rows of it, else the most whole rows up to 128 lanes, a
+/// multiple of 4, else the largest of 128, …, 4, else 1), so a per-channel sum is a sum over
+/// `[0, 2]` into
 /// `k` lanes, then over the lanes: the JIT adds a row's terms one by one in order, and `k`
 /// independent sums run several times faster than one chain through every position. Statistics
 /// broadcast back in the same two steps, so their gradients (autodiff's sums over the
 /// broadcast axes) take the same form.
-struct ChannelView {
+pub(crate) struct ChannelView {
     /// `[N, C, P/k, k]`.
-    view: Vec<usize>,
+    pub(crate) view: Vec<usize>,
     /// `[1, C, 1, k]`.
     lanes: Vec<usize>,
     /// `[1, C, 1, 1]`.
@@ -243,12 +246,25 @@ struct ChannelView {
 }
 
 impl ChannelView {
-    fn of(shape: &[usize]) -> ChannelView {
+    pub(crate) fn of(shape: &[usize]) -> ChannelView {
         let (batch, channels) = (shape[0], shape[1]);
         let positions: usize = shape[2..].iter().product();
-        let k = [128, 64, 32, 16, 8, 4]
+        // Lanes that nest with the rows of the last axis (`k` divides the row or is whole
+        // rows) let the JIT fuse the ops on both sides of the view into one kernel.
+        let row = if shape.len() > 2 {
+            shape[shape.len() - 1]
+        } else {
+            1
+        };
+        let nests = |k: &usize| row.is_multiple_of(*k) || k.is_multiple_of(row);
+        let divides = |k: &usize| positions.is_multiple_of(*k);
+        let rows = (1..=128 / row.max(1)).rev().map(|m| m * row);
+        let k = [128, 64, 32, 16]
             .into_iter()
-            .find(|k| positions.is_multiple_of(*k))
+            .filter(nests)
+            .chain(rows.filter(|k| k.is_multiple_of(4)))
+            .chain([128, 64, 32, 16, 8, 4])
+            .find(divides)
             .unwrap_or(1);
         ChannelView {
             view: vec![batch, channels, positions / k, k],
@@ -264,7 +280,7 @@ impl ChannelView {
     }
 
     /// A per-channel value (`[C]` or `[1, C, 1, 1]`) repeated over the view.
-    fn broadcast(&self, graph: &mut Graph, x: NodeId) -> Result<NodeId, IrError> {
+    pub(crate) fn broadcast(&self, graph: &mut Graph, x: NodeId) -> Result<NodeId, IrError> {
         let x = graph.reshape(x, &self.stat)?;
         let x = graph.broadcast(x, &self.lanes)?;
         graph.broadcast(x, &self.view)

@@ -207,8 +207,22 @@ fn build(c: &Case) -> Built {
                 g.transpose(t, &inverse).unwrap()
             }
             Step::Reshape(x) => {
-                let flat = g.reshape(pick(&vals, x), &[numel]).unwrap();
-                let f = g.unary(UnaryOp::Abs, flat).unwrap();
+                // Flat, or the last axis split in two (batch norm's channel view): the
+                // JIT runs ops on both sides of a reshape, and a sum over the view
+                // broadcast back, as one kernel over a domain refining both shapes.
+                let last = d[rank - 1];
+                let view = if last.is_multiple_of(2) && last > 2 {
+                    let mut v = d[..rank - 1].to_vec();
+                    v.extend([last / 2, 2]);
+                    v
+                } else {
+                    vec![numel]
+                };
+                let r = g.reshape(pick(&vals, x), &view).unwrap();
+                let f = g.unary(UnaryOp::Abs, r).unwrap();
+                let lanes = g.reduce(ReduceOp::Sum, f, &[0]).unwrap();
+                let lanes = g.broadcast(lanes, &view).unwrap();
+                let f = g.binary(BinaryOp::Sub, f, lanes).unwrap();
                 g.reshape(f, d).unwrap()
             }
             Step::MatMul(ta, tb, k, x) => {
