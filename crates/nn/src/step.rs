@@ -146,7 +146,7 @@ fn build_forward(
     } else {
         Mode::Eval
     };
-    let model = build_model(&mut graph, &spec.model, x, mode)?;
+    let model = build_model(&mut graph, &spec.model, x, mode, spec.train.precision)?;
     let loss = build_loss(&mut graph, &spec.loss, model.output, y, layout)?;
     graph.add_output("loss", loss);
     graph.add_output("output", model.output);
