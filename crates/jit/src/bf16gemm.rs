@@ -139,7 +139,10 @@ unsafe fn pack_rhs(
     out: &mut [u32],
 ) {
     let cols = nc.div_ceil(NR) * NR;
-    let at = |k: usize, j: usize| rhs.ptr.wrapping_offset(k as isize * rhs.rs + j as isize * rhs.cs);
+    let at = |k: usize, j: usize| {
+        rhs.ptr
+            .wrapping_offset(k as isize * rhs.rs + j as isize * rhs.cs)
+    };
     if rhs.cs == 1 {
         // Rows are contiguous: interleave rows 2p and 2p + 1, 16 columns at a time.
         for p in 0..kpairs {
@@ -186,7 +189,10 @@ unsafe fn pack_lhs(
     out: &mut [u32],
 ) {
     let rows = mc.div_ceil(MR) * MR;
-    let at = |i: usize, k: usize| lhs.ptr.wrapping_offset(i as isize * lhs.rs + k as isize * lhs.cs);
+    let at = |i: usize, k: usize| {
+        lhs.ptr
+            .wrapping_offset(i as isize * lhs.rs + k as isize * lhs.cs)
+    };
     if lhs.rs == 1 {
         // Columns are contiguous (a transposed operand): interleave columns k and k + 1,
         // 16 rows at a time, two tiles' worth.
@@ -275,10 +281,8 @@ unsafe fn pack_line(line: *const f32, stride: isize, len: usize, out: &mut [u32]
             // SAFETY: the masked loads read elements start..start + n0 + n1 < len.
             unsafe {
                 let x0 = _mm512_maskz_loadu_ps(((1u32 << n0) - 1) as __mmask16, line.add(start));
-                let x1 = _mm512_maskz_loadu_ps(
-                    ((1u32 << n1) - 1) as __mmask16,
-                    line.add(start + 16),
-                );
+                let x1 =
+                    _mm512_maskz_loadu_ps(((1u32 << n1) - 1) as __mmask16, line.add(start + 16));
                 // Lanes 0..16 from x0, 16..32 from x1: word w is the pair at 2w.
                 _mm512_storeu_si512(words.as_mut_ptr().cast(), bits(_mm512_cvtne2ps_pbh(x1, x0)));
             }
@@ -410,7 +414,13 @@ mod tests {
         if !available() {
             return;
         }
-        for (m, n, k) in [(1, 1, 1), (9, 49, 3), (17, 100, 1031), (130, 490, 520), (8, 48, 2)] {
+        for (m, n, k) in [
+            (1, 1, 1),
+            (9, 49, 3),
+            (17, 100, 1031),
+            (130, 490, 520),
+            (8, 48, 2),
+        ] {
             let a = values(m * k, 1);
             let b = values(k * n, 2);
             let want = reference(&a, &b, (m, n, k));
@@ -418,12 +428,28 @@ mod tests {
             let at: Vec<f32> = (0..k * m).map(|x| a[(x % m) * k + x / m]).collect();
             let bt: Vec<f32> = (0..n * k).map(|x| b[(x % k) * n + x / k]).collect();
             let lhs = [
-                Operand { ptr: a.as_ptr(), cs: 1, rs: k as isize },
-                Operand { ptr: at.as_ptr(), cs: m as isize, rs: 1 },
+                Operand {
+                    ptr: a.as_ptr(),
+                    cs: 1,
+                    rs: k as isize,
+                },
+                Operand {
+                    ptr: at.as_ptr(),
+                    cs: m as isize,
+                    rs: 1,
+                },
             ];
             let rhs = [
-                Operand { ptr: b.as_ptr(), cs: 1, rs: n as isize },
-                Operand { ptr: bt.as_ptr(), cs: k as isize, rs: 1 },
+                Operand {
+                    ptr: b.as_ptr(),
+                    cs: 1,
+                    rs: n as isize,
+                },
+                Operand {
+                    ptr: bt.as_ptr(),
+                    cs: k as isize,
+                    rs: 1,
+                },
             ];
             for l in lhs {
                 for r in rhs {

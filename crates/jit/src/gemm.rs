@@ -160,11 +160,8 @@ impl GemmCall {
         let bf16 = bf16_operands
             && bf16_kernels()
             && matches!(split, Split::One | Split::Rows(_) | Split::Cols(_));
-        let copy_rhs = !bf16
-            && transpose_b
-            && m >= COPY_MIN_M
-            && n >= COPY_MIN_SIDE
-            && k >= COPY_MIN_SIDE;
+        let copy_rhs =
+            !bf16 && transpose_b && m >= COPY_MIN_M && n >= COPY_MIN_SIDE && k >= COPY_MIN_SIDE;
         GemmCall {
             m,
             n,
