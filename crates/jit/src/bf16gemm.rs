@@ -29,8 +29,6 @@ const KC_PANEL: usize = 256;
 /// Rows of the left operand packed per block.
 const MC: usize = 128;
 
-const _: () = assert!(MC % MR == 0 && NC % NR == 0);
-
 thread_local! {
     /// Packed panels of this thread (the team's threads live as long as the process).
     static PACKED: RefCell<(Vec<u32>, Vec<u32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
@@ -88,14 +86,24 @@ pub(crate) unsafe fn gemm(
                 b_buf.resize(tiles_n * NR * kpairs, 0);
                 // SAFETY: rows k0..k0 + klen and columns jc..jc + nc lie inside rhs (the
                 // caller's guarantee); the panel holds tiles_n · NR · kpairs words.
-                unsafe { pack_rhs(rhs, (k0, klen), (jc, nc), kpairs, b_buf) };
+                unsafe {
+                    let at = rhs
+                        .ptr
+                        .wrapping_offset(k0 as isize * rhs.rs + jc as isize * rhs.cs);
+                    pack(at, (rhs.cs, rhs.rs), (nc, klen), NR, b_buf);
+                }
                 let mut ic = 0;
                 while ic < m {
                     let mc = (m - ic).min(MC);
                     let tiles_m = mc.div_ceil(MR);
                     a_buf.resize(tiles_m * MR * kpairs, 0);
                     // SAFETY: as above, for rows ic..ic + mc of lhs.
-                    unsafe { pack_lhs(lhs, (ic, mc), (k0, klen), kpairs, a_buf) };
+                    unsafe {
+                        let at = lhs
+                            .ptr
+                            .wrapping_offset(ic as isize * lhs.rs + k0 as isize * lhs.cs);
+                        pack(at, (lhs.rs, lhs.cs), (mc, klen), MR, a_buf);
+                    }
                     for ti in 0..tiles_m {
                         let rows = (mc - ti * MR).min(MR);
                         for tj in 0..tiles_n {
@@ -125,105 +133,54 @@ pub(crate) unsafe fn gemm(
     });
 }
 
-/// Packs rows `k0..k0 + klen` and columns `j0..j0 + nc` of `rhs` as tiles of `NR` columns,
-/// each `[kpairs][NR]` words; columns past `nc` and the pair past an odd `klen` are zero.
+/// Packs `lines` lines of an operand (the right operand's columns, or the left operand's
+/// rows) as tiles of `tile` lines, each `[kpairs][tile]` pair words, reading `klen` values of
+/// `k` along each line from `base`; lines past `lines` and the pair past an odd `klen` are
+/// zero. Neighbouring lines are `line_stride` apart, neighbouring values of `k` `k_stride`.
 ///
 /// # Safety
-/// As [`gemm`] for the block; `out` holds `nc.div_ceil(NR) · NR · kpairs` words.
+/// As [`gemm`]: every line must hold `klen` values at its strides; `out` must hold
+/// `lines.div_ceil(tile) · tile · kpairs` words, `kpairs = klen.div_ceil(2)`.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn pack_rhs(
-    rhs: Operand,
-    (k0, klen): (usize, usize),
-    (j0, nc): (usize, usize),
-    kpairs: usize,
+unsafe fn pack(
+    base: *const f32,
+    (line_stride, k_stride): (isize, isize),
+    (lines, klen): (usize, usize),
+    tile: usize,
     out: &mut [u32],
 ) {
-    let cols = nc.div_ceil(NR) * NR;
-    let at = |k: usize, j: usize| {
-        rhs.ptr
-            .wrapping_offset(k as isize * rhs.rs + j as isize * rhs.cs)
+    let kpairs = klen.div_ceil(2);
+    let padded = lines.div_ceil(tile) * tile;
+    let at = |line: usize, k: usize| {
+        base.wrapping_offset(line as isize * line_stride + k as isize * k_stride)
     };
-    if rhs.cs == 1 {
-        // Rows are contiguous: interleave rows 2p and 2p + 1, 16 columns at a time.
+    let word = |line: usize, p: usize| (line / tile) * tile * kpairs + p * tile + line % tile;
+    if line_stride == 1 {
+        // Lines are neighbours: interleave values k and k + 1 of 16 lines at a time.
         for p in 0..kpairs {
-            let k = k0 + 2 * p;
-            let second = k + 1 < k0 + klen;
-            for j in (0..cols).step_by(16) {
-                let count = nc.saturating_sub(j).min(16);
-                let word = (j / NR) * NR * kpairs + p * NR + j % NR;
-                // SAFETY: `count` columns from j0 + j of rows k (and k + 1 when inside the
-                // block) are in rhs; 16 words from `word` stay inside one tile of `out`.
-                unsafe {
-                    let w = interleave(at(k, j0 + j), second.then(|| at(k + 1, j0 + j)), count);
-                    _mm512_storeu_si512(out.as_mut_ptr().add(word).cast(), w);
-                }
-            }
-        }
-    } else {
-        for j in 0..cols {
-            let first = (j / NR) * NR * kpairs + j % NR;
-            let dst = &mut out[first..];
-            if j < nc {
-                // SAFETY: column j0 + j holds klen elements from row k0 at stride rs.
-                unsafe { pack_line(at(k0, j0 + j), rhs.rs, klen, dst, NR) };
-            } else {
-                for p in 0..kpairs {
-                    dst[p * NR] = 0;
-                }
-            }
-        }
-    }
-}
-
-/// Packs rows `i0..i0 + mc` and columns `k0..k0 + klen` of `lhs` as tiles of `MR` rows, each
-/// `[kpairs][MR]` words; rows past `mc` and the pair past an odd `klen` are zero.
-///
-/// # Safety
-/// As [`gemm`] for the block; `out` holds `mc.div_ceil(MR) · MR · kpairs` words.
-#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
-unsafe fn pack_lhs(
-    lhs: Operand,
-    (i0, mc): (usize, usize),
-    (k0, klen): (usize, usize),
-    kpairs: usize,
-    out: &mut [u32],
-) {
-    let rows = mc.div_ceil(MR) * MR;
-    let at = |i: usize, k: usize| {
-        lhs.ptr
-            .wrapping_offset(i as isize * lhs.rs + k as isize * lhs.cs)
-    };
-    if lhs.rs == 1 {
-        // Columns are contiguous (a transposed operand): interleave columns k and k + 1,
-        // 16 rows at a time, two tiles' worth.
-        for p in 0..kpairs {
-            let k = k0 + 2 * p;
-            let second = k + 1 < k0 + klen;
-            for i in (0..rows).step_by(16) {
-                let count = mc.saturating_sub(i).min(16);
+            let second = 2 * p + 1 < klen;
+            for l in (0..padded).step_by(16) {
+                let count = lines.saturating_sub(l).min(16);
                 let mut words = [0u32; 16];
-                // SAFETY: `count` rows from i0 + i of columns k (and k + 1 when inside the
-                // block) are in lhs.
+                // SAFETY: `count` lines from l hold values 2p (and 2p + 1 when below klen).
                 unsafe {
-                    let w = interleave(at(i0 + i, k), second.then(|| at(i0 + i, k + 1)), count);
+                    let w = interleave(at(l, 2 * p), second.then(|| at(l, 2 * p + 1)), count);
                     _mm512_storeu_si512(words.as_mut_ptr().cast(), w);
                 }
-                for (r, &w) in words.iter().enumerate().take(rows - i) {
-                    let row = i + r;
-                    out[(row / MR) * MR * kpairs + p * MR + row % MR] = w;
+                for (r, &w) in words.iter().enumerate().take(padded - l) {
+                    out[word(l + r, p)] = w;
                 }
             }
         }
     } else {
-        for i in 0..rows {
-            let first = (i / MR) * MR * kpairs + i % MR;
-            let dst = &mut out[first..];
-            if i < mc {
-                // SAFETY: row i0 + i holds klen elements from column k0 at stride cs.
-                unsafe { pack_line(at(i0 + i, k0), lhs.cs, klen, dst, MR) };
+        for l in 0..padded {
+            let dst = &mut out[word(l, 0)..];
+            if l < lines {
+                // SAFETY: line l holds klen values at stride k_stride.
+                unsafe { pack_line(at(l, 0), k_stride, klen, dst, tile) };
             } else {
                 for p in 0..kpairs {
-                    dst[p * MR] = 0;
+                    dst[p * tile] = 0;
                 }
             }
         }
