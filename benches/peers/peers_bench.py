@@ -38,7 +38,9 @@ def data(sizes, batch, loss):
         y = rng.random((batch, sizes[-1]), dtype=np.float32).round().astype(np.float32)
     return x, y
 
-def torch_bench(name, sizes, batch, loss, opt, threads, compiled=False):
+def torch_bench(name, sizes, batch, loss, opt, threads, compiled=False, bf16=False):
+    """bf16: the forward under torch.autocast("cpu", dtype=torch.bfloat16), the loss of
+    its output cast back to float32 (graphc's train.precision: bf16)."""
     import torch
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -61,12 +63,16 @@ def torch_bench(name, sizes, batch, loss, opt, threads, compiled=False):
         ostep = torch.compile(o.step)
     def step():
         o.zero_grad(set_to_none=False)
-        l = lf(fwd(x), y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = fwd(x)
+        l = lf(out.float(), y)
         l.backward()
         ostep()
     return timeit(step)
 
-def jax_bench(name, sizes, batch, loss, opt):
+def jax_bench(name, sizes, batch, loss, opt, bf16=False):
+    """bf16: each product of bf16 operands with preferred_element_type float32 (f32 sums
+    and result; parameters, gradients and optimizer state f32)."""
     import jax, jax.numpy as jnp
     key = jax.random.PRNGKey(0)
     params = []
@@ -79,7 +85,11 @@ def jax_bench(name, sizes, batch, loss, opt):
     x, y = jnp.asarray(x), jnp.asarray(y)
     def fwd(ps, x):
         for i, (w, b) in enumerate(ps):
-            x = x @ w + b
+            if bf16:
+                x = jnp.dot(x.astype(jnp.bfloat16), w.astype(jnp.bfloat16),
+                            preferred_element_type=jnp.float32) + b
+            else:
+                x = x @ w + b
             if i < len(ps) - 1:
                 x = jax.nn.relu(x)
         return x
@@ -324,8 +334,12 @@ def jax_cnn(name):
     return r, compile_s, cpus
 
 if __name__ == "__main__":
-    # peers_bench.py torch THREADS [WORKLOAD...] | jax [WORKLOAD...] | rss THREADS WORKLOAD
+    # peers_bench.py torch THREADS [WORKLOAD...] | jax [WORKLOAD...] | rss THREADS WORKLOAD,
+    # torch-bf16 and jax-bf16 as torch and jax with bf16 products (MLP workloads only)
     which = sys.argv[1]
+    bf16 = which.endswith("-bf16")
+    which = which.removesuffix("-bf16")
+    tag = "-bf16" if bf16 else ""
     if which == "rss":
         r = torch_cnn_rss(sys.argv[3], int(sys.argv[2]))
         print(json.dumps({"peer": f"torch-eager-{sys.argv[2]}t", "workload": sys.argv[3], **r}), flush=True)
@@ -337,6 +351,9 @@ if __name__ == "__main__":
         names = sys.argv[2:] or list(WORKLOADS)
     for n in names:
         if n in CNN_WORKLOADS:
+            if bf16:
+                print(f"{n}: no bf16 mode for the CNN workloads", file=sys.stderr)
+                continue
             if which == "torch":
                 sps, cpus = torch_cnn(n, threads)
                 print(json.dumps({"peer": f"torch-eager-{threads}t", "workload": n, "steps_per_s": round(sps, 2),
@@ -348,8 +365,8 @@ if __name__ == "__main__":
             continue
         sizes, batch, loss, opt = WORKLOADS[n]
         if which == "torch":
-            sps = torch_bench(n, sizes, batch, loss, opt, threads)
-            print(json.dumps({"peer": f"torch-eager-{threads}t", "workload": n, "steps_per_s": round(sps, 1)}), flush=True)
+            sps = torch_bench(n, sizes, batch, loss, opt, threads, bf16=bf16)
+            print(json.dumps({"peer": f"torch-eager-{threads}t{tag}", "workload": n, "steps_per_s": round(sps, 1)}), flush=True)
         else:
-            sps, c = jax_bench(n, sizes, batch, loss, opt)
-            print(json.dumps({"peer": "jax-jit", "workload": n, "steps_per_s": round(sps, 1), "compile_s": round(c, 4)}), flush=True)
+            sps, c = jax_bench(n, sizes, batch, loss, opt, bf16=bf16)
+            print(json.dumps({"peer": f"jax-jit{tag}", "workload": n, "steps_per_s": round(sps, 1), "compile_s": round(c, 4)}), flush=True)

@@ -3,6 +3,18 @@
 
 use graphc_ir::{BinaryOp, CompareOp, Graph, IrError, NodeId, Op, ReduceOp, UnaryOp};
 
+/// The adjoint a product's backward products take: rounded to bf16 when both of the
+/// product's operands are (a `train.precision: bf16` product), as autocast's backward
+/// multiplies a bf16 gradient, so the input and weight gradients are bf16 products too.
+fn bf16_adjoint(graph: &mut Graph, operands: &[NodeId], g: NodeId) -> Result<NodeId, IrError> {
+    let rounded = |n: NodeId| matches!(graph.node(n).op, Op::Unary(UnaryOp::RoundBf16));
+    if operands.iter().all(|&n| rounded(n)) {
+        graph.unary(UnaryOp::RoundBf16, g)
+    } else {
+        Ok(g)
+    }
+}
+
 /// Given the adjoint `g` of `node`'s output, returns the contribution to the
 /// adjoint of each operand (`None` where the operand is not `wanted` or has
 /// no gradient, such as a comparison's operands or class indices).
@@ -87,6 +99,8 @@ pub fn vjp(
                 }
                 // stop_gradient passes values only: no gradient
                 UnaryOp::StopGradient => return Ok(out),
+                // bf16 rounding passes the gradient straight through (autocast's cast)
+                UnaryOp::RoundBf16 => g,
             });
         }
         Op::Binary(b) => {
@@ -157,11 +171,13 @@ pub fn vjp(
             out[0] = Some(graph.transpose(g, &inverse)?);
         }
         // C = op(A)·op(B): d op(A) = G·op(B)ᵀ, d op(B) = op(A)ᵀ·G, transposed back where A or B was
+        // (G in bf16 when A and B are)
         Op::MatMul {
             transpose_lhs: ta,
             transpose_rhs: tb,
         } => {
             let (a, b) = (x(0), x(1));
+            let g = bf16_adjoint(graph, operands, g)?;
             if wanted[0] {
                 out[0] = Some(if ta {
                     graph.matmul(b, g, tb, true)?
@@ -179,9 +195,11 @@ pub fn vjp(
         }
         // class indices are integers: no gradient
         Op::OneHot(_) => {}
-        // y = conv(x, w): dx = conv_input_grad(g, w), dw = conv_weight_grad(x, g)
+        // y = conv(x, w): dx = conv_input_grad(g, w), dw = conv_weight_grad(x, g) (g in bf16
+        // when x and w are)
         Op::Conv { window, groups } => {
             let (x, w) = (x(0), x(1));
+            let g = bf16_adjoint(graph, operands, g)?;
             if wanted[0] {
                 out[0] = Some(graph.conv_input_grad(g, w, &window, groups)?);
             }

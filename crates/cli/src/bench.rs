@@ -14,6 +14,8 @@ use graphc::BackendKind;
 struct BenchLine {
     backend: &'static str,
     spec: String,
+    /// `train.precision`: `fp32` or `bf16` (products and convolutions of bf16 operands).
+    precision: &'static str,
     batch: usize,
     steps: u64,
     steps_per_s: f64,
@@ -67,6 +69,7 @@ pub fn bench(
     let line = BenchLine {
         backend: kind.name(),
         spec: spec_path.display().to_string(),
+        precision: spec.train.precision.name(),
         batch,
         steps,
         steps_per_s: steps as f64 / seconds,

@@ -7,6 +7,7 @@
 
 #![forbid(unsafe_code)]
 
+mod bf16;
 mod error;
 mod exec;
 mod graph;
@@ -18,6 +19,7 @@ mod types;
 mod verify;
 mod window;
 
+pub use bf16::round_bf16;
 pub use error::IrError;
 pub use exec::{Arg, Backend, Executable};
 pub use graph::{Assign, Graph, Node, NodeId, Output};

@@ -67,6 +67,12 @@ pub enum UnaryOp {
     /// `x` itself, with no gradient (JAX's `stop_gradient`): lets a composite
     /// attach PyTorch's own backward formula as `v(sg x) + (x - sg x) · sg(dv)`.
     StopGradient,
+    /// `x` rounded to the nearest bfloat16 (ties to even), kept as an f32: the operand
+    /// rounding of `train.precision: bf16` (`torch.autocast`'s cast of a product's operands).
+    /// NaN gives the quiet NaN `0x7FC0_0000` (as `c10::BFloat16`), infinities stay, finite
+    /// values past bf16's largest round to infinity. Its gradient passes `g` through
+    /// unchanged (the straight-through rule of autocast's cast); see [`crate::round_bf16`].
+    RoundBf16,
 }
 
 op_table!(UnaryOp {
@@ -81,7 +87,8 @@ op_table!(UnaryOp {
     Sin,
     Cos,
     Relu,
-    StopGradient
+    StopGradient,
+    RoundBf16
 });
 
 /// Elementwise functions of two f32 operands of equal shape.
@@ -332,7 +339,8 @@ impl Op {
                 | UnaryOp::Sigmoid
                 | UnaryOp::Sin
                 | UnaryOp::Cos
-                | UnaryOp::Relu,
+                | UnaryOp::Relu
+                | UnaryOp::RoundBf16,
             )
             | Op::Binary(_)
             | Op::Compare(_)

@@ -417,6 +417,7 @@ fn cost(e: &Expr) -> usize {
         Expr::Compute(
             Compute::Select(..) | Compute::Compare(..) | Compute::Unary(UnaryOp::Relu, _),
         ) => 2,
+        Expr::Compute(Compute::Unary(UnaryOp::RoundBf16, _)) => 8,
         Expr::Compute(Compute::Unary(
             UnaryOp::Neg | UnaryOp::Sqrt | UnaryOp::Abs | UnaryOp::StopGradient,
             _,
@@ -872,6 +873,26 @@ impl<'f> Builds<'f> for ClusterEmitter<'_, '_, 'f> {
     }
 }
 
+/// `x` rounded to bfloat16, as [`graphc_ir::round_bf16`]: add `0x7FFF` plus the lowest kept
+/// bit, clear the low 16 bits, and give NaN lanes the quiet NaN `0x7FC0_0000`.
+fn round_bf16(b: &mut FunctionBuilder, m: Mode, x: Value) -> Value {
+    let bits = m.bits(b, x);
+    let by = b.ins().iconst(types::I32, 16);
+    let shifted = b.ins().ushr(bits, by);
+    let one = m.i(b, 1);
+    let lsb = b.ins().band(shifted, one);
+    let half = m.i(b, 0x7FFF);
+    let bias = b.ins().iadd(half, lsb);
+    let sum = b.ins().iadd(bits, bias);
+    let keep = m.i(b, 0xFFFF_0000_u32 as i32);
+    let kept = b.ins().band(sum, keep);
+    let rounded = m.float_of_bits(b, kept);
+    let nan_bits = m.i(b, 0x7FC0_0000);
+    let nan = m.float_of_bits(b, nan_bits);
+    let is_nan = m.cmp(b, FloatCC::Unordered, x, x);
+    m.select(b, is_nan, nan, rounded)
+}
+
 /// One elementwise operation on already emitted operands.
 fn emit_op(b: &mut FunctionBuilder, m: Mode, op: Compute, get: &dyn Fn(ExprId) -> Value) -> Value {
     match op {
@@ -894,6 +915,7 @@ fn emit_op(b: &mut FunctionBuilder, m: Mode, op: Compute, get: &dyn Fn(ExprId) -
                     m.select(b, negative, zero, x)
                 }
                 UnaryOp::StopGradient => x,
+                UnaryOp::RoundBf16 => round_bf16(b, m, x),
             }
         }
         Compute::Binary(op, x, y) => {

@@ -97,6 +97,9 @@ pub(crate) struct GemmCall {
     /// Copy the (transposed, `n × k` row-major) right operand to scratch as
     /// `k × n` row-major before the product.
     pub copy_rhs: bool,
+    /// Run the blocks on `bf16gemm`'s kernels (operands rounded to bf16 already, on a CPU
+    /// with AVX512_BF16); transposes are read by its packing, never copied.
+    pub bf16: bool,
 }
 
 /// Raw pointers shared by the pieces of a split product.
@@ -110,11 +113,13 @@ unsafe impl Send for Ptrs {}
 unsafe impl Sync for Ptrs {}
 
 impl GemmCall {
-    /// `op(a) · op(b)` for row-major `a` (`a_shape`) and `b` (`b_shape`), transposed as asked.
+    /// `op(a) · op(b)` for row-major `a` (`a_shape`) and `b` (`b_shape`), transposed as asked;
+    /// `bf16_operands` when both hold values rounded to bf16.
     pub(crate) fn new(
         (a, a_shape, transpose_a): (usize, [usize; 2], bool),
         (b, b_shape, transpose_b): (usize, [usize; 2], bool),
         dst: usize,
+        bf16_operands: bool,
     ) -> GemmCall {
         let [p, q] = a_shape;
         let [r, s] = b_shape;
@@ -152,7 +157,11 @@ impl GemmCall {
         } else {
             Split::One
         };
-        let copy_rhs = transpose_b && m >= COPY_MIN_M && n >= COPY_MIN_SIDE && k >= COPY_MIN_SIDE;
+        let bf16 = bf16_operands
+            && bf16_kernels()
+            && matches!(split, Split::One | Split::Rows(_) | Split::Cols(_));
+        let copy_rhs =
+            !bf16 && transpose_b && m >= COPY_MIN_M && n >= COPY_MIN_SIDE && k >= COPY_MIN_SIDE;
         GemmCall {
             m,
             n,
@@ -166,6 +175,7 @@ impl GemmCall {
             rhs_rs,
             split,
             copy_rhs,
+            bf16,
         }
     }
 
@@ -341,6 +351,27 @@ impl GemmCall {
         if r0 >= r1 || c0 >= c1 {
             return;
         }
+        #[cfg(target_arch = "x86_64")]
+        if self.bf16 {
+            use crate::bf16gemm::{gemm, Operand};
+            // SAFETY: `bf16` is only set where `bf16gemm::available()`; the caller guarantees
+            // the block, operands and result are inside the arena, the result apart.
+            unsafe {
+                let lhs = Operand {
+                    ptr: base.add(self.lhs).offset(r0 as isize * self.lhs_rs),
+                    cs: self.lhs_cs,
+                    rs: self.lhs_rs,
+                };
+                let rhs = Operand {
+                    ptr: rhs_base.add(self.rhs).offset(c0 as isize * self.rhs_cs),
+                    cs: self.rhs_cs,
+                    rs: self.rhs_rs,
+                };
+                let dst = base.add(self.dst + r0 * self.n + c0);
+                gemm(r1 - r0, c1 - c0, self.k, dst, self.n, lhs, rhs);
+            }
+            return;
+        }
         // SAFETY: the caller guarantees the offsets and strides stay inside the
         // arena (or the scratch copy) and that `dst` does not overlap the operands.
         unsafe {
@@ -404,7 +435,22 @@ impl fmt::Display for GemmCall {
         if self.copy_rhs {
             f.write_str(", rhs copied")?;
         }
+        if self.bf16 {
+            f.write_str(", bf16")?;
+        }
         Ok(())
+    }
+}
+
+/// Whether products of bf16-rounded operands run on `bf16gemm`'s kernels here.
+fn bf16_kernels() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        crate::bf16gemm::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 

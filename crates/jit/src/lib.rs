@@ -31,6 +31,8 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 mod arena;
+#[cfg(target_arch = "x86_64")]
+mod bf16gemm;
 mod codegen;
 mod conv;
 mod convkern;

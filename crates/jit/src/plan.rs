@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::fmt;
 
 use cranelift_entity::{entity_impl, PrimaryMap};
-use graphc_ir::{BinaryOp, DType, Graph, IrError, NodeId, Op, ReduceOp};
+use graphc_ir::{BinaryOp, DType, Graph, IrError, NodeId, Op, ReduceOp, UnaryOp};
 use graphc_opt::fusion::{reads_elsewhere, Class, Fusion, GroupId};
 use graphc_opt::liveness::{assign_offsets, round_up, Allocator, Lifetime};
 
@@ -567,10 +567,13 @@ impl<'g> Lowerer<'g> {
                 &[a, b],
             ) => {
                 let shape2 = |x: NodeId| [self.shape(x)[0], self.shape(x)[1]];
+                // Operands rounded to bf16 (train.precision: bf16) may run on bf16 kernels.
+                let rounded = |x: NodeId| matches!(self.op(x), Op::Unary(UnaryOp::RoundBf16));
                 let call = GemmCall::new(
                     (slot_of(a), shape2(a), transpose_lhs),
                     (slot_of(b), shape2(b), transpose_rhs),
                     slot_of(v),
+                    rounded(a) && rounded(b),
                 );
                 let len = self.numel(v)?;
                 if len == 0 {

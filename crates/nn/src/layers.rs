@@ -3,7 +3,7 @@
 use graphc_ir::{BinaryOp, Graph, NodeId, ReduceOp, UnaryOp};
 use graphc_spec::{
     shown_list, BatchNormSpec, Combinator, ConvSpec, InitScheme, LayerKind, LayerNormSpec,
-    LayerSpec, LayerType, ModelSpec, Reduce,
+    LayerSpec, LayerType, ModelSpec, Precision, Reduce,
 };
 
 use crate::activation::{activation, prelu};
@@ -643,13 +643,21 @@ fn flatten_range(
     Ok((start - 1, end))
 }
 
-/// Adds the model's forward pass on `x` (`[batch, ..input]`) to `graph`, its layers in `mode`.
+/// Adds the model's forward pass on `x` (`[batch, ..input]`) to `graph`, its layers in `mode`,
+/// its linear layers' and convolutions' products in `precision`.
 pub fn build_model(
     graph: &mut Graph,
     model: &ModelSpec,
     x: NodeId,
     mode: Mode,
+    precision: Precision,
 ) -> Result<ModelGraph, NnError> {
+    // torch.autocast's bf16 casts: both operands of a product rounded; the backward products
+    // round their adjoint too (graphc-autodiff's rule for products of rounded operands).
+    let operand = |graph: &mut Graph, n: NodeId| match precision {
+        Precision::Fp32 => Ok(n),
+        Precision::Bf16 => graph.unary(UnaryOp::RoundBf16, n),
+    };
     let batch = graph.shape(x)[0];
     if let Some(objective) = model.objective() {
         return crate::objective::build_objective(graph, objective, batch);
@@ -711,6 +719,7 @@ pub fn build_model(
                 let rows = shape[..shape.len() - 1].iter().product::<usize>();
                 let flat = graph.reshape(h, &[rows, input])?;
                 // y = x Wᵀ (+ b): PyTorch's layout, the transpose is a flag, not a copy.
+                let (flat, weight) = (operand(graph, flat)?, operand(graph, weight)?);
                 let mut y = graph.matmul(flat, weight, false, true)?;
                 if *bias {
                     let b = param(graph, &info.params[1]);
@@ -746,6 +755,7 @@ pub fn build_model(
                 }
                 let window = conv_window(conv, &shape[2..]).map_err(|m| info.error(m))?;
                 let weight = param(graph, &info.params[0]);
+                let (h, weight) = (operand(graph, h)?, operand(graph, weight)?);
                 let y = graph.conv(h, weight, &window, conv.groups)?;
                 if conv.bias {
                     // The bias [O] repeated over batch and positions through the channel

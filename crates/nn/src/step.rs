@@ -222,7 +222,7 @@ fn build_forward(
         Reduction::Mean | Reduction::BatchMean
     );
     let denominator = (shard && mean).then(|| graph.input("denominator", TensorType::f32(&[1])));
-    let model = build_model(&mut graph, &spec.model, x, mode)?;
+    let model = build_model(&mut graph, &spec.model, x, mode, spec.train.precision)?;
     let scalar = denominator.map(|d| graph.reshape(d, &[])).transpose()?;
     let loss = build_loss(&mut graph, &spec.loss, (model.output, y), layout, scalar)?;
     graph.add_output("loss", loss);

@@ -16,11 +16,11 @@ use crate::node::{
 };
 use crate::objective::{desugar, ParamsNode};
 use crate::optim::OptimizerNode;
-use crate::sched::{SchedulerNode, TrainStepKeys};
+use crate::sched::{to_choice, SchedulerNode, TrainStepKeys};
 use crate::suggest::did_you_mean;
 use crate::types::{
-    DataSpec, InitSpec, ModelBody, ModelSpec, SourceSpec, Spec, SplitSpec, SyntheticKind,
-    SyntheticSpec, TrainSpec,
+    DataSpec, InitSpec, ModelBody, ModelSpec, Precision, SourceSpec, Spec, SplitSpec,
+    SyntheticKind, SyntheticSpec, TrainSpec,
 };
 use crate::vocab::{KeyTables, SourceFormat, Vocabulary};
 
@@ -70,6 +70,7 @@ static TRAIN_KEYS: KeyTable = KeyTable::plain(&[
     "checkpoint_every",
     "early_stopping",
     "keep_best",
+    "precision",
 ]);
 
 /// The whole document.
@@ -926,6 +927,7 @@ impl<'de> Node<'de> for TrainNode<'_> {
         let mut keys = Keys::new(ctx, &self.path, &TRAIN_KEYS);
         let (mut epochs, mut steps) = (None, None);
         let (mut early_stopping, mut keep_best) = (None, false);
+        let mut precision = Precision::Fp32;
         let mut step_keys = TrainStepKeys::default();
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
@@ -940,6 +942,12 @@ impl<'de> Node<'de> for TrainNode<'_> {
                 }
                 "keep_best" => {
                     keep_best = map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?;
+                    None
+                }
+                "precision" => {
+                    let choices = Precision::ALL.map(|p| (p.name(), p));
+                    let conv = |raw: &Raw| to_choice(raw, &choices);
+                    precision = map.next_value_seed(scalar(ctx, path, "fp32 or bf16", conv))?;
                     None
                 }
                 name => {
@@ -970,6 +978,7 @@ impl<'de> Node<'de> for TrainNode<'_> {
             checkpoint_every: step_keys.checkpoint_every,
             early_stopping,
             keep_best,
+            precision,
         })
     }
 }

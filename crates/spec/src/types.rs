@@ -1155,6 +1155,33 @@ pub struct TrainSpec {
     /// `keep_best: true` writes `best.safetensors`, the parameters at the best monitored epoch
     /// (monitored as `early_stopping` says, else its defaults).
     pub keep_best: bool,
+    /// `precision:` the number format of matrix products and convolutions (default `fp32`).
+    pub precision: Precision,
+}
+
+/// `train.precision`: the operands of matrix products and convolutions, as
+/// `torch.autocast("cpu", dtype=torch.bfloat16)` casts them; everything else stays f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// Every value and operation in f32 (the default).
+    #[default]
+    Fp32,
+    /// Products and convolutions (forward and backward) take operands rounded to bfloat16
+    /// (nearest, ties to even) and accumulate and return f32.
+    Bf16,
+}
+
+impl Precision {
+    /// Every precision, in the order the spec lists them.
+    pub const ALL: [Precision; 2] = [Precision::Fp32, Precision::Bf16];
+
+    /// The spec's word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+        }
+    }
 }
 
 /// `train.early_stopping`: PyTorch Lightning's `EarlyStopping(monitor, mode, patience,

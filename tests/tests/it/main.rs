@@ -5,6 +5,7 @@
 mod accumulate_clip_goldens;
 mod activation_goldens;
 mod backends_agree;
+mod bf16;
 mod cnn_goldens;
 mod data_parallel;
 mod docs_examples;

@@ -12,7 +12,7 @@ use graphc::stages::autodiff;
 use graphc::stages::ir::{Arg, BinaryOp, Graph, NodeId, ReduceOp, TensorType};
 use graphc::stages::spec::{
     Activation, GeluApproximate, InitSpec, LayerInit, LayerKind, LayerSpec, LayerType, ModelBody,
-    ModelSpec,
+    ModelSpec, Precision,
 };
 use graphc::stages::{nn, opt, spec};
 use graphc::BackendKind;
@@ -177,7 +177,7 @@ fn build_op(graph: &mut Graph, op: &str, params: &[NodeId]) -> NodeId {
             }]),
             init: InitSpec::Default,
         };
-        return nn::build_model(graph, &model, params[0], nn::Mode::Eval)
+        return nn::build_model(graph, &model, params[0], nn::Mode::Eval, Precision::Fp32)
             .expect("the layer builds")
             .output;
     }

@@ -138,6 +138,10 @@ fn unary_domain(u: UnaryOp) -> Option<(f64, f64)> {
         // Its gradient is zero by definition while its value moves with x:
         // `stop_gradient_passes_values_and_blocks_gradients` checks it.
         UnaryOp::StopGradient => None,
+        // Piecewise constant in x (its true derivative is 0 or undefined); its rule is the
+        // straight-through pass of autocast's cast:
+        // `bf16_products_round_their_backward_operands` checks it.
+        UnaryOp::RoundBf16 => None,
     }
 }
 
@@ -555,6 +559,59 @@ fn stop_gradient_passes_values_and_blocks_gradients() {
     let cs = [0.5, -2.0, 3.0, f64::from(1e12f32)];
     let want: Vec<f64> = xs.iter().zip(cs).map(|(x, c)| x + c).collect();
     assert_eq!(values[grads[0].index()].as_f(), &want);
+}
+
+/// `loss = sum(c ⊙ (r(a)·r(b)ᵀ))`, `r` the bf16 rounding: the rounding passes its gradient
+/// straight through, and the backward products take the rounded adjoint, as autocast's bf16
+/// backward does: `da = r(c)·r(b)`, `db = r(c)ᵀ·r(a)`, computed here by hand. The values
+/// are chosen so that rounding changes every operand.
+#[test]
+fn bf16_products_round_their_backward_operands() {
+    let (a_v, b_v, c_v) = (
+        vec![1.003f64, -2.01, 0.5001, 3.3, 7.77, -0.123],
+        vec![0.7123f64, 1.4321, -3.1234, 2.7345, 0.5813, 1.6234],
+        vec![1.0001f64, -0.3333, 2.2222, 0.0999],
+    );
+    let mut g = Graph::new();
+    let a = g.param("a", &[2, 3]);
+    let b = g.param("b", &[2, 3]);
+    let c = g.param("c", &[2, 2]);
+    let ra = g.unary(UnaryOp::RoundBf16, a).unwrap();
+    let rb = g.unary(UnaryOp::RoundBf16, b).unwrap();
+    let y = g.matmul(ra, rb, false, true).unwrap();
+    let weighted = g.binary(BinaryOp::Mul, y, c).unwrap();
+    let loss = g.sum_all(weighted).unwrap();
+    let grads = grad(&mut g, loss, &[a, b]).unwrap();
+    g.verify().unwrap();
+    let order = g.topo_order().unwrap();
+    let params = HashMap::from([
+        ("a".to_string(), a_v.clone()),
+        ("b".to_string(), b_v.clone()),
+        ("c".to_string(), c_v.clone()),
+    ]);
+    let values = evaluate::<f64>(&g, &order, &[], &params).unwrap();
+    let r = |v: &[f64]| -> Vec<f64> {
+        v.iter()
+            .map(|&x| f64::from(graphc_ir::round_bf16(x as f32)))
+            .collect()
+    };
+    let (ra, rb, rc) = (r(&a_v), r(&b_v), r(&c_v));
+    for v in [&a_v, &b_v, &c_v] {
+        assert!(r(v).iter().zip(v.iter()).all(|(p, q)| p != q));
+    }
+    // da[i][k] = Σ_j rc[i][j]·rb[j][k]; db[j][k] = Σ_i rc[i][j]·ra[i][k].
+    let mut da = vec![0.0; 6];
+    let mut db = vec![0.0; 6];
+    for i in 0..2 {
+        for j in 0..2 {
+            for k in 0..3 {
+                da[i * 3 + k] += rc[i * 2 + j] * rb[j * 3 + k];
+                db[j * 3 + k] += rc[i * 2 + j] * ra[i * 3 + k];
+            }
+        }
+    }
+    assert_eq!(values[grads[0].index()].as_f(), &da);
+    assert_eq!(values[grads[1].index()].as_f(), &db);
 }
 
 proptest! {

@@ -3,6 +3,7 @@
 //! runs a graph on the JIT and the interpreter and compares them.
 
 mod basic;
+mod bf16;
 mod math_accuracy;
 mod nan_semantics;
 mod parallel;

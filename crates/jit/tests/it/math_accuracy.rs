@@ -110,6 +110,18 @@ fn accuracy(op: UnaryOp) -> Accuracy {
             ],
             ..exact(|x| if x < 0.0 { 0.0 } else { x })
         },
+        UnaryOp::RoundBf16 => Accuracy {
+            // Halfway and neighbouring cases around 1 and the largest bf16 are swept densely.
+            boundaries: &[0.0, 1.0, 1.003_906_3, f32::MIN_POSITIVE, 3.389_531_4e38],
+            edges: &[
+                (INF, INF),
+                (-INF, -INF),
+                (-0.0, -0.0),
+                (f32::MAX, INF),
+                (1.003_906_3, 1.0),
+            ],
+            ..exact(|x| f64::from(graphc_ir::round_bf16(x as f32)))
+        },
         UnaryOp::StopGradient => Accuracy {
             edges: &[(INF, INF), (-INF, -INF), (-0.0, -0.0)],
             ..exact(|x| x)

@@ -8,7 +8,7 @@ use graphc_autodiff::grad;
 use graphc_interp::Interp;
 use graphc_ir::{Backend, BinaryOp, Executable, Graph, NodeId, ReduceOp};
 use graphc_jit::{compile_with, Options};
-use graphc_spec::{InitSpec, LayerInit, LayerKind, LayerSpec, ModelBody, ModelSpec};
+use graphc_spec::{InitSpec, LayerInit, LayerKind, LayerSpec, ModelBody, ModelSpec, Precision};
 
 const NAN: f32 = f32::NAN;
 const INF: f32 = f32::INFINITY;
@@ -95,7 +95,7 @@ fn relu_propagates_nan_keeps_negative_zero_and_passes_no_gradient_at_zero() {
             }]),
             init: InitSpec::Default,
         };
-        graphc_nn::build_model(g, &model, p[0], graphc_nn::Mode::Eval)
+        graphc_nn::build_model(g, &model, p[0], graphc_nn::Mode::Eval, Precision::Fp32)
             .unwrap()
             .output
     });

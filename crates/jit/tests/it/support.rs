@@ -162,7 +162,12 @@ pub fn lace_with_specials(data: &mut [f32], seed: u64) {
 /// correctly rounded op), so that it may join graphs compared bitwise.
 pub fn exactly_rounded(op: UnaryOp) -> bool {
     match op {
-        UnaryOp::Neg | UnaryOp::Abs | UnaryOp::Sqrt | UnaryOp::Relu | UnaryOp::StopGradient => true,
+        UnaryOp::Neg
+        | UnaryOp::Abs
+        | UnaryOp::Sqrt
+        | UnaryOp::Relu
+        | UnaryOp::StopGradient
+        | UnaryOp::RoundBf16 => true,
         UnaryOp::Exp
         | UnaryOp::Log
         | UnaryOp::Log1p
@@ -185,7 +190,8 @@ pub fn unary_in_domain(g: &mut Graph, op: UnaryOp, x: NodeId, shape: &[usize]) -
         | UnaryOp::Sin
         | UnaryOp::Cos
         | UnaryOp::Relu
-        | UnaryOp::StopGradient => x,
+        | UnaryOp::StopGradient
+        | UnaryOp::RoundBf16 => x,
         UnaryOp::Sqrt | UnaryOp::Log => {
             let a = g.unary(UnaryOp::Abs, x).unwrap();
             let half = g.fill(0.5, shape);

@@ -184,6 +184,15 @@ fn early_stopping_takes_lightnings_defaults() {
 }
 
 #[test]
+fn precision_is_fp32_unless_bf16_is_asked() {
+    assert_eq!(ok(&spec("", "", "mse")).train.precision, Precision::Fp32);
+    let s = ok(&spec("", "  precision: bf16\n", "mse"));
+    assert_eq!(s.train.precision, Precision::Bf16);
+    let s = ok(&spec("", "  precision: fp32\n", "mse"));
+    assert_eq!(s.train.precision, Precision::Fp32);
+}
+
+#[test]
 fn early_stopping_mistakes_are_errors_at_their_key_or_value() {
     // The train block's first key is on line 12, or 13 after a data line.
     let cases = [
@@ -233,6 +242,20 @@ fn early_stopping_mistakes_are_errors_at_their_key_or_value() {
             "mse",
             "yes",
             "train.keep_best: invalid type: string \"yes\", expected a boolean",
+        ),
+        (
+            "",
+            "  precision: double\n",
+            "mse",
+            "double",
+            "train.precision: invalid value: string \"double\", expected one of fp32, bf16",
+        ),
+        (
+            "",
+            "  precision: 16\n",
+            "mse",
+            "16",
+            "train.precision: invalid type: integer `16`, expected fp32 or bf16",
         ),
         (
             "",

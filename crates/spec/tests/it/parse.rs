@@ -156,6 +156,7 @@ fn spec_md_example_without_scheduler_parses_to_expected_value() {
             checkpoint_every: None,
             early_stopping: None,
             keep_best: false,
+            precision: Precision::Fp32,
         }
     );
 }
@@ -205,6 +206,7 @@ fn omitted_keys_take_pytorch_defaults() {
             checkpoint_every: None,
             early_stopping: None,
             keep_best: false,
+            precision: Precision::Fp32,
         }
     );
 }

@@ -1,0 +1,429 @@
+//! Matrix products of bfloat16 operands on AVX512_BF16 (`vdpbf16ps`: Zen 4 and 5, Cooper
+//! Lake, Sapphire Rapids): `dst = lhs · rhs` with f32 operands converted to bf16 (round to
+//! nearest even, `vcvtne2ps2bf16`) while they are packed, products of pairs summed in f32.
+//!
+//! The plan sends a product here only when both operands are results of
+//! [`graphc_ir::UnaryOp::RoundBf16`], so the conversion is exact and the result is the f32
+//! product of the rounded operands up to the order of the sums, except that `vdpbf16ps` treats
+//! subnormal operands as zero and flushes subnormal sums (its DAZ/FTZ semantics).
+//!
+//! Blocking as in Goto's GEMM: a `KC × NC` panel of the right operand is packed once per
+//! thread and block, `MR`-row strips of the left operand once per `KC` block, and an `MR × NR`
+//! microkernel keeps its 24 sums in registers. A packed word is one bf16 pair: `(x[k],
+//! x[k+1])` of a left row, `(b[k][j], b[k+1][j])` of a right column, low half first.
+
+use std::arch::x86_64::*;
+use std::cell::RefCell;
+
+/// Rows of the microkernel's tile.
+const MR: usize = 8;
+/// Vectors (of 16 columns) of the microkernel's tile.
+const NV: usize = 3;
+/// Columns of the microkernel's tile.
+const NR: usize = 16 * NV;
+/// Most columns per packed panel of the right operand.
+const NC: usize = 10 * NR;
+/// Pairs of the inner dimension per panel of the right operand: `KC_PANEL · NC · 4` bytes =
+/// 480 KiB, inside Zen 4's 1 MiB L2 beside the left strips.
+const KC_PANEL: usize = 256;
+/// Rows of the left operand packed per block.
+const MC: usize = 128;
+
+thread_local! {
+    /// Packed panels of this thread (the team's threads live as long as the process).
+    static PACKED: RefCell<(Vec<u32>, Vec<u32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Whether this CPU runs the kernels of this module.
+pub(crate) fn available() -> bool {
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        is_x86_feature_detected!("avx512f")
+            && is_x86_feature_detected!("avx512bw")
+            && is_x86_feature_detected!("avx512bf16")
+    })
+}
+
+/// One operand: its first element and its column and row strides (in floats).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Operand {
+    /// Element `(0, 0)`.
+    pub ptr: *const f32,
+    /// Distance between neighbours in a row.
+    pub cs: isize,
+    /// Distance between neighbours in a column.
+    pub rs: isize,
+}
+
+/// `dst = lhs · rhs` for an `m × n` block of the result (row stride `ldc`), inner dimension
+/// `k`.
+///
+/// # Safety
+/// [`available`] must be true; `lhs` must hold `m × k` elements and `rhs` `k × n` at their
+/// strides, `dst` `m` rows of `n` floats at row stride `ldc`, not overlapping the operands.
+pub(crate) unsafe fn gemm(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    ldc: usize,
+    lhs: Operand,
+    rhs: Operand,
+) {
+    PACKED.with(|cell| {
+        let (a_buf, b_buf) = &mut *cell.borrow_mut();
+        let kp_all = k.div_ceil(2);
+        // Column panels of equal width (in whole tiles), at most NC.
+        let panel = n.div_ceil(n.div_ceil(NC)).next_multiple_of(NR);
+        let mut jc = 0;
+        while jc < n {
+            let nc = (n - jc).min(panel);
+            let tiles_n = nc.div_ceil(NR);
+            let mut kp0 = 0;
+            while kp0 < kp_all {
+                let kpairs = (kp_all - kp0).min(KC_PANEL);
+                let (k0, klen) = (2 * kp0, (k - 2 * kp0).min(2 * kpairs));
+                b_buf.resize(tiles_n * NR * kpairs, 0);
+                // SAFETY: rows k0..k0 + klen and columns jc..jc + nc lie inside rhs (the
+                // caller's guarantee); the panel holds tiles_n · NR · kpairs words.
+                unsafe {
+                    let at = rhs
+                        .ptr
+                        .wrapping_offset(k0 as isize * rhs.rs + jc as isize * rhs.cs);
+                    pack(at, (rhs.cs, rhs.rs), (nc, klen), NR, b_buf);
+                }
+                let mut ic = 0;
+                while ic < m {
+                    let mc = (m - ic).min(MC);
+                    let tiles_m = mc.div_ceil(MR);
+                    a_buf.resize(tiles_m * MR * kpairs, 0);
+                    // SAFETY: as above, for rows ic..ic + mc of lhs.
+                    unsafe {
+                        let at = lhs
+                            .ptr
+                            .wrapping_offset(ic as isize * lhs.rs + k0 as isize * lhs.cs);
+                        pack(at, (lhs.rs, lhs.cs), (mc, klen), MR, a_buf);
+                    }
+                    for ti in 0..tiles_m {
+                        let rows = (mc - ti * MR).min(MR);
+                        for tj in 0..tiles_n {
+                            let cols = (nc - tj * NR).min(NR);
+                            // SAFETY: the packed tiles hold kpairs words per row or column
+                            // (padding is zero); the tile of the result is rows × cols
+                            // inside dst.
+                            unsafe {
+                                kernel(
+                                    kpairs,
+                                    a_buf.as_ptr().add(ti * MR * kpairs),
+                                    b_buf.as_ptr().add(tj * NR * kpairs),
+                                    dst.add((ic + ti * MR) * ldc + jc + tj * NR),
+                                    ldc,
+                                    kp0 > 0,
+                                    (rows, cols),
+                                )
+                            };
+                        }
+                    }
+                    ic += mc;
+                }
+                kp0 += kpairs;
+            }
+            jc += nc;
+        }
+    });
+}
+
+/// Packs `lines` lines of an operand (the right operand's columns, or the left operand's
+/// rows) as tiles of `tile` lines, each `[kpairs][tile]` pair words, reading `klen` values of
+/// `k` along each line from `base`; lines past `lines` and the pair past an odd `klen` are
+/// zero. Neighbouring lines are `line_stride` apart, neighbouring values of `k` `k_stride`.
+///
+/// # Safety
+/// As [`gemm`]: every line must hold `klen` values at its strides; `out` must hold
+/// `lines.div_ceil(tile) · tile · kpairs` words, `kpairs = klen.div_ceil(2)`.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn pack(
+    base: *const f32,
+    (line_stride, k_stride): (isize, isize),
+    (lines, klen): (usize, usize),
+    tile: usize,
+    out: &mut [u32],
+) {
+    let kpairs = klen.div_ceil(2);
+    let padded = lines.div_ceil(tile) * tile;
+    let at = |line: usize, k: usize| {
+        base.wrapping_offset(line as isize * line_stride + k as isize * k_stride)
+    };
+    let word = |line: usize, p: usize| (line / tile) * tile * kpairs + p * tile + line % tile;
+    if line_stride == 1 {
+        // Lines are neighbours: interleave values k and k + 1 of 16 lines at a time.
+        for p in 0..kpairs {
+            let second = 2 * p + 1 < klen;
+            for l in (0..padded).step_by(16) {
+                let count = lines.saturating_sub(l).min(16);
+                let mut words = [0u32; 16];
+                // SAFETY: `count` lines from l hold values 2p (and 2p + 1 when below klen).
+                unsafe {
+                    let w = interleave(at(l, 2 * p), second.then(|| at(l, 2 * p + 1)), count);
+                    _mm512_storeu_si512(words.as_mut_ptr().cast(), w);
+                }
+                for (r, &w) in words.iter().enumerate().take(padded - l) {
+                    out[word(l + r, p)] = w;
+                }
+            }
+        }
+    } else {
+        for l in 0..padded {
+            let dst = &mut out[word(l, 0)..];
+            if l < lines {
+                // SAFETY: line l holds klen values at stride k_stride.
+                unsafe { pack_line(at(l, 0), k_stride, klen, dst, tile) };
+            } else {
+                for p in 0..kpairs {
+                    dst[p * tile] = 0;
+                }
+            }
+        }
+    }
+}
+
+/// The bf16 pairs `(x[i], y[i])` of `count` (≤ 16) elements of `x` and of `y` (zero without
+/// `y`), as 16 words; words past `count` are zero.
+///
+/// # Safety
+/// `x` and `y` must hold `count` floats.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn interleave(x: *const f32, y: Option<*const f32>, count: usize) -> __m512i {
+    let mask = ((1u32 << count) - 1) as __mmask16;
+    // SAFETY: the masked loads read `count` floats, which the caller guarantees.
+    let (lo, hi) = unsafe {
+        let hi = match y {
+            Some(y) => _mm512_maskz_loadu_ps(mask, y),
+            None => _mm512_setzero_ps(),
+        };
+        (_mm512_maskz_loadu_ps(mask, x), hi)
+    };
+    // Lanes 0..16 hold x's bf16 values, 16..32 y's; word i takes lanes i and 16 + i.
+    let both = bits(_mm512_cvtne2ps_pbh(hi, lo));
+    const INDEX: [u16; 32] = {
+        let mut index = [0u16; 32];
+        let mut i = 0;
+        while i < 16 {
+            index[2 * i] = i as u16;
+            index[2 * i + 1] = 16 + i as u16;
+            i += 1;
+        }
+        index
+    };
+    // SAFETY: INDEX holds 64 bytes.
+    let index = unsafe { _mm512_loadu_si512(INDEX.as_ptr().cast()) };
+    _mm512_permutexvar_epi16(index, both)
+}
+
+/// Packs `len` elements of a line at `stride` as `len.div_ceil(2)` pair words, word `p` at
+/// `out[p · step]` (the last pair of an odd `len` has a zero high half).
+///
+/// # Safety
+/// The line must hold `len` elements; `out` must reach word `(len.div_ceil(2) - 1) · step`.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn pack_line(line: *const f32, stride: isize, len: usize, out: &mut [u32], step: usize) {
+    let pairs = len.div_ceil(2);
+    if stride == 1 {
+        let mut p = 0;
+        while p < pairs {
+            let start = 2 * p;
+            let n0 = (len - start).min(16);
+            let n1 = (len - start).saturating_sub(16).min(16);
+            let mut words = [0u32; 16];
+            // SAFETY: the masked loads read elements start..start + n0 + n1 < len.
+            unsafe {
+                let x0 = _mm512_maskz_loadu_ps(((1u32 << n0) - 1) as __mmask16, line.add(start));
+                let x1 =
+                    _mm512_maskz_loadu_ps(((1u32 << n1) - 1) as __mmask16, line.add(start + 16));
+                // Lanes 0..16 from x0, 16..32 from x1: word w is the pair at 2w.
+                _mm512_storeu_si512(words.as_mut_ptr().cast(), bits(_mm512_cvtne2ps_pbh(x1, x0)));
+            }
+            for (w, &v) in words.iter().enumerate().take(pairs - p) {
+                out[(p + w) * step] = v;
+            }
+            p += 16;
+        }
+    } else {
+        for p in 0..pairs {
+            // SAFETY: elements 2p and 2p + 1 (when below len) are on the line.
+            let (a, b) = unsafe {
+                let a = *line.offset(2 * p as isize * stride);
+                let b = if 2 * p + 1 < len {
+                    *line.offset((2 * p + 1) as isize * stride)
+                } else {
+                    0.0
+                };
+                (a, b)
+            };
+            out[p * step] = bf16_bits(a) | (bf16_bits(b) << 16);
+        }
+    }
+}
+
+/// The bf16 bits of `x` (as [`graphc_ir::round_bf16`]) in the low half.
+fn bf16_bits(x: f32) -> u32 {
+    graphc_ir::round_bf16(x).to_bits() >> 16
+}
+
+/// A bf16 vector's bits.
+#[target_feature(enable = "avx512f,avx512bf16")]
+fn bits(v: __m512bh) -> __m512i {
+    // SAFETY: both types are 64 bytes of plain bits.
+    unsafe { std::mem::transmute::<__m512bh, __m512i>(v) }
+}
+
+/// A vector of pair words as bf16 values.
+#[target_feature(enable = "avx512f,avx512bf16")]
+fn pairs(v: __m512i) -> __m512bh {
+    // SAFETY: both types are 64 bytes of plain bits.
+    unsafe { std::mem::transmute::<__m512i, __m512bh>(v) }
+}
+
+/// One `MR × NR` tile: the sums over `kpairs` pair words of a packed left strip `a`
+/// (`[kpairs][MR]`) and right strip `b` (`[kpairs][NR]`), added to the result when
+/// `accumulate`, else written; only `rows × cols` of the tile are stored.
+///
+/// # Safety
+/// `a` and `b` must hold `kpairs · MR` and `kpairs · NR` words; `dst` must hold `rows` rows
+/// of `cols` floats at row stride `ldc`.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn kernel(
+    kpairs: usize,
+    a: *const u32,
+    b: *const u32,
+    dst: *mut f32,
+    ldc: usize,
+    accumulate: bool,
+    (rows, cols): (usize, usize),
+) {
+    let mut acc = [[_mm512_setzero_ps(); NV]; MR];
+    for p in 0..kpairs {
+        // SAFETY: p < kpairs keeps every read inside the strips.
+        unsafe {
+            let mut bv = [pairs(_mm512_setzero_si512()); NV];
+            for (v, x) in bv.iter_mut().enumerate() {
+                *x = pairs(_mm512_loadu_si512(b.add(p * NR + 16 * v).cast()));
+            }
+            for (r, row) in acc.iter_mut().enumerate() {
+                let av = pairs(_mm512_set1_epi32(*a.add(p * MR + r) as i32));
+                for (v, sum) in row.iter_mut().enumerate() {
+                    *sum = _mm512_dpbf16_ps(*sum, av, bv[v]);
+                }
+            }
+        }
+    }
+    for (r, row) in acc.iter().enumerate().take(rows) {
+        for (v, &sum) in row.iter().enumerate() {
+            let count = cols.saturating_sub(16 * v).min(16);
+            if count == 0 {
+                break;
+            }
+            let mask = ((1u32 << count) - 1) as __mmask16;
+            // SAFETY: `count` columns from 16v of row r are inside the tile of dst.
+            unsafe {
+                let out = dst.add(r * ldc + 16 * v);
+                let total = if accumulate {
+                    _mm512_add_ps(sum, _mm512_maskz_loadu_ps(mask, out))
+                } else {
+                    sum
+                };
+                _mm512_mask_storeu_ps(out, mask, total);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The f32 product of the rounded operands, summed in f64.
+    fn reference(a: &[f32], b: &[f32], (m, n, k): (usize, usize, usize)) -> Vec<f32> {
+        let r = |x: f32| f64::from(graphc_ir::round_bf16(x));
+        let mut c = vec![0.0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                let s: f64 = (0..k).map(|p| r(a[i * k + p]) * r(b[p * n + j])).sum();
+                c[i * n + j] = s as f32;
+            }
+        }
+        c
+    }
+
+    fn values(len: usize, seed: u32) -> Vec<f32> {
+        (0..len)
+            .map(|i| {
+                let h = (i as u32).wrapping_mul(2_654_435_761).wrapping_add(seed) >> 8;
+                h as f32 / (1u32 << 24) as f32 - 0.5
+            })
+            .collect()
+    }
+
+    /// Every layout (plain and transposed operands) and odd sizes past the blocks, against
+    /// the rounded operands' product.
+    #[test]
+    fn products_match_the_rounded_operands_product() {
+        if !available() {
+            return;
+        }
+        for (m, n, k) in [
+            (1, 1, 1),
+            (9, 49, 3),
+            (17, 100, 1031),
+            (130, 490, 520),
+            (8, 48, 2),
+        ] {
+            let a = values(m * k, 1);
+            let b = values(k * n, 2);
+            let want = reference(&a, &b, (m, n, k));
+            // The transposed copies, read through strides.
+            let at: Vec<f32> = (0..k * m).map(|x| a[(x % m) * k + x / m]).collect();
+            let bt: Vec<f32> = (0..n * k).map(|x| b[(x % k) * n + x / k]).collect();
+            let lhs = [
+                Operand {
+                    ptr: a.as_ptr(),
+                    cs: 1,
+                    rs: k as isize,
+                },
+                Operand {
+                    ptr: at.as_ptr(),
+                    cs: m as isize,
+                    rs: 1,
+                },
+            ];
+            let rhs = [
+                Operand {
+                    ptr: b.as_ptr(),
+                    cs: 1,
+                    rs: n as isize,
+                },
+                Operand {
+                    ptr: bt.as_ptr(),
+                    cs: k as isize,
+                    rs: 1,
+                },
+            ];
+            for l in lhs {
+                for r in rhs {
+                    let mut c = vec![f32::NAN; m * n];
+                    // SAFETY: the CPU has AVX512_BF16; the operands and c hold their sizes.
+                    unsafe { gemm(m, n, k, c.as_mut_ptr(), n, l, r) };
+                    for (x, (got, want)) in c.iter().zip(&want).enumerate() {
+                        let tol = 1e-5 * (k as f32).sqrt();
+                        assert!(
+                            (got - want).abs() <= tol,
+                            "{m}x{n}x{k} ({}, {}) element {x}: {got} vs {want}",
+                            l.rs,
+                            r.rs
+                        );
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,66 @@
+//! Products of bf16-rounded operands (`train.precision: bf16`) against the interpreter: the
+//! JIT's `vdpbf16ps` kernels (on CPUs with AVX512_BF16; the f32 path elsewhere) sum the same
+//! rounded operands in another order, so results agree to a few f32 ulp of the sums, at
+//! sizes past every block edge of the kernels and with every transpose, on one and two
+//! threads' splits. The backward products of a training step are checked by
+//! `training_step`'s graphs and by the autocast goldens of `tests/goldens/bf16/`.
+
+use graphc_ir::{Graph, TensorType, UnaryOp};
+use proptest::prelude::*;
+
+use crate::support::{compare, values, Data};
+
+/// `r(op(a)) · r(op(b))` with `r` the bf16 rounding, as output `c`.
+fn rounded_product(m: usize, n: usize, k: usize, lhs_t: bool, rhs_t: bool) -> Graph {
+    let mut g = Graph::new();
+    let a_shape = if lhs_t { [k, m] } else { [m, k] };
+    let b_shape = if rhs_t { [n, k] } else { [k, n] };
+    let a = g.input("a", TensorType::f32(&a_shape));
+    let b = g.input("b", TensorType::f32(&b_shape));
+    let a = g.unary(UnaryOp::RoundBf16, a).unwrap();
+    let b = g.unary(UnaryOp::RoundBf16, b).unwrap();
+    let c = g.matmul(a, b, lhs_t, rhs_t).unwrap();
+    g.add_output("c", c);
+    g
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn bf16_products_match_the_interpreter(
+        m in 1usize..140,
+        n in 1usize..300,
+        k in 1usize..600,
+        lhs_t: bool,
+        rhs_t: bool,
+        seed: u64,
+    ) {
+        let g = rounded_product(m, n, k, lhs_t, rhs_t);
+        let args = [
+            Data::F(values(seed, m * k, -2.0, 2.0)),
+            Data::F(values(seed ^ 1, k * n, -2.0, 2.0)),
+        ];
+        // Sums of k products of values below 4 in magnitude, reordered.
+        let atol = 1e-6 * k as f32;
+        compare(&g, &[], &args, 1, 1e-5, atol).map_err(TestCaseError::fail)?;
+    }
+}
+
+/// mlp_l's large shapes, split across threads as a step splits them.
+#[test]
+fn mlp_l_shaped_bf16_products_match_the_interpreter() {
+    for (m, n, k, lhs_t, rhs_t) in [
+        (256, 2048, 1024, false, true),
+        (2048, 1024, 256, true, false),
+        (256, 1024, 2048, false, false),
+    ] {
+        let g = rounded_product(m, n, k, lhs_t, rhs_t);
+        let args = [
+            Data::F(values(7, m * k, -1.0, 1.0)),
+            Data::F(values(8, k * n, -1.0, 1.0)),
+        ];
+        compare(&g, &[], &args, 1, 1e-5, 1e-6 * k as f32)
+            .unwrap_or_else(|e| panic!("{m}x{n}x{k}: {e}"));
+    }
+}
