@@ -93,11 +93,7 @@ impl Optimizer {
             .update
             .params
             .iter()
-            .map(|p| NamedTensor {
-                name: p.name.clone(),
-                shape: p.shape.clone(),
-                data: self.read(&p.name).map(<[f32]>::to_vec).unwrap_or_default(),
-            })
+            .map(|p| self.tensor(&p.name, &p.shape))
             .collect();
         all.extend(params.iter().cloned());
         let (update, mut store) = compile(&spec, &all, self.backend.as_ref())?;
@@ -188,6 +184,15 @@ impl Optimizer {
         live.sort_unstable();
         live.dedup();
         live
+    }
+
+    /// The store's buffer `name` as a named tensor of `shape` (empty if the update lacks it).
+    fn tensor(&self, name: &str, shape: &[usize]) -> NamedTensor {
+        NamedTensor {
+            name: name.to_owned(),
+            shape: shape.to_vec(),
+            data: self.read(name).map(<[f32]>::to_vec).unwrap_or_default(),
+        }
     }
 
     /// The current value of the store's buffer `name`, if the update uses it.
@@ -301,11 +306,7 @@ impl Optimizer {
             .update
             .state
             .iter()
-            .map(|b| NamedTensor {
-                name: b.name.clone(),
-                shape: b.shape.clone(),
-                data: self.read(&b.name).map(<[f32]>::to_vec).unwrap_or_default(),
-            })
+            .map(|b| self.tensor(&b.name, &b.shape))
             .collect();
         OptimizerState {
             defaults: self.spec.kind.clone(),
