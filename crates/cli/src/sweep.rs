@@ -43,6 +43,9 @@ struct Outcome {
     index: usize,
     /// `Ok(())`, or the first line of a failed run's error.
     result: std::result::Result<(), String>,
+    /// For a diverged run, the step it diverged at when its run directory holds the same
+    /// run trained up to the step before (its curve).
+    curve_until: Option<u64>,
     seconds: f64,
 }
 
@@ -101,11 +104,25 @@ pub fn run(args: &SweepArgs) -> Result<()> {
                 let Some(combo) = combos.get(i) else { break };
                 let started = Instant::now();
                 let result = train_one(exe, &args.spec, &run_dir(i), combo, &args.backend);
+                // A diverged run writes nothing; the same run (training is deterministic)
+                // stopped at the step before its divergence gives its curve.
+                let curve_until = result
+                    .as_ref()
+                    .err()
+                    .and_then(|e| diverged_at(e))
+                    .filter(|&step| step > 1)
+                    .filter(|&step| {
+                        let mut until = combo.clone();
+                        let stop = format!("train.steps={}", step - 1);
+                        until.extend(stop.parse::<Override>());
+                        train_one(exe, &args.spec, &run_dir(i), &until, &args.backend).is_ok()
+                    });
                 let seconds = started.elapsed().as_secs_f64();
                 if tx
                     .send(Outcome {
                         index: i,
                         result,
+                        curve_until,
                         seconds,
                     })
                     .is_err()
@@ -148,12 +165,21 @@ pub fn run(args: &SweepArgs) -> Result<()> {
                 });
                 row
             }
-            Err(e) if diverged(&e) => Row {
-                final_loss: None,
-                best: None,
-                valid: BTreeMap::new(),
-                diverged: Some(e),
-            },
+            Err(e) if diverged(&e) => {
+                if let Some(step) = outcome.curve_until {
+                    let metrics = read_metrics(&run_dir(i))?;
+                    plots.push(PlotRun {
+                        label: format!("{} (diverged at step {step})", shown(&combos[i])),
+                        ..metrics
+                    });
+                }
+                Row {
+                    final_loss: None,
+                    best: None,
+                    valid: BTreeMap::new(),
+                    diverged: Some(e),
+                }
+            }
             Err(e) => bail!("run {} ({}) failed: {e}", i, shown(&combos[i])),
         };
         rows.push(row);
@@ -256,6 +282,12 @@ fn train_one(
             |l| l[7..].to_owned(),
         );
     Err(line)
+}
+
+/// The step a diverged run's message names (`training diverged at step 24 (epoch 24): ...`).
+fn diverged_at(message: &str) -> Option<u64> {
+    let rest = message.strip_prefix("training diverged at step ")?;
+    rest.split(' ').next()?.parse().ok()
 }
 
 /// Whether a failed run's message is a loss that stopped being finite.

@@ -477,3 +477,49 @@ train: {epochs: 100}
     let value: f64 = lines.next().unwrap().parse().unwrap();
     assert!((value - 21.0).abs() < 0.1, "2 × 10 + 1 ≈ {value}");
 }
+
+#[test]
+fn a_diverged_sweep_run_is_drawn_up_to_the_step_before_its_divergence() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("q.yaml"),
+        "params: {x: 2.0}\nobjective: 4 * x^2\noptimizer: {type: sgd, lr: 0.1}\ntrain: {steps: 40}\n",
+    )
+    .unwrap();
+    let (stdout, _) = ok(&graphc_in(
+        dir.path(),
+        &[
+            "sweep",
+            "q.yaml",
+            "--set",
+            "optimizer.lr=[0.1, 1]",
+            "--out",
+            "sw",
+        ],
+    ));
+    // x is multiplied by -7 a step at lr 1: the loss 16·49^(k-1) overflows f32 at step 24.
+    assert!(
+        stdout.contains("optimizer.lr=1: training diverged at step 24 (epoch 24)"),
+        "{stdout}"
+    );
+    let csv = std::fs::read_to_string(dir.path().join("sw/sweep.csv")).unwrap();
+    assert_eq!(csv.lines().nth(2), Some("1,,,,true"), "{csv}");
+    // Its run directory holds the same run stopped at step 23: its curve.
+    let metrics = std::fs::read_to_string(dir.path().join("sw/run-1/metrics.jsonl")).unwrap();
+    let xs: Vec<f64> = metrics
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["x"]
+                .as_f64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(xs.len(), 23);
+    assert_eq!(xs[..4], [2.0, -14.0, 98.0, -686.0]);
+    let svg = std::fs::read_to_string(dir.path().join("sw/sweep.svg")).unwrap();
+    assert!(
+        svg.contains("optimizer.lr=1 (diverged at step 24)"),
+        "legend"
+    );
+    assert!(svg.contains("diverged: optimizer.lr=1"), "note");
+}
