@@ -43,87 +43,29 @@ import os
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 import common
 import nan_semantics
-from common import Block, Items, Verbatim, f32
+from common import Items, f32
 
 SCRIPT = "activations.py"
-
-# graphc's layer mapping -> the torch module (keys are nn's constructor arguments).
-MODULES = {
-    "identity": nn.Identity, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "selu": nn.SELU,
-    "celu": nn.CELU, "gelu": nn.GELU, "silu": nn.SiLU, "mish": nn.Mish,
-    "softplus": nn.Softplus, "hardtanh": nn.Hardtanh, "relu6": nn.ReLU6,
-    "hardsigmoid": nn.Hardsigmoid, "hardswish": nn.Hardswish, "logsigmoid": nn.LogSigmoid,
-    "softsign": nn.Softsign, "tanhshrink": nn.Tanhshrink, "prelu": nn.PReLU,
-    "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
-}
-
-
-def torch_layer(layer, shape):
-    """The torch module of a graphc layer mapping, given one sample's input ``shape``."""
-    t = layer["type"]
-    kw = {k: v for k, v in layer.items() if k != "type"}
-    if t == "linear":
-        return nn.Linear(shape[-1], kw["out"])
-    if t == "flatten":
-        return nn.Flatten()
-    if t == "conv1d":
-        return nn.Conv1d(shape[0], **kw)
-    return MODULES[t](**kw)
-
-
-def build_model(input_shape, layers):
-    mods = []
-    probe = torch.zeros(1, *input_shape)
-    for layer in layers:
-        m = torch_layer(layer, list(probe.shape[1:]))
-        probe = m(probe)
-        mods.append(m)
-    return nn.Sequential(*mods)
-
 
 def run_case(out_root, name, *, seed, input_shape, layers, loss, optimizer, x, batch_size,
              epochs, classes=3, prepare=None):
     """A case trained on the features ``x`` with targets from a random teacher;
     ``prepare(model)`` may set the initial weights."""
-    rng = np.random.default_rng(seed)
-    rows, features = x.shape
-    case_dir = common.make_case_dir(out_root, name)
-    if loss["type"] == "mse":
-        w = rng.standard_normal((features, classes))
-        y = f32(x.astype(np.float64) @ w / np.sqrt(features))
-        header = common.names("x", features) + common.names("y", classes)
-        target = common.names("y", classes)
-    else:
-        y = common.teacher_classes(rng, x, classes)
-        header = common.names("x", features) + ["label"]
-        target = "label"
-    common.write_csv(os.path.join(case_dir, "data.csv"), header, x, y)
-    common.write_spec(case_dir, SCRIPT, {
-        "data": common.data_section(target, batch_size, shuffle=False, drop_last=False),
-        "model": Block(input=list(input_shape), layers=Items(layers),
-                       init={"from": Verbatim("init.safetensors")}),
-        "loss": loss,
-        "optimizer": Block(optimizer),
-        "train": Block(epochs=epochs),
-    })
+    y = common.teacher_targets(np.random.default_rng(seed), x, loss, classes)
+    case_dir = common.write_case(SCRIPT, out_root, name, x=x, y=y, input_shape=input_shape,
+                                 model={"layers": Items(layers)}, loss=loss,
+                                 optimizer=optimizer, batch_size=batch_size, epochs=epochs)
     torch.manual_seed(seed)
-    model = build_model(input_shape, layers)
+    model = common.sequential(input_shape, layers)
     if prepare is not None:
         with torch.no_grad():
             prepare(model)
-    common.save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-                     os.path.join(case_dir, "init.safetensors"))
-    opt = common.model_optimizer(model, optimizer)
-    samples = x.reshape(rows, *input_shape)
-    losses = common.train(name, model, opt, common.build_loss(loss), samples, y,
-                          batch_size=batch_size, epochs=epochs)
-    common.write_expected(case_dir, model, losses=losses)
-    print(f"{name}: {len(losses)} steps, loss {losses[0]:.5f} -> {losses[-1]:.5f}")
+    common.fit_case(name, case_dir, model, loss=loss, optimizer=optimizer,
+                    samples=x.reshape(len(x), *input_shape), y=y, batch_size=batch_size,
+                    epochs=epochs)
 
 
 CE = {"type": "cross_entropy"}
@@ -211,7 +153,7 @@ def op_cases(out):
     for name, layer in ACTIVATIONS:
         if layer["type"] == "prelu":
             continue  # a learned weight: its kinks are checked by the kinks_prelu* cases
-        module = torch_layer(layer, [1])
+        module = common.torch_layer(layer, [1])
         inputs = [v for v in values if not (name in no_plus_inf and v == float("inf"))
                   and not (name == "gelu_tanh" and abs(v) == 1e30)]
         x = nan_semantics.f32(inputs)

@@ -35,11 +35,9 @@ import os
 
 import numpy as np
 import torch
-from torch import nn
 
-import cnn
 import common
-from common import Block, Items, Verbatim, f32
+from common import f32
 
 SCRIPT = "bf16.py"
 
@@ -66,22 +64,14 @@ def train(name, model, opt, loss_fn, x, y, *, batch_size, epochs, autocast):
 def run_case(out_root, name, *, seed, input_shape, layers, loss, optimizer, rows,
              batch_size, epochs, classes):
     rng = np.random.default_rng(seed)
-    features = int(np.prod(input_shape))
-    x = f32(rng.standard_normal((rows, features)))
+    x = f32(rng.standard_normal((rows, int(np.prod(input_shape)))))
     y = common.teacher_classes(rng, x, classes)
-    case_dir = common.make_case_dir(out_root, name)
-    header = common.names("x", features) + ["label"]
-    common.write_csv(os.path.join(case_dir, "data.csv"), header, x, y)
-    common.write_spec(case_dir, SCRIPT, {
-        "data": common.data_section("label", batch_size, shuffle=False, drop_last=False),
-        "model": Block(input=list(input_shape), layers=Items(cnn.spec_layers(layers)),
-                       init={"from": Verbatim("init.safetensors")}),
-        "loss": loss,
-        "optimizer": Block(optimizer),
-        "train": Block(epochs=epochs, precision="bf16"),
-    })
+    case_dir = common.write_case(SCRIPT, out_root, name, x=x, y=y, input_shape=input_shape,
+                                 model={"layers": common.spec_value(layers)}, loss=loss,
+                                 optimizer=optimizer, batch_size=batch_size, epochs=epochs,
+                                 precision="bf16")
     torch.manual_seed(seed)
-    model = cnn.build_model(input_shape, layers)
+    model = common.sequential(input_shape, layers)
     common.save_file({k: v.contiguous() for k, v in model.state_dict().items()},
                      os.path.join(case_dir, "init.safetensors"))
     images = x.reshape(rows, *input_shape)

@@ -22,98 +22,30 @@ From the repository root::
 Everything is seeded, so a rerun on the same torch version rewrites the same bytes.
 """
 
-import os
 
 import numpy as np
 import torch
-from torch import nn
 
 import common
-from common import Block, Items, Verbatim, f32
+from common import f32
 
 SCRIPT = "cnn.py"
-
-
-def torch_layer(layer, shape):
-    """The torch module of a graphc layer mapping, given one sample's input ``shape``."""
-    t = layer["type"]
-    kw = {k: v for k, v in layer.items() if k != "type"}
-    for k, v in kw.items():
-        if isinstance(v, list):
-            kw[k] = tuple(v)
-    if t == "linear":
-        return nn.Linear(shape[-1], kw["out"], bias=kw.get("bias", True))
-    if t in ("conv1d", "conv2d"):
-        cls = nn.Conv1d if t == "conv1d" else nn.Conv2d
-        return cls(shape[0], **kw)
-    simple = {
-        "max_pool1d": nn.MaxPool1d, "max_pool2d": nn.MaxPool2d,
-        "avg_pool1d": nn.AvgPool1d, "avg_pool2d": nn.AvgPool2d,
-        "adaptive_avg_pool1d": nn.AdaptiveAvgPool1d,
-        "adaptive_avg_pool2d": nn.AdaptiveAvgPool2d,
-        "adaptive_max_pool2d": nn.AdaptiveMaxPool2d,
-        "flatten": nn.Flatten,
-    }
-    if t in simple:
-        return simple[t](**kw)
-    return common.ACTIVATIONS[t]()
-
-
-def build_model(input_shape, layers):
-    """The ``nn.Sequential`` of the layers, each sized by running a sample through."""
-    mods = []
-    probe = torch.zeros(1, *input_shape)
-    for layer in layers:
-        m = torch_layer(layer, list(probe.shape[1:]))
-        probe = m(probe)
-        mods.append(m)
-    return nn.Sequential(*mods)
-
-
-def spec_layers(layers):
-    """The layers as spec text writes them: Python's ``None`` as YAML's ``null``."""
-    def value(v):
-        if isinstance(v, list):
-            return [value(x) for x in v]
-        return Verbatim("null") if v is None else v
-    return [{k: value(v) for k, v in layer.items()} for layer in layers]
 
 
 def run_case(out_root, name, *, seed, input_shape, layers, loss, optimizer, rows,
              batch_size, epochs, classes=3):
     """A case trained on random images with labels from a random teacher."""
     rng = np.random.default_rng(seed)
-    features = int(np.prod(input_shape))
-    x = f32(rng.standard_normal((rows, features)))
-    case_dir = common.make_case_dir(out_root, name)
-    if loss["type"] == "mse":
-        w = rng.standard_normal((features, classes))
-        y = f32(x.astype(np.float64) @ w / np.sqrt(features))
-        header = common.names("x", features) + common.names("y", classes)
-        target = common.names("y", classes)
-    else:
-        y = common.teacher_classes(rng, x, classes)
-        header = common.names("x", features) + ["label"]
-        target = "label"
-    common.write_csv(os.path.join(case_dir, "data.csv"), header, x, y)
-    common.write_spec(case_dir, SCRIPT, {
-        "data": common.data_section(target, batch_size, shuffle=False, drop_last=False),
-        "model": Block(input=list(input_shape), layers=Items(spec_layers(layers)),
-                       init={"from": Verbatim("init.safetensors")}),
-        "loss": loss,
-        "optimizer": Block(optimizer),
-        "train": Block(epochs=epochs),
-    })
+    x = f32(rng.standard_normal((rows, int(np.prod(input_shape)))))
+    y = common.teacher_targets(rng, x, loss, classes)
+    case_dir = common.write_case(SCRIPT, out_root, name, x=x, y=y, input_shape=input_shape,
+                                 model={"layers": common.spec_value(layers)}, loss=loss,
+                                 optimizer=optimizer, batch_size=batch_size, epochs=epochs)
     torch.manual_seed(seed)
-    model = build_model(input_shape, layers)
-    common.save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-                     os.path.join(case_dir, "init.safetensors"))
-    opt = common.model_optimizer(model, optimizer)
-    images = x.reshape(rows, *input_shape)
-    losses = common.train(name, model, opt, common.build_loss(loss), images, y,
-                          batch_size=batch_size, epochs=epochs)
-    common.write_expected(case_dir, model, losses=losses)
-    print(f"{name}: {len(losses)} steps, loss {losses[0]:.5f} -> {losses[-1]:.5f}")
+    model = common.sequential(input_shape, layers)
+    common.fit_case(name, case_dir, model, loss=loss, optimizer=optimizer,
+                    samples=x.reshape(rows, *input_shape), y=y, batch_size=batch_size,
+                    epochs=epochs)
 
 
 CE = {"type": "cross_entropy"}

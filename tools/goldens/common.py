@@ -215,9 +215,6 @@ def with_groups(optimizer, param_groups):
 # --------------------------------------------------------------------------
 # model, loss, optimizer
 
-ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
-               "log_softmax": lambda: nn.LogSoftmax(dim=-1)}
-
 LOSSES = {
     "cross_entropy": nn.CrossEntropyLoss, "nll": nn.NLLLoss, "bce": nn.BCELoss,
     "bce_with_logits": nn.BCEWithLogitsLoss, "mse": nn.MSELoss, "l1": nn.L1Loss,
@@ -255,7 +252,7 @@ def build_model(input_dim, layers):
             mods.append(nn.Linear(d, layer["out"]))
             d = layer["out"]
         else:
-            mods.append(ACTIVATIONS[t]())
+            mods.append(MODULES[t]())
         mods[-1].requires_grad_(layer.get("requires_grad", True))
     return nn.Sequential(*mods)
 
@@ -267,6 +264,70 @@ def init_model(case_dir, seed, input_dim, layers):
     save_file({k: v.contiguous() for k, v in model.state_dict().items()},
               os.path.join(case_dir, "init.safetensors"))
     return model
+
+
+# graphc's layer types -> torch modules built from the mapping's other keys (nn's own
+# constructor arguments); the layers whose sizes graphc infers are in ``torch_layer``.
+MODULES = {
+    "identity": nn.Identity, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU, "selu": nn.SELU,
+    "celu": nn.CELU, "gelu": nn.GELU, "silu": nn.SiLU, "mish": nn.Mish,
+    "softplus": nn.Softplus, "hardtanh": nn.Hardtanh, "relu6": nn.ReLU6,
+    "hardsigmoid": nn.Hardsigmoid, "hardswish": nn.Hardswish, "logsigmoid": nn.LogSigmoid,
+    "softsign": nn.Softsign, "tanhshrink": nn.Tanhshrink, "prelu": nn.PReLU,
+    "relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
+    "log_softmax": lambda: nn.LogSoftmax(dim=-1),
+    "max_pool1d": nn.MaxPool1d, "max_pool2d": nn.MaxPool2d,
+    "avg_pool1d": nn.AvgPool1d, "avg_pool2d": nn.AvgPool2d,
+    "adaptive_avg_pool1d": nn.AdaptiveAvgPool1d, "adaptive_avg_pool2d": nn.AdaptiveAvgPool2d,
+    "adaptive_max_pool2d": nn.AdaptiveMaxPool2d, "flatten": nn.Flatten,
+    "embedding": nn.Embedding,
+}
+
+
+def torch_layer(layer, shape):
+    """The torch module of one graphc layer mapping (not dropout, not a block), given one
+    sample's input ``shape``: what graphc infers (in_features, in_channels, num_features,
+    num_channels, normalized_shape) comes from ``shape``; list values become tuples."""
+    t = layer["type"]
+    kw = {k: tuple(v) if isinstance(v, list) else v
+          for k, v in layer.items() if k not in ("type", "name", "requires_grad")}
+    if t == "linear":
+        return nn.Linear(shape[-1], kw["out"], bias=kw.get("bias", True))
+    if t in ("conv1d", "conv2d"):
+        return (nn.Conv1d if t == "conv1d" else nn.Conv2d)(shape[0], **kw)
+    if t in ("batch_norm1d", "batch_norm2d"):
+        assert len(shape) in ((3,) if t == "batch_norm2d" else (1, 2)), (t, shape)
+        return (nn.BatchNorm2d if t == "batch_norm2d" else nn.BatchNorm1d)(shape[0], **kw)
+    if t == "layer_norm":
+        return nn.LayerNorm(kw.pop("normalized_shape", shape[-1]), **kw)
+    if t == "group_norm":
+        kw.pop("num_channels", None)
+        return nn.GroupNorm(num_channels=shape[0], **kw)
+    return MODULES[t](**kw)
+
+
+def sequential(input_shape, layers, probe=None):
+    """The ``nn.Sequential`` of the layers, each sized by running ``probe`` (by default one
+    zero sample of ``input_shape``) through the layers before it."""
+    probe = torch.zeros(1, *input_shape) if probe is None else probe
+    mods = []
+    for layer in layers:
+        m = torch_layer(layer, list(probe.shape[1:]))
+        probe = m(probe)
+        mods.append(m)
+    return nn.Sequential(*mods)
+
+
+def spec_value(v):
+    """Layer mappings as spec text writes them: lists of mappings as ``Items`` (flow YAML),
+    ``None`` as ``null``."""
+    if isinstance(v, list) and v and isinstance(v[0], dict):
+        return Items([spec_value(x) for x in v])
+    if isinstance(v, dict):
+        return {k: spec_value(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [spec_value(x) for x in v]
+    return Verbatim("null") if v is None else v
 
 
 def build_loss(loss):
@@ -338,8 +399,11 @@ def update(model, opt, loss_fn, xb, yb):
 
 
 def train(name, model, opt, loss_fn, x, y, *, batch_size, epochs):
-    """PyTorch's plain loop; returns the loss of every update."""
+    """PyTorch's plain loop; returns the loss of every update. ``x`` as a tensor is used as
+    it is (e.g. int64 indices for an embedding), as an array it becomes float32."""
     xt, yt = as_tensors(x, y)
+    if isinstance(x, torch.Tensor):
+        xt = x
     losses = []
     for _epoch in range(epochs):
         for xb, yb in batches(xt, yt, batch_size):
@@ -400,6 +464,54 @@ def write_cases(path, cases, *, head=None, indent="", dumps=json.dumps):
 
 # --------------------------------------------------------------------------
 # a plain training case (skeleton.py's layout)
+
+def teacher_targets(rng, x, loss, classes):
+    """Targets from a random teacher of the features ``x``: ``classes`` values of a random
+    linear map for ``mse``, else class labels."""
+    if loss["type"] == "mse":
+        w = rng.standard_normal((x.shape[1], classes))
+        return f32(x.astype(np.float64) @ w / np.sqrt(x.shape[1]))
+    return teacher_classes(rng, x, classes)
+
+
+def write_case(script, out_root, name, *, x, y, input_shape, model, loss, optimizer,
+               batch_size, epochs, seed=None, **train):
+    """Makes ``<out_root>/<name>/`` with ``data.csv`` (the rows ``x``, then the targets:
+    ``label`` for class labels, ``y0, y1, ...`` for float32 [N, k]) and ``spec.yaml``, whose
+    ``model`` has ``input``, the ``model`` mapping's keys (``layers``, or ``nodes`` and
+    ``output``) and ``init.safetensors``; ``train`` holds more keys of ``train:``. Returns
+    the folder."""
+    case_dir = make_case_dir(out_root, name)
+    target = names("y", y.shape[1]) if y.ndim == 2 else "label"
+    header = names("x", x.shape[1]) + (target if y.ndim == 2 else [target])
+    write_csv(os.path.join(case_dir, "data.csv"), header, x, y)
+    spec = {} if seed is None else {"seed": seed}
+    spec.update({
+        "data": data_section(target, batch_size, shuffle=False, drop_last=False),
+        "model": Block(input=list(input_shape), **model,
+                       init={"from": Verbatim("init.safetensors")}),
+        "loss": loss,
+        "optimizer": Block(optimizer),
+        "train": Block(epochs=epochs, **train),
+    })
+    write_spec(case_dir, script, spec)
+    return case_dir
+
+
+def fit_case(name, case_dir, model, *, loss, optimizer, samples, y, batch_size, epochs,
+             state=None):
+    """Saves the initial parameters (``state``'s ``state_dict``, by default ``model``'s) as
+    ``init.safetensors``, trains ``model`` with PyTorch's plain loop and writes
+    ``expected.json``."""
+    state = model if state is None else state
+    save_file({k: v.contiguous() for k, v in state.state_dict().items()},
+              os.path.join(case_dir, "init.safetensors"))
+    opt = model_optimizer(model, optimizer)
+    losses = train(name, model, opt, build_loss(loss), samples, y, batch_size=batch_size,
+                   epochs=epochs)
+    write_expected(case_dir, state, losses=losses)
+    print(f"{name}: {len(losses)} steps, loss {losses[0]:.5f} -> {losses[-1]:.5f}")
+
 
 def run_plain_case(script, out_root, name, *, seed, header, x, y, input_dim, layers, loss,
                    optimizer, batch_size, epochs, param_groups=None, csv_copy=None):

@@ -37,18 +37,15 @@ From the repository root::
 Everything is seeded, one thread: two runs write the same bytes.
 """
 
-import os
 from collections import OrderedDict
 
 import numpy as np
 import torch
 from torch import nn
 
-import activations
 import common
 import norm_dropout
-import norm_embed
-from common import Block, Items, Verbatim, f32
+from common import f32
 
 SCRIPT = "graph_models.py"
 
@@ -101,13 +98,6 @@ class Builder:
                 shortcut, _ = self.chain(layer["shortcut"], shape)
             m = Residual(body, shortcut)
             shape = out
-        elif t in ("layer_norm", "group_norm", "embedding"):
-            m = norm_embed.torch_layer(layer, shape)
-            shape = self.probe(m, shape)
-        elif t in activations.MODULES and t not in common.ACTIVATIONS:
-            m = activations.MODULES[t](**{k: v for k, v in layer.items()
-                                           if k not in ("type", "name")})
-            shape = self.probe(m, shape)
         else:
             m = norm_dropout.torch_layer(layer, shape, self.entries, self.seed, None)
             shape = self.probe(m, shape)
@@ -230,42 +220,20 @@ class Stepped(nn.Module):
         return self.inner(x)
 
 
-def spec_value(v):
-    """Lists of layer mappings as ``Items`` (flow YAML), ``None`` as ``null``."""
-    if isinstance(v, list) and v and isinstance(v[0], dict):
-        return Items([spec_value(x) for x in v])
-    if isinstance(v, dict):
-        return {k: spec_value(x) for k, x in v.items()}
-    if isinstance(v, list):
-        return [spec_value(x) for x in v]
-    return Verbatim("null") if v is None else v
-
-
 def run_case(out_root, name, *, seed, input_shape, loss, optimizer, rows, batch_size,
              epochs, layers=None, nodes=None, output=None, classes=3):
     rng = np.random.default_rng(seed)
-    features = int(np.prod(input_shape))
-    x = f32(rng.standard_normal((rows, features)))
+    x = f32(rng.standard_normal((rows, int(np.prod(input_shape)))))
     y = common.teacher_classes(rng, x, classes)
-    case_dir = common.make_case_dir(out_root, name)
-    common.write_csv(os.path.join(case_dir, "data.csv"),
-                     common.names("x", features) + ["label"], x, y)
-    model_spec = Block(input=list(input_shape))
     if layers is not None:
-        model_spec["layers"] = Items(spec_value(layers))
+        model_spec = {"layers": common.spec_value(layers)}
     else:
-        model_spec["nodes"] = Items(spec_value(nodes))
+        model_spec = {"nodes": common.spec_value(nodes)}
         if output is not None:
             model_spec["output"] = output
-    model_spec["init"] = {"from": Verbatim("init.safetensors")}
-    common.write_spec(case_dir, SCRIPT, {
-        "seed": seed,
-        "data": common.data_section("label", batch_size, shuffle=False, drop_last=False),
-        "model": model_spec,
-        "loss": loss,
-        "optimizer": Block(optimizer),
-        "train": Block(epochs=epochs),
-    })
+    case_dir = common.write_case(SCRIPT, out_root, name, x=x, y=y, input_shape=input_shape,
+                                 model=model_spec, loss=loss, optimizer=optimizer,
+                                 batch_size=batch_size, epochs=epochs, seed=seed)
     torch.manual_seed(seed)
     builder = Builder(seed)
     if layers is not None:
@@ -274,14 +242,9 @@ def run_case(out_root, name, *, seed, input_shape, loss, optimizer, rows, batch_
         inner = Graph(builder, input_shape, nodes, output)
     model = Stepped(inner)
     model.train()
-    state = {k.removeprefix("inner."): v.contiguous() for k, v in model.state_dict().items()}
-    common.save_file(state, os.path.join(case_dir, "init.safetensors"))
-    opt = common.model_optimizer(model, optimizer)
-    images = x.reshape(rows, *input_shape)
-    losses = common.train(name, model, opt, common.build_loss(loss), images, y,
-                          batch_size=batch_size, epochs=epochs)
-    common.write_expected(case_dir, inner, losses=losses)
-    print(f"{name}: {len(losses)} steps, loss {losses[0]:.5f} -> {losses[-1]:.5f}")
+    common.fit_case(name, case_dir, model, loss=loss, optimizer=optimizer,
+                    samples=x.reshape(rows, *input_shape), y=y, batch_size=batch_size,
+                    epochs=epochs, state=inner)
 
 
 CE = {"type": "cross_entropy"}

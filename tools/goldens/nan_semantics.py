@@ -51,7 +51,6 @@ same torch version rewrites the same bytes.
 """
 
 import itertools
-import json
 import math
 import os
 

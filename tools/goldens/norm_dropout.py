@@ -68,9 +68,8 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-import cnn
 import common
-from common import Block, Items, Verbatim, f32
+from common import Block, Verbatim, f32
 
 SCRIPT = "norm_dropout.py"
 
@@ -214,17 +213,9 @@ class Net(nn.Sequential):
 
 def torch_layer(layer, shape, index, seed, record):
     """The torch module of a graphc layer mapping at ``index``, given one sample's ``shape``."""
-    t = layer["type"]
-    kw = {k: v for k, v in layer.items() if k not in ("type", "name", "requires_grad")}
-    if t in ("batch_norm1d", "batch_norm2d"):
-        assert len(shape) in ((3,) if t == "batch_norm2d" else (1, 2)), (t, shape)
-        cls = nn.BatchNorm2d if t == "batch_norm2d" else nn.BatchNorm1d
-        return cls(shape[0], **kw)
-    if t in DROPOUTS:
-        return PhiloxDropout(t, kw.get("p", 0.5), seed, index, record)
-    if t == "linear":
-        return nn.Linear(shape[-1], kw["out"], bias=kw.get("bias", True))
-    return cnn.torch_layer({k: v for k, v in layer.items() if k in ("type", *kw)}, shape)
+    if layer["type"] in DROPOUTS:
+        return PhiloxDropout(layer["type"], layer.get("p", 0.5), seed, index, record)
+    return common.torch_layer(layer, shape)
 
 
 def build_model(input_shape, layers, seed, record):
@@ -359,7 +350,7 @@ def run_case(out_root, name, *, seed, input_shape, layers, loss, optimizer, rows
         "seed": seed,
         "data": common.data_section(target, batch_size, valid=bool(valid_rows),
                                     shuffle=False, drop_last=False),
-        "model": Block(input=list(input_shape), layers=Items(cnn.spec_layers(layers)),
+        "model": Block(input=list(input_shape), layers=common.spec_value(layers),
                        init={"from": Verbatim("init.safetensors")}),
         "loss": loss,
         "optimizer": Block(common.with_groups(optimizer, param_groups)),

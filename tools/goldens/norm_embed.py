@@ -35,47 +35,14 @@ From the repository root::
 Everything is seeded, so a rerun on the same torch version rewrites the same bytes.
 """
 
-import os
 
 import numpy as np
 import torch
-from torch import nn
 
 import common
-from common import Block, Items, Verbatim, f32
+from common import Items, f32
 
 SCRIPT = "norm_embed.py"
-
-
-def torch_layer(layer, shape):
-    """The torch module of a graphc layer mapping, given one sample's input ``shape``."""
-    t = layer["type"]
-    kw = {k: v for k, v in layer.items() if k not in ("type", "name")}
-    if t == "linear":
-        return nn.Linear(shape[-1], kw["out"], bias=kw.get("bias", True))
-    if t == "layer_norm":
-        normalized = kw.pop("normalized_shape", shape[-1])
-        return nn.LayerNorm(normalized, **kw)
-    if t == "group_norm":
-        kw.pop("num_channels", None)
-        return nn.GroupNorm(num_channels=shape[0], **kw)
-    if t == "embedding":
-        return nn.Embedding(**kw)
-    if t == "conv1d":
-        return nn.Conv1d(shape[0], **kw)
-    if t == "conv2d":
-        return nn.Conv2d(shape[0], **kw)
-    simple = {"flatten": nn.Flatten, "relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU}
-    return simple[t](**kw)
-
-
-def build_model(input_shape, layers, probe):
-    mods = []
-    for layer in layers:
-        m = torch_layer(layer, list(probe.shape[1:]))
-        probe = m(probe)
-        mods.append(m)
-    return nn.Sequential(*mods)
 
 
 def run_case(out_root, name, *, seed, input_shape, layers, loss, optimizer, x, batch_size,
@@ -84,46 +51,24 @@ def run_case(out_root, name, *, seed, input_shape, layers, loss, optimizer, x, b
     random teacher; ``prepare(model)`` may change the initial weights."""
     rng = np.random.default_rng(seed)
     rows, features = x.shape
-    case_dir = common.make_case_dir(out_root, name)
     if loss["type"] == "mse":
         w = rng.standard_normal((features, classes))
         y = f32(np.tanh(x.astype(np.float64) @ w / np.sqrt(features) / (1 + np.abs(x).mean())))
-        header = common.names("x", features) + common.names("y", classes)
-        target = common.names("y", classes)
     else:
         y = common.teacher_classes(rng, x - x.mean(axis=0), classes)
-        header = common.names("x", features) + ["label"]
-        target = "label"
-    common.write_csv(os.path.join(case_dir, "data.csv"), header, x, y)
-    common.write_spec(case_dir, SCRIPT, {
-        "data": common.data_section(target, batch_size, shuffle=False, drop_last=False),
-        "model": Block(input=list(input_shape), layers=Items(layers),
-                       init={"from": Verbatim("init.safetensors")}),
-        "loss": loss,
-        "optimizer": Block(optimizer),
-        "train": Block(epochs=epochs),
-    })
+    case_dir = common.write_case(SCRIPT, out_root, name, x=x, y=y, input_shape=input_shape,
+                                 model={"layers": Items(layers)}, loss=loss,
+                                 optimizer=optimizer, batch_size=batch_size, epochs=epochs)
     torch.manual_seed(seed)
     samples = torch.from_numpy(x.reshape(rows, *input_shape))
-    embedded = layers[0]["type"] == "embedding"
-    if embedded:
+    if layers[0]["type"] == "embedding":
         samples = samples.to(torch.int64)
-    model = build_model(input_shape, layers, samples[:2])
+    model = common.sequential(input_shape, layers, samples[:2])
     if prepare is not None:
         with torch.no_grad():
             prepare(model)
-    common.save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-                     os.path.join(case_dir, "init.safetensors"))
-    opt = common.model_optimizer(model, optimizer)
-    loss_fn = common.build_loss(loss)
-    yt = torch.from_numpy(y)
-    losses = []
-    for _epoch in range(epochs):
-        for s in range(0, rows, batch_size):
-            losses.append(common.update(model, opt, loss_fn, samples[s:s + batch_size],
-                                        yt[s:s + batch_size]))
-    common.write_expected(case_dir, model, losses=losses)
-    print(f"{name}: {len(losses)} steps, loss {losses[0]:.5f} -> {losses[-1]:.5f}")
+    common.fit_case(name, case_dir, model, loss=loss, optimizer=optimizer, samples=samples,
+                    y=y, batch_size=batch_size, epochs=epochs)
 
 
 CE = {"type": "cross_entropy"}

@@ -32,7 +32,7 @@ import os
 import torch
 
 import common
-from common import Block, Items, Verbatim
+from common import Block, Verbatim
 
 SCRIPT = "objectives.py"
 

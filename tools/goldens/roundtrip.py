@@ -43,7 +43,7 @@ from safetensors.torch import load_file, save_file
 
 import common
 import graph_models
-from common import Block, Items, Verbatim, f32
+from common import Block, Verbatim, f32
 
 SCRIPT = "roundtrip.py"
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
@@ -83,7 +83,7 @@ def main():
     common.write_spec(case_dir, SCRIPT, {
         "seed": 0,
         "data": common.data_section("class", 16, shuffle=False, drop_last=False),
-        "model": Block(input=[13], layers=Items(graph_models.spec_value(LAYERS)),
+        "model": Block(input=[13], layers=common.spec_value(LAYERS),
                        init={"from": Verbatim("torch_trained.safetensors")}),
         "loss": {"type": "cross_entropy"},
         "optimizer": Block({"type": "adam", "lr": 0.01}),
