@@ -673,9 +673,10 @@ impl Trainer {
         let first = self.collective.rank() == 0;
         for &id in &buffers {
             let values = self.session.value(id);
-            match first {
-                true => flat.extend_from_slice(values),
-                false => flat.extend(std::iter::repeat_n(0.0, values.len())),
+            if first {
+                flat.extend_from_slice(values);
+            } else {
+                flat.extend(std::iter::repeat_n(0.0, values.len()));
             }
         }
         flat.push(loss);
@@ -1019,7 +1020,7 @@ impl Trainer {
         let mut sums = [0.0f64; 2];
         let rows = share(data.len(), self.collective.rank(), self.collective.size());
         let (spec, classes) = (self.spec().loss.clone(), self.classes());
-        self.for_each_chunk(data, rows, Kind::Eval, |exe, step, rows, targets| {
+        self.for_each_chunk_in(data, rows, Kind::Eval, |exe, step, rows, targets| {
             let weight = batch_denominator(&spec, classes, targets, rows);
             // A chunk of only ignored samples (0/0, NaN) adds nothing.
             if weight != Some(0.0) {
@@ -1050,24 +1051,19 @@ impl Trainer {
     pub fn per_sample_losses(&mut self, data: &Dataset) -> Result<Vec<f32>, TrainError> {
         let sum = self.spec().loss.reduction() == Reduction::Sum;
         let mut losses = Vec::with_capacity(data.len());
-        self.for_each_chunk(
-            data,
-            0..data.len(),
-            Kind::PerSample,
-            |exe, step, rows, _| {
-                let values = exe.output(step.loss_output);
-                let width = values.len() / rows.max(1);
-                for sample in values.chunks(width.max(1)).take(rows) {
-                    let total: f64 = sample.iter().map(|&v| f64::from(v)).sum();
-                    let value = if sum {
-                        total
-                    } else {
-                        total / sample.len() as f64
-                    };
-                    losses.push(value as f32);
-                }
-            },
-        )?;
+        self.for_each_chunk(data, Kind::PerSample, |exe, step, rows, _| {
+            let values = exe.output(step.loss_output);
+            let width = values.len() / rows.max(1);
+            for sample in values.chunks(width.max(1)).take(rows) {
+                let total: f64 = sample.iter().map(|&v| f64::from(v)).sum();
+                let value = if sum {
+                    total
+                } else {
+                    total / sample.len() as f64
+                };
+                losses.push(value as f32);
+            }
+        })?;
         Ok(losses)
     }
 
@@ -1076,7 +1072,7 @@ impl Trainer {
     pub fn predict(&mut self, data: &Dataset) -> Result<(Vec<f32>, usize), TrainError> {
         let mut outputs = Vec::new();
         let mut width = 0;
-        self.for_each_chunk(data, 0..data.len(), Kind::Eval, |exe, step, rows, _| {
+        self.for_each_chunk(data, Kind::Eval, |exe, step, rows, _| {
             let out = exe.output(step.model_output);
             width = out.len() / rows.max(1);
             outputs.extend_from_slice(out);
@@ -1100,10 +1096,19 @@ impl Trainer {
         task_of(&self.spec().loss)
     }
 
-    /// Runs the forward graph of `kind` (an evaluation kind) on rows `range` of `data` in
-    /// chunks, with the current parameters, calling `f(executable, graph, rows, targets)`
-    /// after each chunk.
+    /// Runs the forward graph of `kind` (an evaluation kind) on `data` in chunks, with the
+    /// current parameters, calling `f(executable, graph, rows, targets)` after each chunk.
     fn for_each_chunk(
+        &mut self,
+        data: &Dataset,
+        kind: Kind,
+        f: impl FnMut(&dyn Executable, &StepGraph, usize, &BatchTargets),
+    ) -> Result<(), TrainError> {
+        self.for_each_chunk_in(data, 0..data.len(), kind, f)
+    }
+
+    /// [`Trainer::for_each_chunk`] on rows `range` of `data`.
+    fn for_each_chunk_in(
         &mut self,
         data: &Dataset,
         range: std::ops::Range<usize>,

@@ -197,6 +197,24 @@ fn differences(what: &str, run: &Run, alone: &Run) -> Vec<String> {
     wrong
 }
 
+/// The case's run on 2 and 3 ranks against its run alone: [`differences`].
+fn against_one_process(case: &Path) -> Vec<String> {
+    let spec = graphc::parse_spec(&case.join("spec.yaml")).unwrap();
+    spec_against_one_process(&case.display().to_string(), &spec, case)
+}
+
+/// [`against_one_process`] of `spec`, whose files are in `dir`.
+fn spec_against_one_process(what: &str, spec: &Spec, dir: &Path) -> Vec<String> {
+    let alone = train_spec(spec, dir, 1);
+    [2, 3]
+        .into_iter()
+        .flat_map(|size| {
+            let run = train_spec(spec, dir, size);
+            differences(&format!("{what} on {size} ranks"), &run, &alone)
+        })
+        .collect()
+}
+
 #[test]
 fn ranks_as_threads_give_the_single_process_numbers() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("goldens");
@@ -210,16 +228,7 @@ fn ranks_as_threads_give_the_single_process_numbers() {
     ];
     let mut wrong = Vec::new();
     for case in cases {
-        let case = root.join(case);
-        let alone = train(&case, 1);
-        for size in [2, 3] {
-            let run = train(&case, size);
-            wrong.extend(differences(
-                &format!("{} on {size} ranks", case.display()),
-                &run,
-                &alone,
-            ));
-        }
+        wrong.extend(against_one_process(&root.join(case)));
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
@@ -237,19 +246,11 @@ fn dropout_on_ranks_draws_the_single_process_masks() {
         "dropout2d_conv2d_seed_above_2_32",
         "dropout_p0_then_default_p",
     ] {
-        let case = root.join(case);
-        let alone = train(&case, 1);
-        for size in [2, 3] {
-            let run = train(&case, size);
-            wrong.extend(differences(
-                &format!("{} on {size} ranks", case.display()),
-                &run,
-                &alone,
-            ));
-        }
+        wrong.extend(against_one_process(&root.join(case)));
     }
-    // Rows of 5 and 3 values: shares start inside Philox blocks (rows 3 and 6 of 5 values
-    // are elements 15 and 30), and batches of 7 leave a partial last batch.
+    // Rows of 5 and 3 values: shares start inside Philox blocks (shares of 7 on 3 ranks
+    // start at rows 3 and 5: elements 15 and 25, or 9 and 15), and batches of 7 leave a
+    // partial last batch.
     let case = root.join("dropout_mlp_p025_named");
     let text = std::fs::read_to_string(case.join("spec.yaml")).unwrap();
     let text = text
@@ -262,15 +263,7 @@ fn dropout_on_ranks_draws_the_single_process_masks() {
         );
     assert!(text.contains("out: 5") && text.contains("p: 0.5"), "{text}");
     let spec: Spec = text.parse().unwrap();
-    let alone = train_spec(&spec, &case, 1);
-    for size in [2, 3] {
-        let run = train_spec(&spec, &case, size);
-        wrong.extend(differences(
-            &format!("rows of 5 and 3 on {size} ranks"),
-            &run,
-            &alone,
-        ));
-    }
+    wrong.extend(spec_against_one_process("rows of 5 and 3", &spec, &case));
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
@@ -328,4 +321,32 @@ fn batch_norm_on_ranks_normalises_each_share_as_pytorch_ddp_does() {
         ));
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn sync_batch_norm_is_refused_on_several_ranks_and_ignored_alone() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("goldens/data_parallel/ddp_bn1d_2_ranks");
+    let mut spec = graphc::parse_spec(&case.join("spec.yaml")).unwrap();
+    spec.train.sync_batch_norm = true;
+    let data = graphc::load_data(&spec, &case).unwrap();
+    let mut trainer: Trainer = graphc::prepare(&spec, &case, &data, BackendKind::Jit).unwrap();
+    let shared = Arc::new(Shared {
+        sums: Mutex::new(Vec::new()),
+        barrier: Barrier::new(2),
+    });
+    let threads = Threads {
+        rank: 0,
+        size: 2,
+        shared,
+    };
+    let err = trainer.set_collective(Box::new(threads)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("sync_batch_norm: true is not supported"),
+        "{err}"
+    );
+    // Alone it changes nothing: one process's statistics are the whole batch's.
+    let mut record = Record::default();
+    graphc::fit(&mut trainer, &data, &mut record).unwrap();
+    assert_eq!(record.losses.len(), 9);
 }
