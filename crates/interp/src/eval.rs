@@ -142,7 +142,16 @@ pub fn evaluate<T: Scalar>(
             Op::MaxPoolGrad(window) => Value::F(windowed::max_pool_grad(x(0), x(1), ty(0), window)),
             Op::RandomUniform { seed, stream, .. } => match &values[operands[0].index()] {
                 Value::I(step) => {
-                    Value::F(random_uniform(*seed, *stream, step[0], node.ty.numel()))
+                    let first = step
+                        .get(1)
+                        .map_or(0, |&row| random::first_element(row, &node.ty.shape));
+                    Value::F(random_uniform(
+                        *seed,
+                        *stream,
+                        step[0],
+                        first,
+                        node.ty.numel(),
+                    ))
                 }
                 Value::F(_) => {
                     return Err(IrError::Argument("random_uniform of a float step".into()))
@@ -154,16 +163,22 @@ pub fn evaluate<T: Scalar>(
     Ok(values)
 }
 
-/// `len` uniform values in [0, 1) of stream `stream` at step `step`: element
-/// `i` is word `i % 4` of Philox block `i / 4` (`graphc_ir::random`). The
+/// `len` uniform values in [0, 1) of stream `stream` at step `step` from global
+/// element `first` on: element `i` is word `g % 4` of Philox block `g / 4`, for
+/// `g = first + i` (not wrapped; the block mod 2^32: `graphc_ir::random`). The
 /// step's i64 is read as its two's-complement u64, so every step is distinct.
-fn random_uniform<T: Scalar>(seed: u64, stream: u32, step: i64, len: usize) -> Vec<T> {
+fn random_uniform<T: Scalar>(seed: u64, stream: u32, step: i64, first: u64, len: usize) -> Vec<T> {
+    let per_block = random::ELEMENTS_PER_BLOCK as u64;
+    // `g` in two parts, so that `first + i` cannot wrap: its block and its word.
+    let (first_block, first_word) = (first / per_block, first % per_block);
     let mut out = Vec::with_capacity(len);
     for i in 0..len {
-        let block = u32::try_from(i / random::ELEMENTS_PER_BLOCK)
-            .expect("the type rule bounds element blocks to 32 bits");
+        let word = first_word + i as u64;
+        // The block word wraps mod 2^32 by definition (the type rule keeps a draw
+        // without a first row below it).
+        let block = (first_block + word / per_block) as u32;
         let words = random::random_uniform_block(seed, stream, step as u64, block);
-        out.push(T::from_f32(words[i % random::ELEMENTS_PER_BLOCK]));
+        out.push(T::from_f32(words[(word % per_block) as usize]));
     }
     out
 }

@@ -140,10 +140,12 @@ impl Op {
             }
             Op::RandomUniform { shape, .. } => {
                 let step = operands[0];
-                if step.dtype != DType::I64 || step.checked_numel() != Some(1) {
+                if step.dtype != DType::I64 || !matches!(step.checked_numel(), Some(1 | 2)) {
                     return Err(IrError::ty(
                         &name,
-                        format!("expects a one-element i64 step counter, got {step}"),
+                        format!(
+                            "expects an i64 step counter of one element (or two: step, first row), got {step}"
+                        ),
                     ));
                 }
                 let out = TensorType::f32(shape);

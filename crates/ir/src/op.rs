@@ -260,10 +260,14 @@ pub enum Op {
     MaxPoolGrad(Window),
     /// Uniform f32 values in [0, 1) drawn by Philox4x32-10 from the run's
     /// `seed`, a `stream` (one per dropout layer) and the step counter, its
-    /// one operand (a one-element i64 tensor, so any step count is exact);
-    /// element `i` uses element block `i / 4` of the counter (layout in
-    /// [`crate::random`]). Equal operands give equal values; it has no
-    /// gradient.
+    /// one operand (an i64 tensor, so any step count is exact): one element
+    /// `[t]`, or two `[t, r]`, where `r` is a first row: the result is then
+    /// rows `r..` of a draw whose axis 0 is longer, so the shares of a batch
+    /// split by rows draw exactly the whole batch's values (data-parallel
+    /// dropout). Element `i` is global element `g = r·(len / shape[0]) + i`
+    /// (`r = 0` with one element), which uses element block `g / 4` of the
+    /// counter (layout in [`crate::random`]). Equal operands give equal
+    /// values; it has no gradient.
     RandomUniform {
         /// The Philox key: the run's seed.
         seed: u64,

@@ -13,6 +13,13 @@
 //! Philox is a bijection of the 128-bit counter, so every (stream, step,
 //! element block) of one seed draws distinct bits, and one call yields four
 //! elements. The f32 is the word's top 24 bits times 2^-24: exact, in [0, 1).
+//!
+//! With a first row `r` (the step operand `[t, r]`), element `i` is global
+//! element `g = r·row + i` of the same layout (`row` the elements per index
+//! of axis 0, [`row_elements`]; `r·row` mod 2^64, plus `i` without
+//! wrapping, and the block `g / 4` mod 2^32 — a global draw past 2^34
+//! elements wraps, as no one process could have drawn it), so a share of
+//! rows draws what the whole batch draws there.
 
 /// The first round multiplier (the paper's `M_{4x32,0}`).
 pub const PHILOX_M0: u32 = 0xD251_1F53;
@@ -73,6 +80,18 @@ pub fn random_counter(block: u32, stream: u32, step: u64) -> [u32; 4] {
 /// A random word as an f32 in [0, 1): its top 24 bits times 2^-24, exactly.
 pub fn uniform_from_bits(bits: u32) -> f32 {
     (bits >> 8) as f32 * (1.0 / (1u32 << 24) as f32)
+}
+
+/// The elements of one index of axis 0 of a draw of `shape` (all of them for a
+/// scalar), by which a first row offsets the draw's elements.
+pub fn row_elements(shape: &[usize]) -> usize {
+    shape.iter().skip(1).product()
+}
+
+/// The global index of the first element of a draw of `shape` that starts at row
+/// `row` (two's complement, mod 2^64: see the module header).
+pub fn first_element(row: i64, shape: &[usize]) -> u64 {
+    (row as u64).wrapping_mul(row_elements(shape) as u64)
 }
 
 /// The four uniform values of element block `block` (see the module header).

@@ -6,7 +6,8 @@ use std::sync::OnceLock;
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    types, AbiParam, Block, InstBuilder, MemFlagsData, Signature, UserFuncName, Value,
+    types, AbiParam, Block, InstBuilder, MemFlagsData, Signature, StackSlot, StackSlotData,
+    StackSlotKind, UserFuncName, Value,
 };
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
@@ -165,12 +166,16 @@ impl Codegen {
     }
 
     /// Compiles a random-uniform kernel as the next kernel: for each element
-    /// block `j` in `[lo, hi)`, Philox4x32-10 of counter `[j, stream, step as
-    /// u32, step >> 32]` under the seed's key (`graphc_ir::random`; the round
-    /// keys are compile-time constants), each word's top 24 bits converted
-    /// and scaled by 2^-24 (exact) into elements `4j .. 4j + 4` at `out`, one
-    /// vector store; the last block, if partial, stores only its elements
-    /// below `len`.
+    /// block `j` in `[lo, hi)` (local elements `4j .. 4j + 4`), Philox4x32-10
+    /// of counter `[block, stream, step as u32, step >> 32]` under the seed's key
+    /// (`graphc_ir::random`; the round keys are compile-time constants), each
+    /// word's top 24 bits converted and scaled by 2^-24 (exact), one vector
+    /// store; the last block, if partial, stores only its elements below `len`.
+    /// Without a first row `block = j`. With one, the draw starts at global
+    /// element `first = row · r.row` (`graphc_ir::random::first_element`):
+    /// `block = first / 4 + j` when `first` is a multiple of 4, else the four
+    /// values straddle two blocks, both drawn, and are read at word `first % 4`
+    /// of the pair (through an eight-float stack slot).
     pub(crate) fn random_uniform(&mut self, r: &RandomUniform) -> Result<(), IrError> {
         let r = *r;
         self.define(|b, p| {
@@ -182,53 +187,65 @@ impl Codegen {
             let step_hi = b.ins().ushr_imm_u(step, 32);
             let step_hi = b.ins().ireduce(types::I32, step_hi);
             let stream = b.ins().iconst(types::I32, i64::from(r.stream));
-            let key = random::random_key(r.seed);
+            let mut draw = Draw {
+                counter: [stream, step_lo, step_hi],
+                key: random::random_key(r.seed),
+                first_block: b.ins().iconst(types::I64, 0),
+                straddle: None,
+            };
             let full = (r.len / random::ELEMENTS_PER_BLOCK) as i64;
             let tail = r.len % random::ELEMENTS_PER_BLOCK;
             let full_blocks = b.ins().iconst(types::I64, full);
             let end = b.ins().smin(hi, full_blocks);
-            let words = |b: &mut FunctionBuilder, j: Value| {
-                let block = b.ins().ireduce(types::I32, j);
-                philox4x32_10(b, [block, stream, step_lo, step_hi], key)
-            };
-            let to_unit = 1.0f32 / (1u32 << 24) as f32;
-            counted_loop(b, Bound::Dyn(lo), Bound::Dyn(end), 1, &mut |b, j| {
-                let w = words(b, j);
-                let mut v = b.ins().scalar_to_vector(types::I32X4, w[0]);
-                for (lane, &x) in w.iter().enumerate().skip(1) {
-                    v = b.ins().insertlane(v, x, lane as u8);
-                }
-                let eight = b.ins().iconst(types::I32, 8);
-                let top = b.ins().ushr(v, eight);
-                // Below 2^24, so the signed conversion is exact.
-                let f = b.ins().fcvt_from_sint(types::F32X4, top);
-                let scale = b.ins().f32const(to_unit);
-                let scale = b.ins().splat(types::F32X4, scale);
-                let f = b.ins().fmul(f, scale);
-                let at = b.ins().ishl_imm_s(j, 4);
-                let at = b.ins().iadd(out_base, at);
-                b.ins().store(mem(), f, at, 0);
-            });
-            if tail > 0 {
-                let partial = b.create_block();
-                let done = b.create_block();
-                let has_partial = b.ins().icmp(IntCC::SignedGreaterThan, hi, full_blocks);
-                b.ins().brif(has_partial, partial, &[], done, &[]);
-                b.switch_to_block(partial);
-                let w = words(b, full_blocks);
-                let scale = b.ins().f32const(to_unit);
-                for (k, &x) in w.iter().enumerate().take(tail) {
-                    let top = b.ins().ushr_imm_u(x, 8);
-                    let f = b.ins().fcvt_from_sint(types::F32, top);
-                    let f = b.ins().fmul(f, scale);
-                    // Inside the arena (`Plan::validate`), so its byte offset fits.
-                    let offset = (full as usize * random::ELEMENTS_PER_BLOCK + k) * 4;
-                    let at = b.ins().iadd_imm_s(out_base, offset as i64);
+            let emit = |b: &mut FunctionBuilder, draw: &Draw| {
+                counted_loop(b, Bound::Dyn(lo), Bound::Dyn(end), 1, &mut |b, j| {
+                    let f = draw.values(b, j);
+                    let at = b.ins().ishl_imm_s(j, 4);
+                    let at = b.ins().iadd(out_base, at);
                     b.ins().store(mem(), f, at, 0);
+                });
+                if tail > 0 {
+                    let partial = b.create_block();
+                    let done = b.create_block();
+                    let has_partial = b.ins().icmp(IntCC::SignedGreaterThan, hi, full_blocks);
+                    b.ins().brif(has_partial, partial, &[], done, &[]);
+                    b.switch_to_block(partial);
+                    let f = draw.values(b, full_blocks);
+                    for k in 0..tail {
+                        let x = b.ins().extractlane(f, k as u8);
+                        // Inside the arena (`Plan::validate`), so its byte offset fits.
+                        let offset = (full as usize * random::ELEMENTS_PER_BLOCK + k) * 4;
+                        let at = b.ins().iadd_imm_s(out_base, offset as i64);
+                        b.ins().store(mem(), x, at, 0);
+                    }
+                    b.ins().jump(done, &[]);
+                    b.switch_to_block(done);
                 }
-                b.ins().jump(done, &[]);
-                b.switch_to_block(done);
-            }
+            };
+            let Some(row) = r.row else {
+                emit(b, &draw);
+                return;
+            };
+            let first_row = b.ins().load(types::I64, mem(), step_at, 8);
+            // Two's complement, mod 2^64, as `first_element`; `row` came from a
+            // shape, so it fits i64.
+            let first = b.ins().imul_imm_s(first_row, row as i64);
+            draw.first_block = b.ins().ushr_imm_u(first, 2);
+            let word = b.ins().band_imm_u(first, 3);
+            let aligned = b.create_block();
+            let straddling = b.create_block();
+            let done = b.create_block();
+            b.ins().brif(word, straddling, &[], aligned, &[]);
+            b.switch_to_block(aligned);
+            emit(b, &draw);
+            b.ins().jump(done, &[]);
+            b.switch_to_block(straddling);
+            let slot =
+                b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 32, 4));
+            draw.straddle = Some((word, slot));
+            emit(b, &draw);
+            b.ins().jump(done, &[]);
+            b.switch_to_block(done);
         })
     }
 
@@ -289,6 +306,55 @@ impl Codegen {
             })
             .collect();
         Ok((self.module, fns))
+    }
+}
+
+/// What a random-uniform kernel draws from: counter words 1-3 (stream, step),
+/// the key, the global block of its first element and, when that element is
+/// not a block's first, its word in the block with a 32-byte stack slot.
+struct Draw {
+    counter: [Value; 3],
+    key: [u32; 2],
+    first_block: Value,
+    straddle: Option<(Value, StackSlot)>,
+}
+
+impl Draw {
+    /// The uniform values of one block's Philox words, as an f32x4.
+    fn block(&self, b: &mut FunctionBuilder, block: Value) -> Value {
+        let block = b.ins().ireduce(types::I32, block);
+        let [stream, step_lo, step_hi] = self.counter;
+        let w = philox4x32_10(b, [block, stream, step_lo, step_hi], self.key);
+        let mut v = b.ins().scalar_to_vector(types::I32X4, w[0]);
+        for (lane, &x) in w.iter().enumerate().skip(1) {
+            v = b.ins().insertlane(v, x, lane as u8);
+        }
+        let eight = b.ins().iconst(types::I32, 8);
+        let top = b.ins().ushr(v, eight);
+        // Below 2^24, so the signed conversion is exact.
+        let f = b.ins().fcvt_from_sint(types::F32X4, top);
+        let scale = b.ins().f32const(1.0f32 / (1u32 << 24) as f32);
+        let scale = b.ins().splat(types::F32X4, scale);
+        b.ins().fmul(f, scale)
+    }
+
+    /// The values of local elements `4j .. 4j + 4`, as an f32x4: global block
+    /// `first_block + j` (mod 2^32), or words `word .. word + 4` of it and the next.
+    fn values(&self, b: &mut FunctionBuilder, j: Value) -> Value {
+        let block = b.ins().iadd(self.first_block, j);
+        let this = self.block(b, block);
+        let Some((word, slot)) = self.straddle else {
+            return this;
+        };
+        let next = b.ins().iadd_imm_s(block, 1);
+        let next = self.block(b, next);
+        b.ins().stack_store(types::I64, this, slot, 0);
+        b.ins().stack_store(types::I64, next, slot, 16);
+        let pair = b.ins().stack_addr(types::I64, slot, 0);
+        // `word` is 1..=3, so the four floats lie inside the slot's eight.
+        let offset = b.ins().ishl_imm_s(word, 2);
+        let at = b.ins().iadd(pair, offset);
+        b.ins().load(types::F32X4, mem(), at, 0)
     }
 }
 

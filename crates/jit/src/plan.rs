@@ -76,6 +76,9 @@ pub(crate) struct RandomUniform {
     pub stream: u32,
     /// Offset of the i64 step counter in the i64 buffer.
     pub step: usize,
+    /// With a first row (the i64 after the step counter): the elements per row
+    /// it offsets the draw by (`graphc_ir::random::first_element`).
+    pub row: Option<usize>,
     /// Offset of the output in the arena.
     pub out: usize,
 }
@@ -655,7 +658,9 @@ impl<'g> Lowerer<'g> {
                 )));
             }
             (&Op::RandomUniform { seed, stream, .. }, &[step]) => {
-                self.random_uniform(v, seed, stream, slot_of(step), slot_of(v), out)?;
+                let row = (self.numel(step)? == 2)
+                    .then(|| graphc_ir::random::row_elements(self.shape(v)));
+                self.random_uniform(v, (seed, stream, row), slot_of(step), slot_of(v), out)?;
             }
             (
                 Op::Input(_)
@@ -687,14 +692,14 @@ impl<'g> Lowerer<'g> {
         Ok(())
     }
 
-    /// The steps of random draw `v`: one Philox kernel over its element
-    /// blocks, split in row pieces across the team when large (pieces write
-    /// disjoint blocks, and every block depends only on its index).
+    /// The steps of random draw `v` (its seed, stream and, with a first row,
+    /// the elements per row): one Philox kernel over its element blocks, split
+    /// in row pieces across the team when large (pieces write disjoint blocks,
+    /// and every block depends only on its index).
     fn random_uniform(
         &self,
         v: NodeId,
-        seed: u64,
-        stream: u32,
+        (seed, stream, row): (u64, u32, Option<usize>),
         step: usize,
         out_offset: usize,
         out: &mut Steps,
@@ -708,6 +713,7 @@ impl<'g> Lowerer<'g> {
             seed,
             stream,
             step,
+            row,
             out: out_offset,
         };
         let hi = random.blocks();
@@ -1001,8 +1007,16 @@ impl fmt::Display for Kernel {
             ),
             Kernel::RandomUniform(r) => write!(
                 f,
-                "random uniform of {} values, seed {} stream {} step at {}, into {}",
-                r.len, r.seed, r.stream, r.step, r.out
+                "random uniform of {} values, seed {} stream {} step at {}{}, into {}",
+                r.len,
+                r.seed,
+                r.stream,
+                r.step,
+                match r.row {
+                    Some(row) => format!(" from its row ×{row}"),
+                    None => String::new(),
+                },
+                r.out
             ),
         }
     }

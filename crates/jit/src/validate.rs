@@ -46,8 +46,9 @@
 //!     shapes' (a step marked `pairs` has two axes of windows `{2·o, 2, 1}`
 //!     on a CPU with AVX-512); its operands and result lie inside the arena, and the result
 //!     overlaps neither operand.
-//! 12. A random-uniform kernel reads its step counter inside the index buffer
-//!     and writes its `len` values inside the arena; its `hi` is its number of
+//! 12. A random-uniform kernel reads its step counter (and its first row, if
+//!     any) inside the index buffer and writes its `len` values inside the
+//!     arena; its `hi` is its number of
 //!     element blocks (`ceil(len / 4)`), which its pieces split.
 
 use std::ops::Range;
@@ -366,7 +367,8 @@ impl Plan {
 
     /// Invariant 12.
     fn check_random_uniform(&self, r: &RandomUniform) -> Result<(), String> {
-        inside("the step counter", r.step, 1, self.ints_len)?;
+        let ints = if r.row.is_some() { 2 } else { 1 };
+        inside("the step counter", r.step, ints, self.ints_len)?;
         inside("the random values", r.out, r.len, self.arena_len)?;
         Ok(())
     }

@@ -14,7 +14,8 @@
 //!
 //! Dropout draws `u` in [0, 1) from `Op::RandomUniform` keyed by the run's seed, the layer's
 //! index as the stream and the training forward's index as the step (the step's `forward`
-//! input), so both backends and a resumed run draw the same masks; it keeps where `u >= p`
+//! input), so both backends and a resumed run draw the same masks (a data-parallel rank's
+//! share passes its first row too, and draws the whole batch's mask of its rows); it keeps where `u >= p`
 //! and divides the 0/1 mask by `1 - p` in f32, `input * noise`, as PyTorch's
 //! `noise.bernoulli_(1 - p).div_(1 - p)`. The channel variants draw one value per sample and
 //! channel.
@@ -31,7 +32,8 @@ pub enum Mode {
     /// `model.train()`: batch statistics, running statistics updated, dropout active.
     Train {
         /// The step's i64 `[1]` input numbering this training forward (0 for the run's first),
-        /// present when a dropout layer draws (see [`draws_random`](crate::draws_random)).
+        /// present when a dropout layer draws (see [`draws_random`](crate::draws_random)); in
+        /// a shard step `[2]`, the share's first row after it (`Op::RandomUniform`'s offset).
         forward: Option<NodeId>,
         /// The run's seed, dropout's Philox key.
         seed: u64,
@@ -385,6 +387,18 @@ pub fn draws_random(model: &ModelSpec) -> bool {
         .filter(|e| e.reaches_output)
         .filter_map(|e| dropout_p(&e.layer.kind))
         .any(|p| p > 0.0 && p < 1.0)
+}
+
+/// Whether `model` has a batch norm that its output depends on (whose training statistics
+/// are its batch's, which data parallelism splits).
+pub fn has_batch_norm(model: &ModelSpec) -> bool {
+    use graphc_spec::LayerType;
+    let norms = [LayerType::BatchNorm1d, LayerType::BatchNorm2d];
+    entries(model)
+        .0
+        .iter()
+        .filter(|e| e.reaches_output)
+        .any(|e| norms.contains(&e.layer.kind.layer_type()))
 }
 
 /// A dropout layer's `p`; `None` for every other layer.

@@ -17,7 +17,9 @@ pub struct StepGraph {
     /// per entry of `hypers`.
     pub graph: Graph,
     /// Whether the third argument is the i64 `[1]` index of this training forward (0 for the
-    /// run's first; every training batch's forward counts), from which dropout draws.
+    /// run's first; every training batch's forward counts), from which dropout draws. A
+    /// [`build_shard_step`]'s is `[2]`: the index and the share's first row in the whole
+    /// batch, so its masks are the whole batch's rows there.
     pub forward: bool,
     /// Whether the argument after those is the f32 `[1]` denominator of the loss's mean over
     /// the whole batch ([`crate::mean_denominator`]): a [`build_shard_step`] of a `mean` loss.
@@ -206,11 +208,13 @@ fn build_forward(
         TargetLayout::Classes => graph.input(y_name, TensorType::i64(&[batch])),
         TargetLayout::Floats { width } => graph.input(y_name, TensorType::f32(&[batch, width])),
     };
-    // The forward index is the argument after `y`, so it is made before the model.
+    // The forward index is the argument after `y`, so it is made before the model; a
+    // share's first row follows it.
+    let forward_shape: &[usize] = if shard { &[2] } else { &[1] };
     let mode = if training {
         Mode::Train {
             forward: draws_random(&spec.model)
-                .then(|| graph.input("forward", TensorType::i64(&[1]))),
+                .then(|| graph.input("forward", TensorType::i64(forward_shape))),
             seed: spec.seed,
         }
     } else {

@@ -71,6 +71,7 @@ static TRAIN_KEYS: KeyTable = KeyTable::plain(&[
     "early_stopping",
     "keep_best",
     "precision",
+    "sync_batch_norm",
 ]);
 
 /// The whole document.
@@ -928,6 +929,7 @@ impl<'de> Node<'de> for TrainNode<'_> {
         let (mut epochs, mut steps) = (None, None);
         let (mut early_stopping, mut keep_best) = (None, false);
         let mut precision = Precision::Fp32;
+        let mut sync_batch_norm = false;
         let mut step_keys = TrainStepKeys::default();
         while let Some(k) = keys.next(&mut map)? {
             let path = self.path.key(&k.written);
@@ -942,6 +944,11 @@ impl<'de> Node<'de> for TrainNode<'_> {
                 }
                 "keep_best" => {
                     keep_best = map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?;
+                    None
+                }
+                "sync_batch_norm" => {
+                    sync_batch_norm =
+                        map.next_value_seed(scalar(ctx, path, "a boolean", to_bool))?;
                     None
                 }
                 "precision" => {
@@ -979,6 +986,7 @@ impl<'de> Node<'de> for TrainNode<'_> {
             early_stopping,
             keep_best,
             precision,
+            sync_batch_norm,
         })
     }
 }

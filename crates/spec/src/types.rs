@@ -1157,6 +1157,10 @@ pub struct TrainSpec {
     pub keep_best: bool,
     /// `precision:` the number format of matrix products and convolutions (default `fp32`).
     pub precision: Precision,
+    /// `sync_batch_norm: true`: with several data-parallel ranks, batch norm's batch
+    /// statistics are reduced across ranks (`nn.SyncBatchNorm`); by default each rank
+    /// normalises with its own share's (PyTorch DDP's `BatchNorm`). One process: no effect.
+    pub sync_batch_norm: bool,
 }
 
 /// `train.precision`: the operands of matrix products and convolutions, as

@@ -16,7 +16,7 @@ use graphc_nn::{
     default_init, group_of, hyper_value_by, initial_groups, ParamInfo, StepGraph, TargetLayout,
 };
 use graphc_nn::{input_embedding, mean_denominator, task_of, LossTargets, Task};
-use graphc_spec::{shown_list, HyperValue, Interval, OptimizerKind, Reduction, Spec};
+use graphc_spec::{shown_list, HyperValue, Interval, LossSpec, OptimizerKind, Reduction, Spec};
 use smallvec::SmallVec;
 
 use crate::collective::{share, Collective, Solo};
@@ -578,8 +578,15 @@ impl Trainer {
                 hyper_value_by(*h, group, step_number, counts)
             }));
         // The forward's index as dropout's i64 step counter (beyond i64::MAX it wraps, as a
-        // 64-bit counter must somewhere; no run gets there).
-        let forward = [self.forwards as i64];
+        // 64-bit counter must somewhere; no run gets there), and for a shard step the share's
+        // first row, so its masks are the whole batch's rows there.
+        let forward = [self.forwards as i64, self.last_share.start as i64];
+        let forward = match self.session.get(index).kind {
+            Kind::Shard => &forward[..],
+            Kind::Update | Kind::Accumulate | Kind::Apply | Kind::Eval | Kind::PerSample => {
+                &forward[..1]
+            }
+        };
         let denominator = [denominator.unwrap_or(f32::NAN)];
         let step = &self.session.get(index).step;
         // On the stack for up to 16 arguments: allocating them cost logreg 2-3 % a step.
@@ -588,7 +595,7 @@ impl Trainer {
             args.extend([Arg::F32(features), targets]);
         }
         if step.forward {
-            args.push(Arg::I64(&forward));
+            args.push(Arg::I64(forward));
         }
         if step.denominator {
             args.push(Arg::F32(&denominator));
@@ -616,23 +623,18 @@ impl Trainer {
         let rows = share(batch, self.collective.rank(), self.collective.size());
         let per_sample = features.len() / batch;
         let x = &features[rows.start * per_sample..rows.end * per_sample];
-        let (y, whole, outputs) = match targets {
-            BatchTargets::Classes(y) => (
-                Arg::I64(&y[rows.clone()]),
-                LossTargets::Classes(y),
-                self.classes(),
-            ),
+        let y = match targets {
+            BatchTargets::Classes(y) => Arg::I64(&y[rows.clone()]),
             BatchTargets::Floats(t) => {
                 let width = t.len() / batch;
-                (
-                    Arg::F32(&t[rows.start * width..rows.end * width]),
-                    LossTargets::Floats(t),
-                    width,
-                )
+                Arg::F32(&t[rows.start * width..rows.end * width])
             }
         };
-        let denominator = mean_denominator(&self.spec().loss, outputs, whole).map(|d| d as f32);
+        let classes = self.classes();
+        let denominator =
+            batch_denominator(&self.spec().loss, classes, targets, batch).map(|d| d as f32);
         let mut loss = 0.0;
+        self.last_share = rows.clone();
         if !rows.is_empty() {
             let index = self.session.program(rows.len(), Kind::Shard)?;
             self.run_step(index, (x, y), denominator)?;
@@ -644,7 +646,6 @@ impl Trainer {
         } else {
             self.last_step = None;
         }
-        self.last_share = rows;
         let mut flat = std::mem::take(&mut self.flat);
         flat.clear();
         let apply = update
@@ -664,13 +665,27 @@ impl Trainer {
         for id in sums.iter().flatten() {
             flat.extend_from_slice(self.session.value(*id));
         }
+        // Batch norm's running statistics: rank 0's, on every rank (what PyTorch DDP's
+        // `broadcast_buffers` does before each forward), as a sum to which only rank 0 adds.
+        let buffers: Vec<_> = (self.main_step().buffers.iter())
+            .filter_map(|b| self.session.id(&b.name))
+            .collect();
+        let first = self.collective.rank() == 0;
+        for &id in &buffers {
+            let values = self.session.value(id);
+            if first {
+                flat.extend_from_slice(values);
+            } else {
+                flat.extend(std::iter::repeat_n(0.0, values.len()));
+            }
+        }
         flat.push(loss);
         let started = std::time::Instant::now();
         self.collective.sum(&mut flat);
         self.summing += started.elapsed();
         let total = flat.pop().unwrap_or(f32::NAN);
         let mut at = 0;
-        for &id in sums.iter().flatten() {
+        for &id in sums.iter().flatten().chain(&buffers) {
             let len = self.session.value(id).len();
             self.session.set_value(id, &flat[at..at + len])?;
             at += len;
@@ -691,14 +706,9 @@ impl Trainer {
     ) -> Result<(), TrainError> {
         if collective.size() > 1 {
             let spec = self.spec();
-            if graphc_nn::draws_random(&spec.model) {
+            if spec.train.sync_batch_norm && graphc_nn::has_batch_norm(&spec.model) {
                 return Err(TrainError::Parallel(
-                    "dropout is not supported with more than one MPI rank yet: its masks would differ from one process's".into(),
-                ));
-            }
-            if !self.main_step().buffers.is_empty() {
-                return Err(TrainError::Parallel(
-                    "batch norm is not supported with more than one MPI rank yet: its running statistics would differ between ranks".into(),
+                    "train.sync_batch_norm: true is not supported with more than one MPI rank yet; leave it out for per-rank batch statistics".into(),
                 ));
             }
         }
@@ -996,20 +1006,41 @@ impl Trainer {
     }
 
     /// Loss and accuracy (classifiers) or RMSE (regressors) of the current
-    /// parameters on a whole data set, without updating anything.
+    /// parameters on a whole data set, without updating anything. The loss is the one the
+    /// whole set gives in one batch: a mean's chunks are weighted by their denominators
+    /// ([`mean_denominator`]: samples, elements, or the class weights of the samples not
+    /// ignored), a sum's added up. With several ranks ([`Trainer::set_collective`]), each
+    /// evaluates its share of the rows (`collective::share`) and the sums are reduced, so
+    /// every rank gets the single-process numbers; every rank must call it then.
     pub fn evaluate(&mut self, data: &Dataset) -> Result<Evaluation, TrainError> {
         let task = task_of(&self.spec().loss);
         let mut tally = Tally::default();
-        let mut loss_sum = 0.0f64;
-        self.for_each_chunk(data, Kind::Eval, |exe, step, rows, targets| {
-            loss_sum += f64::from(exe.output(step.loss_output)[0]) * rows as f64;
+        // The loss's sum over chunks (each chunk's mean times its denominator) and the
+        // denominators' sum (0 for a `sum` loss, which divides by nothing).
+        let mut sums = [0.0f64; 2];
+        let rows = share(data.len(), self.collective.rank(), self.collective.size());
+        let (spec, classes) = (self.spec().loss.clone(), self.classes());
+        self.for_each_chunk_in(data, rows, Kind::Eval, |exe, step, rows, targets| {
+            let weight = batch_denominator(&spec, classes, targets, rows);
+            // A chunk of only ignored samples (0/0, NaN) adds nothing.
+            if weight != Some(0.0) {
+                sums[0] += f64::from(exe.output(step.loss_output)[0]) * weight.unwrap_or(1.0);
+                sums[1] += weight.unwrap_or(0.0);
+            }
             tally.add(task, exe.output(step.model_output), targets, rows);
         })?;
-        let n = data.len();
-        let loss = if n == 0 {
-            f64::NAN
-        } else {
-            loss_sum / n as f64
+        let mean = match spec.reduction() {
+            Reduction::Mean | Reduction::BatchMean => true,
+            Reduction::Sum | Reduction::None => false,
+        };
+        if self.collective.size() > 1 {
+            self.collective.sum_f64(&mut sums);
+            tally.sum_over(self.collective.as_mut());
+        }
+        let loss = match (data.len(), mean) {
+            (0, _) => f64::NAN,
+            (_, true) => sums[0] / sums[1],
+            (_, false) => sums[0],
         };
         Ok(tally.evaluation(task, loss as f32))
     }
@@ -1071,14 +1102,25 @@ impl Trainer {
         &mut self,
         data: &Dataset,
         kind: Kind,
+        f: impl FnMut(&dyn Executable, &StepGraph, usize, &BatchTargets),
+    ) -> Result<(), TrainError> {
+        self.for_each_chunk_in(data, 0..data.len(), kind, f)
+    }
+
+    /// [`Trainer::for_each_chunk`] on rows `range` of `data`.
+    fn for_each_chunk_in(
+        &mut self,
+        data: &Dataset,
+        range: std::ops::Range<usize>,
+        kind: Kind,
         mut f: impl FnMut(&dyn Executable, &StepGraph, usize, &BatchTargets),
     ) -> Result<(), TrainError> {
-        let n = data.len();
+        let n = range.end.min(data.len());
         let chunk = eval_chunk(self.spec());
         let mut features = Vec::new();
         let mut targets = BatchTargets::Floats(Vec::new());
         let mut rows = Vec::with_capacity(chunk.min(n));
-        let mut start = 0;
+        let mut start = range.start;
         while start < n {
             rows.clear();
             rows.extend(start..n.min(start + chunk));
@@ -1191,6 +1233,22 @@ fn eval_chunk(spec: &Spec) -> usize {
     let per_sample = crate::run::activations_per_sample(spec).map_or(1, |n| n.max(1));
     let fit = (EVAL_CHUNK_VALUES / per_sample).max(1);
     usize::try_from(fit).unwrap_or(EVAL_CHUNK).min(EVAL_CHUNK)
+}
+
+/// The denominator of `loss`'s mean over a batch of `batch` samples with `targets`
+/// ([`mean_denominator`]; `classes` outputs per sample for class indices); `None` for `sum`
+/// and `none`.
+fn batch_denominator(
+    loss: &LossSpec,
+    classes: usize,
+    targets: &BatchTargets,
+    batch: usize,
+) -> Option<f64> {
+    let (targets, outputs) = match targets {
+        BatchTargets::Classes(y) => (LossTargets::Classes(y), classes),
+        BatchTargets::Floats(t) => (LossTargets::Floats(t), t.len() / batch.max(1)),
+    };
+    mean_denominator(loss, outputs, targets)
 }
 
 fn targets_arg(targets: &BatchTargets) -> Arg<'_> {

@@ -3,15 +3,18 @@
 //! final parameters must be the single-process run's (relative 1e-5 and 1e-4) — shard steps
 //! with the whole batch's loss denominators, one sum per update, the apply step — on golden
 //! cases with weighted and ignored classes, accumulation with a partial last batch, clipping
-//! by the global norm, Adam and param groups, with shares of uneven size. (`crates/cli`'s
-//! `mpi` tests run the same under `mpirun` when built with the feature `mpi`.)
+//! by the global norm, Adam and param groups, with shares of uneven size; dropout (masks by
+//! global sample index, shares starting inside a Philox block) and the validation metrics
+//! (sharded and reduced) likewise. Batch norm's per-rank statistics against PyTorch DDP's
+//! numbers. (`crates/cli`'s `mpi` tests run the same under `mpirun` when built with the
+//! feature `mpi`.)
 
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::{Arc, Barrier, Mutex};
 
 use graphc::stages::train::collective::Collective;
-use graphc::{BackendKind, StepEvent, Trainer};
+use graphc::{BackendKind, EpochEvent, Observer, Spec, StepEvent, TrainError, Trainer};
 
 use crate::support::close;
 
@@ -73,9 +76,44 @@ impl Collective for Threads {
     }
 }
 
-/// Trains the case's spec on `size` ranks (1: alone); its step losses and final parameters.
-fn train(case: &Path, size: usize) -> (Vec<f32>, Vec<(String, Vec<f32>)>) {
+/// What a run gives: its step losses, each epoch's validation loss and accuracy (or RMSE),
+/// and the final `state_dict` (parameters and running statistics).
+#[derive(Debug, Clone, PartialEq)]
+struct Run {
+    losses: Vec<f32>,
+    valid: Vec<(f32, Option<f32>)>,
+    state: Vec<(String, Vec<f32>)>,
+}
+
+/// Collects a run's step losses and validation metrics.
+#[derive(Default)]
+struct Record {
+    losses: Vec<f32>,
+    valid: Vec<(f32, Option<f32>)>,
+}
+
+impl Observer for Record {
+    fn on_step(&mut self, e: &StepEvent) -> Result<ControlFlow<()>, TrainError> {
+        self.losses.push(e.loss);
+        Ok(ControlFlow::Continue(()))
+    }
+    fn on_epoch(&mut self, e: &EpochEvent) -> Result<ControlFlow<()>, TrainError> {
+        if let Some(v) = e.valid {
+            self.valid.push((v.loss, v.accuracy.or(v.rmse)));
+        }
+        Ok(ControlFlow::Continue(()))
+    }
+}
+
+/// Trains the case's spec on `size` ranks (1: alone); what the run gives, the same on every
+/// rank.
+fn train(case: &Path, size: usize) -> Run {
     let spec = graphc::parse_spec(&case.join("spec.yaml")).unwrap();
+    train_spec(&spec, case, size)
+}
+
+/// [`train`] of `spec`, whose files are in `dir`.
+fn train_spec(spec: &Spec, dir: &Path, size: usize) -> Run {
     let shared = Arc::new(Shared {
         sums: Mutex::new(Vec::new()),
         barrier: Barrier::new(size),
@@ -83,28 +121,29 @@ fn train(case: &Path, size: usize) -> (Vec<f32>, Vec<(String, Vec<f32>)>) {
     let runs: Vec<_> = (0..size)
         .map(|rank| {
             let spec = spec.clone();
-            let case = case.to_path_buf();
+            let dir = dir.to_path_buf();
             let shared = Arc::clone(&shared);
             std::thread::spawn(move || {
-                let data = graphc::load_data(&spec, &case).unwrap();
+                let data = graphc::load_data(&spec, &dir).unwrap();
                 let mut trainer: Trainer =
-                    graphc::prepare(&spec, &case, &data, BackendKind::Jit).unwrap();
+                    graphc::prepare(&spec, &dir, &data, BackendKind::Jit).unwrap();
                 if size > 1 {
                     let threads = Threads { rank, size, shared };
                     trainer.set_collective(Box::new(threads)).unwrap();
                 }
-                let mut losses = Vec::new();
-                let mut observe = |e: &StepEvent| {
-                    losses.push(e.loss);
-                    ControlFlow::Continue(())
-                };
-                graphc::fit(&mut trainer, &data, &mut observe).unwrap();
-                let params = trainer
-                    .params()
+                let mut record = Record::default();
+                graphc::fit(&mut trainer, &data, &mut record).unwrap();
+                let state = trainer
+                    .model_state()
+                    .tensors
                     .into_iter()
                     .map(|t| (t.name, t.data))
                     .collect::<Vec<_>>();
-                (losses, params)
+                Run {
+                    losses: record.losses,
+                    valid: record.valid,
+                    state,
+                }
             })
         })
         .collect();
@@ -113,6 +152,67 @@ fn train(case: &Path, size: usize) -> (Vec<f32>, Vec<(String, Vec<f32>)>) {
         assert_eq!(other, &results[0], "every rank ends with the same numbers");
     }
     results.swap_remove(0)
+}
+
+/// Every difference of `run` from `alone` beyond the tolerances: losses (training
+/// and validation) relative 1e-5, parameters and running statistics 1e-4.
+fn differences(what: &str, run: &Run, alone: &Run) -> Vec<String> {
+    let mut wrong = Vec::new();
+    if run.losses.len() != alone.losses.len() || run.valid.len() != alone.valid.len() {
+        wrong.push(format!(
+            "{what}: {} steps and {} validations, alone {} and {}",
+            run.losses.len(),
+            run.valid.len(),
+            alone.losses.len(),
+            alone.valid.len()
+        ));
+        return wrong;
+    }
+    let loss_close = |a: f32, e: f32| close(f64::from(a), f64::from(e), 1e-5, 1e-7);
+    for (s, (&a, &e)) in run.losses.iter().zip(&alone.losses).enumerate() {
+        if !loss_close(a, e) {
+            wrong.push(format!("{what}: step {} loss {a} vs {e}", s + 1));
+        }
+    }
+    for (epoch, (a, e)) in run.valid.iter().zip(&alone.valid).enumerate() {
+        let score = match (a.1, e.1) {
+            (Some(x), Some(y)) => loss_close(x, y),
+            (x, y) => x == y,
+        };
+        if !loss_close(a.0, e.0) || !score {
+            wrong.push(format!(
+                "{what}: epoch {} validation {a:?} vs {e:?}",
+                epoch + 1
+            ));
+        }
+    }
+    for ((name, a), (_, e)) in run.state.iter().zip(&alone.state) {
+        for (k, (&a, &e)) in a.iter().zip(e).enumerate() {
+            if !close(f64::from(a), f64::from(e), 1e-4, 1e-6) {
+                wrong.push(format!("{what}: {name}[{k}] = {a} vs {e}"));
+                break;
+            }
+        }
+    }
+    wrong
+}
+
+/// The case's run on 2 and 3 ranks against its run alone: [`differences`].
+fn against_one_process(case: &Path) -> Vec<String> {
+    let spec = graphc::parse_spec(&case.join("spec.yaml")).unwrap();
+    spec_against_one_process(&case.display().to_string(), &spec, case)
+}
+
+/// [`against_one_process`] of `spec`, whose files are in `dir`.
+fn spec_against_one_process(what: &str, spec: &Spec, dir: &Path) -> Vec<String> {
+    let alone = train_spec(spec, dir, 1);
+    [2, 3]
+        .into_iter()
+        .flat_map(|size| {
+            let run = train_spec(spec, dir, size);
+            differences(&format!("{what} on {size} ranks"), &run, &alone)
+        })
+        .collect()
 }
 
 #[test]
@@ -126,28 +226,127 @@ fn ranks_as_threads_give_the_single_process_numbers() {
         "accumulate_clip/accumulate_adam_clip_norm",
         "optimizers/mlp_sgd_groups_momentum",
     ];
+    let mut wrong = Vec::new();
     for case in cases {
-        let case = root.join(case);
-        let (losses, params) = train(&case, 1);
-        for size in [2, 3] {
-            let (l, p) = train(&case, size);
-            let what = format!("{} on {size} ranks", case.display());
-            assert_eq!(l.len(), losses.len(), "{what}: steps");
-            for (s, (&a, &e)) in l.iter().zip(&losses).enumerate() {
-                assert!(
-                    close(f64::from(a), f64::from(e), 1e-5, 1e-7),
-                    "{what}: step {} loss {a} vs {e}",
-                    s + 1
-                );
-            }
-            for ((name, a), (_, e)) in p.iter().zip(&params) {
-                for (k, (&a, &e)) in a.iter().zip(e).enumerate() {
-                    assert!(
-                        close(f64::from(a), f64::from(e), 1e-4, 1e-6),
-                        "{what}: {name}[{k}] = {a} vs {e}"
-                    );
-                }
-            }
-        }
+        wrong.extend(against_one_process(&root.join(case)));
     }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn dropout_on_ranks_draws_the_single_process_masks() {
+    // Shares of 8 on 3 ranks are 3, 3 and 2 rows: a dropout over rows of 16, 4 and
+    // 8 values starts every share on a Philox block; `dropout_p0_then_default_p`'s rows of
+    // 8 too. Validation runs sharded (each case but the 2-d one has a valid set).
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("goldens/norm_dropout");
+    let mut wrong = Vec::new();
+    for case in [
+        "dropout_mlp_p025_named",
+        "dropout1d_conv1d",
+        "dropout2d_conv2d_seed_above_2_32",
+        "dropout_p0_then_default_p",
+    ] {
+        wrong.extend(against_one_process(&root.join(case)));
+    }
+    // Rows of 5 and 3 values: shares start inside Philox blocks (shares of 7 on 3 ranks
+    // start at rows 3 and 5: elements 15 and 25, or 9 and 15), and batches of 7 leave a
+    // partial last batch.
+    let case = root.join("dropout_mlp_p025_named");
+    let text = std::fs::read_to_string(case.join("spec.yaml")).unwrap();
+    let text = text
+        .replace("out: 16", "out: 5")
+        .replace("batch_size: 8", "batch_size: 7")
+        .replace("  init: {from: init.safetensors}\n", "")
+        .replace(
+            "    - {type: linear, out: 3}",
+            "    - {type: linear, out: 3}\n    - {type: dropout, p: 0.5}",
+        );
+    assert!(text.contains("out: 5") && text.contains("p: 0.5"), "{text}");
+    let spec: Spec = text.parse().unwrap();
+    wrong.extend(spec_against_one_process("rows of 5 and 3", &spec, &case));
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// PyTorch's numbers for a `tests/goldens/data_parallel` case (`tools/goldens/ddp_batch_norm.py`:
+/// DDP over gloo), as a [`Run`], and its rank count.
+fn ddp_golden(case: &Path) -> (usize, Run) {
+    let text = std::fs::read_to_string(case.join("expected.json")).unwrap();
+    let expected: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let floats = |v: &serde_json::Value| -> Vec<f32> {
+        let values = v.as_array().expect("an array").iter();
+        values
+            .map(|x| x.as_f64().unwrap_or(f64::NAN) as f32)
+            .collect()
+    };
+    let ranks = expected["ranks"].as_u64().expect("ranks") as usize;
+    let valid = floats(&expected["valid_losses"]);
+    let final_state = expected["final"].as_object().expect("final");
+    let state = final_state
+        .iter()
+        .filter(|(name, _)| !name.ends_with("num_batches_tracked"))
+        .map(|(name, t)| (name.clone(), floats(&t["data"])))
+        .collect();
+    let run = Run {
+        losses: floats(&expected["losses"]),
+        valid: valid.into_iter().map(|v| (v, None)).collect(),
+        state,
+    };
+    (ranks, run)
+}
+
+#[test]
+fn batch_norm_on_ranks_normalises_each_share_as_pytorch_ddp_does() {
+    // Per-rank batch statistics, rank 0's running statistics on every rank: PyTorch DDP's
+    // BatchNorm with its default `broadcast_buffers`, on 2 and 3 ranks (`momentum: null`
+    // too); validation sharded, with rank 0's statistics.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("goldens/data_parallel");
+    let mut wrong = Vec::new();
+    for case in ["ddp_bn1d_2_ranks", "ddp_bn2d_momentum_null_3_ranks"] {
+        let case = root.join(case);
+        let (ranks, torch) = ddp_golden(&case);
+        let mut run = train(&case, ranks);
+        // The golden records losses only for validation, and tensors by name.
+        run.valid.iter_mut().for_each(|v| v.1 = None);
+        run.state
+            .retain(|(name, _)| torch.state.iter().any(|(n, _)| n == name));
+        let mut torch = torch;
+        torch
+            .state
+            .sort_by_key(|(name, _)| run.state.iter().position(|(n, _)| n == name));
+        assert_eq!(run.state.len(), torch.state.len(), "{}", case.display());
+        wrong.extend(differences(
+            &format!("{} against PyTorch DDP", case.display()),
+            &run,
+            &torch,
+        ));
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn sync_batch_norm_is_refused_on_several_ranks_and_ignored_alone() {
+    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("goldens/data_parallel/ddp_bn1d_2_ranks");
+    let mut spec = graphc::parse_spec(&case.join("spec.yaml")).unwrap();
+    spec.train.sync_batch_norm = true;
+    let data = graphc::load_data(&spec, &case).unwrap();
+    let mut trainer: Trainer = graphc::prepare(&spec, &case, &data, BackendKind::Jit).unwrap();
+    let shared = Arc::new(Shared {
+        sums: Mutex::new(Vec::new()),
+        barrier: Barrier::new(2),
+    });
+    let threads = Threads {
+        rank: 0,
+        size: 2,
+        shared,
+    };
+    let err = trainer.set_collective(Box::new(threads)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("sync_batch_norm: true is not supported"),
+        "{err}"
+    );
+    // Alone it changes nothing: one process's statistics are the whole batch's.
+    let mut record = Record::default();
+    graphc::fit(&mut trainer, &data, &mut record).unwrap();
+    assert_eq!(record.losses.len(), 9);
 }

@@ -3,7 +3,9 @@
 //! accumulation, clipping, shares of uneven size and partial last batches — give the
 //! single-process numbers (per-step losses within relative 1e-5, final parameters within
 //! 1e-4) and PyTorch's; only rank 0 writes the run directory; a failing rank ends every rank;
-//! a binary built without the feature refuses to run as one of several ranks.
+//! a binary built without the feature refuses to run as one of several ranks. Dropout cases
+//! draw the single-process masks; batch norm (per-rank statistics) gives PyTorch DDP's
+//! numbers.
 //!
 //! Skipped, saying so, when this binary was built without the feature. With it, `mpirun`
 //! must be installed (`.ci/run` installs Open MPI).
@@ -42,6 +44,9 @@ const CASES: &[(&str, &str)] = &[
     // Schedulers, per step and on the validation loss.
     ("schedulers", "plateau_on_valid_loss"),
     ("schedulers", "warm_restarts_per_step"),
+    // Dropout: masks by global sample index (shares of 3, 3 and 2 rows; of 4 and 4).
+    ("norm_dropout", "dropout_mlp_p025_named"),
+    ("norm_dropout", "dropout2d_conv2d_seed_above_2_32"),
 ];
 
 /// Whether this binary can run data-parallel; prints why the test is skipped when not.
@@ -183,6 +188,75 @@ fn mpirun_gives_the_single_process_and_pytorch_numbers() {
                     ));
                     break;
                 }
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn batch_norm_on_ranks_gives_pytorch_ddps_numbers() {
+    if !built_with_mpi("batch_norm_on_ranks_gives_pytorch_ddps_numbers") {
+        return;
+    }
+    // `tools/goldens/ddp_batch_norm.py`: DDP over gloo with each rank's own batch statistics
+    // and rank 0's running statistics, which only rank 0 writes here too.
+    let work = tempfile::tempdir().unwrap();
+    let mut wrong = Vec::new();
+    for name in ["ddp_bn1d_2_ranks", "ddp_bn2d_momentum_null_3_ranks"] {
+        let case = repo().join("tests/goldens/data_parallel").join(name);
+        let text = std::fs::read_to_string(case.join("expected.json")).unwrap();
+        let expected: Value = serde_json::from_str(&text).unwrap();
+        let ranks = expected["ranks"].as_u64().unwrap() as usize;
+        let out = work.path().join(name);
+        let spec = case.join("spec.yaml");
+        let o = mpirun(
+            work.path(),
+            ranks,
+            &[
+                "train",
+                spec.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+                "--quiet",
+            ],
+        );
+        assert!(
+            o.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let run = read_run(&out);
+        let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
+        let valid: Vec<f64> = metrics
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).expect("JSON line"))
+            .filter_map(|l| l.get("valid_loss").and_then(Value::as_f64))
+            .collect();
+        let pairs = [
+            ("loss", run.losses.clone(), floats(&expected["losses"])),
+            ("valid_loss", valid, floats(&expected["valid_losses"])),
+        ];
+        for (what, ours, torch) in pairs {
+            let same = ours.len() == torch.len()
+                && ours
+                    .iter()
+                    .zip(&torch)
+                    .all(|(&a, &e)| close(a, e, 2e-5, 1e-6));
+            if !same {
+                wrong.push(format!("{name}: {what} {ours:?} vs PyTorch {torch:?}"));
+            }
+        }
+        for t in &run.state.tensors {
+            let torch = floats(&expected["final"][&t.name]["data"]);
+            let ours = t.data.iter().map(|&v| f64::from(v));
+            if torch.len() != t.data.len()
+                || !ours.zip(&torch).all(|(a, &e)| close(a, e, 1e-4, 1e-6))
+            {
+                wrong.push(format!(
+                    "{name}: {} {:?} vs PyTorch {torch:?}",
+                    t.name, t.data
+                ));
             }
         }
     }

@@ -56,7 +56,7 @@ fn one_hot_needs_integer_indices() {
 }
 
 #[test]
-fn random_uniform_needs_a_one_element_i64_step_and_a_bounded_shape() {
+fn random_uniform_needs_an_i64_step_of_one_or_two_elements_and_a_bounded_shape() {
     let mut g = Graph::new();
     let step = g.input("step", TensorType::i64(&[]));
     let u = g.random_uniform(step, 7, 2, &[3, 5]).unwrap();
@@ -69,7 +69,10 @@ fn random_uniform_needs_a_one_element_i64_step_and_a_bounded_shape() {
         matches!(err, IrError::Type { ref op, .. } if op == "random_uniform"),
         "{err}"
     );
-    let many = g.input("many", TensorType::i64(&[2]));
+    // Two elements: the step and a first row.
+    let rows = g.input("rows", TensorType::i64(&[2]));
+    assert!(g.random_uniform(rows, 7, 2, &[4]).is_ok());
+    let many = g.input("many", TensorType::i64(&[3]));
     assert!(g.random_uniform(many, 7, 2, &[4]).is_err());
     // Element blocks must fit counter word 0: at most 2^34 elements.
     assert!(g.random_uniform(step, 7, 2, &[1 << 17, 1 << 17]).is_ok());

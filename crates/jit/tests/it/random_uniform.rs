@@ -3,7 +3,8 @@
 //! shapes, seeds, streams and steps, split across threads when large; the
 //! step read at run time; distinct streams, steps and seeds giving distinct
 //! values; a fresh executable (a resumed run) drawing the same ones; and a
-//! uniformity check that a broken generator fails.
+//! uniformity check that a broken generator fails; shares of rows drawn from their first
+//! row (data-parallel dropout) giving the whole draw's rows.
 
 use graphc_interp::Interp;
 use graphc_ir::{Arg, Backend, BinaryOp, CompareOp, Executable, Graph, TensorType};
@@ -209,4 +210,79 @@ fn random_uniform_values_are_uniform_on_0_1() {
         (chi2 - df).abs() < 4.0 * sd,
         "pair chi-square {chi2} over {df} dof"
     );
+}
+
+/// A draw of `shape` from a first row: the step operand is i64 `[t, r]`.
+fn rows_graph(seed: u64, stream: u32, shape: &[usize]) -> Graph {
+    let mut g = Graph::new();
+    let step = g.input("step", TensorType::i64(&[2]));
+    let u = g.random_uniform(step, seed, stream, shape).unwrap();
+    g.add_output("u", u);
+    g
+}
+
+/// Rows `first..first + rows` of `shape` (rows along axis 0) drawn from that first row at
+/// step `t`, on the interpreter and the JIT; fails unless both give the same bits.
+fn share_of_rows(
+    (seed, stream, t): (u64, u32, i64),
+    shape: &[usize],
+    first: i64,
+) -> Result<Vec<f32>, String> {
+    let g = rows_graph(seed, stream, shape);
+    let args = [Arg::I64(&[t, first])];
+    let mut interp = Interp.compile(&g).map_err(|e| e.to_string())?;
+    interp.run(&args).map_err(|e| e.to_string())?;
+    let mut j = jit(&g);
+    j.run(&args).map_err(|e| e.to_string())?;
+    if let Some(m) = bit_mismatch(j.output(0), interp.output(0)) {
+        return Err(format!("{shape:?} from row {first}: {m}"));
+    }
+    Ok(j.output(0).to_vec())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// What data-parallel dropout relies on: a batch cut into shares of rows, each drawn from
+    /// its first row, gives the whole batch's draw of those rows — on both backends, bit for
+    /// bit, whether a share's first element starts a Philox block or lies inside one.
+    #[test]
+    fn shares_of_rows_draw_the_whole_draws_rows(
+        rows in 1usize..10,
+        width in prop::collection::vec(1usize..7, 0..=2),
+        cuts in prop::collection::vec(0usize..10, 0..3),
+        seed: u64,
+        stream: u32,
+        t: i64,
+    ) {
+        let mut shape = vec![rows];
+        shape.extend(&width);
+        let row: usize = width.iter().product();
+        let whole = draw_graph(seed, stream, &shape);
+        let want = run_steps(jit(&whole).as_mut(), &[t]).remove(0);
+        let mut bounds: Vec<usize> = cuts.iter().map(|&c| c.min(rows)).collect();
+        bounds.extend([0, rows]);
+        bounds.sort_unstable();
+        for share in bounds.windows(2).filter(|w| w[1] > w[0]) {
+            shape[0] = share[1] - share[0];
+            let got = share_of_rows((seed, stream, t), &shape, share[0] as i64)
+                .map_err(TestCaseError::fail)?;
+            prop_assert_eq!(
+                bit_mismatch(&got, &want[share[0] * row..share[1] * row]),
+                None,
+                "{:?} rows {:?}", shape, share
+            );
+        }
+    }
+}
+
+#[test]
+fn large_shares_split_across_threads_and_far_rows_agree_with_the_interpreter() {
+    // Above the split threshold, a straddling start (row 1 of 3-wide rows: word 3), and a
+    // partial last block; then first rows whose elements wrap the block word and 2^64.
+    share_of_rows((5, 2, 11), &[30_001, 3], 1).unwrap();
+    share_of_rows((5, 2, 11), &[70_001], 6).unwrap();
+    for first in [i64::MAX, -1, 1 << 40, (1 << 32) + 1] {
+        share_of_rows((5, 2, 11), &[5, 3], first).unwrap_or_else(|e| panic!("{first}: {e}"));
+    }
 }

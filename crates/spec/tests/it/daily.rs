@@ -245,6 +245,13 @@ fn early_stopping_mistakes_are_errors_at_their_key_or_value() {
         ),
         (
             "",
+            "  sync_batch_norm: 1\n",
+            "mse",
+            "1",
+            "train.sync_batch_norm: invalid type: integer `1`, expected a boolean",
+        ),
+        (
+            "",
             "  precision: double\n",
             "mse",
             "double",

@@ -88,7 +88,7 @@ fn unknown_key_without_a_near_match_has_no_suggestion() {
         3,
         "unknown key `patience` in train; valid keys: epochs, steps, accumulate, \
          clip_grad_norm, clip_grad_value, checkpoint_every, early_stopping, keep_best, \
-         precision",
+         precision, sync_batch_norm",
     );
 }
 

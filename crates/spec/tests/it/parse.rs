@@ -157,6 +157,7 @@ fn spec_md_example_without_scheduler_parses_to_expected_value() {
             early_stopping: None,
             keep_best: false,
             precision: Precision::Fp32,
+            sync_batch_norm: false,
         }
     );
 }
@@ -207,6 +208,7 @@ fn omitted_keys_take_pytorch_defaults() {
             early_stopping: None,
             keep_best: false,
             precision: Precision::Fp32,
+            sync_batch_norm: false,
         }
     );
 }
