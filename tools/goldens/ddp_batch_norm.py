@@ -44,10 +44,9 @@ import torch.multiprocessing as mp
 from safetensors.torch import load_file
 from torch.nn.parallel import DistributedDataParallel
 
-import cnn
 import common
 import norm_dropout as nd
-from common import Block, Items, Verbatim
+from common import Block, Verbatim
 
 SCRIPT = "ddp_batch_norm.py"
 
@@ -111,7 +110,7 @@ def run_case(out_root, name, *, ranks, seed, input_shape, layers, loss, optimize
         "seed": seed,
         "data": common.data_section("label", batch_size, valid=True, shuffle=False,
                                     drop_last=False),
-        "model": Block(input=list(input_shape), layers=Items(cnn.spec_layers(layers)),
+        "model": Block(input=list(input_shape), layers=common.spec_value(layers),
                        init={"from": Verbatim("init.safetensors")}),
         "loss": loss,
         "optimizer": Block(optimizer),
