@@ -127,26 +127,55 @@ fn ranks_as_threads_give_the_single_process_numbers() {
         "optimizers/mlp_sgd_groups_momentum",
     ];
     for case in cases {
-        let case = root.join(case);
-        let (losses, params) = train(&case, 1);
-        for size in [2, 3] {
-            let (l, p) = train(&case, size);
-            let what = format!("{} on {size} ranks", case.display());
-            assert_eq!(l.len(), losses.len(), "{what}: steps");
-            for (s, (&a, &e)) in l.iter().zip(&losses).enumerate() {
+        same_numbers_on_2_and_3_ranks(&root.join(case));
+    }
+}
+
+#[test]
+fn a_gradient_larger_than_a_bucket_is_summed_in_place_with_the_same_numbers() {
+    // 1024 × 1024 weights: 2^20 values, a bucket of their own; the bias, the second layer and
+    // the loss are packed together.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = "seed: 0
+data:
+  train: {synthetic: {kind: blobs, samples: 12, features: 1024, classes: 3}}
+  batch_size: 5
+model:
+  input: [1024]
+  layers:
+    - {type: linear, out: 1024}
+    - {type: relu}
+    - {type: linear, out: 3}
+loss: {type: cross_entropy}
+optimizer: {type: sgd, lr: 0.05, momentum: 0.9}
+train: {epochs: 2}
+";
+    std::fs::write(dir.path().join("spec.yaml"), spec).unwrap();
+    same_numbers_on_2_and_3_ranks(dir.path());
+}
+
+/// Trains `case` (a directory with its `spec.yaml`) as one process and as 2 and 3 ranks, and
+/// checks the per-step losses and final parameters agree.
+fn same_numbers_on_2_and_3_ranks(case: &Path) {
+    let (losses, params) = train(case, 1);
+    for size in [2, 3] {
+        let (l, p) = train(case, size);
+        let what = format!("{} on {size} ranks", case.display());
+        assert_eq!(l.len(), losses.len(), "{what}: steps");
+        assert_eq!(p.len(), params.len(), "{what}: parameters");
+        for (s, (&a, &e)) in l.iter().zip(&losses).enumerate() {
+            assert!(
+                close(f64::from(a), f64::from(e), 1e-5, 1e-7),
+                "{what}: step {} loss {a} vs {e}",
+                s + 1
+            );
+        }
+        for ((name, a), (_, e)) in p.iter().zip(&params) {
+            for (k, (&a, &e)) in a.iter().zip(e).enumerate() {
                 assert!(
-                    close(f64::from(a), f64::from(e), 1e-5, 1e-7),
-                    "{what}: step {} loss {a} vs {e}",
-                    s + 1
+                    close(f64::from(a), f64::from(e), 1e-4, 1e-6),
+                    "{what}: {name}[{k}] = {a} vs {e}"
                 );
-            }
-            for ((name, a), (_, e)) in p.iter().zip(&params) {
-                for (k, (&a, &e)) in a.iter().zip(e).enumerate() {
-                    assert!(
-                        close(f64::from(a), f64::from(e), 1e-4, 1e-6),
-                        "{what}: {name}[{k}] = {a} vs {e}"
-                    );
-                }
             }
         }
     }
