@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
-# Data-parallel scaling of mlp_l (specs/bench/mlp_l.yaml, batch 256) on this machine: one
-# rank with one thread, one rank with two threads, and two MPI ranks with one thread each.
-# A step's time is the difference between runs of 20 and 4 epochs (2 steps an epoch) over
-# the 32 extra steps, so compilation and data loading cancel; the ranks' time in their sum
-# (gradients and loss) is what `graphc train` reports per step. Needs a release build with
-# the feature: cargo build --release -p graphc-cli --features mpi.
+# Data-parallel scaling on this machine: mlp_l (specs/bench/mlp_l.yaml, batch 256, 2 steps an
+# epoch) and convnet (specs/bench/convnet.yaml, batch 32, 10 steps an epoch; without its batch
+# norms, which several ranks refuse until sync_batch_norm exists) at one rank with one thread,
+# one rank with two threads, and two MPI ranks with one thread each. A step's time is the
+# difference between runs of 20 and 4 epochs over the extra steps, so compilation and data
+# loading cancel; the ranks' time in their sums (gradients and loss) is what `graphc train`
+# reports per step. Needs a release build with the feature:
+# cargo build --release -p graphc-cli --features mpi.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release/graphc}
-SPEC=specs/bench/mlp_l.yaml
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
+grep -v 'type: batch_norm2d' specs/bench/convnet.yaml >"$scratch/convnet_nobn.yaml"
 
 # seconds LAUNCH... : the run's wall-clock seconds as its summary line reports them.
 seconds() {
@@ -27,12 +29,15 @@ measure() { # LABEL THREADS LAUNCH...
     EPOCHS=20 long=$(GRAPHC_THREADS=$threads seconds "$@")
     local summing
     summing=$(grep -oE '[0-9.]+ ms a step summing' "$scratch/line" || echo "-")
-    echo "$label: $(echo "($long - $short) * 1000 / 32" | bc -l | xargs printf '%.1f') ms a step; $summing"
+    echo "$label: $(echo "($long - $short) * 1000 / (16 * $STEPS)" | bc -l | xargs printf '%.1f') ms a step; $summing"
 }
 
-for round in 1 2 3; do
-    echo "round $round"
-    measure "1 rank, 1 thread " 1 "$BIN"
-    measure "1 rank, 2 threads" 2 "$BIN"
-    measure "2 ranks, 1 thread each" 1 mpirun -n 2 --bind-to none "$BIN"
+for round in ${ROUNDS:-1 2 3}; do
+    echo "round $round ($(uptime | sed 's/.*load/load/'))"
+    for workload in mlp_l:specs/bench/mlp_l.yaml:2 convnet_nobn:$scratch/convnet_nobn.yaml:10; do
+        IFS=: read -r name SPEC STEPS <<<"$workload"
+        measure "$name, 1 rank, 1 thread " 1 "$BIN"
+        measure "$name, 1 rank, 2 threads" 2 "$BIN"
+        measure "$name, 2 ranks, 1 thread each" 1 mpirun -n 2 --bind-to none "$BIN"
+    done
 done

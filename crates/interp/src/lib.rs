@@ -101,6 +101,12 @@ impl Executable for Program {
         &self.persistent[&self.slots[slot]]
     }
 
+    fn slot_mut(&mut self, slot: usize) -> &mut [f32] {
+        self.persistent
+            .get_mut(&self.slots[slot])
+            .map_or(&mut [], Vec::as_mut_slice)
+    }
+
     fn write_slot(&mut self, slot: usize, data: &[f32]) -> Result<(), IrError> {
         let name = self.slots[slot].clone();
         self.write(&name, data)

@@ -32,6 +32,8 @@ pub trait Executable: Send {
     fn slot(&self, slot: usize) -> &[f32];
     /// Overwrites persistent buffer `slot`; data of another length is an error.
     fn write_slot(&mut self, slot: usize, data: &[f32]) -> Result<(), IrError>;
+    /// Persistent buffer `slot`, to change in place.
+    fn slot_mut(&mut self, slot: usize) -> &mut [f32];
     /// The current value of the persistent buffer named `name`.
     fn read(&self, name: &str) -> Option<&[f32]>;
     /// Overwrites the persistent buffer named `name`.

@@ -284,6 +284,11 @@ impl Executable for JitExecutable {
         &self.arena.as_slice()[offset..offset + len]
     }
 
+    fn slot_mut(&mut self, slot: usize) -> &mut [f32] {
+        let (_, offset, len) = self.persistent[slot];
+        &mut self.arena.as_mut_slice()[offset..offset + len]
+    }
+
     fn write_slot(&mut self, slot: usize, data: &[f32]) -> Result<(), IrError> {
         let (ref name, offset, len) = self.persistent[slot];
         if data.len() != len {

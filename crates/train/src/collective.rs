@@ -173,14 +173,18 @@ mod mpi_impl {
             self.size
         }
         fn sum(&mut self, values: &mut [f32]) {
-            self.scratch.clear();
-            self.scratch.resize(values.len(), 0.0);
+            // Grown, never cleared: the all-reduce overwrites what it receives into, and
+            // zeroing a 25 MB scratch every step cost a pass over it.
+            if self.scratch.len() < values.len() {
+                self.scratch.resize(values.len(), 0.0);
+            }
+            let received = &mut self.scratch[..values.len()];
             SimpleCommunicator::world().all_reduce_into(
                 &values[..],
-                &mut self.scratch[..],
+                &mut received[..],
                 SystemOperation::sum(),
             );
-            values.copy_from_slice(&self.scratch);
+            values.copy_from_slice(received);
         }
         fn sum_f64(&mut self, values: &mut [f64]) {
             self.scratch_f64.clear();

@@ -334,7 +334,7 @@ fn compile(
     let mut store = Store::new(backend.name());
     let exe = crate::session::compile_graph(backend, &mut update.graph)
         .map_err(|e| store.backend_error(e))?;
-    store.add(exe, &update.graph, true);
+    store.add(exe, &update.graph);
     let initial = params
         .iter()
         .map(|p| (p.name.as_str(), p.data.clone()))

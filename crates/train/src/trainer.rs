@@ -20,8 +20,13 @@ use graphc_spec::{shown_list, HyperValue, Interval, LossSpec, OptimizerKind, Red
 use smallvec::SmallVec;
 
 use crate::collective::{share, Collective, Solo};
-use crate::session::{Kind, Session};
+use crate::session::{BufferId, Kind, Session};
 use crate::weights::{check_finite, check_finite_values};
+
+/// Data-parallel training sums a gradient buffer of at least this many values over the ranks
+/// in place, in a call of its own, and packs smaller ones together into calls of about this
+/// size (benches/README.md, "Data parallelism over MPI": measured).
+const BUCKET: usize = 1 << 20;
 use crate::{read_state_dict, BatchTargets, Counter, Dataset, NamedTensor, StateDict, TrainError};
 
 /// Loss and quality of the model on a data set.
@@ -646,55 +651,79 @@ impl Trainer {
         } else {
             self.last_step = None;
         }
-        let mut flat = std::mem::take(&mut self.flat);
-        flat.clear();
         let apply = update
             .then(|| self.session.program(0, Kind::Apply))
             .transpose()?;
-        let sums: Vec<_> = match apply {
+        let sums: Vec<BufferId> = match apply {
             Some(apply) => self
                 .session
                 .get(apply)
                 .step
                 .accumulators
                 .iter()
-                .map(|(name, _)| self.session.id(name))
+                .filter_map(|(name, _)| self.session.id(name))
                 .collect(),
             None => Vec::new(),
         };
-        for id in sums.iter().flatten() {
-            flat.extend_from_slice(self.session.value(*id));
-        }
         // Batch norm's running statistics: rank 0's, on every rank (what PyTorch DDP's
-        // `broadcast_buffers` does before each forward), as a sum to which only rank 0 adds.
-        let buffers: Vec<_> = (self.main_step().buffers.iter())
+        // `broadcast_buffers` does before each forward), summed with the gradients after the
+        // other ranks zero theirs.
+        let buffers: Vec<BufferId> = (self.main_step().buffers.iter())
             .filter_map(|b| self.session.id(&b.name))
             .collect();
-        let first = self.collective.rank() == 0;
-        for &id in &buffers {
-            let values = self.session.value(id);
-            if first {
-                flat.extend_from_slice(values);
-            } else {
-                flat.extend(std::iter::repeat_n(0.0, values.len()));
+        if self.collective.rank() != 0 {
+            for &id in &buffers {
+                self.session.value_mut(id).fill(0.0);
             }
         }
-        flat.push(loss);
+        let summed: Vec<BufferId> = sums.into_iter().chain(buffers).collect();
         let started = std::time::Instant::now();
-        self.collective.sum(&mut flat);
+        let total = self.sum_over_ranks(&summed, loss);
         self.summing += started.elapsed();
-        let total = flat.pop().unwrap_or(f32::NAN);
-        let mut at = 0;
-        for &id in sums.iter().flatten().chain(&buffers) {
-            let len = self.session.value(id).len();
-            self.session.set_value(id, &flat[at..at + len])?;
-            at += len;
-        }
-        self.flat = flat;
         if let Some(apply) = apply {
             self.run_step(apply, (&[], Arg::F32(&[])), None)?;
         }
         Ok(total)
+    }
+
+    /// Sums the gradient sums `sums` and this rank's `loss` over the ranks where the shard
+    /// step left them: a buffer of at least [`BUCKET`] values in place, in a call of its own;
+    /// the smaller ones, in order, copied together into calls of about that size, the loss in
+    /// the last. Every rank makes the same calls, as the buffers are the same. Returns the
+    /// summed loss.
+    fn sum_over_ranks(&mut self, sums: &[BufferId], loss: f32) -> f32 {
+        let mut packed = std::mem::take(&mut self.flat);
+        packed.clear();
+        let mut members = Vec::new();
+        for &id in sums {
+            if self.session.value(id).len() >= BUCKET {
+                self.collective.sum(self.session.value_mut(id));
+                continue;
+            }
+            packed.extend_from_slice(self.session.value(id));
+            members.push(id);
+            if packed.len() >= BUCKET {
+                self.sum_packed(&mut packed, &mut members);
+            }
+        }
+        packed.push(loss);
+        self.sum_packed(&mut packed, &mut members);
+        let total = packed.last().copied().unwrap_or(f32::NAN);
+        self.flat = packed;
+        total
+    }
+
+    /// Sums `packed` over the ranks and writes it back to the buffers `members` it was
+    /// copied from, in order (values beyond theirs stay in `packed`); empties `members`.
+    fn sum_packed(&mut self, packed: &mut Vec<f32>, members: &mut Vec<BufferId>) {
+        self.collective.sum(packed);
+        let mut at = 0;
+        for id in members.drain(..) {
+            let buffer = self.session.value_mut(id);
+            buffer.copy_from_slice(&packed[at..at + buffer.len()]);
+            at += buffer.len();
+        }
+        packed.drain(..at);
     }
 
     /// Makes this trainer one of the processes of `collective`: each step runs this rank's

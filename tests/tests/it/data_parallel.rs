@@ -234,6 +234,30 @@ fn ranks_as_threads_give_the_single_process_numbers() {
 }
 
 #[test]
+fn a_gradient_larger_than_a_bucket_is_summed_in_place_with_the_same_numbers() {
+    // 1024 × 1024 weights: 2^20 values, a bucket of their own; the bias, the second layer and
+    // the loss are packed together.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = "seed: 0
+data:
+  train: {synthetic: {kind: blobs, samples: 12, features: 1024, classes: 3}}
+  batch_size: 5
+model:
+  input: [1024]
+  layers:
+    - {type: linear, out: 1024}
+    - {type: relu}
+    - {type: linear, out: 3}
+loss: {type: cross_entropy}
+optimizer: {type: sgd, lr: 0.05, momentum: 0.9}
+train: {epochs: 2}
+";
+    std::fs::write(dir.path().join("spec.yaml"), spec).unwrap();
+    let wrong = against_one_process(dir.path());
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
 fn dropout_on_ranks_draws_the_single_process_masks() {
     // Shares of 8 on 3 ranks are 3, 3 and 2 rows: a dropout over rows of 16, 4 and
     // 8 values starts every share on a Philox block; `dropout_p0_then_default_p`'s rows of
