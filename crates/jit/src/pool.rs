@@ -306,9 +306,9 @@ impl PoolStep {
             unsafe { self.plane_2d(base, p) };
             return;
         }
-        // SAFETY: plane p of each buffer lies inside it; `argmax` returns an
-        // in-plane input index (every span is inside its axis) and `o` stays
-        // below `out_sp`.
+        // SAFETY: plane p of each buffer (the index buffer included, one
+        // entry per output) lies inside it; `argmax` returns an in-plane input
+        // index (every span is inside its axis) and `o` stays below `out_sp`.
         unsafe {
             let x = base.add(self.x + p * self.in_sp).cast_const();
             let mut windows = [Span {
@@ -369,10 +369,11 @@ impl PoolStep {
         } else {
             (&ONE[..], &self.spans[0][..], 0)
         };
-        // SAFETY: plane p of each buffer lies inside it; every span lies inside
-        // its axis, so `first + i·step` of a row span times the row stride plus
-        // that of a column span is an in-plane input index; `o` stays below
-        // `out_sp` (rows × cols outputs).
+        // SAFETY: plane p of each buffer (the index buffer included, one
+        // entry per output) lies inside it; every span lies inside its axis,
+        // so `first + i·step` of a row span times the row stride plus that of
+        // a column span is an in-plane input index; `o` stays below `out_sp`
+        // (rows × cols outputs).
         unsafe {
             let x = base.add(self.x + p * self.in_sp).cast_const();
             let argmax = |r: &Span, c: &Span| {
