@@ -39,20 +39,32 @@ fn values(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// The 3×3 window with padding 1 over a 6×6 plane.
+fn same() -> Window {
+    Window {
+        axes: vec![strided(6, 6, 3, 1, 1), strided(6, 6, 3, 1, 1)],
+    }
+}
+
+/// Input `x` `[2, 2, 6, 6]`, weight `w` `[4, 1, 3, 3]` and their grouped
+/// convolution `[2, 4, 6, 6]`: `(x, w, conv)`.
+fn grouped_conv(g: &mut Graph) -> (NodeId, NodeId, NodeId) {
+    let x = g.input("x", TensorType::f32(&[2, 2, 6, 6]));
+    let w = g.param("w", &[4, 1, 3, 3]);
+    let c = g.conv(x, w, &same(), 2).unwrap();
+    (x, w, c)
+}
+
 /// The step: loss and the gradients of every parameter, as outputs.
 fn cnn_step() -> Graph {
-    let same = Window {
-        axes: vec![strided(6, 6, 3, 1, 1), strided(6, 6, 3, 1, 1)],
-    };
+    let same = same();
     let pool = Window {
         axes: vec![strided(6, 3, 2, 2, 0), strided(6, 3, 2, 2, 0)],
     };
     let mut g = Graph::new();
-    let x = g.input("x", TensorType::f32(&[2, 2, 6, 6]));
-    let w = g.param("w", &[4, 1, 3, 3]);
+    let (x, w, c) = grouped_conv(&mut g);
     let w2 = g.param("w2", &[1, 2, 3, 3]);
     let head = g.param("head", &[36, 3]);
-    let c = g.conv(x, w, &same, 2).unwrap();
     let zero = g.fill(0.0, &[2, 4, 6, 6]);
     let relu = g.binary(BinaryOp::Max, c, zero).unwrap();
     let pooled = g.max_pool(relu, &pool).unwrap();
@@ -74,11 +86,25 @@ fn cnn_step() -> Graph {
 }
 
 fn run(g: &Graph) -> Vec<Vec<f32>> {
-    let persistent: HashMap<String, Vec<f32>> = [("w", 36, 1), ("w2", 18, 2), ("head", 108, 3)]
-        .into_iter()
-        .map(|(name, n, seed)| (name.to_string(), values(n, seed)))
+    run_on(g, &[("w", 36, 1), ("w2", 18, 2), ("head", 108, 3)], 4, 0.0)
+}
+
+/// The outputs of `g` on the interpreter, with parameters `(name, length,
+/// seed)` and the input `x` from seed `x_seed`, every value rounded to a
+/// multiple of `grid` (0: unrounded).
+fn run_on(g: &Graph, params: &[(&str, usize, u64)], x_seed: u64, grid: f32) -> Vec<Vec<f32>> {
+    let round = |v: Vec<f32>| -> Vec<f32> {
+        if grid == 0.0 {
+            v
+        } else {
+            v.into_iter().map(|x| (x / grid).round() * grid).collect()
+        }
+    };
+    let persistent: HashMap<String, Vec<f32>> = params
+        .iter()
+        .map(|&(name, n, seed)| (name.to_string(), round(values(n, seed))))
         .collect();
-    let args = [Value::F(values(144, 4))];
+    let args = [Value::F(round(values(144, x_seed)))];
     let order = g.topo_order().unwrap();
     let all = evaluate::<f32>(g, &order, &args, &persistent).unwrap();
     g.outputs()
@@ -134,18 +160,13 @@ fn a_summed_convolution_gives_conv_weight_grad_a_uniform_operand() {
 
 /// A conv → relu (the primitive) → max pool → linear step.
 fn relu_pool_step() -> Graph {
-    let same = Window {
-        axes: vec![strided(6, 6, 3, 1, 1), strided(6, 6, 3, 1, 1)],
-    };
     // Overlapping windows: an element can be the argmax of two.
     let pool = Window {
         axes: vec![strided(6, 2, 3, 2, 0), strided(6, 3, 2, 2, 0)],
     };
     let mut g = Graph::new();
-    let x = g.input("x", TensorType::f32(&[2, 2, 6, 6]));
-    let w = g.param("w", &[4, 1, 3, 3]);
+    let (_, w, c) = grouped_conv(&mut g);
     let head = g.param("head", &[24, 3]);
-    let c = g.conv(x, w, &same, 2).unwrap();
     let relu = g.unary(UnaryOp::Relu, c).unwrap();
     let pooled = g.max_pool(relu, &pool).unwrap();
     let flat = g.reshape(pooled, &[2, 24]).unwrap();
@@ -157,30 +178,6 @@ fn relu_pool_step() -> Graph {
     g.add_output("dw", grads[0]);
     g.add_output("dhead", grads[1]);
     g
-}
-
-/// The outputs of [`relu_pool_step`] on values rounded to multiples of `grid`
-/// (0: unrounded): coarse grids tie window elements and make whole windows
-/// non-positive.
-fn run_relu_pool(g: &Graph, grid: f32) -> Vec<Vec<f32>> {
-    let round = |v: Vec<f32>| -> Vec<f32> {
-        if grid == 0.0 {
-            v
-        } else {
-            v.into_iter().map(|x| (x / grid).round() * grid).collect()
-        }
-    };
-    let persistent: HashMap<String, Vec<f32>> = [("w", 36, 5), ("head", 72, 6)]
-        .into_iter()
-        .map(|(name, n, seed)| (name.to_string(), round(values(n, seed))))
-        .collect();
-    let args = [Value::F(round(values(144, 7)))];
-    let order = g.topo_order().unwrap();
-    let all = evaluate::<f32>(g, &order, &args, &persistent).unwrap();
-    g.outputs()
-        .iter()
-        .map(|o| all[o.node.index()].as_f().clone())
-        .collect()
 }
 
 #[test]
@@ -213,10 +210,8 @@ fn relus_mask_moves_before_the_pooling_gradient_bit_for_bit() {
         .iter()
         .any(|&u| matches!(original.node(u).op, Op::Compare(_))));
     for grid in [0.0, 0.5, 1.0] {
-        let (before, after) = (
-            run_relu_pool(&original, grid),
-            run_relu_pool(&optimized, grid),
-        );
+        let run = |g: &Graph| run_on(g, &[("w", 36, 5), ("head", 72, 6)], 7, grid);
+        let (before, after) = (run(&original), run(&optimized));
         assert!(
             before[1].iter().any(|&v| v != 0.0),
             "dw is all zero on grid {grid}: a vacuous check"
