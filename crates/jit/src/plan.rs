@@ -392,9 +392,7 @@ impl<'g> Lowerer<'g> {
                     let last_use = f
                         .readers(m)
                         .iter()
-                        .filter(|&&(_, u)| {
-                            !pairs.grads.get(&u).is_some_and(|&(input, _)| input == m)
-                        })
+                        .filter(|&&(_, u)| pairs.grads.get(&u).is_none_or(|&(input, _)| input != m))
                         .map(|&(r, _)| f.position(r))
                         .max();
                     match last_use {
