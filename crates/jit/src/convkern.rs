@@ -463,26 +463,44 @@ unsafe fn scatter_rows_2d(
     }
 }
 
+/// What [`max_pool_2x2`] computes, with its operands (each one plane).
+#[cfg(target_arch = "x86_64")]
+#[derive(Clone, Copy)]
+pub(crate) enum Pairs {
+    /// `out[o] = v[argmax]` over the windows of `x` (`v: None`: `x` itself,
+    /// whose largest value the search holds already); the argmax's plane
+    /// index is also written to `index`, if any, one per output.
+    Forward {
+        x: *const f32,
+        v: Option<*const f32>,
+        index: Option<*mut u32>,
+    },
+    /// `out` (the `dx` plane) zeroed, then `0 + dy[o]` at each window's argmax of `x`.
+    Grad { x: *const f32, dy: *const f32 },
+    /// As `Grad`, each window's argmax read from `index` (a plane index as a
+    /// forward step wrote it; one outside its window scatters nothing).
+    GradAt { index: *const u32, dy: *const f32 },
+}
+
 /// One plane of a 2×2, stride-2 max pooling without padding (`rows × cols`
 /// outputs over an `in_rows × in_cols` plane, `2·rows ≤ in_rows`, `2·cols ≤
 /// in_cols`), 16 outputs at a time, bit for bit the scalar rule: the four
 /// positions in row-major order, the first largest wins, a NaN counts as
-/// largest and a later NaN replaces an earlier one. Forward (`dy == None`):
-/// `out[o] = v[argmax]`. Gradient: `out` (the `dx` plane) is zeroed and gets
-/// `0 + dy[o]` at each window's argmax (windows do not overlap, so each input
-/// receives at most one addition, as the scalar loop adds it).
+/// largest and a later NaN replaces an earlier one. The gradient adds each
+/// `dy` element once at most per input (windows do not overlap), as the
+/// scalar loop adds it; when the windows cover the plane its stores write
+/// every element (`+0` where no window's argmax is), so it zeroes nothing first.
 ///
 /// # Safety
-/// [`available`] must be true; `x` and `v` (forward) hold `in_rows · in_cols`
-/// floats, `dy` (gradient) `rows · cols`, `out` `rows · cols` (forward) or
-/// `in_rows · in_cols` (gradient), `out` overlapping none of them.
+/// [`available`] must be true; `x` and `v` hold `in_rows · in_cols` floats,
+/// `dy` and `index` `rows · cols` entries, `out` `rows · cols` (forward) or
+/// `in_rows · in_cols` (gradients), `out` and a written `index` overlapping
+/// nothing else; `in_rows · in_cols` fits in `u32`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn max_pool_2x2(
     (rows, cols, in_rows, in_cols): (usize, usize, usize, usize),
-    x: *const f32,
-    v: *const f32,
-    dy: Option<*const f32>,
+    pairs: Pairs,
     out: *mut f32,
 ) {
     let idx = |f: fn(i32) -> i32| {
@@ -494,11 +512,16 @@ pub(crate) unsafe fn max_pool_2x2(
     let odd = idx(|i| 2 * i + 1);
     let zip_lo = idx(|i| (i / 2) + 16 * (i % 2));
     let zip_hi = idx(|i| 8 + (i / 2) + 16 * (i % 2));
+    // Plane indices as u32 lanes (they fit: the caller's guarantee; the
+    // i32 arithmetic wraps as u32 would).
+    let at = |i: usize| _mm512_set1_epi32(i as u32 as i32);
+    let (right, below, below_right) = (at(1), at(in_cols), at(in_cols + 1));
     // SAFETY: rows oy < rows read input rows 2·oy, 2·oy + 1 < in_rows; a
     // chunk's lanes are masked to outputs < cols and inputs < 2·cols ≤ in_cols
     // (masked lanes touch no memory); the gradient writes the plane it zeroed.
     unsafe {
-        if dy.is_some() {
+        let covered = 2 * rows == in_rows && 2 * cols == in_cols;
+        if matches!(pairs, Pairs::Grad { .. } | Pairs::GradAt { .. }) && !covered {
             std::ptr::write_bytes(out, 0, in_rows * in_cols);
         }
         for oy in 0..rows {
@@ -517,46 +540,75 @@ pub(crate) unsafe fn max_pool_2x2(
                         _mm512_permutex2var_ps(lo, odd, hi),
                     )
                 };
-                let (a, b) = split(x.add(r0 + 2 * ox));
-                let (c, d) = split(x.add(r1 + 2 * ox));
-                // take = later > best || later is NaN (unordered with itself).
-                let mut best = a;
-                let mut picks = [0u16; 3];
-                for (pick, later) in picks.iter_mut().zip([b, c, d]) {
-                    let take = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(later, best)
-                        | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(later, later);
-                    best = _mm512_mask_mov_ps(best, take, later);
-                    *pick = take;
-                }
-                // Lane wins at 3 if picked last, else 2, else 1, else 0.
-                let w3 = picks[2];
-                let w2 = picks[1] & !w3;
-                let w1 = picks[0] & !picks[1] & !w3;
-                let w0 = !(w1 | w2 | w3);
-                match dy {
-                    None => {
-                        let (va, vb) = split(v.add(r0 + 2 * ox));
-                        let (vc, vd) = split(v.add(r1 + 2 * ox));
-                        let y = _mm512_mask_mov_ps(va, w1, vb);
-                        let y = _mm512_mask_mov_ps(y, w2, vc);
-                        let y = _mm512_mask_mov_ps(y, w3, vd);
+                // Each lane's window: its top-left input's plane index.
+                let first = _mm512_add_epi32(at(r0 + 2 * ox), even);
+                // Lane masks: the window's argmax is its position 0, 1, 2 or 3.
+                let search = |x: *const f32| {
+                    let (a, b) = split(x.add(r0 + 2 * ox));
+                    let (c, d) = split(x.add(r1 + 2 * ox));
+                    // take = later > best || later is NaN (unordered with itself).
+                    let mut best = a;
+                    let mut picks = [0u16; 3];
+                    for (pick, later) in picks.iter_mut().zip([b, c, d]) {
+                        let take = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(later, best)
+                            | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(later, later);
+                        best = _mm512_mask_mov_ps(best, take, later);
+                        *pick = take;
+                    }
+                    // Lane wins at 3 if picked last, else 2, else 1, else 0.
+                    let w3 = picks[2];
+                    let w2 = picks[1] & !w3;
+                    let w1 = picks[0] & !picks[1] & !w3;
+                    ([!(w1 | w2 | w3), w1, w2, w3], best)
+                };
+                let (wins, dy) = match pairs {
+                    Pairs::Forward { x, v, index } => {
+                        let ([_, w1, w2, w3], best) = search(x);
+                        let y = match v {
+                            // The value taken at the argmax: best holds x's bits there.
+                            None => best,
+                            Some(v) => {
+                                let (va, vb) = split(v.add(r0 + 2 * ox));
+                                let (vc, vd) = split(v.add(r1 + 2 * ox));
+                                let y = _mm512_mask_mov_ps(va, w1, vb);
+                                let y = _mm512_mask_mov_ps(y, w2, vc);
+                                _mm512_mask_mov_ps(y, w3, vd)
+                            }
+                        };
                         _mm512_mask_storeu_ps(out.add(oy * cols + ox), m_out, y);
-                    }
-                    Some(dy) => {
-                        let g = _mm512_maskz_loadu_ps(m_out, dy.add(oy * cols + ox));
-                        let zero = _mm512_setzero_ps();
-                        let at = |w: u16| _mm512_add_ps(zero, _mm512_maskz_mov_ps(w, g));
-                        let (ga, gb, gc, gd) = (at(w0), at(w1), at(w2), at(w3));
-                        for (r, e, o) in [(r0, ga, gb), (r1, gc, gd)] {
-                            let p = out.add(r + 2 * ox);
-                            _mm512_mask_storeu_ps(p, m_lo, _mm512_permutex2var_ps(e, zip_lo, o));
-                            _mm512_mask_storeu_ps(
-                                p.add(16),
-                                m_hi,
-                                _mm512_permutex2var_ps(e, zip_hi, o),
-                            );
+                        if let Some(index) = index {
+                            let i = _mm512_mask_add_epi32(first, w1, first, right);
+                            let i = _mm512_mask_add_epi32(i, w2, first, below);
+                            let i = _mm512_mask_add_epi32(i, w3, first, below_right);
+                            _mm512_mask_storeu_epi32(index.add(oy * cols + ox).cast(), m_out, i);
                         }
+                        ox += 16;
+                        continue;
                     }
+                    Pairs::Grad { x, dy } => (search(x).0, dy),
+                    Pairs::GradAt { index, dy } => {
+                        let i = _mm512_maskz_loadu_epi32(m_out, index.add(oy * cols + ox).cast());
+                        let win =
+                            |offset| _mm512_cmpeq_epi32_mask(i, _mm512_add_epi32(first, offset));
+                        (
+                            [
+                                win(_mm512_setzero_si512()),
+                                win(right),
+                                win(below),
+                                win(below_right),
+                            ],
+                            dy,
+                        )
+                    }
+                };
+                let g = _mm512_maskz_loadu_ps(m_out, dy.add(oy * cols + ox));
+                let zero = _mm512_setzero_ps();
+                let at = |w: u16| _mm512_add_ps(zero, _mm512_maskz_mov_ps(w, g));
+                let [ga, gb, gc, gd] = wins.map(at);
+                for (r, e, o) in [(r0, ga, gb), (r1, gc, gd)] {
+                    let p = out.add(r + 2 * ox);
+                    _mm512_mask_storeu_ps(p, m_lo, _mm512_permutex2var_ps(e, zip_lo, o));
+                    _mm512_mask_storeu_ps(p.add(16), m_hi, _mm512_permutex2var_ps(e, zip_hi, o));
                 }
                 ox += 16;
             }

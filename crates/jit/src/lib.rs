@@ -95,6 +95,9 @@ pub struct Stats {
     pub in_place_assigns: usize,
     /// Floats in the arena.
     pub arena_floats: usize,
+    /// Max-pooling steps that write their argmaxes (forward) or scatter
+    /// through them (gradient) instead of searching the input again.
+    pub argmax_pools: usize,
     /// Microseconds spent partitioning and laying out the graph.
     pub lower_us: u64,
     /// Microseconds spent generating and linking machine code.
@@ -134,6 +137,7 @@ pub fn compile_with(graph: &Graph, options: &Options) -> Result<JitExecutable, I
         })
     };
     let gemms = gemm_calls().count();
+    let argmax_pools = plan.pools.values().filter(|p| p.index.is_some()).count();
     let scratch = gemm_calls().map(|c| c.scratch()).max().unwrap_or(0);
     let mut arena = arena::Arena::new(plan.arena_len)?;
     // Not a debug check: every extent of the plan lies below `arena_len`.
@@ -162,6 +166,7 @@ pub fn compile_with(graph: &Graph, options: &Options) -> Result<JitExecutable, I
             gemms,
             in_place_assigns: plan.in_place,
             arena_floats: plan.arena_len,
+            argmax_pools,
             lower_us: (lowered - start).as_micros() as u64,
             codegen_us: (generated - lowered).as_micros() as u64,
         },

@@ -166,6 +166,15 @@ pub(crate) struct Plan {
     pub in_place: usize,
 }
 
+/// Max poolings paired with their gradients ([`Lowerer::pool_pairs`]).
+#[derive(Default)]
+struct PoolPairs {
+    /// Per paired gradient: (its input's memory, the forward pooling).
+    grads: HashMap<NodeId, (NodeId, NodeId)>,
+    /// Per paired forward pooling: the schedule position of its last gradient.
+    last_grad: HashMap<NodeId, usize>,
+}
+
 /// Matrix products with an inner dimension of at most this many become
 /// expressions of the cluster that consumes them (linreg's and logreg's
 /// forward products: a `gemm` dispatch cost more than the whole sum).
@@ -348,6 +357,7 @@ impl<'g> Lowerer<'g> {
             init.push((slot[v.index()], data));
         }
         let dynamic_base = top;
+        let pairs = self.pool_pairs()?;
 
         // Liveness-planned slots for kernel results, and the scratch regions
         // of convolution steps, live during their own step only (allocated
@@ -355,6 +365,9 @@ impl<'g> Lowerer<'g> {
         let mut stored = Vec::new();
         let mut buffers = Vec::new();
         let mut scratch_of = Vec::new();
+        // Argmax index buffers: (forward pooling, buffer), live from the
+        // forward step to the last gradient that reads them.
+        let mut index_of = Vec::new();
         // Each convolution's step, planned once here and lowered as is.
         let mut convs: HashMap<NodeId, ConvStep> = HashMap::new();
         for (t, &gi) in schedule.iter().enumerate() {
@@ -378,7 +391,13 @@ impl<'g> Lowerer<'g> {
                 let last = if f.read_at_end(m) {
                     None
                 } else {
-                    let last_use = f.readers(m).iter().map(|&(r, _)| f.position(r)).max();
+                    // A gradient reading a pooling's argmaxes back does not read its input.
+                    let last_use = f
+                        .readers(m)
+                        .iter()
+                        .filter(|&&(_, u)| pairs.grads.get(&u).is_none_or(|&(input, _)| input != m))
+                        .map(|&(r, _)| f.position(r))
+                        .max();
                     match last_use {
                         Some(last) if last > t => Some(last),
                         _ => return Err(internal(format!("{m} is stored but never read"))),
@@ -403,6 +422,14 @@ impl<'g> Lowerer<'g> {
                 }
                 convs.insert(v, step);
             }
+            if let Some(&last) = pairs.last_grad.get(&v) {
+                index_of.push((v, buffers.len()));
+                buffers.push(Lifetime {
+                    len: self.numel(v)?,
+                    def: t,
+                    last: Some(last),
+                });
+            }
         }
         let dynamic = || too_large("the step's intermediate buffers");
         let mut alloc = Allocator::new(LINE);
@@ -412,10 +439,25 @@ impl<'g> Lowerer<'g> {
                 step.scratch = dynamic_base.checked_add(offsets[b]).ok_or_else(dynamic)?;
             }
         }
-        let mut scratch_buffers = scratch_of.iter().map(|&(_, b)| b).peekable();
+        let mut index_at = HashMap::new();
+        for &(v, b) in &index_of {
+            index_at.insert(v, dynamic_base.checked_add(offsets[b]).ok_or_else(dynamic)?);
+        }
+        for (&grad, &(_, forward)) in &pairs.grads {
+            if let Some(&at) = index_at.get(&forward) {
+                index_at.insert(grad, at);
+            }
+        }
+        let mut extra: Vec<usize> = scratch_of
+            .iter()
+            .chain(&index_of)
+            .map(|&(_, b)| b)
+            .collect();
+        extra.sort_unstable();
+        let mut extra = extra.into_iter().peekable();
         let mut results = Vec::with_capacity(stored.len());
         for (b, &offset) in offsets.iter().enumerate() {
-            if scratch_buffers.next_if_eq(&b).is_none() {
+            if extra.next_if_eq(&b).is_none() {
                 results.push(offset);
             }
         }
@@ -479,7 +521,7 @@ impl<'g> Lowerer<'g> {
         for &gi in schedule {
             let v = self.f.groups()[gi].members[0];
             match self.f.class(v) {
-                Class::Single(_) => self.single_op(v, &slot_of, &convs, &mut out)?,
+                Class::Single(_) => self.single_op(v, &slot_of, &convs, &index_at, &mut out)?,
                 Class::Value(_) | Class::Sink(_) => self.cluster(gi, &slot_of, &mut out)?,
                 Class::Dead | Class::Leaf | Class::Uniform(_) | Class::Alias(_) => {
                     return Err(internal(format!("group {gi} has no kernel member {v}")));
@@ -551,13 +593,56 @@ impl<'g> Lowerer<'g> {
         Ok(Some(step))
     }
 
+    /// The max poolings whose argmaxes are kept for their gradients: a
+    /// forward `max_pool(x, x)` whose step writes each window's argmax, and
+    /// every later `max_pool_grad(x, dy)` of the same window and `x` (`dy`
+    /// another tensor), whose step scatters through those argmaxes instead of
+    /// searching `x` again. `x` then need not live until the backward pass.
+    fn pool_pairs(&self) -> Result<PoolPairs, IrError> {
+        let f = &self.f;
+        let mut pairs = PoolPairs::default();
+        for &v in f.live() {
+            let (Op::MaxPool(window), Class::Single(gv)) = (self.op(v), f.class(v)) else {
+                continue;
+            };
+            let &[x, x2] = f.operands(v) else {
+                continue;
+            };
+            let fits = PoolStep::new(false, window, 1, 1)
+                .is_some_and(|step| u32::try_from(step.in_sp).is_ok());
+            if x != x2 || !fits || self.numel(v)? == 0 {
+                continue;
+            }
+            let input = f.resolve(x);
+            for u in self.g.users(x) {
+                let later = f
+                    .group_of(u)
+                    .is_some_and(|gu| f.position(gu) > f.position(gv));
+                let same = matches!(self.op(u), Op::MaxPoolGrad(w) if w == window)
+                    && f.operands(u).first() == Some(&x)
+                    && f.operands(u)
+                        .get(1)
+                        .is_some_and(|&dy| f.resolve(dy) != input);
+                if !(same && later && matches!(f.class(u), Class::Single(_))) {
+                    continue;
+                }
+                pairs.grads.insert(u, (input, v));
+                let last = pairs.last_grad.entry(v).or_insert(0);
+                *last = (*last).max(f.position(f.group_of(u).unwrap_or(gv)));
+            }
+        }
+        Ok(pairs)
+    }
+
     /// The steps of a single-op group: a GEMM, a fill and a one-hot kernel,
-    /// a convolution or a max pooling.
+    /// a convolution or a max pooling (with its argmax index buffer, if
+    /// `index_at` has one).
     fn single_op(
         &self,
         v: NodeId,
         slot_of: &dyn Fn(NodeId) -> usize,
         convs: &HashMap<NodeId, ConvStep>,
+        index_at: &HashMap<NodeId, usize>,
         out: &mut Steps,
     ) -> Result<(), IrError> {
         let operands = self.f.operands(v);
@@ -639,6 +724,7 @@ impl<'g> Lowerer<'g> {
                     let mut step = PoolStep::new(grad, window, planes, crate::team::threads())
                         .ok_or_else(|| too_large(format!("{v} ({})", self.op(v).mnemonic())))?;
                     (step.x, step.v, step.out) = (slot_of(x), slot_of(y), slot_of(v));
+                    step.index = index_at.get(&v).copied();
                     let id = out.pools.push(step);
                     out.steps.push(Step::Pool(id));
                 }

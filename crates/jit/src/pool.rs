@@ -6,6 +6,14 @@
 //! one; padding never wins. The gradient zeroes its planes and adds each
 //! `dy` element at its window's argmax in output order, so both results are
 //! bit for bit the interpreter's.
+//!
+//! A forward step may also write each window's argmax (its plane index, as
+//! `u32` bits in an f32 slot) to an index buffer, and a gradient step of the
+//! same window over the same `x` then scatters through those indices instead
+//! of searching `x` again: the gradient reads a quarter of a 2×2 pooling's
+//! input, and `x` need not be kept until the backward pass (`plan.rs` pairs
+//! the two). Scattering in output order through the same argmaxes keeps
+//! the gradient bit for bit.
 
 use std::fmt;
 
@@ -62,6 +70,10 @@ pub(crate) struct PoolStep {
     pub v: usize,
     /// Offset of the result: `[N, C, *output]`, or `dx` (`[N, C, *input]`).
     pub out: usize,
+    /// Offset of the argmax indices (`[N, C, *output]`, each a plane index as
+    /// `u32` bits): written by a forward step, read by a gradient step in place
+    /// of searching `x` (which it then does not read).
+    pub index: Option<usize>,
 }
 
 impl PoolStep {
@@ -141,7 +153,13 @@ impl PoolStep {
             x: 0,
             v: 0,
             out: 0,
+            index: None,
         })
+    }
+
+    /// Floats of the index buffer (one per output).
+    pub(crate) fn index_len(&self) -> Option<usize> {
+        self.planes.checked_mul(self.out_sp)
     }
 
     /// Floats of each buffer: `(x, v or dy, result)`.
@@ -171,6 +189,7 @@ impl PoolStep {
             && self.output.len() == d
             && self.spans.len() == d
             && product(&self.input) == Some(self.in_sp)
+            && (self.index.is_none() || u32::try_from(self.in_sp).is_ok())
             && product(&self.output) == Some(self.out_sp)
             && strides == self.x_strides
             && (1..=self.planes.max(1)).contains(&self.pieces)
@@ -203,9 +222,10 @@ impl PoolStep {
     ///
     /// # Safety
     /// `base` must point to an arena holding the three buffers at their
-    /// offsets with [`Self::lens`] floats, the result overlapping neither
-    /// operand, and the step must be [`Self::consistent`] (both checked by
-    /// `Plan::validate`).
+    /// offsets with [`Self::lens`] floats (`x` unread by a gradient with
+    /// indices) and the index buffer, if any, with [`Self::index_len`], the
+    /// result overlapping no operand and a written index buffer nothing, and
+    /// the step must be [`Self::consistent`] (all checked by `Plan::validate`).
     pub(crate) unsafe fn run(&self, base: *mut f32) {
         let shared = Base(base);
         let job = |piece: usize| {
@@ -233,19 +253,50 @@ impl PoolStep {
         #[cfg(target_arch = "x86_64")]
         if self.pairs {
             // SAFETY: plane p of each buffer lies inside it (the caller's
-            // guarantee); `pairs` (checked by `consistent`) means AVX-512 and
-            // 2×2 windows at stride 2 inside the plane: 2·output ≤ input.
+            // guarantee; a gradient with indices reads no `x`); `pairs`
+            // (checked by `consistent`) means AVX-512 and 2×2 windows at
+            // stride 2 inside the plane: 2·output ≤ input.
             unsafe {
-                let x = base.add(self.x + p * self.in_sp).cast_const();
+                use crate::convkern::{max_pool_2x2, Pairs};
                 let dims = (self.output[0], self.output[1], self.input[0], self.input[1]);
+                let index = self
+                    .index
+                    .map(|i| base.add(i + p * self.out_sp).cast::<u32>());
+                let x = || base.add(self.x + p * self.in_sp).cast_const();
                 if self.grad {
                     let dy = base.add(self.v + p * self.out_sp).cast_const();
-                    let dx = base.add(self.out + p * self.in_sp);
-                    crate::convkern::max_pool_2x2(dims, x, x, Some(dy), dx);
+                    let pairs = match index {
+                        Some(index) => Pairs::GradAt {
+                            index: index.cast_const(),
+                            dy,
+                        },
+                        None => Pairs::Grad { x: x(), dy },
+                    };
+                    max_pool_2x2(dims, pairs, base.add(self.out + p * self.in_sp));
                 } else {
-                    let v = base.add(self.v + p * self.in_sp).cast_const();
+                    // Pooling x itself: the search's maxima are the values.
+                    let v =
+                        (self.v != self.x).then(|| base.add(self.v + p * self.in_sp).cast_const());
                     let y = base.add(self.out + p * self.out_sp);
-                    crate::convkern::max_pool_2x2(dims, x, v, None, y);
+                    max_pool_2x2(dims, Pairs::Forward { x: x(), v, index }, y);
+                }
+            }
+            return;
+        }
+        if let (true, Some(index)) = (self.grad, self.index) {
+            // SAFETY: plane p of each buffer lies inside it; a scattered index
+            // is checked against the plane before the write.
+            unsafe {
+                let idx = base.add(index + p * self.out_sp).cast_const().cast::<u32>();
+                let dy = base.add(self.v + p * self.out_sp).cast_const();
+                let dx = base.add(self.out + p * self.in_sp);
+                std::ptr::write_bytes(dx, 0, self.in_sp);
+                for o in 0..self.out_sp {
+                    let i = *idx.add(o) as usize;
+                    debug_assert!(i < self.in_sp, "argmax {i} outside its plane");
+                    if i < self.in_sp {
+                        *dx.add(i) += *dy.add(o);
+                    }
                 }
             }
             return;
@@ -255,9 +306,9 @@ impl PoolStep {
             unsafe { self.plane_2d(base, p) };
             return;
         }
-        // SAFETY: plane p of each buffer lies inside it; `argmax` returns an
-        // in-plane input index (every span is inside its axis) and `o` stays
-        // below `out_sp`.
+        // SAFETY: plane p of each buffer (the index buffer included, one
+        // entry per output) lies inside it; `argmax` returns an in-plane input
+        // index (every span is inside its axis) and `o` stays below `out_sp`.
         unsafe {
             let x = base.add(self.x + p * self.in_sp).cast_const();
             let mut windows = [Span {
@@ -281,11 +332,19 @@ impl PoolStep {
             } else {
                 let v = base.add(self.v + p * self.in_sp).cast_const();
                 let y = base.add(self.out + p * self.out_sp);
+                let index = self
+                    .index
+                    .map(|i| base.add(i + p * self.out_sp).cast::<u32>());
                 for o in 0..self.out_sp {
                     for a in 0..d {
                         windows[a] = self.spans[a][at[a]];
                     }
-                    *y.add(o) = *v.add(self.argmax(x, &windows[..d]));
+                    let i = self.argmax(x, &windows[..d]);
+                    *y.add(o) = *v.add(i);
+                    if let Some(index) = index {
+                        // in_sp fits in u32 (`consistent`).
+                        *index.add(o) = i as u32;
+                    }
                     self.advance(&mut at[..d]);
                 }
             }
@@ -310,10 +369,11 @@ impl PoolStep {
         } else {
             (&ONE[..], &self.spans[0][..], 0)
         };
-        // SAFETY: plane p of each buffer lies inside it; every span lies inside
-        // its axis, so `first + i·step` of a row span times the row stride plus
-        // that of a column span is an in-plane input index; `o` stays below
-        // `out_sp` (rows × cols outputs).
+        // SAFETY: plane p of each buffer (the index buffer included, one
+        // entry per output) lies inside it; every span lies inside its axis,
+        // so `first + i·step` of a row span times the row stride plus that of
+        // a column span is an in-plane input index; `o` stays below `out_sp`
+        // (rows × cols outputs).
         unsafe {
             let x = base.add(self.x + p * self.in_sp).cast_const();
             let argmax = |r: &Span, c: &Span| {
@@ -346,9 +406,17 @@ impl PoolStep {
             } else {
                 let v = base.add(self.v + p * self.in_sp).cast_const();
                 let y = base.add(self.out + p * self.out_sp);
+                let index = self
+                    .index
+                    .map(|i| base.add(i + p * self.out_sp).cast::<u32>());
                 for r in rows {
                     for c in cols {
-                        *y.add(o) = *v.add(argmax(r, c));
+                        let i = argmax(r, c);
+                        *y.add(o) = *v.add(i);
+                        if let Some(index) = index {
+                            // in_sp fits in u32 (`consistent`).
+                            *index.add(o) = i as u32;
+                        }
                         o += 1;
                     }
                 }
@@ -415,7 +483,7 @@ impl fmt::Display for PoolStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} of {} planes {:?}->{:?}, x {} {} {} {} {}, {} pieces",
+            "{} of {} planes {:?}->{:?}, x {} {} {} {} {}{}, {} pieces",
             if self.grad {
                 "max pool grad"
             } else {
@@ -429,6 +497,11 @@ impl fmt::Display for PoolStep {
             self.v,
             if self.grad { "dx" } else { "y" },
             self.out,
+            match self.index {
+                Some(i) if self.grad => format!(", argmax from {i}"),
+                Some(i) => format!(", argmax to {i}"),
+                None => String::new(),
+            },
             self.pieces
         )
     }
@@ -539,6 +612,47 @@ mod tests {
                 let bits = |s: &[f32]| s.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(got), bits(&expected), "{step}");
             }
+            // The forward pooling of x itself writes its argmaxes; the gradient
+            // scatters through them with x overwritten (it must not search it).
+            let mut forward = PoolStep::new(false, window, planes, threads).unwrap();
+            let mut grad = PoolStep::new(true, window, planes, threads).unwrap();
+            if threads == 2 && planes >= 2 {
+                (forward.pieces, grad.pieces) = (2, 2);
+            }
+            let (x_len, _, y_len) = forward.lens().unwrap();
+            let index_len = forward.index_len().unwrap();
+            let x: Vec<f32> = (0..x_len)
+                .map(|i| specials[(i * 5 + i / 2) % specials.len()])
+                .collect();
+            let dy: Vec<f32> = (0..y_len).map(|i| i as f32 * 0.5 - 3.25).collect();
+            // x, y, the indices, dy, dx.
+            let mut arena = x.clone();
+            let (y_at, index_at, dy_at) = (x_len, x_len + y_len, x_len + y_len + index_len);
+            let dx_at = dy_at + y_len;
+            arena.extend(vec![f32::NAN; y_len + index_len]);
+            arena.extend(&dy);
+            arena.extend(vec![f32::NAN; x_len]);
+            (forward.x, forward.v, forward.out, forward.index) = (0, 0, y_at, Some(index_at));
+            (grad.x, grad.v, grad.out, grad.index) = (usize::MAX, dy_at, dx_at, Some(index_at));
+            assert!(forward.consistent() && grad.consistent());
+            // SAFETY: the arena holds every buffer at its offset; the gradient
+            // with indices reads no x.
+            unsafe { forward.run(arena.as_mut_ptr()) };
+            arena[..x_len].fill(f32::NAN);
+            // SAFETY: as above.
+            unsafe { grad.run(arena.as_mut_ptr()) };
+            let mut want_y = vec![0.0f32; y_len];
+            let mut want_dx = vec![0.0f32; x_len];
+            for p in 0..planes {
+                let arg = reference_argmax(window, &x[p * input..(p + 1) * input]);
+                for (o, &i) in arg.iter().enumerate() {
+                    want_y[p * output + o] = x[p * input + i];
+                    want_dx[p * input + i] += dy[p * output + o];
+                }
+            }
+            let bits = |s: &[f32]| s.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&arena[y_at..index_at]), bits(&want_y), "{forward}");
+            assert_eq!(bits(&arena[dx_at..]), bits(&want_dx), "{grad}");
         }
     }
 

@@ -45,7 +45,11 @@
 //!     least one position, all inside their axis, and whose sizes are its
 //!     shapes' (a step marked `pairs` has two axes of windows `{2·o, 2, 1}`
 //!     on a CPU with AVX-512); its operands and result lie inside the arena, and the result
-//!     overlaps neither operand.
+//!     overlaps neither operand. Its argmax index buffer, if any (planes small
+//!     enough for `u32` indices), lies inside the arena and overlaps the
+//!     result, and for a forward step (which writes it) the operands, nowhere;
+//!     a gradient step with indices does not read `x` (its scatter checks each
+//!     index against the plane).
 //! 12. A random-uniform kernel reads its step counter (and its first row, if
 //!     any) inside the index buffer and writes its `len` values inside the
 //!     arena; its `hi` is its number of
@@ -356,11 +360,24 @@ impl Plan {
             return Err("windows or sizes that do not fit its shapes".into());
         };
         let arena = self.arena_len;
-        let x = inside("the input", p.x, x_len, arena)?;
+        // A gradient with indices does not read `x`.
+        let x = match (p.grad, p.index) {
+            (true, Some(_)) => 0..0,
+            _ => inside("the input", p.x, x_len, arena)?,
+        };
         let v = inside("the second operand", p.v, v_len, arena)?;
         let out = inside("the result", p.out, out_len, arena)?;
         if overlap(&out, &x) || overlap(&out, &v) {
             return Err(format!("the result {out:?} overlaps an operand"));
+        }
+        if let Some(at) = p.index {
+            let len = p.index_len().ok_or("an index buffer too large")?;
+            let index = inside("the argmax indices", at, len, arena)?;
+            if overlap(&index, &out) || (!p.grad && (overlap(&index, &x) || overlap(&index, &v))) {
+                return Err(format!(
+                    "the argmax indices {index:?} overlap an operand or the result"
+                ));
+            }
         }
         Ok(())
     }
@@ -576,6 +593,21 @@ mod tests {
         pool.out = 0;
         pool.spans[0][2].count += 1;
         assert!(violation(&plan).contains("windows or sizes"));
+    }
+
+    #[test]
+    fn argmax_indices_past_the_arena_or_over_an_operand_are_rejected() {
+        let mut plan = conv_then_pool();
+        let end = plan.arena_len;
+        let pool = plan.pools.values_mut().next().expect("a pooling step");
+        let (x, out) = (pool.x, pool.out);
+        pool.index = Some(end - 1);
+        assert!(violation(&plan).contains("the argmax indices"));
+        for at in [x, out] {
+            let pool = plan.pools.values_mut().next().unwrap();
+            pool.index = Some(at);
+            assert!(violation(&plan).contains("overlap an operand"));
+        }
     }
 
     #[test]

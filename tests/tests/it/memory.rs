@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use graphc::stages::{jit, nn, opt};
+use graphc::stages::{ir, jit, nn, opt};
 
 /// 1.5 × (106,922 parameters + 213,844 Adam moments + 7,176,896 saved activations, indices
 /// and statistics) in floats: benches/README.md ("Memory of a convnet step") counts them.
@@ -55,4 +55,33 @@ train: {{epochs: 1}}
         message.contains("model.layers[0] (embedding, num_embeddings 1000000, embedding_dim 2)"),
         "{message}"
     );
+}
+
+/// Issue #12's pooling fusion is the form both CNN benchmarks compile to: each max pooling's
+/// gradient takes relu's mask on the pooled gradient (no pass reads the full-size relu result
+/// and writes the masked gradient again), and the JIT keeps each pooling's argmaxes for its
+/// gradient (the full-size input is not searched again, nor kept until the backward pass).
+#[test]
+fn the_cnn_benchmarks_pool_through_kept_argmaxes_with_relus_mask_pooled() {
+    for name in ["lenet", "convnet"] {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../specs/bench/{name}.yaml"));
+        let spec = graphc::parse_spec(&path).unwrap();
+        let layout = nn::natural_layout(&spec).unwrap();
+        let mut step = nn::build_step(&spec, spec.data.batch_size, layout).unwrap();
+        opt::optimize(&mut step.graph).unwrap();
+        let g = &step.graph;
+        let masked = g
+            .node_ids()
+            .filter(|&v| matches!(g.node(v).op, ir::Op::MaxPoolGrad(_)))
+            .map(|v| g.node(g.operands(v)[1]).op.clone())
+            .filter(|op| matches!(op, ir::Op::Select))
+            .count();
+        assert_eq!(
+            masked, 2,
+            "{name}: pooling gradients of a masked pooled gradient"
+        );
+        let exe = jit::compile_with(g, &jit::Options::default()).unwrap();
+        assert_eq!(exe.stats().argmax_pools, 4, "{name}: {:?}", exe.stats());
+    }
 }

@@ -21,7 +21,10 @@
 //! exact, so the training steps stay bit for bit on that path too.
 
 use crate::support::{compare, lace_with_specials, values, Data};
-use graphc_ir::{AxisWindows, BinaryOp, CompareOp, Graph, Op, TensorType, Window, WindowAxis};
+use graphc_ir::{
+    AxisWindows, BinaryOp, CompareOp, Graph, Op, TensorType, UnaryOp, Window, WindowAxis,
+};
+use graphc_jit::{compile_with, Options};
 use proptest::prelude::*;
 
 /// One spatial axis as drawn: input, kernel, stride, dilation, padding on both sides.
@@ -335,6 +338,119 @@ fn check_pool(p: &PoolCase) -> Result<bool, String> {
     Ok(true)
 }
 
+/// What runs between a parameter and its max pooling in
+/// [`check_fused_pool`]: nothing, a relu, a per-channel affine map (batch
+/// norm's normalisation `x·α + β`), or both.
+#[derive(Debug, Clone, Copy)]
+enum Before {
+    Nothing,
+    Relu,
+    Affine,
+    AffineRelu,
+}
+
+fn before() -> impl Strategy<Value = Before> {
+    prop_oneof![
+        Just(Before::Nothing),
+        Just(Before::Relu),
+        Just(Before::Affine),
+        Just(Before::AffineRelu),
+    ]
+}
+
+/// `sum(r · max_pool(before(x))²)` and its gradients in `x` (and `α`, `β`),
+/// built by autodiff and optimized as a training step is, on values with
+/// ties, whole non-positive windows, NaN and ±inf: the JIT pairs the pooling
+/// with its gradient (argmaxes kept, the input not searched again), after a
+/// relu the mask runs on the pooled gradient, and every output matches the
+/// interpreter bit for bit (products and sums on grids of 1/2 and 1/8 are exact).
+fn check_fused_pool(p: &PoolCase, before: Before) -> Result<bool, String> {
+    let Some(window) = p.window() else {
+        return Ok(false);
+    };
+    let x_shape = nc(p.n, p.c, &window.input_shape());
+    let y_shape = nc(p.n, p.c, &window.output_shape());
+    let len = |s: &[usize]| s.iter().product::<usize>();
+    let grid = |v: Vec<f32>, step: f32| -> Vec<f32> {
+        v.into_iter().map(|x| (x / step).round() * step).collect()
+    };
+    let mut g = Graph::new();
+    let x = g.param("x", &x_shape);
+    let r = g.input("r", TensorType::f32(&y_shape));
+    let mut params = vec![x];
+    let mut h = x;
+    let e = |e: graphc_ir::IrError| e.to_string();
+    if matches!(before, Before::Affine | Before::AffineRelu) {
+        let per_channel: Vec<usize> = (0..x_shape.len())
+            .map(|i| if i == 1 { p.c } else { 1 })
+            .collect();
+        let mut channel = |name: &str| -> Result<_, String> {
+            let v = g.param(name, &[p.c]);
+            params.push(v);
+            let v = g.reshape(v, &per_channel).map_err(e)?;
+            g.broadcast_to(v, &x_shape).map_err(e)
+        };
+        let (alpha, beta) = (channel("alpha")?, channel("beta")?);
+        h = g.binary(BinaryOp::Mul, h, alpha).map_err(e)?;
+        h = g.binary(BinaryOp::Add, h, beta).map_err(e)?;
+    }
+    let relu = matches!(before, Before::Relu | Before::AffineRelu);
+    if relu {
+        h = g.unary(UnaryOp::Relu, h).map_err(e)?;
+    }
+    // A window wholly in the padding is a type error: not a case.
+    let Ok(pooled) = g.max_pool(h, &window) else {
+        return Ok(false);
+    };
+    // Squared, so that the pooling's gradient depends on its result (as a
+    // training step's does through the loss) and runs after it.
+    let square = g.binary(BinaryOp::Mul, pooled, pooled).map_err(e)?;
+    let weighted = g.binary(BinaryOp::Mul, square, r).map_err(e)?;
+    let loss = g.sum_all(weighted).map_err(e)?;
+    let grads = graphc_autodiff::grad(&mut g, loss, &params).map_err(|e| e.to_string())?;
+    g.add_output("loss", loss);
+    for (i, d) in grads.into_iter().enumerate() {
+        g.add_output(&format!("d{i}"), d);
+    }
+    graphc_opt::optimize(&mut g).map_err(e)?;
+    let pool_grads: Vec<_> = g
+        .node_ids()
+        .filter(|&v| matches!(g.node(v).op, Op::MaxPoolGrad(_)))
+        .collect();
+    if pool_grads.len() != 1 {
+        return Err(format!(
+            "{} pooling gradients\n{}",
+            pool_grads.len(),
+            g.to_text()
+        ));
+    }
+    let dy = g.operands(pool_grads[0])[1];
+    if relu != matches!(g.node(dy).op, Op::Select) {
+        return Err(format!(
+            "relu {relu}: the pooling gradient scatters {dy}\n{}",
+            g.to_text()
+        ));
+    }
+    let jit = compile_with(&g, &Options { verify: true }).map_err(e)?;
+    if jit.stats().argmax_pools != 2 {
+        return Err(format!("not paired: {:?}", jit.stats()));
+    }
+    let mut xs = grid(values(p.seed, len(&x_shape), -2.0, 2.0), 0.5);
+    lace_with_specials(&mut xs, p.seed + 1);
+    let mut init = vec![("x".to_string(), xs)];
+    if params.len() == 3 {
+        init.push((
+            "alpha".into(),
+            grid(values(p.seed + 2, p.c, -1.0, 1.0), 0.5),
+        ));
+        init.push(("beta".into(), grid(values(p.seed + 3, p.c, -1.0, 1.0), 0.5)));
+    }
+    let r = grid(values(p.seed + 4, len(&y_shape), -1.0, 1.0), 0.125);
+    compare(&g, &init, &[Data::F(r)], 1, 0.0, 0.0)
+        .map_err(|e| format!("{window} after {before:?}: {e}"))?;
+    Ok(true)
+}
+
 /// `sum(max_pool(relu(conv(x, w))))` with its gradient in `w` written out
 /// with the ops' adjoints, and `w -= dw/8`, as one step.
 fn training_graph(c: &ConvCase, pool: &Window, window: &Window) -> Option<Graph> {
@@ -439,6 +555,14 @@ proptest! {
     #[test]
     fn max_pooling_matches_the_interpreter_bit_for_bit(p in pool_case()) {
         verdict(check_pool(&p))?;
+    }
+
+    #[test]
+    fn pooling_fused_with_its_neighbours_matches_the_interpreter_bit_for_bit(
+        p in pool_case(),
+        before in before(),
+    ) {
+        verdict(check_fused_pool(&p, before))?;
     }
 
     #[test]
