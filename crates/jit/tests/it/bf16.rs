@@ -37,14 +37,35 @@ proptest! {
         seed: u64,
     ) {
         let g = rounded_product(m, n, k, lhs_t, rhs_t);
-        let args = [
-            Data::F(values(seed, m * k, -2.0, 2.0)),
-            Data::F(values(seed ^ 1, k * n, -2.0, 2.0)),
-        ];
-        // Sums of k products of values below 4 in magnitude, reordered.
-        let atol = 1e-6 * k as f32;
-        compare(&g, &[], &args, 1, 1e-5, atol).map_err(TestCaseError::fail)?;
+        compare_product(&g, (m, n, k), seed)?;
     }
+
+    #[test]
+    fn bf16_products_of_computed_and_kept_operands_match_the_interpreter(
+        m in 1usize..100,
+        n in 1usize..200,
+        k in 5usize..400,
+        rhs_t: bool,
+        keep: bool,
+        seed: u64,
+    ) {
+        let g = rounded_relu_product(m, n, k, rhs_t, keep);
+        compare_product(&g, (m, n, k), seed)?;
+    }
+}
+
+/// Runs product graph `g` (inputs `a` with `m · k` and `b` with `k · n` values in `[-2, 2)`)
+/// on both backends: sums of `k` products of values below 4 in magnitude, reordered.
+fn compare_product(
+    g: &Graph,
+    (m, n, k): (usize, usize, usize),
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let args = [
+        Data::F(values(seed, m * k, -2.0, 2.0)),
+        Data::F(values(seed ^ 1, k * n, -2.0, 2.0)),
+    ];
+    compare(g, &[], &args, 1, 1e-5, 1e-6 * k as f32).map_err(TestCaseError::fail)
 }
 
 /// mlp_l's large shapes, split across threads as a step splits them.
@@ -83,25 +104,4 @@ fn rounded_relu_product(m: usize, n: usize, k: usize, rhs_t: bool, keep: bool) -
         g.add_output("rb", rb);
     }
     g
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
-
-    #[test]
-    fn bf16_products_of_computed_and_kept_operands_match_the_interpreter(
-        m in 1usize..100,
-        n in 1usize..200,
-        k in 5usize..400,
-        rhs_t: bool,
-        keep: bool,
-        seed: u64,
-    ) {
-        let g = rounded_relu_product(m, n, k, rhs_t, keep);
-        let args = [
-            Data::F(values(seed, m * k, -2.0, 2.0)),
-            Data::F(values(seed ^ 1, k * n, -2.0, 2.0)),
-        ];
-        compare(&g, &[], &args, 1, 1e-5, 1e-6 * k as f32).map_err(TestCaseError::fail)?;
-    }
 }
