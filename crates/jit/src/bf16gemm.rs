@@ -22,7 +22,7 @@ use std::arch::x86_64::*;
 use std::cell::RefCell;
 
 // Tiles of `pack` are 8 lines or a multiple of 16.
-const _: () = assert!(MR == 8 && NR % 16 == 0);
+const _: () = assert!(MR == 8 && NR.is_multiple_of(16));
 
 /// Rows of the microkernel's tile: row blocks of a split product start at multiples of this.
 pub(crate) const MR: usize = 8;

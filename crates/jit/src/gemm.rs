@@ -508,7 +508,7 @@ fn bf16_lhs_words(m: usize, k: usize) -> usize {
 
 // Split pieces start at multiples of BLOCK: bf16gemm packs its left operand in strips of MR.
 #[cfg(target_arch = "x86_64")]
-const _: () = assert!(BLOCK % crate::bf16gemm::MR == 0);
+const _: () = assert!(BLOCK.is_multiple_of(crate::bf16gemm::MR));
 
 /// Whether products of bf16-rounded operands run on `bf16gemm`'s kernels here.
 pub(crate) fn bf16_kernels() -> bool {
