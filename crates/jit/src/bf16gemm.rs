@@ -464,20 +464,41 @@ mod tests {
             .collect()
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 16, ..Default::default() })]
+
+        /// Random shapes (edges off the tiles), every layout, whole and split.
+        #[test]
+        fn random_products_match_the_rounded_operands_product(
+            m in 1usize..70,
+            n in 1usize..150,
+            k in 1usize..600,
+        ) {
+            check((m, n, k));
+        }
+    }
+
     /// Every layout (plain and transposed operands) and odd sizes past the blocks, against
     /// the rounded operands' product.
     #[test]
     fn products_match_the_rounded_operands_product() {
-        if !available() {
-            return;
-        }
-        for (m, n, k) in [
+        for shape in [
             (1, 1, 1),
             (9, 49, 3),
             (17, 100, 1031),
             (130, 490, 520),
             (8, 48, 2),
         ] {
+            check(shape);
+        }
+    }
+
+    /// `(m, n, k)` in every layout, whole and split, against [`reference`].
+    fn check((m, n, k): (usize, usize, usize)) {
+        if !available() {
+            return;
+        }
+        {
             let a = values(m * k, 1);
             let b = values(k * n, 2);
             let want = reference(&a, &b, (m, n, k));

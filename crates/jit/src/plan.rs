@@ -1140,9 +1140,9 @@ pub(crate) mod tests {
     /// `r(relu(a)) · r(w)ᵀ` with `r` the bf16 rounding, and `r(w)` also an output when `keep`.
     fn rounded_layer(keep: bool) -> (Graph, NodeId) {
         let mut g = Graph::new();
-        let a = g.input("a", TensorType::f32(&[256, 512]));
-        let w = g.param("w", &[512, 512]);
-        let zero = g.fill(0.0, &[256, 512]);
+        let a = g.input("a", TensorType::f32(&[256, 1024]));
+        let w = g.param("w", &[512, 1024]);
+        let zero = g.fill(0.0, &[256, 1024]);
         let h = g.binary(BinaryOp::Max, a, zero).unwrap();
         let h = g.unary(UnaryOp::RoundBf16, h).unwrap();
         let rw = g.unary(UnaryOp::RoundBf16, w).unwrap();
@@ -1158,7 +1158,7 @@ pub(crate) mod tests {
     /// kernel computes a rounding only products read; one also read elsewhere stays.
     #[test]
     fn bf16_products_absorb_their_operands_rounding() {
-        if !GemmCall::new((0, [256, 512], false), (0, [512, 512], true), 0, true).bf16 {
+        if !GemmCall::new((0, [256, 1024], false), (0, [512, 1024], true), 0, true).bf16 {
             return;
         }
         for keep in [false, true] {

@@ -105,3 +105,14 @@ fn rounded_relu_product(m: usize, n: usize, k: usize, rhs_t: bool, keep: bool) -
     }
     g
 }
+
+/// [`rounded_relu_product`] large enough for the bf16 kernels, which then round `relu(a)`
+/// (and `b`, unless kept) while packing.
+#[test]
+fn large_bf16_products_of_computed_and_kept_operands_match_the_interpreter() {
+    for (rhs_t, keep) in [(false, false), (true, false), (false, true), (true, true)] {
+        let (m, n, k) = (256, 520, 1030);
+        let g = rounded_relu_product(m, n, k, rhs_t, keep);
+        compare_product(&g, (m, n, k), 3).unwrap_or_else(|e| panic!("{rhs_t} {keep}: {e}"));
+    }
+}
