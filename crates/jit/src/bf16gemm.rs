@@ -2,21 +2,30 @@
 //! Lake, Sapphire Rapids): `dst = lhs · rhs` with f32 operands converted to bf16 (round to
 //! nearest even, `vcvtne2ps2bf16`) while they are packed, products of pairs summed in f32.
 //!
-//! The plan sends a product here only when both operands are results of
-//! [`graphc_ir::UnaryOp::RoundBf16`], so the conversion is exact and the result is the f32
-//! product of the rounded operands up to the order of the sums, except that `vdpbf16ps` treats
-//! subnormal operands as zero and flushes subnormal sums (its DAZ/FTZ semantics).
+//! The plan sends a product here only when both its operands are results of
+//! [`graphc_ir::UnaryOp::RoundBf16`]; where nothing else reads such a result, the product reads
+//! the unrounded source instead (`graphc_opt::fusion`'s absorbed nodes) and the packing does
+//! the rounding. `vcvtne2ps2bf16` rounds as [`graphc_ir::round_bf16`] does, except that it
+//! takes subnormal inputs as zero; `vdpbf16ps` treats subnormal operands as zero and flushes
+//! subnormal sums anyway (its DAZ/FTZ semantics), so the result is the f32 product of the
+//! rounded operands up to the order of the sums and those subnormal values (including the
+//! largest subnormals, which `round_bf16` rounds up to the smallest normal).
 //!
-//! Blocking as in Goto's GEMM: a `KC × NC` panel of the right operand is packed once per
-//! thread and block, `MR`-row strips of the left operand once per `KC` block, and an `MR × NR`
-//! microkernel keeps its 24 sums in registers. A packed word is one bf16 pair: `(x[k],
-//! x[k+1])` of a left row, `(b[k][j], b[k+1][j])` of a right column, low half first.
+//! Blocking as in Goto's GEMM, in two phases so threads share the left operand: [`pack_lhs`]
+//! packs the whole left operand once (rows split across the team) as `MR`-row strips per `KC`
+//! block, then [`gemm_packed`] computes blocks of the result, packing its `KC × NC` panels of
+//! the right operand on the thread that uses them, and an `MR × NR` microkernel keeps its 24
+//! sums in registers. A packed word is one bf16 pair: `(x[k], x[k+1])` of a left row,
+//! `(b[k][j], b[k+1][j])` of a right column, low half first.
 
 use std::arch::x86_64::*;
 use std::cell::RefCell;
 
-/// Rows of the microkernel's tile.
-const MR: usize = 8;
+// Tiles of `pack` are 8 lines or a multiple of 16.
+const _: () = assert!(MR == 8 && NR.is_multiple_of(16));
+
+/// Rows of the microkernel's tile: row blocks of a split product start at multiples of this.
+pub(crate) const MR: usize = 8;
 /// Vectors (of 16 columns) of the microkernel's tile.
 const NV: usize = 3;
 /// Columns of the microkernel's tile.
@@ -26,12 +35,10 @@ const NC: usize = 10 * NR;
 /// Pairs of the inner dimension per panel of the right operand: `KC_PANEL · NC · 4` bytes =
 /// 480 KiB, inside Zen 4's 1 MiB L2 beside the left strips.
 const KC_PANEL: usize = 256;
-/// Rows of the left operand packed per block.
-const MC: usize = 128;
 
 thread_local! {
-    /// Packed panels of this thread (the team's threads live as long as the process).
-    static PACKED: RefCell<(Vec<u32>, Vec<u32>)> = const { RefCell::new((Vec::new(), Vec::new())) };
+    /// Packed right panels of this thread (the team's threads live as long as the process).
+    static PACKED: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Whether this CPU runs the kernels of this module.
@@ -55,29 +62,84 @@ pub(crate) struct Operand {
     pub rs: isize,
 }
 
-/// `dst = lhs · rhs` for an `m × n` block of the result (row stride `ldc`), inner dimension
-/// `k`.
+/// Words of the packed left operand of an `m × k` product (rows padded to whole strips, an
+/// odd `k` to a whole pair); saturates where the sizes would overflow.
+pub(crate) fn lhs_words(m: usize, k: usize) -> usize {
+    m.next_multiple_of(MR).saturating_mul(k.div_ceil(2))
+}
+
+/// Packs rows `r0..r1` of the `m × k` left operand into their strips of the packed operand
+/// `out` (`[lhs_words(m, k)]`): for each `KC` block of pairs starting at pair `kp0`, the
+/// strips of `MR` rows, strip `t` of the block at word `m_pad · kp0 + t · MR · kpairs`
+/// (`m_pad` = `m` rounded up to whole strips, `kpairs` the block's pairs), each
+/// `[kpairs][MR]`.
 ///
 /// # Safety
-/// [`available`] must be true; `lhs` must hold `m × k` elements and `rhs` `k × n` at their
-/// strides, `dst` `m` rows of `n` floats at row stride `ldc`, not overlapping the operands.
-pub(crate) unsafe fn gemm(
+/// [`available`] must be true; `lhs` must hold `m × k` elements at its strides; `out` must
+/// hold [`lhs_words`]`(m, k)` words; `r0` must be a multiple of [`MR`] and `r0 ≤ r1 ≤ m`.
+/// Calls for disjoint row ranges write disjoint words.
+pub(crate) unsafe fn pack_lhs(
     m: usize,
-    n: usize,
     k: usize,
+    lhs: Operand,
+    out: *mut u32,
+    (r0, r1): (usize, usize),
+) {
+    if r0 >= r1 {
+        return;
+    }
+    let (m_pad, kp_all) = (m.next_multiple_of(MR), k.div_ceil(2));
+    let rows = r1 - r0;
+    let mut kp0 = 0;
+    while kp0 < kp_all {
+        let kpairs = (kp_all - kp0).min(KC_PANEL);
+        let (k0, klen) = (2 * kp0, (k - 2 * kp0).min(2 * kpairs));
+        // SAFETY: the strips of rows r0..r1 in this block are words m_pad · kp0 + r0 · kpairs
+        // onwards, rows.next_multiple_of(MR) · kpairs of them, inside `out` (r1 ≤ m); rows
+        // r0..r1 and values k0..k0 + klen lie inside lhs.
+        unsafe {
+            let strips = std::slice::from_raw_parts_mut(
+                out.add(m_pad * kp0 + r0 * kpairs),
+                rows.next_multiple_of(MR) * kpairs,
+            );
+            let at = lhs
+                .ptr
+                .wrapping_offset(r0 as isize * lhs.rs + k0 as isize * lhs.cs);
+            pack(at, (lhs.rs, lhs.cs), (rows, klen), MR, strips);
+        }
+        kp0 += kpairs;
+    }
+}
+
+/// Rows `r0..r1`, columns `c0..c1` of `dst = lhs · rhs` (`m × n`, row stride `ldc`, inner
+/// dimension `k`), with the left operand packed by [`pack_lhs`] at `a`.
+///
+/// # Safety
+/// [`available`] must be true; `a` must hold the packed strips of rows `r0..r1` of the
+/// `m`-row left operand; `rhs` must hold `k × n` elements at its strides; `dst` `m` rows of
+/// `n` floats at row stride `ldc`, not overlapping `rhs` or `a`; `r0` must be a multiple of
+/// [`MR`], `r0 ≤ r1 ≤ m` and `c0 ≤ c1 ≤ n`.
+pub(crate) unsafe fn gemm_packed(
+    (m, k): (usize, usize),
+    a: *const u32,
+    rhs: Operand,
     dst: *mut f32,
     ldc: usize,
-    lhs: Operand,
-    rhs: Operand,
+    (r0, r1): (usize, usize),
+    (c0, c1): (usize, usize),
 ) {
+    if r0 >= r1 || c0 >= c1 {
+        return;
+    }
     PACKED.with(|cell| {
-        let (a_buf, b_buf) = &mut *cell.borrow_mut();
-        let kp_all = k.div_ceil(2);
+        let b_buf = &mut *cell.borrow_mut();
+        let (m_pad, kp_all) = (m.next_multiple_of(MR), k.div_ceil(2));
+        let n = c1 - c0;
         // Column panels of equal width (in whole tiles), at most NC.
         let panel = n.div_ceil(n.div_ceil(NC)).next_multiple_of(NR);
-        let mut jc = 0;
-        while jc < n {
-            let nc = (n - jc).min(panel);
+        let mut jc = c0;
+        while jc < c1 {
+            let nc = (c1 - jc).min(panel);
             let tiles_n = nc.div_ceil(NR);
             let mut kp0 = 0;
             while kp0 < kp_all {
@@ -92,39 +154,28 @@ pub(crate) unsafe fn gemm(
                         .wrapping_offset(k0 as isize * rhs.rs + jc as isize * rhs.cs);
                     pack(at, (rhs.cs, rhs.rs), (nc, klen), NR, b_buf);
                 }
-                let mut ic = 0;
-                while ic < m {
-                    let mc = (m - ic).min(MC);
-                    let tiles_m = mc.div_ceil(MR);
-                    a_buf.resize(tiles_m * MR * kpairs, 0);
-                    // SAFETY: as above, for rows ic..ic + mc of lhs.
-                    unsafe {
-                        let at = lhs
-                            .ptr
-                            .wrapping_offset(ic as isize * lhs.rs + k0 as isize * lhs.cs);
-                        pack(at, (lhs.rs, lhs.cs), (mc, klen), MR, a_buf);
+                let mut i = r0;
+                while i < r1 {
+                    let rows = (r1 - i).min(MR);
+                    for tj in 0..tiles_n {
+                        let cols = (nc - tj * NR).min(NR);
+                        // SAFETY: the strip of rows i..i + MR in this block holds kpairs · MR
+                        // words (i is a multiple of MR below m, see pack_lhs) and the panel's
+                        // tile kpairs · NR (padding is zero); the tile of the result is rows ×
+                        // cols inside dst.
+                        unsafe {
+                            kernel(
+                                kpairs,
+                                a.add(m_pad * kp0 + i * kpairs),
+                                b_buf.as_ptr().add(tj * NR * kpairs),
+                                dst.add(i * ldc + jc + tj * NR),
+                                ldc,
+                                kp0 > 0,
+                                (rows, cols),
+                            )
+                        };
                     }
-                    for ti in 0..tiles_m {
-                        let rows = (mc - ti * MR).min(MR);
-                        for tj in 0..tiles_n {
-                            let cols = (nc - tj * NR).min(NR);
-                            // SAFETY: the packed tiles hold kpairs words per row or column
-                            // (padding is zero); the tile of the result is rows × cols
-                            // inside dst.
-                            unsafe {
-                                kernel(
-                                    kpairs,
-                                    a_buf.as_ptr().add(ti * MR * kpairs),
-                                    b_buf.as_ptr().add(tj * NR * kpairs),
-                                    dst.add((ic + ti * MR) * ldc + jc + tj * NR),
-                                    ldc,
-                                    kp0 > 0,
-                                    (rows, cols),
-                                )
-                            };
-                        }
-                    }
-                    ic += mc;
+                    i += rows;
                 }
                 kp0 += kpairs;
             }
@@ -134,12 +185,13 @@ pub(crate) unsafe fn gemm(
 }
 
 /// Packs `lines` lines of an operand (the right operand's columns, or the left operand's
-/// rows) as tiles of `tile` lines, each `[kpairs][tile]` pair words, reading `klen` values of
-/// `k` along each line from `base`; lines past `lines` and the pair past an odd `klen` are
-/// zero. Neighbouring lines are `line_stride` apart, neighbouring values of `k` `k_stride`.
+/// rows) as tiles of `tile` lines (8, or a multiple of 16), each `[kpairs][tile]` pair words,
+/// reading `klen` values of `k` along each line from `base`; lines past `lines` and the pair
+/// past an odd `klen` are zero. Neighbouring lines are `line_stride` apart, neighbouring
+/// values of `k` `k_stride`.
 ///
 /// # Safety
-/// As [`gemm`]: every line must hold `klen` values at its strides; `out` must hold
+/// As [`gemm_packed`]: every line must hold `klen` values at its strides; `out` must hold
 /// `lines.div_ceil(tile) · tile · kpairs` words, `kpairs = klen.div_ceil(2)`.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn pack(
@@ -154,33 +206,45 @@ unsafe fn pack(
     let at = |line: usize, k: usize| {
         base.wrapping_offset(line as isize * line_stride + k as isize * k_stride)
     };
-    let word = |line: usize, p: usize| (line / tile) * tile * kpairs + p * tile + line % tile;
+    // Word (line, p) is out[t · tile · kpairs + p · tile + i] for line = t · tile + i.
     if line_stride == 1 {
-        // Lines are neighbours: interleave values k and k + 1 of 16 lines at a time.
-        for p in 0..kpairs {
-            let second = 2 * p + 1 < klen;
-            for l in (0..padded).step_by(16) {
-                let count = lines.saturating_sub(l).min(16);
-                let mut words = [0u32; 16];
-                // SAFETY: `count` lines from l hold values 2p (and 2p + 1 when below klen).
-                unsafe {
-                    let w = interleave(at(l, 2 * p), second.then(|| at(l, 2 * p + 1)), count);
-                    _mm512_storeu_si512(words.as_mut_ptr().cast(), w);
-                }
-                for (r, &w) in words.iter().enumerate().take(padded - l) {
-                    out[word(l + r, p)] = w;
+        // Lines are neighbours: interleave values k and k + 1 of up to 16 lines at a time,
+        // stored as they lie in their tile.
+        let chunk = tile.min(16);
+        let mask = ((1u32 << chunk) - 1) as __mmask16;
+        for t0 in (0..padded).step_by(tile) {
+            let strip = &mut out[t0 * kpairs..(t0 + tile) * kpairs];
+            for p in 0..kpairs {
+                let second = 2 * p + 1 < klen;
+                for i in (0..tile).step_by(chunk) {
+                    let count = lines.saturating_sub(t0 + i).min(chunk);
+                    let words = &mut strip[p * tile + i..p * tile + i + chunk];
+                    // SAFETY: `count` lines from t0 + i hold values 2p (and 2p + 1 when below
+                    // klen); the masked store writes the `chunk` words of `words`.
+                    unsafe {
+                        let w = if count == 0 {
+                            _mm512_setzero_si512()
+                        } else {
+                            let l = t0 + i;
+                            interleave(at(l, 2 * p), second.then(|| at(l, 2 * p + 1)), count)
+                        };
+                        _mm512_mask_storeu_epi32(words.as_mut_ptr().cast(), mask, w);
+                    }
                 }
             }
         }
     } else {
-        for l in 0..padded {
-            let dst = &mut out[word(l, 0)..];
-            if l < lines {
-                // SAFETY: line l holds klen values at stride k_stride.
-                unsafe { pack_line(at(l, 0), k_stride, klen, dst, tile) };
-            } else {
-                for p in 0..kpairs {
-                    dst[p * tile] = 0;
+        for t0 in (0..padded).step_by(tile) {
+            let strip = &mut out[t0 * kpairs..(t0 + tile) * kpairs];
+            for i in 0..tile {
+                if t0 + i < lines {
+                    // SAFETY: line t0 + i holds klen values at stride k_stride; the strip
+                    // holds word (p, i) at p · tile + i for every p < kpairs.
+                    unsafe { pack_line(at(t0 + i, 0), k_stride, klen, &mut strip[i..], tile) };
+                } else {
+                    for p in 0..kpairs {
+                        strip[p * tile + i] = 0;
+                    }
                 }
             }
         }
@@ -224,32 +288,37 @@ unsafe fn interleave(x: *const f32, y: Option<*const f32>, count: usize) -> __m5
 /// `out[p · step]` (the last pair of an odd `len` has a zero high half).
 ///
 /// # Safety
-/// The line must hold `len` elements; `out` must reach word `(len.div_ceil(2) - 1) · step`.
+/// The line must hold `len` elements.
 #[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn pack_line(line: *const f32, stride: isize, len: usize, out: &mut [u32], step: usize) {
     let pairs = len.div_ceil(2);
+    let out = &mut out[..(pairs - 1) * step + 1];
+    let dst = out.as_mut_ptr();
     if stride == 1 {
         let mut p = 0;
         while p < pairs {
             let start = 2 * p;
             let n0 = (len - start).min(16);
             let n1 = (len - start).saturating_sub(16).min(16);
-            let mut words = [0u32; 16];
-            // SAFETY: the masked loads read elements start..start + n0 + n1 < len.
+            let count = (pairs - p).min(16);
+            // SAFETY: the masked loads read elements start..start + n0 + n1 ≤ len; words
+            // (p + w) · step for w < count are inside `out` (p + w < pairs).
             unsafe {
                 let x0 = _mm512_maskz_loadu_ps(((1u32 << n0) - 1) as __mmask16, line.add(start));
                 let x1 =
                     _mm512_maskz_loadu_ps(((1u32 << n1) - 1) as __mmask16, line.add(start + 16));
                 // Lanes 0..16 from x0, 16..32 from x1: word w is the pair at 2w.
+                let mut words = [0u32; 16];
                 _mm512_storeu_si512(words.as_mut_ptr().cast(), bits(_mm512_cvtne2ps_pbh(x1, x0)));
-            }
-            for (w, &v) in words.iter().enumerate().take(pairs - p) {
-                out[(p + w) * step] = v;
+                let at = dst.add(p * step);
+                for (w, &v) in words.iter().enumerate().take(count) {
+                    *at.add(w * step) = v;
+                }
             }
             p += 16;
         }
     } else {
-        for p in 0..pairs {
+        for (p, word) in out.iter_mut().step_by(step).enumerate() {
             // SAFETY: elements 2p and 2p + 1 (when below len) are on the line.
             let (a, b) = unsafe {
                 let a = *line.offset(2 * p as isize * stride);
@@ -260,7 +329,7 @@ unsafe fn pack_line(line: *const f32, stride: isize, len: usize, out: &mut [u32]
                 };
                 (a, b)
             };
-            out[p * step] = bf16_bits(a) | (bf16_bits(b) << 16);
+            *word = bf16_bits(a) | (bf16_bits(b) << 16);
         }
     }
 }
@@ -355,6 +424,37 @@ mod tests {
         c
     }
 
+    /// `dst = lhs · rhs` as the plan runs it: the left operand packed whole (in two row
+    /// pieces when `split`), then the result (in two row and two column pieces when `split`).
+    ///
+    /// # Safety
+    /// As [`gemm_packed`] for the whole product, with `dst` row-major `m × n`.
+    unsafe fn product(
+        (m, n, k): (usize, usize, usize),
+        dst: *mut f32,
+        lhs: Operand,
+        rhs: Operand,
+        split: bool,
+    ) {
+        let mut a = vec![u32::MAX; lhs_words(m, k)];
+        let mid = if split {
+            (m / 2).next_multiple_of(MR).min(m)
+        } else {
+            m
+        };
+        let cols = if split { n / 2 } else { n };
+        // SAFETY: the caller's guarantee; mid is a multiple of MR (or m).
+        unsafe {
+            pack_lhs(m, k, lhs, a.as_mut_ptr(), (0, mid));
+            pack_lhs(m, k, lhs, a.as_mut_ptr(), (mid, m));
+            for rows in [(0, mid), (mid, m)] {
+                for block in [(0, cols), (cols, n)] {
+                    gemm_packed((m, k), a.as_ptr(), rhs, dst, n, rows, block);
+                }
+            }
+        }
+    }
+
     fn values(len: usize, seed: u32) -> Vec<f32> {
         (0..len)
             .map(|i| {
@@ -364,20 +464,41 @@ mod tests {
             .collect()
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 16, ..Default::default() })]
+
+        /// Random shapes (edges off the tiles), every layout, whole and split.
+        #[test]
+        fn random_products_match_the_rounded_operands_product(
+            m in 1usize..70,
+            n in 1usize..150,
+            k in 1usize..600,
+        ) {
+            check((m, n, k));
+        }
+    }
+
     /// Every layout (plain and transposed operands) and odd sizes past the blocks, against
     /// the rounded operands' product.
     #[test]
     fn products_match_the_rounded_operands_product() {
-        if !available() {
-            return;
-        }
-        for (m, n, k) in [
+        for shape in [
             (1, 1, 1),
             (9, 49, 3),
             (17, 100, 1031),
             (130, 490, 520),
             (8, 48, 2),
         ] {
+            check(shape);
+        }
+    }
+
+    /// `(m, n, k)` in every layout, whole and split, against [`reference`].
+    fn check((m, n, k): (usize, usize, usize)) {
+        if !available() {
+            return;
+        }
+        {
             let a = values(m * k, 1);
             let b = values(k * n, 2);
             let want = reference(&a, &b, (m, n, k));
@@ -409,10 +530,10 @@ mod tests {
                 },
             ];
             for l in lhs {
-                for r in rhs {
+                for (r, split) in rhs.into_iter().flat_map(|r| [(r, false), (r, true)]) {
                     let mut c = vec![f32::NAN; m * n];
                     // SAFETY: the CPU has AVX512_BF16; the operands and c hold their sizes.
-                    unsafe { gemm(m, n, k, c.as_mut_ptr(), n, l, r) };
+                    unsafe { product((m, n, k), c.as_mut_ptr(), l, r, split) };
                     for (x, (got, want)) in c.iter().zip(&want).enumerate() {
                         let tol = 1e-5 * (k as f32).sqrt();
                         assert!(

@@ -191,8 +191,41 @@ pub(crate) fn too_large(what: impl fmt::Display) -> IrError {
 
 /// Lowers `graph` (verified) to a plan.
 pub(crate) fn lower(graph: &Graph) -> Result<Plan, IrError> {
-    let f = Fusion::new(graph, |k| k <= FUSE_MAX_K && k > 0)?;
+    // A bf16 kernel rounds its operands while packing them: their `RoundBf16` kernels go.
+    let absorbs = |u: NodeId, v: NodeId| {
+        matches!(graph.node(v).op, Op::Unary(UnaryOp::RoundBf16)) && bf16_gemm(graph, u)
+    };
+    let f = Fusion::with_absorbed(graph, |k| k <= FUSE_MAX_K && k > 0, absorbs)?;
     Lowerer { g: graph, f }.plan()
+}
+
+/// Whether node `u` is a matrix product of two bf16-rounded operands (train.precision: bf16)
+/// that runs on the bf16 kernels, which round while packing.
+fn bf16_gemm(graph: &Graph, u: NodeId) -> bool {
+    let &Op::MatMul {
+        transpose_lhs,
+        transpose_rhs,
+    } = &graph.node(u).op
+    else {
+        return false;
+    };
+    let operands = graph.operands(u);
+    let &[a, b] = operands.as_slice() else {
+        return false;
+    };
+    let rounded = |x: NodeId| matches!(graph.node(x).op, Op::Unary(UnaryOp::RoundBf16));
+    let shape2 = |x: NodeId| -> Option<[usize; 2]> {
+        match *graph.shape(x) {
+            [p, q] => Some([p, q]),
+            _ => None,
+        }
+    };
+    match (shape2(a), shape2(b)) {
+        (Some(sa), Some(sb)) if rounded(a) && rounded(b) => {
+            GemmCall::new((0, sa, transpose_lhs), (0, sb, transpose_rhs), 0, true).bf16
+        }
+        _ => false,
+    }
 }
 
 struct Lowerer<'g> {
@@ -655,14 +688,17 @@ impl<'g> Lowerer<'g> {
                 &[a, b],
             ) => {
                 let shape2 = |x: NodeId| [self.shape(x)[0], self.shape(x)[1]];
-                // Operands rounded to bf16 (train.precision: bf16) may run on bf16 kernels.
-                let rounded = |x: NodeId| matches!(self.op(x), Op::Unary(UnaryOp::RoundBf16));
                 let call = GemmCall::new(
                     (slot_of(a), shape2(a), transpose_lhs),
                     (slot_of(b), shape2(b), transpose_rhs),
                     slot_of(v),
-                    rounded(a) && rounded(b),
+                    bf16_gemm(self.g, v),
                 );
+                // An absorbed operand's slot holds its unrounded source: only a bf16 kernel,
+                // which rounds while packing, may read it.
+                if (self.f.absorbed(a) || self.f.absorbed(b)) && !call.bf16 {
+                    return Err(internal(format!("{v} reads an unrounded operand in f32")));
+                }
                 let len = self.numel(v)?;
                 if len == 0 {
                 } else if call.k == 0 {
@@ -1165,6 +1201,7 @@ impl fmt::Display for Plan {
 pub(crate) mod tests {
     use expect_test::expect;
     use graphc_ir::{BinaryOp, Graph, TensorType};
+    use graphc_opt::fusion::Fusion;
 
     use super::*;
 
@@ -1198,5 +1235,53 @@ pub(crate) mod tests {
             persistent "w": 12 at 0
             persistent "b": 3 at 16
         "#]].assert_eq(&plan.to_string());
+    }
+
+    /// `r(relu(a)) · r(w)ᵀ` with `r` the bf16 rounding, and `r(w)` also an output when `keep`.
+    fn rounded_layer(keep: bool) -> (Graph, NodeId) {
+        let mut g = Graph::new();
+        let a = g.input("a", TensorType::f32(&[256, 1024]));
+        let w = g.param("w", &[512, 1024]);
+        let zero = g.fill(0.0, &[256, 1024]);
+        let h = g.binary(BinaryOp::Max, a, zero).unwrap();
+        let h = g.unary(UnaryOp::RoundBf16, h).unwrap();
+        let rw = g.unary(UnaryOp::RoundBf16, w).unwrap();
+        let y = g.matmul(h, rw, false, true).unwrap();
+        g.add_output("y", y);
+        if keep {
+            g.add_output("rw", rw);
+        }
+        (g, rw)
+    }
+
+    /// A bf16 product reads its operands' unrounded sources and rounds while packing: no
+    /// kernel computes a rounding only products read; one also read elsewhere stays.
+    #[test]
+    fn bf16_products_absorb_their_operands_rounding() {
+        if !GemmCall::new((0, [256, 1024], false), (0, [512, 1024], true), 0, true).bf16 {
+            return;
+        }
+        for keep in [false, true] {
+            let (g, rw) = rounded_layer(keep);
+            let f = Fusion::with_absorbed(&g, |_| false, |u, _| bf16_gemm(&g, u)).unwrap();
+            assert_eq!(f.absorbed(rw), !keep);
+            let plan = lower(&g).unwrap();
+            plan.validate().unwrap();
+            let gemms: Vec<&GemmCall> = plan
+                .steps
+                .iter()
+                .filter_map(|s| match s {
+                    Step::Gemm(c) => Some(c),
+                    Step::Kernel { .. } | Step::Conv(_) | Step::Pool(_) | Step::Fill { .. } => None,
+                })
+                .collect();
+            assert_eq!(gemms.len(), 1);
+            assert!(gemms[0].bf16);
+            // relu's kernel computes h (read unrounded by the product); rounding w is a
+            // kernel of its own only when w's rounded value is an output.
+            assert_eq!(plan.kernels.len(), 1 + usize::from(keep), "{plan}");
+            let w_slot = plan.persistent[0].1;
+            assert_eq!(gemms[0].rhs == w_slot, !keep);
+        }
     }
 }

@@ -31,7 +31,8 @@
 //! 9. A GEMM has `m, n, k ≥ 1` and positive strides; its operands' and its
 //!    result's extents lie inside the arena; its result overlaps neither
 //!    operand; dot products read contiguous rows (`lhs_cs = rhs_rs = 1`); a
-//!    copied right operand is a row-major `n × k` matrix.
+//!    copied right operand is a row-major `n × k` matrix; a bf16 product (its
+//!    operands rounded while packed) runs only where the CPU has its kernels.
 //! 10. A convolution step names a step of the plan whose sizes, strides,
 //!     pieces, kernel choice (`simd`: the AVX-512 kernels, set only where the
 //!     CPU has them) and weight-gradient sample tile are the ones its shapes,
@@ -427,6 +428,9 @@ impl Plan {
         }
         if matches!(c.split, Split::Dots(_)) && (lhs_cs != 1 || rhs_rs != 1) {
             return Err("dot products need contiguous operand rows".into());
+        }
+        if c.bf16 && !crate::gemm::bf16_kernels() {
+            return Err("a bf16 product on a CPU without its kernels".into());
         }
         if c.copy_rhs && (rhs_rs != 1 || rhs_cs != c.k) {
             return Err("a copied right operand must be a row-major n × k matrix".into());

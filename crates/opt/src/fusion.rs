@@ -148,6 +148,7 @@ pub struct Fusion {
     at: SecondaryMap<GroupId, usize>,
     readers: Vec<Vec<(GroupId, NodeId)>>,
     end_read: Vec<bool>,
+    absorbed: Vec<bool>,
 }
 
 impl Fusion {
@@ -155,10 +156,30 @@ impl Fusion {
     /// them; `fuse_matmul(k)` says whether a matrix product with inner
     /// dimension `k` becomes an expression of the cluster that consumes it.
     pub fn new(graph: &Graph, fuse_matmul: impl Fn(usize) -> bool) -> Result<Fusion, IrError> {
+        Fusion::with_absorbed(graph, fuse_matmul, |_, _| false)
+    }
+
+    /// [`Fusion::new`], where `absorbs(u, v)` says whether matrix product `u` applies its
+    /// one-operand elementwise operand `v` itself while it reads `v`'s operand (a backend
+    /// that rounds operands to bf16 while packing them). An elementwise node that every
+    /// live reader absorbs, and that no output or assign reads, is computed by no kernel:
+    /// it becomes an alias of its operand's memory ([`Fusion::absorbed`]), and the
+    /// products reading it are single-op groups.
+    pub fn with_absorbed(
+        graph: &Graph,
+        fuse_matmul: impl Fn(usize) -> bool,
+        absorbs: impl Fn(NodeId, NodeId) -> bool,
+    ) -> Result<Fusion, IrError> {
         let mut b = Builder::new(graph)?;
-        b.classify(&fuse_matmul);
+        b.classify(&fuse_matmul, &absorbs);
         b.recompute_where_read();
         b.finish()
+    }
+
+    /// Whether `v` is applied by the products that read it (see [`Fusion::with_absorbed`]):
+    /// its class is then an alias of its operand, whose memory holds `v`'s operand, not `v`.
+    pub fn absorbed(&self, v: NodeId) -> bool {
+        self.absorbed[v.index()]
     }
 
     /// The nodes some output or assign needs, in topological order.
@@ -238,6 +259,7 @@ struct Builder<'g> {
     in_w: SecondaryMap<GroupId, u32>,
     visited: Vec<u32>,
     expanded: SecondaryMap<GroupId, u32>,
+    live: Vec<bool>,
 }
 
 impl<'g> Builder<'g> {
@@ -270,12 +292,14 @@ impl<'g> Builder<'g> {
                 at: SecondaryMap::new(),
                 readers: Vec::new(),
                 end_read: Vec::new(),
+                absorbed: vec![false; n],
             },
             pos,
             stamp: 0,
             in_w: SecondaryMap::new(),
             visited: vec![0; n],
             expanded: SecondaryMap::new(),
+            live,
         })
     }
 
@@ -298,7 +322,11 @@ impl<'g> Builder<'g> {
         })
     }
 
-    fn classify(&mut self, fuse_matmul: &dyn Fn(usize) -> bool) {
+    fn classify(
+        &mut self,
+        fuse_matmul: &dyn Fn(usize) -> bool,
+        absorbs: &dyn Fn(NodeId, NodeId) -> bool,
+    ) {
         for t in 0..self.f.topo.len() {
             let v = self.f.topo[t];
             let operand = |b: &Self, i: usize| b.f.ops[v.index()][i];
@@ -338,7 +366,13 @@ impl<'g> Builder<'g> {
                         }
                     }
                 }
-                Access::Elementwise => self.join_elementwise(v),
+                Access::Elementwise => match self.absorbed_alias(v, absorbs) {
+                    Some(class) => {
+                        self.f.absorbed[v.index()] = true;
+                        class
+                    }
+                    None => self.join_elementwise(v),
+                },
                 Access::Reduction => {
                     let x = operand(self, 0);
                     let joined = self.register_group(x).and_then(|g| {
@@ -354,6 +388,13 @@ impl<'g> Builder<'g> {
                     }
                 }
                 Access::Contraction { transpose_lhs, .. } => {
+                    let absorbing = self.f.ops[v.index()]
+                        .iter()
+                        .any(|o| self.f.absorbed[o.index()]);
+                    if absorbing {
+                        self.f.class[v.index()] = Class::Single(self.new_group(self.shape(v), v));
+                        continue;
+                    }
                     if let Some(g) = self.column_product_cluster(v) {
                         self.f.groups[g].members.push(v);
                         self.f.class[v.index()] = Class::Sink(g);
@@ -380,6 +421,37 @@ impl<'g> Builder<'g> {
                 Access::Generated => Class::Single(self.new_group(self.shape(v), v)),
             };
             self.f.class[v.index()] = class;
+        }
+    }
+
+    /// The class of elementwise `v` when the products reading it absorb it: an alias of its
+    /// one operand's memory, when every live reader is a matrix product that `absorbs` it,
+    /// no output or assign reads it, and the operand is in memory (not uniform).
+    fn absorbed_alias(&self, v: NodeId, absorbs: &dyn Fn(NodeId, NodeId) -> bool) -> Option<Class> {
+        let g = self.g;
+        let &[o] = self.f.ops[v.index()].as_slice() else {
+            return None;
+        };
+        let read_at_end =
+            g.outputs().iter().any(|x| x.node == v) || g.assigns().iter().any(|a| a.value == v);
+        let users: Vec<NodeId> = g
+            .users(v)
+            .into_iter()
+            .filter(|u| self.live[u.index()])
+            .collect();
+        let all_absorb = !users.is_empty()
+            && users
+                .iter()
+                .all(|&u| matches!(self.access(u), Access::Contraction { .. }) && absorbs(u, v));
+        if read_at_end || !all_absorb {
+            return None;
+        }
+        match self.f.class[o.index()] {
+            Class::Alias(b) => Some(Class::Alias(b)),
+            Class::Leaf | Class::Value(_) | Class::Sink(_) | Class::Single(_) => {
+                Some(Class::Alias(o))
+            }
+            Class::Dead | Class::Uniform(_) => None,
         }
     }
 

@@ -5,7 +5,7 @@
 //! threads' splits. The backward products of a training step are checked by
 //! `training_step`'s graphs and by the autocast goldens of `tests/goldens/bf16/`.
 
-use graphc_ir::{Graph, TensorType, UnaryOp};
+use graphc_ir::{BinaryOp, Graph, TensorType, UnaryOp};
 use proptest::prelude::*;
 
 use crate::support::{compare, values, Data};
@@ -37,14 +37,35 @@ proptest! {
         seed: u64,
     ) {
         let g = rounded_product(m, n, k, lhs_t, rhs_t);
-        let args = [
-            Data::F(values(seed, m * k, -2.0, 2.0)),
-            Data::F(values(seed ^ 1, k * n, -2.0, 2.0)),
-        ];
-        // Sums of k products of values below 4 in magnitude, reordered.
-        let atol = 1e-6 * k as f32;
-        compare(&g, &[], &args, 1, 1e-5, atol).map_err(TestCaseError::fail)?;
+        compare_product(&g, (m, n, k), seed)?;
     }
+
+    #[test]
+    fn bf16_products_of_computed_and_kept_operands_match_the_interpreter(
+        m in 1usize..100,
+        n in 1usize..200,
+        k in 5usize..400,
+        rhs_t: bool,
+        keep: bool,
+        seed: u64,
+    ) {
+        let g = rounded_relu_product(m, n, k, rhs_t, keep);
+        compare_product(&g, (m, n, k), seed)?;
+    }
+}
+
+/// Runs product graph `g` (inputs `a` with `m · k` and `b` with `k · n` values in `[-2, 2)`)
+/// on both backends: sums of `k` products of values below 4 in magnitude, reordered.
+fn compare_product(
+    g: &Graph,
+    (m, n, k): (usize, usize, usize),
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    let args = [
+        Data::F(values(seed, m * k, -2.0, 2.0)),
+        Data::F(values(seed ^ 1, k * n, -2.0, 2.0)),
+    ];
+    compare(g, &[], &args, 1, 1e-5, 1e-6 * k as f32).map_err(TestCaseError::fail)
 }
 
 /// mlp_l's large shapes, split across threads as a step splits them.
@@ -62,5 +83,36 @@ fn mlp_l_shaped_bf16_products_match_the_interpreter() {
         ];
         compare(&g, &[], &args, 1, 1e-5, 1e-6 * k as f32)
             .unwrap_or_else(|e| panic!("{m}x{n}x{k}: {e}"));
+    }
+}
+
+/// `r(relu(a)) · r(b)` with `r` the bf16 rounding, as output `c`, and `r(b)` as output `rb`
+/// too when `keep`: the JIT's product rounds the computed `relu(a)` while packing it, and
+/// `b` too unless its rounded value is kept (then it reads the rounded tensor).
+fn rounded_relu_product(m: usize, n: usize, k: usize, rhs_t: bool, keep: bool) -> Graph {
+    let mut g = Graph::new();
+    let b_shape = if rhs_t { [n, k] } else { [k, n] };
+    let a = g.input("a", TensorType::f32(&[m, k]));
+    let b = g.input("b", TensorType::f32(&b_shape));
+    let zero = g.fill(0.0, &[m, k]);
+    let h = g.binary(BinaryOp::Max, a, zero).unwrap();
+    let h = g.unary(UnaryOp::RoundBf16, h).unwrap();
+    let rb = g.unary(UnaryOp::RoundBf16, b).unwrap();
+    let c = g.matmul(h, rb, false, rhs_t).unwrap();
+    g.add_output("c", c);
+    if keep {
+        g.add_output("rb", rb);
+    }
+    g
+}
+
+/// [`rounded_relu_product`] large enough for the bf16 kernels, which then round `relu(a)`
+/// (and `b`, unless kept) while packing.
+#[test]
+fn large_bf16_products_of_computed_and_kept_operands_match_the_interpreter() {
+    for (rhs_t, keep) in [(false, false), (true, false), (false, true), (true, true)] {
+        let (m, n, k) = (256, 520, 1030);
+        let g = rounded_relu_product(m, n, k, rhs_t, keep);
+        compare_product(&g, (m, n, k), 3).unwrap_or_else(|e| panic!("{rhs_t} {keep}: {e}"));
     }
 }
