@@ -54,7 +54,7 @@ pub struct StepGraph {
 /// The training step for batches of `batch` samples: outputs `loss` (before
 /// the update) and `output`; assigns updated parameters and state.
 pub fn build_step(spec: &Spec, batch: usize, layout: TargetLayout) -> Result<StepGraph, NnError> {
-    let (mut step, grads) = build_backward(spec, batch, layout, false)?;
+    let (mut step, grads) = build_backward(spec, batch, layout, Pass::Train)?;
     let graph = &mut step.graph;
     let grads = if spec.train.accumulate > 1 {
         let (sums, buffers) = clip::add_to_accumulators(graph, &step.params, &grads)?;
@@ -86,7 +86,7 @@ pub fn build_accumulate_step(
     batch: usize,
     layout: TargetLayout,
 ) -> Result<StepGraph, NnError> {
-    let (mut step, grads) = build_backward(spec, batch, layout, false)?;
+    let (mut step, grads) = build_backward(spec, batch, layout, Pass::Train)?;
     let (sums, buffers) = clip::add_to_accumulators(&mut step.graph, &step.params, &grads)?;
     clip::keep_sums(&mut step.graph, &buffers, &sums)?;
     Ok(step)
@@ -102,7 +102,7 @@ pub fn build_shard_step(
     batch: usize,
     layout: TargetLayout,
 ) -> Result<StepGraph, NnError> {
-    let (mut step, grads) = build_backward(spec, batch, layout, true)?;
+    let (mut step, grads) = build_backward(spec, batch, layout, Pass::Shard)?;
     step.accumulators = clip::accumulators_always(&step.params);
     let (sums, buffers) = clip::add_to_accumulators(&mut step.graph, &step.params, &grads)?;
     clip::keep_sums(&mut step.graph, &buffers, &sums)?;
@@ -152,14 +152,26 @@ pub fn build_apply_step(spec: &Spec, params: &[ParamInfo]) -> Result<StepGraph, 
     })
 }
 
+/// Which forward a step graph runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// Evaluation mode, on a whole batch.
+    Eval,
+    /// Training mode, on a whole batch.
+    Train,
+    /// Training mode, on one rank's share of a batch: dropout's counter also takes the
+    /// share's first row, and a mean divides by the whole batch's denominator.
+    Shard,
+}
+
 /// What both training steps start with: forward, loss and the trainable parameters'
 /// gradients (in parameter order), with the accumulation buffers the spec's steps keep. The loss must be
-/// a scalar.
+/// a scalar. `pass` is [`Pass::Train`] or [`Pass::Shard`].
 fn build_backward(
     spec: &Spec,
     batch: usize,
     layout: TargetLayout,
-    shard: bool,
+    pass: Pass,
 ) -> Result<(StepGraph, Vec<NodeId>), NnError> {
     if spec.loss.reduction() == Reduction::None {
         return Err(NnError::Loss {
@@ -167,7 +179,7 @@ fn build_backward(
             message: "reduction: none gives per-sample losses; training needs a scalar loss, use mean or sum".into(),
         });
     }
-    let mut step = build_forward(spec, batch, layout, (true, shard))?;
+    let mut step = build_forward(spec, batch, layout, pass)?;
     let loss = step.graph.outputs()[step.loss_output].node;
     // Frozen parameters (`requires_grad: false`) are not asked for: the backward pass stops
     // where only they would need it.
@@ -185,14 +197,14 @@ fn build_backward(
 /// The evaluation step: forward in evaluation mode and loss only, outputs `loss` and
 /// `output`, no update. `reduction: none` is allowed here.
 pub fn build_eval(spec: &Spec, batch: usize, layout: TargetLayout) -> Result<StepGraph, NnError> {
-    build_forward(spec, batch, layout, (false, false))
+    build_forward(spec, batch, layout, Pass::Eval)
 }
 
 fn build_forward(
     spec: &Spec,
     batch: usize,
     layout: TargetLayout,
-    (training, shard): (bool, bool),
+    pass: Pass,
 ) -> Result<StepGraph, NnError> {
     let mut graph = Graph::new();
     let mut x_shape = vec![batch];
@@ -210,22 +222,22 @@ fn build_forward(
     };
     // The forward index is the argument after `y`, so it is made before the model; a
     // share's first row follows it.
-    let forward_shape: &[usize] = if shard { &[2] } else { &[1] };
-    let mode = if training {
-        Mode::Train {
+    let forward_shape: &[usize] = if pass == Pass::Shard { &[2] } else { &[1] };
+    let mode = match pass {
+        Pass::Train | Pass::Shard => Mode::Train {
             forward: draws_random(&spec.model)
                 .then(|| graph.input("forward", TensorType::i64(forward_shape))),
             seed: spec.seed,
-        }
-    } else {
-        Mode::Eval
+        },
+        Pass::Eval => Mode::Eval,
     };
     // The whole batch's denominator comes next, also before the model's hypers.
     let mean = matches!(
         spec.loss.reduction(),
         Reduction::Mean | Reduction::BatchMean
     );
-    let denominator = (shard && mean).then(|| graph.input("denominator", TensorType::f32(&[1])));
+    let denominator =
+        (pass == Pass::Shard && mean).then(|| graph.input("denominator", TensorType::f32(&[1])));
     let model = build_model(&mut graph, &spec.model, x, mode, spec.train.precision)?;
     let scalar = denominator.map(|d| graph.reshape(d, &[])).transpose()?;
     let loss = build_loss(&mut graph, &spec.loss, (model.output, y), layout, scalar)?;

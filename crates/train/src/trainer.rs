@@ -22,12 +22,12 @@ use smallvec::SmallVec;
 use crate::collective::{share, Collective, Solo};
 use crate::session::{BufferId, Kind, Session};
 use crate::weights::{check_finite, check_finite_values};
+use crate::{read_state_dict, BatchTargets, Counter, Dataset, NamedTensor, StateDict, TrainError};
 
 /// Data-parallel training sums a gradient buffer of at least this many values over the ranks
 /// in place, in a call of its own, and packs smaller ones together into calls of about this
 /// size (benches/README.md, "Data parallelism over MPI": measured).
 const BUCKET: usize = 1 << 20;
-use crate::{read_state_dict, BatchTargets, Counter, Dataset, NamedTensor, StateDict, TrainError};
 
 /// Loss and quality of the model on a data set.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -1062,10 +1062,9 @@ impl Trainer {
             Reduction::Mean | Reduction::BatchMean => true,
             Reduction::Sum | Reduction::None => false,
         };
-        if self.collective.size() > 1 {
-            self.collective.sum_f64(&mut sums);
-            tally.sum_over(self.collective.as_mut());
-        }
+        // One process: `Solo` sums nothing.
+        self.collective.sum_f64(&mut sums);
+        tally.sum_over(self.collective.as_mut());
         let loss = match (data.len(), mean) {
             (0, _) => f64::NAN,
             (_, true) => sums[0] / sums[1],
