@@ -233,6 +233,59 @@ fn ranks_as_threads_give_the_single_process_numbers() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
+/// The trainer divides a shard step's loss by the whole batch's denominator from
+/// `graphc_nn::mean_denominator`, which restates each loss's mean beside the graph that forms
+/// it. This pins the two together: every loss type has a training golden case, and each case
+/// on 3 ranks (uneven shares) gives the single-process numbers with `sum`, `mean` and, for
+/// `kl_div`, `batchmean`. A new loss without a case, or whose denominator the function gets
+/// wrong, fails here.
+#[test]
+fn every_loss_and_reduction_on_ranks_gives_the_single_process_numbers() {
+    use graphc::stages::spec::{LossType, Reduction};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("goldens/losses/training");
+    let mut cases: Vec<_> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    cases.sort();
+    let mut covered = Vec::new();
+    let mut wrong = Vec::new();
+    for case in &cases {
+        let spec = graphc::parse_spec(&case.join("spec.yaml")).unwrap();
+        let loss = spec.loss.loss_type().expect("a loss golden names a loss");
+        covered.push(loss);
+        for reduction in [Reduction::Sum, Reduction::Mean, Reduction::BatchMean] {
+            let applies = match reduction {
+                Reduction::BatchMean => loss == LossType::KlDiv,
+                Reduction::Sum | Reduction::Mean => true,
+                Reduction::None => false,
+            };
+            if !applies {
+                continue;
+            }
+            let mut spec = spec.clone();
+            *spec.loss.reduction_mut() = reduction;
+            let what = format!(
+                "{} with {reduction:?}",
+                case.file_name().unwrap().to_string_lossy()
+            );
+            let alone = train_spec(&spec, case, 1);
+            let run = train_spec(&spec, case, 3);
+            wrong.extend(differences(&format!("{what} on 3 ranks"), &run, &alone));
+        }
+    }
+    let missing: Vec<_> = (LossType::ALL.iter())
+        .filter(|t| !covered.contains(t))
+        .map(|t| t.name())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "no training golden for {missing:?} in {}",
+        root.display()
+    );
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
 #[test]
 fn a_gradient_larger_than_a_bucket_is_summed_in_place_with_the_same_numbers() {
     // 1024 × 1024 weights: 2^20 values, a bucket of their own; the bias, the second layer and
