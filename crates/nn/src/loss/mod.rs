@@ -622,7 +622,9 @@ fn reduce_samples(
 /// the count of loss terms — elements (`outputs` per sample) or samples — or, for class-index
 /// targets of `cross_entropy` and `nll`, `Σ w[y_i]` over the samples not ignored (their count
 /// without weights), as the graph forms it; `None` for `sum` and `none`, which divide by
-/// nothing. Summed in f64 and rounded once.
+/// nothing. Summed in f64 and rounded once. It restates what `reduce_elements` and
+/// `reduce_samples` divide by; `tests/tests/it/data_parallel.rs` trains every loss type with
+/// each reduction on 3 ranks against one process, so the two cannot drift apart unnoticed.
 pub fn mean_denominator(loss: &LossSpec, outputs: usize, targets: LossTargets<'_>) -> Option<f64> {
     let samples = match targets {
         LossTargets::Classes(y) => y.len(),
