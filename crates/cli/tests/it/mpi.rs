@@ -98,14 +98,14 @@ fn train_both(case: &Path, ranks: usize, work: &Path, extra: &[&str]) -> (Run, R
     let work = tempfile::tempdir_in(work).unwrap();
     let one = work.path().join("one");
     let many = work.path().join("many");
-    let args = |out: &Path| {
-        let mut args = vec!["train", spec, "--out", out.to_str().unwrap(), "--quiet"];
-        args.extend(extra);
-        args
-    };
-    let o = graphc_in(work.path(), &args(&one));
+    let (one_out, many_out) = (one.to_str().unwrap(), many.to_str().unwrap());
+    let mut one_args = vec!["train", spec, "--out", one_out, "--quiet"];
+    let mut many_args = vec!["train", spec, "--out", many_out, "--quiet"];
+    one_args.extend(extra);
+    many_args.extend(extra);
+    let o = graphc_in(work.path(), &one_args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = mpirun(work.path(), ranks, &args(&many));
+    let o = mpirun(work.path(), ranks, &many_args);
     assert!(
         o.status.success(),
         "{} on {ranks} ranks: {}",
