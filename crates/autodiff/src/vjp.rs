@@ -157,6 +157,9 @@ pub fn vjp(
             let axes: Vec<usize> = (0..to.len()).filter(|&i| from[i] != to[i]).collect();
             out[0] = Some(graph.reduce(ReduceOp::Sum, g, &axes)?);
         }
+        // y = Σ_ranks x: every rank's loss term reads y, so the adjoint of this rank's x is
+        // the sum of every rank's adjoint of y: dx = Σ_ranks g (alone, g itself)
+        Op::SumRanks => out[0] = Some(graph.sum_ranks(g)?),
         // d reshape(x) = reshape back
         Op::Reshape(_) => {
             let from = graph.shape(x(0)).to_vec();

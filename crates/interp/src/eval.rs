@@ -57,12 +57,25 @@ impl<T> Value<T> {
 
 /// Runs `graph` once and returns every node's value, indexed by `NodeId::index`.
 /// `order` is a topological order of the graph; `args` binds `Graph::arguments()`
-/// in order; `persistent` holds the `Param` and `State` values by name.
+/// in order; `persistent` holds the `Param` and `State` values by name. One process:
+/// `Op::SumRanks` is its operand.
 pub fn evaluate<T: Scalar>(
     graph: &Graph,
     order: &[NodeId],
     args: &[Value<T>],
     persistent: &HashMap<String, Vec<T>>,
+) -> Result<Vec<Value<T>>, IrError> {
+    evaluate_summing(graph, order, args, persistent, &mut |_| {})
+}
+
+/// [`evaluate`] in a data-parallel run: each `Op::SumRanks`, in `order`, hands a copy of its
+/// operand to `sum_ranks`, which replaces the values with their sums over the ranks.
+pub fn evaluate_summing<T: Scalar>(
+    graph: &Graph,
+    order: &[NodeId],
+    args: &[Value<T>],
+    persistent: &HashMap<String, Vec<T>>,
+    sum_ranks: &mut dyn FnMut(&mut [T]),
 ) -> Result<Vec<Value<T>>, IrError> {
     let arguments = graph.arguments();
     if args.len() != arguments.len() {
@@ -140,6 +153,13 @@ pub fn evaluate<T: Scalar>(
             )),
             Op::MaxPool(window) => Value::F(windowed::max_pool(x(0), x(1), ty(0), window)),
             Op::MaxPoolGrad(window) => Value::F(windowed::max_pool_grad(x(0), x(1), ty(0), window)),
+            Op::SumRanks => {
+                let mut sums = x(0).clone();
+                if !sums.is_empty() {
+                    sum_ranks(&mut sums);
+                }
+                Value::F(sums)
+            }
             Op::RandomUniform { seed, stream, .. } => match &values[operands[0].index()] {
                 Value::I(step) => {
                     let first = step

@@ -12,9 +12,9 @@ mod windowed;
 
 use std::collections::HashMap;
 
-use graphc_ir::{Arg, Backend, DType, Executable, Graph, IrError, NodeId};
+use graphc_ir::{Arg, Backend, DType, Executable, Graph, IrError, NodeId, Op};
 
-pub use eval::{evaluate, Scalar, Value};
+pub use eval::{evaluate, evaluate_summing, Scalar, Value};
 
 /// The interpreter as a [`Backend`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -72,7 +72,11 @@ impl Program {
 }
 
 impl Executable for Program {
-    fn run(&mut self, args: &[Arg<'_>]) -> Result<(), IrError> {
+    fn run_summing(
+        &mut self,
+        args: &[Arg<'_>],
+        sum_ranks: &mut dyn FnMut(&mut [f32]),
+    ) -> Result<(), IrError> {
         let args: Vec<Value<f32>> = args
             .iter()
             .map(|a| match a {
@@ -80,7 +84,8 @@ impl Executable for Program {
                 Arg::I64(d) => Value::I(d.to_vec()),
             })
             .collect();
-        let values = evaluate(&self.graph, &self.order, &args, &self.persistent)?;
+        let values =
+            evaluate_summing(&self.graph, &self.order, &args, &self.persistent, sum_ranks)?;
         for (slot, o) in self.outputs.iter_mut().zip(self.graph.outputs()) {
             slot.clone_from(values[o.node.index()].as_f());
         }
@@ -91,6 +96,15 @@ impl Executable for Program {
             }
         }
         Ok(())
+    }
+
+    fn sum_ranks_lengths(&self) -> Vec<usize> {
+        let graph = &self.graph;
+        (self.order.iter())
+            .filter(|&&id| graph.node(id).op == Op::SumRanks)
+            .map(|&id| graph.node(id).ty.numel())
+            .filter(|&len| len > 0)
+            .collect()
     }
 
     fn output(&self, index: usize) -> &[f32] {

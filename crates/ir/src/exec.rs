@@ -24,8 +24,22 @@ pub trait Backend {
 /// a driver binds to its store through the slot methods: slot `i` is the buffer of
 /// `Graph::persistent()[i]`, so names are resolved once, when the executable is bound.
 pub trait Executable: Send {
-    /// Runs the graph once: computes outputs, then applies every assign.
-    fn run(&mut self, args: &[Arg<'_>]) -> Result<(), IrError>;
+    /// Runs the graph once: computes outputs, then applies every assign. Alone: each
+    /// [`Op::SumRanks`](crate::Op::SumRanks) is its operand.
+    fn run(&mut self, args: &[Arg<'_>]) -> Result<(), IrError> {
+        self.run_summing(args, &mut |_| {})
+    }
+    /// [`Executable::run`] in a data-parallel run: each [`Op::SumRanks`](crate::Op::SumRanks)
+    /// hands its operand's values to `sum_ranks`, which replaces them with their sums over
+    /// the ranks, in the order [`Executable::sum_ranks_lengths`] lists.
+    fn run_summing(
+        &mut self,
+        args: &[Arg<'_>],
+        sum_ranks: &mut dyn FnMut(&mut [f32]),
+    ) -> Result<(), IrError>;
+    /// The lengths of the sums a run asks `sum_ranks` for, in the order it asks (what a rank
+    /// without samples must still take part in).
+    fn sum_ranks_lengths(&self) -> Vec<usize>;
     /// The value of output `index` from the last run (row-major f32).
     fn output(&self, index: usize) -> &[f32];
     /// The current value of persistent buffer `slot` (an index into `Graph::persistent()`).

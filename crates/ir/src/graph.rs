@@ -316,6 +316,11 @@ impl Graph {
         )
     }
 
+    /// `x` summed over the ranks of a data-parallel run (see [`Op::SumRanks`]).
+    pub fn sum_ranks(&mut self, x: NodeId) -> Result<NodeId, IrError> {
+        self.add(Op::SumRanks, &[x])
+    }
+
     /// Names a node as a result of the step.
     pub fn add_output(&mut self, name: &str, node: NodeId) {
         self.outputs.push(Output {

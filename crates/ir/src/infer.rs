@@ -37,7 +37,9 @@ impl Op {
             | Op::Hyper(_)
             | Op::Fill(_)
             | Op::Constant(_) => Err(IrError::ty(&name, "a leaf has no inferred type")),
-            Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select => same_shape(),
+            Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::SumRanks => {
+                same_shape()
+            }
             Op::Reduce { axes, .. } => {
                 all_f32()?;
                 let t = operands[0];

@@ -276,6 +276,14 @@ pub enum Op {
         /// The result's shape (at most [`crate::random::RANDOM_MAX_ELEMENTS`] elements).
         shape: Vec<usize>,
     },
+    /// The elementwise sum of its f32 operand over the ranks of a data-parallel
+    /// run (`train.sync_batch_norm`'s per-channel sums): the same shape, and in
+    /// one process the operand itself. The executing caller supplies the sum
+    /// (`Executable::run_summing`); every rank runs the same step graph, so
+    /// every rank calls it in the same order with the same lengths. Its
+    /// gradient is itself: each rank's loss term reads the global sum, so the
+    /// adjoint of one rank's part is the sum of every rank's adjoints.
+    SumRanks,
 }
 
 /// How an op reads its operands. Fusion and the JIT's planning derive from
@@ -321,6 +329,10 @@ pub enum Access {
     /// could be computed inside a fused loop from the loop index; today it
     /// runs as a step of its own.
     Generated,
+    /// The result is the operand summed over the processes of a run, by the
+    /// caller during the step: the operand is read from memory and the op runs
+    /// as a step of its own.
+    Collective,
 }
 
 impl Op {
@@ -366,6 +378,7 @@ impl Op {
             | Op::MaxPool(_)
             | Op::MaxPoolGrad(_) => Access::Windowed,
             Op::RandomUniform { .. } => Access::Generated,
+            Op::SumRanks => Access::Collective,
         }
     }
 
@@ -384,7 +397,8 @@ impl Op {
             | Op::Reshape(_)
             | Op::Transpose(_)
             | Op::OneHot(_)
-            | Op::RandomUniform { .. } => 1,
+            | Op::RandomUniform { .. }
+            | Op::SumRanks => 1,
             Op::Binary(_)
             | Op::Compare(_)
             | Op::MatMul { .. }
@@ -440,6 +454,7 @@ impl Op {
             Op::MaxPool(_) => "max_pool".into(),
             Op::MaxPoolGrad(_) => "max_pool_grad".into(),
             Op::RandomUniform { .. } => "random_uniform".into(),
+            Op::SumRanks => "sum_ranks".into(),
         }
     }
 }
@@ -474,7 +489,7 @@ impl fmt::Display for Op {
                 stream,
                 shape,
             } => write!(f, " seed={seed} stream={stream} {shape:?}"),
-            Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select => Ok(()),
+            Op::Unary(_) | Op::Binary(_) | Op::Compare(_) | Op::Select | Op::SumRanks => Ok(()),
         }
     }
 }

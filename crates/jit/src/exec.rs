@@ -112,8 +112,8 @@ impl JitExecutable {
         Ok(())
     }
 
-    /// Runs plan step `step_index`.
-    fn execute(&mut self, step_index: usize) {
+    /// Runs plan step `step_index`, with `sum_ranks` as the run's sum over ranks.
+    fn execute(&mut self, step_index: usize, sum_ranks: &mut dyn FnMut(&mut [f32])) {
         match self.steps[step_index] {
             Step::Kernel {
                 kernel, hi, chunks, ..
@@ -168,6 +168,11 @@ impl JitExecutable {
             Step::Fill { offset, len, value } => {
                 self.arena.as_mut_slice()[offset..offset + len].fill(value);
             }
+            Step::SumRanks { from, to, len } => {
+                let arena = self.arena.as_mut_slice();
+                arena.copy_within(from..from + len, to);
+                sum_ranks(&mut arena[to..to + len]);
+            }
         }
     }
 }
@@ -185,7 +190,7 @@ impl JitExecutable {
         for _ in 0..reps {
             for (i, t) in times.iter_mut().enumerate() {
                 let start = std::time::Instant::now();
-                self.execute(i);
+                self.execute(i, &mut |_| {});
                 *t += start.elapsed().as_secs_f64();
             }
         }
@@ -235,7 +240,7 @@ impl JitExecutable {
                 let start = std::time::Instant::now();
                 for _ in 0..inner {
                     for &i in steps {
-                        self.execute(i);
+                        self.execute(i, &mut |_| {});
                     }
                 }
                 times[part].push(start.elapsed().as_secs_f64() / inner as f64);
@@ -254,7 +259,11 @@ impl JitExecutable {
 }
 
 impl Executable for JitExecutable {
-    fn run(&mut self, args: &[Arg<'_>]) -> Result<(), IrError> {
+    fn run_summing(
+        &mut self,
+        args: &[Arg<'_>],
+        sum_ranks: &mut dyn FnMut(&mut [f32]),
+    ) -> Result<(), IrError> {
         self.check(args)?;
         for (slot, arg) in self.args.iter().zip(args) {
             match arg {
@@ -265,13 +274,26 @@ impl Executable for JitExecutable {
             }
         }
         for i in 0..self.steps.len() {
-            self.execute(i);
+            self.execute(i, sum_ranks);
         }
         let arena = self.arena.as_mut_slice();
         for &(src, dst, len) in &self.end {
             arena.copy_within(src..src + len, dst);
         }
         Ok(())
+    }
+
+    fn sum_ranks_lengths(&self) -> Vec<usize> {
+        (self.steps.iter())
+            .filter_map(|step| match *step {
+                Step::SumRanks { len, .. } => Some(len),
+                Step::Kernel { .. }
+                | Step::Gemm(_)
+                | Step::Conv(_)
+                | Step::Pool(_)
+                | Step::Fill { .. } => None,
+            })
+            .collect()
     }
 
     fn output(&self, index: usize) -> &[f32] {

@@ -133,7 +133,11 @@ pub fn compile_with(graph: &Graph, options: &Options) -> Result<JitExecutable, I
     let gemm_calls = || {
         plan.steps.iter().filter_map(|s| match s {
             Step::Gemm(call) => Some(call),
-            Step::Kernel { .. } | Step::Conv(_) | Step::Pool(_) | Step::Fill { .. } => None,
+            Step::Kernel { .. }
+            | Step::Conv(_)
+            | Step::Pool(_)
+            | Step::Fill { .. }
+            | Step::SumRanks { .. } => None,
         })
     };
     let gemms = gemm_calls().count();

@@ -126,6 +126,16 @@ pub(crate) enum Step {
     Conv(ConvId),
     /// Max pooling or its gradient (`pool`).
     Pool(PoolId),
+    /// Copies `len` floats from `from` to `to` and hands them to the run's sum over ranks
+    /// (`Op::SumRanks`), which replaces them with their sums.
+    SumRanks {
+        /// The operand's first float.
+        from: usize,
+        /// The result's first float.
+        to: usize,
+        /// Count.
+        len: usize,
+    },
     /// Sets `len` floats at `offset` to `value`.
     Fill {
         /// First float.
@@ -614,6 +624,7 @@ impl<'g> Lowerer<'g> {
             | Op::MatMul { .. }
             | Op::OneHot(_)
             | Op::RandomUniform { .. }
+            | Op::SumRanks
             | Op::MaxPool(_)
             | Op::MaxPoolGrad(_) => return Ok(None),
         };
@@ -784,6 +795,13 @@ impl<'g> Lowerer<'g> {
                     .then(|| graphc_ir::random::row_elements(self.shape(v)));
                 self.random_uniform(v, (seed, stream, row), slot_of(step), slot_of(v), out)?;
             }
+            (Op::SumRanks, &[x]) => {
+                let len = self.numel(v)?;
+                if len > 0 {
+                    let (from, to) = (slot_of(x), slot_of(v));
+                    out.steps.push(Step::SumRanks { from, to, len });
+                }
+            }
             (
                 Op::Input(_)
                 | Op::Param(_)
@@ -801,7 +819,8 @@ impl<'g> Lowerer<'g> {
                 | Op::Transpose(_)
                 | Op::MatMul { .. }
                 | Op::OneHot(_)
-                | Op::RandomUniform { .. },
+                | Op::RandomUniform { .. }
+                | Op::SumRanks,
                 _,
             ) => {
                 return Err(internal(format!(
@@ -1021,7 +1040,8 @@ impl<'g> Lowerer<'g> {
                 | Op::ConvWeightGrad { .. }
                 | Op::MaxPool(_)
                 | Op::MaxPoolGrad(_)
-                | Op::RandomUniform { .. } => {
+                | Op::RandomUniform { .. }
+                | Op::SumRanks => {
                     let op = self.op(u).mnemonic();
                     return Err(internal(format!("{u} ({op}) is not part of a cluster")));
                 }
@@ -1114,6 +1134,9 @@ impl fmt::Display for Step {
             Step::Conv(id) => write!(f, "{id}"),
             Step::Pool(id) => write!(f, "{id}"),
             Step::Fill { offset, len, value } => write!(f, "fill {len} at {offset} with {value}"),
+            Step::SumRanks { from, to, len } => {
+                write!(f, "sum over ranks of {len} at {from} into {to}")
+            }
         }
     }
 }
@@ -1180,7 +1203,7 @@ impl fmt::Display for Plan {
                         write!(f, ": {p}")?;
                     }
                 }
-                Step::Gemm(_) | Step::Fill { .. } => {}
+                Step::Gemm(_) | Step::Fill { .. } | Step::SumRanks { .. } => {}
             }
             writeln!(f)?;
         }
@@ -1272,7 +1295,11 @@ pub(crate) mod tests {
                 .iter()
                 .filter_map(|s| match s {
                     Step::Gemm(c) => Some(c),
-                    Step::Kernel { .. } | Step::Conv(_) | Step::Pool(_) | Step::Fill { .. } => None,
+                    Step::Kernel { .. }
+                    | Step::Conv(_)
+                    | Step::Pool(_)
+                    | Step::Fill { .. }
+                    | Step::SumRanks { .. } => None,
                 })
                 .collect();
             assert_eq!(gemms.len(), 1);

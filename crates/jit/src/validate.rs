@@ -153,6 +153,15 @@ impl Plan {
             Step::Fill { offset, len, .. } => {
                 inside("the fill", offset, len, self.arena_len)?;
             }
+            Step::SumRanks { from, to, len } => {
+                let operand = inside("a sum over ranks' operand", from, len, self.arena_len)?;
+                let result = inside("a sum over ranks' result", to, len, self.arena_len)?;
+                if from != to && overlap(&operand, &result) {
+                    return Err(format!(
+                        "a sum over ranks' result {result:?} overlaps its operand {operand:?}"
+                    ));
+                }
+            }
             Step::Gemm(ref call) => self.check_gemm(call)?,
             Step::Conv(id) => match self.convs.get(id) {
                 Some(c) => self.check_conv(c)?,

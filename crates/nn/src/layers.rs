@@ -153,7 +153,7 @@ pub struct LayerInfo {
 
 impl LayerInfo {
     /// A shape error of this layer.
-    fn error(&self, message: String) -> NnError {
+    pub(crate) fn error(&self, message: String) -> NnError {
         NnError::Layer {
             path: self.path.clone(),
             layer: self.label.clone(),

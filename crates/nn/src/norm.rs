@@ -37,6 +37,10 @@ pub enum Mode {
         forward: Option<NodeId>,
         /// The run's seed, dropout's Philox key.
         seed: u64,
+        /// Batch norm's statistics are summed over the ranks of a data-parallel run
+        /// (`train.sync_batch_norm` in a shard step, `Op::SumRanks`), so a share is normalised
+        /// with the whole batch's.
+        sum_ranks: bool,
     },
     /// `model.eval()`: running statistics, dropout off.
     Eval,
@@ -87,7 +91,17 @@ pub(crate) fn batch_norm(
             (h, mean, var)
         }
         (Mode::Train { .. }, _) | (Mode::Eval, None) => {
-            if count == 1 {
+            let sum_ranks = matches!(
+                mode,
+                Mode::Train {
+                    sum_ranks: true,
+                    ..
+                }
+            );
+            // Summed over ranks, a share of one value per channel is normal; PyTorch's check
+            // is on the whole batch's count (the trainer makes it).
+            if count == 1 && !sum_ranks {
+                // The message `check_batch_norm_counts` gives too.
                 return Ok(Err(format!(
                     "expected more than 1 value per channel when training, got input size {shape:?}"
                 )));
@@ -95,8 +109,16 @@ pub(crate) fn batch_norm(
             // One pass over the input for both sums, shifted by the running mean (or 0):
             // with `d = x - K`, `mean = K + Σd/n` and `var = Σd²/n - (Σd/n)²`, whose rounding
             // error is about `ε·(1 + (mean - K)²/var)` relative to the variance — small once
-            // the running mean follows the batches, and never negative (clamped at 0).
-            let n = graph.fill(count as f32, &v.stat);
+            // the running mean follows the batches, and never negative (clamped at 0). Summed
+            // over ranks, `K` is the same on every rank (their running means agree), so the
+            // ranks' sums add up to the whole batch's, and so does the count `n`.
+            let n = if sum_ranks {
+                let share = graph.fill(count as f32, &[1, 1, 1, 1]);
+                let n = graph.sum_ranks(share)?;
+                graph.broadcast(n, &v.stat)?
+            } else {
+                graph.fill(count as f32, &v.stat)
+            };
             let shift = match leaves.running {
                 Some(running) => graph.reshape(running.mean, &v.stat)?,
                 None => graph.fill(0.0, &v.stat),
@@ -104,8 +126,12 @@ pub(crate) fn batch_norm(
             let shift_b = v.broadcast(graph, shift)?;
             let d = graph.binary(BinaryOp::Sub, h, shift_b)?;
             let d2 = graph.binary(BinaryOp::Mul, d, d)?;
-            let sum = v.sum(graph, d)?;
-            let square_sum = v.sum(graph, d2)?;
+            let mut sum = v.sum(graph, d)?;
+            let mut square_sum = v.sum(graph, d2)?;
+            if sum_ranks {
+                sum = graph.sum_ranks(sum)?;
+                square_sum = graph.sum_ranks(square_sum)?;
+            }
             let m1 = graph.binary(BinaryOp::Div, sum, n)?;
             let m2 = graph.binary(BinaryOp::Div, square_sum, n)?;
             let m1_sq = graph.binary(BinaryOp::Mul, m1, m1)?;
@@ -114,7 +140,16 @@ pub(crate) fn batch_norm(
             let var = graph.binary(BinaryOp::Max, var, zero)?;
             if let (Mode::Train { .. }, Some(running)) = (mode, leaves.running) {
                 let mean = graph.binary(BinaryOp::Add, shift, m1)?;
-                let stats = BatchStats { mean, var, count };
+                // The unbiased variance's factor `n / (n - 1)`, of the whole batch's count.
+                let bessel = if sum_ranks {
+                    let one = graph.fill(1.0, &v.stat);
+                    let n_less = graph.binary(BinaryOp::Sub, n, one)?;
+                    graph.binary(BinaryOp::Div, n, n_less)?
+                } else {
+                    let bessel = count as f64 / (count - 1) as f64;
+                    graph.fill(bessel as f32, &v.stat)
+                };
+                let stats = BatchStats { mean, var, bessel };
                 update_running(graph, spec, running, stats, prefix, hypers)?;
             }
             (d, m1, var)
@@ -294,7 +329,8 @@ struct BatchStats {
     mean: NodeId,
     /// The biased variance.
     var: NodeId,
-    count: usize,
+    /// `n / (n - 1)`, `n` the values per channel: the unbiased variance's factor.
+    bessel: NodeId,
 }
 
 /// Assigns PyTorch's running-statistics update: `running_mean ← m·mean + (1-m)·running_mean`,
@@ -323,8 +359,7 @@ fn update_running(
     };
     let mean = graph.reshape(stats.mean, &c)?;
     let var = graph.reshape(stats.var, &c)?;
-    let bessel = stats.count as f64 / (stats.count - 1) as f64;
-    let bessel = graph.fill(bessel as f32, &c);
+    let bessel = graph.reshape(stats.bessel, &c)?;
     let var = graph.binary(BinaryOp::Mul, var, bessel)?;
     for (running, batch) in [(running.mean, mean), (running.var, var)] {
         let new = graph.binary(BinaryOp::Mul, m, batch)?;
@@ -345,7 +380,7 @@ pub(crate) fn dropout(
     index: usize,
     mode: Mode,
 ) -> Result<NodeId, IrError> {
-    let Mode::Train { forward, seed } = mode else {
+    let Mode::Train { forward, seed, .. } = mode else {
         return Ok(h);
     };
     let shape = graph.shape(h).to_vec();
@@ -399,6 +434,26 @@ pub fn has_batch_norm(model: &ModelSpec) -> bool {
         .iter()
         .filter(|e| e.reaches_output)
         .any(|e| norms.contains(&e.layer.kind.layer_type()))
+}
+
+/// Checks that no batch norm of `model` sees one value per channel in a training batch of
+/// `batch` samples (PyTorch's "expected more than 1 value per channel when training"): the
+/// check a step graph makes, for a data-parallel run whose shares sum their statistics
+/// (`train.sync_batch_norm`), where a share of one value is fine but the whole batch's is not.
+pub fn check_batch_norm_counts(model: &ModelSpec, batch: usize) -> Result<(), crate::NnError> {
+    use graphc_spec::LayerType;
+    let norms = [LayerType::BatchNorm1d, LayerType::BatchNorm2d];
+    for info in crate::describe_model(model, batch)? {
+        let positions: usize = info.output.iter().skip(1).product();
+        if norms.contains(&info.layer_type) && info.reaches_output && batch * positions == 1 {
+            let mut shape = vec![batch];
+            shape.extend_from_slice(&info.output);
+            return Err(info.error(format!(
+                "expected more than 1 value per channel when training, got input size {shape:?}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// A dropout layer's `p`; `None` for every other layer.

@@ -228,6 +228,7 @@ fn build_forward(
             forward: draws_random(&spec.model)
                 .then(|| graph.input("forward", TensorType::i64(forward_shape))),
             seed: spec.seed,
+            sum_ranks: pass == Pass::Shard && spec.train.sync_batch_norm,
         },
         Pass::Eval => Mode::Eval,
     };

@@ -73,7 +73,11 @@ pub const COLUMN_PRODUCT_MAX_COLS: usize = 4;
 /// result may not overwrite the operand in place.
 pub fn reads_elsewhere(access: Access) -> bool {
     match access {
-        Access::View | Access::Contraction { .. } | Access::Windowed | Access::Generated => true,
+        Access::View
+        | Access::Contraction { .. }
+        | Access::Windowed
+        | Access::Generated
+        | Access::Collective => true,
         Access::Leaf
         | Access::Uniform(_)
         | Access::Elementwise
@@ -413,7 +417,7 @@ impl<'g> Builder<'g> {
                         Class::Single(g)
                     }
                 }
-                Access::Indexed | Access::Windowed => {
+                Access::Indexed | Access::Windowed | Access::Collective => {
                     Class::Single(self.new_group(self.shape(v), v))
                 }
                 // A value of the element index could join a cluster; for now

@@ -150,9 +150,15 @@ impl Session {
         self.store.exe(self.programs[index].exe)
     }
 
-    /// Binds program `index` and runs it once on `args`.
-    pub(crate) fn run(&mut self, index: usize, args: &[Arg<'_>]) -> Result<(), TrainError> {
-        self.store.run(self.programs[index].exe, args)
+    /// Binds program `index` and runs it once on `args`, with `sum_ranks` as its sum over
+    /// ranks (`Executable::run_summing`).
+    pub(crate) fn run(
+        &mut self,
+        index: usize,
+        args: &[Arg<'_>],
+        sum_ranks: &mut dyn FnMut(&mut [f32]),
+    ) -> Result<(), TrainError> {
+        self.store.run(self.programs[index].exe, args, sum_ranks)
     }
 
     /// The id of the buffer named `name` (`0.weight`, `0.weight.exp_avg`), if a compiled
@@ -305,9 +311,14 @@ impl Store {
 
     /// Brings executable `index` up to date and runs it once on `args`; the buffers it assigns
     /// then have their newest value there.
-    pub(crate) fn run(&mut self, index: usize, args: &[Arg<'_>]) -> Result<(), TrainError> {
+    pub(crate) fn run(
+        &mut self,
+        index: usize,
+        args: &[Arg<'_>],
+        sum_ranks: &mut dyn FnMut(&mut [f32]),
+    ) -> Result<(), TrainError> {
         self.bind(index)?;
-        let result = self.exes[index].exe.run(args);
+        let result = self.exes[index].exe.run_summing(args, sum_ranks);
         result.map_err(|e| self.backend_error(e))?;
         let bound = &mut self.exes[index];
         for (slot, id) in bound.slots.iter().enumerate() {
@@ -417,8 +428,15 @@ mod tests {
     }
 
     impl Executable for Counting {
-        fn run(&mut self, args: &[Arg<'_>]) -> Result<(), IrError> {
-            self.inner.run(args)
+        fn run_summing(
+            &mut self,
+            args: &[Arg<'_>],
+            sum_ranks: &mut dyn FnMut(&mut [f32]),
+        ) -> Result<(), IrError> {
+            self.inner.run_summing(args, sum_ranks)
+        }
+        fn sum_ranks_lengths(&self) -> Vec<usize> {
+            self.inner.sum_ranks_lengths()
         }
         fn output(&self, index: usize) -> &[f32] {
             self.inner.output(index)
@@ -487,7 +505,7 @@ mod tests {
         let (w, g) = (store.id("w").unwrap(), store.id("g").unwrap());
         let run = |store: &mut Store, index: usize, copies: usize| {
             writes.store(0, Ordering::Relaxed);
-            store.run(index, &[]).unwrap();
+            store.run(index, &[], &mut |_| {}).unwrap();
             assert_eq!(writes.load(Ordering::Relaxed), copies, "program {index}");
         };
 

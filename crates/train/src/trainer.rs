@@ -611,7 +611,11 @@ impl Trainer {
                 .map(std::slice::from_ref)
                 .map(Arg::F32),
         );
-        self.session.run(index, &args)
+        // A shard step under `train.sync_batch_norm` sums batch norm's statistics over the
+        // ranks while it runs; no other program has such a sum.
+        let collective = &mut self.collective;
+        self.session
+            .run(index, &args, &mut |values| collective.sum(values))
     }
 
     /// One step of data-parallel training on the whole batch (`features`, `targets` of
@@ -625,6 +629,11 @@ impl Trainer {
         batch: usize,
         update: bool,
     ) -> Result<f32, TrainError> {
+        if self.spec().train.sync_batch_norm && batch == 1 {
+            // Alone, the step graph of one sample refuses a batch norm of one value per
+            // channel; summed over ranks, the shards cannot tell.
+            graphc_nn::check_batch_norm_counts(&self.spec().model, batch)?;
+        }
         let rows = share(batch, self.collective.rank(), self.collective.size());
         let per_sample = features.len() / batch;
         let x = &features[rows.start * per_sample..rows.end * per_sample];
@@ -648,6 +657,16 @@ impl Trainer {
                 .session
                 .exe(index)
                 .output(self.session.get(index).step.loss_output)[0];
+        } else if self.spec().train.sync_batch_norm {
+            // A rank without samples still takes part in the shard step's sums over ranks
+            // (every rank makes the same calls), adding zeros; they do not depend on the
+            // share's size, so the one-sample program's list them.
+            let index = self.session.program(1, Kind::Shard)?;
+            for len in self.session.exe(index).sum_ranks_lengths() {
+                let mut zeros = vec![0.0; len];
+                self.collective.sum(&mut zeros);
+            }
+            self.last_step = None;
         } else {
             self.last_step = None;
         }
@@ -733,14 +752,6 @@ impl Trainer {
         &mut self,
         collective: Box<dyn Collective + Send>,
     ) -> Result<(), TrainError> {
-        if collective.size() > 1 {
-            let spec = self.spec();
-            if spec.train.sync_batch_norm && graphc_nn::has_batch_norm(&spec.model) {
-                return Err(TrainError::Parallel(
-                    "train.sync_batch_norm: true is not supported with more than one MPI rank yet; leave it out for per-rank batch statistics".into(),
-                ));
-            }
-        }
         self.collective = collective;
         Ok(())
     }
@@ -1157,8 +1168,8 @@ impl Trainer {
                 data.feature_location(rows[row], feature)
             })?;
             let index = self.session.program(rows.len(), kind)?;
-            self.session
-                .run(index, &[Arg::F32(&features), targets_arg(&targets)])?;
+            let args = [Arg::F32(&features), targets_arg(&targets)];
+            self.session.run(index, &args, &mut |_| {})?;
             let step = &self.session.get(index).step;
             f(self.session.exe(index), step, rows.len(), &targets);
             start += rows.len();

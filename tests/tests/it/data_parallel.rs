@@ -6,7 +6,8 @@
 //! by the global norm, Adam and param groups, with shares of uneven size; dropout (masks by
 //! global sample index, shares starting inside a Philox block) and the validation metrics
 //! (sharded and reduced) likewise. Batch norm's per-rank statistics against PyTorch DDP's
-//! numbers. (`crates/cli`'s `mpi` tests run the same under `mpirun` when built with the
+//! numbers; with `train.sync_batch_norm`, statistics summed over ranks give the single
+//! process's numbers, on both backends. (`crates/cli`'s `mpi` tests run the same under `mpirun` when built with the
 //! feature `mpi`.)
 
 use std::ops::ControlFlow;
@@ -77,12 +78,13 @@ impl Collective for Threads {
 }
 
 /// What a run gives: its step losses, each epoch's validation loss and accuracy (or RMSE),
-/// and the final `state_dict` (parameters and running statistics).
+/// and the final `state_dict` (parameters and running statistics, and the counters).
 #[derive(Debug, Clone, PartialEq)]
 struct Run {
     losses: Vec<f32>,
     valid: Vec<(f32, Option<f32>)>,
     state: Vec<(String, Vec<f32>)>,
+    counters: Vec<(String, i64)>,
 }
 
 /// Collects a run's step losses and validation metrics.
@@ -114,6 +116,11 @@ fn train(case: &Path, size: usize) -> Run {
 
 /// [`train`] of `spec`, whose files are in `dir`.
 fn train_spec(spec: &Spec, dir: &Path, size: usize) -> Run {
+    train_spec_on(spec, dir, size, BackendKind::Jit)
+}
+
+/// [`train_spec`] on `backend`.
+fn train_spec_on(spec: &Spec, dir: &Path, size: usize, backend: BackendKind) -> Run {
     let shared = Arc::new(Shared {
         sums: Mutex::new(Vec::new()),
         barrier: Barrier::new(size),
@@ -125,24 +132,25 @@ fn train_spec(spec: &Spec, dir: &Path, size: usize) -> Run {
             let shared = Arc::clone(&shared);
             std::thread::spawn(move || {
                 let data = graphc::load_data(&spec, &dir).unwrap();
-                let mut trainer: Trainer =
-                    graphc::prepare(&spec, &dir, &data, BackendKind::Jit).unwrap();
+                let mut trainer: Trainer = graphc::prepare(&spec, &dir, &data, backend).unwrap();
                 if size > 1 {
                     let threads = Threads { rank, size, shared };
                     trainer.set_collective(Box::new(threads)).unwrap();
                 }
                 let mut record = Record::default();
                 graphc::fit(&mut trainer, &data, &mut record).unwrap();
-                let state = trainer
-                    .model_state()
-                    .tensors
-                    .into_iter()
+                let model = trainer.model_state();
+                let state = (model.tensors.into_iter())
                     .map(|t| (t.name, t.data))
                     .collect::<Vec<_>>();
+                let counters = (model.counters.into_iter())
+                    .map(|c| (c.name, c.value))
+                    .collect();
                 Run {
                     losses: record.losses,
                     valid: record.valid,
                     state,
+                    counters,
                 }
             })
         })
@@ -167,6 +175,12 @@ fn differences(what: &str, run: &Run, alone: &Run) -> Vec<String> {
             alone.valid.len()
         ));
         return wrong;
+    }
+    if run.counters != alone.counters {
+        wrong.push(format!(
+            "{what}: counters {:?} vs {:?}",
+            run.counters, alone.counters
+        ));
     }
     let loss_close = |a: f32, e: f32| close(f64::from(a), f64::from(e), 1e-5, 1e-7);
     for (s, (&a, &e)) in run.losses.iter().zip(&alone.losses).enumerate() {
@@ -205,11 +219,21 @@ fn against_one_process(case: &Path) -> Vec<String> {
 
 /// [`against_one_process`] of `spec`, whose files are in `dir`.
 fn spec_against_one_process(what: &str, spec: &Spec, dir: &Path) -> Vec<String> {
-    let alone = train_spec(spec, dir, 1);
+    spec_against_one_process_on(what, spec, dir, BackendKind::Jit)
+}
+
+/// [`spec_against_one_process`] on `backend`.
+fn spec_against_one_process_on(
+    what: &str,
+    spec: &Spec,
+    dir: &Path,
+    backend: BackendKind,
+) -> Vec<String> {
+    let alone = train_spec_on(spec, dir, 1, backend);
     [2, 3]
         .into_iter()
         .flat_map(|size| {
-            let run = train_spec(spec, dir, size);
+            let run = train_spec_on(spec, dir, size, backend);
             differences(&format!("{what} on {size} ranks"), &run, &alone)
         })
         .collect()
@@ -367,6 +391,7 @@ fn ddp_golden(case: &Path) -> (usize, Run) {
         losses: floats(&expected["losses"]),
         valid: valid.into_iter().map(|v| (v, None)).collect(),
         state,
+        counters: Vec::new(),
     };
     (ranks, run)
 }
@@ -382,6 +407,7 @@ fn batch_norm_on_ranks_normalises_each_share_as_pytorch_ddp_does() {
         let case = root.join(case);
         let (ranks, torch) = ddp_golden(&case);
         let mut run = train(&case, ranks);
+        run.counters.clear();
         // The golden records losses only for validation, and tensors by name.
         run.valid.iter_mut().for_each(|v| v.1 = None);
         run.state
@@ -401,29 +427,123 @@ fn batch_norm_on_ranks_normalises_each_share_as_pytorch_ddp_does() {
 }
 
 #[test]
-fn sync_batch_norm_is_refused_on_several_ranks_and_ignored_alone() {
-    let case = Path::new(env!("CARGO_MANIFEST_DIR")).join("goldens/data_parallel/ddp_bn1d_2_ranks");
+fn sync_batch_norm_on_ranks_gives_the_single_process_numbers() {
+    // Statistics summed over ranks: every share is normalised with the whole batch's, so 2
+    // and 3 ranks give one process's numbers (which the PyTorch goldens pin), running
+    // statistics and `num_batches_tracked` included, on both backends. Batches of 8 on 3
+    // ranks are shares of 3, 3 and 2; a last batch of 1 leaves two ranks without samples.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("goldens/norm_dropout");
+    let cases = [
+        ("bn1d_features_after_linear_named", BackendKind::Jit),
+        ("bn1d_features_after_linear_named", BackendKind::Interp),
+        ("bn2d_momentum_null_adam", BackendKind::Jit),
+        ("bn2d_momentum_null_adam", BackendKind::Interp),
+        ("bn1d_channels_after_conv1d_last_batch_1", BackendKind::Jit),
+        (
+            "bn1d_channels_after_conv1d_last_batch_1",
+            BackendKind::Interp,
+        ),
+        ("convnet_bn_dropout_valid", BackendKind::Jit),
+        ("accumulate_2_bn1d_dropout", BackendKind::Jit),
+    ];
+    let mut wrong = Vec::new();
+    for (case, backend) in cases {
+        let dir = root.join(case);
+        let mut spec = graphc::parse_spec(&dir.join("spec.yaml")).unwrap();
+        spec.train.sync_batch_norm = true;
+        let what = format!("{case} ({backend:?})");
+        wrong.extend(spec_against_one_process_on(&what, &spec, &dir, backend));
+    }
+    // A graph of nodes with a batch norm on each of two branches (their sums have no order
+    // between them but the one every rank's step shares), 1-d and 2-d, momentum null.
+    let dir = tempfile::tempdir().unwrap();
+    let spec = "seed: 3
+data:
+  train: {synthetic: {kind: blobs, samples: 23, features: 18, classes: 3}}
+  batch_size: 7
+model:
+  input: [2, 3, 3]
+  nodes:
+    - {name: conv, type: conv2d, out_channels: 4, kernel_size: 2}
+    - {name: left, type: batch_norm2d, inputs: conv}
+    - {name: right, type: batch_norm2d, momentum: null, affine: false, inputs: conv}
+    - {name: sum, type: add, inputs: [left, right]}
+    - {name: flat, type: flatten}
+    - {name: fc, type: linear, out: 5}
+    - {name: bn, type: batch_norm1d}
+    - {name: act, type: relu}
+    - {name: out, type: linear, out: 3}
+loss: {type: cross_entropy}
+optimizer: {type: sgd, lr: 0.1, momentum: 0.9}
+train: {epochs: 2, sync_batch_norm: true}
+";
+    let spec: Spec = spec.parse().unwrap();
+    for backend in [BackendKind::Jit, BackendKind::Interp] {
+        let what = format!("branches ({backend:?})");
+        wrong.extend(spec_against_one_process_on(
+            &what,
+            &spec,
+            dir.path(),
+            backend,
+        ));
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn sync_batch_norm_alone_changes_nothing_bit_for_bit() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("goldens/norm_dropout");
+    for case in [
+        "bn2d_momentum_null_adam",
+        "bn1d_features_after_linear_named",
+    ] {
+        let dir = root.join(case);
+        let mut spec = graphc::parse_spec(&dir.join("spec.yaml")).unwrap();
+        let plain = train_spec(&spec, &dir, 1);
+        spec.train.sync_batch_norm = true;
+        assert_eq!(train_spec(&spec, &dir, 1), plain, "{case}");
+    }
+}
+
+#[test]
+fn sync_batch_norm_refuses_a_whole_batch_of_one_value_per_channel() {
+    // A last batch of one sample (27 rows in batches of 13) gives a batch_norm1d after a
+    // linear layer one value per channel: one process refuses it when building that batch's
+    // step, and so does every rank, although a share alone could not tell.
+    let case = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("goldens/norm_dropout/bn1d_features_after_linear_named");
     let mut spec = graphc::parse_spec(&case.join("spec.yaml")).unwrap();
     spec.train.sync_batch_norm = true;
-    let data = graphc::load_data(&spec, &case).unwrap();
-    let mut trainer: Trainer = graphc::prepare(&spec, &case, &data, BackendKind::Jit).unwrap();
+    spec.data.batch_size = 13;
     let shared = Arc::new(Shared {
         sums: Mutex::new(Vec::new()),
         barrier: Barrier::new(2),
     });
-    let threads = Threads {
-        rank: 0,
-        size: 2,
-        shared,
-    };
-    let err = trainer.set_collective(Box::new(threads)).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("sync_batch_norm: true is not supported"),
-        "{err}"
-    );
-    // Alone it changes nothing: one process's statistics are the whole batch's.
-    let mut record = Record::default();
-    graphc::fit(&mut trainer, &data, &mut record).unwrap();
-    assert_eq!(record.losses.len(), 9);
+    let ranks: Vec<_> = (0..2)
+        .map(|rank| {
+            let (spec, case, shared) = (spec.clone(), case.clone(), Arc::clone(&shared));
+            std::thread::spawn(move || {
+                let data = graphc::load_data(&spec, &case).unwrap();
+                let mut trainer: Trainer =
+                    graphc::prepare(&spec, &case, &data, BackendKind::Jit).unwrap();
+                let threads = Threads {
+                    rank,
+                    size: 2,
+                    shared,
+                };
+                trainer.set_collective(Box::new(threads)).unwrap();
+                let mut record = Record::default();
+                graphc::fit(&mut trainer, &data, &mut record)
+                    .err()
+                    .map(|e| e.to_string())
+            })
+        })
+        .collect();
+    for rank in ranks {
+        let err = rank.join().unwrap().expect("refused");
+        assert!(
+            err.contains("bn1") && err.contains("expected more than 1 value per channel"),
+            "{err}"
+        );
+    }
 }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 
 use graphc_autodiff::grad;
-use graphc_interp::{evaluate, Value};
+use graphc_interp::{evaluate, evaluate_summing, Value};
 use graphc_ir::{
     AxisWindows, BinaryOp, CompareOp, Graph, IrError, NodeId, ReduceOp, TensorType, UnaryOp,
     Window, WindowAxis,
@@ -36,6 +36,19 @@ fn check_gradients_with_args(
     params: &[(Vec<usize>, Vec<f64>)],
     weights_seed: u64,
     args: &[Value<f64>],
+    build: &Build,
+) -> Result<(), TestCaseError> {
+    check_gradients_over_ranks(params, weights_seed, args, 1.0, build)
+}
+
+/// [`check_gradients_with_args`] as one of `ranks` identical ranks: each `Op::SumRanks` is
+/// its operand times `ranks` (what every rank holding the same values sums to), so the
+/// loss is one rank's, and its gradient reads every rank's adjoint through the rule.
+fn check_gradients_over_ranks(
+    params: &[(Vec<usize>, Vec<f64>)],
+    weights_seed: u64,
+    args: &[Value<f64>],
+    ranks: f64,
     build: &Build,
 ) -> Result<(), TestCaseError> {
     let mut g = Graph::new();
@@ -72,7 +85,8 @@ fn check_gradients_with_args(
         .map(|(i, (_, v))| (format!("p{i}"), v.clone()))
         .collect();
     let run = |values: &HashMap<String, Vec<f64>>| -> Vec<Vec<f64>> {
-        let all = evaluate::<f64>(&g, &order, args, values).expect("runs");
+        let mut sum_ranks = |v: &mut [f64]| v.iter_mut().for_each(|a| *a *= ranks);
+        let all = evaluate_summing::<f64>(&g, &order, args, values, &mut sum_ranks).expect("runs");
         g.outputs()
             .iter()
             .map(|o| all[o.node.index()].as_f().clone())
@@ -262,6 +276,22 @@ proptest! {
     ) {
         let to: Vec<usize> = x.0.iter().zip(&target).map(|(&f, &t)| if f == 1 { t } else { f }).collect();
         check_gradients(&[x], seed, &move |g, p| g.broadcast(p[0], &to))?;
+    }
+
+    #[test]
+    fn sum_ranks_rule_matches_finite_differences(
+        x in tensor(-3.0, 3.0),
+        seed: u64,
+        ranks in 1..=4usize,
+        square: bool,
+    ) {
+        // Alone, and as one of several identical ranks; `square` puts the sum between two
+        // nonlinear ops, as batch norm's statistics sit.
+        check_gradients_over_ranks(&[x], seed, &[], ranks as f64, &move |g, p| {
+            let x = if square { g.binary(BinaryOp::Mul, p[0], p[0])? } else { p[0] };
+            let s = g.sum_ranks(x)?;
+            if square { g.binary(BinaryOp::Mul, s, p[0]) } else { Ok(s) }
+        })?;
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! 1e-4) and PyTorch's; only rank 0 writes the run directory; a failing rank ends every rank;
 //! a binary built without the feature refuses to run as one of several ranks. Dropout cases
 //! draw the single-process masks; batch norm (per-rank statistics) gives PyTorch DDP's
-//! numbers.
+//! numbers, and with `train.sync_batch_norm` the single process's.
 //!
 //! Skipped, saying so, when this binary was built without the feature. With it, `mpirun`
 //! must be installed (`.ci/run` installs Open MPI).
@@ -90,24 +90,22 @@ fn read_run(out: &Path) -> Run {
     Run { losses, state }
 }
 
-/// Trains `case` alone and on `ranks` ranks (JIT backend) in a new directory of `work`;
-/// returns both runs.
-fn train_both(case: &Path, ranks: usize, work: &Path) -> (Run, Run) {
+/// Trains `case` alone and on `ranks` ranks (JIT backend) in a new directory of `work`, both
+/// with the `extra` arguments; returns both runs.
+fn train_both(case: &Path, ranks: usize, work: &Path, extra: &[&str]) -> (Run, Run) {
     let spec = case.join("spec.yaml");
     let spec = spec.to_str().expect("UTF-8 path");
     let work = tempfile::tempdir_in(work).unwrap();
     let one = work.path().join("one");
     let many = work.path().join("many");
-    let o = graphc_in(
-        work.path(),
-        &["train", spec, "--out", one.to_str().unwrap(), "--quiet"],
-    );
+    let (one_out, many_out) = (one.to_str().unwrap(), many.to_str().unwrap());
+    let mut one_args = vec!["train", spec, "--out", one_out, "--quiet"];
+    let mut many_args = vec!["train", spec, "--out", many_out, "--quiet"];
+    one_args.extend(extra);
+    many_args.extend(extra);
+    let o = graphc_in(work.path(), &one_args);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let o = mpirun(
-        work.path(),
-        ranks,
-        &["train", spec, "--out", many.to_str().unwrap(), "--quiet"],
-    );
+    let o = mpirun(work.path(), ranks, &many_args);
     assert!(
         o.status.success(),
         "{} on {ranks} ranks: {}",
@@ -129,6 +127,67 @@ fn floats(v: &Value) -> Vec<f64> {
         .collect()
 }
 
+/// Every difference of `many` (the run on several ranks) from `one` (alone) and from the
+/// PyTorch golden `case`'s losses and final tensors beyond the tolerances; counters
+/// (`num_batches_tracked`) exactly.
+fn differences(what: &str, case: &Path, one: &Run, many: &Run) -> Vec<String> {
+    let mut wrong = Vec::new();
+    let text = std::fs::read_to_string(case.join("expected.json")).unwrap();
+    let expected: Value = serde_json::from_str(&text).unwrap();
+    let torch = floats(&expected["losses"]);
+    if many.losses.len() != one.losses.len() || many.losses.len() != torch.len() {
+        wrong.push(format!(
+            "{what}: {} steps, one process {}, PyTorch {}",
+            many.losses.len(),
+            one.losses.len(),
+            torch.len()
+        ));
+        return wrong;
+    }
+    for (s, ((&m, &o), &t)) in many.losses.iter().zip(&one.losses).zip(&torch).enumerate() {
+        if !close(m, o, 1e-5, 1e-7) || !close(m, t, 2e-5, 1e-6) {
+            wrong.push(format!(
+                "{what}: step {} loss {m} vs one process {o}, PyTorch {t}",
+                s + 1
+            ));
+        }
+    }
+    if many.state.counters != one.state.counters {
+        wrong.push(format!(
+            "{what}: counters {:?} vs one process {:?}",
+            many.state.counters, one.state.counters
+        ));
+    }
+    for t in &many.state.tensors {
+        let name = &t.name;
+        let Some(single) = one.state.tensors.iter().find(|o| o.name == *name) else {
+            wrong.push(format!(
+                "{what}: {name} missing from the single-process run"
+            ));
+            continue;
+        };
+        // The loss cases keep PyTorch's losses only.
+        let torch = match expected.get("final") {
+            Some(finals) => floats(&finals[name]["data"]),
+            None => single.data.iter().map(|&v| f64::from(v)).collect(),
+        };
+        if torch.len() != t.data.len() || single.data.len() != t.data.len() {
+            wrong.push(format!("{what}: {name} has {} values", t.data.len()));
+            continue;
+        }
+        for (k, ((&m, &o), &e)) in t.data.iter().zip(&single.data).zip(&torch).enumerate() {
+            let (m, o) = (f64::from(m), f64::from(o));
+            if !close(m, o, 1e-4, 1e-6) || !close(m, e, 1e-4, 1e-6) {
+                wrong.push(format!(
+                    "{what}: {name}[{k}] = {m} vs one process {o}, PyTorch {e}"
+                ));
+                break;
+            }
+        }
+    }
+    wrong
+}
+
 #[test]
 fn mpirun_gives_the_single_process_and_pytorch_numbers() {
     if !built_with_mpi("mpirun_gives_the_single_process_and_pytorch_numbers") {
@@ -141,55 +200,37 @@ fn mpirun_gives_the_single_process_and_pytorch_numbers() {
         // Both rank counts on half the cases each keeps the test short; every case runs on 3
         // ranks or 2, and the uneven shares come from batch sizes 4, 8, 12 and 16 on 3 ranks.
         let ranks = if i % 2 == 0 { 3 } else { 2 };
-        let (one, many) = train_both(&case, ranks, work.path());
+        let (one, many) = train_both(&case, ranks, work.path(), &[]);
         let what = format!("{area}/{name} on {ranks} ranks");
-        let text = std::fs::read_to_string(case.join("expected.json")).unwrap();
-        let expected: Value = serde_json::from_str(&text).unwrap();
-        let torch = floats(&expected["losses"]);
-        if many.losses.len() != one.losses.len() || many.losses.len() != torch.len() {
-            wrong.push(format!(
-                "{what}: {} steps, one process {}, PyTorch {}",
-                many.losses.len(),
-                one.losses.len(),
-                torch.len()
-            ));
-            continue;
-        }
-        for (s, ((&m, &o), &t)) in many.losses.iter().zip(&one.losses).zip(&torch).enumerate() {
-            if !close(m, o, 1e-5, 1e-7) || !close(m, t, 2e-5, 1e-6) {
-                wrong.push(format!(
-                    "{what}: step {} loss {m} vs one process {o}, PyTorch {t}",
-                    s + 1
-                ));
-            }
-        }
-        for t in &many.state.tensors {
-            let name = &t.name;
-            let Some(single) = one.state.tensors.iter().find(|o| o.name == *name) else {
-                wrong.push(format!(
-                    "{what}: {name} missing from the single-process run"
-                ));
-                continue;
-            };
-            // The loss cases keep PyTorch's losses only.
-            let torch = match expected.get("final") {
-                Some(finals) => floats(&finals[name]["data"]),
-                None => single.data.iter().map(|&v| f64::from(v)).collect(),
-            };
-            if torch.len() != t.data.len() || single.data.len() != t.data.len() {
-                wrong.push(format!("{what}: {name} has {} values", t.data.len()));
-                continue;
-            }
-            for (k, ((&m, &o), &e)) in t.data.iter().zip(&single.data).zip(&torch).enumerate() {
-                let (m, o) = (f64::from(m), f64::from(o));
-                if !close(m, o, 1e-4, 1e-6) || !close(m, e, 1e-4, 1e-6) {
-                    wrong.push(format!(
-                        "{what}: {name}[{k}] = {m} vs one process {o}, PyTorch {e}"
-                    ));
-                    break;
-                }
-            }
-        }
+        wrong.extend(differences(&what, &case, &one, &many));
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn sync_batch_norm_on_ranks_gives_the_single_process_and_pytorch_numbers() {
+    if !built_with_mpi("sync_batch_norm_on_ranks_gives_the_single_process_and_pytorch_numbers") {
+        return;
+    }
+    // Statistics summed over ranks: one process's (PyTorch's) numbers. Shares of 2 and 2 of
+    // the batches of 6 and of 3, 3 and 2 of those of 8; the last batch of 1 leaves two ranks
+    // without samples.
+    let work = tempfile::tempdir().unwrap();
+    let sync = ["--set", "train.sync_batch_norm=true"];
+    let mut wrong = Vec::new();
+    for (name, ranks) in [
+        ("bn2d_momentum_null_adam", 3),
+        ("bn1d_channels_after_conv1d_last_batch_1", 3),
+        ("bn1d_features_after_linear_named", 2),
+    ] {
+        let case = repo().join("tests/goldens/norm_dropout").join(name);
+        let (one, many) = train_both(&case, ranks, work.path(), &sync);
+        wrong.extend(differences(
+            &format!("{name} on {ranks} ranks"),
+            &case,
+            &one,
+            &many,
+        ));
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -1,7 +1,7 @@
 //! Property test: random well-typed graphs (rank 1–3, extents 1–9 so SIMD
 //! tails are hit) of fused elementwise chains with broadcasts, reductions over
 //! random axes, transposes, reshapes, one-hots, constants, matmuls with every
-//! transpose pair, and a
+//! transpose pair, sums over ranks (the caller's sum standing for other ranks), and a
 //! parameter updated by an assign over three runs, run on the JIT and the
 //! interpreter.
 //!
@@ -21,7 +21,7 @@ use crate::support::{
     exactly_rounded, lace_with_specials, mismatch, noise, output_mismatch, unary_in_domain, values,
     Data,
 };
-use graphc_interp::{evaluate, Interp, Value};
+use graphc_interp::{evaluate_summing, Interp, Value};
 use graphc_ir::{
     Arg, Backend, BinaryOp, CompareOp, Executable, Graph, NodeId, ReduceOp, TensorType, UnaryOp,
 };
@@ -44,6 +44,7 @@ enum Step {
     MatMul(bool, bool, usize, usize),
     OneHot,
     Constant(u8),
+    SumRanks(usize),
 }
 
 #[derive(Debug, Clone)]
@@ -68,9 +69,10 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Hyper),
         1 => (0u8..6, i.clone()).prop_map(|(p, x)| Step::Transpose(p, x)),
         1 => i.clone().prop_map(Step::Reshape),
-        1 => (any::<bool>(), any::<bool>(), 1usize..10, i).prop_map(|(a, b, k, x)| Step::MatMul(a, b, k, x)),
+        1 => (any::<bool>(), any::<bool>(), 1usize..10, i.clone()).prop_map(|(a, b, k, x)| Step::MatMul(a, b, k, x)),
         1 => Just(Step::OneHot),
         1 => (0u8..8).prop_map(Step::Constant),
+        1 => i.prop_map(Step::SumRanks),
     ]
 }
 
@@ -270,6 +272,7 @@ fn build(c: &Case) -> Built {
                     .unwrap();
                 g.broadcast(k, d).unwrap()
             }
+            Step::SumRanks(x) => g.sum_ranks(pick(&vals, x)).unwrap(),
         };
         vals.push(v);
     }
@@ -291,6 +294,14 @@ fn build(c: &Case) -> Built {
         graph: g,
         args,
         param,
+    }
+}
+
+/// The sum over ranks the runs use: as if another rank held `2x + 1` for every `x` (exact
+/// for the exact regime's values, and the same on both backends whatever it rounds to).
+fn other_rank(values: &mut [f32]) {
+    for v in values {
+        *v += *v * 2.0 + 1.0;
     }
 }
 
@@ -317,7 +328,8 @@ fn check(c: &Case) -> Result<(), String> {
                     Data::I(v) => Value::I(v.clone()),
                 })
                 .collect();
-            let all = evaluate(g, &order, &vals, &state).map_err(|e| e.to_string())?;
+            let all = evaluate_summing(g, &order, &vals, &state, &mut other_rank)
+                .map_err(|e| e.to_string())?;
             let scale = all
                 .iter()
                 .filter_map(|v| if let Value::F(f) = v { Some(f) } else { None })
@@ -326,8 +338,22 @@ fn check(c: &Case) -> Result<(), String> {
                 .fold(1.0f32, |m, x| m.max(x.abs()));
             (1e-5, 1e-5 * scale)
         };
-        interp.run(&args).map_err(|e| e.to_string())?;
-        jit.run(&args).map_err(|e| e.to_string())?;
+        let both: [&mut dyn Executable; 2] = [interp.as_mut(), &mut jit];
+        for exe in both {
+            let mut lengths = Vec::new();
+            let mut sum_ranks = |values: &mut [f32]| {
+                lengths.push(values.len());
+                other_rank(values);
+            };
+            exe.run_summing(&args, &mut sum_ranks)
+                .map_err(|e| e.to_string())?;
+            if lengths != exe.sum_ranks_lengths() {
+                return Err(format!(
+                    "run {run}: sums of {lengths:?} values, listed as {:?}",
+                    exe.sum_ranks_lengths()
+                ));
+            }
+        }
         let output = |name: &str| format!("run {run}, output {name:?}");
         if let Some(m) =
             output_mismatch(g, &jit, interp.as_ref(), output, rtol, atol).or_else(|| {
