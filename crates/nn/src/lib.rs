@@ -33,7 +33,9 @@ pub use loss::{
     build_loss, build_loss_graph, check_loss_data, mean_denominator, task_of, LossGraph,
     LossTargets, TargetLayout, Task,
 };
-pub use norm::{check_batch_norm_counts, draws_random, has_batch_norm, Mode};
+pub use norm::{
+    check_batch_norm_counts, draws_random, evaluates_with_batch_statistics, has_batch_norm, Mode,
+};
 pub use optim::{
     build_update, build_update_graph, group_of, group_of_names, group_settings, hyper_value,
     hyper_value_by, initial_groups, state_init, state_names, GroupScalar, Hyper, StateBuffer,

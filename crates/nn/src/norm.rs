@@ -436,6 +436,22 @@ pub fn has_batch_norm(model: &ModelSpec) -> bool {
         .any(|e| norms.contains(&e.layer.kind.layer_type()))
 }
 
+/// Whether `model` in evaluation mode still normalises with batch statistics: a batch norm
+/// with `track_running_stats: false` (PyTorch's `model.eval()` then uses the batch's), so a
+/// validation split into shares or chunks changes its numbers.
+pub fn evaluates_with_batch_statistics(model: &ModelSpec) -> bool {
+    entries(model)
+        .0
+        .iter()
+        .filter(|e| e.reaches_output)
+        .any(|e| {
+            matches!(
+                &e.layer.kind,
+                LayerKind::BatchNorm1d(b) | LayerKind::BatchNorm2d(b) if !b.track_running_stats
+            )
+        })
+}
+
 /// Checks that no batch norm of `model` sees one value per channel in a training batch of
 /// `batch` samples (PyTorch's "expected more than 1 value per channel when training"): the
 /// check a step graph makes, for a data-parallel run whose shares sum their statistics

@@ -15,7 +15,9 @@ use graphc_nn::sched::{ParamGroup, Scheduler, SchedulerKeys, SchedulerState};
 use graphc_nn::{
     default_init, group_of, hyper_value_by, initial_groups, ParamInfo, StepGraph, TargetLayout,
 };
-use graphc_nn::{input_embedding, mean_denominator, task_of, LossTargets, Task};
+use graphc_nn::{
+    evaluates_with_batch_statistics, input_embedding, mean_denominator, task_of, LossTargets, Task,
+};
 use graphc_spec::{shown_list, HyperValue, Interval, LossSpec, OptimizerKind, Reduction, Spec};
 use smallvec::SmallVec;
 
@@ -1051,14 +1053,22 @@ impl Trainer {
     /// ([`mean_denominator`]: samples, elements, or the class weights of the samples not
     /// ignored), a sum's added up. With several ranks ([`Trainer::set_collective`]), each
     /// evaluates its share of the rows (`collective::share`) and the sums are reduced, so
-    /// every rank gets the single-process numbers; every rank must call it then.
+    /// every rank gets the single-process numbers (all rows on every rank when a batch norm
+    /// evaluates with batch statistics); every rank must call it then.
     pub fn evaluate(&mut self, data: &Dataset) -> Result<Evaluation, TrainError> {
         let task = task_of(&self.spec().loss);
         let mut tally = Tally::default();
         // The loss's sum over chunks (each chunk's mean times its denominator) and the
         // denominators' sum (0 for a `sum` loss, which divides by nothing).
         let mut sums = [0.0f64; 2];
-        let rows = share(data.len(), self.collective.rank(), self.collective.size());
+        // A batch norm that evaluates with batch statistics gives each chunk its own
+        // numbers, so shares would change them: then every rank evaluates every row, in one
+        // process's chunks, and nothing is summed.
+        let sharded = !evaluates_with_batch_statistics(&self.spec().model);
+        let rows = match sharded {
+            true => share(data.len(), self.collective.rank(), self.collective.size()),
+            false => 0..data.len(),
+        };
         let (spec, classes) = (self.spec().loss.clone(), self.classes());
         self.for_each_chunk_in(data, rows, Kind::Eval, |exe, step, rows, targets| {
             let weight = batch_denominator(&spec, classes, targets, rows);
@@ -1074,8 +1084,10 @@ impl Trainer {
             Reduction::Sum | Reduction::None => false,
         };
         // One process: `Solo` sums nothing.
-        self.collective.sum_f64(&mut sums);
-        tally.sum_over(self.collective.as_mut());
+        if sharded {
+            self.collective.sum_f64(&mut sums);
+            tally.sum_over(self.collective.as_mut());
+        }
         let loss = match (data.len(), mean) {
             (0, _) => f64::NAN,
             (_, true) => sums[0] / sums[1],

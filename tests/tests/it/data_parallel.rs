@@ -432,6 +432,7 @@ fn sync_batch_norm_on_ranks_gives_the_single_process_numbers() {
     // and 3 ranks give one process's numbers (which the PyTorch goldens pin), running
     // statistics and `num_batches_tracked` included, on both backends. Batches of 8 on 3
     // ranks are shares of 3, 3 and 2; a last batch of 1 leaves two ranks without samples.
+    // Validation losses are compared too.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("goldens/norm_dropout");
     let cases = [
         ("bn1d_features_after_linear_named", BackendKind::Jit),
@@ -445,6 +446,10 @@ fn sync_batch_norm_on_ranks_gives_the_single_process_numbers() {
         ),
         ("convnet_bn_dropout_valid", BackendKind::Jit),
         ("accumulate_2_bn1d_dropout", BackendKind::Jit),
+        // Validation with batch statistics (no running ones): every rank evaluates all rows.
+        ("bn1d_no_affine_no_running_stats", BackendKind::Jit),
+        ("bn1d_no_affine_no_running_stats", BackendKind::Interp),
+        ("bn2d_no_running_stats", BackendKind::Jit),
     ];
     let mut wrong = Vec::new();
     for (case, backend) in cases {
