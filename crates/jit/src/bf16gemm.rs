@@ -233,6 +233,33 @@ unsafe fn pack(
                 }
             }
         }
+    } else if k_stride == 1 {
+        // Lines run along k (a transposed right operand, a plain left one): 16 lines of 16
+        // pair words at a time, converted whole and turned through registers, so each store
+        // is a pair's words of neighbouring lines, as they lie in their tile.
+        let chunk = tile.min(16);
+        let mask = ((1u32 << chunk) - 1) as __mmask16;
+        for t0 in (0..padded).step_by(tile) {
+            let strip = &mut out[t0 * kpairs..(t0 + tile) * kpairs];
+            for i in (0..tile).step_by(chunk) {
+                let count = lines.saturating_sub(t0 + i).min(chunk);
+                for p0 in (0..kpairs).step_by(16) {
+                    let len = (klen - 2 * p0).min(32);
+                    let mut rows = [_mm512_setzero_si512(); 16];
+                    for (r, row) in rows.iter_mut().enumerate().take(count) {
+                        // SAFETY: line t0 + i + r < lines holds values 2p0..2p0 + len.
+                        *row = unsafe { line_words(at(t0 + i + r, 2 * p0), len) };
+                    }
+                    let cols = transpose16(rows);
+                    for (w, col) in cols.iter().enumerate().take(kpairs - p0) {
+                        let at = (p0 + w) * tile + i;
+                        let words = &mut strip[at..at + chunk];
+                        // SAFETY: the masked store writes the `chunk` words of `words`.
+                        unsafe { _mm512_mask_storeu_epi32(words.as_mut_ptr().cast(), mask, *col) };
+                    }
+                }
+            }
+        }
     } else {
         for t0 in (0..padded).step_by(tile) {
             let strip = &mut out[t0 * kpairs..(t0 + tile) * kpairs];
@@ -284,53 +311,80 @@ unsafe fn interleave(x: *const f32, y: Option<*const f32>, count: usize) -> __m5
     _mm512_permutexvar_epi16(index, both)
 }
 
-/// Packs `len` elements of a line at `stride` as `len.div_ceil(2)` pair words, word `p` at
-/// `out[p · step]` (the last pair of an odd `len` has a zero high half).
+/// The pair words of `len` (≤ 32) contiguous values from `x`: word `w` holds values `2w` and
+/// `2w + 1` (low half first), values past `len` are zero.
+///
+/// # Safety
+/// `x` must hold `len` floats.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn line_words(x: *const f32, len: usize) -> __m512i {
+    let (n0, n1) = (len.min(16), len.saturating_sub(16).min(16));
+    // SAFETY: the masked loads read values 0..n0 and 16..16 + n1, all below len.
+    unsafe {
+        let x0 = _mm512_maskz_loadu_ps(((1u32 << n0) - 1) as __mmask16, x);
+        let x1 = _mm512_maskz_loadu_ps(((1u32 << n1) - 1) as __mmask16, x.add(16));
+        // Lanes 0..16 from x0, 16..32 from x1: word w is the pair at 2w.
+        bits(_mm512_cvtne2ps_pbh(x1, x0))
+    }
+}
+
+/// The transpose of a 16 × 16 matrix of words held as 16 row vectors: 32-bit and 64-bit
+/// unpacks transpose the 4 × 4 blocks inside each 128-bit lane, then 128-bit shuffles move
+/// the blocks (64 shuffles where storing word by word takes 256 stores).
+#[target_feature(enable = "avx512f")]
+fn transpose16(r: [__m512i; 16]) -> [__m512i; 16] {
+    let mut t = [_mm512_setzero_si512(); 16];
+    for j in 0..8 {
+        t[2 * j] = _mm512_unpacklo_epi32(r[2 * j], r[2 * j + 1]);
+        t[2 * j + 1] = _mm512_unpackhi_epi32(r[2 * j], r[2 * j + 1]);
+    }
+    // u[4j + q], lane L: rows 4j..4j + 4 of column 4L + q.
+    let mut u = [_mm512_setzero_si512(); 16];
+    for j in 0..4 {
+        u[4 * j] = _mm512_unpacklo_epi64(t[4 * j], t[4 * j + 2]);
+        u[4 * j + 1] = _mm512_unpackhi_epi64(t[4 * j], t[4 * j + 2]);
+        u[4 * j + 2] = _mm512_unpacklo_epi64(t[4 * j + 1], t[4 * j + 3]);
+        u[4 * j + 3] = _mm512_unpackhi_epi64(t[4 * j + 1], t[4 * j + 3]);
+    }
+    // Column 4L + q gathers lane L of u[q], u[4 + q], u[8 + q], u[12 + q].
+    let mut c = [_mm512_setzero_si512(); 16];
+    for q in 0..4 {
+        let low01 = _mm512_shuffle_i32x4::<0b01_00_01_00>(u[q], u[4 + q]);
+        let low23 = _mm512_shuffle_i32x4::<0b01_00_01_00>(u[8 + q], u[12 + q]);
+        let high01 = _mm512_shuffle_i32x4::<0b11_10_11_10>(u[q], u[4 + q]);
+        let high23 = _mm512_shuffle_i32x4::<0b11_10_11_10>(u[8 + q], u[12 + q]);
+        c[q] = _mm512_shuffle_i32x4::<0b10_00_10_00>(low01, low23);
+        c[4 + q] = _mm512_shuffle_i32x4::<0b11_01_11_01>(low01, low23);
+        c[8 + q] = _mm512_shuffle_i32x4::<0b10_00_10_00>(high01, high23);
+        c[12 + q] = _mm512_shuffle_i32x4::<0b11_01_11_01>(high01, high23);
+    }
+    c
+}
+
+/// Packs `len` elements of a line at `stride` (neither operand's lines nor its `k` values
+/// neighbours: no product of the plan, kept for completeness) as `len.div_ceil(2)` pair
+/// words, word `p` at `out[p · step]` (the last pair of an odd `len` has a zero high half).
 ///
 /// # Safety
 /// The line must hold `len` elements.
-#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
 unsafe fn pack_line(line: *const f32, stride: isize, len: usize, out: &mut [u32], step: usize) {
     let pairs = len.div_ceil(2);
-    let out = &mut out[..(pairs - 1) * step + 1];
-    let dst = out.as_mut_ptr();
-    if stride == 1 {
-        let mut p = 0;
-        while p < pairs {
-            let start = 2 * p;
-            let n0 = (len - start).min(16);
-            let n1 = (len - start).saturating_sub(16).min(16);
-            let count = (pairs - p).min(16);
-            // SAFETY: the masked loads read elements start..start + n0 + n1 ≤ len; words
-            // (p + w) · step for w < count are inside `out` (p + w < pairs).
-            unsafe {
-                let x0 = _mm512_maskz_loadu_ps(((1u32 << n0) - 1) as __mmask16, line.add(start));
-                let x1 =
-                    _mm512_maskz_loadu_ps(((1u32 << n1) - 1) as __mmask16, line.add(start + 16));
-                // Lanes 0..16 from x0, 16..32 from x1: word w is the pair at 2w.
-                let mut words = [0u32; 16];
-                _mm512_storeu_si512(words.as_mut_ptr().cast(), bits(_mm512_cvtne2ps_pbh(x1, x0)));
-                let at = dst.add(p * step);
-                for (w, &v) in words.iter().enumerate().take(count) {
-                    *at.add(w * step) = v;
-                }
-            }
-            p += 16;
-        }
-    } else {
-        for (p, word) in out.iter_mut().step_by(step).enumerate() {
-            // SAFETY: elements 2p and 2p + 1 (when below len) are on the line.
-            let (a, b) = unsafe {
-                let a = *line.offset(2 * p as isize * stride);
-                let b = if 2 * p + 1 < len {
-                    *line.offset((2 * p + 1) as isize * stride)
-                } else {
-                    0.0
-                };
-                (a, b)
+    for (p, word) in out[..(pairs - 1) * step + 1]
+        .iter_mut()
+        .step_by(step)
+        .enumerate()
+    {
+        // SAFETY: elements 2p and 2p + 1 (when below len) are on the line.
+        let (a, b) = unsafe {
+            let a = *line.offset(2 * p as isize * stride);
+            let b = if 2 * p + 1 < len {
+                *line.offset((2 * p + 1) as isize * stride)
+            } else {
+                0.0
             };
-            *word = bf16_bits(a) | (bf16_bits(b) << 16);
-        }
+            (a, b)
+        };
+        *word = bf16_bits(a) | (bf16_bits(b) << 16);
     }
 }
 
@@ -478,7 +532,7 @@ mod tests {
         }
     }
 
-    /// Every layout (plain and transposed operands) and odd sizes past the blocks, against
+    /// Every layout (plain, transposed and spaced operands) and odd sizes past the blocks, against
     /// the rounded operands' product.
     #[test]
     fn products_match_the_rounded_operands_product() {
@@ -505,11 +559,20 @@ mod tests {
             // The transposed copies, read through strides.
             let at: Vec<f32> = (0..k * m).map(|x| a[(x % m) * k + x / m]).collect();
             let bt: Vec<f32> = (0..n * k).map(|x| b[(x % k) * n + x / k]).collect();
+            // Every other float: neither stride is 1.
+            let spaced =
+                |x: &[f32]| -> Vec<f32> { x.iter().flat_map(|&v| [v, f32::NAN]).collect() };
+            let (a2, b2) = (spaced(&a), spaced(&b));
             let lhs = [
                 Operand {
                     ptr: a.as_ptr(),
                     cs: 1,
                     rs: k as isize,
+                },
+                Operand {
+                    ptr: a2.as_ptr(),
+                    cs: 2,
+                    rs: 2 * k as isize,
                 },
                 Operand {
                     ptr: at.as_ptr(),
@@ -522,6 +585,11 @@ mod tests {
                     ptr: b.as_ptr(),
                     cs: 1,
                     rs: n as isize,
+                },
+                Operand {
+                    ptr: b2.as_ptr(),
+                    cs: 2,
+                    rs: 2 * n as isize,
                 },
                 Operand {
                     ptr: bt.as_ptr(),

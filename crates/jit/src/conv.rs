@@ -500,7 +500,7 @@ impl ConvStep {
                             // or from patchesᵀ copied row-major after the patch matrix.
                             let lhs = if self.transposed {
                                 let t = patches.add(kk * out_sp);
-                                crate::gemm::transpose(p, t, kk, out_sp, 0, kk);
+                                crate::gemm::transpose(p, t, (kk, out_sp), kk, (0, kk));
                                 (t.cast_const(), kk, 1)
                             } else {
                                 (p, 1, out_sp)

@@ -63,8 +63,8 @@ unsafe impl Sync for Shared {}
 pub struct JitExecutable {
     pub(crate) _code: Code,
     pub(crate) arena: Arena,
-    /// Scratch for GEMM operand copies (outside the arena).
-    pub(crate) scratch: Vec<f32>,
+    /// Scratch for GEMM operand copies (outside the arena; in huge pages like it).
+    pub(crate) scratch: Arena,
     pub(crate) ints: Vec<i64>,
     pub(crate) args: Vec<ArgSlot>,
     /// Entry points of the generated kernels the steps call.
@@ -147,7 +147,7 @@ impl JitExecutable {
                 // which covers `arena_len` floats, and that the result overlaps
                 // neither operand; the scratch buffer was sized for the largest
                 // copy of any step and is not in the arena.
-                unsafe { call.run(base, &mut self.scratch) };
+                unsafe { call.run(base, self.scratch.as_mut_slice()) };
             }
             Step::Conv(id) => {
                 let base = self.arena.as_mut_ptr();

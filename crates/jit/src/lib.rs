@@ -155,7 +155,7 @@ pub fn compile_with(graph: &Graph, options: &Options) -> Result<JitExecutable, I
     Ok(JitExecutable {
         _code: Code::new(module),
         arena,
-        scratch: vec![0.0; scratch],
+        scratch: arena::Arena::new(scratch)?,
         ints: vec![0; plan.ints_len],
         args: plan.args,
         kernels,
