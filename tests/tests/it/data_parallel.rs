@@ -124,7 +124,7 @@ fn train_spec(spec: &Spec, dir: &Path, size: usize) -> Run {
             let dir = dir.to_path_buf();
             let shared = Arc::clone(&shared);
             std::thread::spawn(move || {
-                let data = graphc::load_data(&spec, &dir).unwrap();
+                let data = graphc::load_data_on(&spec, &dir, size).unwrap();
                 let mut trainer: Trainer =
                     graphc::prepare(&spec, &dir, &data, BackendKind::Jit).unwrap();
                 if size > 1 {

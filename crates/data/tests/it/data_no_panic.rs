@@ -14,7 +14,10 @@ fn kinds() -> impl Strategy<Value = TargetKind> {
 fn check(result: Result<Dataset, DataError>) {
     match result {
         Ok(d) => {
-            assert_eq!(d.features.len(), d.len() * d.num_features());
+            assert_eq!(
+                d.features.in_memory().unwrap().len(),
+                d.len() * d.num_features()
+            );
             assert!(!d.is_empty(), "an empty data set is an error");
         }
         Err(e) => {
