@@ -10,6 +10,8 @@ use graphc_data::{
 use graphc_spec::StdKind;
 use proptest::prelude::*;
 
+use super::data_no_panic::npy_header;
+
 /// The element types a file form reads: NumPy's type letter and size.
 const DTYPES: [(char, usize); 10] = [
     ('f', 4),
@@ -26,19 +28,8 @@ const DTYPES: [(char, usize); 10] = [
 
 /// Writes a version 1.0 `.npy` file of C-order data `bytes`.
 fn write_npy(path: &Path, descr: &str, shape: &[usize], bytes: &[u8]) {
-    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
-    let shape = match dims.as_slice() {
-        [d] => format!("({d},)"),
-        _ => format!("({})", dims.join(", ")),
-    };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
+    let shape: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
+    let mut out = npy_header(descr, false, &shape);
     out.extend_from_slice(bytes);
     std::fs::write(path, out).unwrap();
 }
