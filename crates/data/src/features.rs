@@ -155,8 +155,9 @@ impl FileRows {
                 std::io::ErrorKind::UnexpectedEof => self.changed(),
                 _ => crate::read_failed(&self.path, &e),
             })?;
-        self.codec.decode(bytes, out);
-        Ok(())
+        self.codec
+            .decode(bytes, out)
+            .map_err(|e| crate::read_failed(&self.path, &e))
     }
 
     /// The error for a file that changed after it was loaded.

@@ -88,6 +88,7 @@ fn file_rows(path: &Path, shown: &str) -> Result<Option<(Vec<usize>, Features)>,
     let err = |message: String| DataError::Invalid(format!("{shown}: {message}"));
     let header = read_header(&mut &file).map_err(err)?;
     check_data_size(&header, total).map_err(err)?;
+    // Bool arrays are read whole: their bytes are checked once, in memory.
     let codec = match header.elem {
         Elem::Bool => return Ok(None),
         Elem::Int(_) | Elem::Uint(_) | Elem::Float(_) => Codec {
@@ -140,8 +141,10 @@ impl Codec {
         self.elem.size() as usize
     }
 
-    /// Appends the elements of `bytes` (whole elements), decoded, to `out`.
-    pub(crate) fn decode(self, bytes: &[u8], out: &mut Vec<f32>) {
+    /// Appends the elements of `bytes` (whole elements), decoded, to `out`: bool as 0 or 1
+    /// (another byte is an error, as in NumPy's own reader), float64 beyond f32's range as
+    /// infinite (the finiteness check reports it).
+    pub(crate) fn decode(self, bytes: &[u8], out: &mut Vec<f32>) -> io::Result<()> {
         macro_rules! each {
             ($t:ty, $conv:expr) => {{
                 const N: usize = std::mem::size_of::<$t>();
@@ -158,9 +161,15 @@ impl Codec {
             }};
         }
         match self.elem {
-            // Not reached: `file_rows` leaves bool arrays (whose bytes other than 0 and 1 the
-            // in-memory reader refuses) to the in-memory path.
-            Elem::Bool => out.extend(bytes.iter().map(|&b| f32::from(u8::from(b != 0)))),
+            Elem::Bool => {
+                if let Some(b) = bytes.iter().find(|&&b| b > 1) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("invalid value for bool: {b}"),
+                    ));
+                }
+                out.extend(bytes.iter().map(|&b| f32::from(b)));
+            }
             Elem::Int(1) => each!(i8, f32::from),
             Elem::Int(2) => each!(i16, f32::from),
             Elem::Int(4) => each!(i32, |v: i32| v as f32),
@@ -172,6 +181,7 @@ impl Codec {
             Elem::Float(4) => each!(f32, |v: f32| v),
             Elem::Float(_) => each!(f64, |v: f64| v as f32),
         }
+        Ok(())
     }
 }
 
@@ -348,7 +358,7 @@ fn read_array(
     let Header {
         shape,
         elem,
-        big_endian: _,
+        big_endian,
         fortran,
         bytes,
     } = header;
@@ -365,7 +375,8 @@ fn read_array(
         })?;
         Values::I64(v)
     } else {
-        Values::F32(read_f32(npy, elem, count).map_err(read_err)?)
+        let codec = Codec { elem, big_endian };
+        Values::F32(read_f32(npy.into_inner(), codec, count).map_err(read_err)?)
     };
     let values = if fortran && shape.len() > 1 {
         match values {
@@ -557,32 +568,21 @@ enum ReadFailure {
     Data(DataError),
 }
 
-/// Reads every element as `f32` (bool as 0/1; float64 beyond f32's range becomes infinite
-/// and is reported by the finiteness check).
-fn read_f32<R: Read>(npy: NpyFile<R>, elem: Elem, count: usize) -> io::Result<Vec<f32>> {
+/// Reads `count` elements from `reader` (at the array's data) as `f32` with `codec`, in
+/// pieces of 64 KiB.
+fn read_f32(mut reader: impl Read, codec: Codec, count: usize) -> io::Result<Vec<f32>> {
     let mut out = Vec::with_capacity(count.min(MAX_RESERVE));
-    macro_rules! each {
-        ($t:ty, $conv:expr) => {{
-            let reader = npy
-                .data::<$t>()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-            for v in reader {
-                out.push($conv(v?));
-            }
-        }};
-    }
-    match elem {
-        Elem::Bool => each!(bool, |v: bool| f32::from(u8::from(v))),
-        Elem::Int(1) => each!(i8, f32::from),
-        Elem::Int(2) => each!(i16, f32::from),
-        Elem::Int(4) => each!(i32, |v: i32| v as f32),
-        Elem::Int(_) => each!(i64, |v: i64| v as f32),
-        Elem::Uint(1) => each!(u8, f32::from),
-        Elem::Uint(2) => each!(u16, f32::from),
-        Elem::Uint(4) => each!(u32, |v: u32| v as f32),
-        Elem::Uint(_) => each!(u64, |v: u64| v as f32),
-        Elem::Float(4) => each!(f32, |v: f32| v),
-        Elem::Float(_) => each!(f64, |v: f64| v as f32),
+    let size = codec.size();
+    let mut piece = vec![0u8; (1 << 16) / size * size];
+    // The caller checked `count × size` bytes against the file's length.
+    let mut left = count
+        .checked_mul(size)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "the array is too large"))?;
+    while left > 0 {
+        let n = left.min(piece.len());
+        reader.read_exact(&mut piece[..n])?;
+        codec.decode(&piece[..n], &mut out)?;
+        left -= n;
     }
     Ok(out)
 }
