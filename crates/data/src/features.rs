@@ -176,15 +176,6 @@ fn stamp_of(file: &File) -> std::io::Result<(u64, Option<SystemTime>)> {
 }
 
 impl Features {
-    /// The number of rows, given `width` values per row (the in-memory form knows only its
-    /// values).
-    pub fn rows(&self, width: usize) -> usize {
-        match self {
-            Features::Memory(values) => values.len().checked_div(width).unwrap_or(0),
-            Features::File(f) => f.len,
-        }
-    }
-
     /// The values when they are in memory.
     pub fn in_memory(&self) -> Option<&[f32]> {
         match self {
