@@ -43,7 +43,7 @@ pub fn load(path: &Path) -> Result<Workload> {
     let batch = spec.data.batch_size.min(data.train.len());
     let rows: Vec<usize> = (0..batch).collect();
     let (mut x, mut y) = (Vec::new(), BatchTargets::Floats(Vec::new()));
-    data.train.gather(&rows, &mut x, &mut y);
+    data.train.gather(&rows, &mut x, &mut y)?;
     Ok(Workload {
         name: path
             .file_stem()

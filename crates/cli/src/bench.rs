@@ -48,7 +48,7 @@ pub fn bench(
     let batch = spec.data.batch_size.min(data.train.len());
     let rows: Vec<usize> = (0..batch).collect();
     let (mut x, mut y) = (Vec::new(), BatchTargets::Floats(Vec::new()));
-    data.train.gather(&rows, &mut x, &mut y);
+    data.train.gather(&rows, &mut x, &mut y)?;
 
     let started = Instant::now();
     Session::new(spec.clone(), kind.backend(), data.layout)?.compile_step(spec.data.batch_size)?;

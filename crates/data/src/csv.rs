@@ -16,6 +16,7 @@ use super::{
     Targets,
 };
 use crate::error::DataError;
+use crate::Features;
 
 /// The CSV line number of data row `row` (0-based): the header is line 1, the first data row line 2.
 pub fn csv_line(row: usize) -> u64 {
@@ -107,7 +108,7 @@ pub fn load_csv(
         }
     };
     Ok(Dataset {
-        features: feature_values,
+        features: Features::Memory(feature_values),
         feature_names: feature_cols.iter().map(|&c| columns[c].clone()).collect(),
         targets,
         origin: Origin::single(quoted(path), RowUnit::CsvLine),
@@ -572,8 +573,11 @@ mod tests {
             d.feature_names,
             names(&["sepal_length", "sepal_width", "petal_length", "petal_width"])
         );
-        assert_eq!(&d.features[..4], &[5.1, 3.5, 1.4, 0.2]);
-        assert_eq!(&d.features[12..], &[4.9, 3.0, 1.4, 0.2]);
+        assert_eq!(&d.features.in_memory().unwrap()[..4], &[5.1, 3.5, 1.4, 0.2]);
+        assert_eq!(
+            &d.features.in_memory().unwrap()[12..],
+            &[4.9, 3.0, 1.4, 0.2]
+        );
         assert_eq!(
             d.targets,
             Targets::Classes {
@@ -835,12 +839,12 @@ mod tests {
         .unwrap();
         let mut feats = Vec::new();
         let mut targets = BatchTargets::Floats(Vec::new());
-        d.gather(&[3, 1], &mut feats, &mut targets);
+        d.gather(&[3, 1], &mut feats, &mut targets).unwrap();
         assert_eq!(feats, vec![4.9, 0.2, 7.0, 1.4]);
         assert_eq!(targets, BatchTargets::Classes(vec![0, 1]));
         let cap = feats.capacity();
         let ptr = feats.as_ptr();
-        d.gather(&[2], &mut feats, &mut targets);
+        d.gather(&[2], &mut feats, &mut targets).unwrap();
         assert_eq!(feats, vec![6.3, 2.5]);
         assert_eq!(targets, BatchTargets::Classes(vec![2]));
         assert_eq!((feats.capacity(), feats.as_ptr()), (cap, ptr));
@@ -852,7 +856,7 @@ mod tests {
             TargetKind::Float,
         )
         .unwrap();
-        f.gather(&[1, 0], &mut feats, &mut targets);
+        f.gather(&[1, 0], &mut feats, &mut targets).unwrap();
         assert_eq!(feats, vec![2.0, 1.0]);
         assert_eq!(targets, BatchTargets::Floats(vec![30.0, 40.0, 10.0, 20.0]));
     }

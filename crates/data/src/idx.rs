@@ -17,6 +17,7 @@ use super::{
     Origin, RowUnit, TargetKind, Values, MAX_RESERVE,
 };
 use crate::error::DataError;
+use crate::Features;
 
 /// Loads `{idx: {images: PATH, labels: PATH}}`: the images are the features, the labels the target.
 pub fn load_idx(images: &Path, labels: &Path, kind: TargetKind) -> Result<Dataset, DataError> {
@@ -89,7 +90,7 @@ pub fn load_idx(images: &Path, labels: &Path, kind: TargetKind) -> Result<Datase
         },
     )?;
     Ok(Dataset {
-        features,
+        features: Features::Memory(features),
         feature_names: indexed_names("pixel", width),
         targets,
         origin: Origin {

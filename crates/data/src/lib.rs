@@ -15,6 +15,7 @@ mod atomic;
 mod batch;
 mod csv;
 mod error;
+mod features;
 mod idx;
 mod limits;
 mod npy;
@@ -30,12 +31,13 @@ pub use atomic::write_atomic;
 pub use batch::{batch_ranges, epoch_order};
 pub use csv::{csv_line, load_csv, open_csv, CsvFile, MAX_RECORD};
 pub use error::DataError;
+pub use features::{Features, FileRows};
 pub use idx::load_idx;
 pub use limits::{
     byte_size, check_budget, memory_budget, memory_limit, open_regular, read_bytes_bounded,
     read_text_bounded, special_file_kind,
 };
-pub use npy::{load_npy, load_npz};
+pub use npy::{load_npy, load_npy_in, load_npz};
 pub use split::{decimal, draw_split, split_dataset, split_rows, SplitRecord};
 pub use standardize::Standardizer;
 pub use synthetic::generate;
@@ -52,8 +54,8 @@ pub enum TargetKind {
 /// A loaded data set: one row of features and one of targets per sample.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
-    /// Feature values, row-major `len() × num_features()`.
-    pub features: Vec<f32>,
+    /// Feature values, row-major `len() × num_features()`, in memory or in a file.
+    pub features: Features,
     /// The feature columns' names, in the order their values appear in a row.
     pub feature_names: Vec<String>,
     /// The target values.
@@ -200,18 +202,30 @@ impl Dataset {
     ///
     /// Both buffers are cleared and refilled, so once they have grown to a batch's size no
     /// further allocation happens; `targets_out` is switched to this data set's kind of targets
-    /// if it holds the other kind. Panics if a row index is out of range (a caller bug).
+    /// if it holds the other kind. Panics if a row index is out of range (a caller bug); an
+    /// error only when features kept in a file cannot be read as they were loaded.
     pub fn gather(
         &self,
         rows: &[usize],
         features_out: &mut Vec<f32>,
         targets_out: &mut BatchTargets,
-    ) {
-        let f = self.num_features();
+    ) -> Result<(), DataError> {
+        self.gather_share(rows, 0..rows.len(), features_out, targets_out)
+    }
+
+    /// [`Dataset::gather`] of the targets of all `rows` but the features of `rows[share]` only:
+    /// what one rank of data-parallel training steps (it needs the whole batch's targets for
+    /// the loss's denominator).
+    pub fn gather_share(
+        &self,
+        rows: &[usize],
+        share: std::ops::Range<usize>,
+        features_out: &mut Vec<f32>,
+        targets_out: &mut BatchTargets,
+    ) -> Result<(), DataError> {
         features_out.clear();
-        for &r in rows {
-            features_out.extend_from_slice(&self.features[r * f..(r + 1) * f]);
-        }
+        self.features
+            .extend_rows(&rows[share], self.num_features(), features_out)?;
         match &self.targets {
             Targets::Classes { indices, .. } => {
                 let mut out = match std::mem::replace(targets_out, BatchTargets::Floats(Vec::new()))
@@ -237,6 +251,7 @@ impl Dataset {
                 *targets_out = BatchTargets::Floats(out);
             }
         }
+        Ok(())
     }
 }
 
@@ -263,6 +278,17 @@ pub fn load_source(
     load_source_as(source, base_dir, kind, seed, SourceRole::Train)
 }
 
+/// Where a loader keeps feature values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Residence {
+    /// In memory, every source.
+    Memory,
+    /// In the file where the format allows random access (an uncompressed C-order `.npy` of
+    /// numbers other than bool), read when gathered; other sources in memory. For a rank of
+    /// data-parallel training, which reads only its shares of the rows.
+    File,
+}
+
 /// Loads one source of the spec in the given role: see [`load_source`].
 ///
 /// A synthetic validation set shares the training set's distribution (the same blob centres,
@@ -273,6 +299,16 @@ pub fn load_source_as(
     kind: TargetKind,
     seed: u64,
     role: SourceRole,
+) -> Result<Dataset, DataError> {
+    load_source_in(source, base_dir, (kind, seed, role), Residence::Memory)
+}
+
+/// [`load_source_as`], keeping the features where `residence` says.
+fn load_source_in(
+    source: &SourceSpec,
+    base_dir: &Path,
+    (kind, seed, role): (TargetKind, u64, SourceRole),
+    residence: Residence,
 ) -> Result<Dataset, DataError> {
     match source {
         SourceSpec::Csv {
@@ -287,9 +323,12 @@ pub fn load_source_as(
             };
             load_csv(&base_dir.join(path), target, features.as_deref(), kind)
         }
-        SourceSpec::Npy { features, target } => {
-            load_npy(&base_dir.join(features), &base_dir.join(target), kind)
-        }
+        SourceSpec::Npy { features, target } => npy::load_npy_in(
+            &base_dir.join(features),
+            &base_dir.join(target),
+            kind,
+            residence,
+        ),
         SourceSpec::Npz {
             path,
             features,
@@ -301,7 +340,7 @@ pub fn load_source_as(
         SourceSpec::Synthetic(spec) => generate(spec, seed, role, kind),
         // The objective reads neither the feature nor the target: one zero of each.
         SourceSpec::Objective => Ok(Dataset {
-            features: vec![0.0],
+            features: Features::Memory(vec![0.0]),
             feature_names: vec!["none".into()],
             targets: Targets::Floats {
                 values: vec![0.0],
@@ -339,7 +378,24 @@ pub fn load_split_sets(
     kind: TargetKind,
     seed: u64,
 ) -> Result<SplitSets, DataError> {
-    let train = load_source_as(&data.train, base_dir, kind, seed, SourceRole::Train)?;
+    load_split_sets_in(data, base_dir, kind, seed, Residence::Memory)
+}
+
+/// [`load_split_sets`], keeping the features where `residence` says (the same values either
+/// way).
+pub fn load_split_sets_in(
+    data: &DataSpec,
+    base_dir: &Path,
+    kind: TargetKind,
+    seed: u64,
+    residence: Residence,
+) -> Result<SplitSets, DataError> {
+    let train = load_source_in(
+        &data.train,
+        base_dir,
+        (kind, seed, SourceRole::Train),
+        residence,
+    )?;
     let record = match &data.split {
         Some(SplitSpec::Fraction {
             fraction,
@@ -363,8 +419,12 @@ pub fn load_split_sets(
         None => {
             let valid = match &data.valid {
                 Some(source) => {
-                    let mut valid =
-                        load_source_as(source, base_dir, kind, seed, SourceRole::Valid)?;
+                    let mut valid = load_source_in(
+                        source,
+                        base_dir,
+                        (kind, seed, SourceRole::Valid),
+                        residence,
+                    )?;
                     align_classes(&train, &mut valid)?;
                     Some(valid)
                 }

@@ -25,7 +25,7 @@ use py_literal::Value;
 
 use super::{
     file_error, first_non_finite, indexed_names, open_data_file, quoted, read_failed, whole,
-    Dataset, Origin, RowUnit, TargetKind, Values, MAX_RESERVE,
+    Dataset, Features, FileRows, Origin, Residence, RowUnit, TargetKind, Values, MAX_RESERVE,
 };
 use crate::error::DataError;
 
@@ -47,14 +47,142 @@ const TRUNCATED: &str =
 
 /// Loads `{npy: {features: PATH, target: PATH}}`.
 pub fn load_npy(features: &Path, target: &Path, kind: TargetKind) -> Result<Dataset, DataError> {
+    load_npy_in(features, target, kind, Residence::Memory)
+}
+
+/// [`load_npy`], keeping the features in their file when `residence` says so and the file
+/// allows it (C order, a dtype other than bool): every value is still read and checked here,
+/// in bounded chunks.
+pub fn load_npy_in(
+    features: &Path,
+    target: &Path,
+    kind: TargetKind,
+    residence: Residence,
+) -> Result<Dataset, DataError> {
     let x_name = quoted(features);
     let y_name = quoted(target);
     let x_stem = features
         .file_stem()
         .map_or_else(|| "x".into(), |s| s.to_string_lossy().into_owned());
-    let x = read_npy_file(features, &x_name, Want::Features)?;
+    let in_file = match residence {
+        Residence::File => file_rows(features, &x_name)?,
+        Residence::Memory => None,
+    };
+    let x = match in_file {
+        Some(x) => x,
+        None => in_memory(read_npy_file(features, &x_name, Want::Features)?, &x_name)?,
+    };
     let y = read_npy_file(target, &y_name, Want::Target(kind))?;
     assemble(x, y, &x_name, &y_name, &x_stem)
+}
+
+/// The features of the `.npy` file at `path` left in the file, with the array's shape; `None`
+/// when they must be read into memory (Fortran order, bool, or no rows or values per row,
+/// which the in-memory path reports).
+fn file_rows(path: &Path, shown: &str) -> Result<Option<(Vec<usize>, Features)>, DataError> {
+    let file = open_data_file(path)?;
+    let total = file
+        .metadata()
+        .map(|m| m.len())
+        .map_err(|e| read_failed(path, &e))?;
+    let err = |message: String| DataError::Invalid(format!("{shown}: {message}"));
+    let header = read_header(&mut &file).map_err(err)?;
+    check_data_size(&header, total).map_err(err)?;
+    // Bool arrays are read whole: their bytes are checked once, in memory.
+    let codec = match header.elem {
+        Elem::Bool => return Ok(None),
+        Elem::Int(_) | Elem::Uint(_) | Elem::Float(_) => Codec {
+            elem: header.elem,
+            big_endian: header.big_endian,
+        },
+    };
+    let n = header.shape.first().copied().unwrap_or(0);
+    let width = header
+        .shape
+        .get(1..)
+        .unwrap_or(&[])
+        .iter()
+        .try_fold(1usize, |w, &d| w.checked_mul(d))
+        .unwrap_or(0);
+    if (header.fortran && header.shape.len() > 1) || n == 0 || width == 0 {
+        return Ok(None);
+    }
+    let offset = header.bytes.len() as u64;
+    let rows = FileRows::new(
+        file,
+        (shown.to_owned(), path.to_path_buf()),
+        offset,
+        codec,
+        (n, width),
+    )?;
+    Ok(Some((header.shape, Features::File(rows))))
+}
+
+/// A decoded feature array's shape and values.
+fn in_memory(x: Array, x_name: &str) -> Result<(Vec<usize>, Features), DataError> {
+    match x.values {
+        Values::F32(values) => Ok((x.shape, Features::Memory(values))),
+        Values::I64(_) => Err(DataError::Invalid(format!(
+            "{x_name}: features were read as class indices (a bug)"
+        ))),
+    }
+}
+
+/// How the elements of an array's data are decoded to `f32`, as the in-memory reader does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Codec {
+    elem: Elem,
+    big_endian: bool,
+}
+
+impl Codec {
+    /// Bytes per element.
+    pub(crate) fn size(self) -> usize {
+        self.elem.size() as usize
+    }
+
+    /// Appends the elements of `bytes` (whole elements), decoded, to `out`: bool as 0 or 1
+    /// (another byte is an error, as in NumPy's own reader), float64 beyond f32's range as
+    /// infinite (the finiteness check reports it).
+    pub(crate) fn decode(self, bytes: &[u8], out: &mut Vec<f32>) -> io::Result<()> {
+        macro_rules! each {
+            ($t:ty, $conv:expr) => {{
+                const N: usize = std::mem::size_of::<$t>();
+                out.extend(bytes.chunks_exact(N).map(|c| {
+                    let mut a = [0u8; N];
+                    a.copy_from_slice(c);
+                    let v = if self.big_endian {
+                        <$t>::from_be_bytes(a)
+                    } else {
+                        <$t>::from_le_bytes(a)
+                    };
+                    $conv(v)
+                }));
+            }};
+        }
+        match self.elem {
+            Elem::Bool => {
+                if let Some(b) = bytes.iter().find(|&&b| b > 1) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("invalid value for bool: {b}"),
+                    ));
+                }
+                out.extend(bytes.iter().map(|&b| f32::from(b)));
+            }
+            Elem::Int(1) => each!(i8, f32::from),
+            Elem::Int(2) => each!(i16, f32::from),
+            Elem::Int(4) => each!(i32, |v: i32| v as f32),
+            Elem::Int(_) => each!(i64, |v: i64| v as f32),
+            Elem::Uint(1) => each!(u8, f32::from),
+            Elem::Uint(2) => each!(u16, f32::from),
+            Elem::Uint(4) => each!(u32, |v: u32| v as f32),
+            Elem::Uint(_) => each!(u64, |v: u64| v as f32),
+            Elem::Float(4) => each!(f32, |v: f32| v),
+            Elem::Float(_) => each!(f64, |v: f64| v as f32),
+        }
+        Ok(())
+    }
 }
 
 /// Loads `{npz: PATH, features: NAME, target: NAME}`: arrays `NAME.npy` of the archive.
@@ -91,7 +219,7 @@ pub fn load_npz(
         &y_name,
         Want::Target(kind),
     )?;
-    assemble(x, y, &x_name, &y_name, features)
+    assemble(in_memory(x, &x_name)?, y, &x_name, &y_name, features)
 }
 
 /// Reads one array of an archive (a file of `file_len` bytes), or says which arrays it has.
@@ -198,6 +326,8 @@ impl Elem {
 struct Header {
     shape: Vec<usize>,
     elem: Elem,
+    /// Whether multi-byte elements are stored most significant byte first.
+    big_endian: bool,
     fortran: bool,
     /// The bytes read so far (magic to end of header), replayed to `npyz`.
     bytes: Vec<u8>,
@@ -213,15 +343,7 @@ fn read_array(
 ) -> Result<Array, DataError> {
     let err = |message: String| DataError::Invalid(format!("{shown}: {message}"));
     let header = read_header(&mut reader).map_err(err)?;
-    let count = header.shape.iter().product::<usize>();
-    let available = total.saturating_sub(header.bytes.len() as u64);
-    let needed = (count as u64).saturating_mul(header.elem.size());
-    if needed > available {
-        return Err(err(format!(
-            "the header promises shape {} ({needed} bytes of data) but only {available} bytes follow; the file is truncated, save it again",
-            shape_text(&header.shape)
-        )));
-    }
+    let count = check_data_size(&header, total).map_err(err)?;
     // Checked against the budget before reading: a compressed `.npz` member can declare far
     // more data than its archive holds, and reading stops at the declared count anyway.
     let class_column = matches!(want, Want::Target(TargetKind::ClassIndex))
@@ -236,6 +358,7 @@ fn read_array(
     let Header {
         shape,
         elem,
+        big_endian,
         fortran,
         bytes,
     } = header;
@@ -252,7 +375,8 @@ fn read_array(
         })?;
         Values::I64(v)
     } else {
-        Values::F32(read_f32(npy, elem, count).map_err(read_err)?)
+        let codec = Codec { elem, big_endian };
+        Values::F32(read_f32(npy.into_inner(), codec, count).map_err(read_err)?)
     };
     let values = if fortran && shape.len() > 1 {
         match values {
@@ -263,6 +387,21 @@ fn read_array(
         values
     };
     Ok(Array { shape, values })
+}
+
+/// The number of elements `header` declares, when the `total` bytes of the file or member
+/// hold them.
+fn check_data_size(header: &Header, total: u64) -> Result<usize, String> {
+    let count = header.shape.iter().product::<usize>();
+    let available = total.saturating_sub(header.bytes.len() as u64);
+    let needed = (count as u64).saturating_mul(header.elem.size());
+    if needed > available {
+        return Err(format!(
+            "the header promises shape {} ({needed} bytes of data) but only {available} bytes follow; the file is truncated, save it again",
+            shape_text(&header.shape)
+        ));
+    }
+    Ok(count)
 }
 
 /// Reads and checks the magic, version and header dict.
@@ -344,6 +483,9 @@ fn read_header(reader: &mut impl Read) -> Result<Header, String> {
         }
     };
     let elem = parse_descr(&descr)?;
+    // `=` is this machine's order; `|` marks single bytes, which have none.
+    let big_endian =
+        descr.starts_with('>') || (descr.starts_with('=') && cfg!(target_endian = "big"));
     let fortran = match get("fortran_order")? {
         Value::Boolean(b) => *b,
         _ => return Err("the header's `fortran_order` is not True or False".into()),
@@ -381,6 +523,7 @@ fn read_header(reader: &mut impl Read) -> Result<Header, String> {
     Ok(Header {
         shape,
         elem,
+        big_endian,
         fortran,
         bytes,
     })
@@ -425,32 +568,21 @@ enum ReadFailure {
     Data(DataError),
 }
 
-/// Reads every element as `f32` (bool as 0/1; float64 beyond f32's range becomes infinite
-/// and is reported by the finiteness check).
-fn read_f32<R: Read>(npy: NpyFile<R>, elem: Elem, count: usize) -> io::Result<Vec<f32>> {
+/// Reads `count` elements from `reader` (at the array's data) as `f32` with `codec`, in
+/// pieces of 64 KiB.
+fn read_f32(mut reader: impl Read, codec: Codec, count: usize) -> io::Result<Vec<f32>> {
     let mut out = Vec::with_capacity(count.min(MAX_RESERVE));
-    macro_rules! each {
-        ($t:ty, $conv:expr) => {{
-            let reader = npy
-                .data::<$t>()
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
-            for v in reader {
-                out.push($conv(v?));
-            }
-        }};
-    }
-    match elem {
-        Elem::Bool => each!(bool, |v: bool| f32::from(u8::from(v))),
-        Elem::Int(1) => each!(i8, f32::from),
-        Elem::Int(2) => each!(i16, f32::from),
-        Elem::Int(4) => each!(i32, |v: i32| v as f32),
-        Elem::Int(_) => each!(i64, |v: i64| v as f32),
-        Elem::Uint(1) => each!(u8, f32::from),
-        Elem::Uint(2) => each!(u16, f32::from),
-        Elem::Uint(4) => each!(u32, |v: u32| v as f32),
-        Elem::Uint(_) => each!(u64, |v: u64| v as f32),
-        Elem::Float(4) => each!(f32, |v: f32| v),
-        Elem::Float(_) => each!(f64, |v: f64| v as f32),
+    let size = codec.size();
+    let mut piece = vec![0u8; (1 << 16) / size * size];
+    // The caller checked `count × size` bytes against the file's length.
+    let mut left = count
+        .checked_mul(size)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "the array is too large"))?;
+    while left > 0 {
+        let n = left.min(piece.len());
+        reader.read_exact(&mut piece[..n])?;
+        codec.decode(&piece[..n], &mut out)?;
+        left -= n;
     }
     Ok(out)
 }
@@ -531,46 +663,43 @@ fn fortran_to_c<T: Copy>(data: &[T], shape: &[usize]) -> Vec<T> {
 
 /// Builds the data set from the two arrays, checking their shapes and values.
 fn assemble(
-    x: Array,
+    (x_shape, features): (Vec<usize>, Features),
     y: Array,
     x_name: &str,
     y_name: &str,
     feature_prefix: &str,
 ) -> Result<Dataset, DataError> {
-    let Values::F32(features) = x.values else {
-        return Err(DataError::Invalid(format!(
-            "{x_name}: features were read as class indices (a bug)"
-        )));
-    };
-    if x.shape.is_empty() {
+    if x_shape.is_empty() {
         return Err(DataError::Invalid(format!(
             "{x_name}: the features array is a scalar (shape ()); it needs one row per sample, shape (samples, features)"
         )));
     }
-    let n = x.shape[0];
+    let n = x_shape[0];
     if n == 0 {
         return Err(DataError::Invalid(format!(
             "{x_name}: the array has no samples (shape {}); the data set is empty",
-            shape_text(&x.shape)
+            shape_text(&x_shape)
         )));
     }
     // `[N, C, H, W]` and `[N, C·H·W]` give the same rows (C order): a sample's values in a row.
-    let width = x.shape[1..]
+    let width = x_shape[1..]
         .iter()
         .try_fold(1usize, |w, &d| w.checked_mul(d))
         .unwrap_or(0);
     if width == 0 {
         return Err(DataError::Invalid(format!(
             "{x_name}: the array has no features per sample (shape {}); it needs shape (samples, features)",
-            shape_text(&x.shape)
+            shape_text(&x_shape)
         )));
     }
-    if let Some((i, v)) = first_non_finite(&features) {
-        return Err(DataError::Invalid(format!(
+    // Every value is checked before training, a file's in bounded chunks.
+    features.try_for_each_chunk::<DataError>(width, |first, values| match first_non_finite(values) {
+        None => Ok(()),
+        Some((i, v)) => Err(DataError::Invalid(format!(
             "{}: {v} is not a finite number (or too large for float32); NaN and infinity are not allowed in features (fill in a real value or remove the row)",
-            element_location(x_name, &x.shape, i),
-        )));
-    }
+            element_location(x_name, &x_shape, first * width + i),
+        ))),
+    })?;
     if y.shape.is_empty() || y.shape.len() > 2 {
         return Err(DataError::Invalid(format!(
             "{y_name}: the target array has shape {}; a target is one value per sample, shape (samples,), or one row per sample, shape (samples, width)",
@@ -580,7 +709,7 @@ fn assemble(
     if y.shape[0] != n {
         return Err(DataError::Invalid(format!(
             "{x_name} has {n} samples (shape {}) but {y_name} has {} (shape {}); both need one row per sample",
-            shape_text(&x.shape),
+            shape_text(&x_shape),
             y.shape[0],
             shape_text(&y.shape)
         )));

@@ -146,7 +146,7 @@ pub fn split_dataset(
 
 /// `data` split into (training, validation) by the validation rows `valid_rows` (ascending,
 /// in range, distinct). Both parts keep the samples' original order, and each row remembers
-/// its source row for messages.
+/// its source row for messages. Features kept in a file stay there.
 pub fn split_rows(data: &Dataset, valid_rows: &[usize]) -> (Dataset, Dataset) {
     let n = data.len();
     let mut in_valid = vec![false; n];
@@ -160,11 +160,7 @@ pub fn split_rows(data: &Dataset, valid_rows: &[usize]) -> (Dataset, Dataset) {
 
 /// The rows `rows` (ascending) of `data` as a data set of their own.
 fn subset(data: &Dataset, rows: &[usize]) -> Dataset {
-    let f = data.num_features();
-    let mut features = Vec::with_capacity(rows.len() * f);
-    for &r in rows {
-        features.extend_from_slice(&data.features[r * f..(r + 1) * f]);
-    }
+    let features = data.features.subset(rows, data.num_features());
     let targets = match &data.targets {
         Targets::Classes { indices, names } => Targets::Classes {
             indices: rows.iter().map(|&r| indices[r]).collect(),

@@ -29,7 +29,10 @@ impl Standardizer {
     ///
     /// A constant feature (zero variance up to rounding, by sklearn's test) gets std 1.0, so it
     /// maps to 0; so does a sample std of one sample. An empty data set gives mean 0 and std 1.
-    pub fn fit(data: &Dataset, kind: StdKind) -> Standardizer {
+    /// Features kept in a file are read in two streaming passes (an error only if the file
+    /// cannot be read); the sums run over the rows in order either way, so the statistics are
+    /// the same bits.
+    pub fn fit(data: &Dataset, kind: StdKind) -> Result<Standardizer, DataError> {
         let f = data.num_features();
         let n = data.len();
         let ddof = match kind {
@@ -37,28 +40,36 @@ impl Standardizer {
             StdKind::Sample => 1,
         };
         if f == 0 || n == 0 {
-            return Standardizer {
+            return Ok(Standardizer {
                 mean: vec![0.0; f],
                 std: vec![1.0; f],
                 ddof,
-            };
+            });
         }
-        let rows = || data.features.chunks_exact(f).take(n);
+        // Only the first `n` rows count (a caller may hold more values than rows).
+        let for_each_row = |g: &mut dyn FnMut(&[f32])| {
+            data.features
+                .try_for_each_chunk::<DataError>(f, |first, values| {
+                    let take = n.saturating_sub(first);
+                    values.chunks_exact(f).take(take).for_each(&mut *g);
+                    Ok(())
+                })
+        };
         let mut sum = vec![0f64; f];
-        for row in rows() {
+        for_each_row(&mut |row| {
             for (s, &x) in sum.iter_mut().zip(row) {
                 *s += f64::from(x);
             }
-        }
+        })?;
         let nf = n as f64;
         let mean: Vec<f64> = sum.iter().map(|s| s / nf).collect();
         let mut sq = vec![0f64; f];
-        for row in rows() {
+        for_each_row(&mut |row| {
             for ((s, &x), m) in sq.iter_mut().zip(row).zip(&mean) {
                 let d = f64::from(x) - m;
                 *s += d * d;
             }
-        }
+        })?;
         let eps = f64::EPSILON;
         let std = sq
             .iter()
@@ -75,14 +86,15 @@ impl Standardizer {
                 }
             })
             .collect();
-        Standardizer {
+        Ok(Standardizer {
             mean: mean.iter().map(|&m| m as f32).collect(),
             std,
             ddof,
-        }
+        })
     }
 
-    /// Replaces every feature `x` by `(x - mean) / std`, computed in f64.
+    /// Replaces every feature `x` by `(x - mean) / std`, computed in f64 (features kept in a
+    /// file, as they are read).
     ///
     /// The data set must have as many features as the standardizer was fitted on; extra
     /// features (a caller bug) are left unchanged.
@@ -93,14 +105,7 @@ impl Standardizer {
             self.mean.len(),
             "standardizer fitted on a different feature count"
         );
-        if f == 0 {
-            return;
-        }
-        for row in data.features.chunks_exact_mut(f) {
-            for ((x, &m), &s) in row.iter_mut().zip(&self.mean).zip(&self.std) {
-                *x = ((f64::from(*x) - f64::from(m)) / f64::from(s)) as f32;
-            }
-        }
+        data.features.standardize(self, f);
     }
 
     /// Like [`Standardizer::apply`], but an error (naming `what`) when the data set's feature
@@ -183,16 +188,24 @@ impl Standardizer {
     }
 }
 
+/// Replaces every `x` of `row` by `(x - mean) / std`, computed in f64; values beyond `mean`'s
+/// length are left unchanged.
+pub(crate) fn standardize_row(row: &mut [f32], mean: &[f32], std: &[f32]) {
+    for ((x, &m), &s) in row.iter_mut().zip(mean).zip(std) {
+        *x = ((f64::from(*x) - f64::from(m)) / f64::from(s)) as f32;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Origin, RowUnit, Targets};
+    use crate::{Features, Origin, RowUnit, Targets};
 
     /// A data set of `rows` (each `features` wide) with a float target of zeros.
     fn dataset(features: usize, values: Vec<f32>) -> Dataset {
         let n = values.len() / features;
         Dataset {
-            features: values,
+            features: Features::Memory(values),
             feature_names: (0..features).map(|j| format!("f{j}")).collect(),
             targets: Targets::Floats {
                 values: vec![0.0; n],
@@ -211,7 +224,7 @@ mod tests {
             3.0, 5.0, 1000.1,
             6.0, 5.0, 1000.1,
         ]);
-        let s = Standardizer::fit(&d, StdKind::Population);
+        let s = Standardizer::fit(&d, StdKind::Population).unwrap();
         assert_eq!(s.mean[0], 3.0);
         // population variance of 1,2,3,6: (4+1+0+9)/4 = 3.5
         assert!((s.std[0] - 3.5f32.sqrt()).abs() < 1e-6, "{:?}", s.std);
@@ -220,19 +233,20 @@ mod tests {
         s.apply(&mut d);
         let sd = 3.5f64.sqrt();
         let expected_a = [-2.0 / sd, -1.0 / sd, 0.0, 3.0 / sd];
+        let x = d.features.in_memory().unwrap();
         for (i, e) in expected_a.iter().enumerate() {
-            assert!((f64::from(d.features[i * 3]) - e).abs() < 1e-6);
-            assert_eq!(d.features[i * 3 + 1], 0.0);
-            assert_eq!(d.features[i * 3 + 2], 0.0);
+            assert!((f64::from(x[i * 3]) - e).abs() < 1e-6);
+            assert_eq!(x[i * 3 + 1], 0.0);
+            assert_eq!(x[i * 3 + 2], 0.0);
         }
-        let refit = Standardizer::fit(&d, StdKind::Population);
+        let refit = Standardizer::fit(&d, StdKind::Population).unwrap();
         assert!(refit.mean.iter().all(|m| m.abs() < 1e-6));
     }
 
     #[test]
     fn sample_std_divides_by_n_minus_one_as_torch_std() {
         let d = dataset(2, vec![1.0, 5.0, 2.0, 5.0, 3.0, 5.0, 6.0, 5.0]);
-        let s = Standardizer::fit(&d, StdKind::Sample);
+        let s = Standardizer::fit(&d, StdKind::Sample).unwrap();
         // torch.tensor([1., 2., 3., 6.]).std() = sqrt(14 / 3)
         assert!(
             (s.std[0] - (14.0f32 / 3.0).sqrt()).abs() < 1e-6,
@@ -241,7 +255,7 @@ mod tests {
         );
         assert_eq!(s.std[1], 1.0, "a constant feature still maps to 0");
         assert_eq!((s.ddof, s.kind()), (1, StdKind::Sample));
-        let one = Standardizer::fit(&dataset(1, vec![4.0]), StdKind::Sample);
+        let one = Standardizer::fit(&dataset(1, vec![4.0]), StdKind::Sample).unwrap();
         assert_eq!(one.std, vec![1.0], "one sample has no sample std");
     }
 

@@ -27,6 +27,7 @@ use rand_chacha::ChaCha8Rng;
 
 use super::{indexed_names, Dataset, Origin, RowUnit, SourceRole, TargetKind, Targets};
 use crate::error::DataError;
+use crate::Features;
 
 /// Mixed into the seed so the generators' streams differ from the shuffle's and init's.
 const SYNTHETIC_DOMAIN: u64 = 0x5359_4E54_4845_5449; // "SYNTHETI"
@@ -130,7 +131,7 @@ pub fn generate(
         SyntheticKind::Blobs | SyntheticKind::Linear => spec.features,
     };
     Ok(Dataset {
-        features,
+        features: Features::Memory(features),
         feature_names: indexed_names("x", width),
         targets,
         origin: Origin::single(format!("synthetic {name}"), RowUnit::Sample),
@@ -292,7 +293,8 @@ mod tests {
         let Targets::Classes { indices, .. } = &d.targets else {
             panic!("classes expected")
         };
-        for (i, p) in d.features.chunks(2).enumerate() {
+        let features = d.features.in_memory().unwrap();
+        for (i, p) in features.chunks(2).enumerate() {
             let (x, y) = (f64::from(p[0]), f64::from(p[1]));
             if indices[i] == 0 {
                 assert!((x.hypot(y) - 1.0).abs() < 1e-6 && y >= -1e-6, "{p:?}");
@@ -301,12 +303,8 @@ mod tests {
             }
         }
         // Class 0 (5 samples) runs from t = 0 to t = π.
-        assert_eq!(&d.features[..2], &[1.0, 0.0]);
-        assert!(
-            (d.features[16] + 1.0).abs() < 1e-6,
-            "{:?}",
-            &d.features[16..]
-        );
+        assert_eq!(&features[..2], &[1.0, 0.0]);
+        assert!((features[16] + 1.0).abs() < 1e-6, "{:?}", &features[16..]);
     }
 
     #[test]
@@ -324,7 +322,7 @@ mod tests {
         assert_eq!(*width, 1);
         // w and b are the first draws of the distribution stream (stream 0).
         let x = |i: usize| -> Vec<f64> {
-            d.features[i * 3..i * 3 + 3]
+            d.features.in_memory().unwrap()[i * 3..i * 3 + 3]
                 .iter()
                 .map(|&v| f64::from(v))
                 .collect()

@@ -170,6 +170,16 @@ pub fn load_data(spec: &Spec, base_dir: impl AsRef<Path>) -> Result<SpecData, Er
     Ok(graphc_train::load_data(spec, base_dir.as_ref())?)
 }
 
+/// [`load_data`] for one of `ranks` data-parallel processes: with more than one, features in
+/// a `.npy` file stay there and each rank reads the rows it steps (the same values).
+pub fn load_data_on(
+    spec: &Spec,
+    base_dir: impl AsRef<Path>,
+    ranks: usize,
+) -> Result<SpecData, Error> {
+    Ok(graphc_train::load_data_on(spec, base_dir.as_ref(), ranks)?)
+}
+
 /// A trainer for `spec` on `backend` with its initial weights as `graphc train` makes them
 /// (PyTorch's default init from `spec.seed`, or `model.init.from` relative to `base_dir`),
 /// the targets of `data` checked against the model.

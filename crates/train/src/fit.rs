@@ -236,7 +236,9 @@ pub fn fit(
                 break;
             }
             let rows = &visit[range];
-            train.gather(rows, &mut features, &mut targets);
+            // This rank's share of the features (all on one process), the whole batch's targets.
+            let share = trainer.share_of(rows.len());
+            train.gather_share(rows, share, &mut features, &mut targets)?;
             let update = pending + 1 >= accumulate || b + 1 == batch_count;
             let step = trainer.step_count() + 1;
             if let (Some(ignore_index), BatchTargets::Classes(y)) = (all_ignored_is_nan, &targets) {
@@ -261,7 +263,7 @@ pub fn fit(
                     .map(|name| (name.clone(), trainer.param(name).map_or(f32::NAN, |v| v[0])))
                     .collect();
             }
-            let loss = trainer.step_batch(&features, &targets, update)?;
+            let loss = trainer.step_share(rows.len(), &features, &targets, update)?;
             if !loss.is_finite() {
                 return Err(non_finite_loss(first_step, step, epoch, loss, lr));
             }

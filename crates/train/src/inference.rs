@@ -8,7 +8,7 @@ use graphc_ir::Backend;
 use graphc_nn::{TargetLayout, Task};
 use graphc_spec::{InitSpec, LossType, SourceSpec, Spec};
 
-use crate::data::{align_classes, quoted, read_labels_for, shown, Origin, RowUnit};
+use crate::data::{align_classes, quoted, read_labels_for, shown, Features, Origin, RowUnit};
 use crate::run::{
     check_features, check_size, layout_of, target_kind, LABELS_FILE, MODEL_FILE, STANDARDIZE_FILE,
 };
@@ -128,7 +128,7 @@ impl Model {
                     kind.name(),
                     train.origin.features
                 ));
-                Some(Standardizer::fit(train, kind))
+                Some(Standardizer::fit(train, kind)?)
             }
             (Some(_), None, None) | (None, _, _) => None,
         };
@@ -261,7 +261,7 @@ impl Model {
             )));
         };
         let trained = Dataset {
-            features: Vec::new(),
+            features: Features::Memory(Vec::new()),
             feature_names: Vec::new(),
             targets: Targets::Classes {
                 indices: Vec::new(),
@@ -309,9 +309,7 @@ impl Model {
         if let Targets::Classes { indices, .. } = &data.targets {
             trainer.check_targets(indices, &|row| data.row_location(row))?;
         }
-        trainer.check_features(&data.features, &|row, feature| {
-            data.feature_location(row, feature)
-        })?;
+        trainer.check_data_features(data)?;
         Ok(trainer)
     }
 
@@ -601,7 +599,7 @@ pub fn read_features_csv(
         ));
     }
     Ok(Dataset {
-        features: values,
+        features: Features::Memory(values),
         feature_names: columns.iter().map(|&c| header[c].clone()).collect(),
         targets: Targets::Floats {
             values: vec![0.0; row],

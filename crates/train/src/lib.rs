@@ -38,8 +38,8 @@ pub use optimizer::Optimizer;
 #[cfg(feature = "plot")]
 pub use plot::{write_loss_plot, write_styled_loss_plot, PlotStyle};
 pub use run::{
-    check_size, load_data, prepare, resume, train, train_or_resume, LastEpoch, RunOptions,
-    SpecData, Summary, LABELS_FILE, MODEL_FILE, PLOT_FILE, STANDARDIZE_FILE,
+    check_size, load_data, load_data_on, prepare, resume, train, train_or_resume, LastEpoch,
+    RunOptions, SpecData, Summary, LABELS_FILE, MODEL_FILE, PLOT_FILE, STANDARDIZE_FILE,
 };
 pub use session::{compile_graph, optimized_step, BufferId, Session};
 pub use trainer::{Evaluation, GroupState, OptimizerState, Tally, Trainer, TrainerState};

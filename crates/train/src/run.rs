@@ -19,10 +19,11 @@ use crate::checkpoint::{self, BatchOrder, Progress, CHECKPOINT_DIR};
 use crate::fit::{fit, Best, EpochEvent, Observer, StepEvent, Stop};
 use crate::progress::{EpochRow, Mode, Reporter};
 use crate::rundir::{RunDir, METRICS_FILE};
+use graphc_data::{load_split_sets_in, Residence};
+
 use crate::{
-    batch_ranges, load_split_sets, write_labels_json, write_state_dict, write_state_dict_with,
-    Dataset, Evaluation, SplitRecord, Standardizer, StateDict, TargetKind, Targets, TrainError,
-    Trainer,
+    batch_ranges, write_labels_json, write_state_dict, write_state_dict_with, Dataset, Evaluation,
+    SplitRecord, Standardizer, StateDict, TargetKind, Targets, TrainError, Trainer,
 };
 #[cfg(feature = "plot")]
 use crate::{read_metrics, write_loss_plot};
@@ -203,19 +204,40 @@ pub struct SpecData {
 /// Loads the spec's data (paths relative to `base_dir`), standardizes it when
 /// asked, and checks that it fits the model's input.
 pub fn load_data(spec: &Spec, base_dir: &Path) -> Result<SpecData, TrainError> {
-    let (mut train, mut valid, split) =
-        load_split_sets(&spec.data, base_dir, target_kind(spec), spec.seed)?;
+    load_data_on(spec, base_dir, 1)
+}
+
+/// [`load_data`] for one of `ranks` data-parallel processes: with more than one, features
+/// that can stay in their file (`.npy`) do, and each rank reads the rows it steps when it
+/// gathers them, so its memory does not hold the whole feature matrix. The values are the
+/// same either way.
+pub fn load_data_on(spec: &Spec, base_dir: &Path, ranks: usize) -> Result<SpecData, TrainError> {
+    let residence = if ranks > 1 {
+        Residence::File
+    } else {
+        Residence::Memory
+    };
+    let (mut train, mut valid, split) = load_split_sets_in(
+        &spec.data,
+        base_dir,
+        target_kind(spec),
+        spec.seed,
+        residence,
+    )?;
     for data in std::iter::once(&train).chain(valid.iter()) {
         check_features(spec, data)?;
     }
-    let standardizer = spec.data.standardize.map(|kind| {
-        let scaler = Standardizer::fit(&train, kind);
-        scaler.apply(&mut train);
-        if let Some(v) = valid.as_mut() {
-            scaler.apply(v);
+    let standardizer = match spec.data.standardize {
+        Some(kind) => {
+            let scaler = Standardizer::fit(&train, kind)?;
+            scaler.apply(&mut train);
+            if let Some(v) = valid.as_mut() {
+                scaler.apply(v);
+            }
+            Some(scaler)
         }
-        scaler
-    });
+        None => None,
+    };
     let layout = layout_of(&train.targets);
     Ok(SpecData {
         train,
@@ -394,9 +416,7 @@ pub fn prepare(
         if let Targets::Classes { indices, .. } = &set.targets {
             trainer.check_targets(indices, &|row| set.row_location(row))?;
         }
-        trainer.check_features(&set.features, &|row, feature| {
-            set.feature_location(row, feature)
-        })?;
+        trainer.check_data_features(set)?;
     }
     Ok(trainer)
 }
@@ -480,9 +500,9 @@ fn train_across(
     // Before the data is read; Session::new checks again for every other entry point.
     check_size(&spec)?;
     let base_dir = spec_path.parent().unwrap_or(Path::new("."));
-    let data = load_data(&spec, base_dir)?;
+    let data = load_data_on(&spec, base_dir, world.size())?;
     let mut trainer = prepare(&spec, base_dir, &data, options.backend)?;
-    trainer.set_collective(world)?;
+    trainer.set_collective(world);
     // Bad input so far has not touched the output directory.
     let mut dir = RunDir::open(&options.out_dir, resume, overwrite)?;
     let files = Files {

@@ -16,7 +16,8 @@ use graphc_nn::{
     default_init, group_of, hyper_value_by, initial_groups, ParamInfo, StepGraph, TargetLayout,
 };
 use graphc_nn::{
-    evaluates_with_batch_statistics, input_embedding, mean_denominator, task_of, LossTargets, Task,
+    evaluates_with_batch_statistics, input_embedding, mean_denominator, saturating_numel, task_of,
+    LossTargets, Task,
 };
 use graphc_spec::{shown_list, HyperValue, Interval, LossSpec, OptimizerKind, Reduction, Spec};
 use smallvec::SmallVec;
@@ -502,6 +503,20 @@ impl Trainer {
         }
     }
 
+    /// [`Trainer::check_features`] on every row of `data`, a file's in bounded chunks (not
+    /// read at all when the model has no input embedding).
+    pub fn check_data_features(&self, data: &Dataset) -> Result<(), TrainError> {
+        if input_embedding(&self.spec().model).is_none() {
+            return Ok(());
+        }
+        data.features
+            .try_for_each_chunk::<TrainError>(data.num_features(), |first, values| {
+                self.check_features(values, &|row, feature| {
+                    data.feature_location(first + row, feature)
+                })
+            })
+    }
+
     /// Number of model outputs per sample (classes, for a classifier).
     pub fn classes(&self) -> usize {
         let s = self.main_step();
@@ -529,11 +544,45 @@ impl Trainer {
         update: bool,
     ) -> Result<f32, TrainError> {
         let batch = self.batch_of(features)?;
+        let rows = self.share_of(batch);
+        let per_sample = features.len() / batch;
+        let mine = &features[rows.start * per_sample..rows.end * per_sample];
+        self.step_share(batch, mine, targets, update)
+    }
+
+    /// The rows of a batch of `batch` samples this rank steps (`collective::share`): all of
+    /// them on one process.
+    pub fn share_of(&self, batch: usize) -> std::ops::Range<usize> {
+        share(batch, self.collective.rank(), self.collective.size())
+    }
+
+    /// [`Trainer::step_batch`] given only this rank's features: `features` are rows
+    /// [`Trainer::share_of`]`(batch)` of a batch of `batch` samples, `targets` the whole
+    /// batch's (the loss's denominator counts them all). What a rank that reads only its
+    /// shares of the data steps.
+    pub fn step_share(
+        &mut self,
+        batch: usize,
+        features: &[f32],
+        targets: &BatchTargets,
+        update: bool,
+    ) -> Result<f32, TrainError> {
+        let rows = self.share_of(batch);
+        let per_sample = saturating_numel(&self.spec().model.input);
+        if batch == 0 || features.len() as u128 != (rows.len() as u128).saturating_mul(per_sample) {
+            return Err(TrainError::Data(format!(
+                "{} feature values are not rows {}..{} of a batch of {batch} samples of model.input {:?}",
+                features.len(),
+                rows.start,
+                rows.end,
+                self.spec().model.input
+            )));
+        }
         if let BatchTargets::Classes(indices) = targets {
             self.check_targets(indices, &|row| format!("batch row {row}"))?;
         }
         self.check_features(features, &|row, feature| {
-            format!("batch row {row}, feature {feature}")
+            format!("batch row {}, feature {feature}", rows.start + row)
         })?;
         let kind = if update || self.spec().train.accumulate <= 1 {
             Kind::Update
@@ -541,7 +590,7 @@ impl Trainer {
             Kind::Accumulate
         };
         let loss = if self.collective.size() > 1 {
-            self.step_shard(features, targets, batch, kind == Kind::Update)?
+            self.step_shard((features, rows), targets, batch, kind == Kind::Update)?
         } else {
             let index = self.session.program(batch, kind)?;
             self.run_step(index, (features, targets_arg(targets)), None)?;
@@ -620,13 +669,14 @@ impl Trainer {
             .run(index, &args, &mut |values| collective.sum(values))
     }
 
-    /// One step of data-parallel training on the whole batch (`features`, `targets` of
-    /// `batch` samples, the same on every rank): this rank's share through the shard step (the
-    /// loss's mean over the whole batch's denominator), then the gradient sums and the losses
-    /// summed over ranks in one call, and with `update` the apply step. Returns the batch's loss.
+    /// One step of data-parallel training on a batch of `batch` samples (`targets` the whole
+    /// batch's, the same on every rank; `x` the features of this rank's share, its `rows`):
+    /// the share through the shard step (the loss's mean over the whole batch's denominator),
+    /// then the gradient sums and the losses summed over ranks in one call, and with `update`
+    /// the apply step. Returns the batch's loss.
     fn step_shard(
         &mut self,
-        features: &[f32],
+        (x, rows): (&[f32], std::ops::Range<usize>),
         targets: &BatchTargets,
         batch: usize,
         update: bool,
@@ -636,9 +686,6 @@ impl Trainer {
             // channel; summed over ranks, the shards cannot tell.
             graphc_nn::check_batch_norm_counts(&self.spec().model, batch)?;
         }
-        let rows = share(batch, self.collective.rank(), self.collective.size());
-        let per_sample = features.len() / batch;
-        let x = &features[rows.start * per_sample..rows.end * per_sample];
         let y = match targets {
             BatchTargets::Classes(y) => Arg::I64(&y[rows.clone()]),
             BatchTargets::Floats(t) => {
@@ -750,12 +797,8 @@ impl Trainer {
     /// Makes this trainer one of the processes of `collective`: each step runs this rank's
     /// share of the batch and sums the gradients over ranks (see [`Trainer::step_batch`]).
     /// Every rank must start from the same parameters and step the same batches.
-    pub fn set_collective(
-        &mut self,
-        collective: Box<dyn Collective + Send>,
-    ) -> Result<(), TrainError> {
+    pub fn set_collective(&mut self, collective: Box<dyn Collective + Send>) {
         self.collective = collective;
-        Ok(())
     }
 
     /// The number of ranks training together and the seconds this one has spent summing
@@ -1175,7 +1218,7 @@ impl Trainer {
         while start < n {
             rows.clear();
             rows.extend(start..n.min(start + chunk));
-            data.gather(&rows, &mut features, &mut targets);
+            data.gather(&rows, &mut features, &mut targets)?;
             self.check_features(&features, &|row, feature| {
                 data.feature_location(rows[row], feature)
             })?;

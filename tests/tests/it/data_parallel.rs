@@ -17,7 +17,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use graphc::stages::train::collective::Collective;
 use graphc::{BackendKind, EpochEvent, Observer, Spec, StepEvent, TrainError, Trainer};
 
-use crate::support::close;
+use crate::support::{close, write_npy};
 
 /// What the ranks share: the running sums and a barrier between the phases of a sum.
 struct Shared {
@@ -131,11 +131,11 @@ fn train_spec_on(spec: &Spec, dir: &Path, size: usize, backend: BackendKind) -> 
             let dir = dir.to_path_buf();
             let shared = Arc::clone(&shared);
             std::thread::spawn(move || {
-                let data = graphc::load_data(&spec, &dir).unwrap();
+                let data = graphc::load_data_on(&spec, &dir, size).unwrap();
                 let mut trainer: Trainer = graphc::prepare(&spec, &dir, &data, backend).unwrap();
                 if size > 1 {
                     let threads = Threads { rank, size, shared };
-                    trainer.set_collective(Box::new(threads)).unwrap();
+                    trainer.set_collective(Box::new(threads));
                 }
                 let mut record = Record::default();
                 graphc::fit(&mut trainer, &data, &mut record).unwrap();
@@ -536,7 +536,7 @@ fn sync_batch_norm_refuses_a_whole_batch_of_one_value_per_channel() {
                     size: 2,
                     shared,
                 };
-                trainer.set_collective(Box::new(threads)).unwrap();
+                trainer.set_collective(Box::new(threads));
                 let mut record = Record::default();
                 graphc::fit(&mut trainer, &data, &mut record)
                     .err()
@@ -551,4 +551,65 @@ fn sync_batch_norm_refuses_a_whole_batch_of_one_value_per_channel() {
             "{err}"
         );
     }
+}
+
+/// `.npy` data for the file-backed cases: `n` samples of 6 float64 features (rows of
+/// different scales, so standardization matters) and float32 whole-number labels of 3 classes.
+fn write_npy_data(dir: &Path, n: usize) {
+    let x: Vec<u8> = (0..n * 6)
+        .flat_map(|i| {
+            let (row, col) = ((i / 6) as f64, (i % 6) as f64);
+            ((row * 0.37 + col * 1.3).sin() * (col + 1.0) * 10.0 + col).to_le_bytes()
+        })
+        .collect();
+    write_npy(&dir.join("x.npy"), "<f8", &[n, 6], &x);
+    let y: Vec<u8> = (0..n)
+        .flat_map(|i| (((i * 7) % 3) as f32).to_le_bytes())
+        .collect();
+    write_npy(&dir.join("y.npy"), "<f4", &[n], &y);
+}
+
+#[test]
+fn npy_features_read_from_the_file_by_each_rank_give_the_single_process_numbers() {
+    // Shuffled batches of 7 over 3 ranks (shares of 3, 2 and 2, changing every epoch), a
+    // drawn validation split (each rank evaluates its share) and standardization fitted in a
+    // streaming pass over the file.
+    let dir = tempfile::tempdir().unwrap();
+    write_npy_data(dir.path(), 43);
+    let spec: Spec = "seed: 3
+data:
+  train: {npy: {features: x.npy, target: y.npy}}
+  batch_size: 7
+  shuffle: true
+  standardize: true
+  split: 0.25
+model:
+  input: [6]
+  layers:
+    - {type: linear, out: 8}
+    - {type: relu}
+    - {type: linear, out: 3}
+loss: {type: cross_entropy}
+optimizer: {type: adam, lr: 0.01}
+train: {epochs: 3}
+"
+    .parse()
+    .unwrap();
+    let alone = graphc::load_data_on(&spec, dir.path(), 1).unwrap();
+    let ranked = graphc::load_data_on(&spec, dir.path(), 2).unwrap();
+    let in_memory = |d: &graphc::Dataset| d.features.in_memory().is_some();
+    assert!(
+        in_memory(&alone.train),
+        "one process keeps the features in memory"
+    );
+    assert!(
+        !in_memory(&ranked.train) && !in_memory(ranked.valid.as_ref().unwrap()),
+        "a rank leaves them in the file"
+    );
+    assert_eq!(
+        ranked.standardizer, alone.standardizer,
+        "the same statistics"
+    );
+    let wrong = spec_against_one_process("npy on ranks", &spec, dir.path());
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

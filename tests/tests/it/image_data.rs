@@ -6,24 +6,7 @@ use std::path::Path;
 
 use graphc::{BackendKind, RunOptions};
 
-/// A C-order `.npy` file (format 1.0) of `descr` values.
-fn write_npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) {
-    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
-    let shape = match dims.len() {
-        1 => format!("({},)", dims[0]),
-        _ => format!("({})", dims.join(", ")),
-    };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    bytes.extend_from_slice(header.as_bytes());
-    bytes.extend_from_slice(data);
-    std::fs::write(path, bytes).expect("write npy");
-}
+use crate::support::write_npy;
 
 /// An IDX file of unsigned bytes with `dims`.
 fn write_idx(path: &Path, dims: &[u32], data: &[u8]) {

@@ -377,7 +377,9 @@ fn run(text: &str) -> Result<(), String> {
     let rows: Vec<usize> = (0..n).collect();
     let mut features = Vec::new();
     let mut targets = BatchTargets::Floats(Vec::new());
-    data.train.gather(&rows, &mut features, &mut targets);
+    data.train
+        .gather(&rows, &mut features, &mut targets)
+        .unwrap();
     trainer
         .step(&features, &targets)
         .map_err(|e| one_line(&e))?;

@@ -362,7 +362,7 @@ pub fn rows_with_classes(rows: usize, width: usize, classes: usize) -> (Vec<f32>
 pub fn dataset(features: Vec<f32>, width: usize, labels: Vec<i64>) -> graphc::Dataset {
     use graphc::stages::data::{Origin, RowUnit};
     graphc::Dataset {
-        features,
+        features: graphc::stages::data::Features::Memory(features),
         feature_names: (0..width).map(|i| format!("f{i}")).collect(),
         targets: graphc::stages::train::Targets::Classes {
             indices: labels,
@@ -389,4 +389,23 @@ pub fn write_csv(path: &Path, features: &[f32], width: usize, labels: &[i64]) {
 /// The bits of `values`, to compare floats exactly (NaN included).
 pub fn to_bits(values: &[f32]) -> Vec<u32> {
     values.iter().map(|v| v.to_bits()).collect()
+}
+
+/// A C-order `.npy` file (format 1.0) of `descr` values.
+pub fn write_npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) {
+    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
+    let shape = match dims.len() {
+        1 => format!("({},)", dims[0]),
+        _ => format!("({})", dims.join(", ")),
+    };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    bytes.extend_from_slice(header.as_bytes());
+    bytes.extend_from_slice(data);
+    std::fs::write(path, bytes).expect("write npy");
 }

@@ -136,7 +136,7 @@ fn spec_with_source(dir: &Path, source: &str, edit: impl Fn(String) -> String) {
 }
 
 /// An `.npy` header for a float32 array of `shape` (a Python tuple), padded as NumPy pads it.
-fn npy_header(shape: &str) -> Vec<u8> {
+pub(crate) fn npy_header(shape: &str) -> Vec<u8> {
     let mut dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
     while (10 + dict.len() + 1) % 64 != 0 {
         dict.push(' ');

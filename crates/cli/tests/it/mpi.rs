@@ -16,6 +16,7 @@ use std::process::{Command, Output};
 use graphc::stages::train::{read_state_dict, StateDict};
 use serde_json::Value;
 
+use crate::hostile::npy_header;
 use crate::support::{assert_clear_failure, graphc_in, repo, scratch};
 
 /// The golden cases the multi-rank runs replay: `(area, case)`.
@@ -396,5 +397,52 @@ fn a_binary_without_the_feature_refuses_to_be_one_of_several_ranks() {
             .expect("graphc runs");
         assert_clear_failure(&o, &["one of 2 MPI ranks", "--features mpi"]);
         assert!(!dir.path().join("out").exists(), "nothing written");
+    }
+}
+
+#[test]
+fn npy_features_read_by_each_rank_from_the_file_give_the_single_process_numbers() {
+    if !built_with_mpi(
+        "npy_features_read_by_each_rank_from_the_file_give_the_single_process_numbers",
+    ) {
+        return;
+    }
+    // Each rank reads its shares of the shuffled batches and of the validation rows from
+    // `x.npy`; the statistics of `standardize` come from a streaming pass.
+    let n = 45;
+    let mut x = npy_header(&format!("({n}, 5)"));
+    x.extend((0..n * 5).flat_map(|i| (((i * 37 % 101) as f32) * 0.25 - 3.0).to_le_bytes()));
+    let mut y = npy_header(&format!("({n},)"));
+    y.extend((0..n).flat_map(|i| ((i % 3) as f32).to_le_bytes()));
+    let spec = "seed: 5
+data:
+  train: {npy: {features: x.npy, target: y.npy}}
+  batch_size: 8
+  shuffle: true
+  standardize: true
+  split: 0.2
+model: {input: [5], layers: [{type: linear, out: 6}, {type: tanh}, {type: linear, out: 3}]}
+loss: {type: cross_entropy}
+optimizer: {type: sgd, lr: 0.1, momentum: 0.9}
+train: {epochs: 3}
+";
+    let dir = scratch(&[("spec.yaml", spec)]);
+    std::fs::write(dir.path().join("x.npy"), x).unwrap();
+    std::fs::write(dir.path().join("y.npy"), y).unwrap();
+    let (one, many) = train_both(dir.path(), 2, dir.path(), &[]);
+    assert_eq!(one.losses.len(), many.losses.len());
+    for (a, e) in many.losses.iter().zip(&one.losses) {
+        assert!(close(*a, *e, 1e-5, 1e-7), "loss {a} vs {e} alone");
+    }
+    assert_eq!(one.state.tensors.len(), many.state.tensors.len());
+    for (m, t) in many.state.tensors.iter().zip(&one.state.tensors) {
+        assert_eq!((&m.name, m.data.len()), (&t.name, t.data.len()));
+        for (a, e) in m.data.iter().zip(&t.data) {
+            let name = &t.name;
+            assert!(
+                close(f64::from(*a), f64::from(*e), 1e-4, 1e-6),
+                "{name}: {a} vs {e}"
+            );
+        }
     }
 }

@@ -14,7 +14,10 @@ fn kinds() -> impl Strategy<Value = TargetKind> {
 fn check(result: Result<Dataset, DataError>) {
     match result {
         Ok(d) => {
-            assert_eq!(d.features.len(), d.len() * d.num_features());
+            assert_eq!(
+                d.features.in_memory().unwrap().len(),
+                d.len() * d.num_features()
+            );
             assert!(!d.is_empty(), "an empty data set is an error");
         }
         Err(e) => {
@@ -25,7 +28,7 @@ fn check(result: Result<Dataset, DataError>) {
 }
 
 /// A `.npy` v1 header for `descr`/`shape` (possibly lying about the data that follows).
-fn npy_header(descr: &str, fortran: bool, shape: &[u64]) -> Vec<u8> {
+pub(crate) fn npy_header(descr: &str, fortran: bool, shape: &[u64]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(u64::to_string).collect();
     let shape = match dims.len() {
         1 => format!("({},)", dims[0]),

@@ -76,7 +76,12 @@ fn synthetic_sets_are_deterministic_per_seed_and_balanced() {
             let count = labels.iter().filter(|&&l| l == class).count();
             assert_eq!(count, 30 / classes, "{kind:?} class {class}");
         }
-        assert!(a.features.iter().all(|v| v.is_finite()));
+        assert!(a
+            .features
+            .in_memory()
+            .unwrap()
+            .iter()
+            .all(|v| v.is_finite()));
     }
 }
 
@@ -90,6 +95,8 @@ fn blobs_cluster_around_one_centre_per_class() {
     for class in 0..3 {
         let rows: Vec<&[f32]> = d
             .features
+            .in_memory()
+            .unwrap()
             .chunks(4)
             .zip(&labels)
             .filter(|(_, &l)| l == class)
@@ -122,8 +129,8 @@ fn synthetic_validation_set_shares_the_distribution_but_not_the_samples() {
         panic!("float targets expected")
     };
     // Fit w, b on train by ordinary least squares (3 features + bias) and check valid exactly.
-    let fit = least_squares(&train.features, ty, 3);
-    for (row, y) in valid.features.chunks(3).zip(vy) {
+    let fit = least_squares(train.features.in_memory().unwrap(), ty, 3);
+    for (row, y) in valid.features.in_memory().unwrap().chunks(3).zip(vy) {
         let pred = fit[3] + (0..3).map(|j| fit[j] * f64::from(row[j])).sum::<f64>();
         assert!((pred - f64::from(*y)).abs() < 1e-3, "{pred} vs {y}");
     }
@@ -224,16 +231,28 @@ fn split_holds_out_the_ceiling_of_the_fraction_and_keeps_every_row_once() {
     let (t, v) = load_sets(&spec, dir.path(), TargetKind::ClassIndex, 3).unwrap();
     let v = v.expect("a validation set");
     assert_eq!((t.len(), v.len()), (7, 3), "ceil(0.25 * 10) = 3");
-    let mut all: Vec<f32> = t.features.iter().chain(&v.features).copied().collect();
+    let mut all: Vec<f32> = t
+        .features
+        .in_memory()
+        .unwrap()
+        .iter()
+        .chain(v.features.in_memory().unwrap())
+        .copied()
+        .collect();
     all.sort_by(f32::total_cmp);
     assert_eq!(all, (0..10).map(|i| i as f32).collect::<Vec<_>>());
     // Targets travel with their rows, rows keep file order, and locations name the source line.
     for d in [&t, &v] {
-        for (x, y) in d.features.iter().zip(indices(d)) {
+        for (x, y) in d.features.in_memory().unwrap().iter().zip(indices(d)) {
             assert_eq!(*x as i64 % 2, y);
         }
-        assert!(d.features.windows(2).all(|w| w[0] < w[1]));
-        let line = d.features[0] as u64 + 2;
+        assert!(d
+            .features
+            .in_memory()
+            .unwrap()
+            .windows(2)
+            .all(|w| w[0] < w[1]));
+        let line = d.features.in_memory().unwrap()[0] as u64 + 2;
         assert!(d.row_location(0).ends_with(&format!("d.csv` line {line}")));
     }
     let (t2, v2) = load_sets(&spec, dir.path(), TargetKind::ClassIndex, 3).unwrap();

@@ -53,7 +53,10 @@ fn plain_and_gzipped_files_load_the_same_flattened_images_and_labels() {
         assert_eq!(d.len(), 3);
         assert_eq!(d.num_features(), 4);
         assert_eq!(d.feature_names[3], "pixel[3]");
-        assert_eq!(&d.features[4..8], &[10.0, 11.0, 12.0, 13.0]);
+        assert_eq!(
+            &d.features.in_memory().unwrap()[4..8],
+            &[10.0, 11.0, 12.0, 13.0]
+        );
         assert_eq!(
             d.targets,
             Targets::Classes {

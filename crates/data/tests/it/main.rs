@@ -3,6 +3,7 @@
 mod bad_csv_files;
 mod data_no_panic;
 mod data_sets;
+mod file_features;
 mod hostile_files;
 mod idx_sources;
 mod numpy_sources;

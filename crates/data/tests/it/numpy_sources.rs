@@ -94,7 +94,10 @@ fn image_arrays_are_flattened_per_sample() {
     let d = npy("images_u8.npy", "y_i64.npy", TargetKind::ClassIndex).unwrap();
     assert_eq!(d.num_features(), 4);
     // pixel [i, r, c] = 10 i + 2 r + c
-    assert_eq!(&d.features[8..12], &[20.0, 21.0, 22.0, 23.0]);
+    assert_eq!(
+        &d.features.in_memory().unwrap()[8..12],
+        &[20.0, 21.0, 22.0, 23.0]
+    );
 }
 
 #[test]
