@@ -222,6 +222,46 @@ impl Winograd {
         self.tiles.0 * self.tiles.1
     }
 
+    /// Whether two rows of tiles share a vector (rows of at most 8 tiles,
+    /// as a 16×16 plane's: one row alone would leave half the lanes idle).
+    fn paired(&self) -> bool {
+        self.tiles.1 <= 8
+    }
+
+    /// Vectors of tiles per channel: [`Self::tile_vec`]'s range.
+    fn tile_vecs(&self) -> usize {
+        let (th, tw) = self.tiles;
+        if self.paired() {
+            th.div_ceil(2)
+        } else {
+            th * tw.div_ceil(16)
+        }
+    }
+
+    /// Vector `i` of a channel's tiles, `i < tile_vecs()`.
+    fn tile_vec(&self, i: usize) -> TileVec {
+        let (th, tw) = self.tiles;
+        if self.paired() {
+            let ty = 2 * i;
+            let next = if ty + 1 < th { tw } else { 0 };
+            TileVec {
+                ty,
+                tx0: 0,
+                first: tw,
+                next,
+            }
+        } else {
+            let per_row = tw.div_ceil(16);
+            let (ty, tx0) = (i / per_row, 16 * (i % per_row));
+            TileVec {
+                ty,
+                tx0,
+                first: (tw - tx0).min(16),
+                next: 0,
+            }
+        }
+    }
+
     /// Runs `step` (whose `winograd` is `self`) on the arena at `base`.
     ///
     /// # Safety
@@ -443,10 +483,76 @@ impl Winograd {
     }
 }
 
+/// One vector of a channel's tiles: lanes `0..first` are tiles `(ty, tx0 +
+/// lane)`, lanes `first..first + next` tiles `(ty + 1, lane − first)` (`next`
+/// is 0 unless [`Winograd::paired`]). Tile indices `ty·tw + tx0 + lane` are
+/// consecutive over both parts, as tx0 is 0 when rows are paired.
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy)]
+struct TileVec {
+    ty: usize,
+    tx0: usize,
+    first: usize,
+    next: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl TileVec {
+    /// The lanes holding tiles.
+    fn mask(&self) -> u16 {
+        lanes(self.first + self.next)
+    }
+
+    /// Lanes `0..first` from `p`, lanes `first..first + next` from `p + row`
+    /// onwards (the next tile row's element at the same place), zeros elsewhere.
+    ///
+    /// # Safety
+    /// `p + lane` for lanes `< first` and `p + row + lane` for lanes `< next`
+    /// are readable (the other lanes touch no memory).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load(&self, p: *const f32, row: usize) -> __m512 {
+        // SAFETY: the caller's guarantee; masked lanes read nothing, so the
+        // second load's pointer, `first` floats before the next row's first
+        // element, is only offset, never read, outside it.
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(lanes(self.first), p);
+            if self.next == 0 {
+                return v;
+            }
+            let upper = self.mask() & !lanes(self.first);
+            _mm512_mask_loadu_ps(v, upper, p.wrapping_add(row).wrapping_sub(self.first))
+        }
+    }
+}
+
+/// The lanes in `mask` of row `r` of the plane `p` (`rows × cols`) from
+/// column `col` on; zeros if the row is past the plane.
+///
+/// # Safety
+/// `p` holds the plane; the lanes in `mask` are columns `< cols`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn plane_row(
+    p: *const f32,
+    (rows, cols): (usize, usize),
+    r: usize,
+    col: usize,
+    mask: u16,
+) -> __m512 {
+    if r < rows {
+        // SAFETY: the caller's guarantee; masked lanes touch no memory.
+        unsafe { _mm512_maskz_loadu_ps(mask, p.wrapping_add(r * cols + col)) }
+    } else {
+        _mm512_setzero_ps()
+    }
+}
+
 /// Lane indices for `_mm512_permutex2var_ps`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn indices(f: fn(i32) -> i32) -> __m512i {
+fn indices(f: impl Fn(i32) -> i32) -> __m512i {
     let lanes: [i32; 16] = std::array::from_fn(|i| f(i as i32));
     // SAFETY: 16 i32 read from a 16-element array.
     unsafe { _mm512_loadu_si512(lanes.as_ptr().cast()) }
@@ -511,46 +617,43 @@ impl Winograd {
     unsafe fn input_tiles(&self, split: *const f32, v: *mut f32, stride: usize) {
         let (th, tw) = self.tiles;
         let (rows, l) = (2 * th + 2, tw + 1);
-        for ty in 0..th {
-            let mut tx0 = 0;
-            while tx0 < tw {
-                let mask = lanes(tw - tx0);
-                // SAFETY: rows 2ty + i < R and columns tx0 + lane (+ 1) ≤ tw
-                // < L for the lanes in `mask`; V's tiles ty·tw + tx < th·tw.
-                unsafe {
-                    let mut d = [[_mm512_setzero_ps(); 4]; 4];
-                    for (i, d) in d.iter_mut().enumerate() {
-                        let e = split.add((2 * ty + i) * l + tx0);
-                        let o = split.add((rows + 2 * ty + i) * l + tx0);
-                        *d = [
-                            _mm512_maskz_loadu_ps(mask, e),
-                            _mm512_maskz_loadu_ps(mask, o),
-                            _mm512_maskz_loadu_ps(mask, e.add(1)),
-                            _mm512_maskz_loadu_ps(mask, o.add(1)),
-                        ];
-                    }
-                    // Bᵀ d: rows d0 − d2, d1 + d2, d2 − d1, d1 − d3.
-                    let mut b = [[_mm512_setzero_ps(); 4]; 4];
-                    for j in 0..4 {
-                        b[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
-                        b[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
-                        b[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
-                        b[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
-                    }
-                    let out = v.add(ty * tw + tx0);
-                    for (i, b) in b.iter().enumerate() {
-                        let row = [
-                            _mm512_sub_ps(b[0], b[2]),
-                            _mm512_add_ps(b[1], b[2]),
-                            _mm512_sub_ps(b[2], b[1]),
-                            _mm512_sub_ps(b[1], b[3]),
-                        ];
-                        for (j, r) in row.into_iter().enumerate() {
-                            _mm512_mask_storeu_ps(out.add((4 * i + j) * stride), mask, r);
-                        }
+        for i in 0..self.tile_vecs() {
+            let tv = self.tile_vec(i);
+            // SAFETY: rows 2ty + i (+ 2 for the next tile row's lanes) < R and
+            // columns tx0 + lane (+ 1) ≤ tw < L for the lanes holding tiles;
+            // V's tiles ty·tw + tx0 + lane < th·tw.
+            unsafe {
+                let mut d = [[_mm512_setzero_ps(); 4]; 4];
+                for (i, d) in d.iter_mut().enumerate() {
+                    let e = split.add((2 * tv.ty + i) * l + tv.tx0);
+                    let o = split.add((rows + 2 * tv.ty + i) * l + tv.tx0);
+                    *d = [
+                        tv.load(e, 2 * l),
+                        tv.load(o, 2 * l),
+                        tv.load(e.add(1), 2 * l),
+                        tv.load(o.add(1), 2 * l),
+                    ];
+                }
+                // Bᵀ d: rows d0 − d2, d1 + d2, d2 − d1, d1 − d3.
+                let mut b = [[_mm512_setzero_ps(); 4]; 4];
+                for j in 0..4 {
+                    b[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
+                    b[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
+                    b[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
+                    b[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
+                }
+                let out = v.add(tv.ty * tw + tv.tx0);
+                for (i, b) in b.iter().enumerate() {
+                    let row = [
+                        _mm512_sub_ps(b[0], b[2]),
+                        _mm512_add_ps(b[1], b[2]),
+                        _mm512_sub_ps(b[2], b[1]),
+                        _mm512_sub_ps(b[1], b[3]),
+                    ];
+                    for (j, r) in row.into_iter().enumerate() {
+                        _mm512_mask_storeu_ps(out.add((4 * i + j) * stride), tv.mask(), r);
                     }
                 }
-                tx0 += 16;
             }
         }
     }
@@ -564,37 +667,34 @@ impl Winograd {
     /// destination plane.
     #[target_feature(enable = "avx512f")]
     unsafe fn output_tiles(&self, m: *const f32, stride: usize, dst: *mut f32) {
-        let (th, tw) = self.tiles;
-        let (dr, dc) = self.dst;
-        let zip_lo = indices(|i| (i / 2) + 16 * (i % 2));
-        let zip_hi = indices(|i| 8 + (i / 2) + 16 * (i % 2));
-        for ty in 0..th {
-            let mut tx0 = 0;
-            while tx0 < tw {
-                let mask = lanes(tw - tx0);
-                // SAFETY: tiles ty·tw + tx < th·tw of each M[ξ]; destination
-                // rows 2ty + i < dr and columns masked to < dc.
-                unsafe {
-                    let at = m.add(ty * tw + tx0);
-                    let mut q = [_mm512_setzero_ps(); 16];
-                    for (xi, q) in q.iter_mut().enumerate() {
-                        *q = _mm512_maskz_loadu_ps(mask, at.add(xi * stride));
-                    }
-                    // Aᵀ M: rows m0 + m1 + m2, m1 − m2 − m3.
-                    let mut s = [[_mm512_setzero_ps(); 4]; 2];
-                    for j in 0..4 {
-                        s[0][j] = _mm512_add_ps(_mm512_add_ps(q[j], q[4 + j]), q[8 + j]);
-                        s[1][j] = _mm512_sub_ps(_mm512_sub_ps(q[4 + j], q[8 + j]), q[12 + j]);
-                    }
-                    let col = 2 * tx0;
-                    let count = dc - col;
-                    for (i, s) in s.iter().enumerate() {
-                        let r = 2 * ty + i;
-                        if r >= dr {
-                            continue;
-                        }
-                        let y0 = _mm512_add_ps(_mm512_add_ps(s[0], s[1]), s[2]);
-                        let y1 = _mm512_sub_ps(_mm512_sub_ps(s[1], s[2]), s[3]);
+        let (tw, (dr, dc)) = (self.tiles.1, self.dst);
+        // Output column pairs `(y0, y1)` of lanes `from..`, interleaved.
+        let zip = |from: usize| indices(|i| from as i32 + (i / 2) + 16 * (i % 2));
+        let (zip_lo, zip_hi, zip_next) = (zip(0), zip(8), zip(tw));
+        for i in 0..self.tile_vecs() {
+            let tv = self.tile_vec(i);
+            // SAFETY: tiles ty·tw + tx0 + lane < th·tw of each M[ξ] for the
+            // lanes holding tiles; destination rows checked against dr and
+            // columns masked to < dc.
+            unsafe {
+                let at = m.add(tv.ty * tw + tv.tx0);
+                let mut q = [_mm512_setzero_ps(); 16];
+                for (xi, q) in q.iter_mut().enumerate() {
+                    *q = _mm512_maskz_loadu_ps(tv.mask(), at.add(xi * stride));
+                }
+                // Aᵀ M: rows m0 + m1 + m2, m1 − m2 − m3.
+                let mut s = [[_mm512_setzero_ps(); 4]; 2];
+                for j in 0..4 {
+                    s[0][j] = _mm512_add_ps(_mm512_add_ps(q[j], q[4 + j]), q[8 + j]);
+                    s[1][j] = _mm512_sub_ps(_mm512_sub_ps(q[4 + j], q[8 + j]), q[12 + j]);
+                }
+                let col = 2 * tv.tx0;
+                let count = dc - col;
+                for (i, s) in s.iter().enumerate() {
+                    let y0 = _mm512_add_ps(_mm512_add_ps(s[0], s[1]), s[2]);
+                    let y1 = _mm512_sub_ps(_mm512_sub_ps(s[1], s[2]), s[3]);
+                    let r = 2 * tv.ty + i;
+                    if r < dr {
                         let p = dst.add(r * dc + col);
                         _mm512_mask_storeu_ps(
                             p,
@@ -607,8 +707,17 @@ impl Winograd {
                             _mm512_permutex2var_ps(y0, zip_hi, y1),
                         );
                     }
+                    // The next tile row's lanes (rows paired: col 0, dc ≤ 16).
+                    let r = r + 2;
+                    if tv.next > 0 && r < dr {
+                        let p = dst.add(r * dc);
+                        _mm512_mask_storeu_ps(
+                            p,
+                            lanes(dc),
+                            _mm512_permutex2var_ps(y0, zip_next, y1),
+                        );
+                    }
                 }
-                tx0 += 16;
             }
         }
     }
@@ -621,63 +730,131 @@ impl Winograd {
     /// for each ξ < 16.
     #[target_feature(enable = "avx512f")]
     unsafe fn gradient_tiles(&self, dy: *const f32, yh: *mut f32, stride: usize) {
-        let (th, tw) = self.tiles;
-        let (dr, dc) = self.dst;
-        let (even, odd) = (indices(|i| 2 * i), indices(|i| 2 * i + 1));
-        for ty in 0..th {
-            let mut tx0 = 0;
-            while tx0 < tw {
-                let mask = lanes(tw - tx0);
-                // SAFETY: rows 2ty + i < dr and columns masked to < dc of the
-                // plane (masked lanes touch no memory); tiles < th·tw of Ŷ.
-                unsafe {
-                    let zero = _mm512_setzero_ps();
-                    let col = 2 * tx0;
-                    let count = dc - col;
-                    let mut e = [[zero; 2]; 2];
-                    for (i, e) in e.iter_mut().enumerate() {
-                        let r = 2 * ty + i;
-                        if r < dr {
-                            let p = dy.add(r * dc + col);
-                            let a = _mm512_maskz_loadu_ps(lanes(count), p);
-                            let b = _mm512_maskz_loadu_ps(
-                                lanes(count.saturating_sub(16)),
-                                p.wrapping_add(16),
-                            );
-                            *e = [
-                                _mm512_permutex2var_ps(a, even, b),
-                                _mm512_permutex2var_ps(a, odd, b),
-                            ];
-                        }
-                    }
-                    // A e: rows e0, e0 + e1, e0 − e1, −e1; then the same on columns.
-                    let f = [
-                        e[0],
-                        [
-                            _mm512_add_ps(e[0][0], e[1][0]),
-                            _mm512_add_ps(e[0][1], e[1][1]),
-                        ],
-                        [
-                            _mm512_sub_ps(e[0][0], e[1][0]),
-                            _mm512_sub_ps(e[0][1], e[1][1]),
-                        ],
-                        [_mm512_sub_ps(zero, e[1][0]), _mm512_sub_ps(zero, e[1][1])],
+        let (tw, (dr, dc)) = (self.tiles.1, self.dst);
+        // Even and odd columns of `a` then `b`: lanes `< from` from `a`, the
+        // rest from `b`'s start (`from` 8 continues a row of 32 floats).
+        let split = |from: usize, odd: i32| {
+            let from = from as i32;
+            indices(move |i| {
+                if i < from {
+                    2 * i + odd
+                } else {
+                    16 + 2 * (i - from) + odd
+                }
+            })
+        };
+        let (even, odd) = if self.paired() {
+            (split(tw, 0), split(tw, 1))
+        } else {
+            (split(8, 0), split(8, 1))
+        };
+        let zero = _mm512_setzero_ps();
+        for i in 0..self.tile_vecs() {
+            let tv = self.tile_vec(i);
+            // SAFETY: rows checked against dr and columns masked to < dc of
+            // the plane (masked lanes touch no memory); tiles ty·tw + tx0 +
+            // lane < th·tw of Ŷ for the lanes holding tiles.
+            unsafe {
+                let col = 2 * tv.tx0;
+                let count = dc - col;
+                let mut e = [[zero; 2]; 2];
+                for (i, e) in e.iter_mut().enumerate() {
+                    let r = 2 * tv.ty + i;
+                    let a = plane_row(dy, (dr, dc), r, col, lanes(count));
+                    let b = if tv.next > 0 {
+                        plane_row(dy, (dr, dc), r + 2, 0, lanes(dc))
+                    } else {
+                        let rest = lanes(count.saturating_sub(16));
+                        plane_row(dy, (dr, dc), r, col + 16, rest)
+                    };
+                    *e = [
+                        _mm512_permutex2var_ps(a, even, b),
+                        _mm512_permutex2var_ps(a, odd, b),
                     ];
-                    let out = yh.add(ty * tw + tx0);
-                    for (i, f) in f.iter().enumerate() {
-                        let row = [
-                            f[0],
-                            _mm512_add_ps(f[0], f[1]),
-                            _mm512_sub_ps(f[0], f[1]),
-                            _mm512_sub_ps(zero, f[1]),
-                        ];
-                        for (j, r) in row.into_iter().enumerate() {
-                            _mm512_mask_storeu_ps(out.add((4 * i + j) * stride), mask, r);
-                        }
+                }
+                // A e: rows e0, e0 + e1, e0 − e1, −e1; then the same on columns.
+                let f = [
+                    e[0],
+                    [
+                        _mm512_add_ps(e[0][0], e[1][0]),
+                        _mm512_add_ps(e[0][1], e[1][1]),
+                    ],
+                    [
+                        _mm512_sub_ps(e[0][0], e[1][0]),
+                        _mm512_sub_ps(e[0][1], e[1][1]),
+                    ],
+                    [_mm512_sub_ps(zero, e[1][0]), _mm512_sub_ps(zero, e[1][1])],
+                ];
+                let out = yh.add(tv.ty * tw + tv.tx0);
+                for (i, f) in f.iter().enumerate() {
+                    let row = [
+                        f[0],
+                        _mm512_add_ps(f[0], f[1]),
+                        _mm512_sub_ps(f[0], f[1]),
+                        _mm512_sub_ps(zero, f[1]),
+                    ];
+                    for (j, r) in row.into_iter().enumerate() {
+                        _mm512_mask_storeu_ps(out.add((4 * i + j) * stride), tv.mask(), r);
                     }
                 }
-                tx0 += 16;
             }
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// A forward form over `rows × cols` outputs (pad 1, 8 channels).
+    fn form(rows: usize, cols: usize) -> Winograd {
+        let axis = |n: usize| ConvAxis {
+            input: n,
+            output: n,
+            kernel: 3,
+            stride: 1,
+            dilation: 1,
+            pad_lo: 1,
+        };
+        Winograd::new(ConvKind::Forward, &[axis(rows), axis(cols)], (8, 8, 1), 1).unwrap()
+    }
+
+    /// Every tile is in exactly one lane of one vector, at its index `ty·tw +
+    /// tx` from the vector's first tile; rows of up to 8 tiles share vectors.
+    #[test]
+    fn the_tile_vectors_cover_every_tile_once() {
+        for (rows, cols) in [
+            (1, 1),
+            (3, 5),
+            (16, 16),
+            (15, 16),
+            (17, 16),
+            (32, 32),
+            (9, 40),
+            (40, 33),
+            (6, 18),
+        ] {
+            let w = form(rows, cols);
+            let (th, tw) = w.tiles;
+            let mut seen = vec![0u32; th * tw];
+            for i in 0..w.tile_vecs() {
+                let tv = w.tile_vec(i);
+                let start = tv.ty * tw + tv.tx0;
+                for lane in 0..tv.first + tv.next {
+                    let (ty, tx) = if lane < tv.first {
+                        (tv.ty, tv.tx0 + lane)
+                    } else {
+                        (tv.ty + 1, lane - tv.first)
+                    };
+                    assert!(ty < th && tx < tw, "{rows}×{cols}: lane {lane} of {tv:?}");
+                    assert_eq!(ty * tw + tx, start + lane, "{rows}×{cols}: {tv:?}");
+                    seen[start + lane] += 1;
+                }
+                assert!(tv.first + tv.next <= 16);
+                assert_eq!(tv.next > 0, w.paired() && tv.ty + 1 < th);
+            }
+            assert!(seen.iter().all(|&s| s == 1), "{rows}×{cols}: {seen:?}");
+            assert_eq!(w.paired(), tw <= 8);
         }
     }
 }
