@@ -58,6 +58,18 @@ const MIN_OUT_CHANNELS: usize = 8;
 /// convnet's arena 11.33 M floats, over issue 12's memory budget (11.25 M).
 const WEIGHT_TILE_FLOATS: usize = 1 << 17;
 
+/// Floats of a cache line.
+const LINE: usize = 16;
+
+/// `len` floats rounded up to whole cache lines, plus `extra` floats. The 16
+/// planes `V[ξ]` (and `M[ξ]`, `Ŷ[ξ]`) are one such length apart, with one
+/// extra line: convnet's planes are multiples of 4 KiB (`32 · 256` floats), so
+/// the transforms' 16 stores (or loads) of one tile vector all hit the same
+/// L1 set, 16 ways into an 8-way cache.
+fn line_pad(len: usize, extra: usize) -> Option<usize> {
+    len.checked_next_multiple_of(LINE)?.checked_add(extra)
+}
+
 /// `G` (4 × 3): the kernel transform `U = G g Gᵀ`.
 #[cfg(target_arch = "x86_64")]
 const G: [[f32; 3]; 4] = [
@@ -88,6 +100,13 @@ pub(crate) struct Winograd {
     groups: usize,
     /// Samples a weight gradient transforms at once (1 otherwise).
     samples: usize,
+    /// Floats from the split columns to `V` (the split columns' floats,
+    /// rounded up to a cache line).
+    split_room: usize,
+    /// Floats between `V[ξ]` and `V[ξ + 1]`: see [`line_pad`].
+    vs: usize,
+    /// Floats between `M[ξ]` (or `Ŷ[ξ]`) and the next.
+    ms: usize,
     /// Floats of the transformed kernels shared by the pieces (0 for the
     /// weight gradient).
     shared: usize,
@@ -146,13 +165,22 @@ impl Winograd {
         let kc = 16usize.checked_mul(k)?.checked_mul(c)?;
         let kernels = kc.checked_mul(groups)?;
         let per_sample = 16usize.checked_mul(k.checked_add(c)?)?.checked_mul(t)?;
-        let (samples, shared, piece) = match kind {
-            ConvKind::Forward | ConvKind::InputGrad => (1, kernels, split.checked_add(per_sample)?),
-            ConvKind::WeightGrad => {
-                let samples = (WEIGHT_TILE_FLOATS / per_sample.max(1)).clamp(1, n.max(1));
-                let tile = per_sample.checked_mul(samples)?;
-                (samples, 0, kernels.checked_add(split)?.checked_add(tile)?)
-            }
+        let samples = match kind {
+            ConvKind::Forward | ConvKind::InputGrad => 1,
+            ConvKind::WeightGrad => (WEIGHT_TILE_FLOATS / per_sample.max(1)).clamp(1, n.max(1)),
+        };
+        // Tiles of one transformed channel (of `samples` samples).
+        let row = t.checked_mul(samples)?;
+        let (split_room, vs, ms) = (
+            line_pad(split, 0)?,
+            line_pad(c.checked_mul(row)?, LINE)?,
+            line_pad(k.checked_mul(row)?, LINE)?,
+        );
+        let tiles_len = 16usize.checked_mul(vs.checked_add(ms)?)?;
+        let own = split_room.checked_add(tiles_len)?;
+        let (shared, piece) = match kind {
+            ConvKind::Forward | ConvKind::InputGrad => (kernels, own),
+            ConvKind::WeightGrad => (0, kernels.checked_add(own)?),
         };
         Some(Winograd {
             src,
@@ -163,6 +191,9 @@ impl Winograd {
             c,
             groups,
             samples,
+            split_room,
+            vs,
+            ms,
             shared,
             piece,
         })
@@ -212,11 +243,6 @@ fn kernel_gradient(m: &[f32; 16]) -> [f32; 9] {
 
 #[cfg(target_arch = "x86_64")]
 impl Winograd {
-    /// Floats of one channel's even and odd source columns.
-    fn split_len(&self) -> usize {
-        (2 * self.tiles.0 + 2) * (self.tiles.1 + 1) * 2
-    }
-
     /// Tiles per sample.
     fn tile_count(&self) -> usize {
         self.tiles.0 * self.tiles.1
@@ -374,8 +400,8 @@ impl Winograd {
             match step.kind {
                 ConvKind::Forward | ConvKind::InputGrad => {
                     let split = scratch;
-                    let v = split.add(self.split_len());
-                    let m = v.add(16 * c * t);
+                    let v = split.add(self.split_room);
+                    let m = v.add(16 * self.vs);
                     let u = base.add(step.scratch).cast_const();
                     let forward = step.kind == ConvKind::Forward;
                     for n in lo..hi {
@@ -387,12 +413,12 @@ impl Winograd {
                                     y_of(n, g, ch)
                                 };
                                 self.split_plane(src, split);
-                                self.input_tiles(split, v.add(ch * t), c * t);
+                                self.input_tiles(split, v.add(ch * t), self.vs);
                             }
                             for xi in 0..16 {
                                 let a = Mat::rows(u.add((g * 16 + xi) * k * c), c);
-                                let b = Mat::rows(v.add(xi * c * t).cast_const(), t);
-                                let dst = Mat::rows(m.add(xi * k * t), t);
+                                let b = Mat::rows(v.add(xi * self.vs).cast_const(), t);
+                                let dst = Mat::rows(m.add(xi * self.ms), t);
                                 bcast((k, t, c), a, b, dst, false);
                             }
                             for kd in 0..k {
@@ -401,7 +427,7 @@ impl Winograd {
                                 } else {
                                     x_of(n, g, kd)
                                 };
-                                self.output_tiles(m.add(kd * t), k * t, dst);
+                                self.output_tiles(m.add(kd * t), self.ms, dst);
                             }
                         }
                     }
@@ -409,9 +435,9 @@ impl Winograd {
                 ConvKind::WeightGrad => {
                     let sums = scratch;
                     let split = sums.add(self.groups * 16 * k * c);
-                    let v = split.add(self.split_len());
+                    let v = split.add(self.split_room);
                     let row = self.samples * t;
-                    let yh = v.add(16 * c * row);
+                    let yh = v.add(16 * self.vs);
                     if lo == hi {
                         std::ptr::write_bytes(sums, 0, self.groups * 16 * k * c);
                     }
@@ -423,20 +449,20 @@ impl Winograd {
                                 let at = (n - t0) * t;
                                 for ch in 0..c {
                                     self.split_plane(x_of(n, g, ch), split);
-                                    self.input_tiles(split, v.add(ch * row + at), c * row);
+                                    self.input_tiles(split, v.add(ch * row + at), self.vs);
                                 }
                                 for kd in 0..k {
                                     self.gradient_tiles(
                                         y_of(n, g, kd),
                                         yh.add(kd * row + at),
-                                        k * row,
+                                        self.ms,
                                     );
                                 }
                             }
                             let len = (t1 - t0) * t;
                             for xi in 0..16 {
-                                let a = Mat::rows(yh.add(xi * k * row).cast_const(), row);
-                                let b = Mat::rows(v.add(xi * c * row).cast_const(), row);
+                                let a = Mat::rows(yh.add(xi * self.ms).cast_const(), row);
+                                let b = Mat::rows(v.add(xi * self.vs).cast_const(), row);
                                 let dst = Mat::rows(sums.add((g * 16 + xi) * k * c), c);
                                 dot((k, c, len), 1, (a, 0), (b, 0), dst, t0 > lo);
                             }
@@ -566,7 +592,7 @@ impl Winograd {
     /// cols + 1` floats; column `q` is source column `q + ox`.
     ///
     /// # Safety
-    /// `src` holds the source plane, `split` [`Self::split_len`] floats.
+    /// `src` holds the source plane, `split` the even and odd columns' floats.
     #[target_feature(enable = "avx512f")]
     unsafe fn split_plane(&self, src: *const f32, split: *mut f32) {
         let (rows, l) = (2 * self.tiles.0 + 2, self.tiles.1 + 1);
