@@ -58,6 +58,18 @@ const MIN_OUT_CHANNELS: usize = 8;
 /// convnet's arena 11.33 M floats, over issue 12's memory budget (11.25 M).
 const WEIGHT_TILE_FLOATS: usize = 1 << 17;
 
+/// Floats of a cache line.
+const LINE: usize = 16;
+
+/// `len` floats rounded up to whole cache lines, plus `extra` floats. The 16
+/// planes `V[ξ]` (and `M[ξ]`, `Ŷ[ξ]`) are one such length apart, with one
+/// extra line: convnet's planes are multiples of 4 KiB (`32 · 256` floats), so
+/// the transforms' 16 stores (or loads) of one tile vector all hit the same
+/// L1 set, 16 ways into an 8-way cache.
+fn line_pad(len: usize, extra: usize) -> Option<usize> {
+    len.checked_next_multiple_of(LINE)?.checked_add(extra)
+}
+
 /// `G` (4 × 3): the kernel transform `U = G g Gᵀ`.
 #[cfg(target_arch = "x86_64")]
 const G: [[f32; 3]; 4] = [
@@ -88,6 +100,13 @@ pub(crate) struct Winograd {
     groups: usize,
     /// Samples a weight gradient transforms at once (1 otherwise).
     samples: usize,
+    /// Floats from the split columns to `V` (the split columns' floats,
+    /// rounded up to a cache line).
+    split_room: usize,
+    /// Floats between `V[ξ]` and `V[ξ + 1]`: see [`line_pad`].
+    vs: usize,
+    /// Floats between `M[ξ]` (or `Ŷ[ξ]`) and the next.
+    ms: usize,
     /// Floats of the transformed kernels shared by the pieces (0 for the
     /// weight gradient).
     shared: usize,
@@ -146,13 +165,22 @@ impl Winograd {
         let kc = 16usize.checked_mul(k)?.checked_mul(c)?;
         let kernels = kc.checked_mul(groups)?;
         let per_sample = 16usize.checked_mul(k.checked_add(c)?)?.checked_mul(t)?;
-        let (samples, shared, piece) = match kind {
-            ConvKind::Forward | ConvKind::InputGrad => (1, kernels, split.checked_add(per_sample)?),
-            ConvKind::WeightGrad => {
-                let samples = (WEIGHT_TILE_FLOATS / per_sample.max(1)).clamp(1, n.max(1));
-                let tile = per_sample.checked_mul(samples)?;
-                (samples, 0, kernels.checked_add(split)?.checked_add(tile)?)
-            }
+        let samples = match kind {
+            ConvKind::Forward | ConvKind::InputGrad => 1,
+            ConvKind::WeightGrad => (WEIGHT_TILE_FLOATS / per_sample.max(1)).clamp(1, n.max(1)),
+        };
+        // Tiles of one transformed channel (of `samples` samples).
+        let row = t.checked_mul(samples)?;
+        let (split_room, vs, ms) = (
+            line_pad(split, 0)?,
+            line_pad(c.checked_mul(row)?, LINE)?,
+            line_pad(k.checked_mul(row)?, LINE)?,
+        );
+        let tiles_len = 16usize.checked_mul(vs.checked_add(ms)?)?;
+        let own = split_room.checked_add(tiles_len)?;
+        let (shared, piece) = match kind {
+            ConvKind::Forward | ConvKind::InputGrad => (kernels, own),
+            ConvKind::WeightGrad => (0, kernels.checked_add(own)?),
         };
         Some(Winograd {
             src,
@@ -163,6 +191,9 @@ impl Winograd {
             c,
             groups,
             samples,
+            split_room,
+            vs,
+            ms,
             shared,
             piece,
         })
@@ -212,14 +243,49 @@ fn kernel_gradient(m: &[f32; 16]) -> [f32; 9] {
 
 #[cfg(target_arch = "x86_64")]
 impl Winograd {
-    /// Floats of one channel's even and odd source columns.
-    fn split_len(&self) -> usize {
-        (2 * self.tiles.0 + 2) * (self.tiles.1 + 1) * 2
-    }
-
     /// Tiles per sample.
     fn tile_count(&self) -> usize {
         self.tiles.0 * self.tiles.1
+    }
+
+    /// Whether two rows of tiles share a vector (rows of at most 8 tiles,
+    /// as a 16×16 plane's: one row alone would leave half the lanes idle).
+    fn paired(&self) -> bool {
+        self.tiles.1 <= 8
+    }
+
+    /// Vectors of tiles per channel: [`Self::tile_vec`]'s range.
+    fn tile_vecs(&self) -> usize {
+        let (th, tw) = self.tiles;
+        if self.paired() {
+            th.div_ceil(2)
+        } else {
+            th * tw.div_ceil(16)
+        }
+    }
+
+    /// Vector `i` of a channel's tiles, `i < tile_vecs()`.
+    fn tile_vec(&self, i: usize) -> TileVec {
+        let (th, tw) = self.tiles;
+        if self.paired() {
+            let ty = 2 * i;
+            let next = if ty + 1 < th { tw } else { 0 };
+            TileVec {
+                ty,
+                tx0: 0,
+                first: tw,
+                next,
+            }
+        } else {
+            let per_row = tw.div_ceil(16);
+            let (ty, tx0) = (i / per_row, 16 * (i % per_row));
+            TileVec {
+                ty,
+                tx0,
+                first: (tw - tx0).min(16),
+                next: 0,
+            }
+        }
     }
 
     /// Runs `step` (whose `winograd` is `self`) on the arena at `base`.
@@ -334,8 +400,8 @@ impl Winograd {
             match step.kind {
                 ConvKind::Forward | ConvKind::InputGrad => {
                     let split = scratch;
-                    let v = split.add(self.split_len());
-                    let m = v.add(16 * c * t);
+                    let v = split.add(self.split_room);
+                    let m = v.add(16 * self.vs);
                     let u = base.add(step.scratch).cast_const();
                     let forward = step.kind == ConvKind::Forward;
                     for n in lo..hi {
@@ -347,12 +413,12 @@ impl Winograd {
                                     y_of(n, g, ch)
                                 };
                                 self.split_plane(src, split);
-                                self.input_tiles(split, v.add(ch * t), c * t);
+                                self.input_tiles(split, v.add(ch * t), self.vs);
                             }
                             for xi in 0..16 {
                                 let a = Mat::rows(u.add((g * 16 + xi) * k * c), c);
-                                let b = Mat::rows(v.add(xi * c * t).cast_const(), t);
-                                let dst = Mat::rows(m.add(xi * k * t), t);
+                                let b = Mat::rows(v.add(xi * self.vs).cast_const(), t);
+                                let dst = Mat::rows(m.add(xi * self.ms), t);
                                 bcast((k, t, c), a, b, dst, false);
                             }
                             for kd in 0..k {
@@ -361,7 +427,7 @@ impl Winograd {
                                 } else {
                                     x_of(n, g, kd)
                                 };
-                                self.output_tiles(m.add(kd * t), k * t, dst);
+                                self.output_tiles(m.add(kd * t), self.ms, dst);
                             }
                         }
                     }
@@ -369,9 +435,9 @@ impl Winograd {
                 ConvKind::WeightGrad => {
                     let sums = scratch;
                     let split = sums.add(self.groups * 16 * k * c);
-                    let v = split.add(self.split_len());
+                    let v = split.add(self.split_room);
                     let row = self.samples * t;
-                    let yh = v.add(16 * c * row);
+                    let yh = v.add(16 * self.vs);
                     if lo == hi {
                         std::ptr::write_bytes(sums, 0, self.groups * 16 * k * c);
                     }
@@ -383,20 +449,20 @@ impl Winograd {
                                 let at = (n - t0) * t;
                                 for ch in 0..c {
                                     self.split_plane(x_of(n, g, ch), split);
-                                    self.input_tiles(split, v.add(ch * row + at), c * row);
+                                    self.input_tiles(split, v.add(ch * row + at), self.vs);
                                 }
                                 for kd in 0..k {
                                     self.gradient_tiles(
                                         y_of(n, g, kd),
                                         yh.add(kd * row + at),
-                                        k * row,
+                                        self.ms,
                                     );
                                 }
                             }
                             let len = (t1 - t0) * t;
                             for xi in 0..16 {
-                                let a = Mat::rows(yh.add(xi * k * row).cast_const(), row);
-                                let b = Mat::rows(v.add(xi * c * row).cast_const(), row);
+                                let a = Mat::rows(yh.add(xi * self.ms).cast_const(), row);
+                                let b = Mat::rows(v.add(xi * self.vs).cast_const(), row);
                                 let dst = Mat::rows(sums.add((g * 16 + xi) * k * c), c);
                                 dot((k, c, len), 1, (a, 0), (b, 0), dst, t0 > lo);
                             }
@@ -443,10 +509,76 @@ impl Winograd {
     }
 }
 
+/// One vector of a channel's tiles: lanes `0..first` are tiles `(ty, tx0 +
+/// lane)`, lanes `first..first + next` tiles `(ty + 1, lane − first)` (`next`
+/// is 0 unless [`Winograd::paired`]). Tile indices `ty·tw + tx0 + lane` are
+/// consecutive over both parts, as tx0 is 0 when rows are paired.
+#[cfg(target_arch = "x86_64")]
+#[derive(Debug, Clone, Copy)]
+struct TileVec {
+    ty: usize,
+    tx0: usize,
+    first: usize,
+    next: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl TileVec {
+    /// The lanes holding tiles.
+    fn mask(&self) -> u16 {
+        lanes(self.first + self.next)
+    }
+
+    /// Lanes `0..first` from `p`, lanes `first..first + next` from `p + row`
+    /// onwards (the next tile row's element at the same place), zeros elsewhere.
+    ///
+    /// # Safety
+    /// `p + lane` for lanes `< first` and `p + row + lane` for lanes `< next`
+    /// are readable (the other lanes touch no memory).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn load(&self, p: *const f32, row: usize) -> __m512 {
+        // SAFETY: the caller's guarantee; masked lanes read nothing, so the
+        // second load's pointer, `first` floats before the next row's first
+        // element, is only offset, never read, outside it.
+        unsafe {
+            let v = _mm512_maskz_loadu_ps(lanes(self.first), p);
+            if self.next == 0 {
+                return v;
+            }
+            let upper = self.mask() & !lanes(self.first);
+            _mm512_mask_loadu_ps(v, upper, p.wrapping_add(row).wrapping_sub(self.first))
+        }
+    }
+}
+
+/// The lanes in `mask` of row `r` of the plane `p` (`rows × cols`) from
+/// column `col` on; zeros if the row is past the plane.
+///
+/// # Safety
+/// `p` holds the plane; the lanes in `mask` are columns `< cols`.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn plane_row(
+    p: *const f32,
+    (rows, cols): (usize, usize),
+    r: usize,
+    col: usize,
+    mask: u16,
+) -> __m512 {
+    if r < rows {
+        // SAFETY: the caller's guarantee; masked lanes touch no memory.
+        unsafe { _mm512_maskz_loadu_ps(mask, p.wrapping_add(r * cols + col)) }
+    } else {
+        _mm512_setzero_ps()
+    }
+}
+
 /// Lane indices for `_mm512_permutex2var_ps`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-fn indices(f: fn(i32) -> i32) -> __m512i {
+fn indices(f: impl Fn(i32) -> i32) -> __m512i {
     let lanes: [i32; 16] = std::array::from_fn(|i| f(i as i32));
     // SAFETY: 16 i32 read from a 16-element array.
     unsafe { _mm512_loadu_si512(lanes.as_ptr().cast()) }
@@ -460,7 +592,7 @@ impl Winograd {
     /// cols + 1` floats; column `q` is source column `q + ox`.
     ///
     /// # Safety
-    /// `src` holds the source plane, `split` [`Self::split_len`] floats.
+    /// `src` holds the source plane, `split` the even and odd columns' floats.
     #[target_feature(enable = "avx512f")]
     unsafe fn split_plane(&self, src: *const f32, split: *mut f32) {
         let (rows, l) = (2 * self.tiles.0 + 2, self.tiles.1 + 1);
@@ -511,46 +643,43 @@ impl Winograd {
     unsafe fn input_tiles(&self, split: *const f32, v: *mut f32, stride: usize) {
         let (th, tw) = self.tiles;
         let (rows, l) = (2 * th + 2, tw + 1);
-        for ty in 0..th {
-            let mut tx0 = 0;
-            while tx0 < tw {
-                let mask = lanes(tw - tx0);
-                // SAFETY: rows 2ty + i < R and columns tx0 + lane (+ 1) ≤ tw
-                // < L for the lanes in `mask`; V's tiles ty·tw + tx < th·tw.
-                unsafe {
-                    let mut d = [[_mm512_setzero_ps(); 4]; 4];
-                    for (i, d) in d.iter_mut().enumerate() {
-                        let e = split.add((2 * ty + i) * l + tx0);
-                        let o = split.add((rows + 2 * ty + i) * l + tx0);
-                        *d = [
-                            _mm512_maskz_loadu_ps(mask, e),
-                            _mm512_maskz_loadu_ps(mask, o),
-                            _mm512_maskz_loadu_ps(mask, e.add(1)),
-                            _mm512_maskz_loadu_ps(mask, o.add(1)),
-                        ];
-                    }
-                    // Bᵀ d: rows d0 − d2, d1 + d2, d2 − d1, d1 − d3.
-                    let mut b = [[_mm512_setzero_ps(); 4]; 4];
-                    for j in 0..4 {
-                        b[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
-                        b[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
-                        b[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
-                        b[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
-                    }
-                    let out = v.add(ty * tw + tx0);
-                    for (i, b) in b.iter().enumerate() {
-                        let row = [
-                            _mm512_sub_ps(b[0], b[2]),
-                            _mm512_add_ps(b[1], b[2]),
-                            _mm512_sub_ps(b[2], b[1]),
-                            _mm512_sub_ps(b[1], b[3]),
-                        ];
-                        for (j, r) in row.into_iter().enumerate() {
-                            _mm512_mask_storeu_ps(out.add((4 * i + j) * stride), mask, r);
-                        }
+        for i in 0..self.tile_vecs() {
+            let tv = self.tile_vec(i);
+            // SAFETY: rows 2ty + i (+ 2 for the next tile row's lanes) < R and
+            // columns tx0 + lane (+ 1) ≤ tw < L for the lanes holding tiles;
+            // V's tiles ty·tw + tx0 + lane < th·tw.
+            unsafe {
+                let mut d = [[_mm512_setzero_ps(); 4]; 4];
+                for (i, d) in d.iter_mut().enumerate() {
+                    let e = split.add((2 * tv.ty + i) * l + tv.tx0);
+                    let o = split.add((rows + 2 * tv.ty + i) * l + tv.tx0);
+                    *d = [
+                        tv.load(e, 2 * l),
+                        tv.load(o, 2 * l),
+                        tv.load(e.add(1), 2 * l),
+                        tv.load(o.add(1), 2 * l),
+                    ];
+                }
+                // Bᵀ d: rows d0 − d2, d1 + d2, d2 − d1, d1 − d3.
+                let mut b = [[_mm512_setzero_ps(); 4]; 4];
+                for j in 0..4 {
+                    b[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
+                    b[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
+                    b[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
+                    b[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
+                }
+                let out = v.add(tv.ty * tw + tv.tx0);
+                for (i, b) in b.iter().enumerate() {
+                    let row = [
+                        _mm512_sub_ps(b[0], b[2]),
+                        _mm512_add_ps(b[1], b[2]),
+                        _mm512_sub_ps(b[2], b[1]),
+                        _mm512_sub_ps(b[1], b[3]),
+                    ];
+                    for (j, r) in row.into_iter().enumerate() {
+                        _mm512_mask_storeu_ps(out.add((4 * i + j) * stride), tv.mask(), r);
                     }
                 }
-                tx0 += 16;
             }
         }
     }
@@ -564,37 +693,34 @@ impl Winograd {
     /// destination plane.
     #[target_feature(enable = "avx512f")]
     unsafe fn output_tiles(&self, m: *const f32, stride: usize, dst: *mut f32) {
-        let (th, tw) = self.tiles;
-        let (dr, dc) = self.dst;
-        let zip_lo = indices(|i| (i / 2) + 16 * (i % 2));
-        let zip_hi = indices(|i| 8 + (i / 2) + 16 * (i % 2));
-        for ty in 0..th {
-            let mut tx0 = 0;
-            while tx0 < tw {
-                let mask = lanes(tw - tx0);
-                // SAFETY: tiles ty·tw + tx < th·tw of each M[ξ]; destination
-                // rows 2ty + i < dr and columns masked to < dc.
-                unsafe {
-                    let at = m.add(ty * tw + tx0);
-                    let mut q = [_mm512_setzero_ps(); 16];
-                    for (xi, q) in q.iter_mut().enumerate() {
-                        *q = _mm512_maskz_loadu_ps(mask, at.add(xi * stride));
-                    }
-                    // Aᵀ M: rows m0 + m1 + m2, m1 − m2 − m3.
-                    let mut s = [[_mm512_setzero_ps(); 4]; 2];
-                    for j in 0..4 {
-                        s[0][j] = _mm512_add_ps(_mm512_add_ps(q[j], q[4 + j]), q[8 + j]);
-                        s[1][j] = _mm512_sub_ps(_mm512_sub_ps(q[4 + j], q[8 + j]), q[12 + j]);
-                    }
-                    let col = 2 * tx0;
-                    let count = dc - col;
-                    for (i, s) in s.iter().enumerate() {
-                        let r = 2 * ty + i;
-                        if r >= dr {
-                            continue;
-                        }
-                        let y0 = _mm512_add_ps(_mm512_add_ps(s[0], s[1]), s[2]);
-                        let y1 = _mm512_sub_ps(_mm512_sub_ps(s[1], s[2]), s[3]);
+        let (tw, (dr, dc)) = (self.tiles.1, self.dst);
+        // Output column pairs `(y0, y1)` of lanes `from..`, interleaved.
+        let zip = |from: usize| indices(|i| from as i32 + (i / 2) + 16 * (i % 2));
+        let (zip_lo, zip_hi, zip_next) = (zip(0), zip(8), zip(tw));
+        for i in 0..self.tile_vecs() {
+            let tv = self.tile_vec(i);
+            // SAFETY: tiles ty·tw + tx0 + lane < th·tw of each M[ξ] for the
+            // lanes holding tiles; destination rows checked against dr and
+            // columns masked to < dc.
+            unsafe {
+                let at = m.add(tv.ty * tw + tv.tx0);
+                let mut q = [_mm512_setzero_ps(); 16];
+                for (xi, q) in q.iter_mut().enumerate() {
+                    *q = _mm512_maskz_loadu_ps(tv.mask(), at.add(xi * stride));
+                }
+                // Aᵀ M: rows m0 + m1 + m2, m1 − m2 − m3.
+                let mut s = [[_mm512_setzero_ps(); 4]; 2];
+                for j in 0..4 {
+                    s[0][j] = _mm512_add_ps(_mm512_add_ps(q[j], q[4 + j]), q[8 + j]);
+                    s[1][j] = _mm512_sub_ps(_mm512_sub_ps(q[4 + j], q[8 + j]), q[12 + j]);
+                }
+                let col = 2 * tv.tx0;
+                let count = dc - col;
+                for (i, s) in s.iter().enumerate() {
+                    let y0 = _mm512_add_ps(_mm512_add_ps(s[0], s[1]), s[2]);
+                    let y1 = _mm512_sub_ps(_mm512_sub_ps(s[1], s[2]), s[3]);
+                    let r = 2 * tv.ty + i;
+                    if r < dr {
                         let p = dst.add(r * dc + col);
                         _mm512_mask_storeu_ps(
                             p,
@@ -607,8 +733,17 @@ impl Winograd {
                             _mm512_permutex2var_ps(y0, zip_hi, y1),
                         );
                     }
+                    // The next tile row's lanes (rows paired: col 0, dc ≤ 16).
+                    let r = r + 2;
+                    if tv.next > 0 && r < dr {
+                        let p = dst.add(r * dc);
+                        _mm512_mask_storeu_ps(
+                            p,
+                            lanes(dc),
+                            _mm512_permutex2var_ps(y0, zip_next, y1),
+                        );
+                    }
                 }
-                tx0 += 16;
             }
         }
     }
@@ -621,63 +756,131 @@ impl Winograd {
     /// for each ξ < 16.
     #[target_feature(enable = "avx512f")]
     unsafe fn gradient_tiles(&self, dy: *const f32, yh: *mut f32, stride: usize) {
-        let (th, tw) = self.tiles;
-        let (dr, dc) = self.dst;
-        let (even, odd) = (indices(|i| 2 * i), indices(|i| 2 * i + 1));
-        for ty in 0..th {
-            let mut tx0 = 0;
-            while tx0 < tw {
-                let mask = lanes(tw - tx0);
-                // SAFETY: rows 2ty + i < dr and columns masked to < dc of the
-                // plane (masked lanes touch no memory); tiles < th·tw of Ŷ.
-                unsafe {
-                    let zero = _mm512_setzero_ps();
-                    let col = 2 * tx0;
-                    let count = dc - col;
-                    let mut e = [[zero; 2]; 2];
-                    for (i, e) in e.iter_mut().enumerate() {
-                        let r = 2 * ty + i;
-                        if r < dr {
-                            let p = dy.add(r * dc + col);
-                            let a = _mm512_maskz_loadu_ps(lanes(count), p);
-                            let b = _mm512_maskz_loadu_ps(
-                                lanes(count.saturating_sub(16)),
-                                p.wrapping_add(16),
-                            );
-                            *e = [
-                                _mm512_permutex2var_ps(a, even, b),
-                                _mm512_permutex2var_ps(a, odd, b),
-                            ];
-                        }
-                    }
-                    // A e: rows e0, e0 + e1, e0 − e1, −e1; then the same on columns.
-                    let f = [
-                        e[0],
-                        [
-                            _mm512_add_ps(e[0][0], e[1][0]),
-                            _mm512_add_ps(e[0][1], e[1][1]),
-                        ],
-                        [
-                            _mm512_sub_ps(e[0][0], e[1][0]),
-                            _mm512_sub_ps(e[0][1], e[1][1]),
-                        ],
-                        [_mm512_sub_ps(zero, e[1][0]), _mm512_sub_ps(zero, e[1][1])],
+        let (tw, (dr, dc)) = (self.tiles.1, self.dst);
+        // Even and odd columns of `a` then `b`: lanes `< from` from `a`, the
+        // rest from `b`'s start (`from` 8 continues a row of 32 floats).
+        let split = |from: usize, odd: i32| {
+            let from = from as i32;
+            indices(move |i| {
+                if i < from {
+                    2 * i + odd
+                } else {
+                    16 + 2 * (i - from) + odd
+                }
+            })
+        };
+        let (even, odd) = if self.paired() {
+            (split(tw, 0), split(tw, 1))
+        } else {
+            (split(8, 0), split(8, 1))
+        };
+        let zero = _mm512_setzero_ps();
+        for i in 0..self.tile_vecs() {
+            let tv = self.tile_vec(i);
+            // SAFETY: rows checked against dr and columns masked to < dc of
+            // the plane (masked lanes touch no memory); tiles ty·tw + tx0 +
+            // lane < th·tw of Ŷ for the lanes holding tiles.
+            unsafe {
+                let col = 2 * tv.tx0;
+                let count = dc - col;
+                let mut e = [[zero; 2]; 2];
+                for (i, e) in e.iter_mut().enumerate() {
+                    let r = 2 * tv.ty + i;
+                    let a = plane_row(dy, (dr, dc), r, col, lanes(count));
+                    let b = if tv.next > 0 {
+                        plane_row(dy, (dr, dc), r + 2, 0, lanes(dc))
+                    } else {
+                        let rest = lanes(count.saturating_sub(16));
+                        plane_row(dy, (dr, dc), r, col + 16, rest)
+                    };
+                    *e = [
+                        _mm512_permutex2var_ps(a, even, b),
+                        _mm512_permutex2var_ps(a, odd, b),
                     ];
-                    let out = yh.add(ty * tw + tx0);
-                    for (i, f) in f.iter().enumerate() {
-                        let row = [
-                            f[0],
-                            _mm512_add_ps(f[0], f[1]),
-                            _mm512_sub_ps(f[0], f[1]),
-                            _mm512_sub_ps(zero, f[1]),
-                        ];
-                        for (j, r) in row.into_iter().enumerate() {
-                            _mm512_mask_storeu_ps(out.add((4 * i + j) * stride), mask, r);
-                        }
+                }
+                // A e: rows e0, e0 + e1, e0 − e1, −e1; then the same on columns.
+                let f = [
+                    e[0],
+                    [
+                        _mm512_add_ps(e[0][0], e[1][0]),
+                        _mm512_add_ps(e[0][1], e[1][1]),
+                    ],
+                    [
+                        _mm512_sub_ps(e[0][0], e[1][0]),
+                        _mm512_sub_ps(e[0][1], e[1][1]),
+                    ],
+                    [_mm512_sub_ps(zero, e[1][0]), _mm512_sub_ps(zero, e[1][1])],
+                ];
+                let out = yh.add(tv.ty * tw + tv.tx0);
+                for (i, f) in f.iter().enumerate() {
+                    let row = [
+                        f[0],
+                        _mm512_add_ps(f[0], f[1]),
+                        _mm512_sub_ps(f[0], f[1]),
+                        _mm512_sub_ps(zero, f[1]),
+                    ];
+                    for (j, r) in row.into_iter().enumerate() {
+                        _mm512_mask_storeu_ps(out.add((4 * i + j) * stride), tv.mask(), r);
                     }
                 }
-                tx0 += 16;
             }
+        }
+    }
+}
+
+#[cfg(all(test, target_arch = "x86_64"))]
+mod tests {
+    use super::*;
+
+    /// A forward form over `rows × cols` outputs (pad 1, 8 channels).
+    fn form(rows: usize, cols: usize) -> Winograd {
+        let axis = |n: usize| ConvAxis {
+            input: n,
+            output: n,
+            kernel: 3,
+            stride: 1,
+            dilation: 1,
+            pad_lo: 1,
+        };
+        Winograd::new(ConvKind::Forward, &[axis(rows), axis(cols)], (8, 8, 1), 1).unwrap()
+    }
+
+    /// Every tile is in exactly one lane of one vector, at its index `ty·tw +
+    /// tx` from the vector's first tile; rows of up to 8 tiles share vectors.
+    #[test]
+    fn the_tile_vectors_cover_every_tile_once() {
+        for (rows, cols) in [
+            (1, 1),
+            (3, 5),
+            (16, 16),
+            (15, 16),
+            (17, 16),
+            (32, 32),
+            (9, 40),
+            (40, 33),
+            (6, 18),
+        ] {
+            let w = form(rows, cols);
+            let (th, tw) = w.tiles;
+            let mut seen = vec![0u32; th * tw];
+            for i in 0..w.tile_vecs() {
+                let tv = w.tile_vec(i);
+                let start = tv.ty * tw + tv.tx0;
+                for lane in 0..tv.first + tv.next {
+                    let (ty, tx) = if lane < tv.first {
+                        (tv.ty, tv.tx0 + lane)
+                    } else {
+                        (tv.ty + 1, lane - tv.first)
+                    };
+                    assert!(ty < th && tx < tw, "{rows}×{cols}: lane {lane} of {tv:?}");
+                    assert_eq!(ty * tw + tx, start + lane, "{rows}×{cols}: {tv:?}");
+                    seen[start + lane] += 1;
+                }
+                assert!(tv.first + tv.next <= 16);
+                assert_eq!(tv.next > 0, w.paired() && tv.ty + 1 < th);
+            }
+            assert!(seen.iter().all(|&s| s == 1), "{rows}×{cols}: {seen:?}");
+            assert_eq!(w.paired(), tw <= 8);
         }
     }
 }
