@@ -80,6 +80,9 @@ pub struct JitExecutable {
     pub(crate) outputs: Vec<(usize, usize)>,
     pub(crate) persistent: Vec<(String, usize, usize)>,
     pub(crate) stats: crate::Stats,
+    /// Whether the steps' parallel pieces use the team, chosen by timing both
+    /// (`None`: one thread, or `GRAPHC_THREADS` decides).
+    pub(crate) chooser: Option<crate::team::Chooser>,
 }
 
 impl JitExecutable {
@@ -273,8 +276,15 @@ impl Executable for JitExecutable {
                 Arg::I64(d) => self.ints[slot.offset..slot.offset + d.len()].copy_from_slice(d),
             }
         }
-        for i in 0..self.steps.len() {
-            self.execute(i, sum_ranks);
+        let serial = self.chooser.as_mut().is_some_and(|c| c.next());
+        let started = std::time::Instant::now();
+        crate::team::with_serial(serial, || {
+            for i in 0..self.steps.len() {
+                self.execute(i, sum_ranks);
+            }
+        });
+        if let Some(chooser) = &mut self.chooser {
+            chooser.record(started.elapsed().as_secs_f64());
         }
         let arena = self.arena.as_mut_slice();
         for &(src, dst, len) in &self.end {

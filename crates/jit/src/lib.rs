@@ -174,6 +174,7 @@ pub fn compile_with(graph: &Graph, options: &Options) -> Result<JitExecutable, I
             lower_us: (lowered - start).as_micros() as u64,
             codegen_us: (generated - lowered).as_micros() as u64,
         },
+        chooser: team::adaptive().then(team::Chooser::new),
     })
 }
 

@@ -12,7 +12,7 @@
 //! One process-wide team; a job posted while another thread holds the team
 //! runs all of its pieces on the caller instead (same result, no waiting).
 
-use std::cell::UnsafeCell;
+use std::cell::{Cell, UnsafeCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, OnceLock};
@@ -130,6 +130,123 @@ pub(crate) fn threads() -> usize {
     })
 }
 
+thread_local! {
+    /// Whether jobs posted from this thread run all their pieces on it (see [`with_serial`]).
+    static SERIAL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with every job this thread posts run on this thread alone when `serial`: the
+/// same pieces in the same order, so the same numbers.
+pub(crate) fn with_serial<R>(serial: bool, f: impl FnOnce() -> R) -> R {
+    let before = SERIAL.replace(serial);
+    let result = f();
+    SERIAL.set(before);
+    result
+}
+
+/// Whether a step chooses between its threads and one by measuring ([`Chooser`]): with two
+/// or more threads, unless `GRAPHC_THREADS` fixes the number.
+pub(crate) fn adaptive() -> bool {
+    threads() >= 2 && std::env::var_os("GRAPHC_THREADS").is_none()
+}
+
+/// Runs a [`Chooser`] does not time at first: a process's first parallel steps ran 2-3×
+/// slower than its later ones (the helper's first touch of its pages and caches).
+const WARMUP: u64 = 3;
+/// Runs of each kind a [`Chooser`] times before it chooses.
+const PROBE: usize = 5;
+/// How long a [`Chooser`]'s choice stands before it measures again.
+const REPROBE: Duration = Duration::from_secs(2);
+
+/// Chooses, for one executable's steps, whether their parallel pieces use the team or run
+/// on the calling thread alone, by timing both. On the 2-vCPU VMs this was written on the
+/// two vCPUs are sometimes far apart (benches/README.md, "Threads on these VMs"): convnet's
+/// step then ran 22 steps/s on two threads and 28 on one, and 40 on two when they were
+/// close, minutes apart in one process. After [`WARMUP`] untimed runs, it times [`PROBE`]
+/// parallel runs, then as many serial ones (in blocks: a serial run right after a parallel
+/// one shares its core with the helper still spinning for the next job), keeps the kind
+/// with the lower median, and measures again after [`REPROBE`], twice as long after each
+/// probe that confirms the choice (up to 32×), since the two states last minutes. Which
+/// thread runs a piece never changes its result.
+#[derive(Debug)]
+pub(crate) struct Chooser {
+    /// Runs made since the chooser was made (the first [`WARMUP`] are not timed).
+    runs: u64,
+    /// Probe runs timed so far, parallel and serial.
+    times: [Vec<f64>; 2],
+    /// The kind chosen, and when; `None` while probing.
+    chosen: Option<(bool, Instant)>,
+    /// The kind of the run in progress.
+    current: bool,
+    /// How long a choice stands: [`REPROBE`] times 1, 2, 4, … 32.
+    reprobe: Duration,
+    /// The shortest `reprobe`.
+    base: Duration,
+    /// The choice before the probe in progress.
+    previous: Option<bool>,
+}
+
+impl Chooser {
+    pub(crate) fn new() -> Chooser {
+        Chooser::with_reprobe(REPROBE)
+    }
+
+    fn with_reprobe(reprobe: Duration) -> Chooser {
+        Chooser {
+            runs: 0,
+            times: [Vec::new(), Vec::new()],
+            chosen: None,
+            current: false,
+            reprobe,
+            base: reprobe,
+            previous: None,
+        }
+    }
+
+    /// Whether the next run goes serial.
+    pub(crate) fn next(&mut self) -> bool {
+        if let Some((serial, since)) = self.chosen {
+            if since.elapsed() < self.reprobe {
+                self.current = serial;
+                return serial;
+            }
+            self.times = [Vec::new(), Vec::new()];
+            self.previous = Some(serial);
+            self.chosen = None;
+        }
+        // Parallel runs first, then serial ones.
+        self.current = self.times[0].len() >= PROBE;
+        self.current
+    }
+
+    /// Records how long the run [`Chooser::next`] chose took.
+    pub(crate) fn record(&mut self, seconds: f64) {
+        self.runs += 1;
+        if self.runs <= WARMUP || self.chosen.is_some() {
+            return;
+        }
+        self.times[usize::from(self.current)].push(seconds);
+        if self.times[1].len() == PROBE {
+            let [parallel, serial] = self.times.each_mut().map(|t| {
+                t.sort_by(f64::total_cmp);
+                t[t.len() / 2]
+            });
+            let choice = serial < parallel;
+            self.reprobe = match self.previous {
+                Some(previous) if previous == choice => (self.reprobe * 2).min(self.base * 32),
+                Some(_) | None => self.base,
+            };
+            self.chosen = Some((choice, Instant::now()));
+        }
+    }
+
+    /// The kind chosen, if any (for tests).
+    #[cfg(test)]
+    fn chosen(&self) -> Option<bool> {
+        self.chosen.map(|(serial, _)| serial)
+    }
+}
+
 /// Claims a piece of epoch `epoch` for thread `me` (0 = the poster): its own
 /// piece `me` if still free, else the next free one after it, if that epoch
 /// is current and has one left.
@@ -205,6 +322,9 @@ fn helper(shared: &'static Shared, me: usize) {
 /// in `2..=16`, every piece runs on the caller.
 pub(crate) fn run(pieces: usize, job: &(dyn Fn(usize) + Sync)) {
     let serial = |job: &(dyn Fn(usize) + Sync)| (0..pieces).for_each(job);
+    if SERIAL.get() {
+        return serial(job);
+    }
     let team = match team().try_lock() {
         Ok(t) if pieces > 1 && !t.helpers.is_empty() && pieces <= 16 => t,
         _ => return serial(job),
@@ -279,6 +399,76 @@ fn back_off(shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Feeds a chooser runs that take `parallel` or `serial` seconds by kind; returns the
+    /// kinds it ran, in order.
+    fn feed(chooser: &mut Chooser, runs: usize, parallel: f64, serial: f64) -> Vec<bool> {
+        (0..runs)
+            .map(|_| {
+                let kind = chooser.next();
+                chooser.record(if kind { serial } else { parallel });
+                kind
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_chooser_keeps_the_faster_kind_after_alternating_probes() {
+        let mut c = Chooser::with_reprobe(Duration::from_secs(3600));
+        // Untimed first runs, then five parallel runs and five serial ones.
+        let kinds = feed(&mut c, WARMUP as usize + 2 * PROBE, 2.0, 1.0);
+        let expected: Vec<bool> = std::iter::repeat_n(false, WARMUP as usize)
+            .chain((0..2 * PROBE).map(|i| i >= PROBE))
+            .collect();
+        assert_eq!(kinds, expected);
+        assert_eq!(c.chosen(), Some(true));
+        assert!(feed(&mut c, 20, 2.0, 1.0).iter().all(|&serial| serial));
+        let mut c = Chooser::with_reprobe(Duration::from_secs(3600));
+        feed(&mut c, WARMUP as usize + 2 * PROBE, 1.0, 2.0);
+        assert_eq!(c.chosen(), Some(false));
+        assert!(feed(&mut c, 20, 1.0, 2.0).iter().all(|&serial| !serial));
+    }
+
+    #[test]
+    fn the_chooser_measures_again_when_its_choice_is_old() {
+        let mut c = Chooser::with_reprobe(Duration::ZERO);
+        feed(&mut c, WARMUP as usize + 2 * PROBE, 1.0, 2.0);
+        assert_eq!(c.chosen(), Some(false));
+        // The machine changed: serial is now faster, and the next probe finds it.
+        feed(&mut c, 2 * PROBE, 3.0, 2.0);
+        assert_eq!(c.chosen(), Some(true));
+        // A choice confirmed stands twice as long, up to 32 times; a new one starts again.
+        let mut c = Chooser::with_reprobe(Duration::from_nanos(1));
+        feed(&mut c, WARMUP as usize + 2 * PROBE, 1.0, 2.0);
+        assert_eq!(c.reprobe, Duration::from_nanos(1));
+        for _ in 0..7 {
+            feed(&mut c, 2 * PROBE, 1.0, 2.0);
+        }
+        assert_eq!(c.reprobe, Duration::from_nanos(32));
+        feed(&mut c, 2 * PROBE, 3.0, 2.0);
+        assert_eq!(
+            (c.chosen(), c.reprobe),
+            (Some(true), Duration::from_nanos(1))
+        );
+    }
+
+    #[test]
+    fn a_serial_thread_runs_every_piece_itself() {
+        let me = std::thread::current().id();
+        let others = AtomicUsize::new(0);
+        let seen = Mutex::new(Vec::new());
+        with_serial(true, || {
+            run(4, &|i| {
+                seen.lock().unwrap().push(i);
+                if std::thread::current().id() != me {
+                    others.fetch_add(1, Ordering::SeqCst);
+                }
+            })
+        });
+        assert_eq!(*seen.lock().unwrap(), vec![0, 1, 2, 3]);
+        assert_eq!(others.load(Ordering::SeqCst), 0);
+        assert!(!SERIAL.get(), "the setting ends with the closure");
+    }
 
     #[test]
     fn run_calls_every_piece_exactly_once() {
