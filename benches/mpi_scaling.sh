@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Data-parallel scaling on this machine: mlp_l (specs/bench/mlp_l.yaml, batch 256, 2 steps an
-# epoch) and convnet (specs/bench/convnet.yaml, batch 32, 10 steps an epoch; without its batch
-# norms, which several ranks refuse until sync_batch_norm exists) at one rank with one thread,
-# one rank with two threads, and two MPI ranks with one thread each. A step's time is the
+# epoch) and convnet (specs/bench/convnet.yaml, batch 32, 10 steps an epoch; its batch norms per
+# rank, and once more with train.sync_batch_norm) at one rank with one thread, one rank with two
+# threads, and two MPI ranks with one thread each. A step's time is the
 # difference between runs of 20 and 4 epochs over the extra steps, so compilation and data
 # loading cancel; the ranks' time in their sums (gradients and loss) is what `graphc train`
 # reports per step. Needs a release build with the feature:
@@ -13,7 +13,7 @@ BIN=${BIN:-target/release/graphc}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-grep -v 'type: batch_norm2d' specs/bench/convnet.yaml >"$scratch/convnet_nobn.yaml"
+sed 's/^train: *{/train: {sync_batch_norm: true, /' specs/bench/convnet.yaml >"$scratch/convnet_sync.yaml"
 
 # seconds LAUNCH... : the run's wall-clock seconds as its summary line reports them.
 seconds() {
@@ -34,7 +34,8 @@ measure() { # LABEL THREADS LAUNCH...
 
 for round in ${ROUNDS:-1 2 3}; do
     echo "round $round ($(uptime | sed 's/.*load/load/'))"
-    for workload in mlp_l:specs/bench/mlp_l.yaml:2 convnet_nobn:$scratch/convnet_nobn.yaml:10; do
+    for workload in mlp_l:specs/bench/mlp_l.yaml:2 convnet:specs/bench/convnet.yaml:10 \
+        convnet_sync:$scratch/convnet_sync.yaml:10; do
         IFS=: read -r name SPEC STEPS <<<"$workload"
         measure "$name, 1 rank, 1 thread " 1 "$BIN"
         measure "$name, 1 rank, 2 threads" 2 "$BIN"
