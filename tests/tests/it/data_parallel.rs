@@ -577,42 +577,36 @@ fn npy_features_read_from_the_file_by_each_rank_give_the_single_process_numbers(
     // streaming pass over the file.
     let dir = tempfile::tempdir().unwrap();
     write_npy_data(dir.path(), 43);
-    let spec: Spec = "seed: 3
+    let spec = shuffled_split_spec("{npy: {features: x.npy, target: y.npy}}", 6);
+    assert_ranks_leave_features_in_the_file(&spec, dir.path());
+    let wrong = spec_against_one_process("npy on ranks", &spec, dir.path());
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The file-backed cases' spec: `train` as the training source of `input` features, 3
+/// classes, shuffled batches of 7, standardized, a quarter held out.
+fn shuffled_split_spec(train: &str, input: usize) -> Spec {
+    format!(
+        "seed: 3
 data:
-  train: {npy: {features: x.npy, target: y.npy}}
+  train: {train}
   batch_size: 7
   shuffle: true
   standardize: true
   split: 0.25
 model:
-  input: [6]
+  input: [{input}]
   layers:
-    - {type: linear, out: 8}
-    - {type: relu}
-    - {type: linear, out: 3}
-loss: {type: cross_entropy}
-optimizer: {type: adam, lr: 0.01}
-train: {epochs: 3}
+    - {{type: linear, out: 8}}
+    - {{type: relu}}
+    - {{type: linear, out: 3}}
+loss: {{type: cross_entropy}}
+optimizer: {{type: adam, lr: 0.01}}
+train: {{epochs: 3}}
 "
+    )
     .parse()
-    .unwrap();
-    let alone = graphc::load_data_on(&spec, dir.path(), 1).unwrap();
-    let ranked = graphc::load_data_on(&spec, dir.path(), 2).unwrap();
-    let in_memory = |d: &graphc::Dataset| d.features.in_memory().is_some();
-    assert!(
-        in_memory(&alone.train),
-        "one process keeps the features in memory"
-    );
-    assert!(
-        !in_memory(&ranked.train) && !in_memory(ranked.valid.as_ref().unwrap()),
-        "a rank leaves them in the file"
-    );
-    assert_eq!(
-        ranked.standardizer, alone.standardizer,
-        "the same statistics"
-    );
-    let wrong = spec_against_one_process("npy on ranks", &spec, dir.path());
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    .unwrap()
 }
 
 /// CSV data for the file-backed cases: `n` rows of 5 features of different scales (some
@@ -641,9 +635,9 @@ fn write_csv_data(path: &Path, n: usize, salt: f64) {
     std::fs::write(path, text).unwrap();
 }
 
-/// `spec` loaded alone and on 2 ranks: features in memory alone and left in their CSV file
+/// `spec` loaded alone and on 2 ranks: features in memory alone and left in their file
 /// (training and validation sets) on ranks, with the same standardization statistics.
-fn assert_ranks_leave_csv_features_in_the_file(spec: &Spec, dir: &Path) {
+fn assert_ranks_leave_features_in_the_file(spec: &Spec, dir: &Path) {
     let alone = graphc::load_data_on(spec, dir, 1).unwrap();
     let ranked = graphc::load_data_on(spec, dir, 2).unwrap();
     let in_memory = |d: &graphc::Dataset| d.features.in_memory().is_some();
@@ -661,31 +655,12 @@ fn assert_ranks_leave_csv_features_in_the_file(spec: &Spec, dir: &Path) {
 
 #[test]
 fn csv_features_read_from_the_file_by_each_rank_give_the_single_process_numbers() {
-    // Shuffled batches of 7 over 3 ranks (shares of 3, 2 and 2, changing every epoch), text
-    // labels, a drawn validation split (each rank evaluates its share) and standardization
-    // fitted in streaming passes over the file.
+    // As the `.npy` case, with text labels and an unused text column.
     let dir = tempfile::tempdir().unwrap();
     write_csv_data(&dir.path().join("d.csv"), 43, 0.0);
-    let spec: Spec = "seed: 3
-data:
-  train: {csv: d.csv, target: label, features: [f0, f1, f2, f3, f4]}
-  batch_size: 7
-  shuffle: true
-  standardize: true
-  split: 0.25
-model:
-  input: [5]
-  layers:
-    - {type: linear, out: 8}
-    - {type: relu}
-    - {type: linear, out: 3}
-loss: {type: cross_entropy}
-optimizer: {type: adam, lr: 0.01}
-train: {epochs: 3}
-"
-    .parse()
-    .unwrap();
-    assert_ranks_leave_csv_features_in_the_file(&spec, dir.path());
+    let train = "{csv: d.csv, target: label, features: [f0, f1, f2, f3, f4]}";
+    let spec = shuffled_split_spec(train, 5);
+    assert_ranks_leave_features_in_the_file(&spec, dir.path());
     let wrong = spec_against_one_process("csv on ranks", &spec, dir.path());
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
@@ -715,7 +690,7 @@ train: {epochs: 3}
 "
     .parse()
     .unwrap();
-    assert_ranks_leave_csv_features_in_the_file(&spec, dir.path());
+    assert_ranks_leave_features_in_the_file(&spec, dir.path());
     let wrong = spec_against_one_process("csv in order on ranks", &spec, dir.path());
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -416,23 +416,31 @@ fn npy_features_read_by_each_rank_from_the_file_give_the_single_process_numbers(
     x.extend((0..n * 5).flat_map(|i| (((i * 37 % 101) as f32) * 0.25 - 3.0).to_le_bytes()));
     let mut y = npy_header(&format!("({n},)"));
     y.extend((0..n).flat_map(|i| ((i % 3) as f32).to_le_bytes()));
-    let spec = "seed: 5
-data:
-  train: {npy: {features: x.npy, target: y.npy}}
-  batch_size: 8
-  shuffle: true
-  standardize: true
-  split: 0.2
-model: {input: [5], layers: [{type: linear, out: 6}, {type: tanh}, {type: linear, out: 3}]}
-loss: {type: cross_entropy}
-optimizer: {type: sgd, lr: 0.1, momentum: 0.9}
-train: {epochs: 3}
-";
-    let dir = scratch(&[("spec.yaml", spec)]);
+    let spec = shuffled_split_spec("{npy: {features: x.npy, target: y.npy}}", 5);
+    let dir = scratch(&[("spec.yaml", &spec)]);
     std::fs::write(dir.path().join("x.npy"), x).unwrap();
     std::fs::write(dir.path().join("y.npy"), y).unwrap();
     let (one, many) = train_both(dir.path(), 2, dir.path(), &[]);
     assert_same_numbers(&one, &many);
+}
+
+/// The file-backed cases' spec: `train` as the training source of `input` features, 3
+/// classes, shuffled batches of 8, standardized, a fifth held out.
+fn shuffled_split_spec(train: &str, input: usize) -> String {
+    format!(
+        "seed: 5
+data:
+  train: {train}
+  batch_size: 8
+  shuffle: true
+  standardize: true
+  split: 0.2
+model: {{input: [{input}], layers: [{{type: linear, out: 6}}, {{type: tanh}}, {{type: linear, out: 3}}]}}
+loss: {{type: cross_entropy}}
+optimizer: {{type: sgd, lr: 0.1, momentum: 0.9}}
+train: {{epochs: 3}}
+"
+    )
 }
 
 /// Asserts that `many` (a run on several ranks) has `one`'s (alone) per-step losses (relative
@@ -486,19 +494,8 @@ fn csv_features_read_by_each_rank_from_the_file_give_the_single_process_numbers(
     }
     // Each of 3 ranks reads its shares (3, 3 and 2 rows) of the shuffled batches and of the
     // validation rows from `d.csv`; `standardize` is fitted in streaming passes.
-    let spec = "seed: 5
-data:
-  train: {csv: d.csv, target: label}
-  batch_size: 8
-  shuffle: true
-  standardize: true
-  split: 0.2
-model: {input: [4], layers: [{type: linear, out: 6}, {type: tanh}, {type: linear, out: 3}]}
-loss: {type: cross_entropy}
-optimizer: {type: sgd, lr: 0.1, momentum: 0.9}
-train: {epochs: 3}
-";
-    let dir = scratch(&[("spec.yaml", spec), ("d.csv", &labelled_csv(45))]);
+    let spec = shuffled_split_spec("{csv: d.csv, target: label}", 4);
+    let dir = scratch(&[("spec.yaml", &spec), ("d.csv", &labelled_csv(45))]);
     let (one, many) = train_both(dir.path(), 3, dir.path(), &[]);
     assert_same_numbers(&one, &many);
 }

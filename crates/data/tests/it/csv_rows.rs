@@ -6,12 +6,10 @@
 
 use std::path::Path;
 
-use graphc_data::{
-    load_csv_in, split_rows, BatchTargets, Dataset, Features, Residence, Standardizer, TargetKind,
-};
-use graphc_spec::StdKind;
+use graphc_data::{load_csv_in, BatchTargets, Dataset, Features, Residence, TargetKind};
 use proptest::prelude::*;
 
+use crate::file_features::{gathered, split_and_standardize_alike};
 use crate::support::write;
 
 /// Loads `dir/d.csv` with target columns `target` (and the feature columns `features`, when
@@ -32,13 +30,6 @@ fn load(
         residence,
     )
     .map_err(|e| e.to_string())
-}
-
-/// The gather of `rows`, features as bits.
-fn gathered(d: &Dataset, rows: &[usize]) -> (Vec<u32>, BatchTargets) {
-    let (mut x, mut y) = (Vec::new(), BatchTargets::Floats(Vec::new()));
-    d.gather(rows, &mut x, &mut y).unwrap();
-    (x.iter().map(|v| v.to_bits()).collect(), y)
 }
 
 /// A cell holding `v`, written as the `style`-th of several ways a CSV file may write it.
@@ -138,31 +129,7 @@ proptest! {
         let all: Vec<usize> = (0..n).collect();
         prop_assert_eq!(gathered(&file, &all), gathered(&memory, &all));
 
-        // A split, then standardization fitted on the training part: the same statistics and
-        // the same standardized rows, and a rank's share of them.
-        let mut valid_rows: Vec<usize> = held.iter().map(|i| i.index(n)).collect();
-        valid_rows.sort_unstable();
-        valid_rows.dedup();
-        prop_assume!(valid_rows.len() < n);
-        let (mut mt, mut mv) = split_rows(&memory, &valid_rows);
-        let (mut ft, mut fv) = split_rows(&file, &valid_rows);
-        let kind = if sample_std { StdKind::Sample } else { StdKind::Population };
-        let ms = Standardizer::fit(&mt, kind).unwrap();
-        let fs = Standardizer::fit(&ft, kind).unwrap();
-        prop_assert_eq!(&fs, &ms);
-        for (m, f) in [(&mut mt, &mut ft), (&mut mv, &mut fv)] {
-            ms.apply(m);
-            fs.apply(f);
-            let rows: Vec<usize> = picks.iter().map(|i| i.index(m.len())).collect();
-            prop_assert_eq!(gathered(f, &rows), gathered(m, &rows));
-            let share = rows.len() / 3..rows.len();
-            let (mut x, mut y) = (Vec::new(), BatchTargets::Floats(Vec::new()));
-            f.gather_share(&rows, share.clone(), &mut x, &mut y).unwrap();
-            let (all_x, all_y) = gathered(m, &rows);
-            let bits: Vec<u32> = x.iter().map(|v| v.to_bits()).collect();
-            prop_assert_eq!(&bits[..], &all_x[share.start * width..]);
-            prop_assert_eq!(y, all_y);
-        }
+        split_and_standardize_alike(&memory, &file, &picks, &held, sample_std)?;
     }
 }
 
