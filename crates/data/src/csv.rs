@@ -1,5 +1,7 @@
 //! CSV sources: a header row, quoted fields, numeric features, and class targets given as whole
-//! numbers or as text labels (numbered in sorted order).
+//! numbers or as text labels (numbered in sorted order). Features are read into memory, or
+//! (`Residence::File`) checked and left in the file behind an index of where each row starts
+//! ([`CsvRows`]), parsed again by the same code when a row is gathered.
 //!
 //! Line numbers in error messages count as a spreadsheet numbers rows: the header is line 1 and
 //! data row `i` (0-based) is line `i + 2` (see [`csv_line`]); blank lines, which the CSV reader
@@ -8,15 +10,18 @@
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::io::{self, Read};
+use std::ops::Range;
 use std::path::Path;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use super::{
-    open_data_file, quoted, read_failed, shown, whole, Dataset, Origin, RowUnit, TargetKind,
-    Targets,
+    open_data_file, quoted, read_failed, shown, whole, Dataset, Origin, Residence, RowUnit,
+    TargetKind, Targets,
 };
 use crate::error::DataError;
-use crate::Features;
+use crate::features::{stamped, Layout};
+use crate::{Features, FileRows};
 
 /// The CSV line number of data row `row` (0-based): the header is line 1, the first data row line 2.
 pub fn csv_line(row: usize) -> u64 {
@@ -37,19 +42,40 @@ pub fn load_csv(
     features: Option<&[String]>,
     kind: TargetKind,
 ) -> Result<Dataset, DataError> {
+    load_csv_in(path, target, features, kind, Residence::Memory)
+}
+
+/// [`load_csv`], keeping the features where `residence` says: with [`Residence::File`] every
+/// cell is still parsed and checked here (the same errors), but only where each row starts is
+/// kept, and a gather parses its rows again (the same values).
+pub fn load_csv_in(
+    path: &Path,
+    target: &[String],
+    features: Option<&[String]>,
+    kind: TargetKind,
+    residence: Residence,
+) -> Result<Dataset, DataError> {
     let mut reader = open_csv(path)?;
+    let mut sink = match residence {
+        Residence::Memory => Sink::Memory(Vec::new()),
+        Residence::File => Sink::File {
+            file: stamped(reader.file()?, path)?,
+            starts: Vec::new(),
+        },
+    };
     let header = reader.headers()?;
     let columns: Vec<String> = header.iter().map(str::to_owned).collect();
     let (target_cols, feature_cols) = select_columns(path, &columns, target, features, kind)?;
 
     let ncols = columns.len();
-    let mut feature_values: Vec<f32> = Vec::new();
+    let mut row_values: Vec<f32> = Vec::with_capacity(feature_cols.len());
     let mut float_targets: Vec<f32> = Vec::new();
     let mut labels = LabelInterner::default();
     let mut record = ::csv::StringRecord::new();
     let mut row: usize = 0;
     loop {
         let line = csv_line(row);
+        let start = reader.position();
         if !reader.read_record(&mut record, line)? {
             break;
         }
@@ -63,10 +89,15 @@ pub fn load_csv(
                 ),
             });
         }
+        row_values.clear();
         for &c in &feature_cols {
             let value = parse_number(&record[c], "feature")
                 .map_err(|message| cell_error(path, line, &columns[c], message))?;
-            feature_values.push(value);
+            row_values.push(value);
+        }
+        match &mut sink {
+            Sink::Memory(values) => values.extend_from_slice(&row_values),
+            Sink::File { starts, .. } => starts.push(start),
         }
         match kind {
             TargetKind::Float => {
@@ -107,12 +138,79 @@ pub fn load_csv(
             labels.finish(path, column)?
         }
     };
+    let features = match sink {
+        Sink::Memory(values) => Features::Memory(values),
+        Sink::File { file, mut starts } => {
+            starts.push(reader.position());
+            let layout = Layout::Csv(CsvRows {
+                starts: starts.into(),
+                columns: feature_cols.as_slice().into(),
+                fields: ncols,
+            });
+            let names = (quoted(path), path.to_path_buf());
+            Features::File(FileRows::new(
+                file,
+                names,
+                layout,
+                (row, feature_cols.len()),
+            ))
+        }
+    };
     Ok(Dataset {
-        features: Features::Memory(feature_values),
+        features,
         feature_names: feature_cols.iter().map(|&c| columns[c].clone()).collect(),
         targets,
         origin: Origin::single(quoted(path), RowUnit::CsvLine),
     })
+}
+
+/// Where [`load_csv_in`] puts the feature values it parses.
+enum Sink {
+    /// Every row's values, row-major.
+    Memory(Vec<f32>),
+    /// None: the file (with its stamp before the rows were read) and where each row starts.
+    File {
+        file: (std::fs::File, crate::features::Stamp),
+        starts: Vec<u64>,
+    },
+}
+
+/// A CSV file's data rows as features left in the file: data row `i` is the bytes
+/// `starts[i]..starts[i + 1]` (blank lines after it included), `fields` cells, the features in
+/// cells `columns`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CsvRows {
+    /// Where each data row starts, then where the last one ends.
+    starts: Arc<[u64]>,
+    /// The feature columns, in feature order.
+    columns: Arc<[usize]>,
+    /// The cells of every row (the header's).
+    fields: usize,
+}
+
+impl CsvRows {
+    /// The bytes of data rows `rows` (consecutive).
+    pub(crate) fn span(&self, rows: &Range<usize>) -> Range<u64> {
+        self.starts[rows.start]..self.starts[rows.end]
+    }
+
+    /// Appends the features of the `count` rows that `bytes` (a [`CsvRows::span`]) holds,
+    /// parsed as [`load_csv_in`] parsed them; `None` if they are not `count` such rows, as
+    /// loading found them (the file changed since).
+    pub(crate) fn decode(&self, bytes: &[u8], count: usize, out: &mut Vec<f32>) -> Option<()> {
+        // A span starts where a row starts, so a reader of its own parses it as the loader's did.
+        let mut reader = reader_builder().has_headers(false).from_reader(bytes);
+        let mut record = ::csv::StringRecord::new();
+        for _ in 0..count {
+            if !reader.read_record(&mut record).ok()? || record.len() != self.fields {
+                return None;
+            }
+            for &c in self.columns.iter() {
+                out.push(parse_number(&record[c], "feature").ok()?);
+            }
+        }
+        (!reader.read_record(&mut record).ok()?).then_some(())
+    }
 }
 
 /// Resolves the target and feature column names to header indices, checking them.
@@ -311,15 +409,11 @@ pub struct CsvFile {
 pub fn open_csv(path: &Path) -> Result<CsvFile, DataError> {
     let file = open_data_file(path)?;
     let record_start = Rc::new(Cell::new(0));
-    let reader = ::csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .trim(::csv::Trim::All)
-        .from_reader(RecordLimit {
-            inner: file,
-            delivered: 0,
-            record_start: Rc::clone(&record_start),
-        });
+    let reader = reader_builder().has_headers(true).from_reader(RecordLimit {
+        inner: file,
+        delivered: 0,
+        record_start: Rc::clone(&record_start),
+    });
     Ok(CsvFile {
         reader,
         record_start,
@@ -327,7 +421,29 @@ pub fn open_csv(path: &Path) -> Result<CsvFile, DataError> {
     })
 }
 
+/// How every CSV reader here reads: rows of any length (the caller says which is wrong), cells
+/// trimmed. One place, so rows parsed again from their file read as they were loaded.
+fn reader_builder() -> ::csv::ReaderBuilder {
+    let mut builder = ::csv::ReaderBuilder::new();
+    builder.flexible(true).trim(::csv::Trim::All);
+    builder
+}
+
 impl CsvFile {
+    /// Another handle to the open file, for reading its rows again.
+    fn file(&self) -> Result<std::fs::File, DataError> {
+        self.reader
+            .get_ref()
+            .inner
+            .try_clone()
+            .map_err(|e| read_failed(&self.path, &e))
+    }
+
+    /// The byte offset where the next row starts (after the header once it is read).
+    fn position(&self) -> u64 {
+        self.reader.position().byte()
+    }
+
     /// The header row (line 1).
     pub fn headers(&mut self) -> Result<::csv::StringRecord, DataError> {
         let header = self

@@ -1,9 +1,11 @@
-//! Where a data set's feature values live: in memory, or in an uncompressed C-order `.npy`
-//! file from which each gather reads just the rows it needs (positioned reads, no mmap), so a
-//! rank of data-parallel training holds no more than the batches it steps.
+//! Where a data set's feature values live: in memory, or in their file (an uncompressed C-order
+//! `.npy`, or a CSV file through an index of where each row starts) from which each gather
+//! reads just the rows it needs (positioned reads, no mmap), so a rank of data-parallel
+//! training holds no more than the batches it steps.
 //!
-//! Both forms give the same values: the file form decodes elements as the in-memory loader
-//! does and applies standardization with the same f64 arithmetic ([`crate::standardize`]).
+//! Both forms give the same values: the file form decodes elements (parses cells) as the
+//! in-memory loader does and applies standardization with the same f64 arithmetic
+//! ([`crate::standardize`]).
 
 use std::fs::File;
 use std::ops::Range;
@@ -12,6 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::csv::CsvRows;
 use crate::error::DataError;
 use crate::npy::Codec;
 use crate::standardize::{standardize_row, Standardizer};
@@ -29,17 +32,16 @@ pub enum Features {
     File(FileRows),
 }
 
-/// Feature rows kept in a `.npy` file: row `i` of the data set is file row `rows[i]` (or `i`),
-/// decoded to `f32` and standardized by `scales`, in order.
+/// Feature rows kept in a `.npy` or CSV file: row `i` of the data set is file row `rows[i]` (or
+/// `i`), decoded to `f32` and standardized by `scales`, in order.
 #[derive(Debug, Clone)]
 pub struct FileRows {
     file: Arc<File>,
     /// The file's name as messages show it ("`x.npy`").
     shown: String,
     path: PathBuf,
-    /// Where the array's data starts.
-    offset: u64,
-    codec: Codec,
+    /// Where the rows are in the file and how their values are written.
+    layout: Layout,
     /// Values per row.
     width: usize,
     /// The data set's rows as file rows; `None` when they are the file's rows in order.
@@ -49,14 +51,43 @@ pub struct FileRows {
     /// Standardizations applied, in order.
     scales: Vec<Standardizer>,
     /// The file's size and modification time when it was checked at load time.
-    stamp: (u64, Option<SystemTime>),
+    stamp: Stamp,
+}
+
+/// A file's size and modification time.
+pub(crate) type Stamp = (u64, Option<SystemTime>);
+
+/// Where a file's rows are and how their values are written.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Layout {
+    /// `.npy`: rows of `width` elements back to back from byte `offset`, each decoded by `codec`.
+    Npy {
+        /// Where the array's data starts.
+        offset: u64,
+        /// How an element is decoded.
+        codec: Codec,
+    },
+    /// CSV: text rows at the offsets of an index, their feature cells parsed as the loader does.
+    Csv(CsvRows),
+}
+
+impl Layout {
+    /// The bytes of file rows `rows` (consecutive), each of `width` values.
+    fn span(&self, rows: &Range<usize>, width: usize) -> Range<u64> {
+        match self {
+            Layout::Npy { offset, codec } => {
+                let row_bytes = (width * codec.size()) as u64;
+                offset + rows.start as u64 * row_bytes..offset + rows.end as u64 * row_bytes
+            }
+            Layout::Csv(csv) => csv.span(rows),
+        }
+    }
 }
 
 impl PartialEq for FileRows {
     fn eq(&self, other: &FileRows) -> bool {
         self.path == other.path
-            && self.offset == other.offset
-            && self.codec == other.codec
+            && self.layout == other.layout
             && self.width == other.width
             && self.rows == other.rows
             && self.len == other.len
@@ -72,28 +103,26 @@ impl PartialEq<Vec<f32>> for Features {
 }
 
 impl FileRows {
-    /// The rows of `file` (`shown` in messages, at `path`): `len` rows of `width` values
-    /// starting at byte `offset`, each element decoded by `codec`.
+    /// The rows of `file` (`shown` in messages, at `path`, of size and modification time
+    /// `stamp` when its rows were checked): `len` rows of `width` values laid out as `layout`
+    /// says.
     pub(crate) fn new(
-        file: File,
+        (file, stamp): (File, Stamp),
         (shown, path): (String, PathBuf),
-        offset: u64,
-        codec: Codec,
+        layout: Layout,
         (len, width): (usize, usize),
-    ) -> Result<FileRows, DataError> {
-        let stamp = stamp_of(&file).map_err(|e| crate::read_failed(&path, &e))?;
-        Ok(FileRows {
+    ) -> FileRows {
+        FileRows {
             file: Arc::new(file),
             shown,
             path,
-            offset,
-            codec,
+            layout,
             width,
             rows: None,
             len,
             scales: Vec::new(),
             stamp,
-        })
+        }
     }
 
     /// Appends the features of data-set rows `rows` to `out`, read from the file.
@@ -102,10 +131,9 @@ impl FileRows {
         rows: impl Iterator<Item = usize>,
         out: &mut Vec<f32>,
     ) -> Result<(), DataError> {
-        let row_bytes = self.width * self.codec.size();
         let mut bytes = Vec::new();
         let start = out.len();
-        // Runs of consecutive file rows, each read at once (up to READ_BYTES).
+        // Runs of consecutive file rows, each read at once (up to READ_BYTES, or one row).
         let mut run: Option<Range<usize>> = None;
         for row in rows {
             let file_row = match &self.rows {
@@ -113,7 +141,7 @@ impl FileRows {
                 None => row,
             };
             run = match run {
-                Some(r) if r.end == file_row && (r.len() + 1) * row_bytes <= READ_BYTES => {
+                Some(r) if r.end == file_row && self.fits_one_read(r.start..file_row + 1) => {
                     Some(r.start..file_row + 1)
                 }
                 Some(r) => {
@@ -139,6 +167,12 @@ impl FileRows {
         Ok(())
     }
 
+    /// Whether file rows `run` take at most [`READ_BYTES`].
+    fn fits_one_read(&self, run: Range<usize>) -> bool {
+        let span = self.layout.span(&run, self.width);
+        span.end - span.start <= READ_BYTES as u64
+    }
+
     /// Reads file rows `run` and appends them, decoded, to `out`.
     fn read_run(
         &self,
@@ -146,18 +180,25 @@ impl FileRows {
         bytes: &mut Vec<u8>,
         out: &mut Vec<f32>,
     ) -> Result<(), DataError> {
-        let row_bytes = self.width * self.codec.size();
-        bytes.resize(run.len() * row_bytes, 0);
-        let at = self.offset + (run.start as u64) * row_bytes as u64;
+        let span = self.layout.span(&run, self.width);
+        // At most READ_BYTES, or one row, which loading read whole.
+        let len = usize::try_from(span.end - span.start).map_err(|_| self.changed())?;
+        bytes.resize(len, 0);
         self.file
-            .read_exact_at(bytes, at)
+            .read_exact_at(bytes, span.start)
             .map_err(|e| match e.kind() {
                 std::io::ErrorKind::UnexpectedEof => self.changed(),
                 _ => crate::read_failed(&self.path, &e),
             })?;
-        self.codec
-            .decode(bytes, out)
-            .map_err(|e| crate::read_failed(&self.path, &e))
+        match &self.layout {
+            Layout::Npy { codec, .. } => codec
+                .decode(bytes, out)
+                .map_err(|e| crate::read_failed(&self.path, &e)),
+            // The loader parsed these bytes; rows that no longer parse were rewritten since.
+            Layout::Csv(csv) => csv
+                .decode(bytes, run.len(), out)
+                .ok_or_else(|| self.changed()),
+        }
     }
 
     /// The error for a file that changed after it was loaded.
@@ -170,9 +211,16 @@ impl FileRows {
 }
 
 /// A file's size and modification time.
-fn stamp_of(file: &File) -> std::io::Result<(u64, Option<SystemTime>)> {
+fn stamp_of(file: &File) -> std::io::Result<Stamp> {
     let meta = file.metadata()?;
     Ok((meta.len(), meta.modified().ok()))
+}
+
+/// `file` (at `path`) with its size and modification time now, for [`FileRows::new`]: taken
+/// before its rows are checked, so that a change while they are read is caught too.
+pub(crate) fn stamped(file: File, path: &std::path::Path) -> Result<(File, Stamp), DataError> {
+    let stamp = stamp_of(&file).map_err(|e| crate::read_failed(path, &e))?;
+    Ok((file, stamp))
 }
 
 impl Features {

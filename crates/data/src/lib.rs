@@ -29,7 +29,7 @@ use graphc_spec::{DataSpec, SourceSpec, SplitSpec};
 
 pub use atomic::write_atomic;
 pub use batch::{batch_ranges, epoch_order};
-pub use csv::{csv_line, load_csv, open_csv, CsvFile, MAX_RECORD};
+pub use csv::{csv_line, load_csv, load_csv_in, open_csv, CsvFile, MAX_RECORD};
 pub use error::DataError;
 pub use features::{Features, FileRows};
 pub use idx::load_idx;
@@ -283,9 +283,10 @@ pub fn load_source(
 pub enum Residence {
     /// In memory, every source.
     Memory,
-    /// In the file where the format allows random access (an uncompressed C-order `.npy` of
-    /// numbers other than bool), read when gathered; other sources in memory. For a rank of
-    /// data-parallel training, which reads only its shares of the rows.
+    /// In the file where the format allows reading single rows (a CSV file, through an index
+    /// of where each row starts; an uncompressed C-order `.npy` of numbers other than bool),
+    /// read when gathered; other sources in memory. For a rank of data-parallel training,
+    /// which reads only its shares of the rows.
     File,
 }
 
@@ -321,7 +322,13 @@ fn load_source_in(
             } else {
                 kind
             };
-            load_csv(&base_dir.join(path), target, features.as_deref(), kind)
+            load_csv_in(
+                &base_dir.join(path),
+                target,
+                features.as_deref(),
+                kind,
+                residence,
+            )
         }
         SourceSpec::Npy { features, target } => npy::load_npy_in(
             &base_dir.join(features),

@@ -28,6 +28,7 @@ use super::{
     Dataset, Features, FileRows, Origin, Residence, RowUnit, TargetKind, Values, MAX_RESERVE,
 };
 use crate::error::DataError;
+use crate::features::{stamped, Layout};
 
 /// NumPy's `np.load` refuses longer headers by default (`max_header_size=10000`).
 const MAX_HEADER_LEN: usize = 10_000;
@@ -109,12 +110,11 @@ fn file_rows(path: &Path, shown: &str) -> Result<Option<(Vec<usize>, Features)>,
     }
     let offset = header.bytes.len() as u64;
     let rows = FileRows::new(
-        file,
+        stamped(file, path)?,
         (shown.to_owned(), path.to_path_buf()),
-        offset,
-        codec,
+        Layout::Npy { offset, codec },
         (n, width),
-    )?;
+    );
     Ok(Some((header.shape, Features::File(rows))))
 }
 

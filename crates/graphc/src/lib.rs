@@ -171,7 +171,7 @@ pub fn load_data(spec: &Spec, base_dir: impl AsRef<Path>) -> Result<SpecData, Er
 }
 
 /// [`load_data`] for one of `ranks` data-parallel processes: with more than one, features in
-/// a `.npy` file stay there and each rank reads the rows it steps (the same values).
+/// a CSV or `.npy` file stay there and each rank reads the rows it steps (the same values).
 pub fn load_data_on(
     spec: &Spec,
     base_dir: impl AsRef<Path>,

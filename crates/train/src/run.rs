@@ -208,7 +208,7 @@ pub fn load_data(spec: &Spec, base_dir: &Path) -> Result<SpecData, TrainError> {
 }
 
 /// [`load_data`] for one of `ranks` data-parallel processes: with more than one, features
-/// that can stay in their file (`.npy`) do, and each rank reads the rows it steps when it
+/// that can stay in their file (CSV, `.npy`) do, and each rank reads the rows it steps when it
 /// gathers them, so its memory does not hold the whole feature matrix. The values are the
 /// same either way.
 pub fn load_data_on(spec: &Spec, base_dir: &Path, ranks: usize) -> Result<SpecData, TrainError> {

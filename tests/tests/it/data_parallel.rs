@@ -7,7 +7,8 @@
 //! global sample index, shares starting inside a Philox block) and the validation metrics
 //! (sharded and reduced) likewise. Batch norm's per-rank statistics against PyTorch DDP's
 //! numbers; with `train.sync_batch_norm`, statistics summed over ranks give the single
-//! process's numbers, on both backends. (`crates/cli`'s `mpi` tests run the same under `mpirun` when built with the
+//! process's numbers, on both backends. Features left in their `.npy` or CSV file, each rank
+//! reading its shares, give the same numbers too. (`crates/cli`'s `mpi` tests run the same under `mpirun` when built with the
 //! feature `mpi`.)
 
 use std::ops::ControlFlow;
@@ -576,40 +577,120 @@ fn npy_features_read_from_the_file_by_each_rank_give_the_single_process_numbers(
     // streaming pass over the file.
     let dir = tempfile::tempdir().unwrap();
     write_npy_data(dir.path(), 43);
-    let spec: Spec = "seed: 3
+    let spec = shuffled_split_spec("{npy: {features: x.npy, target: y.npy}}", 6);
+    assert_ranks_leave_features_in_the_file(&spec, dir.path());
+    let wrong = spec_against_one_process("npy on ranks", &spec, dir.path());
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// The file-backed cases' spec: `train` as the training source of `input` features, 3
+/// classes, shuffled batches of 7, standardized, a quarter held out.
+fn shuffled_split_spec(train: &str, input: usize) -> Spec {
+    format!(
+        "seed: 3
 data:
-  train: {npy: {features: x.npy, target: y.npy}}
+  train: {train}
   batch_size: 7
   shuffle: true
   standardize: true
   split: 0.25
 model:
-  input: [6]
+  input: [{input}]
   layers:
-    - {type: linear, out: 8}
-    - {type: relu}
-    - {type: linear, out: 3}
-loss: {type: cross_entropy}
-optimizer: {type: adam, lr: 0.01}
-train: {epochs: 3}
+    - {{type: linear, out: 8}}
+    - {{type: relu}}
+    - {{type: linear, out: 3}}
+loss: {{type: cross_entropy}}
+optimizer: {{type: adam, lr: 0.01}}
+train: {{epochs: 3}}
 "
+    )
     .parse()
-    .unwrap();
-    let alone = graphc::load_data_on(&spec, dir.path(), 1).unwrap();
-    let ranked = graphc::load_data_on(&spec, dir.path(), 2).unwrap();
+    .unwrap()
+}
+
+/// CSV data for the file-backed cases: `n` rows of 5 features of different scales (some
+/// cells quoted or padded, a blank line now and then), an unused text column `note`, text
+/// labels of 3 classes (one needs quotes) and two float targets `t1`, `t2`.
+fn write_csv_data(path: &Path, n: usize, salt: f64) {
+    let mut text = String::from("f0,\"f1\",note,f2,label,f3,t1,f4,t2\n");
+    for row in 0..n {
+        let r = row as f64 + salt;
+        let f = |col: f64| (r * 0.37 + col * 1.3).sin() * (col + 1.0) * 10.0 + col;
+        let label = ["\"cat, big\"", "dog", "emu"][(row * 7) % 3];
+        let t1 = (r * 0.11).cos();
+        let t2 = f(0.0) * 0.05 - f(3.0) * 0.02;
+        text.push_str(&format!(
+            "{},\"{}\",row {row},  {} ,{label},{:e},{t1},\"{}\",{t2}\n",
+            f(0.0) as f32,
+            f(1.0) as f32,
+            f(2.0) as f32,
+            f(3.0) as f32,
+            f(4.0) as f32
+        ));
+        if row % 9 == 4 {
+            text.push('\n');
+        }
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// `spec` loaded alone and on 2 ranks: features in memory alone and left in their file
+/// (training and validation sets) on ranks, with the same standardization statistics.
+fn assert_ranks_leave_features_in_the_file(spec: &Spec, dir: &Path) {
+    let alone = graphc::load_data_on(spec, dir, 1).unwrap();
+    let ranked = graphc::load_data_on(spec, dir, 2).unwrap();
     let in_memory = |d: &graphc::Dataset| d.features.in_memory().is_some();
     assert!(
-        in_memory(&alone.train),
+        in_memory(&alone.train) && in_memory(alone.valid.as_ref().unwrap()),
         "one process keeps the features in memory"
     );
     assert!(
         !in_memory(&ranked.train) && !in_memory(ranked.valid.as_ref().unwrap()),
         "a rank leaves them in the file"
     );
-    assert_eq!(
-        ranked.standardizer, alone.standardizer,
-        "the same statistics"
-    );
-    let wrong = spec_against_one_process("npy on ranks", &spec, dir.path());
+    assert_eq!(ranked.standardizer, alone.standardizer);
+    assert_eq!(ranked.train.targets, alone.train.targets);
+}
+
+#[test]
+fn csv_features_read_from_the_file_by_each_rank_give_the_single_process_numbers() {
+    // As the `.npy` case, with text labels and an unused text column.
+    let dir = tempfile::tempdir().unwrap();
+    write_csv_data(&dir.path().join("d.csv"), 43, 0.0);
+    let train = "{csv: d.csv, target: label, features: [f0, f1, f2, f3, f4]}";
+    let spec = shuffled_split_spec(train, 5);
+    assert_ranks_leave_features_in_the_file(&spec, dir.path());
+    let wrong = spec_against_one_process("csv on ranks", &spec, dir.path());
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+#[test]
+fn csv_features_in_order_with_a_valid_file_give_the_single_process_numbers() {
+    // Unshuffled batches of 5 with a partial last one (shares of 2, 2, 1 and, last, 1, 1, 0),
+    // two float targets, a validation file of its own, the sample std.
+    let dir = tempfile::tempdir().unwrap();
+    write_csv_data(&dir.path().join("train.csv"), 23, 0.0);
+    write_csv_data(&dir.path().join("valid.csv"), 11, 100.5);
+    let spec: Spec = "seed: 8
+data:
+  train: {csv: train.csv, target: [t1, t2], features: [f4, f0, f2]}
+  valid: {csv: valid.csv, target: [t1, t2], features: [f4, f0, f2]}
+  batch_size: 5
+  standardize: {std: sample}
+model:
+  input: [3]
+  layers:
+    - {type: linear, out: 6}
+    - {type: tanh}
+    - {type: linear, out: 2}
+loss: {type: mse}
+optimizer: {type: sgd, lr: 0.05, momentum: 0.9}
+train: {epochs: 3}
+"
+    .parse()
+    .unwrap();
+    assert_ranks_leave_features_in_the_file(&spec, dir.path());
+    let wrong = spec_against_one_process("csv in order on ranks", &spec, dir.path());
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

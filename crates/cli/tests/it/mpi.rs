@@ -5,7 +5,9 @@
 //! 1e-4) and PyTorch's; only rank 0 writes the run directory; a failing rank ends every rank;
 //! a binary built without the feature refuses to run as one of several ranks. Dropout cases
 //! draw the single-process masks; batch norm (per-rank statistics) gives PyTorch DDP's
-//! numbers, and with `train.sync_batch_norm` the single process's.
+//! numbers, and with `train.sync_batch_norm` the single process's. Features left in their
+//! `.npy` or CSV file, each rank reading its shares, give the same numbers; a bad CSV cell is
+//! still one line naming the file, line and column.
 //!
 //! Skipped, saying so, when this binary was built without the feature. With it, `mpirun`
 //! must be installed (`.ci/run` installs Open MPI).
@@ -414,22 +416,37 @@ fn npy_features_read_by_each_rank_from_the_file_give_the_single_process_numbers(
     x.extend((0..n * 5).flat_map(|i| (((i * 37 % 101) as f32) * 0.25 - 3.0).to_le_bytes()));
     let mut y = npy_header(&format!("({n},)"));
     y.extend((0..n).flat_map(|i| ((i % 3) as f32).to_le_bytes()));
-    let spec = "seed: 5
+    let spec = shuffled_split_spec("{npy: {features: x.npy, target: y.npy}}", 5);
+    let dir = scratch(&[("spec.yaml", &spec)]);
+    std::fs::write(dir.path().join("x.npy"), x).unwrap();
+    std::fs::write(dir.path().join("y.npy"), y).unwrap();
+    let (one, many) = train_both(dir.path(), 2, dir.path(), &[]);
+    assert_same_numbers(&one, &many);
+}
+
+/// The file-backed cases' spec: `train` as the training source of `input` features, 3
+/// classes, shuffled batches of 8, standardized, a fifth held out.
+fn shuffled_split_spec(train: &str, input: usize) -> String {
+    format!(
+        "seed: 5
 data:
-  train: {npy: {features: x.npy, target: y.npy}}
+  train: {train}
   batch_size: 8
   shuffle: true
   standardize: true
   split: 0.2
-model: {input: [5], layers: [{type: linear, out: 6}, {type: tanh}, {type: linear, out: 3}]}
-loss: {type: cross_entropy}
-optimizer: {type: sgd, lr: 0.1, momentum: 0.9}
-train: {epochs: 3}
-";
-    let dir = scratch(&[("spec.yaml", spec)]);
-    std::fs::write(dir.path().join("x.npy"), x).unwrap();
-    std::fs::write(dir.path().join("y.npy"), y).unwrap();
-    let (one, many) = train_both(dir.path(), 2, dir.path(), &[]);
+model: {{input: [{input}], layers: [{{type: linear, out: 6}}, {{type: tanh}}, {{type: linear, out: 3}}]}}
+loss: {{type: cross_entropy}}
+optimizer: {{type: sgd, lr: 0.1, momentum: 0.9}}
+train: {{epochs: 3}}
+"
+    )
+}
+
+/// Asserts that `many` (a run on several ranks) has `one`'s (alone) per-step losses (relative
+/// 1e-5) and final tensors (1e-4).
+#[track_caller]
+fn assert_same_numbers(one: &Run, many: &Run) {
     assert_eq!(one.losses.len(), many.losses.len());
     for (a, e) in many.losses.iter().zip(&one.losses) {
         assert!(close(*a, *e, 1e-5, 1e-7), "loss {a} vs {e} alone");
@@ -445,4 +462,74 @@ train: {epochs: 3}
             );
         }
     }
+}
+
+/// A CSV of `n` rows: 4 features (some cells quoted or padded, a blank line now and then) and
+/// text labels of 3 classes, one needing quotes.
+fn labelled_csv(n: usize) -> String {
+    let mut text = String::from("f0,f1,\"f2\",f3,label\n");
+    for i in 0..n {
+        let f = |j: usize| ((i * 37 + j * 11) % 101) as f32 * 0.25 - 3.0 + j as f32 * 4.0;
+        let label = ["ant", "\"bee, tiny\"", "cow"][i % 3];
+        text.push_str(&format!(
+            "{},\"{}\", {} ,{:e},{label}\n",
+            f(0),
+            f(1),
+            f(2),
+            f(3)
+        ));
+        if i % 10 == 3 {
+            text.push('\n');
+        }
+    }
+    text
+}
+
+#[test]
+fn csv_features_read_by_each_rank_from_the_file_give_the_single_process_numbers() {
+    if !built_with_mpi(
+        "csv_features_read_by_each_rank_from_the_file_give_the_single_process_numbers",
+    ) {
+        return;
+    }
+    // Each of 3 ranks reads its shares (3, 3 and 2 rows) of the shuffled batches and of the
+    // validation rows from `d.csv`; `standardize` is fitted in streaming passes.
+    let spec = shuffled_split_spec("{csv: d.csv, target: label}", 4);
+    let dir = scratch(&[("spec.yaml", &spec), ("d.csv", &labelled_csv(45))]);
+    let (one, many) = train_both(dir.path(), 3, dir.path(), &[]);
+    assert_same_numbers(&one, &many);
+}
+
+#[test]
+fn a_bad_csv_cell_on_ranks_is_one_line_naming_file_line_and_column() {
+    if !built_with_mpi("a_bad_csv_cell_on_ranks_is_one_line_naming_file_line_and_column") {
+        return;
+    }
+    let spec = "data: {train: {csv: d.csv, target: label}, batch_size: 8}
+model: {input: [4], layers: [{type: linear, out: 3}]}
+loss: {type: cross_entropy}
+optimizer: {type: sgd, lr: 0.1}
+train: {epochs: 1}
+";
+    let csv = labelled_csv(30).replacen(" 10.5 ", " twelve ", 1);
+    assert!(csv.contains("twelve"), "the bad cell is in the data");
+    let dir = scratch(&[("spec.yaml", spec), ("d.csv", &csv)]);
+    let o = mpirun(
+        dir.path(),
+        2,
+        &["train", "spec.yaml", "--out", "out", "--quiet"],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    let line = csv
+        .lines()
+        .filter(|l| !l.is_empty())
+        .position(|l| l.contains("twelve"))
+        .unwrap()
+        + 1;
+    let wanted = format!("d.csv` line {line}, column `f2`: `twelve` is not a number");
+    let first = err.lines().find(|l| l.starts_with("error:")).unwrap_or("");
+    assert!(first.contains(&wanted), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!dir.path().join("out").exists(), "nothing written");
 }

@@ -78,7 +78,7 @@ fn write_targets(dir: &Path, n: usize) {
 }
 
 /// Every row set's gather, as bits.
-fn gathered(d: &Dataset, rows: &[usize]) -> (Vec<u32>, BatchTargets) {
+pub(crate) fn gathered(d: &Dataset, rows: &[usize]) -> (Vec<u32>, BatchTargets) {
     let (mut x, mut y) = (Vec::new(), BatchTargets::Floats(Vec::new()));
     d.gather(rows, &mut x, &mut y).unwrap();
     (x.iter().map(|v| v.to_bits()).collect(), y)
@@ -130,33 +130,52 @@ proptest! {
         let rows: Vec<usize> = picks.iter().map(|i| i.index(n)).collect();
         prop_assert_eq!(gathered(&file, &rows), gathered(&memory, &rows));
 
-        // A split, then standardization fitted on the training part: the same statistics and
-        // the same standardized rows.
-        let mut valid_rows: Vec<usize> = held.iter().map(|i| i.index(n)).collect();
-        valid_rows.sort_unstable();
-        valid_rows.dedup();
-        prop_assume!(valid_rows.len() < n);
-        let (mut mt, mut mv) = split_rows(&memory, &valid_rows);
-        let (mut ft, mut fv) = split_rows(&file, &valid_rows);
-        let kind = if sample_std { StdKind::Sample } else { StdKind::Population };
-        let ms = Standardizer::fit(&mt, kind).unwrap();
-        let fs = Standardizer::fit(&ft, kind).unwrap();
-        prop_assert_eq!(&fs, &ms);
-        for (m, f) in [(&mut mt, &mut ft), (&mut mv, &mut fv)] {
-            ms.apply(m);
-            fs.apply(f);
-            let rows: Vec<usize> = picks.iter().map(|i| i.index(m.len())).collect();
-            prop_assert_eq!(gathered(f, &rows), gathered(m, &rows));
-            // A rank's share: the targets of every row, the features of its rows only.
-            let share = rows.len() / 3..rows.len();
-            let (mut x, mut y) = (Vec::new(), BatchTargets::Floats(Vec::new()));
-            f.gather_share(&rows, share.clone(), &mut x, &mut y).unwrap();
-            let (all_x, all_y) = gathered(m, &rows);
-            let bits: Vec<u32> = x.iter().map(|v| v.to_bits()).collect();
-            prop_assert_eq!(&bits[..], &all_x[share.start * width..]);
-            prop_assert_eq!(y, all_y);
-        }
+        split_and_standardize_alike(&memory, &file, &picks, &held, sample_std)?;
     }
+}
+
+/// Splits `memory` and `file` (the same data in memory and left in its file) at the rows
+/// `held` picks, fits standardization on each training part, and checks that the statistics,
+/// the standardized rows `picks` picks and a rank's share of them are the same bits.
+pub(crate) fn split_and_standardize_alike(
+    memory: &Dataset,
+    file: &Dataset,
+    picks: &[prop::sample::Index],
+    held: &[prop::sample::Index],
+    sample_std: bool,
+) -> Result<(), TestCaseError> {
+    let n = memory.len();
+    let width = memory.num_features();
+    let mut valid_rows: Vec<usize> = held.iter().map(|i| i.index(n)).collect();
+    valid_rows.sort_unstable();
+    valid_rows.dedup();
+    prop_assume!(valid_rows.len() < n);
+    let (mut mt, mut mv) = split_rows(memory, &valid_rows);
+    let (mut ft, mut fv) = split_rows(file, &valid_rows);
+    let kind = if sample_std {
+        StdKind::Sample
+    } else {
+        StdKind::Population
+    };
+    let ms = Standardizer::fit(&mt, kind).unwrap();
+    let fs = Standardizer::fit(&ft, kind).unwrap();
+    prop_assert_eq!(&fs, &ms);
+    for (m, f) in [(&mut mt, &mut ft), (&mut mv, &mut fv)] {
+        ms.apply(m);
+        fs.apply(f);
+        let rows: Vec<usize> = picks.iter().map(|i| i.index(m.len())).collect();
+        prop_assert_eq!(gathered(f, &rows), gathered(m, &rows));
+        // A rank's share: the targets of every row, the features of its rows only.
+        let share = rows.len() / 3..rows.len();
+        let (mut x, mut y) = (Vec::new(), BatchTargets::Floats(Vec::new()));
+        f.gather_share(&rows, share.clone(), &mut x, &mut y)
+            .unwrap();
+        let (all_x, all_y) = gathered(m, &rows);
+        let bits: Vec<u32> = x.iter().map(|v| v.to_bits()).collect();
+        prop_assert_eq!(&bits[..], &all_x[share.start * width..]);
+        prop_assert_eq!(y, all_y);
+    }
+    Ok(())
 }
 
 #[test]

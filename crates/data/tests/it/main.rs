@@ -1,6 +1,7 @@
 //! graphc-data's integration tests, one binary: each module holds what one former test file held.
 
 mod bad_csv_files;
+mod csv_rows;
 mod data_no_panic;
 mod data_sets;
 mod file_features;
