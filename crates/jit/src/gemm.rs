@@ -406,6 +406,7 @@ impl GemmCall {
                     rhs,
                     p.0.add(self.dst),
                     n,
+                    false,
                     rows,
                     cols,
                 )
