@@ -39,8 +39,6 @@ const KC_PANEL: usize = 256;
 thread_local! {
     /// Packed right panels of this thread (the team's threads live as long as the process).
     static PACKED: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
-    /// Packed left operand of this thread's [`product`].
-    static PACKED_LHS: RefCell<Vec<u32>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Whether this CPU runs the kernels of this module.
@@ -114,8 +112,7 @@ pub(crate) unsafe fn pack_lhs(
 }
 
 /// Rows `r0..r1`, columns `c0..c1` of `dst = lhs · rhs` (`m × n`, row stride `ldc`, inner
-/// dimension `k`), with the left operand packed by [`pack_lhs`] at `a`; `dst += lhs · rhs`
-/// when `accumulate`.
+/// dimension `k`), with the left operand packed by [`pack_lhs`] at `a`.
 ///
 /// # Safety
 /// [`available`] must be true; `a` must hold the packed strips of rows `r0..r1` of the
@@ -128,7 +125,6 @@ pub(crate) unsafe fn gemm_packed(
     rhs: Operand,
     dst: *mut f32,
     ldc: usize,
-    accumulate: bool,
     (r0, r1): (usize, usize),
     (c0, c1): (usize, usize),
 ) {
@@ -174,7 +170,7 @@ pub(crate) unsafe fn gemm_packed(
                                 b_buf.as_ptr().add(tj * NR * kpairs),
                                 dst.add(i * ldc + jc + tj * NR),
                                 ldc,
-                                accumulate || kp0 > 0,
+                                kp0 > 0,
                                 (rows, cols),
                             )
                         };
@@ -184,43 +180,6 @@ pub(crate) unsafe fn gemm_packed(
                 kp0 += kpairs;
             }
             jc += nc;
-        }
-    });
-}
-
-/// `dst = lhs · rhs` (`m × n` at row stride `ldc`, inner dimension `k`), or `dst += lhs · rhs`
-/// when `accumulate`, whole on the calling thread: the left operand is packed into this
-/// thread's own buffer first (the convolutions' Winograd products, [`crate::winograd`], small
-/// enough that splitting them would cost more than it saves).
-///
-/// # Safety
-/// [`available`] must be true; `lhs` must hold `m × k` elements and `rhs` `k × n` at their
-/// strides; `dst` `m` rows of `n` floats at row stride `ldc`, not overlapping either operand.
-pub(crate) unsafe fn product(
-    (m, n, k): (usize, usize, usize),
-    lhs: Operand,
-    rhs: Operand,
-    dst: *mut f32,
-    ldc: usize,
-    accumulate: bool,
-) {
-    PACKED_LHS.with(|cell| {
-        let a = &mut *cell.borrow_mut();
-        a.resize(lhs_words(m, k), 0);
-        // SAFETY: the caller's guarantee; `a` holds the packed operand's words, and row 0 is
-        // a multiple of MR.
-        unsafe {
-            pack_lhs(m, k, lhs, a.as_mut_ptr(), (0, m));
-            gemm_packed(
-                (m, k),
-                a.as_ptr(),
-                rhs,
-                dst,
-                ldc,
-                accumulate,
-                (0, m),
-                (0, n),
-            );
         }
     });
 }
@@ -544,7 +503,7 @@ mod tests {
             pack_lhs(m, k, lhs, a.as_mut_ptr(), (mid, m));
             for rows in [(0, mid), (mid, m)] {
                 for block in [(0, cols), (cols, n)] {
-                    gemm_packed((m, k), a.as_ptr(), rhs, dst, n, false, rows, block);
+                    gemm_packed((m, k), a.as_ptr(), rhs, dst, n, rows, block);
                 }
             }
         }

@@ -156,9 +156,6 @@ pub(crate) struct ConvStep {
     pub tile: usize,
     /// The Winograd form the step runs in ([`crate::winograd`]), if any.
     pub winograd: Option<Winograd>,
-    /// Both operands hold values rounded to bf16 (`train.precision: bf16`): the Winograd
-    /// form may multiply in bf16 ([`Winograd::bf16`]).
-    pub bf16_operands: bool,
     /// Pieces the samples are split in (1 ≤ pieces ≤ n).
     pub pieces: usize,
     /// Offset of `x` (`[N, C, *input]`).
@@ -201,14 +198,12 @@ impl ConvStep {
     /// The step for `kind` over `window` (strided on every axis) with `n`
     /// samples, `c` input and `o` output channels in `groups` groups, at
     /// offset 0 everywhere; `None` when a size overflows or the geometry is
-    /// not a convolution's (`threads`: pieces it may use; `bf16_operands`: both operands are
-    /// rounded to bf16).
+    /// not a convolution's (`threads`: pieces it may use).
     pub(crate) fn new(
         kind: ConvKind,
         window: &Window,
         (n, c, o, groups): (usize, usize, usize, usize),
         threads: usize,
-        bf16_operands: bool,
     ) -> Option<ConvStep> {
         let axes: Vec<ConvAxis> = window
             .axes
@@ -267,7 +262,7 @@ impl ConvStep {
         // On AVX-512, 3×3 windows with stride and dilation 1 run in the
         // Winograd domain (no patch matrix).
         let winograd = if simd && !direct && crate::winograd::enabled() {
-            Winograd::new(kind, &axes, (cg, og, groups), n, bf16_operands)
+            Winograd::new(kind, &axes, (cg, og, groups), n)
         } else {
             None
         };
@@ -321,7 +316,6 @@ impl ConvStep {
             simd,
             tile,
             winograd,
-            bf16_operands,
             pieces,
             x: 0,
             w: 0,
@@ -350,7 +344,7 @@ impl ConvStep {
                 .collect(),
         };
         let dims = (self.n, self.c, self.o, self.groups);
-        let Some(fresh) = ConvStep::new(self.kind, &window, dims, 1, self.bf16_operands) else {
+        let Some(fresh) = ConvStep::new(self.kind, &window, dims, 1) else {
             return false;
         };
         let s = &self.sizes;
@@ -837,10 +831,8 @@ impl fmt::Display for ConvStep {
             self.pieces,
             if self.direct { ", direct" } else { "" }
         )?;
-        match &self.winograd {
-            Some(w) if w.bf16 => write!(f, ", winograd bf16")?,
-            Some(_) => write!(f, ", winograd")?,
-            None => {}
+        if self.winograd.is_some() {
+            write!(f, ", winograd")?;
         }
         Ok(())
     }
@@ -982,10 +974,10 @@ pub(crate) mod tests {
     fn check(window: &Window, dims: (usize, usize, usize, usize)) {
         for kind in [ConvKind::Forward, ConvKind::InputGrad, ConvKind::WeightGrad] {
             for threads in [1, 2] {
-                let mut step = ConvStep::new(kind, window, dims, threads, false).unwrap();
+                let mut step = ConvStep::new(kind, window, dims, threads).unwrap();
                 if threads == 2 && step.n >= 2 {
                     // Force a split whatever the size, and its scratch.
-                    let fresh = ConvStep::new(kind, window, dims, 1, false).unwrap();
+                    let fresh = ConvStep::new(kind, window, dims, 1).unwrap();
                     step.pieces = 2;
                     let s = fresh.sizes;
                     step.sizes.scratch_len =
@@ -1125,7 +1117,7 @@ pub(crate) mod tests {
             (ConvKind::InputGrad, gamma(c + 11) * 64.0 * c as f64),
             (ConvKind::WeightGrad, gamma(tiles + 9) * 36.0 * tiles as f64),
         ] {
-            let step = ConvStep::new(kind, &window, (n, c, c, 1), 1, false).unwrap();
+            let step = ConvStep::new(kind, &window, (n, c, c, 1), 1).unwrap();
             let Some(patch) = paths(step.clone()).into_iter().nth(1) else {
                 return; // no AVX-512: no Winograd form to measure
             };
@@ -1141,16 +1133,16 @@ pub(crate) mod tests {
             axes: vec![axis(9, 3, 1, 1, (1, 1)), axis(8, 3, 1, 1, (1, 1))],
         };
         for kind in [ConvKind::Forward, ConvKind::InputGrad, ConvKind::WeightGrad] {
-            let step = ConvStep::new(kind, &square, (3, 4, 8, 1), 1, false).unwrap();
+            let step = ConvStep::new(kind, &square, (3, 4, 8, 1), 1).unwrap();
             let expected = crate::convkern::available() && crate::winograd::enabled();
             assert_eq!(step.winograd.is_some(), expected, "{step}");
             // Too few output channels, or a stride of 2: the patch matrix.
-            let few = ConvStep::new(kind, &square, (3, 4, 7, 1), 1, false).unwrap();
+            let few = ConvStep::new(kind, &square, (3, 4, 7, 1), 1).unwrap();
             assert!(few.winograd.is_none());
             let strided = Window {
                 axes: vec![axis(9, 3, 2, 1, (1, 1)), axis(8, 3, 1, 1, (1, 1))],
             };
-            let step = ConvStep::new(kind, &strided, (3, 4, 8, 1), 1, false).unwrap();
+            let step = ConvStep::new(kind, &strided, (3, 4, 8, 1), 1).unwrap();
             assert!(step.winograd.is_none());
         }
     }
@@ -1160,13 +1152,13 @@ pub(crate) mod tests {
         let window = Window {
             axes: vec![axis(6, 1, 1, 1, (0, 0))],
         };
-        let step = ConvStep::new(ConvKind::Forward, &window, (2, 3, 4, 1), 1, false).unwrap();
+        let step = ConvStep::new(ConvKind::Forward, &window, (2, 3, 4, 1), 1).unwrap();
         assert!(step.direct);
         assert_eq!(step.sizes.scratch_len, 0);
         let strided = Window {
             axes: vec![axis(6, 1, 2, 1, (0, 0))],
         };
-        let step = ConvStep::new(ConvKind::Forward, &strided, (2, 3, 4, 1), 1, false).unwrap();
+        let step = ConvStep::new(ConvKind::Forward, &strided, (2, 3, 4, 1), 1).unwrap();
         assert!(!step.direct);
         assert_eq!(step.sizes.scratch_len, 3 * 3);
     }

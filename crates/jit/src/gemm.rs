@@ -406,7 +406,6 @@ impl GemmCall {
                     rhs,
                     p.0.add(self.dst),
                     n,
-                    false,
                     rows,
                     cols,
                 )

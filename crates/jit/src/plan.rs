@@ -632,14 +632,7 @@ impl<'g> Lowerer<'g> {
         if self.numel(v)? == 0 || n == 0 || c == 0 || o == 0 {
             return Ok(None);
         }
-        // train.precision: bf16 rounds both operands of a convolution (autocast's casts).
-        let bf16_operands = self
-            .g
-            .operands(v)
-            .iter()
-            .all(|&x| matches!(self.op(x), Op::Unary(UnaryOp::RoundBf16)));
-        let threads = crate::team::threads();
-        let step = ConvStep::new(kind, window, (n, c, o, groups), threads, bf16_operands)
+        let step = ConvStep::new(kind, window, (n, c, o, groups), crate::team::threads())
             .ok_or_else(|| too_large(format!("{v} ({})", self.op(v).mnemonic())))?;
         Ok(Some(step))
     }

@@ -58,12 +58,6 @@ const MIN_OUT_CHANNELS: usize = 8;
 /// convnet's arena 11.33 M floats, over issue 12's memory budget (11.25 M).
 const WEIGHT_TILE_FLOATS: usize = 1 << 17;
 
-/// Channels (of the source and of the destination) a Winograd form needs to
-/// multiply in bf16: convnet's conv1 (3 input channels) sums over 3 channels,
-/// 2 bf16 pairs, and its weight gradient's products have 3 columns of the
-/// kernels' 48.
-const BF16_MIN_CHANNELS: usize = 16;
-
 /// Floats of a cache line.
 const LINE: usize = 16;
 
@@ -118,9 +112,6 @@ pub(crate) struct Winograd {
     shared: usize,
     /// Floats of one piece's scratch.
     piece: usize,
-    /// The 16 products take bf16 operands (rounded while packed) on
-    /// [`crate::bf16gemm`]'s kernels, f32 sums: see [`Self::new`].
-    pub(crate) bf16: bool,
 }
 
 impl Winograd {
@@ -128,16 +119,12 @@ impl Winograd {
     /// input and `og` output channels per group in `groups` groups, if the
     /// window is 2-d, 3×3, with stride and dilation 1 and at least
     /// [`MIN_OUT_CHANNELS`] output channels per group; `None` otherwise or
-    /// when a size overflows. With `bf16_operands` (both operands rounded to
-    /// bf16) on a CPU with AVX512_BF16, the products multiply bf16 roundings
-    /// of the transformed tiles and kernels when both channel counts are at
-    /// least [`BF16_MIN_CHANNELS`].
+    /// when a size overflows.
     pub(crate) fn new(
         kind: ConvKind,
         axes: &[ConvAxis],
         (cg, og, groups): (usize, usize, usize),
         n: usize,
-        bf16_operands: bool,
     ) -> Option<Winograd> {
         let [a0, a1] = axes else { return None };
         if og < MIN_OUT_CHANNELS {
@@ -195,12 +182,7 @@ impl Winograd {
             ConvKind::Forward | ConvKind::InputGrad => (kernels, own),
             ConvKind::WeightGrad => (0, kernels.checked_add(own)?),
         };
-        let bf16 = bf16_operands
-            && crate::gemm::bf16_kernels()
-            && k >= BF16_MIN_CHANNELS
-            && c >= BF16_MIN_CHANNELS;
         Some(Winograd {
-            bf16,
             src,
             dst,
             off,
@@ -399,7 +381,7 @@ impl Winograd {
         lo: usize,
         hi: usize,
     ) {
-        use crate::convkern::{dot, Mat};
+        use crate::convkern::{bcast, dot, Mat};
         let s = &step.sizes;
         let (cg, og, in_sp, out_sp) = (s.cg, s.og, s.in_sp, s.out_sp);
         let (k, c, t) = (self.k, self.c, self.tile_count());
@@ -434,11 +416,10 @@ impl Winograd {
                                 self.input_tiles(split, v.add(ch * t), self.vs);
                             }
                             for xi in 0..16 {
-                                // M[ξ] [k, t] = U[ξ] [k, c] · V[ξ] [c, t]
                                 let a = Mat::rows(u.add((g * 16 + xi) * k * c), c);
                                 let b = Mat::rows(v.add(xi * self.vs).cast_const(), t);
                                 let dst = Mat::rows(m.add(xi * self.ms), t);
-                                self.product((k, t, c), a, b, dst, false);
+                                bcast((k, t, c), a, b, dst, false);
                             }
                             for kd in 0..k {
                                 let dst = if forward {
@@ -480,64 +461,16 @@ impl Winograd {
                             }
                             let len = (t1 - t0) * t;
                             for xi in 0..16 {
-                                // ∂U[ξ] [k, c] (+)= Ŷ[ξ] [k, len] · V[ξ]ᵀ [len, c]
                                 let a = Mat::rows(yh.add(xi * self.ms).cast_const(), row);
                                 let b = Mat::rows(v.add(xi * self.vs).cast_const(), row);
                                 let dst = Mat::rows(sums.add((g * 16 + xi) * k * c), c);
-                                if self.bf16 {
-                                    let bt = Mat {
-                                        ptr: b.ptr,
-                                        rs: 1,
-                                        cs: b.rs,
-                                    };
-                                    self.product((k, c, len), a, bt, dst, t0 > lo);
-                                } else {
-                                    dot((k, c, len), 1, (a, 0), (b, 0), dst, t0 > lo);
-                                }
+                                dot((k, c, len), 1, (a, 0), (b, 0), dst, t0 > lo);
                             }
                         }
                         t0 = t1;
                     }
                 }
             }
-        }
-    }
-
-    /// `dst (+)= a · b` (`m × n`, inner dimension `k`; `dst` and, unless
-    /// [`Self::bf16`], `b` with column stride 1): on [`crate::bf16gemm`] with
-    /// [`Self::bf16`], else on [`crate::convkern::bcast`].
-    ///
-    /// # Safety
-    /// As [`crate::convkern::bcast`]; with [`Self::bf16`], the CPU has
-    /// AVX512_BF16 (`new` checked it).
-    unsafe fn product(
-        &self,
-        (m, n, k): (usize, usize, usize),
-        a: crate::convkern::Mat<*const f32>,
-        b: crate::convkern::Mat<*const f32>,
-        dst: crate::convkern::Mat<*mut f32>,
-        accumulate: bool,
-    ) {
-        if self.bf16 {
-            let operand = |x: crate::convkern::Mat<*const f32>| crate::bf16gemm::Operand {
-                ptr: x.ptr,
-                cs: x.cs as isize,
-                rs: x.rs as isize,
-            };
-            // SAFETY: the caller's guarantee; `bf16` only where the kernels are available.
-            unsafe {
-                crate::bf16gemm::product(
-                    (m, n, k),
-                    operand(a),
-                    operand(b),
-                    dst.ptr,
-                    dst.rs,
-                    accumulate,
-                )
-            };
-        } else {
-            // SAFETY: the caller's guarantee.
-            unsafe { crate::convkern::bcast((m, n, k), a, b, dst, accumulate) };
         }
     }
 
@@ -909,14 +842,7 @@ mod tests {
             dilation: 1,
             pad_lo: 1,
         };
-        Winograd::new(
-            ConvKind::Forward,
-            &[axis(rows), axis(cols)],
-            (8, 8, 1),
-            1,
-            false,
-        )
-        .unwrap()
+        Winograd::new(ConvKind::Forward, &[axis(rows), axis(cols)], (8, 8, 1), 1).unwrap()
     }
 
     /// Every tile is in exactly one lane of one vector, at its index `ty·tw +

@@ -179,35 +179,24 @@ fn winograd_floor(chain: usize, magnitude: usize) -> f32 {
     (ku / (1.0 - ku) * magnitude as f64) as f32
 }
 
-/// A 3×3 window as [`winograd_case`]'s, rows of up to 20, with 16–33
-/// channels per group on each side: enough for the Winograd form to multiply
-/// in bf16 when the operands are rounded to bf16 (on AVX512_BF16 CPUs).
+/// A 3×3 window as [`winograd_case`]'s, rows of up to 12, with 16–24
+/// channels per group on each side: convnet's conv2–4 in miniature, whose
+/// operands `train.precision: bf16` rounds.
 fn bf16_winograd_case() -> impl Strategy<Value = ConvCase> {
-    let axis = (1usize..21, 0usize..3, 0usize..3).prop_map(|(input, lo, hi)| AxisCase {
+    let axis = (1usize..13, 0usize..3, 0usize..3).prop_map(|(input, lo, hi)| AxisCase {
         input,
         kernel: 3,
         stride: 1,
         dilation: 1,
         pad: (lo, hi),
     });
-    case_over(prop::collection::vec(axis, 2), 1..3, 16..34)
-}
-
-/// The bf16 Winograd products' error, six standard deviations, for operands
-/// rounded to bf16 and drawn uniformly from [-1, 1] (docs/architecture.md,
-/// "Winograd convolutions"): each of an output's `9·S` products of a
-/// transformed tile and kernel (`S` the channels, or the tiles, it sums)
-/// takes two roundings of relative error at most 2⁻⁸ (bf16's unit
-/// roundoff), independent, their variance at most `(2⁻⁸)² · 2/3` of the
-/// product's mean square, which is at most `4/9` (`E V² ≤ 4/3`, `E U² ≤ 1/3`;
-/// for the weight gradient `E Ŷ² · E V² ≤ 16/9` over the at most 2.25 squared
-/// weights of `Gᵀ·G`, the same `4/3` per tile): `σ ≤ 2⁻⁸ · √(8·S/3)`.
-fn bf16_winograd_floor(summed: usize) -> f32 {
-    6.0 * (8.0 * summed as f32 / 3.0).sqrt() / 256.0
+    case_over(prop::collection::vec(axis, 2), 1..3, 16..25)
 }
 
 /// Each convolution op alone on `c` against the interpreter, with operands
-/// rounded to bf16 first when `bf16` (`train.precision: bf16`).
+/// rounded to bf16 first when `bf16` (`train.precision: bf16`): both round
+/// them as `graphc_ir::round_bf16` does, then the JIT convolves the rounded
+/// values in f32, so the tolerances are fp32's.
 fn check_conv_rounded(c: &ConvCase, bf16: bool) -> Result<bool, String> {
     let Some(window) = c.window() else {
         return Ok(false);
@@ -223,12 +212,12 @@ fn check_conv_rounded(c: &ConvCase, bf16: bool) -> Result<bool, String> {
     // the weight gradient, of the input for the input gradient.
     let tiles = |shape: Vec<usize>| shape.iter().map(|s| s.div_ceil(2)).product::<usize>();
     let winograd = winograd_window(&window);
-    // With bf16 operands the Winograd form may round its transformed tiles
-    // and kernels to bf16; `summed`: the channels or tiles an output sums.
-    let bound = |chain: usize, magnitude: usize, summed: usize| match (winograd, bf16) {
-        (false, _) => 0.0,
-        (true, false) => winograd_floor(chain, magnitude),
-        (true, true) => winograd_floor(chain, magnitude) + bf16_winograd_floor(summed),
+    let bound = |chain: usize, magnitude: usize| {
+        if winograd {
+            winograd_floor(chain, magnitude)
+        } else {
+            0.0
+        }
     };
     let weight_tiles = c.n * tiles(window.output_shape());
     let ops = [
@@ -239,7 +228,7 @@ fn check_conv_rounded(c: &ConvCase, bf16: bool) -> Result<bool, String> {
             },
             [&x_shape, &w_shape],
             c.cg * k_sp,
-            bound(c.cg + 11, 64 * c.cg, c.cg),
+            bound(c.cg + 11, 64 * c.cg),
         ),
         (
             Op::ConvInputGrad {
@@ -248,7 +237,7 @@ fn check_conv_rounded(c: &ConvCase, bf16: bool) -> Result<bool, String> {
             },
             [&y_shape, &w_shape],
             c.og * k_sp,
-            bound(c.og + 11, 64 * c.og, c.og),
+            bound(c.og + 11, 64 * c.og),
         ),
         (
             Op::ConvWeightGrad {
@@ -257,7 +246,7 @@ fn check_conv_rounded(c: &ConvCase, bf16: bool) -> Result<bool, String> {
             },
             [&x_shape, &y_shape],
             c.n * out_sp,
-            bound(weight_tiles + 9, 36 * weight_tiles, weight_tiles),
+            bound(weight_tiles + 9, 36 * weight_tiles),
         ),
     ];
     for (i, (op, [a_shape, b_shape], terms, bound)) in ops.into_iter().enumerate() {
