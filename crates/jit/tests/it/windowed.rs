@@ -113,14 +113,19 @@ fn case_over(
 /// channels per group (the Winograd form needs 8 output channels; fewer take
 /// the patch matrix).
 fn winograd_case() -> impl Strategy<Value = ConvCase> {
-    let axis = (1usize..41, 0usize..3, 0usize..3).prop_map(|(input, lo, hi)| AxisCase {
+    case_over(prop::collection::vec(winograd_axis(41), 2), 1..3, 5..11)
+}
+
+/// An axis of 3 taps, stride and dilation 1, inputs below `inputs`, padding
+/// 0–2 on each side.
+fn winograd_axis(inputs: usize) -> impl Strategy<Value = AxisCase> {
+    (1..inputs, 0usize..3, 0usize..3).prop_map(|(input, lo, hi)| AxisCase {
         input,
         kernel: 3,
         stride: 1,
         dilation: 1,
         pad: (lo, hi),
-    });
-    case_over(prop::collection::vec(axis, 2), 1..3, 5..11)
+    })
 }
 
 fn conv_case() -> impl Strategy<Value = ConvCase> {
@@ -183,14 +188,7 @@ fn winograd_floor(chain: usize, magnitude: usize) -> f32 {
 /// channels per group on each side: convnet's conv2–4 in miniature, whose
 /// operands `train.precision: bf16` rounds.
 fn bf16_winograd_case() -> impl Strategy<Value = ConvCase> {
-    let axis = (1usize..13, 0usize..3, 0usize..3).prop_map(|(input, lo, hi)| AxisCase {
-        input,
-        kernel: 3,
-        stride: 1,
-        dilation: 1,
-        pad: (lo, hi),
-    });
-    case_over(prop::collection::vec(axis, 2), 1..3, 16..25)
+    case_over(prop::collection::vec(winograd_axis(13), 2), 1..3, 16..25)
 }
 
 /// Each convolution op alone on `c` against the interpreter, with operands
