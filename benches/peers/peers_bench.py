@@ -187,8 +187,10 @@ def torch_cnn_model(shape, layers):
             feat = l[1]
     return nn.Sequential(*mods).train()
 
-def torch_cnn(name, threads, steps_only=False):
-    """Steps/s of the workload in PyTorch eager; with steps_only, the step itself."""
+def torch_cnn(name, threads, steps_only=False, bf16=False):
+    """Steps/s of the workload in PyTorch eager; with steps_only, the step itself.
+    bf16: the forward under torch.autocast("cpu", dtype=torch.bfloat16), the loss of its
+    output cast back to float32 (as torch_bench's bf16 mode)."""
     import torch
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -201,7 +203,9 @@ def torch_cnn(name, threads, steps_only=False):
          else torch.optim.Adam(model.parameters(), lr=1e-3))
     def step():
         o.zero_grad(set_to_none=False)
-        l = lf(model(x), y)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            out = model(x)
+        l = lf(out.float(), y)
         l.backward()
         o.step()
     if steps_only:
@@ -230,10 +234,12 @@ def torch_cnn_rss(name, threads):
     return {"rss_before_mb": round(before, 1), "rss_after_first_step_mb": round(after_first, 1),
             "peak_rss_first_step_mb": round(peak_first, 1), "peak_rss_mb": round(peak_rss_mb(), 1)}
 
-def jax_cnn_model(shape, layers):
+def jax_cnn_model(shape, layers, bf16=False):
     """The workload in JAX: its parameters (PyTorch's init schemes), batch-norm
     running statistics, and a training-mode forward pass that returns the
-    logits and the updated running statistics."""
+    logits and the updated running statistics. bf16: each convolution and
+    product of bf16 operands with preferred_element_type float32 (f32 sums and
+    result), as jax_bench's bf16 mode."""
     import jax, jax.numpy as jnp
     lax = jax.lax
     key = jax.random.PRNGKey(0)
@@ -260,14 +266,18 @@ def jax_cnn_model(shape, layers):
             params.append({"w": uniform(kw, (feat, l[1]), feat), "b": uniform(kb, (l[1],), feat)})
             feat = l[1]
 
+    def operands(*xs):
+        return tuple(v.astype(jnp.bfloat16) for v in xs) if bf16 else xs
+
     def forward(ps, bns, x):
         """Training-mode forward: returns the logits and the updated running statistics."""
         pi, bi, new_bns = 0, 0, []
         for l in layers:
             if l[0] == "conv":
                 p = ps[pi]; pi += 1
-                x = lax.conv_general_dilated(x, p["w"], (1, 1), [(l[3], l[3])] * 2,
-                                             dimension_numbers=("NCHW", "OIHW", "NCHW"))
+                x = lax.conv_general_dilated(*operands(x, p["w"]), (1, 1), [(l[3], l[3])] * 2,
+                                             dimension_numbers=("NCHW", "OIHW", "NCHW"),
+                                             preferred_element_type=jnp.float32)
                 x = x + p["b"][None, :, None, None]
             elif l[0] == "bn":
                 p, s = ps[pi], bns[bi]; pi += 1; bi += 1
@@ -289,16 +299,17 @@ def jax_cnn_model(shape, layers):
                 x = x.reshape(x.shape[0], -1)
             else:
                 p = ps[pi]; pi += 1
-                x = x @ p["w"] + p["b"]
+                x = jnp.dot(*operands(x, p["w"]), preferred_element_type=jnp.float32) + p["b"]
         return x, new_bns
 
     return params, bn_state, forward
 
-def jax_cnn(name):
-    """Steps/s of the workload under jax.jit, and its first call (trace, compile, one step)."""
+def jax_cnn(name, bf16=False):
+    """Steps/s of the workload under jax.jit, and its first call (trace, compile, one step);
+    bf16 as in jax_cnn_model."""
     import jax, jax.numpy as jnp
     shape, layers, batch, opt = CNN_WORKLOADS[name]
-    params, bn_state, forward = jax_cnn_model(shape, layers)
+    params, bn_state, forward = jax_cnn_model(shape, layers, bf16)
     x, y = cnn_data(shape, batch)
     x, y = jnp.asarray(x), jnp.asarray(y)
 
@@ -335,7 +346,7 @@ def jax_cnn(name):
 
 if __name__ == "__main__":
     # peers_bench.py torch THREADS [WORKLOAD...] | jax [WORKLOAD...] | rss THREADS WORKLOAD,
-    # torch-bf16 and jax-bf16 as torch and jax with bf16 products (MLP workloads only)
+    # torch-bf16 and jax-bf16 as torch and jax with bf16 products and convolutions
     which = sys.argv[1]
     bf16 = which.endswith("-bf16")
     which = which.removesuffix("-bf16")
@@ -351,17 +362,14 @@ if __name__ == "__main__":
         names = sys.argv[2:] or list(WORKLOADS)
     for n in names:
         if n in CNN_WORKLOADS:
-            if bf16:
-                print(f"{n}: no bf16 mode for the CNN workloads", file=sys.stderr)
-                continue
             if which == "torch":
-                sps, cpus = torch_cnn(n, threads)
-                print(json.dumps({"peer": f"torch-eager-{threads}t", "workload": n, "steps_per_s": round(sps, 2),
+                sps, cpus = torch_cnn(n, threads, bf16=bf16)
+                print(json.dumps({"peer": f"torch-eager-{threads}t{tag}", "workload": n, "steps_per_s": round(sps, 2),
                                   "cpus": round(cpus, 2)}), flush=True)
             else:
-                sps, c, cpus = jax_cnn(n)
-                print(json.dumps({"peer": "jax-jit", "workload": n, "steps_per_s": round(sps, 2), "compile_s": round(c, 4),
-                                  "cpus": round(cpus, 2)}), flush=True)
+                sps, c, cpus = jax_cnn(n, bf16=bf16)
+                print(json.dumps({"peer": f"jax-jit{tag}", "workload": n, "steps_per_s": round(sps, 2),
+                                  "compile_s": round(c, 4), "cpus": round(cpus, 2)}), flush=True)
             continue
         sizes, batch, loss, opt = WORKLOADS[n]
         if which == "torch":

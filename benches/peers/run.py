@@ -10,8 +10,8 @@ release binary) gets a "graphc: not available (reason)" cell and the peers are
 measured all the same. Run through run.sh, which makes the venv and builds graphc.
 
 With --bf16, also graphc under `--set train.precision=bf16` and the peers' bf16
-modes (PyTorch autocast bf16, JAX with bf16 operands and f32 results) on the MLP
-workloads, in a second table beside fp32.
+modes (PyTorch autocast bf16, JAX with bf16 operands and f32 results) on the MLP,
+lenet and convnet workloads, in a second table beside fp32.
 
 usage: run.py [--min-time SECONDS] [--json FILE] [--bf16] [WORKLOAD ...]
 """
@@ -103,7 +103,7 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--min-time", type=float, default=2.0)
     p.add_argument("--json", help="also write every measurement to this file")
-    p.add_argument("--bf16", action="store_true", help="also the bf16 table (MLP workloads)")
+    p.add_argument("--bf16", action="store_true", help="also the bf16 table (MLP and CNN workloads)")
     p.add_argument("workloads", nargs="*", default=WORKLOADS)
     a = p.parse_args()
     started = datetime.datetime.now(datetime.timezone.utc)
@@ -119,27 +119,21 @@ def main():
         rows[w]["graphc_first_ms"] = line["first_step_latency_ms"]
         rows[w]["graphc_compile_ms"] = line["compile_ms"]
         print(f"graphc {w}: {line['steps_per_s']:.1f} steps/s", file=sys.stderr, flush=True)
-    mlps = [w for w in a.workloads if w.startswith("mlp")] if a.bf16 else []
-    for w in mlps:
+    # The workloads whose time goes to products and convolutions.
+    bf16s = [w for w in a.workloads if w.startswith("mlp") or w in ("lenet", "convnet")] if a.bf16 else []
+    for w in bf16s:
         line = graphc_bench(w, a.min_time, "bf16")
         if "unavailable" not in line:
             rows[w]["graphc-bf16"] = line["steps_per_s"]
             print(f"graphc bf16 {w}: {line['steps_per_s']:.1f} steps/s", file=sys.stderr, flush=True)
-    bf16_peers = [["torch-bf16", "1"], ["torch-bf16", "2"], ["jax-bf16"]] if mlps else []
+    bf16_peers = [["torch-bf16", "1"], ["torch-bf16", "2"], ["jax-bf16"]] if bf16s else []
     for peer_args in [["torch", "1"], ["torch", "2"], ["jax"]] + bf16_peers:
-        if peer_args[0].endswith("bf16"):
-            peer_args = peer_args + mlps
-            if not mlps:
-                continue
-            for r in peers(peer_args):
-                rows[r["workload"]][r["peer"]] = r["steps_per_s"]
-                print(f"{r['peer']} {r['workload']}: {r['steps_per_s']} steps/s", file=sys.stderr, flush=True)
-            continue
-        for r in peers(peer_args + a.workloads):
+        bf16_peer = peer_args[0].endswith("bf16")
+        for r in peers(peer_args + (bf16s if bf16_peer else a.workloads)):
             rows[r["workload"]][r["peer"]] = r["steps_per_s"]
             if "cpus" in r:
                 rows[r["workload"]][r["peer"] + "_cpus"] = r["cpus"]
-            if "compile_s" in r:
+            if "compile_s" in r and not bf16_peer:
                 rows[r["workload"]]["jax_first_ms"] = r["compile_s"] * 1e3
             print(f"{r['peer']} {r['workload']}: {r['steps_per_s']} steps/s", file=sys.stderr, flush=True)
     # Issue 12's memory target is about a convnet step: PyTorch's RSS for reference.
@@ -188,14 +182,14 @@ def main():
         print(f"- {w}: ≥ {TARGET[w]:g} × {rate(best)}/s ({peer}) = {rate(need)} steps/s, i.e. ≤ {duration_us(1e6 / need)}"
               f" a step; first step incl. compile ≤ {FIRST_STEP_TARGET:g} × {jax_first:,.0f} ms"
               f" = {FIRST_STEP_TARGET * jax_first:,.1f} ms")
-    if mlps:
+    if bf16s:
         print("\nfp32 and bf16 side by side (steps/s; bf16: graphc `train.precision: bf16`, PyTorch"
               " `torch.autocast(\"cpu\", dtype=torch.bfloat16)`, JAX bf16 operands with"
               " `preferred_element_type=float32`):\n")
         print("| workload | graphc fp32 | graphc bf16 | bf16 ÷ fp32 (≥ 1.8) | PyTorch bf16 1t | PyTorch bf16 2t "
               "| JAX bf16 | graphc bf16 ÷ best bf16 peer (≥ 1.2) |")
         print("|---|---:|---:|---:|---:|---:|---:|---:|")
-        for w in mlps:
+        for w in bf16s:
             r = rows[w]
             fp32, bf16 = r.get("graphc", float("nan")), r.get("graphc-bf16", float("nan"))
             best = max(r.get(p, 0) for p in ("torch-eager-1t-bf16", "torch-eager-2t-bf16", "jax-jit-bf16"))

@@ -4,11 +4,12 @@
 //! 100 single runs (as the PyTorch side takes its best), in µs. `conv_speed.py` beside this file times the same
 //! convolutions in PyTorch.
 //!
-//! `cargo run --release -p graphc-jit --example conv_speed [LAYER]` (both
-//! cores; only the layers whose name contains LAYER), and with
-//! `GRAPHC_THREADS=1` for one.
+//! `cargo run --release -p graphc-jit --example conv_speed [LAYER] [bf16]`
+//! (both cores; only the layers whose name contains LAYER; with `bf16`, both
+//! operands rounded to bf16 first, as `train.precision: bf16` does, which
+//! the convolution's time leaves out), and with `GRAPHC_THREADS=1` for one.
 
-use graphc_ir::{Arg, AxisWindows, Graph, Op, TensorType, Window, WindowAxis};
+use graphc_ir::{Arg, AxisWindows, Graph, Op, TensorType, UnaryOp, Window, WindowAxis};
 use graphc_jit::{compile_with, Options};
 
 /// A layer: name, input `[n, c, h, w]`, output channels, kernel, padding.
@@ -107,6 +108,10 @@ fn main() {
     );
     // An optional argument keeps the layers whose name contains it (for perf).
     let only = std::env::args().nth(1).unwrap_or_default();
+    let bf16 = std::env::args().nth(2).as_deref() == Some("bf16");
+    if bf16 {
+        println!("operands rounded to bf16");
+    }
     for l in LAYERS.iter().filter(|l| l.name.contains(only.as_str())) {
         let w = window(l);
         let [n, c, h, wd] = l.input;
@@ -136,8 +141,12 @@ fn main() {
                 1 => [&y_shape, &w_shape],
                 _ => [&x_shape, &y_shape],
             };
-            let a = g.input("a", TensorType::f32(shapes[0]));
-            let b = g.input("b", TensorType::f32(shapes[1]));
+            let mut a = g.input("a", TensorType::f32(shapes[0]));
+            let mut b = g.input("b", TensorType::f32(shapes[1]));
+            if bf16 {
+                a = g.unary(UnaryOp::RoundBf16, a).unwrap();
+                b = g.unary(UnaryOp::RoundBf16, b).unwrap();
+            }
             let r = g.add(op(kind), &[a, b]).unwrap();
             g.add_output("r", r);
             *t = time(&g, &[filled(shapes[0]), filled(shapes[1])]);

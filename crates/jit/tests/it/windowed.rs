@@ -113,14 +113,19 @@ fn case_over(
 /// channels per group (the Winograd form needs 8 output channels; fewer take
 /// the patch matrix).
 fn winograd_case() -> impl Strategy<Value = ConvCase> {
-    let axis = (1usize..41, 0usize..3, 0usize..3).prop_map(|(input, lo, hi)| AxisCase {
+    case_over(prop::collection::vec(winograd_axis(41), 2), 1..3, 5..11)
+}
+
+/// An axis of 3 taps, stride and dilation 1, inputs below `inputs`, padding
+/// 0–2 on each side.
+fn winograd_axis(inputs: usize) -> impl Strategy<Value = AxisCase> {
+    (1..inputs, 0usize..3, 0usize..3).prop_map(|(input, lo, hi)| AxisCase {
         input,
         kernel: 3,
         stride: 1,
         dilation: 1,
         pad: (lo, hi),
-    });
-    case_over(prop::collection::vec(axis, 2), 1..3, 5..11)
+    })
 }
 
 fn conv_case() -> impl Strategy<Value = ConvCase> {
@@ -179,8 +184,18 @@ fn winograd_floor(chain: usize, magnitude: usize) -> f32 {
     (ku / (1.0 - ku) * magnitude as f64) as f32
 }
 
-/// Each convolution op alone on `c` against the interpreter.
-fn check_conv(c: &ConvCase) -> Result<bool, String> {
+/// A 3×3 window as [`winograd_case`]'s, rows of up to 12, with 16–24
+/// channels per group on each side: convnet's conv2–4 in miniature, whose
+/// operands `train.precision: bf16` rounds.
+fn bf16_winograd_case() -> impl Strategy<Value = ConvCase> {
+    case_over(prop::collection::vec(winograd_axis(13), 2), 1..3, 16..25)
+}
+
+/// Each convolution op alone on `c` against the interpreter, with operands
+/// rounded to bf16 first when `bf16` (`train.precision: bf16`): both round
+/// them as `graphc_ir::round_bf16` does, then the JIT convolves the rounded
+/// values in f32, so the tolerances are fp32's.
+fn check_conv_rounded(c: &ConvCase, bf16: bool) -> Result<bool, String> {
     let Some(window) = c.window() else {
         return Ok(false);
     };
@@ -234,8 +249,12 @@ fn check_conv(c: &ConvCase) -> Result<bool, String> {
     ];
     for (i, (op, [a_shape, b_shape], terms, bound)) in ops.into_iter().enumerate() {
         let mut g = Graph::new();
-        let a = g.input("a", TensorType::f32(a_shape));
-        let b = g.input("b", TensorType::f32(b_shape));
+        let mut a = g.input("a", TensorType::f32(a_shape));
+        let mut b = g.input("b", TensorType::f32(b_shape));
+        if bf16 {
+            a = g.unary(UnaryOp::RoundBf16, a).map_err(|e| e.to_string())?;
+            b = g.unary(UnaryOp::RoundBf16, b).map_err(|e| e.to_string())?;
+        }
         let name = op.mnemonic();
         let r = g.add(op, &[a, b]).map_err(|e| format!("{name}: {e}"))?;
         g.add_output("r", r);
@@ -248,6 +267,11 @@ fn check_conv(c: &ConvCase) -> Result<bool, String> {
             .map_err(|e| format!("{name} {window} groups {}: {e}", c.groups))?;
     }
     Ok(true)
+}
+
+/// Each convolution op alone on `c` against the interpreter.
+fn check_conv(c: &ConvCase) -> Result<bool, String> {
+    check_conv_rounded(c, false)
 }
 
 #[derive(Debug, Clone)]
@@ -542,6 +566,11 @@ proptest! {
     #[test]
     fn winograd_convolutions_match_the_interpreter(c in winograd_case()) {
         verdict(check_conv(&c))?;
+    }
+
+    #[test]
+    fn bf16_convolutions_match_the_interpreter(c in bf16_winograd_case()) {
+        verdict(check_conv_rounded(&c, true))?;
     }
 
     #[test]
