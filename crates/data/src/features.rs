@@ -223,6 +223,14 @@ pub(crate) fn stamped(file: File, path: &std::path::Path) -> Result<(File, Stamp
     Ok((file, stamp))
 }
 
+/// Appends rows `rows` (each `width` values) of the row-major `values` to `out`. Panics if a
+/// row is out of range (a caller bug).
+fn copy_rows(values: &[f32], rows: &[usize], width: usize, out: &mut Vec<f32>) {
+    for &r in rows {
+        out.extend_from_slice(&values[r * width..(r + 1) * width]);
+    }
+}
+
 impl Features {
     /// The values when they are in memory.
     pub fn in_memory(&self) -> Option<&[f32]> {
@@ -242,9 +250,7 @@ impl Features {
     ) -> Result<(), DataError> {
         match self {
             Features::Memory(values) => {
-                for &r in rows {
-                    out.extend_from_slice(&values[r * width..(r + 1) * width]);
-                }
+                copy_rows(values, rows, width, out);
                 Ok(())
             }
             Features::File(f) => f.read_rows(rows.iter().copied(), out),
@@ -281,9 +287,7 @@ impl Features {
         match self {
             Features::Memory(values) => {
                 let mut out = Vec::with_capacity(rows.len() * width);
-                for &r in rows {
-                    out.extend_from_slice(&values[r * width..(r + 1) * width]);
-                }
+                copy_rows(values, rows, width, &mut out);
                 Features::Memory(out)
             }
             Features::File(f) => {

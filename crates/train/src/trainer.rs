@@ -1108,9 +1108,10 @@ impl Trainer {
         // numbers, so shares would change them: then every rank evaluates every row, in one
         // process's chunks, and nothing is summed.
         let sharded = !evaluates_with_batch_statistics(&self.spec().model);
-        let rows = match sharded {
-            true => share(data.len(), self.collective.rank(), self.collective.size()),
-            false => 0..data.len(),
+        let rows = if sharded {
+            share(data.len(), self.collective.rank(), self.collective.size())
+        } else {
+            0..data.len()
         };
         let (spec, classes) = (self.spec().loss.clone(), self.classes());
         self.for_each_chunk_in(data, rows, Kind::Eval, |exe, step, rows, targets| {
