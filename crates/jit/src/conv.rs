@@ -682,9 +682,83 @@ impl ConvStep {
             };
             return;
         }
+        if self.axes.len() == 2 && self.axes[1].stride == 1 {
+            let (in_sp, rows) = (self.sizes.in_sp, self.sizes.k_sp * self.sizes.out_sp);
+            // SAFETY: the caller's guarantee: the plane and the patch rows are
+            // `in_sp` and `k_sp · out_sp` floats, not overlapping, and this
+            // thread alone touches them (its sample's plane, its piece's rows).
+            unsafe {
+                use std::slice::{from_raw_parts, from_raw_parts_mut};
+                if SCATTER {
+                    self.scatter_2d(from_raw_parts_mut(x, in_sp), from_raw_parts(cols, rows));
+                } else {
+                    self.gather_2d(from_raw_parts(x, in_sp), from_raw_parts_mut(cols, rows));
+                }
+            }
+            return;
+        }
         // SAFETY: the caller's guarantee: the walk starts at axis 0 with the
         // plane's first float and the first patch row.
         unsafe { self.walk::<SCATTER>(0, x, cols, true) }
+    }
+
+    /// Each patch-row block of a 2-d window with an inner stride of 1, with
+    /// the rows that read the plane: `(tap block, (rows ylo..yhi, outputs
+    /// lo..hi), start)`, where output row `oy`'s outputs `lo..hi` read the
+    /// plane from `start(oy)` on (no rows when the inner tap reads padding only).
+    fn taps_2d<'a, T>(
+        &self,
+        cols: impl Iterator<Item = T> + 'a,
+    ) -> impl Iterator<Item = (T, (usize, usize, usize, usize), impl Fn(usize) -> usize)> + 'a {
+        let (outer, inner) = (self.axes[0], self.axes[1]);
+        cols.enumerate().map(move |(tap, block)| {
+            let (ky, kx) = (tap / inner.kernel, tap % inner.kernel);
+            let (ylo, yhi) = outer.inside(ky);
+            let (lo, hi) = inner.inside(kx);
+            let yhi = if hi > lo { yhi } else { ylo };
+            let start = move |oy| outer.position(oy, ky) * inner.input + inner.position(lo, kx);
+            (block, (ylo, yhi, lo, hi), start)
+        })
+    }
+
+    /// [`Self::channel_rows`]' gather for a 2-d window with an inner stride of
+    /// 1 (without AVX-512): per tap and output row one copy of the row's
+    /// inputs, zeros around it. (The general walk paid its recursion and
+    /// three library calls per row.)
+    fn gather_2d(&self, x: &[f32], cols: &mut [f32]) {
+        let wo = self.axes[1].output;
+        for (block, (ylo, yhi, lo, hi), start) in
+            self.taps_2d(cols.chunks_exact_mut(self.sizes.out_sp))
+        {
+            block[..ylo * wo].fill(0.0);
+            block[yhi * wo..].fill(0.0);
+            for oy in ylo..yhi {
+                let row = &mut block[oy * wo..(oy + 1) * wo];
+                if lo > 0 {
+                    row[..lo].fill(0.0);
+                }
+                copy_row(&mut row[lo..hi], &x[start(oy)..][..hi - lo]);
+                if hi < wo {
+                    row[hi..].fill(0.0);
+                }
+            }
+        }
+    }
+
+    /// The adjoint of [`Self::gather_2d`]: adds each patch row back into the
+    /// zeroed plane, taps in the walk's order (each input sums its terms in
+    /// the same order: bit for bit the walk's result).
+    fn scatter_2d(&self, x: &mut [f32], cols: &[f32]) {
+        let wo = self.axes[1].output;
+        for (block, (ylo, yhi, lo, hi), start) in self.taps_2d(cols.chunks_exact(self.sizes.out_sp))
+        {
+            for oy in ylo..yhi {
+                let src = &block[oy * wo + lo..oy * wo + hi];
+                for (d, s) in x[start(oy)..][..hi - lo].iter_mut().zip(src) {
+                    *d += *s;
+                }
+            }
+        }
     }
 
     /// Gathers (`SCATTER = false`) the patch rows of one input channel from
@@ -747,6 +821,31 @@ impl ConvStep {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// `dst.copy_from_slice(src)` (same lengths) in moves of 8 or 4 floats, the
+/// last one overlapping the one before: a patch row is short (lenet's are 10
+/// to 28 floats), and a library call per row cost more than its copy.
+fn copy_row(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len();
+    let mut part = |at: usize, len: usize| dst[at..at + len].copy_from_slice(&src[at..at + len]);
+    match n {
+        8.. => {
+            for at in (0..n - 8).step_by(8) {
+                part(at, 8);
+            }
+            part(n - 8, 8);
+        }
+        4..8 => {
+            part(0, 4);
+            part(n - 4, 4);
+        }
+        _ => {
+            for at in 0..n {
+                part(at, 1);
             }
         }
     }
@@ -1067,6 +1166,39 @@ pub(crate) mod tests {
         );
         // A kernel wider than the input with padding.
         check(&w(vec![axis(2, 4, 1, 1, (2, 1))]), (1, 1, 2, 1));
+    }
+
+    #[test]
+    fn the_rows_of_a_2d_window_are_the_walks_bit_for_bit() {
+        let w = |axes| Window { axes };
+        for window in [
+            // LeNet's first layer (rows of 7 to 9 floats), strided and dilated
+            // rows, and inner taps that read padding only (kernel 4 over 2 inputs).
+            w(vec![axis(9, 5, 1, 1, (2, 2)), axis(9, 5, 1, 1, (2, 2))]),
+            w(vec![axis(9, 3, 2, 1, (1, 0)), axis(8, 2, 1, 2, (0, 1))]),
+            w(vec![axis(5, 3, 1, 1, (0, 0)), axis(2, 4, 1, 1, (2, 1))]),
+            // Rows of 19 to 21 floats: moves of 8 and an overlapping last one.
+            w(vec![axis(4, 3, 1, 1, (1, 1)), axis(21, 3, 1, 1, (1, 1))]),
+        ] {
+            let step = ConvStep::new(ConvKind::InputGrad, &window, (1, 1, 1, 1), 1).unwrap();
+            let s = step.sizes;
+            let plane: Vec<f32> = (0..s.in_sp).map(|i| noise(i, 3)).collect();
+            let rows: Vec<f32> = (0..s.k_sp * s.out_sp).map(|i| noise(i, 5)).collect();
+            let (mut walked, mut gathered) =
+                (vec![f32::NAN; rows.len()], vec![f32::NAN; rows.len()]);
+            let (mut added, mut scattered) = (vec![0.0; s.in_sp], vec![0.0; s.in_sp]);
+            // SAFETY: `plane` and the rows are one channel's, as the walk
+            // needs; the gather only reads the plane, the scatter the rows.
+            unsafe {
+                step.walk::<false>(0, plane.as_ptr().cast_mut(), walked.as_mut_ptr(), true);
+                step.walk::<true>(0, added.as_mut_ptr(), rows.as_ptr().cast_mut(), true);
+            }
+            step.gather_2d(&plane, &mut gathered);
+            step.scatter_2d(&mut scattered, &rows);
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&gathered), bits(&walked), "{step}");
+            assert_eq!(bits(&scattered), bits(&added), "{step}");
+        }
     }
 
     #[test]
