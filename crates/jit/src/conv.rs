@@ -657,8 +657,9 @@ impl ConvStep {
 
     /// Gathers one channel's patch rows from its plane `x` into `cols`
     /// (`SCATTER = false`) or adds them back into the zeroed plane (the vector
-    /// path overwrites it with the sums): [`crate::convkern::patch_rows_2d`]
-    /// for a 2-d window with an inner stride of 1 on AVX-512, else [`Self::walk`].
+    /// path overwrites it with the sums). A 2-d window with an inner stride of
+    /// 1 runs [`crate::convkern::patch_rows_2d`] on AVX-512, else
+    /// [`Self::gather_2d`] / [`Self::scatter_2d`]; other windows [`Self::walk`].
     ///
     /// # Safety
     /// `x` holds one channel's plane (`in_sp` floats), `cols` its `k_sp · out_sp`

@@ -454,17 +454,17 @@ impl PoolStep {
         unsafe {
             let plane = |at: usize, len: usize| from_raw_parts(base.add(at + p * len), len);
             let plane_mut = |at: usize, len: usize| from_raw_parts_mut(base.add(at + p * len), len);
-            let op = match (self.grad, self.index) {
-                (true, _) => PairsOp::Grad {
+            let op = match self.grad {
+                true => PairsOp::Grad {
                     x: plane(self.x, in_sp),
                     dy: plane(self.v, out_sp),
                     dx: plane_mut(self.out, in_sp),
                 },
-                (false, index) => PairsOp::Forward {
+                false => PairsOp::Forward {
                     x: plane(self.x, in_sp),
                     v: (self.v != self.x).then(|| plane(self.v, in_sp)),
                     y: plane_mut(self.out, out_sp),
-                    index: index.map(|i| {
+                    index: self.index.map(|i| {
                         from_raw_parts_mut(base.add(i + p * out_sp).cast::<u32>(), out_sp)
                     }),
                 },
@@ -693,7 +693,7 @@ fn pairs_plane_any(dims: Pairs2x2, op: PairsOp<'_>) {
 }
 
 /// A window's gradient: `0 + g` at its argmax `at` (0..4 in row-major
-/// order over the upper pair `e` and the lower `f`; 4: none), +0 elsewhere.
+/// order over the upper pair `e` and the lower `f`), +0 elsewhere.
 #[inline(always)]
 fn put(at: u32, g: f32, e: &mut [f32], f: &mut [f32]) {
     let g = 0.0 + g;
