@@ -12,7 +12,7 @@ mod windowed;
 
 use std::collections::HashMap;
 
-use graphc_ir::{Arg, Backend, DType, Executable, Graph, IrError, NodeId, Op};
+use graphc_ir::{Arg, Backend, DType, Executable, Graph, IrError, NodeId, Op, Ranks};
 
 pub use eval::{evaluate, evaluate_summing, Scalar, Value};
 
@@ -72,11 +72,7 @@ impl Program {
 }
 
 impl Executable for Program {
-    fn run_summing(
-        &mut self,
-        args: &[Arg<'_>],
-        sum_ranks: &mut dyn FnMut(&mut [f32]),
-    ) -> Result<(), IrError> {
+    fn run_summing(&mut self, args: &[Arg<'_>], ranks: &mut dyn Ranks) -> Result<(), IrError> {
         let args: Vec<Value<f32>> = args
             .iter()
             .map(|a| match a {
@@ -84,15 +80,20 @@ impl Executable for Program {
                 Arg::I64(d) => Value::I(d.to_vec()),
             })
             .collect();
-        let values =
-            evaluate_summing(&self.graph, &self.order, &args, &self.persistent, sum_ranks)?;
+        let mut sum = |values: &mut [f32]| ranks.sum(values);
+        let values = evaluate_summing(&self.graph, &self.order, &args, &self.persistent, &mut sum)?;
         for (slot, o) in self.outputs.iter_mut().zip(self.graph.outputs()) {
             slot.clone_from(values[o.node.index()].as_f());
         }
+        // The interpreter has every value only at the end: assigns are reported then.
         for a in self.graph.assigns() {
+            let value = values[a.value.index()].as_f();
             let name = self.graph.node(a.target).op.leaf_name().unwrap_or_default();
+            if let Some(slot) = self.slots.iter().position(|s| s == name) {
+                ranks.assigned(slot, value);
+            }
             if let Some(buffer) = self.persistent.get_mut(name) {
-                buffer.clone_from(values[a.value.index()].as_f());
+                buffer.clone_from(value);
             }
         }
         Ok(())

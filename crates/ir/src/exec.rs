@@ -20,6 +20,30 @@ pub trait Backend {
     fn compile(&self, graph: &Graph) -> Result<Box<dyn Executable>, IrError>;
 }
 
+/// What a run of a data-parallel step asks of the processes it trains with, and tells them
+/// while it runs (so the gradient sums of late layers can travel while the backward of early
+/// ones computes). A closure `FnMut(&mut [f32])` is the sum alone.
+pub trait Ranks {
+    /// Replaces `values` (an [`Op::SumRanks`](crate::Op::SumRanks)'s operand) with their
+    /// elementwise sums over the ranks.
+    fn sum(&mut self, values: &mut [f32]);
+    /// Persistent buffer `slot` (as in [`Executable::slot`]) has its new value of this run,
+    /// `values`: called once per assign and run, as soon as the value is computed (before the
+    /// run ends, and before the buffer itself holds it). Nothing by default.
+    fn assigned(&mut self, slot: usize, values: &[f32]) {
+        let _ = (slot, values);
+    }
+    /// Called between the steps of a run: time for communication under way to move on.
+    /// Nothing by default.
+    fn progress(&mut self) {}
+}
+
+impl<F: FnMut(&mut [f32])> Ranks for F {
+    fn sum(&mut self, values: &mut [f32]) {
+        self(values)
+    }
+}
+
 /// A compiled graph with its own copy of the persistent buffers (parameters and state), which
 /// a driver binds to its store through the slot methods: slot `i` is the buffer of
 /// `Graph::persistent()[i]`, so names are resolved once, when the executable is bound.
@@ -27,18 +51,16 @@ pub trait Executable: Send {
     /// Runs the graph once: computes outputs, then applies every assign. Alone: each
     /// [`Op::SumRanks`](crate::Op::SumRanks) is its operand.
     fn run(&mut self, args: &[Arg<'_>]) -> Result<(), IrError> {
-        self.run_summing(args, &mut |_| {})
+        self.run_summing(args, &mut |_: &mut [f32]| {})
     }
     /// [`Executable::run`] in a data-parallel run: each [`Op::SumRanks`](crate::Op::SumRanks)
-    /// hands its operand's values to `sum_ranks`, which replaces them with their sums over
-    /// the ranks, in the order [`Executable::sum_ranks_lengths`] lists.
-    fn run_summing(
-        &mut self,
-        args: &[Arg<'_>],
-        sum_ranks: &mut dyn FnMut(&mut [f32]),
-    ) -> Result<(), IrError>;
-    /// The lengths of the sums a run asks `sum_ranks` for, in the order it asks (what a rank
-    /// without samples must still take part in).
+    /// hands its operand's values to [`Ranks::sum`], in the order
+    /// [`Executable::sum_ranks_lengths`] lists; each assigned buffer's new value goes to
+    /// [`Ranks::assigned`] as soon as it is computed, and [`Ranks::progress`] is called between
+    /// the run's steps.
+    fn run_summing(&mut self, args: &[Arg<'_>], ranks: &mut dyn Ranks) -> Result<(), IrError>;
+    /// The lengths of the sums a run asks [`Ranks::sum`] for, in the order it asks (what a
+    /// rank without samples must still take part in).
     fn sum_ranks_lengths(&self) -> Vec<usize>;
     /// The value of output `index` from the last run (row-major f32).
     fn output(&self, index: usize) -> &[f32];

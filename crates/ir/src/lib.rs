@@ -21,7 +21,7 @@ mod window;
 
 pub use bf16::round_bf16;
 pub use error::IrError;
-pub use exec::{Arg, Backend, Executable};
+pub use exec::{Arg, Backend, Executable, Ranks};
 pub use graph::{Assign, Graph, Node, NodeId, Output};
 pub use op::{Access, BinaryOp, CompareOp, Op, ReduceOp, UnaryOp};
 pub use types::{DType, TensorType};

@@ -4,7 +4,7 @@
 
 use cranelift_entity::PrimaryMap;
 use cranelift_jit::JITModule;
-use graphc_ir::{Arg, DType, Executable, IrError};
+use graphc_ir::{Arg, DType, Executable, IrError, Ranks};
 
 use crate::arena::Arena;
 use crate::codegen::KernelFn;
@@ -77,6 +77,8 @@ pub struct JitExecutable {
     pub(crate) steps: Vec<Step>,
     /// (src, dst, len) copies after the step (non-overlapping).
     pub(crate) end: Vec<(usize, usize, usize)>,
+    /// When and where each assign's value is complete (`Ranks::assigned`), in that order.
+    pub(crate) assigned: Vec<crate::plan::Assigned>,
     pub(crate) outputs: Vec<(usize, usize)>,
     pub(crate) persistent: Vec<(String, usize, usize)>,
     pub(crate) stats: crate::Stats,
@@ -116,7 +118,7 @@ impl JitExecutable {
     }
 
     /// Runs plan step `step_index`, with `sum_ranks` as the run's sum over ranks.
-    fn execute(&mut self, step_index: usize, sum_ranks: &mut dyn FnMut(&mut [f32])) {
+    fn execute(&mut self, step_index: usize, ranks: &mut dyn Ranks) {
         match self.steps[step_index] {
             Step::Kernel {
                 kernel, hi, chunks, ..
@@ -174,7 +176,7 @@ impl JitExecutable {
             Step::SumRanks { from, to, len } => {
                 let arena = self.arena.as_mut_slice();
                 arena.copy_within(from..from + len, to);
-                sum_ranks(&mut arena[to..to + len]);
+                ranks.sum(&mut arena[to..to + len]);
             }
         }
     }
@@ -193,7 +195,7 @@ impl JitExecutable {
         for _ in 0..reps {
             for (i, t) in times.iter_mut().enumerate() {
                 let start = std::time::Instant::now();
-                self.execute(i, &mut |_| {});
+                self.execute(i, &mut |_: &mut [f32]| {});
                 *t += start.elapsed().as_secs_f64();
             }
         }
@@ -243,7 +245,7 @@ impl JitExecutable {
                 let start = std::time::Instant::now();
                 for _ in 0..inner {
                     for &i in steps {
-                        self.execute(i, &mut |_| {});
+                        self.execute(i, &mut |_: &mut [f32]| {});
                     }
                 }
                 times[part].push(start.elapsed().as_secs_f64() / inner as f64);
@@ -262,11 +264,7 @@ impl JitExecutable {
 }
 
 impl Executable for JitExecutable {
-    fn run_summing(
-        &mut self,
-        args: &[Arg<'_>],
-        sum_ranks: &mut dyn FnMut(&mut [f32]),
-    ) -> Result<(), IrError> {
+    fn run_summing(&mut self, args: &[Arg<'_>], ranks: &mut dyn Ranks) -> Result<(), IrError> {
         self.check(args)?;
         for (slot, arg) in self.args.iter().zip(args) {
             match arg {
@@ -278,9 +276,22 @@ impl Executable for JitExecutable {
         }
         let serial = self.chooser.as_mut().is_some_and(|c| c.next());
         let started = std::time::Instant::now();
+        // Each assign is reported once its value is complete: `assigned` is in that order,
+        // `next` the first not yet reported.
+        let mut next = 0;
+        let report =
+            |this: &Self, ranks: &mut dyn Ranks, after: Option<usize>, next: &mut usize| {
+                while let Some(a) = this.assigned.get(*next).filter(|a| a.after == after) {
+                    ranks.assigned(a.slot, &this.arena.as_slice()[a.offset..a.offset + a.len]);
+                    *next += 1;
+                }
+            };
         crate::team::with_serial(serial, || {
+            report(self, ranks, Some(0), &mut next);
             for i in 0..self.steps.len() {
-                self.execute(i, sum_ranks);
+                self.execute(i, ranks);
+                report(self, ranks, Some(i + 1), &mut next);
+                ranks.progress();
             }
         });
         if let Some(chooser) = &mut self.chooser {
@@ -290,6 +301,7 @@ impl Executable for JitExecutable {
         for &(src, dst, len) in &self.end {
             arena.copy_within(src..src + len, dst);
         }
+        report(self, ranks, None, &mut next);
         Ok(())
     }
 

@@ -163,6 +163,7 @@ pub fn compile_with(graph: &Graph, options: &Options) -> Result<JitExecutable, I
         pools: plan.pools,
         steps: plan.steps,
         end: plan.end,
+        assigned: plan.assigned,
         outputs: plan.outputs,
         persistent: plan.persistent,
         stats: Stats {

@@ -168,12 +168,30 @@ pub(crate) struct Plan {
     pub steps: Vec<Step>,
     /// (src, dst, len) copies after the step: snapshots first, then assigns.
     pub end: Vec<(usize, usize, usize)>,
+    /// Where and when each assign's new value is first complete, in the order a run
+    /// completes them (`after`, `None` last).
+    pub assigned: Vec<Assigned>,
     /// (offset, len) of each output.
     pub outputs: Vec<(usize, usize)>,
     /// (name, offset, len) of each parameter and state buffer.
     pub persistent: Vec<(String, usize, usize)>,
     /// Assigns done in place (for tests and reports).
     pub in_place: usize,
+}
+
+/// When and where an assign's new value is complete during a step, for
+/// [`graphc_ir::Ranks::assigned`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Assigned {
+    /// The persistent buffer assigned (its index in `Plan::persistent`).
+    pub slot: usize,
+    /// How many of the plan's steps have run once the value is complete;
+    /// `None`: only after the end-of-step copies (a value no step computes).
+    pub after: Option<usize>,
+    /// Arena offset of the value at that point (until the step ends).
+    pub offset: usize,
+    /// Its floats.
+    pub len: usize,
 }
 
 /// Max poolings paired with their gradients ([`Lowerer::pool_pairs`]).
@@ -559,8 +577,10 @@ impl<'g> Lowerer<'g> {
             return Err(too_large(format!("the step's memory ({arena_len} floats)")));
         }
 
-        // The steps, with kernels as data.
+        // The steps, with kernels as data; how many there are once each group
+        // (by position) is done.
         let mut out = Steps::default();
+        let mut done = Vec::with_capacity(schedule.len());
         for &gi in schedule {
             let v = self.f.groups()[gi].members[0];
             match self.f.class(v) {
@@ -570,7 +590,39 @@ impl<'g> Lowerer<'g> {
                     return Err(internal(format!("group {gi} has no kernel member {v}")));
                 }
             }
+            done.push(out.steps.len());
         }
+        let slot_index = |target: NodeId| g.persistent().iter().position(|&p| p == target);
+        let mut assigned = Vec::with_capacity(g.assigns().len());
+        for (a, &in_place) in g.assigns().iter().zip(&assign_in_place) {
+            let slot_of_target = slot_index(a.target)
+                .ok_or_else(|| internal(format!("assign target {} is not persistent", a.target)))?;
+            let len = self.numel(a.target)?;
+            let b = f.resolve(a.value);
+            // A value a group computes is complete once the group's steps ran, in the
+            // target (in place) or in its own slot, which is live to the end. Any other
+            // (a persistent buffer or argument, a constant) is reported from the target.
+            assigned.push(match f.group_of(b) {
+                Some(group) => Assigned {
+                    slot: slot_of_target,
+                    after: Some(done[f.position(group)]),
+                    offset: if in_place {
+                        slot[a.target.index()]
+                    } else {
+                        slot[b.index()]
+                    },
+                    len,
+                },
+                None => Assigned {
+                    slot: slot_of_target,
+                    after: None,
+                    offset: slot[a.target.index()],
+                    len,
+                },
+            });
+        }
+        // In the order a run completes them; those after the end-of-step copies last.
+        assigned.sort_by_key(|a| a.after.unwrap_or(usize::MAX));
         let in_place = assign_in_place.iter().filter(|&&d| d).count();
         Ok(Plan {
             arena_len,
@@ -582,6 +634,7 @@ impl<'g> Lowerer<'g> {
             pools: out.pools,
             steps: out.steps,
             end: snapshots,
+            assigned,
             outputs,
             persistent,
             in_place,

@@ -135,6 +135,12 @@ impl Plan {
         for (name, offset, len) in &self.persistent {
             inside(&format!("buffer {name:?}"), *offset, *len, arena)?;
         }
+        for a in &self.assigned {
+            inside("an assign's reported value", a.offset, a.len, arena)?;
+            if a.slot >= self.persistent.len() || a.after.is_some_and(|n| n > self.steps.len()) {
+                return Err(format!("assign report {a:?} names no buffer or step"));
+            }
+        }
         for &(src, dst, len) in &self.end {
             let from = inside("an end-of-step copy's source", src, len, arena)?;
             let to = inside("an end-of-step copy's destination", dst, len, arena)?;

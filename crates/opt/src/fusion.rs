@@ -254,6 +254,18 @@ fn internal(message: impl Into<String>) -> IrError {
     IrError::Compile(message.into())
 }
 
+/// When a kernel runs among those whose operands are ready (the first first).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+enum Urgency {
+    /// Computes a buffer's new value that no other kernel waits to read the old one of.
+    Early,
+    /// Any other kernel, in graph order.
+    #[default]
+    Normal,
+    /// Computes a buffer's new value while other kernels read its old one.
+    Late,
+}
+
 /// The grouping in progress, with the scratch marks of the cycle check.
 struct Builder<'g> {
     g: &'g Graph,
@@ -739,18 +751,29 @@ impl<'g> Builder<'g> {
         for o in g.outputs() {
             end_read[self.f.resolve(o.node).index()] = true;
         }
-        let mut late: SecondaryMap<GroupId, bool> = SecondaryMap::new();
+        // A group computing a buffer's new value runs as late as possible when
+        // other kernels read the buffer's old value (a parameter the backward
+        // still multiplies by), so they do so before it is overwritten; as early
+        // as possible when none does (a gradient sum, a momentum), so the value
+        // is complete while the rest of the step runs (data-parallel training
+        // sums gradients then) and its operands die sooner.
+        let mut urgency: SecondaryMap<GroupId, Urgency> = SecondaryMap::new();
         for a in g.assigns() {
             let b = self.f.resolve(a.value);
             end_read[b.index()] = true;
             if let Some(p) = self.f.group_of(b) {
-                late[p] = true;
+                let target = self.f.resolve(a.target);
+                let read_elsewhere = readers[target.index()].iter().any(|&(r, _)| r != p);
+                urgency[p] = urgency[p].max(if read_elsewhere {
+                    Urgency::Late
+                } else {
+                    Urgency::Early
+                });
             }
         }
 
-        // Kernel order: dependencies first; updates of persistent buffers as
-        // late as possible so their old values are read before being overwritten.
-        let order = self.schedule(&alive, &deps, &late)?;
+        // Kernel order: dependencies first, then urgency.
+        let order = self.schedule(&alive, &deps, &urgency)?;
         let mut at = SecondaryMap::with_default(usize::MAX);
         for (t, &gi) in order.iter().enumerate() {
             at[gi] = t;
@@ -766,7 +789,7 @@ impl<'g> Builder<'g> {
         &self,
         alive: &[GroupId],
         deps: &SecondaryMap<GroupId, Vec<GroupId>>,
-        late: &SecondaryMap<GroupId, bool>,
+        urgency: &SecondaryMap<GroupId, Urgency>,
     ) -> Result<Vec<GroupId>, IrError> {
         let groups = &self.f.groups;
         let mut users: SecondaryMap<GroupId, Vec<GroupId>> = SecondaryMap::new();
@@ -777,7 +800,7 @@ impl<'g> Builder<'g> {
                 users[p].push(gi);
             }
         }
-        let key = |gi: GroupId| Reverse((late[gi], self.pos[groups[gi].members[0].index()], gi));
+        let key = |gi: GroupId| Reverse((urgency[gi], self.pos[groups[gi].members[0].index()], gi));
         let mut ready: BinaryHeap<_> = alive
             .iter()
             .filter(|&&gi| waiting[gi] == 0)

@@ -15,11 +15,87 @@ pub trait Collective {
     fn sum(&mut self, values: &mut [f32]);
     /// [`Collective::sum`] for f64 (metrics summed over ranks).
     fn sum_f64(&mut self, values: &mut [f64]);
+    /// Sums buckets of `lengths` values over the ranks while `body` runs. `body` fills each
+    /// bucket ([`Pending::bucket`]) and starts its sum ([`Pending::start`]), buckets in order,
+    /// and computes on while the sums travel. When `body` returns, buckets it did not start
+    /// are started with what they hold, every sum is complete, and [`Collective::summed`]
+    /// reads them.
+    fn sum_during(&mut self, lengths: &[usize], body: &mut dyn FnMut(&mut dyn Pending));
+    /// Bucket `bucket`'s sums from the last [`Collective::sum_during`].
+    fn summed(&self, bucket: usize) -> &[f32];
+}
+
+/// The buckets of a [`Collective::sum_during`] while its body runs.
+pub trait Pending {
+    /// Bucket `bucket` to fill; empty once started.
+    fn bucket(&mut self, bucket: usize) -> &mut [f32];
+    /// Starts the sums of every bucket up to and including `bucket` not yet started.
+    fn start(&mut self, bucket: usize);
+    /// Lets the sums under way move on (MPI progresses them only inside its calls).
+    fn progress(&mut self);
+    /// [`Collective::sum`] while buckets are pending (every rank makes the same calls in
+    /// the same order, starts included).
+    fn sum(&mut self, values: &mut [f32]);
+}
+
+/// The buckets of [`Collective::sum_during`], grown to the lengths asked for, never shrunk
+/// (a step's buckets are the same every step).
+#[derive(Debug, Default)]
+pub struct Buckets {
+    buffers: Vec<Vec<f32>>,
+    lengths: Vec<usize>,
+}
+
+impl Buckets {
+    /// Makes room for buckets of `lengths`.
+    fn resize(&mut self, lengths: &[usize]) {
+        if self.buffers.len() < lengths.len() {
+            self.buffers.resize_with(lengths.len(), Vec::new);
+        }
+        for (buffer, &len) in self.buffers.iter_mut().zip(lengths) {
+            if buffer.len() < len {
+                buffer.resize(len, 0.0);
+            }
+        }
+        self.lengths.clear();
+        self.lengths.extend_from_slice(lengths);
+    }
+
+    /// The buckets, each its length.
+    fn slices(&mut self) -> impl Iterator<Item = &mut [f32]> {
+        (self.buffers.iter_mut())
+            .zip(&self.lengths)
+            .map(|(b, &len)| &mut b[..len])
+    }
+
+    /// Bucket `bucket`.
+    fn get(&self, bucket: usize) -> &[f32] {
+        self.buffers
+            .get(bucket)
+            .zip(self.lengths.get(bucket))
+            .map_or(&[], |(b, &len)| &b[..len])
+    }
+}
+
+/// One process's buckets: its sums are what it holds.
+struct Alone<'a> {
+    buckets: Vec<&'a mut [f32]>,
+}
+
+impl Pending for Alone<'_> {
+    fn bucket(&mut self, bucket: usize) -> &mut [f32] {
+        self.buckets.get_mut(bucket).map_or(&mut [], |b| &mut **b)
+    }
+    fn start(&mut self, _bucket: usize) {}
+    fn progress(&mut self) {}
+    fn sum(&mut self, _values: &mut [f32]) {}
 }
 
 /// One process alone: rank 0 of 1; sums are the values themselves.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Solo;
+#[derive(Debug, Default)]
+pub struct Solo {
+    buckets: Buckets,
+}
 
 impl Collective for Solo {
     fn rank(&self) -> usize {
@@ -30,6 +106,15 @@ impl Collective for Solo {
     }
     fn sum(&mut self, _values: &mut [f32]) {}
     fn sum_f64(&mut self, _values: &mut [f64]) {}
+    fn sum_during(&mut self, lengths: &[usize], body: &mut dyn FnMut(&mut dyn Pending)) {
+        self.buckets.resize(lengths);
+        body(&mut Alone {
+            buckets: self.buckets.slices().collect(),
+        });
+    }
+    fn summed(&self, bucket: usize) -> &[f32] {
+        self.buckets.get(bucket)
+    }
 }
 
 /// The first and last row (`start..end`) of rank `rank`'s share of a batch of `samples` split
@@ -119,12 +204,12 @@ impl World {
     /// The collective operations over these processes.
     pub fn collective(&self) -> Box<dyn Collective + Send> {
         if self.size <= 1 {
-            return Box::new(Solo);
+            return Box::new(Solo::default());
         }
         #[cfg(feature = "mpi")]
         return Box::new(mpi_impl::Mpi::new(self.rank, self.size));
         #[cfg(not(feature = "mpi"))]
-        Box::new(Solo)
+        Box::new(Solo::default())
     }
 
     /// Ends every rank with exit status `code`, this one having printed why (`MPI_Abort`;
@@ -142,7 +227,10 @@ impl World {
 #[cfg(feature = "mpi")]
 mod mpi_impl {
     use mpi::collective::{CommunicatorCollectives, SystemOperation};
+    use mpi::request::{LocalScope, Request};
     use mpi::topology::SimpleCommunicator;
+
+    use super::{Buckets, Pending};
 
     /// `MPI_COMM_WORLD` (a handle made per call: it owns nothing), with the receive buffers
     /// of its sums (the `mpi` crate has no in-place all-reduce; reusing them keeps a step from
@@ -152,6 +240,9 @@ mod mpi_impl {
         size: usize,
         scratch: Vec<f32>,
         scratch_f64: Vec<f64>,
+        /// [`super::Collective::sum_during`]'s buckets, and where their sums arrive.
+        sends: Buckets,
+        sums: Buckets,
     }
 
     impl Mpi {
@@ -161,8 +252,72 @@ mod mpi_impl {
                 size,
                 scratch: Vec::new(),
                 scratch_f64: Vec::new(),
+                sends: Buckets::default(),
+                sums: Buckets::default(),
             }
         }
+    }
+
+    /// A [`super::Collective::sum_during`] under way: the buckets not yet started, and one
+    /// non-blocking all-reduce (`MPI_Iallreduce`) per started bucket.
+    struct Live<'a, 's> {
+        world: &'a SimpleCommunicator,
+        /// The receive buffer of blocking sums (as [`Mpi`]'s).
+        scratch: &'a mut Vec<f32>,
+        scope: &'s LocalScope<'a>,
+        sends: Vec<&'a mut [f32]>,
+        sums: Vec<Option<&'a mut [f32]>>,
+        requests: Vec<Option<Request<'a, [f32], &'s LocalScope<'a>>>>,
+    }
+
+    impl Pending for Live<'_, '_> {
+        fn bucket(&mut self, bucket: usize) -> &mut [f32] {
+            self.sends.get_mut(bucket).map_or(&mut [], |b| &mut **b)
+        }
+        fn start(&mut self, bucket: usize) {
+            while self.requests.len() <= bucket {
+                let i = self.requests.len();
+                let (Some(send), Some(sum)) = (self.sends.get_mut(i), self.sums.get_mut(i)) else {
+                    break;
+                };
+                // The bucket, filled, is read by MPI until the request completes.
+                let send: &mut [f32] = std::mem::take(send);
+                let send: &[f32] = send;
+                let Some(sum) = sum.take() else {
+                    break;
+                };
+                self.requests
+                    .push(Some(self.world.immediate_all_reduce_into(
+                        self.scope,
+                        send,
+                        sum,
+                        SystemOperation::sum(),
+                    )));
+            }
+        }
+        fn sum(&mut self, values: &mut [f32]) {
+            all_reduce(self.world, self.scratch, values);
+        }
+        fn progress(&mut self) {
+            // Testing the oldest request under way moves every one on.
+            if let Some(slot) = self.requests.iter_mut().find(|r| r.is_some()) {
+                if let Some(request) = slot.take() {
+                    *slot = request.test().err();
+                }
+            }
+        }
+    }
+
+    /// Replaces `values` with their sums over `world`, received into `scratch`: grown, never
+    /// cleared (the all-reduce overwrites what it receives into, and zeroing a 25 MB scratch
+    /// every step cost a pass over it).
+    fn all_reduce(world: &SimpleCommunicator, scratch: &mut Vec<f32>, values: &mut [f32]) {
+        if scratch.len() < values.len() {
+            scratch.resize(values.len(), 0.0);
+        }
+        let received = &mut scratch[..values.len()];
+        world.all_reduce_into(&values[..], &mut received[..], SystemOperation::sum());
+        values.copy_from_slice(received);
     }
 
     impl super::Collective for Mpi {
@@ -173,18 +328,7 @@ mod mpi_impl {
             self.size
         }
         fn sum(&mut self, values: &mut [f32]) {
-            // Grown, never cleared: the all-reduce overwrites what it receives into, and
-            // zeroing a 25 MB scratch every step cost a pass over it.
-            if self.scratch.len() < values.len() {
-                self.scratch.resize(values.len(), 0.0);
-            }
-            let received = &mut self.scratch[..values.len()];
-            SimpleCommunicator::world().all_reduce_into(
-                &values[..],
-                &mut received[..],
-                SystemOperation::sum(),
-            );
-            values.copy_from_slice(received);
+            all_reduce(&SimpleCommunicator::world(), &mut self.scratch, values);
         }
         fn sum_f64(&mut self, values: &mut [f64]) {
             self.scratch_f64.clear();
@@ -195,6 +339,30 @@ mod mpi_impl {
                 SystemOperation::sum(),
             );
             values.copy_from_slice(&self.scratch_f64);
+        }
+        fn sum_during(&mut self, lengths: &[usize], body: &mut dyn FnMut(&mut dyn Pending)) {
+            self.sends.resize(lengths);
+            self.sums.resize(lengths);
+            let world = SimpleCommunicator::world();
+            let (sends, sums) = (&mut self.sends, &mut self.sums);
+            mpi::request::scope(|scope| {
+                let mut live = Live {
+                    world: &world,
+                    scratch: &mut self.scratch,
+                    scope,
+                    sends: sends.slices().collect(),
+                    sums: sums.slices().map(Some).collect(),
+                    requests: Vec::with_capacity(lengths.len()),
+                };
+                body(&mut live);
+                live.start(usize::MAX);
+                for request in live.requests.drain(..).flatten() {
+                    request.wait_without_status();
+                }
+            });
+        }
+        fn summed(&self, bucket: usize) -> &[f32] {
+            self.sums.get(bucket)
         }
     }
 }

@@ -247,7 +247,7 @@ impl Optimizer {
             .collect();
         let mut args: Vec<Arg<'_>> = self.grads.iter().map(|g| Arg::F32(g)).collect();
         args.extend(hypers.iter().map(std::slice::from_ref).map(Arg::F32));
-        self.store.run(0, &args, &mut |_| {})?;
+        self.store.run(0, &args, &mut |_: &mut [f32]| {})?;
         self.step_count += 1;
         Ok(())
     }

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use graphc_ir::{Arg, Backend, Executable, Graph, IrError};
+use graphc_ir::{Arg, Backend, Executable, Graph, IrError, Ranks};
 use graphc_nn::{
     build_accumulate_step, build_apply_step, build_eval, build_shard_step, build_step, StepGraph,
     TargetLayout,
@@ -150,15 +150,21 @@ impl Session {
         self.store.exe(self.programs[index].exe)
     }
 
-    /// Binds program `index` and runs it once on `args`, with `sum_ranks` as its sum over
-    /// ranks (`Executable::run_summing`).
+    /// Binds program `index` and runs it once on `args`, with `ranks` hearing its sums over
+    /// ranks and assigns (`Executable::run_summing`).
     pub(crate) fn run(
         &mut self,
         index: usize,
         args: &[Arg<'_>],
-        sum_ranks: &mut dyn FnMut(&mut [f32]),
+        ranks: &mut dyn Ranks,
     ) -> Result<(), TrainError> {
-        self.store.run(self.programs[index].exe, args, sum_ranks)
+        self.store.run(self.programs[index].exe, args, ranks)
+    }
+
+    /// The buffer of each slot of program `index`'s executable (the `slot` of
+    /// [`Ranks::assigned`]).
+    pub(crate) fn slots(&self, index: usize) -> &[BufferId] {
+        &self.store.exes[self.programs[index].exe].slots
     }
 
     /// The id of the buffer named `name` (`0.weight`, `0.weight.exp_avg`), if a compiled
@@ -315,10 +321,10 @@ impl Store {
         &mut self,
         index: usize,
         args: &[Arg<'_>],
-        sum_ranks: &mut dyn FnMut(&mut [f32]),
+        ranks: &mut dyn Ranks,
     ) -> Result<(), TrainError> {
         self.bind(index)?;
-        let result = self.exes[index].exe.run_summing(args, sum_ranks);
+        let result = self.exes[index].exe.run_summing(args, ranks);
         result.map_err(|e| self.backend_error(e))?;
         let bound = &mut self.exes[index];
         for (slot, id) in bound.slots.iter().enumerate() {
@@ -428,12 +434,8 @@ mod tests {
     }
 
     impl Executable for Counting {
-        fn run_summing(
-            &mut self,
-            args: &[Arg<'_>],
-            sum_ranks: &mut dyn FnMut(&mut [f32]),
-        ) -> Result<(), IrError> {
-            self.inner.run_summing(args, sum_ranks)
+        fn run_summing(&mut self, args: &[Arg<'_>], ranks: &mut dyn Ranks) -> Result<(), IrError> {
+            self.inner.run_summing(args, ranks)
         }
         fn sum_ranks_lengths(&self) -> Vec<usize> {
             self.inner.sum_ranks_lengths()
@@ -505,7 +507,7 @@ mod tests {
         let (w, g) = (store.id("w").unwrap(), store.id("g").unwrap());
         let run = |store: &mut Store, index: usize, copies: usize| {
             writes.store(0, Ordering::Relaxed);
-            store.run(index, &[], &mut |_| {}).unwrap();
+            store.run(index, &[], &mut |_: &mut [f32]| {}).unwrap();
             assert_eq!(writes.load(Ordering::Relaxed), copies, "program {index}");
         };
 

@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use graphc_ir::{Arg, Backend, Executable};
+use graphc_ir::{Arg, Backend, Executable, Ranks};
 use graphc_nn::sched::{ParamGroup, Scheduler, SchedulerKeys, SchedulerState};
 use graphc_nn::{
     default_init, group_of, hyper_value_by, initial_groups, ParamInfo, StepGraph, TargetLayout,
@@ -22,15 +22,92 @@ use graphc_nn::{
 use graphc_spec::{shown_list, HyperValue, Interval, LossSpec, OptimizerKind, Reduction, Spec};
 use smallvec::SmallVec;
 
-use crate::collective::{share, Collective, Solo};
+use crate::collective::{share, Collective, Pending, Solo};
 use crate::session::{BufferId, Kind, Session};
 use crate::weights::{check_finite, check_finite_values};
 use crate::{read_state_dict, BatchTargets, Counter, Dataset, NamedTensor, StateDict, TrainError};
 
 /// Data-parallel training sums a gradient buffer of at least this many values over the ranks
-/// in place, in a call of its own, and packs smaller ones together into calls of about this
-/// size (benches/README.md, "Data parallelism over MPI": measured).
+/// in a bucket of its own, and packs smaller ones together into buckets of about this size
+/// (benches/README.md, "Data parallelism over MPI": measured). Also the threshold of
+/// [`Trainer::sum_over_ranks`]'s calls.
 const BUCKET: usize = 1 << 20;
+
+/// How a data-parallel update sums its gradient sums: in buckets, each a run of buffers
+/// packed end to end, in the order the backward completes them (last parameters first). A
+/// buffer of at least [`BUCKET`] values is a bucket alone; smaller ones are packed until a
+/// bucket reaches that size. Every rank makes the same layout, as the buffers are the same.
+#[derive(Debug, Default)]
+struct BucketLayout {
+    /// Each bucket's buffers and where each starts in it.
+    buckets: Vec<Vec<(BufferId, usize)>>,
+    /// Each bucket's values.
+    lengths: Vec<usize>,
+}
+
+impl BucketLayout {
+    /// The layout of buffers `(id, len)` in order.
+    fn new(buffers: impl Iterator<Item = (BufferId, usize)>) -> BucketLayout {
+        let mut layout = BucketLayout::default();
+        let mut open = false;
+        for (id, len) in buffers {
+            if !open || len >= BUCKET {
+                layout.buckets.push(Vec::new());
+                layout.lengths.push(0);
+            }
+            let (Some(bucket), Some(filled)) =
+                (layout.buckets.last_mut(), layout.lengths.last_mut())
+            else {
+                continue;
+            };
+            bucket.push((id, *filled));
+            *filled += len;
+            open = *filled < BUCKET;
+        }
+        layout
+    }
+}
+
+/// The [`Ranks`] of a shard step that sums its gradient sums during the run: each assigned
+/// gradient sum is copied into its bucket, and a bucket is started once it and every bucket
+/// before it are complete.
+struct Overlap<'a> {
+    pending: &'a mut dyn Pending,
+    /// The bucket and place of each slot of the program, if it is a gradient sum.
+    places: &'a [Option<(usize, usize)>],
+    /// The buffers each bucket still waits for.
+    left: Vec<usize>,
+    /// Whether to start buckets during the run: not when the program sums over ranks itself
+    /// (`train.sync_batch_norm`), whose sums must come in the same order on every rank.
+    eager: bool,
+}
+
+impl Ranks for Overlap<'_> {
+    fn sum(&mut self, values: &mut [f32]) {
+        self.pending.sum(values);
+    }
+    fn assigned(&mut self, slot: usize, values: &[f32]) {
+        let Some(&Some((bucket, at))) = self.places.get(slot) else {
+            return;
+        };
+        if !self.eager {
+            return;
+        }
+        if let Some(to) = self.pending.bucket(bucket).get_mut(at..at + values.len()) {
+            to.copy_from_slice(values);
+        }
+        if let Some(left) = self.left.get_mut(bucket) {
+            *left = left.saturating_sub(1);
+        }
+        let complete = self.left.iter().take_while(|&&n| n == 0).count();
+        if let Some(last) = complete.checked_sub(1) {
+            self.pending.start(last);
+        }
+    }
+    fn progress(&mut self) {
+        self.pending.progress();
+    }
+}
 
 /// Loss and quality of the model on a data set.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -152,7 +229,7 @@ impl Trainer {
             pending: 0,
             last_step: None,
             hyper_values: Vec::new(),
-            collective: Box::new(Solo),
+            collective: Box::new(Solo::default()),
             last_share: 0..0,
             flat: Vec::new(),
             summing: std::time::Duration::ZERO,
@@ -593,7 +670,7 @@ impl Trainer {
             self.step_shard((features, rows), targets, batch, kind == Kind::Update)?
         } else {
             let index = self.session.program(batch, kind)?;
-            self.run_step(index, (features, targets_arg(targets)), None)?;
+            self.run_step(index, (features, targets_arg(targets)), None, None)?;
             self.last_step = Some(index);
             self.last_share = 0..batch;
             self.session
@@ -618,11 +695,14 @@ impl Trainer {
 
     /// Runs program `index` once on a batch (`x`, `y`; the whole batch's loss `denominator` for
     /// a shard step), with the forward's index and the hypers as its graph takes them.
+    /// `ranks` hears the run's sums and assigns (`Executable::run_summing`); `None`: sums go
+    /// to the trainer's collective.
     fn run_step(
         &mut self,
         index: usize,
         (features, targets): (&[f32], Arg<'_>),
         denominator: Option<f32>,
+        ranks: Option<&mut dyn Ranks>,
     ) -> Result<(), TrainError> {
         let groups = &self.groups;
         let step_number = self.step_count + 1;
@@ -665,15 +745,18 @@ impl Trainer {
         // A shard step under `train.sync_batch_norm` sums batch norm's statistics over the
         // ranks while it runs; no other program has such a sum.
         let collective = &mut self.collective;
-        self.session
-            .run(index, &args, &mut |values| collective.sum(values))
+        match ranks {
+            Some(ranks) => self.session.run(index, &args, ranks),
+            None => (self.session).run(index, &args, &mut |v: &mut [f32]| collective.sum(v)),
+        }
     }
 
     /// One step of data-parallel training on a batch of `batch` samples (`targets` the whole
     /// batch's, the same on every rank; `x` the features of this rank's share, its `rows`):
-    /// the share through the shard step (the loss's mean over the whole batch's denominator),
-    /// then the gradient sums and the losses summed over ranks in one call, and with `update`
-    /// the apply step. Returns the batch's loss.
+    /// the share through the shard step (the loss's mean over the whole batch's denominator);
+    /// with `update`, the gradient sums summed over ranks in buckets, each started as soon
+    /// as the backward has completed it, then the apply step. Returns the batch's loss,
+    /// summed over ranks with batch norm's running statistics.
     fn step_shard(
         &mut self,
         (x, rows): (&[f32], std::ops::Range<usize>),
@@ -696,46 +779,45 @@ impl Trainer {
         let classes = self.classes();
         let denominator =
             batch_denominator(&self.spec().loss, classes, targets, batch).map(|d| d as f32);
-        let mut loss = 0.0;
         self.last_share = rows.clone();
-        if !rows.is_empty() {
-            let index = self.session.program(rows.len(), Kind::Shard)?;
-            self.run_step(index, (x, y), denominator)?;
-            self.last_step = Some(index);
-            loss = self
-                .session
-                .exe(index)
-                .output(self.session.get(index).step.loss_output)[0];
-        } else if self.spec().train.sync_batch_norm {
-            // A rank without samples still takes part in the shard step's sums over ranks
-            // (every rank makes the same calls), adding zeros; they do not depend on the
-            // share's size, so the one-sample program's list them.
-            let index = self.session.program(1, Kind::Shard)?;
-            for len in self.session.exe(index).sum_ranks_lengths() {
-                let mut zeros = vec![0.0; len];
-                self.collective.sum(&mut zeros);
-            }
-            self.last_step = None;
-        } else {
-            self.last_step = None;
-        }
         let apply = update
             .then(|| self.session.program(0, Kind::Apply))
             .transpose()?;
-        let sums: Vec<BufferId> = match apply {
-            Some(apply) => self
-                .session
-                .get(apply)
-                .step
-                .accumulators
-                .iter()
-                .filter_map(|(name, _)| self.session.id(name))
-                .collect(),
-            None => Vec::new(),
+        let layout = match apply {
+            Some(apply) => {
+                let accumulators = &self.session.get(apply).step.accumulators;
+                // Last parameters first: the backward completes them first.
+                let sums = (accumulators.iter().rev())
+                    .filter_map(|(name, _)| self.session.id(name))
+                    .map(|id| (id, self.session.value(id).len()));
+                BucketLayout::new(sums)
+            }
+            None => BucketLayout::default(),
         };
+        let program = match rows.is_empty() {
+            false => Some(self.session.program(rows.len(), Kind::Shard)?),
+            true => None,
+        };
+        // The collective is out of the trainer while the share runs inside its sum.
+        let mut collective = std::mem::replace(&mut self.collective, Box::new(Solo::default()));
+        let mut ran = Ok(0.0);
+        let mut computed = std::time::Instant::now();
+        collective.sum_during(&layout.lengths, &mut |pending| {
+            ran = self.run_share(program, (x, y), denominator, &layout, pending);
+            computed = std::time::Instant::now();
+        });
+        self.collective = collective;
+        let loss = ran?;
+        for (bucket, members) in layout.buckets.iter().enumerate() {
+            let summed = self.collective.summed(bucket);
+            for &(id, at) in members {
+                let value = self.session.value_mut(id);
+                value.copy_from_slice(&summed[at..at + value.len()]);
+            }
+        }
         // Batch norm's running statistics: rank 0's, on every rank (what PyTorch DDP's
-        // `broadcast_buffers` does before each forward), summed with the gradients after the
-        // other ranks zero theirs.
+        // `broadcast_buffers` does before each forward), summed with the loss after the other
+        // ranks zero theirs.
         let buffers: Vec<BufferId> = (self.main_step().buffers.iter())
             .filter_map(|b| self.session.id(&b.name))
             .collect();
@@ -744,21 +826,75 @@ impl Trainer {
                 self.session.value_mut(id).fill(0.0);
             }
         }
-        let summed: Vec<BufferId> = sums.into_iter().chain(buffers).collect();
-        let started = std::time::Instant::now();
-        let total = self.sum_over_ranks(&summed, loss);
-        self.summing += started.elapsed();
+        let total = self.sum_over_ranks(&buffers, loss);
+        self.summing += computed.elapsed();
         if let Some(apply) = apply {
-            self.run_step(apply, (&[], Arg::F32(&[])), None)?;
+            self.run_step(apply, (&[], Arg::F32(&[])), None, None)?;
         }
         Ok(total)
     }
 
-    /// Sums the gradient sums `sums` and this rank's `loss` over the ranks where the shard
-    /// step left them: a buffer of at least [`BUCKET`] values in place, in a call of its own;
-    /// the smaller ones, in order, copied together into calls of about that size, the loss in
-    /// the last. Every rank makes the same calls, as the buffers are the same. Returns the
-    /// summed loss.
+    /// This rank's share through shard program `program` (none for an empty share) inside a
+    /// [`Collective::sum_during`] over `layout`'s buckets: each bucket is filled and started
+    /// once the run has assigned all its gradient sums (unless the program sums over ranks
+    /// itself: then every rank starts them after, in the same order as its own sums), and
+    /// whatever the run did not start is filled from the buffers afterwards. Returns the
+    /// share's loss (0 without samples).
+    fn run_share(
+        &mut self,
+        program: Option<usize>,
+        inputs: (&[f32], Arg<'_>),
+        denominator: Option<f32>,
+        layout: &BucketLayout,
+        pending: &mut dyn Pending,
+    ) -> Result<f32, TrainError> {
+        let mut loss = 0.0;
+        if let Some(index) = program {
+            let mut places = vec![None; self.session.slots(index).len()];
+            for (bucket, members) in layout.buckets.iter().enumerate() {
+                for &(id, at) in members {
+                    if let Some(slot) = self.session.slots(index).iter().position(|&s| s == id) {
+                        places[slot] = Some((bucket, at));
+                    }
+                }
+            }
+            let mut hook = Overlap {
+                pending: &mut *pending,
+                places: &places,
+                left: layout.buckets.iter().map(Vec::len).collect(),
+                eager: self.session.exe(index).sum_ranks_lengths().is_empty(),
+            };
+            self.run_step(index, inputs, denominator, Some(&mut hook))?;
+            self.last_step = Some(index);
+            loss = (self.session.exe(index)).output(self.session.get(index).step.loss_output)[0];
+        } else {
+            if self.spec().train.sync_batch_norm {
+                // A rank without samples still takes part in the shard step's sums over
+                // ranks (every rank makes the same calls), adding zeros; they do not depend
+                // on the share's size, so the one-sample program's list them.
+                let index = self.session.program(1, Kind::Shard)?;
+                for len in self.session.exe(index).sum_ranks_lengths() {
+                    pending.sum(&mut vec![0.0; len]);
+                }
+            }
+            self.last_step = None;
+        }
+        for (bucket, members) in layout.buckets.iter().enumerate() {
+            let bucket = pending.bucket(bucket);
+            for &(id, at) in members {
+                let value = self.session.value(id);
+                if let Some(to) = bucket.get_mut(at..at + value.len()) {
+                    to.copy_from_slice(value);
+                }
+            }
+        }
+        Ok(loss)
+    }
+
+    /// Sums the buffers `sums` and this rank's `loss` over the ranks where they are: a buffer
+    /// of at least [`BUCKET`] values in place, in a call of its own; the smaller ones, in
+    /// order, copied together into calls of about that size, the loss in the last. Every rank
+    /// makes the same calls, as the buffers are the same. Returns the summed loss.
     fn sum_over_ranks(&mut self, sums: &[BufferId], loss: f32) -> f32 {
         let mut packed = std::mem::take(&mut self.flat);
         packed.clear();
@@ -1225,7 +1361,7 @@ impl Trainer {
             })?;
             let index = self.session.program(rows.len(), kind)?;
             let args = [Arg::F32(&features), targets_arg(&targets)];
-            self.session.run(index, &args, &mut |_| {})?;
+            self.session.run(index, &args, &mut |_: &mut [f32]| {})?;
             let step = &self.session.get(index).step;
             f(self.session.exe(index), step, rows.len(), &targets);
             start += rows.len();

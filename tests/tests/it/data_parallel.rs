@@ -15,15 +15,17 @@ use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::{Arc, Barrier, Mutex};
 
-use graphc::stages::train::collective::Collective;
+use graphc::stages::train::collective::{Collective, Pending};
 use graphc::{BackendKind, EpochEvent, Observer, Spec, StepEvent, TrainError, Trainer};
 
 use crate::support::{close, write_npy};
 
-/// What the ranks share: the running sums and a barrier between the phases of a sum.
+/// What the ranks share: the running sums and a barrier between the phases of a sum, and
+/// rank 0's log of its `sum_during`s.
 struct Shared {
     sums: Mutex<Vec<f64>>,
     barrier: Barrier,
+    starts: Mutex<Vec<(usize, usize)>>,
 }
 
 /// Rank `rank` of `size` threads.
@@ -31,6 +33,46 @@ struct Threads {
     rank: usize,
     size: usize,
     shared: Arc<Shared>,
+    /// The last `sum_during`'s sums.
+    summed: Vec<Vec<f32>>,
+}
+
+/// A `sum_during` of [`Threads`]: a bucket is summed (blocking) when started, so a bucket
+/// started before the step completed its values sums the wrong ones.
+struct ThreadBuckets<'a> {
+    threads: &'a Threads,
+    buckets: Vec<Vec<f32>>,
+    started: usize,
+}
+
+impl Pending for ThreadBuckets<'_> {
+    fn bucket(&mut self, bucket: usize) -> &mut [f32] {
+        match self.buckets.get_mut(bucket) {
+            Some(b) if bucket >= self.started => b,
+            _ => &mut [],
+        }
+    }
+    fn start(&mut self, bucket: usize) {
+        while self.started <= bucket && self.started < self.buckets.len() {
+            let b = &mut self.buckets[self.started];
+            let sums = self
+                .threads
+                .sum_in_f64(b.iter().map(|&v| f64::from(v)).collect());
+            for (v, s) in b.iter_mut().zip(sums) {
+                *v = s as f32;
+            }
+            self.started += 1;
+        }
+    }
+    fn progress(&mut self) {}
+    fn sum(&mut self, values: &mut [f32]) {
+        let sums = self
+            .threads
+            .sum_in_f64(values.iter().map(|&v| f64::from(v)).collect());
+        for (v, s) in values.iter_mut().zip(sums) {
+            *v = s as f32;
+        }
+    }
 }
 
 impl Threads {
@@ -76,6 +118,23 @@ impl Collective for Threads {
         let sums = self.sum_in_f64(values.to_vec());
         values.copy_from_slice(&sums);
     }
+    fn sum_during(&mut self, lengths: &[usize], body: &mut dyn FnMut(&mut dyn Pending)) {
+        let mut live = ThreadBuckets {
+            threads: self,
+            buckets: lengths.iter().map(|&len| vec![0.0; len]).collect(),
+            started: 0,
+        };
+        body(&mut live);
+        if self.rank == 0 {
+            let early = (live.started, lengths.len());
+            self.shared.starts.lock().unwrap().push(early);
+        }
+        live.start(usize::MAX);
+        self.summed = live.buckets;
+    }
+    fn summed(&self, bucket: usize) -> &[f32] {
+        self.summed.get(bucket).map_or(&[], Vec::as_slice)
+    }
 }
 
 /// What a run gives: its step losses, each epoch's validation loss and accuracy (or RMSE),
@@ -86,6 +145,9 @@ struct Run {
     valid: Vec<(f32, Option<f32>)>,
     state: Vec<(String, Vec<f32>)>,
     counters: Vec<(String, i64)>,
+    /// Per step of rank 0 on several ranks: the buckets of gradient sums it started before
+    /// its step returned (while the run went on), and all its buckets.
+    starts: Vec<(usize, usize)>,
 }
 
 /// Collects a run's step losses and validation metrics.
@@ -125,6 +187,7 @@ fn train_spec_on(spec: &Spec, dir: &Path, size: usize, backend: BackendKind) -> 
     let shared = Arc::new(Shared {
         sums: Mutex::new(Vec::new()),
         barrier: Barrier::new(size),
+        starts: Mutex::new(Vec::new()),
     });
     let runs: Vec<_> = (0..size)
         .map(|rank| {
@@ -135,7 +198,12 @@ fn train_spec_on(spec: &Spec, dir: &Path, size: usize, backend: BackendKind) -> 
                 let data = graphc::load_data_on(&spec, &dir, size).unwrap();
                 let mut trainer: Trainer = graphc::prepare(&spec, &dir, &data, backend).unwrap();
                 if size > 1 {
-                    let threads = Threads { rank, size, shared };
+                    let threads = Threads {
+                        rank,
+                        size,
+                        shared,
+                        summed: Vec::new(),
+                    };
                     trainer.set_collective(Box::new(threads));
                 }
                 let mut record = Record::default();
@@ -152,11 +220,15 @@ fn train_spec_on(spec: &Spec, dir: &Path, size: usize, backend: BackendKind) -> 
                     valid: record.valid,
                     state,
                     counters,
+                    starts: Vec::new(),
                 }
             })
         })
         .collect();
     let mut results: Vec<_> = runs.into_iter().map(|r| r.join().unwrap()).collect();
+    for run in &mut results {
+        run.starts.clone_from(&shared.starts.lock().unwrap());
+    }
     for other in &results[1..] {
         assert_eq!(other, &results[0], "every rank ends with the same numbers");
     }
@@ -312,9 +384,12 @@ fn every_loss_and_reduction_on_ranks_gives_the_single_process_numbers() {
 }
 
 #[test]
-fn a_gradient_larger_than_a_bucket_is_summed_in_place_with_the_same_numbers() {
-    // 1024 × 1024 weights: 2^20 values, a bucket of their own; the bias, the second layer and
-    // the loss are packed together.
+fn gradient_buckets_start_while_the_step_runs_with_the_same_numbers() {
+    // 1024 × 1024 weights: 2^20 values, a bucket of their own; the second layer and the
+    // first bias are packed together, first, as the backward completes them first. Each
+    // bucket is summed when it starts: one started before its values were complete would
+    // sum wrong ones. On both backends (the interpreter reports every value at the end of
+    // its run).
     let dir = tempfile::tempdir().unwrap();
     let spec = "seed: 0
 data:
@@ -331,8 +406,19 @@ optimizer: {type: sgd, lr: 0.05, momentum: 0.9}
 train: {epochs: 2}
 ";
     std::fs::write(dir.path().join("spec.yaml"), spec).unwrap();
-    let wrong = against_one_process(dir.path());
+    let mut wrong = against_one_process(dir.path());
+    let spec = graphc::parse_spec(&dir.path().join("spec.yaml")).unwrap();
+    wrong.extend(spec_against_one_process_on(
+        "interp",
+        &spec,
+        dir.path(),
+        BackendKind::Interp,
+    ));
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    // Batches 5, 5, 2 a epoch: every step an update whose two buckets both started during
+    // the step.
+    let run = train(dir.path(), 2);
+    assert_eq!(run.starts, vec![(2, 2); 6]);
 }
 
 #[test]
@@ -393,6 +479,7 @@ fn ddp_golden(case: &Path) -> (usize, Run) {
         valid: valid.into_iter().map(|v| (v, None)).collect(),
         state,
         counters: Vec::new(),
+        starts: Vec::new(),
     };
     (ranks, run)
 }
@@ -460,6 +547,15 @@ fn sync_batch_norm_on_ranks_gives_the_single_process_numbers() {
         let what = format!("{case} ({backend:?})");
         wrong.extend(spec_against_one_process_on(&what, &spec, &dir, backend));
     }
+    // The step's own sums over ranks come first on every rank: no bucket starts during it.
+    let dir = root.join(cases[0].0);
+    let mut spec = graphc::parse_spec(&dir.join("spec.yaml")).unwrap();
+    spec.train.sync_batch_norm = true;
+    let starts = train_spec(&spec, &dir, 2).starts;
+    assert!(
+        !starts.is_empty() && starts.iter().all(|&(early, _)| early == 0),
+        "{starts:?}"
+    );
     // A graph of nodes with a batch norm on each of two branches (their sums have no order
     // between them but the one every rank's step shares), 1-d and 2-d, momentum null.
     let dir = tempfile::tempdir().unwrap();
@@ -524,6 +620,7 @@ fn sync_batch_norm_refuses_a_whole_batch_of_one_value_per_channel() {
     let shared = Arc::new(Shared {
         sums: Mutex::new(Vec::new()),
         barrier: Barrier::new(2),
+        starts: Mutex::new(Vec::new()),
     });
     let ranks: Vec<_> = (0..2)
         .map(|rank| {
@@ -536,6 +633,7 @@ fn sync_batch_norm_refuses_a_whole_batch_of_one_value_per_channel() {
                     rank,
                     size: 2,
                     shared,
+                    summed: Vec::new(),
                 };
                 trainer.set_collective(Box::new(threads));
                 let mut record = Record::default();
