@@ -78,6 +78,21 @@ pub(crate) struct PoolStep {
     pub index: Option<usize>,
 }
 
+/// Whether `spans` are 2-d windows of 2 × 2 at stride 2 from the plane's
+/// start, every one whole ([`PoolStep::pairs`]).
+fn two_by_two(spans: &[Vec<Span>]) -> bool {
+    spans.len() == 2
+        && spans.iter().all(|axis| {
+            (axis.iter().enumerate()).all(|(o, s)| {
+                *s == Span {
+                    first: 2 * o,
+                    count: 2,
+                    step: 1,
+                }
+            })
+        })
+}
+
 impl PoolStep {
     /// The step over `window` for `planes` planes, at offset 0 everywhere;
     /// `None` when a size overflows, a window holds no input position or there
@@ -130,16 +145,7 @@ impl PoolStep {
         } else {
             threads.min(planes)
         };
-        let pairs = spans.len() == 2
-            && spans.iter().all(|axis| {
-                axis.iter().enumerate().all(|(o, s)| {
-                    *s == Span {
-                        first: 2 * o,
-                        count: 2,
-                        step: 1,
-                    }
-                })
-            });
+        let pairs = two_by_two(&spans);
         Some(PoolStep {
             grad,
             planes,
@@ -195,17 +201,7 @@ impl PoolStep {
             && strides == self.x_strides
             && (1..=self.planes.max(1)).contains(&self.pieces)
             && self.lens().is_some()
-            && (!self.pairs
-                || d == 2
-                    && self.spans.iter().all(|axis| {
-                        axis.iter().enumerate().all(|(o, s)| {
-                            *s == Span {
-                                first: 2 * o,
-                                count: 2,
-                                step: 1,
-                            }
-                        })
-                    }))
+            && (!self.pairs || two_by_two(&self.spans))
             && self.spans.iter().enumerate().all(|(a, axis)| {
                 axis.len() == self.output[a]
                     && axis.iter().all(|s| {
