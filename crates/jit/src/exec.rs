@@ -117,7 +117,7 @@ impl JitExecutable {
         Ok(())
     }
 
-    /// Runs plan step `step_index`, with `sum_ranks` as the run's sum over ranks.
+    /// Runs plan step `step_index`, with `ranks` summing its `Step::SumRanks`.
     fn execute(&mut self, step_index: usize, ranks: &mut dyn Ranks) {
         match self.steps[step_index] {
             Step::Kernel {

@@ -605,7 +605,11 @@ impl<'g> Lowerer<'g> {
             assigned.push(match f.group_of(b) {
                 Some(group) => Assigned {
                     slot: slot_of_target,
-                    after: Some(done[f.position(group)]),
+                    after: Some(*done.get(f.position(group)).ok_or_else(|| {
+                        internal(format!(
+                            "assign value {b} is computed by no scheduled group"
+                        ))
+                    })?),
                     offset: if in_place {
                         slot[a.target.index()]
                     } else {

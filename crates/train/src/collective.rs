@@ -41,7 +41,7 @@ pub trait Pending {
 /// The buckets of [`Collective::sum_during`], grown to the lengths asked for, never shrunk
 /// (a step's buckets are the same every step).
 #[derive(Debug, Default)]
-pub struct Buckets {
+struct Buckets {
     buffers: Vec<Vec<f32>>,
     lengths: Vec<usize>,
 }
@@ -277,15 +277,15 @@ mod mpi_impl {
         fn start(&mut self, bucket: usize) {
             while self.requests.len() <= bucket {
                 let i = self.requests.len();
-                let (Some(send), Some(sum)) = (self.sends.get_mut(i), self.sums.get_mut(i)) else {
+                let Some(sum) = self.sums.get_mut(i).and_then(Option::take) else {
                     break;
                 };
                 // The bucket, filled, is read by MPI until the request completes.
-                let send: &mut [f32] = std::mem::take(send);
-                let send: &[f32] = send;
-                let Some(sum) = sum.take() else {
-                    break;
-                };
+                let send: &[f32] = self
+                    .sends
+                    .get_mut(i)
+                    .map(std::mem::take)
+                    .unwrap_or_default();
                 self.requests
                     .push(Some(self.world.immediate_all_reduce_into(
                         self.scope,
