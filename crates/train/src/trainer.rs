@@ -192,9 +192,11 @@ pub struct Trainer {
     collective: Box<dyn Collective + Send>,
     /// With several ranks: the rows of the last batch that were this rank's share.
     last_share: std::ops::Range<usize>,
-    /// With several ranks: the gradient sums and the loss, summed over ranks in one call.
+    /// With several ranks: the loss and batch norm's running statistics, packed to be summed
+    /// over ranks in one call ([`Trainer::sum_over_ranks`]).
     flat: Vec<f32>,
-    /// Wall-clock time spent in those sums.
+    /// Wall-clock time from the end of this rank's shard steps until their sums were
+    /// complete (the gradient buckets' sums, which start during the step, included).
     summing: std::time::Duration,
 }
 
@@ -937,8 +939,9 @@ impl Trainer {
         self.collective = collective;
     }
 
-    /// The number of ranks training together and the seconds this one has spent summing
-    /// over them.
+    /// The number of ranks training together and the seconds this one has waited for its sums
+    /// over them after computing its shares (what overlapping the sums with the backward
+    /// did not hide).
     pub fn summing(&self) -> (usize, f64) {
         (self.collective.size(), self.summing.as_secs_f64())
     }
