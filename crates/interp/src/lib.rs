@@ -38,6 +38,8 @@ pub struct Program {
     persistent: HashMap<String, Vec<f32>>,
     /// The names of the persistent buffers in slot (`Graph::persistent()`) order.
     slots: Vec<String>,
+    /// The slot each assign writes, in `Graph::assigns()` order.
+    assigned: Vec<usize>,
     outputs: Vec<Vec<f32>>,
 }
 
@@ -61,11 +63,17 @@ impl Program {
             .collect();
         let slots = buffers.iter().map(|(name, _)| name.clone()).collect();
         let persistent = buffers.into_iter().collect();
+        let targets = graph.persistent();
+        let assigned = (graph.assigns().iter())
+            .map(|a| targets.iter().position(|&t| t == a.target))
+            .collect::<Option<_>>()
+            .ok_or_else(|| IrError::Compile("an assign's target is not persistent".into()))?;
         Ok(Program {
             graph: graph.clone(),
             order: graph.topo_order()?,
             persistent,
             slots,
+            assigned,
             outputs: vec![Vec::new(); graph.outputs().len()],
         })
     }
@@ -86,13 +94,10 @@ impl Executable for Program {
             slot.clone_from(values[o.node.index()].as_f());
         }
         // The interpreter has every value only at the end: assigns are reported then.
-        for a in self.graph.assigns() {
+        for (a, &slot) in self.graph.assigns().iter().zip(&self.assigned) {
             let value = values[a.value.index()].as_f();
-            let name = self.graph.node(a.target).op.leaf_name().unwrap_or_default();
-            if let Some(slot) = self.slots.iter().position(|s| s == name) {
-                ranks.assigned(slot, value);
-            }
-            if let Some(buffer) = self.persistent.get_mut(name) {
+            ranks.assigned(slot, value);
+            if let Some(buffer) = self.persistent.get_mut(&self.slots[slot]) {
                 buffer.clone_from(value);
             }
         }

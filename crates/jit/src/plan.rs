@@ -592,7 +592,8 @@ impl<'g> Lowerer<'g> {
             }
             done.push(out.steps.len());
         }
-        let slot_index = |target: NodeId| g.persistent().iter().position(|&p| p == target);
+        let targets = g.persistent();
+        let slot_index = |target: NodeId| targets.iter().position(|&p| p == target);
         let mut assigned = Vec::with_capacity(g.assigns().len());
         for (a, &in_place) in g.assigns().iter().zip(&assign_in_place) {
             let slot_of_target = slot_index(a.target)

@@ -29,28 +29,32 @@ use crate::{read_state_dict, BatchTargets, Counter, Dataset, NamedTensor, StateD
 
 /// Data-parallel training sums a gradient buffer of at least this many values over the ranks
 /// in a bucket of its own, and packs smaller ones together into buckets of about this size
-/// (benches/README.md, "Data parallelism over MPI": measured). Also the threshold of
-/// [`Trainer::sum_over_ranks`]'s calls.
+/// (benches/README.md, "Data parallelism over MPI": measured).
 const BUCKET: usize = 1 << 20;
 
-/// How a data-parallel update sums its gradient sums: in buckets, each a run of buffers
-/// packed end to end, in the order the backward completes them (last parameters first). A
-/// buffer of at least [`BUCKET`] values is a bucket alone; smaller ones are packed until a
-/// bucket reaches that size. Every rank makes the same layout, as the buffers are the same.
+/// What a data-parallel step sums over the ranks, in buckets of buffers packed end to end.
+/// First the gradient sums (an update's), in the order the backward completes them (last
+/// parameters first): a buffer of at least [`BUCKET`] values is a bucket alone, smaller ones
+/// are packed until a bucket reaches that size. Last, one bucket of batch norm's running
+/// statistics and the rank's loss, filled after the step. Every rank makes the same layout,
+/// as the buffers are the same.
 #[derive(Debug, Default)]
 struct BucketLayout {
     /// Each bucket's buffers and where each starts in it.
     buckets: Vec<Vec<(BufferId, usize)>>,
-    /// Each bucket's values.
+    /// Each bucket's values (the last one's loss included).
     lengths: Vec<usize>,
 }
 
 impl BucketLayout {
-    /// The layout of buffers `(id, len)` in order.
-    fn new(buffers: impl Iterator<Item = (BufferId, usize)>) -> BucketLayout {
+    /// The layout of gradient sums and running statistics `(id, len)`, each in order.
+    fn new(
+        gradients: impl Iterator<Item = (BufferId, usize)>,
+        statistics: impl Iterator<Item = (BufferId, usize)>,
+    ) -> BucketLayout {
         let mut layout = BucketLayout::default();
         let mut open = false;
-        for (id, len) in buffers {
+        for (id, len) in gradients {
             if !open || len >= BUCKET {
                 layout.buckets.push(Vec::new());
                 layout.lengths.push(0);
@@ -64,7 +68,22 @@ impl BucketLayout {
             *filled += len;
             open = *filled < BUCKET;
         }
+        let mut last = Vec::new();
+        let mut filled = 0;
+        for (id, len) in statistics {
+            last.push((id, filled));
+            filled += len;
+        }
+        layout.buckets.push(last);
+        layout.lengths.push(filled + 1);
         layout
+    }
+
+    /// The gradient sums' buckets: all but the last.
+    fn gradients(&self) -> &[Vec<(BufferId, usize)>] {
+        self.buckets
+            .split_last()
+            .map_or(&[], |(_, gradients)| gradients)
     }
 }
 
@@ -192,9 +211,6 @@ pub struct Trainer {
     collective: Box<dyn Collective + Send>,
     /// With several ranks: the rows of the last batch that were this rank's share.
     last_share: std::ops::Range<usize>,
-    /// With several ranks: the loss and batch norm's running statistics, packed to be summed
-    /// over ranks in one call ([`Trainer::sum_over_ranks`]).
-    flat: Vec<f32>,
     /// Wall-clock time from the end of this rank's shard steps until their sums were
     /// complete (the gradient buckets' sums, which start during the step, included).
     summing: std::time::Duration,
@@ -233,7 +249,6 @@ impl Trainer {
             hyper_values: Vec::new(),
             collective: Box::new(Solo::default()),
             last_share: 0..0,
-            flat: Vec::new(),
             summing: std::time::Duration::ZERO,
         };
         let params = trainer.main_step().params.clone();
@@ -785,31 +800,35 @@ impl Trainer {
         let apply = update
             .then(|| self.session.program(0, Kind::Apply))
             .transpose()?;
-        let layout = match apply {
-            Some(apply) => {
-                let accumulators = &self.session.get(apply).step.accumulators;
-                // Last parameters first: the backward completes them first.
-                let sums = (accumulators.iter().rev())
-                    .filter_map(|(name, _)| self.session.id(name))
-                    .map(|id| (id, self.session.value(id).len()));
-                BucketLayout::new(sums)
-            }
-            None => BucketLayout::default(),
+        let accumulators = match apply {
+            Some(apply) => &self.session.get(apply).step.accumulators[..],
+            None => &[],
         };
+        let with_len = |id: BufferId| (id, self.session.value(id).len());
+        let layout = BucketLayout::new(
+            // Last parameters first: the backward completes them first.
+            (accumulators.iter().rev())
+                .filter_map(|(name, _)| self.session.id(name))
+                .map(with_len),
+            (self.main_step().buffers.iter())
+                .filter_map(|b| self.session.id(&b.name))
+                .map(with_len),
+        );
         let program = match rows.is_empty() {
             false => Some(self.session.program(rows.len(), Kind::Shard)?),
             true => None,
         };
         // The collective is out of the trainer while the share runs inside its sum.
         let mut collective = std::mem::replace(&mut self.collective, Box::new(Solo::default()));
-        let mut ran = Ok(0.0);
+        let first = collective.rank() == 0;
+        let mut ran = Ok(());
         let mut computed = std::time::Instant::now();
         collective.sum_during(&layout.lengths, &mut |pending| {
-            ran = self.run_share(program, (x, y), denominator, &layout, pending);
+            ran = self.run_share(program, (x, y), denominator, (&layout, first), pending);
             computed = std::time::Instant::now();
         });
         self.collective = collective;
-        let loss = ran?;
+        ran?;
         for (bucket, members) in layout.buckets.iter().enumerate() {
             let summed = self.collective.summed(bucket);
             for &(id, at) in members {
@@ -817,18 +836,10 @@ impl Trainer {
                 value.copy_from_slice(&summed[at..at + value.len()]);
             }
         }
-        // Batch norm's running statistics: rank 0's, on every rank (what PyTorch DDP's
-        // `broadcast_buffers` does before each forward), summed with the loss after the other
-        // ranks zero theirs.
-        let buffers: Vec<BufferId> = (self.main_step().buffers.iter())
-            .filter_map(|b| self.session.id(&b.name))
-            .collect();
-        if self.collective.rank() != 0 {
-            for &id in &buffers {
-                self.session.value_mut(id).fill(0.0);
-            }
-        }
-        let total = self.sum_over_ranks(&buffers, loss);
+        let summed_loss = layout.buckets.len().checked_sub(1);
+        let total = summed_loss
+            .and_then(|last| self.collective.summed(last).last().copied())
+            .unwrap_or(f32::NAN);
         self.summing += computed.elapsed();
         if let Some(apply) = apply {
             self.run_step(apply, (&[], Arg::F32(&[])), None, None)?;
@@ -837,23 +848,25 @@ impl Trainer {
     }
 
     /// This rank's share through shard program `program` (none for an empty share) inside a
-    /// [`Collective::sum_during`] over `layout`'s buckets: each bucket is filled and started
-    /// once the run has assigned all its gradient sums (unless the program sums over ranks
-    /// itself: then every rank starts them after, in the same order as its own sums), and
-    /// whatever the run did not start is filled from the buffers afterwards. Returns the
-    /// share's loss (0 without samples).
+    /// [`Collective::sum_during`] over `layout`'s buckets: each gradient bucket is filled and
+    /// started once the run has assigned all its gradient sums (unless the program sums over
+    /// ranks itself: then every rank starts them after, in the same order as its own sums),
+    /// and whatever the run did not start is filled from the buffers afterwards. The last
+    /// bucket gets batch norm's running statistics (rank 0's on every rank, what PyTorch DDP's
+    /// `broadcast_buffers` does before each forward: the `first` rank's values, the others'
+    /// zeros) and the share's loss (0 without samples).
     fn run_share(
         &mut self,
         program: Option<usize>,
         inputs: (&[f32], Arg<'_>),
         denominator: Option<f32>,
-        layout: &BucketLayout,
+        (layout, first): (&BucketLayout, bool),
         pending: &mut dyn Pending,
-    ) -> Result<f32, TrainError> {
+    ) -> Result<(), TrainError> {
         let mut loss = 0.0;
         if let Some(index) = program {
             let mut places = vec![None; self.session.slots(index).len()];
-            for (bucket, members) in layout.buckets.iter().enumerate() {
+            for (bucket, members) in layout.gradients().iter().enumerate() {
                 for &(id, at) in members {
                     if let Some(slot) = self.session.slots(index).iter().position(|&s| s == id) {
                         places[slot] = Some((bucket, at));
@@ -863,7 +876,7 @@ impl Trainer {
             let mut hook = Overlap {
                 pending: &mut *pending,
                 places: &places,
-                left: layout.buckets.iter().map(Vec::len).collect(),
+                left: layout.gradients().iter().map(Vec::len).collect(),
                 eager: self.session.exe(index).sum_ranks_lengths().is_empty(),
             };
             self.run_step(index, inputs, denominator, Some(&mut hook))?;
@@ -882,54 +895,22 @@ impl Trainer {
             self.last_step = None;
         }
         for (bucket, members) in layout.buckets.iter().enumerate() {
+            let statistics = bucket + 1 == layout.buckets.len();
             let bucket = pending.bucket(bucket);
             for &(id, at) in members {
                 let value = self.session.value(id);
                 if let Some(to) = bucket.get_mut(at..at + value.len()) {
-                    to.copy_from_slice(value);
+                    match (statistics, first) {
+                        (false, _) | (true, true) => to.copy_from_slice(value),
+                        (true, false) => to.fill(0.0),
+                    }
                 }
             }
-        }
-        Ok(loss)
-    }
-
-    /// Sums the buffers `sums` and this rank's `loss` over the ranks where they are: a buffer
-    /// of at least [`BUCKET`] values in place, in a call of its own; the smaller ones, in
-    /// order, copied together into calls of about that size, the loss in the last. Every rank
-    /// makes the same calls, as the buffers are the same. Returns the summed loss.
-    fn sum_over_ranks(&mut self, sums: &[BufferId], loss: f32) -> f32 {
-        let mut packed = std::mem::take(&mut self.flat);
-        packed.clear();
-        let mut members = Vec::new();
-        for &id in sums {
-            if self.session.value(id).len() >= BUCKET {
-                self.collective.sum(self.session.value_mut(id));
-                continue;
-            }
-            packed.extend_from_slice(self.session.value(id));
-            members.push(id);
-            if packed.len() >= BUCKET {
-                self.sum_packed(&mut packed, &mut members);
+            if let (true, Some(last)) = (statistics, bucket.last_mut()) {
+                *last = loss;
             }
         }
-        packed.push(loss);
-        self.sum_packed(&mut packed, &mut members);
-        let total = packed.last().copied().unwrap_or(f32::NAN);
-        self.flat = packed;
-        total
-    }
-
-    /// Sums `packed` over the ranks and writes it back to the buffers `members` it was
-    /// copied from, in order (values beyond theirs stay in `packed`); empties `members`.
-    fn sum_packed(&mut self, packed: &mut Vec<f32>, members: &mut Vec<BufferId>) {
-        self.collective.sum(packed);
-        let mut at = 0;
-        for id in members.drain(..) {
-            let buffer = self.session.value_mut(id);
-            buffer.copy_from_slice(&packed[at..at + buffer.len()]);
-            at += buffer.len();
-        }
-        packed.drain(..at);
+        Ok(())
     }
 
     /// Makes this trainer one of the processes of `collective`: each step runs this rank's
