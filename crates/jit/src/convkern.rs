@@ -1,42 +1,365 @@
-//! AVX-512 products for the convolution steps, shaped for their small
-//! matrices: a channel count (6, 16, 32, 64) on one side, output positions
-//! (contiguous in memory) on the other. The `gemm` crate packs both operands
-//! and vectorises a 64-row side at every call; on lenet's per-sample products
-//! (6 × 784 × 25, 16 × 100 × 150) that cost it 4–10× its arithmetic. Here:
+//! Vector kernels for the convolution steps, written once over [`Simd`]
+//! (AVX-512's 16 lanes or AVX2's 8) and run through [`Isa::run`], which
+//! compiles them with that instruction set. The products are shaped for the
+//! steps' small matrices: a channel count (6, 16, 32, 64) on one side, output
+//! positions (contiguous in memory) on the other. The `gemm` crate packs both
+//! operands and vectorises a 64-row side at every call; on lenet's per-sample
+//! products (6 × 784 × 25, 16 × 100 × 150) that cost it 4–10× its
+//! arithmetic. Here:
 //!
 //! - [`bcast`]: `C (+)= A · B` with `B` and `C` row-major along the positions,
-//!   vectorised along them (up to 6 rows × 64 columns of accumulators, each
+//!   vectorised along them (a tile of rows × vectors of accumulators, each
 //!   `A` element broadcast): the forward product and the input gradient's.
 //! - [`dot`]: `C (+)= Σ_t A_t · B_tᵀ`, both operands' rows contiguous along
 //!   the positions and summed over several samples in registers before one
-//!   horizontal sum per result (4 × 4 accumulators): the weight gradient.
+//!   horizontal sum per result: the weight gradient.
 //!
-//! Neither packs nor allocates. A row tail shorter than 16 floats is read and
+//! Neither packs nor allocates. A row tail shorter than a vector is read and
 //! written with masked instructions, whose masked-off lanes touch no memory.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// Whether this CPU runs the kernels (else the steps use the `gemm` crate).
-pub(crate) fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx512f")
+/// Whether this CPU has AVX-512 ([`max_pool_2x2`] needs it).
+pub(crate) fn avx512() -> bool {
+    Isa::detect().is_some_and(|isa| isa.0 == Kind::Avx512)
+}
+
+/// An instruction set the kernels run on: only made by [`Isa::detect`] (or
+/// [`Isa::supported`]), so holding one means the CPU has it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Isa(Kind);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Avx512,
+    Avx2,
+}
+
+/// Work generic over the vector instruction set (see [`Isa::run`]).
+pub(crate) trait Vectorized {
+    /// What the work returns.
+    type Output;
+    /// Does the work with `s`'s instructions. Implementations, and every
+    /// generic function they call, are `#[inline(always)]`: then the whole
+    /// body is compiled inside [`Isa::run`]'s target-feature function.
+    fn run<S: Simd>(self, s: S) -> Self::Output;
+}
+
+impl Isa {
+    /// The widest instruction set of this CPU the kernels run on, if any:
+    /// AVX-512F, else AVX2 with FMA. `GRAPHC_SIMD=avx2` or `=off` narrows the
+    /// choice (to measure or test the narrower paths), never widens it.
+    pub(crate) fn detect() -> Option<Isa> {
+        static ISA: std::sync::OnceLock<Option<Isa>> = std::sync::OnceLock::new();
+        *ISA.get_or_init(|| {
+            let limit = std::env::var("GRAPHC_SIMD").ok();
+            Isa::supported()
+                .into_iter()
+                .find(|isa| match limit.as_deref() {
+                    Some("off") => false,
+                    Some("avx2") => isa.0 == Kind::Avx2,
+                    _ => true,
+                })
+        })
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+
+    /// Every instruction set of this CPU the kernels run on, widest first.
+    pub(crate) fn supported() -> Vec<Isa> {
+        let mut out = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                out.push(Isa(Kind::Avx512));
+            }
+            if std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+            {
+                out.push(Isa(Kind::Avx2));
+            }
+        }
+        out
+    }
+
+    /// Runs `work` compiled for this instruction set.
+    #[cfg(target_arch = "x86_64")]
+    #[inline]
+    pub(crate) fn run<W: Vectorized>(self, work: W) -> W::Output {
+        #[target_feature(enable = "avx512f")]
+        unsafe fn avx512<W: Vectorized>(work: W) -> W::Output {
+            work.run(Avx512(()))
+        }
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn avx2<W: Vectorized>(work: W) -> W::Output {
+            work.run(Avx2(()))
+        }
+        match self.0 {
+            // SAFETY: an `Isa` is only made for an instruction set the CPU has.
+            Kind::Avx512 => unsafe { avx512(work) },
+            // SAFETY: as above.
+            Kind::Avx2 => unsafe { avx2(work) },
+        }
     }
 }
 
-/// Rows of accumulators of a [`bcast`] tile.
-const BCAST_ROWS: usize = 6;
-/// 16-float vectors of accumulators per row of a [`bcast`] tile.
-const BCAST_VECS: usize = 4;
-/// Rows (of `A`) of a [`dot`] tile.
-const DOT_ROWS: usize = 4;
-/// Columns (rows of `B`) of a [`dot`] tile.
-const DOT_COLS: usize = 4;
+/// A vector instruction set's operations on `f32` lanes. A value of the type
+/// is the proof that the CPU has the instructions (only [`Isa::run`] makes
+/// one), so the arithmetic is safe; loads and stores take pointers and are
+/// not. Masks are bit sets of lanes (bit `i`: lane `i`); masked-off lanes of
+/// a load are zero and touch no memory, of a store are not written.
+pub(crate) trait Simd: Copy {
+    /// Floats per vector.
+    const LANES: usize;
+    /// Rows of accumulators of a [`bcast`] tile.
+    const BCAST_ROWS: usize;
+    /// Vectors of accumulators per row of a [`bcast`] tile (at most 4).
+    const BCAST_VECS: usize;
+    /// Rows (of `A`) of a [`dot`] tile (at most 4).
+    const DOT_ROWS: usize;
+    /// Columns (rows of `B`) of a [`dot`] tile (at most 4).
+    const DOT_COLS: usize;
+    /// A vector.
+    type V: Copy;
+    /// Lane indices of two vectors' `2·LANES` lanes, for [`Simd::permute2`].
+    type I: Copy;
+    /// Zeros.
+    fn zero(self) -> Self::V;
+    /// `x` in every lane.
+    fn splat(self, x: f32) -> Self::V;
+    /// `a + b`.
+    fn add(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a − b`.
+    fn sub(self, a: Self::V, b: Self::V) -> Self::V;
+    /// `a · b + c`, rounded once.
+    fn fmadd(self, a: Self::V, b: Self::V, c: Self::V) -> Self::V;
+    /// The sum of the lanes.
+    fn reduce_add(self, v: Self::V) -> f32;
+    /// Lane `i` is lane `f(i)` of `a` followed by `b` (`f(i) < 2·LANES`).
+    fn indices(self, f: impl Fn(usize) -> usize) -> Self::I;
+    /// The lanes `index` picks from `a` followed by `b`.
+    fn permute2(self, a: Self::V, index: Self::I, b: Self::V) -> Self::V;
+    /// Lanes in `mask` from `b`, the others from `a`.
+    fn blend(self, a: Self::V, mask: u32, b: Self::V) -> Self::V;
+    /// The lanes in `mask` from `p` onwards.
+    ///
+    /// # Safety
+    /// `p + i` is readable for each lane `i` in `mask`.
+    unsafe fn load(self, mask: u32, p: *const f32) -> Self::V;
+    /// Stores the lanes in `mask` at `p` onwards.
+    ///
+    /// # Safety
+    /// `p + i` is writable for each lane `i` in `mask`.
+    unsafe fn store(self, p: *mut f32, mask: u32, v: Self::V);
+    /// The mask of the first `len` lanes (every lane from `LANES` on).
+    #[inline(always)]
+    fn lanes(self, len: usize) -> u32 {
+        if len >= Self::LANES {
+            u32::MAX >> (32 - Self::LANES)
+        } else {
+            (1u32 << len) - 1
+        }
+    }
+}
+
+/// AVX-512F (the token [`Isa::run`] passes).
+#[derive(Clone, Copy)]
+pub(crate) struct Avx512(());
+
+/// AVX2 with FMA (the token [`Isa::run`] passes).
+#[derive(Clone, Copy)]
+pub(crate) struct Avx2(());
+
+// SAFETY (every block of both impls): the token exists only inside `Isa::run`'s
+// function compiled with the instruction set, on a CPU that has it; the
+// pointer operations' lanes are the callers' guarantee.
+#[cfg(target_arch = "x86_64")]
+impl Simd for Avx512 {
+    const LANES: usize = 16;
+    const BCAST_ROWS: usize = 6;
+    const BCAST_VECS: usize = 4;
+    const DOT_ROWS: usize = 4;
+    const DOT_COLS: usize = 4;
+    type V = __m512;
+    type I = __m512i;
+    #[inline(always)]
+    fn zero(self) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_setzero_ps() }
+    }
+    #[inline(always)]
+    fn splat(self, x: f32) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_set1_ps(x) }
+    }
+    #[inline(always)]
+    fn add(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_add_ps(a, b) }
+    }
+    #[inline(always)]
+    fn sub(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_sub_ps(a, b) }
+    }
+    #[inline(always)]
+    fn fmadd(self, a: __m512, b: __m512, c: __m512) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    fn reduce_add(self, v: __m512) -> f32 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_reduce_add_ps(v) }
+    }
+    #[inline(always)]
+    fn indices(self, f: impl Fn(usize) -> usize) -> __m512i {
+        let lanes: [i32; 16] = std::array::from_fn(|i| f(i) as i32);
+        // SAFETY: see the impl; 16 i32 read from a 16-element array.
+        unsafe { _mm512_loadu_si512(lanes.as_ptr().cast()) }
+    }
+    #[inline(always)]
+    fn permute2(self, a: __m512, index: __m512i, b: __m512) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_permutex2var_ps(a, index, b) }
+    }
+    #[inline(always)]
+    fn blend(self, a: __m512, mask: u32, b: __m512) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_mask_mov_ps(a, mask as u16, b) }
+    }
+    #[inline(always)]
+    unsafe fn load(self, mask: u32, p: *const f32) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe {
+            if mask as u16 == u16::MAX {
+                _mm512_loadu_ps(p)
+            } else {
+                _mm512_maskz_loadu_ps(mask as u16, p)
+            }
+        }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32, mask: u32, v: __m512) {
+        // SAFETY: see the impl.
+        unsafe {
+            if mask as u16 == u16::MAX {
+                _mm512_storeu_ps(p, v)
+            } else {
+                _mm512_mask_storeu_ps(p, mask as u16, v)
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Avx2 {
+    /// `mask` as a vector of all-ones or zero lanes.
+    #[inline(always)]
+    fn mask_vec(self, mask: u32) -> __m256i {
+        // SAFETY: see `impl Simd for Avx2`.
+        unsafe {
+            let bit = _mm256_setr_epi32(1, 2, 4, 8, 16, 32, 64, 128);
+            let m = _mm256_and_si256(_mm256_set1_epi32(mask as i32), bit);
+            _mm256_cmpeq_epi32(m, bit)
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Simd for Avx2 {
+    const LANES: usize = 8;
+    // 6 × 2 accumulators, 2 vectors of B and a broadcast: 15 of 16 registers.
+    const BCAST_ROWS: usize = 6;
+    const BCAST_VECS: usize = 2;
+    // 3 × 3 accumulators, 3 vectors of B and one of A.
+    const DOT_ROWS: usize = 3;
+    const DOT_COLS: usize = 3;
+    type V = __m256;
+    /// The lane within either vector, and lanes taken from `b` (sign set).
+    type I = (__m256i, __m256);
+    #[inline(always)]
+    fn zero(self) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_setzero_ps() }
+    }
+    #[inline(always)]
+    fn splat(self, x: f32) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_set1_ps(x) }
+    }
+    #[inline(always)]
+    fn add(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_add_ps(a, b) }
+    }
+    #[inline(always)]
+    fn sub(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_sub_ps(a, b) }
+    }
+    #[inline(always)]
+    fn fmadd(self, a: __m256, b: __m256, c: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_fmadd_ps(a, b, c) }
+    }
+    #[inline(always)]
+    fn reduce_add(self, v: __m256) -> f32 {
+        // SAFETY: see the impl.
+        unsafe {
+            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            let s = _mm_add_ss(s, _mm_movehdup_ps(s));
+            _mm_cvtss_f32(s)
+        }
+    }
+    #[inline(always)]
+    fn indices(self, f: impl Fn(usize) -> usize) -> (__m256i, __m256) {
+        let lanes: [i32; 8] = std::array::from_fn(|i| f(i) as i32);
+        // SAFETY: see the impl; 8 i32 read from an 8-element array.
+        unsafe {
+            let i = _mm256_loadu_si256(lanes.as_ptr().cast());
+            (i, _mm256_castsi256_ps(_mm256_slli_epi32::<28>(i)))
+        }
+    }
+    #[inline(always)]
+    fn permute2(self, a: __m256, (index, from_b): (__m256i, __m256), b: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe {
+            let (a, b) = (
+                _mm256_permutevar8x32_ps(a, index),
+                _mm256_permutevar8x32_ps(b, index),
+            );
+            _mm256_blendv_ps(a, b, from_b)
+        }
+    }
+    #[inline(always)]
+    fn blend(self, a: __m256, mask: u32, b: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_blendv_ps(a, b, _mm256_castsi256_ps(self.mask_vec(mask))) }
+    }
+    #[inline(always)]
+    unsafe fn load(self, mask: u32, p: *const f32) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe {
+            match mask as u8 {
+                u8::MAX => _mm256_loadu_ps(p),
+                0 => _mm256_setzero_ps(),
+                _ => _mm256_maskload_ps(p, self.mask_vec(mask)),
+            }
+        }
+    }
+    #[inline(always)]
+    unsafe fn store(self, p: *mut f32, mask: u32, v: __m256) {
+        // SAFETY: see the impl.
+        unsafe {
+            match mask as u8 {
+                u8::MAX => _mm256_storeu_ps(p, v),
+                0 => {}
+                _ => _mm256_maskstore_ps(p, self.mask_vec(mask), v),
+            }
+        }
+    }
+}
 
 /// A matrix operand: element `(i, j)` at `ptr + i·rs + j·cs`.
 #[derive(Clone, Copy)]
@@ -53,39 +376,31 @@ impl<P> Mat<P> {
     }
 }
 
-/// The mask of the first `len` lanes (all 16 from 16 on).
-pub(crate) fn lanes(len: usize) -> u16 {
-    if len >= 16 {
-        u16::MAX
-    } else {
-        (1u16 << len) - 1
-    }
-}
-
 /// `C[m, n] (+)= A[m, k] · B[k, n]`, `B` and `C` with column stride 1
 /// (their `cs` is ignored), `A` at any strides; `accumulate` adds to `C`.
 ///
 /// # Safety
-/// [`available`] must be true; every element `(i, j)` with `i < m`, `j < n`
-/// (`l < k`) of `A`, `B` and `C` must be valid memory at its address, and
-/// `C` must overlap neither operand.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn bcast(
+/// Every element `(i, j)` with `i < m`, `j < n` (`l < k`) of `A`, `B` and
+/// `C` must be valid memory at its address, and `C` must overlap neither
+/// operand.
+#[inline(always)]
+pub(crate) unsafe fn bcast<S: Simd>(
+    s: S,
     (m, n, k): (usize, usize, usize),
     a: Mat<*const f32>,
     b: Mat<*const f32>,
     c: Mat<*mut f32>,
     accumulate: bool,
 ) {
+    let l = S::LANES;
     let mut j = 0;
     while j < n {
-        let cols = (n - j).min(16 * BCAST_VECS);
-        let vecs = cols.div_ceil(16);
-        let mask = lanes(cols - (vecs - 1) * 16);
+        let cols = (n - j).min(l * S::BCAST_VECS);
+        let vecs = cols.div_ceil(l);
+        let mask = s.lanes(cols - (vecs - 1) * l);
         let mut i = 0;
         while i < m {
-            let rows = (m - i).min(BCAST_ROWS);
+            let rows = (m - i).min(S::BCAST_ROWS);
             // SAFETY: rows i..i+rows ≤ m and columns j..j+cols ≤ n (the last
             // vector masked to them) of each matrix: the caller's guarantee.
             unsafe {
@@ -105,12 +420,12 @@ pub(crate) unsafe fn bcast(
                     ($($r:literal),*) => {
                         match (rows, vecs) {
                             $(
-                                ($r, 1) => bcast_tile::<$r, 1>(k, a, b, c, mask, accumulate),
-                                ($r, 2) => bcast_tile::<$r, 2>(k, a, b, c, mask, accumulate),
-                                ($r, 3) => bcast_tile::<$r, 3>(k, a, b, c, mask, accumulate),
-                                ($r, _) => bcast_tile::<$r, 4>(k, a, b, c, mask, accumulate),
+                                ($r, 1) => bcast_tile::<S, $r, 1>(s, k, a, b, c, mask, accumulate),
+                                ($r, 2) => bcast_tile::<S, $r, 2>(s, k, a, b, c, mask, accumulate),
+                                ($r, 3) => bcast_tile::<S, $r, 3>(s, k, a, b, c, mask, accumulate),
+                                ($r, _) => bcast_tile::<S, $r, 4>(s, k, a, b, c, mask, accumulate),
                             )*
-                            _ => unreachable!("at most {BCAST_ROWS} rows"),
+                            _ => unreachable!("at most 6 rows"),
                         }
                     };
                 }
@@ -122,51 +437,51 @@ pub(crate) unsafe fn bcast(
     }
 }
 
-/// One `R × 16·V` tile of [`bcast`], the last vector of each row masked by `mask`.
+/// One `R × LANES·V` tile of [`bcast`], the last vector of each row masked by `mask`.
 ///
 /// # Safety
 /// As [`bcast`] for `R` rows and the tile's columns.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn bcast_tile<const R: usize, const V: usize>(
+#[inline(always)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn bcast_tile<S: Simd, const R: usize, const V: usize>(
+    s: S,
     k: usize,
     a: Mat<*const f32>,
     b: Mat<*const f32>,
     c: Mat<*mut f32>,
-    mask: u16,
+    mask: u32,
     accumulate: bool,
 ) {
-    // (A plain function of `v`: no intrinsic inside, so a closure is fine.)
-    let mask_of = |v: usize| if v + 1 == V { mask } else { u16::MAX };
-    let mut s = [[_mm512_setzero_ps(); V]; R];
+    let full = s.lanes(S::LANES);
+    let mask_of = |v: usize| if v + 1 == V { mask } else { full };
+    let mut acc = [[s.zero(); V]; R];
     // SAFETY: l < k, r < R and the tile's columns (masked) are inside the
     // operands: the caller's guarantee.
     unsafe {
         for l in 0..k {
             let bl = b.ptr.add(l * b.rs);
-            let mut bv = [_mm512_setzero_ps(); V];
+            let mut bv = [s.zero(); V];
             for (v, bv) in bv.iter_mut().enumerate() {
-                *bv = _mm512_maskz_loadu_ps(mask_of(v), bl.add(16 * v));
+                *bv = s.load(mask_of(v), bl.add(S::LANES * v));
             }
             let al = a.ptr.add(l * a.cs);
-            for (r, s) in s.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*al.add(r * a.rs));
-                for (s, bv) in s.iter_mut().zip(bv) {
-                    *s = _mm512_fmadd_ps(av, bv, *s);
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = s.splat(*al.add(r * a.rs));
+                for (acc, bv) in acc.iter_mut().zip(bv) {
+                    *acc = s.fmadd(av, bv, *acc);
                 }
             }
         }
-        for (r, s) in s.iter().enumerate() {
+        for (r, acc) in acc.iter().enumerate() {
             let row = c.ptr.add(r * c.rs);
-            for (v, &s) in s.iter().enumerate() {
-                let (p, m) = (row.add(16 * v), mask_of(v));
-                let s = if accumulate {
-                    _mm512_add_ps(_mm512_maskz_loadu_ps(m, p), s)
+            for (v, &acc) in acc.iter().enumerate() {
+                let (p, m) = (row.add(S::LANES * v), mask_of(v));
+                let acc = if accumulate {
+                    s.add(s.load(m, p), acc)
                 } else {
-                    s
+                    acc
                 };
-                _mm512_mask_storeu_ps(p, m, s);
+                s.store(p, m, acc);
             }
         }
     }
@@ -178,12 +493,12 @@ unsafe fn bcast_tile<const R: usize, const V: usize>(
 /// contiguous), `C[i, j]` at `c.ptr + i·c.rs + j·c.cs`.
 ///
 /// # Safety
-/// [`available`] must be true; every element named above must be valid
-/// memory, and `C` must overlap neither operand.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
+/// Every element named above must be valid memory, and `C` must overlap
+/// neither operand.
+#[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn dot(
+pub(crate) unsafe fn dot<S: Simd>(
+    s: S,
     (m, n, len): (usize, usize, usize),
     samples: usize,
     (a, a_ts): (Mat<*const f32>, usize),
@@ -193,10 +508,10 @@ pub(crate) unsafe fn dot(
 ) {
     let mut j = 0;
     while j < n {
-        let cols = (n - j).min(DOT_COLS);
+        let cols = (n - j).min(S::DOT_COLS);
         let mut i = 0;
         while i < m {
-            let rows = (m - i).min(DOT_ROWS);
+            let rows = (m - i).min(S::DOT_ROWS);
             // SAFETY: rows i..i+rows ≤ m of A and C, rows j..j+cols ≤ n of B
             // and columns of C: the caller's guarantee.
             unsafe {
@@ -217,12 +532,12 @@ pub(crate) unsafe fn dot(
                     ($($r:literal),*) => {
                         match (rows, cols) {
                             $(
-                                ($r, 1) => dot_tile::<$r, 1>(shape, a, b, c, accumulate),
-                                ($r, 2) => dot_tile::<$r, 2>(shape, a, b, c, accumulate),
-                                ($r, 3) => dot_tile::<$r, 3>(shape, a, b, c, accumulate),
-                                ($r, _) => dot_tile::<$r, 4>(shape, a, b, c, accumulate),
+                                ($r, 1) => dot_tile::<S, $r, 1>(s, shape, a, b, c, accumulate),
+                                ($r, 2) => dot_tile::<S, $r, 2>(s, shape, a, b, c, accumulate),
+                                ($r, 3) => dot_tile::<S, $r, 3>(s, shape, a, b, c, accumulate),
+                                ($r, _) => dot_tile::<S, $r, 4>(s, shape, a, b, c, accumulate),
                             )*
-                            _ => unreachable!("at most {DOT_ROWS} rows"),
+                            _ => unreachable!("at most 4 rows"),
                         }
                     };
                 }
@@ -238,54 +553,48 @@ pub(crate) unsafe fn dot(
 ///
 /// # Safety
 /// As [`dot`] for the tile's rows and columns.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-#[inline]
-unsafe fn dot_tile<const R: usize, const C: usize>(
+#[inline(always)]
+unsafe fn dot_tile<S: Simd, const R: usize, const C: usize>(
+    s: S,
     (len, samples, a_ts, b_ts): (usize, usize, usize, usize),
     a: Mat<*const f32>,
     b: Mat<*const f32>,
     c: Mat<*mut f32>,
     accumulate: bool,
 ) {
-    let (full, vecs) = (len / 16, len.div_ceil(16));
-    let tail = lanes(len % 16);
-    let mut s = [[_mm512_setzero_ps(); C]; R];
+    let l = S::LANES;
+    let (full, vecs) = (len / l, len.div_ceil(l));
+    let (all, tail) = (s.lanes(l), s.lanes(len % l));
+    let mut acc = [[s.zero(); C]; R];
     // SAFETY: t < samples, rows r < R, j < C and positions p < len (the
     // tail masked) are inside the operands: the caller's guarantee.
     unsafe {
-        // A macro, not a closure: the body must be compiled with AVX-512.
-        macro_rules! step {
-            ($at:expr, $bt:expr, $mask:expr) => {{
-                let (at, bt, mask): (*const f32, *const f32, u16) = ($at, $bt, $mask);
-                // B's vectors first, then one A vector per row, the shape of
-                // `bcast_tile`'s loop (the other nesting left the
-                // accumulators on the stack).
-                let mut bv = [_mm512_setzero_ps(); C];
-                for (j, bv) in bv.iter_mut().enumerate() {
-                    *bv = _mm512_maskz_loadu_ps(mask, bt.add(j * b.rs));
-                }
-                for (r, s) in s.iter_mut().enumerate() {
-                    let av = _mm512_maskz_loadu_ps(mask, at.add(r * a.rs));
-                    for (s, &bv) in s.iter_mut().zip(&bv) {
-                        *s = _mm512_fmadd_ps(av, bv, *s);
-                    }
-                }
-            }};
-        }
         for t in 0..samples {
             let (at, bt) = (a.ptr.add(t * a_ts), b.ptr.add(t * b_ts));
             // One loop body for whole vectors and the tail (two copies of
             // the body pushed the accumulators onto the stack).
             for q in 0..vecs {
-                let mask = if q < full { u16::MAX } else { tail };
-                step!(at.add(16 * q), bt.add(16 * q), mask);
+                let mask = if q < full { all } else { tail };
+                let (at, bt) = (at.add(l * q), bt.add(l * q));
+                // B's vectors first, then one A vector per row, the shape of
+                // `bcast_tile`'s loop (the other nesting left the
+                // accumulators on the stack).
+                let mut bv = [s.zero(); C];
+                for (j, bv) in bv.iter_mut().enumerate() {
+                    *bv = s.load(mask, bt.add(j * b.rs));
+                }
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let av = s.load(mask, at.add(r * a.rs));
+                    for (acc, &bv) in acc.iter_mut().zip(&bv) {
+                        *acc = s.fmadd(av, bv, *acc);
+                    }
+                }
             }
         }
-        for (r, s) in s.iter().enumerate() {
-            for (j, &s) in s.iter().enumerate() {
+        for (r, acc) in acc.iter().enumerate() {
+            for (j, &acc) in acc.iter().enumerate() {
                 let p = c.ptr.add(r * c.rs + j * c.cs);
-                let v = _mm512_reduce_add_ps(s);
+                let v = s.reduce_add(acc);
                 *p = if accumulate { *p + v } else { v };
             }
         }
@@ -295,19 +604,19 @@ unsafe fn dot_tile<const R: usize, const C: usize>(
 /// The patch rows of one channel of a 2-d convolution with stride 1 along
 /// its inner axis (im2col, `SCATTER = false`: `cols` gets `kernel` rows of
 /// `out_sp` floats, zeros where a tap reads padding), or their sum back into
-/// the channel's plane (col2im, `SCATTER = true`). One masked vector per 16
+/// the channel's plane (col2im, `SCATTER = true`). One masked vector per `LANES`
 /// outputs of a row: the mask keeps the taps inside the input, so padding
 /// costs neither a branch nor a read. `axes` are `(outer, inner)`.
 ///
 /// # Safety
-/// [`available`] must be true; `x` must hold the channel's `input · input`
+/// `x` must hold the channel's `input · input`
 /// plane and `cols` its `k_sp · out_sp` patch rows, not overlapping; the
 /// axes must be a valid window (`ConvStep::consistent`) with
 /// `inner.stride == 1`; to scatter, both kernels at most `MAX_SCATTER_TAPS`
 /// (the plane is then overwritten, not added to).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn patch_rows_2d<const SCATTER: bool>(
+#[inline(always)]
+pub(crate) unsafe fn patch_rows_2d<S: Simd, const SCATTER: bool>(
+    s: S,
     (outer, inner): (crate::conv::ConvAxis, crate::conv::ConvAxis),
     x: *mut f32,
     cols: *mut f32,
@@ -316,29 +625,30 @@ pub(crate) unsafe fn patch_rows_2d<const SCATTER: bool>(
     let out_sp = ho * wo;
     if SCATTER {
         // SAFETY: the caller's guarantee, as `scatter_rows_2d` needs.
-        unsafe { scatter_rows_2d((outer, inner), x, cols) };
+        unsafe { scatter_rows_2d(s, (outer, inner), x, cols) };
         return;
     }
-    // Per tap: each 16-output chunk's mask and its lanes inside the input
-    // (the same for every output row), for rows of up to 16·CHUNKS outputs.
-    const CHUNKS: usize = 8;
-    let chunks = wo.div_ceil(16);
+    // Per tap: each vector's mask and its lanes inside the input (the same
+    // for every output row), for rows of up to CHUNKS vectors.
+    const CHUNKS: usize = 16;
+    let l = S::LANES;
+    let chunks = wo.div_ceil(l);
     for kx in 0..inner.kernel {
         let (xlo, xhi) = inner.inside(kx);
         // Input column of output `ox`: `ox + shift` (in range for ox in xlo..xhi).
         let shift = (kx * inner.dilation) as isize - inner.pad_lo as isize;
         let chunk = |c: usize| {
-            let ox0 = 16 * c;
-            let len = (wo - ox0).min(16);
+            let ox0 = l * c;
+            let len = (wo - ox0).min(l);
             let (lo, hi) = (xlo.clamp(ox0, ox0 + len), xhi.clamp(ox0, ox0 + len));
             let valid = if hi > lo {
-                lanes(hi - ox0) & !lanes(lo - ox0)
+                s.lanes(hi - ox0) & !s.lanes(lo - ox0)
             } else {
                 0
             };
-            (lanes(len), valid)
+            (s.lanes(len), valid)
         };
-        let mut masks = [(0u16, 0u16); CHUNKS];
+        let mut masks = [(0u32, 0u32); CHUNKS];
         for (c, m) in masks.iter_mut().enumerate().take(chunks) {
             *m = chunk(c);
         }
@@ -366,18 +676,8 @@ pub(crate) unsafe fn patch_rows_2d<const SCATTER: bool>(
                             Some(&m) => m,
                             None => chunk(c),
                         };
-                        // Whole vectors without masks (masked moves cost more).
-                        let src = xrow.wrapping_add(16 * c);
-                        let v = if valid == u16::MAX {
-                            _mm512_loadu_ps(src)
-                        } else {
-                            _mm512_maskz_loadu_ps(valid, src)
-                        };
-                        if all == u16::MAX {
-                            _mm512_storeu_ps(out.add(16 * c), v);
-                        } else {
-                            _mm512_mask_storeu_ps(out.add(16 * c), all, v);
-                        }
+                        let v = s.load(valid, xrow.wrapping_add(l * c));
+                        s.store(out.add(l * c), all, v);
                     }
                 }
             }
@@ -389,15 +689,15 @@ pub(crate) unsafe fn patch_rows_2d<const SCATTER: bool>(
 pub(crate) const MAX_SCATTER_TAPS: usize = 16;
 
 /// col2im of [`patch_rows_2d`], writing (not adding to) every element of the
-/// channel's plane: each 16 columns of an input row sum every tap that reads
+/// channel's plane: each vector of an input row sum every tap that reads
 /// them from the patch rows in registers and are stored once. (Adding tap by
 /// tap into memory made every load wait for an overlapping masked store.)
 ///
 /// # Safety
 /// As [`patch_rows_2d`].
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn scatter_rows_2d(
+#[inline(always)]
+unsafe fn scatter_rows_2d<S: Simd>(
+    s: S,
     (outer, inner): (crate::conv::ConvAxis, crate::conv::ConvAxis),
     x: *mut f32,
     cols: *mut f32,
@@ -438,8 +738,8 @@ unsafe fn scatter_rows_2d(
             let xrow = x.add(iy * wi);
             let mut ix0 = 0;
             while ix0 < wi {
-                let len = (wi - ix0).min(16);
-                let mut acc = _mm512_setzero_ps();
+                let len = (wi - ix0).min(S::LANES);
+                let mut acc = s.zero();
                 for &(ky, oy) in reads {
                     for (kx, &(xlo, xhi, shift)) in taps.iter().enumerate() {
                         // Lane l is input column ix0 + l, output ix0 + l − shift.
@@ -449,17 +749,26 @@ unsafe fn scatter_rows_2d(
                         if hi <= lo {
                             continue;
                         }
-                        let valid = lanes(hi as usize) & !lanes(lo as usize);
+                        let valid = s.lanes(hi as usize) & !s.lanes(lo as usize);
                         let src = cols
                             .add((ky * kw + kx) * out_sp + oy * wo)
                             .wrapping_offset(first);
-                        acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(valid, src));
+                        acc = s.add(acc, s.load(valid, src));
                     }
                 }
-                _mm512_mask_storeu_ps(xrow.add(ix0), lanes(len), acc);
-                ix0 += 16;
+                s.store(xrow.add(ix0), s.lanes(len), acc);
+                ix0 += S::LANES;
             }
         }
+    }
+}
+
+/// The mask of the first `len` of 16 lanes (all from 16 on).
+fn lanes(len: usize) -> u16 {
+    if len >= 16 {
+        u16::MAX
+    } else {
+        (1u16 << len) - 1
     }
 }
 
@@ -492,7 +801,7 @@ pub(crate) enum Pairs {
 /// every element (`+0` where no window's argmax is), so it zeroes nothing first.
 ///
 /// # Safety
-/// [`available`] must be true; `x` and `v` hold `in_rows · in_cols` floats,
+/// The CPU has AVX-512 ([`avx512`]); `x` and `v` hold `in_rows · in_cols` floats,
 /// `dy` and `index` `rows · cols` entries, `out` `rows · cols` (forward) or
 /// `in_rows · in_cols` (gradients), `out` and a written `index` overlapping
 /// nothing else; `in_rows · in_cols` fits in `u32`.

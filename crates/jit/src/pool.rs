@@ -247,7 +247,7 @@ impl PoolStep {
     unsafe fn plane(&self, base: *mut f32, p: usize) {
         let d = self.input.len();
         #[cfg(target_arch = "x86_64")]
-        if self.pairs && crate::convkern::available() {
+        if self.pairs && crate::convkern::avx512() {
             // SAFETY: plane p of each buffer lies inside it (the caller's
             // guarantee; a gradient with indices reads no `x`); the CPU has
             // AVX-512, and `pairs` (checked by `consistent`) means 2×2

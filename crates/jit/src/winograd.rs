@@ -1,6 +1,7 @@
 //! Winograd F(2×2, 3×3) for the 2-d, 3×3, stride-1, dilation-1 convolutions
-//! and their two gradients on AVX-512 CPUs: 16 multiplies per 2×2 outputs
-//! and channel pair instead of 36.
+//! and their two gradients on CPUs with [`crate::convkern`]'s vector kernels
+//! (AVX-512 or AVX2): 16 multiplies per 2×2 outputs and channel pair instead
+//! of 36.
 //!
 //! All three products are one correlation of a source plane with a 3×3
 //! kernel, `dst[i][j] = Σ_{a,b} src[i + oy + a][j + ox + b] · g[a][b]` (the
@@ -10,8 +11,7 @@
 //! tiles; tile `t` reads the 4×4 source patch `d` at its origin, and with
 //! Lavin and Gray's matrices (`BT`, `G`, `AT` below)
 //!
-//! - `V[ξ][c][t] = (Bᵀ d B)[ξ]` (input transform, 16 tiles at a time in
-//!   vectors: the source rows are first split into even and odd columns, so a
+//! - `V[ξ][c][t] = (Bᵀ d B)[ξ]` (input transform, a vector of tiles at a time: the source rows are first split into even and odd columns, so a
 //!   tile's four columns are four unaligned loads),
 //! - `U[ξ][k][c] = (G g G^T)[ξ]` (kernel transform, once per step),
 //! - `M[ξ] = U[ξ] · V[ξ]`, 16 products `[K × C] · [C × tiles]` on
@@ -29,13 +29,10 @@
 //! bound the tests use.
 
 #[cfg(target_arch = "x86_64")]
-use std::arch::x86_64::*;
-
-#[cfg(target_arch = "x86_64")]
 use crate::conv::{even_piece, Base};
 use crate::conv::{ConvAxis, ConvKind};
 #[cfg(target_arch = "x86_64")]
-use crate::convkern::lanes;
+use crate::convkern::{Simd, Vectorized};
 
 /// Whether 3×3 convolutions may run in the Winograd domain: unless
 /// `GRAPHC_WINOGRAD=0` (to measure or compare against the patch-matrix path).
@@ -248,26 +245,27 @@ impl Winograd {
         self.tiles.0 * self.tiles.1
     }
 
-    /// Whether two rows of tiles share a vector (rows of at most 8 tiles,
-    /// as a 16×16 plane's: one row alone would leave half the lanes idle).
-    fn paired(&self) -> bool {
-        self.tiles.1 <= 8
+    /// Whether two rows of tiles share a vector of `lanes` (rows of at most
+    /// half a vector, as a 16×16 plane's 8 tiles in 16 lanes: one row alone
+    /// would leave half the lanes idle).
+    fn paired(&self, lanes: usize) -> bool {
+        2 * self.tiles.1 <= lanes
     }
 
-    /// Vectors of tiles per channel: [`Self::tile_vec`]'s range.
-    fn tile_vecs(&self) -> usize {
+    /// Vectors of `lanes` tiles per channel: [`Self::tile_vec`]'s range.
+    fn tile_vecs(&self, lanes: usize) -> usize {
         let (th, tw) = self.tiles;
-        if self.paired() {
+        if self.paired(lanes) {
             th.div_ceil(2)
         } else {
-            th * tw.div_ceil(16)
+            th * tw.div_ceil(lanes)
         }
     }
 
-    /// Vector `i` of a channel's tiles, `i < tile_vecs()`.
-    fn tile_vec(&self, i: usize) -> TileVec {
+    /// Vector `i` of a channel's tiles, `i < tile_vecs(lanes)`.
+    fn tile_vec(&self, lanes: usize, i: usize) -> TileVec {
         let (th, tw) = self.tiles;
-        if self.paired() {
+        if self.paired(lanes) {
             let ty = 2 * i;
             let next = if ty + 1 < th { tw } else { 0 };
             TileVec {
@@ -277,12 +275,12 @@ impl Winograd {
                 next,
             }
         } else {
-            let per_row = tw.div_ceil(16);
-            let (ty, tx0) = (i / per_row, 16 * (i % per_row));
+            let per_row = tw.div_ceil(lanes);
+            let (ty, tx0) = (i / per_row, lanes * (i % per_row));
             TileVec {
                 ty,
                 tx0,
-                first: (tw - tx0).min(16),
+                first: (tw - tx0).min(lanes),
                 next: 0,
             }
         }
@@ -291,8 +289,11 @@ impl Winograd {
     /// Runs `step` (whose `winograd` is `self`) on the arena at `base`.
     ///
     /// # Safety
-    /// As [`crate::conv::ConvStep::run`]; the CPU has AVX-512 (`step.simd`).
+    /// As [`crate::conv::ConvStep::run`]; `step.isa` is set.
     pub(crate) unsafe fn run(&self, step: &crate::conv::ConvStep, base: *mut f32) {
+        let Some(isa) = step.isa else {
+            unreachable!("a Winograd form is made only with an instruction set")
+        };
         if step.kind != ConvKind::WeightGrad {
             // SAFETY: the caller's guarantee: the weight and the scratch's
             // shared part are inside the arena.
@@ -300,11 +301,14 @@ impl Winograd {
         }
         let shared = Base(base);
         let job = |piece: usize| {
-            let b = shared;
             let (lo, hi) = even_piece(step.n, step.pieces, piece);
-            // SAFETY: the caller's guarantee; pieces cover disjoint samples
-            // and use their own scratch.
-            unsafe { self.samples(step, b.0, piece, lo, hi) }
+            isa.run(Samples {
+                form: self,
+                step,
+                base: shared,
+                piece,
+                range: (lo, hi),
+            })
         };
         if step.pieces <= 1 {
             job(0);
@@ -369,111 +373,6 @@ impl Winograd {
         }
     }
 
-    /// Samples `lo..hi` with piece `piece`'s scratch.
-    ///
-    /// # Safety
-    /// As [`Self::run`], `lo ≤ hi ≤ n`.
-    unsafe fn samples(
-        &self,
-        step: &crate::conv::ConvStep,
-        base: *mut f32,
-        piece: usize,
-        lo: usize,
-        hi: usize,
-    ) {
-        use crate::convkern::{bcast, dot, Mat};
-        let s = &step.sizes;
-        let (cg, og, in_sp, out_sp) = (s.cg, s.og, s.in_sp, s.out_sp);
-        let (k, c, t) = (self.k, self.c, self.tile_count());
-        // SAFETY: samples < n, groups < G and channels below their counts
-        // address planes inside x and y; the piece's scratch holds (weight
-        // gradient) the sums, then the split columns, `V` and `M` or `Ŷ`, as
-        // `new` sized them.
-        unsafe {
-            let x_of = |n: usize, g: usize, ch: usize| {
-                base.add(step.x + (n * step.c + g * cg + ch) * in_sp)
-            };
-            let y_of = |n: usize, g: usize, ch: usize| {
-                base.add(step.y + (n * step.o + g * og + ch) * out_sp)
-            };
-            let scratch = self.piece_scratch(step, base, piece);
-            match step.kind {
-                ConvKind::Forward | ConvKind::InputGrad => {
-                    let split = scratch;
-                    let v = split.add(self.split_room);
-                    let m = v.add(16 * self.vs);
-                    let u = base.add(step.scratch).cast_const();
-                    let forward = step.kind == ConvKind::Forward;
-                    for n in lo..hi {
-                        for g in 0..self.groups {
-                            for ch in 0..c {
-                                let src = if forward {
-                                    x_of(n, g, ch)
-                                } else {
-                                    y_of(n, g, ch)
-                                };
-                                self.split_plane(src, split);
-                                self.input_tiles(split, v.add(ch * t), self.vs);
-                            }
-                            for xi in 0..16 {
-                                let a = Mat::rows(u.add((g * 16 + xi) * k * c), c);
-                                let b = Mat::rows(v.add(xi * self.vs).cast_const(), t);
-                                let dst = Mat::rows(m.add(xi * self.ms), t);
-                                bcast((k, t, c), a, b, dst, false);
-                            }
-                            for kd in 0..k {
-                                let dst = if forward {
-                                    y_of(n, g, kd)
-                                } else {
-                                    x_of(n, g, kd)
-                                };
-                                self.output_tiles(m.add(kd * t), self.ms, dst);
-                            }
-                        }
-                    }
-                }
-                ConvKind::WeightGrad => {
-                    let sums = scratch;
-                    let split = sums.add(self.groups * 16 * k * c);
-                    let v = split.add(self.split_room);
-                    let row = self.samples * t;
-                    let yh = v.add(16 * self.vs);
-                    if lo == hi {
-                        std::ptr::write_bytes(sums, 0, self.groups * 16 * k * c);
-                    }
-                    let mut t0 = lo;
-                    while t0 < hi {
-                        let t1 = (t0 + self.samples).min(hi);
-                        for g in 0..self.groups {
-                            for n in t0..t1 {
-                                let at = (n - t0) * t;
-                                for ch in 0..c {
-                                    self.split_plane(x_of(n, g, ch), split);
-                                    self.input_tiles(split, v.add(ch * row + at), self.vs);
-                                }
-                                for kd in 0..k {
-                                    self.gradient_tiles(
-                                        y_of(n, g, kd),
-                                        yh.add(kd * row + at),
-                                        self.ms,
-                                    );
-                                }
-                            }
-                            let len = (t1 - t0) * t;
-                            for xi in 0..16 {
-                                let a = Mat::rows(yh.add(xi * self.ms).cast_const(), row);
-                                let b = Mat::rows(v.add(xi * self.vs).cast_const(), row);
-                                let dst = Mat::rows(sums.add((g * 16 + xi) * k * c), c);
-                                dot((k, c, len), 1, (a, 0), (b, 0), dst, t0 > lo);
-                            }
-                        }
-                        t0 = t1;
-                    }
-                }
-            }
-        }
-    }
-
     /// The pieces' sums of `∂L/∂U` added up and transformed into the weight
     /// gradient.
     ///
@@ -509,6 +408,127 @@ impl Winograd {
     }
 }
 
+/// One piece's samples of a Winograd step: `range` with piece `piece`'s
+/// scratch (run by [`crate::convkern::Isa::run`]).
+#[cfg(target_arch = "x86_64")]
+struct Samples<'a> {
+    form: &'a Winograd,
+    step: &'a crate::conv::ConvStep,
+    base: Base,
+    piece: usize,
+    range: (usize, usize),
+}
+
+#[cfg(target_arch = "x86_64")]
+impl Vectorized for Samples<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn run<S: Simd>(self, s: S) {
+        use crate::convkern::{bcast, dot, Mat};
+        let Samples {
+            form: w,
+            step,
+            base,
+            piece,
+            range: (lo, hi),
+        } = self;
+        let base = base.0;
+        let sz = &step.sizes;
+        let (cg, og, in_sp, out_sp) = (sz.cg, sz.og, sz.in_sp, sz.out_sp);
+        let (k, c, t) = (w.k, w.c, w.tile_count());
+        // SAFETY: `Winograd::run`'s caller guarantees the arena (as
+        // `ConvStep::run`), `lo ≤ hi ≤ n` and a piece of its own: samples < n,
+        // groups < G and channels below their counts address planes inside x
+        // and y; the piece's scratch holds (weight gradient) the sums, then
+        // the split columns, `V` and `M` or `Ŷ`, as `new` sized them.
+        unsafe {
+            let x_of = |n: usize, g: usize, ch: usize| {
+                base.add(step.x + (n * step.c + g * cg + ch) * in_sp)
+            };
+            let y_of = |n: usize, g: usize, ch: usize| {
+                base.add(step.y + (n * step.o + g * og + ch) * out_sp)
+            };
+            let scratch = w.piece_scratch(step, base, piece);
+            match step.kind {
+                ConvKind::Forward | ConvKind::InputGrad => {
+                    let split = scratch;
+                    let v = split.add(w.split_room);
+                    let m = v.add(16 * w.vs);
+                    let u = base.add(step.scratch).cast_const();
+                    let forward = step.kind == ConvKind::Forward;
+                    for n in lo..hi {
+                        for g in 0..w.groups {
+                            for ch in 0..c {
+                                let src = if forward {
+                                    x_of(n, g, ch)
+                                } else {
+                                    y_of(n, g, ch)
+                                };
+                                w.split_plane(s, src, split);
+                                w.input_tiles(s, split, v.add(ch * t), w.vs);
+                            }
+                            for xi in 0..16 {
+                                let a = Mat::rows(u.add((g * 16 + xi) * k * c), c);
+                                let b = Mat::rows(v.add(xi * w.vs).cast_const(), t);
+                                let dst = Mat::rows(m.add(xi * w.ms), t);
+                                bcast(s, (k, t, c), a, b, dst, false);
+                            }
+                            for kd in 0..k {
+                                let dst = if forward {
+                                    y_of(n, g, kd)
+                                } else {
+                                    x_of(n, g, kd)
+                                };
+                                w.output_tiles(s, m.add(kd * t), w.ms, dst);
+                            }
+                        }
+                    }
+                }
+                ConvKind::WeightGrad => {
+                    let sums = scratch;
+                    let split = sums.add(w.groups * 16 * k * c);
+                    let v = split.add(w.split_room);
+                    let row = w.samples * t;
+                    let yh = v.add(16 * w.vs);
+                    if lo == hi {
+                        std::ptr::write_bytes(sums, 0, w.groups * 16 * k * c);
+                    }
+                    let mut t0 = lo;
+                    while t0 < hi {
+                        let t1 = (t0 + w.samples).min(hi);
+                        for g in 0..w.groups {
+                            for n in t0..t1 {
+                                let at = (n - t0) * t;
+                                for ch in 0..c {
+                                    w.split_plane(s, x_of(n, g, ch), split);
+                                    w.input_tiles(s, split, v.add(ch * row + at), w.vs);
+                                }
+                                for kd in 0..k {
+                                    w.gradient_tiles(
+                                        s,
+                                        y_of(n, g, kd),
+                                        yh.add(kd * row + at),
+                                        w.ms,
+                                    );
+                                }
+                            }
+                            let len = (t1 - t0) * t;
+                            for xi in 0..16 {
+                                let a = Mat::rows(yh.add(xi * w.ms).cast_const(), row);
+                                let b = Mat::rows(v.add(xi * w.vs).cast_const(), row);
+                                let dst = Mat::rows(sums.add((g * 16 + xi) * k * c), c);
+                                dot(s, (k, c, len), 1, (a, 0), (b, 0), dst, t0 > lo);
+                            }
+                        }
+                        t0 = t1;
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// One vector of a channel's tiles: lanes `0..first` are tiles `(ty, tx0 +
 /// lane)`, lanes `first..first + next` tiles `(ty + 1, lane − first)` (`next`
 /// is 0 unless [`Winograd::paired`]). Tile indices `ty·tw + tx0 + lane` are
@@ -525,8 +545,9 @@ struct TileVec {
 #[cfg(target_arch = "x86_64")]
 impl TileVec {
     /// The lanes holding tiles.
-    fn mask(&self) -> u16 {
-        lanes(self.first + self.next)
+    #[inline(always)]
+    fn mask<S: Simd>(&self, s: S) -> u32 {
+        s.lanes(self.first + self.next)
     }
 
     /// Lanes `0..first` from `p`, lanes `first..first + next` from `p + row`
@@ -535,19 +556,19 @@ impl TileVec {
     /// # Safety
     /// `p + lane` for lanes `< first` and `p + row + lane` for lanes `< next`
     /// are readable (the other lanes touch no memory).
-    #[inline]
-    #[target_feature(enable = "avx512f")]
-    unsafe fn load(&self, p: *const f32, row: usize) -> __m512 {
+    #[inline(always)]
+    unsafe fn load<S: Simd>(&self, s: S, p: *const f32, row: usize) -> S::V {
         // SAFETY: the caller's guarantee; masked lanes read nothing, so the
         // second load's pointer, `first` floats before the next row's first
         // element, is only offset, never read, outside it.
         unsafe {
-            let v = _mm512_maskz_loadu_ps(lanes(self.first), p);
+            let v = s.load(s.lanes(self.first), p);
             if self.next == 0 {
                 return v;
             }
-            let upper = self.mask() & !lanes(self.first);
-            _mm512_mask_loadu_ps(v, upper, p.wrapping_add(row).wrapping_sub(self.first))
+            let upper = self.mask(s) & !s.lanes(self.first);
+            let w = s.load(upper, p.wrapping_add(row).wrapping_sub(self.first));
+            s.blend(v, upper, w)
         }
     }
 }
@@ -558,30 +579,21 @@ impl TileVec {
 /// # Safety
 /// `p` holds the plane; the lanes in `mask` are columns `< cols`.
 #[cfg(target_arch = "x86_64")]
-#[inline]
-#[target_feature(enable = "avx512f")]
-unsafe fn plane_row(
+#[inline(always)]
+unsafe fn plane_row<S: Simd>(
+    s: S,
     p: *const f32,
     (rows, cols): (usize, usize),
     r: usize,
     col: usize,
-    mask: u16,
-) -> __m512 {
+    mask: u32,
+) -> S::V {
     if r < rows {
         // SAFETY: the caller's guarantee; masked lanes touch no memory.
-        unsafe { _mm512_maskz_loadu_ps(mask, p.wrapping_add(r * cols + col)) }
+        unsafe { s.load(mask, p.wrapping_add(r * cols + col)) }
     } else {
-        _mm512_setzero_ps()
+        s.zero()
     }
-}
-
-/// Lane indices for `_mm512_permutex2var_ps`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn indices(f: impl Fn(i32) -> i32) -> __m512i {
-    let lanes: [i32; 16] = std::array::from_fn(|i| f(i as i32));
-    // SAFETY: 16 i32 read from a 16-element array.
-    unsafe { _mm512_loadu_si512(lanes.as_ptr().cast()) }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -593,11 +605,13 @@ impl Winograd {
     ///
     /// # Safety
     /// `src` holds the source plane, `split` the even and odd columns' floats.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn split_plane(&self, src: *const f32, split: *mut f32) {
+    #[inline(always)]
+    unsafe fn split_plane<S: Simd>(&self, s: S, src: *const f32, split: *mut f32) {
+        let n = S::LANES;
         let (rows, l) = (2 * self.tiles.0 + 2, self.tiles.1 + 1);
         let (sr, sc) = (self.src.0 as isize, self.src.1 as isize);
-        let (even, odd) = (indices(|i| 2 * i), indices(|i| 2 * i + 1));
+        let (even, odd) = (s.indices(|i| 2 * i), s.indices(|i| 2 * i + 1));
+        let wide = 2 * n as isize;
         for r in 0..rows {
             let y = r as isize + self.off.0;
             // SAFETY: rows r < R of both halves; source row y inside the
@@ -614,20 +628,21 @@ impl Winograd {
                 let mut t0 = 0;
                 while t0 < l {
                     let first = self.off.1 + 2 * t0 as isize;
-                    let (lo, hi) = ((-first).clamp(0, 32), (sc - first).clamp(0, 32));
+                    let (lo, hi) = ((-first).clamp(0, wide), (sc - first).clamp(0, wide));
+                    // Bits lo..hi of the 2·LANES source columns (at most 32).
                     let valid: u32 = if hi > lo {
-                        let upto = |n: isize| if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
+                        let upto = |b: isize| if b >= 32 { u32::MAX } else { (1u32 << b) - 1 };
                         upto(hi) & !upto(lo)
                     } else {
                         0
                     };
                     let p = srow.wrapping_offset(first);
-                    let a = _mm512_maskz_loadu_ps(valid as u16, p);
-                    let b = _mm512_maskz_loadu_ps((valid >> 16) as u16, p.wrapping_add(16));
-                    let store = lanes(l - t0);
-                    _mm512_mask_storeu_ps(e.add(t0), store, _mm512_permutex2var_ps(a, even, b));
-                    _mm512_mask_storeu_ps(o.add(t0), store, _mm512_permutex2var_ps(a, odd, b));
-                    t0 += 16;
+                    let a = s.load(valid & s.lanes(n), p);
+                    let b = s.load(valid >> n, p.wrapping_add(n));
+                    let store = s.lanes(l - t0);
+                    s.store(e.add(t0), store, s.permute2(a, even, b));
+                    s.store(o.add(t0), store, s.permute2(a, odd, b));
+                    t0 += n;
                 }
             }
         }
@@ -639,45 +654,45 @@ impl Winograd {
     /// # Safety
     /// `split` as [`Self::split_plane`] left it; `v + ξ·stride` holds the
     /// channel's tiles for each ξ < 16.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn input_tiles(&self, split: *const f32, v: *mut f32, stride: usize) {
+    #[inline(always)]
+    unsafe fn input_tiles<S: Simd>(&self, s: S, split: *const f32, v: *mut f32, stride: usize) {
         let (th, tw) = self.tiles;
         let (rows, l) = (2 * th + 2, tw + 1);
-        for i in 0..self.tile_vecs() {
-            let tv = self.tile_vec(i);
+        for i in 0..self.tile_vecs(S::LANES) {
+            let tv = self.tile_vec(S::LANES, i);
             // SAFETY: rows 2ty + i (+ 2 for the next tile row's lanes) < R and
             // columns tx0 + lane (+ 1) ≤ tw < L for the lanes holding tiles;
             // V's tiles ty·tw + tx0 + lane < th·tw.
             unsafe {
-                let mut d = [[_mm512_setzero_ps(); 4]; 4];
+                let mut d = [[s.zero(); 4]; 4];
                 for (i, d) in d.iter_mut().enumerate() {
                     let e = split.add((2 * tv.ty + i) * l + tv.tx0);
                     let o = split.add((rows + 2 * tv.ty + i) * l + tv.tx0);
                     *d = [
-                        tv.load(e, 2 * l),
-                        tv.load(o, 2 * l),
-                        tv.load(e.add(1), 2 * l),
-                        tv.load(o.add(1), 2 * l),
+                        tv.load(s, e, 2 * l),
+                        tv.load(s, o, 2 * l),
+                        tv.load(s, e.add(1), 2 * l),
+                        tv.load(s, o.add(1), 2 * l),
                     ];
                 }
                 // Bᵀ d: rows d0 − d2, d1 + d2, d2 − d1, d1 − d3.
-                let mut b = [[_mm512_setzero_ps(); 4]; 4];
+                let mut b = [[s.zero(); 4]; 4];
                 for j in 0..4 {
-                    b[0][j] = _mm512_sub_ps(d[0][j], d[2][j]);
-                    b[1][j] = _mm512_add_ps(d[1][j], d[2][j]);
-                    b[2][j] = _mm512_sub_ps(d[2][j], d[1][j]);
-                    b[3][j] = _mm512_sub_ps(d[1][j], d[3][j]);
+                    b[0][j] = s.sub(d[0][j], d[2][j]);
+                    b[1][j] = s.add(d[1][j], d[2][j]);
+                    b[2][j] = s.sub(d[2][j], d[1][j]);
+                    b[3][j] = s.sub(d[1][j], d[3][j]);
                 }
                 let out = v.add(tv.ty * tw + tv.tx0);
                 for (i, b) in b.iter().enumerate() {
                     let row = [
-                        _mm512_sub_ps(b[0], b[2]),
-                        _mm512_add_ps(b[1], b[2]),
-                        _mm512_sub_ps(b[2], b[1]),
-                        _mm512_sub_ps(b[1], b[3]),
+                        s.sub(b[0], b[2]),
+                        s.add(b[1], b[2]),
+                        s.sub(b[2], b[1]),
+                        s.sub(b[1], b[3]),
                     ];
                     for (j, r) in row.into_iter().enumerate() {
-                        _mm512_mask_storeu_ps(out.add((4 * i + j) * stride), tv.mask(), r);
+                        s.store(out.add((4 * i + j) * stride), tv.mask(s), r);
                     }
                 }
             }
@@ -691,57 +706,50 @@ impl Winograd {
     /// # Safety
     /// `m + ξ·stride` holds the channel's tiles for each ξ < 16; `dst` the
     /// destination plane.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn output_tiles(&self, m: *const f32, stride: usize, dst: *mut f32) {
+    #[inline(always)]
+    unsafe fn output_tiles<S: Simd>(&self, s: S, m: *const f32, stride: usize, dst: *mut f32) {
+        let n = S::LANES;
         let (tw, (dr, dc)) = (self.tiles.1, self.dst);
         // Output column pairs `(y0, y1)` of lanes `from..`, interleaved.
-        let zip = |from: usize| indices(|i| from as i32 + (i / 2) + 16 * (i % 2));
-        let (zip_lo, zip_hi, zip_next) = (zip(0), zip(8), zip(tw));
-        for i in 0..self.tile_vecs() {
-            let tv = self.tile_vec(i);
+        let zip = |from: usize| s.indices(move |i| from + (i / 2) + n * (i % 2));
+        let (zip_lo, zip_hi, zip_next) = (zip(0), zip(n / 2), zip(tw));
+        for i in 0..self.tile_vecs(n) {
+            let tv = self.tile_vec(n, i);
             // SAFETY: tiles ty·tw + tx0 + lane < th·tw of each M[ξ] for the
             // lanes holding tiles; destination rows checked against dr and
             // columns masked to < dc.
             unsafe {
                 let at = m.add(tv.ty * tw + tv.tx0);
-                let mut q = [_mm512_setzero_ps(); 16];
+                let mut q = [s.zero(); 16];
                 for (xi, q) in q.iter_mut().enumerate() {
-                    *q = _mm512_maskz_loadu_ps(tv.mask(), at.add(xi * stride));
+                    *q = s.load(tv.mask(s), at.add(xi * stride));
                 }
                 // Aᵀ M: rows m0 + m1 + m2, m1 − m2 − m3.
-                let mut s = [[_mm512_setzero_ps(); 4]; 2];
+                let mut r2 = [[s.zero(); 4]; 2];
                 for j in 0..4 {
-                    s[0][j] = _mm512_add_ps(_mm512_add_ps(q[j], q[4 + j]), q[8 + j]);
-                    s[1][j] = _mm512_sub_ps(_mm512_sub_ps(q[4 + j], q[8 + j]), q[12 + j]);
+                    r2[0][j] = s.add(s.add(q[j], q[4 + j]), q[8 + j]);
+                    r2[1][j] = s.sub(s.sub(q[4 + j], q[8 + j]), q[12 + j]);
                 }
                 let col = 2 * tv.tx0;
                 let count = dc - col;
-                for (i, s) in s.iter().enumerate() {
-                    let y0 = _mm512_add_ps(_mm512_add_ps(s[0], s[1]), s[2]);
-                    let y1 = _mm512_sub_ps(_mm512_sub_ps(s[1], s[2]), s[3]);
+                for (i, r2) in r2.iter().enumerate() {
+                    let y0 = s.add(s.add(r2[0], r2[1]), r2[2]);
+                    let y1 = s.sub(s.sub(r2[1], r2[2]), r2[3]);
                     let r = 2 * tv.ty + i;
                     if r < dr {
                         let p = dst.add(r * dc + col);
-                        _mm512_mask_storeu_ps(
-                            p,
-                            lanes(count),
-                            _mm512_permutex2var_ps(y0, zip_lo, y1),
-                        );
-                        _mm512_mask_storeu_ps(
-                            p.wrapping_add(16),
-                            lanes(count.saturating_sub(16)),
-                            _mm512_permutex2var_ps(y0, zip_hi, y1),
+                        s.store(p, s.lanes(count), s.permute2(y0, zip_lo, y1));
+                        s.store(
+                            p.wrapping_add(n),
+                            s.lanes(count.saturating_sub(n)),
+                            s.permute2(y0, zip_hi, y1),
                         );
                     }
-                    // The next tile row's lanes (rows paired: col 0, dc ≤ 16).
+                    // The next tile row's lanes (rows paired: col 0, dc ≤ LANES).
                     let r = r + 2;
                     if tv.next > 0 && r < dr {
                         let p = dst.add(r * dc);
-                        _mm512_mask_storeu_ps(
-                            p,
-                            lanes(dc),
-                            _mm512_permutex2var_ps(y0, zip_next, y1),
-                        );
+                        s.store(p, s.lanes(dc), s.permute2(y0, zip_next, y1));
                     }
                 }
             }
@@ -754,29 +762,26 @@ impl Winograd {
     /// # Safety
     /// `dy` holds the destination plane; `yh + ξ·stride` the channel's tiles
     /// for each ξ < 16.
-    #[target_feature(enable = "avx512f")]
-    unsafe fn gradient_tiles(&self, dy: *const f32, yh: *mut f32, stride: usize) {
+    #[inline(always)]
+    unsafe fn gradient_tiles<S: Simd>(&self, s: S, dy: *const f32, yh: *mut f32, stride: usize) {
+        let n = S::LANES;
         let (tw, (dr, dc)) = (self.tiles.1, self.dst);
         // Even and odd columns of `a` then `b`: lanes `< from` from `a`, the
-        // rest from `b`'s start (`from` 8 continues a row of 32 floats).
-        let split = |from: usize, odd: i32| {
-            let from = from as i32;
-            indices(move |i| {
+        // rest from `b`'s start (`from` LANES/2 continues a row of 2·LANES floats).
+        let split = |from: usize, odd: usize| {
+            s.indices(move |i| {
                 if i < from {
                     2 * i + odd
                 } else {
-                    16 + 2 * (i - from) + odd
+                    n + 2 * (i - from) + odd
                 }
             })
         };
-        let (even, odd) = if self.paired() {
-            (split(tw, 0), split(tw, 1))
-        } else {
-            (split(8, 0), split(8, 1))
-        };
-        let zero = _mm512_setzero_ps();
-        for i in 0..self.tile_vecs() {
-            let tv = self.tile_vec(i);
+        let from = if self.paired(n) { tw } else { n / 2 };
+        let (even, odd) = (split(from, 0), split(from, 1));
+        let zero = s.zero();
+        for i in 0..self.tile_vecs(n) {
+            let tv = self.tile_vec(n, i);
             // SAFETY: rows checked against dr and columns masked to < dc of
             // the plane (masked lanes touch no memory); tiles ty·tw + tx0 +
             // lane < th·tw of Ŷ for the lanes holding tiles.
@@ -786,41 +791,32 @@ impl Winograd {
                 let mut e = [[zero; 2]; 2];
                 for (i, e) in e.iter_mut().enumerate() {
                     let r = 2 * tv.ty + i;
-                    let a = plane_row(dy, (dr, dc), r, col, lanes(count));
+                    let a = plane_row(s, dy, (dr, dc), r, col, s.lanes(count));
                     let b = if tv.next > 0 {
-                        plane_row(dy, (dr, dc), r + 2, 0, lanes(dc))
+                        plane_row(s, dy, (dr, dc), r + 2, 0, s.lanes(dc))
                     } else {
-                        let rest = lanes(count.saturating_sub(16));
-                        plane_row(dy, (dr, dc), r, col + 16, rest)
+                        let rest = s.lanes(count.saturating_sub(n));
+                        plane_row(s, dy, (dr, dc), r, col + n, rest)
                     };
-                    *e = [
-                        _mm512_permutex2var_ps(a, even, b),
-                        _mm512_permutex2var_ps(a, odd, b),
-                    ];
+                    *e = [s.permute2(a, even, b), s.permute2(a, odd, b)];
                 }
                 // A e: rows e0, e0 + e1, e0 − e1, −e1; then the same on columns.
                 let f = [
                     e[0],
-                    [
-                        _mm512_add_ps(e[0][0], e[1][0]),
-                        _mm512_add_ps(e[0][1], e[1][1]),
-                    ],
-                    [
-                        _mm512_sub_ps(e[0][0], e[1][0]),
-                        _mm512_sub_ps(e[0][1], e[1][1]),
-                    ],
-                    [_mm512_sub_ps(zero, e[1][0]), _mm512_sub_ps(zero, e[1][1])],
+                    [s.add(e[0][0], e[1][0]), s.add(e[0][1], e[1][1])],
+                    [s.sub(e[0][0], e[1][0]), s.sub(e[0][1], e[1][1])],
+                    [s.sub(zero, e[1][0]), s.sub(zero, e[1][1])],
                 ];
                 let out = yh.add(tv.ty * tw + tv.tx0);
                 for (i, f) in f.iter().enumerate() {
                     let row = [
                         f[0],
-                        _mm512_add_ps(f[0], f[1]),
-                        _mm512_sub_ps(f[0], f[1]),
-                        _mm512_sub_ps(zero, f[1]),
+                        s.add(f[0], f[1]),
+                        s.sub(f[0], f[1]),
+                        s.sub(zero, f[1]),
                     ];
                     for (j, r) in row.into_iter().enumerate() {
-                        _mm512_mask_storeu_ps(out.add((4 * i + j) * stride), tv.mask(), r);
+                        s.store(out.add((4 * i + j) * stride), tv.mask(s), r);
                     }
                 }
             }
@@ -846,12 +842,14 @@ mod tests {
     }
 
     /// Every tile is in exactly one lane of one vector, at its index `ty·tw +
-    /// tx` from the vector's first tile; rows of up to 8 tiles share vectors.
+    /// tx` from the vector's first tile; rows of up to half a vector of tiles
+    /// share vectors (16 lanes: AVX-512, 8: AVX2).
     #[test]
     fn the_tile_vectors_cover_every_tile_once() {
         for (rows, cols) in [
             (1, 1),
             (3, 5),
+            (7, 8),
             (16, 16),
             (15, 16),
             (17, 16),
@@ -860,27 +858,29 @@ mod tests {
             (40, 33),
             (6, 18),
         ] {
-            let w = form(rows, cols);
-            let (th, tw) = w.tiles;
-            let mut seen = vec![0u32; th * tw];
-            for i in 0..w.tile_vecs() {
-                let tv = w.tile_vec(i);
-                let start = tv.ty * tw + tv.tx0;
-                for lane in 0..tv.first + tv.next {
-                    let (ty, tx) = if lane < tv.first {
-                        (tv.ty, tv.tx0 + lane)
-                    } else {
-                        (tv.ty + 1, lane - tv.first)
-                    };
-                    assert!(ty < th && tx < tw, "{rows}×{cols}: lane {lane} of {tv:?}");
-                    assert_eq!(ty * tw + tx, start + lane, "{rows}×{cols}: {tv:?}");
-                    seen[start + lane] += 1;
+            for lanes in [16, 8] {
+                let w = form(rows, cols);
+                let (th, tw) = w.tiles;
+                let mut seen = vec![0u32; th * tw];
+                for i in 0..w.tile_vecs(lanes) {
+                    let tv = w.tile_vec(lanes, i);
+                    let start = tv.ty * tw + tv.tx0;
+                    for lane in 0..tv.first + tv.next {
+                        let (ty, tx) = if lane < tv.first {
+                            (tv.ty, tv.tx0 + lane)
+                        } else {
+                            (tv.ty + 1, lane - tv.first)
+                        };
+                        assert!(ty < th && tx < tw, "{rows}×{cols}: lane {lane} of {tv:?}");
+                        assert_eq!(ty * tw + tx, start + lane, "{rows}×{cols}: {tv:?}");
+                        seen[start + lane] += 1;
+                    }
+                    assert!(tv.first + tv.next <= lanes);
+                    assert_eq!(tv.next > 0, w.paired(lanes) && tv.ty + 1 < th);
                 }
-                assert!(tv.first + tv.next <= 16);
-                assert_eq!(tv.next > 0, w.paired() && tv.ty + 1 < th);
+                assert!(seen.iter().all(|&s| s == 1), "{rows}×{cols}: {seen:?}");
+                assert_eq!(w.paired(lanes), 2 * tw <= lanes);
             }
-            assert!(seen.iter().all(|&s| s == 1), "{rows}×{cols}: {seen:?}");
-            assert_eq!(w.paired(), tw <= 8);
         }
     }
 }
