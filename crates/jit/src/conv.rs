@@ -247,12 +247,23 @@ impl ConvStep {
         } else {
             threads.min(n)
         };
+        // With the vector kernels, 3×3 windows with stride and dilation 1 run
+        // in the Winograd domain (no patch matrix).
+        let isa = crate::convkern::Isa::detect();
+        let winograd = if isa.is_some() && !direct && crate::winograd::enabled() {
+            Winograd::new(kind, &axes, (cg, og, groups), n)
+        } else {
+            None
+        };
+        // The patch matrix's products and gathers run on the vector kernels
+        // with AVX-512 only: with AVX2 the `gemm` crate and the plain loops
+        // were as fast or faster on lenet's layers (see `Isa::patch_kernels`).
+        let isa = isa.filter(|isa| winograd.is_some() || isa.patch_kernels());
+        let simd = isa.is_some();
         // A weight gradient also keeps the patch matrix transposed: the `gemm`
         // crate multiplies by a transposed right operand several times slower
         // (FACTS.md; convnet's 32×288×1024 products ran 4× slower than the
         // forward ones), and the copy costs a fraction of the product.
-        let isa = crate::convkern::Isa::detect();
-        let simd = isa.is_some();
         let transposed = !simd
             && !direct
             && og >= TRANSPOSE_MIN_OG
@@ -260,13 +271,6 @@ impl ConvStep {
                 ConvKind::WeightGrad => true,
                 ConvKind::Forward | ConvKind::InputGrad => false,
             };
-        // With the vector kernels, 3×3 windows with stride and dilation 1 run
-        // in the Winograd domain (no patch matrix).
-        let winograd = if simd && !direct && crate::winograd::enabled() {
-            Winograd::new(kind, &axes, (cg, og, groups), n)
-        } else {
-            None
-        };
         let copies = if transposed { 2 } else { 1 };
         let one = kk.checked_mul(out_sp)?;
         let tile = if simd && kind == ConvKind::WeightGrad && !direct {
