@@ -544,6 +544,12 @@ struct TileVec {
 
 #[cfg(target_arch = "x86_64")]
 impl TileVec {
+    /// Whether every lane holds a tile of the vector's first row.
+    #[inline(always)]
+    fn full<S: Simd>(&self) -> bool {
+        self.first == S::LANES && self.next == 0
+    }
+
     /// The lanes holding tiles.
     #[inline(always)]
     fn mask<S: Simd>(&self, s: S) -> u32 {
@@ -656,44 +662,78 @@ impl Winograd {
     /// channel's tiles for each ξ < 16.
     #[inline(always)]
     unsafe fn input_tiles<S: Simd>(&self, s: S, split: *const f32, v: *mut f32, stride: usize) {
-        let (th, tw) = self.tiles;
-        let (rows, l) = (2 * th + 2, tw + 1);
         for i in 0..self.tile_vecs(S::LANES) {
             let tv = self.tile_vec(S::LANES, i);
-            // SAFETY: rows 2ty + i (+ 2 for the next tile row's lanes) < R and
-            // columns tx0 + lane (+ 1) ≤ tw < L for the lanes holding tiles;
-            // V's tiles ty·tw + tx0 + lane < th·tw.
+            // SAFETY: the caller's guarantee, for this vector's tiles.
             unsafe {
-                let mut d = [[s.zero(); 4]; 4];
-                for (i, d) in d.iter_mut().enumerate() {
-                    let e = split.add((2 * tv.ty + i) * l + tv.tx0);
-                    let o = split.add((rows + 2 * tv.ty + i) * l + tv.tx0);
-                    *d = [
-                        tv.load(s, e, 2 * l),
-                        tv.load(s, o, 2 * l),
-                        tv.load(s, e.add(1), 2 * l),
-                        tv.load(s, o.add(1), 2 * l),
-                    ];
+                if tv.full::<S>() {
+                    self.input_vec::<S, true>(s, tv, split, v, stride);
+                } else {
+                    self.input_vec::<S, false>(s, tv, split, v, stride);
                 }
-                // Bᵀ d: rows d0 − d2, d1 + d2, d2 − d1, d1 − d3.
-                let mut b = [[s.zero(); 4]; 4];
-                for j in 0..4 {
-                    b[0][j] = s.sub(d[0][j], d[2][j]);
-                    b[1][j] = s.add(d[1][j], d[2][j]);
-                    b[2][j] = s.sub(d[2][j], d[1][j]);
-                    b[3][j] = s.sub(d[1][j], d[3][j]);
-                }
-                let out = v.add(tv.ty * tw + tv.tx0);
-                for (i, b) in b.iter().enumerate() {
-                    let row = [
-                        s.sub(b[0], b[2]),
-                        s.add(b[1], b[2]),
-                        s.sub(b[2], b[1]),
-                        s.sub(b[1], b[3]),
-                    ];
-                    for (j, r) in row.into_iter().enumerate() {
-                        s.store(out.add((4 * i + j) * stride), tv.mask(s), r);
+            }
+        }
+    }
+
+    /// [`Self::input_tiles`] of one vector of tiles; `FULL`: every lane holds
+    /// a tile of one row ([`TileVec::full`]), so no load or store is masked.
+    /// One row of `Bᵀ d` at a time from its two rows of `d`, then its four
+    /// elements of `V` (every vector of `d` and `Bᵀ d` at once would take all
+    /// 16 of AVX2's registers and spill).
+    ///
+    /// # Safety
+    /// As [`Self::input_tiles`], `tv` one of its vectors.
+    #[inline(always)]
+    unsafe fn input_vec<S: Simd, const FULL: bool>(
+        &self,
+        s: S,
+        tv: TileVec,
+        split: *const f32,
+        v: *mut f32,
+        stride: usize,
+    ) {
+        let (th, tw) = self.tiles;
+        let (rows, l) = (2 * th + 2, tw + 1);
+        let mask = if FULL { s.lanes(S::LANES) } else { tv.mask(s) };
+        // SAFETY: rows 2ty + i (+ 2 for the next tile row's lanes) < R and
+        // columns tx0 + lane (+ 1) ≤ tw < L for the lanes holding tiles;
+        // V's tiles ty·tw + tx0 + lane < th·tw.
+        unsafe {
+            // Column j of row i of d: the even or odd split column tx0 + j/2.
+            // (Macros, not closures: a closure is compiled without the
+            // instruction set, and its intrinsics become calls.)
+            macro_rules! d {
+                ($i:expr, $j:expr) => {{
+                    let (i, j): (usize, usize) = ($i, $j);
+                    let half = if j % 2 == 0 { 0 } else { rows };
+                    let p = split.add((half + 2 * tv.ty + i) * l + tv.tx0 + j / 2);
+                    if FULL {
+                        s.load(mask, p)
+                    } else {
+                        tv.load(s, p, 2 * l)
                     }
+                }};
+            }
+            let out = v.add(tv.ty * tw + tv.tx0);
+            for a in 0..4 {
+                // Row a of Bᵀ d: d0 − d2, d1 + d2, d2 − d1, d1 − d3.
+                let mut b = [s.zero(); 4];
+                for (j, b) in b.iter_mut().enumerate() {
+                    *b = match a {
+                        0 => s.sub(d!(0, j), d!(2, j)),
+                        1 => s.add(d!(1, j), d!(2, j)),
+                        2 => s.sub(d!(2, j), d!(1, j)),
+                        _ => s.sub(d!(1, j), d!(3, j)),
+                    };
+                }
+                let row = [
+                    s.sub(b[0], b[2]),
+                    s.add(b[1], b[2]),
+                    s.sub(b[2], b[1]),
+                    s.sub(b[1], b[3]),
+                ];
+                for (j, r) in row.into_iter().enumerate() {
+                    s.store(out.add((4 * a + j) * stride), mask, r);
                 }
             }
         }
@@ -709,48 +749,80 @@ impl Winograd {
     #[inline(always)]
     unsafe fn output_tiles<S: Simd>(&self, s: S, m: *const f32, stride: usize, dst: *mut f32) {
         let n = S::LANES;
-        let (tw, (dr, dc)) = (self.tiles.1, self.dst);
+        let (tw, dc) = (self.tiles.1, self.dst.1);
         // Output column pairs `(y0, y1)` of lanes `from..`, interleaved.
-        let zip = |from: usize| s.indices(move |i| from + (i / 2) + n * (i % 2));
-        let (zip_lo, zip_hi, zip_next) = (zip(0), zip(n / 2), zip(tw));
+        // (Made here, once per plane: `indices` in a closure is a call.)
+        let zip = [0, n / 2, tw].map(|from| s.indices(move |i| from + (i / 2) + n * (i % 2)));
         for i in 0..self.tile_vecs(n) {
             let tv = self.tile_vec(n, i);
-            // SAFETY: tiles ty·tw + tx0 + lane < th·tw of each M[ξ] for the
-            // lanes holding tiles; destination rows checked against dr and
-            // columns masked to < dc.
+            // SAFETY: the caller's guarantee, for this vector's tiles.
             unsafe {
-                let at = m.add(tv.ty * tw + tv.tx0);
-                let mut q = [s.zero(); 16];
-                for (xi, q) in q.iter_mut().enumerate() {
-                    *q = s.load(tv.mask(s), at.add(xi * stride));
+                if tv.full::<S>() && dc - 2 * tv.tx0 >= 2 * n {
+                    self.output_vec::<S, true>(s, tv, (m, stride), dst, zip);
+                } else {
+                    self.output_vec::<S, false>(s, tv, (m, stride), dst, zip);
                 }
-                // Aᵀ M: rows m0 + m1 + m2, m1 − m2 − m3.
-                let mut r2 = [[s.zero(); 4]; 2];
-                for j in 0..4 {
-                    r2[0][j] = s.add(s.add(q[j], q[4 + j]), q[8 + j]);
-                    r2[1][j] = s.sub(s.sub(q[4 + j], q[8 + j]), q[12 + j]);
+            }
+        }
+    }
+
+    /// [`Self::output_tiles`] of one vector of tiles; `FULL`: every lane holds
+    /// a tile of one row and each of its rows' two vectors of outputs is
+    /// whole, so no load or store is masked. `zip`: the interleaving indices
+    /// of lanes 0, LANES/2 and the tile row's width on.
+    ///
+    /// # Safety
+    /// As [`Self::output_tiles`], `tv` one of its vectors.
+    #[inline(always)]
+    unsafe fn output_vec<S: Simd, const FULL: bool>(
+        &self,
+        s: S,
+        tv: TileVec,
+        (m, stride): (*const f32, usize),
+        dst: *mut f32,
+        [zip_lo, zip_hi, zip_next]: [S::I; 3],
+    ) {
+        let n = S::LANES;
+        let (tw, (dr, dc)) = (self.tiles.1, self.dst);
+        let all = s.lanes(n);
+        let mask = if FULL { all } else { tv.mask(s) };
+        // SAFETY: tiles ty·tw + tx0 + lane < th·tw of each M[ξ] for the
+        // lanes holding tiles; destination rows checked against dr and
+        // columns masked to < dc.
+        unsafe {
+            let at = m.add(tv.ty * tw + tv.tx0);
+            // Aᵀ M: rows m0 + m1 + m2, m1 − m2 − m3, a column at a time
+            // (all 16 vectors of M at once would spill AVX2's registers).
+            let mut r2 = [[s.zero(); 4]; 2];
+            let [top, bottom] = &mut r2;
+            for (j, (top, bottom)) in top.iter_mut().zip(bottom).enumerate() {
+                let q = [j, 4 + j, 8 + j, 12 + j].map(|xi| at.add(xi * stride));
+                let (q0, q1) = (s.load(mask, q[0]), s.load(mask, q[1]));
+                let (q2, q3) = (s.load(mask, q[2]), s.load(mask, q[3]));
+                *top = s.add(s.add(q0, q1), q2);
+                *bottom = s.sub(s.sub(q1, q2), q3);
+            }
+            let col = 2 * tv.tx0;
+            let count = dc - col;
+            let (lo, hi) = if FULL {
+                (all, all)
+            } else {
+                (s.lanes(count), s.lanes(count.saturating_sub(n)))
+            };
+            for (i, r2) in r2.iter().enumerate() {
+                let y0 = s.add(s.add(r2[0], r2[1]), r2[2]);
+                let y1 = s.sub(s.sub(r2[1], r2[2]), r2[3]);
+                let r = 2 * tv.ty + i;
+                if r < dr {
+                    let p = dst.add(r * dc + col);
+                    s.store(p, lo, s.permute2(y0, zip_lo, y1));
+                    s.store(p.wrapping_add(n), hi, s.permute2(y0, zip_hi, y1));
                 }
-                let col = 2 * tv.tx0;
-                let count = dc - col;
-                for (i, r2) in r2.iter().enumerate() {
-                    let y0 = s.add(s.add(r2[0], r2[1]), r2[2]);
-                    let y1 = s.sub(s.sub(r2[1], r2[2]), r2[3]);
-                    let r = 2 * tv.ty + i;
-                    if r < dr {
-                        let p = dst.add(r * dc + col);
-                        s.store(p, s.lanes(count), s.permute2(y0, zip_lo, y1));
-                        s.store(
-                            p.wrapping_add(n),
-                            s.lanes(count.saturating_sub(n)),
-                            s.permute2(y0, zip_hi, y1),
-                        );
-                    }
-                    // The next tile row's lanes (rows paired: col 0, dc ≤ LANES).
-                    let r = r + 2;
-                    if tv.next > 0 && r < dr {
-                        let p = dst.add(r * dc);
-                        s.store(p, s.lanes(dc), s.permute2(y0, zip_next, y1));
-                    }
+                // The next tile row's lanes (rows paired: col 0, dc ≤ LANES).
+                let r = r + 2;
+                if !FULL && tv.next > 0 && r < dr {
+                    let p = dst.add(r * dc);
+                    s.store(p, s.lanes(dc), s.permute2(y0, zip_next, y1));
                 }
             }
         }
