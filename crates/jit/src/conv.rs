@@ -1215,7 +1215,7 @@ pub(crate) mod tests {
             &w(vec![axis(6, 3, 1, 1, (1, 1)), axis(5, 2, 2, 1, (0, 1))]),
             (2, 4, 64, 2),
         );
-        // 3×3, stride 1 (the Winograd form on AVX-512): odd sizes, padding 0,
+        // 3×3, stride 1 (the Winograd form with the vector kernels): odd sizes, padding 0,
         // 1, 2 and uneven, more than 16 tiles along a row, groups.
         check(
             &w(vec![axis(9, 3, 1, 1, (1, 1)), axis(8, 3, 1, 1, (1, 1))]),
