@@ -50,10 +50,13 @@ pub(crate) fn enabled() -> bool {
 const MIN_OUT_CHANNELS: usize = 8;
 
 /// Floats of one piece's weight-gradient tile (transformed inputs and output
-/// gradients of several samples) at most, unless one sample needs more: as
-/// the patch matrices' tile (`conv::PATCH_TILE_FLOATS`). Twice this made
-/// convnet's arena 11.33 M floats, over issue 12's memory budget (11.25 M).
-const WEIGHT_TILE_FLOATS: usize = 1 << 17;
+/// gradients of several samples) at most, unless one sample needs more. The
+/// dot products sum over all the tile's tiles before their horizontal sums:
+/// at 2^17 (one sample of convnet's 64-channel layers, 64 tiles) those took
+/// conv3's and conv4's weight gradients 3.3 and 6.25 ms on Zen 1, at 2^19
+/// (4–5 samples) 2.5 and 4.7. convnet's arena stays 7.40 M floats (its peak
+/// is elsewhere; at 2^20 it grows to 9.63 M), under issue 12's 11.25 M.
+const WEIGHT_TILE_FLOATS: usize = 1 << 19;
 
 /// Floats of a cache line.
 const LINE: usize = 16;
