@@ -1219,15 +1219,15 @@ pub(crate) mod tests {
         // 1, 2 and uneven, more than 16 tiles along a row, groups.
         check(
             &w(vec![axis(9, 3, 1, 1, (1, 1)), axis(8, 3, 1, 1, (1, 1))]),
-            (3, 3, 8, 1),
+            (3, 8, 8, 1),
         );
         check(
             &w(vec![axis(7, 3, 1, 1, (0, 2)), axis(35, 3, 1, 1, (2, 0))]),
-            (2, 8, 18, 2),
+            (2, 16, 18, 2),
         );
         check(
             &w(vec![axis(3, 3, 1, 1, (0, 0)), axis(4, 3, 1, 1, (2, 1))]),
-            (3, 4, 8, 1),
+            (3, 8, 8, 1),
         );
         // A kernel wider than the input with padding.
         check(&w(vec![axis(2, 4, 1, 1, (2, 1))]), (1, 1, 2, 1));
@@ -1334,18 +1334,22 @@ pub(crate) mod tests {
         let square = Window {
             axes: vec![axis(9, 3, 1, 1, (1, 1)), axis(8, 3, 1, 1, (1, 1))],
         };
+        let possible = crate::convkern::Isa::detect().is_some() && crate::winograd::enabled();
         for kind in [ConvKind::Forward, ConvKind::InputGrad, ConvKind::WeightGrad] {
-            let step = ConvStep::new(kind, &square, (3, 4, 8, 1), 1).unwrap();
-            let expected = crate::convkern::Isa::detect().is_some() && crate::winograd::enabled();
-            assert_eq!(step.winograd.is_some(), expected, "{step}");
+            let step = ConvStep::new(kind, &square, (3, 8, 8, 1), 1).unwrap();
+            assert_eq!(step.winograd.is_some(), possible, "{step}");
             // Too few output channels, or a stride of 2: the patch matrix.
-            let few = ConvStep::new(kind, &square, (3, 4, 7, 1), 1).unwrap();
+            let few = ConvStep::new(kind, &square, (3, 8, 7, 1), 1).unwrap();
             assert!(few.winograd.is_none());
             let strided = Window {
                 axes: vec![axis(9, 3, 2, 1, (1, 1)), axis(8, 3, 1, 1, (1, 1))],
             };
-            let step = ConvStep::new(kind, &strided, (3, 4, 8, 1), 1).unwrap();
+            let step = ConvStep::new(kind, &strided, (3, 8, 8, 1), 1).unwrap();
             assert!(step.winograd.is_none());
+            // Too few input channels: the patch matrix, but for the weight gradient.
+            let narrow = ConvStep::new(kind, &square, (3, 7, 8, 1), 1).unwrap();
+            let kept = possible && kind == ConvKind::WeightGrad;
+            assert_eq!(narrow.winograd.is_some(), kept, "{narrow}");
         }
     }
 
