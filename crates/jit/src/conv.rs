@@ -585,11 +585,16 @@ impl ConvStep {
                         .iter()
                         .all(|a| a.kernel <= crate::convkern::MAX_SCATTER_TAPS))
             {
-                isa.run(PatchRows::<SCATTER> {
-                    axes: (self.axes[0], self.axes[1]),
-                    x,
-                    cols,
-                });
+                // SAFETY: a 2-d window with an inner stride of 1 (a
+                // scatter's kernels within the bound); the plane and the
+                // patch rows are the caller's guarantee.
+                unsafe {
+                    isa.run(PatchRows::<SCATTER> {
+                        axes: (self.axes[0], self.axes[1]),
+                        x,
+                        cols,
+                    })
+                };
                 return;
             }
         }
@@ -813,6 +818,8 @@ unsafe fn product(
 
 /// [`ConvStep::samples`] on [`crate::convkern`]'s kernels: samples `range`
 /// with piece `piece`'s scratch (run by [`crate::convkern::Isa::run`]).
+/// Running it needs what [`ConvStep::samples`] needs: the arena at `base`,
+/// a consistent step, `range` within its samples, and a piece of its own.
 #[cfg(target_arch = "x86_64")]
 struct VectorSamples<'a> {
     step: &'a ConvStep,
@@ -826,7 +833,7 @@ impl crate::convkern::Vectorized for VectorSamples<'_> {
     type Output = ();
 
     #[inline(always)]
-    fn run<S: crate::convkern::Simd>(self, simd: S) {
+    unsafe fn run<S: crate::convkern::Simd>(self, simd: S) {
         use crate::convkern::{bcast, dot, Mat};
         let VectorSamples {
             step: this,
@@ -842,7 +849,7 @@ impl crate::convkern::Vectorized for VectorSamples<'_> {
             rs,
             cs: 1,
         };
-        // SAFETY: `ConvStep::samples`'s caller's guarantee (the arena, the
+        // SAFETY: the caller's guarantee (the type's: the arena, the
         // consistent step, `lo ≤ hi ≤ n`, a piece of its own): every pointer
         // stays inside its buffer (sample < N, group < G, one group's block of
         // x, y or w), and this piece's patch region holds `tile` patch
@@ -937,8 +944,9 @@ impl crate::convkern::Vectorized for VectorSamples<'_> {
 }
 
 /// One channel's [`crate::convkern::patch_rows_2d`] (run by
-/// [`crate::convkern::Isa::run`]): as [`ConvStep::channel_rows`], whose
-/// caller guarantees the plane and the rows.
+/// [`crate::convkern::Isa::run`]). Running it needs what `patch_rows_2d`
+/// needs: the plane at `x`, the patch rows at `cols`, a 2-d window with an
+/// inner stride of 1 (a scatter's kernels within the bound).
 #[cfg(target_arch = "x86_64")]
 struct PatchRows<const SCATTER: bool> {
     axes: (ConvAxis, ConvAxis),
@@ -951,10 +959,8 @@ impl<const SCATTER: bool> crate::convkern::Vectorized for PatchRows<SCATTER> {
     type Output = ();
 
     #[inline(always)]
-    fn run<S: crate::convkern::Simd>(self, s: S) {
-        // SAFETY: made only by `channel_rows` for a 2-d window with an inner
-        // stride of 1 (a scatter's kernels within the bound), whose caller
-        // guarantees the plane and the patch rows.
+    unsafe fn run<S: crate::convkern::Simd>(self, s: S) {
+        // SAFETY: the caller's guarantee (the type's conditions).
         unsafe { crate::convkern::patch_rows_2d::<S, SCATTER>(s, self.axes, self.x, self.cols) }
     }
 }

@@ -43,7 +43,11 @@ pub(crate) trait Vectorized {
     /// Does the work with `s`'s instructions. Implementations, and every
     /// generic function they call, are `#[inline(always)]`: then the whole
     /// body is compiled inside [`Isa::run`]'s target-feature function.
-    fn run<S: Simd>(self, s: S) -> Self::Output;
+    ///
+    /// # Safety
+    /// The conditions the implementing type documents (the work reads and
+    /// writes through the raw pointers it holds).
+    unsafe fn run<S: Simd>(self, s: S) -> Self::Output;
 }
 
 impl Isa {
@@ -94,19 +98,29 @@ impl Isa {
     }
 
     /// Runs `work` compiled for this instruction set.
+    ///
+    /// # Safety
+    /// As [`Vectorized::run`] for `work`.
     #[cfg(target_arch = "x86_64")]
     #[inline]
-    pub(crate) fn run<W: Vectorized>(self, work: W) -> W::Output {
+    pub(crate) unsafe fn run<W: Vectorized>(self, work: W) -> W::Output {
+        /// # Safety
+        /// The CPU has AVX-512F; as [`Vectorized::run`] for `work`.
         #[target_feature(enable = "avx512f")]
         unsafe fn avx512<W: Vectorized>(work: W) -> W::Output {
-            work.run(Avx512(()))
+            // SAFETY: the caller's guarantee.
+            unsafe { work.run(Avx512(())) }
         }
+        /// # Safety
+        /// The CPU has AVX2 and FMA; as [`Vectorized::run`] for `work`.
         #[target_feature(enable = "avx2,fma")]
         unsafe fn avx2<W: Vectorized>(work: W) -> W::Output {
-            work.run(Avx2(()))
+            // SAFETY: the caller's guarantee.
+            unsafe { work.run(Avx2(())) }
         }
         match self.0 {
-            // SAFETY: an `Isa` is only made for an instruction set the CPU has.
+            // SAFETY: an `Isa` is only made for an instruction set the CPU
+            // has; the work's conditions are the caller's guarantee.
             Kind::Avx512 => unsafe { avx512(work) },
             // SAFETY: as above.
             Kind::Avx2 => unsafe { avx2(work) },

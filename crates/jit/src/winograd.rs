@@ -317,13 +317,17 @@ impl Winograd {
         let shared = Base(base);
         let job = |piece: usize| {
             let (lo, hi) = even_piece(step.n, step.pieces, piece);
-            isa.run(Samples {
-                form: self,
-                step,
-                base: shared,
-                piece,
-                range: (lo, hi),
-            })
+            // SAFETY: the caller's guarantee; pieces cover disjoint samples
+            // and use their own scratch.
+            unsafe {
+                isa.run(Samples {
+                    form: self,
+                    step,
+                    base: shared,
+                    piece,
+                    range: (lo, hi),
+                })
+            }
         };
         if step.pieces <= 1 {
             job(0);
@@ -424,7 +428,9 @@ impl Winograd {
 }
 
 /// One piece's samples of a Winograd step: `range` with piece `piece`'s
-/// scratch (run by [`crate::convkern::Isa::run`]).
+/// scratch (run by [`crate::convkern::Isa::run`]). Running it needs what
+/// [`Winograd::run`] needs (the arena at `base`, `step` consistent with
+/// `form`), `range` within the samples and a piece of its own.
 #[cfg(target_arch = "x86_64")]
 struct Samples<'a> {
     form: &'a Winograd,
@@ -439,7 +445,7 @@ impl Vectorized for Samples<'_> {
     type Output = ();
 
     #[inline(always)]
-    fn run<S: Simd>(self, s: S) {
+    unsafe fn run<S: Simd>(self, s: S) {
         use crate::convkern::{bcast, dot, Mat};
         let Samples {
             form: w,
@@ -452,8 +458,8 @@ impl Vectorized for Samples<'_> {
         let sz = &step.sizes;
         let (cg, og, in_sp, out_sp) = (sz.cg, sz.og, sz.in_sp, sz.out_sp);
         let (k, c, t) = (w.k, w.c, w.tile_count());
-        // SAFETY: `Winograd::run`'s caller guarantees the arena (as
-        // `ConvStep::run`), `lo ≤ hi ≤ n` and a piece of its own: samples < n,
+        // SAFETY: the caller's guarantee (the type's: the arena as
+        // `ConvStep::run`, `lo ≤ hi ≤ n`, a piece of its own): samples < n,
         // groups < G and channels below their counts address planes inside x
         // and y; the piece's scratch holds (weight gradient) the sums, then
         // the split columns, `V` and `M` or `Ŷ`, as `new` sized them.
