@@ -11,7 +11,8 @@
 //! tiles; tile `t` reads the 4×4 source patch `d` at its origin, and with
 //! Lavin and Gray's matrices (`BT`, `G`, `AT` below)
 //!
-//! - `V[ξ][c][t] = (Bᵀ d B)[ξ]` (input transform, a vector of tiles at a time: the source rows are first split into even and odd columns, so a
+//! - `V[ξ][c][t] = (Bᵀ d B)[ξ]` (input transform, a vector of tiles at a
+//!   time: the source rows are first split into even and odd columns, so a
 //!   tile's four columns are four unaligned loads),
 //! - `U[ξ][k][c] = (G g G^T)[ξ]` (kernel transform, once per step),
 //! - `M[ξ] = U[ξ] · V[ξ]`, 16 products `[K × C] · [C × tiles]` on
