@@ -198,12 +198,41 @@ impl ConvStep {
     /// The step for `kind` over `window` (strided on every axis) with `n`
     /// samples, `c` input and `o` output channels in `groups` groups, at
     /// offset 0 everywhere; `None` when a size overflows or the geometry is
-    /// not a convolution's (`threads`: pieces it may use).
+    /// not a convolution's (`threads`: pieces it may use). With this CPU's
+    /// vector kernels ([`crate::convkern::Isa::detect`]), 3×3 windows with
+    /// stride and dilation 1 run in the Winograd domain (no patch matrix);
+    /// the patch matrix runs on them only where [`Isa::patch_kernels`]
+    /// (with AVX2 the `gemm` crate and the plain loops were as fast or
+    /// faster on lenet's layers).
+    ///
+    /// [`Isa::patch_kernels`]: crate::convkern::Isa::patch_kernels
     pub(crate) fn new(
+        kind: ConvKind,
+        window: &Window,
+        dims: (usize, usize, usize, usize),
+        threads: usize,
+    ) -> Option<ConvStep> {
+        let isa = crate::convkern::Isa::detect();
+        let step = ConvStep::on(kind, window, dims, threads, isa, crate::winograd::enabled())?;
+        match isa {
+            Some(isa) if step.winograd.is_none() && !isa.patch_kernels() => {
+                ConvStep::on(kind, window, dims, threads, None, false)
+            }
+            _ => Some(step),
+        }
+    }
+
+    /// [`Self::new`] on instruction set `isa` (`None`: the `gemm` crate and
+    /// plain loops), in the Winograd domain where `winograd` allows and the
+    /// step has the form (with an instruction set only), else on the patch
+    /// matrix.
+    fn on(
         kind: ConvKind,
         window: &Window,
         (n, c, o, groups): (usize, usize, usize, usize),
         threads: usize,
+        isa: Option<crate::convkern::Isa>,
+        winograd: bool,
     ) -> Option<ConvStep> {
         let axes: Vec<ConvAxis> = window
             .axes
@@ -247,18 +276,11 @@ impl ConvStep {
         } else {
             threads.min(n)
         };
-        // With the vector kernels, 3×3 windows with stride and dilation 1 run
-        // in the Winograd domain (no patch matrix).
-        let isa = crate::convkern::Isa::detect();
-        let winograd = if isa.is_some() && !direct && crate::winograd::enabled() {
+        let winograd = if isa.is_some() && !direct && winograd {
             Winograd::new(kind, &axes, (cg, og, groups), n)
         } else {
             None
         };
-        // The patch matrix's products and gathers run on the vector kernels
-        // with AVX-512 only: with AVX2 the `gemm` crate and the plain loops
-        // were as fast or faster on lenet's layers (see `Isa::patch_kernels`).
-        let isa = isa.filter(|isa| winograd.is_some() || isa.patch_kernels());
         let simd = isa.is_some();
         // A weight gradient also keeps the patch matrix transposed: the `gemm`
         // crate multiplies by a transposed right operand several times slower
@@ -1099,43 +1121,20 @@ pub(crate) mod tests {
     /// The step on every path this CPU can take: with each instruction set
     /// it has (narrower ones are what other CPUs or `GRAPHC_SIMD` take) in
     /// the Winograd domain where the step has that form, and on the patch
-    /// matrix (as with `GRAPHC_WINOGRAD=0`); then on the `gemm` crate.
-    fn paths(step: ConvStep) -> Vec<ConvStep> {
-        let retarget = |mut s: ConvStep, isa: Option<crate::convkern::Isa>| {
-            let simd = isa.is_some();
-            s.winograd = None;
-            s.isa = isa;
-            s.transposed = !simd
-                && !s.direct
-                && s.sizes.og >= TRANSPOSE_MIN_OG
-                && s.kind == ConvKind::WeightGrad;
-            s.tile = if simd && s.kind == ConvKind::WeightGrad && !s.direct {
-                (PATCH_TILE_FLOATS / s.sizes.kk.checked_mul(s.sizes.out_sp).unwrap().max(1))
-                    .clamp(1, s.n)
-            } else {
-                1
-            };
-            let copies = if s.transposed { 2 } else { 1 };
-            s.sizes.patch = if s.direct {
-                0
-            } else {
-                s.sizes.kk * s.sizes.out_sp * copies * s.tile
-            };
-            s.sizes.scratch_len =
-                scratch_needed(s.kind, None, s.sizes.patch, s.sizes.w_len, s.pieces).unwrap();
-            s
-        };
+    /// matrix (as with `GRAPHC_WINOGRAD=0`, and with AVX2 though `new` keeps
+    /// it off the vector kernels); then on the `gemm` crate.
+    /// One piece each.
+    fn paths(kind: ConvKind, window: &Window, dims: (usize, usize, usize, usize)) -> Vec<ConvStep> {
+        let on = |isa, winograd| ConvStep::on(kind, window, dims, 1, isa, winograd).unwrap();
         let mut out = Vec::new();
         for isa in crate::convkern::Isa::supported() {
+            let step = on(Some(isa), true);
             if step.winograd.is_some() {
-                out.push(ConvStep {
-                    isa: Some(isa),
-                    ..step.clone()
-                });
+                out.push(step);
             }
-            out.push(retarget(step.clone(), Some(isa)));
+            out.push(on(Some(isa), false));
         }
-        out.push(retarget(step, None));
+        out.push(on(None, false));
         out
     }
 
@@ -1144,18 +1143,21 @@ pub(crate) mod tests {
     fn check(window: &Window, dims: (usize, usize, usize, usize)) {
         for kind in [ConvKind::Forward, ConvKind::InputGrad, ConvKind::WeightGrad] {
             for threads in [1, 2] {
-                let mut step = ConvStep::new(kind, window, dims, threads).unwrap();
-                if threads == 2 && step.n >= 2 {
-                    // Force a split whatever the size, and its scratch.
-                    let fresh = ConvStep::new(kind, window, dims, 1).unwrap();
-                    step.pieces = 2;
-                    let s = fresh.sizes;
-                    step.sizes.scratch_len =
-                        scratch_needed(kind, fresh.winograd.as_ref(), s.patch, s.w_len, 2).unwrap();
-                }
+                // Force a split whatever the size, and its scratch.
+                let split = |mut step: ConvStep| {
+                    if threads == 2 && step.n >= 2 {
+                        step.pieces = 2;
+                        let s = step.sizes;
+                        step.sizes.scratch_len =
+                            scratch_needed(kind, step.winograd.as_ref(), s.patch, s.w_len, 2)
+                                .unwrap();
+                    }
+                    step
+                };
+                let step = split(ConvStep::new(kind, window, dims, 1).unwrap());
                 assert!(step.consistent(), "{step}");
-                for step in paths(step) {
-                    run_against_definition(step);
+                for step in paths(kind, window, dims) {
+                    run_against_definition(split(step));
                 }
             }
         }
@@ -1320,9 +1322,9 @@ pub(crate) mod tests {
             (ConvKind::InputGrad, gamma(c + 11) * 64.0 * c as f64),
             (ConvKind::WeightGrad, gamma(tiles + 9) * 36.0 * tiles as f64),
         ] {
-            let step = ConvStep::new(kind, &window, (n, c, c, 1), 1).unwrap();
-            let (forms, patches): (Vec<_>, Vec<_>) =
-                paths(step).into_iter().partition(|s| s.winograd.is_some());
+            let (forms, patches): (Vec<_>, Vec<_>) = paths(kind, &window, (n, c, c, 1))
+                .into_iter()
+                .partition(|s| s.winograd.is_some());
             let direct = max_error(patches[0].clone());
             for form in forms {
                 let isa = form.isa;

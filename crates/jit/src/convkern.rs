@@ -400,13 +400,15 @@ impl Simd for Avx2 {
         // SAFETY: see the impl.
         unsafe {
             let m = mask as u8;
+            // The mask's lanes from its first on (contiguous: 0b0…01…1).
+            let run = m.checked_shr(m.trailing_zeros()).unwrap_or(0);
             match m {
                 u8::MAX => _mm256_loadu_ps(p),
                 0 => _mm256_setzero_ps(),
                 // Lanes lo..hi, the masks the kernels use: read as a prefix of
                 // p + lo, moved up by lo lanes. (`vmaskmovps` stalled lenet's
                 // gathers and col2im on Zen 1: half their time on one load.)
-                _ if (m >> m.trailing_zeros()).wrapping_add(1) & (m >> m.trailing_zeros()) == 0 => {
+                _ if run & run.wrapping_add(1) == 0 => {
                     let lo = m.trailing_zeros();
                     let v = prefix(p.add(lo as usize), m.count_ones());
                     if lo == 0 {

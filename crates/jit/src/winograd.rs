@@ -601,6 +601,29 @@ impl TileVec {
     }
 }
 
+/// Output column pairs `(y0, y1)` of lanes `from..` of `y0` and `y1`,
+/// interleaved. (Functions, not closures, for these index vectors: a closure
+/// is compiled without the instruction set.)
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn zip<S: Simd>(s: S, from: usize) -> S::I {
+    s.indices(|i| from + (i / 2) + S::LANES * (i % 2))
+}
+
+/// The even (`odd` 0) or odd (`odd` 1) columns of `a` followed by `b`: lanes
+/// `< from` from `a`, the rest from `b`'s start.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn unzip<S: Simd>(s: S, from: usize, odd: usize) -> S::I {
+    s.indices(|i| {
+        if i < from {
+            2 * i + odd
+        } else {
+            S::LANES + 2 * (i - from) + odd
+        }
+    })
+}
+
 /// The lanes in `mask` of row `r` of the plane `p` (`rows × cols`) from
 /// column `col` on; zeros if the row is past the plane.
 ///
@@ -772,9 +795,7 @@ impl Winograd {
     unsafe fn output_tiles<S: Simd>(&self, s: S, m: *const f32, stride: usize, dst: *mut f32) {
         let n = S::LANES;
         let (tw, dc) = (self.tiles.1, self.dst.1);
-        // Output column pairs `(y0, y1)` of lanes `from..`, interleaved.
-        // (Made here, once per plane: `indices` in a closure is a call.)
-        let zip = [0, n / 2, tw].map(|from| s.indices(move |i| from + (i / 2) + n * (i % 2)));
+        let zip = [zip(s, 0), zip(s, n / 2), zip(s, tw)];
         for i in 0..self.tile_vecs(n) {
             let tv = self.tile_vec(n, i);
             // SAFETY: the caller's guarantee, for this vector's tiles.
@@ -860,19 +881,9 @@ impl Winograd {
     unsafe fn gradient_tiles<S: Simd>(&self, s: S, dy: *const f32, yh: *mut f32, stride: usize) {
         let n = S::LANES;
         let (tw, (dr, dc)) = (self.tiles.1, self.dst);
-        // Even and odd columns of `a` then `b`: lanes `< from` from `a`, the
-        // rest from `b`'s start (`from` LANES/2 continues a row of 2·LANES floats).
-        let split = |from: usize, odd: usize| {
-            s.indices(move |i| {
-                if i < from {
-                    2 * i + odd
-                } else {
-                    n + 2 * (i - from) + odd
-                }
-            })
-        };
+        // `from` LANES/2 continues a row of 2·LANES floats.
         let from = if self.paired(n) { tw } else { n / 2 };
-        let (even, odd) = (split(from, 0), split(from, 1));
+        let (even, odd) = (unzip(s, from, 0), unzip(s, from, 1));
         let zero = s.zero();
         for i in 0..self.tile_vecs(n) {
             let tv = self.tile_vec(n, i);
