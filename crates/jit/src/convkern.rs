@@ -20,11 +20,6 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// Whether this CPU has AVX-512 ([`max_pool_2x2`] needs it).
-pub(crate) fn avx512() -> bool {
-    Isa::detect().is_some_and(|isa| isa.0 == Kind::Avx512)
-}
-
 /// An instruction set the kernels run on: only made by [`Isa::detect`] (or
 /// [`Isa::supported`]), so holding one means the CPU has it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,6 +86,18 @@ impl Isa {
     /// 0.70 ms on [`dot`] against 1.07 and 0.50 on the `gemm` crate, and its
     /// other steps were level.
     pub(crate) fn patch_kernels(self) -> bool {
+        match self.0 {
+            Kind::Avx512 => true,
+            Kind::Avx2 => false,
+        }
+    }
+
+    /// Whether a max-pooling gradient with its forward step's argmaxes
+    /// runs on [`MaxPool2x2`] (else the scalar scatter): AVX-512 only. With
+    /// AVX2 on Zen 1, lenet's two took 150 and 197 µs on it against 39 and
+    /// 94 µs scattered (a window's selects and interleaves cost more than
+    /// zeroing the plane and adding one float).
+    pub(crate) fn pool_scatter(self) -> bool {
         match self.0 {
             Kind::Avx512 => true,
             Kind::Avx2 => false,
@@ -179,6 +186,20 @@ pub(crate) trait Simd: Copy {
     /// # Safety
     /// `p + i` is writable for each lane `i` in `mask`.
     unsafe fn store(self, p: *mut f32, mask: u32, v: Self::V);
+    /// A comparison's lanes (AVX-512's mask register, AVX2's vector of
+    /// all-ones or zero lanes).
+    type M: Copy;
+    /// Lanes where `later > best` or `later` is NaN: max pooling's rule for
+    /// a later position of a window replacing the best so far.
+    fn replaces(self, later: Self::V, best: Self::V) -> Self::M;
+    /// Lanes where `a` and `b` hold the same bits.
+    fn same_bits(self, a: Self::V, b: Self::V) -> Self::M;
+    /// Lanes in `m` from `b`, the others from `a`.
+    fn select(self, a: Self::V, m: Self::M, b: Self::V) -> Self::V;
+    /// `a + b` of the lanes' bits as `u32`, wrapping.
+    fn add_bits(self, a: Self::V, b: Self::V) -> Self::V;
+    /// Lane `i` holds the bits of `f(i)`.
+    fn bits(self, f: impl Fn(usize) -> u32) -> Self::V;
     /// The mask of the first `len` lanes (every lane from `LANES` on).
     #[inline(always)]
     fn lanes(self, len: usize) -> u32 {
@@ -257,6 +278,41 @@ impl Simd for Avx512 {
     fn blend(self, a: __m512, mask: u32, b: __m512) -> __m512 {
         // SAFETY: see the impl.
         unsafe { _mm512_mask_mov_ps(a, mask as u16, b) }
+    }
+    type M = u16;
+    #[inline(always)]
+    fn replaces(self, later: __m512, best: __m512) -> u16 {
+        // SAFETY: see the impl.
+        unsafe {
+            _mm512_cmp_ps_mask::<_CMP_GT_OQ>(later, best)
+                | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(later, later)
+        }
+    }
+    #[inline(always)]
+    fn same_bits(self, a: __m512, b: __m512) -> u16 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_cmpeq_epi32_mask(_mm512_castps_si512(a), _mm512_castps_si512(b)) }
+    }
+    #[inline(always)]
+    fn select(self, a: __m512, m: u16, b: __m512) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe { _mm512_mask_mov_ps(a, m, b) }
+    }
+    #[inline(always)]
+    fn add_bits(self, a: __m512, b: __m512) -> __m512 {
+        // SAFETY: see the impl.
+        unsafe {
+            _mm512_castsi512_ps(_mm512_add_epi32(
+                _mm512_castps_si512(a),
+                _mm512_castps_si512(b),
+            ))
+        }
+    }
+    #[inline(always)]
+    fn bits(self, f: impl Fn(usize) -> u32) -> __m512 {
+        let lanes: [u32; 16] = std::array::from_fn(f);
+        // SAFETY: see the impl; 16 u32 read from a 16-element array.
+        unsafe { _mm512_loadu_ps(lanes.as_ptr().cast()) }
     }
     #[inline(always)]
     unsafe fn load(self, mask: u32, p: *const f32) -> __m512 {
@@ -394,6 +450,48 @@ impl Simd for Avx2 {
     fn blend(self, a: __m256, mask: u32, b: __m256) -> __m256 {
         // SAFETY: see the impl.
         unsafe { _mm256_blendv_ps(a, b, _mm256_castsi256_ps(self.mask_vec(mask))) }
+    }
+    type M = __m256;
+    #[inline(always)]
+    fn replaces(self, later: __m256, best: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe {
+            _mm256_or_ps(
+                _mm256_cmp_ps::<_CMP_GT_OQ>(later, best),
+                _mm256_cmp_ps::<_CMP_UNORD_Q>(later, later),
+            )
+        }
+    }
+    #[inline(always)]
+    fn same_bits(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe {
+            _mm256_castsi256_ps(_mm256_cmpeq_epi32(
+                _mm256_castps_si256(a),
+                _mm256_castps_si256(b),
+            ))
+        }
+    }
+    #[inline(always)]
+    fn select(self, a: __m256, m: __m256, b: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe { _mm256_blendv_ps(a, b, m) }
+    }
+    #[inline(always)]
+    fn add_bits(self, a: __m256, b: __m256) -> __m256 {
+        // SAFETY: see the impl.
+        unsafe {
+            _mm256_castsi256_ps(_mm256_add_epi32(
+                _mm256_castps_si256(a),
+                _mm256_castps_si256(b),
+            ))
+        }
+    }
+    #[inline(always)]
+    fn bits(self, f: impl Fn(usize) -> u32) -> __m256 {
+        let lanes: [u32; 8] = std::array::from_fn(f);
+        // SAFETY: see the impl; 8 u32 read from an 8-element array.
+        unsafe { _mm256_loadu_ps(lanes.as_ptr().cast()) }
     }
     #[inline(always)]
     unsafe fn load(self, mask: u32, p: *const f32) -> __m256 {
@@ -870,17 +968,7 @@ unsafe fn scatter_rows_2d<S: Simd>(
     }
 }
 
-/// The mask of the first `len` of 16 lanes (all from 16 on).
-fn lanes(len: usize) -> u16 {
-    if len >= 16 {
-        u16::MAX
-    } else {
-        (1u16 << len) - 1
-    }
-}
-
-/// What [`max_pool_2x2`] computes, with its operands (each one plane).
-#[cfg(target_arch = "x86_64")]
+/// What [`MaxPool2x2`] computes, with its operands (each one plane).
 #[derive(Clone, Copy)]
 pub(crate) enum Pairs {
     /// `out[o] = v[argmax]` over the windows of `x` (`v: None`: `x` itself,
@@ -898,135 +986,144 @@ pub(crate) enum Pairs {
     GradAt { index: *const u32, dy: *const f32 },
 }
 
-/// One plane of a 2×2, stride-2 max pooling without padding (`rows × cols`
-/// outputs over an `in_rows × in_cols` plane, `2·rows ≤ in_rows`, `2·cols ≤
-/// in_cols`), 16 outputs at a time, bit for bit the scalar rule: the four
+/// One plane of a 2×2, stride-2 max pooling without padding: `dims` are
+/// `(rows, cols, in_rows, in_cols)`, `rows × cols` outputs over an
+/// `in_rows × in_cols` plane, `2·rows ≤ in_rows`, `2·cols ≤ in_cols`. A
+/// vector of outputs at a time, bit for bit the scalar rule: the four
 /// positions in row-major order, the first largest wins, a NaN counts as
 /// largest and a later NaN replaces an earlier one. The gradient adds each
 /// `dy` element once at most per input (windows do not overlap), as the
 /// scalar loop adds it; when the windows cover the plane its stores write
-/// every element (`+0` where no window's argmax is), so it zeroes nothing first.
+/// every element (`+0` where no window's argmax is), so it zeroes nothing
+/// first.
 ///
-/// # Safety
-/// The CPU has AVX-512 ([`avx512`]); `x` and `v` hold `in_rows · in_cols` floats,
-/// `dy` and `index` `rows · cols` entries, `out` `rows · cols` (forward) or
-/// `in_rows · in_cols` (gradients), `out` and a written `index` overlapping
-/// nothing else; `in_rows · in_cols` fits in `u32`.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-pub(crate) unsafe fn max_pool_2x2(
-    (rows, cols, in_rows, in_cols): (usize, usize, usize, usize),
-    pairs: Pairs,
-    out: *mut f32,
-) {
-    let idx = |f: fn(i32) -> i32| {
-        let lanes: [i32; 16] = std::array::from_fn(|i| f(i as i32));
-        // SAFETY: 16 i32 read from a 16-element array.
-        unsafe { _mm512_loadu_si512(lanes.as_ptr().cast()) }
-    };
-    let even = idx(|i| 2 * i);
-    let odd = idx(|i| 2 * i + 1);
-    let zip_lo = idx(|i| (i / 2) + 16 * (i % 2));
-    let zip_hi = idx(|i| 8 + (i / 2) + 16 * (i % 2));
-    // Plane indices as u32 lanes (they fit: the caller's guarantee; the
-    // i32 arithmetic wraps as u32 would).
-    let at = |i: usize| _mm512_set1_epi32(i as u32 as i32);
-    let (right, below, below_right) = (at(1), at(in_cols), at(in_cols + 1));
-    // SAFETY: rows oy < rows read input rows 2·oy, 2·oy + 1 < in_rows; a
-    // chunk's lanes are masked to outputs < cols and inputs < 2·cols ≤ in_cols
-    // (masked lanes touch no memory); the gradient writes the plane it zeroed.
-    unsafe {
-        let covered = 2 * rows == in_rows && 2 * cols == in_cols;
-        if matches!(pairs, Pairs::Grad { .. } | Pairs::GradAt { .. }) && !covered {
-            std::ptr::write_bytes(out, 0, in_rows * in_cols);
+/// Work for [`Isa::run`]; its safety conditions: `x` and `v` hold
+/// `in_rows · in_cols` floats, `dy` and `index` `rows · cols` entries, `out`
+/// `rows · cols` (forward) or `in_rows · in_cols` (gradients), `out` and a
+/// written `index` overlapping nothing else; `in_rows · in_cols` fits in `u32`.
+#[derive(Clone, Copy)]
+pub(crate) struct MaxPool2x2 {
+    pub dims: (usize, usize, usize, usize),
+    pub pairs: Pairs,
+    pub out: *mut f32,
+}
+
+impl Vectorized for MaxPool2x2 {
+    type Output = ();
+
+    #[inline(always)]
+    unsafe fn run<S: Simd>(self, s: S) {
+        let MaxPool2x2 {
+            dims: (rows, cols, in_rows, in_cols),
+            pairs,
+            out,
+        } = self;
+        let l = S::LANES;
+        let even = s.indices(|i| 2 * i);
+        let odd = s.indices(|i| 2 * i + 1);
+        let zip_lo = s.indices(|i| i / 2 + l * (i % 2));
+        let zip_hi = s.indices(|i| l / 2 + i / 2 + l * (i % 2));
+        // Plane indices as u32 lanes (they fit: the caller's guarantee; the
+        // arithmetic wraps as u32 would). (Macros, not closures: see `Isa::run`.)
+        macro_rules! at {
+            ($i:expr) => {
+                s.splat(f32::from_bits($i as u32))
+            };
         }
-        for oy in 0..rows {
-            let r0 = 2 * oy * in_cols;
-            let r1 = r0 + in_cols;
-            let mut ox = 0;
-            while ox < cols {
-                let len = (cols - ox).min(16);
-                let m_out = lanes(len);
-                let (m_lo, m_hi) = (lanes(2 * len), lanes((2 * len).saturating_sub(16)));
-                let split = |p: *const f32| {
-                    let lo = _mm512_maskz_loadu_ps(m_lo, p);
-                    let hi = _mm512_maskz_loadu_ps(m_hi, p.add(16));
-                    (
-                        _mm512_permutex2var_ps(lo, even, hi),
-                        _mm512_permutex2var_ps(lo, odd, hi),
-                    )
-                };
-                // Each lane's window: its top-left input's plane index.
-                let first = _mm512_add_epi32(at(r0 + 2 * ox), even);
-                // Lane masks: the window's argmax is its position 0, 1, 2 or 3.
-                let search = |x: *const f32| {
-                    let (a, b) = split(x.add(r0 + 2 * ox));
-                    let (c, d) = split(x.add(r1 + 2 * ox));
-                    // take = later > best || later is NaN (unordered with itself).
-                    let mut best = a;
-                    let mut picks = [0u16; 3];
-                    for (pick, later) in picks.iter_mut().zip([b, c, d]) {
-                        let take = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(later, best)
-                            | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(later, later);
-                        best = _mm512_mask_mov_ps(best, take, later);
-                        *pick = take;
+        let zero = s.zero();
+        let twice = s.bits(|i| 2 * i as u32);
+        // A window's positions 0 to 3 lie these distances past its position 0.
+        let offsets = [zero, at!(1), at!(in_cols), at!(in_cols + 1)];
+        // SAFETY: rows oy < rows read input rows 2·oy, 2·oy + 1 < in_rows; a
+        // chunk's lanes are masked to outputs < cols and inputs < 2·cols ≤ in_cols
+        // (masked lanes touch no memory); the gradient writes the plane it zeroed.
+        unsafe {
+            let covered = 2 * rows == in_rows && 2 * cols == in_cols;
+            if matches!(pairs, Pairs::Grad { .. } | Pairs::GradAt { .. }) && !covered {
+                std::ptr::write_bytes(out, 0, in_rows * in_cols);
+            }
+            for oy in 0..rows {
+                let r0 = 2 * oy * in_cols;
+                let r1 = r0 + in_cols;
+                let mut ox = 0;
+                while ox < cols {
+                    let len = (cols - ox).min(l);
+                    let m_out = s.lanes(len);
+                    let (m_lo, m_hi) = (s.lanes(2 * len), s.lanes((2 * len).saturating_sub(l)));
+                    // The even and odd positions of 2·len inputs from p on.
+                    macro_rules! split {
+                        ($p:expr) => {{
+                            let p: *const f32 = $p;
+                            let (lo, hi) = (s.load(m_lo, p), s.load(m_hi, p.add(l)));
+                            (s.permute2(lo, even, hi), s.permute2(lo, odd, hi))
+                        }};
                     }
-                    // Lane wins at 3 if picked last, else 2, else 1, else 0.
-                    let w3 = picks[2];
-                    let w2 = picks[1] & !w3;
-                    let w1 = picks[0] & !picks[1] & !w3;
-                    ([!(w1 | w2 | w3), w1, w2, w3], best)
-                };
-                let (wins, dy) = match pairs {
-                    Pairs::Forward { x, v, index } => {
-                        let ([_, w1, w2, w3], best) = search(x);
-                        let y = match v {
-                            // The value taken at the argmax: best holds x's bits there.
-                            None => best,
-                            Some(v) => {
-                                let (va, vb) = split(v.add(r0 + 2 * ox));
-                                let (vc, vd) = split(v.add(r1 + 2 * ox));
-                                let y = _mm512_mask_mov_ps(va, w1, vb);
-                                let y = _mm512_mask_mov_ps(y, w2, vc);
-                                _mm512_mask_mov_ps(y, w3, vd)
+                    // Each lane's window: its top-left input's plane index.
+                    let first = s.add_bits(at!(r0 + 2 * ox), twice);
+                    // A window's values in row-major order, each later one
+                    // replacing the best so far by the rule: the maximum,
+                    // the argmax's offset, and the lanes each later one took
+                    // (the last taker is the argmax).
+                    macro_rules! search {
+                        ($x:expr) => {{
+                            let x: *const f32 = $x;
+                            let (a, b) = split!(x.add(r0 + 2 * ox));
+                            let (c, d) = split!(x.add(r1 + 2 * ox));
+                            let t1 = s.replaces(b, a);
+                            let best = s.select(a, t1, b);
+                            let t2 = s.replaces(c, best);
+                            let best = s.select(best, t2, c);
+                            let t3 = s.replaces(d, best);
+                            let best = s.select(best, t3, d);
+                            let offset = s.select(zero, t1, offsets[1]);
+                            let offset = s.select(offset, t2, offsets[2]);
+                            let offset = s.select(offset, t3, offsets[3]);
+                            (best, offset, [t1, t2, t3])
+                        }};
+                    }
+                    let (index, dy) = match pairs {
+                        Pairs::Forward { x, v, index } => {
+                            let (best, offset, [t1, t2, t3]) = search!(x);
+                            let y = match v {
+                                // The value taken at the argmax: best holds x's bits there.
+                                None => best,
+                                Some(v) => {
+                                    let (va, vb) = split!(v.add(r0 + 2 * ox));
+                                    let (vc, vd) = split!(v.add(r1 + 2 * ox));
+                                    let y = s.select(va, t1, vb);
+                                    let y = s.select(y, t2, vc);
+                                    s.select(y, t3, vd)
+                                }
+                            };
+                            s.store(out.add(oy * cols + ox), m_out, y);
+                            if let Some(index) = index {
+                                let i = s.add_bits(first, offset);
+                                s.store(index.add(oy * cols + ox).cast(), m_out, i);
                             }
-                        };
-                        _mm512_mask_storeu_ps(out.add(oy * cols + ox), m_out, y);
-                        if let Some(index) = index {
-                            let i = _mm512_mask_add_epi32(first, w1, first, right);
-                            let i = _mm512_mask_add_epi32(i, w2, first, below);
-                            let i = _mm512_mask_add_epi32(i, w3, first, below_right);
-                            _mm512_mask_storeu_epi32(index.add(oy * cols + ox).cast(), m_out, i);
+                            ox += l;
+                            continue;
                         }
-                        ox += 16;
-                        continue;
+                        Pairs::Grad { x, dy } => (s.add_bits(first, search!(x).1), dy),
+                        Pairs::GradAt { index, dy } => {
+                            (s.load(m_out, index.add(oy * cols + ox).cast()), dy)
+                        }
+                    };
+                    let g = s.load(m_out, dy.add(oy * cols + ox));
+                    // `0 + dy` at the argmax (as the scalar loop adds it to a
+                    // zero), `+0` elsewhere.
+                    let mut put = [zero; 4];
+                    for (put, offset) in put.iter_mut().zip(offsets) {
+                        let win = s.same_bits(index, s.add_bits(first, offset));
+                        *put = s.add(zero, s.select(zero, win, g));
                     }
-                    Pairs::Grad { x, dy } => (search(x).0, dy),
-                    Pairs::GradAt { index, dy } => {
-                        let i = _mm512_maskz_loadu_epi32(m_out, index.add(oy * cols + ox).cast());
-                        let win =
-                            |offset| _mm512_cmpeq_epi32_mask(i, _mm512_add_epi32(first, offset));
-                        (
-                            [
-                                win(_mm512_setzero_si512()),
-                                win(right),
-                                win(below),
-                                win(below_right),
-                            ],
-                            dy,
-                        )
+                    let [ga, gb, gc, gd] = put;
+                    for (r, e, o) in [(r0, ga, gb), (r1, gc, gd)] {
+                        let p = out.add(r + 2 * ox);
+                        s.store(p, m_lo, s.permute2(e, zip_lo, o));
+                        s.store(p.add(l), m_hi, s.permute2(e, zip_hi, o));
                     }
-                };
-                let g = _mm512_maskz_loadu_ps(m_out, dy.add(oy * cols + ox));
-                let zero = _mm512_setzero_ps();
-                let at = |w: u16| _mm512_add_ps(zero, _mm512_maskz_mov_ps(w, g));
-                let [ga, gb, gc, gd] = wins.map(at);
-                for (r, e, o) in [(r0, ga, gb), (r1, gc, gd)] {
-                    let p = out.add(r + 2 * ox);
-                    _mm512_mask_storeu_ps(p, m_lo, _mm512_permutex2var_ps(e, zip_lo, o));
-                    _mm512_mask_storeu_ps(p.add(16), m_hi, _mm512_permutex2var_ps(e, zip_hi, o));
+                    ox += l;
                 }
-                ox += 16;
             }
         }
     }

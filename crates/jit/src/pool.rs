@@ -21,6 +21,9 @@ use std::slice::ChunksExactMut;
 use graphc_ir::Window;
 
 use crate::conv::{even_piece, Base};
+use crate::convkern::Isa;
+#[cfg(target_arch = "x86_64")]
+use crate::convkern::{MaxPool2x2, Pairs};
 use crate::team;
 
 /// Spatial axes a pooling step handles (PyTorch pools up to 3-d).
@@ -63,9 +66,11 @@ pub(crate) struct PoolStep {
     /// Pieces the planes are split in (1 ≤ pieces ≤ planes).
     pub pieces: usize,
     /// Two axes of 2×2 windows at stride 2 without padding (every span
-    /// `{2·o, 2, 1}`): [`crate::convkern::max_pool_2x2`] on a CPU with
-    /// AVX-512, else [`pairs_plane`].
+    /// `{2·o, 2, 1}`): [`MaxPool2x2`] on `isa`, else [`pairs_plane`].
     pub pairs: bool,
+    /// The instruction set [`MaxPool2x2`] runs on (`pairs` steps only; `None`:
+    /// the plain loops).
+    pub isa: Option<Isa>,
     /// Offset of `x` (`[N, C, *input]`).
     pub x: usize,
     /// Offset of `v` (`[N, C, *input]`), or of `dy` (`[N, C, *output]`) for the gradient.
@@ -146,6 +151,7 @@ impl PoolStep {
             threads.min(planes)
         };
         let pairs = two_by_two(&spans);
+        let isa = if pairs { Isa::detect() } else { None };
         Some(PoolStep {
             grad,
             planes,
@@ -157,6 +163,7 @@ impl PoolStep {
             x_strides,
             pieces,
             pairs,
+            isa,
             x: 0,
             v: 0,
             out: 0,
@@ -202,6 +209,7 @@ impl PoolStep {
             && (1..=self.planes.max(1)).contains(&self.pieces)
             && self.lens().is_some()
             && (!self.pairs || two_by_two(&self.spans))
+            && (self.pairs || self.isa.is_none())
             && self.spans.iter().enumerate().all(|(a, axis)| {
                 axis.len() == self.output[a]
                     && axis.iter().all(|s| {
@@ -247,19 +255,21 @@ impl PoolStep {
     unsafe fn plane(&self, base: *mut f32, p: usize) {
         let d = self.input.len();
         #[cfg(target_arch = "x86_64")]
-        if self.pairs && crate::convkern::avx512() {
+        if let Some(isa) =
+            (self.isa).filter(|isa| !(self.grad && self.index.is_some()) || isa.pool_scatter())
+        {
             // SAFETY: plane p of each buffer lies inside it (the caller's
-            // guarantee; a gradient with indices reads no `x`); the CPU has
-            // AVX-512, and `pairs` (checked by `consistent`) means 2×2
-            // windows at stride 2 inside the plane: 2·output ≤ input.
+            // guarantee; a gradient with indices reads no `x`); `isa` is set
+            // for `pairs` steps only (checked by `consistent`): 2×2 windows at
+            // stride 2 inside the plane, 2·output ≤ input; a plane with
+            // indices fits in u32 (`consistent`).
             unsafe {
-                use crate::convkern::{max_pool_2x2, Pairs};
                 let dims = (self.output[0], self.output[1], self.input[0], self.input[1]);
                 let index = self
                     .index
                     .map(|i| base.add(i + p * self.out_sp).cast::<u32>());
                 let x = || base.add(self.x + p * self.in_sp).cast_const();
-                if self.grad {
+                let (pairs, out) = if self.grad {
                     let dy = base.add(self.v + p * self.out_sp).cast_const();
                     let pairs = match index {
                         Some(index) => Pairs::GradAt {
@@ -268,14 +278,17 @@ impl PoolStep {
                         },
                         None => Pairs::Grad { x: x(), dy },
                     };
-                    max_pool_2x2(dims, pairs, base.add(self.out + p * self.in_sp));
+                    (pairs, base.add(self.out + p * self.in_sp))
                 } else {
                     // Pooling x itself: the search's maxima are the values.
                     let v =
                         (self.v != self.x).then(|| base.add(self.v + p * self.in_sp).cast_const());
-                    let y = base.add(self.out + p * self.out_sp);
-                    max_pool_2x2(dims, Pairs::Forward { x: x(), v, index }, y);
-                }
+                    (
+                        Pairs::Forward { x: x(), v, index },
+                        base.add(self.out + p * self.out_sp),
+                    )
+                };
+                isa.run(MaxPool2x2 { dims, pairs, out });
             }
             return;
         }
@@ -425,8 +438,8 @@ impl PoolStep {
         }
     }
 
-    /// [`Self::plane`] for 2×2 windows at stride 2 ([`Self::pairs`]) on a
-    /// CPU without AVX-512: the plane's buffers as slices for [`pairs_plane`].
+    /// [`Self::plane`] for 2×2 windows at stride 2 ([`Self::pairs`]) without
+    /// the vector kernels: the plane's buffers as slices for [`pairs_plane`].
     /// (A gradient with indices scatters through them in `plane`: the scalar
     /// scatter ran lenet's in 2–3 ns an output, selects per window 4× slower.)
     ///
@@ -552,27 +565,6 @@ enum PairsOp<'a> {
     },
 }
 
-/// One plane of a 2×2, stride-2 max pooling without padding where
-/// [`crate::convkern::max_pool_2x2`] does not run, with its results bit for
-/// bit: straight-line selects per window over a row pair, compiled for AVX2
-/// where the CPU has it. (The general loops of [`PoolStep::plane_2d`] ran
-/// lenet's first pooling, 75,264 windows with their argmaxes, in 1.5–2.2 ms
-/// on a Zen 1; this in 0.39–0.80 ms.)
-fn pairs_plane(dims: Pairs2x2, op: PairsOp<'_>) {
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
-        /// [`pairs_plane_any`] compiled for AVX2.
-        #[target_feature(enable = "avx2")]
-        fn avx2(dims: Pairs2x2, op: PairsOp<'_>) {
-            pairs_plane_any(dims, op);
-        }
-        // SAFETY: the CPU has AVX2.
-        unsafe { avx2(dims, op) };
-        return;
-    }
-    pairs_plane_any(dims, op);
-}
-
 /// The argmax of a window's four values `x` in row-major order (0 to 3),
 /// with `v` at it: the first largest, a NaN counting as largest and a later
 /// NaN replacing an earlier one (`PoolStep::argmax`'s rule); as selects.
@@ -588,10 +580,12 @@ fn pick(x: [f32; 4], v: [f32; 4]) -> (f32, u32) {
     (value, at)
 }
 
-/// [`pairs_plane`]'s body, inlined into each CPU's form: each loop walks
-/// a row pair's windows in zipped chunks, without bounds checks to vectorise.
-#[inline(always)]
-fn pairs_plane_any(dims: Pairs2x2, op: PairsOp<'_>) {
+/// One plane of a 2×2, stride-2 max pooling without padding without the
+/// vector kernels ([`MaxPool2x2`]), with its results bit for bit:
+/// straight-line selects per window over a row pair. (The general loops of
+/// [`PoolStep::plane_2d`] ran lenet's first pooling, 75,264 windows with
+/// their argmaxes, in 1.5–2.2 ms on a Zen 1; this in 0.39–0.80 ms.)
+fn pairs_plane(dims: Pairs2x2, op: PairsOp<'_>) {
     let Pairs2x2 {
         rows,
         cols,
@@ -797,9 +791,25 @@ mod tests {
             1.0,
             2.0,
         ];
-        for threads in [1, 2] {
-            for grad in [false, true] {
+        // Every path of a `pairs` step: each instruction set of the CPU, and the plain loops.
+        let paths: Vec<Option<Isa>> = Isa::supported()
+            .into_iter()
+            .map(Some)
+            .chain([None])
+            .collect();
+        for (threads, isa) in [1, 2]
+            .into_iter()
+            .flat_map(|t| paths.iter().map(move |&i| (t, i)))
+        {
+            let new = |grad| {
                 let mut step = PoolStep::new(grad, window, planes, threads).unwrap();
+                if step.pairs {
+                    step.isa = isa;
+                }
+                step
+            };
+            for grad in [false, true] {
+                let mut step = new(grad);
                 if threads == 2 && planes >= 2 {
                     step.pieces = 2;
                 }
@@ -828,12 +838,11 @@ mod tests {
                 }
                 let got = &arena[x_len + v_len..];
                 let bits = |s: &[f32]| s.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-                assert_eq!(bits(got), bits(&expected), "{step}");
+                assert_eq!(bits(got), bits(&expected), "{step} on {isa:?}");
             }
             // The forward pooling of x itself writes its argmaxes; the gradient
             // scatters through them with x overwritten (it must not search it).
-            let mut forward = PoolStep::new(false, window, planes, threads).unwrap();
-            let mut grad = PoolStep::new(true, window, planes, threads).unwrap();
+            let (mut forward, mut grad) = (new(false), new(true));
             if threads == 2 && planes >= 2 {
                 (forward.pieces, grad.pieces) = (2, 2);
             }
@@ -869,15 +878,23 @@ mod tests {
                 }
             }
             let bits = |s: &[f32]| s.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&arena[y_at..index_at]), bits(&want_y), "{forward}");
-            assert_eq!(bits(&arena[dx_at..]), bits(&want_dx), "{grad}");
+            assert_eq!(
+                bits(&arena[y_at..index_at]),
+                bits(&want_y),
+                "{forward} on {isa:?}"
+            );
+            assert_eq!(bits(&arena[dx_at..]), bits(&want_dx), "{grad} on {isa:?}");
             // The forward pooling of x itself without indices.
             forward.index = None;
             arena[..x_len].copy_from_slice(&x);
             arena[y_at..index_at].fill(f32::NAN);
             // SAFETY: as above.
             unsafe { forward.run(arena.as_mut_ptr()) };
-            assert_eq!(bits(&arena[y_at..index_at]), bits(&want_y), "{forward}");
+            assert_eq!(
+                bits(&arena[y_at..index_at]),
+                bits(&want_y),
+                "{forward} on {isa:?}"
+            );
         }
     }
 
@@ -895,6 +912,16 @@ mod tests {
         check(
             &w(vec![axis(5, 2, 2, 1, (0, 0)), axis(37, 2, 2, 1, (0, 0))]),
             3,
+        );
+        // lenet's two poolings: rows of 14 and 5 outputs (a whole vector
+        // and a tail, or a tail alone).
+        check(
+            &w(vec![axis(28, 2, 2, 1, (0, 0)), axis(28, 2, 2, 1, (0, 0))]),
+            3,
+        );
+        check(
+            &w(vec![axis(10, 2, 2, 1, (0, 0)), axis(10, 2, 2, 1, (0, 0))]),
+            5,
         );
         // Overlapping windows (the gradient adds twice), ceil-mode-like far padding.
         check(

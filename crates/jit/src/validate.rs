@@ -45,7 +45,7 @@
 //! 11. A max-pooling step names a step of the plan whose windows hold at
 //!     least one position, all inside their axis, and whose sizes are its
 //!     shapes' (a step marked `pairs` has two axes of windows `{2·o, 2, 1}`
-//!     on a CPU with AVX-512); its operands and result lie inside the arena, and the result
+//!     and runs on a CPU's vector kernels only then); its operands and result lie inside the arena, and the result
 //!     overlaps neither operand. Its argmax index buffer, if any (planes small
 //!     enough for `u32` indices), lies inside the arena and overlaps the
 //!     result, and for a forward step (which writes it) the operands, nowhere;
