@@ -18,6 +18,7 @@ use std::fmt;
 use gemm::Parallelism;
 use graphc_ir::{AxisWindows, Window};
 
+use crate::shifted::Shifted;
 use crate::team;
 use crate::winograd::Winograd;
 
@@ -32,6 +33,17 @@ const TRANSPOSE_MIN_OG: usize = 32;
 /// this many floats' worth of samples at a time (at least one sample), then
 /// sums their products in registers (see [`crate::convkern::dot`]).
 const PATCH_TILE_FLOATS: usize = 1 << 17;
+
+/// The form [`ConvStep::on`] tries for a step with an instruction set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// The Winograd domain ([`crate::winograd`]).
+    Winograd,
+    /// Rows read in place ([`crate::shifted`]).
+    Shifted,
+    /// The patch matrix.
+    Patches,
+}
 
 /// Which of the three products a [`ConvStep`] computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,7 +131,8 @@ pub(crate) struct ConvSizes {
     pub w_len: usize,
     /// Floats of `y` (`[N, O, *output]`).
     pub y_len: usize,
-    /// Floats of one piece's patch matrix (0 when the input is used directly).
+    /// Floats of one piece's patch matrices, or of its planes and wide rows
+    /// in the shifted form (0 when the input is used directly).
     pub patch: usize,
     /// Floats of scratch the step needs.
     pub scratch_len: usize,
@@ -156,6 +169,8 @@ pub(crate) struct ConvStep {
     pub tile: usize,
     /// The Winograd form the step runs in ([`crate::winograd`]), if any.
     pub winograd: Option<Winograd>,
+    /// The shifted form the step runs in ([`crate::shifted`]), if any.
+    pub shifted: Option<Shifted>,
     /// Pieces the samples are split in (1 ≤ pieces ≤ n).
     pub pieces: usize,
     /// Offset of `x` (`[N, C, *input]`).
@@ -199,40 +214,65 @@ impl ConvStep {
     /// samples, `c` input and `o` output channels in `groups` groups, at
     /// offset 0 everywhere; `None` when a size overflows or the geometry is
     /// not a convolution's (`threads`: pieces it may use). With this CPU's
-    /// vector kernels ([`crate::convkern::Isa::detect`]), 3×3 windows with
-    /// stride and dilation 1 run in the Winograd domain (no patch matrix);
-    /// the patch matrix runs on them only where [`Isa::patch_kernels`]
-    /// (with AVX2 the `gemm` crate and the plain loops were as fast or
-    /// faster on lenet's layers).
+    /// vector kernels ([`crate::convkern::Isa::detect`]), the first form the
+    /// step has of: the Winograd domain (3×3 windows with stride and
+    /// dilation 1), the shifted form (2-d windows with stride 1, where
+    /// [`Isa::shifted`]; before the Winograd domain for a weight gradient
+    /// with fewer than [`crate::winograd::MIN_IN_CHANNELS`] input channels
+    /// per group: convnet's 3 → 32 layer took 1.64 against 2.26 ms on Zen 1),
+    /// the patch matrix on the vector kernels where [`Isa::patch_kernels`];
+    /// else the patch matrix on the `gemm` crate and plain loops.
     ///
     /// [`Isa::patch_kernels`]: crate::convkern::Isa::patch_kernels
+    /// [`Isa::shifted`]: crate::convkern::Isa::shifted
     pub(crate) fn new(
         kind: ConvKind,
         window: &Window,
         dims: (usize, usize, usize, usize),
         threads: usize,
     ) -> Option<ConvStep> {
-        let isa = crate::convkern::Isa::detect();
-        let step = ConvStep::on(kind, window, dims, threads, isa, crate::winograd::enabled())?;
-        match isa {
-            Some(isa) if step.winograd.is_none() && !isa.patch_kernels() => {
-                ConvStep::on(kind, window, dims, threads, None, false)
+        let plain = || ConvStep::on(kind, window, dims, threads, None, Form::Patches);
+        let Some(isa) = crate::convkern::Isa::detect() else {
+            return plain();
+        };
+        let mut forms = Vec::new();
+        if crate::winograd::enabled() {
+            forms.push(Form::Winograd);
+        }
+        if isa.shifted() {
+            let few_inputs =
+                dims.1.checked_div(dims.3).unwrap_or(0) < crate::winograd::MIN_IN_CHANNELS;
+            let first = kind == ConvKind::WeightGrad && few_inputs;
+            forms.insert(if first { 0 } else { forms.len() }, Form::Shifted);
+        }
+        for form in forms {
+            let step = ConvStep::on(kind, window, dims, threads, Some(isa), form)?;
+            let taken = match form {
+                Form::Winograd => step.winograd.is_some(),
+                Form::Shifted => step.shifted.is_some(),
+                Form::Patches => true,
+            };
+            if taken {
+                return Some(step);
             }
-            _ => Some(step),
+        }
+        if isa.patch_kernels() {
+            ConvStep::on(kind, window, dims, threads, Some(isa), Form::Patches)
+        } else {
+            plain()
         }
     }
 
     /// [`Self::new`] on instruction set `isa` (`None`: the `gemm` crate and
-    /// plain loops), in the Winograd domain where `winograd` allows and the
-    /// step has the form (with an instruction set only), else on the patch
-    /// matrix.
+    /// plain loops), in `form` where the step has it (with an instruction set
+    /// only), else on the patch matrix.
     fn on(
         kind: ConvKind,
         window: &Window,
         (n, c, o, groups): (usize, usize, usize, usize),
         threads: usize,
         isa: Option<crate::convkern::Isa>,
-        winograd: bool,
+        form: Form,
     ) -> Option<ConvStep> {
         let axes: Vec<ConvAxis> = window
             .axes
@@ -276,12 +316,15 @@ impl ConvStep {
         } else {
             threads.min(n)
         };
-        let winograd = if isa.is_some() && !direct && winograd {
-            Winograd::new(kind, &axes, (cg, og, groups), n)
-        } else {
-            None
-        };
         let simd = isa.is_some();
+        let winograd = match form {
+            Form::Winograd if simd && !direct => Winograd::new(kind, &axes, (cg, og, groups), n),
+            Form::Winograd | Form::Shifted | Form::Patches => None,
+        };
+        let shifted = match form {
+            Form::Shifted if simd && !direct => Shifted::new(kind, &axes, (cg, og)),
+            Form::Winograd | Form::Shifted | Form::Patches => None,
+        };
         // A weight gradient also keeps the patch matrix transposed: the `gemm`
         // crate multiplies by a transposed right operand several times slower
         // (FACTS.md; convnet's 32×288×1024 products ran 4× slower than the
@@ -294,7 +337,11 @@ impl ConvStep {
                 ConvKind::Forward | ConvKind::InputGrad => false,
             };
         let copies = if transposed { 2 } else { 1 };
-        let one = kk.checked_mul(out_sp)?;
+        // Floats of one sample's patch matrix, or of its shifted planes.
+        let one = match &shifted {
+            Some(form) => form.sample_floats()?,
+            None => kk.checked_mul(out_sp)?,
+        };
         let tile = if simd && kind == ConvKind::WeightGrad && !direct {
             (PATCH_TILE_FLOATS / one.max(1)).clamp(1, n)
         } else {
@@ -343,6 +390,7 @@ impl ConvStep {
             isa,
             tile,
             winograd,
+            shifted,
             pieces,
             x: 0,
             w: 0,
@@ -392,6 +440,7 @@ impl ConvStep {
             && fresh.isa == self.isa
             && fresh.tile == self.tile
             && fresh.winograd == self.winograd
+            && fresh.shifted == self.shifted
             && (1..=self.n).contains(&self.pieces)
             && needed.is_some_and(|needed| needed <= s.scratch_len)
     }
@@ -878,6 +927,11 @@ impl crate::convkern::Vectorized for VectorSamples<'_> {
         // matrices of kk × out_sp floats one after another.
         unsafe {
             let patches = base.add(this.scratch + piece * s.patch);
+            if let Some(form) = &this.shifted {
+                let dw = base.add(this.weight_grad_offset(piece));
+                form.samples(simd, this, base, patches, dw, (lo, hi));
+                return;
+            }
             let x_of = |n: usize, g: usize| base.add(this.x + (n * this.c + g * cg) * in_sp);
             let y_of = |n: usize, g: usize| base.add(this.y + (n * this.o + g * og) * out_sp);
             let w_of = |g: usize| base.add(this.w + g * og * kk);
@@ -1020,6 +1074,9 @@ impl fmt::Display for ConvStep {
         if self.winograd.is_some() {
             write!(f, ", winograd")?;
         }
+        if self.shifted.is_some() {
+            write!(f, ", shifted")?;
+        }
         Ok(())
     }
 }
@@ -1125,16 +1182,20 @@ pub(crate) mod tests {
     /// it off the vector kernels); then on the `gemm` crate.
     /// One piece each.
     fn paths(kind: ConvKind, window: &Window, dims: (usize, usize, usize, usize)) -> Vec<ConvStep> {
-        let on = |isa, winograd| ConvStep::on(kind, window, dims, 1, isa, winograd).unwrap();
+        let on = |isa, form| ConvStep::on(kind, window, dims, 1, isa, form).unwrap();
         let mut out = Vec::new();
         for isa in crate::convkern::Isa::supported() {
-            let step = on(Some(isa), true);
+            let step = on(Some(isa), Form::Winograd);
             if step.winograd.is_some() {
                 out.push(step);
             }
-            out.push(on(Some(isa), false));
+            let step = on(Some(isa), Form::Shifted);
+            if step.shifted.is_some() {
+                out.push(step);
+            }
+            out.push(on(Some(isa), Form::Patches));
         }
-        out.push(on(None, false));
+        out.push(on(None, Form::Patches));
         out
     }
 
@@ -1236,6 +1297,25 @@ pub(crate) mod tests {
         check(
             &w(vec![axis(3, 3, 1, 1, (0, 0)), axis(4, 3, 1, 1, (2, 1))]),
             (3, 8, 8, 1),
+        );
+        // Stride 1 in 2-d (the shifted form with the AVX2 kernels): dilated
+        // with uneven padding and groups; a one-tap inner axis, whose wide rows
+        // are y's own, padded and not; no padding, the input its own plane.
+        check(
+            &w(vec![axis(9, 3, 1, 2, (2, 1)), axis(10, 2, 1, 3, (0, 3))]),
+            (2, 4, 6, 2),
+        );
+        check(
+            &w(vec![axis(6, 3, 1, 1, (1, 1)), axis(5, 1, 1, 1, (0, 0))]),
+            (2, 3, 4, 1),
+        );
+        check(
+            &w(vec![axis(6, 3, 1, 1, (0, 0)), axis(5, 1, 1, 1, (0, 0))]),
+            (3, 2, 3, 1),
+        );
+        check(
+            &w(vec![axis(7, 2, 1, 1, (0, 0)), axis(6, 3, 1, 1, (0, 0))]),
+            (2, 3, 5, 1),
         );
         // A kernel wider than the input with padding.
         check(&w(vec![axis(2, 4, 1, 1, (2, 1))]), (1, 1, 2, 1));
@@ -1346,7 +1426,7 @@ pub(crate) mod tests {
         for kind in [ConvKind::Forward, ConvKind::InputGrad, ConvKind::WeightGrad] {
             let step = ConvStep::new(kind, &square, (3, 8, 8, 1), 1).unwrap();
             assert_eq!(step.winograd.is_some(), possible, "{step}");
-            // Too few output channels, or a stride of 2: the patch matrix.
+            // Too few output channels, or a stride of 2: not the Winograd domain.
             let few = ConvStep::new(kind, &square, (3, 8, 7, 1), 1).unwrap();
             assert!(few.winograd.is_none());
             let strided = Window {
@@ -1354,10 +1434,14 @@ pub(crate) mod tests {
             };
             let step = ConvStep::new(kind, &strided, (3, 8, 8, 1), 1).unwrap();
             assert!(step.winograd.is_none());
-            // Too few input channels: the patch matrix, but for the weight gradient.
+            // Too few input channels: not the Winograd domain, but for a
+            // weight gradient without the shifted form.
             let narrow = ConvStep::new(kind, &square, (3, 7, 8, 1), 1).unwrap();
-            let kept = possible && kind == ConvKind::WeightGrad;
+            let shifted = crate::convkern::Isa::detect().is_some_and(|isa| isa.shifted());
+            let kept = possible && kind == ConvKind::WeightGrad && !shifted;
             assert_eq!(narrow.winograd.is_some(), kept, "{narrow}");
+            let narrow_shifted = shifted && kind != ConvKind::InputGrad;
+            assert_eq!(narrow.shifted.is_some(), narrow_shifted, "{narrow}");
         }
     }
 

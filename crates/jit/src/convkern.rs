@@ -92,6 +92,16 @@ impl Isa {
         }
     }
 
+    /// Whether stride-1 2-d forward steps and weight gradients read their
+    /// patch rows in place ([`crate::shifted`]) rather than from a patch
+    /// matrix: AVX2 only, where it was measured (Zen 1, lenet).
+    pub(crate) fn shifted(self) -> bool {
+        match self.0 {
+            Kind::Avx512 => false,
+            Kind::Avx2 => true,
+        }
+    }
+
     /// Whether a max-pooling gradient with its forward step's argmaxes
     /// runs on [`MaxPool2x2`] (else the scalar scatter): AVX-512 only. With
     /// AVX2 on Zen 1, lenet's two took 150 and 197 µs on it against 39 and
@@ -570,19 +580,96 @@ impl<P> Mat<P> {
     }
 }
 
-/// `C[m, n] (+)= A[m, k] · B[k, n]`, `B` and `C` with column stride 1
-/// (their `cs` is ignored), `A` at any strides; `accumulate` adds to `C`.
+/// The `B` operand of [`bcast`] and [`dot`]: rows of contiguous floats,
+/// wherever each starts.
+pub(crate) trait Rows: Copy {
+    /// Row `l`'s first float.
+    ///
+    /// # Safety
+    /// Row `l` is one of the operand's.
+    unsafe fn row(self, l: usize) -> *const f32;
+    /// The operand from row `l` on.
+    ///
+    /// # Safety
+    /// Row `l` is one of the operand's.
+    unsafe fn skip(self, l: usize) -> Self;
+    /// The operand `floats` further along: its later columns, or the same
+    /// rows of a later sample.
+    ///
+    /// # Safety
+    /// The shifted rows are inside the allocation of the operand's.
+    unsafe fn shift(self, floats: usize) -> Self;
+}
+
+/// Rows `rs` apart (`cs` is ignored).
+impl Rows for Mat<*const f32> {
+    #[inline(always)]
+    unsafe fn row(self, l: usize) -> *const f32 {
+        // SAFETY: the caller's guarantee.
+        unsafe { self.ptr.add(l * self.rs) }
+    }
+    #[inline(always)]
+    unsafe fn skip(self, l: usize) -> Self {
+        Mat {
+            // SAFETY: the caller's guarantee.
+            ptr: unsafe { self.row(l) },
+            ..self
+        }
+    }
+    #[inline(always)]
+    unsafe fn shift(self, floats: usize) -> Self {
+        Mat {
+            // SAFETY: the caller's guarantee.
+            ptr: unsafe { self.ptr.add(floats) },
+            ..self
+        }
+    }
+}
+
+/// Rows at `ptr + offsets[l]`: a patch matrix's rows read where they lie in
+/// the input plane ([`crate::shifted`]).
+#[derive(Clone, Copy)]
+pub(crate) struct Table<'a> {
+    pub ptr: *const f32,
+    pub offsets: &'a [usize],
+}
+
+impl Rows for Table<'_> {
+    #[inline(always)]
+    unsafe fn row(self, l: usize) -> *const f32 {
+        // SAFETY: the caller's guarantee (an offset past the table panics).
+        unsafe { self.ptr.add(self.offsets[l]) }
+    }
+    #[inline(always)]
+    unsafe fn skip(self, l: usize) -> Self {
+        Table {
+            offsets: &self.offsets[l..],
+            ..self
+        }
+    }
+    #[inline(always)]
+    unsafe fn shift(self, floats: usize) -> Self {
+        Table {
+            // SAFETY: the caller's guarantee.
+            ptr: unsafe { self.ptr.add(floats) },
+            ..self
+        }
+    }
+}
+
+/// `C[m, n] (+)= A[m, k] · B[k, n]`, `C` with column stride 1 (its `cs` is
+/// ignored), `A` at any strides; `accumulate` adds to `C`.
 ///
 /// # Safety
 /// Every element `(i, j)` with `i < m`, `j < n` (`l < k`) of `A`, `B` and
 /// `C` must be valid memory at its address, and `C` must overlap neither
 /// operand.
 #[inline(always)]
-pub(crate) unsafe fn bcast<S: Simd>(
+pub(crate) unsafe fn bcast<S: Simd, B: Rows>(
     s: S,
     (m, n, k): (usize, usize, usize),
     a: Mat<*const f32>,
-    b: Mat<*const f32>,
+    b: B,
     c: Mat<*mut f32>,
     accumulate: bool,
 ) {
@@ -602,10 +689,7 @@ pub(crate) unsafe fn bcast<S: Simd>(
                     ptr: a.ptr.add(i * a.rs),
                     ..a
                 };
-                let b = Mat {
-                    ptr: b.ptr.add(j),
-                    ..b
-                };
+                let b = b.shift(j);
                 let c = Mat {
                     ptr: c.ptr.add(i * c.rs + j),
                     ..c
@@ -614,10 +698,10 @@ pub(crate) unsafe fn bcast<S: Simd>(
                     ($($r:literal),*) => {
                         match (rows, vecs) {
                             $(
-                                ($r, 1) => bcast_tile::<S, $r, 1>(s, k, a, b, c, mask, accumulate),
-                                ($r, 2) => bcast_tile::<S, $r, 2>(s, k, a, b, c, mask, accumulate),
-                                ($r, 3) => bcast_tile::<S, $r, 3>(s, k, a, b, c, mask, accumulate),
-                                ($r, _) => bcast_tile::<S, $r, 4>(s, k, a, b, c, mask, accumulate),
+                                ($r, 1) => bcast_tile::<S, B, $r, 1>(s, k, a, b, c, mask, accumulate),
+                                ($r, 2) => bcast_tile::<S, B, $r, 2>(s, k, a, b, c, mask, accumulate),
+                                ($r, 3) => bcast_tile::<S, B, $r, 3>(s, k, a, b, c, mask, accumulate),
+                                ($r, _) => bcast_tile::<S, B, $r, 4>(s, k, a, b, c, mask, accumulate),
                             )*
                             _ => unreachable!("at most 6 rows"),
                         }
@@ -637,11 +721,11 @@ pub(crate) unsafe fn bcast<S: Simd>(
 /// As [`bcast`] for `R` rows and the tile's columns.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn bcast_tile<S: Simd, const R: usize, const V: usize>(
+unsafe fn bcast_tile<S: Simd, B: Rows, const R: usize, const V: usize>(
     s: S,
     k: usize,
     a: Mat<*const f32>,
-    b: Mat<*const f32>,
+    b: B,
     c: Mat<*mut f32>,
     mask: u32,
     accumulate: bool,
@@ -653,7 +737,7 @@ unsafe fn bcast_tile<S: Simd, const R: usize, const V: usize>(
     // operands: the caller's guarantee.
     unsafe {
         for l in 0..k {
-            let bl = b.ptr.add(l * b.rs);
+            let bl = b.row(l);
             let mut bv = [s.zero(); V];
             for (v, bv) in bv.iter_mut().enumerate() {
                 *bv = s.load(mask_of(v), bl.add(S::LANES * v));
@@ -682,21 +766,21 @@ unsafe fn bcast_tile<S: Simd, const R: usize, const V: usize>(
 }
 
 /// `C[i, j] (+)= Σ_{t < samples} Σ_{p < len} A_t[i, p] · B_t[j, p]` for
-/// `i < m`, `j < n`: `A_t[i, p]` at `a.ptr + t·a_ts + i·a.rs + p`, `B_t` at
-/// `b.ptr + t·b_ts + j·b.rs + p` (the operands' `cs` are ignored: rows are
-/// contiguous), `C[i, j]` at `c.ptr + i·c.rs + j·c.cs`.
+/// `i < m`, `j < n`: `A_t[i, p]` at `a.ptr + t·a_ts + i·a.rs + p` (`a.cs`
+/// is ignored: rows are contiguous), `B_t[j, p]` at `b.row(j) + t·b_ts + p`,
+/// `C[i, j]` at `c.ptr + i·c.rs + j·c.cs`.
 ///
 /// # Safety
 /// Every element named above must be valid memory, and `C` must overlap
 /// neither operand.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn dot<S: Simd>(
+pub(crate) unsafe fn dot<S: Simd, B: Rows>(
     s: S,
     (m, n, len): (usize, usize, usize),
     samples: usize,
     (a, a_ts): (Mat<*const f32>, usize),
-    (b, b_ts): (Mat<*const f32>, usize),
+    (b, b_ts): (B, usize),
     c: Mat<*mut f32>,
     accumulate: bool,
 ) {
@@ -713,10 +797,7 @@ pub(crate) unsafe fn dot<S: Simd>(
                     ptr: a.ptr.add(i * a.rs),
                     ..a
                 };
-                let b = Mat {
-                    ptr: b.ptr.add(j * b.rs),
-                    ..b
-                };
+                let b = b.skip(j);
                 let c = Mat {
                     ptr: c.ptr.add(i * c.rs + j * c.cs),
                     ..c
@@ -726,10 +807,10 @@ pub(crate) unsafe fn dot<S: Simd>(
                     ($($r:literal),*) => {
                         match (rows, cols) {
                             $(
-                                ($r, 1) => dot_tile::<S, $r, 1>(s, shape, a, b, c, accumulate),
-                                ($r, 2) => dot_tile::<S, $r, 2>(s, shape, a, b, c, accumulate),
-                                ($r, 3) => dot_tile::<S, $r, 3>(s, shape, a, b, c, accumulate),
-                                ($r, _) => dot_tile::<S, $r, 4>(s, shape, a, b, c, accumulate),
+                                ($r, 1) => dot_tile::<S, B, $r, 1>(s, shape, a, b, c, accumulate),
+                                ($r, 2) => dot_tile::<S, B, $r, 2>(s, shape, a, b, c, accumulate),
+                                ($r, 3) => dot_tile::<S, B, $r, 3>(s, shape, a, b, c, accumulate),
+                                ($r, _) => dot_tile::<S, B, $r, 4>(s, shape, a, b, c, accumulate),
                             )*
                             _ => unreachable!("at most 4 rows"),
                         }
@@ -748,11 +829,11 @@ pub(crate) unsafe fn dot<S: Simd>(
 /// # Safety
 /// As [`dot`] for the tile's rows and columns.
 #[inline(always)]
-unsafe fn dot_tile<S: Simd, const R: usize, const C: usize>(
+unsafe fn dot_tile<S: Simd, B: Rows, const R: usize, const C: usize>(
     s: S,
     (len, samples, a_ts, b_ts): (usize, usize, usize, usize),
     a: Mat<*const f32>,
-    b: Mat<*const f32>,
+    b: B,
     c: Mat<*mut f32>,
     accumulate: bool,
 ) {
@@ -764,16 +845,20 @@ unsafe fn dot_tile<S: Simd, const R: usize, const C: usize>(
     // tail masked) are inside the operands: the caller's guarantee.
     unsafe {
         for t in 0..samples {
-            let (at, bt) = (a.ptr.add(t * a_ts), b.ptr.add(t * b_ts));
+            let (at, bt) = (a.ptr.add(t * a_ts), b.shift(t * b_ts));
+            let mut rows = [at; C];
+            for (j, row) in rows.iter_mut().enumerate() {
+                *row = bt.row(j);
+            }
             // B's vectors first, then one A vector per row, the shape of
             // `bcast_tile`'s loop (the other nesting left the accumulators
             // on the stack).
             macro_rules! step {
                 ($q:expr, $mask:expr) => {{
-                    let (at, bt) = (at.add(l * $q), bt.add(l * $q));
+                    let at = at.add(l * $q);
                     let mut bv = [s.zero(); C];
-                    for (j, bv) in bv.iter_mut().enumerate() {
-                        *bv = s.load($mask, bt.add(j * b.rs));
+                    for (bv, row) in bv.iter_mut().zip(rows) {
+                        *bv = s.load($mask, row.add(l * $q));
                     }
                     for (r, acc) in acc.iter_mut().enumerate() {
                         let av = s.load($mask, at.add(r * a.rs));

@@ -43,6 +43,7 @@ mod kernel;
 mod math;
 mod plan;
 mod pool;
+mod shifted;
 mod simd;
 mod team;
 mod validate;

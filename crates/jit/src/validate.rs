@@ -579,7 +579,7 @@ mod tests {
     fn a_convolution_writing_over_its_scratch_is_rejected() {
         let mut plan = conv_then_pool();
         let (id, conv) = plan.convs.iter_mut().next().expect("a convolution step");
-        assert!(conv.sizes.scratch_len >= 3 * 9 * 36, "{conv}");
+        assert!(conv.sizes.scratch_len > 0, "{conv}");
         conv.y = conv.scratch;
         let e = violation(&plan);
         assert!(e.contains(&format!("({id})")), "{e}");

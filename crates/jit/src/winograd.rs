@@ -54,8 +54,9 @@ const MIN_OUT_CHANNELS: usize = 8;
 /// the Winograd domain: with fewer, its products are tiny and the output
 /// channels' transforms dominate (convnet's first layer, 3 → 32 channels, on
 /// Zen 1: forward 1.28–1.33 ms against the patch matrix's 0.90). Its weight
-/// gradient keeps the form (1.12 against 1.31 ms).
-const MIN_IN_CHANNELS: usize = 8;
+/// gradient keeps the form (1.12 against 1.31 ms on the `gemm` crate) unless
+/// the shifted form runs it (`ConvStep::new`).
+pub(crate) const MIN_IN_CHANNELS: usize = 8;
 
 /// Floats of one piece's weight-gradient tile (transformed inputs and output
 /// gradients of several samples) at most, unless one sample needs more. The
