@@ -337,10 +337,11 @@ impl ConvStep {
                 ConvKind::Forward | ConvKind::InputGrad => false,
             };
         let copies = if transposed { 2 } else { 1 };
-        // Floats of one sample's patch matrix, or of its shifted planes.
-        let one = match &shifted {
-            Some(form) => form.sample_floats()?,
-            None => kk.checked_mul(out_sp)?,
+        // Floats of one sample's patch matrix, or of its shifted planes, and
+        // of the piece's rearranged weights.
+        let (one, weights) = match &shifted {
+            Some(form) => (form.sample_floats()?, form.piece_floats(kind, og)?),
+            None => (kk.checked_mul(out_sp)?, 0),
         };
         let tile = if simd && kind == ConvKind::WeightGrad && !direct {
             (PATCH_TILE_FLOATS / one.max(1)).clamp(1, n)
@@ -350,7 +351,9 @@ impl ConvStep {
         let patch = if direct || winograd.is_some() {
             0
         } else {
-            one.checked_mul(copies)?.checked_mul(tile)?
+            one.checked_mul(copies)?
+                .checked_mul(tile)?
+                .checked_add(weights)?
         };
         let w_len = o.checked_mul(kk)?;
         let scratch_len = scratch_needed(kind, winograd.as_ref(), patch, w_len, pieces)?;
@@ -928,7 +931,10 @@ impl crate::convkern::Vectorized for VectorSamples<'_> {
         unsafe {
             let patches = base.add(this.scratch + piece * s.patch);
             if let Some(form) = &this.shifted {
-                let dw = base.add(this.weight_grad_offset(piece));
+                let dw = match this.kind {
+                    ConvKind::WeightGrad => base.add(this.weight_grad_offset(piece)),
+                    ConvKind::Forward | ConvKind::InputGrad => std::ptr::null_mut(),
+                };
                 form.samples(simd, this, base, patches, dw, (lo, hi));
                 return;
             }
@@ -1303,11 +1309,11 @@ pub(crate) mod tests {
         // are y's own, padded and not; no padding, the input its own plane.
         check(
             &w(vec![axis(9, 3, 1, 2, (2, 1)), axis(10, 2, 1, 3, (0, 3))]),
-            (2, 4, 6, 2),
+            (2, 12, 6, 2),
         );
         check(
             &w(vec![axis(6, 3, 1, 1, (1, 1)), axis(5, 1, 1, 1, (0, 0))]),
-            (2, 3, 4, 1),
+            (2, 7, 4, 1),
         );
         check(
             &w(vec![axis(6, 3, 1, 1, (0, 0)), axis(5, 1, 1, 1, (0, 0))]),
@@ -1440,8 +1446,12 @@ pub(crate) mod tests {
             let shifted = crate::convkern::Isa::detect().is_some_and(|isa| isa.shifted());
             let kept = possible && kind == ConvKind::WeightGrad && !shifted;
             assert_eq!(narrow.winograd.is_some(), kept, "{narrow}");
-            let narrow_shifted = shifted && kind != ConvKind::InputGrad;
-            assert_eq!(narrow.shifted.is_some(), narrow_shifted, "{narrow}");
+            assert_eq!(narrow.shifted.is_some(), shifted, "{narrow}");
+            // An input gradient with fewer channels than a product tile's rows:
+            // not the shifted form.
+            let few = ConvStep::new(kind, &square, (3, 5, 8, 1), 1).unwrap();
+            let few_shifted = shifted && kind != ConvKind::InputGrad;
+            assert_eq!(few.shifted.is_some(), few_shifted, "{few}");
         }
     }
 

@@ -92,9 +92,9 @@ impl Isa {
         }
     }
 
-    /// Whether stride-1 2-d forward steps and weight gradients read their
-    /// patch rows in place ([`crate::shifted`]) rather than from a patch
-    /// matrix: AVX2 only, where it was measured (Zen 1, lenet).
+    /// Whether stride-1 2-d convolutions read (or add) their patch rows in
+    /// place ([`crate::shifted`]) rather than through a patch matrix: AVX2
+    /// only, where it was measured (Zen 1, lenet).
     pub(crate) fn shifted(self) -> bool {
         match self.0 {
             Kind::Avx512 => false,
@@ -580,14 +580,41 @@ impl<P> Mat<P> {
     }
 }
 
-/// The `B` operand of [`bcast`] and [`dot`]: rows of contiguous floats,
+/// A pointer to floats, read-only or writable.
+pub(crate) trait Ptr: Copy {
+    /// The pointer `n` floats further.
+    ///
+    /// # Safety
+    /// As `pointer::add`: the result is inside the same allocation.
+    unsafe fn plus(self, n: usize) -> Self;
+}
+
+impl Ptr for *const f32 {
+    #[inline(always)]
+    unsafe fn plus(self, n: usize) -> Self {
+        // SAFETY: the caller's guarantee.
+        unsafe { self.add(n) }
+    }
+}
+
+impl Ptr for *mut f32 {
+    #[inline(always)]
+    unsafe fn plus(self, n: usize) -> Self {
+        // SAFETY: the caller's guarantee.
+        unsafe { self.add(n) }
+    }
+}
+
+/// An operand of [`bcast`] and [`dot`] made of rows of contiguous floats,
 /// wherever each starts.
 pub(crate) trait Rows: Copy {
+    /// The pointer type (`*const f32` to read, `*mut f32` to write).
+    type P: Ptr;
     /// Row `l`'s first float.
     ///
     /// # Safety
     /// Row `l` is one of the operand's.
-    unsafe fn row(self, l: usize) -> *const f32;
+    unsafe fn row(self, l: usize) -> Self::P;
     /// The operand from row `l` on.
     ///
     /// # Safety
@@ -602,11 +629,12 @@ pub(crate) trait Rows: Copy {
 }
 
 /// Rows `rs` apart (`cs` is ignored).
-impl Rows for Mat<*const f32> {
+impl<P: Ptr> Rows for Mat<P> {
+    type P = P;
     #[inline(always)]
-    unsafe fn row(self, l: usize) -> *const f32 {
+    unsafe fn row(self, l: usize) -> P {
         // SAFETY: the caller's guarantee.
-        unsafe { self.ptr.add(l * self.rs) }
+        unsafe { self.ptr.plus(l * self.rs) }
     }
     #[inline(always)]
     unsafe fn skip(self, l: usize) -> Self {
@@ -620,25 +648,26 @@ impl Rows for Mat<*const f32> {
     unsafe fn shift(self, floats: usize) -> Self {
         Mat {
             // SAFETY: the caller's guarantee.
-            ptr: unsafe { self.ptr.add(floats) },
+            ptr: unsafe { self.ptr.plus(floats) },
             ..self
         }
     }
 }
 
-/// Rows at `ptr + offsets[l]`: a patch matrix's rows read where they lie in
-/// the input plane ([`crate::shifted`]).
+/// Rows at `ptr + offsets[l]`: a patch matrix's rows where they lie in the
+/// input plane, or the input gradient's rows added there ([`crate::shifted`]).
 #[derive(Clone, Copy)]
-pub(crate) struct Table<'a> {
-    pub ptr: *const f32,
+pub(crate) struct Table<'a, P> {
+    pub ptr: P,
     pub offsets: &'a [usize],
 }
 
-impl Rows for Table<'_> {
+impl<P: Ptr> Rows for Table<'_, P> {
+    type P = P;
     #[inline(always)]
-    unsafe fn row(self, l: usize) -> *const f32 {
+    unsafe fn row(self, l: usize) -> P {
         // SAFETY: the caller's guarantee (an offset past the table panics).
-        unsafe { self.ptr.add(self.offsets[l]) }
+        unsafe { self.ptr.plus(self.offsets[l]) }
     }
     #[inline(always)]
     unsafe fn skip(self, l: usize) -> Self {
@@ -651,26 +680,28 @@ impl Rows for Table<'_> {
     unsafe fn shift(self, floats: usize) -> Self {
         Table {
             // SAFETY: the caller's guarantee.
-            ptr: unsafe { self.ptr.add(floats) },
+            ptr: unsafe { self.ptr.plus(floats) },
             ..self
         }
     }
 }
 
-/// `C[m, n] (+)= A[m, k] · B[k, n]`, `C` with column stride 1 (its `cs` is
-/// ignored), `A` at any strides; `accumulate` adds to `C`.
+/// `C[m, n] (+)= A[m, k] · B[k, n]`, `A` at any strides, `B` and `C` rows
+/// of contiguous floats; `accumulate` adds to `C`, one row after another (so
+/// rows of `C` may overlap each other, at a cost: a row's loads wait for the
+/// previous row's stores).
 ///
 /// # Safety
 /// Every element `(i, j)` with `i < m`, `j < n` (`l < k`) of `A`, `B` and
 /// `C` must be valid memory at its address, and `C` must overlap neither
 /// operand.
 #[inline(always)]
-pub(crate) unsafe fn bcast<S: Simd, B: Rows>(
+pub(crate) unsafe fn bcast<S: Simd, B: Rows<P = *const f32>, C: Rows<P = *mut f32>>(
     s: S,
     (m, n, k): (usize, usize, usize),
     a: Mat<*const f32>,
     b: B,
-    c: Mat<*mut f32>,
+    c: C,
     accumulate: bool,
 ) {
     let l = S::LANES;
@@ -689,19 +720,15 @@ pub(crate) unsafe fn bcast<S: Simd, B: Rows>(
                     ptr: a.ptr.add(i * a.rs),
                     ..a
                 };
-                let b = b.shift(j);
-                let c = Mat {
-                    ptr: c.ptr.add(i * c.rs + j),
-                    ..c
-                };
+                let (b, c) = (b.shift(j), c.skip(i).shift(j));
                 macro_rules! go {
                     ($($r:literal),*) => {
                         match (rows, vecs) {
                             $(
-                                ($r, 1) => bcast_tile::<S, B, $r, 1>(s, k, a, b, c, mask, accumulate),
-                                ($r, 2) => bcast_tile::<S, B, $r, 2>(s, k, a, b, c, mask, accumulate),
-                                ($r, 3) => bcast_tile::<S, B, $r, 3>(s, k, a, b, c, mask, accumulate),
-                                ($r, _) => bcast_tile::<S, B, $r, 4>(s, k, a, b, c, mask, accumulate),
+                                ($r, 1) => bcast_tile::<S, B, C, $r, 1>(s, k, a, b, c, mask, accumulate),
+                                ($r, 2) => bcast_tile::<S, B, C, $r, 2>(s, k, a, b, c, mask, accumulate),
+                                ($r, 3) => bcast_tile::<S, B, C, $r, 3>(s, k, a, b, c, mask, accumulate),
+                                ($r, _) => bcast_tile::<S, B, C, $r, 4>(s, k, a, b, c, mask, accumulate),
                             )*
                             _ => unreachable!("at most 6 rows"),
                         }
@@ -721,12 +748,18 @@ pub(crate) unsafe fn bcast<S: Simd, B: Rows>(
 /// As [`bcast`] for `R` rows and the tile's columns.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn bcast_tile<S: Simd, B: Rows, const R: usize, const V: usize>(
+unsafe fn bcast_tile<
+    S: Simd,
+    B: Rows<P = *const f32>,
+    C: Rows<P = *mut f32>,
+    const R: usize,
+    const V: usize,
+>(
     s: S,
     k: usize,
     a: Mat<*const f32>,
     b: B,
-    c: Mat<*mut f32>,
+    c: C,
     mask: u32,
     accumulate: bool,
 ) {
@@ -751,7 +784,7 @@ unsafe fn bcast_tile<S: Simd, B: Rows, const R: usize, const V: usize>(
             }
         }
         for (r, acc) in acc.iter().enumerate() {
-            let row = c.ptr.add(r * c.rs);
+            let row = c.row(r);
             for (v, &acc) in acc.iter().enumerate() {
                 let (p, m) = (row.add(S::LANES * v), mask_of(v));
                 let acc = if accumulate {
@@ -775,7 +808,7 @@ unsafe fn bcast_tile<S: Simd, B: Rows, const R: usize, const V: usize>(
 /// neither operand.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn dot<S: Simd, B: Rows>(
+pub(crate) unsafe fn dot<S: Simd, B: Rows<P = *const f32>>(
     s: S,
     (m, n, len): (usize, usize, usize),
     samples: usize,
@@ -829,7 +862,7 @@ pub(crate) unsafe fn dot<S: Simd, B: Rows>(
 /// # Safety
 /// As [`dot`] for the tile's rows and columns.
 #[inline(always)]
-unsafe fn dot_tile<S: Simd, B: Rows, const R: usize, const C: usize>(
+unsafe fn dot_tile<S: Simd, B: Rows<P = *const f32>, const R: usize, const C: usize>(
     s: S,
     (len, samples, a_ts, b_ts): (usize, usize, usize, usize),
     a: Mat<*const f32>,

@@ -1,6 +1,6 @@
 //! Stride-1 2-d convolutions without a patch matrix: the forward step and the
-//! weight gradient on [`crate::convkern`]'s kernels, reading the input where
-//! it lies.
+//! two gradients on [`crate::convkern`]'s kernels, reading the input (or
+//! adding the input gradient) where it lies.
 //!
 //! Lay the input out in a plane `Wp = Wo + (kw − 1)·dw` floats wide and
 //! `Hp = Ho + (kh − 1)·dh` rows high, its padding written as zeros, and the
@@ -21,17 +21,35 @@
 //!   the input holds an infinity or NaN, which the forward step has already
 //!   carried into the loss).
 //!
-//! The input is copied into the plane unless it is that plane already (no
-//! padding before it and rows `Wp` wide); the wide rows are `y` or `dy` itself
-//! when `Wp = Wo`. The input gradient keeps the patch matrix: its products
-//! over a zero-bordered `dy` would multiply twice the floats on lenet's
-//! second layer.
+//! - Input gradient: the forward product's transpose, each row of
+//!   `Wᵀ_g [kk, og] · dy_wide [og, Q]` added into the plane where the row
+//!   would have been read (the same table, its rows ordered tap-major so that
+//!   the rows of one product tile are different channels' and never overlap;
+//!   the weights are rearranged once per group), then the plane's inside cut
+//!   out as `dx`. This is col2im without the patch matrix.
+//!
+//! The input is copied into the plane (or `dx` cut out of it) unless it is
+//! that plane already (no padding before it and rows `Wp` wide); the wide rows
+//! are `y` or `dy` itself when `Wp = Wo`.
 
 #[cfg(target_arch = "x86_64")]
 use crate::conv::ConvStep;
 use crate::conv::{ConvAxis, ConvKind};
 #[cfg(target_arch = "x86_64")]
 use crate::convkern::{Mat, Rows, Simd, Table};
+
+/// Input channels per group an input gradient needs for the shifted form:
+/// the rows of a [`crate::convkern::bcast`] tile (at most 6 with either
+/// instruction set) are then different channels' and never overlap. With
+/// fewer, a tile's rows overlap and each waits for the stores of the one
+/// before (Zen 1: lenet's 1 → 6 layer 1.06 → 1.20 ms, convnet's 3 → 32
+/// layer 1.78 → 1.86 ms; lenet's 6 → 16 layer 1.59 → 1.19 ms).
+const MIN_GRAD_CHANNELS: usize = 6;
+#[cfg(target_arch = "x86_64")]
+const _: () = assert!(
+    crate::convkern::Avx2::BCAST_ROWS <= MIN_GRAD_CHANNELS
+        && crate::convkern::Avx512::BCAST_ROWS <= MIN_GRAD_CHANNELS
+);
 
 /// A convolution's shifted form: the plane, the wide outputs and the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +69,8 @@ pub(crate) struct Shifted {
     copy: bool,
     /// Wide output positions `Q`.
     wide: usize,
-    /// Plane offset of each patch-matrix row `c·k + tap` (`kk` of them).
+    /// Plane offset of each patch-matrix row: row `c·k + tap`, for the input
+    /// gradient row `tap·cg + c` (`kk` of them).
     offsets: Vec<usize>,
     /// Floats of one sample's planes (0 in place).
     planes: usize,
@@ -61,19 +80,18 @@ pub(crate) struct Shifted {
 
 impl Shifted {
     /// The shifted form of a convolution of `kind` over `axes` with `cg`
-    /// input and `og` output channels per group, if it is a forward step or
-    /// a weight gradient over two axes with stride 1; `None` otherwise or when
-    /// a size overflows.
+    /// input and `og` output channels per group, if the window has two axes
+    /// with stride 1 (and an input gradient [`MIN_GRAD_CHANNELS`]); `None`
+    /// otherwise or when a size overflows.
     pub(crate) fn new(
         kind: ConvKind,
         axes: &[ConvAxis],
         (cg, og): (usize, usize),
     ) -> Option<Shifted> {
-        match kind {
-            ConvKind::Forward | ConvKind::WeightGrad => {}
-            ConvKind::InputGrad => return None,
-        }
         let [a0, a1] = axes else { return None };
+        if kind == ConvKind::InputGrad && cg < MIN_GRAD_CHANNELS {
+            return None;
+        }
         if a0.stride != 1 || a1.stride != 1 {
             return None;
         }
@@ -94,16 +112,20 @@ impl Shifted {
             .checked_mul(plane.1)?
             .checked_add(a1.output)?;
         let k_sp = a0.kernel.checked_mul(a1.kernel)?;
-        let mut offsets = Vec::with_capacity(cg.checked_mul(k_sp)?);
+        let kk = cg.checked_mul(k_sp)?;
+        let mut offsets = vec![0; kk];
         for c in 0..cg {
-            for ky in 0..a0.kernel {
-                for kx in 0..a1.kernel {
-                    let off = c
-                        .checked_mul(channel)?
-                        .checked_add(ky.checked_mul(a0.dilation)?.checked_mul(plane.1)?)?
-                        .checked_add(kx.checked_mul(a1.dilation)?)?;
-                    offsets.push(off);
-                }
+            for tap in 0..k_sp {
+                let (ky, kx) = (tap / a1.kernel, tap % a1.kernel);
+                let off = c
+                    .checked_mul(channel)?
+                    .checked_add(ky.checked_mul(a0.dilation)?.checked_mul(plane.1)?)?
+                    .checked_add(kx.checked_mul(a1.dilation)?)?;
+                let row = match kind {
+                    ConvKind::Forward | ConvKind::WeightGrad => c * k_sp + tap,
+                    ConvKind::InputGrad => tap * cg + c,
+                };
+                offsets[row] = off;
             }
         }
         let planes = if copy { cg.checked_mul(channel)? } else { 0 };
@@ -130,6 +152,15 @@ impl Shifted {
     pub(crate) fn sample_floats(&self) -> Option<usize> {
         self.planes.checked_add(self.wides)
     }
+
+    /// Floats of scratch a piece needs besides its samples' (`tile` of
+    /// them): the input gradient's rearranged weights, `kk · og`.
+    pub(crate) fn piece_floats(&self, kind: ConvKind, og: usize) -> Option<usize> {
+        match kind {
+            ConvKind::Forward | ConvKind::WeightGrad => Some(0),
+            ConvKind::InputGrad => self.offsets.len().checked_mul(og),
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -153,6 +184,31 @@ impl Shifted {
                 let (src, dst) = (x.add(c * h * w), planes.add(c * self.channel));
                 for iy in 0..rows {
                     let (src, dst) = (src.add(iy * w), dst.add((pt + iy) * wp + pl));
+                    std::ptr::copy_nonoverlapping(src, dst, cols);
+                }
+            }
+        }
+    }
+
+    /// Cuts one sample's channel group of the input gradient out of
+    /// `planes` into `dx` (`cg` planes of the input), zeros where the plane
+    /// does not reach.
+    ///
+    /// # Safety
+    /// `planes` holds `cg · Hp · Wp` floats and `dx` `cg` input planes, apart.
+    unsafe fn cut_planes(&self, cg: usize, planes: *const f32, dx: *mut f32) {
+        let ((h, w), (hp, wp), (pt, pl)) = (self.input, self.plane, self.pad);
+        let rows = h.min(hp.saturating_sub(pt));
+        let cols = w.min(wp.saturating_sub(pl));
+        // SAFETY: as `fill_planes`, the other way.
+        unsafe {
+            if rows < h || cols < w {
+                std::ptr::write_bytes(dx, 0, cg * h * w);
+            }
+            for c in 0..cg {
+                let (src, dst) = (planes.add(c * self.channel), dx.add(c * h * w));
+                for iy in 0..rows {
+                    let (src, dst) = (src.add((pt + iy) * wp + pl), dst.add(iy * w));
                     std::ptr::copy_nonoverlapping(src, dst, cols);
                 }
             }
@@ -202,13 +258,13 @@ impl Shifted {
     }
 
     /// Samples `lo..hi` of `step` (whose `shifted` is `self`) with `scratch`
-    /// (`step.tile` samples' planes, then their wide rows); a weight gradient
-    /// sums into `dw`.
+    /// (`step.tile` samples' planes, then their wide rows, then the input
+    /// gradient's weights); a weight gradient sums into `dw`.
     ///
     /// # Safety
     /// As [`ConvStep::run`] for the arena at `base`; `lo ≤ hi ≤ n`; `scratch`
-    /// is this piece's, `tile · sample_floats()` floats; `dw` holds the
-    /// weight gradient's floats, apart from the rest.
+    /// is this piece's, `tile · sample_floats() + piece_floats()` floats;
+    /// `dw` holds the weight gradient's floats, apart from the rest.
     #[inline(always)]
     pub(crate) unsafe fn samples<S: Simd>(
         &self,
@@ -304,7 +360,44 @@ impl Shifted {
                         t0 = t1;
                     }
                 }
-                ConvKind::InputGrad => unreachable!("the input gradient has no shifted form"),
+                ConvKind::InputGrad => {
+                    let k_sp = kk / cg;
+                    let wt = wides.add(step.tile * self.wides);
+                    for g in 0..step.groups {
+                        // Wᵀ_g, rows `tap·cg + c` as the table's.
+                        let w = w_of(g);
+                        for o in 0..og {
+                            for c in 0..cg {
+                                for tap in 0..k_sp {
+                                    *wt.add((tap * cg + c) * og + o) =
+                                        *w.add(o * kk + c * k_sp + tap);
+                                }
+                            }
+                        }
+                        for n in lo..hi {
+                            let dst = if self.copy { planes } else { x_of(n, g) };
+                            std::ptr::write_bytes(dst, 0, cg * self.channel);
+                            let dy = if self.wides == 0 {
+                                y_of(n, g)
+                            } else {
+                                self.rows::<S, true>(s, og, y_of(n, g), wides);
+                                wides
+                            };
+                            let rows = Table {
+                                ptr: dst,
+                                offsets: &self.offsets,
+                            };
+                            let (wt, dy) = (
+                                Mat::rows(wt.cast_const(), og),
+                                Mat::rows(dy.cast_const(), q),
+                            );
+                            bcast(s, (kk, q, og), wt, dy, rows, true);
+                            if self.copy {
+                                self.cut_planes(cg, planes, x_of(n, g));
+                            }
+                        }
+                    }
+                }
             }
         }
     }
