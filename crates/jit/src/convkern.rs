@@ -707,8 +707,15 @@ pub(crate) unsafe fn bcast<S: Simd, B: Rows<P = *const f32>, C: Rows<P = *mut f3
     let l = S::LANES;
     let mut j = 0;
     while j < n {
-        let cols = (n - j).min(l * S::BCAST_VECS);
+        let mut cols = (n - j).min(l * S::BCAST_VECS);
         let vecs = cols.div_ceil(l);
+        // Written, not added to: a last block of whole vectors ending at `n`,
+        // overlapping the block before (whose columns it computes again, bit
+        // for bit), rather than masked lanes (lenet's first layer, 28 columns
+        // a row: 504 → 447 µs on one Zen 1 thread).
+        if !accumulate && cols < vecs * l && n >= vecs * l {
+            (j, cols) = (n - vecs * l, vecs * l);
+        }
         let mask = s.lanes(cols - (vecs - 1) * l);
         let mut i = 0;
         while i < m {
