@@ -17,7 +17,9 @@
 //! crate, in blocks); `conv` runs convolutions and their gradients (im2col
 //! into an arena scratch region live for that step only, then `gemm`; col2im
 //! for the input gradient; `winograd` for 3×3 windows with stride 1 on
-//! AVX-512 or AVX2, through `convkern`'s vector kernels) and `pool` max pooling and its gradient (plain
+//! AVX-512 or AVX2, and `shifted`, the patch rows read where they lie in the
+//! input, for other 2-d windows with stride 1 on AVX2, both through
+//! `convkern`'s vector kernels) and `pool` max pooling and its gradient (plain
 //! loops, 2×2 windows at stride 2 on `convkern`'s vector kernels, the
 //! interpreter's argmax bit for bit); `exec` checks arguments and
 //! runs the step, splitting large kernels, products, convolutions (by

@@ -128,6 +128,22 @@ fn winograd_axis(inputs: usize) -> impl Strategy<Value = AxisCase> {
     })
 }
 
+/// A 2-d window with stride 1 (the shifted form's with AVX2): kernels of 1–5
+/// taps, dilation 1–2, rows of up to 20, padding 0–2 on each side, 5–8
+/// channels per group (its input gradient needs 6 input channels).
+fn shifted_case() -> impl Strategy<Value = ConvCase> {
+    let axis = (1usize..21, 1usize..6, 1usize..3, 0usize..3, 0usize..3).prop_map(
+        |(input, kernel, dilation, lo, hi)| AxisCase {
+            input,
+            kernel,
+            stride: 1,
+            dilation,
+            pad: (lo, hi),
+        },
+    );
+    case_over(prop::collection::vec(axis, 2), 1..3, 5..9)
+}
+
 fn conv_case() -> impl Strategy<Value = ConvCase> {
     case_over(prop::collection::vec(axis_case(), 1..=2), 1..4, 1..4)
 }
@@ -560,6 +576,11 @@ proptest! {
 
     #[test]
     fn convolutions_match_the_interpreter(c in conv_case()) {
+        verdict(check_conv(&c))?;
+    }
+
+    #[test]
+    fn shifted_convolutions_match_the_interpreter(c in shifted_case()) {
         verdict(check_conv(&c))?;
     }
 
