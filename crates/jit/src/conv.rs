@@ -1183,9 +1183,10 @@ pub(crate) mod tests {
 
     /// The step on every path this CPU can take: with each instruction set
     /// it has (narrower ones are what other CPUs or `GRAPHC_SIMD` take) in
-    /// the Winograd domain where the step has that form, and on the patch
-    /// matrix (as with `GRAPHC_WINOGRAD=0`, and with AVX2 though `new` keeps
-    /// it off the vector kernels); then on the `gemm` crate.
+    /// the Winograd domain and in the shifted form where the step has them
+    /// (the shifted form with AVX-512 too, though `new` keeps it to AVX2),
+    /// and on the patch matrix (as with `GRAPHC_WINOGRAD=0`, and with AVX2
+    /// though `new` keeps it off the vector kernels); then on the `gemm` crate.
     /// One piece each.
     fn paths(kind: ConvKind, window: &Window, dims: (usize, usize, usize, usize)) -> Vec<ConvStep> {
         let on = |isa, form| ConvStep::on(kind, window, dims, 1, isa, form).unwrap();
