@@ -818,8 +818,10 @@ impl ConvStep {
 
 /// `dst.copy_from_slice(src)` (same lengths) in moves of 8 or 4 floats, the
 /// last one overlapping the one before: a patch row is short (lenet's are 10
-/// to 28 floats), and a library call per row cost more than its copy.
-fn copy_row(dst: &mut [f32], src: &[f32]) {
+/// to 28 floats), and a library call per row cost more than its copy (so did
+/// the shifted form's `memcpy` per output row: lenet conv2's forward 1,040
+/// against 1,018 µs, its weight gradient 1,090 against 1,030, Zen 1).
+pub(crate) fn copy_row(dst: &mut [f32], src: &[f32]) {
     let n = dst.len();
     let mut part = |at: usize, len: usize| dst[at..at + len].copy_from_slice(&src[at..at + len]);
     match n {

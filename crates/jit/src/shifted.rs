@@ -33,7 +33,7 @@
 //! are `y` or `dy` itself when `Wp = Wo`.
 
 #[cfg(target_arch = "x86_64")]
-use crate::conv::ConvStep;
+use crate::conv::{copy_row, ConvStep};
 use crate::conv::{ConvAxis, ConvKind};
 #[cfg(target_arch = "x86_64")]
 use crate::convkern::{Mat, Rows, Simd, Table};
@@ -65,14 +65,13 @@ pub(crate) struct Shifted {
     /// Floats between two channels' planes: `Hp·Wp` copied, the input's
     /// plane in place.
     channel: usize,
-    /// Whether the input is copied into the plane (else it is the plane).
-    copy: bool,
     /// Wide output positions `Q`.
     wide: usize,
     /// Plane offset of each patch-matrix row: row `c·k + tap`, for the input
     /// gradient row `tap·cg + c` (`kk` of them).
     offsets: Vec<usize>,
-    /// Floats of one sample's planes (0 in place).
+    /// Floats of one sample's planes (0 in place: `cg·channel` otherwise,
+    /// never 0).
     planes: usize,
     /// Floats of one sample's wide rows (0 when they are `y` or `dy`).
     wides: usize,
@@ -140,7 +139,6 @@ impl Shifted {
             pad: (a0.pad_lo, a1.pad_lo),
             plane,
             channel,
-            copy,
             wide,
             offsets,
             planes,
@@ -165,6 +163,11 @@ impl Shifted {
 
 #[cfg(target_arch = "x86_64")]
 impl Shifted {
+    /// Whether the input is copied into the plane (else it is the plane).
+    fn copied(&self) -> bool {
+        self.planes != 0
+    }
+
     /// Copies one sample's channel group at `x` (`cg` planes of the input)
     /// into `planes`, padding as zeros.
     ///
@@ -227,14 +230,7 @@ impl Shifted {
     ///
     /// # Safety
     /// `dy` holds `og` output planes and `wide` `og · Q` floats, apart.
-    #[inline(always)]
-    unsafe fn rows<S: Simd, const SPREAD: bool>(
-        &self,
-        s: S,
-        og: usize,
-        dy: *mut f32,
-        wide: *mut f32,
-    ) {
+    unsafe fn rows<const SPREAD: bool>(&self, og: usize, dy: *mut f32, wide: *mut f32) {
         let ((ho, wo), wp) = (self.output, self.plane.1);
         // SAFETY: channel o < og, output row oy < ho: `wo` floats at `oy·wo`
         // of its plane and at `oy·wp` of its wide row; the wide rows are
@@ -246,11 +242,12 @@ impl Shifted {
             for o in 0..og {
                 let (plane, wide) = (dy.add(o * ho * wo), wide.add(o * self.wide));
                 for oy in 0..ho {
-                    let (out, row) = (plane.add(oy * wo), wide.add(oy * wp));
+                    let out = std::slice::from_raw_parts_mut(plane.add(oy * wo), wo);
+                    let row = std::slice::from_raw_parts_mut(wide.add(oy * wp), wo);
                     if SPREAD {
-                        copy(s, out, row, wo);
+                        copy_row(row, out);
                     } else {
-                        copy(s, row, out, wo);
+                        copy_row(out, row);
                     }
                 }
             }
@@ -290,7 +287,7 @@ impl Shifted {
             let wides = scratch.add(step.tile * self.planes);
             // The plane of sample n (the t-th of its tile), filled.
             let plane = |n: usize, g: usize, t: usize| {
-                if self.copy {
+                if self.copied() {
                     let p = planes.add(t * self.planes);
                     self.fill_planes(cg, x_of(n, g), p);
                     p.cast_const()
@@ -321,7 +318,7 @@ impl Shifted {
                             let dst = if self.wides == 0 { y_of(n, g) } else { wides };
                             bcast(s, (og, q, kk), w, rows, Mat::rows(dst, q), false);
                             if self.wides != 0 {
-                                self.rows::<S, false>(s, og, y_of(n, g), wides);
+                                self.rows::<false>(og, y_of(n, g), wides);
                             }
                         }
                     }
@@ -336,10 +333,10 @@ impl Shifted {
                                 plane(n, g, n - t0);
                                 if self.wides != 0 {
                                     let wide = wides.add((n - t0) * self.wides);
-                                    self.rows::<S, true>(s, og, y_of(n, g), wide);
+                                    self.rows::<true>(og, y_of(n, g), wide);
                                 }
                             }
-                            let b = if self.copy {
+                            let b = if self.copied() {
                                 (planes.cast_const(), self.planes)
                             } else {
                                 (x_of(t0, g).cast_const(), step.c * in_sp)
@@ -375,12 +372,12 @@ impl Shifted {
                             }
                         }
                         for n in lo..hi {
-                            let dst = if self.copy { planes } else { x_of(n, g) };
+                            let dst = if self.copied() { planes } else { x_of(n, g) };
                             std::ptr::write_bytes(dst, 0, cg * self.channel);
                             let dy = if self.wides == 0 {
                                 y_of(n, g)
                             } else {
-                                self.rows::<S, true>(s, og, y_of(n, g), wides);
+                                self.rows::<true>(og, y_of(n, g), wides);
                                 wides
                             };
                             let rows = Table {
@@ -392,7 +389,7 @@ impl Shifted {
                                 Mat::rows(dy.cast_const(), q),
                             );
                             bcast(s, (kk, q, og), wt, dy, rows, true);
-                            if self.copy {
+                            if self.copied() {
                                 self.cut_planes(cg, planes, x_of(n, g));
                             }
                         }
@@ -400,35 +397,5 @@ impl Shifted {
                 }
             }
         }
-    }
-}
-
-/// Copies `len` floats from `src` to `dst` in vectors, the last one
-/// overlapping the one before (masked only when `len < LANES`): the rows of
-/// `y` and `dy` cut from or spread to the wide rows, a few dozen floats each,
-/// where a `memcpy` call per row cost more (lenet conv2's forward 1,040 →
-/// 1,011 µs, its weight gradient 1,090 → 1,031 on one Zen 1 thread) and a
-/// masked tail on every row more still.
-///
-/// # Safety
-/// `src` readable and `dst` writable for `len` floats, apart.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-unsafe fn copy<S: Simd>(s: S, src: *const f32, dst: *mut f32, len: usize) {
-    let l = S::LANES;
-    // SAFETY: every vector covers floats below `len`: the caller's guarantee.
-    unsafe {
-        if len < l {
-            let mask = s.lanes(len);
-            s.store(dst, mask, s.load(mask, src));
-            return;
-        }
-        let full = s.lanes(l);
-        let mut i = 0;
-        while i + l < len {
-            s.store(dst.add(i), full, s.load(full, src.add(i)));
-            i += l;
-        }
-        s.store(dst.add(len - l), full, s.load(full, src.add(len - l)));
     }
 }
